@@ -1,0 +1,98 @@
+"""Domain errors. One base class; scoring errors carry their HTTP status, enrichment errors say
+whether a retry may help (entry points map them to ack / retry / dead-letter in one place)."""
+
+from __future__ import annotations
+
+
+class TxguardError(Exception):
+    """Base of every txguard error."""
+
+
+# Contract --------------------------------------------------------------------------------------
+class InvalidEventError(TxguardError):
+    """A message that no redelivery will fix (not UTF-8, not JSON, schema error)."""
+
+    def __init__(self, reason: str, kind: str = "schema") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind
+
+
+# Registry / model ----------------------------------------------------------------------------
+class RegistryError(TxguardError):
+    """Registry misuse or inconsistent registry state."""
+
+
+class ModelNotFoundError(RegistryError):
+    """The named version or alias does not exist."""
+
+
+class ChecksumMismatchError(RegistryError):
+    """An artifact's SHA-256 differs from the one recorded in its metadata."""
+
+
+class ConcurrentUpdateError(RegistryError):
+    """Someone else changed an alias or took a version number first (generation precondition)."""
+
+
+class QualityGateError(TxguardError):
+    """A trained model does not pass the quality gate."""
+
+
+class DataFileError(TxguardError):
+    """A user's training or scoring file is malformed; the message names the first bad row."""
+
+
+# Scoring -------------------------------------------------------------------------------------
+class ScoringError(TxguardError):
+    status: int = 500
+
+    def __init__(self, message: str, details: object | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class BadRequestError(ScoringError):
+    status = 400
+
+
+class ValidationFailedError(ScoringError):
+    status = 422
+
+
+class PayloadTooLargeError(ScoringError):
+    status = 413
+
+
+class UnsupportedMediaTypeError(ScoringError):
+    status = 415
+
+
+class NotFoundError(ScoringError):
+    status = 404
+
+
+class MethodNotAllowedError(ScoringError):
+    status = 405
+
+
+class ModelUnavailableError(ScoringError):
+    status = 503
+
+
+# Enrichment -----------------------------------------------------------------------------------
+class RetryableError(TxguardError):
+    """A failure that may pass (store or scoring unavailable, timeout, 5xx): let Pub/Sub redeliver."""
+
+
+class StoreUnavailableError(RetryableError):
+    pass
+
+
+class ScoringUnavailableError(RetryableError):
+    pass
+
+
+class PermanentError(TxguardError):
+    """A failure that will not pass on retry, for a message that is otherwise valid."""

@@ -1,0 +1,93 @@
+"""Single source of truth for resource names and delivery settings.
+
+Read by the functions (settings defaults), by the Pulumi program (infra/) and by the local
+emulator stack (scripts/), so a topic or subscription is never retyped anywhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Topics -------------------------------------------------------------------------------------
+TRANSACTIONS_TOPIC = "transactions"
+DECISIONS_TOPIC = "decisions"
+INVALID_TOPIC = "invalid"
+DEAD_LETTER_TOPIC = "transactions-dead-letter"
+
+# Subscriptions --------------------------------------------------------------------------------
+ENRICH_PUSH_SUBSCRIPTION = "transactions-enrich-push"
+DEAD_LETTER_SUBSCRIPTION = "transactions-dead-letter-inspect"
+DECISIONS_SUBSCRIPTION = "decisions-tail"
+INVALID_SUBSCRIPTION = "invalid-inspect"
+
+# Functions ------------------------------------------------------------------------------------
+SCORING_FUNCTION = "txguard-score"
+ENRICH_FUNCTION = "txguard-enrich"
+SCORING_ENTRY_POINT = "score"
+ENRICH_ENTRY_POINT = "enrich"
+
+# Firestore collections --------------------------------------------------------------------------
+WALLETS_COLLECTION = "wallets"
+PROCESSED_COLLECTION = "processed_transactions"
+
+# Message attributes -----------------------------------------------------------------------------
+ATTR_REASON = "reason"
+ATTR_ERROR_KIND = "error_kind"
+ATTR_DECISION = "decision"
+ATTR_MODEL_VERSION = "model_version"
+ATTR_TRANSACTION_ID = "transaction_id"
+ATTR_PUBLISHED_AT = "published_at"  # epoch ms set by the publisher, for end-to-end latency
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    retention_seconds: int = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class SubscriptionSpec:
+    """A subscription as production declares it; `push_to` names the function it pushes to."""
+
+    name: str
+    topic: str
+    ack_deadline_seconds: int = 60
+    retention_seconds: int = 7 * 24 * 3600
+    push_to: str | None = None
+    dead_letter_topic: str | None = None
+    max_delivery_attempts: int = 5
+    min_backoff_seconds: int = 1
+    max_backoff_seconds: int = 60
+    # Ordering is not combined with dead-lettering: ordering keys do not survive a dead letter,
+    # and the Pub/Sub emulator stops pushing after the first dead letter when both are set.
+    enable_message_ordering: bool = False
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(TRANSACTIONS_TOPIC),
+    TopicSpec(DECISIONS_TOPIC),
+    TopicSpec(INVALID_TOPIC, retention_seconds=31 * 24 * 3600),
+    TopicSpec(DEAD_LETTER_TOPIC, retention_seconds=31 * 24 * 3600),
+)
+
+SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
+    SubscriptionSpec(
+        ENRICH_PUSH_SUBSCRIPTION,
+        TRANSACTIONS_TOPIC,
+        push_to=ENRICH_FUNCTION,
+        dead_letter_topic=DEAD_LETTER_TOPIC,
+        max_delivery_attempts=10,
+        min_backoff_seconds=1,
+        max_backoff_seconds=60,
+    ),
+    SubscriptionSpec(DEAD_LETTER_SUBSCRIPTION, DEAD_LETTER_TOPIC, retention_seconds=31 * 24 * 3600),
+    SubscriptionSpec(DECISIONS_SUBSCRIPTION, DECISIONS_TOPIC, enable_message_ordering=True),
+    SubscriptionSpec(INVALID_SUBSCRIPTION, INVALID_TOPIC, retention_seconds=31 * 24 * 3600),
+)
+
+
+def subscription(name: str) -> SubscriptionSpec:
+    for spec in SUBSCRIPTIONS:
+        if spec.name == name:
+            return spec
+    raise KeyError(name)
