@@ -1,0 +1,25 @@
+"""Convert a fitted scikit-learn classifier to ONNX, the serving artifact.
+
+ONNX is what the scoring function loads: onnxruntime scores one row in microseconds (scikit-learn
+costs ~1 ms per single-row call) and loading it executes no code from the file, unlike pickle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+INPUT_NAME = "input"
+
+
+def to_onnx(estimator: Any, n_features: int) -> bytes:
+    """ONNX bytes whose second output is the (n, 2) float32 probability matrix."""
+    from skl2onnx import to_onnx as _to_onnx  # noqa: PLC0415 - heavy, training-time only
+    from skl2onnx.common.data_types import FloatTensorType  # noqa: PLC0415
+
+    onx = _to_onnx(
+        estimator,
+        initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))],
+        options={id(estimator): {"zipmap": False}},
+        target_opset={"": 17, "ai.onnx.ml": 3},
+    )
+    return onx.SerializeToString()
