@@ -1,0 +1,119 @@
+"""Source archives of the Cloud Run functions: deterministic zips named by their content hash.
+
+A function's archive holds, at its root, everything in `functions/<name>/` (its `main.py`), the
+`shared/` package (its `.py` files plus the package data pyproject declares, never `__pycache__`)
+and a `requirements.txt` pinning pyproject's runtime dependencies to the versions installed in the
+environment that ran the tests. Entries are sorted and carry a fixed timestamp and mode, so the
+same sources give the same bytes; the object is named `<name>-<sha256[:16]>.zip`, so a code or pin
+change uploads a new object (and redeploys the function) and no change is a no-op for `pulumi up`.
+
+Pure Python (no Pulumi import): the tests build and boot these archives directly.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import io
+import tomllib
+import zipfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can hold
+_SKIP_DIRS = {"__pycache__", "tests", ".pytest_cache", ".ruff_cache"}
+_SKIP_SUFFIXES = {".pyc", ".pyo"}
+
+
+@dataclass(frozen=True)
+class Archive:
+    function: str  # folder under functions/, e.g. "score"
+    path: Path
+    sha256: str
+    files: tuple[str, ...]
+
+    @property
+    def object_name(self) -> str:
+        return f"{self.function}-{self.sha256[:16]}.zip"
+
+
+def _pyproject(root: Path) -> dict:
+    return tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def pinned_requirements(root: Path = ROOT) -> str:
+    """`name==installed version` for each runtime dependency of pyproject ([project.dependencies]).
+
+    Pinning to what the test suite ran against (instead of the open ranges in pyproject) makes the
+    cloud build install the versions that were tested; only top-level packages are pinned.
+    """
+    lines = []
+    for spec in _pyproject(root)["project"]["dependencies"]:
+        req = Requirement(spec)
+        extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
+        version = metadata.version(req.name)
+        marker = f"; {req.marker}" if req.marker else ""
+        lines.append(f"{req.name}{extras}=={version}{marker}")
+    return "\n".join(sorted(lines, key=str.lower)) + "\n"
+
+
+def _shared_data_patterns(root: Path) -> list[str]:
+    data = _pyproject(root).get("tool", {}).get("setuptools", {}).get("package-data", {})
+    return list(data.get("shared", []))
+
+
+def _walk(folder: Path) -> list[Path]:
+    found = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if not path.is_file() or any(part in _SKIP_DIRS or part.startswith(".") for part in rel.parts):
+            continue
+        if path.suffix in _SKIP_SUFFIXES:
+            continue
+        found.append(path)
+    return found
+
+
+def archive_contents(function: str, root: Path = ROOT) -> dict[str, bytes]:
+    """Archive path -> bytes of everything a function's zip holds."""
+    contents: dict[str, bytes] = {}
+    function_dir = root / "functions" / function
+    for path in _walk(function_dir) if function_dir.is_dir() else []:
+        contents[path.relative_to(function_dir).as_posix()] = path.read_bytes()
+    patterns = _shared_data_patterns(root)
+    shared_dir = root / "shared"
+    for path in _walk(shared_dir):
+        rel = path.relative_to(shared_dir).as_posix()
+        if path.suffix == ".py" or any(fnmatch.fnmatch(rel, pattern) for pattern in patterns):
+            contents[f"shared/{rel}"] = path.read_bytes()
+    contents["requirements.txt"] = pinned_requirements(root).encode()
+    return contents
+
+
+def zip_bytes(contents: dict[str, bytes]) -> bytes:
+    """A zip whose bytes depend only on the entries' names and contents."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name in sorted(contents):
+            info = zipfile.ZipInfo(name, date_time=FIXED_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3  # unix, so the mode below is honoured
+            info.external_attr = (0o100644 & 0xFFFF) << 16
+            zf.writestr(info, contents[name], compresslevel=9)
+    return buffer.getvalue()
+
+
+def build_archive(function: str, out_dir: Path, root: Path = ROOT) -> Archive:
+    """Write `<out_dir>/<function>-<hash>.zip` (idempotent) and describe it."""
+    contents = archive_contents(function, root)
+    data = zip_bytes(contents)
+    digest = hashlib.sha256(data).hexdigest()
+    archive = Archive(function, out_dir / f"{function}-{digest[:16]}.zip", digest, tuple(sorted(contents)))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not archive.path.exists() or archive.path.read_bytes() != data:
+        archive.path.write_bytes(data)
+    return archive

@@ -1,0 +1,196 @@
+"""Stack configuration, read once from `pulumi.Config` into a typed, validated object.
+
+Every tunable of the deployment is a stack config key with a default here, so `Pulumi.<stack>.yaml`
+only lists what differs from the defaults. The defaults are the seed capacity figures explained in
+docs/capacity.md ("Deployed defaults"); docs/deploy.md has the table of keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+
+from shared import names
+
+PROJECT_KEY = "txguard"  # config namespace: `pulumi config set txguard:<key> <value>`
+
+# Scoring is CPU-bound (ONNX inference): one thread per gunicorn worker, one worker per CPU.
+# TODO(lead): read these from shared/ once helper B defines scoring server defaults there.
+DEFAULT_SCORING_WORKERS = 2
+DEFAULT_SCORING_THREADS = 1
+
+_CPU_VALUES = ("0.083", "0.167", "0.333", "0.5", "0.583", "1", "2", "4", "6", "8")
+_INGRESS = ("ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB")
+
+
+class ConfigError(ValueError):
+    """A stack config value that Cloud Run functions would reject, caught before `pulumi up`."""
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """Capacity and runtime knobs of one Cloud Run function (gen2)."""
+
+    concurrency: int
+    min_instances: int
+    max_instances: int
+    cpu: str
+    memory: str
+    timeout_seconds: int
+    ingress: str
+    workers: int
+    threads: int
+
+    def validate(self, label: str) -> None:
+        if self.concurrency < 1 or self.concurrency > 1000:
+            raise ConfigError(f"{label}: concurrency must be in 1..1000, got {self.concurrency}")
+        if not 0 <= self.min_instances <= self.max_instances:
+            raise ConfigError(f"{label}: need 0 <= minInstances <= maxInstances, got "
+                              f"{self.min_instances}/{self.max_instances}")
+        if self.cpu not in _CPU_VALUES:
+            raise ConfigError(f"{label}: cpu must be one of {_CPU_VALUES}, got {self.cpu!r}")
+        if self.concurrency > 1 and float(self.cpu) < 1:
+            raise ConfigError(f"{label}: concurrency > 1 needs at least 1 CPU, got {self.cpu}")
+        if not (self.memory.endswith("Mi") or self.memory.endswith("Gi")):
+            raise ConfigError(f"{label}: memory must be like 512Mi or 2Gi, got {self.memory!r}")
+        if not 1 <= self.timeout_seconds <= 3600:
+            raise ConfigError(f"{label}: timeoutSeconds must be in 1..3600, got {self.timeout_seconds}")
+        if self.ingress not in _INGRESS:
+            raise ConfigError(f"{label}: ingress must be one of {_INGRESS}, got {self.ingress!r}")
+        if self.workers < 1 or self.threads < 1:
+            raise ConfigError(f"{label}: workers and threads must be >= 1")
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    """Retry and dead-letter policy of the enrichment push subscription."""
+
+    max_delivery_attempts: int
+    min_backoff_seconds: int
+    max_backoff_seconds: int
+    ack_deadline_seconds: int
+
+    def validate(self) -> None:
+        if not 5 <= self.max_delivery_attempts <= 100:
+            raise ConfigError("maxDeliveryAttempts must be in 5..100 (Pub/Sub limits)")
+        if not 0 <= self.min_backoff_seconds <= self.max_backoff_seconds <= 600:
+            raise ConfigError("need 0 <= minBackoffSeconds <= maxBackoffSeconds <= 600")
+        if not 10 <= self.ack_deadline_seconds <= 600:
+            raise ConfigError("ackDeadlineSeconds must be in 10..600")
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    project: str
+    region: str
+    stack: str
+    prefix: str
+    scoring: FunctionConfig
+    enrich: FunctionConfig
+    delivery: DeliveryConfig
+    models_bucket: str
+    sources_bucket: str
+    model_uri: str
+    python_runtime: str
+    log_level: str
+    firestore_database: str
+    firestore_location: str
+    processed_ttl_days: int
+    ttl_policy: bool
+    model_versions_retention_days: int
+    force_destroy: bool
+    build_service_account: bool
+    enable_apis: bool
+    latency_sla_ms: float
+    error_rate_threshold: float
+    alert_emails: tuple[str, ...] = field(default_factory=tuple)
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        self.scoring.validate("scoring")
+        self.enrich.validate("enrich")
+        self.delivery.validate()
+        if self.enrich.timeout_seconds > self.delivery.ack_deadline_seconds:
+            # Pub/Sub would redeliver a message the function is still working on.
+            raise ConfigError("enrichTimeoutSeconds must not exceed the push ackDeadlineSeconds")
+        if self.scoring.min_instances < 1:
+            pulumi.log.warn("scoringMinInstances is 0: the first transaction after idle pays a cold start")
+        if not 0 < self.error_rate_threshold < 1:
+            raise ConfigError("errorRateThreshold is a fraction in (0, 1)")
+
+
+def _function(cfg: pulumi.Config, prefix: str, *, min_instances: int, timeout: int, ingress: str,
+              workers: int, threads: int) -> FunctionConfig:
+    return FunctionConfig(
+        concurrency=cfg.get_int(f"{prefix}Concurrency") or 10,
+        min_instances=_int(cfg, f"{prefix}MinInstances", min_instances),
+        max_instances=cfg.get_int(f"{prefix}MaxInstances") or 100,
+        cpu=cfg.get(f"{prefix}Cpu") or "2",
+        memory=cfg.get(f"{prefix}Memory") or "2Gi",
+        timeout_seconds=cfg.get_int(f"{prefix}TimeoutSeconds") or timeout,
+        ingress=cfg.get(f"{prefix}Ingress") or ingress,
+        workers=cfg.get_int(f"{prefix}Workers") or workers,
+        threads=cfg.get_int(f"{prefix}Threads") or threads,
+    )
+
+
+def _int(cfg: pulumi.Config, key: str, default: int) -> int:
+    """`get_int(...) or default` would turn an explicit 0 into the default."""
+    value = cfg.get_int(key)
+    return default if value is None else value
+
+
+def _bool(cfg: pulumi.Config, key: str, default: bool) -> bool:
+    value = cfg.get_bool(key)
+    return default if value is None else value
+
+
+def load() -> StackConfig:
+    """Read the whole stack config once; the components receive this object, never `pulumi.Config`."""
+    cfg = pulumi.Config(PROJECT_KEY)
+    gcp = pulumi.Config("gcp")
+    project = cfg.get("project") or gcp.require("project")
+    region = cfg.get("region") or gcp.get("region") or "europe-west1"
+    stack = pulumi.get_stack()
+    prefix = cfg.get("prefix") or "txguard"
+    push = names.subscription(names.ENRICH_PUSH_SUBSCRIPTION)
+    enrich_concurrency = cfg.get_int("enrichConcurrency") or 10
+    models_bucket = cfg.get("modelsBucket") or f"{project}-{prefix}-models"
+    model_alias = cfg.get("modelAlias") or "production"
+    config = StackConfig(
+        project=project,
+        region=region,
+        stack=stack,
+        prefix=prefix,
+        scoring=_function(cfg, "scoring", min_instances=1, timeout=30, ingress="ALLOW_ALL",
+                          workers=DEFAULT_SCORING_WORKERS, threads=DEFAULT_SCORING_THREADS),
+        # I/O-bound: one worker, as many threads as concurrent requests, so none waits in a queue.
+        enrich=_function(cfg, "enrich", min_instances=0, timeout=push.ack_deadline_seconds,
+                         ingress="ALLOW_INTERNAL_ONLY", workers=1, threads=enrich_concurrency),
+        delivery=DeliveryConfig(
+            max_delivery_attempts=cfg.get_int("maxDeliveryAttempts") or push.max_delivery_attempts,
+            min_backoff_seconds=_int(cfg, "minBackoffSeconds", push.min_backoff_seconds),
+            max_backoff_seconds=cfg.get_int("maxBackoffSeconds") or push.max_backoff_seconds,
+            ack_deadline_seconds=cfg.get_int("ackDeadlineSeconds") or push.ack_deadline_seconds,
+        ),
+        models_bucket=models_bucket,
+        sources_bucket=cfg.get("sourcesBucket") or f"{project}-{prefix}-sources",
+        model_uri=cfg.get("modelUri") or f"gs://{models_bucket}/registry@{model_alias}",
+        python_runtime=cfg.get("pythonRuntime") or "python311",
+        log_level=cfg.get("logLevel") or "INFO",
+        firestore_database=cfg.get("firestoreDatabase") or "(default)",
+        firestore_location=cfg.get("firestoreLocation") or region,
+        processed_ttl_days=cfg.get_int("processedTtlDays") or 7,
+        ttl_policy=_bool(cfg, "firestoreTtlPolicy", True),
+        model_versions_retention_days=cfg.get_int("modelVersionsRetentionDays") or 90,
+        force_destroy=_bool(cfg, "forceDestroy", False),
+        build_service_account=_bool(cfg, "buildServiceAccount", True),
+        enable_apis=_bool(cfg, "enableApis", True),
+        latency_sla_ms=cfg.get_float("latencySlaMs") or 150.0,
+        error_rate_threshold=cfg.get_float("errorRateThreshold") or 0.01,
+        alert_emails=tuple(cfg.get_object("alertEmails") or ()),
+        labels={"app": "txguard", "stack": stack.lower()},
+    )
+    config.validate()
+    return config

@@ -1,0 +1,53 @@
+"""The Firestore (native mode) database behind the enrichment history store, and its TTL policy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.config import StackConfig
+from infra.services import child_options
+from shared import names
+
+TTL_FIELD = "expires_at"
+
+
+class HistoryStore(pulumi.ComponentResource):
+    """Delete protection is on unless `forceDestroy` (dev): the history is what the features come from.
+
+    The TTL policy lets Firestore delete processed-transaction markers (idempotency records) once
+    `expires_at` has passed; the enrichment function writes that field `processedTtlDays` ahead.
+    The field is also excluded from single-field indexes: a monotonically increasing indexed
+    timestamp is a write hotspot, and nothing queries it.
+    """
+
+    def __init__(self, name: str, cfg: StackConfig, depends_on: Sequence[pulumi.Resource] = (),
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("txguard:infra:HistoryStore", name, None, opts)
+        child = child_options(self, depends_on)
+        self.database = gcp.firestore.Database(
+            "history",
+            name=cfg.firestore_database,
+            project=cfg.project,
+            location_id=cfg.firestore_location,
+            type="FIRESTORE_NATIVE",
+            delete_protection_state="DELETE_PROTECTION_DISABLED" if cfg.force_destroy
+            else "DELETE_PROTECTION_ENABLED",
+            deletion_policy="DELETE" if cfg.force_destroy else "ABANDON",
+            opts=child,
+        )
+        self.ttl_field = None
+        if cfg.ttl_policy:
+            self.ttl_field = gcp.firestore.Field(
+                "processed-ttl",
+                project=cfg.project,
+                database=self.database.name,
+                collection=names.PROCESSED_COLLECTION,
+                field=TTL_FIELD,
+                ttl_config=gcp.firestore.FieldTtlConfigArgs(),
+                index_config=gcp.firestore.FieldIndexConfigArgs(indexes=[]),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        self.register_outputs({"database": self.database.name})

@@ -1,0 +1,101 @@
+"""Pub/Sub topics and subscriptions, declared exactly as shared/names.py specifies them.
+
+Names, retention, ack deadlines, backoff, dead-letter topics and ordering all come from
+`names.TOPICS` / `names.SUBSCRIPTIONS` (the local emulator stack reads the same specs); only the
+enrichment push subscription's delivery policy can be tuned per stack (config.DeliveryConfig).
+A push subscription is authenticated with an OIDC token of the push service account whose audience
+is the function URL; see docs/infra.md for why the push subscription is ours and not Eventarc's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.config import StackConfig
+from infra.services import child_options
+from shared import names
+
+
+def _duration(seconds: int) -> str:
+    return f"{seconds}s"
+
+
+class Messaging(pulumi.ComponentResource):
+    def __init__(
+        self,
+        name: str,
+        cfg: StackConfig,
+        push_endpoints: Mapping[str, pulumi.Input[str]],
+        push_service_account: pulumi.Input[str],
+        depends_on: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        """`push_endpoints` maps a function name (SubscriptionSpec.push_to) to its URL."""
+        super().__init__("txguard:infra:Messaging", name, None, opts)
+        child = child_options(self, depends_on)
+        self.topics: dict[str, gcp.pubsub.Topic] = {
+            spec.name: gcp.pubsub.Topic(
+                spec.name,
+                name=spec.name,
+                project=cfg.project,
+                message_retention_duration=_duration(spec.retention_seconds),
+                labels=cfg.labels,
+                opts=child,
+            )
+            for spec in names.TOPICS
+        }
+        self.subscriptions: dict[str, gcp.pubsub.Subscription] = {}
+        for spec in names.SUBSCRIPTIONS:
+            self.subscriptions[spec.name] = self._subscription(cfg, spec, push_endpoints, push_service_account)
+        self.register_outputs({
+            "topics": {key: topic.name for key, topic in self.topics.items()},
+            "subscriptions": {key: sub.name for key, sub in self.subscriptions.items()},
+        })
+
+    def _subscription(
+        self,
+        cfg: StackConfig,
+        spec: names.SubscriptionSpec,
+        push_endpoints: Mapping[str, pulumi.Input[str]],
+        push_service_account: pulumi.Input[str],
+    ) -> gcp.pubsub.Subscription:
+        ack_deadline, min_backoff, max_backoff = (
+            spec.ack_deadline_seconds, spec.min_backoff_seconds, spec.max_backoff_seconds)
+        attempts = spec.max_delivery_attempts
+        if spec.name == names.ENRICH_PUSH_SUBSCRIPTION:  # the one whose delivery is tunable per stack
+            d = cfg.delivery
+            ack_deadline, min_backoff, max_backoff, attempts = (
+                d.ack_deadline_seconds, d.min_backoff_seconds, d.max_backoff_seconds, d.max_delivery_attempts)
+        push_config = None
+        if spec.push_to is not None:
+            endpoint = push_endpoints[spec.push_to]
+            push_config = gcp.pubsub.SubscriptionPushConfigArgs(
+                push_endpoint=endpoint,
+                oidc_token=gcp.pubsub.SubscriptionPushConfigOidcTokenArgs(
+                    service_account_email=push_service_account, audience=endpoint),
+            )
+        dead_letter = None
+        if spec.dead_letter_topic is not None:
+            dead_letter = gcp.pubsub.SubscriptionDeadLetterPolicyArgs(
+                dead_letter_topic=self.topics[spec.dead_letter_topic].id, max_delivery_attempts=attempts)
+        return gcp.pubsub.Subscription(
+            spec.name,
+            name=spec.name,
+            project=cfg.project,
+            topic=self.topics[spec.topic].id,
+            ack_deadline_seconds=ack_deadline,
+            message_retention_duration=_duration(spec.retention_seconds),
+            enable_message_ordering=spec.enable_message_ordering,
+            retry_policy=gcp.pubsub.SubscriptionRetryPolicyArgs(
+                minimum_backoff=_duration(min_backoff), maximum_backoff=_duration(max_backoff)),
+            dead_letter_policy=dead_letter,
+            push_config=push_config,
+            # Default is to delete a subscription after 31 idle days: a quiet dead-letter inspection
+            # subscription would silently vanish. Empty ttl = never expire.
+            expiration_policy=gcp.pubsub.SubscriptionExpirationPolicyArgs(ttl=""),
+            labels=cfg.labels,
+            opts=pulumi.ResourceOptions(parent=self),
+        )

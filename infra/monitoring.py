@@ -1,0 +1,232 @@
+"""Monitoring as code: log-based metrics from the functions' JSON logs, alert policies, a dashboard.
+
+The functions log one JSON line per scored transaction (shared/logs.py), which Cloud Logging
+parses into `jsonPayload`; the metrics below extract `decision`, `model_version` and
+`latency_ms` from those lines. Error rate uses Cloud Run's own request counts (a crashed or
+timed-out request logs nothing of ours), and the dead-letter alert Pub/Sub's backlog metric.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.config import StackConfig
+from infra.services import child_options
+from shared import names
+
+DECISIONS_METRIC = "txguard_decisions"
+LATENCY_METRIC = "txguard_scoring_latency"
+ERRORS_METRIC = "txguard_error_logs"
+USER_METRIC = "logging.googleapis.com/user/"
+REQUESTS_METRIC = "run.googleapis.com/request_count"
+BACKLOG_METRIC = "pubsub.googleapis.com/subscription/num_undelivered_messages"
+FIVE_MINUTES = "300s"
+
+
+def _service_filter(service: str) -> str:
+    return f'resource.type="cloud_run_revision" AND resource.labels.service_name="{service}"'
+
+
+def _requests_filter(service: str, server_errors: bool) -> str:
+    base = (f'metric.type="{REQUESTS_METRIC}" AND resource.type="cloud_run_revision" '
+            f'AND resource.label.service_name="{service}"')
+    return base + (' AND metric.label.response_code_class="5xx"' if server_errors else "")
+
+
+def _backlog_filter(subscription: str) -> str:
+    return (f'metric.type="{BACKLOG_METRIC}" AND resource.type="pubsub_subscription" '
+            f'AND resource.label.subscription_id="{subscription}"')
+
+
+def _sum_rate(group_by: Sequence[str] = ()) -> gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs:
+    return gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(
+        alignment_period="60s", per_series_aligner="ALIGN_RATE", cross_series_reducer="REDUCE_SUM",
+        group_by_fields=list(group_by))
+
+
+class Monitoring(pulumi.ComponentResource):
+    def __init__(self, name: str, cfg: StackConfig, depends_on: Sequence[pulumi.Resource] = (),
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("txguard:infra:Monitoring", name, None, opts)
+        child = child_options(self, depends_on)
+        scoring_logs = _service_filter(names.SCORING_FUNCTION)
+        self.decisions = gcp.logging.Metric(
+            "decisions",
+            name=DECISIONS_METRIC,
+            project=cfg.project,
+            description="Scored transactions by decision and model version",
+            filter=f"{scoring_logs} AND jsonPayload.decision:*",
+            metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
+                metric_kind="DELTA", value_type="INT64", unit="1",
+                labels=[
+                    gcp.logging.MetricMetricDescriptorLabelArgs(key="decision", value_type="STRING"),
+                    gcp.logging.MetricMetricDescriptorLabelArgs(key="model_version", value_type="STRING"),
+                ]),
+            label_extractors={"decision": "EXTRACT(jsonPayload.decision)",
+                              "model_version": "EXTRACT(jsonPayload.model_version)"},
+            opts=child,
+        )
+        self.latency = gcp.logging.Metric(
+            "scoring-latency",
+            name=LATENCY_METRIC,
+            project=cfg.project,
+            description="Scoring latency (ms) as logged by the scoring function",
+            filter=f"{scoring_logs} AND jsonPayload.latency_ms:*",
+            value_extractor="EXTRACT(jsonPayload.latency_ms)",
+            metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
+                metric_kind="DELTA", value_type="DISTRIBUTION", unit="ms",
+                labels=[gcp.logging.MetricMetricDescriptorLabelArgs(key="model_version", value_type="STRING")]),
+            label_extractors={"model_version": "EXTRACT(jsonPayload.model_version)"},
+            # 1 ms * 1.25^k up to ~20 s: fine resolution around the 150 ms SLA.
+            bucket_options=gcp.logging.MetricBucketOptionsArgs(
+                exponential_buckets=gcp.logging.MetricBucketOptionsExponentialBucketsArgs(
+                    num_finite_buckets=45, growth_factor=1.25, scale=1)),
+            opts=child,
+        )
+        self.error_logs = gcp.logging.Metric(
+            "error-logs",
+            name=ERRORS_METRIC,
+            project=cfg.project,
+            description="ERROR (or worse) log lines of the txguard functions",
+            filter=('resource.type="cloud_run_revision" AND severity>=ERROR AND resource.labels.service_name=('
+                    f'"{names.SCORING_FUNCTION}" OR "{names.ENRICH_FUNCTION}")'),
+            metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(metric_kind="DELTA", value_type="INT64"),
+            opts=child,
+        )
+        metrics = [self.decisions, self.latency, self.error_logs]
+        after_metrics = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, *metrics])
+        self.channels = [
+            gcp.monitoring.NotificationChannel(
+                f"email-{i}", project=cfg.project, type="email", display_name=f"txguard alerts ({email})",
+                labels={"email_address": email}, opts=child)
+            for i, email in enumerate(cfg.alert_emails)
+        ]
+        channel_ids = [channel.id for channel in self.channels]
+        self.alerts = [
+            self._error_rate_alert(cfg, channel_ids, after_metrics),
+            self._latency_alert(cfg, channel_ids, after_metrics),
+            self._dead_letter_alert(cfg, channel_ids, after_metrics),
+        ]
+        self.dashboard = gcp.monitoring.Dashboard(
+            "dashboard", project=cfg.project, dashboard_json=json.dumps(dashboard(cfg)), opts=after_metrics)
+        self.register_outputs({"dashboard": self.dashboard.id})
+
+    @staticmethod
+    def _error_rate_alert(cfg: StackConfig, channels: list, opts: pulumi.ResourceOptions) -> gcp.monitoring.AlertPolicy:
+        conditions = [
+            gcp.monitoring.AlertPolicyConditionArgs(
+                display_name=f"{service}: 5xx ratio > {cfg.error_rate_threshold:.1%} for 5 min",
+                condition_threshold=gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
+                    filter=_requests_filter(service, server_errors=True),
+                    denominator_filter=_requests_filter(service, server_errors=False),
+                    aggregations=[_sum_rate(["resource.label.service_name"])],
+                    denominator_aggregations=[_sum_rate(["resource.label.service_name"])],
+                    comparison="COMPARISON_GT",
+                    threshold_value=cfg.error_rate_threshold,
+                    duration=FIVE_MINUTES,
+                    trigger=gcp.monitoring.AlertPolicyConditionConditionThresholdTriggerArgs(count=1),
+                ),
+            )
+            for service in (names.SCORING_FUNCTION, names.ENRICH_FUNCTION)
+        ]
+        return gcp.monitoring.AlertPolicy(
+            "error-rate", project=cfg.project, display_name="txguard: error rate", combiner="OR",
+            conditions=conditions, notification_channels=channels, severity="ERROR",
+            documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
+                mime_type="text/markdown",
+                content="More than the allowed share of requests failed with 5xx for 5 minutes. For "
+                        "enrichment, failed pushes are retried and end in the dead-letter topic."),
+            opts=opts)
+
+    @staticmethod
+    def _latency_alert(cfg: StackConfig, channels: list, opts: pulumi.ResourceOptions) -> gcp.monitoring.AlertPolicy:
+        return gcp.monitoring.AlertPolicy(
+            "scoring-latency", project=cfg.project, display_name="txguard: scoring p95 latency above SLA",
+            combiner="OR", notification_channels=channels, severity="WARNING",
+            conditions=[gcp.monitoring.AlertPolicyConditionArgs(
+                display_name=f"scoring p95 > {cfg.latency_sla_ms:g} ms for 5 min",
+                condition_threshold=gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
+                    filter=f'metric.type="{USER_METRIC}{LATENCY_METRIC}" AND resource.type="cloud_run_revision"',
+                    aggregations=[gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(
+                        alignment_period="60s", per_series_aligner="ALIGN_DELTA",
+                        cross_series_reducer="REDUCE_PERCENTILE_95",
+                        group_by_fields=["resource.label.service_name"])],
+                    comparison="COMPARISON_GT",
+                    threshold_value=cfg.latency_sla_ms,
+                    duration=FIVE_MINUTES,
+                ),
+            )],
+            documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
+                mime_type="text/markdown",
+                content="Scoring p95 latency above the SLA. Check instance count against maxInstances, "
+                        "CPU utilisation, and whether a new model version was promoted."),
+            opts=opts)
+
+    @staticmethod
+    def _dead_letter_alert(cfg: StackConfig, channels: list, opts: pulumi.ResourceOptions) -> gcp.monitoring.AlertPolicy:
+        return gcp.monitoring.AlertPolicy(
+            "dead-letter-backlog", project=cfg.project, display_name="txguard: dead-lettered transactions",
+            combiner="OR", notification_channels=channels, severity="ERROR",
+            conditions=[gcp.monitoring.AlertPolicyConditionArgs(
+                display_name=f"{names.DEAD_LETTER_SUBSCRIPTION} backlog > 0",
+                condition_threshold=gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
+                    filter=_backlog_filter(names.DEAD_LETTER_SUBSCRIPTION),
+                    aggregations=[gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(
+                        alignment_period="60s", per_series_aligner="ALIGN_MAX")],
+                    comparison="COMPARISON_GT",
+                    threshold_value=0,
+                    duration="60s",
+                ),
+            )],
+            documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
+                mime_type="text/markdown",
+                content=f"Transactions exhausted their delivery attempts and were dead-lettered. Inspect "
+                        f"them with a pull on `{names.DEAD_LETTER_SUBSCRIPTION}`; republish to "
+                        f"`{names.TRANSACTIONS_TOPIC}` once the cause is fixed."),
+            opts=opts)
+
+
+def _chart(title: str, filter_: str, aligner: str, reducer: str | None = None,
+           group_by: Sequence[str] = (), plot: str = "LINE") -> dict:
+    aggregation: dict = {"alignmentPeriod": "60s", "perSeriesAligner": aligner}
+    if reducer:
+        aggregation |= {"crossSeriesReducer": reducer, "groupByFields": list(group_by)}
+    return {
+        "title": title,
+        "xyChart": {"dataSets": [{
+            "timeSeriesQuery": {"timeSeriesFilter": {"filter": filter_, "aggregation": aggregation}},
+            "plotType": plot,
+        }]},
+    }
+
+
+def dashboard(cfg: StackConfig) -> dict:
+    """The dashboard as the Monitoring API's JSON (mosaic layout, two tiles per row)."""
+    latency = f'metric.type="{USER_METRIC}{LATENCY_METRIC}" AND resource.type="cloud_run_revision"'
+    charts = [
+        _chart("Decisions per second by decision", f'metric.type="{USER_METRIC}{DECISIONS_METRIC}"',
+               "ALIGN_RATE", "REDUCE_SUM", ["metric.label.decision"], "STACKED_AREA"),
+        _chart("Decisions per second by model version", f'metric.type="{USER_METRIC}{DECISIONS_METRIC}"',
+               "ALIGN_RATE", "REDUCE_SUM", ["metric.label.model_version"]),
+        *[_chart(f"Scoring latency p{p} (ms), SLA {cfg.latency_sla_ms:g}", latency, "ALIGN_DELTA",
+                 f"REDUCE_PERCENTILE_{p}") for p in (50, 95, 99)],
+        *[_chart(f"{service} requests/s by response class",
+                 f'metric.type="{REQUESTS_METRIC}" AND resource.label.service_name="{service}"',
+                 "ALIGN_RATE", "REDUCE_SUM", ["metric.label.response_code_class"], "STACKED_BAR")
+          for service in (names.SCORING_FUNCTION, names.ENRICH_FUNCTION)],
+        _chart("Instances", 'metric.type="run.googleapis.com/container/instance_count" AND '
+               f'resource.label.service_name=("{names.SCORING_FUNCTION}" OR "{names.ENRICH_FUNCTION}")',
+               "ALIGN_MAX", "REDUCE_SUM", ["resource.label.service_name"]),
+        _chart("Transactions waiting (push subscription backlog)",
+               _backlog_filter(names.ENRICH_PUSH_SUBSCRIPTION), "ALIGN_MAX"),
+        _chart("Dead-lettered transactions (backlog)", _backlog_filter(names.DEAD_LETTER_SUBSCRIPTION), "ALIGN_MAX"),
+        _chart("Error log lines/s", f'metric.type="{USER_METRIC}{ERRORS_METRIC}"', "ALIGN_RATE", "REDUCE_SUM"),
+    ]
+    width, height = 6, 4
+    tiles = [{"xPos": (i % 2) * width, "yPos": (i // 2) * height, "width": width, "height": height, "widget": chart}
+             for i, chart in enumerate(charts)]
+    return {"displayName": f"txguard ({cfg.stack})", "mosaicLayout": {"columns": 12, "tiles": tiles}}

@@ -1,0 +1,104 @@
+"""Run the Pulumi program under `pulumi.runtime.set_mocks` and record what it declares.
+
+No CLI, no cloud: the mock monitor answers every resource registration with the inputs it was
+given plus the few computed outputs the program reads (emails, ids, URLs), and every invoke
+(`gcp.organizations.getProject`) with a fixed project number.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+
+ROOT = Path(__file__).resolve().parents[2]
+MAIN = ROOT / "infra" / "__main__.py"
+PROJECT_NUMBER = "123456789012"
+PUBSUB_AGENT = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
+
+
+@dataclass(frozen=True)
+class Declared:
+    typ: str
+    name: str
+    inputs: dict[str, Any]
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def __init__(self, project: str) -> None:
+        self.project = project
+        self.resources: list[Declared] = []
+        self.calls: list[str] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        self.resources.append(Declared(args.typ, args.name, dict(args.inputs)))
+        inputs = dict(args.inputs)
+        project = inputs.get("project", self.project)
+        rid = f"{args.name}_id"
+        if args.typ == "gcp:serviceaccount/account:Account":
+            email = f"{inputs['accountId']}@{project}.iam.gserviceaccount.com"
+            rid = f"projects/{project}/serviceAccounts/{email}"
+            inputs |= {"email": email, "name": rid}
+        elif args.typ == "gcp:pubsub/topic:Topic":
+            rid = f"projects/{project}/topics/{inputs['name']}"
+        elif args.typ == "gcp:pubsub/subscription:Subscription":
+            rid = f"projects/{project}/subscriptions/{inputs['name']}"
+        elif args.typ == "gcp:artifactregistry/repository:Repository":
+            rid = f"projects/{project}/locations/{inputs['location']}/repositories/{inputs['repositoryId']}"
+            inputs |= {"name": inputs["repositoryId"]}
+        elif args.typ == "gcp:cloudfunctionsv2/function:Function":
+            rid = f"projects/{project}/locations/{inputs['location']}/functions/{inputs['name']}"
+            inputs |= {"url": f"https://{inputs['location']}-{project}.cloudfunctions.net/{inputs['name']}"}
+        elif args.typ == "gcp:monitoring/dashboard:Dashboard":
+            rid = f"projects/{PROJECT_NUMBER}/dashboards/{args.name}"
+        return rid, inputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        self.calls.append(args.token)
+        if args.token == "gcp:organizations/getProject:getProject":
+            return {"number": PROJECT_NUMBER, "projectId": args.args.get("projectId", self.project)}
+        return {}
+
+
+@dataclass
+class StackRun:
+    config: dict[str, str]
+    resources: list[Declared]
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, typ: str) -> list[Declared]:
+        return [r for r in self.resources if r.typ == typ]
+
+    def one(self, typ: str, **match: Any) -> Declared:
+        found = [r for r in self.of_type(typ) if all(r.inputs.get(k) == v for k, v in match.items())]
+        assert len(found) == 1, f"expected one {typ} with {match}, found {len(found)}"
+        return found[0]
+
+
+def run_program(config: dict[str, str], build_dir: Path, stack: str = "dev") -> StackRun:
+    """Execute infra/__main__.py against mocks with `config` as the stack config."""
+    project = config.get("gcp:project", "txguard-dev")
+    mocks = RecordingMocks(project)
+    pulumi.runtime.set_mocks(mocks, project="txguard", stack=stack, preview=False)
+    pulumi.runtime.set_all_config(dict(config))
+    run = StackRun(config=dict(config), resources=mocks.resources)
+    previous = os.environ.get("TXGUARD_BUILD_DIR")
+    os.environ["TXGUARD_BUILD_DIR"] = str(build_dir)
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output:
+        program_globals = runpy.run_path(str(MAIN), run_name="__main__")
+        return pulumi.Output.from_input(program_globals["outputs"]).apply(run.outputs.update)
+
+    try:
+        program()
+    finally:
+        if previous is None:
+            os.environ.pop("TXGUARD_BUILD_DIR", None)
+        else:
+            os.environ["TXGUARD_BUILD_DIR"] = previous
+    return run
