@@ -1,0 +1,313 @@
+"""What the Pulumi program declares, checked against mocks (pulumi/examples testing-unit-py style).
+
+Security properties (no public invoker, exactly the intended roles per identity), capacity from
+config (defaults and an override), delivery policy of the enrichment push subscription, and the
+Pub/Sub topology of shared/names.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import BASE_CONFIG, OVERRIDES
+from pulumi_mocks import PUBSUB_AGENT, ROOT, StackRun, run_program
+
+from infra.config import ConfigError
+from shared import names
+from shared.settings import EnrichSettings, ScoringSettings
+
+FUNCTION = "gcp:cloudfunctionsv2/function:Function"
+SUBSCRIPTION = "gcp:pubsub/subscription:Subscription"
+TOPIC = "gcp:pubsub/topic:Topic"
+ACCOUNT = "gcp:serviceaccount/account:Account"
+PUBLIC = {"allUsers", "allAuthenticatedUsers"}
+
+
+def function(run: StackRun, name: str) -> dict[str, Any]:
+    return run.one(FUNCTION, name=name).inputs
+
+
+def email(run: StackRun, role: str) -> str:
+    return run.outputs["service_accounts"][role]
+
+
+def walk_strings(value: Any):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from walk_strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from walk_strings(item)
+
+
+# -- capacity from config ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("function_name", "expected"),
+    [
+        (names.SCORING_FUNCTION, {"maxInstanceRequestConcurrency": 10, "minInstanceCount": 1,
+                                  "maxInstanceCount": 100, "availableCpu": "2", "availableMemory": "2Gi"}),
+        (names.ENRICH_FUNCTION, {"maxInstanceRequestConcurrency": 10, "minInstanceCount": 0,
+                                 "maxInstanceCount": 100, "availableCpu": "2", "availableMemory": "2Gi"}),
+    ],
+)
+def test_capacity_defaults_are_the_seed_figures(default_stack: StackRun, function_name: str, expected: dict) -> None:
+    service = function(default_stack, function_name)["serviceConfig"]
+    assert {key: service[key] for key in expected} == expected
+
+
+def test_capacity_follows_config_overrides(override_stack: StackRun) -> None:
+    def key(name: str) -> str:
+        return OVERRIDES[f"txguard:{name}"]
+
+    for prefix, fn in (("scoring", names.SCORING_FUNCTION), ("enrich", names.ENRICH_FUNCTION)):
+        service = function(override_stack, fn)["serviceConfig"]
+        assert service["maxInstanceRequestConcurrency"] == int(key(f"{prefix}Concurrency"))
+        assert service["minInstanceCount"] == int(key(f"{prefix}MinInstances"))
+        assert service["maxInstanceCount"] == int(key(f"{prefix}MaxInstances"))
+        assert service["availableCpu"] == key(f"{prefix}Cpu")
+        assert service["availableMemory"] == key(f"{prefix}Memory")
+    scoring_env = function(override_stack, names.SCORING_FUNCTION)["serviceConfig"]["environmentVariables"]
+    assert scoring_env["WORKERS"] == key("scoringWorkers")
+    assert scoring_env["MODEL_URI"] == key("modelUri")
+    # Enrichment is I/O-bound: as many gunicorn threads as concurrent requests.
+    enrich_env = function(override_stack, names.ENRICH_FUNCTION)["serviceConfig"]["environmentVariables"]
+    assert enrich_env["THREADS"] == key("enrichConcurrency")
+
+
+def test_invalid_capacity_is_rejected_before_deploying(tmp_path: Path) -> None:
+    bad = {**BASE_CONFIG, "txguard:scoringConcurrency": "10", "txguard:scoringCpu": "0.5"}
+    with pytest.raises(ConfigError, match="at least 1 CPU"):
+        run_program(bad, tmp_path)
+
+
+@pytest.mark.parametrize("stack_file", ["Pulumi.dev.yaml", "Pulumi.prod.yaml"])
+def test_stack_files_are_valid_config(stack_file: str, tmp_path: Path) -> None:
+    raw = yaml.safe_load((ROOT / stack_file).read_text())["config"]
+    config = {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
+    run = run_program(config, tmp_path, stack=stack_file.split(".")[1])
+    assert run.outputs["scoring_url"].endswith(names.SCORING_FUNCTION)
+    for key, value in raw.items():
+        if key.endswith("Concurrency"):
+            fn = names.SCORING_FUNCTION if "scoring" in key else names.ENRICH_FUNCTION
+            assert function(run, fn)["serviceConfig"]["maxInstanceRequestConcurrency"] == int(value)
+
+
+# -- functions -------------------------------------------------------------------------------------
+
+def test_functions_have_entry_points_identities_and_no_eventarc_trigger(default_stack: StackRun) -> None:
+    for fn, entry, role in ((names.SCORING_FUNCTION, names.SCORING_ENTRY_POINT, "scoring"),
+                            (names.ENRICH_FUNCTION, names.ENRICH_ENTRY_POINT, "enrich")):
+        inputs = function(default_stack, fn)
+        assert inputs["buildConfig"]["entryPoint"] == entry
+        assert inputs["serviceConfig"]["serviceAccountEmail"] == email(default_stack, role)
+        assert "eventTrigger" not in inputs  # enrichment is fed by our push subscription
+    assert function(default_stack, names.SCORING_FUNCTION)["serviceConfig"]["ingressSettings"] == "ALLOW_ALL"
+
+
+def test_function_sources_are_the_uploaded_content_hashed_archives(default_stack: StackRun) -> None:
+    objects = {o.inputs["name"]: o.inputs for o in default_stack.of_type("gcp:storage/bucketObject:BucketObject")}
+    for fn, folder in ((names.SCORING_FUNCTION, "score"), (names.ENRICH_FUNCTION, "enrich")):
+        source = function(default_stack, fn)["buildConfig"]["source"]["storageSource"]
+        assert source["bucket"] == default_stack.outputs["sources_bucket"]
+        assert source["object"] in objects
+        assert source["object"].startswith(f"{folder}-") and source["object"].endswith(".zip")
+        assert objects[source["object"]]["bucket"] == default_stack.outputs["sources_bucket"]
+
+
+def test_environment_is_valid_for_the_functions_settings(default_stack: StackRun) -> None:
+    scoring_env = function(default_stack, names.SCORING_FUNCTION)["serviceConfig"]["environmentVariables"]
+    enrich_env = function(default_stack, names.ENRICH_FUNCTION)["serviceConfig"]["environmentVariables"]
+    scoring = ScoringSettings.model_validate(scoring_env)
+    enrich = EnrichSettings.model_validate(enrich_env)
+    models_bucket = default_stack.outputs["models_bucket"]
+    assert scoring.model_uri == f"gs://{models_bucket}/registry@production"
+    assert scoring.google_cloud_project == enrich.google_cloud_project == BASE_CONFIG["gcp:project"]
+    assert enrich.scoring_url == default_stack.outputs["scoring_url"]
+    assert (enrich.history_store, enrich.scoring_auth) == ("firestore", "id_token")
+    assert (enrich.decisions_topic, enrich.invalid_topic) == (names.DECISIONS_TOPIC, names.INVALID_TOPIC)
+    assert scoring_env["THREADS"] == "1" and int(scoring_env["WORKERS"]) >= 1
+    aliases = {f.alias for cls in (ScoringSettings, EnrichSettings) for f in cls.model_fields.values()}
+    assert set(scoring_env) | set(enrich_env) <= aliases | {"WORKERS", "THREADS"}
+
+
+# -- IAM -------------------------------------------------------------------------------------------
+
+def iam_grants(run: StackRun) -> dict[str, set[tuple[str, str, str]]]:
+    """member -> {(kind, role, target)} over every IAM member resource the program declares."""
+    target_keys = ("bucket", "topic", "subscription", "repository", "serviceAccountId", "name", "project")
+    grants: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
+    for res in run.resources:
+        if "iammember" not in res.typ.lower():
+            continue
+        kind = res.typ.split(":")[1].split("/")[0]
+        target = next(str(res.inputs[k]) for k in target_keys if k in res.inputs)
+        if kind == "projects":
+            target = res.inputs["project"]
+        grants[res.inputs["member"]].add((kind, res.inputs["role"], target))
+    return grants
+
+
+def test_no_public_access_anywhere(default_stack: StackRun, override_stack: StackRun) -> None:
+    for run in (default_stack, override_stack):
+        iam = [r for r in run.resources if "iam" in r.typ.lower()]
+        assert iam, "the program declares IAM grants"
+        assert not [r for r in iam if {r.inputs.get("member"), *r.inputs.get("members", [])} & PUBLIC]
+        assert not [s for r in run.resources for s in walk_strings(r.inputs) if s in PUBLIC]
+        assert not [r for r in iam if r.inputs.get("role") in {"roles/owner", "roles/editor", "roles/viewer"}]
+
+
+def test_each_identity_has_exactly_its_roles(default_stack: StackRun) -> None:
+    run = default_stack
+    project = BASE_CONFIG["gcp:project"]
+    member = {role: f"serviceAccount:{email(run, role)}" for role in run.outputs["service_accounts"]}
+    push_sa_id = run.one(ACCOUNT, accountId=email(run, "push").split("@")[0])
+    expected = {
+        member["scoring"]: {("storage", "roles/storage.objectViewer", run.outputs["models_bucket"])},
+        member["enrich"]: {
+            ("projects", "roles/datastore.user", project),
+            ("pubsub", "roles/pubsub.publisher", names.DECISIONS_TOPIC),
+            ("pubsub", "roles/pubsub.publisher", names.INVALID_TOPIC),
+            ("cloudrunv2", "roles/run.invoker", names.SCORING_FUNCTION),
+        },
+        member["push"]: {("cloudrunv2", "roles/run.invoker", names.ENRICH_FUNCTION)},
+        member["publisher"]: {("pubsub", "roles/pubsub.publisher", names.TRANSACTIONS_TOPIC)},
+        PUBSUB_AGENT: {
+            ("pubsub", "roles/pubsub.publisher", names.DEAD_LETTER_TOPIC),
+            ("pubsub", "roles/pubsub.subscriber", names.ENRICH_PUSH_SUBSCRIPTION),
+            ("serviceaccount", "roles/iam.serviceAccountTokenCreator",
+             f"projects/{project}/serviceAccounts/{email(run, 'push')}"),
+        },
+        member["build"]: {
+            ("projects", "roles/logging.logWriter", project),
+            ("artifactregistry", "roles/artifactregistry.writer", "txguard-functions"),
+            ("storage", "roles/storage.objectViewer", run.outputs["sources_bucket"]),
+            ("projects", "roles/storage.objectAdmin", project),
+        },
+    }
+    assert push_sa_id.inputs["accountId"] == "txguard-push"
+    assert dict(iam_grants(run)) == expected
+    # The build role on the project is narrowed to the buckets Cloud Run functions stages sources in.
+    staged = run.one("gcp:projects/iAMMember:IAMMember", role="roles/storage.objectAdmin")
+    assert "gcf-v2-sources-" in staged.inputs["condition"]["expression"]
+
+
+def test_one_service_account_per_role(default_stack: StackRun, override_stack: StackRun) -> None:
+    accounts = {a.inputs["accountId"] for a in default_stack.of_type(ACCOUNT)}
+    assert accounts == {f"txguard-{r}" for r in ("score", "enrich", "push", "publisher", "build")}
+    # buildServiceAccount=false: no build identity, no build grants (the project default builds).
+    assert "build" not in override_stack.outputs["service_accounts"]
+    assert not [m for m in iam_grants(override_stack) if "txguard-build" in m]
+    assert "serviceAccount" not in function(override_stack, names.SCORING_FUNCTION)["buildConfig"]
+
+
+# -- Pub/Sub -------------------------------------------------------------------------------------
+
+def test_every_topic_and_subscription_of_names_is_declared(default_stack: StackRun) -> None:
+    project = BASE_CONFIG["gcp:project"]
+    topics = {t.inputs["name"]: t.inputs for t in default_stack.of_type(TOPIC)}
+    assert set(topics) == {spec.name for spec in names.TOPICS}
+    for spec in names.TOPICS:
+        assert topics[spec.name]["messageRetentionDuration"] == f"{spec.retention_seconds}s"
+    subs = {s.inputs["name"]: s.inputs for s in default_stack.of_type(SUBSCRIPTION)}
+    assert set(subs) == {spec.name for spec in names.SUBSCRIPTIONS}
+    for spec in names.SUBSCRIPTIONS:
+        sub = subs[spec.name]
+        assert sub["topic"] == f"projects/{project}/topics/{spec.topic}"
+        assert sub["ackDeadlineSeconds"] == spec.ack_deadline_seconds
+        assert sub["messageRetentionDuration"] == f"{spec.retention_seconds}s"
+        assert sub["enableMessageOrdering"] == spec.enable_message_ordering
+        assert sub["expirationPolicy"]["ttl"] == ""  # never expires when idle
+        assert ("pushConfig" in sub) == (spec.push_to is not None)
+        assert ("deadLetterPolicy" in sub) == (spec.dead_letter_topic is not None)
+
+
+def test_enrich_push_subscription_retries_dead_letters_and_authenticates(default_stack: StackRun) -> None:
+    spec = names.subscription(names.ENRICH_PUSH_SUBSCRIPTION)
+    sub = default_stack.one(SUBSCRIPTION, name=spec.name).inputs
+    url = default_stack.outputs["enrich_url"]
+    assert sub["pushConfig"]["pushEndpoint"] == url
+    assert sub["pushConfig"]["oidcToken"] == {"serviceAccountEmail": email(default_stack, "push"), "audience": url}
+    assert sub["retryPolicy"] == {"minimumBackoff": f"{spec.min_backoff_seconds}s",
+                                  "maximumBackoff": f"{spec.max_backoff_seconds}s"}
+    dead_letter_topic = f"projects/{BASE_CONFIG['gcp:project']}/topics/{spec.dead_letter_topic}"
+    assert sub["deadLetterPolicy"] == {"deadLetterTopic": dead_letter_topic,
+                                       "maxDeliveryAttempts": spec.max_delivery_attempts}
+    assert sub["enableMessageOrdering"] is False  # ordering does not survive dead-lettering
+    # The push deadline must cover the function's timeout, else Pub/Sub redelivers work in progress.
+    timeout = function(default_stack, names.ENRICH_FUNCTION)["serviceConfig"]["timeoutSeconds"]
+    assert timeout <= sub["ackDeadlineSeconds"]
+
+
+def test_delivery_policy_follows_config(override_stack: StackRun) -> None:
+    sub = override_stack.one(SUBSCRIPTION, name=names.ENRICH_PUSH_SUBSCRIPTION).inputs
+    assert sub["deadLetterPolicy"]["maxDeliveryAttempts"] == int(OVERRIDES["txguard:maxDeliveryAttempts"])
+    assert sub["retryPolicy"] == {"minimumBackoff": OVERRIDES["txguard:minBackoffSeconds"] + "s",
+                                  "maximumBackoff": OVERRIDES["txguard:maxBackoffSeconds"] + "s"}
+
+
+# -- storage, Firestore, monitoring, outputs ------------------------------------------------------
+
+def test_buckets_are_private_and_models_versioned(default_stack: StackRun) -> None:
+    buckets = {b.inputs["name"]: b.inputs for b in default_stack.of_type("gcp:storage/bucket:Bucket")}
+    assert set(buckets) == {default_stack.outputs["models_bucket"], default_stack.outputs["sources_bucket"]}
+    for bucket in buckets.values():
+        assert bucket["uniformBucketLevelAccess"] is True
+        assert bucket["publicAccessPrevention"] == "enforced"
+    assert buckets[default_stack.outputs["models_bucket"]]["versioning"] == {"enabled": True}
+
+
+def test_firestore_native_database_with_ttl_on_processed_transactions(default_stack: StackRun) -> None:
+    db = default_stack.one("gcp:firestore/database:Database").inputs
+    assert db["type"] == "FIRESTORE_NATIVE"
+    assert db["deleteProtectionState"] == "DELETE_PROTECTION_ENABLED"  # forceDestroy is off by default
+    ttl = default_stack.one("gcp:firestore/field:Field").inputs
+    assert (ttl["collection"], ttl["field"]) == (names.PROCESSED_COLLECTION, "expires_at")
+    assert "ttlConfig" in ttl
+
+
+def test_monitoring_metrics_alerts_and_dashboard(default_stack: StackRun, override_stack: StackRun) -> None:
+    metrics = {m.inputs["name"]: m.inputs for m in default_stack.of_type("gcp:logging/metric:Metric")}
+    decisions = next(m for m in metrics.values() if "decision" in m.get("labelExtractors", {}))
+    assert decisions["labelExtractors"] == {"decision": "EXTRACT(jsonPayload.decision)",
+                                            "model_version": "EXTRACT(jsonPayload.model_version)"}
+    latency = next(m for m in metrics.values() if m.get("valueExtractor"))
+    assert latency["valueExtractor"] == "EXTRACT(jsonPayload.latency_ms)"
+    assert latency["metricDescriptor"]["valueType"] == "DISTRIBUTION"
+
+    alerts = {a.name: a.inputs for a in default_stack.of_type("gcp:monitoring/alertPolicy:AlertPolicy")}
+    thresholds = {name: [c["conditionThreshold"] for c in a["conditions"]] for name, a in alerts.items()}
+    assert all(t["thresholdValue"] == 0.01 and t["duration"] == "300s" for t in thresholds["error-rate"])
+    assert {names.SCORING_FUNCTION, names.ENRICH_FUNCTION} == {
+        s for s in (names.SCORING_FUNCTION, names.ENRICH_FUNCTION)
+        if any(s in t["filter"] for t in thresholds["error-rate"])}
+    assert thresholds["scoring-latency"][0]["thresholdValue"] == 150
+    assert latency["name"] in thresholds["scoring-latency"][0]["filter"]
+    assert names.DEAD_LETTER_SUBSCRIPTION in thresholds["dead-letter-backlog"][0]["filter"]
+    assert thresholds["dead-letter-backlog"][0]["thresholdValue"] == 0
+
+    board = json.loads(default_stack.one("gcp:monitoring/dashboard:Dashboard").inputs["dashboardJson"])
+    filters = " ".join(walk_strings(board))
+    assert all(name in filters for name in metrics)
+    assert names.DEAD_LETTER_SUBSCRIPTION in filters
+
+    channels = override_stack.of_type("gcp:monitoring/notificationChannel:NotificationChannel")
+    assert [c.inputs["labels"]["email_address"] for c in channels] == json.loads(OVERRIDES["txguard:alertEmails"])
+    assert all(a.inputs.get("notificationChannels") for a in override_stack.of_type(
+        "gcp:monitoring/alertPolicy:AlertPolicy"))
+
+
+def test_outputs(default_stack: StackRun) -> None:
+    out = default_stack.outputs
+    assert out["scoring_url"].startswith("https://") and out["scoring_url"].endswith(names.SCORING_FUNCTION)
+    assert out["topics"] == {spec.name: spec.name for spec in names.TOPICS}
+    assert out["models_bucket"] != out["sources_bucket"]
+    assert set(out["service_accounts"]) >= {"scoring", "enrich", "push", "publisher"}
+    assert all(e.endswith(".iam.gserviceaccount.com") for e in out["service_accounts"].values())
