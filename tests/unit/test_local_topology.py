@@ -1,0 +1,46 @@
+"""Subscription requests built from shared/names.py (pure; the emulator test checks the result)."""
+
+from __future__ import annotations
+
+import pytest
+
+from scripts.local import topology
+from shared import names
+
+PROJECT = "p-unit"
+
+
+def test_push_and_dead_letter_settings_come_from_the_spec() -> None:
+    spec = names.subscription(names.ENRICH_PUSH_SUBSCRIPTION)
+    req = topology.subscription_request(PROJECT, spec, {names.ENRICH_FUNCTION: "http://x/"}, emulator=False)
+    assert req["push_config"] == {"push_endpoint": "http://x/"}
+    assert req["dead_letter_policy"]["max_delivery_attempts"] == spec.max_delivery_attempts
+    assert req["dead_letter_policy"]["dead_letter_topic"].endswith(f"/topics/{spec.dead_letter_topic}")
+    assert req["enable_message_ordering"] is False
+
+
+def test_pull_subscription_has_no_push_config() -> None:
+    spec = names.subscription(names.DECISIONS_SUBSCRIPTION)
+    req = topology.subscription_request(PROJECT, spec, {}, emulator=False)
+    assert "push_config" not in req
+    assert req["enable_message_ordering"] is spec.enable_message_ordering
+
+
+def test_ordering_with_dead_letter_on_push_is_refused() -> None:
+    spec = names.SubscriptionSpec("bad", "t", push_to="f", dead_letter_topic="dl", enable_message_ordering=True)
+    with pytest.raises(ValueError):
+        topology.subscription_request(PROJECT, spec, {"f": "http://x/"}, emulator=False)
+
+
+def test_push_subscription_needs_its_endpoint() -> None:
+    spec = names.subscription(names.ENRICH_PUSH_SUBSCRIPTION)
+    with pytest.raises(KeyError):
+        topology.subscription_request(PROJECT, spec, {}, emulator=False)
+
+
+def test_retention_is_capped_only_on_the_emulator() -> None:
+    spec = names.subscription(names.INVALID_SUBSCRIPTION)
+    assert topology.effective_retention(spec, emulator=False) == spec.retention_seconds
+    assert topology.effective_retention(spec, emulator=True) == min(
+        spec.retention_seconds, topology.EMULATOR_MAX_SUBSCRIPTION_RETENTION
+    )
