@@ -60,6 +60,7 @@ enrich = CloudFunction(
         service_account_email=identities.enrich.email,
         environment=enrich_environment(cfg, scoring.url),
         description="Validates, enriches and scores transactions pushed by Pub/Sub; publishes decisions",
+        signature_type="cloudevent",
     ),
     storage.sources, storage.images, identities.builder, depends_on=function_deps,
 )

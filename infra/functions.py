@@ -70,6 +70,9 @@ class FunctionSpec:
     service_account_email: pulumi.Input[str]
     environment: Mapping[str, pulumi.Input[str]]
     description: str
+    # "http" or "cloudevent": set at build time (GOOGLE_FUNCTION_SIGNATURE_TYPE) so the platform
+    # serves the function with the right signature even without an Eventarc trigger.
+    signature_type: str = "http"
 
 
 class CloudFunction(pulumi.ComponentResource):
@@ -109,6 +112,7 @@ class CloudFunction(pulumi.ComponentResource):
             build_config=gcp.cloudfunctionsv2.FunctionBuildConfigArgs(
                 runtime=cfg.python_runtime,
                 entry_point=spec.entry_point,
+                environment_variables={"GOOGLE_FUNCTION_SIGNATURE_TYPE": spec.signature_type},
                 source=gcp.cloudfunctionsv2.FunctionBuildConfigSourceArgs(
                     storage_source=gcp.cloudfunctionsv2.FunctionBuildConfigSourceStorageSourceArgs(
                         bucket=sources_bucket.name, object=self.source.name),

@@ -18,6 +18,27 @@ import pulumi
 ROOT = Path(__file__).resolve().parents[2]
 MAIN = ROOT / "infra" / "__main__.py"
 PROJECT_NUMBER = "123456789012"
+# The dev stack as tests declare it, and overrides of every tunable the tests check.
+BASE_CONFIG = {"gcp:project": "txguard-dev", "gcp:region": "europe-west1"}
+OVERRIDES = {
+    "txguard:scoringConcurrency": "4",
+    "txguard:scoringMinInstances": "3",
+    "txguard:scoringMaxInstances": "40",
+    "txguard:scoringCpu": "4",
+    "txguard:scoringMemory": "4Gi",
+    "txguard:scoringWorkers": "4",
+    "txguard:enrichConcurrency": "25",
+    "txguard:enrichMinInstances": "1",
+    "txguard:enrichMaxInstances": "12",
+    "txguard:enrichCpu": "1",
+    "txguard:enrichMemory": "1Gi",
+    "txguard:maxDeliveryAttempts": "7",
+    "txguard:minBackoffSeconds": "5",
+    "txguard:maxBackoffSeconds": "300",
+    "txguard:modelUri": "gs://elsewhere/registry@v3",
+    "txguard:buildServiceAccount": "false",
+    "txguard:alertEmails": '["oncall@example.com"]',
+}
 PUBSUB_AGENT = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
 
 

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import BASE_CONFIG, OVERRIDES
-from pulumi_mocks import PUBSUB_AGENT, ROOT, StackRun, run_program
+from pulumi_mocks import BASE_CONFIG, OVERRIDES, PUBSUB_AGENT, ROOT, StackRun, run_program
 
 from infra.config import ConfigError
 from shared import names
@@ -109,6 +108,8 @@ def test_functions_have_entry_points_identities_and_no_eventarc_trigger(default_
         assert inputs["buildConfig"]["entryPoint"] == entry
         assert inputs["serviceConfig"]["serviceAccountEmail"] == email(default_stack, role)
         assert "eventTrigger" not in inputs  # enrichment is fed by our push subscription
+        signature = "cloudevent" if fn == names.ENRICH_FUNCTION else "http"
+        assert inputs["buildConfig"]["environmentVariables"] == {"GOOGLE_FUNCTION_SIGNATURE_TYPE": signature}
     assert function(default_stack, names.SCORING_FUNCTION)["serviceConfig"]["ingressSettings"] == "ALLOW_ALL"
 
 
