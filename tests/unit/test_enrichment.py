@@ -1,0 +1,172 @@
+"""Error mapping of the pipeline (ack vs retry) with a real SQLite store and in-memory fakes."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from shared import names
+from shared.enrichment import ACKED, Enricher, Outcome
+from shared.exceptions import ScoringUnavailableError, StoreUnavailableError
+from shared.features import replay
+from shared.history.sqlite import SqliteHistoryStore
+from shared.pubsub_out import PublishError
+from tests.enrich_fakes import FakeOutbox, FakeScorer, event_data, make_tx, push_body
+
+
+@pytest.fixture
+def parts(tmp_path: Path) -> tuple[Enricher, SqliteHistoryStore, FakeScorer, FakeOutbox]:
+    store = SqliteHistoryStore(tmp_path / "h.sqlite3")
+    scorer, outbox = FakeScorer(), FakeOutbox()
+    yield Enricher(store, scorer, outbox), store, scorer, outbox
+    store.close()
+
+
+def test_decides_and_publishes_with_attributes(parts) -> None:
+    enricher, store, _, outbox = parts
+    tx = make_tx(1)
+    result = enricher.handle(event_data(tx, attributes={names.ATTR_PUBLISHED_AT: "123"}))
+    assert result.outcome is Outcome.DECIDED
+    [published] = outbox.decisions
+    assert published.ordering_key == tx.wallet_id
+    assert published.attributes[names.ATTR_TRANSACTION_ID] == tx.transaction_id
+    assert published.attributes[names.ATTR_PUBLISHED_AT] == "123"
+    assert published.attributes[names.ATTR_MODEL_VERSION] == "fake-1"
+    assert store.processed(tx.transaction_id)["decision"]["transaction_id"] == tx.transaction_id
+    assert {"validation_us", "store_ms", "scoring_ms", "publish_ms", "total_ms"} <= set(result.timings)
+
+
+def test_features_match_offline_replay(parts) -> None:
+    """Out-of-order delivery still gives each transaction its point-in-time features."""
+    enricher, store, _, outbox = parts
+    txs = [make_tx(i) for i in range(30)]
+    order = txs[::2] + txs[1::2]  # every odd transaction arrives late
+    for i, tx in enumerate(order):
+        assert enricher.handle(event_data(tx, message_id=str(i))).outcome is Outcome.DECIDED
+    offline = {tx.transaction_id: f for tx, f in replay(txs)}
+    online = {tx.transaction_id: store.processed(tx.transaction_id)["features"] for tx in txs}
+    # The even ones were enriched before the odd ones existed: only compare where history agrees.
+    for tx in txs[::2][:1] + txs[1::2][-1:]:
+        assert online[tx.transaction_id] == offline[tx.transaction_id].model_dump()
+    assert len(outbox.decisions) == 30
+
+
+def test_in_order_features_equal_offline_replay(parts) -> None:
+    enricher, store, _, _ = parts
+    txs = [make_tx(i, wallet=f"w-{i % 3}") for i in range(45)]
+    for i, tx in enumerate(txs):
+        enricher.handle(event_data(tx, message_id=str(i)))
+    for tx, features in replay(txs):
+        assert store.processed(tx.transaction_id)["features"] == features.model_dump()
+
+
+def test_duplicate_reuses_features_and_decision(parts) -> None:
+    enricher, store, scorer, outbox = parts
+    tx = make_tx(3)
+    first = enricher.handle(event_data(tx, "a"))
+    second = enricher.handle(event_data(tx, "b"))
+    assert (first.outcome, second.outcome) == (Outcome.DECIDED, Outcome.DUPLICATE)
+    assert scorer.calls == 1
+    assert outbox.decided()[0] == outbox.decided()[1]
+    assert store.wallet_state(tx.wallet_id).ts == [tx.timestamp.timestamp()]
+
+
+@pytest.mark.parametrize("fixture_payload", [b"not json", b"\xff\xfe", b'{"transaction_id": 1}'])
+def test_malformed_is_parked_with_original_bytes_and_acked(parts, fixture_payload: bytes) -> None:
+    enricher, _, scorer, outbox = parts
+    result = enricher.handle(push_body(fixture_payload, message_id="m-7"))
+    assert result.outcome is Outcome.INVALID and result.outcome in ACKED
+    [parked] = outbox.invalid
+    assert parked.data == fixture_payload
+    assert parked.attributes[names.ATTR_SOURCE_MESSAGE_ID] == "m-7"
+    assert parked.attributes[names.ATTR_ERROR_KIND] in ("json", "encoding", "schema")
+    assert parked.attributes[names.ATTR_REASON]
+    assert scorer.calls == 0 and not outbox.decisions
+
+
+def test_not_base64_parks_the_data_string(parts) -> None:
+    enricher, _, _, outbox = parts
+    body = push_body(b"")
+    body["message"]["data"] = "%%% not base64 %%%"
+    assert enricher.handle(body).outcome is Outcome.INVALID
+    assert outbox.invalid[0].data == b"%%% not base64 %%%"
+    assert outbox.invalid[0].attributes[names.ATTR_ERROR_KIND] == "encoding"
+
+
+def test_bad_envelope_is_parked(parts) -> None:
+    enricher, _, _, outbox = parts
+    assert enricher.handle({"unexpected": True}).outcome is Outcome.INVALID
+    assert outbox.invalid[0].attributes[names.ATTR_ERROR_KIND] == "envelope"
+    assert outbox.invalid[0].attributes[names.ATTR_SOURCE_SUBSCRIPTION] == names.ENRICH_PUSH_SUBSCRIPTION
+
+
+def test_scoring_down_retries_without_double_apply(parts) -> None:
+    enricher, store, scorer, outbox = parts
+    tx = make_tx(2)
+    scorer.down = True
+    for _ in range(3):
+        with pytest.raises(ScoringUnavailableError):
+            enricher.handle(event_data(tx))
+    scorer.down = False
+    assert enricher.handle(event_data(tx)).outcome is Outcome.DUPLICATE  # features reused, now scored
+    assert len(store.wallet_state(tx.wallet_id).ts) == 1
+    assert len(outbox.decisions) == 1
+    assert enricher.counts["retry"] == 3
+
+
+def test_publish_failure_retries_and_reuses_stored_decision(parts) -> None:
+    enricher, _, scorer, outbox = parts
+    tx = make_tx(4)
+    outbox.fail = True
+    with pytest.raises(PublishError):
+        enricher.handle(event_data(tx))
+    outbox.fail = False
+    assert enricher.handle(event_data(tx)).outcome is Outcome.DUPLICATE
+    assert scorer.calls == 1  # the decision stored by the failed delivery was reused
+
+
+def test_failure_to_park_is_retryable(parts) -> None:
+    enricher, _, _, outbox = parts
+    outbox.fail = True
+    with pytest.raises(PublishError):
+        enricher.handle(push_body(b"garbage"))
+
+
+@pytest.mark.parametrize("status", [400, 422])
+def test_scoring_rejection_is_parked(parts, status: int) -> None:
+    enricher, _, scorer, outbox = parts
+    scorer.reject_status = status
+    tx = make_tx(5)
+    assert enricher.handle(event_data(tx)).outcome is Outcome.REJECTED
+    assert outbox.invalid[0].attributes[names.ATTR_ERROR_KIND] == "rejected"
+    assert base64.b64decode(event_data(tx)["message"]["data"]) == outbox.invalid[0].data
+
+
+def test_same_id_other_content_is_a_conflict(parts) -> None:
+    enricher, _, _, outbox = parts
+    enricher.handle(event_data(make_tx(6)))
+    other = make_tx(6, amount=999.0)
+    assert enricher.handle(event_data(other)).outcome is Outcome.REJECTED
+    assert outbox.invalid[0].attributes[names.ATTR_ERROR_KIND] == "conflict"
+
+
+def test_store_unavailable_propagates(parts, monkeypatch: pytest.MonkeyPatch) -> None:
+    enricher, store, _, _ = parts
+
+    def down(tx):
+        raise StoreUnavailableError("locked")
+
+    monkeypatch.setattr(store, "enrich_once", down)
+    with pytest.raises(StoreUnavailableError):
+        enricher.handle(event_data(make_tx(7)))
+    assert enricher.counts["retry"] == 1
+
+
+def test_unexpected_errors_propagate(parts, monkeypatch: pytest.MonkeyPatch) -> None:
+    enricher, _, scorer, _ = parts
+    monkeypatch.setattr(scorer, "score", lambda tx: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        enricher.handle(event_data(make_tx(8)))
+    assert enricher.counts["error"] == 1

@@ -1,0 +1,66 @@
+"""SQLite history store: idempotency, TTL purge, and concurrent deliveries of one wallet."""
+
+from __future__ import annotations
+
+import random
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from shared.contract import Decision, Outcome
+from shared.features import TxPoint, WalletState, apply
+from shared.history import create_store
+from shared.history.sqlite import SqliteHistoryStore
+from shared.settings import EnrichSettings
+from tests.enrich_fakes import make_tx
+
+
+def sequential_state(txs) -> WalletState:
+    state = WalletState()
+    for tx in sorted(txs, key=lambda t: t.timestamp):
+        apply(state, TxPoint.of(tx))
+    return state
+
+
+def test_concurrent_deliveries_of_one_wallet_equal_sequential_replay(tmp_path: Path) -> None:
+    store = SqliteHistoryStore(tmp_path / "h.sqlite3")
+    txs = [make_tx(i) for i in range(40)]
+    deliveries = txs + random.Random(7).sample(txs, 15)  # with redeliveries mixed in
+    random.Random(3).shuffle(deliveries)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(store.enrich_once, deliveries))
+    assert sum(not r.duplicate for r in results) == len(txs)
+    assert store.wallet_state("w-1") == sequential_state(txs)
+    store.close()
+
+
+def test_state_survives_reopen_and_decision_is_reused(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    store = SqliteHistoryStore(path)
+    tx = make_tx(1)
+    first = store.enrich_once(tx)
+    decision = Decision(transaction_id=tx.transaction_id, wallet_id=tx.wallet_id, score=0.1,
+                        decision=Outcome.ALLOW, model_version="m1")
+    store.record_decision(tx.transaction_id, decision)
+    store.close()
+    again = SqliteHistoryStore(path).enrich_once(tx)
+    assert again.duplicate and again.decision == decision
+    assert again.enriched.features == first.enriched.features
+
+
+def test_purge_expired(tmp_path: Path) -> None:
+    store = SqliteHistoryStore(tmp_path / "h.sqlite3", ttl_days=1)
+    store.enrich_once(make_tx(1))
+    assert store.purge_expired(datetime.now(UTC)) == 0
+    assert store.purge_expired(datetime.now(UTC) + timedelta(days=2)) == 1
+    assert store.processed(make_tx(1).transaction_id) is None
+    # The wallet state is kept: only the idempotency record expires.
+    assert len(store.wallet_state("w-1").ts) == 1
+
+
+def test_factory_builds_sqlite_from_settings(tmp_path: Path) -> None:
+    settings = EnrichSettings(HISTORY_STORE="sqlite", SQLITE_PATH=str(tmp_path / "x" / "h.sqlite3"))
+    store = create_store(settings)
+    assert isinstance(store, SqliteHistoryStore)
+    assert (tmp_path / "x" / "h.sqlite3").exists()
+    store.close()
