@@ -37,6 +37,8 @@ ATTR_DECISION = "decision"
 ATTR_MODEL_VERSION = "model_version"
 ATTR_TRANSACTION_ID = "transaction_id"
 ATTR_PUBLISHED_AT = "published_at"  # epoch ms set by the publisher, for end-to-end latency
+ATTR_SOURCE_MESSAGE_ID = "source_message_id"  # on `invalid`: the message id it came in as
+ATTR_SOURCE_SUBSCRIPTION = "source_subscription"  # on `invalid`: the subscription it came from
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,8 @@ class EnrichSettings(CommonSettings):
     processed_ttl_days: int = Field(7, alias="PROCESSED_TTL_DAYS", ge=1)
     decisions_topic: str = Field(names.DECISIONS_TOPIC, alias="DECISIONS_TOPIC")
     invalid_topic: str = Field(names.INVALID_TOPIC, alias="INVALID_TOPIC")
+    # How long to wait for Pub/Sub to confirm a decision before failing the delivery (retryable).
+    publish_timeout_s: float = Field(30.0, alias="PUBLISH_TIMEOUT_S", gt=0)
 
 
 @lru_cache(maxsize=1)
