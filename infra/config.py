@@ -92,6 +92,7 @@ class StackConfig:
     models_bucket: str
     sources_bucket: str
     model_uri: str
+    model_rollout: str  # any change rolls the scoring instances, so all load the alias's new target
     python_runtime: str
     log_level: str
     firestore_database: str
@@ -158,6 +159,7 @@ def load() -> StackConfig:
     enrich_concurrency = cfg.get_int("enrichConcurrency") or 10
     models_bucket = cfg.get("modelsBucket") or f"{project}-{prefix}-models"
     model_alias = cfg.get("modelAlias") or "production"
+    ack_deadline = cfg.get_int("ackDeadlineSeconds") or push.ack_deadline_seconds
     config = StackConfig(
         project=project,
         region=region,
@@ -166,17 +168,18 @@ def load() -> StackConfig:
         scoring=_function(cfg, "scoring", min_instances=1, timeout=30, ingress="ALLOW_ALL",
                           workers=DEFAULT_SCORING_WORKERS, threads=DEFAULT_SCORING_THREADS),
         # I/O-bound: one worker, as many threads as concurrent requests, so none waits in a queue.
-        enrich=_function(cfg, "enrich", min_instances=0, timeout=push.ack_deadline_seconds,
+        enrich=_function(cfg, "enrich", min_instances=0, timeout=ack_deadline,
                          ingress="ALLOW_INTERNAL_ONLY", workers=1, threads=enrich_concurrency),
         delivery=DeliveryConfig(
             max_delivery_attempts=cfg.get_int("maxDeliveryAttempts") or push.max_delivery_attempts,
             min_backoff_seconds=_int(cfg, "minBackoffSeconds", push.min_backoff_seconds),
             max_backoff_seconds=cfg.get_int("maxBackoffSeconds") or push.max_backoff_seconds,
-            ack_deadline_seconds=cfg.get_int("ackDeadlineSeconds") or push.ack_deadline_seconds,
+            ack_deadline_seconds=ack_deadline,
         ),
         models_bucket=models_bucket,
         sources_bucket=cfg.get("sourcesBucket") or f"{project}-{prefix}-sources",
         model_uri=cfg.get("modelUri") or f"gs://{models_bucket}/registry@{model_alias}",
+        model_rollout=cfg.get("modelRollout") or "",
         python_runtime=cfg.get("pythonRuntime") or "python311",
         log_level=cfg.get("logLevel") or "INFO",
         firestore_database=cfg.get("firestoreDatabase") or "(default)",

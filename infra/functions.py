@@ -23,6 +23,9 @@ from shared.settings import EnrichSettings, ScoringSettings
 # functions-framework's gunicorn reads these two (not part of our settings classes).
 WORKERS_ENV = "WORKERS"
 THREADS_ENV = "THREADS"
+# Read by nobody: changing it (config `modelRollout`) creates a new scoring revision, so every
+# instance restarts and loads what the model alias points at now (after a promote or rollback).
+ROLLOUT_ENV = "TXGUARD_MODEL_ROLLOUT"
 
 
 def env_key(settings: type[BaseSettings], field: str) -> str:
@@ -43,6 +46,7 @@ def scoring_environment(cfg: StackConfig) -> dict[str, pulumi.Input[str]]:
         env_key(ScoringSettings, "log_level"): cfg.log_level,
         env_key(ScoringSettings, "model_uri"): cfg.model_uri,
         **_server_env(cfg.scoring),
+        **({ROLLOUT_ENV: cfg.model_rollout} if cfg.model_rollout else {}),
     }
 
 

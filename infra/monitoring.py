@@ -1,8 +1,8 @@
 """Monitoring as code: log-based metrics from the functions' JSON logs, alert policies, a dashboard.
 
-The functions log one JSON line per scored transaction (shared/logs.py), which Cloud Logging
-parses into `jsonPayload`; the metrics below extract `decision`, `model_version` and
-`latency_ms` from those lines. Error rate uses Cloud Run's own request counts (a crashed or
+The functions log JSON lines (shared/logs.py) that Cloud Logging parses into `jsonPayload`:
+enrichment one line per delivery (`outcome`, `decision`, `model_version`), scoring its
+`latency_ms`; the metrics below extract those fields. Error rate uses Cloud Run's own request counts (a crashed or
 timed-out request logs nothing of ours), and the dead-letter alert Pub/Sub's backlog metric.
 """
 
@@ -19,6 +19,10 @@ from infra.services import child_options
 from shared import names
 
 DECISIONS_METRIC = "txguard_decisions"
+OUTCOMES_METRIC = "txguard_enrich_outcomes"
+# shared.enrichment.Outcome.DECIDED (not imported: it pulls the whole enrichment pipeline in;
+# tests/infra checks the two agree).
+DECIDED_OUTCOME = "decided"
 LATENCY_METRIC = "txguard_scoring_latency"
 ERRORS_METRIC = "txguard_error_logs"
 USER_METRIC = "logging.googleapis.com/user/"
@@ -54,12 +58,15 @@ class Monitoring(pulumi.ComponentResource):
         super().__init__("txguard:infra:Monitoring", name, None, opts)
         child = child_options(self, depends_on)
         scoring_logs = _service_filter(names.SCORING_FUNCTION)
+        enrich_logs = _service_filter(names.ENRICH_FUNCTION)
+        # Counted where a decision is published: one enrichment log line per decided transaction
+        # (redeliveries of an already decided one log outcome "duplicate" and are not counted).
         self.decisions = gcp.logging.Metric(
             "decisions",
             name=DECISIONS_METRIC,
             project=cfg.project,
-            description="Scored transactions by decision and model version",
-            filter=f"{scoring_logs} AND jsonPayload.decision:*",
+            description="Decided transactions by decision and model version",
+            filter=f'{enrich_logs} AND jsonPayload.outcome="{DECIDED_OUTCOME}"',
             metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
                 metric_kind="DELTA", value_type="INT64", unit="1",
                 labels=[
@@ -68,6 +75,18 @@ class Monitoring(pulumi.ComponentResource):
                 ]),
             label_extractors={"decision": "EXTRACT(jsonPayload.decision)",
                               "model_version": "EXTRACT(jsonPayload.model_version)"},
+            opts=child,
+        )
+        self.outcomes = gcp.logging.Metric(
+            "enrich-outcomes",
+            name=OUTCOMES_METRIC,
+            project=cfg.project,
+            description="Enrichment deliveries by outcome (decided, duplicate, invalid, rejected, retry, error)",
+            filter=f"{enrich_logs} AND jsonPayload.outcome:*",
+            metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
+                metric_kind="DELTA", value_type="INT64", unit="1",
+                labels=[gcp.logging.MetricMetricDescriptorLabelArgs(key="outcome", value_type="STRING")]),
+            label_extractors={"outcome": "EXTRACT(jsonPayload.outcome)"},
             opts=child,
         )
         self.latency = gcp.logging.Metric(
@@ -97,7 +116,7 @@ class Monitoring(pulumi.ComponentResource):
             metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(metric_kind="DELTA", value_type="INT64"),
             opts=child,
         )
-        metrics = [self.decisions, self.latency, self.error_logs]
+        metrics = [self.decisions, self.outcomes, self.latency, self.error_logs]
         after_metrics = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, *metrics])
         self.channels = [
             gcp.monitoring.NotificationChannel(
@@ -212,6 +231,8 @@ def dashboard(cfg: StackConfig) -> dict:
                "ALIGN_RATE", "REDUCE_SUM", ["metric.label.decision"], "STACKED_AREA"),
         _chart("Decisions per second by model version", f'metric.type="{USER_METRIC}{DECISIONS_METRIC}"',
                "ALIGN_RATE", "REDUCE_SUM", ["metric.label.model_version"]),
+        _chart("Enrichment deliveries per second by outcome", f'metric.type="{USER_METRIC}{OUTCOMES_METRIC}"',
+               "ALIGN_RATE", "REDUCE_SUM", ["metric.label.outcome"], "STACKED_AREA"),
         *[_chart(f"Scoring latency p{p} (ms), SLA {cfg.latency_sla_ms:g}", latency, "ALIGN_DELTA",
                  f"REDUCE_PERCENTILE_{p}") for p in (50, 95, 99)],
         *[_chart(f"{service} requests/s by response class",

@@ -36,6 +36,7 @@ OVERRIDES = {
     "txguard:minBackoffSeconds": "5",
     "txguard:maxBackoffSeconds": "300",
     "txguard:modelUri": "gs://elsewhere/registry@v3",
+    "txguard:modelRollout": "2025-01-01T00:00:00Z",
     "txguard:buildServiceAccount": "false",
     "txguard:alertEmails": '["oncall@example.com"]',
 }

@@ -76,6 +76,7 @@ def test_capacity_follows_config_overrides(override_stack: StackRun) -> None:
     scoring_env = function(override_stack, names.SCORING_FUNCTION)["serviceConfig"]["environmentVariables"]
     assert scoring_env["WORKERS"] == key("scoringWorkers")
     assert scoring_env["MODEL_URI"] == key("modelUri")
+    assert scoring_env["TXGUARD_MODEL_ROLLOUT"] == key("modelRollout")  # a new revision: instances reload
     # Enrichment is I/O-bound: as many gunicorn threads as concurrent requests.
     enrich_env = function(override_stack, names.ENRICH_FUNCTION)["serviceConfig"]["environmentVariables"]
     assert enrich_env["THREADS"] == key("enrichConcurrency")
@@ -137,6 +138,7 @@ def test_environment_is_valid_for_the_functions_settings(default_stack: StackRun
     assert scoring_env["THREADS"] == "1" and int(scoring_env["WORKERS"]) >= 1
     aliases = {f.alias for cls in (ScoringSettings, EnrichSettings) for f in cls.model_fields.values()}
     assert set(scoring_env) | set(enrich_env) <= aliases | {"WORKERS", "THREADS"}
+    assert "TXGUARD_MODEL_ROLLOUT" not in scoring_env  # only set when a rollout is requested
 
 
 # -- IAM -------------------------------------------------------------------------------------------
@@ -279,6 +281,11 @@ def test_monitoring_metrics_alerts_and_dashboard(default_stack: StackRun, overri
     decisions = next(m for m in metrics.values() if "decision" in m.get("labelExtractors", {}))
     assert decisions["labelExtractors"] == {"decision": "EXTRACT(jsonPayload.decision)",
                                             "model_version": "EXTRACT(jsonPayload.model_version)"}
+    # Decisions are counted on the enrichment's "decided" lines (not duplicates or invalid ones).
+    from shared.enrichment import Outcome
+
+    assert names.ENRICH_FUNCTION in decisions["filter"]
+    assert f'jsonPayload.outcome="{Outcome.DECIDED.value}"' in decisions["filter"]
     latency = next(m for m in metrics.values() if m.get("valueExtractor"))
     assert latency["valueExtractor"] == "EXTRACT(jsonPayload.latency_ms)"
     assert latency["metricDescriptor"]["valueType"] == "DISTRIBUTION"
