@@ -12,7 +12,7 @@ Used by `txguard publish`, `txguard local up` and the e2e tests; never by the fu
 from shared.publisher.messages import Outgoing, corrupt, from_labelled, shift_to_end_at
 from shared.publisher.pacing import Pacer
 from shared.publisher.run import PublishStats, publish_all
-from shared.publisher.sources import SCENARIOS, read_file, simulated
+from shared.publisher.sources import SCENARIOS, make_stream, read_file, simulated
 from shared.publisher.transport import PubSubTransport, Transport
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "Transport",
     "corrupt",
     "from_labelled",
+    "make_stream",
     "publish_all",
     "read_file",
     "shift_to_end_at",

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
 
-from shared.publisher.messages import Outgoing, from_labelled, is_valid_payload, shift_to_end_at
+from shared.publisher.messages import Outgoing, corrupt, from_labelled, is_valid_payload, shift_to_end_at
 from shared.simulator import LabelledTransaction, quick_stream
 
 SCENARIOS: tuple[str, ...] = ("normal", "fraud", "burst", "drift")
@@ -146,3 +146,27 @@ def read_file(path: str | Path, count: int | None = None, shift_to_now: bool = F
 
 def labelled_messages(items: list[LabelledTransaction]) -> list[Outgoing]:
     return [from_labelled(t) for t in items]
+
+
+def make_stream(
+    count: int,
+    scenario: str = "fraud",
+    seed: int = 0,
+    drift: float | None = None,
+    invalid_fraction: float = 0.0,
+    file: str | Path | None = None,
+    shift_to_now: bool = True,
+    id_prefix: str | None = None,
+) -> list[Outgoing]:
+    """The messages of one publishing run: a scenario (or a file) with a fraction made invalid."""
+    if not 0.0 <= invalid_fraction < 1.0:
+        raise ValueError("invalid_fraction must be in [0, 1)")
+    if file is not None:
+        messages = read_file(file, count=count, shift_to_now=shift_to_now)
+    else:
+        items = simulated(count, scenario, seed=seed, drift=drift, id_prefix=id_prefix)
+        messages = labelled_messages(items)
+    if invalid_fraction > 0:
+        rng = random.Random(seed + 1)
+        messages = [corrupt(m, rng) if m.expected_valid and rng.random() < invalid_fraction else m for m in messages]
+    return messages

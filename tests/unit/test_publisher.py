@@ -168,3 +168,21 @@ def test_publish_all_stops_on_duration() -> None:
 def test_timestamps_never_in_the_future() -> None:
     items = simulated(100, "burst", seed=8)
     assert max(t.tx.timestamp for t in items) <= datetime.now(UTC) + timedelta(seconds=1)
+
+
+def test_cli_scenarios_match_the_core() -> None:
+    from scripts.commands import publish
+    from shared.publisher import SCENARIOS
+
+    assert publish.SCENARIOS == SCENARIOS
+
+
+def test_decision_line_shows_outcome_score_and_latency() -> None:
+    from scripts.commands.decisions import format_decision
+
+    body = json.dumps({"transaction_id": "t1", "wallet_id": "w9", "score": 0.5, "decision": "review",
+                       "reasons": ["new_device"], "model_version": "v2"}).encode()
+    line = format_decision(body, {names.ATTR_PUBLISHED_AT: "1000"}, now_ms=1250)
+    assert "REVIEW" in line and "0.500" in line and "wallet=w9" in line and "e2e=250ms" in line
+    assert "new_device" in line
+    assert "?" in format_decision(b"not json", {}, now_ms=0)
