@@ -77,9 +77,10 @@ class _Profile:
     peers: list[str]
     funding: str
     devices: list[str]
-    channel_w: tuple[float, float, float]  # app, web, pos for payments
+    channel_w: tuple[float, float, float, float]  # app, web, pos, api for payments
     type_w: tuple[float, float, float, float]  # payment, transfer, withdrawal, top_up
     hour_mu: float
+    micro: bool  # habit of bursts of tiny payments (transit, vending): card-testing look-alike
 
     @property
     def mean_amount(self) -> float:
@@ -102,9 +103,10 @@ def _profile(rng: random.Random, index: int, drift: float) -> _Profile:
         peers=[f"p{index:06d}-{k}" for k in range(rng.randint(1, 6))],
         funding=f"bank-{index:06d}",
         devices=[f"d{index:06d}-{k}" for k in range(rng.choice((1, 1, 2)))],
-        channel_w=(app, web, pos),
+        channel_w=(app, web, pos, rng.uniform(0, 1.0)),
         type_w=(pay, transfer, withdraw, top_up),
         hour_mu=rng.uniform(10, 19),
+        micro=rng.random() < 0.15,
     )
 
 
@@ -120,10 +122,10 @@ def _legit(rng: random.Random, p: _Profile, ts: float, drift: float) -> Event:
     if rng.random() < 0.003 + 0.02 * drift:  # new phone
         device = f"d{p.wallet[1:]}-n{rng.randrange(1000)}"
     if kind == "payment":
-        channel = rng.choices(("app", "web", "pos"), weights=p.channel_w)[0]
+        channel = rng.choices(("app", "web", "pos", "api"), weights=p.channel_w)[0]
         cp = rng.choice(p.merchants) if rng.random() < 0.88 else f"m{rng.randrange(_MERCHANTS):05d}"
-        if channel == "pos":
-            device = None  # card present: no wallet device
+        if channel in ("pos", "api"):
+            device = None  # card present, or merchant-initiated (subscriptions): no wallet device
     elif kind == "transfer":
         channel = "app" if rng.random() < 0.8 else "web"
         cp = rng.choice(p.peers) if rng.random() < 0.85 else f"p{rng.randrange(10**6):06d}-x"
@@ -134,9 +136,32 @@ def _legit(rng: random.Random, p: _Profile, ts: float, drift: float) -> Event:
         amount = max(20.0, round(amount * 2, -1))
     else:
         channel = "api" if rng.random() < 0.6 else "app"
-        cp = p.funding
+        cp = p.funding if rng.random() < 0.92 else f"src{rng.randrange(10**8):08d}"  # gifts, refunds
         amount = max(10.0, round(p.mean_amount * rng.uniform(3, 10), -1))
     return (ts, p.wallet, cp, round(max(amount, 0.5), 2), p.currency, kind, channel, country, device, 0, LEGIT)
+
+
+def _micro_burst(rng: random.Random, p: _Profile, ts: float) -> list[Event]:
+    """Legitimate: a few tiny payments in minutes (transit gates, vending, parking)."""
+    merchant = rng.choice(p.merchants) if rng.random() < 0.5 else f"m{rng.randrange(_MERCHANTS):05d}"
+    out: list[Event] = []
+    for _ in range(rng.randint(2, 6)):
+        out.append((ts, p.wallet, merchant, round(rng.uniform(0.5, 5.0), 2), p.currency, "payment", "app",
+                    p.country, p.devices[0], 0, LEGIT))
+        ts += rng.uniform(20, 900)
+    return out
+
+
+def _top_up_and_pay(rng: random.Random, p: _Profile, ts: float) -> list[Event]:
+    """Legitimate: a large top-up soon paid out (rent, a car): mule look-alike."""
+    amount = round(rng.uniform(400, 4000), -1)
+    cp = rng.choice(p.peers) if rng.random() < 0.5 else f"p{rng.randrange(10**6):06d}-x"
+    later = ts + rng.uniform(600, 6 * 3600)
+    return [
+        (ts, p.wallet, p.funding, amount, p.currency, "top_up", "api", p.country, p.devices[0], 0, LEGIT),
+        (later, p.wallet, cp, round(amount * rng.uniform(0.8, 1.0), 2), p.currency, "transfer", "app",
+         p.country, p.devices[0], 0, LEGIT),
+    ]
 
 
 def _hour_ts(rng: random.Random, day_start: float, hour_mu: float) -> float:
@@ -147,21 +172,22 @@ def _hour_ts(rng: random.Random, day_start: float, hour_mu: float) -> float:
 def _fraud(rng: random.Random, p: _Profile, ts: float, scenario: str) -> list[Event]:
     w, cur, out = p.wallet, p.currency, []
     new_device = f"x{rng.randrange(10**8):08d}"
-    abroad = rng.choice(_FRAUD_COUNTRIES) if rng.random() < 0.7 else p.country
+    abroad = rng.choice(_FRAUD_COUNTRIES) if rng.random() < 0.6 else p.country
     if scenario == "account_takeover":
         channel = "web" if rng.random() < 0.6 else "app"
+        device = p.devices[0] if rng.random() < 0.25 else new_device  # hijacked session vs new phone
         t = ts
-        for _ in range(rng.randint(3, 8)):
-            amount = p.mean_amount * rng.uniform(2, 10)
+        for _ in range(rng.randint(2, 8)):
+            amount = p.mean_amount * rng.uniform(1.5, 10)
             out.append((t, w, f"f{rng.randrange(10**8):08d}", round(amount, 2), cur, "transfer", channel,
-                        abroad, new_device, 1, scenario))
+                        abroad, device, 1, scenario))
             t += rng.uniform(30, 1200)
     elif scenario == "card_testing":
-        device = None if rng.random() < 0.5 else new_device
-        channel = "api" if device is None else "web"
+        device = None if rng.random() < 0.4 else new_device if rng.random() < 0.7 else p.devices[0]
+        channel = "api" if device is None else rng.choice(("web", "app"))
         merchant = f"m{rng.randrange(_MERCHANTS):05d}"
         t = ts
-        for _ in range(rng.randint(5, 15)):
+        for _ in range(rng.randint(3, 12)):
             cp = merchant if rng.random() < 0.5 else f"m{rng.randrange(_MERCHANTS):05d}"
             out.append((t, w, cp, round(rng.uniform(0.5, 4.99), 2), cur, "payment", channel, abroad, device, 1,
                         scenario))
@@ -173,7 +199,7 @@ def _fraud(rng: random.Random, p: _Profile, ts: float, scenario: str) -> list[Ev
         cp = f"m{rng.randrange(_MERCHANTS):05d}" if rng.random() < 0.7 else rng.choice(p.merchants)
         device = new_device if rng.random() < 0.5 else p.devices[0]
         kind = "payment" if rng.random() < 0.8 else "transfer"
-        out.append((ts, w, cp, round(p.mean_amount * rng.uniform(8, 40), 2), cur, kind,
+        out.append((ts, w, cp, round(p.mean_amount * rng.uniform(4, 30), 2), cur, kind,
                     "web" if rng.random() < 0.5 else "app", p.country, device, 1, scenario))
     else:  # mule
         inflow = round(rng.uniform(800, 8000), -1)
@@ -200,6 +226,10 @@ def _wallet_events(seed: int, index: int, days: int, start: float, drift: float)
         n = _poisson(rng, p.rate)
         for _ in range(n):
             events.append(_legit(rng, p, _hour_ts(rng, day_start, p.hour_mu), drift))
+        if p.micro and rng.random() < 0.3:
+            events.extend(_micro_burst(rng, p, _hour_ts(rng, day_start, p.hour_mu)))
+        if rng.random() < 0.015:
+            events.extend(_top_up_and_pay(rng, p, _hour_ts(rng, day_start, p.hour_mu)))
     if days > 0 and rng.random() < 1 - math.exp(-INCIDENTS_PER_WALLET_DAY * days):
         scenario = rng.choices(SCENARIOS, weights=_SCENARIO_WEIGHTS)[0]
         ts = start + rng.uniform(min(1.0, days * 0.2), days - 0.1) * _DAY
