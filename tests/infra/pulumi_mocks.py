@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from pulumi.runtime.mocks import MockMonitor
 
 ROOT = Path(__file__).resolve().parents[2]
 MAIN = ROOT / "infra" / "__main__.py"
@@ -91,6 +92,7 @@ class StackRun:
     config: dict[str, str]
     resources: list[Declared]
     outputs: dict[str, Any] = field(default_factory=dict)
+    urns: list[str] = field(default_factory=list)
 
     def of_type(self, typ: str) -> list[Declared]:
         return [r for r in self.resources if r.typ == typ]
@@ -105,7 +107,8 @@ def run_program(config: dict[str, str], build_dir: Path, stack: str = "dev") -> 
     """Execute infra/__main__.py against mocks with `config` as the stack config."""
     project = config.get("gcp:project", "txguard-dev")
     mocks = RecordingMocks(project)
-    pulumi.runtime.set_mocks(mocks, project="txguard", stack=stack, preview=False)
+    monitor = MockMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="txguard", stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config))
     run = StackRun(config=dict(config), resources=mocks.resources)
     previous = os.environ.get("TXGUARD_BUILD_DIR")
@@ -118,6 +121,7 @@ def run_program(config: dict[str, str], build_dir: Path, stack: str = "dev") -> 
 
     try:
         program()
+        run.urns.extend(monitor.get_registered_resources())
     finally:
         if previous is None:
             os.environ.pop("TXGUARD_BUILD_DIR", None)
