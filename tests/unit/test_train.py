@@ -1,0 +1,140 @@
+"""Training: a small end-to-end run, the quality gate, and malformed training files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from models.dataset import from_file, simulated
+from models.gate import GatePolicy
+from models.train import TrainConfig, time_split, train_and_publish
+from shared.exceptions import DataFileError, QualityGateError
+from shared.features import FEATURE_NAMES
+from shared.registry import open_registry
+from shared.simulator import simulate
+
+SMALL = TrainConfig(days=10, wallets=600, seed=5, max_iter=40, policy=GatePolicy(min_pr_auc=0.3))
+
+
+@pytest.fixture(scope="module")
+def small_data():  # noqa: ANN201
+    return simulated(SMALL.days, SMALL.wallets, SMALL.seed)
+
+
+def test_small_train_publishes_a_loadable_model(tmp_path: Path, small_data) -> None:  # noqa: ANN001
+    report = train_and_publish(replace(SMALL, registry=str(tmp_path)), dataset=small_data)
+    assert report["version"] == "v1" and report["aliases"] == ["staging", "production"]
+    assert report["pr_auc"] >= 0.3 and report["onnx_max_abs_diff"] <= 1e-5
+    reg = open_registry(str(tmp_path))
+    loaded = reg.load("production")
+    assert loaded.metadata.features == list(FEATURE_NAMES)
+    assert loaded.metadata.thresholds.review <= loaded.metadata.thresholds.block
+    assert set(loaded.metadata.library_versions) >= {"scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy"}
+    session = ort.InferenceSession(loaded.artifact, providers=["CPUExecutionProvider"])
+    probs = session.run(None, {"input": small_data.X[:5].astype(np.float32)})[1]
+    assert probs.shape == (5, 2)
+
+    # A second passing model goes to staging only; --promote moves production too.
+    second = train_and_publish(replace(SMALL, registry=str(tmp_path)), dataset=small_data)
+    assert second["aliases"] == ["staging"] and second["production_version"] == "v1"
+    assert reg.aliases() == {"production": "v1", "staging": "v2"}
+    train_and_publish(replace(SMALL, registry=str(tmp_path), promote=True), dataset=small_data)
+    assert reg.aliases() == {"production": "v3", "staging": "v3"}
+
+
+def test_gate_rejects_a_degraded_model(tmp_path: Path, small_data) -> None:  # noqa: ANN001
+    # Trained on shuffled labels, evaluated on the true held-out labels: a genuinely bad model.
+    train_rows, _, _ = time_split(small_data, SMALL.test_fraction)
+    y = small_data.y.copy()
+    y[train_rows] = np.random.default_rng(0).permutation(y[train_rows])
+    shuffled = replace(small_data, y=y)
+    with pytest.raises(QualityGateError, match="below the floor"):
+        train_and_publish(replace(SMALL, registry=str(tmp_path)), dataset=shuffled)
+    assert open_registry(str(tmp_path)).versions() == []
+
+    # With no floor, the regression check against production (same held-out rows) still rejects it.
+    train_and_publish(replace(SMALL, registry=str(tmp_path)), dataset=small_data)
+    no_floor = replace(SMALL, registry=str(tmp_path), policy=GatePolicy(min_pr_auc=0.0, max_regression=0.02))
+    with pytest.raises(QualityGateError, match="worse than production"):
+        train_and_publish(no_floor, dataset=shuffled)
+    assert [m.version for m in open_registry(str(tmp_path)).versions()] == ["v1"]
+
+
+def _write_jsonl(path: Path, n_days: int = 10, wallets: int = 600) -> list[dict]:
+    rows = [r.to_row() for r in simulate(days=n_days, wallets=wallets, seed=5)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
+def test_malformed_rows_are_reported_with_line_and_field(tmp_path: Path) -> None:
+    rows = [r.to_row() for r in simulate(days=1, wallets=20, seed=1)][:5]
+    bad = [dict(r) for r in rows]
+    bad[2]["amount"] = -3
+    path = tmp_path / "bad.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in bad))
+    with pytest.raises(DataFileError, match=r"line 3: field 'amount'"):
+        from_file(path)
+
+    bad = [dict(r) for r in rows]
+    del bad[1]["is_fraud"]
+    path.write_text("".join(json.dumps(r) + "\n" for r in bad))
+    with pytest.raises(DataFileError, match=r"line 2: field 'is_fraud'"):
+        from_file(path)
+
+    path.write_text(json.dumps(rows[0]) + "\n{not json\n")
+    with pytest.raises(DataFileError, match=r"line 2"):
+        from_file(path)
+
+    csv_path = tmp_path / "bad.csv"
+    header = list(rows[0])
+    lines = [",".join(header)]
+    for i, r in enumerate(rows):
+        r = dict(r, currency="XXX") if i == 3 else r
+        lines.append(",".join("" if r[k] is None else str(r[k]) for k in header))
+    csv_path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataFileError, match=r"line 5: field 'currency'"):
+        from_file(csv_path)
+
+
+def test_csv_and_label_time_are_accepted(tmp_path: Path) -> None:
+    rows = [r.to_row() for r in simulate(days=2, wallets=50, seed=1)]
+    header = [*rows[0], "label_time"]
+    lines = [",".join(header)]
+    for r in rows:
+        r = {**r, "label_time": r["timestamp"] if r["is_fraud"] else ""}
+        lines.append(",".join("" if r[k] is None else str(r[k]) for k in header))
+    path = tmp_path / "ok.csv"
+    path.write_text("\n".join(lines) + "\n")
+    data = from_file(path)
+    assert len(data) == len(rows) and data.X.shape == (len(rows), len(FEATURE_NAMES))
+    assert int(data.y.sum()) == sum(r["is_fraud"] for r in rows)
+
+
+def test_cli_train_from_file_and_bad_file(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    from scripts.cli import main
+
+    data = tmp_path / "train.jsonl"
+    _write_jsonl(data)
+    reg = tmp_path / "reg"
+    code = main(["train", "--data", str(data), "--registry", str(reg), "--max-iter", "40", "--min-pr-auc", "0.3"])
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0, last
+    for key in ("pr_auc", "roc_auc", "recall_at_1pct_fpr", "wallet_precision_at_100", "baseline_pr_auc",
+                "train_seconds", "version"):
+        assert key in last
+    assert last["version"] == "v1"
+
+    lines = data.read_text().splitlines()
+    row = json.loads(lines[6])
+    row["country"] = "Atlantis"
+    lines[6] = json.dumps(row)
+    data.write_text("\n".join(lines) + "\n")
+    assert main(["train", "--data", str(data), "--registry", str(reg)]) == 2
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "line 7" in last["error"] and "country" in last["error"]
+    assert [m.version for m in open_registry(str(reg)).versions()] == ["v1"]
