@@ -139,6 +139,10 @@ class CloudFunction(pulumi.ComponentResource):
             # No event_trigger: see the module docstring.
             opts=child,
         )
-        self.url: pulumi.Output[str] = self.function.url
+        # The Cloud Run service URL (https://<name>-<project number>.<region>.run.app), not the
+        # cloudfunctions.net alias: Pub/Sub push and ID tokens address Cloud Run, and Cloud Run
+        # checks a token's audience against this URL and treats same-project Pub/Sub pushes to
+        # it as internal traffic (enrichment's ingress is internal-only).
+        self.url: pulumi.Output[str] = self.function.service_config.apply(lambda sc: sc.uri if sc else None)
         self.service_name: pulumi.Output[str] = self.function.name
-        self.register_outputs({"url": self.url, "name": self.function.name})
+        self.register_outputs({"url": self.url, "name": self.function.name, "function_url": self.function.url})

@@ -76,6 +76,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif args.typ == "gcp:cloudfunctionsv2/function:Function":
             rid = f"projects/{project}/locations/{inputs['location']}/functions/{inputs['name']}"
             inputs |= {"url": f"https://{inputs['location']}-{project}.cloudfunctions.net/{inputs['name']}"}
+            run_uri = f"https://{inputs['name']}-{PROJECT_NUMBER}.{inputs['location']}.run.app"
+            inputs["serviceConfig"] = {**inputs["serviceConfig"], "uri": run_uri}
         elif args.typ == "gcp:monitoring/dashboard:Dashboard":
             rid = f"projects/{PROJECT_NUMBER}/dashboards/{args.name}"
         return rid, inputs

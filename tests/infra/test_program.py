@@ -93,7 +93,7 @@ def test_stack_files_are_valid_config(stack_file: str, tmp_path: Path) -> None:
     raw = yaml.safe_load((ROOT / stack_file).read_text())["config"]
     config = {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
     run = run_program(config, tmp_path, stack=stack_file.split(".")[1])
-    assert run.outputs["scoring_url"].endswith(names.SCORING_FUNCTION)
+    assert run.outputs["scoring_url"].startswith(f"https://{names.SCORING_FUNCTION}-")
     for key, value in raw.items():
         if key.endswith("Concurrency"):
             fn = names.SCORING_FUNCTION if "scoring" in key else names.ENRICH_FUNCTION
@@ -314,7 +314,9 @@ def test_monitoring_metrics_alerts_and_dashboard(default_stack: StackRun, overri
 
 def test_outputs(default_stack: StackRun) -> None:
     out = default_stack.outputs
-    assert out["scoring_url"].startswith("https://") and out["scoring_url"].endswith(names.SCORING_FUNCTION)
+    # Cloud Run service URLs (what push endpoints, ID token audiences and SCORING_URL use).
+    assert out["scoring_url"].startswith(f"https://{names.SCORING_FUNCTION}-") and out["scoring_url"].endswith(".run.app")
+    assert out["enrich_url"].startswith(f"https://{names.ENRICH_FUNCTION}-") and out["enrich_url"].endswith(".run.app")
     assert out["topics"] == {spec.name: spec.name for spec in names.TOPICS}
     assert out["models_bucket"] != out["sources_bucket"]
     assert set(out["service_accounts"]) >= {"scoring", "enrich", "push", "publisher"}
