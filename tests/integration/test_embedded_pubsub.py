@@ -1,0 +1,119 @@
+"""Embedded mode's Pub/Sub: the real google-cloud-pubsub client publishes to it; the pusher
+delivers push bodies over HTTP, retries with backoff and dead-letters after max attempts."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from scripts.local.embedded import EmbeddedPubSub, Message, Pusher
+from shared import names
+from shared.publisher import PubSubTransport, make_stream, publish_all
+
+PROJECT = "txguard-embedded-test"
+
+
+class Endpoint:
+    """A push endpoint that fails the first `fail_first` deliveries of each message id, or always."""
+
+    def __init__(self, fail_first: int = 0, always_fail: frozenset[str] = frozenset()) -> None:
+        self.fail_first = fail_first
+        self.always_fail = always_fail
+        self.bodies: list[dict] = []
+        self.seen: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def handle(self, body: dict) -> int:
+        with self.lock:
+            self.bodies.append(body)
+            mid = body["message"]["messageId"]
+            self.seen[mid] = self.seen.get(mid, 0) + 1
+            data = base64.b64decode(body["message"]["data"])
+            if data in self.always_fail or self.seen[mid] <= self.fail_first:
+                return 500
+            return 204
+
+
+@pytest.fixture
+def endpoint_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, Endpoint]]:
+    endpoint: Endpoint = request.param
+
+    class H(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(endpoint.handle(body))
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", endpoint
+    server.shutdown()
+    server.server_close()
+
+
+def _wait(cond, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("endpoint_server", [Endpoint(fail_first=1)], indirect=True)
+def test_client_publishes_and_pusher_redelivers(endpoint_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    url, endpoint = endpoint_server
+    spec = names.subscription(names.ENRICH_PUSH_SUBSCRIPTION)
+    dead: list[Message] = []
+    pusher = Pusher(url, PROJECT, spec, lambda m, n: dead.append(m), concurrency=4, backoff_scale=0.01)
+    broker = EmbeddedPubSub(PROJECT, {names.TRANSACTIONS_TOPIC: pusher.submit}).start()
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", broker.host)
+    messages = make_stream(40, "fraud", seed=2, id_prefix="emb")
+    transport = PubSubTransport(PROJECT, names.TRANSACTIONS_TOPIC, max_latency_s=0.005)
+    try:
+        stats = publish_all(messages, transport)
+        _wait(lambda: pusher.outstanding() == 0)
+    finally:
+        transport.close()
+        pusher.stop()
+        broker.stop()
+    assert stats.published == 40
+    assert pusher.stats.delivered == 40 and pusher.stats.failures == 40 and not dead
+    assert all(count == 2 for count in endpoint.seen.values())
+    first = endpoint.bodies[0]
+    assert first["subscription"] == f"projects/{PROJECT}/subscriptions/{spec.name}"
+    assert {"data", "attributes", "messageId", "publishTime"} <= set(first["message"])
+    received = {base64.b64decode(b["message"]["data"]) for b in endpoint.bodies}
+    assert received == {m.data for m in messages}
+
+
+@pytest.mark.parametrize("endpoint_server", [Endpoint(always_fail=frozenset({b"poison"}))], indirect=True)
+def test_poison_message_is_dead_lettered_after_max_attempts(endpoint_server) -> None:
+    url, endpoint = endpoint_server
+    spec = names.SubscriptionSpec("s", "t", max_delivery_attempts=5, min_backoff_seconds=1, max_backoff_seconds=4)
+    dead: list[tuple[Message, int]] = []
+    pusher = Pusher(url, PROJECT, spec, lambda m, n: dead.append((m, n)), concurrency=2, backoff_scale=0.01)
+    assert [pusher.backoff(a) for a in range(1, 5)] == pytest.approx([0.01, 0.02, 0.04, 0.04])
+    broker = EmbeddedPubSub(PROJECT, {"t": pusher.submit})
+    broker.publish("projects/p/topics/t", b"poison", {})
+    broker.publish("projects/p/topics/t", b"fine", {})
+    try:
+        _wait(lambda: pusher.outstanding() == 0)
+    finally:
+        pusher.stop()
+    assert [(m.data, n) for m, n in dead] == [(b"poison", 5)]
+    assert pusher.stats.delivered == 1 and pusher.stats.dead_lettered == 1
+    assert sum(endpoint.seen.values()) == 6
+
+
+def test_unknown_topic_is_refused() -> None:
+    broker = EmbeddedPubSub(PROJECT, {})
+    with pytest.raises(KeyError):
+        broker.publish("projects/p/topics/nope", b"x", {})
