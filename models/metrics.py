@@ -3,7 +3,9 @@
 `wallet_precision_at_100` adapts the Fraud Detection Handbook's "card precision top-k": each
 test day, rank wallets by their highest score that day, take the 100 a fraud team could check,
 and count how many really had fraud that day; averaged over test days. It reflects a
-fixed-capacity investigation team better than any transaction-level curve.
+fixed-capacity investigation team better than any transaction-level curve. When fewer than 100
+wallets have fraud on a day the value is capped, so `wallet_precision_at_100_ceiling` (a perfect
+ranking's value) is reported next to it.
 """
 
 from __future__ import annotations
@@ -29,8 +31,15 @@ def recall_at_fpr(y: np.ndarray, scores: np.ndarray, fpr: float = 0.01) -> float
 def wallet_precision_at_k(
     y: np.ndarray, scores: np.ndarray, ts: np.ndarray, wallets: np.ndarray, k: int = 100
 ) -> float:
+    return _wallet_precision(y, scores, ts, wallets, k)[0]
+
+
+def _wallet_precision(
+    y: np.ndarray, scores: np.ndarray, ts: np.ndarray, wallets: np.ndarray, k: int
+) -> tuple[float, float]:
+    """(precision at k, best achievable precision at k: fewer than k wallets have fraud on a day)."""
     days = np.floor(ts / DAY).astype(np.int64)
-    precisions = []
+    precisions, ceilings = [], []
     for day in np.unique(days):
         mask = days == day
         best: dict[str, tuple[float, int]] = {}
@@ -39,7 +48,10 @@ def wallet_precision_at_k(
             best[w] = (max(prev[0], s), max(prev[1], int(label))) if prev else (float(s), int(label))
         ranked = sorted(best.values(), key=lambda v: -v[0])[:k]
         precisions.append(sum(label for _, label in ranked) / k)
-    return float(np.mean(precisions)) if precisions else 0.0
+        ceilings.append(min(k, sum(label for _, label in best.values())) / k)
+    if not precisions:
+        return 0.0, 0.0
+    return float(np.mean(precisions)), float(np.mean(ceilings))
 
 
 def evaluate(y: np.ndarray, scores: np.ndarray, ts: np.ndarray, wallets: np.ndarray) -> dict[str, float]:
@@ -47,11 +59,13 @@ def evaluate(y: np.ndarray, scores: np.ndarray, ts: np.ndarray, wallets: np.ndar
 
     if y.min() == y.max():
         raise ValueError("the held-out period has a single class: cannot evaluate (more data needed)")
+    wallet_p, wallet_ceiling = _wallet_precision(y, scores, ts, wallets, 100)
     return {
         "pr_auc": float(average_precision_score(y, scores)),
         "roc_auc": float(roc_auc_score(y, scores)),
         "recall_at_1pct_fpr": recall_at_fpr(y, scores, 0.01),
-        "wallet_precision_at_100": wallet_precision_at_k(y, scores, ts, wallets, 100),
+        "wallet_precision_at_100": wallet_p,
+        "wallet_precision_at_100_ceiling": wallet_ceiling,
     }
 
 
