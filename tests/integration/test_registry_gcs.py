@@ -101,3 +101,15 @@ def test_stale_alias_update_raises(location: str) -> None:
     with pytest.raises(ConcurrentUpdateError):
         reg.store.create("versions/v1/model.onnx", b"overwrite")
     assert reg.resolve("production") == "v2"
+
+
+def test_training_publishes_to_gcs_registry(location: str) -> None:
+    from models.gate import GatePolicy
+    from models.train import TrainConfig, train_and_publish
+
+    config = TrainConfig(days=10, wallets=600, seed=5, max_iter=30, registry=location,
+                         policy=GatePolicy(min_pr_auc=0.3))
+    report = train_and_publish(config)
+    assert report["version"] == "v1" and "production" in report["aliases"]
+    loaded = open_registry(f"{location}").load("production")
+    assert loaded.metadata.sha256 == report["sha256"] and len(loaded.artifact) > 1000

@@ -138,3 +138,14 @@ def test_cli_train_from_file_and_bad_file(tmp_path: Path, capsys) -> None:  # no
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert "line 7" in last["error"] and "country" in last["error"]
     assert [m.version for m in open_registry(str(reg)).versions()] == ["v1"]
+
+
+def test_cli_gate_failure_exits_3_and_publishes_nothing(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    from scripts.cli import main
+
+    reg = tmp_path / "reg"
+    code = main(["train", "--days", "10", "--wallets", "600", "--seed", "5", "--max-iter", "20",
+                 "--registry", str(reg), "--min-pr-auc", "0.9999"])
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 3 and last["gate"] == "failed" and "below the floor" in last["error"]
+    assert open_registry(str(reg)).versions() == []
