@@ -62,8 +62,7 @@ class FunctionProcess:
             "--signature-type", self.signature_type, "--host", "127.0.0.1", "--port", str(self.port),
         ]
 
-    def start(self, ready_path: str = "/", ready_ok: tuple[int, ...] = (), timeout: float = 90.0) -> FunctionProcess:
-        """Start and wait until `ready_path` answers (any status < 500, or one of `ready_ok`)."""
+    def spawn(self) -> FunctionProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self.proc = subprocess.Popen(
@@ -71,6 +70,11 @@ class FunctionProcess:
             env=self.env, cwd=str(ROOT), start_new_session=True,
         )
         log.close()
+        return self
+
+    def wait_ready(self, ready_path: str = "/", ready_ok: tuple[int, ...] = (), timeout: float = 90.0) -> FunctionProcess:
+        """Wait until `ready_path` answers (any status < 500, or one of `ready_ok` if given)."""
+        assert self.proc is not None, "spawn() first"
         deadline = time.monotonic() + timeout
         last = "no answer"
         while time.monotonic() < deadline:
@@ -86,6 +90,9 @@ class FunctionProcess:
         self.stop()
         raise FunctionStartError(f"{self.name} not ready after {timeout:.0f}s (last: {last}); see {self.log_path}\n"
                                  + self.tail())
+
+    def start(self, ready_path: str = "/", ready_ok: tuple[int, ...] = (), timeout: float = 90.0) -> FunctionProcess:
+        return self.spawn().wait_ready(ready_path, ready_ok, timeout)
 
     def tail(self, lines: int = 15) -> str:
         with contextlib.suppress(OSError):

@@ -24,7 +24,8 @@ class PublishStats:
     published: int = 0  # confirmed by the transport
     failed: int = 0
     invalid_injected: int = 0
-    elapsed_s: float = 0.0
+    elapsed_s: float = 0.0  # until every publish was confirmed
+    send_seconds: float = 0.0  # until the last message was handed to the transport (the paced part)
     errors: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -45,6 +46,7 @@ class PublishStats:
             "failed": self.failed,
             "invalid_injected": self.invalid_injected,
             "elapsed_s": round(self.elapsed_s, 3),
+            "send_seconds": round(self.send_seconds, 3),
             "rate_tps": round(rate, 1),
             "errors": dict(self.errors),
         }
@@ -108,6 +110,7 @@ def publish_all(
             pending.add(future)
         future.add_done_callback(lambda f, m=message: done(m, f))
 
+    stats.send_seconds = time.monotonic() - started
     deadline = time.monotonic() + flush_timeout_s
     with all_done:
         while pending and time.monotonic() < deadline:

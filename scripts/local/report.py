@@ -1,0 +1,63 @@
+"""What `txguard local up` shows: a live line while the stream flows, a summary at the end.
+
+The summary's last line is one JSON object (the convention for report-like commands), so a
+script or a test reads the figures without parsing the tables.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+LAST_LINE_KEYS = ("mode", "published", "decided", "invalid", "dead_lettered", "lost",
+                  "e2e_p50_ms", "e2e_p95_ms", "e2e_p99_ms")
+
+
+def live(counts: dict[str, int], latency_ms: float | None, mode: str, phase: str, elapsed_s: float) -> Any:
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table.grid(padding=(0, 2))
+    cells = [
+        f"[bold]{mode}[/] {phase}",
+        f"published [cyan]{counts['published']}[/]/{counts['sent']}",
+        f"decided [green]{counts['decided']}[/]",
+        f"invalid [yellow]{counts['invalid']}[/]",
+        f"dead-lettered [red]{counts['dead_lettered']}[/]",
+        f"pending {counts['pending']}",
+        f"e2e p50 {'-' if latency_ms is None else f'{latency_ms:.0f} ms'}",
+        f"{elapsed_s:5.1f}s",
+    ]
+    table.add_row(*cells)
+    return table
+
+
+def summary_table(summary: dict[str, Any]) -> Any:
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title=f"txguard local pipeline ({summary['mode']} mode)", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    d = summary["decisions"]
+    rows = [
+        ("published", f"{summary['published']} ({summary['invalid_injected']} invalid on purpose, "
+                      f"{summary['publish_failed']} publish failures)"),
+        ("decided", f"{summary['decided']}  (allow {d['allow']}, review {d['review']}, block {d['block']})"),
+        ("invalid", f"{summary['invalid']}  {summary['invalid_kinds'] or ''}"),
+        ("dead-lettered", str(summary["dead_lettered"])),
+        ("lost", str(summary["lost"])),
+        ("precision / recall", f"{_pct(summary['precision'])} / {_pct(summary['recall'])}  "
+                               f"({summary['true_positives']} of {summary['fraud_labelled']} frauds caught, "
+                               f"{summary['false_positives']} false alarms; block+review = positive)"),
+        ("caught / missed", f"{summary['caught_by_scenario']} / {summary['missed_by_scenario']}"),
+        ("end-to-end latency", f"p50 {summary['e2e_p50_ms']} ms, p95 {summary['e2e_p95_ms']} ms, "
+                               f"p99 {summary['e2e_p99_ms']} ms, max {summary['e2e_max_ms']} ms"),
+        ("publish rate", f"{summary.get('publish_rate_tps')} tx/s over {summary.get('publish_seconds')} s"),
+        ("errors", f"duplicates {summary['duplicates']}, unexpected invalid {summary['unexpected_invalid']}, "
+                   f"unmatched {summary['unmatched'] or 0}"),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"

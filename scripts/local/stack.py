@@ -1,0 +1,286 @@
+"""`txguard local up`: the whole pipeline on one machine, then a summary of what came out.
+
+Emulator mode (gcloud + Java present): the real Pub/Sub, Firestore and Cloud Storage emulators,
+the topology from shared/names.py (push subscription -> enrichment function), a model in
+`gs://txguard-models/registry`, both functions under functions-framework (gunicorn).
+Embedded mode (no gcloud, or --embedded): the same two function processes, Pub/Sub replaced by
+scripts/local/embedded.py (Publish over gRPC + push loop), SQLite history, a local registry.
+
+Everything started here is registered on one ExitStack the moment it exists, and that stack is
+closed on every way out (normal end, exception, Ctrl-C, SIGTERM): emulators and functions run in
+their own process groups and are killed by group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scripts import emulators
+from scripts.local import model, processes, report, topology
+from scripts.local.tracker import Tracker
+from shared import names
+
+
+@dataclass
+class StackOptions:
+    count: int = 2000
+    rate: float | None = 200.0
+    speed: float | None = None
+    scenario: str = "burst"
+    seed: int = 7
+    drift: float | None = None
+    invalid_fraction: float = 0.01
+    embedded: bool = False
+    keep: bool = False
+    drain_timeout_s: float = 60.0
+    project: str = "txguard-local"
+    registry: str | None = None  # default: gs://txguard-models/registry (emulators) or <workdir>/registry
+    workdir: Path | None = None
+    enrich_threads: int = 8
+    scoring_threads: int = 1
+
+
+def emulator_mode_available() -> bool:
+    return emulators.gcloud_available() and emulators.fake_gcs_binary() is not None
+
+
+class LocalStack:
+    def __init__(self, options: StackOptions, console: Any) -> None:
+        self.options = options
+        self.console = console
+        self.mode = "embedded" if options.embedded or not emulator_mode_available() else "emulators"
+        self.workdir = options.workdir or Path(tempfile.mkdtemp(prefix="txguard-local-"))
+        self.tracker = Tracker()
+        self.env: dict[str, str] = {}  # what a second shell needs to talk to this stack
+        self.endpoints: dict[str, str] = {}
+        self.model: dict[str, Any] = {}
+        self.broker: Any = None
+        self.pusher: Any = None
+        self.consumers: Any = None
+        self._echo = False  # --keep: print decisions as they arrive (embedded mode)
+        self._exit = contextlib.ExitStack()
+        self._t0 = time.monotonic()
+
+    # lifecycle -----------------------------------------------------------------------------
+    def __enter__(self) -> LocalStack:
+        saved = dict(os.environ)
+        self._exit.callback(lambda: (os.environ.clear(), os.environ.update(saved)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._exit.close()
+
+    def step(self, text: str) -> None:
+        self.console.print(f"[dim]{time.monotonic() - self._t0:6.1f}s[/] {text}")
+
+    def _setenv(self, key: str, value: str) -> None:
+        os.environ[key] = value
+        self.env[key] = value
+
+    def up(self) -> LocalStack:
+        self.step(f"[bold]{self.mode}[/] mode, work folder {self.workdir}")
+        self._setenv("GOOGLE_CLOUD_PROJECT", self.options.project)
+        if self.mode == "emulators":
+            self._up_emulators()
+        else:
+            self._up_embedded()
+        return self
+
+    def _start_emulators(self) -> dict[str, emulators.Emulator]:
+        started: dict[str, emulators.Emulator] = {}
+        lock = threading.Lock()
+
+        def start(name: str, fn: Any) -> None:
+            emu = fn()
+            with lock:
+                started[name] = emu
+
+        def stop_all() -> None:
+            for emu in started.values():
+                emu.stop()
+
+        self._exit.callback(stop_all)
+        project, wd = self.options.project, self.workdir
+        with ThreadPoolExecutor(3) as pool:  # JVM start-ups overlap; all finish before we go on
+            jobs = [pool.submit(start, "pubsub", lambda: emulators.start_pubsub(project, wd)),
+                    pool.submit(start, "firestore", lambda: emulators.start_firestore(project, wd)),
+                    pool.submit(start, "gcs", lambda: emulators.start_gcs(wd))]
+            for job in jobs:
+                job.result()
+        return started
+
+    def _up_emulators(self) -> None:
+        emus = self._start_emulators()
+        for emu in emus.values():
+            self._setenv(emu.env_var, emu.env_value)
+            self.endpoints[f"{emu.name} emulator"] = emu.host
+        self.step("emulators up: " + ", ".join(f"{e.name} {e.host}" for e in emus.values()))
+        registry = self.options.registry or model.GCS_REGISTRY
+        if registry.startswith("gs://"):
+            model.ensure_bucket(registry.removeprefix("gs://").split("/", 1)[0])
+        self._ensure_model(registry)
+        common = {"GOOGLE_CLOUD_PROJECT": self.options.project}
+        score, enrich = self._start_functions(
+            {**common, "MODEL_URI": f"{registry}@production", "STORAGE_EMULATOR_HOST": emus["gcs"].env_value},
+            {**common, "HISTORY_STORE": "firestore", "FIRESTORE_EMULATOR_HOST": emus["firestore"].env_value,
+             "PUBSUB_EMULATOR_HOST": emus["pubsub"].env_value},
+        )
+        topology.ensure_topology(self.options.project, {names.ENRICH_FUNCTION: enrich.url + "/"})
+        self.step(f"topology created; {names.ENRICH_PUSH_SUBSCRIPTION} pushes to {enrich.url}/")
+        from scripts.local.consumers import PullConsumers  # noqa: PLC0415
+
+        self.consumers = PullConsumers(self.options.project, self.tracker).start()
+        self._exit.callback(self._stop_consumers)
+
+    def _stop_consumers(self) -> None:
+        if self.consumers is not None:
+            self.consumers.stop()
+            self.consumers = None
+
+    def _up_embedded(self) -> None:
+        from scripts.local.embedded import EmbeddedPubSub, Message, Pusher  # noqa: PLC0415
+
+        def route(sink: Any) -> Any:
+            return lambda m: sink(m.data, m.attributes, int(time.time() * 1000))
+
+        def to_enrich(message: Message) -> None:
+            self.pusher.submit(message)
+
+        self.broker = EmbeddedPubSub(self.options.project, {
+            names.TRANSACTIONS_TOPIC: to_enrich,
+            names.DECISIONS_TOPIC: route(self._on_decision),
+            names.INVALID_TOPIC: route(self.tracker.on_invalid),
+            names.DEAD_LETTER_TOPIC: route(self.tracker.on_dead_letter),
+        }).start()
+        self._exit.callback(self.broker.stop)
+        self._setenv("PUBSUB_EMULATOR_HOST", self.broker.host)
+        self.endpoints["embedded Pub/Sub (Publish only)"] = self.broker.host
+        self.step(f"embedded Pub/Sub on {self.broker.host}")
+        registry = self.options.registry or str(self.workdir / "registry")
+        self._ensure_model(registry)
+        common = {"GOOGLE_CLOUD_PROJECT": self.options.project}
+        _, enrich = self._start_functions(
+            {**common, "MODEL_URI": f"{registry}@production"},
+            {**common, "HISTORY_STORE": "sqlite", "SQLITE_PATH": str(self.workdir / "history.sqlite3"),
+             "PUBSUB_EMULATOR_HOST": self.broker.host},
+        )
+        spec = names.subscription(names.ENRICH_PUSH_SUBSCRIPTION)
+        self.pusher = Pusher(enrich.url + "/", self.options.project, spec,
+                             lambda m, _n: self.broker.publish(names.DEAD_LETTER_TOPIC, m.data, m.attributes),
+                             concurrency=self.options.enrich_threads)
+        self._exit.callback(self.pusher.stop)
+        self.step(f"push loop: {spec.name} -> {enrich.url}/ (max {spec.max_delivery_attempts} attempts)")
+
+    def _on_decision(self, data: bytes, attributes: dict[str, str], now_ms: int) -> None:
+        self.tracker.on_decision(data, attributes, now_ms)
+        if self._echo:
+            from scripts.commands.decisions import format_decision  # noqa: PLC0415
+
+            self.console.print(format_decision(data, attributes), highlight=False)
+
+    def _ensure_model(self, registry: str) -> None:
+        self.step(f"model registry {registry}")
+        self.model = model.ensure_model(registry, log=lambda m: self.step(f"  train: {m}"))
+        trained = f"trained in {self.model.get('train_seconds')} s, PR-AUC {self.model.get('pr_auc')}"
+        self.step(f"model {self.model['version']} is production ({trained if self.model['trained'] else 'found'})")
+
+    def _start_functions(self, score_env: dict[str, str], enrich_env: dict[str, str]) -> tuple[Any, Any]:
+        score = processes.scoring_process(self.workdir, score_env, threads=self.options.scoring_threads)
+        enrich_env = {**enrich_env, "SCORING_URL": score.url, "SCORING_AUTH": "none"}
+        enrich = processes.enrich_process(self.workdir, enrich_env, threads=self.options.enrich_threads)
+        for fn in (score, enrich):
+            self._exit.callback(fn.stop)
+            fn.spawn()
+        score.wait_ready("/health", ready_ok=(200,))
+        enrich.wait_ready("/")
+        self.endpoints.update({"scoring function": score.url, "enrichment function": enrich.url})
+        self._setenv("SCORING_URL", score.url)
+        self.step(f"functions up: scoring {score.url} (THREADS={self.options.scoring_threads}), "
+                  f"enrichment {enrich.url}; logs in {self.workdir}")
+        return score, enrich
+
+    # the stream ------------------------------------------------------------------------------
+    def run_stream(self) -> dict[str, Any]:
+        """Publish the bounded stream, drain the outputs, return the summary (last-line figures)."""
+        from rich.live import Live  # noqa: PLC0415
+
+        from shared.publisher import Pacer, PubSubTransport, make_stream, publish_all  # noqa: PLC0415
+
+        o = self.options
+        messages = make_stream(o.count, o.scenario, seed=o.seed, drift=o.drift, invalid_fraction=o.invalid_fraction,
+                               id_prefix=f"s{o.seed}")
+        transport = PubSubTransport(o.project, names.TRANSACTIONS_TOPIC, max_messages=100, max_latency_s=0.005)
+        pacer = Pacer(rate=None if o.speed else o.rate, speed=o.speed)
+        result: dict[str, Any] = {}
+
+        def publish() -> None:
+            try:
+                result["stats"] = publish_all(messages, transport, pacer, on_sent=self.tracker.sent,
+                                              on_done=self.tracker.confirmed)
+            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                result["error"] = exc
+
+        thread = threading.Thread(target=publish, name="publisher", daemon=True)
+        started = time.monotonic()
+        self.step(f"publishing {len(messages)} transactions ({o.scenario}, "
+                  f"{f'{o.rate:g} tx/s' if not o.speed else f'speed x{o.speed:g}'})")
+        last_progress, last_outcomes = time.monotonic(), -1
+        with Live(console=self.console, refresh_per_second=4, transient=True) as live:
+            thread.start()
+            while True:
+                publishing = thread.is_alive()
+                counts = self.tracker.counts()
+                outcomes = counts["decided"] + counts["invalid"] + counts["dead_lettered"]
+                if outcomes != last_outcomes or publishing:
+                    last_progress, last_outcomes = time.monotonic(), outcomes
+                live.update(report.live(counts, self.tracker.recent_latency_ms(), self.mode,
+                                        "publishing" if publishing else "draining", time.monotonic() - started))
+                # Drain while outcomes keep coming; give up after drain_timeout_s without any.
+                if not publishing and (self.tracker.settled() or time.monotonic() - last_progress >= o.drain_timeout_s):
+                    break
+                time.sleep(0.25)
+        transport.close()
+        if "error" in result:
+            raise result["error"]
+        stats = result["stats"]
+        summary: dict[str, Any] = {"mode": self.mode, **self.tracker.summary()}
+        summary.update(
+            publish_rate_tps=round(stats.attempted / stats.send_seconds, 1) if stats.send_seconds else None,
+            publish_seconds=round(stats.send_seconds, 2),
+            drain_seconds=round(time.monotonic() - started - stats.elapsed_s, 2),
+            count=o.count, scenario=o.scenario, seed=o.seed, model_version=self.model.get("version"),
+        )
+        if self.pusher is not None:
+            summary["push"] = {"attempts": self.pusher.stats.attempts, "failures": self.pusher.stats.failures,
+                               "statuses": self.pusher.stats.statuses}
+        return summary
+
+    def print_env(self) -> None:
+        self.console.print("[bold]endpoints[/]")
+        for name, url in self.endpoints.items():
+            self.console.print(f"  {name:32} {url}")
+        self.console.print("[bold]environment for another shell[/]")
+        for key, value in self.env.items():
+            self.console.print(f"  export {key}={value}", highlight=False)
+
+    def keep_running(self) -> None:
+        """--keep: leave everything up for other shells until Ctrl-C / SIGTERM."""
+        self._stop_consumers()  # `txguard decisions --follow` in another shell gets the decisions now
+        self._echo = self.mode == "embedded"  # embedded outputs only exist in this process: show them
+        self.print_env()
+        self.console.print("[bold]stack running[/]; Ctrl-C to stop" + (
+            " (decisions are printed here: embedded Pub/Sub has no subscriptions)" if self._echo else ""))
+        stop = threading.Event()
+        while not stop.wait(1.0):
+            pass
