@@ -1,0 +1,130 @@
+"""Firestore history store against the real Firestore emulator: idempotency and contention."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from scripts import emulators
+from shared.contract import Decision, Outcome
+from shared.exceptions import StoreUnavailableError
+from shared.features import TxPoint, WalletState, apply
+from shared.history import create_store
+from shared.history.firestore import FirestoreHistoryStore
+from shared.settings import EnrichSettings
+from tests.conftest import PROJECT
+from tests.enrich_fakes import make_tx
+
+pytestmark = pytest.mark.emulators
+
+
+@pytest.fixture
+def firestore_env(firestore_emulator: emulators.Emulator, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore_emulator.env_value)
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", PROJECT)
+    return firestore_emulator.env_value
+
+
+def _store(max_attempts: int) -> FirestoreHistoryStore:
+    return FirestoreHistoryStore(project=PROJECT, max_attempts=max_attempts)
+
+
+@pytest.fixture
+def store(firestore_env: str) -> Iterator[FirestoreHistoryStore]:
+    s = _store(EnrichSettings().firestore_max_attempts)
+    yield s
+    s.close()
+
+
+def sequential_state(txs) -> WalletState:
+    state = WalletState()
+    for tx in sorted(txs, key=lambda t: t.timestamp):
+        apply(state, TxPoint.of(tx))
+    return state
+
+
+def test_factory_builds_firestore(firestore_env: str) -> None:
+    store = create_store(EnrichSettings(HISTORY_STORE="firestore", GOOGLE_CLOUD_PROJECT=PROJECT))
+    assert isinstance(store, FirestoreHistoryStore)
+    assert store.max_attempts == EnrichSettings().firestore_max_attempts
+    store.close()
+
+
+def test_enrich_once_is_idempotent_and_keeps_the_decision(store: FirestoreHistoryStore) -> None:
+    wallet = f"w-{uuid.uuid4().hex[:8]}"
+    tx = make_tx(1, wallet=wallet)
+    first = store.enrich_once(tx)
+    assert not first.duplicate and first.decision is None
+    decision = Decision(transaction_id=tx.transaction_id, wallet_id=wallet, score=0.2,
+                        decision=Outcome.ALLOW, model_version="m1")
+    store.record_decision(tx.transaction_id, decision)
+    again = store.enrich_once(tx)
+    assert again.duplicate and again.decision == decision
+    assert again.enriched.features == first.enriched.features
+    assert store.wallet_state(wallet) == sequential_state([tx])
+    record = store.processed(tx.transaction_id)
+    assert record["expires_at"] > first.enriched.timestamp  # a Firestore timestamp, for the TTL policy
+
+
+def test_concurrent_deliveries_in_one_instance_equal_sequential_replay(store: FirestoreHistoryStore) -> None:
+    """Ten threads of one instance (Cloud Run concurrency) on one wallet, with redeliveries."""
+    wallet = f"hot-{uuid.uuid4().hex[:8]}"
+    txs = [make_tx(i, wallet=wallet) for i in range(30)]
+    deliveries = txs + random.Random(1).sample(txs, 10)
+    random.Random(2).shuffle(deliveries)
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(store.enrich_once, deliveries))
+    assert sum(not r.duplicate for r in results) == len(txs)
+    assert store.wallet_state(wallet) == sequential_state(txs)
+
+
+def _across_instances(stores: list[FirestoreHistoryStore], txs, swallow: bool) -> list:
+    """Deliver `txs` round-robin over `stores` (separate clients and locks: separate instances)."""
+
+    def deliver(item):
+        i, tx = item
+        try:
+            return stores[i % len(stores)].enrich_once(tx)
+        except StoreUnavailableError:
+            if not swallow:
+                raise
+            return None
+
+    with ThreadPoolExecutor(max_workers=2 * len(stores)) as pool:
+        return list(pool.map(deliver, enumerate(txs)))
+
+
+def test_contention_across_instances_with_configured_attempts(firestore_env: str) -> None:
+    """Two instances racing on one wallet deadlock on its document until one is aborted; the
+    configured attempts (with backoff) get every delivery through, each applied once."""
+    wallet = f"hot2-{uuid.uuid4().hex[:8]}"
+    txs = [make_tx(i, wallet=wallet) for i in range(8)]
+    stores = [_store(EnrichSettings().firestore_max_attempts) for _ in range(2)]
+    results = _across_instances(stores, txs + txs[:2], swallow=False)
+    assert sum(not r.duplicate for r in results) == len(txs)
+    assert stores[0].wallet_state(wallet) == sequential_state(txs)
+    for s in stores:
+        s.close()
+
+
+def test_one_attempt_fails_under_contention_as_retryable(firestore_env: str) -> None:
+    """With max_attempts=1 a burst across instances cannot all commit: the losers raise
+    StoreUnavailableError (retryable) and are never half-applied; redelivery completes the state."""
+    wallet = f"hot1-{uuid.uuid4().hex[:8]}"
+    txs = [make_tx(i, wallet=wallet) for i in range(8)]
+    tight = [_store(max_attempts=1) for _ in range(2)]
+    results = _across_instances(tight, txs, swallow=True)
+    failed = [tx for tx, r in zip(txs, results, strict=True) if r is None]
+    applied = [tx for tx, r in zip(txs, results, strict=True) if r is not None]
+    assert failed, "expected at least one aborted transaction under contention"
+    assert tight[0].wallet_state(wallet) == sequential_state(applied)
+    patient = _store(max_attempts=EnrichSettings().firestore_max_attempts)
+    for tx in failed:  # the redeliveries
+        assert not patient.enrich_once(tx).duplicate
+    assert patient.wallet_state(wallet) == sequential_state(txs)
+    for s in [*tight, patient]:
+        s.close()
