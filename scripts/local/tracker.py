@@ -15,11 +15,13 @@ import json
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.publisher import Outgoing
 
 POSITIVE = frozenset({"block", "review"})
+Select = Callable[[Outgoing], bool] | None  # a subset of the sent messages (one bench stage)
 
 
 def _key(data: bytes) -> bytes:
@@ -43,6 +45,7 @@ class _Sent:
     failed: bool = False
     outcome: str | None = None  # "decided" | "invalid" | "dead_lettered"
     decision: str | None = None
+    latency_ms: float | None = None  # published -> decision received
 
 
 class Tracker:
@@ -51,7 +54,6 @@ class Tracker:
         self._by_id: dict[str, _Sent] = {}
         self._by_data: dict[bytes, _Sent] = {}
         self._sent: list[_Sent] = []
-        self.latencies_ms: list[float] = []
         self._recent: deque[float] = deque(maxlen=window)
         self.duplicates = 0
         self.unmatched: Counter[str] = Counter()
@@ -86,7 +88,7 @@ class Tracker:
         record.outcome = outcome
         latency = now_ms - record.published_at_ms
         if outcome == "decided":
-            self.latencies_ms.append(latency)
+            record.latency_ms = latency
             self._recent.append(latency)
         return record
 
@@ -121,19 +123,27 @@ class Tracker:
             self._settle(self._by_data.get(_key(data)), "dead_lettered", "dead_letter", now_ms)
 
     # reading -------------------------------------------------------------------------------
-    def counts(self) -> dict[str, int]:
+    def _records(self, select: Select) -> list[_Sent]:
+        return self._sent if select is None else [r for r in self._sent if select(r.message)]
+
+    def counts(self, select: Select = None) -> dict[str, int]:
         with self._lock:
-            outcomes = Counter(r.outcome for r in self._sent)
-            published = sum(1 for r in self._sent if r.confirmed)
+            records = self._records(select)
+            outcomes = Counter(r.outcome for r in records)
             return {
-                "sent": len(self._sent),
-                "published": published,
-                "publish_failed": sum(1 for r in self._sent if r.failed),
+                "sent": len(records),
+                "published": sum(1 for r in records if r.confirmed),
+                "publish_failed": sum(1 for r in records if r.failed),
                 "decided": outcomes["decided"],
                 "invalid": outcomes["invalid"],
                 "dead_lettered": outcomes["dead_lettered"],
-                "pending": sum(1 for r in self._sent if r.confirmed and r.outcome is None),
+                "pending": sum(1 for r in records if r.confirmed and r.outcome is None),
             }
+
+    def in_flight(self) -> int:
+        """Sent and without an outcome yet (the backlog a bench watches)."""
+        with self._lock:
+            return sum(1 for r in self._sent if r.outcome is None and not r.failed)
 
     def settled(self) -> bool:
         """Every confirmed message has an outcome (and no publish is still unconfirmed)."""
@@ -146,12 +156,13 @@ class Tracker:
         with self._lock:
             return percentile(list(self._recent), 50)
 
-    def summary(self) -> dict[str, object]:
+    def summary(self, select: Select = None) -> dict[str, object]:
         """Final figures: outcomes, quality against the simulator's labels, latency percentiles."""
-        counts = self.counts()
+        counts = self.counts(select)
         with self._lock:
-            decisions = Counter(r.decision for r in self._sent if r.decision)
-            labelled = [r for r in self._sent if r.decision and r.message.is_fraud is not None]
+            records = self._records(select)
+            decisions = Counter(r.decision for r in records if r.decision)
+            labelled = [r for r in records if r.decision and r.message.is_fraud is not None]
             tp = sum(1 for r in labelled if r.message.is_fraud and r.decision in POSITIVE)
             fp = sum(1 for r in labelled if not r.message.is_fraud and r.decision in POSITIVE)
             fn = sum(1 for r in labelled if r.message.is_fraud and r.decision not in POSITIVE)
@@ -159,9 +170,9 @@ class Tracker:
                                          if r.message.is_fraud and r.decision not in POSITIVE)
             caught_by_scenario = Counter(r.message.scenario for r in labelled
                                          if r.message.is_fraud and r.decision in POSITIVE)
-            unexpected_invalid = sum(1 for r in self._sent if r.outcome == "invalid" and r.message.expected_valid)
-            injected_invalid = sum(1 for r in self._sent if not r.message.expected_valid and r.confirmed)
-            latencies = list(self.latencies_ms)
+            unexpected_invalid = sum(1 for r in records if r.outcome == "invalid" and r.message.expected_valid)
+            injected_invalid = sum(1 for r in records if not r.message.expected_valid and r.confirmed)
+            latencies = [r.latency_ms for r in records if r.latency_ms is not None]
             duplicates = self.duplicates
             unmatched = dict(self.unmatched)
             invalid_kinds = dict(self.invalid_kinds)

@@ -1,0 +1,41 @@
+"""Bench arithmetic: backlog slope, the sustained verdict, enrichment timings from JSON logs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scripts.local.bench import SLOPE_TOLERANCE, Stage, enrich_timings, slope
+
+
+def test_slope_of_a_growing_and_a_flat_backlog() -> None:
+    assert slope([(t, 5 * t) for t in range(10)]) == pytest.approx(5.0)
+    assert slope([(t, 7) for t in range(10)]) == pytest.approx(0.0)
+    assert slope([(1.0, 3)]) == 0.0
+
+
+def test_stage_is_sustained_only_with_a_flat_backlog_and_nothing_lost() -> None:
+    flat = Stage(100, 10, "b0", samples=[(t / 2, 20) for t in range(20)], summary={"lost": 0, "publish_failed": 0})
+    assert flat.sustained
+    growing = Stage(100, 10, "b1", samples=[(t / 2, int(t / 2 * 100 * 2 * SLOPE_TOLERANCE)) for t in range(20)],
+                    summary={"lost": 0, "publish_failed": 0})
+    assert not growing.sustained
+    lossy = Stage(100, 10, "b2", samples=flat.samples, summary={"lost": 3, "publish_failed": 0})
+    assert not lossy.sustained
+    assert set(flat.as_dict()) >= {"rate", "e2e_p50_ms", "e2e_p99_ms", "sustained", "backlog_slope_per_s"}
+
+
+def test_enrich_timings_reads_the_stage_lines(tmp_path: Path) -> None:
+    log = tmp_path / "enrich.log"
+    lines = [json.dumps({"transaction_id": f"b1-{i:09d}", "outcome": "decided",
+                         "timings": {"store_ms": float(i), "total_ms": 2.0 * i}}) for i in range(1, 11)]
+    lines.append(json.dumps({"transaction_id": "b2-000000001", "outcome": "decided", "timings": {"store_ms": 999.0}}))
+    lines.append(json.dumps({"transaction_id": "b1-x", "outcome": "invalid", "timings": {"store_ms": 999.0}}))
+    lines.append("not json b1-")
+    log.write_text("\n".join(lines))
+    timings = enrich_timings(log, "b1")
+    assert timings["store_ms"] == {"p50": 5.0, "p95": 10.0}
+    assert timings["total_ms"]["p50"] == 10.0
+    assert enrich_timings(tmp_path / "missing.log", "b1") == {}
