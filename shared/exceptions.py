@@ -96,3 +96,7 @@ class ScoringUnavailableError(RetryableError):
 
 class PermanentError(TxguardError):
     """A failure that will not pass on retry, for a message that is otherwise valid."""
+
+
+class IncompatibleModelError(RegistryError):
+    """A model the serving code cannot use (other feature order, missing ONNX input/output)."""

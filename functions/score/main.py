@@ -1,0 +1,21 @@
+"""Scoring function (Cloud Run functions, HTTP): enriched transaction in, decision out.
+
+Cold start (module import) loads MODEL_URI from the registry, verifies its SHA-256 and prepares
+the ONNX fast path. If that fails the module still imports: /health and /score answer 503 with
+the reason (logged as CRITICAL). Routes, validation and errors live in shared/scoring_http.py.
+"""
+
+from __future__ import annotations
+
+import functions_framework
+
+from shared.scoring_http import ScoringService, handle_werkzeug
+from shared.settings import scoring_settings
+
+SERVICE = ScoringService.load(scoring_settings())
+
+
+@functions_framework.http
+def score(request):  # noqa: ANN001, ANN201 - flask.Request -> (body, status, headers)
+    response = handle_werkzeug(SERVICE, request)
+    return response.body, response.status, response.headers
