@@ -1,0 +1,105 @@
+"""A tiny model trained on synthetic rows, published into a tmp registry, and enriched transactions.
+
+Shared by the scoring tests (unit, functional, integration). Training happens once per test
+process (`tiny_model()` is cached); nothing is committed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared.contract import EnrichedTransaction
+from shared.features import FEATURE_NAMES
+from shared.model_metadata import ModelMetadata, Thresholds
+
+N = len(FEATURE_NAMES)
+IX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+THRESHOLDS = Thresholds(review=0.3, block=0.7)
+
+
+def synthetic_rows(n: int, seed: int = 0) -> np.ndarray:
+    """Rows in plausible ranges (counts >= 0, flags 0/1, amounts log-normal), FEATURE_NAMES order."""
+    rng = np.random.default_rng(seed)
+    x = rng.gamma(1.5, 2.0, size=(n, N))
+    amount = rng.lognormal(3.0, 1.2, size=n)
+    x[:, IX["amount"]] = amount
+    x[:, IX["amount_log"]] = np.log1p(amount)
+    for flag in ("is_transfer", "is_withdrawal", "is_top_up", "has_device", "is_new_counterparty",
+                 "country_changed", "device_changed"):
+        x[:, IX[flag]] = rng.random(n) < 0.2
+    x[:, IX["channel_code"]] = rng.integers(0, 5, n)
+    x[:, IX["hour_of_day"]] = rng.integers(0, 24, n)
+    x[:, IX["day_of_week"]] = rng.integers(0, 7, n)
+    x[:, IX["amount_ratio_30d"]] = rng.lognormal(0.0, 1.0, n)
+    x[:, IX["seconds_since_last_inflow"]] = rng.uniform(0, 30 * 86400, n)
+    x[:, IX["history_len"]] = rng.integers(0, 128, n)
+    return x
+
+
+def synthetic_labels(x: np.ndarray, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed + 1)
+    logit = (
+        1.2 * np.log(x[:, IX["amount_ratio_30d"]])
+        + 0.5 * x[:, IX["new_counterparties_24h"]]
+        + 1.5 * x[:, IX["device_changed"]]
+        - 3.0
+    )
+    return (rng.random(len(x)) < 1.0 / (1.0 + np.exp(-logit))).astype(int)
+
+
+@lru_cache(maxsize=2)
+def tiny_model(seed: int = 0) -> tuple[Any, bytes]:
+    """(fitted HistGradientBoostingClassifier, its ONNX bytes), trained once per process."""
+    from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: PLC0415
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+    from models.onnx_export import to_onnx  # noqa: PLC0415
+
+    x = synthetic_rows(4000, seed)
+    est = HistGradientBoostingClassifier(max_iter=40, max_leaf_nodes=15, random_state=seed)
+    with threadpool_limits(1):  # OpenMP threads on a busy 2-core machine make fitting ~30x slower
+        est.fit(x.astype(np.float32), synthetic_labels(x, seed))
+    return est, to_onnx(est, N)
+
+
+def tiny_metadata(**overrides: Any) -> ModelMetadata:
+    fields: dict[str, Any] = {
+        "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "data_fingerprint": "synthetic",
+        "features": list(FEATURE_NAMES),
+        "metrics": {"pr_auc": 0.5},
+        "thresholds": THRESHOLDS,
+        "version": "v1",
+    }
+    fields.update(overrides)
+    return ModelMetadata(**fields)
+
+
+def publish_tiny(registry: Path | str, promote: bool = True, **overrides: Any) -> ModelMetadata:
+    """Publish the tiny model into a registry (local folder or gs://) and promote it to production."""
+    from shared.registry import open_registry  # noqa: PLC0415
+
+    reg = open_registry(str(registry))
+    meta = reg.publish(tiny_model()[1], tiny_metadata(**overrides))
+    if promote:
+        reg.promote(meta.version)
+    return meta
+
+
+@lru_cache(maxsize=4)
+def enriched_transactions(days: int = 2, wallets: int = 60, seed: int = 3) -> tuple[EnrichedTransaction, ...]:
+    """Simulated transactions with their real history features (validated through the contract)."""
+    from shared.contract import ENRICHED_ADAPTER  # noqa: PLC0415
+    from shared.features import replay  # noqa: PLC0415
+    from shared.simulator import simulate  # noqa: PLC0415
+
+    out = []
+    for tx, feats in replay(r.tx for r in simulate(days=days, wallets=wallets, seed=seed)):
+        built = EnrichedTransaction.model_construct(**dict(tx), features=feats)
+        out.append(ENRICHED_ADAPTER.validate_json(built.model_dump_json()))
+    return tuple(out)

@@ -1,0 +1,119 @@
+"""ModelRuntime: ONNX/scikit-learn parity, the single-row fast path, refusals, thread safety."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared.exceptions import ChecksumMismatchError, IncompatibleModelError, ModelNotFoundError
+from shared.features import FEATURE_NAMES
+from shared.runtime import ModelRuntime
+from tests.scoring_fixtures import THRESHOLDS, publish_tiny, synthetic_rows, tiny_metadata, tiny_model
+
+
+@pytest.fixture(scope="module")
+def runtime() -> ModelRuntime:
+    return ModelRuntime(tiny_model()[1], tiny_metadata())
+
+
+def test_onnx_matches_sklearn_on_100k_rows(runtime: ModelRuntime) -> None:
+    est, _ = tiny_model()
+    x = synthetic_rows(100_000, seed=7)
+    sk = est.predict_proba(x)[:, 1]
+    onnx = runtime.predict(x)
+    assert onnx.shape == (100_000,)
+    assert float(np.max(np.abs(sk - onnx))) <= 1e-6
+    for threshold in (THRESHOLDS.review, THRESHOLDS.block):
+        assert int(np.sum((sk >= threshold) != (onnx >= threshold))) == 0
+    # The data exercises both sides of both thresholds (otherwise "no flips" proves nothing).
+    assert 0.01 < float(np.mean(onnx >= THRESHOLDS.block)) < float(np.mean(onnx >= THRESHOLDS.review)) < 0.99
+
+
+def test_single_row_path_equals_matrix_path(runtime: ModelRuntime) -> None:
+    x = synthetic_rows(2000, seed=8)
+    batch = runtime.predict(x)
+    single = np.array([runtime.predict_row(row) for row in x.tolist()])
+    assert np.array_equal(single, batch)
+
+
+def test_rows_are_scored_from_the_current_buffer_not_a_stale_one(runtime: ModelRuntime) -> None:
+    x = synthetic_rows(50, seed=9)
+    expected = runtime.predict(x)
+    got = [runtime.predict_row(row) for row in x.tolist()]
+    assert len(set(got)) > 10  # different rows really give different scores
+    assert np.allclose(got, expected, atol=0, rtol=0)
+
+
+def test_concurrent_threads_each_get_their_own_rows_score(runtime: ModelRuntime) -> None:
+    x = synthetic_rows(4000, seed=10)
+    expected = runtime.predict(x)
+    rows = x.tolist()
+    mismatches: list[int] = []
+
+    def worker(offset: int) -> None:
+        for i in range(offset, len(rows), 8):
+            if runtime.predict_row(rows[i]) != expected[i]:
+                mismatches.append(i)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert mismatches == []
+
+
+def test_empty_and_malformed_matrices(runtime: ModelRuntime) -> None:
+    assert runtime.predict(np.zeros((0, len(FEATURE_NAMES)))).shape == (0,)
+    with pytest.raises(ValueError, match="matrix"):
+        runtime.predict(np.zeros((3, 5)))
+
+
+def test_refuses_a_model_with_other_features() -> None:
+    _, artifact = tiny_model()
+    reordered = list(reversed(FEATURE_NAMES))
+    with pytest.raises(IncompatibleModelError, match="other features"):
+        ModelRuntime(artifact, tiny_metadata(features=reordered))
+    with pytest.raises(IncompatibleModelError, match="missing"):
+        ModelRuntime(artifact, tiny_metadata(features=list(FEATURE_NAMES[:-1])))
+
+
+def test_refuses_bytes_that_are_not_onnx() -> None:
+    with pytest.raises(IncompatibleModelError, match="not a loadable ONNX"):
+        ModelRuntime(b"definitely not onnx", tiny_metadata())
+
+
+def test_refuses_an_onnx_model_without_probabilities_output() -> None:
+    import onnx  # noqa: PLC0415
+
+    model = onnx.load_from_string(tiny_model()[1])
+    for node in model.graph.node:
+        node.output[:] = ["proba" if o == "probabilities" else o for o in node.output]
+    for out in model.graph.output:
+        if out.name == "probabilities":
+            out.name = "proba"
+    with pytest.raises(IncompatibleModelError, match="probabilities"):
+        ModelRuntime(model.SerializeToString(), tiny_metadata())
+
+
+def test_from_uri_loads_the_production_model_and_refuses_a_tampered_artifact(tmp_path: Path) -> None:
+    meta = publish_tiny(tmp_path / "registry")
+    runtime = ModelRuntime.from_uri(f"{tmp_path / 'registry'}@production")
+    assert runtime.version == meta.version
+    assert runtime.metadata.thresholds == THRESHOLDS
+    runtime.warm_up()
+
+    artifact = tmp_path / "registry" / "versions" / meta.version / "model.onnx"
+    data = bytearray(artifact.read_bytes())
+    data[-1] ^= 0xFF
+    artifact.write_bytes(bytes(data))
+    with pytest.raises(ChecksumMismatchError):
+        ModelRuntime.from_uri(f"{tmp_path / 'registry'}@production")
+
+
+def test_from_uri_with_no_model(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError):
+        ModelRuntime.from_uri(f"{tmp_path / 'empty'}@production")
