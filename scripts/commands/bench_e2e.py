@@ -86,12 +86,11 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(*(str(row[key]) for key in columns))
     Console().print(table)
     first = stages[0].summary
-    sustained = [s.rate for s in stages if s.sustained]
     result = {
         "mode": mode, "rate": args.rate, "duration_s": args.duration,
         "e2e_p50_ms": first.get("e2e_p50_ms"), "e2e_p95_ms": first.get("e2e_p95_ms"),
         "e2e_p99_ms": first.get("e2e_p99_ms"),
-        "max_sustained_tps": max(sustained) if sustained else None,
+        "max_sustained_tps": bench.max_sustained(stages),
         "lost": sum(int(s.summary.get("lost") or 0) for s in stages),
         "enrich_timings_ms": timings, "stages": rows,
     }

@@ -25,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Emulators (gcloud) or embedded mode, a model in the registry, both functions under "
         "functions-framework, a simulated stream through the pipeline; the last line is one JSON object.",
     )
-    add_stream_options(up, count=2000, rate=200.0)
+    add_stream_options(up, count=2000, rate=None, rate_help=(
+        "messages per second (default: 25 with the emulators, whose push subscription delivers 2 messages "
+        "at a time, so more only queues; 100 embedded)"))
     up.add_argument("--embedded", action="store_true",
                     help="embedded mode even if gcloud is installed (no emulators: in-process Pub/Sub, SQLite)")
     up.add_argument("--keep", action="store_true", help="leave the stack running after the stream, until Ctrl-C")

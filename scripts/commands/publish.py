@@ -17,7 +17,8 @@ import time
 SCENARIOS = ("normal", "fraud", "burst", "drift")
 
 
-def add_stream_options(parser: argparse.ArgumentParser, count: int, rate: float | None) -> None:
+def add_stream_options(parser: argparse.ArgumentParser, count: int, rate: float | None,
+                       rate_help: str | None = None) -> None:
     """Options shared by `publish` and `local up`: what to publish and how fast."""
     parser.add_argument("--count", type=int, default=count, help=f"transactions to publish (default {count})")
     parser.add_argument("--scenario", choices=SCENARIOS, default="burst",
@@ -27,7 +28,7 @@ def add_stream_options(parser: argparse.ArgumentParser, count: int, rate: float 
     parser.add_argument("--invalid-fraction", type=float, default=0.01,
                         help="fraction of messages made invalid on purpose (default 0.01)")
     pace = parser.add_mutually_exclusive_group()
-    pace.add_argument("--rate", type=float, default=rate, help=f"messages per second (default {rate})")
+    pace.add_argument("--rate", type=float, default=rate, help=rate_help or f"messages per second (default {rate:g})")
     pace.add_argument("--speed", type=float, default=None,
                       help="replay at the events' own spacing times this multiplier instead of a fixed rate")
 

@@ -126,23 +126,35 @@ def _r(value: float | None) -> float | None:
 
 
 def search(stack: Any, rate: float, duration_s: float, max_rate: float, step: float, drain_timeout_s: float,
-           log: Any) -> list[Stage]:
-    """Stages at rate, rate*step, ... until one is not sustained (or max_rate), then one bisection."""
+           log: Any, min_rate: float = 2.0) -> list[Stage]:
+    """Stages from `rate`: up by `step` while sustained (to max_rate), or down until one is; then bisect once."""
     stages: list[Stage] = []
-    current = rate
-    while True:
-        stage = run_stage(stack, current, duration_s, f"b{len(stages)}", drain_timeout_s, seed=len(stages) + 1)
+
+    def run(r: float) -> Stage:
+        stage = run_stage(stack, r, duration_s, f"b{len(stages)}", drain_timeout_s, seed=len(stages) + 1)
         stages.append(stage)
         log(stage)
-        if not stage.sustained or current >= max_rate:
+        return stage
+
+    current = rate
+    first = run(current)
+    going_up = first.sustained
+    while True:
+        nxt = round(current * step, 1) if going_up else round(current / step, 1)
+        if (going_up and current >= max_rate) or (not going_up and nxt < min_rate):
             break
-        current = min(max_rate, current * step)
-    good = [s.rate for s in stages if s.sustained]
-    bad = [s.rate for s in stages if not s.sustained]
-    if good and bad and max(good) < min(bad):
-        middle = round((max(good) + min(bad)) / 2, 1)
-        if min(bad) - max(good) >= 0.1 * max(good):
-            stage = run_stage(stack, middle, duration_s, f"b{len(stages)}", drain_timeout_s, seed=len(stages) + 1)
-            stages.append(stage)
-            log(stage)
+        current = min(max_rate, nxt)
+        if run(current).sustained != going_up:
+            break
+    lo = max_sustained(stages)
+    above = [s.rate for s in stages if not s.sustained and lo is not None and s.rate > lo]
+    if lo is not None and above and min(above) - lo >= 0.1 * lo:
+        run(round((lo + min(above)) / 2, 1))
     return stages
+
+
+def max_sustained(stages: list[Stage]) -> float | None:
+    """The highest sustained rate below every unsustained one (a lucky stage above a failure does not count)."""
+    bad = [s.rate for s in stages if not s.sustained]
+    good = [s.rate for s in stages if s.sustained and (not bad or s.rate < min(bad))]
+    return max(good) if good else None
