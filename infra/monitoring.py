@@ -23,6 +23,9 @@ OUTCOMES_METRIC = "txguard_enrich_outcomes"
 # shared.enrichment.Outcome.DECIDED (not imported: it pulls the whole enrichment pipeline in;
 # tests/infra checks the two agree).
 DECIDED_OUTCOME = "decided"
+# The single-transaction route enrichment calls (shared/scoring_http.py); the SLA is per transaction,
+# so /health, /model and /score/batch requests stay out of the latency distribution.
+SCORE_PATH = "/score"
 LATENCY_METRIC = "txguard_scoring_latency"
 ERRORS_METRIC = "txguard_error_logs"
 USER_METRIC = "logging.googleapis.com/user/"
@@ -93,8 +96,8 @@ class Monitoring(pulumi.ComponentResource):
             "scoring-latency",
             name=LATENCY_METRIC,
             project=cfg.project,
-            description="Scoring latency (ms) as logged by the scoring function",
-            filter=f"{scoring_logs} AND jsonPayload.latency_ms:*",
+            description="Scoring latency (ms) of POST /score as logged by the scoring function",
+            filter=f'{scoring_logs} AND jsonPayload.path="{SCORE_PATH}" AND jsonPayload.latency_ms:*',
             value_extractor="EXTRACT(jsonPayload.latency_ms)",
             metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
                 metric_kind="DELTA", value_type="DISTRIBUTION", unit="ms",

@@ -53,12 +53,14 @@ def archive_env(unpacked: Path, extra: dict[str, str]) -> dict[str, str]:
 
 def assert_imports_from_archive(unpacked: Path, env: dict[str, str]) -> None:
     probe = subprocess.run(
-        [sys.executable, "-c", "import main, shared; print(main.__file__); print(shared.__file__)"],
+        [sys.executable, "-c", "import main, shared; print('@', main.__file__); print('@', shared.__file__)"],
         cwd=unpacked, env=env, capture_output=True, text=True, timeout=120, check=False,
     )
     assert probe.returncode == 0, probe.stderr[-3000:]
-    for line in probe.stdout.split():
-        assert Path(line).resolve().is_relative_to(unpacked.resolve()), line
+    paths = [line[2:] for line in probe.stdout.splitlines() if line.startswith("@ ")]  # not main's logs
+    assert len(paths) == 2, probe.stdout[-3000:]
+    for path in paths:
+        assert Path(path).resolve().is_relative_to(unpacked.resolve()), path
 
 
 @contextlib.contextmanager
@@ -109,8 +111,8 @@ def http(url: str, body: bytes | None = None, headers: dict[str, str] | None = N
         return err.code, err.read()
 
 
-def publish_tiny_model(registry_dir: Path) -> str:
-    """Train a small classifier on random data, export it to ONNX and promote it: returns MODEL_URI."""
+def publish_tiny_model(registry_dir: Path) -> tuple[str, str]:
+    """Train a small classifier on random data, export it to ONNX and promote it: (MODEL_URI, version)."""
     import numpy as np
     from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -128,12 +130,22 @@ def publish_tiny_model(registry_dir: Path) -> str:
         created_at=datetime.now(UTC), data_fingerprint="random-test-data", features=list(FEATURE_NAMES),
         thresholds=Thresholds(review=0.5, block=0.9)))
     registry.promote(meta.version, PRODUCTION)
-    return f"{registry_dir}@{PRODUCTION}"
+    return f"{registry_dir}@{PRODUCTION}", meta.version
 
 
-def test_scoring_archive_boots_and_reports_health(tmp_path: Path) -> None:
+def enriched_transaction_json() -> bytes:
+    from shared.contract import Transaction
+    from shared.features import WalletState, enrich
+
+    tx = Transaction(transaction_id="tx-boot-score", wallet_id="w-boot", counterparty_id="m-boot", amount=42.5,
+                     currency="EUR", type="payment", channel="app", country="FR",
+                     timestamp=datetime.now(UTC))
+    return enrich(tx, WalletState()).model_dump_json().encode()
+
+
+def test_scoring_archive_boots_reports_health_and_scores(tmp_path: Path) -> None:
     unpacked = unpack("score", tmp_path)
-    model_uri = publish_tiny_model(tmp_path / "registry")
+    model_uri, version = publish_tiny_model(tmp_path / "registry")
     env = archive_env(unpacked, {
         "MODEL_URI": model_uri, "GOOGLE_CLOUD_PROJECT": PROJECT, "FUNCTION_SIGNATURE_TYPE": "http",
         "WORKERS": "1", "THREADS": "1",
@@ -141,8 +153,13 @@ def test_scoring_archive_boots_and_reports_health(tmp_path: Path) -> None:
     assert_imports_from_archive(unpacked, env)
     with serve(unpacked, names.SCORING_ENTRY_POINT, env) as base:
         status, body = http(f"{base}/health")
+        score_status, score_body = http(f"{base}/score", enriched_transaction_json(),
+                                        {"Content-Type": "application/json"})
     assert status == 200, body[:2000]
-    assert b"v1" in body  # the promoted version is the one loaded
+    assert json.loads(body)["model_version"] == version  # the promoted version is the one loaded
+    assert score_status == 200, score_body[:2000]
+    decision = json.loads(score_body)
+    assert decision["transaction_id"] == "tx-boot-score" and decision["model_version"] == version
 
 
 def test_enrich_archive_boots_and_routes_an_invalid_push_to_invalid(
