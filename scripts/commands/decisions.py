@@ -7,10 +7,8 @@ exits. The end-to-end latency shown is now minus the publisher's `published_at` 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
-import threading
 import time
 from datetime import UTC, datetime
 
@@ -64,42 +62,32 @@ def run(args: argparse.Namespace) -> int:
     subscriber = pubsub_v1.SubscriberClient()
     path = subscriber.subscription_path(project, args.subscription or names.DECISIONS_SUBSCRIPTION)
     seen = 0
-    lock = threading.Lock()
-    done = threading.Event()
 
     def show(data: bytes, attributes: dict[str, str]) -> None:
-        nonlocal seen
-        with lock:
-            if args.max is not None and seen >= args.max:
-                return
-            seen += 1
-            print(data.decode("utf-8", "replace") if args.json else format_decision(data, attributes), flush=True)
-            if args.max is not None and seen >= args.max:
-                done.set()
+        print(data.decode("utf-8", "replace") if args.json else format_decision(data, attributes), flush=True)
 
     try:
-        if args.follow:
-            def callback(message: pubsub_v1.subscriber.message.Message) -> None:
-                show(message.data, dict(message.attributes))
-                message.ack()
+        # Synchronous pull, acked before the next one: an interrupted streaming pull would leave
+        # leases that hold the subscription's ordering keys (see scripts/local/consumers.py).
+        from google.api_core import exceptions as gexc  # noqa: PLC0415
 
-            future = subscriber.subscribe(path, callback=callback)
-            with contextlib.suppress(KeyboardInterrupt):
-                done.wait(timeout=args.timeout)
-            future.cancel()
-            with contextlib.suppress(Exception):
-                future.result(timeout=10)
-        else:
-            deadline = time.monotonic() + (args.timeout or 30.0)
-            while time.monotonic() < deadline and not done.is_set():
-                resp = subscriber.pull(request={"subscription": path, "max_messages": 500}, timeout=5.0)
-                if not resp.received_messages:
+        deadline = time.monotonic() + args.timeout if args.timeout else None
+        while (args.max is None or seen < args.max) and (deadline is None or time.monotonic() < deadline):
+            want = 500 if args.max is None else min(500, args.max - seen)
+            try:
+                resp = subscriber.pull(request={"subscription": path, "max_messages": want}, timeout=2.0)
+            except gexc.DeadlineExceeded:
+                resp = None
+            if resp is None or not resp.received_messages:
+                if not args.follow:
                     break
-                for rm in resp.received_messages:
-                    show(rm.message.data, dict(rm.message.attributes))
-                subscriber.acknowledge(
-                    request={"subscription": path, "ack_ids": [rm.ack_id for rm in resp.received_messages]}
-                )
+                continue
+            for rm in resp.received_messages:
+                show(rm.message.data, dict(rm.message.attributes))
+            seen += len(resp.received_messages)
+            subscriber.acknowledge(
+                request={"subscription": path, "ack_ids": [rm.ack_id for rm in resp.received_messages]}
+            )
     except KeyboardInterrupt:
         pass
     except Exception as exc:  # noqa: BLE001 - a CLI reports the failure instead of a traceback

@@ -71,8 +71,6 @@ def run_up(args: argparse.Namespace) -> int:
     try:
         with stack:
             stack.up()
-            if args.keep:
-                stack.print_env()
             summary = stack.run_stream() if options.count > 0 else None
             if summary is not None:
                 out.print(report.summary_table(summary))

@@ -1,12 +1,17 @@
-"""Streaming-pull consumers of the pipeline's outputs on the emulator, feeding the tracker.
+"""Pull consumers of the pipeline's outputs on the emulator, feeding the tracker.
 
 `decisions-tail`, `invalid-inspect` and `transactions-dead-letter-inspect` are the pull
 subscriptions production declares for the same purpose (names.SUBSCRIPTIONS).
+
+Synchronous pull, acknowledged before the next pull, rather than streaming pull: `decisions-tail`
+has message ordering, and a streaming pull cancelled with leases or acks still in flight holds
+those wallets' ordering keys until the ack deadline, so `txguard decisions --follow` started
+after `local up --keep` would see nothing for a minute. Here nothing is ever left leased.
 """
 
 from __future__ import annotations
 
-import contextlib
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,51 +20,67 @@ from scripts.local.tracker import Tracker
 from shared import names
 
 Sink = Callable[[bytes, dict[str, str], int], None]
+PULL_TIMEOUT_S = 2.0
 
 
 class PullConsumers:
-    def __init__(self, project: str, tracker: Tracker, echo: Callable[[bytes, dict[str, str]], None] | None = None):
+    def __init__(self, project: str, tracker: Tracker, max_messages: int = 500) -> None:
         self.project = project
         self.tracker = tracker
-        self.echo = echo
+        self.max_messages = max_messages
         self._client: Any = None
-        self._futures: list[Any] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.errors: dict[str, int] = {}
 
     def start(self) -> PullConsumers:
         from google.cloud import pubsub_v1  # noqa: PLC0415
 
         self._client = pubsub_v1.SubscriberClient()
         routes: dict[str, Sink] = {
-            names.DECISIONS_SUBSCRIPTION: self._decision,
+            names.DECISIONS_SUBSCRIPTION: self.tracker.on_decision,
             names.INVALID_SUBSCRIPTION: self.tracker.on_invalid,
             names.DEAD_LETTER_SUBSCRIPTION: self.tracker.on_dead_letter,
         }
-        flow = pubsub_v1.types.FlowControl(max_messages=2000)
         for sub, sink in routes.items():
             path = self._client.subscription_path(self.project, sub)
-            self._futures.append(self._client.subscribe(path, callback=self._callback(sink), flow_control=flow))
+            thread = threading.Thread(target=self._loop, args=(path, sink), daemon=True, name=f"pull-{sub}")
+            thread.start()
+            self._threads.append(thread)
         return self
 
-    def _decision(self, data: bytes, attributes: dict[str, str], now_ms: int) -> None:
-        self.tracker.on_decision(data, attributes, now_ms)
-        if self.echo is not None:
-            self.echo(data, attributes)
+    def _loop(self, path: str, sink: Sink) -> None:
+        from google.api_core import exceptions as gexc  # noqa: PLC0415
 
-    @staticmethod
-    def _callback(sink: Sink) -> Callable[[Any], None]:
-        def callback(message: Any) -> None:
-            sink(message.data, dict(message.attributes), int(time.time() * 1000))
-            message.ack()
+        while not self._stop.is_set():
+            try:
+                resp = self._client.pull(request={"subscription": path, "max_messages": self.max_messages},
+                                         timeout=PULL_TIMEOUT_S)
+            except (gexc.DeadlineExceeded, gexc.ServiceUnavailable, gexc.Cancelled) as exc:
+                self._count(type(exc).__name__)
+                continue
+            except Exception as exc:  # noqa: BLE001 - keep consuming; the summary reports it
+                self._count(type(exc).__name__)
+                time.sleep(0.2)
+                continue
+            if not resp.received_messages:
+                continue
+            now_ms = int(time.time() * 1000)
+            for rm in resp.received_messages:
+                sink(rm.message.data, dict(rm.message.attributes), now_ms)
+            self._client.acknowledge(
+                request={"subscription": path, "ack_ids": [rm.ack_id for rm in resp.received_messages]}
+            )
 
-        return callback
+    def _count(self, kind: str) -> None:
+        if kind != "DeadlineExceeded":  # an empty long poll, not an error
+            self.errors[kind] = self.errors.get(kind, 0) + 1
 
     def stop(self) -> None:
-        for future in self._futures:
-            future.cancel()
-        for future in self._futures:
-            with contextlib.suppress(Exception):
-                future.result(timeout=10)
-        self._futures.clear()
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=PULL_TIMEOUT_S + 5)
+        self._threads.clear()
         if self._client is not None:
             self._client.close()
             self._client = None

@@ -196,6 +196,7 @@ class LocalStack:
 
     def _ensure_model(self, registry: str) -> None:
         self.step(f"model registry {registry}")
+        self.env.update({"TXGUARD_REGISTRY": registry, "MODEL_URI": f"{registry}@production"})
         self.model = model.ensure_model(registry, log=lambda m: self.step(f"  train: {m}"))
         trained = f"trained in {self.model.get('train_seconds')} s, PR-AUC {self.model.get('pr_auc')}"
         self.step(f"model {self.model['version']} is production ({trained if self.model['trained'] else 'found'})")

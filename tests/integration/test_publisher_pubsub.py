@@ -86,3 +86,46 @@ def test_publish_command_and_decisions_tail(pubsub_env: emulators.Emulator, caps
     lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert len(lines) == 3
     assert all("BLOCK" in line and "wallet=w1" in line and "e2e=" in line for line in lines)
+
+
+def _publish_decisions(tag: str, n: int) -> None:
+    from google.cloud import pubsub_v1
+
+    client = pubsub_v1.PublisherClient(
+        publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True)
+    )
+    topic = client.topic_path(PROJECT, names.DECISIONS_TOPIC)
+    futures = []
+    for i in range(n):
+        body = {"transaction_id": f"{tag}{i}", "wallet_id": f"w{i % 3}", "score": 0.1, "decision": "allow",
+                "reasons": [], "model_version": "v1", "timings": {}}
+        futures.append(client.publish(topic, json.dumps(body).encode(), ordering_key=f"w{i % 3}"))
+    for f in futures:
+        f.result(timeout=30)
+
+
+def test_tail_after_the_stack_consumers_sees_every_decision(
+    pubsub_env: emulators.Emulator, capsys: pytest.CaptureFixture
+) -> None:
+    """The stack's consumers must leave no lease behind: decisions-tail is ordered, and a held
+    ordering key would hide that wallet's later decisions from `txguard decisions --follow`."""
+    import time
+
+    from scripts.local.consumers import PullConsumers
+    from scripts.local.tracker import Tracker
+
+    tracker = Tracker()
+    consumers = PullConsumers(PROJECT, tracker).start()
+    try:
+        _publish_decisions("first", 9)
+        deadline = time.monotonic() + 30
+        while tracker.unmatched.get("decision", 0) < 9 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        consumers.stop()
+    assert tracker.unmatched["decision"] == 9  # consumed (unknown to this tracker, hence unmatched)
+    capsys.readouterr()
+    _publish_decisions("second", 9)
+    assert cli(["decisions", "--follow", "--max", "9", "--timeout", "30"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(lines) == 9 and all("second" in line for line in lines)
