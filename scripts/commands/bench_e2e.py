@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             if args.warmup > 0:
                 stack.step(f"warm-up: {args.warmup} transactions")
                 bench.run_stage(stack, max(10.0, args.warmup / 5), args.warmup / max(10.0, args.warmup / 5),
-                                "warm", args.drain_timeout)
+                                "warm", args.drain_timeout, wallet_prefix="warm-")
             stack.step(f"stages of {args.duration:g} s from {args.rate:g} tx/s")
             max_rate = args.rate if args.no_search else args.max_rate
             stages = bench.search(stack, args.rate, args.duration, max_rate, args.step, args.drain_timeout, log)

@@ -41,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--project", default="txguard-local", help="emulated project id (default txguard-local)")
     up.add_argument("--enrich-threads", type=int, default=8, help="enrichment THREADS (default 8)")
     up.add_argument("--scoring-threads", type=int, default=1, help="scoring THREADS (default 1: CPU-bound)")
+    up.add_argument("--warmup", type=int, default=20,
+                    help="transactions sent first on wallets of their own, left out of the summary (default 20)")
     up.set_defaults(func=run_up)
     parser.set_defaults(func=lambda _args: (parser.print_help(), 0)[1])
 
@@ -64,13 +66,15 @@ def run_up(args: argparse.Namespace) -> int:
         drift=args.drift, invalid_fraction=args.invalid_fraction, embedded=args.embedded, keep=args.keep,
         drain_timeout_s=args.drain_timeout, project=args.project, registry=args.registry,
         workdir=Path(args.workdir) if args.workdir else None, enrich_threads=args.enrich_threads,
-        scoring_threads=args.scoring_threads,
+        scoring_threads=args.scoring_threads, warmup=args.warmup,
     )
     previous = signal.signal(signal.SIGTERM, _sigterm)
     stack = LocalStack(options, console)
     try:
         with stack:
             stack.up()
+            if options.count > 0:
+                stack.warm_up()
             summary = stack.run_stream() if options.count > 0 else None
             if summary is not None:
                 out.print(report.summary_table(summary))

@@ -66,13 +66,28 @@ class Stage:
         }
 
 
+def own_wallets(messages: list[Any], prefix: str) -> list[Any]:
+    """The same messages on wallets of their own (`prefix` + wallet id): a warm-up must not add
+    history to the wallets the measured stream uses."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    out = []
+    for m in messages:
+        doc = json.loads(m.data)
+        doc["wallet_id"] = f"{prefix}{doc['wallet_id']}"
+        out.append(replace(m, data=json.dumps(doc, separators=(",", ":")).encode(), ordering_key=doc["wallet_id"]))
+    return out
+
+
 def run_stage(stack: Any, rate: float, duration_s: float, prefix: str, drain_timeout_s: float,
-              seed: int = 1) -> Stage:
+              seed: int = 1, wallet_prefix: str | None = None) -> Stage:
     """Publish `rate` tx/s for `duration_s` (transaction ids start with `prefix`), then drain."""
     from shared.publisher import Pacer, PubSubTransport, make_stream, publish_all  # noqa: PLC0415
 
     stage = Stage(rate, duration_s, prefix)
     messages = make_stream(max(1, int(rate * duration_s)), "fraud", seed=seed, id_prefix=prefix)
+    if wallet_prefix:
+        messages = own_wallets(messages, wallet_prefix)
     tracker = stack.tracker
     transport = PubSubTransport(stack.options.project, names.TRANSACTIONS_TOPIC, max_messages=100,
                                 max_latency_s=0.005)
