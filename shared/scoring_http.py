@@ -30,6 +30,7 @@ from shared.exceptions import (
     ValidationFailedError,
 )
 from shared.logs import get_logger, trace_field
+from shared.request_log import RequestLog
 from shared.scoring import Scorer
 from shared.settings import ScoringSettings
 
@@ -97,6 +98,7 @@ class ScoringService:
         self.scorer = scorer
         self.load_error = load_error
         self.log = get_logger("score", settings.log_level)
+        self.request_log = RequestLog(settings.log_level)
         self.version = scorer.version if scorer else None
         self.routes: dict[str, dict[str, tuple[Handler, bool]]] = {
             "/score": {"POST": (self._score, True)},
@@ -223,12 +225,13 @@ class ScoringService:
             "latency_ms": round((time.perf_counter_ns() - ctx["started_ns"]) / 1e6, 3),
         }
         entry.update(trace_field(headers.get(TRACE_HEADER), self.settings.google_cloud_project))
+        emit = self.request_log.emit
         decision: Decision | None = ctx.get("decision")
         if decision is not None:
             entry.update(transaction_id=decision.transaction_id, wallet_id=decision.wallet_id,
                          decision=decision.decision.value, score=decision.score,
                          inference_us=decision.timings.get("inference_us"))
-            self.log.info("scored %s: %s", decision.transaction_id, decision.decision.value, extra=entry)
+            emit("INFO", f"scored {decision.transaction_id}: {decision.decision.value}", entry)
             return
         batch: list[Decision] | None = ctx.get("batch")
         if batch is not None:
@@ -237,16 +240,13 @@ class ScoringService:
                 counts[d.decision.value] = counts.get(d.decision.value, 0) + 1
             entry.update(batch_size=len(batch), decisions=counts,
                          inference_us=batch[0].timings.get("inference_us") if batch else None)
-            self.log.info("scored batch of %d", len(batch), extra=entry)
+            emit("INFO", f"scored batch of {len(batch)}", entry)
             return
         if "transaction_id" in ctx:
             entry.update(transaction_id=ctx["transaction_id"], wallet_id=ctx["wallet_id"])
-        if status >= 500:
-            self.log.error("%s %s -> %d: %s", method, path, status, ctx.get("error"), extra=entry)
-        elif status >= 400:
-            self.log.warning("%s %s -> %d: %s", method, path, status, ctx.get("error"), extra=entry)
-        else:
-            self.log.info("%s %s -> %d", method, path, status, extra=entry)
+        severity = "ERROR" if status >= 500 else "WARNING" if status >= 400 else "INFO"
+        detail = f": {ctx['error']}" if "error" in ctx else ""
+        emit(severity, f"{method} {path} -> {status}{detail}", entry)
 
 
 # werkzeug / Flask adapter (what functions-framework passes) -------------------------------------

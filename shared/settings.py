@@ -17,6 +17,12 @@ from shared.contract import MAX_BATCH
 
 DEFAULT_LOCAL_REGISTRY = "models/registry"
 
+# gunicorn serving of the scoring function (functions-framework reads WORKERS and THREADS from the
+# environment; the infra sets them from these). CPU-bound scoring: one thread per worker, one
+# worker per CPU. Measured with `txguard bench score --sweep`; see docs/scoring.md.
+SCORING_WORKERS = 2
+SCORING_THREADS = 1
+
 
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)

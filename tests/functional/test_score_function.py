@@ -54,10 +54,23 @@ def client(make_client: Callable[..., Any], registry: Path) -> Any:
     return make_client(f"{registry}@production")
 
 
+class LogLines(list):
+    """JSON log lines as Cloud Logging would receive them: request lines (stdout) + `txguard` loggers."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        super().__init__()
+        self.capsys = capsys
+
+    def read(self) -> LogLines:
+        for raw in self.capsys.readouterr().out.splitlines():
+            if raw.startswith("{"):
+                self.append(json.loads(raw))
+        return self
+
+
 @pytest.fixture
-def log_lines() -> Iterator[list[dict[str, Any]]]:
-    """JSON log lines of the `txguard` loggers, as Cloud Logging would receive them."""
-    lines: list[dict[str, Any]] = []
+def log_lines(capsys: pytest.CaptureFixture[str]) -> Iterator[LogLines]:
+    lines = LogLines(capsys)
 
     class Capture(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
@@ -75,7 +88,7 @@ def tx_json(i: int = 0) -> str:
 
 
 # Happy paths -----------------------------------------------------------------------------------
-def test_score_returns_a_decision_and_logs_one_structured_line(client: Any, log_lines: list) -> None:
+def test_score_returns_a_decision_and_logs_one_structured_line(client: Any, log_lines: LogLines) -> None:
     tx = enriched_transactions()[3]
     resp = client.post("/score", data=tx.model_dump_json(), content_type=JSON_CT,
                        headers={"X-Cloud-Trace-Context": "abc123/1;o=1"})
@@ -89,7 +102,7 @@ def test_score_returns_a_decision_and_logs_one_structured_line(client: Any, log_
     assert body["model_version"] == "v1"
     assert set(body["timings"]) == {"inference_us", "total_us"}
 
-    scored = [line for line in log_lines if line.get("transaction_id") == tx.transaction_id]
+    scored = [line for line in log_lines.read() if line.get("transaction_id") == tx.transaction_id]
     assert len(scored) == 1
     line = scored[0]
     assert line["severity"] == "INFO"
@@ -183,7 +196,7 @@ def test_batch_over_max_batch_is_422(client: Any) -> None:
 
 # Model not loaded ----------------------------------------------------------------------------
 def test_without_a_model_health_and_score_are_503_with_the_reason(
-    make_client: Callable[..., Any], tmp_path: Path, log_lines: list
+    make_client: Callable[..., Any], tmp_path: Path, log_lines: LogLines
 ) -> None:
     client = make_client(f"{tmp_path / 'empty'}@production")
     health = client.get("/health")
@@ -193,7 +206,9 @@ def test_without_a_model_health_and_score_are_503_with_the_reason(
     assert resp.status_code == 503 and "not loaded" in resp.get_json()["error"]["message"]
     assert client.get("/model").status_code == 503
     assert client.get("/openapi.json").status_code == 200
-    assert any(line["severity"] == "CRITICAL" and "model not loaded" in line["message"] for line in log_lines)
+    lines = log_lines.read()
+    assert any(line["severity"] == "CRITICAL" and "model not loaded" in line["message"] for line in lines)
+    assert any(line["severity"] == "ERROR" and line.get("status") == 503 for line in lines)
 
 
 def test_a_tampered_artifact_is_refused(make_client: Callable[..., Any], registry: Path) -> None:
