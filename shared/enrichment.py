@@ -129,7 +129,7 @@ class Enricher:
             decision = self.scorer.score(enrichment.enriched)
             result.timings["scoring_ms"] = _ms(t)
             t = time.perf_counter()
-            self.store.record_decision(tx.transaction_id, decision)
+            decision = self.store.record_decision(tx.transaction_id, decision)  # first one wins
             result.timings["store_ms"] += _ms(t)
         result.decision = decision
 

@@ -23,7 +23,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from shared import names
-from shared.contract import Decision, Transaction
+from shared.contract import DECISION_ADAPTER, Decision, Transaction
 from shared.exceptions import StoreUnavailableError
 from shared.features import WalletState
 from shared.history.protocol import Enrichment, fresh, processed_record, reuse, step
@@ -117,9 +117,21 @@ class FirestoreHistoryStore:
                 raise StoreUnavailableError(f"firestore: {type(exc).__name__}: {exc}") from exc
         raise AssertionError("unreachable")
 
-    def record_decision(self, transaction_id: str, decision: Decision) -> None:
+    def record_decision(self, transaction_id: str, decision: Decision) -> Decision:
+        ref = self.processed_ref.document(transaction_id)
+
+        @firestore.transactional
+        def run(transaction: firestore.Transaction) -> Decision:
+            stored = (ref.get(transaction=transaction).to_dict() or {}).get("decision")
+            if stored:
+                return DECISION_ADAPTER.validate_python(stored)
+            transaction.update(ref, {"decision": decision.model_dump(mode="json")})
+            return decision
+
         try:
-            self.processed_ref.document(transaction_id).update({"decision": decision.model_dump(mode="json")})
+            return run(self.client.transaction(max_attempts=self.max_attempts))
+        except ValueError as exc:  # aborted max_attempts times: only duplicates race here
+            raise StoreUnavailableError(f"firestore: {exc}") from exc
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"firestore: {type(exc).__name__}: {exc}") from exc
 

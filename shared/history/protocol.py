@@ -92,8 +92,10 @@ class HistoryStore(Protocol):
         """Idempotent enrichment (see the module docstring); raises StoreUnavailableError."""
         ...
 
-    def record_decision(self, transaction_id: str, decision: Decision) -> None:
-        """Store the decision on the processed record so duplicates reuse it."""
+    def record_decision(self, transaction_id: str, decision: Decision) -> Decision:
+        """Store the decision on the processed record so duplicates reuse it; the first stored
+        decision wins (two concurrent deliveries may both score) and is returned, so every copy
+        published for one transaction id is the same decision."""
         ...
 
     def wallet_state(self, wallet_id: str) -> WalletState:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shared.contract import Decision, Transaction
+from shared.contract import DECISION_ADAPTER, Decision, Transaction
 from shared.exceptions import StoreUnavailableError
 from shared.features import WalletState
 from shared.history.protocol import Enrichment, fresh, processed_record, reuse, step
@@ -116,10 +116,13 @@ class SqliteHistoryStore:
             )
         return fresh(tx, features)
 
-    def record_decision(self, transaction_id: str, decision: Decision) -> None:
+    def record_decision(self, transaction_id: str, decision: Decision) -> Decision:
         with self._transaction() as conn:
-            conn.execute("UPDATE processed SET decision = ? WHERE transaction_id = ?",
+            conn.execute("UPDATE processed SET decision = ? WHERE transaction_id = ? AND decision IS NULL",
                          (decision.model_dump_json(), transaction_id))
+            row = conn.execute("SELECT decision FROM processed WHERE transaction_id = ?",
+                               (transaction_id,)).fetchone()
+        return DECISION_ADAPTER.validate_json(row[0]) if row and row[0] else decision
 
     def wallet_state(self, wallet_id: str) -> WalletState:
         row = self._conn().execute("SELECT state FROM wallets WHERE wallet_id = ?", (wallet_id,)).fetchone()

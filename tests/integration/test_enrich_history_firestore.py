@@ -61,7 +61,9 @@ def test_enrich_once_is_idempotent_and_keeps_the_decision(store: FirestoreHistor
     assert not first.duplicate and first.decision is None
     decision = Decision(transaction_id=tx.transaction_id, wallet_id=wallet, score=0.2,
                         decision=Outcome.ALLOW, model_version="m1")
-    store.record_decision(tx.transaction_id, decision)
+    assert store.record_decision(tx.transaction_id, decision) == decision
+    later = decision.model_copy(update={"score": 0.3})
+    assert store.record_decision(tx.transaction_id, later) == decision  # the first decision wins
     again = store.enrich_once(tx)
     assert again.duplicate and again.decision == decision
     assert again.enriched.features == first.enriched.features

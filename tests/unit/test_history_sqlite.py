@@ -64,3 +64,17 @@ def test_factory_builds_sqlite_from_settings(tmp_path: Path) -> None:
     assert isinstance(store, SqliteHistoryStore)
     assert (tmp_path / "x" / "h.sqlite3").exists()
     store.close()
+
+
+def test_first_recorded_decision_wins(tmp_path: Path) -> None:
+    """Two concurrent deliveries may both score; every copy published must be the first decision."""
+    store = SqliteHistoryStore(tmp_path / "h.sqlite3")
+    tx = make_tx(1)
+    store.enrich_once(tx)
+    first, second = (Decision(transaction_id=tx.transaction_id, wallet_id=tx.wallet_id, score=s,
+                              decision=Outcome.ALLOW, model_version="m1", timings={"t_ms": s})
+                     for s in (0.1, 0.2))
+    assert store.record_decision(tx.transaction_id, first) == first
+    assert store.record_decision(tx.transaction_id, second) == first
+    assert store.enrich_once(tx).decision == first
+    store.close()
