@@ -77,11 +77,21 @@ class ModelRuntime:
 
     @classmethod
     def from_uri(cls, uri: str, threads: int = 1) -> ModelRuntime:
-        """`gs://bucket/prefix@production`, `models/registry@v3`: load, verify SHA-256, prepare."""
-        from shared.registry import open_registry, parse_model_uri  # noqa: PLC0415 - gs:// imports GCS lazily
+        """`gs://bucket/prefix@production`, `models/registry@v3`: load, verify SHA-256, prepare.
+
+        gs:// registries are read through shared.gcs_read (urllib), not google-cloud-storage,
+        whose imports alone would double the cold start.
+        """
+        from shared.registry import Registry, open_registry, parse_model_uri  # noqa: PLC0415
 
         location, ref = parse_model_uri(uri)
-        loaded = open_registry(location).load(ref)
+        if location.startswith("gs://"):
+            from shared.gcs_read import GcsReader  # noqa: PLC0415
+
+            registry = Registry(GcsReader(location))
+        else:
+            registry = open_registry(location)
+        loaded = registry.load(ref)
         return cls(loaded.artifact, loaded.metadata, threads=threads)
 
     def _check_signature(self) -> None:
