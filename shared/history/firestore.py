@@ -23,10 +23,10 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from shared import names
-from shared.contract import DECISION_ADAPTER, Decision, Transaction
+from shared.contract import Decision, Transaction
 from shared.exceptions import StoreUnavailableError
 from shared.features import WalletState
-from shared.history.protocol import Enrichment, fresh, processed_record, reuse, step
+from shared.history.protocol import Enrichment, fresh, load_decision, processed_record, reuse, step
 
 LOCK_STRIPES = 1024
 # Stop retrying an aborted transaction after this long, whatever max_attempts says: the delivery
@@ -122,10 +122,10 @@ class FirestoreHistoryStore:
 
         @firestore.transactional
         def run(transaction: firestore.Transaction) -> Decision:
-            stored = (ref.get(transaction=transaction).to_dict() or {}).get("decision")
-            if stored:
-                return DECISION_ADAPTER.validate_python(stored)
-            transaction.update(ref, {"decision": decision.model_dump(mode="json")})
+            stored = load_decision((ref.get(transaction=transaction).to_dict() or {}).get("decision"))
+            if stored is not None:
+                return stored
+            transaction.update(ref, {"decision": decision.model_dump_json()})
             return decision
 
         try:

@@ -71,9 +71,18 @@ def reuse(tx: Transaction, record: dict[str, Any]) -> Enrichment:
             f"transaction_id {tx.transaction_id!r} was already processed with different content"
         )
     features = HistoryFeatures.model_validate(record["features"])
-    raw_decision = record.get("decision")
-    decision = DECISION_ADAPTER.validate_python(raw_decision) if raw_decision else None
+    decision = load_decision(record.get("decision"))
     return Enrichment(_enriched(tx, features), decision, duplicate=True)
+
+
+def load_decision(stored: str | dict[str, Any] | None) -> Decision | None:
+    """Decisions are stored as their JSON text, so a reused decision is republished byte for byte
+    (a Firestore map would come back with its keys reordered)."""
+    if not stored:
+        return None
+    if isinstance(stored, str):
+        return DECISION_ADAPTER.validate_json(stored)
+    return DECISION_ADAPTER.validate_python(stored)
 
 
 def fresh(tx: Transaction, features: HistoryFeatures) -> Enrichment:

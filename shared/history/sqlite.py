@@ -98,8 +98,7 @@ class SqliteHistoryStore:
                 (tx.transaction_id,),
             ).fetchone()
             if row is not None:
-                return reuse(tx, {"fingerprint": row[0], "features": json.loads(row[1]),
-                                  "decision": json.loads(row[2]) if row[2] else None})
+                return reuse(tx, {"fingerprint": row[0], "features": json.loads(row[1]), "decision": row[2]})
             found = conn.execute("SELECT state FROM wallets WHERE wallet_id = ?", (tx.wallet_id,)).fetchone()
             features, state = step(tx, json.loads(found[0]) if found else None)
             record = processed_record(tx, features, self.ttl_days)
