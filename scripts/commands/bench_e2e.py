@@ -86,11 +86,14 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(*(str(row[key]) for key in columns))
     Console().print(table)
     first = stages[0].summary
+    best = bench.max_sustained(stages)
     result = {
         "mode": mode, "rate": args.rate, "duration_s": args.duration,
         "e2e_p50_ms": first.get("e2e_p50_ms"), "e2e_p95_ms": first.get("e2e_p95_ms"),
         "e2e_p99_ms": first.get("e2e_p99_ms"),
-        "max_sustained_tps": bench.max_sustained(stages),
+        "max_sustained_tps": best,
+        "at_max_sustained": next(({"e2e_p50_ms": s.summary.get("e2e_p50_ms"), "e2e_p99_ms": s.summary.get("e2e_p99_ms")}
+                                  for s in stages if s.rate == best), None),
         "lost": sum(int(s.summary.get("lost") or 0) for s in stages),
         "enrich_timings_ms": timings, "stages": rows,
     }

@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_stream_options(up, count=2000, rate=None, rate_help=(
         "messages per second (default: 25 with the emulators, whose push subscription delivers 2 messages "
-        "at a time, so more only queues; 100 embedded)"))
+        "at a time, so more only queues; 50 embedded)"))
     up.add_argument("--embedded", action="store_true",
                     help="embedded mode even if gcloud is installed (no emulators: in-process Pub/Sub, SQLite)")
     up.add_argument("--keep", action="store_true", help="leave the stack running after the stream, until Ctrl-C")
@@ -56,7 +56,7 @@ def run_up(args: argparse.Namespace) -> int:
 
     from rich.console import Console  # noqa: PLC0415
 
-    from scripts.local import report  # noqa: PLC0415
+    from scripts.local import report, stream  # noqa: PLC0415
     from scripts.local.stack import LocalStack, StackOptions  # noqa: PLC0415
 
     console = Console(stderr=True)
@@ -74,8 +74,8 @@ def run_up(args: argparse.Namespace) -> int:
         with stack:
             stack.up()
             if options.count > 0:
-                stack.warm_up()
-            summary = stack.run_stream() if options.count > 0 else None
+                stream.warm_up(stack)
+            summary = stream.run_stream(stack) if options.count > 0 else None
             if summary is not None:
                 out.print(report.summary_table(summary))
                 print(json.dumps(summary), flush=True)

@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from scripts import emulators
-from scripts.local import model, processes, report, topology
+from scripts.local import model, processes, topology
 from scripts.local.tracker import Tracker
 from shared import names
 
 # Default publishing rate per mode. The Pub/Sub emulator pushes at most 2 messages at a time
-# (measured), so at 50-80 ms per enrichment it sustains 25-40 tx/s; above that latency is queueing.
-DEFAULT_RATE = {"emulators": 25.0, "embedded": 100.0}
+# (measured), so at 50-80 ms per enrichment it sustains 25-40 tx/s; embedded mode sustained ~80 tx/s
+# on a shared 2-core machine (`txguard bench e2e`). Above that, latency is queueing.
+DEFAULT_RATE = {"emulators": 25.0, "embedded": 50.0}
 
 
 @dataclass
@@ -220,76 +221,6 @@ class LocalStack:
         return score, enrich
 
     # the stream ------------------------------------------------------------------------------
-    def warm_up(self) -> None:
-        if self.options.warmup <= 0:
-            return
-        from scripts.local import bench  # noqa: PLC0415
-
-        self.step(f"warm-up: {self.options.warmup} transactions on wallets of their own (not in the summary)")
-        stage = bench.run_stage(self, 10.0, self.options.warmup / 10.0, "warm", 30.0, wallet_prefix="warm-")
-        self.step(f"warm-up done: {stage.summary.get('decided')} decided, e2e p50 {stage.summary.get('e2e_p50_ms')} ms")
-
-    def run_stream(self) -> dict[str, Any]:
-        """Publish the bounded stream, drain the outputs, return the summary (last-line figures)."""
-        from rich.live import Live  # noqa: PLC0415
-
-        from shared.publisher import Pacer, PubSubTransport, make_stream, publish_all  # noqa: PLC0415
-
-        o = self.options
-        messages = make_stream(o.count, o.scenario, seed=o.seed, drift=o.drift, invalid_fraction=o.invalid_fraction,
-                               id_prefix=f"s{o.seed}")
-        ours = {id(m) for m in messages}  # the stream's records (the warm-up is left out)
-
-        def select(m: Any) -> bool:
-            return id(m) in ours
-
-        transport = PubSubTransport(o.project, names.TRANSACTIONS_TOPIC, max_messages=100, max_latency_s=0.005)
-        pacer = Pacer(rate=None if o.speed else self.rate, speed=o.speed)
-        result: dict[str, Any] = {}
-
-        def publish() -> None:
-            try:
-                result["stats"] = publish_all(messages, transport, pacer, on_sent=self.tracker.sent,
-                                              on_done=self.tracker.confirmed)
-            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-                result["error"] = exc
-
-        thread = threading.Thread(target=publish, name="publisher", daemon=True)
-        started = time.monotonic()
-        self.step(f"publishing {len(messages)} transactions ({o.scenario}, "
-                  f"{f'{self.rate:g} tx/s' if not o.speed else f'speed x{o.speed:g}'})")
-        last_progress, last_outcomes = time.monotonic(), -1
-        with Live(console=self.console, refresh_per_second=4, transient=True) as live:
-            thread.start()
-            while True:
-                publishing = thread.is_alive()
-                counts = self.tracker.counts(select)
-                outcomes = counts["decided"] + counts["invalid"] + counts["dead_lettered"]
-                if outcomes != last_outcomes or publishing:
-                    last_progress, last_outcomes = time.monotonic(), outcomes
-                live.update(report.live(counts, self.tracker.recent_latency_ms(), self.mode,
-                                        "publishing" if publishing else "draining", time.monotonic() - started))
-                # Drain while outcomes keep coming; give up after drain_timeout_s without any.
-                settled = counts["pending"] == 0 and counts["published"] + counts["publish_failed"] == counts["sent"]
-                if not publishing and (settled or time.monotonic() - last_progress >= o.drain_timeout_s):
-                    break
-                time.sleep(0.25)
-        transport.close()
-        if "error" in result:
-            raise result["error"]
-        stats = result["stats"]
-        summary: dict[str, Any] = {"mode": self.mode, **self.tracker.summary(select)}
-        summary.update(
-            publish_rate_tps=round(stats.attempted / stats.send_seconds, 1) if stats.send_seconds else None,
-            publish_seconds=round(stats.send_seconds, 2),
-            drain_seconds=round(time.monotonic() - started - stats.elapsed_s, 2),
-            count=o.count, rate=self.rate, scenario=o.scenario, seed=o.seed, model_version=self.model.get("version"),
-        )
-        if self.pusher is not None:
-            summary["push"] = {"attempts": self.pusher.stats.attempts, "failures": self.pusher.stats.failures,
-                               "statuses": self.pusher.stats.statuses}
-        return summary
-
     def print_env(self) -> None:
         self.console.print("[bold]endpoints[/]")
         for name, url in self.endpoints.items():
