@@ -87,6 +87,8 @@ def run_up(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001 - one readable line, the logs have the rest
         console.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
         console.print(f"logs: {stack.workdir}")
+        if stack.mode == "emulators" and type(exc).__name__ == "EmulatorError":
+            console.print("hint: `txguard local up --embedded` runs without the gcloud emulators")
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
