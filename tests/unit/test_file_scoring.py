@@ -1,0 +1,102 @@
+"""`txguard score-file` core: JSONL and CSV in, decisions out in order, the first bad row named."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from scripts.cli import main as cli
+from shared.exceptions import DataFileError
+from shared.features import HISTORY_FEATURES
+from shared.file_scoring import score_file
+from shared.runtime import ModelRuntime
+from shared.scoring import Scorer
+from tests.scoring_fixtures import enriched_transactions, publish_tiny, tiny_metadata, tiny_model
+
+
+@pytest.fixture(scope="module")
+def scorer() -> Scorer:
+    return Scorer(ModelRuntime(tiny_model()[1], tiny_metadata()))
+
+
+def write_jsonl(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_jsonl_scores_every_row_in_order_like_the_batch_path(scorer: Scorer, tmp_path: Path) -> None:
+    txs = enriched_transactions()
+    src = write_jsonl(tmp_path / "in.jsonl", [tx.model_dump_json() for tx in txs[:100]] + [""]
+                      + [tx.model_dump_json() for tx in txs[100:]])
+    report = score_file(scorer, str(src), str(tmp_path / "out" / "decisions.jsonl"), chunk=64)
+    out = [json.loads(line) for line in (tmp_path / "out" / "decisions.jsonl").read_text().splitlines()]
+    assert report.transactions == len(txs) == len(out)
+    expected = scorer.score_batch(txs)
+    assert [d["transaction_id"] for d in out] == [tx.transaction_id for tx in txs]
+    assert [(d["score"], d["decision"], d["reasons"]) for d in out] == [
+        (e.score, e.decision.value, e.reasons) for e in expected]
+    assert sum(report.decisions.values()) == len(txs)
+
+
+def test_csv_with_flat_feature_columns(scorer: Scorer, tmp_path: Path) -> None:
+    txs = enriched_transactions()[:50]
+    src = tmp_path / "in.csv"
+    with src.open("w", newline="") as fh:
+        base = [k for k in txs[0].model_dump() if k != "features"]
+        writer = csv.DictWriter(fh, fieldnames=base + [f"features.{n}" for n in HISTORY_FEATURES[:5]]
+                                + list(HISTORY_FEATURES[5:]))
+        writer.writeheader()
+        for tx in txs:
+            row = tx.model_dump(mode="json")
+            feats = row.pop("features")
+            row["device_id"] = row["device_id"] or ""
+            row.update({f"features.{n}": feats[n] for n in HISTORY_FEATURES[:5]})
+            row.update({n: feats[n] for n in HISTORY_FEATURES[5:]})
+            writer.writerow(row)
+    score_file(scorer, str(src), str(tmp_path / "out.jsonl"))
+    got = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [g["score"] for g in got] == [d.score for d in scorer.score_batch(txs)]
+
+
+def test_the_first_bad_row_is_named_by_line_and_field(scorer: Scorer, tmp_path: Path) -> None:
+    lines = [tx.model_dump_json() for tx in enriched_transactions()[:30]]
+    bad = json.loads(lines[17])
+    bad["features"]["tx_count_1h"] = -1
+    lines[17] = json.dumps(bad)
+    lines[25] = "{not json"
+    src = write_jsonl(tmp_path / "in.jsonl", lines)
+    with pytest.raises(DataFileError, match=r"line 18: field 'features.tx_count_1h'"):
+        score_file(scorer, str(src), str(tmp_path / "out.jsonl"), chunk=10)
+
+
+def test_a_bad_csv_row_is_named(scorer: Scorer, tmp_path: Path) -> None:
+    tx = enriched_transactions()[0].model_dump(mode="json")
+    feats = tx.pop("features")
+    src = tmp_path / "in.csv"
+    with src.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[*tx, *feats])
+        writer.writeheader()
+        writer.writerow({**tx, **feats, "device_id": ""})
+        writer.writerow({**tx, **feats, "device_id": "", "amount": "lots"})
+    with pytest.raises(DataFileError, match=r"line 3: field 'amount'"):
+        score_file(scorer, str(src), str(tmp_path / "out.jsonl"))
+
+
+def test_cli_prints_a_throughput_line_and_a_json_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    publish_tiny(tmp_path / "registry")
+    src = write_jsonl(tmp_path / "in.jsonl", [tx.model_dump_json() for tx in enriched_transactions()])
+    code = cli(["score-file", str(src), str(tmp_path / "out.jsonl"), "--model-uri",
+                f"{tmp_path / 'registry'}@production"])
+    assert code == 0
+    out = capsys.readouterr()
+    report = json.loads(out.out.strip().splitlines()[-1])
+    assert report["transactions"] == len(enriched_transactions()) and report["tx_per_s"] > 0
+    assert "tx/s" in out.err
+
+    bad = write_jsonl(tmp_path / "bad.jsonl", ['{"transaction_id": "x"}'])
+    assert cli(["score-file", str(bad), str(tmp_path / "o2.jsonl"), "--model-uri",
+                f"{tmp_path / 'registry'}@production"]) == 1
+    assert "line 1" in capsys.readouterr().err
