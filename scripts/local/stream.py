@@ -30,7 +30,6 @@ def warm_up(stack: LocalStack) -> None:
     stack.step(f"warm-up done: {stage.summary.get('decided')} decided, e2e p50 {stage.summary.get('e2e_p50_ms')} ms")
 
 
-
 def run_stream(stack: LocalStack) -> dict[str, Any]:
     """Publish the bounded stream, drain the outputs, return the summary (last-line figures)."""
     from rich.live import Live  # noqa: PLC0415
@@ -48,34 +47,38 @@ def run_stream(stack: LocalStack) -> dict[str, Any]:
     transport = PubSubTransport(o.project, names.TRANSACTIONS_TOPIC, max_messages=100, max_latency_s=0.005)
     pacer = Pacer(rate=None if o.speed else stack.rate, speed=o.speed)
     result: dict[str, Any] = {}
+    stop = threading.Event()  # set on the way out (Ctrl-C): the publisher thread ends too
 
     def publish() -> None:
         try:
             result["stats"] = publish_all(messages, transport, pacer, on_sent=stack.tracker.sent,
-                                          on_done=stack.tracker.confirmed)
+                                          on_done=stack.tracker.confirmed, stop=stop)
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             result["error"] = exc
 
     thread = threading.Thread(target=publish, name="publisher", daemon=True)
     started = time.monotonic()
-    stack.step(f"publishing {len(messages)} transactions ({o.scenario}, "
-              f"{f'{stack.rate:g} tx/s' if not o.speed else f'speed x{o.speed:g}'})")
+    pace = f"{stack.rate:g} tx/s" if not o.speed else f"speed x{o.speed:g}"
+    stack.step(f"publishing {len(messages)} transactions ({o.scenario}, {pace})")
     last_progress, last_outcomes = time.monotonic(), -1
-    with Live(console=stack.console, refresh_per_second=4, transient=True) as live:
-        thread.start()
-        while True:
-            publishing = thread.is_alive()
-            counts = stack.tracker.counts(select)
-            outcomes = counts["decided"] + counts["invalid"] + counts["dead_lettered"]
-            if outcomes != last_outcomes or publishing:
-                last_progress, last_outcomes = time.monotonic(), outcomes
-            live.update(report.live(counts, stack.tracker.recent_latency_ms(), stack.mode,
-                                    "publishing" if publishing else "draining", time.monotonic() - started))
-            # Drain while outcomes keep coming; give up after drain_timeout_s without any.
-            settled = counts["pending"] == 0 and counts["published"] + counts["publish_failed"] == counts["sent"]
-            if not publishing and (settled or time.monotonic() - last_progress >= o.drain_timeout_s):
-                break
-            time.sleep(0.25)
+    try:
+        with Live(console=stack.console, refresh_per_second=4, transient=True) as live:
+            thread.start()
+            while True:
+                publishing = thread.is_alive()
+                counts = stack.tracker.counts(select)
+                outcomes = counts["decided"] + counts["invalid"] + counts["dead_lettered"]
+                if outcomes != last_outcomes or publishing:
+                    last_progress, last_outcomes = time.monotonic(), outcomes
+                live.update(report.live(counts, stack.tracker.recent_latency_ms(), stack.mode,
+                                        "publishing" if publishing else "draining", time.monotonic() - started))
+                # Drain while outcomes keep coming; give up after drain_timeout_s without any.
+                settled = counts["pending"] == 0 and counts["published"] + counts["publish_failed"] == counts["sent"]
+                if not publishing and (settled or time.monotonic() - last_progress >= o.drain_timeout_s):
+                    break
+                time.sleep(0.25)
+    finally:
+        stop.set()
     transport.close()
     if "error" in result:
         raise result["error"]
