@@ -64,7 +64,6 @@ class Result:
 class _Progress:
     """How far a delivery got: what the error handler needs to park or log it."""
 
-    raw: bytes = b""
     delivery: Delivery | None = None
     result: Result = field(default_factory=lambda: Result(Outcome.ERROR))
 
@@ -85,7 +84,7 @@ class Enricher:
     def handle(self, event_data: Any) -> Result:
         """Process one delivery. Returning means ack; raising means retry (see module docstring)."""
         start = time.perf_counter()
-        progress = _Progress(raw=b"")
+        progress = _Progress()
         try:
             self._process(event_data, progress)
         except InvalidEventError as exc:
@@ -110,11 +109,11 @@ class Enricher:
         result = progress.result
         t = time.perf_counter()
         envelope = parse_envelope(event_data)
-        progress.raw = envelope.message.data.encode("utf-8", "surrogatepass")
-        progress.delivery = Delivery(progress.raw, dict(envelope.message.attributes),
-                                     envelope.message.message_id, envelope.subscription)
+        msg = envelope.message
+        # Until the data decodes, the original bytes are the (not base64) text itself.
+        progress.delivery = Delivery(msg.data.encode("utf-8", "surrogatepass"), dict(msg.attributes),
+                                     msg.message_id, envelope.subscription)
         delivery = progress.delivery = decode(envelope)
-        progress.raw = delivery.raw
         tx = parse_transaction(delivery.raw)
         result.timings["validation_us"] = round((time.perf_counter() - t) * 1e6, 1)
         result.transaction_id, result.wallet_id = tx.transaction_id, tx.wallet_id
@@ -142,7 +141,7 @@ class Enricher:
     def _park(self, event_data: Any, progress: _Progress, outcome: Outcome, reason: str, kind: str) -> None:
         """Publish the original bytes to `invalid` (a failure here is retryable: not acked)."""
         delivery = progress.delivery
-        raw = progress.raw if delivery is not None else original_bytes(event_data)
+        raw = delivery.raw if delivery is not None else original_bytes(event_data)
         t = time.perf_counter()
         self.outbox.publish_invalid(raw, reason, kind,
                                     delivery.message_id if delivery else "",
