@@ -7,7 +7,6 @@ keeps what was published) and can be told to fail, so tests assert on outcomes, 
 from __future__ import annotations
 
 import base64
-import json
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -108,11 +107,3 @@ def event_data(tx: Transaction, message_id: str = "1", attributes: dict[str, str
     """CloudEvent data of a delivery (what the function receives after conversion)."""
     return {"message": push_body(tx.model_dump_json().encode(), message_id, attributes)["message"],
             "subscription": SUBSCRIPTION}
-
-
-def payload(event: dict[str, Any]) -> bytes:
-    return base64.b64decode(event["message"]["data"])
-
-
-def as_json(obj: Any) -> str:
-    return json.dumps(obj, default=str)
