@@ -129,3 +129,21 @@ def test_tail_after_the_stack_consumers_sees_every_decision(
     assert cli(["decisions", "--follow", "--max", "9", "--timeout", "30"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert len(lines) == 9 and all("second" in line for line in lines)
+
+
+def test_publish_command_replays_a_file_at_a_speed(
+    pubsub_env: emulators.Emulator, capsys: pytest.CaptureFixture, tmp_path
+) -> None:
+    from shared.publisher import simulated
+
+    items = simulated(12, "fraud", seed=21, id_prefix="replay")
+    path = tmp_path / "stream.jsonl"
+    path.write_text("".join(t.to_json() + "\n" for t in items) + "{broken\n")
+    capsys.readouterr()
+    assert cli(["publish", "--file", str(path), "--speed", "1000000", "--invalid-fraction", "0"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["published"] == 13 and summary["invalid_injected"] == 1 and summary["file"] == str(path)
+    got = _drain("transactions-pull", 13)
+    ids = {json.loads(m.data)["transaction_id"] for m in got if m.data.startswith(b"{\"")}
+    assert ids == {t.tx.transaction_id for t in items}
+    assert all(b"is_fraud" not in m.data for m in got)
