@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from shared import names
+from shared import names, settings
 
 PROJECT_KEY = "txguard"  # config namespace: `pulumi config set txguard:<key> <value>`
 
 # Scoring is CPU-bound (ONNX inference): one thread per gunicorn worker, one worker per CPU.
-# TODO(lead): read these from shared/ once helper B defines scoring server defaults there.
-DEFAULT_SCORING_WORKERS = 2
-DEFAULT_SCORING_THREADS = 1
+# Measured by `txguard bench score`; the single source is shared/settings.py.
+DEFAULT_SCORING_WORKERS = settings.SCORING_WORKERS
+DEFAULT_SCORING_THREADS = settings.SCORING_THREADS
 
 _CPU_VALUES = ("0.083", "0.167", "0.333", "0.5", "0.583", "1", "2", "4", "6", "8")
 _INGRESS = ("ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB")

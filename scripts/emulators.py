@@ -76,10 +76,9 @@ class Emulator:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise EmulatorError(f"{self.name} exited early; see {self.log_path}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(ready_url, timeout=1) as resp:
-                    if resp.status < 500:
-                        return self
+            with contextlib.suppress(OSError), urllib.request.urlopen(ready_url, timeout=1) as resp:
+                if resp.status < 500:
+                    return self
             time.sleep(0.2)
         self.stop()
         raise EmulatorError(f"{self.name} not ready after {timeout:.0f}s; see {self.log_path}")
