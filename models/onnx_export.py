@@ -6,6 +6,7 @@ costs ~1 ms per single-row call) and loading it executes no code from the file, 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 INPUT_NAME = "input"
@@ -16,10 +17,14 @@ def to_onnx(estimator: Any, n_features: int) -> bytes:
     from skl2onnx import to_onnx as _to_onnx  # noqa: PLC0415 - heavy, training-time only
     from skl2onnx.common.data_types import FloatTensorType  # noqa: PLC0415
 
-    onx = _to_onnx(
-        estimator,
-        initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))],
-        options={id(estimator): {"zipmap": False}},
-        target_opset={"": 17, "ai.onnx.ml": 3},
-    )
+    with warnings.catch_warnings():
+        # skl2onnx passes bools where onnx wants ints: protobuf 6 warns once per tree (protobuf 7
+        # rejects it, hence the protobuf<7 pin). The parity check after export guards the result.
+        warnings.filterwarnings("ignore", message=".*Expected an int, got a boolean", category=DeprecationWarning)
+        onx = _to_onnx(
+            estimator,
+            initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))],
+            options={id(estimator): {"zipmap": False}},
+            target_opset={"": 17, "ai.onnx.ml": 3},
+        )
     return onx.SerializeToString()
