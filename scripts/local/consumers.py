@@ -24,8 +24,9 @@ PULL_TIMEOUT_S = 2.0
 
 
 class PullConsumers:
-    def __init__(self, project: str, tracker: Tracker, max_messages: int = 500) -> None:
+    def __init__(self, project: str, tracker: Tracker, max_messages: int = 500, dead_letter: bool = True) -> None:
         self.project = project
+        self.dead_letter = dead_letter  # False: leave the dead-letter subscription to a redrive
         self.tracker = tracker
         self.max_messages = max_messages
         self._client: Any = None
@@ -42,6 +43,8 @@ class PullConsumers:
             names.INVALID_SUBSCRIPTION: self.tracker.on_invalid,
             names.DEAD_LETTER_SUBSCRIPTION: self.tracker.on_dead_letter,
         }
+        if not self.dead_letter:
+            del routes[names.DEAD_LETTER_SUBSCRIPTION]
         for sub, sink in routes.items():
             path = self._client.subscription_path(self.project, sub)
             thread = threading.Thread(target=self._loop, args=(path, sink), daemon=True, name=f"pull-{sub}")

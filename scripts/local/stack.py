@@ -54,6 +54,11 @@ class StackOptions:
     # Sent first, on wallets of their own, and left out of the summary: the first Firestore
     # transactions, gRPC channels and model sessions are cold starts, not steady-state latency.
     warmup: int = 20
+    # Hooks for `txguard reliability` (defaults keep `local up` as it was):
+    # the emulator's push subscription without its retry policy (docs/reliability.md says why),
+    # and no pull consumer on the dead-letter inspection subscription (a redrive pulls it instead).
+    emulator_retry_policy: bool = True
+    pull_dead_letter: bool = True
 
 
 def emulator_mode_available() -> bool:
@@ -74,6 +79,8 @@ class LocalStack:
         self.broker: Any = None
         self.pusher: Any = None
         self.consumers: Any = None
+        self.emulators: dict[str, emulators.Emulator] = {}  # by name: pubsub, firestore, gcs
+        self.functions: dict[str, processes.FunctionProcess] = {}  # score, enrich
         self._echo = False  # --keep: print decisions as they arrive (embedded mode)
         self._exit = contextlib.ExitStack()
         self._t0 = time.monotonic()
@@ -89,6 +96,10 @@ class LocalStack:
 
     def close(self) -> None:
         self._exit.close()
+
+    def on_close(self, callback: Any) -> None:
+        """Run `callback` when the stack closes (something started after `up`, stopped with it)."""
+        self._exit.callback(callback)
 
     def step(self, text: str) -> None:
         self.console.print(f"[dim]{time.monotonic() - self._t0:6.1f}s[/] {text}")
@@ -130,7 +141,7 @@ class LocalStack:
         return started
 
     def _up_emulators(self) -> None:
-        emus = self._start_emulators()
+        emus = self.emulators = self._start_emulators()
         for emu in emus.values():
             self._setenv(emu.env_var, emu.env_value)
             self.endpoints[f"{emu.name} emulator"] = emu.host
@@ -145,11 +156,13 @@ class LocalStack:
             {**common, "HISTORY_STORE": "firestore", "FIRESTORE_EMULATOR_HOST": emus["firestore"].env_value,
              "PUBSUB_EMULATOR_HOST": emus["pubsub"].env_value},
         )
-        topology.ensure_topology(self.options.project, {names.ENRICH_FUNCTION: enrich.url + "/"})
+        topology.ensure_topology(self.options.project, {names.ENRICH_FUNCTION: enrich.url + "/"},
+                                 retry_policy=self.options.emulator_retry_policy)
         self.step(f"topology created; {names.ENRICH_PUSH_SUBSCRIPTION} pushes to {enrich.url}/")
         from scripts.local.consumers import PullConsumers  # noqa: PLC0415
 
-        self.consumers = PullConsumers(self.options.project, self.tracker).start()
+        self.consumers = PullConsumers(self.options.project, self.tracker,
+                                       dead_letter=self.options.pull_dead_letter).start()
         self._exit.callback(self._stop_consumers)
 
     def _stop_consumers(self) -> None:
@@ -209,6 +222,7 @@ class LocalStack:
         score = processes.scoring_process(self.workdir, score_env, threads=self.options.scoring_threads)
         enrich_env = {**enrich_env, "SCORING_URL": score.url, "SCORING_AUTH": "none"}
         enrich = processes.enrich_process(self.workdir, enrich_env, threads=self.options.enrich_threads)
+        self.functions.update(score=score, enrich=enrich)
         for fn in (score, enrich):
             self._exit.callback(fn.stop)
             fn.spawn()

@@ -39,9 +39,14 @@ def _duration(seconds: int) -> Any:
 
 
 def subscription_request(
-    project: str, spec: names.SubscriptionSpec, push_endpoints: Mapping[str, str], emulator: bool | None = None
+    project: str, spec: names.SubscriptionSpec, push_endpoints: Mapping[str, str], emulator: bool | None = None,
+    retry_policy: bool = True,
 ) -> dict[str, Any]:
-    """The `create_subscription` request for one spec (pure: unit-testable without an emulator)."""
+    """The `create_subscription` request for one spec (pure: unit-testable without an emulator).
+
+    `retry_policy=False` leaves the spec's retry policy out (Pub/Sub then redelivers as soon as
+    a push fails): `txguard reliability` does that on the emulator, whose backoff scheduler stops
+    for good on a push subscription after concurrent failures (docs/reliability.md)."""
     request: dict[str, Any] = {
         "name": f"projects/{project}/subscriptions/{spec.name}",
         "topic": f"projects/{project}/topics/{spec.topic}",
@@ -53,6 +58,8 @@ def subscription_request(
         },
         "enable_message_ordering": spec.enable_message_ordering,
     }
+    if not retry_policy:
+        del request["retry_policy"]
     if spec.push_to is not None:
         if spec.push_to not in push_endpoints:
             raise KeyError(f"subscription {spec.name} pushes to {spec.push_to!r}: no endpoint given")
@@ -73,6 +80,7 @@ def ensure_topology(
     push_endpoints: Mapping[str, str] | None = None,
     topics: tuple[names.TopicSpec, ...] = names.TOPICS,
     subscriptions: tuple[names.SubscriptionSpec, ...] = names.SUBSCRIPTIONS,
+    retry_policy: bool = True,
 ) -> dict[str, list[str]]:
     """Create every topic and subscription (PUBSUB_EMULATOR_HOST or ADC); returns what was created.
 
@@ -100,7 +108,8 @@ def ensure_topology(
                 pass
         for spec in subscriptions:
             try:
-                subscriber.create_subscription(request=subscription_request(project, spec, push_endpoints))
+                subscriber.create_subscription(
+                    request=subscription_request(project, spec, push_endpoints, retry_policy=retry_policy))
                 created["subscriptions"].append(spec.name)
             except gexc.AlreadyExists:
                 pass
