@@ -1,0 +1,10 @@
+"""`txguard reliability`: failure scenarios on the local emulator stack, every message accounted for.
+
+- `poison`: the malformed-message corpus (many kinds, each rejected by shared/envelope.py);
+- `ledger`: what became of each transaction (decided, invalid, dead-lettered, redriven);
+- `history_check`: double counting measured against the offline sequential replay;
+- `outages`: stopping and restarting the scoring function and the Firestore emulator;
+- `bad_model`: corrupt and missing registry artifacts against fresh and running scoring functions;
+- `scenarios`: the six scenarios; `runner`: one stack, the scenarios in turn, the verdict;
+- `report`: the table, the last-line JSON and docs/reliability.md.
+"""

@@ -1,0 +1,207 @@
+"""The pure parts of `txguard reliability`: poison corpus, ledger, double-count check, report."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from scripts.local.topology import subscription_request
+from scripts.reliability import poison, report, runner
+from scripts.reliability.context import Router
+from scripts.reliability.history_check import check, expected_states
+from scripts.reliability.ledger import Ledger
+from shared import names
+from shared.contract import TRANSACTION_ADAPTER
+from shared.envelope import parse_transaction
+from shared.exceptions import InvalidEventError
+from shared.features import TxPoint, WalletState, apply
+from shared.publisher import make_stream
+from shared.redrive import redrive_attributes
+
+
+@pytest.fixture(scope="module")
+def stream() -> list:
+    return make_stream(240, "fraud", seed=5, id_prefix="rel")
+
+
+# poison -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", sorted(poison.KINDS))
+def test_every_poison_kind_is_rejected_by_the_envelope(stream: list, kind: str) -> None:
+    bad = poison.make_poison(stream[0], kind, 1)
+    assert bad.corruption == kind and not bad.expected_valid and bad.transaction_id is None
+    with pytest.raises(InvalidEventError):
+        parse_transaction(bad.data)
+
+
+def test_the_valid_originals_are_accepted(stream: list) -> None:
+    for m in stream[:20]:
+        parse_transaction(m.data)
+
+
+def test_mix_replaces_about_the_fraction_with_every_kind_and_unique_bytes(stream: list) -> None:
+    mixed = poison.mix(stream, 0.05, seed=3)
+    bad = [m for m in mixed if not m.expected_valid]
+    assert len(mixed) == len(stream)
+    assert len(bad) == 12
+    assert {m.corruption for m in bad} == set(poison.KINDS)
+    assert len({m.data for m in bad}) == len(bad)  # matched on `invalid` by content
+    assert poison.mix(stream, 0.0) == list(stream)
+    with pytest.raises(ValueError):
+        poison.mix(stream, 1.0)
+
+
+# history check ------------------------------------------------------------------------------------
+def _txs(stream: list) -> list:
+    return [TRANSACTION_ADAPTER.validate_json(m.data) for m in stream[:60]]
+
+
+def test_history_check_is_zero_for_the_sequential_replay_whatever_the_order(stream: list) -> None:
+    txs = _txs(stream)
+    stored = expected_states(reversed(txs))  # arrival order does not matter, applications do
+    result = check(txs + txs[:5], lambda w: stored.get(w, WalletState()))  # duplicates in the input: distinct
+    assert (result.double_counted, result.missing, result.mismatched_wallets) == (0, 0, 0)
+    assert result.transactions == len(txs) and result.wallets == len(stored)
+
+
+def test_history_check_counts_a_transaction_applied_twice_and_one_never_applied(stream: list) -> None:
+    txs = _txs(stream)
+    stored = expected_states(txs)
+    twice, never = txs[0], txs[1]
+    apply(stored[twice.wallet_id], TxPoint.of(twice))  # applied a second time
+    stored_without = expected_states([t for t in txs if t.transaction_id != never.transaction_id])
+    stored[never.wallet_id] = stored_without.get(never.wallet_id, WalletState())
+    if never.wallet_id == twice.wallet_id:
+        apply(stored[never.wallet_id], TxPoint.of(twice))
+    result = check(txs, lambda w: stored.get(w, WalletState()))
+    assert result.double_counted == 1
+    assert result.missing == 1
+    assert result.mismatched_wallets >= 1
+
+
+# ledger -------------------------------------------------------------------------------------------
+def _decision(tx_id: str, decision: str = "allow") -> bytes:
+    return json.dumps({"transaction_id": tx_id, "decision": decision}).encode()
+
+
+def test_ledger_counts_transactions_not_messages(stream: list) -> None:
+    ledger = Ledger("dup")
+    m = stream[0]
+    for _ in range(2):
+        ledger.sent(m)
+        ledger.confirmed(m, None)
+    assert ledger.pending() == 1
+    assert ledger.on_decision(_decision(m.transaction_id), {})
+    assert ledger.on_decision(_decision(m.transaction_id), {})
+    s = ledger.summary()
+    assert (s["sent"], s["transactions"], s["decided"], s["decision_copies"], s["lost"]) == (2, 1, 1, 2, 0)
+    assert s["inconsistent_decisions"] == 0
+    ledger.on_decision(_decision(m.transaction_id, "block"), {})
+    assert ledger.summary()["inconsistent_decisions"] == 1
+
+
+def test_ledger_matches_poison_by_content_and_requires_a_reason(stream: list) -> None:
+    ledger = Ledger("poison")
+    bad = poison.make_poison(stream[1], "nan_amount", 7)
+    ledger.sent(bad)
+    ledger.confirmed(bad, None)
+    assert not ledger.on_invalid(b"something else", {names.ATTR_REASON: "x"})
+    assert ledger.on_invalid(bad.data, {})
+    s = ledger.summary()
+    assert (s["poison"], s["invalid"], s["invalid_without_reason"], s["lost"]) == (1, 1, 1, 0)
+    assert s["invalid_kinds"] == {"nan_amount": 1}
+
+
+def test_ledger_lost_parked_and_redriven(stream: list) -> None:
+    ledger = Ledger("outage")
+    a, b, c = stream[2], stream[3], stream[4]
+    for m in (a, b, c):
+        ledger.sent(m)
+        ledger.confirmed(m, None)
+    ledger.on_decision(_decision(a.transaction_id), {})
+    ledger.on_dead_letter(b.data, {})  # parked: accounted for, not lost
+    s = ledger.summary()
+    assert (s["decided"], s["dead_lettered"], s["still_dead_lettered"], s["lost"]) == (1, 1, 1, 1)
+    ledger.on_redriven(b.data)  # redriven: pending again until decided
+    assert ledger.pending() == 2
+    ledger.on_decision(_decision(b.transaction_id), {})
+    s = ledger.summary()
+    assert (s["decided"], s["redriven"], s["still_dead_lettered"], s["lost"]) == (2, 1, 0, 1)
+
+
+def test_router_routes_to_the_owning_ledger_and_counts_the_rest(stream: list) -> None:
+    router = Router()
+    first, second = router.add(Ledger("one")), router.add(Ledger("two"))
+    first.sent(stream[5])
+    second.sent(stream[6])
+    router.on_decision(_decision(stream[5].transaction_id), {})
+    router.on_decision(_decision("nobody"), {})
+    router.on_redriven(stream[6].data, {})
+    assert first.summary()["decided"] == 1 and second.summary()["redriven"] == 1
+    assert router.unmatched == {"decision": 1}
+
+
+# report, verdict, hooks ------------------------------------------------------------------------------
+RESULTS = {
+    "duplicates": {"sent": 4, "transactions": 2, "decided": 2, "invalid": 0, "dead_lettered": 0, "redriven": 0,
+                   "lost": 0, "double_counted": 0, "missing": 0, "drain_s": 1.0, "identical_decisions": True,
+                   "decision_copies": 4, "failed_checks": [], "timeline": [(1.0, "x")]},
+    "store_outage": {"skipped": "embedded", "failed_checks": []},
+    "burst": {"sent": 10, "transactions": 10, "decided": 9, "invalid": 0, "dead_lettered": 0, "redriven": 0,
+              "lost": 1, "double_counted": 0, "missing": 0, "drain_s": 3.0, "burst_rate": 250.0,
+              "failed_checks": ["1 lost"]},
+}
+
+
+def test_last_line_is_one_json_object_per_scenario() -> None:
+    line = report.last_line(RESULTS, {"mode": "emulators", "profile": "quick"}, ok=False)
+    doc = json.loads(line)
+    assert "\n" not in line
+    assert set(doc) == {"duplicates", "store_outage", "burst", "passed", "mode", "profile"}
+    for key in ("sent", "decided", "invalid", "dead_lettered", "lost", "double_counted"):
+        assert key in doc["duplicates"] and key in doc["burst"]
+    assert doc["duplicates"]["ok"] is True and doc["burst"]["ok"] is False
+    assert doc["burst"]["failed_checks"] == ["1 lost"]
+    assert "timeline" not in doc["duplicates"]
+    assert doc["passed"] is False
+
+
+def test_verdict_needs_nothing_lost_nothing_double_counted_and_no_failed_check() -> None:
+    assert not runner.passed(RESULTS)
+    good = {k: v for k, v in RESULTS.items() if k != "burst"}
+    assert runner.passed(good)
+    assert not runner.passed({"x": {**RESULTS["duplicates"], "double_counted": 1}})
+    assert not runner.passed({"x": {**RESULTS["duplicates"], "failed_checks": ["refused: False"]}})
+
+
+def test_markdown_has_the_command_the_table_and_the_last_line() -> None:
+    text = report.markdown(RESULTS, {"mode": "emulators", "profile": "full"}, False,
+                           "txguard reliability --write-doc docs/reliability.md", "## Notes\nhello")
+    assert "txguard reliability --write-doc docs/reliability.md" in text
+    assert "| duplicates | 4 | 2 | 2 |" in text
+    assert "FAILED" in text and "## Notes" in text
+    assert report.last_line(RESULTS, {"mode": "emulators", "profile": "full"}, False) in text
+
+
+def test_redrive_keeps_the_producer_attributes_only() -> None:
+    attrs = {names.ATTR_PUBLISHED_AT: "1", names.ATTR_TRANSACTION_ID: "t",
+             "CloudPubSubDeadLetterSourceDeliveryCount": "10", "CloudPubSubDeadLetterSourceSubscription": "s"}
+    assert redrive_attributes(attrs) == {names.ATTR_PUBLISHED_AT: "1", names.ATTR_TRANSACTION_ID: "t"}
+
+
+def test_push_subscription_without_retry_policy_on_request_only() -> None:
+    spec = names.subscription(names.ENRICH_PUSH_SUBSCRIPTION)
+    endpoints = {names.ENRICH_FUNCTION: "http://127.0.0.1:1/"}
+    assert "retry_policy" in subscription_request("p", spec, endpoints, emulator=True)
+    without = subscription_request("p", spec, endpoints, emulator=True, retry_policy=False)
+    assert "retry_policy" not in without
+    assert without["dead_letter_policy"]["max_delivery_attempts"] == spec.max_delivery_attempts
+
+
+def test_profiles_keep_the_issue_figures() -> None:
+    from scripts.reliability.context import FULL  # noqa: PLC0415
+
+    assert FULL.scoring_outage_s == 20 and FULL.store_outage_s == 10
+    assert FULL.burst_factor == 10 and FULL.burst_s == 10 and FULL.poison_fraction == 0.05
+    assert replace(FULL, name="x").name == "x"
