@@ -10,8 +10,17 @@ import pulumi_gcp as gcp
 from infra.config import StackConfig
 from infra.services import child_options
 from shared import names
+from shared.features import WalletState
 
 TTL_FIELD = "expires_at"
+
+# Fields of the two collections that nothing queries: the enrichment reads documents by id only.
+# Firestore indexes every field by default; each index entry is one more write per update, and the
+# wallet's `ts` array always holds "now" (a sequential indexed value, capped near 500 writes/s per
+# collection). Exempting them keeps one wallet update one document write. A map field's exemption
+# covers its subfields (`counterparties.<id>`).
+WALLET_FIELDS: tuple[str, ...] = tuple(WalletState().to_dict())
+PROCESSED_FIELDS: tuple[str, ...] = ("wallet_id", "fingerprint", "features", "decision")
 
 
 class HistoryStore(pulumi.ComponentResource):
@@ -20,7 +29,8 @@ class HistoryStore(pulumi.ComponentResource):
     The TTL policy lets Firestore delete processed-transaction markers (idempotency records) once
     `expires_at` has passed; the enrichment function writes that field `processedTtlDays` ahead.
     The field is also excluded from single-field indexes: a monotonically increasing indexed
-    timestamp is a write hotspot, and nothing queries it.
+    timestamp is a write hotspot, and nothing queries it. So are all the other fields of both
+    collections (`WALLET_FIELDS`, `PROCESSED_FIELDS`): documents are only read by id.
     """
 
     def __init__(self, name: str, cfg: StackConfig, depends_on: Sequence[pulumi.Resource] = (),
@@ -50,4 +60,18 @@ class HistoryStore(pulumi.ComponentResource):
                 index_config=gcp.firestore.FieldIndexConfigArgs(indexes=[]),
                 opts=pulumi.ResourceOptions(parent=self),
             )
+        self.index_exemptions = [
+            gcp.firestore.Field(
+                f"no-index-{collection.replace('_', '-')}-{field_name.replace('_', '-')}",
+                project=cfg.project,
+                database=self.database.name,
+                collection=collection,
+                field=field_name,
+                index_config=gcp.firestore.FieldIndexConfigArgs(indexes=[]),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for collection, fields in ((names.WALLETS_COLLECTION, WALLET_FIELDS),
+                                       (names.PROCESSED_COLLECTION, PROCESSED_FIELDS))
+            for field_name in fields
+        ]
         self.register_outputs({"database": self.database.name})

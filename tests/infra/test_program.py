@@ -271,9 +271,28 @@ def test_firestore_native_database_with_ttl_on_processed_transactions(default_st
     db = default_stack.one("gcp:firestore/database:Database").inputs
     assert db["type"] == "FIRESTORE_NATIVE"
     assert db["deleteProtectionState"] == "DELETE_PROTECTION_ENABLED"  # forceDestroy is off by default
-    ttl = default_stack.one("gcp:firestore/field:Field").inputs
-    assert (ttl["collection"], ttl["field"]) == (names.PROCESSED_COLLECTION, "expires_at")
+    ttl = default_stack.one("gcp:firestore/field:Field", field="expires_at").inputs
+    assert ttl["collection"] == names.PROCESSED_COLLECTION
     assert "ttlConfig" in ttl
+    assert ttl["indexConfig"].get("indexes", []) == []
+
+
+def test_history_fields_are_not_indexed(default_stack: StackRun) -> None:
+    """Documents are read by id only: every stored field is exempt from single-field indexes."""
+    import base64
+
+    from shared.contract import Transaction
+    from shared.history.protocol import processed_record, step
+
+    exempt = {(f.inputs["collection"], f.inputs["field"]) for f in default_stack.of_type("gcp:firestore/field:Field")
+              if f.inputs.get("indexConfig", {}).get("indexes", []) == []}
+    event = json.loads((ROOT / "tests" / "events" / "cloudevent_pubsub_valid.json").read_text())
+    tx = Transaction.model_validate_json(base64.b64decode(event["data"]["message"]["data"]))
+    features, wallet_doc = step(tx, None)  # what the store writes: the wallet document ...
+    for key in wallet_doc:
+        assert (names.WALLETS_COLLECTION, key) in exempt, key
+    for key in processed_record(tx, features, ttl_days=7):  # ... and the processed marker
+        assert (names.PROCESSED_COLLECTION, key) in exempt, key
 
 
 def test_monitoring_metrics_alerts_and_dashboard(default_stack: StackRun, override_stack: StackRun) -> None:
