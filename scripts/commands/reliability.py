@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from scripts.reliability.notes import NOTES  # noqa: PLC0415
 
     console = Console(stderr=True)
-    out = Console()
+    out = Console() if sys.stdout.isatty() else Console(width=120)  # a pipe would get 80 columns
     options = runner.RunOptions(
         quick=args.quick, only=[s.strip() for s in args.only.split(",") if s.strip()], embedded=args.embedded,
         keep_retry_policy=args.keep_retry_policy, workdir=Path(args.workdir) if args.workdir else None,

@@ -17,8 +17,8 @@ COMMON = ("sent", "transactions", "decided", "invalid", "dead_lettered", "redriv
           "missing")
 EXTRA = ("wallets", "drain_s", "outage_s", "identical_decisions", "decision_copies", "poison", "poison_kinds",
          "refused", "kept_serving", "burst_rate", "backlog_at_end_of_burst", "drain_tps", "retried", "skipped")
-COLUMNS = ("scenario", "sent", "tx", "decided", "invalid", "dead-lettered", "redriven", "lost", "double",
-           "drain s", "notes")
+COLUMNS = ("scenario", "sent", "tx", "decided", "invalid", "dead-lettered", "redriven", "lost",
+           "double counted", "drain s", "notes")
 
 
 def compact(results: dict[str, Any]) -> dict[str, Any]:
