@@ -17,7 +17,7 @@ import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from scripts.reliability.scenarios import SCENARIOS  # noqa: PLC0415
+    from scripts.reliability import SCENARIO_NAMES  # noqa: PLC0415
 
     parser = subparsers.add_parser(
         "reliability",
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--quick", action="store_true",
                         help="short version (about 3 minutes): fewer transactions, shorter outages and burst")
-    parser.add_argument("--only", default="", help=f"comma-separated scenarios (default all: {', '.join(SCENARIOS)})")
+    parser.add_argument("--only", default="", help=f"comma-separated scenarios (default all: {', '.join(SCENARIO_NAMES)})")
     parser.add_argument("--embedded", action="store_true",
                         help="embedded mode (no gcloud: in-process Pub/Sub, SQLite; the store outage is skipped)")
     parser.add_argument("--keep-retry-policy", action="store_true",

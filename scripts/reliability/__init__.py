@@ -8,3 +8,6 @@
 - `scenarios`: the six scenarios; `runner`: one stack, the scenarios in turn, the verdict;
 - `report`: the table, the last-line JSON and docs/reliability.md.
 """
+
+# In run order; `scenarios.SCENARIOS` implements them (kept here so `txguard --help` imports nothing heavy).
+SCENARIO_NAMES = ("duplicates", "poison", "scoring_outage", "store_outage", "bad_model", "burst")

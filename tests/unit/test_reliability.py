@@ -199,6 +199,13 @@ def test_push_subscription_without_retry_policy_on_request_only() -> None:
     assert without["dead_letter_policy"]["max_delivery_attempts"] == spec.max_delivery_attempts
 
 
+def test_the_command_lists_the_scenarios_it_runs() -> None:
+    from scripts.reliability import SCENARIO_NAMES  # noqa: PLC0415
+    from scripts.reliability.scenarios import SCENARIOS  # noqa: PLC0415
+
+    assert tuple(SCENARIOS) == SCENARIO_NAMES
+
+
 def test_profiles_keep_the_issue_figures() -> None:
     from scripts.reliability.context import FULL  # noqa: PLC0415
 
