@@ -43,6 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--scoring-threads", type=int, default=1, help="scoring THREADS (default 1: CPU-bound)")
     up.add_argument("--warmup", type=int, default=20,
                     help="transactions sent first on wallets of their own, left out of the summary (default 20)")
+    up.add_argument("--no-emulator-retry-policy", dest="emulator_retry_policy", action="store_false",
+                    help="create the emulator's push subscription without production's retry policy: the "
+                    "Pub/Sub emulator stops redelivering for good when several pushes fail at once with "
+                    "it (docs/reliability.md); without it failures are redelivered after ~1 s")
     up.set_defaults(func=run_up)
     parser.set_defaults(func=lambda _args: (parser.print_help(), 0)[1])
 
@@ -67,6 +71,7 @@ def run_up(args: argparse.Namespace) -> int:
         drain_timeout_s=args.drain_timeout, project=args.project, registry=args.registry,
         workdir=Path(args.workdir) if args.workdir else None, enrich_threads=args.enrich_threads,
         scoring_threads=args.scoring_threads, warmup=args.warmup,
+        emulator_retry_policy=args.emulator_retry_policy,
     )
     previous = signal.signal(signal.SIGTERM, _sigterm)
     stack = LocalStack(options, console)
@@ -94,6 +99,10 @@ def run_up(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
     if summary is None:
         return 0
+    if summary["lost"] and stack.mode == "emulators" and options.emulator_retry_policy:
+        console.print("hint: messages whose pushes failed together can be stranded by the Pub/Sub emulator's "
+                      f"retry-policy bug (docs/reliability.md); see {stack.workdir}/enrich.log, and rerun "
+                      "with --no-emulator-retry-policy")
     return 0 if summary["lost"] == 0 and summary["publish_failed"] == 0 else 1
 
 
