@@ -104,6 +104,24 @@ redrive exists for: after recovery the scenario runs the same code as
 redriven transaction is decided exactly once (the processed record absorbs the replays). In
 production, alert on the dead-letter subscription's backlog and redrive once the cause is fixed.
 
+## What the runs showed besides the counts
+
+- **Duplicates drain slowly on the emulator.** When the two copies of one transaction are
+  processed at the same time they meet on its processed record, and the Firestore emulator
+  resolves a lock conflict only by its ~2 s lock timeout (docs/enrichment.md): store time p95
+  was about 2 s for this scenario against 35 ms p50 (enrichment log, `timings.store_ms`). Nothing
+  is counted twice; it only costs time. Real Firestore resolves conflicts far faster.
+- **A store outage is a pause, not a wave of failures, on this stack.** The Pub/Sub emulator
+  pushes two messages at a time; the two deliveries in flight when Firestore stops wait in the
+  Firestore client's own retries until it is back, then fail with `Transaction is invalid or
+  expired` (the restarted emulator does not know a transaction begun before it stopped):
+  `StoreUnavailableError` -> 500 -> redelivered and decided. Nothing else is delivered
+  meanwhile, so nothing is dead-lettered (in production, with many instances, more deliveries
+  would be in flight and fail the same retryable way).
+- **Scoring outage.** Each delivery during the outage costs an attempt in about a second on
+  this stack (enrichment answers 500 as soon as the scoring call is refused), hence the
+  dead letters and the redrive.
+
 ## Limits
 
 - Timings (drain, outage) come from a 2-core machine shared with other work and vary from run
