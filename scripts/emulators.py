@@ -10,9 +10,7 @@ requests).
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -20,6 +18,8 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from scripts.procgroup import stop_group
 
 
 class EmulatorError(RuntimeError):
@@ -84,19 +84,7 @@ class Emulator:
         raise EmulatorError(f"{self.name} not ready after {timeout:.0f}s; see {self.log_path}")
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=timeout)
-        # The JVM may outlive the wrapper: make sure the whole group is gone.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        stop_group(self.proc, timeout)  # the JVM may outlive the gcloud wrapper: the whole group
 
     def __enter__(self) -> Emulator:
         return self

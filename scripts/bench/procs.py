@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+
+from scripts.procgroup import stop_group
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,16 +81,7 @@ class Server:
         return ""
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=timeout)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)  # workers left behind, if any
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=timeout)
+        stop_group(self.proc, timeout)  # workers included
 
 
 @contextlib.contextmanager

@@ -13,7 +13,6 @@ import base64
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from pulumi_mocks import ROOT
 
 from infra.archive import build_archive
 from scripts.emulators import free_port
+from scripts.procgroup import stop_group
 from shared import names
 from tests.conftest import PROJECT, require
 
@@ -92,14 +92,7 @@ def serve(unpacked: Path, target: str, env: dict[str, str]) -> Iterator[str]:
                 time.sleep(0.3)
         yield f"http://127.0.0.1:{port}"
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
+        stop_group(proc, timeout=15)
 
 
 def http(url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
