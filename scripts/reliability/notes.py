@@ -113,11 +113,13 @@ production, alert on the dead-letter subscription's backlog and redrive once the
   is counted twice; it only costs time. Real Firestore resolves conflicts far faster.
 - **A store outage is a pause, not a wave of failures, on this stack.** The Pub/Sub emulator
   pushes two messages at a time; the two deliveries in flight when Firestore stops wait in the
-  Firestore client's own retries until it is back, then fail with `Transaction is invalid or
-  expired` (the restarted emulator does not know a transaction begun before it stopped):
-  `StoreUnavailableError` -> 500 -> redelivered and decided. Nothing else is delivered
-  meanwhile, so nothing is dead-lettered (in production, with many instances, more deliveries
-  would be in flight and fail the same retryable way).
+  Firestore client's own retries until it is back (about 20 s, enrichment log
+  `timings.store_ms`). Then they either complete, or, when their Firestore transaction had begun
+  before the stop, fail with `Transaction is invalid or expired` (the restarted emulator does not
+  know it): `StoreUnavailableError` -> 500 -> redelivered and decided (the `retried` column shows
+  which happened in a run). Nothing else is delivered meanwhile, so nothing is dead-lettered; in
+  production, with many instances, more deliveries would be in flight and wait or fail the same
+  retryable way.
 - **Scoring outage.** Each delivery during the outage costs an attempt in about a second on
   this stack (enrichment answers 500 as soon as the scoring call is refused), hence the
   dead letters and the redrive.
