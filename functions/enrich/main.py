@@ -2,19 +2,27 @@
 
 functions-framework turns the raw push body (`{"message": ..., "subscription": ...}`) into a
 `google.cloud.pubsub.topic.v1.messagePublished` CloudEvent. Returning acks the message (it was
-decided, or parked on `invalid`); an exception makes the framework answer 500 and Pub/Sub
-redeliver it with backoff, then dead-letter it. All of that is decided in shared/enrichment.py.
+decided, or parked on `invalid`). A failure that may pass (store, scoring or publish unavailable)
+answers 503: Pub/Sub redelivers it with backoff (and slows its pushes), then dead-letters it. The
+enricher has already logged it as one structured line, so no traceback is added; anything else
+raises, the framework answers 500 with a traceback, and Pub/Sub retries it the same way. What is
+acked, retried or parked is decided in shared/enrichment.py.
 """
 
 from __future__ import annotations
 
 import functions_framework
 from cloudevents.http.event import CloudEvent
+from werkzeug.exceptions import ServiceUnavailable
 
 from shared.enrichment import default_enricher
+from shared.exceptions import RetryableError
 
 
 @functions_framework.cloud_event
 def enrich(event: CloudEvent) -> None:
     # Clients (store, publisher, scoring session) are built on the first event, in the worker.
-    default_enricher().handle(event.get_data())
+    try:
+        default_enricher().handle(event.get_data())
+    except RetryableError as exc:
+        raise ServiceUnavailable(description=f"retry: {type(exc).__name__}") from exc

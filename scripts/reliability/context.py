@@ -220,7 +220,7 @@ class Context:
 
     def retries(self, prefix: str) -> dict[str, int]:
         """Deliveries of the scenario's transactions the enrichment function answered with a retry
-        (500), by error type, from its JSON log."""
+        (503), by error type, from its JSON log."""
         fn = self.stack.functions.get("enrich")
         out: Counter[str] = Counter()
         try:

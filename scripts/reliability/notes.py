@@ -38,7 +38,7 @@ NOTES = """
 3. **Scoring outage**: the scoring function's process group is killed mid-stream (20 s) and
    spawned again on the same port; `outage_s` runs from the kill to `/health` answering 200
    again (it includes the model load). Meanwhile the enrichment function has already applied
-   each transaction to the history, fails on the scoring call and answers 500; Pub/Sub
+   each transaction to the history, fails on the scoring call and answers 503; Pub/Sub
    redelivers, and the redelivery reuses the stored features (no second application). Messages
    that exhaust their 10 delivery attempts during the outage are dead-lettered, and redriven after
    recovery (`redriven`): all are decided.
@@ -50,7 +50,7 @@ NOTES = """
    survived. The enrichment function is frozen (SIGSTOP) for the second the export takes, so no
    write lands between the snapshot and the stop (an artefact of the simulation, not of the
    pipeline); during the outage itself it runs and gets connection errors (`StoreUnavailableError`
-   -> 500 -> redelivery). `outage_s` includes the emulator's start-up.
+   -> 503 -> redelivery). `outage_s` includes the emulator's start-up.
 5. **Bad model**: two versions are published next to the production one, which is left alone:
    one whose artifact was altered after publishing (its SHA-256 no longer matches the metadata)
    and one whose artifact was deleted. A fresh scoring function started with
@@ -116,12 +116,12 @@ production, alert on the dead-letter subscription's backlog and redrive once the
   Firestore client's own retries until it is back (about 20 s, enrichment log
   `timings.store_ms`). Then they either complete, or, when their Firestore transaction had begun
   before the stop, fail with `Transaction is invalid or expired` (the restarted emulator does not
-  know it): `StoreUnavailableError` -> 500 -> redelivered and decided (the `retried` column shows
+  know it): `StoreUnavailableError` -> 503 -> redelivered and decided (the `retried` column shows
   which happened in a run). Nothing else is delivered meanwhile, so nothing is dead-lettered; in
   production, with many instances, more deliveries would be in flight and wait or fail the same
   retryable way.
 - **Scoring outage.** Each delivery during the outage costs an attempt in about a second on
-  this stack (enrichment answers 500 as soon as the scoring call is refused), hence the
+  this stack (enrichment answers 503 as soon as the scoring call is refused), hence the
   dead letters and the redrive.
 
 ## Limits

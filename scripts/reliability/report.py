@@ -56,7 +56,7 @@ def _note(r: dict[str, Any]) -> str:
         parts.append(f"{r['burst_rate']:g} tx/s burst, backlog {r.get('backlog_at_end_of_burst')}, "
                      f"drained at {r.get('drain_tps')} tx/s")
     if r.get("retried"):
-        parts.append("deliveries answered 500 (retry): " + ", ".join(f"{n} {k}" for k, n in r["retried"].items()))
+        parts.append("deliveries answered 503 (retry): " + ", ".join(f"{n} {k}" for k, n in r["retried"].items()))
     if r.get("failed_checks"):
         parts.append("FAILED: " + "; ".join(r["failed_checks"]))
     return "; ".join(parts)

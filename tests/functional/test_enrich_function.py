@@ -1,7 +1,7 @@
 """The enrich function driven in process through functions-framework, with in-memory fakes.
 
 Covers what only the framework decides: a raw Pub/Sub push body is converted to a CloudEvent,
-returning acks (2xx) and raising retries (500).
+returning acks (2xx), a retryable failure answers 503 (no traceback), a bug 500.
 """
 
 from __future__ import annotations
@@ -87,22 +87,24 @@ def test_malformed_fixtures_are_parked_and_acked(wired, fixture: str) -> None:
     assert not outbox.decisions and scorer.calls == 0
 
 
-def test_scoring_down_answers_500_then_redelivery_is_decided_once(wired) -> None:
+def test_scoring_down_answers_503_then_redelivery_is_decided_once(wired, caplog) -> None:
     client, scorer, outbox, store = wired
     tx = make_tx(9)
     scorer.down = True
-    assert client.post("/", json=event_data(tx)).status_code == 500
-    assert client.post("/", json=event_data(tx)).status_code == 500
+    assert client.post("/", json=event_data(tx)).status_code == 503
+    assert client.post("/", json=event_data(tx)).status_code == 503
+    # The enricher logged each retry as one line; the framework adds no traceback for a 503.
+    assert not [r for r in caplog.records if r.exc_info]
     scorer.down = False
     assert client.post("/", json=event_data(tx)).status_code == 200
     assert [d.transaction_id for d in outbox.decided()] == [tx.transaction_id]
     assert len(store.wallet_state(tx.wallet_id).ts) == 1
 
 
-def test_publish_failure_answers_500(wired) -> None:
+def test_publish_failure_answers_503(wired) -> None:
     client, _, outbox, _ = wired
     outbox.fail = True
-    assert client.post("/", json=event_data(make_tx(1))).status_code == 500
+    assert client.post("/", json=event_data(make_tx(1))).status_code == 503
 
 
 def test_push_without_data_field_is_refused_by_the_framework(wired) -> None:
@@ -111,3 +113,15 @@ def test_push_without_data_field_is_refused_by_the_framework(wired) -> None:
     body = {"message": {"attributes": {"a": "b"}, "messageId": "5"}, "subscription": "s"}
     assert client.post("/", json=body).status_code == 400
     assert not outbox.invalid and not outbox.decisions
+
+
+def test_an_unexpected_error_answers_500_and_is_retried(wired, monkeypatch) -> None:
+    """A bug is not acked either: 500 (with its traceback in the log), so Pub/Sub redelivers it."""
+    client, scorer, outbox, _ = wired
+
+    def broken(_tx: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(scorer, "score", broken)
+    assert client.post("/", json=event_data(make_tx(2))).status_code == 500
+    assert not outbox.decisions
