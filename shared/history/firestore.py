@@ -118,6 +118,13 @@ class FirestoreHistoryStore:
         raise AssertionError("unreachable")
 
     def record_decision(self, transaction_id: str, decision: Decision) -> Decision:
+        # Two copies of one transaction (duplicate deliveries) both reach here; in one instance
+        # they take turns like enrich_once, instead of deadlocking on the processed record until
+        # the emulator's ~2 s lock timeout (measured by `txguard reliability`, duplicates).
+        with self.locks(decision.wallet_id):
+            return self._record_decision(transaction_id, decision)
+
+    def _record_decision(self, transaction_id: str, decision: Decision) -> Decision:
         ref = self.processed_ref.document(transaction_id)
 
         @firestore.transactional
