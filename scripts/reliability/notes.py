@@ -106,11 +106,13 @@ production, alert on the dead-letter subscription's backlog and redrive once the
 
 ## What the runs showed besides the counts
 
-- **Duplicates drain slowly on the emulator.** When the two copies of one transaction are
-  processed at the same time they meet on its processed record, and the Firestore emulator
-  resolves a lock conflict only by its ~2 s lock timeout (docs/enrichment.md): store time p95
-  was about 2 s for this scenario against 35 ms p50 (enrichment log, `timings.store_ms`). Nothing
-  is counted twice; it only costs time. Real Firestore resolves conflicts far faster.
+- **Duplicates used to drain slowly on the emulator.** The two copies of one transaction, processed
+  at the same time, both recorded their decision in a Firestore transaction on the same processed
+  record, and the emulator resolves such a lock conflict only by its ~2 s lock timeout
+  (docs/enrichment.md): store time p95 was about 2 s against 35 ms p50 and the scenario drained in
+  67 s. The store now records a decision under the same in-process wallet lock as the enrichment
+  step, so copies in one instance take turns: `txguard reliability --only duplicates` drained in
+  0.0 s afterwards. Across instances, the transaction retries remain the safety net.
 - **A store outage is a pause, not a wave of failures, on this stack.** The Pub/Sub emulator
   pushes two messages at a time; the two deliveries in flight when Firestore stops wait in the
   Firestore client's own retries until it is back (about 20 s, enrichment log
