@@ -93,6 +93,12 @@ class Router:
             self.dead_letters.append((bytes(data), dict(attributes)))
         self._route("dead_letter", lambda lg: lg.on_dead_letter(data, attributes, now_ms))
 
+    def take_dead_letters(self) -> list[tuple[bytes, dict[str, str]]]:
+        """Embedded mode: the dead letters parked so far, removed from the router (for a redrive)."""
+        with self._lock:
+            parked, self.dead_letters = self.dead_letters, []
+        return parked
+
     def on_redriven(self, data: bytes, attributes: dict[str, str]) -> None:
         """A message pulled from the dead-letter subscription and republished."""
         self._route("redriven", lambda lg: lg.on_dead_letter(data, attributes) and lg.on_redriven(data))
@@ -177,8 +183,7 @@ class Context:
     # draining ------------------------------------------------------------------------------
     def redrive(self) -> int:
         if self.mode == "embedded":
-            with self.router._lock:
-                parked, self.router.dead_letters = self.router.dead_letters, []
+            parked = self.router.take_dead_letters()
             for data, attributes in parked:
                 self.stack.broker.publish(names.TRANSACTIONS_TOPIC, data, attributes)
                 for ledger in reversed(self.router.ledgers):
