@@ -11,8 +11,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # Pulumi runs this file as a script: make `infra` and `shared` importable
-    sys.path.insert(0, str(ROOT))
+# Pulumi runs this file as a script: make `infra` and the runtime half of `txguard` (the contract:
+# names, settings) importable. The program never imports tooling.
+for _path in (ROOT / "shared", ROOT):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 import pulumi  # noqa: E402
 import pulumi_gcp as gcp  # noqa: E402
@@ -26,7 +29,7 @@ from infra.messaging import Messaging  # noqa: E402
 from infra.monitoring import Monitoring  # noqa: E402
 from infra.services import ProjectServices  # noqa: E402
 from infra.storage import Storage  # noqa: E402
-from shared import names  # noqa: E402
+from txguard.contract import names  # noqa: E402
 
 BUILD_DIR = Path(os.environ.get("TXGUARD_BUILD_DIR", ROOT / "infra" / ".build"))
 

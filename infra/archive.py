@@ -1,18 +1,20 @@
 """Source archives of the Cloud Run functions: deterministic zips named by their content hash.
 
 A function's archive holds, at its root, everything in `functions/<name>/` (its `main.py`), the
-`shared/` package (its `.py` files plus the package data pyproject declares, never `__pycache__`)
-and a `requirements.txt` pinning pyproject's runtime dependencies to the versions installed in the
+runtime subpackages of the `txguard` namespace that the function imports (traced from `main.py`
+through `shared/txguard/`, never the tooling in `scripts/` or `models/`) and a
+`requirements.txt` pinning pyproject's runtime dependencies to the versions installed in the
 environment that ran the tests. Entries are sorted and carry a fixed timestamp and mode, so the
 same sources give the same bytes; the object is named `<name>-<sha256[:16]>.zip`, so a code or pin
-change uploads a new object (and redeploys the function) and no change is a no-op for `pulumi up`.
+change uploads a new object (and redeploys the function), and a change to tooling, or to a runtime
+subpackage the function does not import, is a no-op for `pulumi up`.
 
 Pure Python (no Pulumi import): the tests build and boot these archives directly.
 """
 
 from __future__ import annotations
 
-import fnmatch
+import ast
 import hashlib
 import io
 import tomllib
@@ -61,9 +63,44 @@ def pinned_requirements(root: Path = ROOT) -> str:
     return "\n".join(sorted(lines, key=str.lower)) + "\n"
 
 
-def _shared_data_patterns(root: Path) -> list[str]:
-    data = _pyproject(root).get("tool", {}).get("setuptools", {}).get("package-data", {})
-    return list(data.get("shared", []))
+class ToolingImportError(RuntimeError):
+    """A function (or the runtime it ships) imports a `txguard` subpackage that is not runtime."""
+
+
+def _txguard_imports(source: Path) -> set[str]:
+    """Runtime subpackage names (`scoring`, `contract`, ...) a module imports, lazy imports included."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source.read_bytes(), filename=str(source))):
+        modules: list[str] = []
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules = [node.module]
+            if node.module == "txguard":
+                modules = [f"txguard.{alias.name}" for alias in node.names]
+        found |= {m.split(".")[1] for m in modules if m.startswith("txguard.")}
+    return found
+
+
+def runtime_subpackages(function: str, root: Path = ROOT) -> list[str]:
+    """The closure of `txguard` subpackages reachable from `functions/<function>/main.py`."""
+    runtime = root / "shared" / "txguard"
+    todo = sorted(_txguard_imports(root / "functions" / function / "main.py"))
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        package = runtime / name
+        if not (package / "__init__.py").is_file():
+            raise ToolingImportError(
+                f"functions/{function} needs txguard.{name}, which is not a runtime subpackage under "
+                f"shared/txguard/ (tooling never ships in a function archive)")
+        seen.add(name)
+        for path in _walk(package):
+            if path.suffix == ".py":
+                todo.extend(_txguard_imports(path) - seen)
+    return sorted(seen)
 
 
 def _walk(folder: Path) -> list[Path]:
@@ -84,12 +121,11 @@ def archive_contents(function: str, root: Path = ROOT) -> dict[str, bytes]:
     function_dir = root / "functions" / function
     for path in _walk(function_dir) if function_dir.is_dir() else []:
         contents[path.relative_to(function_dir).as_posix()] = path.read_bytes()
-    patterns = _shared_data_patterns(root)
-    shared_dir = root / "shared"
-    for path in _walk(shared_dir):
-        rel = path.relative_to(shared_dir).as_posix()
-        if path.suffix == ".py" or any(fnmatch.fnmatch(rel, pattern) for pattern in patterns):
-            contents[f"shared/{rel}"] = path.read_bytes()
+    runtime = root / "shared" / "txguard"
+    for package in runtime_subpackages(function, root):
+        for path in _walk(runtime / package):
+            if path.suffix == ".py":
+                contents[f"txguard/{path.relative_to(runtime).as_posix()}"] = path.read_bytes()
     contents["requirements.txt"] = pinned_requirements(root).encode()
     return contents
 

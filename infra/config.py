@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from shared import names, settings
+from txguard.contract import names, settings
 
 PROJECT_KEY = "txguard"  # config namespace: `pulumi config set txguard:<key> <value>`
 
 # Scoring is CPU-bound (ONNX inference): one thread per gunicorn worker, one worker per CPU.
-# Measured by `txguard bench score`; the single source is shared/settings.py.
+# Measured by `txguard bench score`; the single source is shared/txguard/contract/settings.py.
 DEFAULT_SCORING_WORKERS = settings.SCORING_WORKERS
 DEFAULT_SCORING_THREADS = settings.SCORING_THREADS
 

@@ -3,7 +3,7 @@
 Both are plain HTTP services from the platform's point of view: scoring is an HTTP function and
 enrichment is a CloudEvent function served over HTTP WITHOUT an Eventarc trigger; Pub/Sub reaches
 it through the push subscription declared in messaging.py (functions-framework turns the push body
-into a CloudEvent). Environment variable names are the aliases of shared/settings.py, never retyped.
+into a CloudEvent). Environment variable names are the aliases of shared/txguard/contract/settings.py, never retyped.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings
 from infra.archive import Archive
 from infra.config import FunctionConfig, StackConfig
 from infra.services import child_options
-from shared.settings import EnrichSettings, ScoringSettings
+from txguard.contract.settings import EnrichSettings, ScoringSettings
 
 # functions-framework's gunicorn reads these two (not part of our settings classes).
 WORKERS_ENV = "WORKERS"
@@ -67,7 +67,7 @@ def enrich_environment(cfg: StackConfig, scoring_url: pulumi.Input[str]) -> dict
 
 @dataclass(frozen=True)
 class FunctionSpec:
-    name: str  # the function (and Cloud Run service) name, from shared/names.py
+    name: str  # the function (and Cloud Run service) name, from shared/txguard/contract/names.py
     entry_point: str
     archive: Archive
     capacity: FunctionConfig

@@ -9,8 +9,8 @@ import pulumi_gcp as gcp
 
 from infra.config import StackConfig
 from infra.services import child_options
-from shared import names
-from shared.features import WalletState
+from txguard.contract import names
+from txguard.features.wallet import WalletState
 
 TTL_FIELD = "expires_at"
 

@@ -26,7 +26,7 @@ import pulumi_gcp as gcp
 
 from infra.config import StackConfig
 from infra.services import child_options
-from shared import names
+from txguard.contract import names
 
 
 def sa_member(account: gcp.serviceaccount.Account) -> pulumi.Output[str]:

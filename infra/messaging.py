@@ -1,4 +1,4 @@
-"""Pub/Sub topics and subscriptions, declared exactly as shared/names.py specifies them.
+"""Pub/Sub topics and subscriptions, declared exactly as shared/txguard/contract/names.py specifies them.
 
 Names, retention, ack deadlines, backoff, dead-letter topics and ordering all come from
 `names.TOPICS` / `names.SUBSCRIPTIONS` (the local emulator stack reads the same specs); only the
@@ -16,7 +16,7 @@ import pulumi_gcp as gcp
 
 from infra.config import StackConfig
 from infra.services import child_options
-from shared import names
+from txguard.contract import names
 
 
 def _duration(seconds: int) -> str:

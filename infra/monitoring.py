@@ -1,6 +1,6 @@
 """Monitoring as code: log-based metrics from the functions' JSON logs, alert policies, a dashboard.
 
-The functions log JSON lines (shared/logs.py) that Cloud Logging parses into `jsonPayload`:
+The functions log JSON lines (shared/txguard/contract/logs.py) that Cloud Logging parses into `jsonPayload`:
 enrichment one line per delivery (`outcome`, `decision`, `model_version`), scoring its
 `latency_ms`; the metrics below extract those fields. Error rate uses Cloud Run's own request counts (a crashed or
 timed-out request logs nothing of ours), and the dead-letter alert Pub/Sub's backlog metric.
@@ -16,14 +16,14 @@ import pulumi_gcp as gcp
 
 from infra.config import StackConfig
 from infra.services import child_options
-from shared import names
+from txguard.contract import names
 
 DECISIONS_METRIC = "txguard_decisions"
 OUTCOMES_METRIC = "txguard_enrich_outcomes"
-# shared.enrichment.Outcome.DECIDED (not imported: it pulls the whole enrichment pipeline in;
+# txguard.enrichment.pipeline.Outcome.DECIDED (not imported: it pulls the whole enrichment pipeline in;
 # tests/infra checks the two agree).
 DECIDED_OUTCOME = "decided"
-# The single-transaction route enrichment calls (shared/scoring_http.py); the SLA is per transaction,
+# The single-transaction route enrichment calls (shared/txguard/scoring/service.py); the SLA is per transaction,
 # so /health, /model and /score/batch requests stay out of the latency distribution.
 SCORE_PATH = "/score"
 LATENCY_METRIC = "txguard_scoring_latency"

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scripts import emulators  # noqa: E402
+from txguard.local import emulators  # noqa: E402
 
 PROJECT = "txguard-test"
 

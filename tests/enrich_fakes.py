@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.contract import Decision, EnrichedTransaction, Outcome, Transaction
-from shared.exceptions import ScoringUnavailableError
-from shared.pubsub_out import PublishError, decision_attributes, invalid_attributes
-from shared.scoring_client import ScoringRejectedError
+from txguard.contract.errors import ScoringUnavailableError
+from txguard.contract.models import Decision, EnrichedTransaction, Outcome, Transaction
+from txguard.enrichment.outbox import PublishError, decision_attributes, invalid_attributes
+from txguard.enrichment.scoring_client import ScoringRejectedError
 
 SUBSCRIPTION = "projects/txguard-test/subscriptions/transactions-enrich-push"
 

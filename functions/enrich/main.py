@@ -6,7 +6,7 @@ decided, or parked on `invalid`). A failure that may pass (store, scoring or pub
 answers 503: Pub/Sub redelivers it with backoff (and slows its pushes), then dead-letters it. The
 enricher has already logged it as one structured line, so no traceback is added; anything else
 raises, the framework answers 500 with a traceback, and Pub/Sub retries it the same way. What is
-acked, retried or parked is decided in shared/enrichment.py.
+acked, retried or parked is decided in shared/txguard/enrichment/pipeline.py.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import functions_framework
 from cloudevents.http.event import CloudEvent
 from werkzeug.exceptions import ServiceUnavailable
 
-from shared.enrichment import default_enricher
-from shared.exceptions import RetryableError
+from txguard.contract.errors import RetryableError
+from txguard.enrichment.pipeline import default_enricher
 
 
 @functions_framework.cloud_event

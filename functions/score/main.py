@@ -2,7 +2,7 @@
 
 Cold start (module import) loads MODEL_URI from the registry, verifies its SHA-256 and prepares
 the ONNX fast path. If that fails the module still imports: /health and /score answer 503 with
-the reason (logged as CRITICAL). Routes, validation and errors live in shared/scoring_http.py.
+the reason (logged as CRITICAL). Routes, validation and errors live in shared/txguard/scoring/service.py.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import gc
 
 import functions_framework
 
-from shared.scoring_http import ScoringService, handle_werkzeug
-from shared.settings import scoring_settings
+from txguard.contract.settings import scoring_settings
+from txguard.scoring.service import ScoringService, handle_werkzeug
 
 SERVICE = ScoringService.load(scoring_settings())
 # Everything built so far lives as long as the process: keep it out of the garbage collector's

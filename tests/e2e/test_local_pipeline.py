@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.local.stack import emulator_mode_available
 from tests.conftest import require
+from txguard.local.stack import emulator_mode_available
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED_KEYS = {"mode", "published", "decided", "invalid", "dead_lettered", "lost", "e2e_p50_ms", "e2e_p99_ms"}
@@ -27,7 +27,7 @@ COUNT = 150
 def _local_up(tmp_path: Path, *extra: str) -> tuple[dict, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "MODEL_URI")}
-    argv = [sys.executable, "-m", "scripts.cli", "local", "up", "--count", str(COUNT), "--rate", "100",
+    argv = [sys.executable, "-m", "txguard.cli.main", "local", "up", "--count", str(COUNT), "--rate", "100",
             "--invalid-fraction", "0.05", "--seed", "11", "--drain-timeout", "90", "--workdir", str(tmp_path / "run"),
             *extra]
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=540)

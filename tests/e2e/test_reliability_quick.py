@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.local.stack import emulator_mode_available
 from tests.conftest import require
+from txguard.local.stack import emulator_mode_available
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ("duplicates", "poison", "scoring_outage", "store_outage", "bad_model", "burst")
@@ -29,7 +29,7 @@ def test_reliability_quick(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items()
            if k not in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "MODEL_URI")}
     doc = tmp_path / "reliability.md"
-    argv = [sys.executable, "-m", "scripts.cli", "reliability", "--quick", "--workdir", str(tmp_path / "run"),
+    argv = [sys.executable, "-m", "txguard.cli.main", "reliability", "--quick", "--workdir", str(tmp_path / "run"),
             "--write-doc", str(doc)]
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=420)
     lines = [line for line in proc.stdout.splitlines() if line.strip()]

@@ -13,10 +13,11 @@ from pathlib import Path
 import functions_framework
 import pytest
 
-from shared import enrichment, names
-from shared.enrichment import Enricher
-from shared.history.sqlite import SqliteHistoryStore
 from tests.enrich_fakes import FakeOutbox, FakeScorer, event_data, make_tx
+from txguard.contract import names
+from txguard.enrichment import pipeline as enrichment
+from txguard.enrichment.history.sqlite import SqliteHistoryStore
+from txguard.enrichment.pipeline import Enricher
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "tests" / "events"

@@ -16,11 +16,11 @@ from typing import Any
 import functions_framework
 import pytest
 
-from shared import names
-from shared.contract import MAX_BATCH
-from shared.logs import TRACE_KEY, JsonFormatter
-from shared.settings import scoring_settings
 from tests.scoring_fixtures import THRESHOLDS, enriched_transactions, publish_tiny
+from txguard.contract import names
+from txguard.contract.logs import TRACE_KEY, JsonFormatter
+from txguard.contract.models import MAX_BATCH
+from txguard.contract.settings import scoring_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = str(ROOT / "functions" / "score" / "main.py")

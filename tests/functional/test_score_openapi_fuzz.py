@@ -21,12 +21,12 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
-from shared import names
-from shared.codes import COUNTRIES, CURRENCIES
-from shared.contract import MAX_AMOUNT, Channel, HistoryFeatures, TxType
-from shared.openapi import openapi_document
-from shared.settings import scoring_settings
 from tests.scoring_fixtures import publish_tiny
+from txguard.contract import names
+from txguard.contract.codes import COUNTRIES, CURRENCIES
+from txguard.contract.models import MAX_AMOUNT, Channel, HistoryFeatures, TxType
+from txguard.contract.settings import scoring_settings
+from txguard.scoring.openapi import openapi_document
 
 SOURCE = str(Path(__file__).resolve().parents[2] / "functions" / "score" / "main.py")
 

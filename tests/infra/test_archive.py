@@ -13,13 +13,20 @@ import pytest
 from packaging.requirements import Requirement
 from pulumi_mocks import ROOT
 
-from infra.archive import FIXED_DATE, build_archive
+from infra.archive import FIXED_DATE, ToolingImportError, build_archive
 
 FUNCTIONS = ("score", "enrich")
 
 
+# What each function imports, written down independently of infra/archive.py's tracing.
+RUNTIME_NEEDS = {
+    "score": ("contract", "features", "registry", "scoring"),
+    "enrich": ("contract", "enrichment", "features"),
+}
+
+
 def expected_files(function: str, root: Path) -> set[str]:
-    """Computed independently of infra/archive.py: function folder + shared sources/data + pins."""
+    """Computed independently of infra/archive.py: function folder + its runtime subpackages + pins."""
     files = {"requirements.txt"}
     fn_dir = root / "functions" / function
     for dirpath, dirnames, filenames in os.walk(fn_dir):
@@ -27,13 +34,13 @@ def expected_files(function: str, root: Path) -> set[str]:
         for name in filenames:
             if not name.endswith((".pyc", ".pyo")) and not name.startswith("."):
                 files.add((Path(dirpath) / name).relative_to(fn_dir).as_posix())
-    for dirpath, dirnames, filenames in os.walk(root / "shared"):
-        dirnames[:] = [d for d in dirnames if d != "__pycache__" and not d.startswith(".")]
-        rel_dir = Path(dirpath).relative_to(root)
-        for name in filenames:
-            in_schemas = rel_dir.parts[1:2] == ("schemas",) and len(rel_dir.parts) == 2
-            if name.endswith(".py") or (in_schemas and name.endswith(".json")):
-                files.add((rel_dir / name).as_posix())
+    runtime = root / "shared" / "txguard"
+    for package in RUNTIME_NEEDS[function]:
+        for dirpath, dirnames, filenames in os.walk(runtime / package):
+            dirnames[:] = [d for d in dirnames if d != "__pycache__" and not d.startswith(".")]
+            for name in filenames:
+                if name.endswith(".py"):
+                    files.add("txguard/" + (Path(dirpath) / name).relative_to(runtime).as_posix())
     return files
 
 
@@ -50,7 +57,8 @@ def test_archive_holds_exactly_the_intended_files(function: str, tmp_path: Path)
     assert all(info.date_time == FIXED_DATE for info in infos)
     if (ROOT / "functions" / function / "main.py").exists():
         assert "main.py" in entries  # at the archive root, where Cloud Run functions looks for it
-    assert "shared/__init__.py" in entries and "shared/names.py" in entries
+    assert "txguard/contract/names.py" in entries
+    assert not [e for e in entries if e.startswith(("txguard/cli/", "txguard/simulator/", "txguard/training/"))]
     # Every runtime dependency of pyproject, pinned to the version the tests ran with.
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     pins = dict(line.split("==") for line in requirements.split())
@@ -68,33 +76,82 @@ def test_archives_are_deterministic(tmp_path: Path) -> None:
 
 
 def _copy_sources(root: Path) -> Path:
-    for folder in ("shared", "functions"):
+    for folder in ("shared", "scripts", "models", "functions"):
         shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
     return root
 
 
+def _names(root: Path, out: Path) -> dict[str, str]:
+    return {function: build_archive(function, out, root).object_name for function in FUNCTIONS}
+
+
+def _edit(path: Path) -> str:
+    text = path.read_text()
+    path.write_text(text + "\n# a change\n")
+    return text
+
+
 def test_name_changes_iff_content_changes(tmp_path: Path) -> None:
     root = _copy_sources(tmp_path / "repo")
     out = tmp_path / "out"
-    original = build_archive("score", out, root)
-    original_enrich = build_archive("enrich", out, root)
+    original = _names(root, out)
 
-    names_py = root / "shared" / "names.py"
-    text = names_py.read_text()
+    names_py = root / "shared" / "txguard" / "contract" / "names.py"
     os.utime(names_py, (1_000_000_000, 1_000_000_000))  # mtime only: same content, same archive
-    (root / "shared" / "__pycache__").mkdir(exist_ok=True)
-    (root / "shared" / "__pycache__" / "names.cpython-311.pyc").write_bytes(b"junk")  # ignored
-    assert build_archive("score", out, root).object_name == original.object_name
+    pycache = names_py.parent / "__pycache__"
+    pycache.mkdir(exist_ok=True)
+    (pycache / "names.cpython-311.pyc").write_bytes(b"junk")  # ignored
+    assert _names(root, out) == original
 
-    names_py.write_text(text + "\n# a change\n")
-    assert build_archive("score", out, root).object_name != original.object_name
-    assert build_archive("enrich", out, root).object_name != original_enrich.object_name  # shared/ is in both
-    names_py.write_text(text)  # back to the original content: back to the original name
-    assert build_archive("score", out, root).object_name == original.object_name
+    text = _edit(names_py)  # the contract ships in both functions
+    changed = _names(root, out)
+    assert changed["score"] != original["score"] and changed["enrich"] != original["enrich"]
+    names_py.write_text(text)  # back to the original content: back to the original names
+    assert _names(root, out) == original
 
-    fn_dir = root / "functions" / "score"
-    fn_dir.mkdir(parents=True, exist_ok=True)
-    (fn_dir / "main.py").write_text((fn_dir / "main.py").read_text() + "\n" if (fn_dir / "main.py").exists()
-                                    else "def score(request):\n    return 'ok'\n")
-    assert build_archive("score", out, root).object_name != original.object_name
+    fn_main = root / "functions" / "score" / "main.py"
+    text = _edit(fn_main)
+    changed = _names(root, out)
+    assert changed["score"] != original["score"] and changed["enrich"] == original["enrich"]
+    fn_main.write_text(text)
+
+
+@pytest.mark.parametrize("tooling", [
+    "scripts/txguard/simulator/core.py",
+    "scripts/txguard/publisher/sources.py",
+    "scripts/txguard/cli/main.py",
+    "scripts/txguard/local/stack.py",
+    "models/txguard/training/train.py",
+])
+def test_editing_tooling_redeploys_nothing(tmp_path: Path, tooling: str) -> None:
+    root = _copy_sources(tmp_path / "repo")
+    out = tmp_path / "out"
+    original = _names(root, out)
+    _edit(root / tooling)
+    assert _names(root, out) == original
+
+
+@pytest.mark.parametrize(("runtime", "changes"), [
+    ("shared/txguard/scoring/runtime.py", {"score"}),
+    ("shared/txguard/registry/core.py", {"score"}),
+    ("shared/txguard/enrichment/pipeline.py", {"enrich"}),
+    ("shared/txguard/features/wallet.py", {"score", "enrich"}),
+])
+def test_editing_runtime_redeploys_the_functions_that_ship_it(
+    tmp_path: Path, runtime: str, changes: set[str]
+) -> None:
+    root = _copy_sources(tmp_path / "repo")
+    out = tmp_path / "out"
+    original = _names(root, out)
+    _edit(root / runtime)
+    changed = _names(root, out)
+    assert {f for f in FUNCTIONS if changed[f] != original[f]} == changes
+
+
+def test_runtime_that_imports_tooling_is_refused(tmp_path: Path) -> None:
+    root = _copy_sources(tmp_path / "repo")
+    scorer = root / "shared" / "txguard" / "scoring" / "scorer.py"
+    scorer.write_text(scorer.read_text() + "\n\ndef _late():\n    from txguard.simulator import core\n")
+    with pytest.raises(ToolingImportError, match="txguard.simulator"):
+        build_archive("score", tmp_path / "out", root)

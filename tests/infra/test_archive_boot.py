@@ -2,7 +2,7 @@
 
 The archive is what Cloud Run functions builds, so this is the closest local check that a deploy
 will start: the process runs with .venv's interpreter (its site-packages stand in for the pinned
-requirements) but PYTHONPATH and cwd are the unpacked archive, so `main` and `shared` come from the
+requirements) but PYTHONPATH and cwd are the unpacked archive, so `main` and `txguard` come from the
 zip, not from the repository. Servers listen on 127.0.0.1, in their own process group, and are
 killed by group; every wait is bounded.
 """
@@ -27,17 +27,17 @@ import pytest
 from pulumi_mocks import ROOT
 
 from infra.archive import build_archive
-from scripts.emulators import free_port
-from scripts.procgroup import stop_group
-from shared import names
 from tests.conftest import PROJECT, require
+from txguard.contract import names
+from txguard.local.emulators import free_port
+from txguard.local.procgroup import stop_group
 
 BOOT_TIMEOUT_S = 90.0
 
 
 def unpack(function: str, tmp_path: Path) -> Path:
     main = ROOT / "functions" / function / "main.py"
-    require(main.exists(), f"{main.relative_to(ROOT)} not written yet (another helper owns it)")
+    require(main.exists(), f"{main.relative_to(ROOT)} is missing")
     archive = build_archive(function, tmp_path / "zips")
     target = tmp_path / f"{function}-unpacked"
     with zipfile.ZipFile(archive.path) as zf:
@@ -52,15 +52,23 @@ def archive_env(unpacked: Path, extra: dict[str, str]) -> dict[str, str]:
 
 
 def assert_imports_from_archive(unpacked: Path, env: dict[str, str]) -> None:
-    probe = subprocess.run(
-        [sys.executable, "-c", "import main, shared; print('@', main.__file__); print('@', shared.__file__)"],
-        cwd=unpacked, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )
+    """`main` and every `txguard` module it loads come from the unpacked archive.
+
+    The interpreter is .venv's, whose editable install could also serve `txguard` from the
+    checkout: listing what was loaded catches a runtime module that reaches for tooling.
+    """
+    code = ("import sys, main\n"
+            "for name, module in sorted(sys.modules.items()):\n"
+            "    if name == 'main' or name.startswith('txguard.'):\n"
+            "        print('@', name, getattr(module, '__file__', None))\n")
+    probe = subprocess.run([sys.executable, "-c", code], cwd=unpacked, env=env, capture_output=True,
+                           text=True, timeout=120, check=False)
     assert probe.returncode == 0, probe.stderr[-3000:]
-    paths = [line[2:] for line in probe.stdout.splitlines() if line.startswith("@ ")]  # not main's logs
-    assert len(paths) == 2, probe.stdout[-3000:]
-    for path in paths:
-        assert Path(path).resolve().is_relative_to(unpacked.resolve()), path
+    loaded = [line[2:].split(" ", 1) for line in probe.stdout.splitlines() if line.startswith("@ ")]
+    assert any(name == "main" for name, _ in loaded), probe.stdout[-3000:]
+    assert len(loaded) > 3, probe.stdout[-3000:]
+    for name, path in loaded:
+        assert path != "None" and Path(path).resolve().is_relative_to(unpacked.resolve()), (name, path)
 
 
 @contextlib.contextmanager
@@ -109,10 +117,10 @@ def publish_tiny_model(registry_dir: Path) -> tuple[str, str]:
     import numpy as np
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from models.onnx_export import to_onnx
-    from shared.features import FEATURE_NAMES
-    from shared.model_metadata import ModelMetadata, Thresholds
-    from shared.registry import PRODUCTION, open_registry
+    from txguard.features.wallet import FEATURE_NAMES
+    from txguard.registry import PRODUCTION, open_registry
+    from txguard.registry.metadata import ModelMetadata, Thresholds
+    from txguard.training.onnx_export import to_onnx
 
     rng = np.random.default_rng(7)
     x = rng.random((300, len(FEATURE_NAMES))).astype(np.float32)
@@ -127,8 +135,8 @@ def publish_tiny_model(registry_dir: Path) -> tuple[str, str]:
 
 
 def enriched_transaction_json() -> bytes:
-    from shared.contract import Transaction
-    from shared.features import WalletState, enrich
+    from txguard.contract.models import Transaction
+    from txguard.features.wallet import WalletState, enrich
 
     tx = Transaction(transaction_id="tx-boot-score", wallet_id="w-boot", counterparty_id="m-boot", amount=42.5,
                      currency="EUR", type="payment", channel="app", country="FR",

@@ -2,7 +2,7 @@
 
 Security properties (no public invoker, exactly the intended roles per identity), capacity from
 config (defaults and an override), delivery policy of the enrichment push subscription, and the
-Pub/Sub topology of shared/names.py.
+Pub/Sub topology of shared/txguard/contract/names.py.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import yaml
 from pulumi_mocks import BASE_CONFIG, OVERRIDES, PUBSUB_AGENT, ROOT, StackRun, run_program
 
 from infra.config import ConfigError
-from shared import names
-from shared.settings import EnrichSettings, ScoringSettings
+from txguard.contract import names
+from txguard.contract.settings import EnrichSettings, ScoringSettings
 
 FUNCTION = "gcp:cloudfunctionsv2/function:Function"
 SUBSCRIPTION = "gcp:pubsub/subscription:Subscription"
@@ -281,8 +281,8 @@ def test_history_fields_are_not_indexed(default_stack: StackRun) -> None:
     """Documents are read by id only: every stored field is exempt from single-field indexes."""
     import base64
 
-    from shared.contract import Transaction
-    from shared.history.protocol import processed_record, step
+    from txguard.contract.models import Transaction
+    from txguard.enrichment.history.protocol import processed_record, step
 
     exempt = {(f.inputs["collection"], f.inputs["field"]) for f in default_stack.of_type("gcp:firestore/field:Field")
               if f.inputs.get("indexConfig", {}).get("indexes", []) == []}
@@ -301,14 +301,14 @@ def test_monitoring_metrics_alerts_and_dashboard(default_stack: StackRun, overri
     assert decisions["labelExtractors"] == {"decision": "EXTRACT(jsonPayload.decision)",
                                             "model_version": "EXTRACT(jsonPayload.model_version)"}
     # Decisions are counted on the enrichment's "decided" lines (not duplicates or invalid ones).
-    from shared.enrichment import Outcome
+    from txguard.enrichment.pipeline import Outcome
 
     assert names.ENRICH_FUNCTION in decisions["filter"]
     assert f'jsonPayload.outcome="{Outcome.DECIDED.value}"' in decisions["filter"]
     latency = next(m for m in metrics.values() if m.get("valueExtractor"))
     assert latency["valueExtractor"] == "EXTRACT(jsonPayload.latency_ms)"
-    from shared.scoring_http import ScoringService
-    from shared.settings import ScoringSettings as _Settings
+    from txguard.contract.settings import ScoringSettings as _Settings
+    from txguard.scoring.service import ScoringService
 
     score_route = '"/score"'
     assert f"jsonPayload.path={score_route}" in latency["filter"]

@@ -14,12 +14,11 @@ import time
 
 import pytest
 
-from scripts import emulators
-from scripts.local import topology
-from scripts.local.consumers import PullConsumers
-from scripts.local.tracker import Tracker
-from shared import names
-from shared.publisher import PubSubTransport, make_stream, publish_all
+from txguard.contract import names
+from txguard.local import emulators, topology
+from txguard.local.consumers import PullConsumers
+from txguard.local.tracker import Tracker
+from txguard.publisher import PubSubTransport, make_stream, publish_all
 
 pytestmark = pytest.mark.emulators
 

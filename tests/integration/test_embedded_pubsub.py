@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from scripts.local.embedded import EmbeddedPubSub, Message, Pusher
-from shared import names
-from shared.publisher import PubSubTransport, make_stream, publish_all
+from txguard.contract import names
+from txguard.local.embedded import EmbeddedPubSub, Message, Pusher
+from txguard.publisher import PubSubTransport, make_stream, publish_all
 
 PROJECT = "txguard-embedded-test"
 

@@ -9,15 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from scripts import emulators
-from shared.contract import Decision, Outcome
-from shared.exceptions import StoreUnavailableError
-from shared.features import TxPoint, WalletState, apply
-from shared.history import create_store
-from shared.history.firestore import FirestoreHistoryStore
-from shared.settings import EnrichSettings
 from tests.conftest import PROJECT
 from tests.enrich_fakes import make_tx
+from txguard.contract.errors import StoreUnavailableError
+from txguard.contract.models import Decision, Outcome
+from txguard.contract.settings import EnrichSettings
+from txguard.enrichment.history import create_store
+from txguard.enrichment.history.firestore import FirestoreHistoryStore
+from txguard.features.wallet import TxPoint, WalletState, apply
+from txguard.local import emulators
 
 pytestmark = pytest.mark.emulators
 

@@ -1,6 +1,6 @@
 """The enrichment function end to end on the real emulators, served as Cloud Run serves it.
 
-Pub/Sub emulator (topics and subscriptions from shared/names.py via scripts/local/topology.py)
+Pub/Sub emulator (topics and subscriptions from shared/txguard/contract/names.py via scripts/txguard/local/topology.py)
 -> `functions-framework` (gunicorn) enrich process -> Firestore emulator history -> the real
 scoring function (functions/score, a tiny ONNX model from a tmp registry) over HTTP ->
 `decisions` / `invalid` topics, pulled here. Each test gets its own project id (separate topics
@@ -24,15 +24,15 @@ from pathlib import Path
 
 import pytest
 
-from scripts import emulators
-from scripts.local.processes import FunctionProcess, enrich_process, scoring_process
-from scripts.local.topology import delete_topology, ensure_topology, subscription_request
-from shared import names
-from shared.contract import Decision, EnrichedTransaction
-from shared.features import TxPoint, WalletState, apply, replay
-from shared.history.firestore import FirestoreHistoryStore
 from tests.enrich_fakes import make_tx
 from tests.scoring_fixtures import publish_tiny
+from txguard.contract import names
+from txguard.contract.models import Decision, EnrichedTransaction
+from txguard.enrichment.history.firestore import FirestoreHistoryStore
+from txguard.features.wallet import TxPoint, WalletState, apply, replay
+from txguard.local import emulators
+from txguard.local.processes import FunctionProcess, enrich_process, scoring_process
+from txguard.local.topology import delete_topology, ensure_topology, subscription_request
 
 pytestmark = pytest.mark.emulators
 
@@ -164,8 +164,8 @@ def _sequential(txs) -> WalletState:
 
 def offline_scorer(model_uri: str):
     """The scoring core in process, on the same registry model, for offline expectations."""
-    from shared.scoring_http import ScoringService  # noqa: PLC0415
-    from shared.settings import ScoringSettings  # noqa: PLC0415
+    from txguard.contract.settings import ScoringSettings  # noqa: PLC0415
+    from txguard.scoring.service import ScoringService  # noqa: PLC0415
 
     service = ScoringService.load(ScoringSettings(MODEL_URI=model_uri))
     assert service.scorer is not None, service.load_error

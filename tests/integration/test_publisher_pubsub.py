@@ -6,11 +6,10 @@ import json
 
 import pytest
 
-from scripts import emulators
-from scripts.cli import main as cli
-from scripts.local import topology
-from shared import names
-from shared.publisher import Pacer, PubSubTransport, make_stream, publish_all
+from txguard.cli.main import main as cli
+from txguard.contract import names
+from txguard.local import emulators, topology
+from txguard.publisher import Pacer, PubSubTransport, make_stream, publish_all
 
 pytestmark = pytest.mark.emulators
 
@@ -111,8 +110,8 @@ def test_tail_after_the_stack_consumers_sees_every_decision(
     ordering key would hide that wallet's later decisions from `txguard decisions --follow`."""
     import time
 
-    from scripts.local.consumers import PullConsumers
-    from scripts.local.tracker import Tracker
+    from txguard.local.consumers import PullConsumers
+    from txguard.local.tracker import Tracker
 
     tracker = Tracker()
     consumers = PullConsumers(PROJECT, tracker).start()
@@ -134,7 +133,7 @@ def test_tail_after_the_stack_consumers_sees_every_decision(
 def test_publish_command_replays_a_file_at_a_speed(
     pubsub_env: emulators.Emulator, capsys: pytest.CaptureFixture, tmp_path
 ) -> None:
-    from shared.publisher import simulated
+    from txguard.publisher import simulated
 
     items = simulated(12, "fraud", seed=21, id_prefix="replay")
     path = tmp_path / "stream.jsonl"

@@ -1,4 +1,4 @@
-"""`shared.redrive` on the Pub/Sub emulator: dead-letter inspection subscription -> `transactions`,
+"""`txguard.ops.redrive` on the Pub/Sub emulator: dead-letter inspection subscription -> `transactions`,
 attributes kept (minus Pub/Sub's dead-letter ones), acked after the publish: the subscription is
 empty afterwards and a second redrive moves nothing."""
 
@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from scripts import emulators
-from scripts.local import topology
-from shared import names
-from shared.redrive import redrive
+from txguard.contract import names
+from txguard.local import emulators, topology
+from txguard.ops.redrive import redrive
 
 pytestmark = pytest.mark.emulators
 

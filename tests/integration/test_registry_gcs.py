@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from scripts.emulators import Emulator
-from shared.exceptions import ChecksumMismatchError, ConcurrentUpdateError, ModelNotFoundError
-from shared.model_metadata import ModelMetadata, Thresholds
-from shared.registry import open_registry
-from shared.registry.store import GcsBlobStore
+from txguard.contract.errors import ChecksumMismatchError, ConcurrentUpdateError, ModelNotFoundError
+from txguard.local.emulators import Emulator
+from txguard.registry import open_registry
+from txguard.registry.metadata import ModelMetadata, Thresholds
+from txguard.registry.store import GcsBlobStore
 
 pytestmark = pytest.mark.gcs
 
@@ -104,8 +104,8 @@ def test_stale_alias_update_raises(location: str) -> None:
 
 
 def test_training_publishes_to_gcs_registry(location: str) -> None:
-    from models.gate import GatePolicy
-    from models.train import TrainConfig, train_and_publish
+    from txguard.training.gate import GatePolicy
+    from txguard.training.train import TrainConfig, train_and_publish
 
     config = TrainConfig(days=10, wallets=600, seed=5, max_iter=30, registry=location,
                          policy=GatePolicy(min_pr_auc=0.3))

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from scripts.bench.procs import Server, functions_framework_argv, running
-from scripts.emulators import Emulator, free_port
-from shared import names
-from shared.exceptions import ChecksumMismatchError
-from shared.gcs_read import GcsReader
-from shared.registry import open_registry
-from shared.runtime import ModelRuntime
-from shared.settings import SCORING_WORKERS
 from tests.scoring_fixtures import enriched_transactions, publish_tiny, tiny_model
+from txguard.bench.procs import Server, functions_framework_argv, running
+from txguard.contract import names
+from txguard.contract.errors import ChecksumMismatchError
+from txguard.contract.settings import SCORING_WORKERS
+from txguard.local.emulators import Emulator, free_port
+from txguard.registry import open_registry
+from txguard.registry.gcs import GcsReader
+from txguard.scoring.runtime import ModelRuntime
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "functions" / "score" / "main.py"

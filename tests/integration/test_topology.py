@@ -1,12 +1,11 @@
-"""The emulator topology matches shared/names.py field by field (what Pulumi declares in the cloud)."""
+"""The emulator topology matches shared/txguard/contract/names.py field by field (what Pulumi declares in the cloud)."""
 
 from __future__ import annotations
 
 import pytest
 
-from scripts import emulators
-from scripts.local import topology
-from shared import names
+from txguard.contract import names
+from txguard.local import emulators, topology
 
 pytestmark = pytest.mark.emulators
 

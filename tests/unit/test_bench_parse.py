@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from scripts.bench.load import parse_wrk
-from scripts.bench.runner import summary
+from txguard.bench.load import parse_wrk
+from txguard.bench.runner import summary
 
 WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:40000/score
   1 threads and 10 connections

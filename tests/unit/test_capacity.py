@@ -1,4 +1,4 @@
-"""Capacity arithmetic (scripts/capacity.py) and the CPU sampler it is fed by (scripts/bench/proc_cpu.py)."""
+"""Capacity arithmetic (scripts/txguard/capacity/plan.py) and the CPU sampler it is fed by (scripts/txguard/bench/proc_cpu.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import capacity as cap
-from scripts.bench import proc_cpu
+from txguard.bench import proc_cpu
+from txguard.capacity import plan as cap
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZES = (230, 310)
@@ -83,7 +83,7 @@ def test_limits_at_ten_thousand_per_second() -> None:
 
 def test_firestore_operation_counts_match_the_store() -> None:
     """The per-transaction counts used for cost and limits are those of the code."""
-    source = (ROOT / "shared" / "history" / "firestore.py").read_text()
+    source = (ROOT / "shared" / "txguard" / "enrichment" / "history" / "firestore.py").read_text()
     enrich = source[source.index("def _enrich_once"):source.index("def record_decision")]
     decide = source[source.index("def record_decision"):source.index("def wallet_state")]
     reads = enrich.count(".get(transaction=") + decide.count(".get(transaction=")

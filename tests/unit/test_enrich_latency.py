@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scripts.bench.enrich_latency import main, percentile, read_timings, summarize
+from txguard.bench.enrich_latency import main, percentile, read_timings, summarize
 
 
 def test_percentile_nearest_rank() -> None:

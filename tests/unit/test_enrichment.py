@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from shared import names
-from shared.enrichment import ACKED, Enricher, Outcome
-from shared.exceptions import ScoringUnavailableError, StoreUnavailableError
-from shared.features import replay
-from shared.history.sqlite import SqliteHistoryStore
-from shared.pubsub_out import PublishError
 from tests.enrich_fakes import FakeOutbox, FakeScorer, event_data, make_tx, push_body
+from txguard.contract import names
+from txguard.contract.errors import ScoringUnavailableError, StoreUnavailableError
+from txguard.enrichment.history.sqlite import SqliteHistoryStore
+from txguard.enrichment.outbox import PublishError
+from txguard.enrichment.pipeline import ACKED, Enricher, Outcome
+from txguard.features.wallet import replay
 
 
 @pytest.fixture

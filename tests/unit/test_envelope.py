@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shared import envelope as env
-from shared.exceptions import InvalidEventError
+from txguard.contract.errors import InvalidEventError
+from txguard.enrichment import envelope as env
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 

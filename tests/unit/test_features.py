@@ -6,8 +6,8 @@ import json
 import random
 from datetime import UTC, datetime, timedelta
 
-from shared.contract import Transaction
-from shared.features import (
+from txguard.contract.models import Transaction
+from txguard.features.wallet import (
     CAP_SECONDS,
     FEATURE_NAMES,
     HISTORY_FEATURES,

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from scripts.cli import main as cli
-from shared.exceptions import DataFileError
-from shared.features import HISTORY_FEATURES
-from shared.file_scoring import score_file
-from shared.runtime import ModelRuntime
-from shared.scoring import Scorer
 from tests.scoring_fixtures import enriched_transactions, publish_tiny, tiny_metadata, tiny_model
+from txguard.batch.score_file import score_file
+from txguard.cli.main import main as cli
+from txguard.contract.errors import DataFileError
+from txguard.features.wallet import HISTORY_FEATURES
+from txguard.scoring.runtime import ModelRuntime
+from txguard.scoring.scorer import Scorer
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from shared.contract import Decision, Outcome
-from shared.features import TxPoint, WalletState, apply
-from shared.history import create_store
-from shared.history.sqlite import SqliteHistoryStore
-from shared.settings import EnrichSettings
 from tests.enrich_fakes import make_tx
+from txguard.contract.models import Decision, Outcome
+from txguard.contract.settings import EnrichSettings
+from txguard.enrichment.history import create_store
+from txguard.enrichment.history.sqlite import SqliteHistoryStore
+from txguard.features.wallet import TxPoint, WalletState, apply
 
 
 def sequential_state(txs) -> WalletState:

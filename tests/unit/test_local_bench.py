@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.local.bench import SLOPE_TOLERANCE, Stage, enrich_timings, slope
+from txguard.bench.e2e import SLOPE_TOLERANCE, Stage, enrich_timings, slope
 
 
 def test_slope_of_a_growing_and_a_flat_backlog() -> None:
@@ -49,7 +49,7 @@ class _FakeStack:
 
 
 def test_search_finds_the_ceiling_from_above_and_below(monkeypatch: pytest.MonkeyPatch) -> None:
-    from scripts.local import bench
+    from txguard.bench import e2e as bench
 
     def fake_stage(stack, rate, duration_s, prefix, drain_timeout_s, seed=1):
         growth = 0.0 if rate <= stack.capacity else rate - stack.capacity

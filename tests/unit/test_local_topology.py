@@ -1,11 +1,11 @@
-"""Subscription requests built from shared/names.py (pure; the emulator test checks the result)."""
+"""Subscription requests built from shared/txguard/contract/names.py (pure; the emulator test checks the result)."""
 
 from __future__ import annotations
 
 import pytest
 
-from scripts.local import topology
-from shared import names
+from txguard.contract import names
+from txguard.local import topology
 
 PROJECT = "p-unit"
 

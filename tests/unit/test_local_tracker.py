@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from scripts.local import report
-from scripts.local.tracker import Tracker, percentile
-from shared.publisher import corrupt, from_labelled, simulated
+from txguard.local import report
+from txguard.local.tracker import Tracker, percentile
+from txguard.publisher import corrupt, from_labelled, simulated
 
 
 def _decision(tx_id: str, outcome: str) -> bytes:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from models import baseline
-from models.metrics import derive_thresholds, evaluate, recall_at_fpr, wallet_precision_at_k
-from shared.features import DAY, FEATURE_NAMES
+from txguard.features.wallet import DAY, FEATURE_NAMES
+from txguard.training import baseline
+from txguard.training.metrics import derive_thresholds, evaluate, recall_at_fpr, wallet_precision_at_k
 
 
 def test_wallet_precision_counts_top_wallets_per_day() -> None:

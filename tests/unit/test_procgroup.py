@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from scripts.procgroup import stop_group
+from txguard.local.procgroup import stop_group
 
 # A leader that ignores SIGTERM and a grandchild in the same group: both must end.
 STUBBORN = (

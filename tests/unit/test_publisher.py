@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from shared import names
-from shared.contract import TRANSACTION_ADAPTER
-from shared.publisher import Outgoing, Pacer, corrupt, from_labelled, publish_all, read_file, simulated
-from shared.publisher.messages import CORRUPTIONS, is_valid_payload, shift_to_end_at
+from txguard.contract import names
+from txguard.contract.models import TRANSACTION_ADAPTER
+from txguard.publisher import Outgoing, Pacer, corrupt, from_labelled, publish_all, read_file, simulated
+from txguard.publisher.messages import CORRUPTIONS, is_valid_payload, shift_to_end_at
 
 
 class FakeTransport:
@@ -171,14 +171,14 @@ def test_timestamps_never_in_the_future() -> None:
 
 
 def test_cli_scenarios_match_the_core() -> None:
-    from scripts.commands import publish
-    from shared.publisher import SCENARIOS
+    from txguard.cli.commands import publish
+    from txguard.publisher import SCENARIOS
 
     assert publish.SCENARIOS == SCENARIOS
 
 
 def test_decision_line_shows_outcome_score_and_latency() -> None:
-    from scripts.commands.decisions import format_decision
+    from txguard.cli.commands.decisions import format_decision
 
     body = json.dumps({"transaction_id": "t1", "wallet_id": "w9", "score": 0.5, "decision": "review",
                        "reasons": ["new_device"], "model_version": "v2"}).encode()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from shared import names
-from shared.contract import Decision, Outcome
-from shared.pubsub_out import MAX_REASON_CHARS, decision_attributes, invalid_attributes, truncate
+from txguard.contract import names
+from txguard.contract.models import Decision, Outcome
+from txguard.enrichment.outbox import MAX_REASON_CHARS, decision_attributes, invalid_attributes, truncate
 
 
 def test_reason_is_truncated_by_utf8_bytes() -> None:

@@ -6,7 +6,8 @@ import json
 import re
 from pathlib import Path
 
-from shared import contract, settings
+from txguard.contract import models as contract
+from txguard.contract import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -54,7 +55,7 @@ def test_every_environment_variable_the_code_reads_is_documented() -> None:
     documented = _table_names()
     pattern = re.compile(r"""environ(?:\.get)?[\[(]\s*["']([A-Z][A-Z0-9_]+)["']""")
     read: set[str] = set()
-    for folder in ("shared", "functions", "scripts", "infra"):
+    for folder in ("shared", "functions", "scripts", "models", "infra"):
         for path in (ROOT / folder).rglob("*.py"):
             read |= set(pattern.findall(path.read_text()))
     assert read, "the pattern found no environment reads"

@@ -9,9 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from shared.exceptions import ChecksumMismatchError, ConcurrentUpdateError, ModelNotFoundError, RegistryError
-from shared.model_metadata import ModelMetadata, Thresholds
-from shared.registry import open_registry, parse_model_uri
+from txguard.contract.errors import (
+    ChecksumMismatchError,
+    ConcurrentUpdateError,
+    ModelNotFoundError,
+    RegistryError,
+)
+from txguard.registry import open_registry, parse_model_uri
+from txguard.registry.metadata import ModelMetadata, Thresholds
 
 
 def meta(**kw: object) -> ModelMetadata:
@@ -149,7 +154,7 @@ def test_stale_alias_update_is_rejected(tmp_path: Path) -> None:
 
 
 def test_cli_promote_rollback_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from scripts.cli import main
+    from txguard.cli.main import main
 
     reg = open_registry(str(tmp_path))
     reg.publish(b"a", meta())

@@ -7,18 +7,18 @@ from dataclasses import replace
 
 import pytest
 
-from scripts.local.topology import subscription_request
-from scripts.reliability import poison, report, runner
-from scripts.reliability.context import Router
-from scripts.reliability.history_check import check, expected_states
-from scripts.reliability.ledger import Ledger
-from shared import names
-from shared.contract import TRANSACTION_ADAPTER
-from shared.envelope import parse_transaction
-from shared.exceptions import InvalidEventError
-from shared.features import TxPoint, WalletState, apply
-from shared.publisher import make_stream
-from shared.redrive import redrive_attributes
+from txguard.contract import names
+from txguard.contract.errors import InvalidEventError
+from txguard.contract.models import TRANSACTION_ADAPTER
+from txguard.enrichment.envelope import parse_transaction
+from txguard.features.wallet import TxPoint, WalletState, apply
+from txguard.local.topology import subscription_request
+from txguard.ops.redrive import redrive_attributes
+from txguard.publisher import make_stream
+from txguard.reliability import poison, report, runner
+from txguard.reliability.context import Router
+from txguard.reliability.history_check import check, expected_states
+from txguard.reliability.ledger import Ledger
 
 
 @pytest.fixture(scope="module")
@@ -200,14 +200,14 @@ def test_push_subscription_without_retry_policy_on_request_only() -> None:
 
 
 def test_the_command_lists_the_scenarios_it_runs() -> None:
-    from scripts.reliability import SCENARIO_NAMES  # noqa: PLC0415
-    from scripts.reliability.scenarios import SCENARIOS  # noqa: PLC0415
+    from txguard.reliability import SCENARIO_NAMES  # noqa: PLC0415
+    from txguard.reliability.scenarios import SCENARIOS  # noqa: PLC0415
 
     assert tuple(SCENARIOS) == SCENARIO_NAMES
 
 
 def test_profiles_keep_the_issue_figures() -> None:
-    from scripts.reliability.context import FULL  # noqa: PLC0415
+    from txguard.reliability.context import FULL  # noqa: PLC0415
 
     assert FULL.scoring_outage_s == 20 and FULL.store_outage_s == 10
     assert FULL.burst_factor == 10 and FULL.burst_s == 10 and FULL.poison_fraction == 0.05

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.exceptions import ChecksumMismatchError, IncompatibleModelError, ModelNotFoundError
-from shared.features import FEATURE_NAMES
-from shared.runtime import ModelRuntime
 from tests.scoring_fixtures import THRESHOLDS, publish_tiny, synthetic_rows, tiny_metadata, tiny_model
+from txguard.contract.errors import ChecksumMismatchError, IncompatibleModelError, ModelNotFoundError
+from txguard.features.wallet import FEATURE_NAMES
+from txguard.scoring.runtime import ModelRuntime
 
 
 @pytest.fixture(scope="module")

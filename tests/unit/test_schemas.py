@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from shared.contract import CONTRACT_MODELS
-from shared.schemas import SCHEMA_DIR, export, render, stale
+from txguard.contract.models import CONTRACT_MODELS
+from txguard.ops.schemas import SCHEMA_DIR, export, render, stale
 
 
 def test_checked_in_schemas_match_the_code() -> None:
     out = stale()
-    assert not out, f"schemas/ differs from shared/contract.py for {out}: run `txguard schemas export`"
+    assert not out, f"schemas/ differs from shared/txguard/contract/models.py for {out}: run `txguard schemas export`"
 
 
 def test_export_is_stable_and_complete(tmp_path: Path) -> None:

@@ -5,14 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.contract import Decision, Outcome
-from shared.features import FEATURE_NAMES, vectorize
-from shared.model_metadata import Thresholds
-from shared.reasons import MAX_REASONS, RULES, candidate_rows, fired_mask, reasons_for, reasons_matrix
-from shared.runtime import ModelRuntime
-from shared.scoring import Scorer, outcome, outcomes
-from shared.vectorize import matrix_of, row_of
 from tests.scoring_fixtures import IX, enriched_transactions, synthetic_rows, tiny_metadata, tiny_model
+from txguard.contract.models import Decision, Outcome
+from txguard.features.wallet import FEATURE_NAMES, vectorize
+from txguard.registry.metadata import Thresholds
+from txguard.scoring.reasons import (
+    MAX_REASONS,
+    RULES,
+    candidate_rows,
+    fired_mask,
+    reasons_for,
+    reasons_matrix,
+)
+from txguard.scoring.runtime import ModelRuntime
+from txguard.scoring.scorer import Scorer, outcome, outcomes
+from txguard.scoring.vectorize import matrix_of, row_of
 
 T = Thresholds(review=0.2, block=0.8)
 

@@ -11,18 +11,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from scripts.emulators import free_port
-from shared.contract import Decision, Outcome
-from shared.exceptions import ScoringUnavailableError
-from shared.features import WalletState, enrich
-from shared.scoring_client import (
+from tests.enrich_fakes import make_tx
+from txguard.contract.errors import ScoringUnavailableError
+from txguard.contract.models import Decision, Outcome
+from txguard.enrichment.scoring_client import (
     IdTokenSource,
     ScoringClient,
     ScoringRejectedError,
     _jwt_expiry,
     use_id_token,
 )
-from tests.enrich_fakes import make_tx
+from txguard.features.wallet import WalletState, enrich
+from txguard.local.emulators import free_port
 
 
 class _Server:

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from shared.contract import ENRICHED_ADAPTER
-from shared.exceptions import BadRequestError, MethodNotAllowedError, ValidationFailedError
-from shared.scoring_http import ScoringService, WerkzeugBody, parse, render_error
-from shared.settings import ScoringSettings
+from txguard.contract.errors import BadRequestError, MethodNotAllowedError, ValidationFailedError
+from txguard.contract.models import ENRICHED_ADAPTER
+from txguard.contract.settings import ScoringSettings
+from txguard.scoring.service import ScoringService, WerkzeugBody, parse, render_error
 
 
 class StubRequest:

@@ -7,9 +7,9 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared.contract import TRANSACTION_ADAPTER, Transaction
-from shared.features import SMALL_AMOUNT
-from shared.simulator import LEGIT, SCENARIOS, quick_stream, simulate
+from txguard.contract.models import TRANSACTION_ADAPTER, Transaction
+from txguard.features.wallet import SMALL_AMOUNT
+from txguard.simulator.core import LEGIT, SCENARIOS, quick_stream, simulate
 
 
 def rows(**kw: object) -> list[str]:
@@ -72,7 +72,7 @@ def test_quick_stream_is_bounded_and_recent() -> None:
 
 
 def test_cli_writes_jsonl(tmp_path: Path, capsys) -> None:  # noqa: ANN001
-    from scripts.cli import main
+    from txguard.cli.main import main
 
     out = tmp_path / "sim.jsonl"
     assert main(["simulate", "--days", "3", "--wallets", "100", "--seed", "2", "--out", str(out)]) == 0

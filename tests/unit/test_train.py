@@ -10,13 +10,13 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from models.dataset import from_file, simulated
-from models.gate import GatePolicy
-from models.train import TrainConfig, time_split, train_and_publish
-from shared.exceptions import DataFileError, QualityGateError
-from shared.features import FEATURE_NAMES
-from shared.registry import open_registry
-from shared.simulator import simulate
+from txguard.contract.errors import DataFileError, QualityGateError
+from txguard.features.wallet import FEATURE_NAMES
+from txguard.registry import open_registry
+from txguard.simulator.core import simulate
+from txguard.training.dataset import from_file, simulated
+from txguard.training.gate import GatePolicy
+from txguard.training.train import TrainConfig, time_split, train_and_publish
 
 SMALL = TrainConfig(days=10, wallets=600, seed=5, max_iter=40, policy=GatePolicy(min_pr_auc=0.3))
 
@@ -116,7 +116,7 @@ def test_csv_and_label_time_are_accepted(tmp_path: Path) -> None:
 
 
 def test_cli_train_from_file_and_bad_file(tmp_path: Path, capsys) -> None:  # noqa: ANN001
-    from scripts.cli import main
+    from txguard.cli.main import main
 
     data = tmp_path / "train.jsonl"
     _write_jsonl(data)
@@ -141,7 +141,7 @@ def test_cli_train_from_file_and_bad_file(tmp_path: Path, capsys) -> None:  # no
 
 
 def test_cli_gate_failure_exits_3_and_publishes_nothing(tmp_path: Path, capsys) -> None:  # noqa: ANN001
-    from scripts.cli import main
+    from txguard.cli.main import main
 
     reg = tmp_path / "reg"
     code = main(["train", "--days", "10", "--wallets", "600", "--seed", "5", "--max-iter", "20",

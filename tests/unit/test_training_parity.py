@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from models.dataset import feature_rows
-from shared.features import TxPoint, WalletState, apply, enrich, replay, vectorize
-from shared.simulator import simulate
+from txguard.features.wallet import TxPoint, WalletState, apply, enrich, replay, vectorize
+from txguard.simulator.core import simulate
+from txguard.training.dataset import feature_rows
 
 
 def test_online_path_equals_offline_replay_exactly() -> None:
@@ -33,6 +33,6 @@ def test_online_path_equals_offline_replay_exactly() -> None:
 
 
 def enrich_from(tx, features):  # noqa: ANN001, ANN201
-    from shared.contract import EnrichedTransaction
+    from txguard.contract.models import EnrichedTransaction
 
     return EnrichedTransaction.model_construct(**dict(tx), features=features)

@@ -1,0 +1,3 @@
+"""Training and evaluation: datasets (`dataset`), the rules baseline (`baseline`), metrics
+(`metrics`), the quality gate (`gate`), ONNX export (`onnx_export`) and `train`, which publishes a
+gated version to the registry."""

@@ -1,0 +1,104 @@
+"""Held-out metrics and the review/block thresholds derived from held-out scores.
+
+`wallet_precision_at_100` adapts the Fraud Detection Handbook's "card precision top-k": each
+test day, rank wallets by their highest score that day, take the 100 a fraud team could check,
+and count how many really had fraud that day; averaged over test days. It reflects a
+fixed-capacity investigation team better than any transaction-level curve. When fewer than 100
+wallets have fraud on a day the value is capped, so `wallet_precision_at_100_ceiling` (a perfect
+ranking's value) is reported next to it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from txguard.features.wallet import DAY
+from txguard.registry.metadata import Thresholds
+
+REVIEW_FPR = 0.01  # review queue: 1% of legitimate traffic at most
+BLOCK_FPR = 0.001  # blocking: 0.1% of legitimate traffic at most...
+BLOCK_PRECISION = 0.9  # ...and at least 90% of blocked transactions fraudulent when reachable
+
+
+def recall_at_fpr(y: np.ndarray, scores: np.ndarray, fpr: float = 0.01) -> float:
+    from sklearn.metrics import roc_curve  # noqa: PLC0415
+
+    fprs, tprs, _ = roc_curve(y, scores)
+    ok = fprs <= fpr
+    return float(tprs[ok].max()) if ok.any() else 0.0
+
+
+def wallet_precision_at_k(
+    y: np.ndarray, scores: np.ndarray, ts: np.ndarray, wallets: np.ndarray, k: int = 100
+) -> float:
+    return _wallet_precision(y, scores, ts, wallets, k)[0]
+
+
+def _wallet_precision(
+    y: np.ndarray, scores: np.ndarray, ts: np.ndarray, wallets: np.ndarray, k: int
+) -> tuple[float, float]:
+    """(precision at k, best achievable precision at k: fewer than k wallets have fraud on a day)."""
+    days = np.floor(ts / DAY).astype(np.int64)
+    precisions, ceilings = [], []
+    for day in np.unique(days):
+        mask = days == day
+        best: dict[str, tuple[float, int]] = {}
+        for w, s, label in zip(wallets[mask], scores[mask], y[mask], strict=True):
+            prev = best.get(w)
+            best[w] = (max(prev[0], s), max(prev[1], int(label))) if prev else (float(s), int(label))
+        ranked = sorted(best.values(), key=lambda v: -v[0])[:k]
+        precisions.append(sum(label for _, label in ranked) / k)
+        ceilings.append(min(k, sum(label for _, label in best.values())) / k)
+    if not precisions:
+        return 0.0, 0.0
+    return float(np.mean(precisions)), float(np.mean(ceilings))
+
+
+def evaluate(y: np.ndarray, scores: np.ndarray, ts: np.ndarray, wallets: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: PLC0415
+
+    if y.min() == y.max():
+        raise ValueError("the held-out period has a single class: cannot evaluate (more data needed)")
+    wallet_p, wallet_ceiling = _wallet_precision(y, scores, ts, wallets, 100)
+    return {
+        "pr_auc": float(average_precision_score(y, scores)),
+        "roc_auc": float(roc_auc_score(y, scores)),
+        "recall_at_1pct_fpr": recall_at_fpr(y, scores, 0.01),
+        "wallet_precision_at_100": wallet_p,
+        "wallet_precision_at_100_ceiling": wallet_ceiling,
+    }
+
+
+def _fpr_threshold(legit_scores: np.ndarray, fpr: float) -> float:
+    """A threshold t with at most `fpr` of legitimate scores >= t, in the middle of a score gap.
+
+    Placing it mid-gap (not just above a score) leaves a margin so the float32 (ONNX) and float64
+    (scikit-learn) scores of the same row never fall on different sides of it.
+    """
+    s = np.sort(legit_scores.astype(np.float64))[::-1]
+    allowed = int(np.floor(fpr * len(s)))
+    if allowed >= len(s):
+        return 0.0
+    below = s[allowed]
+    above = s[allowed - 1] if allowed > 0 else min(1.0, below + 2e-4)
+    return float((below + above) / 2) if above > below else float(below + 1e-7)
+
+
+def derive_thresholds(y: np.ndarray, scores: np.ndarray) -> Thresholds:
+    """review: FPR 1% on held-out legit; block: the stricter of FPR 0.1% and precision >= 0.9."""
+    legit = scores[y == 0]
+    review = _fpr_threshold(legit, REVIEW_FPR)
+    block = _fpr_threshold(legit, BLOCK_FPR)
+    order = np.argsort(-scores, kind="stable")
+    tp = np.cumsum(y[order] == 1)
+    precision = tp / np.arange(1, len(order) + 1)
+    reach = np.nonzero(precision >= BLOCK_PRECISION)[0]
+    if len(reach):
+        # Just below the lowest score whose top set is still >= 90% precise (mid-gap, as above).
+        i = reach[-1]
+        lowest = float(scores[order][i])
+        nxt = float(scores[order][i + 1]) if i + 1 < len(order) else 0.0
+        block = max(block, (lowest + nxt) / 2 if lowest > nxt else lowest)
+    review = min(max(review, 1e-6), 1.0)
+    block = min(max(block, review), 1.0)
+    return Thresholds(review=round(review, 6), block=round(block, 6))

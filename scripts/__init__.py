@@ -1,1 +1,0 @@
-"""The `txguard` CLI and local tooling: thin commands over the core in shared/."""

@@ -1,0 +1,1 @@
+"""Batch work over whole files: scoring enriched transactions from JSONL/CSV (`score_file`)."""

@@ -1,0 +1,59 @@
+"""Cold start: process start -> first 200 from POST /score, model fetched from the GCS emulator.
+
+The function is started exactly as in the HTTP benchmark (functions-framework CLI -> gunicorn);
+the clock starts just before the process is spawned and stops at the first 200 (polled every
+5 ms), so it includes interpreter start, imports, the registry download, SHA-256 check, ONNX
+session creation and gunicorn's worker fork.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import uuid
+from pathlib import Path
+from typing import Any
+
+from txguard.bench.procs import ROOT, Server, functions_framework_argv, running
+
+
+def measure(artifact: bytes, payload: str, workdir: Path, env: dict[str, str], runs: int = 3,
+            log: Any = print) -> dict[str, Any]:
+    from google.auth.credentials import AnonymousCredentials  # noqa: PLC0415
+    from google.cloud import storage  # noqa: PLC0415
+
+    from txguard.bench.model import publish_to  # noqa: PLC0415
+    from txguard.contract import names  # noqa: PLC0415
+    from txguard.local import emulators  # noqa: PLC0415
+
+    if emulators.fake_gcs_binary() is None:
+        return {"skipped": "fake-gcs-server not installed"}
+    emu = emulators.start_gcs(workdir / "gcs")
+    previous = os.environ.get("STORAGE_EMULATOR_HOST")
+    try:
+        os.environ["STORAGE_EMULATOR_HOST"] = emu.env_value  # for publishing from this process
+        client = storage.Client(project="txguard-bench", credentials=AnonymousCredentials())
+        bucket = f"bench-{uuid.uuid4().hex[:8]}"
+        client.create_bucket(bucket)
+        model_uri = publish_to(f"gs://{bucket}/registry", artifact)
+        times = []
+        for i in range(runs):
+            port = emulators.free_port()
+            server = Server(
+                f"coldstart-{i}",
+                functions_framework_argv(ROOT / "functions" / "score" / "main.py", names.SCORING_ENTRY_POINT, port),
+                {**env, "MODEL_URI": model_uri, "STORAGE_EMULATOR_HOST": emu.env_value,
+                 "GOOGLE_CLOUD_PROJECT": "txguard-bench"},
+                workdir / f"coldstart-{i}.log", port,
+            )
+            with running(server):
+                times.append(server.wait("POST", "/score", payload.encode(), timeout=60.0, interval=0.005))
+            log(f"cold start {i + 1}/{runs}: {times[-1]:.3f} s")
+    finally:
+        emu.stop()
+        if previous is None:
+            os.environ.pop("STORAGE_EMULATOR_HOST", None)
+        else:
+            os.environ["STORAGE_EMULATOR_HOST"] = previous
+    return {"runs_s": [round(t, 3) for t in times], "median_s": round(statistics.median(times), 3),
+            "min_s": round(min(times), 3), "model_uri": "gs://<bucket>/registry@production (fake-gcs-server)"}

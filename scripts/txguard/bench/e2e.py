@@ -1,0 +1,175 @@
+"""`txguard bench e2e`: sustained publishing through the local pipeline, and its ceiling.
+
+One stack (emulators or embedded) serves every stage. A stage publishes at a fixed rate for a
+bounded duration while the backlog (sent, no outcome yet) is sampled; it is *sustained* when
+the backlog stops growing: over the second half of the window its slope is below
+`SLOPE_TOLERANCE` of the rate, and everything drains afterwards (nothing lost). Rates grow
+geometrically from `--rate` until a stage is not sustained, then one bisection step refines the
+ceiling. Per-stage timings (store, scoring, publish) come from the enrichment function's JSON
+logs, read for the transactions of the stage.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from txguard.contract import names
+from txguard.local.tracker import percentile
+
+SLOPE_TOLERANCE = 0.1  # backlog may grow by at most 10% of the offered rate (tx/s per s)
+
+
+def slope(samples: list[tuple[float, int]]) -> float:
+    """Least-squares slope (per second) of (time, backlog) samples; 0 for fewer than two."""
+    if len(samples) < 2:
+        return 0.0
+    n = len(samples)
+    mt = sum(t for t, _ in samples) / n
+    mb = sum(b for _, b in samples) / n
+    var = sum((t - mt) ** 2 for t, _ in samples)
+    return 0.0 if var == 0 else sum((t - mt) * (b - mb) for t, b in samples) / var
+
+
+@dataclass
+class Stage:
+    rate: float
+    duration_s: float
+    prefix: str
+    samples: list[tuple[float, int]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    achieved_tps: float = 0.0
+    drain_s: float = 0.0
+
+    @property
+    def backlog_slope(self) -> float:
+        half = self.duration_s / 2
+        return slope([(t, b) for t, b in self.samples if t >= half])
+
+    @property
+    def sustained(self) -> bool:
+        return (self.summary.get("lost") == 0 and self.summary.get("publish_failed") == 0
+                and self.backlog_slope <= SLOPE_TOLERANCE * self.rate)
+
+    def as_dict(self) -> dict[str, Any]:
+        s = self.summary
+        return {
+            "rate": self.rate, "achieved_tps": round(self.achieved_tps, 1), "published": s.get("published"),
+            "decided": s.get("decided"), "lost": s.get("lost"), "e2e_p50_ms": s.get("e2e_p50_ms"),
+            "e2e_p99_ms": s.get("e2e_p99_ms"), "backlog_slope_per_s": round(self.backlog_slope, 2),
+            "max_backlog": max((b for _, b in self.samples), default=0), "drain_s": round(self.drain_s, 1),
+            "sustained": self.sustained,
+        }
+
+
+def own_wallets(messages: list[Any], prefix: str) -> list[Any]:
+    """The same messages on wallets of their own (`prefix` + wallet id): a warm-up must not add
+    history to the wallets the measured stream uses."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    out = []
+    for m in messages:
+        doc = json.loads(m.data)
+        doc["wallet_id"] = f"{prefix}{doc['wallet_id']}"
+        out.append(replace(m, data=json.dumps(doc, separators=(",", ":")).encode(), ordering_key=doc["wallet_id"]))
+    return out
+
+
+def run_stage(stack: Any, rate: float, duration_s: float, prefix: str, drain_timeout_s: float,
+              seed: int = 1, wallet_prefix: str | None = None) -> Stage:
+    """Publish `rate` tx/s for `duration_s` (transaction ids start with `prefix`), then drain."""
+    from txguard.publisher import Pacer, PubSubTransport, make_stream, publish_all  # noqa: PLC0415
+
+    stage = Stage(rate, duration_s, prefix)
+    messages = make_stream(max(1, int(rate * duration_s)), "fraud", seed=seed, id_prefix=prefix)
+    if wallet_prefix:
+        messages = own_wallets(messages, wallet_prefix)
+    tracker = stack.tracker
+    transport = PubSubTransport(stack.options.project, names.TRANSACTIONS_TOPIC, max_messages=100,
+                                max_latency_s=0.005)
+    result: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: result.setdefault("stats", publish_all(
+        messages, transport, Pacer(rate=rate), on_sent=tracker.sent, on_done=tracker.confirmed)), daemon=True)
+    started = time.monotonic()
+    thread.start()
+    while thread.is_alive():
+        stage.samples.append((time.monotonic() - started, tracker.in_flight()))
+        time.sleep(0.25)
+    transport.close()
+    stats = result.get("stats")
+    stage.achieved_tps = stats.attempted / stats.send_seconds if stats and stats.send_seconds else 0.0
+    drain_started = last_progress = time.monotonic()
+    last = tracker.in_flight()
+    while not tracker.settled() and time.monotonic() - last_progress < drain_timeout_s:
+        time.sleep(0.25)
+        now = tracker.in_flight()
+        if now != last:
+            last, last_progress = now, time.monotonic()
+    stage.drain_s = time.monotonic() - drain_started
+    stage.summary = tracker.summary(lambda m: bool(m.transaction_id and m.transaction_id.startswith(prefix + "-")))
+    return stage
+
+
+def enrich_timings(log_path: Path, prefix: str) -> dict[str, dict[str, float | None]]:
+    """p50/p95 of each timing the enrichment function logged for the stage's transactions."""
+    values: dict[str, list[float]] = {}
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        if f'"{prefix}-' not in line:
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("outcome") != "decided" or not isinstance(entry.get("timings"), dict):
+            continue
+        for key, value in entry["timings"].items():
+            if isinstance(value, int | float):
+                values.setdefault(key, []).append(float(value))
+    return {k: {"p50": _r(percentile(v, 50)), "p95": _r(percentile(v, 95))} for k, v in sorted(values.items())}
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def search(stack: Any, rate: float, duration_s: float, max_rate: float, step: float, drain_timeout_s: float,
+           log: Any, min_rate: float = 2.0) -> list[Stage]:
+    """Stages from `rate`: up by `step` while sustained (to max_rate), or down until one is; then bisect once."""
+    stages: list[Stage] = []
+
+    def run(r: float) -> Stage:
+        stage = run_stage(stack, r, duration_s, f"b{len(stages)}", drain_timeout_s, seed=len(stages) + 1)
+        stages.append(stage)
+        log(stage)
+        return stage
+
+    current = rate
+    first = run(current)
+    going_up = first.sustained
+    while True:
+        nxt = round(current * step, 1) if going_up else round(current / step, 1)
+        if (going_up and current >= max_rate) or (not going_up and nxt < min_rate):
+            break
+        current = min(max_rate, nxt)
+        if run(current).sustained != going_up:
+            break
+    lo = max_sustained(stages)
+    above = [s.rate for s in stages if not s.sustained and lo is not None and s.rate > lo]
+    if lo is not None and above and min(above) - lo >= 0.1 * lo:
+        run(round((lo + min(above)) / 2, 1))
+    return stages
+
+
+def max_sustained(stages: list[Stage]) -> float | None:
+    """The highest sustained rate below every unsustained one (a lucky stage above a failure does not count)."""
+    bad = [s.rate for s in stages if not s.sustained]
+    good = [s.rate for s in stages if s.sustained and (not bad or s.rate < min(bad))]
+    return max(good) if good else None

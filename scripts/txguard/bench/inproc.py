@@ -1,0 +1,68 @@
+"""In-process single-transaction latency: the ONNX fast path vs plain scikit-learn predict_proba.
+
+`fast` is what the brief calls the fast path: vectorize a validated EnrichedTransaction and run
+the model (`row_of` + `predict_row`). `decision` adds outcome, reasons and the Decision object;
+`request` adds JSON validation and serialisation (everything the handler does except HTTP).
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+def percentiles(samples_ns: list[int]) -> dict[str, float]:
+    s = sorted(samples_ns)
+    return {"p50_us": s[len(s) // 2] / 1e3, "p99_us": s[min(len(s) - 1, int(len(s) * 0.99))] / 1e3,
+            "n": float(len(s))}
+
+
+def time_each(fn: Callable[[Any], Any], items: Sequence[Any], n: int, warmup: int = 200) -> dict[str, float]:
+    for i in range(min(warmup, n)):
+        fn(items[i % len(items)])
+    samples = []
+    clock = time.perf_counter_ns
+    gc.disable()
+    try:
+        for i in range(n):
+            item = items[i % len(items)]
+            t0 = clock()
+            fn(item)
+            samples.append(clock() - t0)
+    finally:
+        gc.enable()
+    return percentiles(samples)
+
+
+def measure(estimator: Any, artifact: bytes, payloads: list[str], n_fast: int = 20000,
+            n_sklearn: int = 2000) -> dict[str, dict[str, float]]:
+    import numpy as np  # noqa: PLC0415
+
+    from txguard.bench.model import _metadata  # noqa: PLC0415
+    from txguard.contract.models import DECISION_ADAPTER, ENRICHED_ADAPTER  # noqa: PLC0415
+    from txguard.scoring.runtime import ModelRuntime  # noqa: PLC0415
+    from txguard.scoring.scorer import Scorer  # noqa: PLC0415
+    from txguard.scoring.vectorize import row_of  # noqa: PLC0415
+
+    runtime = ModelRuntime(artifact, _metadata().model_copy(update={"version": "bench"}))
+    runtime.warm_up()
+    scorer = Scorer(runtime)
+    raw = [p.encode() for p in payloads]
+    txs = [ENRICHED_ADAPTER.validate_json(b) for b in raw]
+    rows = [np.asarray(row_of(tx), dtype=np.float64).reshape(1, -1) for tx in txs]
+
+    def fast(tx: Any) -> float:
+        return runtime.predict_row(row_of(tx))
+
+    def request(body: bytes) -> bytes:
+        return DECISION_ADAPTER.dump_json(scorer.score(ENRICHED_ADAPTER.validate_json(body)))
+
+    return {
+        "fast": time_each(fast, txs, n_fast),
+        "inference_only": time_each(runtime.predict_row, [r[0].tolist() for r in rows], n_fast),
+        "decision": time_each(scorer.score, txs, n_fast),
+        "request": time_each(request, raw, n_fast),
+        "sklearn": time_each(lambda r: estimator.predict_proba(r)[0, 1], rows, n_sklearn, warmup=50),
+    }

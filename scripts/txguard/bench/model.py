@@ -1,0 +1,111 @@
+"""The benchmark's model and payloads: one HistGradientBoosting model (as production trains it)
+on simulated data, its ONNX artifact in a local registry, and enriched transactions to send.
+
+Cached under .txguard/bench/model-<key>/ so repeated runs skip training.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SIM = {"days": 14, "wallets": 1000, "seed": 7}
+HGB = {"max_iter": 200, "learning_rate": 0.1, "max_leaf_nodes": 31, "l2_regularization": 1.0}
+N_PAYLOADS = 2000
+
+
+@dataclass
+class BenchModel:
+    estimator: Any
+    artifact: bytes
+    registry: Path  # local registry holding the artifact as production
+    payloads: list[str]  # EnrichedTransaction JSON bodies
+    rows: np.ndarray  # the same transactions' feature rows (float64)
+
+
+def _key() -> str:
+    return "-".join(f"{k}{v}" for k, v in {**SIM, **HGB}.items())
+
+
+def build(cache: Path, log: Any = print) -> BenchModel:
+    import joblib  # noqa: PLC0415
+
+    from txguard.features.wallet import FEATURE_NAMES  # noqa: PLC0415
+    from txguard.registry import open_registry  # noqa: PLC0415
+    from txguard.training.onnx_export import to_onnx  # noqa: PLC0415
+
+    folder = cache / f"model-{_key()}"
+    est_path, onnx_path = folder / "model.joblib", folder / "model.onnx"
+    payload_path, rows_path = folder / "payloads.jsonl", folder / "rows.npy"
+    registry = folder / "registry"
+    if not (est_path.exists() and onnx_path.exists() and payload_path.exists() and rows_path.exists()):
+        from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: PLC0415
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+        from txguard.training.dataset import simulated  # noqa: PLC0415
+
+        log(f"training the benchmark model on simulated data {SIM} (cached in {folder})")
+        data = simulated(**SIM)
+        est = HistGradientBoostingClassifier(random_state=0, **HGB)
+        with threadpool_limits(1):
+            est.fit(data.X.astype(np.float32), data.y)
+        folder.mkdir(parents=True, exist_ok=True)
+        joblib.dump(est, est_path)
+        onnx_path.write_bytes(to_onnx(est, len(FEATURE_NAMES)))
+        payloads, rows = _payloads()
+        payload_path.write_text("\n".join(payloads) + "\n")
+        np.save(rows_path, rows)
+    est = joblib.load(est_path)
+    artifact = onnx_path.read_bytes()
+    reg = open_registry(str(registry))
+    if not reg.aliases().get("production"):
+        meta = reg.publish(artifact, _metadata())
+        reg.promote(meta.version)
+    payloads = payload_path.read_text().splitlines()
+    return BenchModel(est, artifact, registry, payloads, np.load(rows_path))
+
+
+def _metadata() -> Any:
+    from txguard.features.wallet import FEATURE_NAMES  # noqa: PLC0415
+    from txguard.registry.metadata import ModelMetadata, Thresholds  # noqa: PLC0415
+
+    return ModelMetadata(
+        created_at=datetime.now(UTC), data_fingerprint=f"bench {_key()}", features=list(FEATURE_NAMES),
+        thresholds=Thresholds(review=0.01, block=0.1), metrics={}, hyperparameters=HGB,
+    )
+
+
+def _payloads() -> tuple[list[str], np.ndarray]:
+    """Recent transactions (the contract refuses future ones) with their real history features."""
+    from txguard.contract.models import EnrichedTransaction  # noqa: PLC0415
+    from txguard.features.wallet import replay  # noqa: PLC0415
+    from txguard.scoring.vectorize import row_of  # noqa: PLC0415
+    from txguard.simulator.core import quick_stream  # noqa: PLC0415
+
+    txs = [EnrichedTransaction.model_construct(**dict(tx), features=f)
+           for tx, f in replay(r.tx for r in quick_stream(N_PAYLOADS, seed=11, id_prefix="bench"))]
+    bodies = [tx.model_dump_json() for tx in txs]
+    return bodies, np.array([row_of(tx) for tx in txs], dtype=np.float64)
+
+
+def publish_to(location: str, artifact: bytes) -> str:
+    """Publish the artifact to another registry (the GCS emulator for cold start); its MODEL_URI."""
+    from txguard.registry import open_registry  # noqa: PLC0415
+
+    reg = open_registry(location)
+    meta = reg.publish(artifact, _metadata())
+    reg.promote(meta.version)
+    return f"{location}@production"
+
+
+def first_rows(model: BenchModel, n: int) -> list[list[float]]:
+    return model.rows[:n].tolist()
+
+
+def dump_json(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))

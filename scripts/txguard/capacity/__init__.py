@@ -1,0 +1,2 @@
+"""`txguard capacity`: instances, cost per transaction and binding limits at a sustained rate,
+from benchmark figures (`plan`)."""

@@ -1,0 +1,101 @@
+"""`txguard bench e2e`: sustained end-to-end throughput and latency of the local pipeline.
+
+Brings the local stack up once (emulators, or embedded with --embedded / without gcloud),
+warms it, then runs stages of fixed-rate publishing (see scripts/txguard/bench/e2e.py) and reports
+per stage: achieved rate, end-to-end p50/p99, backlog slope, and enrichment stage timings.
+The last line is one JSON object: rate, e2e_p50_ms, e2e_p99_ms (at --rate), max_sustained_tps, lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from txguard.cli.commands._group import command_group
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    bench = command_group(subparsers, "bench", "benchmarks (scoring function, local pipeline end to end)")
+    p = bench.add_parser(
+        "e2e",
+        help="sustained end-to-end throughput of the local pipeline",
+        description="Publish at --rate for --duration seconds, then higher rates until the backlog grows; "
+        "report latency percentiles, the highest sustained rate and per-stage timings.",
+    )
+    p.add_argument("--rate", type=float, default=100.0, help="first (reference) rate, tx/s (default 100)")
+    p.add_argument("--duration", type=float, default=20.0, help="seconds of publishing per stage (default 20)")
+    p.add_argument("--max-rate", type=float, default=1000.0, help="stop searching at this rate (default 1000)")
+    p.add_argument("--step", type=float, default=1.5, help="rate multiplier between stages (default 1.5)")
+    p.add_argument("--no-search", action="store_true", help="only the --rate stage")
+    p.add_argument("--warmup", type=int, default=100, help="transactions sent first to warm the stack (default 100)")
+    p.add_argument("--drain-timeout", type=float, default=30.0,
+                   help="seconds without any new outcome before a stage's missing outcomes count as lost")
+    p.add_argument("--embedded", action="store_true", help="embedded mode even if gcloud is installed")
+    p.add_argument("--registry", default=None, help="model registry (see `txguard local up --help`)")
+    p.add_argument("--workdir", default=None, help="folder for logs and local state")
+    p.add_argument("--enrich-threads", type=int, default=8, help="enrichment THREADS (default 8)")
+    p.add_argument("--scoring-threads", type=int, default=1, help="scoring THREADS (default 1)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path  # noqa: PLC0415
+
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    from txguard.bench import e2e as bench  # noqa: PLC0415
+    from txguard.local.stack import LocalStack, StackOptions  # noqa: PLC0415
+
+    console = Console(stderr=True)
+    options = StackOptions(embedded=args.embedded, registry=args.registry, enrich_threads=args.enrich_threads,
+                           scoring_threads=args.scoring_threads, workdir=Path(args.workdir) if args.workdir else None)
+
+    def log(stage: bench.Stage) -> None:
+        d = stage.as_dict()
+        console.print(f"  {d['rate']:>7.1f} tx/s: achieved {d['achieved_tps']}, e2e p50 {d['e2e_p50_ms']} ms "
+                      f"p99 {d['e2e_p99_ms']} ms, backlog slope {d['backlog_slope_per_s']}/s, lost {d['lost']} "
+                      f"-> {'sustained' if d['sustained'] else 'NOT sustained'}")
+
+    try:
+        with LocalStack(options, console) as stack:
+            stack.up()
+            if args.warmup > 0:
+                stack.step(f"warm-up: {args.warmup} transactions")
+                bench.run_stage(stack, max(10.0, args.warmup / 5), args.warmup / max(10.0, args.warmup / 5),
+                                "warm", args.drain_timeout, wallet_prefix="warm-")
+            stack.step(f"stages of {args.duration:g} s from {args.rate:g} tx/s")
+            max_rate = args.rate if args.no_search else args.max_rate
+            stages = bench.search(stack, args.rate, args.duration, max_rate, args.step, args.drain_timeout, log)
+            timings = bench.enrich_timings(stack.workdir / "enrich.log", stages[0].prefix)
+            mode = stack.mode
+    except KeyboardInterrupt:
+        console.print("stopping (interrupted)")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one readable line, the logs have the rest
+        console.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
+        return 1
+    table = Table(title=f"txguard bench e2e ({mode} mode)")
+    rows = [s.as_dict() for s in stages]
+    columns = {"rate": "rate", "achieved_tps": "achieved", "e2e_p50_ms": "p50 ms", "e2e_p99_ms": "p99 ms",
+               "backlog_slope_per_s": "backlog/s", "max_backlog": "max backlog", "lost": "lost",
+               "sustained": "sustained"}
+    for title in columns.values():
+        table.add_column(title, justify="right")
+    for row in rows:
+        table.add_row(*(str(row[key]) for key in columns))
+    Console().print(table)
+    first = stages[0].summary
+    best = bench.max_sustained(stages)
+    result = {
+        "mode": mode, "rate": args.rate, "duration_s": args.duration,
+        "e2e_p50_ms": first.get("e2e_p50_ms"), "e2e_p95_ms": first.get("e2e_p95_ms"),
+        "e2e_p99_ms": first.get("e2e_p99_ms"),
+        "max_sustained_tps": best,
+        "at_max_sustained": next(({"e2e_p50_ms": s.summary.get("e2e_p50_ms"), "e2e_p99_ms": s.summary.get("e2e_p99_ms")}
+                                  for s in stages if s.rate == best), None),
+        "lost": sum(int(s.summary.get("lost") or 0) for s in stages),
+        "enrich_timings_ms": timings, "stages": rows,
+    }
+    print(json.dumps(result), flush=True)
+    return 0 if result["lost"] == 0 else 1

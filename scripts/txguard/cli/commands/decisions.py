@@ -1,0 +1,99 @@
+"""`txguard decisions`: print decisions from the `decisions-tail` pull subscription, one per line.
+
+With `--follow` it streams until Ctrl-C (or `--timeout`); without, it drains what is waiting and
+exits. The end-to-end latency shown is now minus the publisher's `published_at` attribute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import UTC, datetime
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "decisions",
+        help="tail the decisions topic (one line per decision)",
+        description="Pull decisions from the decisions-tail subscription (emulator if PUBSUB_EMULATOR_HOST "
+        "is set, else the real project with ADC) and print one line each, acking them.",
+    )
+    parser.add_argument("--follow", "-f", action="store_true", help="keep streaming until Ctrl-C")
+    parser.add_argument("--max", type=int, default=None, help="stop after this many decisions")
+    parser.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
+    parser.add_argument("--json", action="store_true", help="print each decision's JSON instead of a summary line")
+    parser.add_argument("--project", default=None, help="project id (default GOOGLE_CLOUD_PROJECT)")
+    parser.add_argument("--subscription", default=None, help="subscription (default decisions-tail)")
+    parser.set_defaults(func=run)
+
+
+def format_decision(data: bytes, attributes: dict[str, str], now_ms: int | None = None) -> str:
+    """One human line for a decision message (tolerant: a malformed body is shown raw)."""
+    from txguard.contract import names  # noqa: PLC0415
+
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    stamp = datetime.fromtimestamp(now_ms / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
+    try:
+        doc = json.loads(data)
+        outcome = str(doc["decision"]).upper()
+        score = float(doc["score"])
+    except (ValueError, KeyError, TypeError):
+        return f"{stamp}  ?       {data[:200]!r}"
+    latency = ""
+    published_at = attributes.get(names.ATTR_PUBLISHED_AT)
+    if published_at and published_at.isdigit():
+        latency = f"  e2e={now_ms - int(published_at)}ms"
+    reasons = ",".join(doc.get("reasons") or []) or "-"
+    return (
+        f"{stamp}  {outcome:<6}  {score:5.3f}  {doc.get('transaction_id', '?')}  wallet={doc.get('wallet_id', '?')}"
+        f"  model={doc.get('model_version', '?')}{latency}  reasons={reasons}"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from google.cloud import pubsub_v1  # noqa: PLC0415
+
+    from txguard.contract import names  # noqa: PLC0415
+    from txguard.contract.settings import CommonSettings  # noqa: PLC0415
+
+    project = args.project or CommonSettings().google_cloud_project
+    subscriber = pubsub_v1.SubscriberClient()
+    path = subscriber.subscription_path(project, args.subscription or names.DECISIONS_SUBSCRIPTION)
+    seen = 0
+
+    def show(data: bytes, attributes: dict[str, str]) -> None:
+        print(data.decode("utf-8", "replace") if args.json else format_decision(data, attributes), flush=True)
+
+    try:
+        # Synchronous pull, acked before the next one: an interrupted streaming pull would leave
+        # leases that hold the subscription's ordering keys (see scripts/txguard/local/consumers.py).
+        from google.api_core import exceptions as gexc  # noqa: PLC0415
+
+        deadline = time.monotonic() + args.timeout if args.timeout else None
+        while (args.max is None or seen < args.max) and (deadline is None or time.monotonic() < deadline):
+            want = 500 if args.max is None else min(500, args.max - seen)
+            try:
+                resp = subscriber.pull(request={"subscription": path, "max_messages": want}, timeout=2.0)
+            except gexc.DeadlineExceeded:
+                resp = None
+            if resp is None or not resp.received_messages:
+                if not args.follow:
+                    break
+                continue
+            for rm in resp.received_messages:
+                show(rm.message.data, dict(rm.message.attributes))
+            seen += len(resp.received_messages)
+            subscriber.acknowledge(
+                request={"subscription": path, "ack_ids": [rm.ack_id for rm in resp.received_messages]}
+            )
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:  # noqa: BLE001 - a CLI reports the failure instead of a traceback
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        subscriber.close()
+    print(json.dumps({"subscription": path, "decisions": seen}), file=sys.stderr)
+    return 0

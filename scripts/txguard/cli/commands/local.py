@@ -1,0 +1,112 @@
+"""`txguard local up` (the README's `make demo`): the whole pipeline locally, then a summary.
+
+Starts the emulators (or the embedded stand-ins without gcloud), trains a model if the registry
+has none, runs both functions with functions-framework, publishes a bounded simulated stream and
+reports what came out. Everything is stopped at the end, on error, Ctrl-C or SIGTERM -- unless
+--keep, which leaves the stack up (printing endpoints and env vars) until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+
+from txguard.cli.commands.publish import add_stream_options
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("local", help="run the pipeline locally (emulators or embedded)")
+    sub = parser.add_subparsers(dest="local_command", metavar="ACTION")
+    up = sub.add_parser(
+        "up",
+        help="start the local pipeline, publish a stream, print a summary",
+        description="Emulators (gcloud) or embedded mode, a model in the registry, both functions under "
+        "functions-framework, a simulated stream through the pipeline; the last line is one JSON object.",
+    )
+    add_stream_options(up, count=2000, rate=None, rate_help=(
+        "messages per second (default: 25 with the emulators, whose push subscription delivers 2 messages "
+        "at a time, so more only queues; 50 embedded)"))
+    up.add_argument("--embedded", action="store_true",
+                    help="embedded mode even if gcloud is installed (no emulators: in-process Pub/Sub, SQLite)")
+    up.add_argument("--keep", action="store_true", help="leave the stack running after the stream, until Ctrl-C")
+    up.add_argument("--drain-timeout", type=float, default=60.0,
+                    help="stop draining after this many seconds without any new outcome; what is still "
+                    "missing then counts as lost (default 60)")
+    up.add_argument("--registry", default=None,
+                    help="model registry (default gs://txguard-models/registry on the GCS emulator, "
+                    "or a fresh folder in embedded mode); trained into if it has no production model")
+    up.add_argument("--workdir", default=None, help="folder for logs and local state (default: a temp folder)")
+    up.add_argument("--project", default="txguard-local", help="emulated project id (default txguard-local)")
+    up.add_argument("--enrich-threads", type=int, default=8, help="enrichment THREADS (default 8)")
+    up.add_argument("--scoring-threads", type=int, default=1, help="scoring THREADS (default 1: CPU-bound)")
+    up.add_argument("--warmup", type=int, default=20,
+                    help="transactions sent first on wallets of their own, left out of the summary (default 20)")
+    up.add_argument("--no-emulator-retry-policy", dest="emulator_retry_policy", action="store_false",
+                    help="create the emulator's push subscription without production's retry policy: the "
+                    "Pub/Sub emulator stops redelivering for good when several pushes fail at once with "
+                    "it (docs/reliability.md); without it failures are redelivered after ~1 s")
+    up.set_defaults(func=run_up)
+    parser.set_defaults(func=lambda _args: (parser.print_help(), 0)[1])
+
+
+def _sigterm(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # unwinds through the stack's finally: everything is stopped
+
+
+def run_up(args: argparse.Namespace) -> int:
+    from pathlib import Path  # noqa: PLC0415
+
+    from rich.console import Console  # noqa: PLC0415
+
+    from txguard.local import report, stream  # noqa: PLC0415
+    from txguard.local.stack import LocalStack, StackOptions  # noqa: PLC0415
+
+    console = Console(stderr=True)
+    out = Console()
+    options = StackOptions(
+        count=args.count, rate=args.rate, speed=args.speed, scenario=args.scenario, seed=args.seed,
+        drift=args.drift, invalid_fraction=args.invalid_fraction, embedded=args.embedded, keep=args.keep,
+        drain_timeout_s=args.drain_timeout, project=args.project, registry=args.registry,
+        workdir=Path(args.workdir) if args.workdir else None, enrich_threads=args.enrich_threads,
+        scoring_threads=args.scoring_threads, warmup=args.warmup,
+        emulator_retry_policy=args.emulator_retry_policy,
+    )
+    previous = signal.signal(signal.SIGTERM, _sigterm)
+    stack = LocalStack(options, console)
+    try:
+        with stack:
+            stack.up()
+            if options.count > 0:
+                stream.warm_up(stack)
+            summary = stream.run_stream(stack) if options.count > 0 else None
+            if summary is not None:
+                out.print(report.summary_table(summary))
+                print(json.dumps(summary), flush=True)
+            if args.keep:
+                stack.keep_running()
+    except KeyboardInterrupt:
+        console.print("stopping (interrupted)")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one readable line, the logs have the rest
+        console.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
+        console.print(f"logs: {stack.workdir}")
+        if stack.mode == "emulators" and type(exc).__name__ == "EmulatorError":
+            console.print("hint: `txguard local up --embedded` runs without the gcloud emulators")
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if summary is None:
+        return 0
+    if summary["lost"] and stack.mode == "emulators" and options.emulator_retry_policy:
+        console.print("hint: messages whose pushes failed together can be stranded by the Pub/Sub emulator's "
+                      f"retry-policy bug (docs/reliability.md); see {stack.workdir}/enrich.log, and rerun "
+                      "with --no-emulator-retry-policy")
+    return 0 if summary["lost"] == 0 and summary["publish_failed"] == 0 else 1
+
+
+def main() -> int:  # pragma: no cover - convenience for `python -m scripts.commands.local`
+    from txguard.cli.main import main as cli  # noqa: PLC0415
+
+    return cli(["local", "up", *sys.argv[1:]])

@@ -1,0 +1,39 @@
+"""`txguard schemas export|check`: the contract's JSON Schemas under schemas/."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("schemas", help="export or check the contract's JSON Schemas")
+    sub = parser.add_subparsers(dest="schemas_command", metavar="ACTION", required=True)
+    for action, help_text in (("export", "write schemas/<Name>.json from the pydantic models"),
+                              ("check", "exit 1 if the checked-in schemas differ from the code")):
+        p = sub.add_parser(action, help=help_text)
+        p.add_argument("--dir", default=None, help="schema folder (default: the repository's schemas/)")
+        p.set_defaults(func=_export if action == "export" else _check)
+
+
+def _dir(args: argparse.Namespace) -> Path:
+    from txguard.ops.schemas import SCHEMA_DIR  # noqa: PLC0415
+
+    return Path(args.dir) if args.dir else SCHEMA_DIR
+
+
+def _export(args: argparse.Namespace) -> int:
+    from txguard.ops.schemas import export  # noqa: PLC0415
+
+    paths = export(_dir(args))
+    print(json.dumps({"written": [str(p) for p in paths]}))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from txguard.ops.schemas import stale  # noqa: PLC0415
+
+    out = stale(_dir(args))
+    print(json.dumps({"stale": out, "ok": not out}))
+    return 1 if out else 0

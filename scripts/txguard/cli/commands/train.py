@@ -1,0 +1,78 @@
+"""`txguard train`: train, check and gate a model, then publish it to the registry."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model (simulated data or --data FILE), gate it, publish it to the registry",
+        description=(
+            "Time-based split (last 25%% of the period held out), HistGradientBoosting, ONNX export with a "
+            "parity check, metrics next to a rules baseline, quality gate, publish as 'staging' "
+            "(and 'production' with --promote or when the registry has none). Exit 3 when the gate fails, "
+            "2 on a malformed data file. The last line is one JSON object."
+        ),
+    )
+    parser.add_argument("--data", help="JSONL or CSV of Transaction records + is_fraud (+ optional label_time)")
+    parser.add_argument("--days", type=int, default=30, help="simulated days (default 30)")
+    parser.add_argument("--wallets", type=int, default=2000, help="simulated wallets (default 2000)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--drift", type=float, default=0.0, help="simulator drift (see txguard simulate)")
+    parser.add_argument("--registry", default=None, help="registry folder or gs://bucket/prefix")
+    parser.add_argument("--promote", action="store_true", help="also make the new version production")
+    parser.add_argument("--max-iter", type=int, default=200, help="boosting iterations (default 200)")
+    parser.add_argument("--threads", type=int, default=1, help="OpenMP threads for fitting (default 1)")
+    parser.add_argument("--min-pr-auc", type=float, default=0.5, help="gate: PR-AUC floor (default 0.5)")
+    parser.add_argument("--max-regression", type=float, default=0.02,
+                        help="gate: max PR-AUC drop vs production on the same held-out rows (default 0.02)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    from txguard.contract.errors import DataFileError, QualityGateError  # noqa: PLC0415
+    from txguard.training.gate import GatePolicy  # noqa: PLC0415
+    from txguard.training.train import TrainConfig, train_and_publish  # noqa: PLC0415
+
+    console = Console(stderr=True)
+    config = TrainConfig(
+        days=args.days, wallets=args.wallets, seed=args.seed, drift=args.drift, data=args.data,
+        registry=args.registry or "", promote=args.promote, max_iter=args.max_iter, threads=args.threads,
+        policy=GatePolicy(min_pr_auc=args.min_pr_auc, max_regression=args.max_regression),
+    )
+    with console.status("training") as status:
+        def log(message: str) -> None:
+            status.update(message)
+            console.log(message)
+
+        try:
+            report = train_and_publish(config, log=log)
+        except DataFileError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            print(json.dumps({"error": str(exc), "version": None}))
+            return 2
+        except QualityGateError as exc:
+            console.print(f"[red]rejected, nothing published:[/red] {exc}")
+            print(json.dumps({"error": str(exc), "gate": "failed", "version": None}))
+            return 3
+
+    table = Table(title=f"held-out metrics ({report['n_test']} transactions after {report['split_at'][:10]})")
+    for col in ("metric", "model", "rules baseline"):
+        table.add_column(col)
+    for key in ("pr_auc", "roc_auc", "recall_at_1pct_fpr", "wallet_precision_at_100"):
+        table.add_row(key, f"{report[key]:.4f}", f"{report['baseline_' + key]:.4f}")
+    console.print(table)
+    console.print(
+        f"thresholds review={report['thresholds']['review']} block={report['thresholds']['block']}; "
+        f"published {report['version']} as {', '.join(report['aliases'])}"
+    )
+    sys.stdout.flush()
+    print(json.dumps({**report, "gate": "passed"}, sort_keys=True))
+    return 0

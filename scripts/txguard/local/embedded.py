@@ -1,0 +1,231 @@
+"""Embedded mode's Pub/Sub, for machines without gcloud: Publish over gRPC plus a push loop.
+
+`EmbeddedPubSub` answers the one RPC publishers use (`google.pubsub.v1.Publisher/Publish`) on a
+loopback port, so the unchanged google-cloud-pubsub clients -- the `txguard publish` transport
+and the enrichment function's outbox -- reach it through PUBSUB_EMULATOR_HOST. Each topic's
+messages go to a handler: `transactions` to the `Pusher`, the others to the stack's tracker.
+
+`Pusher` does what a Pub/Sub push subscription does: POST the push body
+`{"message": {"data", "attributes", "messageId", "publishTime"}, "subscription"}` to the
+endpoint; a 2xx acks; anything else (or no answer within the ack deadline) is redelivered after
+an exponential backoff between the subscription's min and max backoff, and after
+`max_delivery_attempts` the message is forwarded to the dead-letter topic. Settings come from
+the same `SubscriptionSpec` the emulator and Pulumi use.
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+import itertools
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent import futures
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from txguard.contract import names
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    data: bytes
+    attributes: dict[str, str]
+    message_id: str
+    publish_time: str  # RFC 3339, as Pub/Sub renders it
+    ordering_key: str = ""
+
+
+Handler = Callable[[Message], None]
+
+
+class EmbeddedPubSub:
+    """A Publish-only Pub/Sub on 127.0.0.1:port that hands every message to its topic's handler."""
+
+    def __init__(self, project: str, handlers: Mapping[str, Handler], port: int = 0, workers: int = 16) -> None:
+        self.project = project
+        self.handlers = dict(handlers)
+        self.port = port
+        self.workers = workers
+        self._ids = itertools.count(1)
+        self._ids_lock = threading.Lock()
+        self._server = None
+        self.counts: dict[str, int] = {}
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def publish(self, topic: str, data: bytes, attributes: Mapping[str, str], ordering_key: str = "") -> str:
+        """Route one message (what the Publish RPC does for each message of a request)."""
+        name = topic.rsplit("/", 1)[-1]
+        handler = self.handlers.get(name)
+        if handler is None:
+            raise KeyError(f"topic {name!r} not found")
+        with self._ids_lock:
+            message_id = str(next(self._ids))
+            self.counts[name] = self.counts.get(name, 0) + 1
+        stamp = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        handler(Message(name, data, dict(attributes), message_id, stamp, ordering_key))
+        return message_id
+
+    def _publish_rpc(self, request, context):  # noqa: ANN001 - grpc's signature
+        import grpc  # noqa: PLC0415
+        from google.pubsub_v1.types import PublishResponse  # noqa: PLC0415
+
+        try:
+            ids = [self.publish(request.topic, m.data, dict(m.attributes), m.ordering_key) for m in request.messages]
+        except KeyError as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        return PublishResponse(message_ids=ids)
+
+    def start(self) -> EmbeddedPubSub:
+        import grpc  # noqa: PLC0415
+        from google.pubsub_v1.types import PublishRequest, PublishResponse  # noqa: PLC0415
+
+        handler = grpc.method_handlers_generic_handler(
+            "google.pubsub.v1.Publisher",
+            {
+                "Publish": grpc.unary_unary_rpc_method_handler(
+                    self._publish_rpc,
+                    request_deserializer=PublishRequest.deserialize,
+                    response_serializer=PublishResponse.serialize,
+                )
+            },
+        )
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=self.workers))
+        self._server.add_generic_rpc_handlers((handler,))
+        self.port = self._server.add_insecure_port(f"127.0.0.1:{self.port}")
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop(grace=1).wait(5)
+            self._server = None
+
+
+@dataclass
+class PushStats:
+    delivered: int = 0
+    attempts: int = 0
+    failures: int = 0
+    dead_lettered: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+class Pusher:
+    """A push subscription: concurrent POSTs, redelivery with backoff, dead-lettering."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        project: str,
+        spec: names.SubscriptionSpec,
+        dead_letter: Callable[[Message, int], None],
+        concurrency: int = 8,
+        backoff_scale: float = 1.0,
+    ) -> None:
+        self.endpoint = endpoint
+        self.spec = spec
+        self.subscription = f"projects/{project}/subscriptions/{spec.name}"
+        self.dead_letter = dead_letter
+        self.backoff_scale = backoff_scale
+        self.stats = PushStats()
+        self._lock = threading.Lock()
+        self._ready: queue.Queue[tuple[Message, int] | None] = queue.Queue()
+        self._delayed: list[tuple[float, int, Message, int]] = []
+        self._seq = itertools.count()
+        self._wake = threading.Condition(self._lock)
+        self._outstanding = 0
+        self._stopping = threading.Event()
+        self._threads = [threading.Thread(target=self._work, daemon=True, name=f"push-{i}") for i in range(concurrency)]
+        self._threads.append(threading.Thread(target=self._schedule, daemon=True, name="push-scheduler"))
+        for t in self._threads:
+            t.start()
+
+    def submit(self, message: Message) -> None:
+        with self._lock:
+            self._outstanding += 1
+        self._ready.put((message, 1))
+
+    def outstanding(self) -> int:
+        """Messages not yet acked nor dead-lettered (queued, in flight, or waiting to be retried)."""
+        with self._lock:
+            return self._outstanding
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds before delivery `attempt + 1`: doubling from min_backoff, capped at max_backoff."""
+        delay = min(self.spec.max_backoff_seconds, self.spec.min_backoff_seconds * 2 ** (attempt - 1))
+        return delay * self.backoff_scale
+
+    def body(self, message: Message, attempt: int) -> dict[str, object]:
+        del attempt  # push bodies carry no deliveryAttempt (only pull does)
+        return {
+            "message": {
+                "data": base64.b64encode(message.data).decode(),
+                "attributes": message.attributes,
+                "messageId": message.message_id,
+                "message_id": message.message_id,
+                "publishTime": message.publish_time,
+                "publish_time": message.publish_time,
+            },
+            "subscription": self.subscription,
+        }
+
+    def _work(self) -> None:
+        import requests  # noqa: PLC0415
+
+        session = requests.Session()
+        while True:
+            item = self._ready.get()
+            if item is None:
+                return
+            message, attempt = item
+            try:
+                resp = session.post(self.endpoint, json=self.body(message, attempt),
+                                    timeout=self.spec.ack_deadline_seconds)
+                status = str(resp.status_code)
+                ok = 200 <= resp.status_code < 300 or resp.status_code == 102
+            except requests.RequestException as exc:
+                status, ok = type(exc).__name__, False
+            with self._lock:
+                self.stats.attempts += 1
+                self.stats.statuses[status] = self.stats.statuses.get(status, 0) + 1
+                if ok:
+                    self.stats.delivered += 1
+                    self._outstanding -= 1
+                    continue
+                self.stats.failures += 1
+            if attempt >= self.spec.max_delivery_attempts:
+                self.dead_letter(message, attempt)
+                with self._lock:
+                    self.stats.dead_lettered += 1
+                    self._outstanding -= 1
+                continue
+            with self._wake:
+                due = time.monotonic() + self.backoff(attempt)
+                heapq.heappush(self._delayed, (due, next(self._seq), message, attempt + 1))
+                self._wake.notify()
+
+    def _schedule(self) -> None:
+        with self._wake:
+            while not self._stopping.is_set():
+                now = time.monotonic()
+                while self._delayed and self._delayed[0][0] <= now:
+                    _, _, message, attempt = heapq.heappop(self._delayed)
+                    self._ready.put((message, attempt))
+                timeout = self._delayed[0][0] - now if self._delayed else 0.5
+                self._wake.wait(timeout=min(0.5, max(0.0, timeout)))
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._wake:
+            self._wake.notify_all()
+        for _ in self._threads:
+            self._ready.put(None)
+        for t in self._threads:
+            t.join(timeout=5)

@@ -1,0 +1,254 @@
+"""`txguard local up`: the whole pipeline on one machine, then a summary of what came out.
+
+Emulator mode (gcloud + Java present): the real Pub/Sub, Firestore and Cloud Storage emulators,
+the topology from shared/txguard/contract/names.py (push subscription -> enrichment function), a model in
+`gs://txguard-models/registry`, both functions under functions-framework (gunicorn).
+Embedded mode (no gcloud, or --embedded): the same two function processes, Pub/Sub replaced by
+scripts/txguard/local/embedded.py (Publish over gRPC + push loop), SQLite history, a local registry.
+
+Everything started here is registered on one ExitStack the moment it exists, and that stack is
+closed on every way out (normal end, exception, Ctrl-C, SIGTERM): emulators and functions run in
+their own process groups and are killed by group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from txguard.contract import names
+from txguard.local import emulators, model, processes, topology
+from txguard.local.tracker import Tracker
+
+# Default publishing rate per mode. The Pub/Sub emulator pushes at most 2 messages at a time
+# (measured), so at 50-80 ms per enrichment it sustains 25-40 tx/s; embedded mode sustained ~80 tx/s
+# on a shared 2-core machine (`txguard bench e2e`). Above that, latency is queueing.
+DEFAULT_RATE = {"emulators": 25.0, "embedded": 50.0}
+
+
+@dataclass
+class StackOptions:
+    count: int = 2000
+    rate: float | None = None  # None: DEFAULT_RATE of the mode
+    speed: float | None = None
+    scenario: str = "burst"
+    seed: int = 7
+    drift: float | None = None
+    invalid_fraction: float = 0.01
+    embedded: bool = False
+    keep: bool = False
+    drain_timeout_s: float = 60.0
+    project: str = "txguard-local"
+    registry: str | None = None  # default: gs://txguard-models/registry (emulators) or <workdir>/registry
+    workdir: Path | None = None
+    enrich_threads: int = 8
+    scoring_threads: int = 1
+    # Sent first, on wallets of their own, and left out of the summary: the first Firestore
+    # transactions, gRPC channels and model sessions are cold starts, not steady-state latency.
+    warmup: int = 20
+    # Hooks for `txguard reliability` (defaults keep `local up` as it was):
+    # the emulator's push subscription without its retry policy (docs/reliability.md says why),
+    # and no pull consumer on the dead-letter inspection subscription (a redrive pulls it instead).
+    emulator_retry_policy: bool = True
+    pull_dead_letter: bool = True
+
+
+def emulator_mode_available() -> bool:
+    return emulators.gcloud_available() and emulators.fake_gcs_binary() is not None
+
+
+class LocalStack:
+    def __init__(self, options: StackOptions, console: Any) -> None:
+        self.options = options
+        self.console = console
+        self.mode = "embedded" if options.embedded or not emulator_mode_available() else "emulators"
+        self.workdir = options.workdir or Path(tempfile.mkdtemp(prefix="txguard-local-"))
+        self.rate = options.rate if options.rate is not None or options.speed else DEFAULT_RATE[self.mode]
+        self.tracker = Tracker()
+        self.env: dict[str, str] = {}  # what a second shell needs to talk to this stack
+        self.endpoints: dict[str, str] = {}
+        self.model: dict[str, Any] = {}
+        self.broker: Any = None
+        self.pusher: Any = None
+        self.consumers: Any = None
+        self.emulators: dict[str, emulators.Emulator] = {}  # by name: pubsub, firestore, gcs
+        self.functions: dict[str, processes.FunctionProcess] = {}  # score, enrich
+        self._echo = False  # --keep: print decisions as they arrive (embedded mode)
+        self._exit = contextlib.ExitStack()
+        self._t0 = time.monotonic()
+
+    # lifecycle -----------------------------------------------------------------------------
+    def __enter__(self) -> LocalStack:
+        saved = dict(os.environ)
+        self._exit.callback(lambda: (os.environ.clear(), os.environ.update(saved)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._exit.close()
+
+    def on_close(self, callback: Any) -> None:
+        """Run `callback` when the stack closes (something started after `up`, stopped with it)."""
+        self._exit.callback(callback)
+
+    def step(self, text: str) -> None:
+        self.console.print(f"[dim]{time.monotonic() - self._t0:6.1f}s[/] {text}")
+
+    def _setenv(self, key: str, value: str) -> None:
+        os.environ[key] = value
+        self.env[key] = value
+
+    def up(self) -> LocalStack:
+        self.step(f"[bold]{self.mode}[/] mode, work folder {self.workdir}")
+        self._setenv("GOOGLE_CLOUD_PROJECT", self.options.project)
+        if self.mode == "emulators":
+            self._up_emulators()
+        else:
+            self._up_embedded()
+        return self
+
+    def _start_emulators(self) -> dict[str, emulators.Emulator]:
+        started: dict[str, emulators.Emulator] = {}
+        lock = threading.Lock()
+
+        def start(name: str, fn: Any) -> None:
+            emu = fn()
+            with lock:
+                started[name] = emu
+
+        def stop_all() -> None:
+            for emu in started.values():
+                emu.stop()
+
+        self._exit.callback(stop_all)
+        project, wd = self.options.project, self.workdir
+        with ThreadPoolExecutor(3) as pool:  # JVM start-ups overlap; all finish before we go on
+            jobs = [pool.submit(start, "pubsub", lambda: emulators.start_pubsub(project, wd)),
+                    pool.submit(start, "firestore", lambda: emulators.start_firestore(project, wd)),
+                    pool.submit(start, "gcs", lambda: emulators.start_gcs(wd))]
+            for job in jobs:
+                job.result()
+        return started
+
+    def _up_emulators(self) -> None:
+        emus = self.emulators = self._start_emulators()
+        for emu in emus.values():
+            self._setenv(emu.env_var, emu.env_value)
+            self.endpoints[f"{emu.name} emulator"] = emu.host
+        self.step("emulators up: " + ", ".join(f"{e.name} {e.host}" for e in emus.values()))
+        registry = self.options.registry or model.GCS_REGISTRY
+        if registry.startswith("gs://"):
+            model.ensure_bucket(registry.removeprefix("gs://").split("/", 1)[0])
+        self._ensure_model(registry)
+        common = {"GOOGLE_CLOUD_PROJECT": self.options.project}
+        score, enrich = self._start_functions(
+            {**common, "MODEL_URI": f"{registry}@production", "STORAGE_EMULATOR_HOST": emus["gcs"].env_value},
+            {**common, "HISTORY_STORE": "firestore", "FIRESTORE_EMULATOR_HOST": emus["firestore"].env_value,
+             "PUBSUB_EMULATOR_HOST": emus["pubsub"].env_value},
+        )
+        topology.ensure_topology(self.options.project, {names.ENRICH_FUNCTION: enrich.url + "/"},
+                                 retry_policy=self.options.emulator_retry_policy)
+        self.step(f"topology created; {names.ENRICH_PUSH_SUBSCRIPTION} pushes to {enrich.url}/")
+        from txguard.local.consumers import PullConsumers  # noqa: PLC0415
+
+        self.consumers = PullConsumers(self.options.project, self.tracker,
+                                       dead_letter=self.options.pull_dead_letter).start()
+        self._exit.callback(self._stop_consumers)
+
+    def _stop_consumers(self) -> None:
+        if self.consumers is not None:
+            self.consumers.stop()
+            self.consumers = None
+
+    def _up_embedded(self) -> None:
+        from txguard.local.embedded import EmbeddedPubSub, Message, Pusher  # noqa: PLC0415
+
+        def route(sink: Any) -> Any:
+            return lambda m: sink(m.data, m.attributes, int(time.time() * 1000))
+
+        def to_enrich(message: Message) -> None:
+            self.pusher.submit(message)
+
+        self.broker = EmbeddedPubSub(self.options.project, {
+            names.TRANSACTIONS_TOPIC: to_enrich,
+            names.DECISIONS_TOPIC: route(self._on_decision),
+            names.INVALID_TOPIC: route(self.tracker.on_invalid),
+            names.DEAD_LETTER_TOPIC: route(self.tracker.on_dead_letter),
+        }).start()
+        self._exit.callback(self.broker.stop)
+        self._setenv("PUBSUB_EMULATOR_HOST", self.broker.host)
+        self.endpoints["embedded Pub/Sub (Publish only)"] = self.broker.host
+        self.step(f"embedded Pub/Sub on {self.broker.host}")
+        registry = self.options.registry or str(self.workdir / "registry")
+        self._ensure_model(registry)
+        common = {"GOOGLE_CLOUD_PROJECT": self.options.project}
+        _, enrich = self._start_functions(
+            {**common, "MODEL_URI": f"{registry}@production"},
+            {**common, "HISTORY_STORE": "sqlite", "SQLITE_PATH": str(self.workdir / "history.sqlite3"),
+             "PUBSUB_EMULATOR_HOST": self.broker.host},
+        )
+        spec = names.subscription(names.ENRICH_PUSH_SUBSCRIPTION)
+        self.pusher = Pusher(enrich.url + "/", self.options.project, spec,
+                             lambda m, _n: self.broker.publish(names.DEAD_LETTER_TOPIC, m.data, m.attributes),
+                             concurrency=self.options.enrich_threads)
+        self._exit.callback(self.pusher.stop)
+        self.step(f"push loop: {spec.name} -> {enrich.url}/ (max {spec.max_delivery_attempts} attempts)")
+
+    def _on_decision(self, data: bytes, attributes: dict[str, str], now_ms: int) -> None:
+        self.tracker.on_decision(data, attributes, now_ms)
+        if self._echo:
+            from txguard.cli.commands.decisions import format_decision  # noqa: PLC0415
+
+            self.console.print(format_decision(data, attributes), highlight=False)
+
+    def _ensure_model(self, registry: str) -> None:
+        self.step(f"model registry {registry}")
+        self.env.update({"TXGUARD_REGISTRY": registry, "MODEL_URI": f"{registry}@production"})
+        self.model = model.ensure_model(registry, log=lambda m: self.step(f"  train: {m}"))
+        trained = f"trained in {self.model.get('train_seconds')} s, PR-AUC {self.model.get('pr_auc')}"
+        self.step(f"model {self.model['version']} is production ({trained if self.model['trained'] else 'found'})")
+
+    def _start_functions(self, score_env: dict[str, str], enrich_env: dict[str, str]) -> tuple[Any, Any]:
+        score = processes.scoring_process(self.workdir, score_env, threads=self.options.scoring_threads)
+        enrich_env = {**enrich_env, "SCORING_URL": score.url, "SCORING_AUTH": "none"}
+        enrich = processes.enrich_process(self.workdir, enrich_env, threads=self.options.enrich_threads)
+        self.functions.update(score=score, enrich=enrich)
+        for fn in (score, enrich):
+            self._exit.callback(fn.stop)
+            fn.spawn()
+        score.wait_ready("/health", ready_ok=(200,))
+        enrich.wait_ready("/")
+        self.endpoints.update({"scoring function": score.url, "enrichment function": enrich.url})
+        self._setenv("SCORING_URL", score.url)
+        self.step(f"functions up: scoring {score.url} (THREADS={self.options.scoring_threads}), "
+                  f"enrichment {enrich.url}; logs in {self.workdir}")
+        return score, enrich
+
+    # the stream ------------------------------------------------------------------------------
+    def print_env(self) -> None:
+        self.console.print("[bold]endpoints[/]")
+        for name, url in self.endpoints.items():
+            self.console.print(f"  {name:32} {url}")
+        self.console.print("[bold]environment for another shell[/]")
+        for key, value in self.env.items():
+            self.console.print(f"  export {key}={value}", highlight=False)
+
+    def keep_running(self) -> None:
+        """--keep: leave everything up for other shells until Ctrl-C / SIGTERM."""
+        self._stop_consumers()  # `txguard decisions --follow` in another shell gets the decisions now
+        self._echo = self.mode == "embedded"  # embedded outputs only exist in this process: show them
+        self.print_env()
+        self.console.print("[bold]stack running[/]; Ctrl-C to stop" + (
+            " (decisions are printed here: embedded Pub/Sub has no subscriptions)" if self._echo else ""))
+        stop = threading.Event()
+        while not stop.wait(1.0):
+            pass

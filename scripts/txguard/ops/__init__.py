@@ -1,0 +1,2 @@
+"""Operator tools: dead-letter redrive (`redrive`) and the JSON Schema export of the contract
+(`schemas`)."""

@@ -1,0 +1,175 @@
+"""The contract: pydantic models of every message and request.
+
+`Transaction` is what publishers send; `EnrichedTransaction` is a transaction plus its history
+features (what the scoring function takes); `Decision` is what comes out. JSON Schemas of these
+models are exported to `schemas/` (see `shared.schemas`) and a test fails when they drift.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+)
+
+from txguard.contract.codes import COUNTRIES, CURRENCIES
+
+MAX_AMOUNT = 1_000_000.0
+# A transaction may not be stamped further in the future than this (clock skew allowance).
+MAX_FUTURE_SKEW = timedelta(minutes=10)
+MIN_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+class TxType(StrEnum):
+    PAYMENT = "payment"
+    TRANSFER = "transfer"
+    WITHDRAWAL = "withdrawal"
+    TOP_UP = "top_up"  # money coming into the wallet
+
+
+class Channel(StrEnum):
+    APP = "app"
+    WEB = "web"
+    POS = "pos"
+    ATM = "atm"
+    API = "api"
+
+
+class Outcome(StrEnum):
+    ALLOW = "allow"
+    REVIEW = "review"
+    BLOCK = "block"
+
+
+def _currency(value: str) -> str:
+    if value not in CURRENCIES:
+        raise ValueError(f"unknown ISO 4217 currency code {value!r}")
+    return value
+
+
+def _country(value: str) -> str:
+    if value not in COUNTRIES:
+        raise ValueError(f"unknown ISO 3166-1 alpha-2 country code {value!r}")
+    return value
+
+
+def _not_far_future(value: datetime) -> datetime:
+    if value < MIN_TIMESTAMP:
+        raise ValueError(f"timestamp before {MIN_TIMESTAMP.date().isoformat()}")
+    if value > datetime.now(UTC) + MAX_FUTURE_SKEW:
+        raise ValueError("timestamp is in the future")
+    return value
+
+
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")
+]
+CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_currency)]
+CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$"), AfterValidator(_country)]
+Timestamp = Annotated[AwareDatetime, AfterValidator(_not_far_future)]
+Amount = Annotated[float, Field(gt=0, le=MAX_AMOUNT, allow_inf_nan=False)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class Transaction(_Model):
+    """One wallet transaction, as a publisher puts it on the `transactions` topic."""
+
+    transaction_id: Identifier
+    wallet_id: Identifier
+    counterparty_id: Identifier
+    amount: Amount = Field(description=f"Amount in the currency's major unit, > 0 and <= {MAX_AMOUNT:,.0f}")
+    currency: CurrencyCode
+    type: TxType
+    channel: Channel
+    country: CountryCode
+    device_id: Identifier | None = None
+    timestamp: Timestamp = Field(description="When the transaction happened; timezone-aware ISO 8601")
+
+
+NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class HistoryFeatures(_Model):
+    """Per-wallet history as of just before the transaction (point-in-time snapshot)."""
+
+    tx_count_1h: NonNeg
+    amount_sum_1h: NonNeg
+    small_tx_count_1h: NonNeg
+    tx_count_24h: NonNeg
+    amount_sum_24h: NonNeg
+    tx_count_7d: NonNeg
+    amount_sum_7d: NonNeg
+    amount_mean_7d: NonNeg
+    seconds_since_last: NonNeg
+    amount_mean_30d: NonNeg
+    amount_std_30d: NonNeg
+    amount_zscore_30d: Finite
+    amount_ratio_30d: NonNeg
+    distinct_counterparties_24h: NonNeg
+    new_counterparties_24h: NonNeg
+    is_new_counterparty: NonNeg
+    country_changed: NonNeg
+    device_changed: NonNeg
+    inflow_sum_24h: NonNeg
+    seconds_since_last_inflow: NonNeg
+    outflow_to_inflow_24h: NonNeg
+    wallet_age_days: NonNeg
+    history_len: NonNeg
+
+
+class EnrichedTransaction(Transaction):
+    """A transaction plus its history features: the scoring function's input."""
+
+    features: HistoryFeatures
+
+
+class Decision(_Model):
+    transaction_id: Identifier
+    wallet_id: Identifier
+    score: float = Field(ge=0.0, le=1.0, description="Fraud probability")
+    decision: Outcome
+    reasons: list[str] = Field(default_factory=list, max_length=5)
+    model_version: str
+    timings: dict[str, float] = Field(
+        default_factory=dict, description="Per-stage timings (keys end in _us or _ms)"
+    )
+
+
+MAX_BATCH = 1000
+
+
+class BatchRequest(_Model):
+    transactions: list[EnrichedTransaction] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class BatchResponse(_Model):
+    decisions: list[Decision]
+    model_version: str
+
+
+# Adapters built once (validate_json on bytes is the fast path).
+TRANSACTION_ADAPTER: TypeAdapter[Transaction] = TypeAdapter(Transaction)
+ENRICHED_ADAPTER: TypeAdapter[EnrichedTransaction] = TypeAdapter(EnrichedTransaction)
+DECISION_ADAPTER: TypeAdapter[Decision] = TypeAdapter(Decision)
+BATCH_ADAPTER: TypeAdapter[BatchRequest] = TypeAdapter(BatchRequest)
+
+CONTRACT_MODELS: dict[str, type[BaseModel]] = {
+    "Transaction": Transaction,
+    "EnrichedTransaction": EnrichedTransaction,
+    "Decision": Decision,
+    "BatchRequest": BatchRequest,
+    "BatchResponse": BatchResponse,
+}

@@ -1,0 +1,65 @@
+"""Settings from the environment, in one place: one pydantic-settings class per deployable.
+
+Every variable is documented in the README's configuration table. Read once at cold start
+(`scoring_settings()` / `enrich_settings()` are cached).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from txguard.contract import names
+from txguard.contract.models import MAX_BATCH
+
+DEFAULT_LOCAL_REGISTRY = "models/registry"
+
+# gunicorn serving of the scoring function (functions-framework reads WORKERS and THREADS from the
+# environment; the infra sets them from these). CPU-bound scoring: one thread per worker, one
+# worker per CPU. Measured with `txguard bench score --sweep`; see docs/scoring.md.
+SCORING_WORKERS = 2
+SCORING_THREADS = 1
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    google_cloud_project: str = Field("txguard-local", alias="GOOGLE_CLOUD_PROJECT")
+    log_level: str = Field("INFO", alias="LOG_LEVEL")
+
+
+class ScoringSettings(CommonSettings):
+    # Registry location and reference: gs://bucket/prefix@production, models/registry@v3, ...
+    model_uri: str = Field(f"{DEFAULT_LOCAL_REGISTRY}@production", alias="MODEL_URI")
+    max_batch: int = Field(MAX_BATCH, alias="MAX_BATCH", ge=1, le=MAX_BATCH)
+    max_body_bytes: int = Field(4 * 1024 * 1024, alias="MAX_BODY_BYTES", ge=1024)
+    inference_threads: int = Field(1, alias="INFERENCE_THREADS", ge=1)
+
+
+class EnrichSettings(CommonSettings):
+    scoring_url: str = Field("http://127.0.0.1:8081", alias="SCORING_URL")
+    scoring_timeout_s: float = Field(5.0, alias="SCORING_TIMEOUT_S", gt=0)
+    # "auto": fetch an ID token for SCORING_URL's audience when running in Google Cloud.
+    scoring_auth: Literal["auto", "none", "id_token"] = Field("auto", alias="SCORING_AUTH")
+    history_store: Literal["firestore", "sqlite"] = Field("sqlite", alias="HISTORY_STORE")
+    sqlite_path: str = Field(".txguard/history.sqlite3", alias="SQLITE_PATH")
+    firestore_database: str = Field("(default)", alias="FIRESTORE_DATABASE")
+    firestore_max_attempts: int = Field(30, alias="FIRESTORE_MAX_ATTEMPTS", ge=1)
+    processed_ttl_days: int = Field(7, alias="PROCESSED_TTL_DAYS", ge=1)
+    decisions_topic: str = Field(names.DECISIONS_TOPIC, alias="DECISIONS_TOPIC")
+    invalid_topic: str = Field(names.INVALID_TOPIC, alias="INVALID_TOPIC")
+    # How long to wait for Pub/Sub to confirm a decision before failing the delivery (retryable).
+    publish_timeout_s: float = Field(30.0, alias="PUBLISH_TIMEOUT_S", gt=0)
+
+
+@lru_cache(maxsize=1)
+def scoring_settings() -> ScoringSettings:
+    return ScoringSettings()
+
+
+@lru_cache(maxsize=1)
+def enrich_settings() -> EnrichSettings:
+    return EnrichSettings()

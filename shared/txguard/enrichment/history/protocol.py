@@ -1,0 +1,114 @@
+"""What the enrichment pipeline needs from a history store, and the one step every store runs.
+
+A store's only job is to run `step` atomically with the idempotency check: in ONE transaction,
+either the transaction id was already processed (reuse its stored features, and its decision if
+one was stored) or the wallet state is read, the features computed as of just before the
+transaction, the transaction applied and both the state and the processed record written. A
+redelivery (scoring down, publish failed, ack lost) therefore never applies a transaction twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, runtime_checkable
+
+from txguard.contract.errors import PermanentError
+from txguard.contract.models import (
+    DECISION_ADAPTER,
+    Decision,
+    EnrichedTransaction,
+    HistoryFeatures,
+    Transaction,
+)
+from txguard.features.wallet import TxPoint, WalletState, apply, history_features
+
+
+class ConflictingTransactionError(PermanentError):
+    """A transaction id seen before with different content: never enrich it under the same id."""
+
+
+@dataclass(frozen=True)
+class Enrichment:
+    enriched: EnrichedTransaction
+    decision: Decision | None  # stored by an earlier delivery
+    duplicate: bool  # the id was already processed: nothing was applied this time
+
+
+def fingerprint(tx: Transaction) -> str:
+    """Content hash of a transaction, to tell a redelivery from an id reused for another payload."""
+    return hashlib.blake2b(tx.model_dump_json().encode(), digest_size=12).hexdigest()
+
+
+def expires_at(ttl_days: int, now: datetime | None = None) -> datetime:
+    return (now or datetime.now(UTC)) + timedelta(days=ttl_days)
+
+
+def step(tx: Transaction, state_doc: dict[str, Any] | None) -> tuple[HistoryFeatures, dict[str, Any]]:
+    """Features of `tx` as of just before it, and the wallet state document after applying it."""
+    state = WalletState.from_dict(state_doc)
+    features = history_features(state, tx)
+    apply(state, TxPoint.of(tx))
+    return features, state.to_dict()
+
+
+def processed_record(tx: Transaction, features: HistoryFeatures, ttl_days: int) -> dict[str, Any]:
+    return {
+        "wallet_id": tx.wallet_id,
+        "fingerprint": fingerprint(tx),
+        "features": features.model_dump(mode="json"),
+        "decision": None,
+        "expires_at": expires_at(ttl_days),
+    }
+
+
+def reuse(tx: Transaction, record: dict[str, Any]) -> Enrichment:
+    """An Enrichment from a stored processed record (the duplicate path)."""
+    stored = record.get("fingerprint")
+    if stored is not None and stored != fingerprint(tx):
+        raise ConflictingTransactionError(
+            f"transaction_id {tx.transaction_id!r} was already processed with different content"
+        )
+    features = HistoryFeatures.model_validate(record["features"])
+    decision = load_decision(record.get("decision"))
+    return Enrichment(_enriched(tx, features), decision, duplicate=True)
+
+
+def load_decision(stored: str | dict[str, Any] | None) -> Decision | None:
+    """Decisions are stored as their JSON text, so a reused decision is republished byte for byte
+    (a Firestore map would come back with its keys reordered)."""
+    if not stored:
+        return None
+    if isinstance(stored, str):
+        return DECISION_ADAPTER.validate_json(stored)
+    return DECISION_ADAPTER.validate_python(stored)
+
+
+def fresh(tx: Transaction, features: HistoryFeatures) -> Enrichment:
+    return Enrichment(_enriched(tx, features), None, duplicate=False)
+
+
+def _enriched(tx: Transaction, features: HistoryFeatures) -> EnrichedTransaction:
+    return EnrichedTransaction.model_construct(**dict(tx), features=features)
+
+
+@runtime_checkable
+class HistoryStore(Protocol):
+    """Thread-safe: one instance per process, shared by the server's threads."""
+
+    def enrich_once(self, tx: Transaction) -> Enrichment:
+        """Idempotent enrichment (see the module docstring); raises StoreUnavailableError."""
+        ...
+
+    def record_decision(self, transaction_id: str, decision: Decision) -> Decision:
+        """Store the decision on the processed record so duplicates reuse it; the first stored
+        decision wins (two concurrent deliveries may both score) and is returned, so every copy
+        published for one transaction id is the same decision."""
+        ...
+
+    def wallet_state(self, wallet_id: str) -> WalletState:
+        """The stored state of a wallet (empty when unknown): for tests and inspection."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,112 @@
+"""Publishing what enrichment produces: decisions (ordered per wallet) and invalid messages.
+
+One `PublisherClient` per process (created at cold start, thread-safe, its batches shared by the
+server's threads). Every publish is awaited (bounded by `PUBLISH_TIMEOUT_S`) before the incoming
+message is acked: a failure raises `PublishError` (retryable), so Pub/Sub redelivers it.
+Decisions carry `ordering_key=wallet_id`; an ordered publish that fails pauses its key in the
+client library until `resume_publish`, which is called here so the key is usable on redelivery.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from typing import Protocol
+
+from txguard.contract import names
+from txguard.contract.errors import RetryableError
+from txguard.contract.models import Decision
+from txguard.contract.settings import EnrichSettings
+
+MAX_REASON_CHARS = 1000
+# Small batching window: each publish is awaited on the request path, so latency beats batch size.
+BATCH_MAX_LATENCY_S = 0.002
+
+
+class PublishError(RetryableError):
+    """Pub/Sub did not confirm a publish in time (or refused it): let the delivery be retried."""
+
+
+class Outbox(Protocol):
+    """Where enrichment results go (Pub/Sub in production; an in-memory fake in functional tests)."""
+
+    def publish_decision(self, decision: Decision, published_at: str | None = None) -> str: ...
+
+    def publish_invalid(
+        self, raw: bytes, reason: str, kind: str, message_id: str = "", subscription: str | None = None
+    ) -> str: ...
+
+
+def decision_attributes(decision: Decision, published_at: str | None) -> dict[str, str]:
+    attrs = {
+        names.ATTR_DECISION: decision.decision.value,
+        names.ATTR_MODEL_VERSION: decision.model_version,
+        names.ATTR_TRANSACTION_ID: decision.transaction_id,
+    }
+    if published_at:
+        attrs[names.ATTR_PUBLISHED_AT] = published_at
+    return attrs
+
+
+def invalid_attributes(reason: str, kind: str, message_id: str, subscription: str | None) -> dict[str, str]:
+    return {
+        names.ATTR_REASON: truncate(reason),
+        names.ATTR_ERROR_KIND: kind,
+        names.ATTR_SOURCE_MESSAGE_ID: message_id or "unknown",
+        names.ATTR_SOURCE_SUBSCRIPTION: subscription or names.ENRICH_PUSH_SUBSCRIPTION,
+    }
+
+
+def truncate(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """At most `limit` UTF-8 bytes (Pub/Sub caps an attribute value at 1024 bytes, not characters)."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return text
+    return data[: limit - 3].decode("utf-8", "ignore") + "..."
+
+
+class PubSubOutbox:
+    def __init__(self, project: str, decisions_topic: str, invalid_topic: str, timeout_s: float = 30.0) -> None:
+        from google.cloud import pubsub_v1  # noqa: PLC0415
+
+        self.client = pubsub_v1.PublisherClient(
+            batch_settings=pubsub_v1.types.BatchSettings(max_latency=BATCH_MAX_LATENCY_S),
+            publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True),
+        )
+        self.decisions_topic = self.client.topic_path(project, decisions_topic)
+        self.invalid_topic = self.client.topic_path(project, invalid_topic)
+        self.timeout_s = timeout_s
+
+    @classmethod
+    def from_settings(cls, settings: EnrichSettings) -> PubSubOutbox:
+        return cls(settings.google_cloud_project, settings.decisions_topic, settings.invalid_topic,
+                   settings.publish_timeout_s)
+
+    def publish_decision(self, decision: Decision, published_at: str | None = None) -> str:
+        key = decision.wallet_id
+        future = self.client.publish(
+            self.decisions_topic, decision.model_dump_json().encode(), ordering_key=key,
+            **decision_attributes(decision, published_at),
+        )
+        try:
+            return self._wait(future, self.decisions_topic)
+        except PublishError:
+            self.client.resume_publish(self.decisions_topic, key)
+            raise
+
+    def publish_invalid(
+        self, raw: bytes, reason: str, kind: str, message_id: str = "", subscription: str | None = None
+    ) -> str:
+        future = self.client.publish(self.invalid_topic, raw,
+                                     **invalid_attributes(reason, kind, message_id, subscription))
+        return self._wait(future, self.invalid_topic)
+
+    def _wait(self, future: concurrent.futures.Future, topic: str) -> str:
+        try:
+            return str(future.result(timeout=self.timeout_s))
+        except concurrent.futures.TimeoutError as exc:
+            raise PublishError(f"publish to {topic} not confirmed within {self.timeout_s}s") from exc
+        except Exception as exc:  # noqa: BLE001 - any publish failure is retryable for the delivery
+            raise PublishError(f"publish to {topic} failed: {type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        self.client.stop()

@@ -1,0 +1,209 @@
+"""The enrichment pipeline: one Pub/Sub delivery -> validate -> history -> scoring -> decision.
+
+`Enricher.handle` is the ONE place where errors become ack or retry:
+- returns normally (the entry point answers 2xx, Pub/Sub acks): the message was decided, or it
+  can never be (malformed, scoring refused it, id reused for other content) and its original
+  bytes are on the `invalid` topic with a reason;
+- raises a `RetryableError` (store or scoring unavailable, publish not confirmed) or any
+  unexpected error (the entry point answers 500): Pub/Sub redelivers with backoff and, after
+  `max_delivery_attempts`, moves the message to the dead-letter topic. Nothing unprocessed is
+  ever acked.
+A redelivery never applies a transaction twice: the store's processed record carries the
+features (and, once scored, the decision) that the first delivery computed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+from logging import Logger
+from typing import Any, Protocol
+
+from txguard.contract import names
+from txguard.contract.errors import InvalidEventError, PermanentError, RetryableError
+from txguard.contract.logs import get_logger
+from txguard.contract.models import Decision, EnrichedTransaction
+from txguard.contract.settings import EnrichSettings, enrich_settings
+from txguard.enrichment.envelope import Delivery, decode, original_bytes, parse_envelope, parse_transaction
+from txguard.enrichment.history import HistoryStore, create_store
+from txguard.enrichment.history.protocol import ConflictingTransactionError
+from txguard.enrichment.outbox import Outbox, PubSubOutbox
+from txguard.enrichment.scoring_client import ScoringClient, ScoringRejectedError
+
+
+class Outcome(StrEnum):
+    DECIDED = "decided"  # acked
+    DUPLICATE = "duplicate"  # acked: already processed, the stored features/decision were reused
+    INVALID = "invalid"  # acked: malformed, parked on `invalid`
+    REJECTED = "rejected"  # acked: valid but scoring refused it (or id conflict), parked on `invalid`
+    RETRY = "retry"  # not acked: a dependency is unavailable
+    ERROR = "error"  # not acked: a bug; retried then dead-lettered
+
+
+ACKED = frozenset({Outcome.DECIDED, Outcome.DUPLICATE, Outcome.INVALID, Outcome.REJECTED})
+
+
+class Scorer(Protocol):
+    def score(self, tx: EnrichedTransaction) -> Decision: ...
+
+
+@dataclass
+class Result:
+    outcome: Outcome
+    transaction_id: str | None = None
+    wallet_id: str | None = None
+    decision: Decision | None = None
+    reason: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Progress:
+    """How far a delivery got: what the error handler needs to park or log it."""
+
+    delivery: Delivery | None = None
+    result: Result = field(default_factory=lambda: Result(Outcome.ERROR))
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
+
+
+class Enricher:
+    def __init__(self, store: HistoryStore, scorer: Scorer, outbox: Outbox, logger: Logger | None = None) -> None:
+        self.store = store
+        self.scorer = scorer
+        self.outbox = outbox
+        self.log = logger or get_logger("enrich")
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def handle(self, event_data: Any) -> Result:
+        """Process one delivery. Returning means ack; raising means retry (see module docstring)."""
+        start = time.perf_counter()
+        progress = _Progress()
+        try:
+            self._process(event_data, progress)
+        except InvalidEventError as exc:
+            self._park(event_data, progress, Outcome.INVALID, exc.reason, exc.kind)
+        except ConflictingTransactionError as exc:
+            self._park(event_data, progress, Outcome.REJECTED, str(exc), "conflict")
+        except ScoringRejectedError as exc:
+            self._park(event_data, progress, Outcome.REJECTED, str(exc), "rejected")
+        except PermanentError as exc:
+            self._park(event_data, progress, Outcome.REJECTED, str(exc), "permanent")
+        except RetryableError as exc:
+            self._finish(progress.result, Outcome.RETRY, start, reason=f"{type(exc).__name__}: {exc}")
+            raise
+        except Exception as exc:
+            self._finish(progress.result, Outcome.ERROR, start, reason=f"{type(exc).__name__}: {exc}",
+                         exc_info=True)
+            raise
+        return self._finish(progress.result, progress.result.outcome, start)
+
+    # the happy path --------------------------------------------------------------------------
+    def _process(self, event_data: Any, progress: _Progress) -> None:
+        result = progress.result
+        t = time.perf_counter()
+        envelope = parse_envelope(event_data)
+        msg = envelope.message
+        # Until the data decodes, the original bytes are the (not base64) text itself.
+        progress.delivery = Delivery(msg.data.encode("utf-8", "surrogatepass"), dict(msg.attributes),
+                                     msg.message_id, envelope.subscription)
+        delivery = progress.delivery = decode(envelope)
+        tx = parse_transaction(delivery.raw)
+        result.timings["validation_us"] = round((time.perf_counter() - t) * 1e6, 1)
+        result.transaction_id, result.wallet_id = tx.transaction_id, tx.wallet_id
+
+        t = time.perf_counter()
+        enrichment = self.store.enrich_once(tx)
+        result.timings["store_ms"] = _ms(t)
+
+        decision = enrichment.decision
+        if decision is None:
+            t = time.perf_counter()
+            decision = self.scorer.score(enrichment.enriched)
+            result.timings["scoring_ms"] = _ms(t)
+            t = time.perf_counter()
+            decision = self.store.record_decision(tx.transaction_id, decision)  # first one wins
+            result.timings["store_ms"] += _ms(t)
+        result.decision = decision
+
+        t = time.perf_counter()
+        self.outbox.publish_decision(decision, delivery.attributes.get(names.ATTR_PUBLISHED_AT))
+        result.timings["publish_ms"] = _ms(t)
+        result.outcome = Outcome.DUPLICATE if enrichment.duplicate else Outcome.DECIDED
+
+    # errors ----------------------------------------------------------------------------------
+    def _park(self, event_data: Any, progress: _Progress, outcome: Outcome, reason: str, kind: str) -> None:
+        """Publish the original bytes to `invalid` (a failure here is retryable: not acked)."""
+        delivery = progress.delivery
+        raw = delivery.raw if delivery is not None else original_bytes(event_data)
+        t = time.perf_counter()
+        self.outbox.publish_invalid(raw, reason, kind,
+                                    delivery.message_id if delivery else "",
+                                    delivery.subscription if delivery else None)
+        progress.result.timings["publish_ms"] = _ms(t)
+        progress.result.outcome = outcome
+        progress.result.reason = f"{kind}: {reason}"
+
+    def _finish(self, result: Result, outcome: Outcome, start: float, reason: str | None = None,
+                exc_info: bool = False) -> Result:
+        result.outcome = outcome
+        if reason is not None:
+            result.reason = reason
+        result.timings["total_ms"] = _ms(start)
+        with self._lock:
+            self.counts[outcome.value] += 1
+            count = self.counts[outcome.value]
+        level = {Outcome.DECIDED: 20, Outcome.DUPLICATE: 20, Outcome.INVALID: 30, Outcome.REJECTED: 30,
+                 Outcome.RETRY: 40, Outcome.ERROR: 50}[outcome]
+        self.log.log(
+            level,
+            f"{outcome.value} {result.transaction_id or '-'}",
+            extra={
+                "transaction_id": result.transaction_id,
+                "wallet_id": result.wallet_id,
+                "outcome": outcome.value,
+                "outcome_count": count,
+                "decision": result.decision.decision.value if result.decision else None,
+                "model_version": result.decision.model_version if result.decision else None,
+                "reason": result.reason,
+                "timings": result.timings,
+            },
+            exc_info=exc_info,
+        )
+        return result
+
+
+def build_enricher(settings: EnrichSettings) -> Enricher:
+    return Enricher(
+        create_store(settings),
+        ScoringClient.from_settings(settings),
+        PubSubOutbox.from_settings(settings),
+        get_logger("enrich", settings.log_level),
+    )
+
+
+_default_lock = threading.Lock()
+_default: Enricher | None = None
+
+
+def default_enricher() -> Enricher:
+    """The process-wide enricher, built on first use (after gunicorn forks, so gRPC is fork-safe)."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = build_enricher(enrich_settings())
+    return _default
+
+
+def install(enricher: Enricher | None) -> None:
+    """Replace the process-wide enricher (functional tests wire in-memory fakes this way)."""
+    global _default
+    with _default_lock:
+        _default = enricher

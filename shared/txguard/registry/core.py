@@ -1,0 +1,243 @@
+"""A model registry over a blob store: immutable numbered versions plus movable aliases.
+
+Layout (identical locally and in Cloud Storage):
+
+    <prefix>/versions/vN/model.onnx      the artifact, written once
+    <prefix>/versions/vN/metadata.json   ModelMetadata (with the artifact's SHA-256)
+    <prefix>/aliases/<alias>.json        {"version": "vN", "history": [...], "updated_at": ...}
+
+A publisher claims vN by creating its artifact with a "must not exist" precondition, so two
+publishers can never take the same number; metadata is written last, so a version is only
+listed once complete. Aliases are swapped with compare-and-swap on the generation that was read,
+and keep their previous versions so `rollback` needs no bookkeeping elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from txguard.contract.errors import (
+    ChecksumMismatchError,
+    ConcurrentUpdateError,
+    ModelNotFoundError,
+    RegistryError,
+)
+from txguard.registry.metadata import ARTIFACT_NAME, ModelMetadata
+from txguard.registry.store import BlobExistsError, BlobStore, Generation
+
+PRODUCTION = "production"
+STAGING = "staging"
+LATEST = "latest"  # pseudo-alias: the highest published version
+_VERSION_RE = re.compile(r"^v([1-9][0-9]*)$")
+_ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+_MAX_PUBLISH_ATTEMPTS = 50
+
+
+def version_number(version: str) -> int | None:
+    m = _VERSION_RE.match(version)
+    return int(m.group(1)) if m else None
+
+
+class AliasRecord(BaseModel):
+    version: str
+    history: list[str] = Field(default_factory=list, description="Previous versions, oldest first")
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    metadata: ModelMetadata
+    artifact: bytes
+
+
+class Registry:
+    def __init__(self, store: BlobStore) -> None:
+        self.store = store
+
+    @property
+    def location(self) -> str:
+        return self.store.location
+
+    # Keys --------------------------------------------------------------------------------------
+    @staticmethod
+    def _meta_key(version: str) -> str:
+        return f"versions/{version}/metadata.json"
+
+    @staticmethod
+    def _artifact_key(version: str, name: str = ARTIFACT_NAME) -> str:
+        return f"versions/{version}/{name}"
+
+    @staticmethod
+    def _alias_key(alias: str) -> str:
+        if not _ALIAS_RE.match(alias) or alias == LATEST or _VERSION_RE.match(alias):
+            raise RegistryError(f"invalid alias name {alias!r} (lowercase letters, digits, - and _)")
+        return f"aliases/{alias}.json"
+
+    # Reading -----------------------------------------------------------------------------------
+    def _used_numbers(self) -> list[int]:
+        numbers = set()
+        for key in self.store.list("versions/"):
+            parts = key.split("/")
+            if len(parts) >= 3 and (n := version_number(parts[1])) is not None:
+                numbers.add(n)
+        return sorted(numbers)
+
+    def metadata(self, version: str) -> ModelMetadata:
+        found = self.store.read(self._meta_key(version)) if version_number(version) else None
+        if found is None:
+            raise ModelNotFoundError(f"model version {version!r} not found in registry {self.location}")
+        try:
+            return ModelMetadata.model_validate_json(found[0])
+        except ValidationError as exc:
+            raise RegistryError(f"corrupt metadata for {version} in {self.location}: {exc}") from exc
+
+    def versions(self) -> list[ModelMetadata]:
+        out = []
+        for key in self.store.list("versions/"):
+            parts = key.split("/")
+            if len(parts) == 3 and parts[2] == "metadata.json" and version_number(parts[1]):
+                out.append(self.metadata(parts[1]))
+        return sorted(out, key=lambda m: version_number(m.version) or 0)
+
+    def read_alias(self, alias: str) -> tuple[AliasRecord, Generation] | None:
+        found = self.store.read(self._alias_key(alias))
+        if found is None:
+            return None
+        return AliasRecord.model_validate_json(found[0]), found[1]
+
+    def aliases(self) -> dict[str, str]:
+        out = {}
+        for key in self.store.list("aliases/"):
+            if key.endswith(".json"):
+                name = key.removeprefix("aliases/").removesuffix(".json")
+                record = self.read_alias(name)
+                if record is not None:
+                    out[name] = record[0].version
+        return dict(sorted(out.items()))
+
+    def resolve(self, ref: str) -> str:
+        """An alias, `latest` or `vN` -> `vN` (which exists)."""
+        if version_number(ref):
+            self.metadata(ref)
+            return ref
+        if ref == LATEST:
+            versions = self.versions()
+            if not versions:
+                raise ModelNotFoundError(f"registry {self.location} has no model versions")
+            return versions[-1].version
+        try:
+            record = self.read_alias(ref)
+        except RegistryError:
+            record = None
+        if record is None:
+            known = ", ".join(self.aliases()) or "none"
+            raise ModelNotFoundError(
+                f"no model alias or version {ref!r} in registry {self.location} (aliases: {known})"
+            )
+        return record[0].version
+
+    def load(self, ref: str = PRODUCTION) -> LoadedModel:
+        """Resolve `ref`, read the artifact and refuse it unless its SHA-256 matches the metadata."""
+        version = self.resolve(ref)
+        meta = self.metadata(version)
+        found = self.store.read(self._artifact_key(version, meta.artifact))
+        if found is None:
+            raise ModelNotFoundError(
+                f"model {version} in {self.location} has metadata but its artifact "
+                f"{self._artifact_key(version, meta.artifact)} is missing"
+            )
+        artifact = found[0]
+        digest = hashlib.sha256(artifact).hexdigest()
+        if digest != meta.sha256:
+            raise ChecksumMismatchError(
+                f"artifact of {version} in {self.location} has SHA-256 {digest[:12]}..., "
+                f"metadata records {meta.sha256[:12]}...: refusing to load it"
+            )
+        return LoadedModel(metadata=meta, artifact=artifact)
+
+    # Writing -----------------------------------------------------------------------------------
+    def publish(self, artifact: bytes, metadata: ModelMetadata) -> ModelMetadata:
+        """Store a new immutable version; the registry assigns `vN` and the artifact's SHA-256."""
+        if not artifact:
+            raise RegistryError("refusing to publish an empty artifact")
+        used = self._used_numbers()
+        number = (used[-1] if used else 0) + 1
+        for _ in range(_MAX_PUBLISH_ATTEMPTS):
+            version = f"v{number}"
+            try:
+                self.store.create(self._artifact_key(version, metadata.artifact), artifact)
+            except BlobExistsError:
+                number += 1  # another publisher claimed it: take the next number
+                continue
+            final = metadata.model_copy(
+                update={"version": version, "sha256": hashlib.sha256(artifact).hexdigest()}
+            )
+            self.store.create(self._meta_key(version), final.model_dump_json(indent=2).encode())
+            return final
+        raise ConcurrentUpdateError(f"could not claim a version number in {self.location}")
+
+    def set_alias(self, alias: str, record: AliasRecord, generation: Generation | None) -> None:
+        """Compare-and-swap: raises ConcurrentUpdateError if the alias changed since `generation`."""
+        data = record.model_dump_json(indent=2).encode()
+        self.store.replace(self._alias_key(alias), data, generation)
+
+    def promote(self, version: str, alias: str = PRODUCTION) -> None:
+        """Point `alias` at `version` (which must exist), remembering the previous target."""
+        version = self.resolve(version) if version == LATEST else version
+        self.metadata(version)  # must exist
+        current = self.read_alias(alias)
+        if current is None:
+            history: list[str] = []
+            generation: Generation | None = None
+        else:
+            record, generation = current
+            history = list(record.history)
+            if record.version != version:
+                history.append(record.version)
+        self.set_alias(alias, AliasRecord(version=version, history=history, updated_at=_now()), generation)
+
+    def rollback(self, alias: str = PRODUCTION) -> str:
+        """Point `alias` back at its previous version; returns that version."""
+        current = self.read_alias(alias)
+        if current is None:
+            raise ModelNotFoundError(f"alias {alias!r} does not exist in {self.location}")
+        record, generation = current
+        if not record.history:
+            raise RegistryError(f"alias {alias!r} has no previous version to roll back to")
+        previous = record.history[-1]
+        self.set_alias(
+            alias, AliasRecord(version=previous, history=record.history[:-1], updated_at=_now()), generation
+        )
+        return previous
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-friendly summary for the CLI."""
+        aliases = self.aliases()
+        by_version: dict[str, list[str]] = {}
+        for name, version in aliases.items():
+            by_version.setdefault(version, []).append(name)
+        return {
+            "location": self.location,
+            "aliases": aliases,
+            "versions": [
+                {
+                    "version": m.version,
+                    "created_at": m.created_at.isoformat(),
+                    "aliases": by_version.get(m.version, []),
+                    "metrics": m.metrics,
+                    "git_commit": m.git_commit,
+                    "sha256": m.sha256,
+                }
+                for m in self.versions()
+            ],
+        }
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

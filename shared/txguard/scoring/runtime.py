@@ -1,0 +1,156 @@
+"""The ONNX model runtime of the scoring function: load once, score one row in microseconds.
+
+Built from (artifact bytes, ModelMetadata) so it does not care where the model came from;
+`ModelRuntime.from_uri` adds the registry (which verifies the artifact's SHA-256).
+
+Why it is written this way (figures in docs/scoring.md, `txguard bench score`):
+- onnxruntime with one intra-op and one inter-op thread and sequential execution: a single
+  row is far too small to parallelise, and extra pool threads only fight the web server's threads.
+- The single-row path asks only for the `probabilities` output through an IOBinding whose input
+  and output buffers are preallocated per thread (a `threading.local`), so a request allocates
+  nothing in onnxruntime and never shares a buffer with a concurrent request.
+- No scikit-learn or scipy here (the serving path must stay lean); numpy and onnxruntime only.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from txguard.contract.errors import IncompatibleModelError
+from txguard.features.wallet import FEATURE_NAMES
+from txguard.registry.metadata import ModelMetadata
+
+INPUT_NAME = "input"
+PROBABILITIES = "probabilities"
+N_FEATURES = len(FEATURE_NAMES)
+
+
+def session_options(threads: int = 1) -> ort.SessionOptions:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Spinning threads burn the CPU the other requests need; a row takes microseconds anyway.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    return opts
+
+
+@dataclass(slots=True)
+class _RowBuffers:
+    """One thread's preallocated input row, output matrix and the IOBinding tying them together."""
+
+    row: np.ndarray  # (1, N_FEATURES) float32
+    out: np.ndarray  # (1, 2) float32
+    binding: ort.IOBinding
+    run: Any  # zero-argument callable running the session on this binding
+
+
+class ModelRuntime:
+    """A loaded, verified model: `predict_row` for one transaction, `predict` for a matrix."""
+
+    def __init__(self, artifact: bytes, metadata: ModelMetadata, threads: int = 1) -> None:
+        if tuple(metadata.features) != FEATURE_NAMES:
+            missing = [f for f in FEATURE_NAMES if f not in metadata.features]
+            extra = [f for f in metadata.features if f not in FEATURE_NAMES]
+            raise IncompatibleModelError(
+                f"model {metadata.version or '?'} expects other features than this code computes "
+                f"(missing {missing[:5]}, unknown {extra[:5]}, or another order): refusing to serve it"
+            )
+        if metadata.framework != "onnx":
+            raise IncompatibleModelError(f"model {metadata.version} is {metadata.framework!r}, not ONNX")
+        try:
+            self.session = ort.InferenceSession(
+                artifact, session_options(threads), providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+            raise IncompatibleModelError(f"model {metadata.version}: not a loadable ONNX file ({exc})") from exc
+        self._check_signature()
+        self.metadata = metadata
+        self.version = metadata.version
+        self._local = threading.local()
+
+    @classmethod
+    def from_uri(cls, uri: str, threads: int = 1) -> ModelRuntime:
+        """`gs://bucket/prefix@production`, `models/registry@v3`: load, verify SHA-256, prepare.
+
+        gs:// registries are read through shared.gcs_read (urllib), not google-cloud-storage,
+        whose imports alone would double the cold start.
+        """
+        from txguard.registry import Registry, open_registry, parse_model_uri  # noqa: PLC0415
+
+        location, ref = parse_model_uri(uri)
+        if location.startswith("gs://"):
+            from txguard.registry.gcs import GcsReader  # noqa: PLC0415
+
+            registry = Registry(GcsReader(location))
+        else:
+            registry = open_registry(location)
+        loaded = registry.load(ref)
+        return cls(loaded.artifact, loaded.metadata, threads=threads)
+
+    def _check_signature(self) -> None:
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        if INPUT_NAME not in inputs or len(inputs) != 1:
+            raise IncompatibleModelError(f"ONNX model must have exactly one input {INPUT_NAME!r}, has {list(inputs)}")
+        width = inputs[INPUT_NAME].shape[-1]
+        if width not in (N_FEATURES, None) and not isinstance(width, str):
+            raise IncompatibleModelError(f"ONNX input has {width} columns, the code computes {N_FEATURES}")
+        if inputs[INPUT_NAME].type != "tensor(float)":
+            raise IncompatibleModelError(f"ONNX input must be float32, is {inputs[INPUT_NAME].type}")
+        if PROBABILITIES not in outputs:
+            raise IncompatibleModelError(f"ONNX model has no {PROBABILITIES!r} output (zipmap must be off)")
+
+    # Single row --------------------------------------------------------------------------------
+    def _buffers(self) -> _RowBuffers:
+        buf = getattr(self._local, "buf", None)
+        if buf is None:
+            row = np.zeros((1, N_FEATURES), dtype=np.float32)
+            out = np.zeros((1, 2), dtype=np.float32)
+            binding = self.session.io_binding()
+            # OrtValues over the numpy buffers (no copy): writing `row` changes the next input,
+            # onnxruntime writes the probabilities straight into `out`.
+            binding.bind_ortvalue_input(INPUT_NAME, ort.OrtValue.ortvalue_from_numpy(row))
+            binding.bind_ortvalue_output(PROBABILITIES, ort.OrtValue.ortvalue_from_numpy(out))
+            buf = self._local.buf = _RowBuffers(row, out, binding, self._runner(binding))
+        return buf
+
+    def predict_row(self, row: Sequence[float]) -> float:
+        """P(fraud) of one feature row (FEATURE_NAMES order): the fast path, thread-safe."""
+        buf = self._buffers()
+        buf.row[0] = row
+        buf.run()
+        return float(buf.out[0, 1])
+
+    def _runner(self, binding: ort.IOBinding) -> Any:
+        """The C++ session's run on `binding`, skipping the Python wrapper's per-call WebGPU
+        capture checks (~5 us, for a feature a CPU session never uses); the public method if
+        this onnxruntime version has other internals (tests check both paths give equal scores)."""
+        sess, native = getattr(self.session, "_sess", None), getattr(binding, "_iobinding", None)
+        if sess is not None and native is not None and hasattr(sess, "run_with_iobinding"):
+            return partial(sess.run_with_iobinding, native, None)
+        return partial(self.session.run_with_iobinding, binding)
+
+    def warm_up(self) -> None:
+        """Run once so the first request does not pay onnxruntime's lazy initialisation."""
+        self.predict_row([0.0] * N_FEATURES)
+
+    # Matrix ------------------------------------------------------------------------------------
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """P(fraud) of each row of an (n, N_FEATURES) matrix, as float64 (one onnxruntime call)."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != N_FEATURES:
+            raise ValueError(f"expected an (n, {N_FEATURES}) matrix, got {x.shape}")
+        if x.shape[0] == 0:
+            return np.zeros(0, dtype=np.float64)
+        (proba,) = self.session.run([PROBABILITIES], {INPUT_NAME: x})
+        return proba[:, 1].astype(np.float64)

@@ -1,0 +1,98 @@
+"""From enriched transactions to decisions: features -> P(fraud) -> outcome + reasons.
+
+Knows nothing of HTTP (shared/txguard/scoring/service.py) nor of where the model came from
+(shared/txguard/scoring/runtime.py). One transaction takes the runtime's single-row fast path; a batch or a
+file is one matrix and one onnxruntime call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from txguard.contract.models import Decision, EnrichedTransaction, Outcome
+from txguard.registry.metadata import Thresholds
+from txguard.scoring.reasons import reasons_for, reasons_matrix
+from txguard.scoring.runtime import ModelRuntime
+from txguard.scoring.vectorize import matrix_of, row_of
+
+
+def outcome(score: float, thresholds: Thresholds) -> Outcome:
+    """Scores at or above `block` are blocked, at or above `review` reviewed, the rest allowed."""
+    if score >= thresholds.block:
+        return Outcome.BLOCK
+    if score >= thresholds.review:
+        return Outcome.REVIEW
+    return Outcome.ALLOW
+
+
+def outcomes(scores: np.ndarray, thresholds: Thresholds) -> list[Outcome]:
+    codes = (scores >= thresholds.review).astype(np.int8) + (scores >= thresholds.block).astype(np.int8)
+    table = (Outcome.ALLOW, Outcome.REVIEW, Outcome.BLOCK)
+    return [table[c] for c in codes.tolist()]
+
+
+def _us(ns: int) -> float:
+    return round(ns / 1000.0, 1)
+
+
+class Scorer:
+    """The scoring core: thread-safe once built (the runtime keeps per-thread buffers)."""
+
+    def __init__(self, runtime: ModelRuntime) -> None:
+        self.runtime = runtime
+        self.version = runtime.version
+        self.thresholds = runtime.metadata.thresholds
+
+    def score(self, tx: EnrichedTransaction, started_ns: int | None = None) -> Decision:
+        """One transaction through the fast path; `started_ns` (perf_counter_ns) anchors total_us."""
+        t0 = started_ns if started_ns is not None else time.perf_counter_ns()
+        row = row_of(tx)
+        t1 = time.perf_counter_ns()
+        p = self.runtime.predict_row(row)
+        t2 = time.perf_counter_ns()
+        # model_validate (Rust) is both cheaper than model_construct and checks the contract.
+        return Decision.model_validate({
+            "transaction_id": tx.transaction_id,
+            "wallet_id": tx.wallet_id,
+            "score": p,
+            "decision": outcome(p, self.thresholds),
+            "reasons": reasons_for(row),
+            "model_version": self.version,
+            "timings": {"inference_us": _us(t2 - t1), "total_us": _us(time.perf_counter_ns() - t0)},
+        })
+
+    def score_batch(self, txs: Sequence[EnrichedTransaction], started_ns: int | None = None) -> list[Decision]:
+        """Decisions in input order; one onnxruntime call for the whole batch."""
+        t0 = started_ns if started_ns is not None else time.perf_counter_ns()
+        x = matrix_of(txs)
+        return self.decide_matrix(
+            x, [tx.transaction_id for tx in txs], [tx.wallet_id for tx in txs], started_ns=t0
+        )
+
+    def decide_matrix(
+        self, x: np.ndarray, transaction_ids: Sequence[str], wallet_ids: Sequence[str],
+        started_ns: int | None = None, timings: bool = True,
+    ) -> list[Decision]:
+        """Decisions for a ready feature matrix (batch requests and `txguard score-file`).
+
+        `timings` (of the whole matrix) are attached to every decision unless turned off (files).
+        """
+        t0 = started_ns if started_ns is not None else time.perf_counter_ns()
+        t1 = time.perf_counter_ns()
+        scores = self.runtime.predict(x)
+        t2 = time.perf_counter_ns()
+        outs = outcomes(scores, self.thresholds)
+        reasons = reasons_matrix(x)
+        inference = _us(t2 - t1)
+        total = _us(time.perf_counter_ns() - t0)
+        stamp = {"inference_us": inference, "total_us": total} if timings else {}
+        version = self.version
+        validate = Decision.model_validate
+        return [
+            validate({"transaction_id": tid, "wallet_id": wid, "score": s, "decision": o, "reasons": r,
+                      "model_version": version, "timings": stamp})
+            for tid, wid, s, o, r in zip(transaction_ids, wallet_ids, scores.tolist(), outs, reasons, strict=True)
+        ]
