@@ -23,7 +23,7 @@ import pulumi_gcp as gcp  # noqa: E402
 from infra import config  # noqa: E402
 from infra.archive import build_archive  # noqa: E402
 from infra.functions import CloudFunction, FunctionSpec, enrich_environment, scoring_environment  # noqa: E402
-from infra.history import HistoryStore  # noqa: E402
+from infra.history import HistoryDatabase  # noqa: E402
 from infra.iam import AccessBindings, GrantTargets, Identities  # noqa: E402
 from infra.messaging import Messaging  # noqa: E402
 from infra.monitoring import Monitoring  # noqa: E402
@@ -37,7 +37,7 @@ cfg = config.load()
 apis = ProjectServices("apis", cfg)
 storage = Storage("storage", cfg, depends_on=apis.services)
 identities = Identities("identities", cfg, depends_on=apis.services)
-history = HistoryStore("history", cfg, depends_on=apis.services)
+history = HistoryDatabase("history", cfg, depends_on=apis.services)
 
 function_deps = [*apis.services, history.database]
 scoring = CloudFunction(

@@ -23,7 +23,7 @@ WALLET_FIELDS: tuple[str, ...] = tuple(WalletState().to_dict())
 PROCESSED_FIELDS: tuple[str, ...] = ("wallet_id", "fingerprint", "features", "decision")
 
 
-class HistoryStore(pulumi.ComponentResource):
+class HistoryDatabase(pulumi.ComponentResource):
     """Delete protection is on unless `forceDestroy` (dev): the history is what the features come from.
 
     The TTL policy lets Firestore delete processed-transaction markers (idempotency records) once
@@ -35,7 +35,7 @@ class HistoryStore(pulumi.ComponentResource):
 
     def __init__(self, name: str, cfg: StackConfig, depends_on: Sequence[pulumi.Resource] = (),
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("txguard:infra:HistoryStore", name, None, opts)
+        super().__init__("txguard:infra:HistoryDatabase", name, None, opts)
         child = child_options(self, depends_on)
         self.database = gcp.firestore.Database(
             "history",

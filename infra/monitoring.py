@@ -19,10 +19,10 @@ from infra.services import child_options
 from txguard.contract import names
 
 DECISIONS_METRIC = "txguard_decisions"
-OUTCOMES_METRIC = "txguard_enrich_outcomes"
-# txguard.enrichment.pipeline.Outcome.DECIDED (not imported: it pulls the whole enrichment pipeline in;
+DELIVERIES_METRIC = "txguard_enrich_deliveries"
+# txguard.enrichment.pipeline.DeliveryStatus.DECIDED (not imported: it pulls the whole enrichment pipeline in;
 # tests/infra checks the two agree).
-DECIDED_OUTCOME = "decided"
+DECIDED_STATUS = "decided"
 # The single-transaction route enrichment calls (shared/txguard/scoring/service.py); the SLA is per transaction,
 # so /health, /model and /score/batch requests stay out of the latency distribution.
 SCORE_PATH = "/score"
@@ -63,33 +63,33 @@ class Monitoring(pulumi.ComponentResource):
         scoring_logs = _service_filter(names.SCORING_FUNCTION)
         enrich_logs = _service_filter(names.ENRICH_FUNCTION)
         # Counted where a decision is published: one enrichment log line per decided transaction
-        # (redeliveries of an already decided one log outcome "duplicate" and are not counted).
+        # (redeliveries of an already decided one log status "duplicate" and are not counted).
         self.decisions = gcp.logging.Metric(
             "decisions",
             name=DECISIONS_METRIC,
             project=cfg.project,
-            description="Decided transactions by decision and model version",
-            filter=f'{enrich_logs} AND jsonPayload.outcome="{DECIDED_OUTCOME}"',
+            description="Decided transactions by outcome and model version",
+            filter=f'{enrich_logs} AND jsonPayload.status="{DECIDED_STATUS}"',
             metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
                 metric_kind="DELTA", value_type="INT64", unit="1",
                 labels=[
-                    gcp.logging.MetricMetricDescriptorLabelArgs(key="decision", value_type="STRING"),
+                    gcp.logging.MetricMetricDescriptorLabelArgs(key="outcome", value_type="STRING"),
                     gcp.logging.MetricMetricDescriptorLabelArgs(key="model_version", value_type="STRING"),
                 ]),
-            label_extractors={"decision": "EXTRACT(jsonPayload.decision)",
+            label_extractors={"outcome": "EXTRACT(jsonPayload.outcome)",
                               "model_version": "EXTRACT(jsonPayload.model_version)"},
             opts=child,
         )
-        self.outcomes = gcp.logging.Metric(
-            "enrich-outcomes",
-            name=OUTCOMES_METRIC,
+        self.deliveries = gcp.logging.Metric(
+            "enrich-deliveries",
+            name=DELIVERIES_METRIC,
             project=cfg.project,
-            description="Enrichment deliveries by outcome (decided, duplicate, invalid, rejected, retry, error)",
-            filter=f"{enrich_logs} AND jsonPayload.outcome:*",
+            description="Enrichment deliveries by status (decided, duplicate, invalid, rejected, retry, error)",
+            filter=f"{enrich_logs} AND jsonPayload.status:*",
             metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
                 metric_kind="DELTA", value_type="INT64", unit="1",
-                labels=[gcp.logging.MetricMetricDescriptorLabelArgs(key="outcome", value_type="STRING")]),
-            label_extractors={"outcome": "EXTRACT(jsonPayload.outcome)"},
+                labels=[gcp.logging.MetricMetricDescriptorLabelArgs(key="status", value_type="STRING")]),
+            label_extractors={"status": "EXTRACT(jsonPayload.status)"},
             opts=child,
         )
         self.latency = gcp.logging.Metric(
@@ -119,7 +119,7 @@ class Monitoring(pulumi.ComponentResource):
             metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(metric_kind="DELTA", value_type="INT64"),
             opts=child,
         )
-        metrics = [self.decisions, self.outcomes, self.latency, self.error_logs]
+        metrics = [self.decisions, self.deliveries, self.latency, self.error_logs]
         after_metrics = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, *metrics])
         self.channels = [
             gcp.monitoring.NotificationChannel(
@@ -231,11 +231,11 @@ def dashboard(cfg: StackConfig) -> dict:
     latency = f'metric.type="{USER_METRIC}{LATENCY_METRIC}" AND resource.type="cloud_run_revision"'
     charts = [
         _chart("Decisions per second by decision", f'metric.type="{USER_METRIC}{DECISIONS_METRIC}"',
-               "ALIGN_RATE", "REDUCE_SUM", ["metric.label.decision"], "STACKED_AREA"),
+               "ALIGN_RATE", "REDUCE_SUM", ["metric.label.outcome"], "STACKED_AREA"),
         _chart("Decisions per second by model version", f'metric.type="{USER_METRIC}{DECISIONS_METRIC}"',
                "ALIGN_RATE", "REDUCE_SUM", ["metric.label.model_version"]),
-        _chart("Enrichment deliveries per second by outcome", f'metric.type="{USER_METRIC}{OUTCOMES_METRIC}"',
-               "ALIGN_RATE", "REDUCE_SUM", ["metric.label.outcome"], "STACKED_AREA"),
+        _chart("Enrichment deliveries per second by status", f'metric.type="{USER_METRIC}{DELIVERIES_METRIC}"',
+               "ALIGN_RATE", "REDUCE_SUM", ["metric.label.status"], "STACKED_AREA"),
         *[_chart(f"Scoring latency p{p} (ms), SLA {cfg.latency_sla_ms:g}", latency, "ALIGN_DELTA",
                  f"REDUCE_PERCENTILE_{p}") for p in (50, 95, 99)],
         *[_chart(f"{service} requests/s by response class",

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from txguard.contract.errors import ScoringUnavailableError
+from txguard.contract.errors import PublishError, ScoringRejectedError, ScoringUnavailableError
 from txguard.contract.models import Decision, EnrichedTransaction, Outcome, Transaction
-from txguard.enrichment.outbox import PublishError, decision_attributes, invalid_attributes
-from txguard.enrichment.scoring_client import ScoringRejectedError
+from txguard.enrichment.outbox import decision_attributes, invalid_attributes
 
 SUBSCRIPTION = "projects/txguard-test/subscriptions/transactions-enrich-push"
 
@@ -40,7 +39,7 @@ class FakeScorer:
         score = min(1.0, tx.features.tx_count_24h / 10 + (0.5 if tx.amount > 1000 else 0.0))
         outcome = Outcome.BLOCK if score >= 0.9 else Outcome.REVIEW if score >= 0.5 else Outcome.ALLOW
         return Decision(transaction_id=tx.transaction_id, wallet_id=tx.wallet_id, score=score,
-                        decision=outcome, model_version=self.model_version)
+                        outcome=outcome, model_version=self.model_version)
 
 
 @dataclass

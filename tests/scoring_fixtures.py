@@ -55,10 +55,10 @@ def synthetic_labels(x: np.ndarray, seed: int = 0) -> np.ndarray:
 @lru_cache(maxsize=2)
 def tiny_model(seed: int = 0) -> tuple[Any, bytes]:
     """(fitted HistGradientBoostingClassifier, its ONNX bytes), trained once per process."""
-    from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: PLC0415
-    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_limits
 
-    from txguard.training.onnx_export import to_onnx  # noqa: PLC0415
+    from txguard.training.onnx_export import to_onnx
 
     x = synthetic_rows(4000, seed)
     est = HistGradientBoostingClassifier(max_iter=40, max_leaf_nodes=15, random_state=seed)
@@ -82,7 +82,7 @@ def tiny_metadata(**overrides: Any) -> ModelMetadata:
 
 def publish_tiny(registry: Path | str, promote: bool = True, **overrides: Any) -> ModelMetadata:
     """Publish the tiny model into a registry (local folder or gs://) and promote it to production."""
-    from txguard.registry import open_registry  # noqa: PLC0415
+    from txguard.registry import open_registry
 
     reg = open_registry(str(registry))
     meta = reg.publish(tiny_model()[1], tiny_metadata(**overrides))
@@ -94,9 +94,9 @@ def publish_tiny(registry: Path | str, promote: bool = True, **overrides: Any) -
 @lru_cache(maxsize=4)
 def enriched_transactions(days: int = 2, wallets: int = 60, seed: int = 3) -> tuple[EnrichedTransaction, ...]:
     """Simulated transactions with their real history features (validated through the contract)."""
-    from txguard.contract.models import ENRICHED_ADAPTER  # noqa: PLC0415
-    from txguard.features.wallet import replay  # noqa: PLC0415
-    from txguard.simulator.core import simulate  # noqa: PLC0415
+    from txguard.contract.models import ENRICHED_ADAPTER
+    from txguard.features.wallet import replay
+    from txguard.simulator.core import simulate
 
     out = []
     for tx, feats in replay(r.tx for r in simulate(days=days, wallets=wallets, seed=seed)):

@@ -98,7 +98,7 @@ def test_score_returns_a_decision_and_logs_one_structured_line(client: Any, log_
     assert 0.0 <= body["score"] <= 1.0
     expected = "block" if body["score"] >= THRESHOLDS.block else "review" if body["score"] >= THRESHOLDS.review \
         else "allow"
-    assert body["decision"] == expected
+    assert body["outcome"] == expected
     assert body["model_version"] == "v1"
     assert set(body["timings"]) == {"inference_us", "total_us"}
 
@@ -107,7 +107,7 @@ def test_score_returns_a_decision_and_logs_one_structured_line(client: Any, log_
     line = scored[0]
     assert line["severity"] == "INFO"
     assert line[TRACE_KEY].endswith("/traces/abc123")
-    for key in ("wallet_id", "model_version", "decision", "score", "latency_ms", "inference_us"):
+    for key in ("wallet_id", "model_version", "outcome", "score", "latency_ms", "inference_us"):
         assert key in line, key
 
 
@@ -121,8 +121,8 @@ def test_batch_keeps_input_order_and_matches_single_scores(client: Any) -> None:
     assert [d["transaction_id"] for d in out["decisions"]] == [tx.transaction_id for tx in reversed(txs)]
     for tx, decision in zip(reversed(txs), out["decisions"], strict=True):
         single = client.post("/score", data=tx.model_dump_json(), content_type=JSON_CT).get_json()
-        assert (single["score"], single["decision"], single["reasons"]) == (
-            decision["score"], decision["decision"], decision["reasons"])
+        assert (single["score"], single["outcome"], single["reasons"]) == (
+            decision["score"], decision["outcome"], decision["reasons"])
 
 
 def test_health_model_and_openapi(client: Any) -> None:
@@ -226,14 +226,14 @@ def test_concurrent_requests_get_their_own_decisions(client: Any) -> None:
     expected = {}
     for tx in txs:
         d = client.post("/score", data=tx.model_dump_json(), content_type=JSON_CT).get_json()
-        expected[tx.transaction_id] = (d["score"], d["decision"])
+        expected[tx.transaction_id] = (d["score"], d["outcome"])
     bodies = [tx.model_dump_json() for tx in txs]
     wrong: list[str] = []
 
     def hammer(offset: int) -> None:
         for body in bodies[offset::8] * 2:
             d = client.post("/score", data=body, content_type=JSON_CT).get_json()
-            if expected[d["transaction_id"]] != (d["score"], d["decision"]):
+            if expected[d["transaction_id"]] != (d["score"], d["outcome"]):
                 wrong.append(d["transaction_id"])
 
     threads = [threading.Thread(target=hammer, args=(k,)) for k in range(8)]

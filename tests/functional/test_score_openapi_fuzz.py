@@ -89,5 +89,5 @@ def test_any_valid_transaction_gets_a_decision(app: Any, tx: dict[str, Any]) -> 
     resp = app.test_client().post("/score", data=json.dumps(tx), content_type="application/json")
     assert resp.status_code == 200, resp.data
     body = resp.get_json()
-    assert 0.0 <= body["score"] <= 1.0 and body["decision"] in ("allow", "review", "block")
+    assert 0.0 <= body["score"] <= 1.0 and body["outcome"] in ("allow", "review", "block")
     assert len(body["reasons"]) <= 3

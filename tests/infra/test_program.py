@@ -297,14 +297,14 @@ def test_history_fields_are_not_indexed(default_stack: StackRun) -> None:
 
 def test_monitoring_metrics_alerts_and_dashboard(default_stack: StackRun, override_stack: StackRun) -> None:
     metrics = {m.inputs["name"]: m.inputs for m in default_stack.of_type("gcp:logging/metric:Metric")}
-    decisions = next(m for m in metrics.values() if "decision" in m.get("labelExtractors", {}))
-    assert decisions["labelExtractors"] == {"decision": "EXTRACT(jsonPayload.decision)",
+    decisions = next(m for m in metrics.values() if "outcome" in m.get("labelExtractors", {}))
+    assert decisions["labelExtractors"] == {"outcome": "EXTRACT(jsonPayload.outcome)",
                                             "model_version": "EXTRACT(jsonPayload.model_version)"}
     # Decisions are counted on the enrichment's "decided" lines (not duplicates or invalid ones).
-    from txguard.enrichment.pipeline import Outcome
+    from txguard.enrichment.pipeline import DeliveryStatus
 
     assert names.ENRICH_FUNCTION in decisions["filter"]
-    assert f'jsonPayload.outcome="{Outcome.DECIDED.value}"' in decisions["filter"]
+    assert f'jsonPayload.status="{DeliveryStatus.DECIDED.value}"' in decisions["filter"]
     latency = next(m for m in metrics.values() if m.get("valueExtractor"))
     assert latency["valueExtractor"] == "EXTRACT(jsonPayload.latency_ms)"
     from txguard.contract.settings import ScoringSettings as _Settings

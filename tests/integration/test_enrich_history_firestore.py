@@ -60,7 +60,7 @@ def test_enrich_once_is_idempotent_and_keeps_the_decision(store: FirestoreHistor
     first = store.enrich_once(tx)
     assert not first.duplicate and first.decision is None
     decision = Decision(transaction_id=tx.transaction_id, wallet_id=wallet, score=0.2,
-                        decision=Outcome.ALLOW, model_version="m1")
+                        outcome=Outcome.ALLOW, model_version="m1")
     assert store.record_decision(tx.transaction_id, decision) == decision
     later = decision.model_copy(update={"score": 0.3})
     assert store.record_decision(tx.transaction_id, later) == decision  # the first decision wins

@@ -53,7 +53,7 @@ def start_scoring(workdir: Path, model_uri: str, port: int | None = None) -> Fun
 
 def create_topology(project: str, enrich_url: str) -> None:
     """Everything from names.py; the push subscription without retry policy (module docstring)."""
-    from google.cloud import pubsub_v1  # noqa: PLC0415
+    from google.cloud import pubsub_v1
 
     push = names.subscription(names.ENRICH_PUSH_SUBSCRIPTION)
     others = tuple(s for s in names.SUBSCRIPTIONS if s.name != push.name)
@@ -93,7 +93,7 @@ class Pipeline:
     def pull(self, subscription: str, until: Callable[[list], bool], timeout: float = 90.0,
              settle: float = 1.5) -> list:
         """Pull (and ack) until `until(all so far)` holds, then `settle` more seconds for stragglers."""
-        from google.api_core import exceptions as gexc  # noqa: PLC0415
+        from google.api_core import exceptions as gexc
 
         path = self.subscriber.subscription_path(self.project, subscription)
         got = self.seen.setdefault(subscription, [])
@@ -130,7 +130,7 @@ def _ids(decisions: list[Decision]) -> set[str]:
 @pytest.fixture
 def pipeline(pubsub_emulator: emulators.Emulator, firestore_emulator: emulators.Emulator, model_uri: str,
              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
-    from google.cloud import pubsub_v1  # noqa: PLC0415
+    from google.cloud import pubsub_v1
 
     project = f"txg-{uuid.uuid4().hex[:8]}"
     hosts = {"PUBSUB_EMULATOR_HOST": pubsub_emulator.env_value,
@@ -164,8 +164,8 @@ def _sequential(txs) -> WalletState:
 
 def offline_scorer(model_uri: str):
     """The scoring core in process, on the same registry model, for offline expectations."""
-    from txguard.contract.settings import ScoringSettings  # noqa: PLC0415
-    from txguard.scoring.service import ScoringService  # noqa: PLC0415
+    from txguard.contract.settings import ScoringSettings
+    from txguard.scoring.service import ScoringService
 
     service = ScoringService.load(ScoringSettings(MODEL_URI=model_uri))
     assert service.scorer is not None, service.load_error
@@ -194,7 +194,7 @@ def test_every_transaction_decided_once_with_offline_features(pipeline: Pipeline
     for d in decisions:  # the decision is the model's answer to the offline-enriched transaction
         tx = by_id[d.transaction_id]
         expected = scorer.score(EnrichedTransaction(**dict(tx), features=offline[tx.transaction_id]))
-        assert (d.decision, d.model_version, d.reasons) == (expected.decision, expected.model_version,
+        assert (d.outcome, d.model_version, d.reasons) == (expected.outcome, expected.model_version,
                                                             expected.reasons)
         assert d.score == pytest.approx(expected.score, abs=1e-6)
 
@@ -258,7 +258,7 @@ def test_scoring_outage_then_recovery_decides_everything_once(pipeline: Pipeline
         dead = pipeline.pull(names.DEAD_LETTER_SUBSCRIPTION, lambda got: True, timeout=2, settle=0)
         assert dead == []
         retries = [json.loads(line) for line in pipeline.enrich.log_path.read_text().splitlines()
-                   if line.startswith("{") and '"outcome":"retry"' in line]
+                   if line.startswith("{") and '"status":"retry"' in line]
         assert retries, "the outage should have made deliveries fail and be retried"
     finally:
         restarted.stop()
@@ -270,5 +270,5 @@ def test_published_at_is_passed_through(pipeline: Pipeline) -> None:
     msgs = pipeline.pull(names.DECISIONS_SUBSCRIPTION, lambda got: len(got) >= 1)
     assert msgs[0].attributes[names.ATTR_PUBLISHED_AT] == "1714564800123"
     assert msgs[0].attributes[names.ATTR_TRANSACTION_ID] == tx.transaction_id
-    assert msgs[0].attributes[names.ATTR_DECISION] in ("allow", "review", "block")
+    assert msgs[0].attributes[names.ATTR_OUTCOME] in ("allow", "review", "block")
     assert Decision.model_validate_json(msgs[0].data).transaction_id == tx.transaction_id

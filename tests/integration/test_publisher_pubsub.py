@@ -78,7 +78,7 @@ def test_publish_command_and_decisions_tail(pubsub_env: emulators.Emulator, caps
     client = pubsub_v1.PublisherClient()
     topic = client.topic_path(PROJECT, names.DECISIONS_TOPIC)
     for i in range(3):
-        body = {"transaction_id": f"t{i}", "wallet_id": "w1", "score": 0.9, "decision": "block",
+        body = {"transaction_id": f"t{i}", "wallet_id": "w1", "score": 0.9, "outcome": "block",
                 "reasons": ["amount_high"], "model_version": "v1", "timings": {}}
         client.publish(topic, json.dumps(body).encode(), **{names.ATTR_PUBLISHED_AT: "1"}).result(timeout=30)
     assert cli(["decisions", "--max", "3", "--timeout", "30"]) == 0
@@ -96,7 +96,7 @@ def _publish_decisions(tag: str, n: int) -> None:
     topic = client.topic_path(PROJECT, names.DECISIONS_TOPIC)
     futures = []
     for i in range(n):
-        body = {"transaction_id": f"{tag}{i}", "wallet_id": f"w{i % 3}", "score": 0.1, "decision": "allow",
+        body = {"transaction_id": f"{tag}{i}", "wallet_id": f"w{i % 3}", "score": 0.1, "outcome": "allow",
                 "reasons": [], "model_version": "v1", "timings": {}}
         futures.append(client.publish(topic, json.dumps(body).encode(), ordering_key=f"w{i % 3}"))
     for f in futures:

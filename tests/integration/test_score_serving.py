@@ -160,6 +160,6 @@ def test_gunicorn_serves_the_cloud_storage_model_to_concurrent_clients(
         log = server.log_path.read_text()
     lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert any(line.get("message") == "model v1 loaded" for line in lines)
-    scored = [line for line in lines if line.get("decision")]
+    scored = [line for line in lines if line.get("outcome")]
     assert len(scored) >= 120 and all(line["model_version"] == "v1" for line in scored)
 

@@ -17,22 +17,22 @@ SIZES = (230, 310)
 
 def test_scoring_is_sized_by_cpu_at_the_autoscaling_target() -> None:
     bench = cap.ScoringBench(rps=1000.0, p50_ms=5.0)
-    s = cap.scoring_sizing(1000.0, bench, cap.FunctionSpec(concurrency=10, min_instances=1, vcpu=2.0))
+    s = cap.scoring_sizing(1000.0, bench, cap.FunctionProfile(concurrency=10, min_instances=1, vcpu=2.0))
     assert s.exact == pytest.approx(1000 / (1000 * 0.6))  # 1.67 busy instances at 60 % CPU
     assert (s.instances, s.binding, s.over_max) == (2, "cpu", False)
     # One vCPU per instance halves the per-instance rate (one worker per CPU).
-    assert cap.scoring_sizing(1000.0, bench, cap.FunctionSpec(vcpu=1.0)).instances == 4
+    assert cap.scoring_sizing(1000.0, bench, cap.FunctionProfile(vcpu=1.0)).instances == 4
 
 
 def test_scoring_concurrency_binds_when_requests_wait_long() -> None:
     bench = cap.ScoringBench(rps=10_000.0, p50_ms=50.0)  # fast CPU, slow answers: in flight dominates
-    s = cap.scoring_sizing(1000.0, bench, cap.FunctionSpec(concurrency=10))
+    s = cap.scoring_sizing(1000.0, bench, cap.FunctionProfile(concurrency=10))
     assert s.binding == "concurrency"
     assert s.exact == pytest.approx(1000 * 0.050 / (10 * 0.6))
 
 
 def test_enrichment_follows_littles_law_unless_its_cpu_needs_more() -> None:
-    spec = cap.FunctionSpec(concurrency=10, vcpu=2.0)
+    spec = cap.FunctionProfile(concurrency=10, vcpu=2.0)
     io_bound = cap.enrich_sizing(1000.0, cap.EnrichBench(p50_ms=80.0, tail_ms=200.0), spec)
     assert io_bound.exact == pytest.approx(1000 * 0.080 / (10 * 0.6))  # 80 in flight / 6 per instance
     assert (io_bound.instances, io_bound.binding) == (14, "concurrency")
@@ -47,9 +47,9 @@ def test_enrichment_follows_littles_law_unless_its_cpu_needs_more() -> None:
 
 def test_min_and_max_instances() -> None:
     bench = cap.ScoringBench(rps=1000.0, p50_ms=5.0)
-    idle = cap.scoring_sizing(1.0, bench, cap.FunctionSpec(min_instances=1))
+    idle = cap.scoring_sizing(1.0, bench, cap.FunctionProfile(min_instances=1))
     assert (idle.instances, idle.binding) == (1, "min_instances")
-    assert cap.scoring_sizing(100_000.0, bench, cap.FunctionSpec(max_instances=100)).over_max
+    assert cap.scoring_sizing(100_000.0, bench, cap.FunctionProfile(max_instances=100)).over_max
 
 
 def test_ramp_follows_the_500_50_5_rule() -> None:
@@ -62,7 +62,7 @@ def test_ramp_follows_the_500_50_5_rule() -> None:
 def test_costs_per_transaction_bill_busy_instances_and_minimum_pubsub_bytes() -> None:
     scoring = cap.Sizing(2, 1.5, "cpu", False)
     enrich = cap.Sizing(14, 13.0, "concurrency", False)
-    spec = cap.FunctionSpec(vcpu=2.0, memory_gib=2.0)
+    spec = cap.FunctionProfile(vcpu=2.0, memory_gib=2.0)
     c = cap.per_tx_costs(1000.0, scoring, enrich, spec, spec, message_bytes=300)
     assert c["vcpu_s"] == pytest.approx((1.5 + 13.0) * 2 / 1000)
     assert c["pubsub_billable_bytes"] == cap.PUBSUB_REQUESTS_PER_TX * 1000  # small messages bill 1000 B
@@ -94,9 +94,9 @@ def test_firestore_operation_counts_match_the_store() -> None:
 
 
 def test_default_specs_are_the_deployed_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pulumi  # noqa: PLC0415
+    import pulumi
 
-    from infra import config  # noqa: PLC0415
+    from infra import config
 
     class EmptyConfig:  # a stack that sets nothing: every default applies
         def __init__(self, _name: str) -> None: ...

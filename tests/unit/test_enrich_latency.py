@@ -16,9 +16,9 @@ def test_percentile_nearest_rank() -> None:
 
 def test_reads_decided_lines_only(tmp_path: Path, capsys) -> None:
     log = tmp_path / "enrich.log"
-    lines = [json.dumps({"outcome": "decided", "timings": {"store_ms": s, "scoring_ms": 2.0, "total_ms": s + 3}})
+    lines = [json.dumps({"status": "decided", "timings": {"store_ms": s, "scoring_ms": 2.0, "total_ms": s + 3}})
              for s in (1.0, 3.0, 5.0)]
-    lines += [json.dumps({"outcome": "retry", "timings": {"store_ms": 99.0, "total_ms": 99.0}}), "Traceback ..."]
+    lines += [json.dumps({"status": "retry", "timings": {"store_ms": 99.0, "total_ms": 99.0}}), "Traceback ..."]
     log.write_text("\n".join(lines) + "\n")
     timings = read_timings([log])
     assert timings["store_ms"] == [1.0, 3.0, 5.0]

@@ -9,10 +9,9 @@ import pytest
 
 from tests.enrich_fakes import FakeOutbox, FakeScorer, event_data, make_tx, push_body
 from txguard.contract import names
-from txguard.contract.errors import ScoringUnavailableError, StoreUnavailableError
+from txguard.contract.errors import PublishError, ScoringUnavailableError, StoreUnavailableError
 from txguard.enrichment.history.sqlite import SqliteHistoryStore
-from txguard.enrichment.outbox import PublishError
-from txguard.enrichment.pipeline import ACKED, Enricher, Outcome
+from txguard.enrichment.pipeline import ACKED, DeliveryStatus, Enricher
 from txguard.features.wallet import replay
 
 
@@ -28,7 +27,7 @@ def test_decides_and_publishes_with_attributes(parts) -> None:
     enricher, store, _, outbox = parts
     tx = make_tx(1)
     result = enricher.handle(event_data(tx, attributes={names.ATTR_PUBLISHED_AT: "123"}))
-    assert result.outcome is Outcome.DECIDED
+    assert result.status is DeliveryStatus.DECIDED
     [published] = outbox.decisions
     assert published.ordering_key == tx.wallet_id
     assert published.attributes[names.ATTR_TRANSACTION_ID] == tx.transaction_id
@@ -44,7 +43,7 @@ def test_features_match_offline_replay(parts) -> None:
     txs = [make_tx(i) for i in range(30)]
     order = txs[::2] + txs[1::2]  # every odd transaction arrives late
     for i, tx in enumerate(order):
-        assert enricher.handle(event_data(tx, message_id=str(i))).outcome is Outcome.DECIDED
+        assert enricher.handle(event_data(tx, message_id=str(i))).status is DeliveryStatus.DECIDED
     offline = {tx.transaction_id: f for tx, f in replay(txs)}
     online = {tx.transaction_id: store.processed(tx.transaction_id)["features"] for tx in txs}
     # The even ones were enriched before the odd ones existed: only compare where history agrees.
@@ -67,7 +66,7 @@ def test_duplicate_reuses_features_and_decision(parts) -> None:
     tx = make_tx(3)
     first = enricher.handle(event_data(tx, "a"))
     second = enricher.handle(event_data(tx, "b"))
-    assert (first.outcome, second.outcome) == (Outcome.DECIDED, Outcome.DUPLICATE)
+    assert (first.status, second.status) == (DeliveryStatus.DECIDED, DeliveryStatus.DUPLICATE)
     assert scorer.calls == 1
     assert outbox.decided()[0] == outbox.decided()[1]
     assert store.wallet_state(tx.wallet_id).ts == [tx.timestamp.timestamp()]
@@ -77,7 +76,7 @@ def test_duplicate_reuses_features_and_decision(parts) -> None:
 def test_malformed_is_parked_with_original_bytes_and_acked(parts, fixture_payload: bytes) -> None:
     enricher, _, scorer, outbox = parts
     result = enricher.handle(push_body(fixture_payload, message_id="m-7"))
-    assert result.outcome is Outcome.INVALID and result.outcome in ACKED
+    assert result.status is DeliveryStatus.INVALID and result.status in ACKED
     [parked] = outbox.invalid
     assert parked.data == fixture_payload
     assert parked.attributes[names.ATTR_SOURCE_MESSAGE_ID] == "m-7"
@@ -90,14 +89,14 @@ def test_not_base64_parks_the_data_string(parts) -> None:
     enricher, _, _, outbox = parts
     body = push_body(b"")
     body["message"]["data"] = "%%% not base64 %%%"
-    assert enricher.handle(body).outcome is Outcome.INVALID
+    assert enricher.handle(body).status is DeliveryStatus.INVALID
     assert outbox.invalid[0].data == b"%%% not base64 %%%"
     assert outbox.invalid[0].attributes[names.ATTR_ERROR_KIND] == "encoding"
 
 
 def test_bad_envelope_is_parked(parts) -> None:
     enricher, _, _, outbox = parts
-    assert enricher.handle({"unexpected": True}).outcome is Outcome.INVALID
+    assert enricher.handle({"unexpected": True}).status is DeliveryStatus.INVALID
     assert outbox.invalid[0].attributes[names.ATTR_ERROR_KIND] == "envelope"
     assert outbox.invalid[0].attributes[names.ATTR_SOURCE_SUBSCRIPTION] == names.ENRICH_PUSH_SUBSCRIPTION
 
@@ -110,7 +109,7 @@ def test_scoring_down_retries_without_double_apply(parts) -> None:
         with pytest.raises(ScoringUnavailableError):
             enricher.handle(event_data(tx))
     scorer.down = False
-    assert enricher.handle(event_data(tx)).outcome is Outcome.DUPLICATE  # features reused, now scored
+    assert enricher.handle(event_data(tx)).status is DeliveryStatus.DUPLICATE  # features reused, now scored
     assert len(store.wallet_state(tx.wallet_id).ts) == 1
     assert len(outbox.decisions) == 1
     assert enricher.counts["retry"] == 3
@@ -123,7 +122,7 @@ def test_publish_failure_retries_and_reuses_stored_decision(parts) -> None:
     with pytest.raises(PublishError):
         enricher.handle(event_data(tx))
     outbox.fail = False
-    assert enricher.handle(event_data(tx)).outcome is Outcome.DUPLICATE
+    assert enricher.handle(event_data(tx)).status is DeliveryStatus.DUPLICATE
     assert scorer.calls == 1  # the decision stored by the failed delivery was reused
 
 
@@ -139,7 +138,7 @@ def test_scoring_rejection_is_parked(parts, status: int) -> None:
     enricher, _, scorer, outbox = parts
     scorer.reject_status = status
     tx = make_tx(5)
-    assert enricher.handle(event_data(tx)).outcome is Outcome.REJECTED
+    assert enricher.handle(event_data(tx)).status is DeliveryStatus.REJECTED
     assert outbox.invalid[0].attributes[names.ATTR_ERROR_KIND] == "rejected"
     assert base64.b64decode(event_data(tx)["message"]["data"]) == outbox.invalid[0].data
 
@@ -148,7 +147,7 @@ def test_same_id_other_content_is_a_conflict(parts) -> None:
     enricher, _, _, outbox = parts
     enricher.handle(event_data(make_tx(6)))
     other = make_tx(6, amount=999.0)
-    assert enricher.handle(event_data(other)).outcome is Outcome.REJECTED
+    assert enricher.handle(event_data(other)).status is DeliveryStatus.REJECTED
     assert outbox.invalid[0].attributes[names.ATTR_ERROR_KIND] == "conflict"
 
 

@@ -36,8 +36,8 @@ def test_jsonl_scores_every_row_in_order_like_the_batch_path(scorer: Scorer, tmp
     assert report.transactions == len(txs) == len(out)
     expected = scorer.score_batch(txs)
     assert [d["transaction_id"] for d in out] == [tx.transaction_id for tx in txs]
-    assert [(d["score"], d["decision"], d["reasons"]) for d in out] == [
-        (e.score, e.decision.value, e.reasons) for e in expected]
+    assert [(d["score"], d["outcome"], d["reasons"]) for d in out] == [
+        (e.score, e.outcome.value, e.reasons) for e in expected]
     assert sum(report.decisions.values()) == len(txs)
 
 

@@ -40,7 +40,7 @@ def test_state_survives_reopen_and_decision_is_reused(tmp_path: Path) -> None:
     tx = make_tx(1)
     first = store.enrich_once(tx)
     decision = Decision(transaction_id=tx.transaction_id, wallet_id=tx.wallet_id, score=0.1,
-                        decision=Outcome.ALLOW, model_version="m1")
+                        outcome=Outcome.ALLOW, model_version="m1")
     store.record_decision(tx.transaction_id, decision)
     store.close()
     again = SqliteHistoryStore(path).enrich_once(tx)
@@ -72,7 +72,7 @@ def test_first_recorded_decision_wins(tmp_path: Path) -> None:
     tx = make_tx(1)
     store.enrich_once(tx)
     first, second = (Decision(transaction_id=tx.transaction_id, wallet_id=tx.wallet_id, score=s,
-                              decision=Outcome.ALLOW, model_version="m1", timings={"t_ms": s})
+                              outcome=Outcome.ALLOW, model_version="m1", timings={"t_ms": s})
                      for s in (0.1, 0.2))
     assert store.record_decision(tx.transaction_id, first) == first
     assert store.record_decision(tx.transaction_id, second) == first

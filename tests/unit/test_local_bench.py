@@ -29,10 +29,10 @@ def test_stage_is_sustained_only_with_a_flat_backlog_and_nothing_lost() -> None:
 
 def test_enrich_timings_reads_the_stage_lines(tmp_path: Path) -> None:
     log = tmp_path / "enrich.log"
-    lines = [json.dumps({"transaction_id": f"b1-{i:09d}", "outcome": "decided",
+    lines = [json.dumps({"transaction_id": f"b1-{i:09d}", "status": "decided",
                          "timings": {"store_ms": float(i), "total_ms": 2.0 * i}}) for i in range(1, 11)]
-    lines.append(json.dumps({"transaction_id": "b2-000000001", "outcome": "decided", "timings": {"store_ms": 999.0}}))
-    lines.append(json.dumps({"transaction_id": "b1-x", "outcome": "invalid", "timings": {"store_ms": 999.0}}))
+    lines.append(json.dumps({"transaction_id": "b2-000000001", "status": "decided", "timings": {"store_ms": 999.0}}))
+    lines.append(json.dumps({"transaction_id": "b1-x", "status": "invalid", "timings": {"store_ms": 999.0}}))
     lines.append("not json b1-")
     log.write_text("\n".join(lines))
     timings = enrich_timings(log, "b1")

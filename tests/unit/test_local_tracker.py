@@ -13,7 +13,7 @@ from txguard.publisher import corrupt, from_labelled, simulated
 
 
 def _decision(tx_id: str, outcome: str) -> bytes:
-    return json.dumps({"transaction_id": tx_id, "wallet_id": "w", "score": 0.5, "decision": outcome,
+    return json.dumps({"transaction_id": tx_id, "wallet_id": "w", "score": 0.5, "outcome": outcome,
                        "model_version": "v1", "timings": {"total_ms": 3.0}}).encode()
 
 

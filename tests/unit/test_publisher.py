@@ -180,7 +180,7 @@ def test_cli_scenarios_match_the_core() -> None:
 def test_decision_line_shows_outcome_score_and_latency() -> None:
     from txguard.cli.commands.decisions import format_decision
 
-    body = json.dumps({"transaction_id": "t1", "wallet_id": "w9", "score": 0.5, "decision": "review",
+    body = json.dumps({"transaction_id": "t1", "wallet_id": "w9", "score": 0.5, "outcome": "review",
                        "reasons": ["new_device"], "model_version": "v2"}).encode()
     line = format_decision(body, {names.ATTR_PUBLISHED_AT: "1000"}, now_ms=1250)
     assert "REVIEW" in line and "0.500" in line and "wallet=w9" in line and "e2e=250ms" in line

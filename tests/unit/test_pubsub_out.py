@@ -23,7 +23,7 @@ def test_invalid_attributes_fall_back_to_the_push_subscription() -> None:
 
 
 def test_decision_attributes_pass_published_at_through_only_when_present() -> None:
-    d = Decision(transaction_id="t1", wallet_id="w1", score=0.7, decision=Outcome.REVIEW, model_version="v3")
-    assert decision_attributes(d, None) == {names.ATTR_DECISION: "review", names.ATTR_MODEL_VERSION: "v3",
+    d = Decision(transaction_id="t1", wallet_id="w1", score=0.7, outcome=Outcome.REVIEW, model_version="v3")
+    assert decision_attributes(d, None) == {names.ATTR_OUTCOME: "review", names.ATTR_MODEL_VERSION: "v3",
                                             names.ATTR_TRANSACTION_ID: "t1"}
     assert decision_attributes(d, "17")[names.ATTR_PUBLISHED_AT] == "17"

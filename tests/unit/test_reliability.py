@@ -82,7 +82,7 @@ def test_history_check_counts_a_transaction_applied_twice_and_one_never_applied(
 
 # ledger -------------------------------------------------------------------------------------------
 def _decision(tx_id: str, decision: str = "allow") -> bytes:
-    return json.dumps({"transaction_id": tx_id, "decision": decision}).encode()
+    return json.dumps({"transaction_id": tx_id, "outcome": decision}).encode()
 
 
 def test_ledger_counts_transactions_not_messages(stream: list) -> None:
@@ -200,14 +200,14 @@ def test_push_subscription_without_retry_policy_on_request_only() -> None:
 
 
 def test_the_command_lists_the_scenarios_it_runs() -> None:
-    from txguard.reliability import SCENARIO_NAMES  # noqa: PLC0415
-    from txguard.reliability.scenarios import SCENARIOS  # noqa: PLC0415
+    from txguard.reliability import SCENARIO_NAMES
+    from txguard.reliability.scenarios import SCENARIOS
 
     assert tuple(SCENARIOS) == SCENARIO_NAMES
 
 
 def test_profiles_keep_the_issue_figures() -> None:
-    from txguard.reliability.context import FULL  # noqa: PLC0415
+    from txguard.reliability.context import FULL
 
     assert FULL.scoring_outage_s == 20 and FULL.store_outage_s == 10
     assert FULL.burst_factor == 10 and FULL.burst_s == 10 and FULL.poison_fraction == 0.05

@@ -87,7 +87,7 @@ def test_refuses_bytes_that_are_not_onnx() -> None:
 
 
 def test_refuses_an_onnx_model_without_probabilities_output() -> None:
-    import onnx  # noqa: PLC0415
+    import onnx
 
     model = onnx.load_from_string(tiny_model()[1])
     for node in model.graph.node:

@@ -137,7 +137,7 @@ def test_single_and_batch_give_the_same_decisions(scorer: Scorer) -> None:
     assert [d.transaction_id for d in batch] == [tx.transaction_id for tx in txs]
     for tx, b in zip(txs, batch, strict=True):
         one = scorer.score(tx)
-        assert (one.score, one.decision, one.reasons) == (b.score, b.decision, b.reasons)
+        assert (one.score, one.outcome, one.reasons) == (b.score, b.outcome, b.reasons)
         assert one.wallet_id == tx.wallet_id and one.model_version == "v1"
         assert set(one.timings) == {"inference_us", "total_us"}
         assert 0 < one.timings["inference_us"] <= one.timings["total_us"]
@@ -145,7 +145,7 @@ def test_single_and_batch_give_the_same_decisions(scorer: Scorer) -> None:
 
 def test_decisions_are_valid_contract_objects(scorer: Scorer) -> None:
     decisions = scorer.score_batch(enriched_transactions())
-    assert {d.decision for d in decisions} >= {Outcome.ALLOW}
+    assert {d.outcome for d in decisions} >= {Outcome.ALLOW}
     for d in decisions[:50]:
         again = Decision.model_validate_json(d.model_dump_json())  # model_construct skipped validation
         assert again == d

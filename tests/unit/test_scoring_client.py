@@ -45,7 +45,7 @@ class _Server:
                 elif server.status == 200:
                     tx = json.loads(data)
                     out = Decision(transaction_id=tx["transaction_id"], wallet_id=tx["wallet_id"], score=0.1,
-                                   decision=Outcome.ALLOW, model_version="v1").model_dump_json().encode()
+                                   outcome=Outcome.ALLOW, model_version="v1").model_dump_json().encode()
                 else:
                     out = b'{"error": "nope"}'
                 self.send_response(server.status)
@@ -124,7 +124,7 @@ def test_invalid_decision_body_is_retryable(srv: _Server) -> None:
 
 
 def test_batch_shaped_response_is_accepted(srv: _Server) -> None:
-    d = Decision(transaction_id=TX.transaction_id, wallet_id=TX.wallet_id, score=0.9, decision=Outcome.BLOCK,
+    d = Decision(transaction_id=TX.transaction_id, wallet_id=TX.wallet_id, score=0.9, outcome=Outcome.BLOCK,
                  model_version="v2")
     srv.body = json.dumps({"decisions": [d.model_dump(mode="json")], "model_version": "v2"}).encode()
     assert ScoringClient(srv.url, auth="none").score(TX) == d
@@ -136,7 +136,7 @@ def _jwt(exp: float) -> str:
 
 
 def test_id_token_is_sent_and_cached_until_near_expiry(srv: _Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    import google.oauth2.id_token as id_token  # noqa: PLC0415
+    import google.oauth2.id_token as id_token
 
     fetched: list[str] = []
 

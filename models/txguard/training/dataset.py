@@ -104,7 +104,7 @@ def row_ts(tx: Transaction) -> float:
 
 # Simulated data --------------------------------------------------------------------------------
 def simulated(days: int, wallets: int, seed: int, drift: float = 0.0) -> Dataset:
-    from txguard.simulator.core import Simulation  # noqa: PLC0415
+    from txguard.simulator.core import Simulation
 
     sim = Simulation(days=days, wallets=wallets, seed=seed, drift=drift)
     params = json.dumps({"generator": "txguard.simulator.core", **sim.params}, sort_keys=True)

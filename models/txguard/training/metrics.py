@@ -21,7 +21,7 @@ BLOCK_PRECISION = 0.9  # ...and at least 90% of blocked transactions fraudulent 
 
 
 def recall_at_fpr(y: np.ndarray, scores: np.ndarray, fpr: float = 0.01) -> float:
-    from sklearn.metrics import roc_curve  # noqa: PLC0415
+    from sklearn.metrics import roc_curve
 
     fprs, tprs, _ = roc_curve(y, scores)
     ok = fprs <= fpr
@@ -55,7 +55,7 @@ def _wallet_precision(
 
 
 def evaluate(y: np.ndarray, scores: np.ndarray, ts: np.ndarray, wallets: np.ndarray) -> dict[str, float]:
-    from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: PLC0415
+    from sklearn.metrics import average_precision_score, roc_auc_score
 
     if y.min() == y.max():
         raise ValueError("the held-out period has a single class: cannot evaluate (more data needed)")

@@ -14,8 +14,8 @@ INPUT_NAME = "input"
 
 def to_onnx(estimator: Any, n_features: int) -> bytes:
     """ONNX bytes whose second output is the (n, 2) float32 probability matrix."""
-    from skl2onnx import to_onnx as _to_onnx  # noqa: PLC0415 - heavy, training-time only
-    from skl2onnx.common.data_types import FloatTensorType  # noqa: PLC0415
+    from skl2onnx import to_onnx as _to_onnx  # heavy, training-time only
+    from skl2onnx.common.data_types import FloatTensorType
 
     with warnings.catch_warnings():
         # skl2onnx passes bools where onnx wants ints: protobuf 6 warns once per tree (protobuf 7

@@ -93,7 +93,7 @@ def time_split(data: Dataset, test_fraction: float) -> tuple[np.ndarray, np.ndar
 
 
 def onnx_scores(artifact: bytes, X32: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort  # noqa: PLC0415
+    import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -123,7 +123,7 @@ def production_pr_auc(registry: Any, X32: np.ndarray, y: np.ndarray) -> tuple[fl
         return None, None
     meta = current.metadata
     if list(meta.features) == list(FEATURE_NAMES):
-        from sklearn.metrics import average_precision_score  # noqa: PLC0415
+        from sklearn.metrics import average_precision_score
 
         return float(average_precision_score(y, onnx_scores(current.artifact, X32))), meta.version
     recorded = meta.metrics.get("pr_auc")
@@ -136,7 +136,7 @@ def train_and_publish(
     log: Callable[[str], None] = lambda _msg: None,
 ) -> dict[str, Any]:
     """Run the whole pipeline; returns the report. Raises QualityGateError (nothing published)."""
-    from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: PLC0415
+    from sklearn.ensemble import HistGradientBoostingClassifier
 
     t_start = time.perf_counter()
     config = replace(config, registry=config.registry or default_registry())
@@ -166,7 +166,7 @@ def train_and_publish(
         early_stopping=False,
         random_state=config.seed,
     )
-    from threadpoolctl import threadpool_limits  # noqa: PLC0415 - a scikit-learn dependency
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
     with threadpool_limits(limits=config.threads):
         model.fit(X_train, y_train)

@@ -52,9 +52,9 @@ class FileReport:
 def open_binary(path: str, mode: str) -> Iterator[IO[bytes]]:
     """A local file or a gs:// object (google-cloud-storage, imported only then) as a binary stream."""
     if path.startswith("gs://"):
-        from google.cloud import storage  # noqa: PLC0415 - CLI only, never the serving path
+        from google.cloud import storage  # CLI only, never the serving path
 
-        from txguard.registry.store import split_gs  # noqa: PLC0415
+        from txguard.registry.store import split_gs
 
         bucket, name = split_gs(path)
         with storage.Client().bucket(bucket).blob(name).open(mode + "b") as fh:
@@ -161,7 +161,7 @@ def score_file(scorer: Scorer, src: str, dst: str, chunk: int = CHUNK,
             t3 = time.perf_counter()
             fout.write(b"".join(d.model_dump_json().encode() + b"\n" for d in decisions))
             for d in decisions:
-                report.decisions[d.decision.value] = report.decisions.get(d.decision.value, 0) + 1
+                report.decisions[d.outcome.value] = report.decisions.get(d.outcome.value, 0) + 1
             t4 = time.perf_counter()
             stages["read_validate"] += t1 - t0
             stages["vectorize"] += t2 - t1

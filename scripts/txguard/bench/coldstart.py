@@ -19,12 +19,12 @@ from txguard.bench.procs import ROOT, Server, functions_framework_argv, running
 
 def measure(artifact: bytes, payload: str, workdir: Path, env: dict[str, str], runs: int = 3,
             log: Any = print) -> dict[str, Any]:
-    from google.auth.credentials import AnonymousCredentials  # noqa: PLC0415
-    from google.cloud import storage  # noqa: PLC0415
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
 
-    from txguard.bench.model import publish_to  # noqa: PLC0415
-    from txguard.contract import names  # noqa: PLC0415
-    from txguard.local import emulators  # noqa: PLC0415
+    from txguard.bench.model import publish_to
+    from txguard.contract import names
+    from txguard.local import emulators
 
     if emulators.fake_gcs_binary() is None:
         return {"skipped": "fake-gcs-server not installed"}

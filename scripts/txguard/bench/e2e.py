@@ -69,7 +69,7 @@ class Stage:
 def own_wallets(messages: list[Any], prefix: str) -> list[Any]:
     """The same messages on wallets of their own (`prefix` + wallet id): a warm-up must not add
     history to the wallets the measured stream uses."""
-    from dataclasses import replace  # noqa: PLC0415
+    from dataclasses import replace
 
     out = []
     for m in messages:
@@ -82,7 +82,7 @@ def own_wallets(messages: list[Any], prefix: str) -> list[Any]:
 def run_stage(stack: Any, rate: float, duration_s: float, prefix: str, drain_timeout_s: float,
               seed: int = 1, wallet_prefix: str | None = None) -> Stage:
     """Publish `rate` tx/s for `duration_s` (transaction ids start with `prefix`), then drain."""
-    from txguard.publisher import Pacer, PubSubTransport, make_stream, publish_all  # noqa: PLC0415
+    from txguard.publisher import Pacer, PubSubTransport, make_stream, publish_all
 
     stage = Stage(rate, duration_s, prefix)
     messages = make_stream(max(1, int(rate * duration_s)), "fraud", seed=seed, id_prefix=prefix)
@@ -128,7 +128,7 @@ def enrich_timings(log_path: Path, prefix: str) -> dict[str, dict[str, float | N
             entry = json.loads(line)
         except ValueError:
             continue
-        if entry.get("outcome") != "decided" or not isinstance(entry.get("timings"), dict):
+        if entry.get("status") != "decided" or not isinstance(entry.get("timings"), dict):
             continue
         for key, value in entry["timings"].items():
             if isinstance(value, int | float):

@@ -26,7 +26,7 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
-def read_timings(paths: list[Path], outcome: str = "decided") -> dict[str, list[float]]:
+def read_timings(paths: list[Path], status: str = "decided") -> dict[str, list[float]]:
     out: dict[str, list[float]] = {k: [] for k in (*STAGES, "store_plus_scoring_ms")}
     for path in paths:
         for line in path.read_text(errors="replace").splitlines():
@@ -37,7 +37,7 @@ def read_timings(paths: list[Path], outcome: str = "decided") -> dict[str, list[
             except ValueError:
                 continue
             timings = entry.get("timings")
-            if entry.get("outcome") != outcome or not isinstance(timings, dict):
+            if entry.get("status") != status or not isinstance(timings, dict):
                 continue
             for key in STAGES:
                 if isinstance(timings.get(key), int | float):
@@ -58,9 +58,9 @@ def summarize(timings: dict[str, list[float]]) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("logs", nargs="+", type=Path, help="enrichment function log file(s)")
-    parser.add_argument("--outcome", default="decided", help="which outcome to measure (default: decided)")
+    parser.add_argument("--status", default="decided", help="which delivery status to measure (default: decided)")
     args = parser.parse_args(argv)
-    summary = summarize(read_timings(args.logs, args.outcome))
+    summary = summarize(read_timings(args.logs, args.status))
     for key in ("store_ms", "scoring_ms", "store_plus_scoring_ms", "publish_ms", "total_ms"):
         print(f"{key:>22}: p50 {summary[key]['p50']} ms, p99 {summary[key]['p99']} ms")
     print(json.dumps(summary, separators=(",", ":")))

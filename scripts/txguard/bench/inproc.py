@@ -1,6 +1,6 @@
 """In-process single-transaction latency: the ONNX fast path vs plain scikit-learn predict_proba.
 
-`fast` is what the brief calls the fast path: vectorize a validated EnrichedTransaction and run
+`fast` is the serving fast path: vectorize a validated EnrichedTransaction and run
 the model (`row_of` + `predict_row`). `decision` adds outcome, reasons and the Decision object;
 `request` adds JSON validation and serialisation (everything the handler does except HTTP).
 """
@@ -38,13 +38,13 @@ def time_each(fn: Callable[[Any], Any], items: Sequence[Any], n: int, warmup: in
 
 def measure(estimator: Any, artifact: bytes, payloads: list[str], n_fast: int = 20000,
             n_sklearn: int = 2000) -> dict[str, dict[str, float]]:
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
-    from txguard.bench.model import _metadata  # noqa: PLC0415
-    from txguard.contract.models import DECISION_ADAPTER, ENRICHED_ADAPTER  # noqa: PLC0415
-    from txguard.scoring.runtime import ModelRuntime  # noqa: PLC0415
-    from txguard.scoring.scorer import Scorer  # noqa: PLC0415
-    from txguard.scoring.vectorize import row_of  # noqa: PLC0415
+    from txguard.bench.model import _metadata
+    from txguard.contract.models import DECISION_ADAPTER, ENRICHED_ADAPTER
+    from txguard.scoring.runtime import ModelRuntime
+    from txguard.scoring.scorer import Scorer
+    from txguard.scoring.vectorize import row_of
 
     runtime = ModelRuntime(artifact, _metadata().model_copy(update={"version": "bench"}))
     runtime.warm_up()

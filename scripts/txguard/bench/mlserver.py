@@ -44,7 +44,7 @@ def ensure_venv(venv: Path, log: Any = print, pip_log: Path | None = None) -> Pa
 
 def write_model_repository(estimator: Any, root: Path) -> Path:
     """<root>/fraud/{model.joblib, model-settings.json}: what `mlserver start <root>` loads."""
-    import joblib  # noqa: PLC0415 - scikit-learn's dependency, bench only
+    import joblib  # scikit-learn's dependency, bench only
 
     folder = root / MODEL_NAME
     folder.mkdir(parents=True, exist_ok=True)

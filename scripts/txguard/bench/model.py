@@ -33,21 +33,21 @@ def _key() -> str:
 
 
 def build(cache: Path, log: Any = print) -> BenchModel:
-    import joblib  # noqa: PLC0415
+    import joblib
 
-    from txguard.features.wallet import FEATURE_NAMES  # noqa: PLC0415
-    from txguard.registry import open_registry  # noqa: PLC0415
-    from txguard.training.onnx_export import to_onnx  # noqa: PLC0415
+    from txguard.features.wallet import FEATURE_NAMES
+    from txguard.registry import open_registry
+    from txguard.training.onnx_export import to_onnx
 
     folder = cache / f"model-{_key()}"
     est_path, onnx_path = folder / "model.joblib", folder / "model.onnx"
     payload_path, rows_path = folder / "payloads.jsonl", folder / "rows.npy"
     registry = folder / "registry"
     if not (est_path.exists() and onnx_path.exists() and payload_path.exists() and rows_path.exists()):
-        from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: PLC0415
-        from threadpoolctl import threadpool_limits  # noqa: PLC0415
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        from threadpoolctl import threadpool_limits
 
-        from txguard.training.dataset import simulated  # noqa: PLC0415
+        from txguard.training.dataset import simulated
 
         log(f"training the benchmark model on simulated data {SIM} (cached in {folder})")
         data = simulated(**SIM)
@@ -71,8 +71,8 @@ def build(cache: Path, log: Any = print) -> BenchModel:
 
 
 def _metadata() -> Any:
-    from txguard.features.wallet import FEATURE_NAMES  # noqa: PLC0415
-    from txguard.registry.metadata import ModelMetadata, Thresholds  # noqa: PLC0415
+    from txguard.features.wallet import FEATURE_NAMES
+    from txguard.registry.metadata import ModelMetadata, Thresholds
 
     return ModelMetadata(
         created_at=datetime.now(UTC), data_fingerprint=f"bench {_key()}", features=list(FEATURE_NAMES),
@@ -82,10 +82,10 @@ def _metadata() -> Any:
 
 def _payloads() -> tuple[list[str], np.ndarray]:
     """Recent transactions (the contract refuses future ones) with their real history features."""
-    from txguard.contract.models import EnrichedTransaction  # noqa: PLC0415
-    from txguard.features.wallet import replay  # noqa: PLC0415
-    from txguard.scoring.vectorize import row_of  # noqa: PLC0415
-    from txguard.simulator.core import quick_stream  # noqa: PLC0415
+    from txguard.contract.models import EnrichedTransaction
+    from txguard.features.wallet import replay
+    from txguard.scoring.vectorize import row_of
+    from txguard.simulator.core import quick_stream
 
     txs = [EnrichedTransaction.model_construct(**dict(tx), features=f)
            for tx, f in replay(r.tx for r in quick_stream(N_PAYLOADS, seed=11, id_prefix="bench"))]
@@ -95,7 +95,7 @@ def _payloads() -> tuple[list[str], np.ndarray]:
 
 def publish_to(location: str, artifact: bytes) -> str:
     """Publish the artifact to another registry (the GCS emulator for cold start); its MODEL_URI."""
-    from txguard.registry import open_registry  # noqa: PLC0415
+    from txguard.registry import open_registry
 
     reg = open_registry(location)
     meta = reg.publish(artifact, _metadata())

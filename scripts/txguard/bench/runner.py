@@ -30,7 +30,7 @@ class BenchOptions:
 
 
 def _free_port() -> int:
-    from txguard.local.emulators import free_port  # noqa: PLC0415
+    from txguard.local.emulators import free_port
 
     return free_port()
 
@@ -60,7 +60,7 @@ class Target:
 
 def _aggregate(label: str, rounds: list[load.LoadResult]) -> dict[str, Any]:
     """Rounds of equal length: mean rate; median of the rounds' p50 and p99; all errors."""
-    import statistics  # noqa: PLC0415
+    import statistics
 
     return {
         "target": label,
@@ -110,7 +110,7 @@ def _interleaved(targets: list[Target], opts: BenchOptions, wrk: str | None, log
 
 
 def _mlserver_target(model: Any, workdir: Path, log: Log) -> Target:
-    from txguard.bench import mlserver  # noqa: PLC0415
+    from txguard.bench import mlserver
 
     venv = workdir / "mlserver-venv"
     mlserver.ensure_venv(venv, log=log, pip_log=workdir / "mlserver-pip.log")
@@ -124,10 +124,10 @@ def _mlserver_target(model: Any, workdir: Path, log: Log) -> Target:
 
 
 def run_all(opts: BenchOptions, log: Log = print) -> dict[str, Any]:
-    from txguard.bench import coldstart, inproc  # noqa: PLC0415
-    from txguard.bench.model import build  # noqa: PLC0415
-    from txguard.contract import names  # noqa: PLC0415
-    from txguard.contract.settings import SCORING_THREADS, SCORING_WORKERS  # noqa: PLC0415
+    from txguard.bench import coldstart, inproc
+    from txguard.bench.model import build
+    from txguard.contract import names
+    from txguard.contract.settings import SCORING_THREADS, SCORING_WORKERS
 
     workdir = (ROOT / opts.workdir) if not os.path.isabs(opts.workdir) else Path(opts.workdir)
     runs = workdir / "runs" / time.strftime("%Y%m%d-%H%M%S")
@@ -207,7 +207,7 @@ def summary(report: dict[str, Any], main: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_table(report: dict[str, Any]) -> Any:
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
     table = Table(title=f"txguard bench score ({report['connections']} connections, {report['duration_s']:.0f} s, "
                         f"{report['load_client']}, {report['cpus']} CPUs)")

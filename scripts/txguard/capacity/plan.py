@@ -64,7 +64,7 @@ PRICES = {
 
 
 @dataclass(frozen=True)
-class FunctionSpec:
+class FunctionProfile:
     """The Cloud Run knobs capacity depends on (defaults = infra/config.py's defaults)."""
 
     concurrency: int = 10
@@ -74,8 +74,8 @@ class FunctionSpec:
     memory_gib: float = 2.0
 
 
-SCORING_DEFAULT = FunctionSpec(min_instances=1)
-ENRICH_DEFAULT = FunctionSpec(min_instances=0)
+SCORING_DEFAULT = FunctionProfile(min_instances=1)
+ENRICH_DEFAULT = FunctionProfile(min_instances=0)
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ class Sizing:
     over_max: bool
 
     @classmethod
-    def of(cls, needs: dict[str, float], spec: FunctionSpec) -> Sizing:
+    def of(cls, needs: dict[str, float], spec: FunctionProfile) -> Sizing:
         binding, exact = max(needs.items(), key=lambda kv: kv[1])
         instances = max(math.ceil(exact - 1e-9), spec.min_instances)
         if exact <= spec.min_instances:
@@ -118,14 +118,14 @@ class Sizing:
         return cls(instances, exact, binding, instances > spec.max_instances)
 
 
-def scoring_sizing(rate: float, bench: ScoringBench, spec: FunctionSpec) -> Sizing:
+def scoring_sizing(rate: float, bench: ScoringBench, spec: FunctionProfile) -> Sizing:
     per_instance = bench.rps * spec.vcpu / bench.bench_vcpu  # workers scale with vCPUs
     in_flight = rate * bench.p50_ms / 1000
     return Sizing.of({"cpu": rate / (per_instance * AUTOSCALE_TARGET),
                       "concurrency": in_flight / (spec.concurrency * AUTOSCALE_TARGET)}, spec)
 
 
-def enrich_sizing(rate: float, bench: EnrichBench, spec: FunctionSpec, latency_ms: float | None = None) -> Sizing:
+def enrich_sizing(rate: float, bench: EnrichBench, spec: FunctionProfile, latency_ms: float | None = None) -> Sizing:
     in_flight = rate * (latency_ms if latency_ms is not None else bench.p50_ms) / 1000  # Little's law
     needs = {"concurrency": in_flight / (spec.concurrency * AUTOSCALE_TARGET)}
     if bench.cpu_ms is not None:
@@ -133,8 +133,8 @@ def enrich_sizing(rate: float, bench: EnrichBench, spec: FunctionSpec, latency_m
     return Sizing.of(needs, spec)
 
 
-def per_tx_costs(rate: float, scoring: Sizing, enrich: Sizing, scoring_spec: FunctionSpec,
-                 enrich_spec: FunctionSpec, message_bytes: int) -> dict[str, float]:
+def per_tx_costs(rate: float, scoring: Sizing, enrich: Sizing, scoring_spec: FunctionProfile,
+                 enrich_spec: FunctionProfile, message_bytes: int) -> dict[str, float]:
     """Resource use per transaction; busy instances are billed whole (request-based billing)."""
     vcpu_s = (scoring.exact * scoring_spec.vcpu + enrich.exact * enrich_spec.vcpu) / rate
     gib_s = (scoring.exact * scoring_spec.memory_gib + enrich.exact * enrich_spec.memory_gib) / rate
@@ -160,7 +160,7 @@ def ramp_minutes(target_ops: float, start: float = FIRESTORE_RAMP_START_OPS) -> 
     return 5 * math.ceil(math.log(target_ops / start) / math.log(1.5) - 1e-9)
 
 
-def limits(rate: float, scoring: Sizing, enrich: Sizing, specs: tuple[FunctionSpec, FunctionSpec],
+def limits(rate: float, scoring: Sizing, enrich: Sizing, specs: tuple[FunctionProfile, FunctionProfile],
            decision_bytes: int, tx_bytes: int) -> dict[str, Any]:
     writes = rate * FIRESTORE_WRITES_PER_TX
     ops = rate * (FIRESTORE_READS_PER_TX + FIRESTORE_WRITES_PER_TX)
@@ -183,12 +183,12 @@ def limits(rate: float, scoring: Sizing, enrich: Sizing, specs: tuple[FunctionSp
 
 def message_sizes(sample: int = 500) -> tuple[int, int]:
     """Mean JSON bytes of a simulated transaction, and of a decision with three reasons."""
-    from txguard.contract.models import Decision  # noqa: PLC0415
-    from txguard.simulator.core import quick_stream  # noqa: PLC0415
+    from txguard.contract.models import Decision
+    from txguard.simulator.core import quick_stream
 
     txs = [len(item.tx.model_dump_json()) for item in quick_stream(sample, seed=3)]
     decision = Decision(
-        transaction_id="t" * 36, wallet_id="w" * 12, score=0.123456789, decision="review",
+        transaction_id="t" * 36, wallet_id="w" * 12, score=0.123456789, outcome="review",
         reasons=["amount 12.3x the wallet's 30-day mean", "4 new counterparties in 24h",
                  "money out within 5 min of a top-up"],
         model_version="v3", timings={"inference_us": 20.5, "total_us": 310.2},
@@ -196,8 +196,8 @@ def message_sizes(sample: int = 500) -> tuple[int, int]:
     return round(sum(txs) / len(txs)), len(decision.model_dump_json())
 
 
-def plan(rates: list[float], scoring: ScoringBench, enrich: EnrichBench, scoring_spec: FunctionSpec = SCORING_DEFAULT,
-         enrich_spec: FunctionSpec = ENRICH_DEFAULT, sizes: tuple[int, int] | None = None) -> dict[str, Any]:
+def plan(rates: list[float], scoring: ScoringBench, enrich: EnrichBench, scoring_spec: FunctionProfile = SCORING_DEFAULT,
+         enrich_spec: FunctionProfile = ENRICH_DEFAULT, sizes: tuple[int, int] | None = None) -> dict[str, Any]:
     tx_bytes, decision_bytes = sizes or message_sizes()
     rows = []
     for rate in rates:
@@ -250,8 +250,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{name}-memory-gib", type=float, default=spec.memory_gib)
 
 
-def _spec(args: argparse.Namespace, name: str) -> FunctionSpec:
-    return FunctionSpec(getattr(args, f"{name}_concurrency"), getattr(args, f"{name}_min_instances"),
+def _spec(args: argparse.Namespace, name: str) -> FunctionProfile:
+    return FunctionProfile(getattr(args, f"{name}_concurrency"), getattr(args, f"{name}_min_instances"),
                         getattr(args, f"{name}_max_instances"), getattr(args, f"{name}_vcpu"),
                         getattr(args, f"{name}_memory_gib"))
 

@@ -35,7 +35,7 @@ class PullConsumers:
         self.errors: dict[str, int] = {}
 
     def start(self) -> PullConsumers:
-        from google.cloud import pubsub_v1  # noqa: PLC0415
+        from google.cloud import pubsub_v1
 
         self._client = pubsub_v1.SubscriberClient()
         routes: dict[str, Sink] = {
@@ -53,7 +53,7 @@ class PullConsumers:
         return self
 
     def _loop(self, path: str, sink: Sink) -> None:
-        from google.api_core import exceptions as gexc  # noqa: PLC0415
+        from google.api_core import exceptions as gexc
 
         while not self._stop.is_set():
             try:

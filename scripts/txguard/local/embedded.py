@@ -73,8 +73,8 @@ class EmbeddedPubSub:
         return message_id
 
     def _publish_rpc(self, request, context):  # noqa: ANN001 - grpc's signature
-        import grpc  # noqa: PLC0415
-        from google.pubsub_v1.types import PublishResponse  # noqa: PLC0415
+        import grpc
+        from google.pubsub_v1.types import PublishResponse
 
         try:
             ids = [self.publish(request.topic, m.data, dict(m.attributes), m.ordering_key) for m in request.messages]
@@ -83,8 +83,8 @@ class EmbeddedPubSub:
         return PublishResponse(message_ids=ids)
 
     def start(self) -> EmbeddedPubSub:
-        import grpc  # noqa: PLC0415
-        from google.pubsub_v1.types import PublishRequest, PublishResponse  # noqa: PLC0415
+        import grpc
+        from google.pubsub_v1.types import PublishRequest, PublishResponse
 
         handler = grpc.method_handlers_generic_handler(
             "google.pubsub.v1.Publisher",
@@ -177,7 +177,7 @@ class Pusher:
         }
 
     def _work(self) -> None:
-        import requests  # noqa: PLC0415
+        import requests
 
         session = requests.Session()
         while True:

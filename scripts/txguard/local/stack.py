@@ -158,7 +158,7 @@ class LocalStack:
         topology.ensure_topology(self.options.project, {names.ENRICH_FUNCTION: enrich.url + "/"},
                                  retry_policy=self.options.emulator_retry_policy)
         self.step(f"topology created; {names.ENRICH_PUSH_SUBSCRIPTION} pushes to {enrich.url}/")
-        from txguard.local.consumers import PullConsumers  # noqa: PLC0415
+        from txguard.local.consumers import PullConsumers
 
         self.consumers = PullConsumers(self.options.project, self.tracker,
                                        dead_letter=self.options.pull_dead_letter).start()
@@ -170,7 +170,7 @@ class LocalStack:
             self.consumers = None
 
     def _up_embedded(self) -> None:
-        from txguard.local.embedded import EmbeddedPubSub, Message, Pusher  # noqa: PLC0415
+        from txguard.local.embedded import EmbeddedPubSub, Message, Pusher
 
         def route(sink: Any) -> Any:
             return lambda m: sink(m.data, m.attributes, int(time.time() * 1000))
@@ -206,7 +206,7 @@ class LocalStack:
     def _on_decision(self, data: bytes, attributes: dict[str, str], now_ms: int) -> None:
         self.tracker.on_decision(data, attributes, now_ms)
         if self._echo:
-            from txguard.cli.commands.decisions import format_decision  # noqa: PLC0415
+            from txguard.cli.commands.decisions import format_decision
 
             self.console.print(format_decision(data, attributes), highlight=False)
 

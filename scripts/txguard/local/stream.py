@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def warm_up(stack: LocalStack) -> None:
     if stack.options.warmup <= 0:
         return
-    from txguard.bench import e2e as bench  # noqa: PLC0415
+    from txguard.bench import e2e as bench
 
     stack.step(f"warm-up: {stack.options.warmup} transactions on wallets of their own (not in the summary)")
     stage = bench.run_stage(stack, 10.0, stack.options.warmup / 10.0, "warm", 30.0, wallet_prefix="warm-")
@@ -32,9 +32,9 @@ def warm_up(stack: LocalStack) -> None:
 
 def run_stream(stack: LocalStack) -> dict[str, Any]:
     """Publish the bounded stream, drain the outputs, return the summary (last-line figures)."""
-    from rich.live import Live  # noqa: PLC0415
+    from rich.live import Live
 
-    from txguard.publisher import Pacer, PubSubTransport, make_stream, publish_all  # noqa: PLC0415
+    from txguard.publisher import Pacer, PubSubTransport, make_stream, publish_all
 
     o = stack.options
     messages = make_stream(o.count, o.scenario, seed=o.seed, drift=o.drift, invalid_fraction=o.invalid_fraction,

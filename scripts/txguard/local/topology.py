@@ -21,7 +21,7 @@ EMULATOR_MAX_SUBSCRIPTION_RETENTION = 7 * 24 * 3600
 
 
 def _on_emulator() -> bool:
-    import os  # noqa: PLC0415
+    import os
 
     return bool(os.environ.get("PUBSUB_EMULATOR_HOST"))
 
@@ -33,7 +33,7 @@ def effective_retention(spec: names.SubscriptionSpec, emulator: bool | None = No
 
 
 def _duration(seconds: int) -> Any:
-    from google.protobuf import duration_pb2  # noqa: PLC0415
+    from google.protobuf import duration_pb2
 
     return duration_pb2.Duration(seconds=int(seconds))
 
@@ -87,8 +87,8 @@ def ensure_topology(
     `push_endpoints` maps a function name (`names.ENRICH_FUNCTION`) to its URL; the enrichment
     function is a CloudEvent function served by functions-framework at its root URL.
     """
-    from google.api_core import exceptions as gexc  # noqa: PLC0415
-    from google.cloud import pubsub_v1  # noqa: PLC0415
+    from google.api_core import exceptions as gexc
+    from google.cloud import pubsub_v1
 
     push_endpoints = push_endpoints or {}
     created: dict[str, list[str]] = {"topics": [], "subscriptions": []}
@@ -121,8 +121,8 @@ def ensure_topology(
 
 def delete_topology(project: str) -> None:
     """Remove every subscription then topic (tests, or a clean `local up` on a kept emulator)."""
-    from google.api_core import exceptions as gexc  # noqa: PLC0415
-    from google.cloud import pubsub_v1  # noqa: PLC0415
+    from google.api_core import exceptions as gexc
+    from google.cloud import pubsub_v1
 
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()

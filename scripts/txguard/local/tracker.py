@@ -96,7 +96,7 @@ class Tracker:
         now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
         try:
             doc = json.loads(data)
-            tx_id, outcome = str(doc["transaction_id"]), str(doc["decision"])
+            tx_id, outcome = str(doc["transaction_id"]), str(doc["outcome"])
         except (ValueError, KeyError, TypeError):
             with self._lock:
                 self.unmatched["malformed_decision"] += 1

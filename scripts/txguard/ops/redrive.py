@@ -48,8 +48,8 @@ def redrive(
     on_message: Callable[[bytes, dict[str, str]], None] | None = None,
 ) -> RedriveStats:
     """Move messages from `subscription` to `topic` until it is empty (or `max_messages`)."""
-    from google.api_core import exceptions as gexc  # noqa: PLC0415
-    from google.cloud import pubsub_v1  # noqa: PLC0415
+    from google.api_core import exceptions as gexc
+    from google.cloud import pubsub_v1
 
     stats = RedriveStats()
     subscriber = pubsub_v1.SubscriberClient()

@@ -107,9 +107,9 @@ def corrupt(message: Outgoing, rng: random.Random, kind: str | None = None) -> O
 
 def is_valid_payload(data: bytes) -> bool:
     """Would the contract accept these bytes (used to label replayed rows)?"""
-    from pydantic import ValidationError  # noqa: PLC0415
+    from pydantic import ValidationError
 
-    from txguard.contract.models import TRANSACTION_ADAPTER  # noqa: PLC0415
+    from txguard.contract.models import TRANSACTION_ADAPTER
 
     try:
         TRANSACTION_ADAPTER.validate_json(data)

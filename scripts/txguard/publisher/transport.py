@@ -32,8 +32,8 @@ class PubSubTransport:
         retry_deadline_s: float = 120.0,
         ordering: bool = True,
     ) -> None:
-        from google.api_core import retry as gretry  # noqa: PLC0415
-        from google.cloud import pubsub_v1  # noqa: PLC0415
+        from google.api_core import retry as gretry
+        from google.cloud import pubsub_v1
 
         self.ordering = ordering
         self.client = pubsub_v1.PublisherClient(

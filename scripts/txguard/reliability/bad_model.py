@@ -76,10 +76,10 @@ def critical_lines(log_path: Path) -> list[str]:
 
 def sample_enriched_body() -> bytes:
     """One valid `/score` request body (a fresh wallet's first transaction)."""
-    from datetime import UTC, datetime  # noqa: PLC0415
+    from datetime import UTC, datetime
 
-    from txguard.contract.models import Transaction  # noqa: PLC0415
-    from txguard.features.wallet import WalletState, enrich  # noqa: PLC0415
+    from txguard.contract.models import Transaction
+    from txguard.features.wallet import WalletState, enrich
 
     tx = Transaction.model_validate({
         "transaction_id": "reliability-probe", "wallet_id": "reliability-probe-wallet",

@@ -130,8 +130,8 @@ class Context:
 
     def messages(self, scenario: str, count: int, seed: int) -> list[Outgoing]:
         """`count` simulated transactions with ids and wallets of the scenario's own."""
-        from txguard.bench.e2e import own_wallets  # noqa: PLC0415
-        from txguard.publisher import make_stream  # noqa: PLC0415
+        from txguard.bench.e2e import own_wallets
+        from txguard.publisher import make_stream
 
         return own_wallets(make_stream(count, "fraud", seed=seed, id_prefix=scenario), f"{scenario}-")
 
@@ -139,7 +139,7 @@ class Context:
     def publish(self, ledger: Ledger, messages: list[Outgoing], rate: float,
                 events: list[tuple[float, str, Callable[[], None]]] = ()) -> dict[str, Any]:
         """Publish at `rate` tx/s; run each `(at_s, label, action)` at its time (in this thread)."""
-        from txguard.publisher import Pacer, PubSubTransport, publish_all  # noqa: PLC0415
+        from txguard.publisher import Pacer, PubSubTransport, publish_all
 
         # Embedded mode's broker speaks the same Publish RPC (PUBSUB_EMULATOR_HOST points at it).
         transport = PubSubTransport(self.stack.options.project, names.TRANSACTIONS_TOPIC,
@@ -190,7 +190,7 @@ class Context:
                     if ledger.on_redriven(data):
                         break
             return len(parked)
-        from txguard.ops.redrive import redrive  # noqa: PLC0415
+        from txguard.ops.redrive import redrive
 
         stats = redrive(self.stack.options.project, pull_timeout_s=2.0, on_message=self.router.on_redriven)
         return stats.republished
@@ -233,7 +233,7 @@ class Context:
         except OSError:
             return {}
         for line in lines:
-            if '"outcome":"retry"' not in line or f'"{prefix}-' not in line or not line.startswith("{"):
+            if '"status":"retry"' not in line or f'"{prefix}-' not in line or not line.startswith("{"):
                 continue
             try:
                 reason = str(json.loads(line).get("reason") or "?")
@@ -245,7 +245,7 @@ class Context:
     # history -------------------------------------------------------------------------------
     def history(self, messages: list[Outgoing]) -> HistoryCheck:
         """The scenario's wallets in the store against the sequential replay of its transactions."""
-        from txguard.contract.models import TRANSACTION_ADAPTER  # noqa: PLC0415
+        from txguard.contract.models import TRANSACTION_ADAPTER
 
         txs = [TRANSACTION_ADAPTER.validate_json(m.data) for m in messages if m.expected_valid]
         store = self._store()
@@ -256,9 +256,9 @@ class Context:
 
     def _store(self) -> Any:
         if self.mode == "embedded":
-            from txguard.enrichment.history.sqlite import SqliteHistoryStore  # noqa: PLC0415
+            from txguard.enrichment.history.sqlite import SqliteHistoryStore
 
             return SqliteHistoryStore(self.stack.workdir / "history.sqlite3")
-        from txguard.enrichment.history.firestore import FirestoreHistoryStore  # noqa: PLC0415
+        from txguard.enrichment.history.firestore import FirestoreHistoryStore
 
         return FirestoreHistoryStore(project=self.stack.options.project)

@@ -29,7 +29,7 @@ PROJECT = "txguard-probe"
 
 
 def probe(messages: int, seconds: float, retry_policy: bool, workdir: Path) -> dict[str, Any]:
-    import os  # noqa: PLC0415
+    import os
 
     attempts: Counter[str] = Counter()
     last_push = [0.0]
@@ -50,8 +50,8 @@ def probe(messages: int, seconds: float, retry_policy: bool, workdir: Path) -> d
     emu = emulators.start_pubsub(PROJECT, workdir)
     try:
         os.environ["PUBSUB_EMULATOR_HOST"] = emu.env_value
-        from google.cloud import pubsub_v1  # noqa: PLC0415
-        from google.protobuf import duration_pb2  # noqa: PLC0415
+        from google.cloud import pubsub_v1
+        from google.protobuf import duration_pb2
 
         spec = names.subscription(names.ENRICH_PUSH_SUBSCRIPTION)
         publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()

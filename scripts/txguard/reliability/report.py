@@ -73,8 +73,8 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
 
 def table(results: dict[str, Any]) -> Any:
     """The counts as a rich table, each scenario's notes under it (a terminal is narrow)."""
-    from rich.console import Group  # noqa: PLC0415
-    from rich.table import Table  # noqa: PLC0415
+    from rich.console import Group
+    from rich.table import Table
 
     t = Table(title="txguard reliability")
     for col in COLUMNS[:-1]:

@@ -43,7 +43,7 @@ class Progress:
         self._label = ""
 
     def __enter__(self) -> Progress:
-        from rich.live import Live  # noqa: PLC0415
+        from rich.live import Live
 
         self.live = Live(console=self.console, refresh_per_second=4, transient=True)
         self.live.__enter__()
@@ -70,7 +70,7 @@ class Progress:
 
 def run(options: RunOptions, console: Any) -> dict[str, Any]:
     """Bring the stack up, run the scenarios in order, return {"results": {...}, "meta": {...}}."""
-    from txguard.local.stack import LocalStack, StackOptions  # noqa: PLC0415
+    from txguard.local.stack import LocalStack, StackOptions
 
     names = options.only or list(SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]

@@ -134,7 +134,7 @@ def store_outage(ctx: Context) -> dict[str, Any]:
 
 def bad_model_scenario(ctx: Context) -> dict[str, Any]:
     """Broken registry versions: fresh functions refuse them; the running one keeps serving."""
-    from txguard.local import processes  # noqa: PLC0415
+    from txguard.local import processes
 
     ledger = ctx.router.add(Ledger("bad_model"))
     stack = ctx.stack

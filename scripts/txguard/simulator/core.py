@@ -312,7 +312,7 @@ def quick_stream(
 
     `start` defaults to two days before now so the timestamps are recent and never in the future.
     """
-    from itertools import islice  # noqa: PLC0415
+    from itertools import islice
 
     wallets = max(20, count // 4)
     if start is None:

@@ -35,6 +35,10 @@ class ConcurrentUpdateError(RegistryError):
     """Someone else changed an alias or took a version number first (generation precondition)."""
 
 
+class BlobExistsError(ConcurrentUpdateError):
+    """`create` found the key already taken (another publisher got there first)."""
+
+
 class QualityGateError(TxguardError):
     """A trained model does not pass the quality gate."""
 
@@ -94,8 +98,24 @@ class ScoringUnavailableError(RetryableError):
     pass
 
 
+class PublishError(RetryableError):
+    """Pub/Sub did not confirm a publish in time (or refused it): let the delivery be retried."""
+
+
 class PermanentError(TxguardError):
     """A failure that will not pass on retry, for a message that is otherwise valid."""
+
+
+class ConflictingTransactionError(PermanentError):
+    """A transaction id seen before with different content: never enrich it under the same id."""
+
+
+class ScoringRejectedError(PermanentError):
+    """Scoring answered 4xx for a valid transaction: a retry would get the same answer."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"scoring rejected the transaction ({status}): {reason}")
+        self.status = status
 
 
 class IncompatibleModelError(RegistryError):

@@ -140,7 +140,7 @@ class Decision(_Model):
     transaction_id: Identifier
     wallet_id: Identifier
     score: float = Field(ge=0.0, le=1.0, description="Fraud probability")
-    decision: Outcome
+    outcome: Outcome
     reasons: list[str] = Field(default_factory=list, max_length=5)
     model_version: str
     timings: dict[str, float] = Field(

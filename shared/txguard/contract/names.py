@@ -33,7 +33,7 @@ PROCESSED_COLLECTION = "processed_transactions"
 # Message attributes -----------------------------------------------------------------------------
 ATTR_REASON = "reason"
 ATTR_ERROR_KIND = "error_kind"
-ATTR_DECISION = "decision"
+ATTR_OUTCOME = "outcome"  # allow | review | block
 ATTR_MODEL_VERSION = "model_version"
 ATTR_TRANSACTION_ID = "transaction_id"
 ATTR_PUBLISHED_AT = "published_at"  # epoch ms set by the publisher, for end-to-end latency

@@ -13,17 +13,13 @@ import concurrent.futures
 from typing import Protocol
 
 from txguard.contract import names
-from txguard.contract.errors import RetryableError
+from txguard.contract.errors import PublishError
 from txguard.contract.models import Decision
 from txguard.contract.settings import EnrichSettings
 
 MAX_REASON_CHARS = 1000
 # Small batching window: each publish is awaited on the request path, so latency beats batch size.
 BATCH_MAX_LATENCY_S = 0.002
-
-
-class PublishError(RetryableError):
-    """Pub/Sub did not confirm a publish in time (or refused it): let the delivery be retried."""
 
 
 class Outbox(Protocol):
@@ -38,7 +34,7 @@ class Outbox(Protocol):
 
 def decision_attributes(decision: Decision, published_at: str | None) -> dict[str, str]:
     attrs = {
-        names.ATTR_DECISION: decision.decision.value,
+        names.ATTR_OUTCOME: decision.outcome.value,
         names.ATTR_MODEL_VERSION: decision.model_version,
         names.ATTR_TRANSACTION_ID: decision.transaction_id,
     }
@@ -66,7 +62,7 @@ def truncate(text: str, limit: int = MAX_REASON_CHARS) -> str:
 
 class PubSubOutbox:
     def __init__(self, project: str, decisions_topic: str, invalid_topic: str, timeout_s: float = 30.0) -> None:
-        from google.cloud import pubsub_v1  # noqa: PLC0415
+        from google.cloud import pubsub_v1
 
         self.client = pubsub_v1.PublisherClient(
             batch_settings=pubsub_v1.types.BatchSettings(max_latency=BATCH_MAX_LATENCY_S),

@@ -23,18 +23,25 @@ from logging import Logger
 from typing import Any, Protocol
 
 from txguard.contract import names
-from txguard.contract.errors import InvalidEventError, PermanentError, RetryableError
+from txguard.contract.errors import (
+    ConflictingTransactionError,
+    InvalidEventError,
+    PermanentError,
+    RetryableError,
+    ScoringRejectedError,
+)
 from txguard.contract.logs import get_logger
 from txguard.contract.models import Decision, EnrichedTransaction
 from txguard.contract.settings import EnrichSettings, enrich_settings
 from txguard.enrichment.envelope import Delivery, decode, original_bytes, parse_envelope, parse_transaction
 from txguard.enrichment.history import HistoryStore, create_store
-from txguard.enrichment.history.protocol import ConflictingTransactionError
 from txguard.enrichment.outbox import Outbox, PubSubOutbox
-from txguard.enrichment.scoring_client import ScoringClient, ScoringRejectedError
+from txguard.enrichment.scoring_client import ScoringClient
 
 
-class Outcome(StrEnum):
+class DeliveryStatus(StrEnum):
+    """What became of one delivery (its log line's `status`); a decision's own outcome is allow/review/block."""
+
     DECIDED = "decided"  # acked
     DUPLICATE = "duplicate"  # acked: already processed, the stored features/decision were reused
     INVALID = "invalid"  # acked: malformed, parked on `invalid`
@@ -43,16 +50,18 @@ class Outcome(StrEnum):
     ERROR = "error"  # not acked: a bug; retried then dead-lettered
 
 
-ACKED = frozenset({Outcome.DECIDED, Outcome.DUPLICATE, Outcome.INVALID, Outcome.REJECTED})
+ACKED = frozenset({DeliveryStatus.DECIDED, DeliveryStatus.DUPLICATE, DeliveryStatus.INVALID, DeliveryStatus.REJECTED})
 
 
-class Scorer(Protocol):
+class ScoringBackend(Protocol):
+    """What the pipeline calls to score (the HTTP ScoringClient; an in-process fake in tests)."""
+
     def score(self, tx: EnrichedTransaction) -> Decision: ...
 
 
 @dataclass
 class Result:
-    outcome: Outcome
+    status: DeliveryStatus
     transaction_id: str | None = None
     wallet_id: str | None = None
     decision: Decision | None = None
@@ -65,7 +74,7 @@ class _Progress:
     """How far a delivery got: what the error handler needs to park or log it."""
 
     delivery: Delivery | None = None
-    result: Result = field(default_factory=lambda: Result(Outcome.ERROR))
+    result: Result = field(default_factory=lambda: Result(DeliveryStatus.ERROR))
 
 
 def _ms(start: float) -> float:
@@ -73,7 +82,7 @@ def _ms(start: float) -> float:
 
 
 class Enricher:
-    def __init__(self, store: HistoryStore, scorer: Scorer, outbox: Outbox, logger: Logger | None = None) -> None:
+    def __init__(self, store: HistoryStore, scorer: ScoringBackend, outbox: Outbox, logger: Logger | None = None) -> None:
         self.store = store
         self.scorer = scorer
         self.outbox = outbox
@@ -88,21 +97,21 @@ class Enricher:
         try:
             self._process(event_data, progress)
         except InvalidEventError as exc:
-            self._park(event_data, progress, Outcome.INVALID, exc.reason, exc.kind)
+            self._park(event_data, progress, DeliveryStatus.INVALID, exc.reason, exc.kind)
         except ConflictingTransactionError as exc:
-            self._park(event_data, progress, Outcome.REJECTED, str(exc), "conflict")
+            self._park(event_data, progress, DeliveryStatus.REJECTED, str(exc), "conflict")
         except ScoringRejectedError as exc:
-            self._park(event_data, progress, Outcome.REJECTED, str(exc), "rejected")
+            self._park(event_data, progress, DeliveryStatus.REJECTED, str(exc), "rejected")
         except PermanentError as exc:
-            self._park(event_data, progress, Outcome.REJECTED, str(exc), "permanent")
+            self._park(event_data, progress, DeliveryStatus.REJECTED, str(exc), "permanent")
         except RetryableError as exc:
-            self._finish(progress.result, Outcome.RETRY, start, reason=f"{type(exc).__name__}: {exc}")
+            self._finish(progress.result, DeliveryStatus.RETRY, start, reason=f"{type(exc).__name__}: {exc}")
             raise
         except Exception as exc:
-            self._finish(progress.result, Outcome.ERROR, start, reason=f"{type(exc).__name__}: {exc}",
+            self._finish(progress.result, DeliveryStatus.ERROR, start, reason=f"{type(exc).__name__}: {exc}",
                          exc_info=True)
             raise
-        return self._finish(progress.result, progress.result.outcome, start)
+        return self._finish(progress.result, progress.result.status, start)
 
     # the happy path --------------------------------------------------------------------------
     def _process(self, event_data: Any, progress: _Progress) -> None:
@@ -135,10 +144,10 @@ class Enricher:
         t = time.perf_counter()
         self.outbox.publish_decision(decision, delivery.attributes.get(names.ATTR_PUBLISHED_AT))
         result.timings["publish_ms"] = _ms(t)
-        result.outcome = Outcome.DUPLICATE if enrichment.duplicate else Outcome.DECIDED
+        result.status = DeliveryStatus.DUPLICATE if enrichment.duplicate else DeliveryStatus.DECIDED
 
     # errors ----------------------------------------------------------------------------------
-    def _park(self, event_data: Any, progress: _Progress, outcome: Outcome, reason: str, kind: str) -> None:
+    def _park(self, event_data: Any, progress: _Progress, status: DeliveryStatus, reason: str, kind: str) -> None:
         """Publish the original bytes to `invalid` (a failure here is retryable: not acked)."""
         delivery = progress.delivery
         raw = delivery.raw if delivery is not None else original_bytes(event_data)
@@ -147,29 +156,29 @@ class Enricher:
                                     delivery.message_id if delivery else "",
                                     delivery.subscription if delivery else None)
         progress.result.timings["publish_ms"] = _ms(t)
-        progress.result.outcome = outcome
+        progress.result.status = status
         progress.result.reason = f"{kind}: {reason}"
 
-    def _finish(self, result: Result, outcome: Outcome, start: float, reason: str | None = None,
+    def _finish(self, result: Result, status: DeliveryStatus, start: float, reason: str | None = None,
                 exc_info: bool = False) -> Result:
-        result.outcome = outcome
+        result.status = status
         if reason is not None:
             result.reason = reason
         result.timings["total_ms"] = _ms(start)
         with self._lock:
-            self.counts[outcome.value] += 1
-            count = self.counts[outcome.value]
-        level = {Outcome.DECIDED: 20, Outcome.DUPLICATE: 20, Outcome.INVALID: 30, Outcome.REJECTED: 30,
-                 Outcome.RETRY: 40, Outcome.ERROR: 50}[outcome]
+            self.counts[status.value] += 1
+            count = self.counts[status.value]
+        level = {DeliveryStatus.DECIDED: 20, DeliveryStatus.DUPLICATE: 20, DeliveryStatus.INVALID: 30, DeliveryStatus.REJECTED: 30,
+                 DeliveryStatus.RETRY: 40, DeliveryStatus.ERROR: 50}[status]
         self.log.log(
             level,
-            f"{outcome.value} {result.transaction_id or '-'}",
+            f"{status.value} {result.transaction_id or '-'}",
             extra={
                 "transaction_id": result.transaction_id,
                 "wallet_id": result.wallet_id,
-                "outcome": outcome.value,
-                "outcome_count": count,
-                "decision": result.decision.decision.value if result.decision else None,
+                "status": status.value,
+                "status_count": count,
+                "outcome": result.decision.outcome.value if result.decision else None,
                 "model_version": result.decision.model_version if result.decision else None,
                 "reason": result.reason,
                 "timings": result.timings,

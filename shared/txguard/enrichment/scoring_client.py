@@ -19,21 +19,13 @@ import requests
 from pydantic import ValidationError
 from requests.adapters import HTTPAdapter
 
-from txguard.contract.errors import PermanentError, ScoringUnavailableError
+from txguard.contract.errors import ScoringRejectedError, ScoringUnavailableError
 from txguard.contract.models import DECISION_ADAPTER, Decision, EnrichedTransaction
 from txguard.contract.settings import EnrichSettings
 
 RETRYABLE_STATUSES = frozenset({401, 403, 404, 408, 429})
 TOKEN_REFRESH_MARGIN_S = 300.0  # refresh an ID token this long before it expires
 EMULATOR_VARS = ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
-
-
-class ScoringRejectedError(PermanentError):
-    """Scoring answered 4xx for a valid transaction: a retry would get the same answer."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(f"scoring rejected the transaction ({status}): {reason}")
-        self.status = status
 
 
 def use_id_token(mode: str, environ: dict[str, str] | os._Environ = os.environ) -> bool:
@@ -67,9 +59,9 @@ class IdTokenSource:
     def token(self) -> str:
         with self._lock:
             if self._token is None or time.time() > self._expiry - TOKEN_REFRESH_MARGIN_S:
-                import google.auth.exceptions  # noqa: PLC0415
-                import google.auth.transport.requests  # noqa: PLC0415
-                import google.oauth2.id_token  # noqa: PLC0415
+                import google.auth.exceptions
+                import google.auth.transport.requests
+                import google.oauth2.id_token
 
                 try:
                     token = google.oauth2.id_token.fetch_id_token(

@@ -23,13 +23,14 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from txguard.contract.errors import (
+    BlobExistsError,
     ChecksumMismatchError,
     ConcurrentUpdateError,
     ModelNotFoundError,
     RegistryError,
 )
 from txguard.registry.metadata import ARTIFACT_NAME, ModelMetadata
-from txguard.registry.store import BlobExistsError, BlobStore, Generation
+from txguard.registry.store import BlobStore, Generation
 
 PRODUCTION = "production"
 STAGING = "staging"

@@ -46,7 +46,7 @@ class TokenSource:
                 return self._token or ""
             except OSError:
                 self._credentials = self._default_credentials()
-        import google.auth.transport.requests  # noqa: PLC0415 - off Cloud Run only
+        import google.auth.transport.requests  # off Cloud Run only
 
         self._credentials.refresh(google.auth.transport.requests.Request())
         self._token, self._expires = self._credentials.token, time.monotonic() + 300
@@ -61,7 +61,7 @@ class TokenSource:
 
     @staticmethod
     def _default_credentials() -> Any:
-        import google.auth  # noqa: PLC0415
+        import google.auth
 
         credentials, _project = google.auth.default(scopes=["https://www.googleapis.com/auth/devstorage.read_only"])
         return credentials

@@ -18,13 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from txguard.contract.errors import ConcurrentUpdateError, RegistryError
+from txguard.contract.errors import BlobExistsError, ConcurrentUpdateError, RegistryError
 
 Generation = int | str
-
-
-class BlobExistsError(ConcurrentUpdateError):
-    """`create` found the key already taken (another publisher got there first)."""
 
 
 class BlobStore(Protocol):
@@ -132,13 +128,13 @@ class GcsBlobStore:
     """
 
     def __init__(self, location: str, client: Any | None = None) -> None:
-        from google.cloud import storage  # noqa: PLC0415 - only gs:// registries need it
+        from google.cloud import storage  # only gs:// registries need it
 
         self.location = location.rstrip("/")
         bucket_name, self.prefix = split_gs(location)
         if client is None:
             if os.environ.get("STORAGE_EMULATOR_HOST"):
-                from google.auth.credentials import AnonymousCredentials  # noqa: PLC0415
+                from google.auth.credentials import AnonymousCredentials
 
                 project = os.environ.get("GOOGLE_CLOUD_PROJECT", "txguard-local")
                 client = storage.Client(project=project, credentials=AnonymousCredentials())
@@ -151,7 +147,7 @@ class GcsBlobStore:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def read(self, key: str) -> tuple[bytes, Generation] | None:
-        from google.api_core import exceptions as gexc  # noqa: PLC0415
+        from google.api_core import exceptions as gexc
 
         blob = self.bucket.get_blob(self._name(key))
         if blob is None:
@@ -167,7 +163,7 @@ class GcsBlobStore:
         return data, int(blob.generation)
 
     def _upload(self, key: str, data: bytes, generation: int, error: type[ConcurrentUpdateError]) -> None:
-        from google.api_core import exceptions as gexc  # noqa: PLC0415
+        from google.api_core import exceptions as gexc
 
         blob = self.bucket.blob(self._name(key))
         try:

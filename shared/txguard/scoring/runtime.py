@@ -85,11 +85,11 @@ class ModelRuntime:
         gs:// registries are read through shared.gcs_read (urllib), not google-cloud-storage,
         whose imports alone would double the cold start.
         """
-        from txguard.registry import Registry, open_registry, parse_model_uri  # noqa: PLC0415
+        from txguard.registry import Registry, open_registry, parse_model_uri
 
         location, ref = parse_model_uri(uri)
         if location.startswith("gs://"):
-            from txguard.registry.gcs import GcsReader  # noqa: PLC0415
+            from txguard.registry.gcs import GcsReader
 
             registry = Registry(GcsReader(location))
         else:

@@ -58,7 +58,7 @@ class Scorer:
             "transaction_id": tx.transaction_id,
             "wallet_id": tx.wallet_id,
             "score": p,
-            "decision": outcome(p, self.thresholds),
+            "outcome": outcome(p, self.thresholds),
             "reasons": reasons_for(row),
             "model_version": self.version,
             "timings": {"inference_us": _us(t2 - t1), "total_us": _us(time.perf_counter_ns() - t0)},
@@ -92,7 +92,7 @@ class Scorer:
         version = self.version
         validate = Decision.model_validate
         return [
-            validate({"transaction_id": tid, "wallet_id": wid, "score": s, "decision": o, "reasons": r,
+            validate({"transaction_id": tid, "wallet_id": wid, "score": s, "outcome": o, "reasons": r,
                       "model_version": version, "timings": stamp})
             for tid, wid, s, o, r in zip(transaction_ids, wallet_ids, scores.tolist(), outs, reasons, strict=True)
         ]

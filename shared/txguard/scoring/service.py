@@ -111,7 +111,7 @@ class ScoringService:
     @classmethod
     def load(cls, settings: ScoringSettings) -> ScoringService:
         """Load MODEL_URI and prepare the fast path; never raises (a failure is served as 503)."""
-        from txguard.scoring.runtime import ModelRuntime  # noqa: PLC0415
+        from txguard.scoring.runtime import ModelRuntime
 
         log = get_logger("score", settings.log_level)
         t0 = time.perf_counter()
@@ -213,7 +213,7 @@ class ScoringService:
         })
 
     def _openapi(self, _data: bytes, _ctx: dict[str, Any]) -> HttpResponse:
-        from txguard.scoring.openapi import openapi_document  # noqa: PLC0415 - built on first use, not at cold start
+        from txguard.scoring.openapi import openapi_document  # built on first use, not at cold start
 
         return _json_response(200, openapi_document())
 
@@ -229,15 +229,15 @@ class ScoringService:
         decision: Decision | None = ctx.get("decision")
         if decision is not None:
             entry.update(transaction_id=decision.transaction_id, wallet_id=decision.wallet_id,
-                         decision=decision.decision.value, score=decision.score,
+                         outcome=decision.outcome.value, score=decision.score,
                          inference_us=decision.timings.get("inference_us"))
-            emit("INFO", f"scored {decision.transaction_id}: {decision.decision.value}", entry)
+            emit("INFO", f"scored {decision.transaction_id}: {decision.outcome.value}", entry)
             return
         batch: list[Decision] | None = ctx.get("batch")
         if batch is not None:
             counts: dict[str, int] = {}
             for d in batch:
-                counts[d.decision.value] = counts.get(d.decision.value, 0) + 1
+                counts[d.outcome.value] = counts.get(d.outcome.value, 0) + 1
             entry.update(batch_size=len(batch), decisions=counts,
                          inference_us=batch[0].timings.get("inference_us") if batch else None)
             emit("INFO", f"scored batch of {len(batch)}", entry)

@@ -5,7 +5,7 @@ Same server stack as the scoring function (functions-framework -> gunicorn -> Fl
 
 import functions_framework
 
-BODY = b'{"transaction_id":"t","wallet_id":"w","score":0.01,"decision":"allow","reasons":[],"model_version":"v0"}'
+BODY = b'{"transaction_id":"t","wallet_id":"w","score":0.01,"outcome":"allow","reasons":[],"model_version":"v0"}'
 
 
 @functions_framework.http

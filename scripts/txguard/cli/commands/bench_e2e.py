@@ -39,13 +39,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path  # noqa: PLC0415
+    from pathlib import Path
 
-    from rich.console import Console  # noqa: PLC0415
-    from rich.table import Table  # noqa: PLC0415
+    from rich.console import Console
+    from rich.table import Table
 
-    from txguard.bench import e2e as bench  # noqa: PLC0415
-    from txguard.local.stack import LocalStack, StackOptions  # noqa: PLC0415
+    from txguard.bench import e2e as bench
+    from txguard.local.stack import LocalStack, StackOptions
 
     console = Console(stderr=True)
     options = StackOptions(embedded=args.embedded, registry=args.registry, enrich_threads=args.enrich_threads,

@@ -38,9 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console  # noqa: PLC0415
+    from rich.console import Console
 
-    from txguard.bench.runner import BenchOptions, run_all  # noqa: PLC0415
+    from txguard.bench.runner import BenchOptions, run_all
 
     console = Console(stderr=True)
     opts = BenchOptions(
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         coldstart_runs=args.coldstart_runs, workdir=args.workdir,
     )
     report = run_all(opts, log=lambda m: console.print(f"[dim]{m}[/dim]"))
-    from txguard.bench.runner import render_table  # noqa: PLC0415
+    from txguard.bench.runner import render_table
 
     Console().print(render_table(report))
     print(json.dumps(report["summary"], separators=(",", ":")))

@@ -6,7 +6,7 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from txguard.capacity import plan as capacity  # noqa: PLC0415 - stdlib only at import, cheap
+    from txguard.capacity import plan as capacity  # stdlib only at import, cheap
 
     p = subparsers.add_parser(
         "capacity",

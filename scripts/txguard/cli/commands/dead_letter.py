@@ -29,11 +29,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_redrive(args: argparse.Namespace) -> int:
-    from rich.console import Console  # noqa: PLC0415
+    from rich.console import Console
 
-    from txguard.contract import names  # noqa: PLC0415
-    from txguard.contract.settings import CommonSettings  # noqa: PLC0415
-    from txguard.ops.redrive import redrive  # noqa: PLC0415
+    from txguard.contract import names
+    from txguard.contract.settings import CommonSettings
+    from txguard.ops.redrive import redrive
 
     console = Console(stderr=True)
     project = args.project or CommonSettings().google_cloud_project

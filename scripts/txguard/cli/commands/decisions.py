@@ -31,13 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def format_decision(data: bytes, attributes: dict[str, str], now_ms: int | None = None) -> str:
     """One human line for a decision message (tolerant: a malformed body is shown raw)."""
-    from txguard.contract import names  # noqa: PLC0415
+    from txguard.contract import names
 
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     stamp = datetime.fromtimestamp(now_ms / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
     try:
         doc = json.loads(data)
-        outcome = str(doc["decision"]).upper()
+        outcome = str(doc["outcome"]).upper()
         score = float(doc["score"])
     except (ValueError, KeyError, TypeError):
         return f"{stamp}  ?       {data[:200]!r}"
@@ -53,10 +53,10 @@ def format_decision(data: bytes, attributes: dict[str, str], now_ms: int | None 
 
 
 def run(args: argparse.Namespace) -> int:
-    from google.cloud import pubsub_v1  # noqa: PLC0415
+    from google.cloud import pubsub_v1
 
-    from txguard.contract import names  # noqa: PLC0415
-    from txguard.contract.settings import CommonSettings  # noqa: PLC0415
+    from txguard.contract import names
+    from txguard.contract.settings import CommonSettings
 
     project = args.project or CommonSettings().google_cloud_project
     subscriber = pubsub_v1.SubscriberClient()
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         # Synchronous pull, acked before the next one: an interrupted streaming pull would leave
         # leases that hold the subscription's ordering keys (see scripts/txguard/local/consumers.py).
-        from google.api_core import exceptions as gexc  # noqa: PLC0415
+        from google.api_core import exceptions as gexc
 
         deadline = time.monotonic() + args.timeout if args.timeout else None
         while (args.max is None or seen < args.max) and (deadline is None or time.monotonic() < deadline):

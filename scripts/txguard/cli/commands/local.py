@@ -56,12 +56,12 @@ def _sigterm(_signum: int, _frame: object) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from pathlib import Path  # noqa: PLC0415
+    from pathlib import Path
 
-    from rich.console import Console  # noqa: PLC0415
+    from rich.console import Console
 
-    from txguard.local import report, stream  # noqa: PLC0415
-    from txguard.local.stack import LocalStack, StackOptions  # noqa: PLC0415
+    from txguard.local import report, stream
+    from txguard.local.stack import LocalStack, StackOptions
 
     console = Console(stderr=True)
     out = Console()
@@ -107,6 +107,6 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def main() -> int:  # pragma: no cover - convenience for `python -m scripts.commands.local`
-    from txguard.cli.main import main as cli  # noqa: PLC0415
+    from txguard.cli.main import main as cli
 
     return cli(["local", "up", *sys.argv[1:]])

@@ -58,11 +58,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console  # noqa: PLC0415
+    from rich.console import Console
 
-    from txguard.contract import names  # noqa: PLC0415
-    from txguard.contract.settings import CommonSettings  # noqa: PLC0415
-    from txguard.publisher import Pacer, PubSubTransport, make_stream, publish_all  # noqa: PLC0415
+    from txguard.contract import names
+    from txguard.contract.settings import CommonSettings
+    from txguard.publisher import Pacer, PubSubTransport, make_stream, publish_all
 
     console = Console(stderr=True)
     project = args.project or CommonSettings().google_cloud_project
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         project, topic, max_messages=args.batch_max_messages, max_latency_s=args.batch_max_latency,
         timeout_s=args.timeout, retry_deadline_s=args.retry_deadline, ordering=not args.no_ordering,
     )
-    from rich.progress import Progress  # noqa: PLC0415
+    from rich.progress import Progress
 
     try:
         with Progress(console=console, transient=True) as progress:

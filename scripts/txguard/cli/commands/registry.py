@@ -8,7 +8,7 @@ import os
 
 
 def default_registry() -> str:
-    from txguard.contract.settings import DEFAULT_LOCAL_REGISTRY  # noqa: PLC0415
+    from txguard.contract.settings import DEFAULT_LOCAL_REGISTRY
 
     return os.environ.get("TXGUARD_REGISTRY") or DEFAULT_LOCAL_REGISTRY
 
@@ -43,14 +43,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _open(args: argparse.Namespace):  # noqa: ANN202
-    from txguard.registry import open_registry  # noqa: PLC0415
+    from txguard.registry import open_registry
 
     return open_registry(getattr(args, "registry", None) or default_registry())
 
 
 def _list(args: argparse.Namespace) -> int:
-    from rich.console import Console  # noqa: PLC0415
-    from rich.table import Table  # noqa: PLC0415
+    from rich.console import Console
+    from rich.table import Table
 
     info = _open(args).describe()
     table = Table(title=f"Model registry {info['location']}")
@@ -71,7 +71,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from txguard.contract.errors import RegistryError  # noqa: PLC0415
+    from txguard.contract.errors import RegistryError
 
     reg = _open(args)
     try:
@@ -84,7 +84,7 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from txguard.contract.errors import RegistryError  # noqa: PLC0415
+    from txguard.contract.errors import RegistryError
 
     reg = _open(args)
     try:

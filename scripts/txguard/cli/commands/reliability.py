@@ -17,7 +17,7 @@ import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from txguard.reliability import SCENARIO_NAMES  # noqa: PLC0415
+    from txguard.reliability import SCENARIO_NAMES
 
     parser = subparsers.add_parser(
         "reliability",
@@ -45,12 +45,12 @@ def _sigterm(_signum: int, _frame: object) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path  # noqa: PLC0415
+    from pathlib import Path
 
-    from rich.console import Console  # noqa: PLC0415
+    from rich.console import Console
 
-    from txguard.reliability import report, runner  # noqa: PLC0415
-    from txguard.reliability.notes import NOTES  # noqa: PLC0415
+    from txguard.reliability import report, runner
+    from txguard.reliability.notes import NOTES
 
     console = Console(stderr=True)
     out = Console() if sys.stdout.isatty() else Console(width=120)  # a pipe would get 80 columns

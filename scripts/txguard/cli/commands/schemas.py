@@ -18,13 +18,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _dir(args: argparse.Namespace) -> Path:
-    from txguard.ops.schemas import SCHEMA_DIR  # noqa: PLC0415
+    from txguard.ops.schemas import SCHEMA_DIR
 
     return Path(args.dir) if args.dir else SCHEMA_DIR
 
 
 def _export(args: argparse.Namespace) -> int:
-    from txguard.ops.schemas import export  # noqa: PLC0415
+    from txguard.ops.schemas import export
 
     paths = export(_dir(args))
     print(json.dumps({"written": [str(p) for p in paths]}))
@@ -32,7 +32,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from txguard.ops.schemas import stale  # noqa: PLC0415
+    from txguard.ops.schemas import stale
 
     out = stale(_dir(args))
     print(json.dumps({"stale": out, "ok": not out}))

@@ -24,16 +24,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os  # noqa: PLC0415
+    import os
 
-    from rich.console import Console  # noqa: PLC0415
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from txguard.batch.score_file import dumps_report, score_file  # noqa: PLC0415
-    from txguard.contract.errors import DataFileError, RegistryError  # noqa: PLC0415
-    from txguard.contract.settings import scoring_settings  # noqa: PLC0415
-    from txguard.scoring.runtime import ModelRuntime  # noqa: PLC0415
-    from txguard.scoring.scorer import Scorer  # noqa: PLC0415
+    from txguard.batch.score_file import dumps_report, score_file
+    from txguard.contract.errors import DataFileError, RegistryError
+    from txguard.contract.settings import scoring_settings
+    from txguard.scoring.runtime import ModelRuntime
+    from txguard.scoring.scorer import Scorer
 
     console = Console(stderr=True)
     uri = args.model_uri or scoring_settings().model_uri

@@ -26,11 +26,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from datetime import datetime  # noqa: PLC0415
+    from datetime import datetime
 
-    from rich.progress import Progress  # noqa: PLC0415
+    from rich.progress import Progress
 
-    from txguard.simulator.core import Simulation  # noqa: PLC0415
+    from txguard.simulator.core import Simulation
 
     start = datetime.fromisoformat(args.start)
     if start.tzinfo is None:

@@ -34,12 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console  # noqa: PLC0415
-    from rich.table import Table  # noqa: PLC0415
+    from rich.console import Console
+    from rich.table import Table
 
-    from txguard.contract.errors import DataFileError, QualityGateError  # noqa: PLC0415
-    from txguard.training.gate import GatePolicy  # noqa: PLC0415
-    from txguard.training.train import TrainConfig, train_and_publish  # noqa: PLC0415
+    from txguard.contract.errors import DataFileError, QualityGateError
+    from txguard.training.gate import GatePolicy
+    from txguard.training.train import TrainConfig, train_and_publish
 
     console = Console(stderr=True)
     config = TrainConfig(

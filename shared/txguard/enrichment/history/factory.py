@@ -8,7 +8,7 @@ from txguard.enrichment.history.protocol import HistoryStore
 
 def create_store(settings: EnrichSettings) -> HistoryStore:
     if settings.history_store == "firestore":
-        from txguard.enrichment.history.firestore import FirestoreHistoryStore  # noqa: PLC0415
+        from txguard.enrichment.history.firestore import FirestoreHistoryStore
 
         return FirestoreHistoryStore(
             project=settings.google_cloud_project,
@@ -16,6 +16,6 @@ def create_store(settings: EnrichSettings) -> HistoryStore:
             ttl_days=settings.processed_ttl_days,
             max_attempts=settings.firestore_max_attempts,
         )
-    from txguard.enrichment.history.sqlite import SqliteHistoryStore  # noqa: PLC0415
+    from txguard.enrichment.history.sqlite import SqliteHistoryStore
 
     return SqliteHistoryStore(settings.sqlite_path, ttl_days=settings.processed_ttl_days)

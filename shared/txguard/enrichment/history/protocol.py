@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from txguard.contract.errors import PermanentError
+from txguard.contract.errors import ConflictingTransactionError
 from txguard.contract.models import (
     DECISION_ADAPTER,
     Decision,
@@ -23,10 +23,6 @@ from txguard.contract.models import (
     Transaction,
 )
 from txguard.features.wallet import TxPoint, WalletState, apply, history_features
-
-
-class ConflictingTransactionError(PermanentError):
-    """A transaction id seen before with different content: never enrich it under the same id."""
 
 
 @dataclass(frozen=True)
