@@ -11,7 +11,7 @@ import pytest
 from txguard.contract.errors import InvalidEventError
 from txguard.enrichment import envelope as env
 
-EVENTS = Path(__file__).resolve().parents[1] / "events"
+EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
 def _event(name: str) -> dict:

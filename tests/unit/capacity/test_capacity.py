@@ -11,7 +11,7 @@ import pytest
 from txguard.bench import proc_cpu
 from txguard.capacity import plan as cap
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SIZES = (230, 310)
 
 

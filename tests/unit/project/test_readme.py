@@ -9,7 +9,7 @@ from pathlib import Path
 from txguard.contract import models as contract
 from txguard.contract import settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 README = (ROOT / "README.md").read_text()
 
 
