@@ -10,7 +10,9 @@ import pytest
 from txguard.contract.errors import BadRequestError, MethodNotAllowedError, ValidationFailedError
 from txguard.contract.models import ENRICHED_ADAPTER
 from txguard.contract.settings import ScoringSettings
-from txguard.scoring.service import ScoringService, WerkzeugBody, parse, render_error
+from txguard.scoring import routes
+from txguard.scoring.http import WerkzeugBody, parse, render_error
+from txguard.scoring.service import ScoringService
 
 
 class StubRequest:
@@ -85,13 +87,13 @@ def test_parse_splits_malformed_json_from_schema_errors() -> None:
     assert all(set(e) == {"loc", "msg", "type"} for e in info.value.details)
 
 
-def test_an_unexpected_bug_is_a_logged_500_not_a_crash() -> None:
+def test_an_unexpected_bug_is_a_logged_500_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
     svc = service()
 
-    def broken(_data: bytes, _ctx: dict) -> None:
+    def broken(_service: object, _data: bytes, _ctx: dict) -> None:
         raise RuntimeError("bug")
 
-    svc.routes["/health"] = {"GET": (broken, False)}
+    monkeypatch.setitem(routes.ROUTES, "/health", {"GET": (broken, False)})
     resp = svc.handle("GET", "/health", {}, Body(b""))
     assert resp.status == 500
     assert json.loads(resp.body)["error"]["message"] == "internal error"

@@ -1,0 +1,115 @@
+"""HTTP transport of the scoring function: responses, body limits, JSON validation, one error handler.
+
+Knows nothing of the model or the routes: `routes.py` maps paths to handlers and `service.py`
+ties both to the loaded model. Bad input never becomes a 5xx: every failure is a `ScoringError`
+subclass carrying its status, and `render_error` is the one place that turns it into a response.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from txguard.contract.errors import (
+    BadRequestError,
+    PayloadTooLargeError,
+    ScoringError,
+    UnsupportedMediaTypeError,
+    ValidationFailedError,
+)
+
+JSON = "application/json"
+_JSON_HEADERS = {"Content-Type": JSON}
+TRACE_HEADER = "X-Cloud-Trace-Context"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=lambda: dict(_JSON_HEADERS))
+
+
+class BodyReader(Protocol):
+    content_length: int | None
+
+    def read(self, limit: int) -> bytes:
+        """Up to `limit` bytes of the body (fewer only at its end)."""
+
+    def discard(self) -> None:
+        """Consume the rest of the body without keeping it."""
+
+
+def json_response(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> HttpResponse:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    return HttpResponse(status, body, {**_JSON_HEADERS, **(headers or {})})
+
+
+def render_error(exc: ScoringError) -> HttpResponse:
+    """The one error handler: `{"error": {"status", "message", "errors": [{loc, msg, type}]}}`."""
+    info: dict[str, Any] = {"status": exc.status, "message": exc.message}
+    info["errors"] = exc.details if isinstance(exc.details, list) else []
+    extra = {"Allow": exc.details["allow"]} if isinstance(exc.details, dict) and "allow" in exc.details else None
+    return json_response(exc.status, {"error": info}, extra)
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+
+
+def parse(adapter: Any, body: bytes) -> Any:
+    """Validate JSON bytes: malformed JSON -> 400, schema errors -> 422 with field-level errors."""
+    try:
+        return adapter.validate_json(body)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        if any(e["type"] == "json_invalid" for e in errors):
+            raise BadRequestError("request body is not valid JSON", errors) from None
+        raise ValidationFailedError(f"{len(errors)} validation error(s) in the request body", errors) from None
+
+
+def read_json_body(headers: Mapping[str, str], body: BodyReader, limit: int) -> bytes:
+    """The body of a JSON request: 415 for another media type, 413 beyond `limit` bytes."""
+    ctype = (headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+    if ctype != JSON and not (ctype.startswith("application/") and ctype.endswith("+json")):
+        raise UnsupportedMediaTypeError(f"Content-Type must be {JSON}, got {ctype or 'none'!r}")
+    if body.content_length is not None and body.content_length > limit:
+        raise PayloadTooLargeError(f"body of {body.content_length} bytes exceeds {limit} bytes")
+    data = body.read(limit + 1)  # one byte more tells "too large" when no Content-Length
+    if len(data) > limit:
+        raise PayloadTooLargeError(f"body exceeds {limit} bytes")
+    return data
+
+
+class WerkzeugBody:
+    """The body of a werkzeug request, read at most once and never beyond the limit."""
+
+    __slots__ = ("_request", "content_length")
+
+    def __init__(self, request: Any) -> None:
+        self._request = request
+        self.content_length = request.content_length
+
+    def read(self, limit: int) -> bytes:
+        if self.content_length is not None and self.content_length <= limit:
+            return self._request.get_data()  # cached: functions-framework reads it again afterwards
+        stream, chunks, size = self._request.stream, [], 0
+        while size < limit:  # chunked upload: stop one byte past the limit
+            chunk = stream.read(min(limit - size, 65536))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+
+    def discard(self) -> None:
+        stream = self._request.stream
+        while stream.read(65536):
+            pass
