@@ -68,3 +68,15 @@ def test_curl_examples_are_valid_requests() -> None:
     contract.EnrichedTransaction.model_validate(one)
     batch = json.loads((ROOT / "docs" / "examples" / "score_batch_request.json").read_text())
     assert len(contract.BatchRequest.model_validate(batch).transactions) == 3
+
+
+def test_folder_table_matches_the_tree() -> None:
+    readme = (ROOT / "README.md").read_text()
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([a-z/]+)/`[^|]* \| (.+) \|$", readme, re.M)}
+    for home in ("shared", "scripts", "models"):
+        row = rows.get(f"{home}/txguard")
+        assert row is not None, f"README folder table has no row for {home}/txguard/"
+        for init in (ROOT / home / "txguard").glob("*/__init__.py"):
+            assert f"`{init.parent.name}`" in row, f"{home}/txguard/{init.parent.name} missing from the README table"
+    for folder in rows:
+        assert (ROOT / folder.split("`")[0]).exists(), folder
