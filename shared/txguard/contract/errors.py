@@ -120,3 +120,11 @@ class ScoringRejectedError(PermanentError):
 
 class IncompatibleModelError(RegistryError):
     """A model the serving code cannot use (other feature order, missing ONNX input/output)."""
+
+
+class CounterpartyInFlightError(RetryableError):
+    """Another delivery of the same transaction holds its counterparty update: retry after it."""
+
+
+class ConflictingLabelError(PermanentError):
+    """A label id seen before with different content: never apply it under the same id."""

@@ -1,8 +1,10 @@
 """The contract: pydantic models of every message and request.
 
-`Transaction` is what publishers send; `EnrichedTransaction` is a transaction plus its history
-features (what the scoring function takes); `Decision` is what comes out. JSON Schemas of these
-models are exported to `schemas/` (see `shared.schemas`) and a test fails when they drift.
+`Transaction` is what publishers send; `EnrichedTransaction` is a transaction plus its wallet
+history and counterparty features (what the scoring function takes); `Decision` is what comes
+out. `LabelEvent` is what becomes known later (a chargeback, an analyst's verdict, a reversal).
+JSON Schemas of these models are exported to `schemas/` (`txguard schemas export`) and a test
+fails when they drift.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pydantic import (
     Field,
     StringConstraints,
     TypeAdapter,
+    model_validator,
 )
 
 from txguard.contract.codes import COUNTRIES, CURRENCIES
@@ -130,10 +133,90 @@ class HistoryFeatures(_Model):
     history_len: NonNeg
 
 
+class CounterpartyFeatures(_Model):
+    """What the counterparty, the device and the wallet's labels say, as of just before the transaction.
+
+    Built from time-bucketed aggregates (see docs/counterparty.md): only buckets that ended before
+    the transaction count, and fraud labels count from the bucket of the time they became known.
+    `cp_*` describe the counterparty, `device_*` the device (0 without one), `wallet_fraud_30d`
+    the wallet's own known frauds.
+    """
+
+    cp_tx_1h: NonNeg
+    cp_amount_1h: NonNeg
+    cp_tx_24h: NonNeg
+    cp_new_wallets_1h: NonNeg
+    cp_new_wallets_24h: NonNeg
+    cp_tx_7d: NonNeg
+    cp_tx_30d: NonNeg
+    cp_amount_ratio_30d: NonNeg
+    cp_age_days: NonNeg
+    cp_fraud_1d: NonNeg
+    cp_fraud_7d: NonNeg
+    cp_fraud_30d: NonNeg
+    cp_fraud_rate_7d: NonNeg
+    cp_fraud_rate_30d: NonNeg
+    device_tx_24h: NonNeg
+    device_new_wallets_24h: NonNeg
+    device_fraud_30d: NonNeg
+    wallet_fraud_30d: NonNeg
+
+
 class EnrichedTransaction(Transaction):
-    """A transaction plus its history features: the scoring function's input."""
+    """A transaction plus its wallet history and counterparty features: the scoring function's input."""
 
     features: HistoryFeatures
+    counterparty: CounterpartyFeatures
+
+
+class LabelKind(StrEnum):
+    CHARGEBACK = "chargeback"  # the payer's bank disputed it: days to weeks after the transaction
+    ANALYST = "analyst"  # a reviewer's verdict on a reviewed decision: hours after
+    REVERSAL = "reversal"  # withdraws an earlier label (`reverses`), e.g. a chargeback the merchant won
+
+
+Note = Annotated[str, StringConstraints(max_length=500)]
+
+
+class LabelEvent(_Model):
+    """What became known about a transaction after it was decided, on the `labels` topic.
+
+    A label names the transaction and its wallet, counterparty and device so that it can be
+    applied without looking the transaction up (it may be older than any retained record).
+    `known_at` is when the label became known: features count it only from then on. A reversal
+    withdraws the label `reverses` names (of the same transaction); it carries no verdict.
+    """
+
+    label_id: Identifier
+    transaction_id: Identifier
+    wallet_id: Identifier
+    counterparty_id: Identifier
+    device_id: Identifier | None = None
+    transaction_time: Timestamp = Field(description="The transaction's timestamp")
+    known_at: Timestamp = Field(description="When the label became known; not before transaction_time")
+    kind: LabelKind
+    is_fraud: bool | None = Field(None, description="The verdict; required unless kind is reversal")
+    reverses: Identifier | None = Field(None, description="label_id withdrawn by a reversal (reversal only)")
+    source: Identifier | None = Field(None, description="Who said so: a bank, an analyst id, a system")
+    note: Note | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LabelEvent:
+        if self.known_at < self.transaction_time:
+            raise ValueError("known_at: is before transaction_time (a label cannot be known before its transaction)")
+        if self.kind is LabelKind.REVERSAL:
+            if self.reverses is None:
+                raise ValueError("reverses: required when kind is reversal (the label_id it withdraws)")
+            if self.reverses == self.label_id:
+                raise ValueError("reverses: a label cannot reverse itself")
+            if self.is_fraud is not None:
+                raise ValueError("is_fraud: must be absent when kind is reversal (a reversal withdraws a verdict)")
+        else:
+            if self.is_fraud is None:
+                raise ValueError(f"is_fraud: required when kind is {self.kind.value}")
+            if self.reverses is not None:
+                raise ValueError(f"reverses: only a reversal may name a label to withdraw (kind is {self.kind.value})")
+        return self
 
 
 class Decision(_Model):
@@ -165,6 +248,7 @@ TRANSACTION_ADAPTER: TypeAdapter[Transaction] = TypeAdapter(Transaction)
 ENRICHED_ADAPTER: TypeAdapter[EnrichedTransaction] = TypeAdapter(EnrichedTransaction)
 DECISION_ADAPTER: TypeAdapter[Decision] = TypeAdapter(Decision)
 BATCH_ADAPTER: TypeAdapter[BatchRequest] = TypeAdapter(BatchRequest)
+LABEL_ADAPTER: TypeAdapter[LabelEvent] = TypeAdapter(LabelEvent)
 
 CONTRACT_MODELS: dict[str, type[BaseModel]] = {
     "Transaction": Transaction,
@@ -172,4 +256,5 @@ CONTRACT_MODELS: dict[str, type[BaseModel]] = {
     "Decision": Decision,
     "BatchRequest": BatchRequest,
     "BatchResponse": BatchResponse,
+    "LabelEvent": LabelEvent,
 }
