@@ -1,4 +1,5 @@
-"""Publishing what enrichment produces: decisions (ordered per wallet) and invalid messages.
+"""Publishing what enrichment produces: decisions (ordered per wallet) and invalid messages (the
+label function publishes only the latter).
 
 One `PublisherClient` per process (created at cold start, thread-safe, its batches shared by the
 server's threads). Every publish is awaited (bounded by `PUBLISH_TIMEOUT_S`) before the incoming
@@ -22,14 +23,18 @@ MAX_REASON_CHARS = 1000
 BATCH_MAX_LATENCY_S = 0.002
 
 
-class Outbox(Protocol):
-    """Where enrichment results go (Pub/Sub in production; an in-memory fake in functional tests)."""
-
-    def publish_decision(self, decision: Decision, published_at: str | None = None) -> str: ...
+class InvalidOutbox(Protocol):
+    """Where a message that can never be processed goes (the label function needs only this)."""
 
     def publish_invalid(
         self, raw: bytes, reason: str, kind: str, message_id: str = "", subscription: str | None = None
     ) -> str: ...
+
+
+class Outbox(InvalidOutbox, Protocol):
+    """Where enrichment results go (Pub/Sub in production; an in-memory fake in functional tests)."""
+
+    def publish_decision(self, decision: Decision, published_at: str | None = None) -> str: ...
 
 
 def decision_attributes(decision: Decision, published_at: str | None) -> dict[str, str]:
@@ -43,12 +48,15 @@ def decision_attributes(decision: Decision, published_at: str | None) -> dict[st
     return attrs
 
 
-def invalid_attributes(reason: str, kind: str, message_id: str, subscription: str | None) -> dict[str, str]:
+def invalid_attributes(reason: str, kind: str, message_id: str, subscription: str | None,
+                       default_subscription: str = names.ENRICH_PUSH_SUBSCRIPTION) -> dict[str, str]:
+    """`default_subscription`: where the message came from when the delivery did not say (a raw
+    push body converted by functions-framework carries no subscription)."""
     return {
         names.ATTR_REASON: truncate(reason),
         names.ATTR_ERROR_KIND: kind,
         names.ATTR_SOURCE_MESSAGE_ID: message_id or "unknown",
-        names.ATTR_SOURCE_SUBSCRIPTION: subscription or names.ENRICH_PUSH_SUBSCRIPTION,
+        names.ATTR_SOURCE_SUBSCRIPTION: subscription or default_subscription,
     }
 
 
@@ -61,7 +69,8 @@ def truncate(text: str, limit: int = MAX_REASON_CHARS) -> str:
 
 
 class PubSubOutbox:
-    def __init__(self, project: str, decisions_topic: str, invalid_topic: str, timeout_s: float = 30.0) -> None:
+    def __init__(self, project: str, decisions_topic: str, invalid_topic: str, timeout_s: float = 30.0,
+                 default_subscription: str = names.ENRICH_PUSH_SUBSCRIPTION) -> None:
         from google.cloud import pubsub_v1
 
         self.client = pubsub_v1.PublisherClient(
@@ -71,6 +80,7 @@ class PubSubOutbox:
         self.decisions_topic = self.client.topic_path(project, decisions_topic)
         self.invalid_topic = self.client.topic_path(project, invalid_topic)
         self.timeout_s = timeout_s
+        self.default_subscription = default_subscription
 
     @classmethod
     def from_settings(cls, settings: EnrichSettings) -> PubSubOutbox:
@@ -92,8 +102,8 @@ class PubSubOutbox:
     def publish_invalid(
         self, raw: bytes, reason: str, kind: str, message_id: str = "", subscription: str | None = None
     ) -> str:
-        future = self.client.publish(self.invalid_topic, raw,
-                                     **invalid_attributes(reason, kind, message_id, subscription))
+        future = self.client.publish(self.invalid_topic, raw, **invalid_attributes(
+            reason, kind, message_id, subscription, self.default_subscription))
         return self._wait(future, self.invalid_topic)
 
     def _wait(self, future: concurrent.futures.Future, topic: str) -> str:
