@@ -13,8 +13,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from txguard.contract.errors import PublishError, ScoringRejectedError, ScoringUnavailableError
-from txguard.contract.models import Decision, EnrichedTransaction, Outcome, Transaction
+from txguard.contract.models import CounterpartyFeatures, Decision, EnrichedTransaction, Outcome, Transaction
 from txguard.enrichment.outbox import decision_attributes, invalid_attributes
+from txguard.features.counterparty import Snapshot, counterparty_features
 
 SUBSCRIPTION = "projects/txguard-test/subscriptions/transactions-enrich-push"
 
@@ -90,6 +91,11 @@ def make_tx(i: int, wallet: str = "w-1", start: datetime | None = None, **over: 
     }
     fields.update(over)
     return Transaction.model_validate(fields)
+
+
+def unknown_counterparty(tx: Transaction) -> CounterpartyFeatures:
+    """The counterparty features of a transaction whose counterparty nothing is known about."""
+    return counterparty_features(Snapshot(), tx)
 
 
 def push_body(payload: bytes, message_id: str = "1", attributes: dict[str, str] | None = None,

@@ -69,6 +69,18 @@ def evaluate(y: np.ndarray, scores: np.ndarray, ts: np.ndarray, wallets: np.ndar
     }
 
 
+def recall_by_scenario(y: np.ndarray, scores: np.ndarray, scenarios: list[str], threshold: float) -> dict[str, dict[str, float]]:
+    """Per fraud scenario named in the data: frauds, how many score at or above `threshold` (the
+    review threshold), and that recall. Empty when the data names no scenario."""
+    named = np.asarray(scenarios, dtype=object)
+    out: dict[str, dict[str, float]] = {}
+    for name in sorted({s for s, label in zip(scenarios, y, strict=True) if label == 1 and s}):
+        mask = (named == name) & (y == 1)
+        caught = int((scores[mask] >= threshold).sum())
+        out[name] = {"frauds": int(mask.sum()), "caught": caught, "recall": round(caught / int(mask.sum()), 4)}
+    return out
+
+
 def _fpr_threshold(legit_scores: np.ndarray, fpr: float) -> float:
     """A threshold t with at most `fpr` of legitimate scores >= t, in the middle of a score gap.
 

@@ -42,6 +42,7 @@ class TrainConfig:
     seed: int = 42
     drift: float = 0.0
     data: str | None = None  # JSONL/CSV file instead of the simulator
+    labels: str | None = None  # JSONL/CSV file of LabelEvents (with `data`)
     registry: str = ""  # "" -> $TXGUARD_REGISTRY or models/registry
     promote: bool = False
     test_fraction: float = 0.25
@@ -142,7 +143,7 @@ def train_and_publish(
     config = replace(config, registry=config.registry or default_registry())
     if dataset is None:
         log("building features" + (f" from {config.data}" if config.data else " from simulated data"))
-        dataset = from_file(config.data) if config.data else simulated(
+        dataset = from_file(config.data, config.labels) if config.data else simulated(
             config.days, config.wallets, config.seed, config.drift
         )
     features_seconds = time.perf_counter() - t_start
@@ -181,6 +182,8 @@ def train_and_publish(
 
     ts_test, wallets_test = dataset.ts[test], dataset.wallets[test]
     model_metrics = metrics.evaluate(y_test, served, ts_test, wallets_test)
+    test_scenarios = [s for s, keep in zip(dataset.scenarios, test, strict=True) if keep]
+    by_scenario = metrics.recall_by_scenario(y_test, served, test_scenarios, thresholds.review)
     base = metrics.evaluate(y_test, baseline.rule_scores(dataset.X[test]), ts_test, wallets_test)
 
     registry = open_registry(config.registry)
@@ -191,6 +194,7 @@ def train_and_publish(
         "production_pr_auc": None if prod_pr_auc is None else round(prod_pr_auc, 6),
         "production_version": prod_version,
         "thresholds": thresholds.model_dump(),
+        "recall_by_scenario": by_scenario,
         "n_train": int(train.sum()),
         "n_test": int(test.sum()),
         "fraud_rate": round(float(dataset.y.mean()), 6),

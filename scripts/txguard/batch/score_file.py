@@ -21,13 +21,19 @@ from typing import IO, Any
 from pydantic import TypeAdapter, ValidationError
 
 from txguard.contract.errors import DataFileError
-from txguard.contract.models import ENRICHED_ADAPTER, EnrichedTransaction, HistoryFeatures
+from txguard.contract.models import (
+    ENRICHED_ADAPTER,
+    CounterpartyFeatures,
+    EnrichedTransaction,
+    HistoryFeatures,
+)
 from txguard.scoring.scorer import Scorer
 from txguard.scoring.vectorize import matrix_of
 
 CHUNK = 5000
 LIST_ADAPTER: TypeAdapter[list[EnrichedTransaction]] = TypeAdapter(list[EnrichedTransaction])
 _FEATURES = tuple(HistoryFeatures.model_fields)
+_COUNTERPARTY = tuple(CounterpartyFeatures.model_fields)
 
 
 @dataclass
@@ -106,16 +112,21 @@ def jsonl_chunks(path: str, fh: IO[bytes], chunk: int) -> Iterator[tuple[list[En
 
 
 def _csv_row(row: dict[str, str]) -> dict[str, Any]:
-    """Flat CSV columns -> the nested contract shape (features as bare or `features.` names)."""
+    """Flat CSV columns -> the nested contract shape (features as bare, `features.` or
+    `counterparty.` names)."""
     tx: dict[str, Any] = {}
     feats: dict[str, Any] = {}
+    counterparty: dict[str, Any] = {}
     for key, value in row.items():
-        name = key.removeprefix("features.") if key else key
+        name = key.removeprefix("features.").removeprefix("counterparty.") if key else key
         if name in _FEATURES:
             feats[name] = value
+        elif name in _COUNTERPARTY:
+            counterparty[name] = value
         elif key is not None:
             tx[key] = None if (key == "device_id" and value == "") else value
     tx["features"] = feats
+    tx["counterparty"] = counterparty
     return tx
 
 
