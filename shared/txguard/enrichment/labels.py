@@ -66,21 +66,22 @@ class LabelApplier:
         result = LabelResult()
         delivery: Delivery | None = None
         try:
-            envelope = parse_envelope(event_data)
-            delivery = decode(envelope)
-            label = parse_label(delivery.raw)
-            result.label_id, result.transaction_id = label.label_id, label.transaction_id
-            t = time.perf_counter()
-            outcome = self.store.apply_label(label)
-            result.timings["store_ms"] = _ms(t)
-            result.increments = len(outcome.increments)
-            result.status = (LabelStatus.DUPLICATE if outcome.duplicate
-                             else LabelStatus.APPLIED if outcome.changed else LabelStatus.UNCHANGED)
-        except InvalidEventError as exc:
-            self._park(event_data, delivery, result, LabelStatus.INVALID, exc.reason, exc.kind)
-        except ConflictingLabelError as exc:
-            self._park(event_data, delivery, result, LabelStatus.REJECTED, str(exc), "conflict")
-        except RetryableError as exc:
+            try:
+                envelope = parse_envelope(event_data)
+                delivery = decode(envelope)
+                label = parse_label(delivery.raw)
+                result.label_id, result.transaction_id = label.label_id, label.transaction_id
+                t = time.perf_counter()
+                outcome = self.store.apply_label(label)
+                result.timings["store_ms"] = _ms(t)
+                result.increments = len(outcome.increments)
+                result.status = (LabelStatus.DUPLICATE if outcome.duplicate
+                                 else LabelStatus.APPLIED if outcome.changed else LabelStatus.UNCHANGED)
+            except InvalidEventError as exc:
+                self._park(event_data, delivery, result, LabelStatus.INVALID, exc.reason, exc.kind)
+            except ConflictingLabelError as exc:
+                self._park(event_data, delivery, result, LabelStatus.REJECTED, str(exc), "conflict")
+        except RetryableError as exc:  # the store, or parking on `invalid`
             self._finish(result, LabelStatus.RETRY, start, f"{type(exc).__name__}: {exc}")
             raise
         except Exception as exc:
