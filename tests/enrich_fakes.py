@@ -13,9 +13,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from txguard.contract.errors import PublishError, ScoringRejectedError, ScoringUnavailableError
-from txguard.contract.models import CounterpartyFeatures, Decision, EnrichedTransaction, Outcome, Transaction
+from txguard.contract.models import (
+    CounterpartyFeatures,
+    Decision,
+    EnrichedTransaction,
+    HistoryFeatures,
+    Outcome,
+    Transaction,
+)
 from txguard.enrichment.outbox import decision_attributes, invalid_attributes
 from txguard.features.counterparty import Snapshot, counterparty_features
+from txguard.features.wallet import vectorize
 
 SUBSCRIPTION = "projects/txguard-test/subscriptions/transactions-enrich-push"
 
@@ -112,3 +120,11 @@ def event_data(tx: Transaction, message_id: str = "1", attributes: dict[str, str
     """CloudEvent data of a delivery (what the function receives after conversion)."""
     return {"message": push_body(tx.model_dump_json().encode(), message_id, attributes)["message"],
             "subscription": SUBSCRIPTION}
+
+
+def stored_row(tx: Transaction, record: dict[str, Any]) -> list[float]:
+    """The model row of what a processed record stored (the features scoring was sent)."""
+    enriched = EnrichedTransaction.model_construct(
+        **dict(tx), features=HistoryFeatures.model_validate(record["features"]),
+        counterparty=CounterpartyFeatures.model_validate(record["counterparty"]["features"]))
+    return vectorize(enriched)

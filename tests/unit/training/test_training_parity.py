@@ -10,14 +10,13 @@ from __future__ import annotations
 import heapq
 from pathlib import Path
 
-from tests.enrich_fakes import FakeOutbox, FakeScorer, event_data, push_body
-from txguard.contract.models import CounterpartyFeatures, EnrichedTransaction, HistoryFeatures
+from tests.enrich_fakes import FakeOutbox, FakeScorer, event_data, push_body, stored_row
 from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
 from txguard.enrichment.history.sqlite import SqliteHistoryStore
 from txguard.enrichment.labels import LabelApplier, LabelStatus
 from txguard.enrichment.pipeline import DeliveryStatus, Enricher
 from txguard.features.timeline import replay
-from txguard.features.wallet import FEATURE_NAMES, vectorize
+from txguard.features.wallet import FEATURE_NAMES
 from txguard.simulator.core import Simulation
 from txguard.training.dataset import feature_rows
 
@@ -60,11 +59,3 @@ def test_online_path_equals_offline_replay_exactly(tmp_path: Path) -> None:
     ix = {name: i for i, name in enumerate(FEATURE_NAMES)}
     assert sum(row[ix["cp_fraud_30d"]] > 0 for row in online) >= 10, "no counterparty saw a known fraud"
     assert sum(row[ix["wallet_fraud_30d"]] > 0 for row in online) >= 3, "no wallet saw its own known fraud"
-
-
-def stored_row(tx, record) -> list[float]:  # noqa: ANN001
-    """The model row of what the processed record stored (the features scoring was sent)."""
-    enriched = EnrichedTransaction.model_construct(
-        **dict(tx), features=HistoryFeatures.model_validate(record["features"]),
-        counterparty=CounterpartyFeatures.model_validate(record["counterparty"]["features"]))
-    return vectorize(enriched)
