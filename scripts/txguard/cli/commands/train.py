@@ -12,7 +12,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a model (simulated data or --data FILE), gate it, publish it to the registry",
         description=(
-            "Time-based split (last 25%% of the period held out), HistGradientBoosting, ONNX export with a "
+            "Time-based split (last 25% of the period held out), HistGradientBoosting, ONNX export with a "
             "parity check, metrics next to a rules baseline, quality gate, publish as 'staging' "
             "(and 'production' with --promote or when the registry has none). Exit 3 when the gate fails, "
             "2 on a malformed data file. The last line is one JSON object."
