@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 
 def default_registry() -> str:
@@ -43,9 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _open(args: argparse.Namespace):  # noqa: ANN202
+    """The registry named on the command line, refused (one line, exit 1) unless it is one."""
     from txguard.registry import open_registry
 
-    return open_registry(getattr(args, "registry", None) or default_registry())
+    registry = open_registry(getattr(args, "registry", None) or default_registry())
+    registry.check()  # RegistryError -> `error: ...` in txguard.cli.main
+    return registry
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -77,7 +81,7 @@ def _promote(args: argparse.Namespace) -> int:
     try:
         reg.promote(args.version, alias=args.alias)
     except RegistryError as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     print(json.dumps({"alias": args.alias, "version": reg.resolve(args.alias), "location": reg.location}))
     return 0
@@ -90,7 +94,7 @@ def _rollback(args: argparse.Namespace) -> int:
     try:
         version = reg.rollback(alias=args.alias)
     except RegistryError as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     print(json.dumps({"alias": args.alias, "version": version, "location": reg.location}))
     return 0

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from txguard.contract.errors import DataFileError, QualityGateError
+    from txguard.contract.errors import DataFileError, QualityGateError, RegistryError
     from txguard.training.gate import GatePolicy
     from txguard.training.train import TrainConfig, train_and_publish
 
@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             report = train_and_publish(config, log=log)
-        except DataFileError as exc:
-            console.print(f"[red]error:[/red] {exc}")
+        except (DataFileError, RegistryError) as exc:
+            console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
             print(json.dumps({"error": str(exc), "version": None}))
             return 2
         except QualityGateError as exc:
