@@ -80,13 +80,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
+    from txguard.cli.console import make_console
     from txguard.contract import names
     from txguard.contract.settings import CommonSettings
     from txguard.publisher import Pacer, PubSubTransport, make_stream, publish_all
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     project = args.project or CommonSettings().google_cloud_project
     topic = args.topic or names.TRANSACTIONS_TOPIC
     count = args.count if args.count is not None or args.file else SIMULATED_COUNT

@@ -53,8 +53,9 @@ def _open(args: argparse.Namespace):  # noqa: ANN202
 
 
 def _list(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
+
+    from txguard.cli.console import make_console
 
     info = _open(args).describe()
     table = Table(title=f"Model registry {info['location']}")
@@ -69,7 +70,7 @@ def _list(args: argparse.Namespace) -> int:
             *(f"{m[k]:.4f}" if k in m else "-" for k in ("pr_auc", "roc_auc", "recall_at_1pct_fpr")),
             v["git_commit"][:10],
         )
-    Console(stderr=True).print(table)
+    make_console(stderr=True).print(table)
     print(json.dumps(info, sort_keys=True))
     return 0
 

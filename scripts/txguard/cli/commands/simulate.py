@@ -33,9 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from rich.console import Console
     from rich.progress import Progress
 
+    from txguard.cli.console import make_console
     from txguard.simulator.core import Simulation
 
     start = datetime.fromisoformat(args.start)
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout if to_stdout else open(args.out, "w", encoding="utf-8", newline="")  # noqa: SIM115
     try:
         write = _csv_writer(out) if as_csv else lambda row: out.write(row.to_json() + "\n")
-        with Progress(transient=True, disable=to_stdout, console=Console(stderr=True)) as progress:
+        with Progress(transient=True, disable=to_stdout, console=make_console(stderr=True)) as progress:
             task = progress.add_task("writing transactions", total=len(sim))
             for n, row in enumerate(sim, 1):
                 write(row)

@@ -34,14 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
+    from txguard.cli.console import make_console
     from txguard.contract.errors import DataFileError, QualityGateError, RegistryError
     from txguard.training.gate import GatePolicy
     from txguard.training.train import TrainConfig, train_and_publish
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     config = TrainConfig(
         days=args.days, wallets=args.wallets, seed=args.seed, drift=args.drift, data=args.data,
         registry=args.registry or "", promote=args.promote, max_iter=args.max_iter, threads=args.threads,
