@@ -21,7 +21,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# Every figure of the README, from the commands behind it (about an hour: run it on a quiet machine).
+# Every figure of the README, from the commands behind it (20-30 minutes: run it on a quiet machine).
 figures: $(STAMP)
 	$(BIN)/txguard figures run
 
