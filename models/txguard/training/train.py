@@ -141,6 +141,9 @@ def train_and_publish(
 
     t_start = time.perf_counter()
     config = replace(config, registry=config.registry or default_registry())
+    # Credentials, bucket and path first: a registry error after minutes of training wastes them.
+    registry = open_registry(config.registry)
+    registry.check(writable=True)
     if dataset is None:
         log("building features" + (f" from {config.data}" if config.data else " from simulated data"))
         dataset = from_file(config.data, config.labels) if config.data else simulated(
@@ -186,7 +189,6 @@ def train_and_publish(
     by_scenario = metrics.recall_by_scenario(y_test, served, test_scenarios, thresholds.review)
     base = metrics.evaluate(y_test, baseline.rule_scores(dataset.X[test]), ts_test, wallets_test)
 
-    registry = open_registry(config.registry)
     prod_pr_auc, prod_version = production_pr_auc(registry, X_test, y_test)
     report: dict[str, Any] = {
         **{k: round(v, 6) for k, v in model_metrics.items()},
