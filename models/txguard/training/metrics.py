@@ -20,12 +20,34 @@ BLOCK_FPR = 0.001  # blocking: 0.1% of legitimate traffic at most...
 BLOCK_PRECISION = 0.9  # ...and at least 90% of blocked transactions fraudulent when reachable
 
 
-def recall_at_fpr(y: np.ndarray, scores: np.ndarray, fpr: float = 0.01) -> float:
+def threshold_at_fpr(y: np.ndarray, scores: np.ndarray, fpr: float = 0.01) -> float:
+    """The lowest threshold t that flags (score >= t) at most `fpr` of the legitimate rows."""
     from sklearn.metrics import roc_curve
 
-    fprs, tprs, _ = roc_curve(y, scores)
-    ok = fprs <= fpr
-    return float(tprs[ok].max()) if ok.any() else 0.0
+    fprs, _, thresholds = roc_curve(y, scores, drop_intermediate=False)
+    ok = np.nonzero(fprs <= fpr)[0]
+    return float(thresholds[ok[-1]])  # fprs[0] == 0 at threshold +inf: always one
+
+
+def recall_at_fpr(y: np.ndarray, scores: np.ndarray, fpr: float = 0.01) -> float:
+    return float(np.mean(scores[y == 1] >= threshold_at_fpr(y, scores, fpr))) if (y == 1).any() else 0.0
+
+
+def recall_per_scenario(
+    y: np.ndarray, scores: np.ndarray, scenarios: np.ndarray, fpr: float = 0.01
+) -> dict[str, float]:
+    """Share of each scenario's frauds flagged at the one threshold that flags `fpr` of legit rows.
+
+    One threshold for all (the one a deployment would use), so the per-scenario recalls,
+    weighted by their fraud counts, add up to `recall_at_fpr`.
+    """
+    threshold = threshold_at_fpr(y, scores, fpr)
+    fraud = y == 1
+    out = {}
+    for name in sorted(set(np.asarray(scenarios)[fraud].tolist())):
+        rows = fraud & (scenarios == name)
+        out[str(name)] = float(np.mean(scores[rows] >= threshold))
+    return out
 
 
 def wallet_precision_at_k(
