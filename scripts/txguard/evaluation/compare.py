@@ -150,9 +150,9 @@ def run_comparison(
     _check_same_rows(dataset, data)
     t = lap("txguard_features_seconds", t)
     log(f"txguard: fitting on {int(split.train.sum())} rows ({int(y_train.sum())} frauds)")
-    test_view = (y_test, ts[split.test], wallets[split.test], scenarios[split.test])
+    where = (ts[split.test], wallets[split.test], scenarios[split.test])  # the test rows' days, wallets, kinds
     txguard = score_metrics(y_test, txguard_scores(dataset, split, train_config or TrainConfig(seed=cfg.seed)),
-                            *test_view[1:])
+                            *where)
     t = lap("txguard_fit_seconds", t)
 
     log("recipe: Handbook features")
@@ -162,11 +162,11 @@ def run_comparison(
     for name in classifiers:
         log(f"recipe: fitting {name}")
         scores = recipe.fit_predict(name, F[split.train], y_train, F[split.test], seed=cfg.seed)
-        by_classifier[name] = score_metrics(y_test, scores, *test_view[1:])
+        by_classifier[name] = score_metrics(y_test, scores, *where)
         t = lap(f"recipe_{name}_seconds", t)
     best = max(by_classifier, key=lambda k: by_classifier[k]["pr_auc"])
 
-    test_scen = scenarios[split.test]
+    test_scen = where[2]
     return {
         "txguard": txguard,
         "recipe": {"classifier": best, **by_classifier[best]},

@@ -22,8 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Detection Handbook's simulator design, plus card testing), writes it as a `txguard train --data` "
             "file, then trains txguard (its training code path, ONNX scores) and the Handbook's baseline "
             "recipe (its features, five classifiers) on the same rows: history, train, delay and test "
-            "periods. Tables on stderr; the last stdout line is one JSON object. About 2 minutes with the "
-            "defaults on a 2-vCPU machine."
+            "periods. Tables on stderr; the last stdout line is one JSON object. A few minutes with the "
+            "defaults on a 2-vCPU machine (docs/evaluation.md)."
         ),
     )
     parser.add_argument("--seed", type=int, default=42, help="data and model seed (default 42)")
