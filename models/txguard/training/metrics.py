@@ -33,23 +33,6 @@ def recall_at_fpr(y: np.ndarray, scores: np.ndarray, fpr: float = 0.01) -> float
     return float(np.mean(scores[y == 1] >= threshold_at_fpr(y, scores, fpr))) if (y == 1).any() else 0.0
 
 
-def recall_per_scenario(
-    y: np.ndarray, scores: np.ndarray, scenarios: np.ndarray, fpr: float = 0.01
-) -> dict[str, float]:
-    """Share of each scenario's frauds flagged at the one threshold that flags `fpr` of legit rows.
-
-    One threshold for all (the one a deployment would use), so the per-scenario recalls,
-    weighted by their fraud counts, add up to `recall_at_fpr`.
-    """
-    threshold = threshold_at_fpr(y, scores, fpr)
-    fraud = y == 1
-    out = {}
-    for name in sorted(set(np.asarray(scenarios)[fraud].tolist())):
-        rows = fraud & (scenarios == name)
-        out[str(name)] = float(np.mean(scores[rows] >= threshold))
-    return out
-
-
 def wallet_precision_at_k(
     y: np.ndarray, scores: np.ndarray, ts: np.ndarray, wallets: np.ndarray, k: int = 100
 ) -> float:
@@ -89,6 +72,18 @@ def evaluate(y: np.ndarray, scores: np.ndarray, ts: np.ndarray, wallets: np.ndar
         "wallet_precision_at_100": wallet_p,
         "wallet_precision_at_100_ceiling": wallet_ceiling,
     }
+
+
+def recall_by_scenario(y: np.ndarray, scores: np.ndarray, scenarios: list[str], threshold: float) -> dict[str, dict[str, float]]:
+    """Per fraud scenario named in the data: frauds, how many score at or above `threshold` (the
+    review threshold), and that recall. Empty when the data names no scenario."""
+    named = np.asarray(scenarios, dtype=object)
+    out: dict[str, dict[str, float]] = {}
+    for name in sorted({s for s, label in zip(scenarios, y, strict=True) if label == 1 and s}):
+        mask = (named == name) & (y == 1)
+        caught = int((scores[mask] >= threshold).sum())
+        out[name] = {"frauds": int(mask.sum()), "caught": caught, "recall": round(caught / int(mask.sum()), 4)}
+    return out
 
 
 def _fpr_threshold(legit_scores: np.ndarray, fpr: float) -> float:

@@ -10,7 +10,7 @@ from txguard.training.metrics import (
     derive_thresholds,
     evaluate,
     recall_at_fpr,
-    recall_per_scenario,
+    recall_by_scenario,
     threshold_at_fpr,
     wallet_precision_at_k,
 )
@@ -53,7 +53,7 @@ def test_baseline_scores_are_bounded_and_flag_card_testing() -> None:
     assert s[0] == 0 and 0 < s[1] <= 1
 
 
-def test_recall_per_scenario_at_one_threshold_by_hand() -> None:
+def test_recall_by_scenario_at_the_1pct_fpr_threshold_by_hand() -> None:
     # 200 legit scores 0.000 .. 0.199 (1 % FPR allows 2 of them: threshold 0.198); six frauds.
     legit = np.arange(200) / 1000
     fraud = np.array([0.9, 0.5, 0.19, 0.95, 0.1, 0.05])
@@ -63,7 +63,9 @@ def test_recall_per_scenario_at_one_threshold_by_hand() -> None:
     s = np.r_[legit, fraud]
     assert threshold_at_fpr(y, s, 0.01) == 0.198
     assert recall_at_fpr(y, s, 0.01) == 3 / 6  # 0.9, 0.5, 0.95
-    by = recall_per_scenario(y, s, scenarios, 0.01)
+    full = recall_by_scenario(y, s, list(scenarios), threshold_at_fpr(y, s, 0.01))
+    assert full["terminal"] == {"frauds": 3, "caught": 2, "recall": 0.6667}
+    by = {name: v["caught"] / v["frauds"] for name, v in full.items()}
     assert by == {"card": 0.0, "customer": 0.5, "terminal": 2 / 3}
     # Weighted by fraud counts, the scenarios add up to the overall recall.
     assert (1 * by["card"] + 2 * by["customer"] + 3 * by["terminal"]) / 6 == recall_at_fpr(y, s, 0.01)
