@@ -20,12 +20,17 @@ BLOCK_FPR = 0.001  # blocking: 0.1% of legitimate traffic at most...
 BLOCK_PRECISION = 0.9  # ...and at least 90% of blocked transactions fraudulent when reachable
 
 
-def recall_at_fpr(y: np.ndarray, scores: np.ndarray, fpr: float = 0.01) -> float:
+def threshold_at_fpr(y: np.ndarray, scores: np.ndarray, fpr: float = 0.01) -> float:
+    """The lowest threshold t that flags (score >= t) at most `fpr` of the legitimate rows."""
     from sklearn.metrics import roc_curve
 
-    fprs, tprs, _ = roc_curve(y, scores)
-    ok = fprs <= fpr
-    return float(tprs[ok].max()) if ok.any() else 0.0
+    fprs, _, thresholds = roc_curve(y, scores, drop_intermediate=False)
+    ok = np.nonzero(fprs <= fpr)[0]
+    return float(thresholds[ok[-1]])  # fprs[0] == 0 at threshold +inf: always one
+
+
+def recall_at_fpr(y: np.ndarray, scores: np.ndarray, fpr: float = 0.01) -> float:
+    return float(np.mean(scores[y == 1] >= threshold_at_fpr(y, scores, fpr))) if (y == 1).any() else 0.0
 
 
 def wallet_precision_at_k(
