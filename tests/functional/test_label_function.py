@@ -63,7 +63,7 @@ def test_chargeback_then_duplicate_then_reversal(wired) -> None:
 
 
 @pytest.mark.parametrize(("name", "kind", "reason"), [
-    ("label_push_known_before_transaction.json", "schema", "known_at: is before transaction_time"),
+    ("label_push_known_before_transaction.json", "schema", "known_at: Value error, is before transaction_time"),
     ("label_push_not_json.json", "json", "(root)"),
 ])
 def test_malformed_label_is_parked_with_its_reason(wired, name: str, kind: str, reason: str) -> None:

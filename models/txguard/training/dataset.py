@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from txguard.contract.errors import DataFileError
-from txguard.contract.models import LABEL_ADAPTER, TRANSACTION_ADAPTER, LabelEvent, LabelKind, Transaction
+from txguard.contract.models import TRANSACTION_ADAPTER, LabelEvent, LabelKind, Transaction
 from txguard.features.timeline import replay
 from txguard.features.wallet import FEATURE_NAMES
 
@@ -184,16 +184,14 @@ def _validate(adapter: TypeAdapter[Any], raw: dict[str, Any], path: Path, line_n
 
 def read_labels(path: str | Path) -> list[LabelEvent]:
     """LabelEvents from a JSONL / CSV file, each validated; the first bad row is named."""
-    path = Path(path)
-    if not path.is_file():
+    from txguard.publisher.labels import parse_labels
+
+    if not Path(path).is_file():
         raise DataFileError(f"labels file {path} not found")
-    labels = []
-    for line_no, raw in _rows(path):
-        for key in ("is_fraud", "reverses", "source", "note"):
-            if raw.get(key) == "":  # CSV: an empty cell is an absent field
-                raw[key] = None
-        labels.append(_validate(LABEL_ADAPTER, raw, path, line_no))
-    return labels
+    try:
+        return parse_labels(path)
+    except ValueError as exc:
+        raise DataFileError(str(exc)) from None
 
 
 def row_label_event(tx: Transaction, label_time: float) -> LabelEvent:

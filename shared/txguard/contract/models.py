@@ -21,7 +21,8 @@ from pydantic import (
     Field,
     StringConstraints,
     TypeAdapter,
-    model_validator,
+    ValidationInfo,
+    field_validator,
 )
 
 from txguard.contract.codes import COUNTRIES, CURRENCIES
@@ -195,28 +196,44 @@ class LabelEvent(_Model):
     transaction_time: Timestamp = Field(description="The transaction's timestamp")
     known_at: Timestamp = Field(description="When the label became known; not before transaction_time")
     kind: LabelKind
-    is_fraud: bool | None = Field(None, description="The verdict; required unless kind is reversal")
-    reverses: Identifier | None = Field(None, description="label_id withdrawn by a reversal (reversal only)")
+    is_fraud: bool | None = Field(None, validate_default=True,
+                                  description="The verdict; required unless kind is reversal")
+    reverses: Identifier | None = Field(None, validate_default=True,
+                                        description="label_id withdrawn by a reversal (reversal only)")
     source: Identifier | None = Field(None, description="Who said so: a bank, an analyst id, a system")
     note: Note | None = None
 
-    @model_validator(mode="after")
-    def _consistent(self) -> LabelEvent:
-        if self.known_at < self.transaction_time:
-            raise ValueError("known_at: is before transaction_time (a label cannot be known before its transaction)")
-        if self.kind is LabelKind.REVERSAL:
-            if self.reverses is None:
-                raise ValueError("reverses: required when kind is reversal (the label_id it withdraws)")
-            if self.reverses == self.label_id:
-                raise ValueError("reverses: a label cannot reverse itself")
-            if self.is_fraud is not None:
-                raise ValueError("is_fraud: must be absent when kind is reversal (a reversal withdraws a verdict)")
-        else:
-            if self.is_fraud is None:
-                raise ValueError(f"is_fraud: required when kind is {self.kind.value}")
-            if self.reverses is not None:
-                raise ValueError(f"reverses: only a reversal may name a label to withdraw (kind is {self.kind.value})")
-        return self
+    # Field validators (not one model validator) so that an error names its field.
+    @field_validator("known_at")
+    @classmethod
+    def _not_before_the_transaction(cls, value: datetime, info: ValidationInfo) -> datetime:
+        when = info.data.get("transaction_time")
+        if when is not None and value < when:
+            raise ValueError("is before transaction_time (a label cannot be known before its transaction)")
+        return value
+
+    @field_validator("is_fraud")
+    @classmethod
+    def _verdict_unless_reversal(cls, value: bool | None, info: ValidationInfo) -> bool | None:
+        kind = info.data.get("kind")
+        if kind is LabelKind.REVERSAL and value is not None:
+            raise ValueError("must be absent when kind is reversal (a reversal withdraws a verdict)")
+        if kind is not None and kind is not LabelKind.REVERSAL and value is None:
+            raise ValueError(f"required when kind is {kind.value}")
+        return value
+
+    @field_validator("reverses")
+    @classmethod
+    def _reversal_names_a_label(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("kind")
+        if kind is LabelKind.REVERSAL:
+            if value is None:
+                raise ValueError("required when kind is reversal (the label_id it withdraws)")
+            if value == info.data.get("label_id"):
+                raise ValueError("a label cannot reverse itself")
+        elif kind is not None and value is not None:
+            raise ValueError(f"only a reversal names a label to withdraw (kind is {kind.value})")
+        return value
 
 
 class Decision(_Model):
