@@ -140,7 +140,9 @@ class CounterpartyFeatures(_Model):
     Built from time-bucketed aggregates (see docs/counterparty.md): only buckets that ended before
     the transaction count, and fraud labels count from the bucket of the time they became known.
     `cp_*` describe the counterparty, `device_*` the device (0 without one), `wallet_fraud_30d`
-    the wallet's own known frauds.
+    the wallet's own known frauds. `cp_fraud_first_days` / `cp_fraud_last_days`: days since the
+    earliest / the latest known fraud at the counterparty within 30 days (0 / 31 when none): how
+    long it has been reporting fraud, and whether it still does.
     """
 
     cp_tx_1h: NonNeg
@@ -157,6 +159,8 @@ class CounterpartyFeatures(_Model):
     cp_fraud_30d: NonNeg
     cp_fraud_rate_7d: NonNeg
     cp_fraud_rate_30d: NonNeg
+    cp_fraud_first_days: NonNeg
+    cp_fraud_last_days: NonNeg
     device_tx_24h: NonNeg
     device_new_wallets_24h: NonNeg
     device_fraud_30d: NonNeg

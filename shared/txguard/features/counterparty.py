@@ -169,14 +169,23 @@ class Windows:
 
     `slot`: the last 12 ended 5-minute slots (1 h); `hour`: the last 24 ended hours; `d7`/`d30`:
     the last 7/30 ended days plus today's ended hours. Each is [tx, amount cents, new wallets, frauds]
-    (slots carry no frauds). `first`: start of the earliest ended bucket with a transaction.
+    (slots carry no frauds). `first`: start of the earliest ended bucket with a transaction;
+    `fraud_first` / `fraud_last`: start of the earliest / end of the latest with a known fraud.
     """
+
+    def saw_fraud(self, start: float, end: float) -> None:
+        if self.fraud_first is None or start < self.fraud_first:
+            self.fraud_first = start
+        if self.fraud_last is None or end > self.fraud_last:
+            self.fraud_last = end
 
     slot: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
     hour: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
     d7: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
     d30: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
     first: float | None = None
+    fraud_first: float | None = None  # start of the earliest ended bucket with a known fraud
+    fraud_last: float | None = None  # end of the latest one
 
 
 def windows(view: View, t: float) -> Windows:
@@ -200,6 +209,8 @@ def windows(view: View, t: float) -> Windows:
                     d7[i] += sums[i]
             if sums[_N] > 0 and (w.first is None or day * DAY < w.first):
                 w.first = day * DAY
+            if sums[_F] > 0:
+                w.saw_fraud(day * DAY, (day + 1) * DAY)
             if day == d - 1:  # the part of the 24 h and 1 h windows that lies in yesterday
                 for col, value in cells.items():
                     info = _INFO.get(col)
@@ -222,9 +233,11 @@ def windows(view: View, t: float) -> Windows:
                     hour[c] += value
                     d7[c] += value
                     d30[c] += value
-                    if c == _N and value > 0:
+                    if value > 0 and c in (_N, _F):
                         start = day * DAY + idx * HOUR
-                        if w.first is None or start < w.first:
+                        if c == _F:
+                            w.saw_fraud(start, start + HOUR)
+                        elif w.first is None or start < w.first:
                             w.first = start
             elif slot_now - _SLOTS_1H <= idx < slot_now:
                 slot[c] += value
@@ -257,6 +270,8 @@ def counterparty_values(snap: Snapshot, amount: float, t: float) -> tuple[float,
         fraud_30d,
         fraud_7d / max(tx_7d, 1.0),
         fraud_30d / max(tx_30d, 1.0),
+        (t - cp.fraud_first) / DAY if cp.fraud_first is not None and fraud_30d > 0 else 0.0,
+        (t - cp.fraud_last) / DAY if cp.fraud_last is not None and fraud_30d > 0 else WINDOW_DAYS + 1.0,
         float(dev.hour[_N]),
         float(dev.hour[_W]),
         float(max(dev.d30[_F], 0)),
