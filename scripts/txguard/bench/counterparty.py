@@ -96,7 +96,12 @@ def _reads(read: Callable[[Transaction], Any], n: int, at: datetime) -> dict[str
 def bench_bigtable(project: str, threads: int, seconds: float, shards: int, reads: int) -> dict[str, Any]:
     from google.cloud.bigtable.data import AddToCell
 
-    from txguard.enrichment.counterparty.bigtable import COUNTERS, BigtableCounterpartyStore, row_key, shard_of
+    from txguard.enrichment.counterparty.bigtable import (
+        COUNTERS,
+        BigtableCounterpartyStore,
+        row_key,
+        shard_of,
+    )
     from txguard.local.bigtable import drop_counterparty_table, ensure_counterparty_table
 
     table = f"bench-{uuid.uuid4().hex[:6]}"
