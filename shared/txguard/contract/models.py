@@ -142,7 +142,9 @@ class CounterpartyFeatures(_Model):
     `cp_*` describe the counterparty, `device_*` the device (0 without one), `wallet_fraud_30d`
     the wallet's own known frauds. `cp_fraud_first_days` / `cp_fraud_last_days`: days since the
     earliest / the latest known fraud at the counterparty within 30 days (0 / 31 when none): how
-    long it has been reporting fraud, and whether it still does.
+    long it has been reporting fraud, and whether it still does. `cp_fraud_wallets_*`: how many
+    distinct wallets those frauds hit (ended days; a 64-slot estimate): many for a compromised
+    counterparty, one for the frauds of one compromised wallet.
     """
 
     cp_tx_1h: NonNeg
@@ -161,6 +163,8 @@ class CounterpartyFeatures(_Model):
     cp_fraud_rate_30d: NonNeg
     cp_fraud_first_days: NonNeg
     cp_fraud_last_days: NonNeg
+    cp_fraud_wallets_7d: NonNeg
+    cp_fraud_wallets_30d: NonNeg
     device_tx_24h: NonNeg
     device_new_wallets_24h: NonNeg
     device_fraud_30d: NonNeg

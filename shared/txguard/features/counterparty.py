@@ -40,6 +40,11 @@ TX_COUNTERS = (TX, AMOUNT, NEW_WALLETS)
 DAY_COLUMNS = {c: "d" + c for c in (TX, AMOUNT, NEW_WALLETS, FRAUD)}
 HOUR_COLUMNS = tuple({c: f"h{h:02d}{c}" for c in (TX, AMOUNT, NEW_WALLETS, FRAUD)} for h in range(24))
 SLOT_COLUMNS = tuple({c: f"m{m:03d}{c}" for c in TX_COUNTERS} for m in range(SLOTS_PER_DAY))
+# Known frauds at a counterparty per wallet slot (hash of the wallet % WALLET_SLOTS), day totals:
+# the slots with a positive count estimate how many distinct wallets were defrauded there, which
+# tells a compromised counterparty (many victims) from one compromised wallet's frauds (one).
+WALLET_SLOTS = 64
+WALLET_SLOT_COLUMNS = tuple(f"g{s:02d}" for s in range(WALLET_SLOTS))
 
 
 class Entity(StrEnum):
@@ -140,13 +145,19 @@ def transaction_increments(tx: Transaction, new_for_cp: bool, new_for_device: bo
 
 
 def fraud_increments(entities: Iterable[str], at: float, sign: int) -> list[Increment]:
-    """A known fraud (sign +1) or its withdrawal (-1) in the buckets of the time `at` it became known."""
+    """A known fraud (sign +1) or its withdrawal (-1) in the buckets of the time `at` it became known;
+    the counterparty also counts it in its wallet's slot (`WALLET_SLOT_COLUMNS`)."""
     day = day_of(at)
     hour = HOUR_COLUMNS[int((at - day * DAY) // HOUR)][FRAUD]
+    entities = list(entities)
     out = []
     for entity in entities:
         out.append(Increment(entity, day, DAY_COLUMNS[FRAUD], sign))
         out.append(Increment(entity, day, hour, sign))
+    wallet = next((e for e in entities if e.startswith(Entity.WALLET.value)), None)
+    if wallet is not None:
+        slot = WALLET_SLOT_COLUMNS[int(wallet[1:], 16) % WALLET_SLOTS]
+        out += [Increment(e, day, slot, sign) for e in entities if e.startswith(Entity.COUNTERPARTY.value)]
     return out
 
 
@@ -186,6 +197,8 @@ class Windows:
     first: float | None = None
     fraud_first: float | None = None  # start of the earliest ended bucket with a known fraud
     fraud_last: float | None = None  # end of the latest one
+    wallets7: dict[str, int] = field(default_factory=dict)  # known frauds per wallet slot, ended days
+    wallets30: dict[str, int] = field(default_factory=dict)
 
 
 def windows(view: View, t: float) -> Windows:
@@ -211,6 +224,12 @@ def windows(view: View, t: float) -> Windows:
                 w.first = day * DAY
             if sums[_F] > 0:
                 w.saw_fraud(day * DAY, (day + 1) * DAY)
+            if sums[_F]:  # the wallet slots sit in the rows of the days frauds became known
+                for col, value in cells.items():
+                    if col[0] == "g":
+                        w.wallets30[col] = w.wallets30.get(col, 0) + value
+                        if day >= d - 7:
+                            w.wallets7[col] = w.wallets7.get(col, 0) + value
             if day == d - 1:  # the part of the 24 h and 1 h windows that lies in yesterday
                 for col, value in cells.items():
                     info = _INFO.get(col)
@@ -272,6 +291,8 @@ def counterparty_values(snap: Snapshot, amount: float, t: float) -> tuple[float,
         fraud_30d / max(tx_30d, 1.0),
         (t - cp.fraud_first) / DAY if cp.fraud_first is not None and fraud_30d > 0 else 0.0,
         (t - cp.fraud_last) / DAY if cp.fraud_last is not None and fraud_30d > 0 else WINDOW_DAYS + 1.0,
+        float(sum(1 for v in cp.wallets7.values() if v > 0)),
+        float(sum(1 for v in cp.wallets30.values() if v > 0)),
         float(dev.hour[_N]),
         float(dev.hour[_W]),
         float(max(dev.d30[_F], 0)),

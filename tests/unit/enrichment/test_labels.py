@@ -37,7 +37,8 @@ def test_statuses_of_a_label_stream(parts) -> None:
     assert applier.handle(body("cb-1")).status is LabelStatus.UNCHANGED  # already known fraud
     assert applier.handle(body("cb-1")).status is LabelStatus.DUPLICATE
     result = applier.handle(body("rv-1", 9, kind="reversal", reverses="an-1", is_fraud=None))
-    assert result.status is LabelStatus.APPLIED and result.increments == 2 * 2 * 3  # -1 and +1, day and hour, 3 entities
+    # -1 and +1, each in a day and an hour column of 3 entities and the wallet slot of the counterparty
+    assert result.status is LabelStatus.APPLIED and result.increments == 2 * (2 * 3 + 1)
     assert not outbox.invalid
 
 

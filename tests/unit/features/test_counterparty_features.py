@@ -12,7 +12,9 @@ from txguard.contract.models import LabelEvent
 from txguard.features.counterparty import (
     COUNTERPARTY_FEATURES,
     FIVE_MIN,
+    WALLET_SLOTS,
     CounterpartyBook,
+    EntityKeys,
     counterparty_values,
     marks,
     transaction_increments,
@@ -119,3 +121,24 @@ def test_marks_say_first_payment_to_a_counterparty_and_first_use_of_a_device() -
     # A transaction delivered late: what came after it does not count as "before".
     early = make_tx(3, start=T0, counterparty_id="shop", device_id="dev-a", timestamp=T0 - timedelta(hours=1))
     assert marks(state, TxPoint.of(early)) == (True, True)
+
+
+def test_distinct_defrauded_wallets_tell_a_compromised_counterparty_from_one_compromised_wallet() -> None:
+    book = CounterpartyBook()
+    victims = [make_tx(i, wallet=f"victim-{i}", start=T0, counterparty_id="skimmer") for i in range(6)]
+    one = [make_tx(i, wallet="taken-over", start=T0, counterparty_id="grocer") for i in range(6)]
+    for i, tx in enumerate(victims + one):
+        apply_label(book, label(i, tx, T0 + timedelta(days=2)))
+    at = T0 + timedelta(days=4)
+    skimmer = features(book, make_tx(50, start=T0, counterparty_id="skimmer", timestamp=at))
+    grocer = features(book, make_tx(51, start=T0, counterparty_id="grocer", timestamp=at))
+    slots = [int(EntityKeys.of(tx.wallet_id, "x", None).wallet[1:], 16) % WALLET_SLOTS for tx in victims]
+    assert skimmer["cp_fraud_30d"] == grocer["cp_fraud_30d"] == 6
+    # Six wallets in a 64-slot estimate: exact unless two share a slot.
+    assert (skimmer["cp_fraud_wallets_7d"], grocer["cp_fraud_wallets_7d"]) == (len(set(slots)), 1)
+    # A reversal takes its wallet out again; the slots count days that have ended only.
+    apply_label(book, label(99, victims[0], T0 + timedelta(days=3), kind="reversal", is_fraud=None, reverses="L0"))
+    after = features(book, make_tx(52, start=T0, counterparty_id="skimmer", timestamp=at))
+    assert after["cp_fraud_wallets_30d"] == len(set(slots[1:]))
+    same_day = features(book, make_tx(53, start=T0, counterparty_id="skimmer", timestamp=T0 + timedelta(days=2, hours=5)))
+    assert same_day["cp_fraud_30d"] == 5 and same_day["cp_fraud_wallets_30d"] == 0

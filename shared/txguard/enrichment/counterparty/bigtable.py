@@ -54,7 +54,7 @@ MARKERS = names.COUNTERPARTY_MARKERS_FAMILY
 LEDGER = names.COUNTERPARTY_LEDGER_FAMILY
 LEDGER_ATTEMPTS = 20
 _UNAVAILABLE = (gexc.GoogleAPIError, btexc.MutationsExceptionGroup, btexc.RetryExceptionGroup)
-_DAY_COLUMNS = "^d[" + "".join(c[1] for c in DAY_COLUMNS.values()) + "]$"
+_DAY_COLUMNS = "^(d[" + "".join(c[1] for c in DAY_COLUMNS.values()) + "]|g[0-9][0-9])$"  # day totals
 
 
 def row_key(entity: str, day: int, shard: int) -> bytes:
