@@ -38,7 +38,6 @@ from txguard.contract.errors import StoreUnavailableError
 from txguard.contract.models import LabelEvent, Transaction
 from txguard.enrichment.counterparty.protocol import by_row, label_marker, transaction_marker
 from txguard.features.counterparty import (
-    DAY_COLUMNS,
     EntityKeys,
     Increment,
     Snapshot,
@@ -54,7 +53,10 @@ MARKERS = names.COUNTERPARTY_MARKERS_FAMILY
 LEDGER = names.COUNTERPARTY_LEDGER_FAMILY
 LEDGER_ATTEMPTS = 20
 _UNAVAILABLE = (gexc.GoogleAPIError, btexc.MutationsExceptionGroup, btexc.RetryExceptionGroup)
-_DAY_COLUMNS = "^(d[" + "".join(c[1] for c in DAY_COLUMNS.values()) + "]|g[0-9][0-9])$"  # day totals
+# Day totals ("dn", "da", "dw", "df") and wallet slots ("g00".."g63") sort between "d" and "h"
+# (tests/unit/enrichment/test_counterparty_bigtable_layout.py).
+_DAY_TOTALS = rf.ColumnRangeFilter(COUNTERS, b"d", b"h", inclusive_end=False)
+_ALL_COUNTERS = rf.ColumnRangeFilter(COUNTERS)
 
 
 def row_key(entity: str, day: int, shard: int) -> bytes:
@@ -97,19 +99,15 @@ class BigtableCounterpartyStore:
         keys = EntityKeys.of(tx.wallet_id, tx.counterparty_id, tx.device_id)
         days = read_days(tx.timestamp.timestamp())
         entities = [k for k in (keys.counterparty, keys.device, keys.wallet) if k]
-        ranges = [RowRange(f"{e}#{days.start:06d}".encode(), f"{e}#{days.stop:06d}".encode()) for e in entities]
-        recent = "|".join(f"{d:06d}" for d in (days.stop - 2, days.stop - 1))
-        # Older days need only the day totals; the last two also their hours and 5-minute slots.
-        # (A row may come out of both branches: cells are collected per row, so no double count.)
-        row_filter = rf.RowFilterChain([
-            rf.FamilyNameRegexFilter(COUNTERS),
-            rf.RowFilterUnion([
-                rf.RowKeyRegexFilter(f"[^#]*#({recent})#[0-9]*".encode()),
-                rf.ColumnQualifierRegexFilter(_DAY_COLUMNS.encode()),
-            ]),
-        ])
+        recent = days.stop - 2  # yesterday and today: every column; older days: day totals only
+        older = [RowRange(f"{e}#{days.start:06d}".encode(), f"{e}#{recent:06d}".encode()) for e in entities]
+        latest = [RowRange(f"{e}#{recent:06d}".encode(), f"{e}#{days.stop:06d}".encode()) for e in entities]
+        # Column ranges, not regular expressions: qualifiers are sorted, so the day totals and wallet
+        # slots ("d..", "g..") are one seek per row (on the emulator 4 ms instead of 41 for a busy
+        # counterparty's 31 days: docs/counterparty.md).
         try:
-            rows = self.table.read_rows(ReadRowsQuery(row_ranges=ranges, row_filter=row_filter))
+            rows = self.table.read_rows(ReadRowsQuery(row_ranges=older, row_filter=_DAY_TOTALS))
+            rows += self.table.read_rows(ReadRowsQuery(row_ranges=latest, row_filter=_ALL_COUNTERS))
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"bigtable: {type(exc).__name__}: {exc}") from exc
         views: dict[str, dict[int, dict[str, int]]] = {e: {} for e in entities}
