@@ -22,7 +22,8 @@ from txguard.contract.models import (
     Transaction,
 )
 from txguard.enrichment.outbox import decision_attributes, invalid_attributes
-from txguard.features.counterparty import Snapshot, counterparty_features
+from txguard.features.counterparty import Snapshot
+from txguard.features.counterparty_windows import counterparty_features
 from txguard.features.wallet import vectorize
 
 SUBSCRIPTION = "projects/txguard-test/subscriptions/transactions-enrich-push"

@@ -17,13 +17,8 @@ import pytest
 from tests.enrich_fakes import make_tx
 from txguard.contract.models import LabelEvent
 from txguard.enrichment.counterparty.bigtable import BigtableCounterpartyStore
-from txguard.features.counterparty import (
-    CounterpartyBook,
-    counterparty_values,
-    marks,
-    read_days,
-    transaction_increments,
-)
+from txguard.features.counterparty import CounterpartyBook, marks, read_days, transaction_increments
+from txguard.features.counterparty_windows import counterparty_values
 from txguard.features.labels import apply_label
 from txguard.features.wallet import TxPoint, WalletState, apply
 from txguard.local import emulators

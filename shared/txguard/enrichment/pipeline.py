@@ -40,7 +40,7 @@ from txguard.enrichment.envelope import Delivery, decode, original_bytes, parse_
 from txguard.enrichment.history import HistoryStore, create_store
 from txguard.enrichment.outbox import Outbox, PubSubOutbox
 from txguard.enrichment.scoring_client import ScoringClient
-from txguard.features.counterparty import counterparty_features
+from txguard.features.counterparty_windows import counterparty_features
 
 
 class DeliveryStatus(StrEnum):

@@ -25,12 +25,11 @@ from txguard.features.counterparty import (
     WINDOW_DAYS,
     CounterpartyBook,
     Snapshot,
-    counterparty_features,
-    counterparty_values,
     day_of,
     marks,
     transaction_increments,
 )
+from txguard.features.counterparty_windows import counterparty_features, counterparty_values
 from txguard.features.labels import apply_label
 from txguard.features.wallet import (
     COUNTERPARTY_FEATURES,

@@ -10,17 +10,16 @@ import pytest
 from tests.enrich_fakes import make_tx
 from txguard.contract.models import LabelEvent
 from txguard.features.counterparty import (
-    COUNTERPARTY_FEATURES,
     FIVE_MIN,
     WALLET_SLOTS,
     CounterpartyBook,
     EntityKeys,
-    counterparty_values,
     marks,
     transaction_increments,
 )
+from txguard.features.counterparty_windows import counterparty_values
 from txguard.features.labels import apply_label
-from txguard.features.wallet import DAY, HOUR, TxPoint, WalletState, apply
+from txguard.features.wallet import COUNTERPARTY_FEATURES, DAY, HOUR, TxPoint, WalletState, apply
 
 T0 = datetime(2026, 3, 10, tzinfo=UTC)
 IX = {name: i for i, name in enumerate(COUNTERPARTY_FEATURES)}
