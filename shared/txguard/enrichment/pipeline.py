@@ -232,12 +232,18 @@ class Enricher:
 
 
 def build_enricher(settings: EnrichSettings) -> Enricher:
+    log = get_logger("enrich", settings.log_level)
+    if settings.history_store == "firestore" and settings.counterparty_store == "sqlite":
+        # Shared wallet history but per-instance counterparty aggregates: each instance would see
+        # only its own share of a counterparty's traffic and labels. Say so once, at cold start.
+        log.warning("COUNTERPARTY_STORE=sqlite next to HISTORY_STORE=firestore: counterparty aggregates are "
+                    "per instance (set COUNTERPARTY_STORE=bigtable; docs/counterparty.md)")
     return Enricher(
         create_store(settings),
         ScoringClient.from_settings(settings),
         PubSubOutbox.from_settings(settings),
         create_counterparty_store(settings),
-        get_logger("enrich", settings.log_level),
+        log,
     )
 
 
