@@ -12,14 +12,12 @@ logs, read for the transactions of the stage.
 from __future__ import annotations
 
 import json
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from txguard.contract import names
-from txguard.local.tracker import percentile
+from txguard.local import feed
+from txguard.local.ledger import Ledger, percentile
 
 SLOPE_TOLERANCE = 0.1  # backlog may grow by at most 10% of the offered rate (tx/s per s)
 
@@ -82,35 +80,19 @@ def own_wallets(messages: list[Any], prefix: str) -> list[Any]:
 def run_stage(stack: Any, rate: float, duration_s: float, prefix: str, drain_timeout_s: float,
               seed: int = 1, wallet_prefix: str | None = None) -> Stage:
     """Publish `rate` tx/s for `duration_s` (transaction ids start with `prefix`), then drain."""
-    from txguard.publisher import Pacer, PubSubTransport, make_stream, publish_all
+    from txguard.publisher import Pacer, make_stream
 
     stage = Stage(rate, duration_s, prefix)
     messages = make_stream(max(1, int(rate * duration_s)), "fraud", seed=seed, id_prefix=prefix)
     if wallet_prefix:
         messages = own_wallets(messages, wallet_prefix)
-    tracker = stack.tracker
-    transport = PubSubTransport(stack.options.project, names.TRANSACTIONS_TOPIC, max_messages=100,
-                                max_latency_s=0.005)
-    result: dict[str, Any] = {}
-    thread = threading.Thread(target=lambda: result.setdefault("stats", publish_all(
-        messages, transport, Pacer(rate=rate), on_sent=tracker.sent, on_done=tracker.confirmed)), daemon=True)
-    started = time.monotonic()
-    thread.start()
-    while thread.is_alive():
-        stage.samples.append((time.monotonic() - started, tracker.in_flight()))
-        time.sleep(0.25)
-    transport.close()
-    stats = result.get("stats")
-    stage.achieved_tps = stats.attempted / stats.send_seconds if stats and stats.send_seconds else 0.0
-    drain_started = last_progress = time.monotonic()
-    last = tracker.in_flight()
-    while not tracker.settled() and time.monotonic() - last_progress < drain_timeout_s:
-        time.sleep(0.25)
-        now = tracker.in_flight()
-        if now != last:
-            last, last_progress = now, time.monotonic()
-    stage.drain_s = time.monotonic() - drain_started
-    stage.summary = tracker.summary(lambda m: bool(m.transaction_id and m.transaction_id.startswith(prefix + "-")))
+    ledger = stack.ledgers.add(Ledger(prefix))
+    published = feed.publish(stack.options.project, ledger, messages, Pacer(rate=rate),
+                             tick=lambda _phase, elapsed: stage.samples.append((elapsed, ledger.pending())))
+    stats = published.stats
+    stage.achieved_tps = stats.attempted / stats.send_seconds if stats.send_seconds else 0.0
+    stage.drain_s = feed.drain(ledger, drain_timeout_s).seconds
+    stage.summary = ledger.summary()
     return stage
 
 

@@ -2,5 +2,7 @@
 
 `topology` declares topics and subscriptions on the Pub/Sub emulator exactly as infra/ declares
 them in the cloud (both read shared/txguard/contract/names.py); `processes` runs the two functions with the
-functions-framework CLI; `stack` wires everything for `txguard local up`.
+functions-framework CLI; `stack` wires everything for `txguard local up`. `feed` publishes a
+stream into the stack and drains it, and `ledger` accounts for every transaction of a stream:
+`txguard local up`, `txguard bench e2e` and `txguard reliability` all go through these two.
 """

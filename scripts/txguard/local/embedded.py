@@ -3,7 +3,7 @@
 `EmbeddedPubSub` answers the one RPC publishers use (`google.pubsub.v1.Publisher/Publish`) on a
 loopback port, so the unchanged google-cloud-pubsub clients -- the `txguard publish` transport
 and the enrichment function's outbox -- reach it through PUBSUB_EMULATOR_HOST. Each topic's
-messages go to a handler: `transactions` to the `Pusher`, the others to the stack's tracker.
+messages go to a handler: `transactions` to the `Pusher`, the others to the stack's ledgers.
 
 `Pusher` does what a Pub/Sub push subscription does: POST the push body
 `{"message": {"data", "attributes", "messageId", "publishTime"}, "subscription"}` to the

@@ -38,7 +38,7 @@ def summary_table(summary: dict[str, Any]) -> Any:
     table.add_column("")
     d = summary["decisions"]
     rows = [
-        ("published", f"{summary['published']} ({summary['invalid_injected']} invalid on purpose, "
+        ("published", f"{summary['published']} ({summary['poison']} invalid on purpose, "
                       f"{summary['publish_failed']} publish failures)"),
         ("decided", f"{summary['decided']}  (allow {d['allow']}, review {d['review']}, block {d['block']})"),
         ("invalid", f"{summary['invalid']}  {summary['invalid_kinds'] or ''}"),
@@ -51,8 +51,8 @@ def summary_table(summary: dict[str, Any]) -> Any:
         ("end-to-end latency", f"p50 {summary['e2e_p50_ms']} ms, p95 {summary['e2e_p95_ms']} ms, "
                                f"p99 {summary['e2e_p99_ms']} ms, max {summary['e2e_max_ms']} ms"),
         ("publish rate", f"{summary.get('publish_rate_tps')} tx/s over {summary.get('publish_seconds')} s"),
-        ("errors", f"duplicates {summary['duplicates']}, unexpected invalid {summary['unexpected_invalid']}, "
-                   f"unmatched {summary['unmatched'] or 0}"),
+        ("errors", f"duplicates {summary['duplicates']}, valid on invalid {summary['valid_on_invalid']}, "
+                   f"unmatched {summary.get('unmatched') or 0}"),
     ]
     for key, value in rows:
         table.add_row(key, value)

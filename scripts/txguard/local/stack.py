@@ -25,7 +25,7 @@ from typing import Any
 
 from txguard.contract import names
 from txguard.local import emulators, model, processes, topology
-from txguard.local.tracker import Tracker
+from txguard.local.ledger import Router
 
 # Default publishing rate per mode. The Pub/Sub emulator pushes at most 2 messages at a time
 # (measured), so at 50-80 ms per enrichment it sustains 25-40 tx/s; embedded mode sustained ~80 tx/s
@@ -71,7 +71,7 @@ class LocalStack:
         self.mode = "embedded" if options.embedded or not emulator_mode_available() else "emulators"
         self.workdir = options.workdir or Path(tempfile.mkdtemp(prefix="txguard-local-"))
         self.rate = options.rate if options.rate is not None or options.speed else DEFAULT_RATE[self.mode]
-        self.tracker = Tracker()
+        self.ledgers = Router()  # every output of the pipeline goes to the ledger of its stream
         self.env: dict[str, str] = {}  # what a second shell needs to talk to this stack
         self.endpoints: dict[str, str] = {}
         self.model: dict[str, Any] = {}
@@ -160,7 +160,7 @@ class LocalStack:
         self.step(f"topology created; {names.ENRICH_PUSH_SUBSCRIPTION} pushes to {enrich.url}/")
         from txguard.local.consumers import PullConsumers
 
-        self.consumers = PullConsumers(self.options.project, self.tracker,
+        self.consumers = PullConsumers(self.options.project, self.ledgers,
                                        dead_letter=self.options.pull_dead_letter).start()
         self._exit.callback(self._stop_consumers)
 
@@ -181,8 +181,8 @@ class LocalStack:
         self.broker = EmbeddedPubSub(self.options.project, {
             names.TRANSACTIONS_TOPIC: to_enrich,
             names.DECISIONS_TOPIC: route(self._on_decision),
-            names.INVALID_TOPIC: route(self.tracker.on_invalid),
-            names.DEAD_LETTER_TOPIC: route(self.tracker.on_dead_letter),
+            names.INVALID_TOPIC: route(self.ledgers.on_invalid),
+            names.DEAD_LETTER_TOPIC: route(self.ledgers.on_dead_letter),
         }).start()
         self._exit.callback(self.broker.stop)
         self._setenv("PUBSUB_EMULATOR_HOST", self.broker.host)
@@ -204,7 +204,7 @@ class LocalStack:
         self.step(f"push loop: {spec.name} -> {enrich.url}/ (max {spec.max_delivery_attempts} attempts)")
 
     def _on_decision(self, data: bytes, attributes: dict[str, str], now_ms: int) -> None:
-        self.tracker.on_decision(data, attributes, now_ms)
+        self.ledgers.on_decision(data, attributes, now_ms)
         if self._echo:
             from txguard.cli.commands.decisions import format_decision
 
@@ -234,6 +234,13 @@ class LocalStack:
         return score, enrich
 
     # the stream ------------------------------------------------------------------------------
+    def delivery_summary(self) -> dict[str, Any]:
+        """How transactions reached the enrichment function (a summary's fields)."""
+        if self.pusher is None:
+            return {}
+        stats = self.pusher.stats
+        return {"push": {"attempts": stats.attempts, "failures": stats.failures, "statuses": stats.statuses}}
+
     def print_env(self) -> None:
         self.console.print("[bold]endpoints[/]")
         for name, url in self.endpoints.items():

@@ -8,7 +8,7 @@ NOTES = """
   `shared/txguard/contract/names.py`, a model trained into `gs://txguard-models/registry`, and both functions
   under functions-framework (gunicorn), as Cloud Run serves them. Scenarios run one after the
   other on the same stack; each uses transaction ids and wallets of its own.
-- **Counting** is per transaction (`scripts/txguard/reliability/ledger.py`): `sent` counts Pub/Sub
+- **Counting** is per transaction (`scripts/txguard/local/ledger.py`): `sent` counts Pub/Sub
   messages, `tx` distinct transactions. `decided`: at least one decision on `decisions`;
   `invalid`: its exact bytes came out on `invalid` (poison only); `dead-lettered`: pulled from
   `transactions-dead-letter-inspect` by the redrive; `lost`: published (confirmed by Pub/Sub)

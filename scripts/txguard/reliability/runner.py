@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from txguard.reliability.context import FULL, QUICK, Context, Profile, Router
-from txguard.reliability.ledger import Ledger
+from txguard.local.ledger import Ledger
+from txguard.reliability.context import FULL, QUICK, Context, Profile
 from txguard.reliability.scenarios import SCENARIOS
 
 
@@ -56,14 +56,14 @@ class Progress:
 
     def phase(self, ledger: Ledger, label: str) -> None:
         self._label = label
-        self.console.print(f"[dim]{time.monotonic() - self.started:6.1f}s[/] {ledger.scenario}: {label}")
+        self.console.print(f"[dim]{time.monotonic() - self.started:6.1f}s[/] {ledger.name}: {label}")
 
     def update(self, ledger: Ledger, state: str) -> None:
         if self.live is None:
             return
         s = ledger.summary()
         self.live.update(
-            f"[bold]{ledger.scenario}[/] {state}  sent {s['sent']}  decided {s['decided']}/{s['transactions']}  "
+            f"[bold]{ledger.name}[/] {state}  sent {s['sent']}  decided {s['decided']}/{s['transactions']}  "
             f"invalid {s['invalid']}/{s['poison']}  redriven {s['redriven']}  pending {ledger.pending()}  "
             f"[dim]{time.monotonic() - self.started:.0f}s[/]")
 
@@ -80,11 +80,10 @@ def run(options: RunOptions, console: Any) -> dict[str, Any]:
         count=0, embedded=options.embedded, workdir=options.workdir, project=options.project, warmup=0,
         emulator_retry_policy=options.keep_retry_policy, pull_dead_letter=False,
     )
-    router = Router()
     results: dict[str, Any] = {}
     started = time.monotonic()
     stack = LocalStack(stack_options, console)
-    stack.tracker = router  # the consumers and the embedded broker deliver to the router
+    router = stack.ledgers  # the consumers and the embedded broker deliver to it
     with stack, Progress(console) as progress:
         stack.up()
         ctx = Context(stack, options.profile, router, progress)

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from txguard.local.ledger import Ledger
 from txguard.publisher import Outgoing
 from txguard.reliability import bad_model, outages, poison
 from txguard.reliability.context import Context
-from txguard.reliability.ledger import Ledger
 
 
 def _finish(ctx: Context, ledger: Ledger, messages: list[Outgoing], extra: dict[str, Any]) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def _finish(ctx: Context, ledger: Ledger, messages: list[Outgoing], extra: dict[
         "mismatched_wallets": history.mismatched_wallets,
         "wallets": history.wallets,
         "drain_s": drain.seconds,
-        "redrives": drain.redrives,
+        "redrives": drain.actions,
         "retried": ctx.retries(prefix) if prefix else {},
         **extra,
     }
@@ -84,7 +84,7 @@ def poison_scenario(ctx: Context) -> dict[str, Any]:
     if result["invalid_without_reason"]:
         failed.append(f"{result['invalid_without_reason']} invalid messages without a reason attribute")
     kinds_sent = {m.corruption for m in messages if not m.expected_valid}
-    missing_kinds = sorted(k for k in kinds_sent if k and k not in result["invalid_kinds"])
+    missing_kinds = sorted(k for k in kinds_sent if k and k not in result["rejected_kinds"])
     if missing_kinds:
         failed.append("kinds not seen on invalid: " + ", ".join(missing_kinds))
     result["poison_kinds"] = len(kinds_sent)

@@ -1,4 +1,4 @@
-"""The pure parts of `txguard reliability`: poison corpus, ledger, double-count check, report."""
+"""The pure parts of `txguard reliability`: poison corpus, double-count check, report (the ledger: tests/unit/local)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,7 @@ from txguard.local.topology import subscription_request
 from txguard.ops.redrive import redrive_attributes
 from txguard.publisher import make_stream
 from txguard.reliability import poison, report, runner
-from txguard.reliability.context import Router
 from txguard.reliability.history_check import check, expected_states
-from txguard.reliability.ledger import Ledger
 
 
 @pytest.fixture(scope="module")
@@ -78,68 +76,6 @@ def test_history_check_counts_a_transaction_applied_twice_and_one_never_applied(
     assert result.double_counted == 1
     assert result.missing == 1
     assert result.mismatched_wallets >= 1
-
-
-# ledger -------------------------------------------------------------------------------------------
-def _decision(tx_id: str, decision: str = "allow") -> bytes:
-    return json.dumps({"transaction_id": tx_id, "outcome": decision}).encode()
-
-
-def test_ledger_counts_transactions_not_messages(stream: list) -> None:
-    ledger = Ledger("dup")
-    m = stream[0]
-    for _ in range(2):
-        ledger.sent(m)
-        ledger.confirmed(m, None)
-    assert ledger.pending() == 1
-    assert ledger.on_decision(_decision(m.transaction_id), {})
-    assert ledger.on_decision(_decision(m.transaction_id), {})
-    s = ledger.summary()
-    assert (s["sent"], s["transactions"], s["decided"], s["decision_copies"], s["lost"]) == (2, 1, 1, 2, 0)
-    assert s["inconsistent_decisions"] == 0
-    ledger.on_decision(_decision(m.transaction_id, "block"), {})
-    assert ledger.summary()["inconsistent_decisions"] == 1
-
-
-def test_ledger_matches_poison_by_content_and_requires_a_reason(stream: list) -> None:
-    ledger = Ledger("poison")
-    bad = poison.make_poison(stream[1], "nan_amount", 7)
-    ledger.sent(bad)
-    ledger.confirmed(bad, None)
-    assert not ledger.on_invalid(b"something else", {names.ATTR_REASON: "x"})
-    assert ledger.on_invalid(bad.data, {})
-    s = ledger.summary()
-    assert (s["poison"], s["invalid"], s["invalid_without_reason"], s["lost"]) == (1, 1, 1, 0)
-    assert s["invalid_kinds"] == {"nan_amount": 1}
-
-
-def test_ledger_lost_parked_and_redriven(stream: list) -> None:
-    ledger = Ledger("outage")
-    a, b, c = stream[2], stream[3], stream[4]
-    for m in (a, b, c):
-        ledger.sent(m)
-        ledger.confirmed(m, None)
-    ledger.on_decision(_decision(a.transaction_id), {})
-    ledger.on_dead_letter(b.data, {})  # parked: accounted for, not lost
-    s = ledger.summary()
-    assert (s["decided"], s["dead_lettered"], s["still_dead_lettered"], s["lost"]) == (1, 1, 1, 1)
-    ledger.on_redriven(b.data)  # redriven: pending again until decided
-    assert ledger.pending() == 2
-    ledger.on_decision(_decision(b.transaction_id), {})
-    s = ledger.summary()
-    assert (s["decided"], s["redriven"], s["still_dead_lettered"], s["lost"]) == (2, 1, 0, 1)
-
-
-def test_router_routes_to_the_owning_ledger_and_counts_the_rest(stream: list) -> None:
-    router = Router()
-    first, second = router.add(Ledger("one")), router.add(Ledger("two"))
-    first.sent(stream[5])
-    second.sent(stream[6])
-    router.on_decision(_decision(stream[5].transaction_id), {})
-    router.on_decision(_decision("nobody"), {})
-    router.on_redriven(stream[6].data, {})
-    assert first.summary()["decided"] == 1 and second.summary()["redriven"] == 1
-    assert router.unmatched == {"decision": 1}
 
 
 # report, verdict, hooks ------------------------------------------------------------------------------
