@@ -243,7 +243,8 @@ def test_enrich_push_subscription_retries_dead_letters_and_authenticates(default
     dead_letter_topic = f"projects/{BASE_CONFIG['gcp:project']}/topics/{spec.dead_letter_topic}"
     assert sub["deadLetterPolicy"] == {"deadLetterTopic": dead_letter_topic,
                                        "maxDeliveryAttempts": spec.max_delivery_attempts}
-    assert sub["enableMessageOrdering"] is False  # ordering does not survive dead-lettering
+    # One wallet's transactions in order, even across retries; a dead letter releases its wallet.
+    assert sub["enableMessageOrdering"] is True
     # The push deadline must cover the function's timeout, else Pub/Sub redelivers work in progress.
     timeout = function(default_stack, names.ENRICH_FUNCTION)["serviceConfig"]["timeoutSeconds"]
     assert timeout <= sub["ackDeadlineSeconds"]

@@ -1,9 +1,11 @@
 """Run the scenarios on one local stack and decide the verdict.
 
-The stack is `txguard local up`'s (scripts/txguard/local/stack.py) with two hooks: the emulator's push
-subscription is created without its retry policy unless `keep_retry_policy` (the emulator's
-backoff scheduler stops for good after concurrent push failures, docs/reliability.md), and the
-dead-letter subscription is left to the redrive instead of a pull consumer. Everything started
+The stack is `txguard local up`'s (scripts/txguard/local/stack.py): the push bridge delivers the
+transactions subscription with production's settings (ordering by wallet, retry policy,
+dead-letter policy), and the dead-letter subscription is left to the redrive instead of a pull
+consumer. With `push="emulator"` the emulator's own push subscription is created without its
+retry policy unless `keep_retry_policy` (its backoff scheduler stops for good after concurrent
+push failures, docs/reliability.md). Everything started
 is stopped when the stack closes, whatever happens.
 """
 
@@ -25,6 +27,7 @@ class RunOptions:
     only: list[str] = field(default_factory=list)
     embedded: bool = False
     keep_retry_policy: bool = False
+    push: str = "bridge"
     workdir: Path | None = None
     project: str = "txguard-reliability"
 
@@ -78,7 +81,7 @@ def run(options: RunOptions, console: Any) -> dict[str, Any]:
         raise ValueError(f"unknown scenario(s): {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     stack_options = StackOptions(
         count=0, embedded=options.embedded, workdir=options.workdir, project=options.project, warmup=0,
-        emulator_retry_policy=options.keep_retry_policy, pull_dead_letter=False,
+        emulator_retry_policy=options.keep_retry_policy, pull_dead_letter=False, push=options.push,
     )
     results: dict[str, Any] = {}
     started = time.monotonic()
@@ -94,7 +97,8 @@ def run(options: RunOptions, console: Any) -> dict[str, Any]:
             results[name]["seconds"] = round(time.monotonic() - t0, 1)
         meta = {
             "mode": stack.mode, "profile": options.profile.name, "nominal_rate": stack.rate,
-            "model_version": stack.model.get("version"), "retry_policy_on_emulator": options.keep_retry_policy,
+            "model_version": stack.model.get("version"), **stack.delivery_summary(),
+            "retry_policy_on_emulator": options.push == "bridge" or options.keep_retry_policy,
             "unmatched_outputs": dict(router.unmatched), "workdir": str(stack.workdir),
             "total_s": round(time.monotonic() - started, 1),
         }
