@@ -1,7 +1,7 @@
 """Monitoring as code: log-based metrics from the functions' JSON logs, alert policies, a dashboard.
 
 The functions log JSON lines (shared/txguard/contract/logs.py) that Cloud Logging parses into `jsonPayload`:
-enrichment one line per delivery (`outcome`, `decision`, `model_version`), scoring its
+enrichment one line per delivery (`status`, `outcome`, `model_version`, `late`), scoring its
 `latency_ms`; the metrics below extract those fields. Error rate uses Cloud Run's own request counts (a crashed or
 timed-out request logs nothing of ours), and the dead-letter alert Pub/Sub's backlog metric.
 """
@@ -27,6 +27,7 @@ DECIDED_STATUS = "decided"
 # so /health, /model and /score/batch requests stay out of the latency distribution.
 SCORE_PATH = "/score"
 LATENCY_METRIC = "txguard_scoring_latency"
+LATE_METRIC = "txguard_late_transactions"
 ERRORS_METRIC = "txguard_error_logs"
 USER_METRIC = "logging.googleapis.com/user/"
 REQUESTS_METRIC = "run.googleapis.com/request_count"
@@ -92,6 +93,21 @@ class Monitoring(pulumi.ComponentResource):
             label_extractors={"status": "EXTRACT(jsonPayload.status)"},
             opts=child,
         )
+        # Decided although a later transaction of the same wallet was decided first: that later one was
+        # scored without it (training/serving skew). Ordered delivery keeps it at zero except for
+        # redriven dead letters and publishers that send a wallet out of order (docs/enrichment.md).
+        self.late = gcp.logging.Metric(
+            "late-transactions",
+            name=LATE_METRIC,
+            project=cfg.project,
+            description="Transactions decided after a later transaction of their wallet (decision flagged late)",
+            filter=f'{enrich_logs} AND jsonPayload.status="{DECIDED_STATUS}" AND jsonPayload.late=true',
+            metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
+                metric_kind="DELTA", value_type="INT64", unit="1",
+                labels=[gcp.logging.MetricMetricDescriptorLabelArgs(key="model_version", value_type="STRING")]),
+            label_extractors={"model_version": "EXTRACT(jsonPayload.model_version)"},
+            opts=child,
+        )
         self.latency = gcp.logging.Metric(
             "scoring-latency",
             name=LATENCY_METRIC,
@@ -119,7 +135,7 @@ class Monitoring(pulumi.ComponentResource):
             metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(metric_kind="DELTA", value_type="INT64"),
             opts=child,
         )
-        metrics = [self.decisions, self.deliveries, self.latency, self.error_logs]
+        metrics = [self.decisions, self.deliveries, self.late, self.latency, self.error_logs]
         after_metrics = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, *metrics])
         self.channels = [
             gcp.monitoring.NotificationChannel(
@@ -249,6 +265,8 @@ def dashboard(cfg: StackConfig) -> dict:
                _backlog_filter(names.ENRICH_PUSH_SUBSCRIPTION), "ALIGN_MAX"),
         _chart("Dead-lettered transactions (backlog)", _backlog_filter(names.DEAD_LETTER_SUBSCRIPTION), "ALIGN_MAX"),
         _chart("Error log lines/s", f'metric.type="{USER_METRIC}{ERRORS_METRIC}"', "ALIGN_RATE", "REDUCE_SUM"),
+        _chart("Late transactions/s (decided after a later one of their wallet)",
+               f'metric.type="{USER_METRIC}{LATE_METRIC}"', "ALIGN_RATE", "REDUCE_SUM"),
     ]
     width, height = 6, 4
     tiles = [{"xPos": (i % 2) * width, "yPos": (i // 2) * height, "width": width, "height": height, "widget": chart}

@@ -62,6 +62,8 @@ def test_local_up_with_emulators(tmp_path: Path) -> None:
     require(emulator_mode_available(), "gcloud (with Java) or fake-gcs-server missing: emulator mode unavailable")
     summary, stderr = _local_up(tmp_path)
     _check(summary, "emulators")
+    assert summary["push_mode"] == "bridge" and summary["ordering"] is True  # production-like push, by wallet
+    assert summary["push"]["failures"] == 0 and summary["late"] == 0
     assert "gs://txguard-models/registry" in stderr  # the model came from the emulated Cloud Storage registry
 
 
@@ -69,4 +71,5 @@ def test_local_up_with_emulators(tmp_path: Path) -> None:
 def test_local_up_embedded(tmp_path: Path) -> None:
     summary, _ = _local_up(tmp_path, "--embedded")
     _check(summary, "embedded")
+    assert summary["push_mode"] == "embedded" and summary["ordering"] is True
     assert summary["push"]["failures"] == 0

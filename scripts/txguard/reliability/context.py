@@ -22,8 +22,9 @@ from typing import Any
 from txguard.contract import names
 from txguard.local import feed
 from txguard.local.ledger import Ledger, Router
+from txguard.local.push import FaultPlan
 from txguard.publisher import Outgoing
-from txguard.reliability.history_check import HistoryCheck, check
+from txguard.reliability.history_check import FeatureCheck, HistoryCheck, check, check_features
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,10 @@ class Profile:
     bad_model_tx: int
     burst_factor: float
     burst_s: float
+    kill_stream_s: float
+    kill_at_s: tuple[float, ...]  # when the enrichment workers are killed, seconds into the stream
+    flaky_stream_s: float
+    flaky_share: float
     redrive_after_s: float
     idle_s: float
     cap_s: float
@@ -52,11 +57,13 @@ FULL = Profile("full", duplicates_tx=400, poison_messages=1200, poison_fraction=
                scoring_stream_s=60, scoring_outage_at_s=15, scoring_outage_s=20,
                store_stream_s=40, store_outage_at_s=10, store_outage_s=10,
                bad_model_tx=150, burst_factor=10, burst_s=10,
+               kill_stream_s=60, kill_at_s=(8, 18, 28, 38, 48), flaky_stream_s=60, flaky_share=0.2,
                redrive_after_s=8, idle_s=60, cap_s=900)
 QUICK = Profile("quick", duplicates_tx=40, poison_messages=240, poison_fraction=0.05,
                 scoring_stream_s=20, scoring_outage_at_s=4, scoring_outage_s=10,
                 store_stream_s=12, store_outage_at_s=3, store_outage_s=5,
                 bad_model_tx=25, burst_factor=10, burst_s=2,
+                kill_stream_s=16, kill_at_s=(3, 8, 13), flaky_stream_s=12, flaky_share=0.2,
                 redrive_after_s=6, idle_s=30, cap_s=240)
 
 
@@ -75,6 +82,27 @@ class Context:
     @property
     def nominal_rate(self) -> float:
         return float(self.stack.rate)
+
+    # delivery ------------------------------------------------------------------------------
+    @property
+    def _dispatcher(self) -> Any:
+        """Whatever posts the pushes (bridge or embedded pusher); None with the emulator's own push."""
+        delivery = self.stack.bridge or self.stack.pusher
+        return None if delivery is None else delivery.dispatcher
+
+    @property
+    def ordering(self) -> bool:
+        return bool(self.stack.delivery_summary().get("ordering"))
+
+    @property
+    def can_inject_faults(self) -> bool:
+        return self._dispatcher is not None
+
+    def set_faults(self, plan: FaultPlan | None) -> None:
+        self._dispatcher.faults = plan
+
+    def push_stats(self) -> dict[str, Any]:
+        return self._dispatcher.stats.as_dict() if self._dispatcher is not None else {}
 
     def messages(self, scenario: str, count: int, seed: int) -> list[Outgoing]:
         """`count` simulated transactions with ids and wallets of the scenario's own."""
@@ -142,14 +170,16 @@ class Context:
         return dict(out.most_common())
 
     # history -------------------------------------------------------------------------------
-    def history(self, messages: list[Outgoing]) -> HistoryCheck:
-        """The scenario's wallets in the store against the sequential replay of its transactions."""
+    def history(self, messages: list[Outgoing], ledger: Ledger | None = None) -> tuple[HistoryCheck, FeatureCheck]:
+        """The scenario's wallets in the store against the sequential replay of its transactions, and
+        each transaction's stored features against its replayed ones (late flags from the ledger)."""
         from txguard.contract.models import TRANSACTION_ADAPTER
 
         txs = [TRANSACTION_ADAPTER.validate_json(m.data) for m in messages if m.expected_valid]
         store = self._store()
         try:
-            return check(txs, store.wallet_state)
+            return (check(txs, store.wallet_state),
+                    check_features(txs, store.processed, ledger.late_ids() if ledger is not None else ()))
         finally:
             store.close()
 

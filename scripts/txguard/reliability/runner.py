@@ -18,7 +18,7 @@ from typing import Any
 
 from txguard.local.ledger import Ledger
 from txguard.reliability.context import FULL, QUICK, Context, Profile
-from txguard.reliability.scenarios import SCENARIOS
+from txguard.reliability.registry import SCENARIOS
 
 
 @dataclass
@@ -28,6 +28,7 @@ class RunOptions:
     embedded: bool = False
     keep_retry_policy: bool = False
     push: str = "bridge"
+    rate: float = 25.0  # the nominal rate of every scenario (the burst is a multiple of it)
     workdir: Path | None = None
     project: str = "txguard-reliability"
 
@@ -80,7 +81,8 @@ def run(options: RunOptions, console: Any) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown scenario(s): {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     stack_options = StackOptions(
-        count=0, embedded=options.embedded, workdir=options.workdir, project=options.project, warmup=0,
+        count=0, rate=options.rate, embedded=options.embedded, workdir=options.workdir, project=options.project,
+        warmup=0,
         emulator_retry_policy=options.keep_retry_policy, pull_dead_letter=False, push=options.push,
     )
     results: dict[str, Any] = {}

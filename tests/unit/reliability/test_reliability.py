@@ -16,7 +16,7 @@ from txguard.local.topology import subscription_request
 from txguard.ops.redrive import redrive_attributes
 from txguard.publisher import make_stream
 from txguard.reliability import poison, report, runner
-from txguard.reliability.history_check import check, expected_states
+from txguard.reliability.history_check import check, check_features, expected_states
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +78,47 @@ def test_history_check_counts_a_transaction_applied_twice_and_one_never_applied(
     assert result.mismatched_wallets >= 1
 
 
+# features per transaction --------------------------------------------------------------------------
+def _online(txs: list, arrival: list) -> dict[str, dict]:
+    """What the enrichment function stores when `txs` arrive in `arrival` order (SQLite store)."""
+    import tempfile
+
+    from txguard.enrichment.history.sqlite import SqliteHistoryStore
+
+    with tempfile.TemporaryDirectory() as folder:
+        store = SqliteHistoryStore(f"{folder}/h.sqlite3")
+        for tx in arrival:
+            store.enrich_once(tx)
+        records = {tx.transaction_id: store.processed(tx.transaction_id) for tx in txs}
+        store.close()
+    return records
+
+
+def test_features_in_order_equal_the_replay(stream: list) -> None:
+    txs = _txs(stream)
+    records = _online(txs, sorted(txs, key=lambda t: t.timestamp))
+    result = check_features(txs, records.get)
+    assert (result.compared, result.differing, result.unexplained, result.late) == (len(txs), 0, 0, 0)
+
+
+def test_a_late_arrival_explains_the_differences_it_caused_and_nothing_else(stream: list) -> None:
+    txs = sorted(_txs(stream), key=lambda t: t.timestamp)
+    wallet = max({t.wallet_id for t in txs}, key=lambda w: sum(t.wallet_id == w for t in txs))
+    mine = [t for t in txs if t.wallet_id == wallet]
+    held = mine[0]  # its wallet's first transaction, delivered last (a redriven dead letter)
+    records = _online(txs, [t for t in txs if t is not held] + [held])
+    result = check_features(txs, records.get)
+    assert result.late == 1 and result.differing >= 1 and result.unexplained == 0
+    assert result.explained == result.differing
+    # Without the late flag the same differences are unexplained skew.
+    records[held.transaction_id] = {**records[held.transaction_id], "late": False}
+    assert check_features(txs, records.get).unexplained == result.differing
+    # ... unless the decision said it (the ledger's late ids).
+    assert check_features(txs, records.get, {held.transaction_id}).unexplained == 0
+    missing = check_features(txs, lambda tid: None if tid == held.transaction_id else records[tid])
+    assert missing.unprocessed == 1
+
+
 # report, verdict, hooks ------------------------------------------------------------------------------
 RESULTS = {
     "duplicates": {"sent": 4, "transactions": 2, "decided": 2, "invalid": 0, "dead_lettered": 0, "redriven": 0,
@@ -91,10 +132,10 @@ RESULTS = {
 
 
 def test_last_line_is_one_json_object_per_scenario() -> None:
-    line = report.last_line(RESULTS, {"mode": "emulators", "profile": "quick"}, ok=False)
+    line = report.last_line(RESULTS, {"mode": "emulators", "profile": "quick", "push_mode": "bridge"}, ok=False)
     doc = json.loads(line)
     assert "\n" not in line
-    assert set(doc) == {"duplicates", "store_outage", "burst", "passed", "mode", "profile"}
+    assert set(doc) == {"duplicates", "store_outage", "burst", "passed", "mode", "push_mode", "profile"}
     for key in ("sent", "decided", "invalid", "dead_lettered", "lost", "double_counted"):
         assert key in doc["duplicates"] and key in doc["burst"]
     assert doc["duplicates"]["ok"] is True and doc["burst"]["ok"] is False
@@ -137,7 +178,7 @@ def test_push_subscription_without_retry_policy_on_request_only() -> None:
 
 def test_the_command_lists_the_scenarios_it_runs() -> None:
     from txguard.reliability import SCENARIO_NAMES
-    from txguard.reliability.scenarios import SCENARIOS
+    from txguard.reliability.registry import SCENARIOS
 
     assert tuple(SCENARIOS) == SCENARIO_NAMES
 
