@@ -12,6 +12,7 @@ logs, read for the transactions of the stage.
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ class Stage:
     summary: dict[str, Any] = field(default_factory=dict)
     achieved_tps: float = 0.0
     drain_s: float = 0.0
+    ledger: Ledger | None = None
 
     @property
     def backlog_slope(self) -> float:
@@ -64,26 +66,30 @@ class Stage:
         }
 
 
-def own_wallets(messages: list[Any], prefix: str) -> list[Any]:
+def own_wallets(messages: list[Any], prefix: str, wallets: int | None = None) -> list[Any]:
     """The same messages on wallets of their own (`prefix` + wallet id): a warm-up must not add
-    history to the wallets the measured stream uses."""
+    history to the wallets the measured stream uses. `wallets`: fold them onto that many (hot) wallets."""
     from dataclasses import replace
 
     out = []
     for m in messages:
         doc = json.loads(m.data)
-        doc["wallet_id"] = f"{prefix}{doc['wallet_id']}"
+        wallet = doc["wallet_id"] if wallets is None else f"hot{zlib.crc32(doc['wallet_id'].encode()) % wallets}"
+        doc["wallet_id"] = f"{prefix}{wallet}"
         out.append(replace(m, data=json.dumps(doc, separators=(",", ":")).encode(), ordering_key=doc["wallet_id"]))
     return out
 
 
 def run_stage(stack: Any, rate: float, duration_s: float, prefix: str, drain_timeout_s: float,
-              seed: int = 1, wallet_prefix: str | None = None) -> Stage:
-    """Publish `rate` tx/s for `duration_s` (transaction ids start with `prefix`), then drain."""
+              seed: int = 1, wallet_prefix: str | None = None, messages: list[Any] | None = None) -> Stage:
+    """Publish `rate` tx/s for `duration_s` (transaction ids start with `prefix`), then drain.
+
+    `messages`: the stage's own stream instead of the simulator's (ids must start with `prefix`)."""
     from txguard.publisher import Pacer, make_stream
 
     stage = Stage(rate, duration_s, prefix)
-    messages = make_stream(max(1, int(rate * duration_s)), "fraud", seed=seed, id_prefix=prefix)
+    if messages is None:
+        messages = make_stream(max(1, int(rate * duration_s)), "fraud", seed=seed, id_prefix=prefix)
     if wallet_prefix:
         messages = own_wallets(messages, wallet_prefix)
     ledger = stack.ledgers.add(Ledger(prefix))
@@ -93,6 +99,7 @@ def run_stage(stack: Any, rate: float, duration_s: float, prefix: str, drain_tim
     stage.achieved_tps = stats.attempted / stats.send_seconds if stats.send_seconds else 0.0
     stage.drain_s = feed.drain(ledger, drain_timeout_s).seconds
     stage.summary = ledger.summary()
+    stage.ledger = ledger
     return stage
 
 

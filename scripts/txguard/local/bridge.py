@@ -33,7 +33,7 @@ import time
 from typing import Any
 
 from txguard.contract import names
-from txguard.local.push import Delivery, Dispatcher, FaultPlan
+from txguard.local.push import Delivery, Dispatcher, Faults
 
 PULL_TIMEOUT_S = 2.0
 FLUSH_EVERY_S = 0.02
@@ -66,11 +66,11 @@ class PushBridge:
         return self.dispatcher.ordering
 
     @property
-    def faults(self) -> FaultPlan | None:
+    def faults(self) -> Faults | None:
         return self.dispatcher.faults
 
     @faults.setter
-    def faults(self, plan: FaultPlan | None) -> None:
+    def faults(self, plan: Faults | None) -> None:
         self.dispatcher.faults = plan
 
     def start(self) -> PushBridge:

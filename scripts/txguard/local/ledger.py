@@ -195,6 +195,11 @@ class Ledger:
         with self._lock:
             return [k for k, i in self._items.items() if i.valid]
 
+    def latencies(self) -> dict[str, float]:
+        """Publish -> first decision, in ms, by transaction id (decided ones only)."""
+        with self._lock:
+            return {k: i.latency_ms for k, i in self._items.items() if i.latency_ms is not None}
+
     def late_ids(self) -> set[str]:
         """Transactions whose decision was flagged late."""
         with self._lock:

@@ -16,7 +16,8 @@ message id); later messages of the key wait meanwhile (`held`), however long the
 
 `FaultPlan` fails a share of deliveries on purpose, two ways a real delivery fails: refused before
 reaching the function (a 503 from the front end) or processed and its answer lost (the function
-acted, Pub/Sub never heard back). `txguard reliability` uses it; it is off otherwise.
+acted, Pub/Sub never heard back); `FailFirst` refuses the first attempts of chosen messages.
+`txguard reliability` and `txguard bench ordering` use them; they are off otherwise.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 REFUSED = "refused"  # never posted: answered as a 503 would be
 ANSWER_LOST = "answer_lost"  # posted and processed, the answer dropped
@@ -64,6 +66,12 @@ def push_body(d: Delivery, subscription: str, dead_letter_policy: bool) -> dict[
     return body
 
 
+class Faults(Protocol):
+    def draw(self, d: Delivery) -> str | None:
+        """None to deliver normally, or how this delivery fails (REFUSED, ANSWER_LOST)."""
+        ...
+
+
 @dataclass
 class FaultPlan:
     """Fail `share` of the deliveries at random, half refused, half with their answer lost."""
@@ -78,11 +86,23 @@ class FaultPlan:
             raise ValueError(f"fault share must be in [0, 1), got {self.share}")
         self._rng = random.Random(self.seed)
 
-    def draw(self) -> str | None:
+    def draw(self, d: Delivery | None = None) -> str | None:
+        del d  # any delivery, at random
         with self._lock:
             if self._rng.random() >= self.share:
                 return None
             return REFUSED if self._rng.random() < 0.5 else ANSWER_LOST
+
+
+@dataclass
+class FailFirst:
+    """Refuse the first `attempts` delivery attempts of the messages `chosen` picks."""
+
+    chosen: Callable[[Delivery], bool]
+    attempts: int
+
+    def draw(self, d: Delivery) -> str | None:
+        return REFUSED if d.attempt <= self.attempts and self.chosen(d) else None
 
 
 @dataclass
@@ -112,7 +132,7 @@ Done = Callable[[Delivery, bool, bool], None]  # (delivery, succeeded, final fai
 class Dispatcher:
     def __init__(self, endpoint: str, subscription: str, on_done: Done, *, max_attempts: int | None,
                  connections: int = 64, ordering: bool = True, timeout_s: float = 60.0,
-                 faults: FaultPlan | None = None) -> None:
+                 faults: Faults | None = None) -> None:
         """`max_attempts`: the dead-letter policy's (None: no policy, no deliveryAttempt, never final)."""
         self.endpoint = endpoint
         self.subscription = subscription
@@ -179,7 +199,7 @@ class Dispatcher:
             if d is None:
                 session.close()
                 return
-            fault = self.faults.draw() if self.faults is not None else None
+            fault = self.faults.draw(d) if self.faults is not None else None
             status, ok = self._post(session, d) if fault != REFUSED else ("503", False)
             if fault is not None:
                 status, ok = f"injected {fault} ({status})", False

@@ -259,6 +259,22 @@ class LocalStack:
 
     # the stream ------------------------------------------------------------------------------
     @property
+    def dispatcher(self) -> Any:
+        """What posts the pushes (the bridge's or the embedded pusher's); None with the emulator's own push."""
+        delivery = self.bridge or self.pusher
+        return None if delivery is None else delivery.dispatcher
+
+    def history_store(self) -> Any:
+        """A client of the stack's history store (the functions' Firestore or SQLite), to read it back."""
+        if self.mode == "embedded":
+            from txguard.enrichment.history.sqlite import SqliteHistoryStore
+
+            return SqliteHistoryStore(self.workdir / "history.sqlite3")
+        from txguard.enrichment.history.firestore import FirestoreHistoryStore
+
+        return FirestoreHistoryStore(project=self.options.project)
+
+    @property
     def push_mode(self) -> str:
         return "embedded" if self.mode == "embedded" else self.options.push
 
@@ -266,12 +282,10 @@ class LocalStack:
         """How transactions reached the enrichment function (a summary's fields)."""
         out: dict[str, Any] = {"push_mode": self.push_mode}
         if self.bridge is not None:
-            out.update(ordering=self.bridge.ordering, push=self.bridge.summary())
+            out["push"] = self.bridge.summary()
         elif self.pusher is not None:
-            out.update(ordering=self.pusher.dispatcher.ordering,
-                       push={**self.pusher.stats.as_dict(), "dead_lettered": self.pusher.dead_lettered})
-        else:
-            out["ordering"] = False
+            out["push"] = {**self.pusher.stats.as_dict(), "dead_lettered": self.pusher.dead_lettered}
+        out["ordering"] = self.dispatcher is not None and self.dispatcher.ordering
         return out
 
     def print_env(self) -> None:

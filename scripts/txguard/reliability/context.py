@@ -22,7 +22,7 @@ from typing import Any
 from txguard.contract import names
 from txguard.local import feed
 from txguard.local.ledger import Ledger, Router
-from txguard.local.push import FaultPlan
+from txguard.local.push import Faults
 from txguard.publisher import Outgoing
 from txguard.reliability.history_check import FeatureCheck, HistoryCheck, check, check_features
 
@@ -51,20 +51,21 @@ class Profile:
     cap_s: float
 
 
-# cap_s bounds each drain; generous because the machine running it may be shared (the emulator
-# then delivers far below its ~35 tx/s), idle_s is what actually ends a stuck drain.
+# cap_s bounds each drain; generous because the machine running it may be shared. idle_s is what
+# actually ends a stuck drain: longer than the 60 s after which Firestore releases the locks of a
+# transaction whose client died (a killed worker's wallets wait that long, docs/enrichment.md).
 FULL = Profile("full", duplicates_tx=400, poison_messages=1200, poison_fraction=0.05,
                scoring_stream_s=60, scoring_outage_at_s=15, scoring_outage_s=20,
                store_stream_s=40, store_outage_at_s=10, store_outage_s=10,
                bad_model_tx=150, burst_factor=10, burst_s=10,
                kill_stream_s=60, kill_at_s=(8, 18, 28, 38, 48), flaky_stream_s=60, flaky_share=0.2,
-               redrive_after_s=8, idle_s=60, cap_s=900)
+               redrive_after_s=8, idle_s=90, cap_s=900)
 QUICK = Profile("quick", duplicates_tx=40, poison_messages=240, poison_fraction=0.05,
                 scoring_stream_s=20, scoring_outage_at_s=4, scoring_outage_s=10,
                 store_stream_s=12, store_outage_at_s=3, store_outage_s=5,
                 bad_model_tx=25, burst_factor=10, burst_s=2,
                 kill_stream_s=16, kill_at_s=(3, 8, 13), flaky_stream_s=12, flaky_share=0.2,
-                redrive_after_s=6, idle_s=30, cap_s=240)
+                redrive_after_s=6, idle_s=90, cap_s=240)
 
 
 @dataclass
@@ -86,9 +87,7 @@ class Context:
     # delivery ------------------------------------------------------------------------------
     @property
     def _dispatcher(self) -> Any:
-        """Whatever posts the pushes (bridge or embedded pusher); None with the emulator's own push."""
-        delivery = self.stack.bridge or self.stack.pusher
-        return None if delivery is None else delivery.dispatcher
+        return self.stack.dispatcher
 
     @property
     def ordering(self) -> bool:
@@ -98,7 +97,7 @@ class Context:
     def can_inject_faults(self) -> bool:
         return self._dispatcher is not None
 
-    def set_faults(self, plan: FaultPlan | None) -> None:
+    def set_faults(self, plan: Faults | None) -> None:
         self._dispatcher.faults = plan
 
     def push_stats(self) -> dict[str, Any]:
@@ -176,18 +175,9 @@ class Context:
         from txguard.contract.models import TRANSACTION_ADAPTER
 
         txs = [TRANSACTION_ADAPTER.validate_json(m.data) for m in messages if m.expected_valid]
-        store = self._store()
+        store = self.stack.history_store()
         try:
             return (check(txs, store.wallet_state),
                     check_features(txs, store.processed, ledger.late_ids() if ledger is not None else ()))
         finally:
             store.close()
-
-    def _store(self) -> Any:
-        if self.mode == "embedded":
-            from txguard.enrichment.history.sqlite import SqliteHistoryStore
-
-            return SqliteHistoryStore(self.stack.workdir / "history.sqlite3")
-        from txguard.enrichment.history.firestore import FirestoreHistoryStore
-
-        return FirestoreHistoryStore(project=self.stack.options.project)
