@@ -29,6 +29,7 @@ class RunOptions:
     keep_retry_policy: bool = False
     push: str = "bridge"
     rate: float = 25.0  # the nominal rate of every scenario (the burst is a multiple of it)
+    unordered: bool = False  # the bridge's per-wallet order off: shows the skew the checks catch
     workdir: Path | None = None
     project: str = "txguard-reliability"
 
@@ -91,6 +92,8 @@ def run(options: RunOptions, console: Any) -> dict[str, Any]:
     router = stack.ledgers  # the consumers and the embedded broker deliver to it
     with stack, Progress(console) as progress:
         stack.up()
+        if options.unordered and stack.dispatcher is not None:
+            stack.dispatcher.ordering = False
         ctx = Context(stack, options.profile, router, progress)
         for name in names:
             t0 = time.monotonic()

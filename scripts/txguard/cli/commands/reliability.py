@@ -34,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--push", choices=("bridge", "emulator"), default="bridge",
                         help="'bridge': production-like push with production's subscription settings, ordering "
                         "by wallet included (default); 'emulator': the emulator's own push, unordered")
+    parser.add_argument("--unordered", action="store_true",
+                        help="deliver without per-wallet order (production orders): the skew the feature check "
+                        "then finds must all be flagged late")
     parser.add_argument("--keep-retry-policy", action="store_true",
                         help="with --push emulator: create its push subscription WITH production's retry policy "
                         "(reproduces the emulator stall described in docs/reliability.md)")
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     options = runner.RunOptions(
         quick=args.quick, only=[s.strip() for s in args.only.split(",") if s.strip()], embedded=args.embedded,
         keep_retry_policy=args.keep_retry_policy, workdir=Path(args.workdir) if args.workdir else None,
-        project=args.project, push=args.push,
+        project=args.project, push=args.push, unordered=args.unordered,
     )
     previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
@@ -90,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
 def _argv(args: argparse.Namespace) -> list[str]:
     """The options as given (for the doc, when not run from the command line)."""
     out = []
-    for flag in ("quick", "embedded", "keep_retry_policy"):
+    for flag in ("quick", "embedded", "unordered", "keep_retry_policy"):
         if getattr(args, flag):
             out.append("--" + flag.replace("_", "-"))
     if args.push != "bridge":
