@@ -27,10 +27,10 @@ from txguard.local.push import FailFirst
 
 @dataclass(frozen=True)
 class Plan:
-    rate: float = 50.0
+    rate: float = 20.0
     duration_s: float = 15.0
     hot_wallets: int = 5
-    hol_rate: float = 20.0
+    hol_rate: float = 10.0
     hol_duration_s: float = 20.0
     fail_attempts: int = 3
     drain_timeout_s: float = 60.0
@@ -54,7 +54,7 @@ def throughput(stack: Any, plan: Plan, log: Any) -> dict[str, Any]:
         out[shape] = {}
         for i, on in enumerate((True, False)):
             _ordering(stack, on)
-            prefix = f"o{shape[0]}{i}"
+            prefix = f"t{shape[0]}{i}"  # tm0, tm1, th0, th1: ids of their own
             base = make_stream(max(1, int(plan.rate * plan.duration_s)), "fraud", seed=31, id_prefix=prefix)
             messages = own_wallets(base, f"{prefix}-", wallets)
             stage = run_stage(stack, plan.rate, plan.duration_s, prefix, plan.drain_timeout_s, messages=messages)
@@ -81,7 +81,7 @@ def head_of_line(stack: Any, plan: Plan, log: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for i, on in enumerate((True, False)):
         _ordering(stack, on)
-        prefix = f"oh{i}"
+        prefix = f"hl{i}"
         messages = own_wallets(make_stream(int(plan.hol_rate * plan.hol_duration_s), "fraud", seed=32,
                                            id_prefix=prefix), f"{prefix}-")
         wallet = Counter(m.ordering_key for m in messages).most_common(1)[0][0]

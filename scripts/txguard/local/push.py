@@ -145,6 +145,8 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._keys: dict[str, _Key] = {}
         self._held = 0
+        self._stopping = threading.Event()
+        self._abandoned: list[Delivery] = []  # taken from the queue after stop(): never posted
         self._ready: queue.Queue[Delivery | None] = queue.Queue()
         self._threads = [threading.Thread(target=self._work, daemon=True, name=f"push-{i}")
                          for i in range(connections)]
@@ -179,11 +181,13 @@ class Dispatcher:
             return self._held
 
     def held_tokens(self) -> list[object]:
-        """The source's handles on every message waiting behind its key (their leases need extending)."""
+        """The source's handles on every message waiting (behind its key, or never posted after stop)."""
         with self._lock:
-            return [d.token for key in self._keys.values() for d in key.held]
+            return [d.token for key in self._keys.values() for d in key.held] + [d.token for d in self._abandoned]
 
     def stop(self) -> None:
+        """Finish the requests in flight; what is still queued is not posted (see held_tokens)."""
+        self._stopping.set()
         for _ in self._threads:
             self._ready.put(None)
         for t in self._threads:
@@ -199,6 +203,10 @@ class Dispatcher:
             if d is None:
                 session.close()
                 return
+            if self._stopping.is_set():
+                with self._lock:
+                    self._abandoned.append(d)
+                continue
             fault = self.faults.draw(d) if self.faults is not None else None
             status, ok = self._post(session, d) if fault != REFUSED else ("503", False)
             if fault is not None:

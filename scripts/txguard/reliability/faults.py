@@ -25,7 +25,7 @@ def worker_kill(ctx: Context) -> dict[str, Any]:
     messages = ctx.messages("kil", int(p.kill_stream_s * ctx.nominal_rate), seed=27)
     fn = ctx.stack.functions["enrich"]
     kills: list[dict[str, Any]] = []
-    events = [(at, f"worker_kill: SIGKILL enrichment workers ({i + 1}/{len(p.kill_at_s)})",
+    events = [(at, f"SIGKILL the enrichment workers ({i + 1}/{len(p.kill_at_s)})",
                lambda: kills.append(outages.kill_workers(fn))) for i, at in enumerate(p.kill_at_s)]
     info = ctx.publish(ledger, messages, ctx.nominal_rate, events)
     failed = [f"kill {i + 1}: no worker killed or none came back" for i, k in enumerate(kills)

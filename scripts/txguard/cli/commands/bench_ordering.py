@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Each measurement ordered (production) and unordered on one local stack with the push bridge. "
         "The last line is one JSON object.",
     )
-    p.add_argument("--rate", type=float, default=50.0, help="throughput stages, tx/s (default 50)")
+    p.add_argument("--rate", type=float, default=20.0,
+                   help="throughput stages, tx/s: one the stack sustains, so latency is not queueing (default 20)")
     p.add_argument("--duration", type=float, default=15.0, help="seconds of publishing per throughput stage")
     p.add_argument("--hot-wallets", type=int, default=5, help="wallets of the hot-wallet stages (default 5)")
     p.add_argument("--fail-attempts", type=int, default=3,
