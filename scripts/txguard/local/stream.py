@@ -29,8 +29,7 @@ def warm_up(stack: LocalStack) -> None:
 
 def run_stream(stack: LocalStack) -> dict[str, Any]:
     """Publish the bounded stream, drain the outputs, return the summary (last-line figures)."""
-    from rich.live import Live
-
+    from txguard.cli.console import live as live_status
     from txguard.publisher import Pacer, make_stream
 
     o = stack.options
@@ -40,7 +39,7 @@ def run_stream(stack: LocalStack) -> dict[str, Any]:
     pace = f"{stack.rate:g} tx/s" if not o.speed else f"speed x{o.speed:g}"
     stack.step(f"publishing {len(messages)} transactions ({o.scenario}, {pace})")
     offset = [0.0]  # draining: the clock goes on from the end of publishing
-    with Live(console=stack.console, refresh_per_second=4, transient=True) as live:
+    with live_status(stack.console) as live:  # plain lines when piped
         def tick(phase: str, elapsed_s: float) -> None:
             live.update(report.live(ledger.counts(), ledger.recent_latency_ms(), stack.mode, phase,
                                     offset[0] + elapsed_s))
@@ -56,5 +55,6 @@ def run_stream(stack: LocalStack) -> dict[str, Any]:
         publish_rate_tps=published.rate_tps, publish_seconds=round(stats.send_seconds, 2),
         drain_seconds=round(published.seconds - stats.elapsed_s + drained.seconds, 2),
         count=o.count, rate=stack.rate, scenario=o.scenario, seed=o.seed, model_version=stack.model.get("version"),
+        demo_model=stack.model.get("demo_model"),  # None when the registry already had a production model
     )
     return summary
