@@ -4,8 +4,9 @@ One local stack with the push bridge (or embedded mode); every measurement runs 
 (one message per wallet in flight, a retried one holds its wallet back: production's setting)
 and unordered (the bridge's per-key serialisation off, everything else equal):
 
-- **throughput**: a fixed-rate stage on the simulator's wallets (many), and the same stream
-  folded onto a few hot wallets: achieved rate, end-to-end p50/p99, whether it was sustained;
+- **throughput**: fixed-rate stages on the simulator's wallets (many, with its fraud bursts:
+  many transactions of one wallet in a row), and the same stream folded onto a few hot wallets:
+  achieved rate, end-to-end p50/p99, whether it was sustained (two stages per label, means);
 - **head-of-line blocking**: the first transaction of the busiest wallet is refused on its
   first `fail_attempts` deliveries (the bridge's backoff: 1 s, then doubling). Ordered, that
   wallet's later transactions wait behind it (their delay is about the backoff sum) and every
@@ -47,22 +48,35 @@ def _label(on: bool) -> str:
 
 
 def throughput(stack: Any, plan: Plan, log: Any) -> dict[str, Any]:
+    """Each shape ordered and unordered, twice, in the order ordered-unordered-unordered-ordered
+    (a shared machine drifts: each label gets one early and one late stage); figures are the means."""
     from txguard.publisher import make_stream
 
     out: dict[str, Any] = {}
     for shape, wallets in (("many_wallets", None), ("hot_wallets", plan.hot_wallets)):
-        out[shape] = {}
-        for i, on in enumerate((True, False)):
+        runs: dict[str, list[dict[str, Any]]] = {"ordered": [], "unordered": []}
+        for i, on in enumerate((True, False, False, True)):
             _ordering(stack, on)
-            prefix = f"t{shape[0]}{i}"  # tm0, tm1, th0, th1: ids of their own
+            prefix = f"t{shape[0]}{i}"  # tm0..tm3, th0..th3: ids of their own
             base = make_stream(max(1, int(plan.rate * plan.duration_s)), "fraud", seed=31, id_prefix=prefix)
             messages = own_wallets(base, f"{prefix}-", wallets)
             stage = run_stage(stack, plan.rate, plan.duration_s, prefix, plan.drain_timeout_s, messages=messages)
             row = {**_figures(stage), "wallets": len({m.ordering_key for m in messages})}
-            out[shape][_label(on)] = row
+            runs[_label(on)].append(row)
             log(f"{shape} {_label(on)}: {row}")
+        out[shape] = {label: _mean(rows) for label, rows in runs.items()}
     _ordering(stack, True)
     return out
+
+
+def _mean(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def avg(key: str) -> float | None:
+        values = [r[key] for r in rows if r.get(key) is not None]
+        return round(sum(values) / len(values), 1) if values else None
+
+    return {"e2e_p50_ms": avg("e2e_p50_ms"), "e2e_p99_ms": avg("e2e_p99_ms"), "achieved_tps": avg("achieved_tps"),
+            "lost": sum(int(r.get("lost") or 0) for r in rows), "sustained": all(r.get("sustained") for r in rows),
+            "wallets": rows[0].get("wallets"), "runs": rows}
 
 
 def _figures(stage: Stage) -> dict[str, Any]:
@@ -117,5 +131,5 @@ def head_of_line(stack: Any, plan: Plan, log: Any) -> dict[str, Any]:
 
 
 def last_line(stack: Any, plan: Plan, results: dict[str, Any]) -> str:
-    return json.dumps({"mode": stack.mode, "push_mode": stack.push_mode, "rate": plan.rate,
+    return json.dumps({"mode": stack.mode, "push_mode": stack.push_mode, "rate": plan.rate, "hot_wallets": plan.hot_wallets,
                        "duration_s": plan.duration_s, **results}, separators=(",", ":"))
