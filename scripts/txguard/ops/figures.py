@@ -154,7 +154,7 @@ FIGURES: tuple[Figure, ...] = (
            ("local", "up", "--embedded", "--count", "100")),
 )
 BY_KEY = {f.key: f for f in FIGURES}
-DEMO_KEYS = ("mode", "sent", "published", "publish_failed", "decided", "invalid", "dead_lettered", "pending", "lost",
+DEMO_KEYS = ("mode", "push_mode", "ordering", "sent", "published", "publish_failed", "decided", "invalid", "dead_lettered", "pending", "lost",
              "decisions", "precision", "recall", "e2e_p50_ms", "e2e_p95_ms", "e2e_p99_ms", "model_version",
              "demo_model")
 
