@@ -17,7 +17,8 @@ import pytest
 from txguard.contract import names
 from txguard.local import emulators, topology
 from txguard.local.consumers import PullConsumers
-from txguard.local.ledger import Ledger, Router
+from txguard.local.ledger import Ledger
+from txguard.local.router import Router
 from txguard.publisher import PubSubTransport, make_stream, publish_all
 
 pytestmark = pytest.mark.emulators

@@ -111,7 +111,7 @@ def test_tail_after_the_stack_consumers_sees_every_decision(
     import time
 
     from txguard.local.consumers import PullConsumers
-    from txguard.local.ledger import Router
+    from txguard.local.router import Router
 
     router = Router()
     consumers = PullConsumers(PROJECT, router).start()

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from txguard.contract import names
-from txguard.local.ledger import Router
+from txguard.local.router import Router
 
 Sink = Callable[[bytes, dict[str, str], int], None]
 PULL_TIMEOUT_S = 2.0

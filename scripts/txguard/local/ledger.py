@@ -13,8 +13,8 @@ invalid-on-purpose ("poison") messages, which have no transaction id, are too.
 decided, not on `invalid`, not waiting on the dead-letter topic. Latency runs from the first
 publish to the first decision received; quality compares decisions with the simulator's labels.
 
-The stack holds a `Router`: every output goes to the ledger that knows it (newest first), so a
-late output of one stream never counts in the next; outputs no ledger knows are `unmatched`.
+The stack holds a `txguard.local.router.Router` that hands every output to the ledger that
+knows it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import json
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -270,54 +269,3 @@ class Ledger:
 
 def _ms(value: float | None) -> float | None:
     return None if value is None else round(float(value), 1)
-
-
-class Router:
-    """The stack's sink for every output: each goes to the ledger that knows it (newest first)."""
-
-    def __init__(self) -> None:
-        self.ledgers: list[Ledger] = []
-        self.unmatched: Counter[str] = Counter()
-        self.dead_letters: list[tuple[bytes, dict[str, str]]] = []  # embedded mode: kept for a redrive
-        self._lock = threading.Lock()
-
-    def add(self, ledger: Ledger) -> Ledger:
-        with self._lock:
-            self.ledgers.append(ledger)
-        return ledger
-
-    def _route(self, kind: str, fn: Callable[[Ledger], bool]) -> bool:
-        with self._lock:
-            ledgers = list(reversed(self.ledgers))
-        for ledger in ledgers:
-            if fn(ledger):
-                return True
-        with self._lock:
-            self.unmatched[kind] += 1
-        return False
-
-    def on_decision(self, data: bytes, attributes: dict[str, str], now_ms: int | None = None) -> None:
-        self._route("decision", lambda lg: lg.on_decision(data, attributes, now_ms))
-
-    def on_invalid(self, data: bytes, attributes: dict[str, str], now_ms: int | None = None) -> None:
-        self._route("invalid", lambda lg: lg.on_invalid(data, attributes, now_ms))
-
-    def on_dead_letter(self, data: bytes, attributes: dict[str, str], now_ms: int | None = None) -> None:
-        """A message forwarded to the dead-letter topic (embedded mode also keeps it for a redrive)."""
-        with self._lock:
-            self.dead_letters.append((bytes(data), dict(attributes)))
-        self._route("dead_letter", lambda lg: lg.on_dead_letter(data, attributes, now_ms))
-
-    def take_dead_letters(self) -> list[tuple[bytes, dict[str, str]]]:
-        """Embedded mode: the dead letters parked so far, removed from the router (for a redrive)."""
-        with self._lock:
-            parked, self.dead_letters = self.dead_letters, []
-        return parked
-
-    def on_redriven(self, data: bytes, attributes: dict[str, str]) -> None:
-        """A message pulled from the dead-letter subscription (never seen by a consumer) and republished."""
-        self._route("redriven", lambda lg: lg.on_dead_letter(data, attributes) and lg.on_redriven(data))
-
-    def redriven(self, data: bytes) -> None:
-        """A dead letter this router already counted was republished (embedded redrive)."""
-        self._route("redriven", lambda lg: lg.on_redriven(data))

@@ -28,7 +28,7 @@ from typing import Any
 
 from txguard.contract import names
 from txguard.local import emulators, model, processes, topology
-from txguard.local.ledger import Router
+from txguard.local.router import Router
 
 # Default publishing rate per mode. The Pub/Sub emulator's own push delivers at most 2 messages at
 # a time (measured), so at 50-80 ms per enrichment it sustains 25-40 tx/s; the push bridge and

@@ -21,8 +21,9 @@ from typing import Any
 
 from txguard.contract import names
 from txguard.local import feed
-from txguard.local.ledger import Ledger, Router
+from txguard.local.ledger import Ledger
 from txguard.local.push import Faults
+from txguard.local.router import Router
 from txguard.publisher import Outgoing
 from txguard.reliability.history_check import FeatureCheck, HistoryCheck, check, check_features
 

@@ -10,7 +10,8 @@ import pytest
 
 from txguard.contract import names
 from txguard.local import feed, report
-from txguard.local.ledger import Ledger, Router, percentile
+from txguard.local.ledger import Ledger, percentile
+from txguard.local.router import Router
 from txguard.publisher import corrupt, from_labelled, make_stream, simulated
 from txguard.reliability import poison
 
