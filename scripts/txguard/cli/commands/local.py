@@ -26,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "functions-framework, a simulated stream through the pipeline; the last line is one JSON object.",
     )
     add_stream_options(up, count=2000, rate=None, rate_help=(
-        "messages per second (default 50; 25 with --push emulator, whose push delivers 2 messages at a "
-        "time, so more only queues)"))
+        "messages per second (default 25 with the emulators, below what one instance of each function "
+        "sustains on a shared 2-core machine; 50 embedded)"))
     up.add_argument("--embedded", action="store_true",
                     help="embedded mode even if gcloud is installed (no emulators: in-process Pub/Sub, SQLite)")
     up.add_argument("--keep", action="store_true", help="leave the stack running after the stream, until Ctrl-C")
