@@ -230,6 +230,8 @@ class Dispatcher:
             resp = session.post(self.endpoint, json=body, timeout=self.timeout_s)  # type: ignore[attr-defined]
         except requests.RequestException as exc:
             return type(exc).__name__, False
+        except Exception as exc:  # noqa: BLE001 - a failed delivery, never a dead worker holding its key
+            return f"unexpected {type(exc).__name__}", False
         return str(resp.status_code), 200 <= resp.status_code < 300 or resp.status_code == 102
 
     def _next(self, d: Delivery, ok: bool, final: bool) -> None:
