@@ -161,7 +161,7 @@ DEMO_KEYS = ("mode", "push_mode", "ordering", "sent", "published", "publish_fail
 
 # -- rendering ------------------------------------------------------------------------------------
 
-TABLE_KEYS = ("quality", "bench_score", "bench_e2e", "capacity", "reliability")
+TABLE_KEYS = ("quality", "bench_score", "bench_e2e", "ordering", "capacity", "reliability")
 
 
 def render_table(figures: dict[str, Any]) -> str:
