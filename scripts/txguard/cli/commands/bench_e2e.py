@@ -69,8 +69,12 @@ def run(args: argparse.Namespace) -> int:
                 bench.run_stage(stack, max(10.0, args.warmup / 5), args.warmup / max(10.0, args.warmup / 5),
                                 "warm", args.drain_timeout, wallet_prefix="warm-")
             stack.step(f"stages of {args.duration:g} s from {args.rate:g} tx/s")
-            max_rate = args.rate if args.no_search else args.max_rate
-            stages = bench.search(stack, args.rate, args.duration, max_rate, args.step, args.drain_timeout, log)
+            if args.no_search:  # the --rate stage alone, sustained or not
+                stages = [bench.run_stage(stack, args.rate, args.duration, "b0", args.drain_timeout)]
+                log(stages[0])
+            else:
+                stages = bench.search(stack, args.rate, args.duration, args.max_rate, args.step, args.drain_timeout,
+                                      log)
             timings = bench.enrich_timings(stack.workdir / "enrich.log", stages[0].prefix)
             mode = stack.mode
             delivery = stack.delivery_summary()
