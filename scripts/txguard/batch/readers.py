@@ -1,0 +1,191 @@
+"""Input files -> chunks of raw rows with their line numbers, then validated tables.
+
+JSONL, CSV and Parquet, local or gs:// (a glob such as `gs://bucket/tx-*.jsonl` expands to its
+files, read in sorted order: that order, then the line, breaks timestamp ties). A chunk keeps the
+raw rows, so the per-row contract path and the errors output can always go back to them.
+
+`validate_chunk` is the one entry: the format's bulk reader and the vectorised checks
+(`txguard.batch.columns`) first, the per-row contract path (`txguard.batch.validate`) when they
+do not vouch for the whole chunk.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import glob
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.json as pj
+
+from txguard.batch.columns import accept, json_schema
+from txguard.batch.rows import RowError
+from txguard.batch.storage import open_binary
+from txguard.batch.validate import contract_rows
+from txguard.contract.errors import DataFileError
+
+CHUNK_ROWS = 20_000
+_JSON_BLOCK = 1 << 20  # Arrow's JSON reader is fastest here with ~1 MB blocks (measured)
+
+
+def format_of(path: str) -> str:
+    lower = path.lower()
+    if lower.endswith((".parquet", ".pq")):
+        return "parquet"
+    if lower.endswith(".csv"):
+        return "csv"
+    return "jsonl"
+
+
+def expand(pattern: str) -> list[str]:
+    """The files a path or glob names, sorted; DataFileError when there are none."""
+    if pattern.startswith("gs://"):
+        files = _expand_gs(pattern)
+    elif any(ch in pattern for ch in "*?["):
+        files = sorted(p for p in glob.glob(pattern) if Path(p).is_file())
+    else:
+        files = [pattern] if Path(pattern).is_file() else []
+    if not files:
+        raise DataFileError(f"no input file matches {pattern}")
+    return files
+
+
+def _expand_gs(pattern: str) -> list[str]:
+    from google.cloud import storage  # tooling only
+
+    from txguard.registry.store import split_gs
+
+    bucket, name = split_gs(pattern)
+    prefix = name.split("*", 1)[0].split("?", 1)[0].split("[", 1)[0]
+    blobs = storage.Client().list_blobs(bucket, prefix=prefix)
+    return sorted(f"gs://{bucket}/{b.name}" for b in blobs if fnmatch.fnmatchcase(b.name, name))
+
+
+@dataclass
+class RawChunk:
+    """Up to CHUNK_ROWS rows of one file as read: JSONL lines, CSV cells, or a Parquet slice."""
+
+    source: str
+    file_index: int
+    fmt: str
+    lines: list[int]  # 1-based line (JSONL, CSV) or row (Parquet) number of each row
+    payload: Any  # list[bytes] | list[list[str]] | pa.Table
+    header: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def raw_rows(self) -> list[tuple[int, Any]]:
+        """Each row as the per-row path takes it: JSON bytes, a CSV dict, or a Parquet dict."""
+        if self.fmt == "jsonl":
+            return list(zip(self.lines, self.payload, strict=True))
+        if self.fmt == "csv":
+            return [(line, _csv_dict(self.header, cells)) for line, cells in zip(self.lines, self.payload, strict=True)]
+        return list(zip(self.lines, self.payload.to_pylist(), strict=True))
+
+
+def _csv_dict(header: tuple[str, ...], cells: list[str]) -> dict[str, Any] | list[str]:
+    if len(cells) > len(header):
+        return cells  # the per-row path reports it: more values than header columns
+    row: dict[str, Any] = dict(zip(header, cells, strict=False))
+    if row.get("device_id") == "":
+        row["device_id"] = None
+    return row
+
+
+def read_chunks(path: str, file_index: int, chunk_rows: int = CHUNK_ROWS) -> Iterator[RawChunk]:
+    fmt = format_of(path)
+    with open_binary(path, "r") as fh:
+        if fmt == "parquet":
+            yield from _parquet_chunks(path, file_index, fh, chunk_rows)
+        elif fmt == "csv":
+            yield from _csv_chunks(path, file_index, fh, chunk_rows)
+        else:
+            yield from _jsonl_chunks(path, file_index, fh, chunk_rows)
+
+
+def _jsonl_chunks(path: str, file_index: int, fh: Any, chunk_rows: int) -> Iterator[RawChunk]:
+    lines: list[int] = []
+    rows: list[bytes] = []
+    for number, raw in enumerate(fh, start=1):
+        raw = raw.strip()
+        if not raw:
+            continue
+        lines.append(number)
+        rows.append(raw)
+        if len(rows) >= chunk_rows:
+            yield RawChunk(path, file_index, "jsonl", lines, rows)
+            lines, rows = [], []
+    if rows:
+        yield RawChunk(path, file_index, "jsonl", lines, rows)
+
+
+def _csv_chunks(path: str, file_index: int, fh: Any, chunk_rows: int) -> Iterator[RawChunk]:
+    reader = csv.reader(io.TextIOWrapper(fh, encoding="utf-8", newline=""))
+    header = tuple(next(reader, ()))
+    if not header:
+        return
+    lines: list[int] = []
+    rows: list[list[str]] = []
+    for cells in reader:
+        if not cells:
+            continue
+        lines.append(reader.line_num)
+        rows.append(cells)
+        if len(rows) >= chunk_rows:
+            yield RawChunk(path, file_index, "csv", lines, rows, header)
+            lines, rows = [], []
+    if rows:
+        yield RawChunk(path, file_index, "csv", lines, rows, header)
+
+
+def _parquet_chunks(path: str, file_index: int, fh: Any, chunk_rows: int) -> Iterator[RawChunk]:
+    import pyarrow.parquet as pq
+
+    first = 1
+    for batch in pq.ParquetFile(fh).iter_batches(batch_size=chunk_rows):
+        table = pa.Table.from_batches([batch])
+        yield RawChunk(path, file_index, "parquet", list(range(first, first + table.num_rows)), table)
+        first += table.num_rows
+
+
+def bulk_table(chunk: RawChunk, kind: str) -> pa.Table | None:
+    """The chunk as Arrow columns in one call, or None when the bulk reader refuses it."""
+    try:
+        if chunk.fmt == "parquet":
+            return chunk.payload
+        if chunk.fmt == "csv":
+            width = len(chunk.header)
+            if len(set(chunk.header)) != width or any(len(cells) != width for cells in chunk.payload):
+                return None
+            columns = list(zip(*chunk.payload, strict=True))
+            arrays = [pa.array(col, pa.string()) for col in columns]
+            if "device_id" in chunk.header:
+                i = chunk.header.index("device_id")
+                arrays[i] = pa.array([v or None for v in columns[i]], pa.string())
+            return pa.table(arrays, names=list(chunk.header))
+        data = b"\n".join(chunk.payload)
+        return pj.read_json(
+            pa.py_buffer(data),
+            read_options=pj.ReadOptions(use_threads=False, block_size=_JSON_BLOCK),
+            parse_options=pj.ParseOptions(explicit_schema=json_schema(kind), unexpected_field_behavior="error"),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
+        return None
+
+
+def validate_chunk(chunk: RawChunk, kind: str, now: datetime | None = None) -> tuple[pa.Table, list[RowError]]:
+    """(valid rows as the normalised table, bad rows with the contract's reasons), in file order."""
+    table = bulk_table(chunk, kind)
+    if table is not None and table.num_rows == len(chunk):
+        accepted = accept(table, kind, chunk.file_index, np.asarray(chunk.lines), now)
+        if accepted is not None:
+            return accepted, []
+    return contract_rows(chunk.raw_rows(), kind, chunk.source, chunk.file_index)
