@@ -15,6 +15,7 @@ import csv
 import fnmatch
 import glob
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +33,8 @@ from txguard.batch.validate import contract_rows
 from txguard.contract.errors import DataFileError
 
 CHUNK_ROWS = 20_000
+_READ_BYTES = 16 << 20
+_BLANK_LINE = re.compile(rb"(?:^|\n)[ \t\r\f\v]*(?:\n|$)")
 _JSON_BLOCK = 1 << 20  # Arrow's JSON reader is fastest here with ~1 MB blocks (measured)
 
 
@@ -75,8 +78,8 @@ class RawChunk:
     source: str
     file_index: int
     fmt: str
-    lines: list[int]  # 1-based line (JSONL, CSV) or row (Parquet) number of each row
-    payload: Any  # list[bytes] | list[list[str]] | pa.Table
+    lines: np.ndarray  # 1-based line (JSONL, CSV) or row (Parquet) number of each row
+    payload: Any  # JSONL: the non-blank lines joined by newlines; CSV: list of cells; Parquet: pa.Table
     header: tuple[str, ...] = ()
 
     def __len__(self) -> int:
@@ -84,11 +87,12 @@ class RawChunk:
 
     def raw_rows(self) -> list[tuple[int, Any]]:
         """Each row as the per-row path takes it: JSON bytes, a CSV dict, or a Parquet dict."""
+        lines = self.lines.tolist()
         if self.fmt == "jsonl":
-            return list(zip(self.lines, self.payload, strict=True))
+            return list(zip(lines, self.payload.split(b"\n"), strict=True))
         if self.fmt == "csv":
-            return [(line, _csv_dict(self.header, cells)) for line, cells in zip(self.lines, self.payload, strict=True)]
-        return list(zip(self.lines, self.payload.to_pylist(), strict=True))
+            return [(line, _csv_dict(self.header, cells)) for line, cells in zip(lines, self.payload, strict=True)]
+        return list(zip(lines, self.payload.to_pylist(), strict=True))
 
 
 def _csv_dict(header: tuple[str, ...], cells: list[str]) -> dict[str, Any] | list[str]:
@@ -112,19 +116,35 @@ def read_chunks(path: str, file_index: int, chunk_rows: int = CHUNK_ROWS) -> Ite
 
 
 def _jsonl_chunks(path: str, file_index: int, fh: Any, chunk_rows: int) -> Iterator[RawChunk]:
-    lines: list[int] = []
-    rows: list[bytes] = []
-    for number, raw in enumerate(fh, start=1):
-        raw = raw.strip()
-        if not raw:
+    """Big reads split into lines in C; line numbers are counted, not tracked line by line."""
+    first_line, rest = 1, b""
+    while block := fh.read(_READ_BYTES):
+        data = rest + block
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            rest = data
             continue
-        lines.append(number)
-        rows.append(raw)
-        if len(rows) >= chunk_rows:
-            yield RawChunk(path, file_index, "jsonl", lines, rows)
-            lines, rows = [], []
-    if rows:
-        yield RawChunk(path, file_index, "jsonl", lines, rows)
+        rest = data[cut + 1:]
+        lines = data[:cut].split(b"\n")
+        for start in range(0, len(lines), chunk_rows):
+            chunk = _jsonl_chunk(path, file_index, first_line + start, lines[start:start + chunk_rows])
+            if chunk is not None:
+                yield chunk
+        first_line += len(lines)
+    chunk = _jsonl_chunk(path, file_index, first_line, [rest])
+    if chunk is not None:
+        yield chunk
+
+
+def _jsonl_chunk(path: str, file_index: int, first_line: int, lines: list[bytes]) -> RawChunk | None:
+    payload = b"\n".join(lines)
+    if _BLANK_LINE.search(payload) is None:
+        return RawChunk(path, file_index, "jsonl", np.arange(first_line, first_line + len(lines)), payload)
+    kept = [(first_line + i, line) for i, line in enumerate(lines) if line.strip()]
+    if not kept:
+        return None
+    numbers, rows = zip(*kept, strict=True)
+    return RawChunk(path, file_index, "jsonl", np.asarray(numbers), b"\n".join(rows))
 
 
 def _csv_chunks(path: str, file_index: int, fh: Any, chunk_rows: int) -> Iterator[RawChunk]:
@@ -140,10 +160,10 @@ def _csv_chunks(path: str, file_index: int, fh: Any, chunk_rows: int) -> Iterato
         lines.append(reader.line_num)
         rows.append(cells)
         if len(rows) >= chunk_rows:
-            yield RawChunk(path, file_index, "csv", lines, rows, header)
+            yield RawChunk(path, file_index, "csv", np.asarray(lines), rows, header)
             lines, rows = [], []
     if rows:
-        yield RawChunk(path, file_index, "csv", lines, rows, header)
+        yield RawChunk(path, file_index, "csv", np.asarray(lines), rows, header)
 
 
 def _parquet_chunks(path: str, file_index: int, fh: Any, chunk_rows: int) -> Iterator[RawChunk]:
@@ -152,7 +172,7 @@ def _parquet_chunks(path: str, file_index: int, fh: Any, chunk_rows: int) -> Ite
     first = 1
     for batch in pq.ParquetFile(fh).iter_batches(batch_size=chunk_rows):
         table = pa.Table.from_batches([batch])
-        yield RawChunk(path, file_index, "parquet", list(range(first, first + table.num_rows)), table)
+        yield RawChunk(path, file_index, "parquet", np.arange(first, first + table.num_rows), table)
         first += table.num_rows
 
 
@@ -171,9 +191,8 @@ def bulk_table(chunk: RawChunk, kind: str) -> pa.Table | None:
                 i = chunk.header.index("device_id")
                 arrays[i] = pa.array([v or None for v in columns[i]], pa.string())
             return pa.table(arrays, names=list(chunk.header))
-        data = b"\n".join(chunk.payload)
         return pj.read_json(
-            pa.py_buffer(data),
+            pa.py_buffer(chunk.payload),
             read_options=pj.ReadOptions(use_threads=False, block_size=_JSON_BLOCK),
             parse_options=pj.ParseOptions(explicit_schema=json_schema(kind), unexpected_field_behavior="error"),
         )
@@ -185,7 +204,7 @@ def validate_chunk(chunk: RawChunk, kind: str, now: datetime | None = None) -> t
     """(valid rows as the normalised table, bad rows with the contract's reasons), in file order."""
     table = bulk_table(chunk, kind)
     if table is not None and table.num_rows == len(chunk):
-        accepted = accept(table, kind, chunk.file_index, np.asarray(chunk.lines), now)
+        accepted = accept(table, kind, chunk.file_index, chunk.lines, now)
         if accepted is not None:
             return accepted, []
     return contract_rows(chunk.raw_rows(), kind, chunk.source, chunk.file_index)

@@ -56,7 +56,7 @@ class FileReport:
 def detect_kind(chunk: RawChunk) -> str:
     """`enriched` when the first row carries history features, else `transactions`."""
     if chunk.fmt == "jsonl":
-        return "enriched" if b'"features"' in chunk.payload[0] else "transactions"
+        return "enriched" if b'"features"' in chunk.payload.split(b"\n", 1)[0] else "transactions"
     names = set(chunk.header) if chunk.fmt == "csv" else set(chunk.payload.column_names)
     flat = {n for n in names if n.removeprefix("features.") in HISTORY_FEATURES}
     return "enriched" if flat or "features" in names else "transactions"
@@ -67,7 +67,7 @@ def _validated(src: str, chunks: Iterator[RawChunk], kind: str) -> Iterator[tupl
         table, errors = validate_chunk(chunk, kind)
         if errors:
             raise DataFileError(errors[0].describe())
-        yield table, chunk.lines[-1]
+        yield table, int(chunk.lines[-1])
 
 
 def score_file(scorer: Scorer, src: str, dst: str, chunk: int = CHUNK, kind: str = "auto",
