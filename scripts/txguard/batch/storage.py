@@ -55,3 +55,32 @@ def read_bytes(path: str) -> bytes:
 def write_bytes(path: str, data: bytes) -> None:
     with open_binary(path, "w") as fh:
         fh.write(data)
+
+
+def list_matching(folder: str, prefixes: tuple[str, ...]) -> list[str]:
+    """Files directly in `folder` (local or gs:// prefix) whose names start with one of `prefixes`."""
+    if folder.startswith("gs://"):
+        from google.cloud import storage
+
+        from txguard.registry.store import split_gs
+
+        bucket, prefix = split_gs(folder)
+        base = f"{prefix}/" if prefix else ""
+        names = (b.name for b in storage.Client().list_blobs(bucket, prefix=base, delimiter="/"))
+        return sorted(f"gs://{bucket}/{n}" for n in names if n[len(base):].startswith(prefixes))
+    path = Path(folder)
+    if not path.is_dir():
+        return []
+    return sorted(str(p) for p in path.iterdir() if p.is_file() and p.name.startswith(prefixes))
+
+
+def remove(path: str) -> None:
+    if path.startswith("gs://"):
+        from google.cloud import storage
+
+        from txguard.registry.store import split_gs
+
+        bucket, name = split_gs(path)
+        storage.Client().bucket(bucket).blob(name).delete()
+    else:
+        Path(path).unlink(missing_ok=True)
