@@ -15,6 +15,8 @@ Counterparty features (delayed labels) plug in as a second family keyed by count
 
 from __future__ import annotations
 
+from math import log1p
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -48,7 +50,7 @@ def transaction_matrix(table: pa.Table) -> np.ndarray:
     days, rem = np.divmod(ts, DAY)  # numpy's float divmod follows Python's, as `transaction_values` uses
     out = np.empty((table.num_rows, N_TX), dtype=np.float64)
     out[:, 0] = amount
-    out[:, 1] = np.log1p(amount)
+    out[:, 1] = [log1p(a) for a in amount.tolist()]  # numpy's SIMD log1p differs from libm's in the last bit
     out[:, 2] = pc.equal(kind, TxType.TRANSFER.value).to_numpy(zero_copy_only=False)
     out[:, 3] = pc.equal(kind, TxType.WITHDRAWAL.value).to_numpy(zero_copy_only=False)
     out[:, 4] = pc.equal(kind, _TOP_UP).to_numpy(zero_copy_only=False)
