@@ -124,4 +124,4 @@ def test_cli_input_kind_forces_the_reading(tmp_path: Path, capsys: pytest.Captur
     code = cli(["score-file", str(src), str(tmp_path / "out.jsonl"), "--model-uri",
                 f"{tmp_path / 'registry'}@production", "--input-kind", "transactions"])
     assert code == 1  # an EnrichedTransaction has a field a Transaction forbids
-    assert "field 'features': Extra inputs are not permitted" in " ".join(capsys.readouterr().err.split())
+    assert "line 1: field 'features': Extra inputs are not permitted" in capsys.readouterr().err

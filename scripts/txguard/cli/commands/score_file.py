@@ -58,10 +58,10 @@ def run(args: argparse.Namespace) -> int:
             report = score_file(scorer, args.input, args.output, chunk=args.chunk, kind=args.input_kind,
                                 progress=advance)
         except DataFileError as exc:
-            console.print(f"[red]{exc}[/red]")
+            console.print(f"[red]{exc}[/red]", soft_wrap=True)
             return 1
         except FileNotFoundError as exc:
-            console.print(f"[red]{exc}[/red]")
+            console.print(f"[red]{exc}[/red]", soft_wrap=True)
             return 1
     console.print(
         f"scored {report.transactions:,} transactions in {report.seconds:.2f} s: "
