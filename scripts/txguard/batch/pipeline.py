@@ -154,12 +154,14 @@ def build(pipeline: beam.Pipeline, spec: JobSpec, files: list[str]) -> None:
 
 
 def pipeline_options(runner: str, workers: int, extra: list[str]) -> PipelineOptions:
-    """DirectRunner: in memory for one worker, one process per worker beyond; other runners as given."""
-    flags = [f"--runner={runner}", *extra]
+    """DirectRunner: in memory for one worker, one process per worker beyond (threads share one GIL, so
+    `multi_threading` never uses more than one core; docs/batch.md has both measured); other runners
+    as given. Options after `--` come last and win (`-- --direct_running_mode=multi_threading`)."""
+    flags = [f"--runner={runner}"]
     if runner == "DirectRunner":
         mode = "in_memory" if workers <= 1 else "multi_processing"
         flags += [f"--direct_num_workers={max(workers, 1)}", f"--direct_running_mode={mode}"]
-    return PipelineOptions(flags)
+    return PipelineOptions([*flags, *extra])  # the caller's options come last: they win
 
 
 def counters(result: Any) -> dict[str, int]:

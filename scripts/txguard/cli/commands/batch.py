@@ -112,6 +112,7 @@ def _print_table(console: object, statuses: list) -> None:
         table.add_row(s.job_id, f"[{colour}]{s.state.value}[/{colour}]", *(f"{s.counts.get(k, 0):,}" for k in
                       ("read", "decided", "featurised", "invalid")), str(s.timings.get("seconds", "")),
                       f"{s.runner} x{s.workers}", s.output)
-        if s.error:
-            table.add_row("", f"[red]{s.error}[/red]", *[""] * 7)
     console.print(table)  # type: ignore[attr-defined]
+    for s in statuses:
+        if s.error:
+            console.print(f"[red]{s.job_id} failed: {s.error}[/red]", soft_wrap=True)  # type: ignore[attr-defined]
