@@ -149,16 +149,29 @@ def run_job(spec: JobSpec, runner: str = "DirectRunner", workers: int = 1, beam_
         result = pipeline.run()
         job_id = getattr(result, "job_id", None)
         status.runner_job_id = job_id() if callable(job_id) else None
+        if status.runner_job_id:  # a remote runner: say which job to look at while it runs
+            write_status(status)
+            log(f"runner job {status.runner_job_id} submitted")
         final = result.wait_until_finish()
         status.counts = counters(result)
         _settle(status, str(final), max_invalid_ratio)
+    except KeyboardInterrupt:
+        status.state = JobState.FAILED
+        status.error = "interrupted" + (f" (runner job {status.runner_job_id} may still be running)"
+                                        if status.runner_job_id else "")
+        _finish(status, started)
+        raise
     except Exception as exc:  # the record must say failed whatever went wrong; the CLI shows it
         status.state = JobState.FAILED
         status.error = f"{type(exc).__name__}: {exc}"
+    _finish(status, started)
+    return status
+
+
+def _finish(status: JobStatus, started: float) -> None:
     status.timings["finished_at"] = _now()
     status.timings["seconds"] = round(time.perf_counter() - started, 3)
     write_status(status)
-    return status
 
 
 def _model_version(location: str, ref: str, open_registry: Callable[[str], Any]) -> str:
