@@ -44,7 +44,8 @@ def ensure_model(workdir: Path, model_uri: str | None, log: Log) -> str:
         from txguard.training.train import TrainConfig, train_and_publish
 
         log(f"training a small model into {registry}")
-        train_and_publish(TrainConfig(days=10, wallets=600, seed=7, registry=str(registry), max_iter=60))
+        # The default model size (200 trees): inference time is a real part of the per-row cost.
+        train_and_publish(TrainConfig(days=10, wallets=600, seed=7, registry=str(registry)))
     return f"{registry}@production"
 
 
