@@ -17,8 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="score a JSONL/CSV/Parquet file of transactions (raw or enriched) into a JSONL of decisions",
         description="Read Transactions or EnrichedTransactions (JSONL; CSV or Parquet with flat feature columns) "
         "from IN, score them with the model at --model-uri in chunks, write one Decision per line to OUT, in "
-        "input order. Raw Transactions get their wallet history features by replaying the whole file in time "
-        "order first (for files beyond one machine: txguard batch run). IN/OUT may be gs://.",
+        "input order. Plain Transactions (`txguard simulate`, your own data) get their wallet history features "
+        "by replaying the whole file in time order first (`txguard enrich-file` writes those features to a "
+        "file; for files beyond one machine: `txguard batch run`). IN/OUT may be gs://.",
     )
     p.add_argument("input", metavar="IN", help="JSONL, .csv or .parquet file (local path or gs://bucket/object)")
     p.add_argument("output", metavar="OUT", help="decisions JSONL (local path or gs://bucket/object)")
@@ -30,16 +31,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from txguard.batch.score_file import dumps_report, score_file
+    from txguard.cli.console import make_console
     from txguard.contract.errors import DataFileError, RegistryError
     from txguard.contract.settings import scoring_settings
     from txguard.scoring.runtime import ModelRuntime
     from txguard.scoring.scorer import Scorer
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     uri = args.model_uri or scoring_settings().model_uri
     try:
         scorer = Scorer(ModelRuntime.from_uri(uri))
@@ -58,10 +59,13 @@ def run(args: argparse.Namespace) -> int:
             report = score_file(scorer, args.input, args.output, chunk=args.chunk, kind=args.input_kind,
                                 progress=advance)
         except DataFileError as exc:
-            console.print(f"[red]{exc}[/red]", soft_wrap=True)
+            console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+            if args.input_kind == "enriched" and "field 'features" in str(exc):  # 'features' or 'features.x'
+                console.print(f"hint: {args.input} looks like plain Transactions; without --input-kind enriched "
+                              "score-file replays their history first", soft_wrap=True)
             return 1
         except FileNotFoundError as exc:
-            console.print(f"[red]{exc}[/red]", soft_wrap=True)
+            console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
             return 1
     console.print(
         f"scored {report.transactions:,} transactions in {report.seconds:.2f} s: "
