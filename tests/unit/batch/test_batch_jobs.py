@@ -102,3 +102,31 @@ def test_dataflow_workers_get_a_wheel_of_the_checkout(tmp_path: Path) -> None:
 
     names = zipfile.ZipFile(wheel).namelist()
     assert "txguard/batch/pipeline.py" in names and "txguard/features/wallet.py" in names
+
+
+def test_a_job_over_csv_and_parquet_files_decides_like_score_file(tmp_path: Path, model_uri: str) -> None:
+    import csv
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from txguard.batch.score_file import score_file
+    from txguard.scoring.runtime import ModelRuntime
+    from txguard.scoring.scorer import Scorer
+
+    (tmp_path / "in").mkdir()
+    half = len(ROWS) // 2
+    with (tmp_path / "in" / "a.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(ROWS[0]))
+        writer.writeheader()
+        writer.writerows({**r, "device_id": r["device_id"] or ""} for r in ROWS[:half])
+    pq.write_table(pa.Table.from_pylist(ROWS[half:]), tmp_path / "in" / "b.parquet")
+    status = run_job(JobSpec(input=str(tmp_path / "in" / "*"), output=str(tmp_path / "out"), model_uri=model_uri,
+                             shards=4), workers=1)
+    assert status.state is JobState.COMPLETED and status.files == 2, status.error
+    beam = sorted(line for p in (tmp_path / "out").glob("decisions-*.jsonl") for line in p.read_text().splitlines())
+
+    merged = tmp_path / "all.jsonl"
+    merged.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    score_file(Scorer(ModelRuntime.from_uri(model_uri)), str(merged), str(tmp_path / "single.jsonl"))
+    assert beam == sorted((tmp_path / "single.jsonl").read_text().splitlines())
