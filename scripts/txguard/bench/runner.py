@@ -109,18 +109,36 @@ def _interleaved(targets: list[Target], opts: BenchOptions, wrk: str | None, log
     return results
 
 
-def _mlserver_target(model: Any, workdir: Path, log: Log) -> Target:
+MLSERVER = "mlserver"  # label prefix of the MLServer targets: "mlserver defaults", "mlserver tuned", ...
+
+
+def _mlserver_targets(model: Any, workdir: Path, runs: Path, log: Log) -> list[Target]:
+    """One target per MLServer configuration (`mlserver.variants`), same model, same rows."""
     from txguard.bench import mlserver
 
     venv = workdir / "mlserver-venv"
     mlserver.ensure_venv(venv, log=log, pip_log=workdir / "mlserver-pip.log")
     repo = mlserver.write_model_repository(model.estimator, workdir / "mlserver-models")
-    http_port, grpc_port, metrics_port = _free_port(), _free_port(), _free_port()
-    server = Server("mlserver", mlserver.server_argv(venv, repo),
-                    mlserver.server_env(http_port, grpc_port, metrics_port), workdir / "mlserver.log", http_port)
     bodies = [mlserver.infer_body(r) for r in model.rows[: len(model.payloads)].tolist()]
-    return Target("mlserver", server, mlserver.infer_path(), bodies,
-                  ("GET", f"/v2/models/{mlserver.MODEL_NAME}/ready"), ready_timeout=180.0)
+    targets = []
+    for variant in mlserver.variants():
+        http_port = _free_port()
+        env = mlserver.server_env(http_port, _free_port(), _free_port(), variant)
+        # Its own scratch folders (MLServer clears its metrics folder at start; both default to the
+        # working directory, the repository): the variants run side by side.
+        env["MLSERVER_METRICS_DIR"] = str(runs / f"mlserver-{variant.label}-metrics")
+        env["MLSERVER_ENVIRONMENTS_DIR"] = str(runs / f"mlserver-{variant.label}-envs")
+        server = Server(f"mlserver-{variant.label}", mlserver.server_argv(venv, repo), env,
+                        runs / f"mlserver-{variant.label}.log", http_port)
+        targets.append(Target(f"{MLSERVER} {variant.label}", server, mlserver.infer_path(), bodies,
+                              ("GET", f"/v2/models/{mlserver.MODEL_NAME}/ready"), ready_timeout=180.0))
+    return targets
+
+
+def best_peer(peers: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:
+    """The fastest configuration of the peer that ran (highest req/s): the one ratios are taken against."""
+    ran = [(label, r) for label, r in peers.items() if "rps" in r]
+    return max(ran, key=lambda item: item[1]["rps"]) if ran else None
 
 
 def run_all(opts: BenchOptions, log: Log = print) -> dict[str, Any]:
@@ -163,15 +181,17 @@ def run_all(opts: BenchOptions, log: Log = print) -> dict[str, Any]:
                           "/score", model.payloads, ("POST", "/score")))
     if not opts.skip_mlserver:
         try:
-            targets.append(_mlserver_target(model, workdir, log))
+            targets += _mlserver_targets(model, workdir, runs, log)
         except Exception as exc:  # report, do not lose the other figures
             log(f"MLServer unavailable: {exc}")
             report["mlserver"] = {"error": str(exc)[:500]}
     results = _interleaved(targets, opts, wrk, log)
     report["http"] = {t.label: results[t.label] for t in targets if t.label.startswith("score")}
     report["hello"] = results["hello"]
-    if "mlserver" in results:
-        report["mlserver"] = results["mlserver"]
+    peers = {t.label.removeprefix(f"{MLSERVER} "): results[t.label] for t in targets
+             if t.label.startswith(MLSERVER)}
+    if peers:
+        report["mlserver"] = peers
     main = report["http"][f"score w{workers} t{threads}"]
     if not opts.skip_coldstart:
         log("cold start from the Cloud Storage emulator")
@@ -182,7 +202,11 @@ def run_all(opts: BenchOptions, log: Log = print) -> dict[str, Any]:
 
 
 def summary(report: dict[str, Any], main: dict[str, Any]) -> dict[str, Any]:
-    inp, hello, mls = report["inproc"], report["hello"], report.get("mlserver") or {}
+    """The last line: our figures, and ratios against the constant function and the best MLServer."""
+    inp, hello, peers = report["inproc"], report["hello"], report.get("mlserver") or {}
+    best = best_peer(peers) if "error" not in peers else None
+    label, mls = best if best else (None, {})
+    defaults = peers.get("defaults") or {}
     if "rps" not in main or "rps" not in hello:
         raise RuntimeError(f"the scoring or hello server failed: {main.get('error') or hello.get('error')}")
     out: dict[str, Any] = {
@@ -196,6 +220,9 @@ def summary(report: dict[str, Any], main: dict[str, Any]) -> dict[str, Any]:
         "hello_rps": round(hello["rps"], 1),
         "mlserver_rps": round(mls["rps"], 1) if "rps" in mls else None,
         "mlserver_p99_ms": round(mls["p99_ms"], 2) if "p99_ms" in mls else None,
+        "mlserver_config": label,
+        "mlserver_defaults_rps": round(defaults["rps"], 1) if "rps" in defaults else None,
+        "mlserver_defaults_p99_ms": round(defaults["p99_ms"], 2) if "p99_ms" in defaults else None,
         "coldstart_s": (report.get("coldstart") or {}).get("median_s"),
         "workers": report["workers"],
         "threads": report["threads"],
@@ -203,6 +230,7 @@ def summary(report: dict[str, Any], main: dict[str, Any]) -> dict[str, Any]:
     }
     out["vs_hello"] = round(main["rps"] / hello["rps"], 2) if hello["rps"] else None
     out["vs_mlserver"] = round(main["rps"] / mls["rps"], 2) if mls.get("rps") else None
+    out["vs_mlserver_defaults"] = round(main["rps"] / defaults["rps"], 2) if defaults.get("rps") else None
     return out
 
 
@@ -216,8 +244,11 @@ def render_table(report: dict[str, Any]) -> Any:
     for name, stats in report["inproc"].items():
         table.add_row(f"in-process {name}", "", f"{stats['p50_us']:.1f} us", f"{stats['p99_us']:.1f} us", "")
     rows = [*report["http"].items(), ("hello (constant JSON)", report["hello"])]
-    if "mlserver" in report:
-        rows.append(("MLServer 1.7.1 sklearn", report["mlserver"]))
+    peers = report.get("mlserver") or {}
+    if "error" in peers:
+        rows.append(("MLServer 1.7.1 sklearn", peers))
+    else:
+        rows += [(f"MLServer 1.7.1 sklearn, {label}", r) for label, r in peers.items()]
     for name, r in rows:
         if "rps" not in r:
             table.add_row(name, "failed", "", "", str(r.get("error", ""))[:40])
