@@ -62,16 +62,28 @@ def _aggregate(label: str, rounds: list[load.LoadResult]) -> dict[str, Any]:
     """Rounds of equal length: mean rate; median of the rounds' p50 and p99; all errors."""
     import statistics
 
+    requests = sum(r.requests for r in rounds)
+    cpu = [r.cpu_s for r in rounds if r.cpu_s is not None]
     return {
         "target": label,
         "client": rounds[0].client,
         "rps": statistics.fmean(r.rps for r in rounds),
         "p50_ms": statistics.median(r.p50_ms for r in rounds),
         "p99_ms": statistics.median(r.p99_ms for r in rounds),
-        "requests": sum(r.requests for r in rounds),
+        "requests": requests,
         "errors": sum(r.errors for r in rounds),
         "rounds": [round(r.rps, 1) for r in rounds],
+        # Server CPU (all its processes) per request: the efficiency figure that background load
+        # on a shared machine disturbs least (requests per second follow the CPU share it gets).
+        "cpu_us_per_req": round(sum(cpu) / requests * 1e6, 1) if cpu and requests else None,
     }
+
+
+def _measured_round(t: Target, seconds: float, opts: BenchOptions, wrk: str | None) -> load.LoadResult:
+    before = t.server.cpu_seconds()
+    result = load.run_load(t.server.port, t.path, t.bodies, seconds, opts.connections, t.label, wrk)
+    result.cpu_s = t.server.cpu_seconds() - before
+    return result
 
 
 def _interleaved(targets: list[Target], opts: BenchOptions, wrk: str | None, log: Log) -> dict[str, dict[str, Any]]:
@@ -98,8 +110,7 @@ def _interleaved(targets: list[Target], opts: BenchOptions, wrk: str | None, log
                 results[t.label] = {"error": str(exc)[:500]}
         for r in range(rounds):
             for t in live:
-                t.rounds.append(load.run_load(t.server.port, t.path, t.bodies, per_round, opts.connections,
-                                              t.label, wrk))
+                t.rounds.append(_measured_round(t, per_round, opts, wrk))
             log(f"round {r + 1}/{rounds}: " + ", ".join(f"{t.label} {t.rounds[-1].rps:,.0f}/s" for t in live))
     for t in live:
         results[t.label] = _aggregate(t.label, t.rounds)
@@ -221,6 +232,9 @@ def summary(report: dict[str, Any], main: dict[str, Any]) -> dict[str, Any]:
         "mlserver_rps": round(mls["rps"], 1) if "rps" in mls else None,
         "mlserver_p99_ms": round(mls["p99_ms"], 2) if "p99_ms" in mls else None,
         "mlserver_config": label,
+        "http_cpu_us_per_req": main.get("cpu_us_per_req"),
+        "hello_cpu_us_per_req": hello.get("cpu_us_per_req"),
+        "mlserver_cpu_us_per_req": mls.get("cpu_us_per_req"),
         "mlserver_defaults_rps": round(defaults["rps"], 1) if "rps" in defaults else None,
         "mlserver_defaults_p99_ms": round(defaults["p99_ms"], 2) if "p99_ms" in defaults else None,
         "coldstart_s": (report.get("coldstart") or {}).get("median_s"),
@@ -231,6 +245,10 @@ def summary(report: dict[str, Any], main: dict[str, Any]) -> dict[str, Any]:
     out["vs_hello"] = round(main["rps"] / hello["rps"], 2) if hello["rps"] else None
     out["vs_mlserver"] = round(main["rps"] / mls["rps"], 2) if mls.get("rps") else None
     out["vs_mlserver_defaults"] = round(main["rps"] / defaults["rps"], 2) if defaults.get("rps") else None
+    # The same comparisons in server CPU per request (less sensitive to a busy machine than req/s).
+    ours = main.get("cpu_us_per_req")
+    out["cpu_vs_hello"] = round(hello["cpu_us_per_req"] / ours, 2) if ours and hello.get("cpu_us_per_req") else None
+    out["cpu_vs_mlserver"] = round(mls["cpu_us_per_req"] / ours, 2) if ours and mls.get("cpu_us_per_req") else None
     return out
 
 
@@ -239,10 +257,10 @@ def render_table(report: dict[str, Any]) -> Any:
 
     table = Table(title=f"txguard bench score ({report['connections']} connections, {report['duration_s']:.0f} s, "
                         f"{report['load_client']}, {report['cpus']} CPUs)")
-    for col in ("measurement", "throughput", "p50", "p99", "errors"):
+    for col in ("measurement", "throughput", "p50", "p99", "CPU/request", "errors"):
         table.add_column(col, justify="left" if col == "measurement" else "right")
     for name, stats in report["inproc"].items():
-        table.add_row(f"in-process {name}", "", f"{stats['p50_us']:.1f} us", f"{stats['p99_us']:.1f} us", "")
+        table.add_row(f"in-process {name}", "", f"{stats['p50_us']:.1f} us", f"{stats['p99_us']:.1f} us", "", "")
     rows = [*report["http"].items(), ("hello (constant JSON)", report["hello"])]
     peers = report.get("mlserver") or {}
     if "error" in peers:
@@ -251,11 +269,13 @@ def render_table(report: dict[str, Any]) -> Any:
         rows += [(f"MLServer 1.7.1 sklearn, {label}", r) for label, r in peers.items()]
     for name, r in rows:
         if "rps" not in r:
-            table.add_row(name, "failed", "", "", str(r.get("error", ""))[:40])
+            table.add_row(name, "failed", "", "", "", str(r.get("error", ""))[:40])
             continue
+        cpu = f"{r['cpu_us_per_req']:,.0f} us" if r.get("cpu_us_per_req") else ""
         table.add_row(f"HTTP {name}", f"{r['rps']:,.0f} req/s", f"{r['p50_ms']:.2f} ms", f"{r['p99_ms']:.2f} ms",
-                      str(r["errors"]))
+                      cpu, str(r["errors"]))
     cold = report.get("coldstart") or {}
     if "median_s" in cold:
-        table.add_row("cold start (GCS emulator)", "", f"{cold['median_s']:.3f} s", f"min {cold['min_s']:.3f} s", "")
+        table.add_row("cold start (GCS emulator)", "", f"{cold['median_s']:.3f} s", f"min {cold['min_s']:.3f} s", "",
+                      "")
     return table

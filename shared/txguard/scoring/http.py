@@ -34,7 +34,7 @@ class HttpResponse:
 
 
 class Headers(Protocol):
-    """What the service reads of request headers: a case-insensitive `get` (a dict in tests)."""
+    """What the service reads of request headers: `get` by header name (`WsgiHeaders`; a dict in tests)."""
 
     def get(self, name: str, default: str | None = None) -> str | None: ...
 
