@@ -187,7 +187,7 @@ def run_all(opts: BenchOptions, log: Log = print) -> dict[str, Any]:
                "/score", model.payloads, ("GET", "/health"))
         for w, t in configs
     ]
-    targets.append(Target("hello", _ff_server("hello", Path(__file__).resolve().parent / "hello" / "main.py", "hello",
+    targets.append(Target("hello", _ff_server("hello", coldstart.HELLO, "hello",
                                               _serving_env(workers, threads), runs),
                           "/score", model.payloads, ("POST", "/score")))
     if not opts.skip_mlserver:
@@ -238,6 +238,9 @@ def summary(report: dict[str, Any], main: dict[str, Any]) -> dict[str, Any]:
         "mlserver_defaults_rps": round(defaults["rps"], 1) if "rps" in defaults else None,
         "mlserver_defaults_p99_ms": round(defaults["p99_ms"], 2) if "p99_ms" in defaults else None,
         "coldstart_s": (report.get("coldstart") or {}).get("median_s"),
+        "coldstart_cpu_ms": (report.get("coldstart") or {}).get("cpu_ms_median"),
+        "coldstart_hello_s": (report.get("coldstart") or {}).get("hello_median_s"),
+        "coldstart_hello_cpu_ms": (report.get("coldstart") or {}).get("hello_cpu_ms_median"),
         "workers": report["workers"],
         "threads": report["threads"],
         "load_client": report["load_client"],
@@ -276,6 +279,8 @@ def render_table(report: dict[str, Any]) -> Any:
                       cpu, str(r["errors"]))
     cold = report.get("coldstart") or {}
     if "median_s" in cold:
-        table.add_row("cold start (GCS emulator)", "", f"{cold['median_s']:.3f} s", f"min {cold['min_s']:.3f} s", "",
-                      "")
+        table.add_row("cold start (GCS emulator)", "", f"{cold['median_s']:.3f} s", f"min {cold['min_s']:.3f} s",
+                      f"{cold['cpu_ms_median']:,.0f} ms", "")
+        table.add_row("cold start, hello (server stack floor)", "", f"{cold['hello_median_s']:.3f} s", "",
+                      f"{cold['hello_cpu_ms_median']:,.0f} ms", "")
     return table

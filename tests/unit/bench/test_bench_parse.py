@@ -50,12 +50,15 @@ def test_summary_ratios_come_from_the_same_report() -> None:
             "tuned": {"rps": 300.0, "p50_ms": 30.0, "p99_ms": 60.0, "errors": 0, "cpu_us_per_req": 2000.0},
             "inline": {"error": "failed to start"},
         },
-        "coldstart": {"median_s": 0.8},
+        "coldstart": {"median_s": 0.8, "cpu_ms_median": 280.0, "hello_median_s": 0.4, "hello_cpu_ms_median": 130.0},
         "workers": 2, "threads": 1, "load_client": "wrk",
     }
     main = {"rps": 1500.0, "p50_ms": 4.0, "p99_ms": 9.0, "errors": 0, "cpu_us_per_req": 400.0}
     s = summary(report, main)
     assert s["cpu_vs_hello"] == 0.75 and s["cpu_vs_mlserver"] == 5.0 and s["http_cpu_us_per_req"] == 400.0
+    # Cold start next to the server stack's floor (the constant function started the same way).
+    assert (s["coldstart_s"], s["coldstart_cpu_ms"], s["coldstart_hello_s"], s["coldstart_hello_cpu_ms"]) == (
+        0.8, 280.0, 0.4, 130.0)
     # The ratio that counts is against the best configuration of the peer, not its defaults.
     assert s["vs_hello"] == 0.75 and s["vs_mlserver"] == 5.0 and s["vs_mlserver_defaults"] == 15.0
     assert s["mlserver_config"] == "tuned" and s["mlserver_p99_ms"] == 60.0
