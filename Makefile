@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint lock bench clean
+.PHONY: demo test venv lint lock bench figures clean
 
 # The runtime comes from the lock first (exact versions, hash-checked), so the tests run on what the
 # function archives install; then the project and its extras around it.
@@ -23,6 +23,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Every figure of the README, from the commands behind it (20-30 minutes: run it on a quiet machine).
+figures: $(STAMP)
+	$(BIN)/txguard figures run
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

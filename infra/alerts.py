@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import pulumi
@@ -37,6 +38,11 @@ BLOCK_OUTCOME = "block"  # txguard.contract.models.Outcome.BLOCK
 FIVE_MINUTES = "300s"
 
 Aggregation = gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs
+
+
+def one_of(*values: str) -> str:
+    """A Monitoring filter's set membership: `one_of("a","b")` (Logging would say ("a" OR "b"))."""
+    return "one_of(" + ",".join(json.dumps(v) for v in values) + ")"
 
 
 def service_metric_filter(metric: str, service: str) -> str:
@@ -152,10 +158,9 @@ def shares(cfg: StackConfig, channels: list, opts: pulumi.ResourceOptions) -> gc
     a = cfg.alerts
     deliveries = f'metric.type="{USER_METRIC}{DELIVERIES_METRIC}" AND resource.type="cloud_run_revision"'
     decisions = f'metric.type="{USER_METRIC}{DECISIONS_METRIC}" AND resource.type="cloud_run_revision"'
-    parked = ", ".join(f'"{s}"' for s in PARKED_STATUSES)
     conditions = [
         _ratio(f"invalid or refused > {a.invalid_share:.1%} of deliveries for 5 min",
-               f"{deliveries} AND metric.label.status=one_of({parked})", deliveries, a.invalid_share),
+               f"{deliveries} AND metric.label.status={one_of(*PARKED_STATUSES)}", deliveries, a.invalid_share),
         _ratio(f"dead-lettered > {a.dead_letter_share:.1%} of acked messages for 5 min",
                subscription_filter(DEAD_LETTERED_METRIC, names.ENRICH_PUSH_SUBSCRIPTION),
                subscription_filter(ACKED_METRIC, names.ENRICH_PUSH_SUBSCRIPTION), a.dead_letter_share),
@@ -171,6 +176,10 @@ def shares(cfg: StackConfig, channels: list, opts: pulumi.ResourceOptions) -> gc
                    "on the dashboard before rolling back (`txguard registry rollback`).")
 
 
-def all_policies(cfg: StackConfig, channels: list, opts: pulumi.ResourceOptions) -> list[gcp.monitoring.AlertPolicy]:
-    return [builder(cfg, channels, opts)
-            for builder in (error_rate, request_latency, stalled_pipeline, dead_letter_backlog, shares)]
+def all_policies(cfg: StackConfig, channels: list, built_in: pulumi.ResourceOptions,
+                 log_based: pulumi.ResourceOptions) -> list[gcp.monitoring.AlertPolicy]:
+    """Every policy; those reading a log-based metric (the shares) with `log_based` options, which wait
+    until the metrics are usable (infra/monitoring.py), the others with `built_in`."""
+    return [*(builder(cfg, channels, built_in)
+              for builder in (error_rate, request_latency, stalled_pipeline, dead_letter_backlog)),
+            shares(cfg, channels, log_based)]

@@ -100,6 +100,23 @@ class AlertConfig:
 
 
 @dataclass(frozen=True)
+class BatchConfig:
+    """Dataflow runs of `txguard batch run`: their bucket, how long staging/temp files live, who launches."""
+
+    bucket: str
+    temp_retention_days: int
+    launchers: tuple[str, ...] = ()  # IAM members, e.g. "group:fraud-analysts@example.com"
+
+    def validate(self) -> None:
+        if not 1 <= self.temp_retention_days <= 365:
+            raise ConfigError("batchTempRetentionDays must be in 1..365")
+        for member in self.launchers:
+            kind = member.split(":", 1)[0]
+            if kind not in ("user", "group", "serviceAccount", "domain") or ":" not in member:
+                raise ConfigError(f"batchLaunchers: {member!r} is not an IAM member like user:you@example.com")
+
+
+@dataclass(frozen=True)
 class StackConfig:
     project: str
     region: str
@@ -124,6 +141,7 @@ class StackConfig:
     enable_apis: bool
     latency_sla_ms: float  # scoring: p99 of Cloud Run's request latency (what enrichment waits)
     error_rate_threshold: float
+    batch: BatchConfig
     alerts: AlertConfig = field(default_factory=lambda: AlertConfig())
     alert_emails: tuple[str, ...] = field(default_factory=tuple)
     labels: dict[str, str] = field(default_factory=dict)
@@ -132,6 +150,7 @@ class StackConfig:
         self.scoring.validate("scoring")
         self.enrich.validate("enrich")
         self.delivery.validate()
+        self.batch.validate()
         if self.enrich.timeout_seconds > self.delivery.ack_deadline_seconds:
             # Pub/Sub would redeliver a message the function is still working on.
             raise ConfigError("enrichTimeoutSeconds must not exceed the push ackDeadlineSeconds")
@@ -219,6 +238,11 @@ def load() -> StackConfig:
             invalid_share=cfg.get_float("invalidShare") or AlertConfig.invalid_share,
             dead_letter_share=cfg.get_float("deadLetterShare") or AlertConfig.dead_letter_share,
             blocked_share=cfg.get_float("blockedShare") or AlertConfig.blocked_share,
+        ),
+        batch=BatchConfig(
+            bucket=cfg.get("batchBucket") or f"{project}-{prefix}-batch",
+            temp_retention_days=cfg.get_int("batchTempRetentionDays") or 7,
+            launchers=tuple(cfg.get_object("batchLaunchers") or ()),
         ),
         alert_emails=tuple(cfg.get_object("alertEmails") or ()),
         labels={"app": "txguard", "stack": stack.lower()},

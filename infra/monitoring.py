@@ -5,6 +5,14 @@ enrichment one line per delivery (`status`, `outcome`, `model_version`), scoring
 `latency_ms`; the metrics below extract those fields. The alert policies (infra/alerts.py) read
 these and Cloud Run's and Pub/Sub's own metrics (request counts and latencies, unacked age,
 dead-lettered messages), which also see what our code cannot log (a crash, a queue, a stall).
+
+A log-based metric is not usable by an alert policy at once: for minutes after it is created, the
+Monitoring API answers 404 "Cannot find metric(s) ... it could take up to 10 minutes to become
+available". An alert policy on a user metric therefore waits for a `pulumiverse_time.Sleep` of
+LOG_METRIC_SETTLE after the metrics (the Pulumi time provider; created once, so later `pulumi up`
+runs do not wait; it runs again only when a metric is replaced). Alerts on built-in metrics
+(Cloud Run requests and latencies, Pub/Sub) do not wait. Charts and alerts are written in the
+Monitoring filter grammar (`one_of(...)`, not Logging's `("a" OR "b")`, which Monitoring rejects).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from collections.abc import Sequence
 
 import pulumi
 import pulumi_gcp as gcp
+import pulumiverse_time
 
 from infra import alerts
 from infra.alerts import (
@@ -24,6 +33,7 @@ from infra.alerts import (
     REQUEST_LATENCIES_METRIC,
     REQUESTS_METRIC,
     USER_METRIC,
+    one_of,
     service_metric_filter,
     subscription_filter,
 )
@@ -39,6 +49,8 @@ DECIDED_STATUS = "decided"
 SCORE_PATH = "/score"
 LATENCY_METRIC = "txguard_scoring_latency"
 ERRORS_METRIC = "txguard_error_logs"
+# The Monitoring API's own bound for a new log-based metric to become usable (see the docstring).
+LOG_METRIC_SETTLE = "10m"
 
 
 def _service_filter(service: str) -> str:
@@ -111,6 +123,11 @@ class Monitoring(pulumi.ComponentResource):
         )
         metrics = [self.decisions, self.deliveries, self.latency, self.error_logs]
         after_metrics = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, *metrics])
+        self.metrics_settled = pulumiverse_time.Sleep(
+            "log-metrics-settled", create_duration=LOG_METRIC_SETTLE,
+            triggers={m.pulumi_resource_name: m.id for m in metrics},  # a replaced metric waits again
+            opts=after_metrics)
+        after_settled = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, self.metrics_settled])
         self.channels = [
             gcp.monitoring.NotificationChannel(
                 f"email-{i}", project=cfg.project, type="email", display_name=f"txguard alerts ({email})",
@@ -118,7 +135,7 @@ class Monitoring(pulumi.ComponentResource):
             for i, email in enumerate(cfg.alert_emails)
         ]
         channel_ids = [channel.id for channel in self.channels]
-        self.alerts = alerts.all_policies(cfg, channel_ids, after_metrics)
+        self.alerts = alerts.all_policies(cfg, channel_ids, built_in=child, log_based=after_settled)
         self.dashboard = gcp.monitoring.Dashboard(
             "dashboard", project=cfg.project, dashboard_json=json.dumps(dashboard(cfg)), opts=after_metrics)
         self.register_outputs({"dashboard": self.dashboard.id})
@@ -155,7 +172,7 @@ def dashboard(cfg: StackConfig) -> dict:
                  "ALIGN_RATE", "REDUCE_SUM", ["metric.label.response_code_class"], "STACKED_BAR")
           for service in (names.SCORING_FUNCTION, names.ENRICH_FUNCTION)],
         _chart("Instances", 'metric.type="run.googleapis.com/container/instance_count" AND '
-               f'resource.label.service_name=("{names.SCORING_FUNCTION}" OR "{names.ENRICH_FUNCTION}")',
+               f"resource.label.service_name={one_of(names.SCORING_FUNCTION, names.ENRICH_FUNCTION)}",
                "ALIGN_MAX", "REDUCE_SUM", ["resource.label.service_name"]),
         *[_chart(f"{service} request latency p99 (ms, Cloud Run; alert at "
                  f"{cfg.latency_sla_ms if service == names.SCORING_FUNCTION else cfg.alerts.enrich_latency_sla_ms:g})",
