@@ -14,7 +14,7 @@ from typing import Any
 
 from txguard.contract.errors import PublishError, ScoringRejectedError, ScoringUnavailableError
 from txguard.contract.models import Decision, EnrichedTransaction, Outcome, Transaction
-from txguard.contract.trace import TraceContext
+from txguard.contract.trace import TraceContext, current
 from txguard.enrichment.outbox import decision_attributes, invalid_attributes
 
 SUBSCRIPTION = "projects/txguard-test/subscriptions/transactions-enrich-push"
@@ -28,13 +28,13 @@ class FakeScorer:
         self.down = False
         self.reject_status: int | None = None
         self.calls = 0
-        self.traces: list[TraceContext | None] = []  # what each call carried, as the HTTP headers would
+        self.traces: list[TraceContext | None] = []  # the trace current at each call (the HTTP client sends it)
         self._lock = threading.Lock()
 
-    def score(self, tx: EnrichedTransaction, trace: TraceContext | None = None) -> Decision:
+    def score(self, tx: EnrichedTransaction) -> Decision:
         with self._lock:
             self.calls += 1
-            self.traces.append(trace)
+            self.traces.append(current())
         if self.down:
             raise ScoringUnavailableError("fake scoring is down")
         if self.reject_status is not None:

@@ -8,6 +8,11 @@ sends it to scoring in both headers and puts it on the decision's Pub/Sub attrib
 the one it receives. Cloud Logging groups lines whose `logging.googleapis.com/trace` field names
 the same trace, so Logs Explorer shows one transaction's lines from both functions together.
 
+The delivery's trace is also *current* while it is processed (`bind` / `current`, a context
+variable: per thread, so concurrent deliveries never mix): the HTTP scoring client reads it there,
+so a scoring backend is any `score(tx)` (the in-process `Scorer` of batch jobs included) and needs
+no trace parameter.
+
 No OpenTelemetry here: parsing two headers costs about a microsecond and keeps scoring's cold
 start free of the SDK.
 """
@@ -15,7 +20,9 @@ start free of the SDK.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 TRACEPARENT = "traceparent"
@@ -103,3 +110,21 @@ def parse_cloud_trace_context(value: str | None) -> TraceContext | None:
 def from_headers(get: Callable[[str], str | None]) -> TraceContext | None:
     """The request's trace: `traceparent` first (the standard), else `X-Cloud-Trace-Context`."""
     return parse_traceparent(get(TRACEPARENT)) or parse_cloud_trace_context(get(CLOUD_TRACE_CONTEXT))
+
+
+_CURRENT: ContextVar[TraceContext | None] = ContextVar("txguard_trace", default=None)
+
+
+def current() -> TraceContext | None:
+    """The trace bound by the innermost `bind` of this thread or task, if any."""
+    return _CURRENT.get()
+
+
+@contextmanager
+def bind(trace: TraceContext) -> Iterator[TraceContext]:
+    """Make `trace` current for the block (what outgoing calls made meanwhile carry)."""
+    token = _CURRENT.set(trace)
+    try:
+        yield trace
+    finally:
+        _CURRENT.reset(token)

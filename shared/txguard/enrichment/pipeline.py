@@ -36,7 +36,7 @@ from txguard.contract.errors import (
 from txguard.contract.logs import get_logger, log_context
 from txguard.contract.models import Decision, EnrichedTransaction
 from txguard.contract.settings import EnrichSettings, enrich_settings
-from txguard.contract.trace import TraceContext
+from txguard.contract.trace import TraceContext, bind
 from txguard.enrichment.envelope import Delivery, decode, original_bytes, parse_envelope, parse_transaction
 from txguard.enrichment.history import HistoryStore, create_store
 from txguard.enrichment.outbox import Outbox, PubSubOutbox
@@ -60,7 +60,9 @@ ACKED = frozenset({DeliveryStatus.DECIDED, DeliveryStatus.DUPLICATE, DeliverySta
 class ScoringBackend(Protocol):
     """What the pipeline calls to score (the HTTP ScoringClient; an in-process fake in tests)."""
 
-    def score(self, tx: EnrichedTransaction, trace: TraceContext | None = None) -> Decision: ...
+    def score(self, tx: EnrichedTransaction) -> Decision:
+        """The decision; an HTTP backend sends `txguard.contract.trace.current()` along."""
+        ...
 
 
 @dataclass
@@ -101,10 +103,11 @@ class Enricher:
         """Process one delivery. Returning means ack; raising means retry (see module docstring).
 
         `trace` is the push request's; the delivery's own span is a child of it (a new trace
-        without one), and every line logged meanwhile carries it.
+        without one): current while it runs (the scoring call sends it), on every line logged
+        meanwhile and on what it publishes.
         """
         own = trace.child() if trace is not None else TraceContext.new()
-        with log_context(own.log_fields(self.project)):
+        with bind(own), log_context(own.log_fields(self.project)):
             return self._handle(event_data, own)
 
     def _handle(self, event_data: Any, trace: TraceContext) -> Result:
@@ -150,7 +153,7 @@ class Enricher:
         decision = enrichment.decision
         if decision is None:
             t = time.perf_counter()
-            decision = self.scorer.score(enrichment.enriched, trace=progress.trace)
+            decision = self.scorer.score(enrichment.enriched)  # the HTTP client sends the bound trace
             result.timings["scoring_ms"] = _ms(t)
             t = time.perf_counter()
             decision = self.store.record_decision(tx.transaction_id, decision)  # first one wins

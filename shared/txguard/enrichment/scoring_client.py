@@ -23,7 +23,7 @@ from requests.adapters import HTTPAdapter
 from txguard.contract.errors import ScoringRejectedError, ScoringUnavailableError
 from txguard.contract.models import DECISION_ADAPTER, Decision, EnrichedTransaction
 from txguard.contract.settings import EnrichSettings
-from txguard.contract.trace import TraceContext
+from txguard.contract.trace import TraceContext, current
 
 RETRYABLE_STATUSES = frozenset({401, 403, 404, 408, 429})
 TOKEN_REFRESH_MARGIN_S = 300.0  # refresh an ID token this long before it expires
@@ -94,7 +94,9 @@ class ScoringClient:
         return cls(settings.scoring_url, settings.scoring_timeout_s, settings.scoring_auth)
 
     def score(self, tx: EnrichedTransaction, trace: TraceContext | None = None) -> Decision:
-        """`trace` goes as `traceparent` and `X-Cloud-Trace-Context`: scoring logs the same trace."""
+        """`trace` (by default the current one, bound by the pipeline for the delivery) goes as
+        `traceparent` and `X-Cloud-Trace-Context`: scoring logs the same trace."""
+        trace = trace or current()
         headers = {"Content-Type": "application/json", **(trace.headers() if trace else {})}
         if self.tokens is not None:
             headers["Authorization"] = f"Bearer {self.tokens.token()}"

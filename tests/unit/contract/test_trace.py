@@ -17,6 +17,8 @@ from txguard.contract.trace import (
     TRACE_KEY,
     TRACEPARENT,
     TraceContext,
+    bind,
+    current,
     from_headers,
     parse_cloud_trace_context,
     parse_traceparent,
@@ -110,3 +112,17 @@ def test_log_context_puts_the_trace_on_every_line_of_the_block_and_thread() -> N
     assert inside[TRACE_KEY] == f"projects/proj/traces/{TRACE_ID}"
     assert inside[SPAN_KEY] == SPAN_ID and inside[SAMPLED_KEY] is True and inside["transaction_id"] == "t1"
     assert TRACE_KEY not in other and TRACE_KEY not in after
+
+
+def test_bind_makes_a_trace_current_in_this_thread_only() -> None:
+    outer, inner = TraceContext.new(), TraceContext.new()
+    seen: list[TraceContext | None] = []
+    assert current() is None
+    with bind(outer):
+        with bind(inner):
+            assert current() is inner
+        assert current() is outer
+        thread = threading.Thread(target=lambda: seen.append(current()))
+        thread.start()
+        thread.join()
+    assert current() is None and seen == [None]

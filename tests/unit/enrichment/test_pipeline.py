@@ -213,7 +213,7 @@ def test_store_unavailable_propagates(parts, monkeypatch: pytest.MonkeyPatch) ->
 
 def test_unexpected_errors_propagate(parts, monkeypatch: pytest.MonkeyPatch) -> None:
     enricher, _, scorer, _ = parts
-    monkeypatch.setattr(scorer, "score", lambda tx, trace=None: 1 / 0)
+    monkeypatch.setattr(scorer, "score", lambda tx: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         enricher.handle(event_data(make_tx(8)))
     assert enricher.counts["error"] == 1

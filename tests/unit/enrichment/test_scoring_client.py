@@ -14,7 +14,7 @@ import pytest
 from tests.enrich_fakes import make_tx
 from txguard.contract.errors import ScoringUnavailableError
 from txguard.contract.models import Decision, Outcome
-from txguard.contract.trace import TraceContext, parse_cloud_trace_context, parse_traceparent
+from txguard.contract.trace import TraceContext, bind, parse_cloud_trace_context, parse_traceparent
 from txguard.enrichment.scoring_client import (
     IdTokenSource,
     ScoringClient,
@@ -95,7 +95,8 @@ def test_posts_the_enriched_transaction_and_reuses_the_connection(srv: _Server) 
 def test_forwards_the_trace_in_both_headers(srv: _Server) -> None:
     client = ScoringClient(srv.url, auth="none")
     trace = TraceContext.new()
-    client.score(TX, trace=trace)
+    with bind(trace):  # what the pipeline does for each delivery
+        client.score(TX)
     client.score(TX)  # no trace: no trace headers (scoring then logs none)
     (with_trace, _), (without, _) = srv.requests
     lower = {k.lower(): v for k, v in with_trace.items()}
