@@ -75,29 +75,3 @@ def measure(artifact: bytes, payload: str, workdir: Path, env: dict[str, str], r
             "hello_cpu_ms_median": round(statistics.median(cpu["hello"]) * 1000, 1),
             "model_uri": "gs://<bucket>/registry@production (fake-gcs-server)"}
 
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m txguard.bench.coldstart [--runs 5]`: the cold start part of `txguard bench score` alone."""
-    import argparse
-    import json
-    import sys
-    import tempfile
-
-    from txguard.bench.model import build
-    from txguard.contract.settings import SCORING_THREADS, SCORING_WORKERS
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=5, help="cold starts of each function (default 5)")
-    parser.add_argument("--workdir", default=".txguard/bench", help="model cache (default .txguard/bench)")
-    args = parser.parse_args(argv)
-    model = build(ROOT / args.workdir, log=lambda m: print(m, file=sys.stderr))
-    env = {"WORKERS": str(SCORING_WORKERS), "THREADS": str(SCORING_THREADS), "LOG_LEVEL": "INFO"}
-    with tempfile.TemporaryDirectory(prefix="txguard-coldstart-") as tmp:
-        result = measure(model.artifact, model.payloads[0], Path(tmp), env, args.runs,
-                         log=lambda m: print(m, file=sys.stderr))
-    print(json.dumps(result, separators=(",", ":")))
-    return 0 if "median_s" in result else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
