@@ -88,6 +88,16 @@ def test_invalid_capacity_is_rejected_before_deploying(tmp_path: Path) -> None:
         run_program(bad, tmp_path)
 
 
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("blockedShare", "1.5", "blockedShare is a fraction"),
+    ("oldestUnackedAgeSeconds", "10", "oldestUnackedAgeSeconds >= 60"),
+])
+def test_invalid_alert_thresholds_are_rejected_before_deploying(tmp_path: Path, key: str, value: str,
+                                                                message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        run_program({**BASE_CONFIG, f"txguard:{key}": value}, tmp_path)
+
+
 @pytest.mark.parametrize("stack_file", ["Pulumi.dev.yaml", "Pulumi.prod.yaml"])
 def test_stack_files_are_valid_config(stack_file: str, tmp_path: Path) -> None:
     raw = yaml.safe_load((ROOT / stack_file).read_text())["config"]
@@ -194,6 +204,11 @@ def test_each_identity_has_exactly_its_roles(default_stack: StackRun) -> None:
             ("storage", "roles/storage.objectViewer", run.outputs["sources_bucket"]),
             ("projects", "roles/storage.objectAdmin", project),
         },
+        member["batch"]: {
+            ("projects", "roles/dataflow.worker", project),
+            ("storage", "roles/storage.objectAdmin", run.outputs["batch_bucket"]),
+            ("storage", "roles/storage.objectViewer", run.outputs["models_bucket"]),
+        },
     }
     assert push_sa_id.inputs["accountId"] == "txguard-push"
     assert dict(iam_grants(run)) == expected
@@ -204,7 +219,7 @@ def test_each_identity_has_exactly_its_roles(default_stack: StackRun) -> None:
 
 def test_one_service_account_per_role(default_stack: StackRun, override_stack: StackRun) -> None:
     accounts = {a.inputs["accountId"] for a in default_stack.of_type(ACCOUNT)}
-    assert accounts == {f"txguard-{r}" for r in ("score", "enrich", "push", "publisher", "build")}
+    assert accounts == {f"txguard-{r}" for r in ("score", "enrich", "push", "publisher", "build", "batch")}
     # buildServiceAccount=false: no build identity, no build grants (the project default builds).
     assert "build" not in override_stack.outputs["service_accounts"]
     assert not [m for m in iam_grants(override_stack) if "txguard-build" in m]
@@ -243,7 +258,8 @@ def test_enrich_push_subscription_retries_dead_letters_and_authenticates(default
     dead_letter_topic = f"projects/{BASE_CONFIG['gcp:project']}/topics/{spec.dead_letter_topic}"
     assert sub["deadLetterPolicy"] == {"deadLetterTopic": dead_letter_topic,
                                        "maxDeliveryAttempts": spec.max_delivery_attempts}
-    assert sub["enableMessageOrdering"] is False  # ordering does not survive dead-lettering
+    # One wallet's transactions in order, even across retries; a dead letter releases its wallet.
+    assert sub["enableMessageOrdering"] is True
     # The push deadline must cover the function's timeout, else Pub/Sub redelivers work in progress.
     timeout = function(default_stack, names.ENRICH_FUNCTION)["serviceConfig"]["timeoutSeconds"]
     assert timeout <= sub["ackDeadlineSeconds"]
@@ -260,11 +276,35 @@ def test_delivery_policy_follows_config(override_stack: StackRun) -> None:
 
 def test_buckets_are_private_and_models_versioned(default_stack: StackRun) -> None:
     buckets = {b.inputs["name"]: b.inputs for b in default_stack.of_type("gcp:storage/bucket:Bucket")}
-    assert set(buckets) == {default_stack.outputs["models_bucket"], default_stack.outputs["sources_bucket"]}
+    assert set(buckets) == {default_stack.outputs[k] for k in ("models_bucket", "sources_bucket", "batch_bucket")}
     for bucket in buckets.values():
         assert bucket["uniformBucketLevelAccess"] is True
         assert bucket["publicAccessPrevention"] == "enforced"
     assert buckets[default_stack.outputs["models_bucket"]]["versioning"] == {"enabled": True}
+
+
+def test_dataflow_runs_have_a_bucket_with_expiring_staging_and_only_the_configured_launchers(
+        default_stack: StackRun, override_stack: StackRun) -> None:
+    bucket = default_stack.one("gcp:storage/bucket:Bucket", name=default_stack.outputs["batch_bucket"]).inputs
+    (rule,) = bucket["lifecycleRules"]
+    assert rule["action"] == {"type": "Delete"}
+    assert rule["condition"] == {"age": 7, "matchesPrefixes": ["staging/", "temp/"]}
+    out = default_stack.outputs
+    assert out["batch_staging_location"] == f"gs://{out['batch_bucket']}/staging"
+    assert out["batch_temp_location"] == f"gs://{out['batch_bucket']}/temp"
+    services = {s.inputs["service"] for s in default_stack.of_type("gcp:projects/service:Service")}
+    assert {"dataflow.googleapis.com", "compute.googleapis.com"} <= services
+    assert not [m for m in iam_grants(default_stack) if m.startswith(("user:", "group:"))]  # no launcher by default
+
+    launcher = json.loads(OVERRIDES["txguard:batchLaunchers"])[0]
+    worker = f"projects/{BASE_CONFIG['gcp:project']}/serviceAccounts/{override_stack.outputs['service_accounts']['batch']}"
+    assert iam_grants(override_stack)[launcher] == {
+        ("projects", "roles/dataflow.developer", BASE_CONFIG["gcp:project"]),
+        ("serviceaccount", "roles/iam.serviceAccountUser", worker),
+        ("storage", "roles/storage.objectAdmin", override_stack.outputs["batch_bucket"]),
+    }
+    rule = override_stack.one("gcp:storage/bucket:Bucket", name=override_stack.outputs["batch_bucket"]).inputs
+    assert rule["lifecycleRules"][0]["condition"]["age"] == 3
 
 
 def test_firestore_native_database_with_ttl_on_processed_transactions(default_stack: StackRun) -> None:
@@ -288,10 +328,10 @@ def test_history_fields_are_not_indexed(default_stack: StackRun) -> None:
               if f.inputs.get("indexConfig", {}).get("indexes", []) == []}
     event = json.loads((ROOT / "tests" / "events" / "cloudevent_pubsub_valid.json").read_text())
     tx = Transaction.model_validate_json(base64.b64decode(event["data"]["message"]["data"]))
-    features, wallet_doc = step(tx, None)  # what the store writes: the wallet document ...
-    for key in wallet_doc:
+    applied = step(tx, None)  # what the store writes: the wallet document ...
+    for key in applied.state:
         assert (names.WALLETS_COLLECTION, key) in exempt, key
-    for key in processed_record(tx, features, ttl_days=7):  # ... and the processed marker
+    for key in processed_record(tx, applied, ttl_days=7):  # ... and the processed marker
         assert (names.PROCESSED_COLLECTION, key) in exempt, key
 
 
@@ -320,10 +360,11 @@ def test_monitoring_metrics_alerts_and_dashboard(default_stack: StackRun, overri
     assert {names.SCORING_FUNCTION, names.ENRICH_FUNCTION} == {
         s for s in (names.SCORING_FUNCTION, names.ENRICH_FUNCTION)
         if any(s in t["filter"] for t in thresholds["error-rate"])}
-    assert thresholds["scoring-latency"][0]["thresholdValue"] == 150
-    assert latency["name"] in thresholds["scoring-latency"][0]["filter"]
     assert names.DEAD_LETTER_SUBSCRIPTION in thresholds["dead-letter-backlog"][0]["filter"]
     assert thresholds["dead-letter-backlog"][0]["thresholdValue"] == 0
+    assert_alert_policies(alerts, scoring_p99=150, enrich_p99=1000, age=300, shares=(0.05, 0.01, 0.05))
+    overridden = {a.name: a.inputs for a in override_stack.of_type("gcp:monitoring/alertPolicy:AlertPolicy")}
+    assert_alert_policies(overridden, scoring_p99=80, enrich_p99=400, age=120, shares=(0.02, 0.005, 0.2))
 
     board = json.loads(default_stack.one("gcp:monitoring/dashboard:Dashboard").inputs["dashboardJson"])
     filters = " ".join(walk_strings(board))
@@ -334,6 +375,66 @@ def test_monitoring_metrics_alerts_and_dashboard(default_stack: StackRun, overri
     assert [c.inputs["labels"]["email_address"] for c in channels] == json.loads(OVERRIDES["txguard:alertEmails"])
     assert all(a.inputs.get("notificationChannels") for a in override_stack.of_type(
         "gcp:monitoring/alertPolicy:AlertPolicy"))
+
+
+def test_late_transactions_are_counted_from_the_enrichment_decided_lines(default_stack: StackRun) -> None:
+    """Skew made visible: the enrichment line of a decision flagged late (`"late": true`) is counted."""
+    from infra.monitoring import LATE_METRIC
+    from txguard.enrichment.pipeline import DeliveryStatus, Result
+
+    late = default_stack.one("gcp:logging/metric:Metric", name=LATE_METRIC).inputs
+    assert f'resource.labels.service_name="{names.ENRICH_FUNCTION}"' in late["filter"]
+    assert f'jsonPayload.status="{DeliveryStatus.DECIDED.value}"' in late["filter"]
+    assert "jsonPayload.late=true" in late["filter"]
+    assert "late" in Result.__dataclass_fields__  # the field the enrichment log line carries
+    assert late["metricDescriptor"]["metricKind"] == "DELTA" and late["metricDescriptor"]["valueType"] == "INT64"
+    board = json.loads(default_stack.one("gcp:monitoring/dashboard:Dashboard").inputs["dashboardJson"])
+    assert LATE_METRIC in " ".join(walk_strings(board))
+
+
+def assert_alert_policies(alerts: dict[str, dict[str, Any]], scoring_p99: float, enrich_p99: float, age: int,
+                          shares: tuple[float, float, float]) -> None:
+    """What callers feel (Cloud Run p99 per function), a stalled pipeline, and the shares of bad outcomes."""
+    from txguard.contract.models import Outcome
+    from txguard.enrichment.pipeline import DeliveryStatus
+
+    def conditions(name: str) -> list[dict[str, Any]]:
+        return [c["conditionThreshold"] for c in alerts[name]["conditions"]]
+
+    # Request latency: Cloud Run's distribution (queueing and cold starts included), p99 per function.
+    latency = {next(s for s in (names.SCORING_FUNCTION, names.ENRICH_FUNCTION) if f'"{s}"' in c["filter"]): c
+               for c in conditions("request-latency")}
+    assert set(latency) == {names.SCORING_FUNCTION, names.ENRICH_FUNCTION}
+    for service, threshold in ((names.SCORING_FUNCTION, scoring_p99), (names.ENRICH_FUNCTION, enrich_p99)):
+        c = latency[service]
+        assert 'metric.type="run.googleapis.com/request_latencies"' in c["filter"]
+        assert f'resource.label.service_name="{service}"' in c["filter"]
+        (agg,) = c["aggregations"]
+        assert agg["perSeriesAligner"] == "ALIGN_DELTA" and agg["crossSeriesReducer"] == "REDUCE_PERCENTILE_99"
+        assert agg["groupByFields"] == ["resource.label.service_name"]
+        assert c["thresholdValue"] == threshold and c["comparison"] == "COMPARISON_GT"
+
+    # A stalled pipeline: the age of the push subscription's oldest unacked message.
+    (stall,) = conditions("oldest-unacked-message")
+    assert 'metric.type="pubsub.googleapis.com/subscription/oldest_unacked_message_age"' in stall["filter"]
+    assert f'resource.label.subscription_id="{names.ENRICH_PUSH_SUBSCRIPTION}"' in stall["filter"]
+    assert stall["thresholdValue"] == age and alerts["oldest-unacked-message"]["severity"] == "CRITICAL"
+
+    # Shares: numerator / denominator ratios over 5 minutes.
+    invalid, dead, blocked = conditions("transaction-shares")
+    for c, share in zip((invalid, dead, blocked), shares, strict=True):
+        assert c["denominatorFilter"] and c["thresholdValue"] == share and c["duration"] == "300s"
+        assert c["aggregations"][0]["perSeriesAligner"] == "ALIGN_RATE"
+        assert c["denominatorAggregations"][0]["perSeriesAligner"] == "ALIGN_RATE"
+    assert "txguard_enrich_deliveries" in invalid["filter"] and "txguard_enrich_deliveries" in invalid["denominatorFilter"]
+    parked = {DeliveryStatus.INVALID.value, DeliveryStatus.REJECTED.value}
+    assert all(f'"{s}"' in invalid["filter"] for s in parked) and "status" not in invalid["denominatorFilter"]
+    assert "subscription/dead_letter_message_count" in dead["filter"]
+    assert "subscription/ack_message_count" in dead["denominatorFilter"]
+    assert all(names.ENRICH_PUSH_SUBSCRIPTION in f for f in (dead["filter"], dead["denominatorFilter"]))
+    assert "txguard_decisions" in blocked["filter"] and "txguard_decisions" in blocked["denominatorFilter"]
+    assert f'metric.label.outcome="{Outcome.BLOCK.value}"' in blocked["filter"]
+    assert "outcome" not in blocked["denominatorFilter"]
 
 
 def test_outputs(default_stack: StackRun) -> None:

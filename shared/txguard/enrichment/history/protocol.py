@@ -13,6 +13,9 @@ delivery that creates the record holds the lease and applies the update; a dupli
 the lease held is retried (`CounterpartyInFlightError`); one that finds it expired takes it over
 (the counterparty store's markers make a second application a no-op). `record_decision` marks
 the update applied. docs/counterparty.md has the whole argument.
+
+The same step notes whether the transaction is *late* (a later one of its wallet was applied
+first); the record keeps it, so a redelivery reports it the same way.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from txguard.contract.models import (
     Transaction,
 )
 from txguard.features.counterparty import marks
-from txguard.features.wallet import TxPoint, WalletState, apply, history_features
+from txguard.features.wallet import TxPoint, WalletState, applied_after, apply, history_features
 
 DEFAULT_LEASE_S = 30.0
 
@@ -46,6 +49,7 @@ class Enrichment:
     counterparty_due: bool = False  # this delivery holds the lease: it must apply the counterparty update
     new_for_cp: bool = False  # the wallet's first transaction with this counterparty (counted once)
     new_for_device: bool = False  # ... with this device
+    late: bool = False  # a later transaction of the wallet was applied first (features.wallet.applied_after)
 
 
 def fingerprint(tx: Transaction) -> str:
@@ -59,22 +63,25 @@ def expires_at(ttl_days: int, now: datetime | None = None) -> datetime:
 
 @dataclass(frozen=True)
 class Step:
-    """What the wallet transaction computes: the features and marks, and the state to write."""
+    """What applying one transaction to its wallet produced."""
 
-    features: HistoryFeatures
-    new_for_cp: bool
+    features: HistoryFeatures  # as of just before the transaction
+    new_for_cp: bool  # the wallet's first transaction with this counterparty / device (features.counterparty.marks)
     new_for_device: bool
-    state: dict[str, Any]
+    state: dict[str, Any]  # the wallet state document after it
+    late: bool = False  # later transactions of the wallet were applied before it
 
 
 def step(tx: Transaction, state_doc: dict[str, Any] | None) -> Step:
-    """Features of `tx` as of just before it, and the wallet state document after applying it."""
+    """Features of `tx` as of just before it, its marks, the wallet state after applying it, and
+    whether it is late."""
     state = WalletState.from_dict(state_doc)
     point = TxPoint.of(tx)
     features = history_features(state, tx)
     new_for_cp, new_for_device = marks(state, point)
+    late = applied_after(state, point.ts) > 0
     apply(state, point)
-    return Step(features, new_for_cp, new_for_device, state.to_dict())
+    return Step(features, new_for_cp, new_for_device, state.to_dict(), late)
 
 
 def processed_record(tx: Transaction, done: Step, counterparty: CounterpartyFeatures, ttl_days: int,
@@ -84,6 +91,7 @@ def processed_record(tx: Transaction, done: Step, counterparty: CounterpartyFeat
         "wallet_id": tx.wallet_id,
         "fingerprint": fingerprint(tx),
         "features": done.features.model_dump(mode="json"),
+        "late": done.late,
         "counterparty": {
             "features": counterparty.model_dump(mode="json"),
             "marks": [done.new_for_cp, done.new_for_device],
@@ -135,7 +143,7 @@ def _from_record(tx: Transaction, record: dict[str, Any], duplicate: bool, due: 
     decision = load_decision(record.get("decision"))
     enriched = EnrichedTransaction.model_construct(**dict(tx), features=features, counterparty=counterparty)
     return Enrichment(enriched, decision, duplicate=duplicate, counterparty_due=due,
-                      new_for_cp=new_for_cp, new_for_device=new_for_device)
+                      new_for_cp=new_for_cp, new_for_device=new_for_device, late=bool(record.get("late", False)))
 
 
 def load_decision(stored: str | dict[str, Any] | None) -> Decision | None:
@@ -170,6 +178,11 @@ class HistoryStore(Protocol):
 
     def wallet_state(self, wallet_id: str) -> WalletState:
         """The stored state of a wallet (empty when unknown): for tests and inspection."""
+        ...
+
+    def processed(self, transaction_id: str) -> dict[str, Any] | None:
+        """The processed record of a transaction (`features`, `late`, `counterparty`, `decision`),
+        None when unknown: for tests and inspection (online features against the offline replay)."""
         ...
 
     def close(self) -> None: ...

@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS processed (
     features TEXT NOT NULL,
     counterparty TEXT,
     decision TEXT,
-    expires_at TEXT NOT NULL
+    expires_at TEXT NOT NULL,
+    late INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS processed_expires_at ON processed (expires_at);
 """
@@ -52,21 +53,23 @@ class SqliteHistoryStore:
         self.ttl_days = ttl_days
         self.lease_s = lease_s
         columns = {row[1] for row in self.db.read("PRAGMA table_info(processed)")}
-        if "counterparty" not in columns:  # a file written before counterparty features existed
-            with self.db.transaction() as conn:
+        with self.db.transaction() as conn:  # a file written before these columns existed
+            if "counterparty" not in columns:
                 conn.execute("ALTER TABLE processed ADD COLUMN counterparty TEXT")
+            if "late" not in columns:
+                conn.execute("ALTER TABLE processed ADD COLUMN late INTEGER NOT NULL DEFAULT 0")
         self.purge_expired()  # at cold start: SQLite has no TTL policy
 
     # HistoryStore ------------------------------------------------------------------------------
     def enrich_once(self, tx: Transaction, counterparty: CounterpartyFeatures) -> Enrichment:
         with self.db.transaction() as conn:
             row = conn.execute(
-                "SELECT fingerprint, features, decision, counterparty FROM processed WHERE transaction_id = ?",
+                "SELECT fingerprint, features, decision, counterparty, late FROM processed WHERE transaction_id = ?",
                 (tx.transaction_id,),
             ).fetchone()
             if row is not None:
                 record = {"fingerprint": row[0], "features": json.loads(row[1]), "decision": row[2],
-                          "counterparty": json.loads(row[3]) if row[3] else None}
+                          "counterparty": json.loads(row[3]) if row[3] else None, "late": bool(row[4])}
                 enrichment = reuse(tx, record)  # checks the fingerprint before anything is claimed
                 renewed = claim(record, self.lease_s)
                 if renewed is None:
@@ -84,9 +87,9 @@ class SqliteHistoryStore:
             )
             conn.execute(
                 "INSERT INTO processed (transaction_id, wallet_id, fingerprint, features, counterparty, decision,"
-                " expires_at) VALUES (?, ?, ?, ?, ?, NULL, ?)",
+                " expires_at, late) VALUES (?, ?, ?, ?, ?, NULL, ?, ?)",
                 (tx.transaction_id, tx.wallet_id, record["fingerprint"], json.dumps(record["features"]),
-                 json.dumps(record["counterparty"]), record["expires_at"].isoformat()),
+                 json.dumps(record["counterparty"]), record["expires_at"].isoformat(), int(done.late)),
             )
         return fresh(tx, record)
 
@@ -118,13 +121,13 @@ class SqliteHistoryStore:
 
     def processed(self, transaction_id: str) -> dict[str, Any] | None:
         rows = self.db.read(
-            "SELECT features, decision, expires_at, counterparty FROM processed WHERE transaction_id = ?",
+            "SELECT features, decision, expires_at, counterparty, late FROM processed WHERE transaction_id = ?",
             (transaction_id,))
         if not rows:
             return None
         row = rows[0]
         return {"features": json.loads(row[0]), "decision": json.loads(row[1]) if row[1] else None,
-                "expires_at": row[2], "counterparty": json.loads(row[3]) if row[3] else None}
+                "expires_at": row[2], "counterparty": json.loads(row[3]) if row[3] else None, "late": bool(row[4])}
 
     def purge_expired(self, now: datetime | None = None) -> int:
         """Delete processed records past their TTL (Firestore does this with a TTL policy)."""
