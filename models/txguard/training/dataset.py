@@ -195,10 +195,15 @@ def read_labels(path: str | Path) -> list[LabelEvent]:
         raise DataFileError(str(exc)) from None
 
 
+def row_label_id(transaction_id: str) -> str:
+    """The label id of a fraud row's `label_time` (also what `txguard batch` replays)."""
+    return f"row-{transaction_id}"[:64]
+
+
 def row_label_event(tx: Transaction, label_time: float) -> LabelEvent:
     """A fraud row's `label_time` as the label event it stands for (a chargeback known then)."""
     return LabelEvent(
-        label_id=f"row-{tx.transaction_id}"[:64], transaction_id=tx.transaction_id, wallet_id=tx.wallet_id,
+        label_id=row_label_id(tx.transaction_id), transaction_id=tx.transaction_id, wallet_id=tx.wallet_id,
         counterparty_id=tx.counterparty_id, device_id=tx.device_id, transaction_time=tx.timestamp,
         known_at=datetime.fromtimestamp(label_time, UTC), kind=LabelKind.CHARGEBACK, is_fraud=True,
     )

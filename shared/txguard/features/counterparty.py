@@ -121,12 +121,17 @@ def marks(state: WalletState, p: TxPoint) -> tuple[bool, bool]:
 
 def transaction_increments(tx: Transaction, new_for_cp: bool, new_for_device: bool) -> list[Increment]:
     """What a transaction adds to its counterparty (and device): count, amount, first-time payers."""
-    t = tx.timestamp.timestamp()
+    keys = EntityKeys.of(tx.wallet_id, tx.counterparty_id, tx.device_id)
+    return increments_at(keys, tx.timestamp.timestamp(), float(tx.amount), new_for_cp, new_for_device)
+
+
+def increments_at(keys: EntityKeys, t: float, amount_major: float, new_for_cp: bool,
+                  new_for_device: bool) -> list[Increment]:
+    """`transaction_increments` on primitives (the batch replay has columns, not Transactions)."""
     day = day_of(t)
     hour = HOUR_COLUMNS[int((t - day * DAY) // HOUR)]
     slot = SLOT_COLUMNS[int((t - day * DAY) // FIVE_MIN)]
-    amount = cents(tx.amount)
-    keys = EntityKeys.of(tx.wallet_id, tx.counterparty_id, tx.device_id)
+    amount = cents(amount_major)
     out: list[Increment] = []
     targets = [(keys.counterparty, new_for_cp)]
     if keys.device:
@@ -187,7 +192,9 @@ class CounterpartyBook:
 
     def snapshot(self, tx: Transaction) -> Snapshot:
         keys = EntityKeys.of(tx.wallet_id, tx.counterparty_id, tx.device_id)
-        t = tx.timestamp.timestamp()
+        return self.snapshot_at(keys, tx.timestamp.timestamp())
+
+    def snapshot_at(self, keys: EntityKeys, t: float) -> Snapshot:
         return Snapshot(self.view(keys.counterparty, t), self.view(keys.device, t), self.view(keys.wallet, t))
 
     def prune(self, before_day: int) -> None:
