@@ -131,7 +131,7 @@ def test_a_transaction_arriving_after_a_later_one_is_flagged_late(parts) -> None
     assert again.status is DeliveryStatus.DUPLICATE and again.late is True
     assert outbox.decided()[-1].late is True and enricher.counts["late"] == 1
     # Its own features are exact: only entries before it count.
-    offline = {tx.transaction_id: f for tx, f in replay([early, later])}
+    offline = {e.transaction_id: e.features for e in replay_enriched([early, later])}
     assert store.processed(early.transaction_id)["features"] == offline[early.transaction_id].model_dump()
 
 
