@@ -103,8 +103,9 @@ def test_a_file_from_before_the_late_flag_is_migrated(tmp_path: Path) -> None:
     conn.close()
     store = SqliteHistoryStore(path)
     later, early = make_tx(2), make_tx(1)
-    assert store.enrich_once(later).late is False
-    assert store.enrich_once(early).late is True
-    assert store.enrich_once(early).late is True  # the duplicate path reads it back
+    assert store.enrich_once(later, unknown_counterparty(later)).late is False
+    assert store.enrich_once(early, unknown_counterparty(early)).late is True
+    store.counterparty_applied(early.transaction_id)  # the first delivery is done with its update
+    assert store.enrich_once(early, unknown_counterparty(early)).late is True  # the duplicate path reads it back
     assert store.processed(early.transaction_id)["late"] is True
     store.close()
