@@ -25,6 +25,7 @@ it, the scoring call and the decision's (or the parked message's) attributes pas
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -170,7 +171,13 @@ class Enricher:
         result.timings["store_ms"] = _ms(t)
         if enrichment.counterparty_due:  # this delivery holds the lease: apply, exactly once (markers)
             t = time.perf_counter()
-            self.counterparties.apply_transaction(tx, enrichment.new_for_cp, enrichment.new_for_device)
+            try:
+                self.counterparties.apply_transaction(tx, enrichment.new_for_cp, enrichment.new_for_device)
+            except RetryableError:
+                # Maybe partly applied: hand the lease back so the redelivery retries at once (the
+                # markers make the rows already done no-ops) instead of waiting for it to expire.
+                self._hand_back(tx)
+                raise
             result.timings["counterparty_ms"] += _ms(t)
 
         decision = enrichment.decision
@@ -197,6 +204,10 @@ class Enricher:
         self.outbox.publish_decision(decision, delivery.attributes.get(names.ATTR_PUBLISHED_AT), trace=progress.trace)
         result.timings["publish_ms"] = _ms(t)
         result.status = DeliveryStatus.DUPLICATE if enrichment.duplicate else DeliveryStatus.DECIDED
+
+    def _hand_back(self, tx: Transaction) -> None:
+        with contextlib.suppress(RetryableError):  # best effort: else the lease expires
+            self.store.release_counterparty(tx.transaction_id)
 
     def _release(self, tx: Transaction, result: Result) -> None:
         """The delivery fails after its counterparty update: record it applied and drop the markers,

@@ -217,6 +217,26 @@ def test_scoring_down_retries_without_double_apply(parts) -> None:
     assert enricher.counterparties.pending_markers() == 0
 
 
+def test_counterparty_store_down_hands_the_lease_back_and_counts_once(parts, monkeypatch: pytest.MonkeyPatch) -> None:
+    enricher, store, _, outbox = parts
+    tx = make_tx(9, device_id=None)
+    real = enricher.counterparties.apply_transaction
+
+    def half_then_down(t, new_cp, new_dev):  # noqa: ANN001, ANN202 - the counterparty row lands, then an outage
+        real(t, new_cp, new_dev)
+        raise StoreUnavailableError("bigtable: unavailable")
+
+    monkeypatch.setattr(enricher.counterparties, "apply_transaction", half_then_down)
+    with pytest.raises(StoreUnavailableError):
+        enricher.handle(event_data(tx, "a"))
+    monkeypatch.setattr(enricher.counterparties, "apply_transaction", real)
+    # The immediate redelivery is not held back by the lease, and the marker keeps the count at one.
+    assert enricher.handle(event_data(tx, "b")).status is DeliveryStatus.DUPLICATE
+    probe = make_tx(9, timestamp=tx.timestamp + timedelta(days=1))
+    assert enricher.counterparties.snapshot(probe).counterparty[int(tx.timestamp.timestamp() // 86400)]["dn"] == 1
+    assert len(outbox.decisions) == 1 and enricher.counterparties.pending_markers() == 0
+
+
 def test_publish_failure_retries_and_reuses_stored_decision(parts) -> None:
     enricher, _, scorer, outbox = parts
     tx = make_tx(4)

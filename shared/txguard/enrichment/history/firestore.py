@@ -163,6 +163,14 @@ class FirestoreHistoryStore:
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"firestore: {type(exc).__name__}: {exc}") from exc
 
+    def release_counterparty(self, transaction_id: str) -> None:
+        try:
+            self.processed_ref.document(transaction_id).update({"counterparty.lease_until": 0.0})
+        except gexc.NotFound:
+            return
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"firestore: {type(exc).__name__}: {exc}") from exc
+
     def wallet_state(self, wallet_id: str) -> WalletState:
         snap = self.wallets.document(wallet_id).get()
         return WalletState.from_dict(snap.to_dict() if snap.exists else None)

@@ -176,6 +176,10 @@ class HistoryStore(Protocol):
         """Mark the counterparty update applied without a decision (the delivery failed after it)."""
         ...
 
+    def release_counterparty(self, transaction_id: str) -> None:
+        """End the lease of an update not (or not wholly) applied: the next delivery takes it over."""
+        ...
+
     def wallet_state(self, wallet_id: str) -> WalletState:
         """The stored state of a wallet (empty when unknown): for tests and inspection."""
         ...

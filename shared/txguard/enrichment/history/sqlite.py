@@ -136,8 +136,11 @@ class SqliteHistoryStore:
                                ((now or datetime.now(UTC)).isoformat(),))
             return cur.rowcount
 
+    def release_counterparty(self, transaction_id: str) -> None:
+        self.expire_lease(transaction_id)
+
     def expire_lease(self, transaction_id: str) -> None:
-        """Tests and inspection: make a held counterparty lease look expired (a crashed holder)."""
+        """Make a held counterparty lease expired (a released one, or in tests a crashed holder)."""
         with self.db.transaction() as conn:
             row = conn.execute("SELECT counterparty FROM processed WHERE transaction_id = ?",
                                (transaction_id,)).fetchone()
