@@ -17,6 +17,7 @@ import pulumi_gcp as gcp
 from infra.config import StackConfig
 from infra.services import child_options
 from txguard.contract import names
+from txguard.contract.logs import DRIFT_EVENT, EVENT_KEY, MODEL_REFUSED_EVENT
 
 DECISIONS_METRIC = "txguard_decisions"
 DELIVERIES_METRIC = "txguard_enrich_deliveries"
@@ -28,6 +29,8 @@ DECIDED_STATUS = "decided"
 SCORE_PATH = "/score"
 LATENCY_METRIC = "txguard_scoring_latency"
 ERRORS_METRIC = "txguard_error_logs"
+DRIFT_METRIC = "txguard_drift_psi"  # largest PSI of each drift window (txguard.scoring.drift)
+REFUSED_METRIC = "txguard_model_refused"  # versions an alias pointed at and instances refused
 USER_METRIC = "logging.googleapis.com/user/"
 REQUESTS_METRIC = "run.googleapis.com/request_count"
 BACKLOG_METRIC = "pubsub.googleapis.com/subscription/num_undelivered_messages"
@@ -119,7 +122,39 @@ class Monitoring(pulumi.ComponentResource):
             metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(metric_kind="DELTA", value_type="INT64"),
             opts=child,
         )
-        metrics = [self.decisions, self.deliveries, self.latency, self.error_logs]
+        # One value per drift window per worker: the largest PSI over the features and the score.
+        self.drift = gcp.logging.Metric(
+            "drift-psi",
+            name=DRIFT_METRIC,
+            project=cfg.project,
+            description="Largest PSI of a drift window against the model version's training reference",
+            filter=f'{scoring_logs} AND jsonPayload.{EVENT_KEY}="{DRIFT_EVENT}"',
+            value_extractor="EXTRACT(jsonPayload.psi_max)",
+            metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
+                metric_kind="DELTA", value_type="DISTRIBUTION", unit="1",
+                labels=[gcp.logging.MetricMetricDescriptorLabelArgs(key="model_version", value_type="STRING"),
+                        gcp.logging.MetricMetricDescriptorLabelArgs(key="feature", value_type="STRING")]),
+            label_extractors={"model_version": "EXTRACT(jsonPayload.model_version)",
+                              "feature": "EXTRACT(jsonPayload.feature_max)"},
+            # 0.01 .. ~10 in steps of x1.25: fine around the 0.1 / 0.2 reading thresholds.
+            bucket_options=gcp.logging.MetricBucketOptionsArgs(
+                exponential_buckets=gcp.logging.MetricBucketOptionsExponentialBucketsArgs(
+                    num_finite_buckets=32, growth_factor=1.25, scale=0.01)),
+            opts=child,
+        )
+        self.refused = gcp.logging.Metric(
+            "model-refused",
+            name=REFUSED_METRIC,
+            project=cfg.project,
+            description="Model versions refused by scoring instances (checksum, compatibility, parity)",
+            filter=f'{scoring_logs} AND jsonPayload.{EVENT_KEY}="{MODEL_REFUSED_EVENT}"',
+            metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
+                metric_kind="DELTA", value_type="INT64", unit="1",
+                labels=[gcp.logging.MetricMetricDescriptorLabelArgs(key="version", value_type="STRING")]),
+            label_extractors={"version": "EXTRACT(jsonPayload.refused_version)"},
+            opts=child,
+        )
+        metrics = [self.decisions, self.deliveries, self.latency, self.error_logs, self.drift, self.refused]
         after_metrics = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, *metrics])
         self.channels = [
             gcp.monitoring.NotificationChannel(
@@ -132,6 +167,7 @@ class Monitoring(pulumi.ComponentResource):
             self._error_rate_alert(cfg, channel_ids, after_metrics),
             self._latency_alert(cfg, channel_ids, after_metrics),
             self._dead_letter_alert(cfg, channel_ids, after_metrics),
+            self._drift_alert(cfg, channel_ids, after_metrics),
         ]
         self.dashboard = gcp.monitoring.Dashboard(
             "dashboard", project=cfg.project, dashboard_json=json.dumps(dashboard(cfg)), opts=after_metrics)
@@ -189,6 +225,25 @@ class Monitoring(pulumi.ComponentResource):
             opts=opts)
 
     @staticmethod
+    def _drift_alert(cfg: StackConfig, channels: list, opts: pulumi.ResourceOptions) -> gcp.monitoring.AlertPolicy:
+        lc = cfg.lifecycle
+        return gcp.monitoring.AlertPolicy(
+            "model-drift", project=cfg.project, display_name="txguard: traffic drifted from the model's training data",
+            combiner="OR", notification_channels=channels, severity="WARNING",
+            conditions=[gcp.monitoring.AlertPolicyConditionArgs(
+                display_name=f"drift PSI > {lc.drift_psi_threshold:g} for {lc.drift_alert_minutes} min",
+                condition_threshold=_drift_alert_args(cfg),
+            )],
+            documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
+                mime_type="text/markdown",
+                content="The scoring traffic's features or scores moved away from the training reference of the "
+                        "model version answering (PSI per window, label `feature` names the worst). Check the "
+                        f"`{DRIFT_EVENT}` log lines (`txguard drift --log`), then retrain and compare the new "
+                        "version as a shadow (`SHADOW_ENABLED`, `txguard compare`) before promoting it. "
+                        "docs/lifecycle.md."),
+            opts=opts)
+
+    @staticmethod
     def _dead_letter_alert(cfg: StackConfig, channels: list, opts: pulumi.ResourceOptions) -> gcp.monitoring.AlertPolicy:
         return gcp.monitoring.AlertPolicy(
             "dead-letter-backlog", project=cfg.project, display_name="txguard: dead-lettered transactions",
@@ -210,6 +265,22 @@ class Monitoring(pulumi.ComponentResource):
                         f"them with a pull on `{names.DEAD_LETTER_SUBSCRIPTION}`; republish to "
                         f"`{names.TRANSACTIONS_TOPIC}` once the cause is fixed."),
             opts=opts)
+
+
+def _drift_alert_args(cfg: StackConfig) -> gcp.monitoring.AlertPolicyConditionConditionThresholdArgs:
+    """Median PSI of the windows in each 10 minutes, the worst feature, above the threshold for the
+    whole `driftAlertMinutes`: a single noisy window or a short burst does not page anyone."""
+    lc = cfg.lifecycle
+    return gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
+        filter=f'metric.type="{USER_METRIC}{DRIFT_METRIC}" AND resource.type="cloud_run_revision"',
+        aggregations=[gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(
+            alignment_period="600s", per_series_aligner="ALIGN_PERCENTILE_50",
+            cross_series_reducer="REDUCE_MAX", group_by_fields=["metric.label.model_version"])],
+        comparison="COMPARISON_GT",
+        threshold_value=lc.drift_psi_threshold,
+        duration=f"{lc.drift_alert_minutes * 60}s",
+        trigger=gcp.monitoring.AlertPolicyConditionConditionThresholdTriggerArgs(count=1),
+    )
 
 
 def _chart(title: str, filter_: str, aligner: str, reducer: str | None = None,
@@ -249,6 +320,11 @@ def dashboard(cfg: StackConfig) -> dict:
                _backlog_filter(names.ENRICH_PUSH_SUBSCRIPTION), "ALIGN_MAX"),
         _chart("Dead-lettered transactions (backlog)", _backlog_filter(names.DEAD_LETTER_SUBSCRIPTION), "ALIGN_MAX"),
         _chart("Error log lines/s", f'metric.type="{USER_METRIC}{ERRORS_METRIC}"', "ALIGN_RATE", "REDUCE_SUM"),
+        _chart(f"Drift: median PSI of the windows by model version (alert > {cfg.lifecycle.drift_psi_threshold:g})",
+               f'metric.type="{USER_METRIC}{DRIFT_METRIC}"', "ALIGN_PERCENTILE_50", "REDUCE_MAX",
+               ["metric.label.model_version"]),
+        _chart("Refused model versions per second", f'metric.type="{USER_METRIC}{REFUSED_METRIC}"', "ALIGN_RATE",
+               "REDUCE_SUM", ["metric.label.version"], "STACKED_BAR"),
     ]
     width, height = 6, 4
     tiles = [{"xPos": (i % 2) * width, "yPos": (i // 2) * height, "width": width, "height": height, "widget": chart}

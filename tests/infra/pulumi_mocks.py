@@ -40,6 +40,12 @@ OVERRIDES = {
     "txguard:modelRollout": "2025-01-01T00:00:00Z",
     "txguard:buildServiceAccount": "false",
     "txguard:alertEmails": '["oncall@example.com"]',
+    "txguard:modelPollSeconds": "5",
+    "txguard:shadowEnabled": "true",
+    "txguard:shadowSampleRate": "0.25",
+    "txguard:driftWindowSeconds": "600",
+    "txguard:driftPsiThreshold": "0.3",
+    "txguard:driftAlertMinutes": "60",
 }
 PUBSUB_AGENT = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
 
