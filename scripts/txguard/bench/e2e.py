@@ -44,6 +44,7 @@ class Stage:
     summary: dict[str, Any] = field(default_factory=dict)
     achieved_tps: float = 0.0
     drain_s: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
 
     @property
     def backlog_slope(self) -> float:
@@ -110,7 +111,11 @@ def run_stage(stack: Any, rate: float, duration_s: float, prefix: str, drain_tim
         if now != last:
             last, last_progress = now, time.monotonic()
     stage.drain_s = time.monotonic() - drain_started
-    stage.summary = tracker.summary(lambda m: bool(m.transaction_id and m.transaction_id.startswith(prefix + "-")))
+    def mine(m: Any) -> bool:
+        return bool(m.transaction_id and m.transaction_id.startswith(prefix + "-"))
+
+    stage.summary = tracker.summary(mine)
+    stage.latencies_ms = tracker.latencies_ms(mine)
     return stage
 
 
@@ -166,6 +171,14 @@ def search(stack: Any, rate: float, duration_s: float, max_rate: float, step: fl
     if lo is not None and above and min(above) - lo >= 0.1 * lo:
         run(round((lo + min(above)) / 2, 1))
     return stages
+
+
+def draw_latency(stages: list[Stage], path: Path, mode: str) -> str:
+    """End-to-end latency histogram of each stage (publish -> decision on `decisions`), one PNG."""
+    from txguard.bench.pictures import samples_histogram
+
+    series = {f"{s.rate:g} tx/s": s.latencies_ms for s in stages if s.latencies_ms}
+    return str(samples_histogram(series, f"txguard bench e2e ({mode}): publish -> decision latency", path))
 
 
 def max_sustained(stages: list[Stage]) -> float | None:

@@ -126,6 +126,11 @@ class Tracker:
     def _records(self, select: Select) -> list[_Sent]:
         return self._sent if select is None else [r for r in self._sent if select(r.message)]
 
+    def latencies_ms(self, select: Select = None) -> list[float]:
+        """Every decided transaction's publish -> decision latency (the bench e2e histogram)."""
+        with self._lock:
+            return [r.latency_ms for r in self._records(select) if r.latency_ms is not None]
+
     def counts(self, select: Select = None) -> dict[str, int]:
         with self._lock:
             records = self._records(select)

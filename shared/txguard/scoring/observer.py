@@ -114,15 +114,16 @@ class Observer:
             return
         scores = challenger.runtime.predict(x[keep])
         outs = outcomes(scores, challenger.thresholds)
-        emit = self.shadow_log.emit
+        lines = []
         for i, score, out in zip(keep, scores.tolist(), outs, strict=True):
             tx, d = rows[i]
-            emit("INFO", f"shadow {tx.transaction_id}: {d.outcome.value} -> {out.value}", {
+            lines.append((f"shadow {tx.transaction_id}: {d.outcome.value} -> {out.value}", {
                 EVENT_KEY: SHADOW_EVENT, "transaction_id": tx.transaction_id, "wallet_id": tx.wallet_id,
                 "model_version": d.model_version, "score": d.score, "outcome": d.outcome.value,
                 "challenger_version": challenger.version, "challenger_score": score,
                 "challenger_outcome": out.value,
-            })
+            }))
+        self.shadow_log.emit_many("INFO", lines)
         self.shadow_scored += len(keep)
 
     def _emit_drift(self, line: dict[str, Any]) -> None:
