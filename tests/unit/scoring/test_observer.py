@@ -116,7 +116,7 @@ def test_drift_windows_compare_traffic_with_the_versions_reference(tmp_path: Pat
     assert service.handle("POST", "/score/batch", JSON, Body(body)).status == 200
     service.close()
     windows = lines(capsys, DRIFT_EVENT)
-    # Rows arrive in chunks of 64: the first window closes at 512; the last 488 are under MIN_ROWS.
+    # Rows arrive in chunks of 32: the first window closes at 512; the last 488 are under MIN_ROWS.
     assert [w["rows"] for w in windows] == [512]
     assert all(w["model_version"] == "v1" and set(w["psi"]) == {*FEATURE_NAMES, "score"} for w in windows)
     # The reference is this very traffic: nothing drifted (small-sample noise only).
