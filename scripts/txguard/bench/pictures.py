@@ -71,7 +71,7 @@ def samples_histogram(series: Mapping[str, Sequence[float]], title: str, path: P
     everything = [v for values in series.values() for v in values]
     if not everything:
         raise ValueError("no latencies to draw")
-    edges = _edges(min(everything), max(everything))
+    edges = _edges(min(everything), max(everything), bins=int(np.clip(len(everything) / 20, 10, 60)))
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for label, values in series.items():
