@@ -111,7 +111,7 @@ class ScoringService:
         return service
 
     # Background threads ------------------------------------------------------------------------
-    def start_background(self) -> None:
+    def start_background(self, first_check_s: float | None = None) -> None:
         """Start the follower and observer threads in this process (idempotent).
 
         Called on the first request, and right after a fork: gunicorn forks its workers from the
@@ -123,15 +123,17 @@ class ScoringService:
                 return
             self._background_started = True
             if self.follower is not None:
-                first = 0.0 if self.follower.challenger is not None else None
+                first = 0.0 if self.follower.challenger is not None else first_check_s
                 self.follower.start(initial_wait=first)
             if self.observer is not None:
                 self.observer.start()
 
     def _after_fork(self) -> None:
+        # Check the alias at once: a worker forked later (gunicorn replacing a dead one) holds the
+        # version of the parent's cold start, which may be several promotes old.
         self._background_lock = threading.Lock()
         self._background_started = False
-        self.start_background()
+        self.start_background(first_check_s=0.0)
 
     def close(self) -> None:
         """Stop the threads; the observer processes what is queued and emits its last window."""
