@@ -185,6 +185,9 @@ def train_and_publish(
 
     t_start = time.perf_counter()
     config = replace(config, registry=config.registry or default_registry())
+    # Credentials, bucket and path first: a registry error after minutes of training wastes them.
+    registry = open_registry(config.registry)
+    registry.check(writable=True)
     if dataset is None:
         log("building features" + (f" from {config.data}" if config.data else " from simulated data"))
         dataset = from_file(config.data) if config.data else simulated(
@@ -234,7 +237,6 @@ def train_and_publish(
     reference = reference_of(dataset.X[test][:, monitored], [FEATURE_NAMES[j] for j in monitored], served,
                              period=f"held-out rows from {split_at}")
 
-    registry = open_registry(config.registry)
     prod_pr_auc, prod_version = production_pr_auc(registry, X_test, y_test)
     report: dict[str, Any] = {
         **{k: round(v, 6) for k, v in model_metrics.items()},
