@@ -85,7 +85,7 @@ def measure_inproc(registry: Path, payloads: list[str], repeat: int = 3) -> dict
                 service.handle("POST", "/score", {"Content-Type": "application/json"}, _Body(body))
             t1 = time.process_time()
             if service.observer is not None:
-                service.observer.drain()
+                service.observer.drain(force=True)
             t2 = time.process_time()
         out[label] = round(1e6 * ((t1 - t0) if label == "request_us" else (t2 - t1)) / len(bodies), 1)
     return out
@@ -100,6 +100,7 @@ def run_all(opts: BenchOptions, log: Log = print) -> dict[str, Any]:
     runs = workdir / "runs" / f"shadow-{time.strftime('%Y%m%d-%H%M%S')}"
     runs.mkdir(parents=True, exist_ok=True)
     workers, threads = opts.workers or SCORING_WORKERS, opts.threads or SCORING_THREADS
+    load_before = os.getloadavg()[0]
     model = build(workdir, log=log)
     registry = _registry(model, workdir)
     log("in process: CPU per request, and per row of the observer (drift, drift + shadow)")
@@ -119,7 +120,9 @@ def run_all(opts: BenchOptions, log: Log = print) -> dict[str, Any]:
     report: dict[str, Any] = {"workers": workers, "threads": threads, "connections": opts.connections,
                               "duration_s": opts.duration, "load_client": "wrk" if wrk else "python",
                               "cpus": os.cpu_count(), "logs": str(runs), "results": results,
-                              "shadow_lines": shadow_lines, "inproc": inproc, "latency_png": picture}
+                              "shadow_lines": shadow_lines, "inproc": inproc, "latency_png": picture,
+                              # The ratio means something on a quiet machine only: the run says how quiet it was.
+                              "load_1m": round(max(load_before, os.getloadavg()[0]), 2)}
     report["summary"] = summary(report)
     return report
 
@@ -140,7 +143,7 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
         "rps_shadow_on_vs_off": round(on["rps"] / off["rps"], 3),
         "errors": off["errors"] + on["errors"] + bare["errors"],
         "shadow_lines": report["shadow_lines"], "load_client": report["load_client"], **report["inproc"],
-        "latency_png": report.get("latency_png"),
+        "latency_png": report.get("latency_png"), "load_1m": report["load_1m"], "cpus": report["cpus"],
     }
     out["target_met"] = out["p99_shadow_on_vs_off"] <= 1.10
     return out

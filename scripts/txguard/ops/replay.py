@@ -107,9 +107,12 @@ def run_service(txs: list[EnrichedTransaction], env: dict[str, Any],
 @contextlib.contextmanager
 def _streams_to(handlers: list[logging.StreamHandler], stream: io.StringIO):  # noqa: ANN202
     """The `txguard` loggers write where they were configured (stdout at first use): here, the buffer."""
-    previous = [h.setStream(stream) for h in handlers]
+    previous = []
+    for h in handlers:  # not setStream: it flushes the old stream, which may be closed (a test's capture)
+        previous.append(h.stream)
+        h.stream = stream
     try:
         yield
     finally:
         for h, old in zip(handlers, previous, strict=True):
-            h.setStream(old)
+            h.stream = old

@@ -5,8 +5,12 @@ us). A daemon thread per process drains it every `INTERVAL_S` in chunks of `CHUN
 feature matrix per chunk, counted into the drift window of the champion that answered, and,
 when shadow scoring is on, a sampled part scored by the challenger in one onnxruntime call and
 logged one line per transaction (`event: shadow_score`: both versions, scores and outcomes), which
-`txguard compare` joins with the labels. Between chunks the thread sleeps(0) to hand the GIL back
-to the request threads, so a long backlog never holds them for a whole switch interval.
+`txguard compare` joins with the labels.
+
+The thread shares the GIL with the request threads, so it works when the worker is idle: while a
+request is being answered it waits (up to MAX_DEFER_S), and it sleeps between chunks. A request
+that arrives mid-chunk waits at most one chunk (~0.25 ms), never a whole switch interval (5 ms),
+which is what a plain background loop would cost the p99.
 
 If the thread falls behind, the deque drops the oldest observations (counted in the next drift
 line as `dropped`): a monitor must never grow the memory of the function it watches.
@@ -35,7 +39,10 @@ if TYPE_CHECKING:
     from txguard.scoring.service import ScoringService
 
 INTERVAL_S = 0.05
-CHUNK = 32  # ~0.5 ms of work between GIL hand-backs (a request waits at most that long)
+CHUNK = 16  # ~0.25 ms of work: the longest a request arriving mid-chunk waits for the GIL
+GAP_S = 0.0002  # pause between chunks
+IDLE_WAIT_S = 0.002  # while a request is being answered, look again this much later...
+MAX_DEFER_S = 0.1  # ...but process a chunk at least this often
 QUEUE_MAX = 50_000
 
 
@@ -54,6 +61,7 @@ class Observer:
         self.seen = 0
         self.dropped = 0
         self.shadow_scored = 0
+        self._deadline = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -69,13 +77,22 @@ class Observer:
         self.queue.extend(zip(txs, decisions, strict=False))
 
     # Background side --------------------------------------------------------------------------
-    def drain(self) -> int:
-        """Process everything queued now, chunk by chunk; returns the number of rows processed."""
+    def drain(self, force: bool = False) -> int:
+        """Process what is queued, chunk by chunk, in the worker's idle moments; returns the rows done.
+
+        While a request is being answered (`service.busy()`) the thread waits for a gap, but never
+        more than MAX_DEFER_S: a worker that is never idle still gets its drift counted, one chunk
+        at a time, and otherwise drops the oldest observations rather than slowing its answers.
+        `force` (close, tools) processes everything at once.
+        """
         done = 0
         queue = self.queue
         if len(queue) == queue.maxlen:
             self.dropped += 1  # at least one was pushed out; exact counts would cost the hot path a lock
         while queue:
+            if not force and self.service.busy() and time.monotonic() < self._deadline:
+                time.sleep(IDLE_WAIT_S)
+                continue
             chunk = []
             try:
                 for _ in range(CHUNK):
@@ -84,7 +101,9 @@ class Observer:
                 pass
             self._process(chunk)
             done += len(chunk)
-            time.sleep(0)  # let a request thread take the GIL between chunks
+            self._deadline = time.monotonic() + MAX_DEFER_S
+            if not force:
+                time.sleep(GAP_S)  # a real sleep: the GIL is free for a request arriving now
         if self.drift is not None:
             self.drift.tick()
         return done
@@ -134,7 +153,7 @@ class Observer:
     def close(self) -> None:
         """Stop the thread, process what is queued and emit the last window (tools, tests, shutdown)."""
         self.stop()
-        self.drain()
+        self.drain(force=True)
         if self.drift is not None:
             self.drift.close()
 
