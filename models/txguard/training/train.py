@@ -27,17 +27,12 @@ from txguard.contract.settings import DEFAULT_LOCAL_REGISTRY
 from txguard.features.wallet import FEATURE_NAMES
 from txguard.local.paths import ROOT
 from txguard.registry import PRODUCTION, STAGING, open_registry
-from txguard.registry.metadata import ModelMetadata, ParityProbe, Thresholds
-from txguard.scoring.psi import reference_of
-from txguard.training import baseline, gate, metrics
+from txguard.registry.metadata import ModelMetadata, Thresholds
+from txguard.training import baseline, gate, lifecycle, metrics
 from txguard.training.dataset import Dataset, from_file, simulated
 from txguard.training.onnx_export import INPUT_NAME, to_onnx
 
 PARITY_TOLERANCE = 1e-5
-PROBE_ROWS = 32
-# Calendar features are left out of the drift reference: a window of minutes or hours holds one
-# hour and one weekday, so its PSI against a reference spanning days would always be huge.
-NOT_MONITORED = ("hour_of_day", "day_of_week")
 
 
 @dataclass(frozen=True)
@@ -122,44 +117,6 @@ def check_parity(sk: np.ndarray, onx: np.ndarray, thresholds: Thresholds) -> dic
     return {"onnx_max_abs_diff": diff, "onnx_decision_flips": float(flips)}
 
 
-def parity_probe(X32: np.ndarray, served: np.ndarray, thresholds: Thresholds, n: int = PROBE_ROWS) -> ParityProbe:
-    """Held-out rows spread over the score range, with their ONNX scores: every instance that loads
-    this version must reproduce them (txguard.scoring.loading.smoke_test). Rows within 1e-5 of a
-    threshold are left out: a float32 last-bit difference there would be a false refusal."""
-    clear = np.ones(len(served), dtype=bool)
-    for t in (thresholds.review, thresholds.block):
-        clear &= np.abs(served - t) > PARITY_TOLERANCE
-    candidates = np.flatnonzero(clear)
-    if len(candidates) == 0:
-        candidates = np.arange(len(served))
-    by_score = candidates[np.argsort(served[candidates], kind="stable")]
-    picks = np.unique(by_score[np.linspace(0, len(by_score) - 1, min(n, len(by_score))).astype(int)])
-    return ParityProbe(rows=X32[picks].astype(np.float64).tolist(), scores=served[picks].tolist(),
-                       tolerance=PARITY_TOLERANCE)
-
-
-def attach_pictures(registry: Any, version: str, held_out: Any, pictures_dir: str | None,
-                    log: Callable[[str], None]) -> list[str]:
-    """PNG curves, histogram and per-scenario recall stored next to the version (and in `pictures_dir`)."""
-    from pathlib import Path
-
-    from txguard.training import pictures
-
-    try:
-        rendered = pictures.render(held_out)
-    except ImportError as exc:  # matplotlib is in the `train` extra
-        log(f"pictures skipped: {exc}")
-        return []
-    keys = []
-    for name, data in rendered.items():
-        keys.append(registry.attach(version, f"pictures/{name}", data))
-        if pictures_dir:
-            Path(pictures_dir).mkdir(parents=True, exist_ok=True)
-            (Path(pictures_dir) / name).write_bytes(data)
-    log(f"pictures: {', '.join(keys)}" + (f" (and in {pictures_dir})" if pictures_dir else ""))
-    return keys
-
-
 def production_pr_auc(registry: Any, X32: np.ndarray, y: np.ndarray) -> tuple[float | None, str | None]:
     """Production's PR-AUC on the same held-out rows (or its recorded one if features differ)."""
     try:
@@ -233,9 +190,7 @@ def train_and_publish(
     base = metrics.evaluate(y_test, base_scores, ts_test, wallets_test)
     split_at = datetime.fromtimestamp(cut, UTC).isoformat()
     # What live traffic is compared with (drift): the held-out rows, the most recent the model saw.
-    monitored = [j for j, name in enumerate(FEATURE_NAMES) if name not in NOT_MONITORED]
-    reference = reference_of(dataset.X[test][:, monitored], [FEATURE_NAMES[j] for j in monitored], served,
-                             period=f"held-out rows from {split_at}")
+    reference = lifecycle.drift_reference(dataset.X[test], served, period=f"held-out rows from {split_at}")
 
     prod_pr_auc, prod_version = production_pr_auc(registry, X_test, y_test)
     report: dict[str, Any] = {
@@ -282,7 +237,7 @@ def train_and_publish(
             "threads": config.threads,
         },
         drift_reference=reference,
-        parity_probe=parity_probe(X_test, served, thresholds),
+        parity_probe=lifecycle.parity_probe(X_test, served, thresholds, PARITY_TOLERANCE),
     )
     published = registry.publish(artifact, meta)
     if config.pictures:
@@ -293,7 +248,8 @@ def train_and_publish(
             baseline_thresholds=metrics.derive_thresholds(y_test, base_scores),
             scenarios=[dataset.scenarios[i] for i in np.flatnonzero(test)] if dataset.scenarios else [""] * len(y_test),
             title=f"{published.version} (held-out from {split_at[:10]}, {len(y_test):,} transactions)")
-        report["pictures"] = attach_pictures(registry, published.version, held_out, config.pictures_dir, log)
+        report["pictures"] = lifecycle.attach_pictures(registry, published.version, held_out, config.pictures_dir,
+                                                       log)
     aliases = [STAGING]
     registry.promote(published.version, STAGING)
     if config.promote or prod_version is None:

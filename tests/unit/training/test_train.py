@@ -154,7 +154,7 @@ def test_cli_gate_failure_exits_3_and_publishes_nothing(tmp_path: Path, capsys) 
 def test_a_version_carries_its_drift_reference_parity_probe_and_pictures(tmp_path: Path, small_data) -> None:  # noqa: ANN001
     from txguard.scoring.loading import smoke_test
     from txguard.scoring.runtime import ModelRuntime
-    from txguard.training.train import NOT_MONITORED
+    from txguard.training.lifecycle import NOT_MONITORED
 
     pictures = tmp_path / "pictures"
     report = train_and_publish(replace(SMALL, registry=str(tmp_path / "reg"), pictures_dir=str(pictures)),
