@@ -105,6 +105,23 @@ class LifecycleConfig:
 
 
 @dataclass(frozen=True)
+class BatchConfig:
+    """Dataflow runs of `txguard batch run`: their bucket, how long staging/temp files live, who launches."""
+
+    bucket: str
+    temp_retention_days: int
+    launchers: tuple[str, ...] = ()  # IAM members, e.g. "group:fraud-analysts@example.com"
+
+    def validate(self) -> None:
+        if not 1 <= self.temp_retention_days <= 365:
+            raise ConfigError("batchTempRetentionDays must be in 1..365")
+        for member in self.launchers:
+            kind = member.split(":", 1)[0]
+            if kind not in ("user", "group", "serviceAccount", "domain") or ":" not in member:
+                raise ConfigError(f"batchLaunchers: {member!r} is not an IAM member like user:you@example.com")
+
+
+@dataclass(frozen=True)
 class StackConfig:
     project: str
     region: str
@@ -130,6 +147,7 @@ class StackConfig:
     latency_sla_ms: float
     error_rate_threshold: float
     lifecycle: LifecycleConfig
+    batch: BatchConfig
     alert_emails: tuple[str, ...] = field(default_factory=tuple)
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -138,6 +156,7 @@ class StackConfig:
         self.enrich.validate("enrich")
         self.delivery.validate()
         self.lifecycle.validate()
+        self.batch.validate()
         if self.enrich.timeout_seconds > self.delivery.ack_deadline_seconds:
             # Pub/Sub would redeliver a message the function is still working on.
             raise ConfigError("enrichTimeoutSeconds must not exceed the push ackDeadlineSeconds")
@@ -234,6 +253,11 @@ def load() -> StackConfig:
             drift_window_seconds=_float(cfg, "driftWindowSeconds", _default("drift_window_s")),
             drift_psi_threshold=cfg.get_float("driftPsiThreshold") or 0.2,
             drift_alert_minutes=cfg.get_int("driftAlertMinutes") or 30,
+        ),
+        batch=BatchConfig(
+            bucket=cfg.get("batchBucket") or f"{project}-{prefix}-batch",
+            temp_retention_days=cfg.get_int("batchTempRetentionDays") or 7,
+            launchers=tuple(cfg.get_object("batchLaunchers") or ()),
         ),
         alert_emails=tuple(cfg.get_object("alertEmails") or ()),
         labels={"app": "txguard", "stack": stack.lower()},

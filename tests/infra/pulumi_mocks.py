@@ -48,6 +48,8 @@ OVERRIDES = {
     "txguard:driftWindowSeconds": "600",
     "txguard:driftPsiThreshold": "0.3",
     "txguard:driftAlertMinutes": "60",
+    "txguard:batchTempRetentionDays": "3",
+    "txguard:batchLaunchers": '["group:fraud-analysts@example.com"]',
 }
 PUBSUB_AGENT = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
 
