@@ -173,7 +173,7 @@ class Registry:
 
     def load(self, ref: str = PRODUCTION) -> LoadedModel:
         """Resolve `ref`, read the artifact and refuse it unless its SHA-256 matches the metadata."""
-        version = self.resolve(ref)
+        version = ref if version_number(ref) else self.resolve(ref)  # vN: its metadata read says it exists
         meta = self.metadata(version)
         found = self.store.read(self._artifact_key(version, meta.artifact))
         if found is None:
