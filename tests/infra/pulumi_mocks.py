@@ -48,6 +48,12 @@ OVERRIDES = {
     "txguard:driftWindowSeconds": "600",
     "txguard:driftPsiThreshold": "0.3",
     "txguard:driftAlertMinutes": "60",
+    "txguard:latencySlaMs": "80",
+    "txguard:enrichLatencySlaMs": "400",
+    "txguard:oldestUnackedAgeSeconds": "120",
+    "txguard:invalidShare": "0.02",
+    "txguard:deadLetterShare": "0.005",
+    "txguard:blockedShare": "0.2",
     "txguard:batchTempRetentionDays": "3",
     "txguard:batchLaunchers": '["group:fraud-analysts@example.com"]',
 }

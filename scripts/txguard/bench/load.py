@@ -49,7 +49,8 @@ class LoadResult:
     p99_ms: float
     requests: int
     errors: int  # non-2xx answers plus socket errors
-    percentiles: list[tuple[float, float]] = field(default_factory=list)  # (percentile, ms)
+    cpu_s: float | None = None  # CPU the server's process group used meanwhile (set by the caller)
+    percentiles: list[tuple[float, float]] = field(default_factory=list)  # (percentile, ms), the histograms
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -89,7 +90,7 @@ def parse_wrk(output: str, target: str) -> LoadResult:
         errors += int(m.group(1))
     if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output):
         errors += sum(int(g) for g in m.groups())
-    return LoadResult(target, "wrk", rps, p50, p99, total, errors, table)
+    return LoadResult(target, "wrk", rps, p50, p99, total, errors, percentiles=table)
 
 
 def run_wrk(wrk: str, url: str, bodies: list[str], duration: float, connections: int, target: str,
@@ -146,7 +147,8 @@ def run_python(host: str, port: int, path: str, bodies: list[str], duration: flo
         return LoadResult(target, "python", 0.0, float("nan"), float("nan"), 0, sum(errors))
     table = [(p, flat[min(len(flat) - 1, int(len(flat) * p / 100))] * 1e3) for p in PERCENTILES]
     return LoadResult(target, "python", len(flat) / elapsed, flat[len(flat) // 2] * 1e3,
-                      flat[min(len(flat) - 1, int(len(flat) * 0.99))] * 1e3, len(flat), sum(errors), table)
+                      flat[min(len(flat) - 1, int(len(flat) * 0.99))] * 1e3, len(flat), sum(errors),
+                      percentiles=table)
 
 
 def run_load(port: int, path: str, bodies: list[str], duration: float, connections: int, target: str,

@@ -12,20 +12,21 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from txguard.contract.errors import ModelUnavailableError, ScoringError
-from txguard.contract.logs import EVENT_KEY, MODEL_LOADED_EVENT, get_logger, trace_field
+from txguard.contract.logs import EVENT_KEY, MODEL_LOADED_EVENT, get_logger
 from txguard.contract.models import Decision
 from txguard.contract.settings import ScoringSettings
+from txguard.contract.trace import from_headers
 from txguard.registry import STAGING
 from txguard.scoring import routes
 from txguard.scoring.http import (
-    TRACE_HEADER,
     BodyReader,
+    Headers,
     HttpResponse,
     WerkzeugBody,
+    WsgiHeaders,
     json_response,
     read_json_body,
     render_error,
@@ -155,7 +156,7 @@ class ScoringService:
         return (200 if scorer else 503), body
 
     # Dispatch ----------------------------------------------------------------------------------
-    def handle(self, method: str, path: str, headers: Mapping[str, str], body: BodyReader) -> HttpResponse:
+    def handle(self, method: str, path: str, headers: Headers, body: BodyReader) -> HttpResponse:
         started = time.perf_counter_ns()
         if not self._background_started:
             self.start_background()
@@ -170,7 +171,10 @@ class ScoringService:
             response = render_error(exc)
             ctx["error"] = exc.message
         except Exception:  # a bug, not bad input: log the stack, answer a plain 500
-            self.log.exception("unhandled error", extra={"path": path, "method": method})
+            trace = from_headers(headers.get)
+            self.log.exception("unhandled error", extra={
+                "path": path, "method": method,
+                **(trace.log_fields(self.settings.google_cloud_project) if trace else {})})
             response = json_response(500, {"error": {"status": 500, "message": "internal error", "errors": []}})
             ctx["error"] = "internal error"
         finally:
@@ -189,13 +193,15 @@ class ScoringService:
         return self.scorer
 
     # Logging -----------------------------------------------------------------------------------
-    def _log(self, method: str, path: str, status: int, ctx: dict[str, Any], headers: Mapping[str, str]) -> None:
-        """One structured line per request (Cloud Logging: severity, message, trace)."""
+    def _log(self, method: str, path: str, status: int, ctx: dict[str, Any], headers: Headers) -> None:
+        """One structured line per request (Cloud Logging: severity, message, and the caller's trace)."""
         entry: dict[str, Any] = {
             "http_method": method, "path": path, "status": status, "model_version": self.version,
             "latency_ms": round((time.perf_counter_ns() - ctx["started_ns"]) / 1e6, 3),
         }
-        entry.update(trace_field(headers.get(TRACE_HEADER), self.settings.google_cloud_project))
+        trace = from_headers(headers.get)
+        if trace is not None:
+            entry.update(trace.log_fields(self.settings.google_cloud_project))
         emit = self.request_log.emit
         decision: Decision | None = ctx.get("decision")
         if decision is not None:
@@ -240,4 +246,4 @@ def _restart_in_forked_children(service: ScoringService) -> None:
 
 
 def handle_werkzeug(service: ScoringService, request: Any) -> HttpResponse:
-    return service.handle(request.method, request.path, request.headers, WerkzeugBody(request))
+    return service.handle(request.method, request.path, WsgiHeaders(request.environ), WerkzeugBody(request))
