@@ -18,12 +18,63 @@ the stream and rolls back later, and passes only if:
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from txguard.local.ledger import Ledger
+from txguard.reliability.checks import finish
+from txguard.reliability.context import Context
+
 BOUND_S = 30.0
+PREFIX = "pro"
+
+
+def promotion(ctx: Context) -> dict[str, Any]:
+    """Promote a new version a few seconds into a stream, roll back later; no redeploy, no failure."""
+    from txguard.registry import PRODUCTION, open_registry
+
+    p = ctx.profile
+    ledger = ctx.router.add(Ledger("promotion"))
+    stack = ctx.stack
+    fn = stack.functions["score"]
+    location = stack.env["TXGUARD_REGISTRY"]
+    before = open_registry(location).resolve(PRODUCTION)
+    new = publish_same_model(location)
+    marks: dict[str, Any] = {}
+
+    def promote() -> None:
+        open_registry(location).promote(new)
+        marks["promote"] = time.time()
+
+    def rollback() -> None:
+        marks["rolled_back_to"] = open_registry(location).rollback()
+        marks["rollback"] = time.time()
+
+    messages = ctx.messages(PREFIX, int(p.promotion_stream_s * ctx.nominal_rate), seed=29)
+    info = ctx.publish(ledger, messages, ctx.nominal_rate,
+                       [(p.promote_at_s, f"promote {new}", promote),
+                        (p.rollback_at_s, f"roll back to {before}", rollback)])
+    result = finish(ctx, ledger, messages, {"publish_s": info["publish_s"], "promoted_version": new,
+                                            "production_version": before})
+    lines = _lines(fn.log_path)
+    promoted = switches(lines, new, marks["promote"]) if "promote" in marks else {}
+    rolled = switches(lines, before, marks["rollback"]) if "rollback" in marks else {}
+    versions, server_errors = scored(lines, PREFIX)
+    names = decision_versions(ledger.decisions(), versions)
+    settled = marks.get("rollback", time.time()) + max(rolled.values(), default=BOUND_S) + 0.5
+    workers = int(fn.env.get("WORKERS") or 1)
+    result.update(switched_promote_s=promoted, switched_rollback_s=rolled, scoring_5xx=server_errors,
+                  decisions_by_version=names["by_version"], decisions_not_matching=names["not_matching_scoring_log"],
+                  scoring_workers=workers)
+    failed = verdict(before, new, promoted, rolled, workers, server_errors, result.get("retried") or {}, names,
+                     versions_after(lines, PREFIX, settled))
+    if marks.get("rolled_back_to") not in (None, before):
+        failed.append(f"rollback went to {marks['rolled_back_to']}, not {before}")
+    result["failed_checks"] += failed
+    return result
 
 
 def publish_same_model(location: str) -> str:
