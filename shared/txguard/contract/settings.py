@@ -42,8 +42,10 @@ class ScoringSettings(CommonSettings):
     model_poll_s: float = Field(10.0, alias="MODEL_POLL_S", ge=0)
     model_load_attempts: int = Field(3, alias="MODEL_LOAD_ATTEMPTS", ge=1, le=10)
     shadow_enabled: bool = Field(False, alias="SHADOW_ENABLED")
-    shadow_sample_rate: float = Field(1.0, alias="SHADOW_SAMPLE_RATE", ge=0.0, le=1.0)
-    # Drift windows: closed after this many seconds or rows, whichever first; DRIFT_WINDOW_S=0 turns drift off.
+    # Shares of transactions the observer thread looks at (txguard.scoring.observer says why a sample).
+    shadow_sample_rate: float = Field(0.1, alias="SHADOW_SAMPLE_RATE", ge=0.0, le=1.0)
+    drift_sample_rate: float = Field(0.1, alias="DRIFT_SAMPLE_RATE", ge=0.0, le=1.0)
+    # Drift windows: closed after this many seconds or sampled rows, whichever first; DRIFT_WINDOW_S=0: no drift.
     drift_window_s: float = Field(300.0, alias="DRIFT_WINDOW_S", ge=0)
     drift_window_rows: int = Field(20_000, alias="DRIFT_WINDOW_ROWS", ge=500)
 

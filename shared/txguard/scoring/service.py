@@ -58,7 +58,6 @@ class ScoringService:
         self.observer: Observer | None = None
         self._background_started = False
         self._background_lock = threading.Lock()
-        self._in_flight: list[int] = []  # one item per request being answered (append/pop are atomic)
 
     @property
     def version(self) -> str | None:
@@ -160,8 +159,6 @@ class ScoringService:
         started = time.perf_counter_ns()
         if not self._background_started:
             self.start_background()
-        in_flight = self._in_flight
-        in_flight.append(1)  # the observer thread waits while a request is being answered
         ctx: dict[str, Any] = {"started_ns": started, "headers": headers}
         try:
             handler, wants_body = routes.route(method, path)
@@ -177,15 +174,9 @@ class ScoringService:
                 **(trace.log_fields(self.settings.google_cloud_project) if trace else {})})
             response = json_response(500, {"error": {"status": 500, "message": "internal error", "errors": []}})
             ctx["error"] = "internal error"
-        finally:
-            in_flight.pop()
         body.discard()  # whatever was not read (413, 404...), so the connection stays usable
         self._log(method, path, response.status, ctx, headers)
         return response
-
-    def busy(self) -> bool:
-        """A request is being answered in this process (the observer then waits for a gap)."""
-        return bool(self._in_flight)
 
     def require_scorer(self) -> Scorer:
         if self.scorer is None:

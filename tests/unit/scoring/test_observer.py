@@ -108,7 +108,7 @@ def test_drift_windows_compare_traffic_with_the_versions_reference(tmp_path: Pat
     runtime = ModelRuntime(tiny_model(0)[1], tiny_metadata())
     reference = reference_of(x, FEATURE_NAMES, runtime.predict(x), period="the same traffic")
     service = serve(registry(tmp_path, staging_seed=None, drift_reference=reference),
-                    DRIFT_WINDOW_S=300, DRIFT_WINDOW_ROWS=500)
+                    DRIFT_WINDOW_S=300, DRIFT_WINDOW_ROWS=500, DRIFT_SAMPLE_RATE=1.0)
     # A random sample of the same traffic (in time order the first rows are young wallets: history
     # features like wallet_age_days really do differ from the whole period's).
     sample = [txs[i] for i in np.random.default_rng(0).permutation(len(txs))[:1000]]
@@ -116,7 +116,7 @@ def test_drift_windows_compare_traffic_with_the_versions_reference(tmp_path: Pat
     assert service.handle("POST", "/score/batch", JSON, Body(body)).status == 200
     service.close()
     windows = lines(capsys, DRIFT_EVENT)
-    # Rows arrive in chunks of 32: the first window closes at 512; the last 488 are under MIN_ROWS.
+    # Rows arrive in chunks of 64: the first window closes at 512; the last 488 are under MIN_ROWS.
     assert [w["rows"] for w in windows] == [512]
     assert all(w["model_version"] == "v1" and set(w["psi"]) == {*FEATURE_NAMES, "score"} for w in windows)
     # The reference is this very traffic: nothing drifted (small-sample noise only).

@@ -106,7 +106,7 @@ def _simulated(args: argparse.Namespace, console) -> tuple[list[dict], dict[str,
             status.update(f"scoring with {version}: {done:,}/{total:,}")
 
         env = {"MODEL_URI": f"{location}@{version}", "MODEL_POLL_S": 0, "DRIFT_WINDOW_S": 10**9,
-               "DRIFT_WINDOW_ROWS": args.window_rows}
+               "DRIFT_WINDOW_ROWS": args.window_rows, "DRIFT_SAMPLE_RATE": 1.0}  # every simulated row counts
         lines = run_service(traffic.transactions, env, progress)
     source = {"scenario": args.scenario, "drift": drift, "traffic": traffic.description,
               "transactions": len(traffic.transactions), "model_version": version, "registry": location}
