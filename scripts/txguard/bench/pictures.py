@@ -85,7 +85,12 @@ def samples_histogram(series: Mapping[str, Sequence[float]], title: str, path: P
 
 
 def _finish(ax, title: str) -> None:  # noqa: ANN001
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
     ax.set(xscale="log", xlabel="latency (ms, log scale); dotted: p99", ylabel="% of requests per bin", title=title)
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))  # 2, 5, 10 ms, not 2x10^0
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda _v, _pos: ""))
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
 
