@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint bench clean
+.PHONY: demo test venv lint bench figures clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,6 +20,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Every figure of the README, from the commands behind it (20-30 minutes: run it on a quiet machine).
+figures: $(STAMP)
+	$(BIN)/txguard figures run
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
