@@ -22,6 +22,7 @@ import pulumi_gcp as gcp  # noqa: E402
 
 from infra import config  # noqa: E402
 from infra.archive import build_archive  # noqa: E402
+from infra.batch import BatchResources  # noqa: E402
 from infra.functions import CloudFunction, FunctionSpec, enrich_environment, scoring_environment  # noqa: E402
 from infra.history import HistoryDatabase  # noqa: E402
 from infra.iam import AccessBindings, Identities  # noqa: E402
@@ -83,6 +84,7 @@ access.dead_lettering(messaging.topics, messaging.subscriptions)
 access.publishers(messaging.topics)
 access.done()
 monitoring = Monitoring("monitoring", cfg, depends_on=apis.services)
+batch = BatchResources("batch", cfg, storage.models, depends_on=apis.services)
 
 outputs = {
     "scoring_url": scoring.url,
@@ -97,8 +99,12 @@ outputs = {
         "enrich": identities.enrich.email,
         "push": identities.push.email,
         "publisher": identities.publisher.email,
+        "batch": batch.worker.email,
         **({"build": identities.builder.email} if identities.builder is not None else {}),
     },
+    "batch_bucket": batch.bucket.name,
+    "batch_staging_location": batch.staging_location,
+    "batch_temp_location": batch.temp_location,
     "firestore_database": history.database.name,
     "dashboard": monitoring.dashboard.id,
 }
