@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import io
+import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,8 @@ import pytest
 from tests.enrich_fakes import FakeOutbox, FakeScorer, event_data, make_tx, push_body
 from txguard.contract import names
 from txguard.contract.errors import PublishError, ScoringUnavailableError, StoreUnavailableError
+from txguard.contract.logs import JsonFormatter
+from txguard.contract.trace import SPAN_KEY, TRACE_KEY, TraceContext
 from txguard.enrichment.history.sqlite import SqliteHistoryStore
 from txguard.enrichment.pipeline import ACKED, DeliveryStatus, Enricher
 from txguard.features.wallet import replay
@@ -37,6 +42,49 @@ def test_decides_and_publishes_with_attributes(parts) -> None:
     assert {"validation_us", "store_ms", "scoring_ms", "publish_ms", "total_ms"} <= set(result.timings)
 
 
+def _json_lines(enricher: Enricher) -> io.StringIO:
+    """The enricher's log lines, as JSON in a buffer (the process-wide handler writes to the real stdout)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    enricher.log = logging.getLogger(f"pipeline-test-{id(stream)}")
+    enricher.log.addHandler(handler)
+    enricher.log.propagate = False
+    enricher.log.setLevel(logging.INFO)
+    return stream
+
+
+def test_one_trace_follows_the_delivery(parts) -> None:
+    """The push request's trace: on the log line, the scoring call and the decision's attributes."""
+    enricher, _, scorer, outbox = parts
+    out = _json_lines(enricher)
+    pushed = TraceContext.new()
+    enricher.handle(event_data(make_tx(1)), pushed)
+    (sent,) = scorer.traces
+    assert sent.trace_id == pushed.trace_id and sent.span_id != pushed.span_id  # enrichment's own span
+    (published,) = outbox.decisions
+    assert published.attributes[names.ATTR_TRACEPARENT] == sent.traceparent
+    line = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert line["status"] == "decided"
+    assert line[TRACE_KEY] == f"projects/txguard-local/traces/{pushed.trace_id}"
+    assert line[SPAN_KEY] == sent.span_id
+
+
+def test_a_delivery_without_a_trace_gets_its_own(parts) -> None:
+    enricher, _, scorer, outbox = parts
+    out = _json_lines(enricher)
+    enricher.handle(event_data(make_tx(1)))
+    enricher.handle(push_body(b"not json"))
+    first = scorer.traces[0]
+    assert first is not None and len(first.trace_id) == 32
+    assert outbox.decisions[0].attributes[names.ATTR_TRACEPARENT] == first.traceparent
+    parked = outbox.invalid[0].attributes[names.ATTR_TRACEPARENT]
+    assert parked.split("-")[1] != first.trace_id  # another delivery, another trace
+    lines = [json.loads(x) for x in out.getvalue().strip().splitlines()]
+    assert [x["status"] for x in lines] == ["decided", "invalid"]
+    assert lines[0][TRACE_KEY].endswith(first.trace_id) and lines[1][TRACE_KEY].endswith(parked.split("-")[1])
+
+
 def test_features_match_offline_replay(parts) -> None:
     """Out-of-order delivery still gives each transaction its point-in-time features."""
     enricher, store, _, outbox = parts
@@ -52,11 +100,45 @@ def test_features_match_offline_replay(parts) -> None:
     assert len(outbox.decisions) == 30
 
 
+def test_a_transaction_arriving_after_a_later_one_is_flagged_late(parts) -> None:
+    """Skew made visible: the late one's decision, its stored record and its log line say so."""
+    enricher, store, scorer, outbox = parts
+    early, later = make_tx(1), make_tx(2)
+    assert enricher.handle(event_data(later, "m1")).late is False
+    result = enricher.handle(event_data(early, "m2"))
+    assert result.status is DeliveryStatus.DECIDED and result.late is True
+    decisions = {d.transaction_id: d for d in outbox.decided()}
+    assert decisions[early.transaction_id].late is True and decisions[later.transaction_id].late is False
+    assert '"late":true' in outbox.decisions[-1].data.decode()
+    assert store.processed(early.transaction_id)["late"] is True
+    assert enricher.counts["late"] == 1
+    # A redelivery (duplicate) republishes the stored decision, flag included, and counts nothing new.
+    again = enricher.handle(event_data(early, "m3"))
+    assert again.status is DeliveryStatus.DUPLICATE and again.late is True
+    assert outbox.decided()[-1].late is True and enricher.counts["late"] == 1
+    # Its own features are exact: only entries before it count.
+    offline = {tx.transaction_id: f for tx, f in replay([early, later])}
+    assert store.processed(early.transaction_id)["features"] == offline[early.transaction_id].model_dump()
+
+
+def test_late_survives_a_scoring_outage_between_enrichment_and_decision(parts) -> None:
+    enricher, store, scorer, outbox = parts
+    early, later = make_tx(5), make_tx(6)
+    enricher.handle(event_data(later, "m1"))
+    scorer.down = True
+    with pytest.raises(ScoringUnavailableError):
+        enricher.handle(event_data(early, "m2"))
+    scorer.down = False
+    result = enricher.handle(event_data(early, "m3"))  # features reused from the record, then scored
+    assert result.status is DeliveryStatus.DUPLICATE and result.late is True
+    assert outbox.decided()[-1].late is True
+
+
 def test_in_order_features_equal_offline_replay(parts) -> None:
     enricher, store, _, _ = parts
     txs = [make_tx(i, wallet=f"w-{i % 3}") for i in range(45)]
     for i, tx in enumerate(txs):
-        enricher.handle(event_data(tx, message_id=str(i)))
+        assert enricher.handle(event_data(tx, message_id=str(i))).late is False
     for tx, features in replay(txs):
         assert store.processed(tx.transaction_id)["features"] == features.model_dump()
 

@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS processed (
     fingerprint TEXT NOT NULL,
     features TEXT NOT NULL,
     decision TEXT,
-    expires_at TEXT NOT NULL
+    expires_at TEXT NOT NULL,
+    late INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS processed_expires_at ON processed (expires_at);
 """
@@ -52,6 +53,9 @@ class SqliteHistoryStore:
         self._lock = threading.Lock()
         try:
             self._conn().executescript(_SCHEMA)
+            columns = {row[1] for row in self._conn().execute("PRAGMA table_info(processed)")}
+            if "late" not in columns:  # a file written before the late flag existed
+                self._conn().execute("ALTER TABLE processed ADD COLUMN late INTEGER NOT NULL DEFAULT 0")
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"sqlite: cannot create the schema in {self.path}: {exc}") from exc
         self.purge_expired()  # at cold start: SQLite has no TTL policy
@@ -94,26 +98,27 @@ class SqliteHistoryStore:
     def enrich_once(self, tx: Transaction) -> Enrichment:
         with self._transaction() as conn:
             row = conn.execute(
-                "SELECT fingerprint, features, decision FROM processed WHERE transaction_id = ?",
+                "SELECT fingerprint, features, decision, late FROM processed WHERE transaction_id = ?",
                 (tx.transaction_id,),
             ).fetchone()
             if row is not None:
-                return reuse(tx, {"fingerprint": row[0], "features": json.loads(row[1]), "decision": row[2]})
+                return reuse(tx, {"fingerprint": row[0], "features": json.loads(row[1]), "decision": row[2],
+                                  "late": bool(row[3])})
             found = conn.execute("SELECT state FROM wallets WHERE wallet_id = ?", (tx.wallet_id,)).fetchone()
-            features, state = step(tx, json.loads(found[0]) if found else None)
-            record = processed_record(tx, features, self.ttl_days)
+            applied = step(tx, json.loads(found[0]) if found else None)
+            record = processed_record(tx, applied, self.ttl_days)
             conn.execute(
                 "INSERT INTO wallets (wallet_id, state) VALUES (?, ?) "
                 "ON CONFLICT (wallet_id) DO UPDATE SET state = excluded.state",
-                (tx.wallet_id, json.dumps(state, separators=(",", ":"))),
+                (tx.wallet_id, json.dumps(applied.state, separators=(",", ":"))),
             )
             conn.execute(
-                "INSERT INTO processed (transaction_id, wallet_id, fingerprint, features, decision, expires_at)"
-                " VALUES (?, ?, ?, ?, NULL, ?)",
+                "INSERT INTO processed (transaction_id, wallet_id, fingerprint, features, decision, expires_at, late)"
+                " VALUES (?, ?, ?, ?, NULL, ?, ?)",
                 (tx.transaction_id, tx.wallet_id, record["fingerprint"], json.dumps(record["features"]),
-                 record["expires_at"].isoformat()),
+                 record["expires_at"].isoformat(), int(applied.late)),
             )
-        return fresh(tx, features)
+        return fresh(tx, applied)
 
     def record_decision(self, transaction_id: str, decision: Decision) -> Decision:
         with self._transaction() as conn:
@@ -129,12 +134,12 @@ class SqliteHistoryStore:
 
     def processed(self, transaction_id: str) -> dict[str, Any] | None:
         row = self._conn().execute(
-            "SELECT features, decision, expires_at FROM processed WHERE transaction_id = ?", (transaction_id,)
+            "SELECT features, decision, expires_at, late FROM processed WHERE transaction_id = ?", (transaction_id,)
         ).fetchone()
         if row is None:
             return None
         return {"features": json.loads(row[0]), "decision": json.loads(row[1]) if row[1] else None,
-                "expires_at": row[2]}
+                "expires_at": row[2], "late": bool(row[3])}
 
     def purge_expired(self, now: datetime | None = None) -> int:
         """Delete processed records past their TTL (Firestore does this with a TTL policy)."""
