@@ -1,16 +1,20 @@
 """Training data -> feature matrix, through the very code the serving path runs.
 
 Features are computed by replaying transactions at their time and label events at the time they
-became known, through `txguard.features.timeline.replay`: the functions the enrichment and label
-functions call per message, so training and serving cannot disagree (the parity tests replay the
-online path through the real stores and compare exactly).
+became known. The reference replay is `txguard.features.timeline.replay` (the functions the
+enrichment and label functions call per message; `feature_rows` here); datasets are built with
+its columnar twin, `txguard.features.timeline_columns.replay_columns`, which yields the same rows
+bit for bit (tests/unit/features/test_columns_parity.py) at tens of thousands of rows a second.
+The parity tests replay the online path through the real stores and compare exactly.
 
 Data comes either from the simulator (streamed, never materialised as a file), from a user's
 JSONL / CSV file of Transaction records plus `is_fraud` (and optional `label_time`, `scenario`),
 with an optional file of LabelEvents (`--labels`): a fraud row with a `label_time` is a label event
 known at that time (a chargeback); every row and label is validated with the contract and the
-first bad one is reported with its line number and field; or from the feature table a `txguard
-batch run --features` job wrote (the same replay, already done, at any scale).
+first bad one is reported with its line number and field. A file is streamed: each row is
+validated, then kept as a few columns (`TxColumns`), never as a `Transaction`. Or data comes from
+the feature table a `txguard batch run --features` job wrote (the same replay, already done, at
+any scale).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import csv
 import hashlib
 import json
 import math
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +36,7 @@ from pydantic import TypeAdapter, ValidationError
 from txguard.contract.errors import DataFileError
 from txguard.contract.models import TRANSACTION_ADAPTER, LabelEvent, LabelKind, Transaction
 from txguard.features.timeline import replay
+from txguard.features.timeline_columns import ColumnsBuilder, TxColumns, replay_columns
 from txguard.features.wallet import FEATURE_NAMES
 
 LABEL_FIELDS = ("is_fraud", "label_time", "scenario")
@@ -65,34 +71,33 @@ def feature_rows(
 
 
 def build(records: Iterable[Record], fingerprint: str, source: str, labels: Iterable[LabelEvent] = ()) -> Dataset:
-    rows: list[tuple[float, ...]] = []
+    """The dataset of records already in time order (the simulator's), through the columnar replay."""
+    builder = ColumnsBuilder()
     y: list[int] = []
-    ts: list[float] = []
-    wallets: list[str] = []
     label_times: list[float] = []
     scenarios: list[str] = []
-    for row, tx, label, label_time, scenario in feature_rows(records, labels):
-        rows.append(row)
+    for tx, label, label_time, scenario in records:
+        builder.add(tx.timestamp.timestamp(), float(tx.amount), tx.type, tx.channel, tx.wallet_id,
+                    tx.counterparty_id, tx.device_id, tx.country)
         y.append(label)
-        ts.append(row_ts(tx))
-        wallets.append(tx.wallet_id)
         label_times.append(label_time)
         scenarios.append(scenario)
-    X = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(FEATURE_NAMES))
+    return _dataset(builder.build(), np.asarray(y, dtype=np.int8), np.asarray(label_times, dtype=np.float64),
+                    scenarios, fingerprint, source, labels)
+
+
+def _dataset(cols: TxColumns, y: np.ndarray, label_time: np.ndarray, scenarios: list[str], fingerprint: str,
+             source: str, labels: Iterable[LabelEvent]) -> Dataset:
     return Dataset(
-        X=X,
-        y=np.asarray(y, dtype=np.int8),
-        ts=np.asarray(ts, dtype=np.float64),
-        wallets=np.asarray(wallets, dtype=object),
-        label_time=np.asarray(label_times, dtype=np.float64),
+        X=replay_columns(cols, labels),
+        y=y,
+        ts=cols.ts,
+        wallets=np.asarray(cols.wallets, dtype=object)[cols.wallet] if len(cols) else np.zeros(0, dtype=object),
+        label_time=label_time,
         scenarios=scenarios,
         fingerprint=fingerprint,
         source=source,
     )
-
-
-def row_ts(tx: Transaction) -> float:
-    return tx.timestamp.timestamp()
 
 
 # Simulated data --------------------------------------------------------------------------------
@@ -209,38 +214,64 @@ def row_label_event(tx: Transaction, label_time: float) -> LabelEvent:
     )
 
 
+def _file_digest(*paths: str | Path) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
 def from_file(path: str | Path, labels_path: str | Path | None = None) -> Dataset:
     """Validate every row with the contract; raise DataFileError naming the first bad row.
 
     Label events for the features: each fraud row with a `label_time`, plus the `labels_path`
     file. A fraud row without `label_time` takes it from its first fraud label event, if any.
+    Rows are streamed into columns; the dataset is in time order, ties in file order.
     """
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"training data file {path} not found")
-    records: list[Record] = []
+    builder = ColumnsBuilder()
+    y = array("b")
+    label_times = array("d")
+    scenario_codes = array("i")
+    scenario_names: dict[str, int] = {}
     labels: list[LabelEvent] = []
+    unlabelled_frauds: dict[int, str] = {}  # row -> transaction id: fraud rows without label_time
     for line_no, raw in _rows(path):
         label, label_time, scenario = _label(path, line_no, raw)
         tx = _validate(TRANSACTION_ADAPTER, raw, path, line_no)
-        if label and not math.isnan(label_time):
-            if label_time < tx.timestamp.timestamp():
-                raise _bad(path, line_no, "label_time", "is before the transaction's timestamp")
-            labels.append(row_label_event(tx, label_time))
-        records.append((tx, label, label_time, scenario))
-    if not records:
+        if label:
+            if math.isnan(label_time):
+                unlabelled_frauds[len(builder)] = tx.transaction_id
+            else:
+                if label_time < tx.timestamp.timestamp():
+                    raise _bad(path, line_no, "label_time", "is before the transaction's timestamp")
+                labels.append(row_label_event(tx, label_time))
+        builder.add(tx.timestamp.timestamp(), float(tx.amount), tx.type, tx.channel, tx.wallet_id,
+                    tx.counterparty_id, tx.device_id, tx.country)
+        y.append(label)
+        label_times.append(label_time)
+        scenario_codes.append(scenario_names.setdefault(scenario, len(scenario_names)))
+    if not len(builder):
         raise DataFileError(f"training data file {path} has no rows")
-    digest = hashlib.sha256(path.read_bytes())
+    label_time = np.frombuffer(label_times, dtype=np.float64).copy()
     if labels_path is not None:
         extra = read_labels(labels_path)
         known = first_known(extra)
-        records = [(tx, y, known.get(tx.transaction_id, math.nan) if y and math.isnan(lt) else lt, sc)
-                   for tx, y, lt, sc in records]
+        for row, transaction_id in unlabelled_frauds.items():
+            label_time[row] = known.get(transaction_id, math.nan)
         labels += extra
-        digest.update(Path(labels_path).read_bytes())
-    records.sort(key=lambda r: r[0].timestamp)  # stable: file order breaks ties
+    cols = builder.build()
+    order = np.argsort(cols.ts, kind="stable")  # time order, file order breaks ties
+    names = np.asarray(list(scenario_names), dtype=object)
+    scenarios = names[np.frombuffer(scenario_codes, dtype=np.int32)[order]].tolist()
+    digest = _file_digest(path, *([labels_path] if labels_path is not None else []))
     source = str(path) + (f" + labels {labels_path}" if labels_path else "")
-    return build(records, digest.hexdigest(), source, labels)
+    return _dataset(cols.take(order), np.frombuffer(y, dtype=np.int8)[order], label_time[order], scenarios, digest,
+                    source, labels)
 
 
 # Feature tables (txguard batch run --features) -----------------------------------------------------
