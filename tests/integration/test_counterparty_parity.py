@@ -28,6 +28,7 @@ from txguard.enrichment.labels import LabelApplier, LabelStatus
 from txguard.enrichment.pipeline import DeliveryStatus, Enricher
 from txguard.features.counterparty import FIVE_MIN
 from txguard.features.timeline import replay
+from txguard.features.timeline_columns import TxColumns, replay_columns
 from txguard.features.wallet import FEATURE_NAMES
 from txguard.local import emulators
 from txguard.local.bigtable import drop_counterparty_table, ensure_counterparty_table
@@ -88,6 +89,7 @@ def test_online_on_the_emulators_equals_offline_replay(stores) -> None:
     assert not mismatches, (f"{len(mismatches)} rows differ, first {txs[mismatches[0]].transaction_id}: "
                             + str({n: (a, b) for n, a, b in zip(FEATURE_NAMES, online[mismatches[0]],
                                                                    offline[mismatches[0]], strict=True) if a != b}))
+    assert replay_columns(TxColumns.of(txs), labels).tolist() == online  # the twin training builds with
     ix = FEATURE_NAMES.index("cp_fraud_30d")
     assert sum(row[ix] > 0 for row in online) >= 10  # labels did reach the features
 

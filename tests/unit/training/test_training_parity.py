@@ -1,5 +1,6 @@
 """Training/serving parity: the online path (the enrichment and label cores on the real SQLite stores)
-equals the offline replay that training runs, exactly, on > 10k transactions with delayed labels.
+equals the offline replay that training runs, exactly, on > 10k transactions with delayed labels:
+the reference replay (`timeline.replay`) and the columnar twin datasets are built with.
 
 The emulator version of this test (Firestore + Bigtable, through the functions' cores) is
 tests/integration/test_counterparty_parity.py.
@@ -16,6 +17,7 @@ from txguard.enrichment.history.sqlite import SqliteHistoryStore
 from txguard.enrichment.labels import LabelApplier, LabelStatus
 from txguard.enrichment.pipeline import DeliveryStatus, Enricher
 from txguard.features.timeline import replay
+from txguard.features.timeline_columns import TxColumns, replay_columns
 from txguard.features.wallet import FEATURE_NAMES
 from txguard.simulator.core import Simulation
 from txguard.training.dataset import feature_rows
@@ -48,13 +50,15 @@ def test_online_path_equals_offline_replay_exactly(tmp_path: Path) -> None:
     history.close()
     counterparties.close()
 
-    # Offline: the training code path, and the features module's own replay.
+    # Offline: the reference replay (per row), and its columnar twin that datasets are built with.
     training = [list(row) for row, *_ in feature_rows(((tx, 0, float("nan"), "") for tx in txs), labels)]
     replayed = [list(row) for _, row in replay(txs, labels)]
-    assert len(online) == len(training) == len(replayed)
+    columns = replay_columns(TxColumns.of(txs), labels).tolist()
+    assert len(online) == len(training) == len(replayed) == len(columns)
     mismatches = [i for i, (a, b) in enumerate(zip(online, training, strict=True)) if a != b]
     assert not mismatches, f"{len(mismatches)} rows differ, first at {mismatches[0]}"
     assert online == replayed
+    assert online == columns
     # The labels did reach the features (known frauds at counterparties and wallets).
     ix = {name: i for i, name in enumerate(FEATURE_NAMES)}
     assert sum(row[ix["cp_fraud_30d"]] > 0 for row in online) >= 10, "no counterparty saw a known fraud"
