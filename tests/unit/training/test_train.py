@@ -35,6 +35,7 @@ def test_small_train_publishes_a_loadable_model(tmp_path: Path, small_data) -> N
     assert loaded.metadata.features == list(FEATURE_NAMES)
     assert loaded.metadata.thresholds.review <= loaded.metadata.thresholds.block
     assert set(loaded.metadata.library_versions) >= {"scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy"}
+    assert loaded.metadata.model_extra["hyperparameters"]["fraud_weight"] == SMALL.fraud_weight
     session = ort.InferenceSession(loaded.artifact, providers=["CPUExecutionProvider"])
     probs = session.run(None, {"input": small_data.X[:5].astype(np.float32)})[1]
     assert probs.shape == (5, 2)
@@ -45,6 +46,18 @@ def test_small_train_publishes_a_loadable_model(tmp_path: Path, small_data) -> N
     assert reg.aliases() == {"production": "v1", "staging": "v2"}
     train_and_publish(replace(SMALL, registry=str(tmp_path), promote=True), dataset=small_data)
     assert reg.aliases() == {"production": "v3", "staging": "v3"}
+
+
+def test_fraud_weight_weighs_fraud_rows_in_the_loss(small_data) -> None:  # noqa: ANN001
+    from txguard.training.train import fit_model
+
+    X, y = small_data.X[:4000].astype(np.float32), small_data.y[:4000]
+    assert y.sum() > 0
+    plain = fit_model(replace(SMALL, fraud_weight=1.0), X, y).predict_proba(X)[:, 1]
+    weighted = fit_model(replace(SMALL, fraud_weight=10.0), X, y).predict_proba(X)[:, 1]
+    # Heavier fraud rows pull the scores of every row up (on average), frauds most.
+    assert weighted.mean() > plain.mean()
+    assert weighted[y == 1].mean() > plain[y == 1].mean()
 
 
 def test_gate_rejects_a_degraded_model(tmp_path: Path, small_data) -> None:  # noqa: ANN001

@@ -32,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--registry", default=None, help="registry folder or gs://bucket/prefix")
     parser.add_argument("--promote", action="store_true", help="also make the new version production")
     parser.add_argument("--max-iter", type=int, default=200, help="boosting iterations (default 200)")
+    parser.add_argument("--fraud-weight", type=float, default=10.0,
+                        help="weight of a fraud row in the loss, legitimate rows weigh 1 (default 10)")
     parser.add_argument("--threads", type=int, default=1, help="OpenMP threads for fitting (default 1)")
     parser.add_argument("--min-pr-auc", type=float, default=0.5, help="gate: PR-AUC floor (default 0.5)")
     parser.add_argument("--max-regression", type=float, default=0.02,
@@ -62,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         days=args.days, wallets=args.wallets, seed=args.seed, drift=args.drift, data=args.data, labels=args.labels,
         features=args.features,
         registry=args.registry or "", promote=args.promote, max_iter=args.max_iter, threads=args.threads,
+        fraud_weight=args.fraud_weight,
         policy=GatePolicy(min_pr_auc=args.min_pr_auc, max_regression=args.max_regression),
         pictures=not args.no_pictures, pictures_dir=args.pictures_dir,
     )
