@@ -19,16 +19,25 @@ ENRICH_PUSH_SUBSCRIPTION = "transactions-enrich-push"
 DEAD_LETTER_SUBSCRIPTION = "transactions-dead-letter-inspect"
 DECISIONS_SUBSCRIPTION = "decisions-tail"
 INVALID_SUBSCRIPTION = "invalid-inspect"
+# The analyst console's own subscriptions (docs/console.md): its review queue and live view read
+# these, so it never takes messages from the tail, inspection or redrive subscriptions.
+DECISIONS_CONSOLE_SUBSCRIPTION = "decisions-console"
+INVALID_CONSOLE_SUBSCRIPTION = "invalid-console"
+DEAD_LETTER_CONSOLE_SUBSCRIPTION = "transactions-dead-letter-console"
 
 # Functions ------------------------------------------------------------------------------------
 SCORING_FUNCTION = "txguard-score"
 ENRICH_FUNCTION = "txguard-enrich"
 SCORING_ENTRY_POINT = "score"
 ENRICH_ENTRY_POINT = "enrich"
+# The analyst console: a Cloud Run service (built from functions/console like a function).
+CONSOLE_SERVICE = "txguard-console"
+CONSOLE_ENTRY_POINT = "console"
 
 # Firestore collections --------------------------------------------------------------------------
 WALLETS_COLLECTION = "wallets"
 PROCESSED_COLLECTION = "processed_transactions"
+REVIEW_QUEUE_COLLECTION = "review_queue"  # the console's review items, one per reviewed/blocked transaction
 
 # Message attributes -----------------------------------------------------------------------------
 ATTR_REASON = "reason"
@@ -85,6 +94,11 @@ SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
     SubscriptionSpec(DEAD_LETTER_SUBSCRIPTION, DEAD_LETTER_TOPIC, retention_seconds=31 * 24 * 3600),
     SubscriptionSpec(DECISIONS_SUBSCRIPTION, DECISIONS_TOPIC, enable_message_ordering=True),
     SubscriptionSpec(INVALID_SUBSCRIPTION, INVALID_TOPIC, retention_seconds=31 * 24 * 3600),
+    # The console's: decisions kept a week (a review item must survive a console outage); the
+    # invalid and dead-letter copies only feed live counts, a day is plenty.
+    SubscriptionSpec(DECISIONS_CONSOLE_SUBSCRIPTION, DECISIONS_TOPIC),
+    SubscriptionSpec(INVALID_CONSOLE_SUBSCRIPTION, INVALID_TOPIC, retention_seconds=24 * 3600),
+    SubscriptionSpec(DEAD_LETTER_CONSOLE_SUBSCRIPTION, DEAD_LETTER_TOPIC, retention_seconds=24 * 3600),
 )
 
 

@@ -55,6 +55,28 @@ class EnrichSettings(CommonSettings):
     publish_timeout_s: float = Field(30.0, alias="PUBLISH_TIMEOUT_S", gt=0)
 
 
+class ConsoleSettings(CommonSettings):
+    """The analyst console (docs/console.md): the same store, scoring and registry variables as the
+    functions it looks into, plus its own."""
+
+    history_store: Literal["firestore", "sqlite"] = Field("sqlite", alias="HISTORY_STORE")
+    sqlite_path: str = Field(".txguard/history.sqlite3", alias="SQLITE_PATH")
+    firestore_database: str = Field("(default)", alias="FIRESTORE_DATABASE")
+    # The review queue: in Firestore next to the history, or this SQLite file when the history is SQLite.
+    queue_path: str = Field(".txguard/console.sqlite3", alias="CONSOLE_QUEUE_PATH")
+    scoring_url: str = Field("http://127.0.0.1:8081", alias="SCORING_URL")
+    scoring_timeout_s: float = Field(5.0, alias="SCORING_TIMEOUT_S", gt=0)
+    scoring_auth: Literal["auto", "none", "id_token"] = Field("auto", alias="SCORING_AUTH")
+    registry: str = Field(DEFAULT_LOCAL_REGISTRY, alias="TXGUARD_REGISTRY")
+    publish_timeout_s: float = Field(30.0, alias="PUBLISH_TIMEOUT_S", gt=0)
+    # How long a claimed review item stays with its analyst before anyone may take it.
+    claim_ttl_s: int = Field(300, alias="CLAIM_TTL_S", ge=5, le=86_400)
+    # Set in Google Cloud: every request must carry an IAP assertion for this audience.
+    iap_audience: str = Field("", alias="IAP_AUDIENCE")
+    # Pull the console's subscriptions in the background (off when the local stack feeds it directly).
+    ingest: bool = Field(True, alias="CONSOLE_INGEST")
+
+
 @lru_cache(maxsize=1)
 def scoring_settings() -> ScoringSettings:
     return ScoringSettings()
@@ -63,3 +85,8 @@ def scoring_settings() -> ScoringSettings:
 @lru_cache(maxsize=1)
 def enrich_settings() -> EnrichSettings:
     return EnrichSettings()
+
+
+@lru_cache(maxsize=1)
+def console_settings() -> ConsoleSettings:
+    return ConsoleSettings()

@@ -24,9 +24,10 @@ from google.cloud import firestore
 
 from txguard.contract import names
 from txguard.contract.errors import StoreUnavailableError
-from txguard.contract.models import Decision, Transaction
+from txguard.contract.models import Decision, EnrichedTransaction, Transaction
 from txguard.enrichment.history.protocol import (
     Enrichment,
+    enriched_from_record,
     fresh,
     load_decision,
     processed_record,
@@ -154,8 +155,14 @@ class FirestoreHistoryStore:
         return WalletState.from_dict(snap.to_dict() if snap.exists else None)
 
     def processed(self, transaction_id: str) -> dict[str, Any] | None:
-        snap = self.processed_ref.document(transaction_id).get()
+        try:
+            snap = self.processed_ref.document(transaction_id).get()
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"firestore: {type(exc).__name__}: {exc}") from exc
         return snap.to_dict() if snap.exists else None
+
+    def enriched(self, transaction_id: str) -> EnrichedTransaction | None:
+        return enriched_from_record(self.processed(transaction_id))
 
     def close(self) -> None:
         self.client.close()

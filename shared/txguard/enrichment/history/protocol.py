@@ -50,13 +50,24 @@ def step(tx: Transaction, state_doc: dict[str, Any] | None) -> tuple[HistoryFeat
 
 
 def processed_record(tx: Transaction, features: HistoryFeatures, ttl_days: int) -> dict[str, Any]:
+    """The processed marker. It keeps the transaction itself so that what was decided can be shown
+    later as it was scored (the analyst console's review queue), without a second store."""
     return {
         "wallet_id": tx.wallet_id,
         "fingerprint": fingerprint(tx),
+        "transaction": tx.model_dump(mode="json"),
         "features": features.model_dump(mode="json"),
         "decision": None,
         "expires_at": expires_at(ttl_days),
     }
+
+
+def enriched_from_record(record: dict[str, Any] | None) -> EnrichedTransaction | None:
+    """The enriched transaction a processed record describes, or None when the record is missing
+    or older than the `transaction` field (such records expire with their TTL)."""
+    if not record or not record.get("transaction"):
+        return None
+    return EnrichedTransaction.model_validate({**record["transaction"], "features": record["features"]})
 
 
 def reuse(tx: Transaction, record: dict[str, Any]) -> Enrichment:
@@ -104,7 +115,13 @@ class HistoryStore(Protocol):
         ...
 
     def wallet_state(self, wallet_id: str) -> WalletState:
-        """The stored state of a wallet (empty when unknown): for tests and inspection."""
+        """The stored state of a wallet (empty when unknown), read without a transaction and never
+        written: inspection and the console's manual scoring (features as of now, nothing applied)."""
+        ...
+
+    def enriched(self, transaction_id: str) -> EnrichedTransaction | None:
+        """The transaction as it was scored (its features as of just before it), read only;
+        None when unknown or expired."""
         ...
 
     def close(self) -> None: ...

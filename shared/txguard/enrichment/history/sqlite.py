@@ -19,8 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from txguard.contract.errors import StoreUnavailableError
-from txguard.contract.models import DECISION_ADAPTER, Decision, Transaction
-from txguard.enrichment.history.protocol import Enrichment, fresh, processed_record, reuse, step
+from txguard.contract.models import DECISION_ADAPTER, Decision, EnrichedTransaction, Transaction
+from txguard.enrichment.history.protocol import (
+    Enrichment,
+    enriched_from_record,
+    fresh,
+    processed_record,
+    reuse,
+    step,
+)
 from txguard.features.wallet import WalletState
 
 _SCHEMA = """
@@ -34,10 +41,13 @@ CREATE TABLE IF NOT EXISTS processed (
     fingerprint TEXT NOT NULL,
     features TEXT NOT NULL,
     decision TEXT,
-    expires_at TEXT NOT NULL
+    expires_at TEXT NOT NULL,
+    tx TEXT
 );
 CREATE INDEX IF NOT EXISTS processed_expires_at ON processed (expires_at);
 """
+# Files written before the transaction was kept in its processed record get the column added.
+_MIGRATIONS = {"tx": "ALTER TABLE processed ADD COLUMN tx TEXT"}
 
 
 class SqliteHistoryStore:
@@ -51,7 +61,12 @@ class SqliteHistoryStore:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         try:
-            self._conn().executescript(_SCHEMA)
+            conn = self._conn()
+            conn.executescript(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(processed)")}
+            for column, ddl in _MIGRATIONS.items():
+                if column not in columns:
+                    conn.execute(ddl)
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"sqlite: cannot create the schema in {self.path}: {exc}") from exc
         self.purge_expired()  # at cold start: SQLite has no TTL policy
@@ -108,10 +123,10 @@ class SqliteHistoryStore:
                 (tx.wallet_id, json.dumps(state, separators=(",", ":"))),
             )
             conn.execute(
-                "INSERT INTO processed (transaction_id, wallet_id, fingerprint, features, decision, expires_at)"
-                " VALUES (?, ?, ?, ?, NULL, ?)",
+                "INSERT INTO processed (transaction_id, wallet_id, fingerprint, features, decision, expires_at, tx)"
+                " VALUES (?, ?, ?, ?, NULL, ?, ?)",
                 (tx.transaction_id, tx.wallet_id, record["fingerprint"], json.dumps(record["features"]),
-                 record["expires_at"].isoformat()),
+                 record["expires_at"].isoformat(), json.dumps(record["transaction"])),
             )
         return fresh(tx, features)
 
@@ -128,13 +143,20 @@ class SqliteHistoryStore:
         return WalletState.from_dict(json.loads(row[0]) if row else None)
 
     def processed(self, transaction_id: str) -> dict[str, Any] | None:
-        row = self._conn().execute(
-            "SELECT features, decision, expires_at FROM processed WHERE transaction_id = ?", (transaction_id,)
-        ).fetchone()
+        try:
+            row = self._conn().execute(
+                "SELECT features, decision, expires_at, tx FROM processed WHERE transaction_id = ?",
+                (transaction_id,),
+            ).fetchone()
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailableError(f"sqlite: {exc}") from exc
         if row is None:
             return None
         return {"features": json.loads(row[0]), "decision": json.loads(row[1]) if row[1] else None,
-                "expires_at": row[2]}
+                "expires_at": row[2], "transaction": json.loads(row[3]) if row[3] else None}
+
+    def enriched(self, transaction_id: str) -> EnrichedTransaction | None:
+        return enriched_from_record(self.processed(transaction_id))
 
     def purge_expired(self, now: datetime | None = None) -> int:
         """Delete processed records past their TTL (Firestore does this with a TTL policy)."""
