@@ -22,6 +22,7 @@ import pulumi_gcp as gcp  # noqa: E402
 
 from infra import config  # noqa: E402
 from infra.archive import build_archive  # noqa: E402
+from infra.console import AnalystConsole  # noqa: E402
 from infra.functions import CloudFunction, FunctionSpec, enrich_environment, scoring_environment  # noqa: E402
 from infra.history import HistoryDatabase  # noqa: E402
 from infra.iam import AccessBindings, GrantTargets, Identities  # noqa: E402
@@ -88,6 +89,12 @@ AccessBindings(
     ),
 )
 monitoring = Monitoring("monitoring", cfg, depends_on=apis.services)
+# The analyst console (docs/console.md): only with a group to let in, never public.
+console = AnalystConsole(
+    "console", cfg, build_archive("console", BUILD_DIR), storage.sources, storage.images, identities.builder,
+    scoring.service_name, scoring.url, messaging.topics, messaging.subscriptions, storage.models, project_number,
+    depends_on=function_deps,
+) if cfg.analysts_group else None
 
 outputs = {
     "scoring_url": scoring.url,
@@ -103,7 +110,9 @@ outputs = {
         "push": identities.push.email,
         "publisher": identities.publisher.email,
         **({"build": identities.builder.email} if identities.builder is not None else {}),
+        **({"console": console.account.email} if console is not None else {}),
     },
+    "console_url": console.url if console is not None else None,
     "firestore_database": history.database.name,
     "dashboard": monitoring.dashboard.id,
 }

@@ -2,7 +2,8 @@
 
 A function's archive holds, at its root, everything in `functions/<name>/` (its `main.py`), the
 runtime subpackages of the `txguard` namespace that the function imports (traced from `main.py`
-through `shared/txguard/`, never the tooling in `scripts/` or `models/`) and a
+through `shared/txguard/`, never the tooling in `scripts/` or `models/`) with their modules and the
+package data pyproject declares for them (the console's templates and static files), and a
 `requirements.txt` pinning pyproject's runtime dependencies to the versions installed in the
 environment that ran the tests. Entries are sorted and carry a fixed timestamp and mode, so the
 same sources give the same bytes; the object is named `<name>-<sha256[:16]>.zip`, so a code or pin
@@ -115,6 +116,17 @@ def _walk(folder: Path) -> list[Path]:
     return found
 
 
+def package_data(package: str, root: Path = ROOT) -> tuple[str, ...]:
+    """Glob patterns of `[tool.setuptools.package-data]` for `txguard.<package>` (what a wheel ships)."""
+    declared = _pyproject(root).get("tool", {}).get("setuptools", {}).get("package-data", {})
+    return tuple(declared.get(f"txguard.{package}", ()))
+
+
+def _shipped(path: Path, package_dir: Path, patterns: tuple[str, ...]) -> bool:
+    rel = path.relative_to(package_dir)
+    return path.suffix == ".py" or any(rel.match(pattern) for pattern in patterns)
+
+
 def archive_contents(function: str, root: Path = ROOT) -> dict[str, bytes]:
     """Archive path -> bytes of everything a function's zip holds."""
     contents: dict[str, bytes] = {}
@@ -123,8 +135,9 @@ def archive_contents(function: str, root: Path = ROOT) -> dict[str, bytes]:
         contents[path.relative_to(function_dir).as_posix()] = path.read_bytes()
     runtime = root / "shared" / "txguard"
     for package in runtime_subpackages(function, root):
+        patterns = package_data(package, root)
         for path in _walk(runtime / package):
-            if path.suffix == ".py":
+            if _shipped(path, runtime / package, patterns):
                 contents[f"txguard/{path.relative_to(runtime).as_posix()}"] = path.read_bytes()
     contents["requirements.txt"] = pinned_requirements(root).encode()
     return contents

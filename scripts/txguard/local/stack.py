@@ -58,6 +58,9 @@ class StackOptions:
     # and no pull consumer on the dead-letter inspection subscription (a redrive pulls it instead).
     emulator_retry_policy: bool = True
     pull_dead_letter: bool = True
+    # The analyst console (docs/console.md) served next to the stack; `local up` turns it on.
+    analyst_console: bool = False
+    console_port: int = 0
 
 
 def emulator_mode_available() -> bool:
@@ -80,6 +83,8 @@ class LocalStack:
         self.consumers: Any = None
         self.emulators: dict[str, emulators.Emulator] = {}  # by name: pubsub, firestore, gcs
         self.functions: dict[str, processes.FunctionProcess] = {}  # score, enrich
+        self.analyst_console: Any = None  # txguard.local.console.LocalConsole when started
+        self.labels: list[bytes] = []  # embedded mode: label events published by the console
         self._echo = False  # --keep: print decisions as they arrive (embedded mode)
         self._exit = contextlib.ExitStack()
         self._t0 = time.monotonic()
@@ -110,6 +115,9 @@ class LocalStack:
     def up(self) -> LocalStack:
         self.step(f"[bold]{self.mode}[/] mode, work folder {self.workdir}")
         self._setenv("GOOGLE_CLOUD_PROJECT", self.options.project)
+        self.env["HISTORY_STORE"] = "firestore" if self.mode == "emulators" else "sqlite"
+        if self.mode == "embedded":
+            self.env["SQLITE_PATH"] = str(self.workdir / "history.sqlite3")
         if self.mode == "emulators":
             self._up_emulators()
         else:
@@ -155,14 +163,17 @@ class LocalStack:
             {**common, "HISTORY_STORE": "firestore", "FIRESTORE_EMULATOR_HOST": emus["firestore"].env_value,
              "PUBSUB_EMULATOR_HOST": emus["pubsub"].env_value},
         )
+        subscriptions = names.SUBSCRIPTIONS if self.options.analyst_console else tuple(
+            s for s in names.SUBSCRIPTIONS if s.name not in names.CONSOLE_SUBSCRIPTIONS)
         topology.ensure_topology(self.options.project, {names.ENRICH_FUNCTION: enrich.url + "/"},
-                                 retry_policy=self.options.emulator_retry_policy)
+                                 subscriptions=subscriptions, retry_policy=self.options.emulator_retry_policy)
         self.step(f"topology created; {names.ENRICH_PUSH_SUBSCRIPTION} pushes to {enrich.url}/")
         from txguard.local.consumers import PullConsumers
 
         self.consumers = PullConsumers(self.options.project, self.tracker,
                                        dead_letter=self.options.pull_dead_letter).start()
         self._exit.callback(self._stop_consumers)
+        self._start_console()
 
     def _stop_consumers(self) -> None:
         if self.consumers is not None:
@@ -180,9 +191,11 @@ class LocalStack:
 
         self.broker = EmbeddedPubSub(self.options.project, {
             names.TRANSACTIONS_TOPIC: to_enrich,
-            names.DECISIONS_TOPIC: route(self._on_decision),
-            names.INVALID_TOPIC: route(self.tracker.on_invalid),
-            names.DEAD_LETTER_TOPIC: route(self.tracker.on_dead_letter),
+            names.DECISIONS_TOPIC: self._also_console(route(self._on_decision), names.DECISIONS_CONSOLE_SUBSCRIPTION),
+            names.INVALID_TOPIC: self._also_console(route(self.tracker.on_invalid), names.INVALID_CONSOLE_SUBSCRIPTION),
+            names.DEAD_LETTER_TOPIC: self._also_console(route(self.tracker.on_dead_letter),
+                                                        names.DEAD_LETTER_CONSOLE_SUBSCRIPTION),
+            names.LABELS_TOPIC: lambda m: self.labels.append(m.data),
         }).start()
         self._exit.callback(self.broker.stop)
         self._setenv("PUBSUB_EMULATOR_HOST", self.broker.host)
@@ -202,6 +215,25 @@ class LocalStack:
                              concurrency=self.options.enrich_threads)
         self._exit.callback(self.pusher.stop)
         self.step(f"push loop: {spec.name} -> {enrich.url}/ (max {spec.max_delivery_attempts} attempts)")
+        self._start_console()
+
+    def _also_console(self, handler: Any, subscription: str) -> Any:
+        """Embedded mode: a topic's handler, plus a copy to the console as its `subscription` would."""
+        def both(message: Any) -> None:
+            handler(message)
+            if self.analyst_console is not None:
+                self.analyst_console.deliver(subscription, message)
+        return both
+
+    def _start_console(self) -> None:
+        if not self.options.analyst_console:
+            return
+        from txguard.local.console import start_console
+
+        self.analyst_console = start_console(self, self.options.console_port)
+        self.on_close(self.analyst_console.stop)
+        self.endpoints["analyst console"] = self.analyst_console.url
+        self.step(f"[bold]analyst console {self.analyst_console.url}[/]")
 
     def _on_decision(self, data: bytes, attributes: dict[str, str], now_ms: int) -> None:
         self.tracker.on_decision(data, attributes, now_ms)

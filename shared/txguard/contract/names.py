@@ -24,6 +24,7 @@ INVALID_SUBSCRIPTION = "invalid-inspect"
 DECISIONS_CONSOLE_SUBSCRIPTION = "decisions-console"
 INVALID_CONSOLE_SUBSCRIPTION = "invalid-console"
 DEAD_LETTER_CONSOLE_SUBSCRIPTION = "transactions-dead-letter-console"
+CONSOLE_SUBSCRIPTIONS = (DECISIONS_CONSOLE_SUBSCRIPTION, INVALID_CONSOLE_SUBSCRIPTION, DEAD_LETTER_CONSOLE_SUBSCRIPTION)
 
 # Functions ------------------------------------------------------------------------------------
 SCORING_FUNCTION = "txguard-score"
