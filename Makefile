@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint bench clean
+.PHONY: demo test venv lint bench clean browser
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,8 +18,20 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/txguard local up
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# The console's browser tests drive Debian's Chromium through Playwright (Playwright's own browser
+# download is not used). Installed here when missing and we may (root + apt-get); otherwise those
+# tests skip with the reason, and fail under CI.
+browser:
+	@if [ -n "$$CHROMIUM_PATH" ] || [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing chromium (Debian package) for the console's browser tests"; \
+	  apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } || \
+	  echo "could not install chromium: the browser tests will skip (and fail under CI)"; \
+	else echo "chromium missing and not root: the browser tests will skip (and fail under CI)"; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

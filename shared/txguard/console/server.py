@@ -7,6 +7,7 @@ console its decisions directly in embedded mode.
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from flask import Flask
@@ -26,6 +27,7 @@ class ConsoleServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> ConsoleServer:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request is noise here
         self._server = make_server(self.host, self.port, self.app, threaded=True)
         self.port = self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="console-http")
