@@ -37,7 +37,7 @@ def error_body(exc: ConsoleError) -> dict[str, Any]:
 
 def create_app(parts: ConsoleParts) -> Flask:
     app = Flask(__name__)
-    app.config["JSON_SORT_KEYS"] = False
+    app.json.sort_keys = False  # features in the contract's order, as the model reads them
 
     @app.before_request
     def who() -> Any:

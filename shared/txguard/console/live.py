@@ -18,7 +18,7 @@ from typing import Any
 from txguard.contract.models import Outcome
 
 # Upper edges (ms) of the latency histogram; the last bucket is everything above.
-LATENCY_EDGES_MS: tuple[float, ...] = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+LATENCY_EDGES_MS: tuple[float, ...] = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000, 60000)
 OUTCOMES: tuple[str, ...] = tuple(o.value for o in Outcome)
 RATE_SECONDS = 10  # "now" rates average the last complete seconds
 

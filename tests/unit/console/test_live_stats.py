@@ -52,8 +52,9 @@ def test_old_events_count_in_totals_only_and_the_window_slides() -> None:
 def test_latency_buckets_and_percentiles() -> None:
     assert latency_bucket(0) == 0 and latency_bucket(10) == 0 and latency_bucket(10.1) == 1
     assert latency_bucket(1e9) == len(LATENCY_EDGES_MS)
-    assert percentile_ms([0] * 11, 0.5) is None
-    counts = [0] * 11
+    buckets = len(LATENCY_EDGES_MS) + 1
+    assert percentile_ms([0] * buckets, 0.5) is None
+    counts = [0] * buckets
     counts[-1] = 1
     assert percentile_ms(counts, 0.5) == math.inf
     assert LiveStats().snapshot()["latency"]["p50_ms"] is None

@@ -208,9 +208,10 @@ function drawLatency(svg, latency) {
   counts.forEach((c, i) => {
     const h = (c / max) * (H - 2 * pad);
     nodes.push(svgEl("rect", {x: i * bw + 4, y: H - pad - h, width: bw - 8, height: h, fill: "#2f5bea"}));
-    const edge = i < latency.edges_ms.length ? `≤${latency.edges_ms[i]}` : `>${latency.edges_ms[latency.edges_ms.length - 1]}`;
+    const ms = i < latency.edges_ms.length ? latency.edges_ms[i] : latency.edges_ms[latency.edges_ms.length - 1];
+    const unit = ms >= 1000 ? `${ms / 1000} s` : `${ms} ms`;
     const t = svgEl("text", {x: i * bw + bw / 2, y: H - 6, "font-size": 11, fill: "#667085", "text-anchor": "middle"});
-    t.textContent = `${edge} ms`;
+    t.textContent = i < latency.edges_ms.length ? `≤${unit}` : `>${unit}`;
     nodes.push(t);
     if (c) {
       const v = svgEl("text", {x: i * bw + bw / 2, y: H - pad - h - 3, "font-size": 11, fill: "#1d2330", "text-anchor": "middle"});
@@ -227,7 +228,8 @@ function renderLive(snap) {
   document.getElementById("total-decided").textContent = t.allow + t.review + t.block;
   document.getElementById("total-invalid").textContent = t.invalid;
   document.getElementById("total-dead").textContent = t.dead_lettered;
-  const fmt = (v) => (v === null ? "–" : v === "inf" ? "> 10 s" : `≤ ${v} ms`);
+  const last = snap.latency.edges_ms[snap.latency.edges_ms.length - 1];
+  const fmt = (v) => (v === null ? "–" : v === "inf" ? `> ${last / 1000} s` : v >= 1000 ? `≤ ${v / 1000} s` : `≤ ${v} ms`);
   document.getElementById("p50").textContent = fmt(snap.latency.p50_ms);
   document.getElementById("p95").textContent = fmt(snap.latency.p95_ms);
   document.getElementById("p99").textContent = fmt(snap.latency.p99_ms);
