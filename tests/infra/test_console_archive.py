@@ -50,3 +50,33 @@ def test_the_console_archive_holds_its_pages_and_no_tooling(tmp_path: Path) -> N
     assert {e.split("/")[1] for e in entries if e.startswith("txguard/")} == {
         "console", "contract", "enrichment", "features", "registry"}
     assert not [e for e in entries if e.startswith(("txguard/scoring/", "txguard/local/", "txguard/cli/"))]
+
+
+def test_the_console_archive_boots_alone_and_serves_its_pages(tmp_path: Path) -> None:
+    import urllib.request
+
+    from test_archive_boot import archive_env, assert_imports_from_archive, http, serve, unpack
+
+    from tests.conftest import PROJECT
+    from tests.scoring_fixtures import publish_tiny
+    from txguard.contract import names
+
+    unpacked = unpack("console", tmp_path)
+    publish_tiny(tmp_path / "registry")
+    env = archive_env(unpacked, {
+        "GOOGLE_CLOUD_PROJECT": PROJECT, "FUNCTION_SIGNATURE_TYPE": "http", "WORKERS": "1", "THREADS": "4",
+        "HISTORY_STORE": "sqlite", "SQLITE_PATH": str(tmp_path / "h.sqlite3"),
+        "CONSOLE_QUEUE_PATH": str(tmp_path / "q.sqlite3"), "TXGUARD_REGISTRY": str(tmp_path / "registry"),
+        "CONSOLE_INGEST": "false", "SCORING_URL": "http://127.0.0.1:9", "SCORING_AUTH": "none",
+        "PUBSUB_EMULATOR_HOST": "127.0.0.1:9",
+    })
+    assert_imports_from_archive(unpacked, env)
+    with serve(unpacked, names.CONSOLE_ENTRY_POINT, env) as base:
+        pages = {path: http(f"{base}{path}") for path in ("/healthz", "/queue", "/live", "/score", "/models",
+                                                           "/assets/console.js", "/assets/console.css")}
+        with urllib.request.urlopen(f"{base}/api/live/stream", timeout=30) as stream:
+            first = stream.readline().decode()
+    for path, (status, body) in pages.items():
+        assert status == 200, (path, body[:500])
+    assert b"v1" in pages["/models"][1]
+    assert first.startswith("data: ") and "per_second" in first

@@ -36,8 +36,10 @@ def error_body(exc: ConsoleError) -> dict[str, Any]:
 
 
 def create_app(parts: ConsoleParts) -> Flask:
-    app = Flask(__name__)
+    # Not /static: functions-framework's own Flask app answers that path before ours is reached.
+    app = Flask(__name__, static_url_path="/assets")
     app.json.sort_keys = False  # features in the contract's order, as the model reads them
+    app.config["parts"] = parts
 
     @app.before_request
     def who() -> Any:

@@ -56,7 +56,7 @@ def test_every_page_renders(client: FlaskClient, parts: ConsoleParts) -> None:
         resp = client.get(path)
         assert resp.status_code == 200, (path, resp.data[:300])
         assert b"<main>" in resp.data and b"console.js" in resp.data
-    assert client.get("/static/console.js").status_code == 200
+    assert client.get("/assets/console.js").status_code == 200
     assert client.get("/healthz").get_json()["ingest"] == "off"
 
 
