@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint bench clean browser
+.PHONY: demo test venv lint bench figures clean browser
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,6 +32,10 @@ browser:
 	  { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } || \
 	  echo "could not install chromium: the browser tests will skip (and fail under CI)"; \
 	else echo "chromium missing and not root: the browser tests will skip (and fail under CI)"; fi
+
+# Every figure of the README, from the commands behind it (20-30 minutes: run it on a quiet machine).
+figures: $(STAMP)
+	$(BIN)/txguard figures run
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -25,7 +25,7 @@ from infra.archive import build_archive  # noqa: E402
 from infra.console import AnalystConsole  # noqa: E402
 from infra.functions import CloudFunction, FunctionSpec, enrich_environment, scoring_environment  # noqa: E402
 from infra.history import HistoryDatabase  # noqa: E402
-from infra.iam import AccessBindings, GrantTargets, Identities  # noqa: E402
+from infra.iam import AccessBindings, Identities  # noqa: E402
 from infra.messaging import Messaging  # noqa: E402
 from infra.monitoring import Monitoring  # noqa: E402
 from infra.services import ProjectServices  # noqa: E402
@@ -36,11 +36,16 @@ BUILD_DIR = Path(os.environ.get("TXGUARD_BUILD_DIR", ROOT / "infra" / ".build"))
 
 cfg = config.load()
 apis = ProjectServices("apis", cfg)
-storage = Storage("storage", cfg, depends_on=apis.services)
+storage = Storage("storage", cfg, apis)
 identities = Identities("identities", cfg, depends_on=apis.services)
 history = HistoryDatabase("history", cfg, depends_on=apis.services)
+messaging = Messaging("messaging", cfg, depends_on=apis.services)  # topics; subscriptions come last
+project_number = gcp.organizations.get_project_output(project_id=cfg.project).number
+# Grants are declared before the resource that relies on them, which waits for them (iam.py).
+access = AccessBindings("access", cfg, identities, project_number)
+build_grants = access.build(storage.sources, storage.images)
 
-function_deps = [*apis.services, history.database]
+function_deps = [*apis.services, history.database, *build_grants]
 scoring = CloudFunction(
     "scoring", cfg,
     FunctionSpec(
@@ -52,7 +57,8 @@ scoring = CloudFunction(
         environment=scoring_environment(cfg),
         description="Scores transactions with the production model (HTTP, authenticated)",
     ),
-    storage.sources, storage.images, identities.builder, depends_on=function_deps,
+    storage.sources, storage.images, identities.builder,
+    depends_on=[*function_deps, *access.scoring_runtime(storage.models)],
 )
 enrich = CloudFunction(
     "enrich", cfg,
@@ -66,28 +72,17 @@ enrich = CloudFunction(
         description="Validates, enriches and scores transactions pushed by Pub/Sub; publishes decisions",
         signature_type="cloudevent",
     ),
-    storage.sources, storage.images, identities.builder, depends_on=function_deps,
+    storage.sources, storage.images, identities.builder,
+    depends_on=[*function_deps, *access.enrich_runtime(messaging.topics, scoring.service_name)],
 )
-messaging = Messaging(
-    "messaging", cfg,
+messaging.subscribe(
     push_endpoints={names.ENRICH_FUNCTION: enrich.url},
     push_service_account=identities.push.email,
-    depends_on=apis.services,
+    push_ready=access.push_delivery(enrich.service_name),
 )
-project_number = gcp.organizations.get_project_output(project_id=cfg.project).number
-AccessBindings(
-    "access", cfg, identities,
-    GrantTargets(
-        models_bucket=storage.models,
-        sources_bucket=storage.sources,
-        images_repository=storage.images,
-        topics=messaging.topics,
-        subscriptions=messaging.subscriptions,
-        scoring_service=scoring.service_name,
-        enrich_service=enrich.service_name,
-        project_number=project_number,
-    ),
-)
+access.dead_lettering(messaging.topics, messaging.subscriptions)
+access.publishers(messaging.topics)
+access.done()
 monitoring = Monitoring("monitoring", cfg, depends_on=apis.services)
 # The analyst console (docs/console.md): only with a group to let in, never public.
 console = AnalystConsole(

@@ -19,7 +19,6 @@ roles. No grant ever names allUsers or allAuthenticatedUsers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import pulumi
 import pulumi_gcp as gcp
@@ -68,69 +67,96 @@ class Identities(pulumi.ComponentResource):
         self.register_outputs({"scoring": self.scoring.email, "enrich": self.enrich.email})
 
 
-@dataclass(frozen=True)
-class GrantTargets:
-    """What the grants bind to (built by the other components)."""
-
-    models_bucket: gcp.storage.Bucket
-    sources_bucket: gcp.storage.Bucket
-    images_repository: gcp.artifactregistry.Repository
-    topics: dict[str, gcp.pubsub.Topic]
-    subscriptions: dict[str, gcp.pubsub.Subscription]
-    scoring_service: pulumi.Output[str]  # Cloud Run service name of the scoring function
-    enrich_service: pulumi.Output[str]
-    project_number: pulumi.Input[str]
-
-
 class AccessBindings(pulumi.ComponentResource):
-    def __init__(self, name: str, cfg: StackConfig, ids: Identities, targets: GrantTargets,
+    """Every grant, declared in the order its user needs it; each method returns its grants.
+
+    A grant must exist before the resource that relies on it starts working, or a first
+    `pulumi up` does not converge: scoring loads its model once at cold start (a 403 then is
+    not retried), Pub/Sub starts pushing as soon as the push subscription exists (without the
+    invoker and token-creator grants every attempt fails and burns a delivery), a build without
+    its build grants fails. So `__main__` makes each of those users depend on what the matching
+    method returned (tests/infra asserts the edges).
+    """
+
+    def __init__(self, name: str, cfg: StackConfig, ids: Identities, project_number: pulumi.Input[str],
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("txguard:infra:AccessBindings", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        project = cfg.project
-        agent = pubsub_service_agent(targets.project_number)
+        self.cfg = cfg
+        self.ids = ids
+        self.agent = pubsub_service_agent(project_number)
+        self._child = pulumi.ResourceOptions(parent=self)
 
-        def on_topic(label: str, topic: str, role: str, member: pulumi.Input[str]) -> None:
-            gcp.pubsub.TopicIAMMember(label, project=project, topic=targets.topics[topic].name,
-                                      role=role, member=member, opts=child)
+    def _on_topic(self, label: str, topic: gcp.pubsub.Topic, role: str, member: pulumi.Input[str]) -> pulumi.Resource:
+        return gcp.pubsub.TopicIAMMember(label, project=self.cfg.project, topic=topic.name, role=role,
+                                         member=member, opts=self._child)
 
-        def invoker(label: str, service: pulumi.Output[str], member: pulumi.Input[str]) -> None:
-            gcp.cloudrunv2.ServiceIamMember(label, project=project, location=cfg.region, name=service,
-                                            role="roles/run.invoker", member=member, opts=child)
+    def _invoker(self, label: str, service: pulumi.Output[str], member: pulumi.Input[str]) -> pulumi.Resource:
+        return gcp.cloudrunv2.ServiceIamMember(label, project=self.cfg.project, location=self.cfg.region,
+                                               name=service, role="roles/run.invoker", member=member,
+                                               opts=self._child)
 
-        # Scoring: read the registry, nothing else.
-        gcp.storage.BucketIAMMember("score-models-viewer", bucket=targets.models_bucket.name,
-                                    role="roles/storage.objectViewer", member=sa_member(ids.scoring), opts=child)
-        # Enrichment: history store, its two output topics, the scoring service.
-        gcp.projects.IAMMember("enrich-datastore-user", project=project, role="roles/datastore.user",
-                               member=sa_member(ids.enrich), opts=child)
-        on_topic("enrich-decisions-publisher", names.DECISIONS_TOPIC, "roles/pubsub.publisher", sa_member(ids.enrich))
-        on_topic("enrich-invalid-publisher", names.INVALID_TOPIC, "roles/pubsub.publisher", sa_member(ids.enrich))
-        invoker("enrich-invokes-score", targets.scoring_service, sa_member(ids.enrich))
-        # Push deliveries: invoke the enrichment service only.
-        invoker("push-invokes-enrich", targets.enrich_service, sa_member(ids.push))
-        # Publishers: the transactions topic only.
-        on_topic("publisher-transactions", names.TRANSACTIONS_TOPIC, "roles/pubsub.publisher",
-                 sa_member(ids.publisher))
-        # Pub/Sub service agent: dead-lettering needs publish on the dead-letter topic and subscribe on
-        # the source subscription, else Pub/Sub keeps retrying forever and nothing is dead-lettered.
-        on_topic("pubsub-agent-dead-letter-publisher", names.DEAD_LETTER_TOPIC, "roles/pubsub.publisher", agent)
-        gcp.pubsub.SubscriptionIAMMember(
-            "pubsub-agent-push-subscriber", project=project,
-            subscription=targets.subscriptions[names.ENRICH_PUSH_SUBSCRIPTION].name,
-            role="roles/pubsub.subscriber", member=agent, opts=child)
-        gcp.serviceaccount.IAMMember("pubsub-agent-push-token-creator", service_account_id=ids.push.name,
-                                     role="roles/iam.serviceAccountTokenCreator", member=agent, opts=child)
-        if ids.builder is not None:
-            builder = sa_member(ids.builder)
+    def scoring_runtime(self, models_bucket: gcp.storage.Bucket) -> list[pulumi.Resource]:
+        """Scoring reads the registry, nothing else: before the scoring function starts."""
+        return [gcp.storage.BucketIAMMember("score-models-viewer", bucket=models_bucket.name,
+                                            role="roles/storage.objectViewer", member=sa_member(self.ids.scoring),
+                                            opts=self._child)]
+
+    def enrich_runtime(self, topics: dict[str, gcp.pubsub.Topic],
+                       scoring_service: pulumi.Output[str]) -> list[pulumi.Resource]:
+        """Enrichment: history store, its two output topics, the scoring service (before it starts)."""
+        enrich = sa_member(self.ids.enrich)
+        return [
+            gcp.projects.IAMMember("enrich-datastore-user", project=self.cfg.project, role="roles/datastore.user",
+                                   member=enrich, opts=self._child),
+            self._on_topic("enrich-decisions-publisher", topics[names.DECISIONS_TOPIC], "roles/pubsub.publisher",
+                           enrich),
+            self._on_topic("enrich-invalid-publisher", topics[names.INVALID_TOPIC], "roles/pubsub.publisher", enrich),
+            self._invoker("enrich-invokes-score", scoring_service, enrich),
+        ]
+
+    def push_delivery(self, enrich_service: pulumi.Output[str]) -> list[pulumi.Resource]:
+        """What a push needs: the push identity may invoke enrichment, Pub/Sub may mint its OIDC token."""
+        return [
+            self._invoker("push-invokes-enrich", enrich_service, sa_member(self.ids.push)),
+            gcp.serviceaccount.IAMMember("pubsub-agent-push-token-creator", service_account_id=self.ids.push.name,
+                                         role="roles/iam.serviceAccountTokenCreator", member=self.agent,
+                                         opts=self._child),
+        ]
+
+    def dead_lettering(self, topics: dict[str, gcp.pubsub.Topic],
+                       subscriptions: dict[str, gcp.pubsub.Subscription]) -> list[pulumi.Resource]:
+        """Publish on the dead-letter topic and subscribe on the source subscription, else Pub/Sub
+        keeps retrying forever and nothing is dead-lettered. Bound on the subscription, so after it;
+        needed only once a message has exhausted its attempts."""
+        return [
+            self._on_topic("pubsub-agent-dead-letter-publisher", topics[names.DEAD_LETTER_TOPIC],
+                           "roles/pubsub.publisher", self.agent),
+            gcp.pubsub.SubscriptionIAMMember(
+                "pubsub-agent-push-subscriber", project=self.cfg.project,
+                subscription=subscriptions[names.ENRICH_PUSH_SUBSCRIPTION].name,
+                role="roles/pubsub.subscriber", member=self.agent, opts=self._child),
+        ]
+
+    def publishers(self, topics: dict[str, gcp.pubsub.Topic]) -> list[pulumi.Resource]:
+        """Publishers: the transactions topic only."""
+        return [self._on_topic("publisher-transactions", topics[names.TRANSACTIONS_TOPIC], "roles/pubsub.publisher",
+                               sa_member(self.ids.publisher))]
+
+    def build(self, sources_bucket: gcp.storage.Bucket,
+              images_repository: gcp.artifactregistry.Repository) -> list[pulumi.Resource]:
+        """The build identity's roles (none with the project's default build identity): before a build."""
+        if self.ids.builder is None:
+            return []
+        project, builder = self.cfg.project, sa_member(self.ids.builder)
+        return [
             gcp.projects.IAMMember("build-log-writer", project=project, role="roles/logging.logWriter",
-                                   member=builder, opts=child)
+                                   member=builder, opts=self._child),
             gcp.artifactregistry.RepositoryIamMember(
-                "build-images-writer", project=project, location=cfg.region,
-                repository=targets.images_repository.name, role="roles/artifactregistry.writer",
-                member=builder, opts=child)
-            gcp.storage.BucketIAMMember("build-sources-viewer", bucket=targets.sources_bucket.name,
-                                        role="roles/storage.objectViewer", member=builder, opts=child)
+                "build-images-writer", project=project, location=self.cfg.region,
+                repository=images_repository.name, role="roles/artifactregistry.writer",
+                member=builder, opts=self._child),
+            gcp.storage.BucketIAMMember("build-sources-viewer", bucket=sources_bucket.name,
+                                        role="roles/storage.objectViewer", member=builder, opts=self._child),
             # Cloud Run functions stages the source in its own gcf-v2-sources-* bucket (not ours).
             gcp.projects.IAMMember(
                 "build-staged-sources-admin", project=project, role="roles/storage.objectAdmin", member=builder,
@@ -139,5 +165,8 @@ class AccessBindings(pulumi.ComponentResource):
                     description="Only the buckets Cloud Run functions stages sources in",
                     expression='resource.name.startsWith("projects/_/buckets/gcf-v2-sources-")',
                 ),
-                opts=child)
+                opts=self._child),
+        ]
+
+    def done(self) -> None:
         self.register_outputs({})

@@ -5,6 +5,10 @@ Names, retention, ack deadlines, backoff, dead-letter topics and ordering all co
 enrichment push subscription's delivery policy can be tuned per stack (config.DeliveryConfig).
 A push subscription is authenticated with an OIDC token of the push service account whose audience
 is the function URL; see docs/infra.md for why the push subscription is ours and not Eventarc's.
+
+Topics come first (the enrichment function publishes to two of them, its grants are on them), the
+subscriptions last (`subscribe`): the push subscription starts delivering the moment it exists, so
+it waits for the function and for the grants a push needs.
 """
 
 from __future__ import annotations
@@ -28,13 +32,11 @@ class Messaging(pulumi.ComponentResource):
         self,
         name: str,
         cfg: StackConfig,
-        push_endpoints: Mapping[str, pulumi.Input[str]],
-        push_service_account: pulumi.Input[str],
         depends_on: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        """`push_endpoints` maps a function name (SubscriptionSpec.push_to) to its URL."""
         super().__init__("txguard:infra:Messaging", name, None, opts)
+        self.cfg = cfg
         child = child_options(self, depends_on)
         self.topics: dict[str, gcp.pubsub.Topic] = {
             spec.name: gcp.pubsub.Topic(
@@ -48,12 +50,26 @@ class Messaging(pulumi.ComponentResource):
             for spec in names.TOPICS
         }
         self.subscriptions: dict[str, gcp.pubsub.Subscription] = {}
+
+    def subscribe(
+        self,
+        push_endpoints: Mapping[str, pulumi.Input[str]],
+        push_service_account: pulumi.Input[str],
+        push_ready: Sequence[pulumi.Resource] = (),
+    ) -> dict[str, gcp.pubsub.Subscription]:
+        """Every subscription; push ones also wait for `push_ready` (the grants a push needs).
+
+        `push_endpoints` maps a function name (SubscriptionSpec.push_to) to its URL.
+        """
         for spec in names.SUBSCRIPTIONS:
-            self.subscriptions[spec.name] = self._subscription(cfg, spec, push_endpoints, push_service_account)
+            waits_for = push_ready if spec.push_to is not None else ()
+            self.subscriptions[spec.name] = self._subscription(
+                self.cfg, spec, push_endpoints, push_service_account, waits_for)
         self.register_outputs({
             "topics": {key: topic.name for key, topic in self.topics.items()},
             "subscriptions": {key: sub.name for key, sub in self.subscriptions.items()},
         })
+        return self.subscriptions
 
     def _subscription(
         self,
@@ -61,6 +77,7 @@ class Messaging(pulumi.ComponentResource):
         spec: names.SubscriptionSpec,
         push_endpoints: Mapping[str, pulumi.Input[str]],
         push_service_account: pulumi.Input[str],
+        waits_for: Sequence[pulumi.Resource],
     ) -> gcp.pubsub.Subscription:
         ack_deadline, min_backoff, max_backoff = (
             spec.ack_deadline_seconds, spec.min_backoff_seconds, spec.max_backoff_seconds)
@@ -97,5 +114,5 @@ class Messaging(pulumi.ComponentResource):
             # subscription would silently vanish. Empty ttl = never expire.
             expiration_policy=gcp.pubsub.SubscriptionExpirationPolicyArgs(ttl=""),
             labels=cfg.labels,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(waits_for)),
         )

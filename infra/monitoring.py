@@ -4,6 +4,14 @@ The functions log JSON lines (shared/txguard/contract/logs.py) that Cloud Loggin
 enrichment one line per delivery (`outcome`, `decision`, `model_version`), scoring its
 `latency_ms`; the metrics below extract those fields. Error rate uses Cloud Run's own request counts (a crashed or
 timed-out request logs nothing of ours), and the dead-letter alert Pub/Sub's backlog metric.
+
+A log-based metric is not usable by an alert policy at once: for minutes after it is created, the
+Monitoring API answers 404 "Cannot find metric(s) ... it could take up to 10 minutes to become
+available". An alert policy on a user metric therefore waits for a `pulumiverse_time.Sleep` of
+LOG_METRIC_SETTLE after the metrics (the Pulumi time provider; created once, so later `pulumi up`
+runs do not wait; it runs again only when a metric is replaced). Alerts on built-in metrics
+(request counts, Pub/Sub backlog) do not wait. Charts and alerts are written in the Monitoring
+filter grammar (`one_of(...)`, not Logging's `("a" OR "b")`, which Monitoring rejects).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from collections.abc import Sequence
 
 import pulumi
 import pulumi_gcp as gcp
+import pulumiverse_time
 
 from infra.config import StackConfig
 from infra.services import child_options
@@ -32,6 +41,13 @@ USER_METRIC = "logging.googleapis.com/user/"
 REQUESTS_METRIC = "run.googleapis.com/request_count"
 BACKLOG_METRIC = "pubsub.googleapis.com/subscription/num_undelivered_messages"
 FIVE_MINUTES = "300s"
+# The Monitoring API's own bound for a new log-based metric to become usable (see the docstring).
+LOG_METRIC_SETTLE = "10m"
+
+
+def one_of(*values: str) -> str:
+    """A Monitoring filter's set membership: `one_of("a","b")` (Logging would say ("a" OR "b"))."""
+    return "one_of(" + ",".join(json.dumps(v) for v in values) + ")"
 
 
 def _service_filter(service: str) -> str:
@@ -121,6 +137,11 @@ class Monitoring(pulumi.ComponentResource):
         )
         metrics = [self.decisions, self.deliveries, self.latency, self.error_logs]
         after_metrics = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, *metrics])
+        self.metrics_settled = pulumiverse_time.Sleep(
+            "log-metrics-settled", create_duration=LOG_METRIC_SETTLE,
+            triggers={m.pulumi_resource_name: m.id for m in metrics},  # a replaced metric waits again
+            opts=after_metrics)
+        after_settled = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, self.metrics_settled])
         self.channels = [
             gcp.monitoring.NotificationChannel(
                 f"email-{i}", project=cfg.project, type="email", display_name=f"txguard alerts ({email})",
@@ -129,9 +150,9 @@ class Monitoring(pulumi.ComponentResource):
         ]
         channel_ids = [channel.id for channel in self.channels]
         self.alerts = [
-            self._error_rate_alert(cfg, channel_ids, after_metrics),
-            self._latency_alert(cfg, channel_ids, after_metrics),
-            self._dead_letter_alert(cfg, channel_ids, after_metrics),
+            self._error_rate_alert(cfg, channel_ids, child),  # built-in metrics: no wait
+            self._latency_alert(cfg, channel_ids, after_settled),  # a log-based metric
+            self._dead_letter_alert(cfg, channel_ids, child),
         ]
         self.dashboard = gcp.monitoring.Dashboard(
             "dashboard", project=cfg.project, dashboard_json=json.dumps(dashboard(cfg)), opts=after_metrics)
@@ -243,7 +264,7 @@ def dashboard(cfg: StackConfig) -> dict:
                  "ALIGN_RATE", "REDUCE_SUM", ["metric.label.response_code_class"], "STACKED_BAR")
           for service in (names.SCORING_FUNCTION, names.ENRICH_FUNCTION)],
         _chart("Instances", 'metric.type="run.googleapis.com/container/instance_count" AND '
-               f'resource.label.service_name=("{names.SCORING_FUNCTION}" OR "{names.ENRICH_FUNCTION}")',
+               f"resource.label.service_name={one_of(names.SCORING_FUNCTION, names.ENRICH_FUNCTION)}",
                "ALIGN_MAX", "REDUCE_SUM", ["resource.label.service_name"]),
         _chart("Transactions waiting (push subscription backlog)",
                _backlog_filter(names.ENRICH_PUSH_SUBSCRIPTION), "ALIGN_MAX"),

@@ -31,19 +31,30 @@ class ProjectServices(pulumi.ComponentResource):
 
     def __init__(self, name: str, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("txguard:infra:ProjectServices", name, None, opts)
-        self.services: list[pulumi.Resource] = []
+        self.by_api: dict[str, pulumi.Resource] = {}
         if cfg.enable_apis:
             for api in APIS:
-                self.services.append(
-                    gcp.projects.Service(
-                        api.split(".")[0],
-                        project=cfg.project,
-                        service=api,
-                        disable_on_destroy=False,
-                        opts=pulumi.ResourceOptions(parent=self),
-                    )
+                self.by_api[api] = gcp.projects.Service(
+                    api.split(".")[0],
+                    project=cfg.project,
+                    service=api,
+                    disable_on_destroy=False,
+                    opts=pulumi.ResourceOptions(parent=self),
                 )
+        self.services: list[pulumi.Resource] = list(self.by_api.values())
         self.register_outputs({"apis": [api for api in APIS if cfg.enable_apis]})
+
+    def only(self, *apis: str) -> list[pulumi.Resource]:
+        """The services of these APIs alone (nothing when the stack does not enable APIs).
+
+        A resource that waits for exactly the API it calls can be created with `pulumi up --target`
+        and its own URN plus these: a resource waiting for every API drags all of them in, and the
+        engine refuses a targeted create whose dependencies are not targeted.
+        """
+        unknown = set(apis) - set(APIS)
+        if unknown:
+            raise KeyError(f"not an API of this stack: {sorted(unknown)}")
+        return [self.by_api[api] for api in apis if api in self.by_api]
 
 
 def child_options(parent: pulumi.Resource, depends_on: Sequence[pulumi.Resource] = ()) -> pulumi.ResourceOptions:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pulumi
 import pulumi_gcp as gcp
 
 from infra.config import StackConfig
-from infra.services import child_options
+from infra.services import ProjectServices, child_options
 
 
 class Storage(pulumi.ComponentResource):
@@ -18,10 +16,13 @@ class Storage(pulumi.ComponentResource):
     noncurrent versions are deleted after `modelVersionsRetentionDays`.
     """
 
-    def __init__(self, name: str, cfg: StackConfig, depends_on: Sequence[pulumi.Resource] = (),
+    def __init__(self, name: str, cfg: StackConfig, apis: ProjectServices,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("txguard:infra:Storage", name, None, opts)
-        child = child_options(self, depends_on)
+        # Each resource waits for its own API only, so the models bucket can be created alone
+        # before the first deploy (docs/deploy.md, "Publish the first model").
+        child = child_options(self, apis.only("storage.googleapis.com"))
+        repository_child = child_options(self, apis.only("artifactregistry.googleapis.com"))
         self.models = gcp.storage.Bucket(
             "models",
             name=cfg.models_bucket,
@@ -80,6 +81,6 @@ class Storage(pulumi.ComponentResource):
                 ),
             ],
             labels=cfg.labels,
-            opts=child,
+            opts=repository_child,
         )
         self.register_outputs({"models_bucket": self.models.name, "sources_bucket": self.sources.name})

@@ -2,7 +2,9 @@
 
 No CLI, no cloud: the mock monitor answers every resource registration with the inputs it was
 given plus the few computed outputs the program reads (emails, ids, URLs), and every invoke
-(`gcp.organizations.getProject`) with a fixed project number.
+(`gcp.organizations.getProject`) with a fixed project number. The monitor also records each
+registration's dependencies (explicit `depends_on`, expanded through components, and the ones
+implied by inputs), so tests can assert the order a real `pulumi up` would create things in.
 """
 
 from __future__ import annotations
@@ -92,12 +94,49 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return {}
 
 
+class RecordingMonitor(MockMonitor):
+    """The mock monitor, keeping what each resource waits for (URN -> URNs of its dependencies)."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.dependencies: dict[str, set[str]] = {}
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+        response = super().RegisterResource(request)
+        self.dependencies[response.urn] = set(request.dependencies)
+        return response
+
+
 @dataclass
 class StackRun:
     config: dict[str, str]
     resources: list[Declared]
     outputs: dict[str, Any] = field(default_factory=dict)
     urns: list[str] = field(default_factory=list)
+    dependencies: dict[str, set[str]] = field(default_factory=dict)
+
+    def urn(self, typ: str, name: str) -> str:
+        """The URN of the resource of this type and name (the tail of its qualified type)."""
+        found = [u for u in self.urns if u.endswith(f"{typ}::{name}") and (u.split("::")[2].split("$")[-1] == typ)]
+        assert len(found) == 1, f"expected one {typ} named {name}, found {found}"
+        return found[0]
+
+    def waits_for(self, typ: str, name: str) -> set[str]:
+        """URNs this resource directly depends on."""
+        return self.dependencies[self.urn(typ, name)]
+
+    def depends(self, user: tuple[str, str], needed: tuple[str, str]) -> bool:
+        """Does `user` (type, name) wait for `needed`, directly or through other resources?"""
+        target, seen, todo = self.urn(*needed), set(), [self.urn(*user)]
+        while todo:
+            current = todo.pop()
+            for dep in self.dependencies.get(current, ()):
+                if dep == target:
+                    return True
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return False
 
     def of_type(self, typ: str) -> list[Declared]:
         return [r for r in self.resources if r.typ == typ]
@@ -112,7 +151,7 @@ def run_program(config: dict[str, str], build_dir: Path, stack: str = "dev") -> 
     """Execute infra/__main__.py against mocks with `config` as the stack config."""
     project = config.get("gcp:project", "txguard-dev")
     mocks = RecordingMocks(project)
-    monitor = MockMonitor(mocks)
+    monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="txguard", stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config))
     run = StackRun(config=dict(config), resources=mocks.resources)
@@ -127,6 +166,7 @@ def run_program(config: dict[str, str], build_dir: Path, stack: str = "dev") -> 
     try:
         program()
         run.urns.extend(monitor.get_registered_resources())
+        run.dependencies.update(monitor.dependencies)
     finally:
         if previous is None:
             os.environ.pop("TXGUARD_BUILD_DIR", None)

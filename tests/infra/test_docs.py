@@ -1,12 +1,20 @@
-"""docs/deploy.md stays true to the program: every config key listed, URNs that exist."""
+"""docs/deploy.md stays true to the program: every config key listed, and its code blocks runnable
+in one shell, in order: variables set before they are used, `txguard` commands and options that
+parse, config keys the program reads, stack outputs it exports, topics and subscriptions it declares,
+`--target` patterns that each match one declared resource."""
 
 from __future__ import annotations
 
 import re
+import shlex
 
+import pytest
 from pulumi_mocks import ROOT, StackRun
 
+from txguard.contract import names
+
 DEPLOY = (ROOT / "docs" / "deploy.md").read_text()
+STACK_KEYS = {"gcp:project", "gcp:region"}
 
 
 def keys_read_by_config() -> set[str]:
@@ -29,10 +37,98 @@ def test_config_table_lists_exactly_the_keys_the_program_reads() -> None:
     assert documented == read
 
 
-def test_documented_urns_name_declared_resources(default_stack: StackRun) -> None:
-    urns = re.findall(r"'(urn:pulumi:dev::txguard::[^']+)'", DEPLOY)
-    assert urns
-    for urn in urns:
-        qualified_type, name = urn.split("::")[2:4]
-        # The mock monitor prefixes the root stack's type; the engine does not: compare the tail.
-        assert any(u.endswith(f"{qualified_type}::{name}") for u in default_stack.urns), urn
+def commands(text: str = DEPLOY) -> list[list[str]]:
+    """Every command of the bash blocks, in document order, as words (comments dropped)."""
+    out = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        pending = ""
+        for line in block.replace("\\\n", " ").splitlines():
+            pending += line + "\n"
+            try:
+                words = shlex.split(pending, comments=True)
+            except ValueError:  # a quoted argument spanning lines: read on
+                continue
+            pending = ""
+            if words:
+                out.append(words)
+        assert not pending.strip(), f"unclosed quote in a bash block: {pending[:80]}"
+    return out
+
+
+def test_the_walker_reads_blocks_in_order() -> None:
+    sample = "```bash\nA=1   # set\nfoo --x \\\n  \"$A\"\nb 'x\ny'\n```\ntext\n```bash\nbar\n```\n"
+    assert commands(sample) == [["A=1"], ["foo", "--x", "$A"], ["b", "x\ny"], ["bar"]]
+
+
+def _placeholders(word: str) -> str:
+    return re.sub(r"\$\(([^)]*)\)|\$\{?(\w+)\}?", lambda m: (m.group(2) or "X").lower(), word)
+
+
+def test_variables_are_set_before_they_are_used() -> None:
+    defined: set[str] = set()
+    for words in commands():
+        for word in words:
+            for name in re.findall(r"\$\{?([A-Z_][A-Z0-9_]*)\}?", re.sub(r"\$\([^)]*\)", "", word)):
+                assert name in defined, f"${name} used before it is set: {' '.join(words)}"
+        if words[0] == "export":
+            words = words[1:]
+        if words and re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]):
+            defined.add(words[0].split("=", 1)[0])
+    assert {"PROJECT", "REGION", "BUCKET"} <= defined
+
+
+def test_txguard_commands_parse() -> None:
+    from txguard.cli.main import build_parser
+
+    parser = build_parser()
+    found = [w for w in commands() if w[0] == ".venv/bin/txguard"]
+    assert len(found) >= 4
+    for words in found:
+        try:
+            parser.parse_args([_placeholders(w) for w in words[1:]])
+        except SystemExit as exc:  # argparse's way of refusing
+            pytest.fail(f"`{' '.join(words)}` does not parse ({exc})")
+
+
+def test_config_keys_outputs_topics_and_services_exist(default_stack: StackRun) -> None:
+    readable = STACK_KEYS | {f"txguard:{k}" for k in keys_read_by_config()}
+    topics = {t.name for t in names.TOPICS}
+    subscriptions = {s.name for s in names.SUBSCRIPTIONS}
+    checked = 0
+    for words in commands():
+        if words[:3] in (["pulumi", "config", "set"], ["pulumi", "config", "get"]):
+            key = next(w for w in words[3:] if not w.startswith("-"))
+            assert re.sub(r"\[\d+\]$", "", key) in readable, key
+        elif words[:3] == ["pulumi", "stack", "output"] and len(words) > 3:
+            assert words[3] in default_stack.outputs, words[3]
+        elif words[:4] == ["gcloud", "pubsub", "topics", "publish"]:
+            assert words[4] in topics, words[4]
+        elif words[:4] == ["gcloud", "pubsub", "subscriptions", "pull"]:
+            assert words[4] in subscriptions, words[4]
+        elif words[:3] == ["gcloud", "run", "services"]:
+            assert words[4] in (names.SCORING_FUNCTION, names.ENRICH_FUNCTION), words[4]
+        else:
+            continue
+        checked += 1
+    assert checked >= 12
+
+
+def target_patterns() -> list[str]:
+    return [w.split("=", 1)[-1] for words in commands() for i, w in enumerate(words)
+            if words[i - 1] == "--target" or w.startswith("--target=")]
+
+
+def glob_to_regex(pattern: str) -> re.Pattern[str]:
+    """Pulumi's --target wildcards: `**` matches anything, `*` anything but a `:`."""
+    parts = re.split(r"(\*\*|\*)", pattern)
+    return re.compile("".join(".*" if p == "**" else "[^:]*" if p == "*" else re.escape(p) for p in parts) + "$")
+
+
+def test_target_patterns_match_one_declared_resource_each(default_stack: StackRun) -> None:
+    patterns = target_patterns()
+    assert len(patterns) == 2
+    for pattern in patterns:
+        # The mock monitor prefixes the root stack's type, the engine does not; a ** prefix covers both.
+        matched = [u for u in default_stack.urns if glob_to_regex(pattern).match(u)]
+        assert len(matched) == 1, (pattern, matched)
+    assert glob_to_regex("**$a:b::c").match("urn:pulumi:prod::txguard::x$a:b::c")

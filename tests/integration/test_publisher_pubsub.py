@@ -139,10 +139,21 @@ def test_publish_command_replays_a_file_at_a_speed(
     path = tmp_path / "stream.jsonl"
     path.write_text("".join(t.to_json() + "\n" for t in items) + "{broken\n")
     capsys.readouterr()
-    assert cli(["publish", "--file", str(path), "--speed", "1000000", "--invalid-fraction", "0"]) == 0
+    # A file with a row the contract rejects is refused whole: the line is named, nothing published.
+    assert cli(["publish", "--file", str(path), "--speed", "1000000"]) == 2
+    out = capsys.readouterr()
+    assert f"{path}: line 13: not a JSON object" in out.err
+    assert json.loads(out.out.strip().splitlines()[-1])["rejected_lines"] == [13]
+    # --skip-invalid publishes every other row, as it is (no injected corruption by default).
+    assert cli(["publish", "--file", str(path), "--speed", "1000000", "--skip-invalid"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["published"] == 13 and summary["invalid_injected"] == 1 and summary["file"] == str(path)
-    got = _drain("transactions-pull", 13)
-    ids = {json.loads(m.data)["transaction_id"] for m in got if m.data.startswith(b"{\"")}
-    assert ids == {t.tx.transaction_id for t in items}
+    assert summary["published"] == 12 and summary["invalid_injected"] == 0 and summary["rows_skipped"] == 1
+    got = _drain("transactions-pull", 12)
+    assert len(got) == 12
+    assert {json.loads(m.data)["transaction_id"] for m in got} == {t.tx.transaction_id for t in items}
     assert all(b"is_fraud" not in m.data for m in got)
+    # --publish-invalid sends the bad row too, on purpose, to exercise the invalid path.
+    assert cli(["publish", "--file", str(path), "--speed", "1000000", "--publish-invalid"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["published"] == 13 and summary["rows_rejected_published"] == 1
+    assert b"{broken" in {m.data for m in _drain("transactions-pull", 13)}

@@ -113,3 +113,18 @@ def test_training_publishes_to_gcs_registry(location: str) -> None:
     assert report["version"] == "v1" and "production" in report["aliases"]
     loaded = open_registry(f"{location}").load("production")
     assert loaded.metadata.sha256 == report["sha256"] and len(loaded.artifact) > 1000
+
+
+def test_missing_bucket_or_empty_prefix_is_a_clear_error(location: str, capsys: pytest.CaptureFixture) -> None:
+    from txguard.cli.main import main
+    from txguard.contract.errors import RegistryError
+
+    missing = f"gs://no-such-bucket-{uuid.uuid4().hex[:8]}/registry"
+    with pytest.raises(RegistryError, match="bucket of .* does not exist"):
+        open_registry(missing).check(writable=True)
+    assert main(["registry", "--registry", missing, "list"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: bucket of {missing} does not exist")
+    with pytest.raises(RegistryError, match="no model registry at"):
+        open_registry(location).check()  # the bucket exists, nothing under the prefix yet
+    open_registry(location).check(writable=True)

@@ -140,6 +140,9 @@ def train_and_publish(
 
     t_start = time.perf_counter()
     config = replace(config, registry=config.registry or default_registry())
+    # Credentials, bucket and path first: a registry error after minutes of training wastes them.
+    registry = open_registry(config.registry)
+    registry.check(writable=True)
     if dataset is None:
         log("building features" + (f" from {config.data}" if config.data else " from simulated data"))
         dataset = from_file(config.data) if config.data else simulated(
@@ -183,7 +186,6 @@ def train_and_publish(
     model_metrics = metrics.evaluate(y_test, served, ts_test, wallets_test)
     base = metrics.evaluate(y_test, baseline.rule_scores(dataset.X[test]), ts_test, wallets_test)
 
-    registry = open_registry(config.registry)
     prod_pr_auc, prod_version = production_pr_auc(registry, X_test, y_test)
     report: dict[str, Any] = {
         **{k: round(v, 6) for k, v in model_metrics.items()},

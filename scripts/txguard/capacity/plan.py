@@ -13,7 +13,8 @@ autoscaling"). Scoring is CPU-bound: instances = rate / (per-instance rate x 0.6
 waits on I/O: Little's law gives the requests in flight, rate x time in function, and
 instances = in flight / (concurrency x 0.6), unless its CPU per message needs more.
 
-    python -m scripts.capacity --score score.json --enrich enrich.json [--enrich-cpu-ms 4] [--rates 1000 10000]
+    txguard capacity --score score.out --enrich e2e.out [--enrich-cpu-ms 4] [--rates 1000 10000]
+    txguard capacity --run-benches      # runs both benchmarks first (capacity/inputs.py)
 
 Prints a table, then one JSON object as the last line.
 """
@@ -215,10 +216,12 @@ def plan(rates: list[float], scoring: ScoringBench, enrich: EnrichBench, scoring
 
 
 def _read_last_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
     for line in reversed(path.read_text().splitlines()):
         if line.strip().startswith("{"):
             return json.loads(line)
-    raise ValueError(f"{path}: no JSON line")
+    raise ValueError(f"{path}: no JSON line (expected the output of txguard bench score / bench e2e)")
 
 
 def render(result: dict[str, Any]) -> str:
@@ -236,9 +239,18 @@ def render(result: dict[str, Any]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--score", type=Path, required=True, help="file whose last JSON line is `txguard bench score`'s")
-    parser.add_argument("--enrich", type=Path, required=True,
+    parser.add_argument("--score", type=Path, default=None,
+                        help="file whose last JSON line is `txguard bench score`'s")
+    parser.add_argument("--enrich", type=Path, default=None,
                         help="file whose last JSON line is enrich_latency's or `txguard bench e2e`'s")
+    parser.add_argument("--run-benches", action="store_true",
+                        help="run `txguard bench score` and `txguard bench e2e` first for the missing inputs")
+    parser.add_argument("--bench-duration", type=float, default=20.0,
+                        help="seconds of load per benchmark with --run-benches (default 20)")
+    parser.add_argument("--bench-rate", type=float, default=20.0,
+                        help="publish rate of the e2e benchmark with --run-benches, tx/s (default 20)")
+    parser.add_argument("--workdir", type=Path, default=Path(".txguard/capacity"),
+                        help="where --run-benches keeps the benchmark outputs (default .txguard/capacity)")
     parser.add_argument("--enrich-cpu-ms", type=float, default=None, help="enrichment CPU per message (ms)")
     parser.add_argument("--rates", type=float, nargs="+", default=[1000.0, 10000.0], help="tx/s (default 1000 10000)")
     parser.add_argument("--bench-vcpu", type=float, default=2.0, help="CPUs of the bench machine (default 2)")
@@ -257,14 +269,30 @@ def _spec(args: argparse.Namespace, name: str) -> FunctionProfile:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.capacity", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m txguard.capacity.plan", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 
 
 def run(args: argparse.Namespace) -> int:
-    scoring = ScoringBench.from_json(_read_last_json(args.score), args.bench_vcpu)
-    enrich = EnrichBench.from_json(_read_last_json(args.enrich), args.enrich_cpu_ms)
+    import sys
+
+    from txguard.capacity import inputs
+
+    if args.score is None or args.enrich is None:
+        if not args.run_benches:
+            print(f"error: {inputs.MISSING}", file=sys.stderr)
+            return 2
+        score, enrich_out = inputs.run_benches(args.workdir, args.bench_duration, args.bench_rate,
+                                               log=lambda m: print(m, file=sys.stderr, flush=True))
+        args.score, args.enrich = args.score or score, args.enrich or enrich_out
+    try:
+        scoring = ScoringBench.from_json(_read_last_json(args.score), args.bench_vcpu)
+        enrich = EnrichBench.from_json(_read_last_json(args.enrich), args.enrich_cpu_ms)
+    except (ValueError, KeyError) as exc:
+        print(f"error: {exc if isinstance(exc, ValueError) else f'missing field {exc} in the benchmark line'}",
+              file=sys.stderr)
+        return 2
     result = plan(args.rates, scoring, enrich, _spec(args, "scoring"), _spec(args, "enrich"))
     print(render(result))
     print(json.dumps(result, default=float), flush=True)

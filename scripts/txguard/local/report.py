@@ -51,6 +51,9 @@ def summary_table(summary: dict[str, Any]) -> Any:
         ("end-to-end latency", f"p50 {summary['e2e_p50_ms']} ms, p95 {summary['e2e_p95_ms']} ms, "
                                f"p99 {summary['e2e_p99_ms']} ms, max {summary['e2e_max_ms']} ms"),
         ("publish rate", f"{summary.get('publish_rate_tps')} tx/s over {summary.get('publish_seconds')} s"),
+        ("model", f"{summary.get('model_version')}" + (
+            f" (demo model: {summary['demo_model']}; `txguard train`'s default model is larger and more precise)"
+            if summary.get("demo_model") else "")),
         ("errors", f"duplicates {summary['duplicates']}, unexpected invalid {summary['unexpected_invalid']}, "
                    f"unmatched {summary['unmatched'] or 0}"),
     ]

@@ -32,8 +32,7 @@ def warm_up(stack: LocalStack) -> None:
 
 def run_stream(stack: LocalStack) -> dict[str, Any]:
     """Publish the bounded stream, drain the outputs, return the summary (last-line figures)."""
-    from rich.live import Live
-
+    from txguard.cli.console import live as live_status
     from txguard.publisher import Pacer, PubSubTransport, make_stream, publish_all
 
     o = stack.options
@@ -62,7 +61,7 @@ def run_stream(stack: LocalStack) -> dict[str, Any]:
     stack.step(f"publishing {len(messages)} transactions ({o.scenario}, {pace})")
     last_progress, last_outcomes = time.monotonic(), -1
     try:
-        with Live(console=stack.console, refresh_per_second=4, transient=True) as live:
+        with live_status(stack.console) as live:  # plain lines when piped
             thread.start()
             while True:
                 publishing = thread.is_alive()
@@ -89,6 +88,7 @@ def run_stream(stack: LocalStack) -> dict[str, Any]:
         publish_seconds=round(stats.send_seconds, 2),
         drain_seconds=round(time.monotonic() - started - stats.elapsed_s, 2),
         count=o.count, rate=stack.rate, scenario=o.scenario, seed=o.seed, model_version=stack.model.get("version"),
+        demo_model=stack.model.get("demo_model"),  # None when the registry already had a production model
     )
     if stack.pusher is not None:
         summary["push"] = {"attempts": stack.pusher.stats.attempts, "failures": stack.pusher.stats.failures,

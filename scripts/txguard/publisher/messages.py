@@ -31,6 +31,8 @@ class Outgoing:
     scenario: str | None = None
     corruption: str | None = None  # set when the message was made invalid on purpose
     expected_valid: bool = True
+    line: int | None = None  # where a replayed row came from (1-based line of its file)
+    problem: str | None = None  # why the contract rejects it (replayed rows only)
 
 
 def from_labelled(item: LabelledTransaction) -> Outgoing:
@@ -105,15 +107,28 @@ def corrupt(message: Outgoing, rng: random.Random, kind: str | None = None) -> O
     )
 
 
-def is_valid_payload(data: bytes) -> bool:
-    """Would the contract accept these bytes (used to label replayed rows)?"""
+def payload_problem(data: bytes) -> str | None:
+    """Why the contract would reject these bytes (naming the field), or None if it accepts them.
+
+    The publisher checks replayed rows with the enrichment function's own validation, so a user
+    learns about a bad row before publishing it, not from the `invalid` topic afterwards.
+    """
     from pydantic import ValidationError
 
     from txguard.contract.models import TRANSACTION_ADAPTER
 
     try:
         TRANSACTION_ADAPTER.validate_json(data)
-    except ValidationError:
-        return False
-    return True
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(row)"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return f"field '{where}': {first['msg']}{more}"
+    return None
+
+
+def is_valid_payload(data: bytes) -> bool:
+    """Would the contract accept these bytes?"""
+    return payload_problem(data) is None
 

@@ -97,7 +97,8 @@ def publish_all(
         if on_sent is not None:
             on_sent(message, published_at)
         stats.attempted += 1
-        stats.invalid_injected += 0 if message.expected_valid else 1
+        # Made invalid on purpose (corrupt); a replayed file's own bad rows are not "injected".
+        stats.invalid_injected += 0 if message.expected_valid or message.problem is not None else 1
         try:
             future = transport.publish(message.data, attributes, message.ordering_key)
         except Exception as exc:  # noqa: BLE001 - a refused publish is a counted failure, not a crash

@@ -8,8 +8,10 @@ Scenarios over `shared.simulator` (labels kept for the summary's precision/recal
 - `drift`: the `fraud` mix with the simulator's drift (bigger amounts, more web, more travel).
 
 Replayed rows may carry the simulator's `is_fraud` / `scenario` columns: they are removed
-from the payload and kept as labels. A row the contract would reject is still published as is
-(the pipeline must reject it), labelled `expected_valid=False`.
+from the payload and kept as labels. Every row is checked against the contract here, with its
+line number and the reason (`Outgoing.line`, `Outgoing.problem`), so the caller decides what to
+do with rows the pipeline would reject: refuse the file, skip them, or publish them on purpose
+(`expected_valid=False`). A replay never alters a row beyond the optional timestamp shift.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
 
-from txguard.publisher.messages import Outgoing, corrupt, from_labelled, is_valid_payload, shift_to_end_at
+from txguard.publisher.messages import Outgoing, corrupt, from_labelled, payload_problem, shift_to_end_at
 from txguard.simulator.core import LabelledTransaction, quick_stream
 
 SCENARIOS: tuple[str, ...] = ("normal", "fraud", "burst", "drift")
@@ -71,23 +73,24 @@ def _burst(count: int, seed: int, drift: float, id_prefix: str | None) -> list[L
     return picked
 
 
-def _rows(path: Path) -> Iterator[dict[str, object] | bytes]:
-    """Dicts from a JSONL or CSV file; a JSONL line that is not a JSON object comes back as bytes."""
+def _rows(path: Path) -> Iterator[tuple[int, dict[str, object] | bytes]]:
+    """(line, row) from a JSONL or CSV file; a JSONL line that is not a JSON object comes back as bytes."""
     if path.suffix.lower() == ".csv":
         with path.open(newline="", encoding="utf-8") as fh:
-            for row in csv.DictReader(fh):
-                yield _from_csv(row)
+            reader = csv.DictReader(fh)
+            for row in reader:
+                yield reader.line_num, _from_csv(row)
         return
     with path.open("rb") as fh:
-        for line in fh:
+        for number, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
                 doc = json.loads(line)
             except ValueError:
-                yield line.rstrip(b"\r\n")
+                yield number, line.rstrip(b"\r\n")
                 continue
-            yield doc if isinstance(doc, dict) else line.rstrip(b"\r\n")
+            yield number, doc if isinstance(doc, dict) else line.rstrip(b"\r\n")
 
 
 def _from_csv(row: dict[str, str]) -> dict[str, object]:
@@ -111,24 +114,30 @@ def _timestamp(doc: dict[str, object]) -> datetime | None:
 
 
 def read_file(path: str | Path, count: int | None = None, shift_to_now: bool = False) -> list[Outgoing]:
-    """Messages replayed from a JSONL or CSV file (labels split off, optionally shifted to now)."""
-    docs = list(islice(_rows(Path(path)), count))
+    """Messages replayed from a JSONL or CSV file: every row (or the first `count`), each checked.
+
+    Labels are split off, timestamps optionally shifted so the last one is now; a row the contract
+    rejects comes back with `expected_valid=False`, its line and the reason.
+    """
+    rows = list(islice(_rows(Path(path)), count))
     offset = timedelta(0)
     if shift_to_now:
-        stamps = [ts for d in docs if isinstance(d, dict) and (ts := _timestamp(d)) is not None]
+        stamps = [ts for _, d in rows if isinstance(d, dict) and (ts := _timestamp(d)) is not None]
         if stamps:
             offset = datetime.now(UTC) - max(stamps)
     out: list[Outgoing] = []
-    for doc in docs:
+    for line, doc in rows:
         if isinstance(doc, bytes):
-            out.append(Outgoing(doc, "", 0.0, corruption="file", expected_valid=False))
+            out.append(Outgoing(doc, "", 0.0, corruption="file", expected_valid=False, line=line,
+                                problem="not a JSON object"))
             continue
         labels = {k: doc.pop(k) for k in LABEL_COLUMNS if k in doc}
         ts = _timestamp(doc)
         if ts is not None and offset:
             doc["timestamp"] = (ts + offset).isoformat()
         data = json.dumps(doc, separators=(",", ":"), default=str).encode()
-        valid = is_valid_payload(data)
+        problem = payload_problem(data)
+        valid = problem is None
         out.append(
             Outgoing(
                 data=data,
@@ -139,6 +148,8 @@ def read_file(path: str | Path, count: int | None = None, shift_to_now: bool = F
                 scenario=str(labels["scenario"]) if "scenario" in labels and valid else None,
                 corruption=None if valid else "file",
                 expected_valid=valid,
+                line=line,
+                problem=problem,
             )
         )
     return out
@@ -149,7 +160,7 @@ def labelled_messages(items: list[LabelledTransaction]) -> list[Outgoing]:
 
 
 def make_stream(
-    count: int,
+    count: int | None,
     scenario: str = "fraud",
     seed: int = 0,
     drift: float | None = None,
@@ -158,12 +169,18 @@ def make_stream(
     shift_to_now: bool = True,
     id_prefix: str | None = None,
 ) -> list[Outgoing]:
-    """The messages of one publishing run: a scenario (or a file) with a fraction made invalid."""
+    """The messages of one publishing run: a scenario (or a file) with a fraction made invalid.
+
+    `count` None means the whole file (a simulated stream needs a count). Injecting invalid
+    messages is opt-in (`invalid_fraction` > 0), for a file as for a scenario.
+    """
     if not 0.0 <= invalid_fraction < 1.0:
         raise ValueError("invalid_fraction must be in [0, 1)")
     if file is not None:
         messages = read_file(file, count=count, shift_to_now=shift_to_now)
     else:
+        if count is None:
+            raise ValueError("a simulated stream needs a count")
         items = simulated(count, scenario, seed=seed, drift=drift, id_prefix=id_prefix)
         messages = labelled_messages(items)
     if invalid_fraction > 0:

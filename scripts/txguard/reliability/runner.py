@@ -43,15 +43,15 @@ class Progress:
         self._label = ""
 
     def __enter__(self) -> Progress:
-        from rich.live import Live
+        from txguard.cli.console import live  # a rich Live on a terminal, plain lines when piped
 
-        self.live = Live(console=self.console, refresh_per_second=4, transient=True)
-        self.live.__enter__()
+        self._display = live(self.console)
+        self.live = self._display.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.live is not None:
-            self.live.__exit__(*exc)
+            self._display.__exit__(*exc)
             self.live = None
 
     def phase(self, ledger: Ledger, label: str) -> None:

@@ -162,6 +162,24 @@ class Registry:
             )
         return LoadedModel(metadata=meta, artifact=artifact)
 
+    def check(self, writable: bool = False) -> None:
+        """Refuse a location that is not a registry, before any long work uses it.
+
+        Listing it proves the credentials, the bucket and the permission to list; then a reader
+        needs a registry there (a typo'd path is not an empty registry), while a writer may start
+        one in an empty place but never inside something else.
+        """
+        keys = self.store.list("")
+        if any(k.startswith(("versions/", "aliases/")) for k in keys):
+            return
+        if keys:
+            raise RegistryError(
+                f"{self.location} is not a model registry: it holds files but no versions/ or aliases/")
+        if not writable:
+            raise RegistryError(
+                f"no model registry at {self.location}: nothing is there (a typo? "
+                f"`txguard train --registry {self.location}` creates one)")
+
     # Writing -----------------------------------------------------------------------------------
     def publish(self, artifact: bytes, metadata: ModelMetadata) -> ModelMetadata:
         """Store a new immutable version; the registry assigns `vN` and the artifact's SHA-256."""

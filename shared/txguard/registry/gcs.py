@@ -22,7 +22,7 @@ import urllib.request
 from typing import Any
 
 from txguard.contract.errors import RegistryError
-from txguard.registry.store import Generation, split_gs
+from txguard.registry.store import Generation, gcs_errors, split_gs
 
 GCS_API = "https://storage.googleapis.com"
 METADATA_TOKEN_URL = "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token"
@@ -82,7 +82,8 @@ class GcsReader:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _get(self, url: str) -> tuple[bytes, dict[str, str]] | None:
-        headers = {"Authorization": f"Bearer {self.tokens.token()}"} if self.tokens else {}
+        with gcs_errors(self.location):  # no credentials off Cloud Run: one line, not a traceback
+            headers = {"Authorization": f"Bearer {self.tokens.token()}"} if self.tokens else {}
         try:
             with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=_TIMEOUT_S) as resp:
                 return resp.read(), {k.lower(): v for k, v in resp.headers.items()}

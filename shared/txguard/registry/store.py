@@ -100,6 +100,8 @@ class LocalBlobStore:
             os.replace(self._tmp(path, data), path)
 
     def list(self, prefix: str) -> list[str]:
+        if self.root.exists() and not self.root.is_dir():
+            raise RegistryError(f"{self.location} is a file, not a model registry folder")
         base = self._path(prefix.rstrip("/")) if prefix else self.root
         if not base.exists():
             return []
@@ -139,7 +141,8 @@ class GcsBlobStore:
                 project = os.environ.get("GOOGLE_CLOUD_PROJECT", "txguard-local")
                 client = storage.Client(project=project, credentials=AnonymousCredentials())
             else:
-                client = storage.Client()
+                with gcs_errors(location):
+                    client = storage.Client()
         self.client = client
         self.bucket = client.bucket(bucket_name)
 
@@ -147,6 +150,10 @@ class GcsBlobStore:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def read(self, key: str) -> tuple[bytes, Generation] | None:
+        with gcs_errors(self.location):
+            return self._read(key)
+
+    def _read(self, key: str) -> tuple[bytes, Generation] | None:
         from google.api_core import exceptions as gexc
 
         blob = self.bucket.get_blob(self._name(key))
@@ -176,12 +183,51 @@ class GcsBlobStore:
             ) from exc
 
     def create(self, key: str, data: bytes) -> None:
-        self._upload(key, data, 0, BlobExistsError)
+        with gcs_errors(self.location):
+            self._upload(key, data, 0, BlobExistsError)
 
     def replace(self, key: str, data: bytes, generation: Generation | None) -> None:
-        self._upload(key, data, 0 if generation is None else int(generation), ConcurrentUpdateError)
+        with gcs_errors(self.location):
+            self._upload(key, data, 0 if generation is None else int(generation), ConcurrentUpdateError)
 
     def list(self, prefix: str) -> list[str]:
         full = self._name(prefix)
         strip = len(self.prefix) + 1 if self.prefix else 0
-        return sorted(b.name[strip:] for b in self.client.list_blobs(self.bucket, prefix=full))
+        with gcs_errors(self.location):
+            return sorted(b.name[strip:] for b in self.client.list_blobs(self.bucket, prefix=full))
+
+
+NO_CREDENTIALS_HINT = (
+    "run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS; "
+    "STORAGE_EMULATOR_HOST for the emulator)"
+)
+
+
+@contextlib.contextmanager
+def gcs_errors(location: str) -> Iterator[None]:
+    """Cloud Storage and credential failures as one-line RegistryErrors naming the registry.
+
+    A missing login, bucket or permission is the user's to fix, and a traceback through
+    google-auth and google-api-core does not say which.
+    """
+    try:
+        yield
+    except RegistryError:
+        raise
+    except Exception as exc:
+        module = type(exc).__module__
+        if module.startswith("google.auth"):
+            raise RegistryError(f"no Google Cloud credentials for {location}: {NO_CREDENTIALS_HINT}") from exc
+        code = getattr(exc, "code", None)
+        if module.startswith("google.api_core") and code == 404:
+            raise RegistryError(f"bucket of {location} does not exist (or the object is gone): {_message(exc)}") from exc
+        if module.startswith("google.api_core") and code in (401, 403):
+            raise RegistryError(f"no permission on {location}: {_message(exc)}") from exc
+        if module.startswith(("google.api_core", "requests", "urllib3")) or isinstance(exc, OSError):
+            raise RegistryError(f"cannot reach {location}: {_message(exc)}") from exc
+        raise
+
+
+def _message(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(exc)
+    return " ".join(str(text).split())[:300]

@@ -134,6 +134,25 @@ def test_command_prints_a_table_then_json(tmp_path: Path, capsys: pytest.Capture
     assert re.match(r"10,000 \| \d+ \(cpu\)", lines[2])
 
 
+def test_missing_inputs_name_the_commands_that_produce_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from txguard.capacity import inputs
+
+    assert cap.main([]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {inputs.MISSING}"]
+    assert "txguard bench score" in err[0] and "txguard bench e2e" in err[0] and "--run-benches" in err[0]
+    assert cap.main(["--score", str(tmp_path / "none.out"), "--enrich", str(tmp_path / "none.out")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'none.out'}: no such file"
+    # The benchmarks --run-benches runs are real commands of this CLI that parse.
+    from txguard.cli.main import build_parser
+
+    for argv in inputs.bench_commands(5, 10).values():
+        assert argv[1:3] == ["-m", "txguard.cli.main"]
+        build_parser().parse_args(argv[3:])
+
+
 def test_proc_cpu_reads_utime_and_stime(tmp_path: Path) -> None:
     # comm may hold spaces and parentheses; fields 14/15 count from after the last ')'.
     line = "42 (gunicorn: worker (x)) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0"

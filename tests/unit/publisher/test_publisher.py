@@ -105,6 +105,56 @@ def test_replay_jsonl_splits_labels_and_keeps_bad_rows(tmp_path: Path) -> None:
     assert all(o.expected_valid and b"is_fraud" not in o.data for o in out[:5])
     assert [o.is_fraud for o in out[:5]] == [t.is_fraud for t in items]
     assert [o.expected_valid for o in out[5:]] == [False, False]
+    assert [(o.line, o.problem) for o in out[5:]] == [
+        (6, "not a JSON object"), (7, "field 'wallet_id': Field required (and 7 more)")]
+    assert all(o.problem is None and o.line == i for i, o in enumerate(out[:5], 1))
+    assert all(o.data == json.dumps(json.loads(o.data), separators=(",", ":")).encode() for o in out[:5])
+
+
+def test_replay_reads_the_whole_file_and_injects_nothing_unless_asked(tmp_path: Path) -> None:
+    from txguard.publisher import make_stream
+
+    items = simulated(1500, "fraud", seed=4)
+    path = tmp_path / "big.jsonl"
+    path.write_text("".join(t.to_json() + "\n" for t in items))
+    whole = make_stream(None, file=path, shift_to_now=False)
+    assert len(whole) == 1500 and all(m.expected_valid for m in whole)
+    assert [json.loads(m.data)["transaction_id"] for m in whole] == [t.tx.transaction_id for t in items]
+    assert len(make_stream(10, file=path)) == 10
+    corrupted = make_stream(None, file=path, invalid_fraction=0.5, seed=1)
+    assert 500 < sum(not m.expected_valid for m in corrupted) < 1000
+
+
+def test_replay_csv_names_the_missing_column_per_line(tmp_path: Path) -> None:
+    items = simulated(3, "fraud", seed=6)
+    rows = [{k: v for k, v in t.to_row().items() if k != "currency"} for t in items]
+    path = tmp_path / "nocurrency.csv"
+    with path.open("w") as fh:
+        fh.write(",".join(rows[0]) + "\n")
+        for r in rows:
+            fh.write(",".join("" if v is None else str(v) for v in r.values()) + "\n")
+    out = read_file(path)
+    assert [(o.line, o.problem) for o in out] == [(n, "field 'currency': Field required") for n in (2, 3, 4)]
+
+
+def test_publish_refuses_a_file_with_rejected_rows_before_connecting(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from txguard.cli.main import main as cli
+
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:9")  # nothing listens: a publish would fail
+    items = simulated(4, "fraud", seed=7)
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(items[0].to_json() + "\n" + json.dumps({"transaction_id": "x"}) + "\n"
+                    + "".join(t.to_json() + "\n" for t in items[1:]))
+    assert cli(["publish", "--file", str(path)]) == 2
+    out = capsys.readouterr()
+    assert f"{path}: line 2: field 'wallet_id': Field required" in out.err
+    assert "nothing published" in out.err
+    assert json.loads(out.out.strip().splitlines()[-1]) == {
+        "file": str(path), "rows": 5, "rejected": 1, "rejected_lines": [2], "published": 0}
+    assert cli(["publish", "--skip-invalid"]) == 2  # applies to --file only
+    assert "--file only" in capsys.readouterr().err
 
 
 def test_replay_csv_and_shift_to_now(tmp_path: Path) -> None:
@@ -186,3 +236,17 @@ def test_decision_line_shows_outcome_score_and_latency() -> None:
     assert "REVIEW" in line and "0.500" in line and "wallet=w9" in line and "e2e=250ms" in line
     assert "new_device" in line
     assert "?" in format_decision(b"not json", {}, now_ms=0)
+
+
+def test_decision_latency_is_measured_when_the_decision_was_published_not_pulled() -> None:
+    from datetime import datetime
+
+    from txguard.cli.commands.decisions import _epoch_ms, format_decision
+
+    body = json.dumps({"transaction_id": "t1", "wallet_id": "w9", "score": 0.9, "outcome": "block",
+                       "model_version": "v2"}).encode()
+    # Published at t=1000 ms, decided at 1120 ms, pulled a minute later: e2e stays 120 ms.
+    line = format_decision(body, {names.ATTR_PUBLISHED_AT: "1000"}, decided_at_ms=1120, now_ms=61_120)
+    assert "e2e=120ms" in line and "waited=60000ms" in line
+    assert _epoch_ms(datetime.fromtimestamp(1.5, UTC)) == 1500
+    assert _epoch_ms(None) is None

@@ -80,3 +80,23 @@ def test_cli_writes_jsonl(tmp_path: Path, capsys) -> None:  # noqa: ANN001
     lines = out.read_text().splitlines()
     assert summary["transactions"] == len(lines) > 0
     assert lines == rows(days=3, wallets=100, seed=2)
+
+
+def test_cli_writes_csv_for_a_csv_name_that_replays_and_trains_alike(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    import csv
+
+    from txguard.cli.main import main
+    from txguard.publisher import read_file
+
+    out = tmp_path / "sim.csv"
+    assert main(["simulate", "--days", "3", "--wallets", "100", "--seed", "2", "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["format"] == "csv"
+    with out.open(newline="") as fh:
+        table = list(csv.DictReader(fh))
+    jsonl = [json.loads(line) for line in rows(days=3, wallets=100, seed=2)]
+    assert len(table) == len(jsonl) == summary["transactions"]
+    assert [r["transaction_id"] for r in table] == [r["transaction_id"] for r in jsonl]
+    replayed = read_file(out)
+    assert all(m.expected_valid for m in replayed)
+    assert [m.is_fraud for m in replayed] == [r["is_fraud"] for r in jsonl]

@@ -41,13 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rich.console import Console
     from rich.table import Table
 
     from txguard.bench import e2e as bench
+    from txguard.cli.console import make_console
     from txguard.local.stack import LocalStack, StackOptions
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     options = StackOptions(embedded=args.embedded, registry=args.registry, enrich_threads=args.enrich_threads,
                            scoring_threads=args.scoring_threads, workdir=Path(args.workdir) if args.workdir else None)
 
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         table.add_column(title, justify="right")
     for row in rows:
         table.add_row(*(str(row[key]) for key in columns))
-    Console().print(table)
+    make_console().print(table)
     first = stages[0].summary
     best = bench.max_sustained(stages)
     result = {

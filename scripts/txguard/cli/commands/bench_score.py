@@ -38,11 +38,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from txguard.bench.runner import BenchOptions, run_all
+    from txguard.cli.console import make_console
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     opts = BenchOptions(
         duration=args.duration, connections=args.connections, skip_mlserver=args.skip_mlserver,
         skip_coldstart=args.skip_coldstart, sweep=args.sweep, workers=args.workers, threads=args.threads,
@@ -51,6 +50,6 @@ def run(args: argparse.Namespace) -> int:
     report = run_all(opts, log=lambda m: console.print(f"[dim]{m}[/dim]"))
     from txguard.bench.runner import render_table
 
-    Console().print(render_table(report))
+    make_console().print(render_table(report))
     print(json.dumps(report["summary"], separators=(",", ":")))
     return 0

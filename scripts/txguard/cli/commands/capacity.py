@@ -12,7 +12,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "capacity",
         help="instances, cost per transaction and binding limits at 1k/10k tx/s from benchmark JSON lines",
         description="From the last JSON line of `txguard bench score` and of the enrichment latency summary "
-        "(or `txguard bench e2e`), compute per function the instances Cloud Run needs at each rate, resource "
+        "(or `txguard bench e2e`), or from both benchmarks run first with --run-benches, compute per function the instances Cloud Run needs at each rate, resource "
         "use and list-price cost per transaction, and the Firestore / Pub/Sub limits that bind. "
         "See docs/capacity.md.",
     )

@@ -29,13 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_redrive(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
+    from txguard.cli.console import make_console
     from txguard.contract import names
     from txguard.contract.settings import CommonSettings
     from txguard.ops.redrive import redrive
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     project = args.project or CommonSettings().google_cloud_project
     subscription = args.subscription or names.DEAD_LETTER_SUBSCRIPTION
     topic = args.topic or names.TRANSACTIONS_TOPIC

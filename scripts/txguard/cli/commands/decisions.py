@@ -1,7 +1,9 @@
 """`txguard decisions`: print decisions from the `decisions-tail` pull subscription, one per line.
 
 With `--follow` it streams until Ctrl-C (or `--timeout`); without, it drains what is waiting and
-exits. The end-to-end latency shown is now minus the publisher's `published_at` attribute.
+exits. The end-to-end latency shown (`e2e=`) is the time the decision was published on
+`decisions` (its Pub/Sub publish time) minus the publisher's `published_at` attribute, so it does
+not grow while a decision waits to be pulled; that wait is shown apart (`waited=`).
 """
 
 from __future__ import annotations
@@ -29,8 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def format_decision(data: bytes, attributes: dict[str, str], now_ms: int | None = None) -> str:
-    """One human line for a decision message (tolerant: a malformed body is shown raw)."""
+def format_decision(data: bytes, attributes: dict[str, str], decided_at_ms: int | None = None,
+                    now_ms: int | None = None) -> str:
+    """One human line for a decision message (tolerant: a malformed body is shown raw).
+
+    `decided_at_ms` is the decision message's publish time; without it (an old caller), the
+    latency falls back to the time of printing.
+    """
     from txguard.contract import names
 
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
@@ -44,7 +51,9 @@ def format_decision(data: bytes, attributes: dict[str, str], now_ms: int | None 
     latency = ""
     published_at = attributes.get(names.ATTR_PUBLISHED_AT)
     if published_at and published_at.isdigit():
-        latency = f"  e2e={now_ms - int(published_at)}ms"
+        latency = f"  e2e={(decided_at_ms if decided_at_ms is not None else now_ms) - int(published_at)}ms"
+    if decided_at_ms is not None:
+        latency += f"  waited={max(0, now_ms - decided_at_ms)}ms"
     reasons = ",".join(doc.get("reasons") or []) or "-"
     return (
         f"{stamp}  {outcome:<6}  {score:5.3f}  {doc.get('transaction_id', '?')}  wallet={doc.get('wallet_id', '?')}"
@@ -63,8 +72,11 @@ def run(args: argparse.Namespace) -> int:
     path = subscriber.subscription_path(project, args.subscription or names.DECISIONS_SUBSCRIPTION)
     seen = 0
 
-    def show(data: bytes, attributes: dict[str, str]) -> None:
-        print(data.decode("utf-8", "replace") if args.json else format_decision(data, attributes), flush=True)
+    def show(data: bytes, attributes: dict[str, str], publish_time: object) -> None:
+        if args.json:
+            print(data.decode("utf-8", "replace"), flush=True)
+            return
+        print(format_decision(data, attributes, decided_at_ms=_epoch_ms(publish_time)), flush=True)
 
     try:
         # Synchronous pull, acked before the next one: an interrupted streaming pull would leave
@@ -83,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                     break
                 continue
             for rm in resp.received_messages:
-                show(rm.message.data, dict(rm.message.attributes))
+                show(rm.message.data, dict(rm.message.attributes), rm.message.publish_time)
             seen += len(resp.received_messages)
             subscriber.acknowledge(
                 request={"subscription": path, "ack_ids": [rm.ack_id for rm in resp.received_messages]}
@@ -97,3 +109,15 @@ def run(args: argparse.Namespace) -> int:
         subscriber.close()
     print(json.dumps({"subscription": path, "decisions": seen}), file=sys.stderr)
     return 0
+
+
+def _epoch_ms(publish_time: object) -> int | None:
+    """A Pub/Sub message's publish time (a datetime from the client library) in epoch ms."""
+    timestamp = getattr(publish_time, "timestamp", None)
+    if timestamp is None:
+        return None
+    try:
+        value = timestamp()
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return int(value * 1000) if value > 0 else None

@@ -63,13 +63,12 @@ def _sigterm(_signum: int, _frame: object) -> None:
 def run_up(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rich.console import Console
-
+    from txguard.cli.console import make_console
     from txguard.local import report, stream
     from txguard.local.stack import LocalStack, StackOptions
 
-    console = Console(stderr=True)
-    out = Console()
+    console = make_console(stderr=True)
+    out = make_console()
     options = StackOptions(
         count=args.count, rate=args.rate, speed=args.speed, scenario=args.scenario, seed=args.seed,
         drift=args.drift, invalid_fraction=args.invalid_fraction, embedded=args.embedded, keep=args.keep,

@@ -17,16 +17,24 @@ import time
 SCENARIOS = ("normal", "fraud", "burst", "drift")
 
 
-def add_stream_options(parser: argparse.ArgumentParser, count: int, rate: float | None,
-                       rate_help: str | None = None) -> None:
+SIMULATED_COUNT = 1000
+SIMULATED_INVALID_FRACTION = 0.01
+SHOWN_BAD_ROWS = 10
+
+
+def add_stream_options(parser: argparse.ArgumentParser, count: int | None, rate: float | None,
+                       rate_help: str | None = None, count_help: str | None = None,
+                       invalid_default: float | None = SIMULATED_INVALID_FRACTION,
+                       invalid_help: str | None = None) -> None:
     """Options shared by `publish` and `local up`: what to publish and how fast."""
-    parser.add_argument("--count", type=int, default=count, help=f"transactions to publish (default {count})")
+    parser.add_argument("--count", type=int, default=count,
+                        help=count_help or f"transactions to publish (default {count})")
     parser.add_argument("--scenario", choices=SCENARIOS, default="burst",
                         help="normal | fraud (~1%% fraud) | burst (~8%% fraud in incidents) | drift (default burst)")
     parser.add_argument("--seed", type=int, default=7, help="simulation seed (default 7)")
     parser.add_argument("--drift", type=float, default=None, help="simulator drift (default: 0.6 for drift, else 0)")
-    parser.add_argument("--invalid-fraction", type=float, default=0.01,
-                        help="fraction of messages made invalid on purpose (default 0.01)")
+    parser.add_argument("--invalid-fraction", type=float, default=invalid_default,
+                        help=invalid_help or f"fraction of messages made invalid on purpose (default {invalid_default:g})")
     pace = parser.add_mutually_exclusive_group()
     pace.add_argument("--rate", type=float, default=rate, help=rate_help or f"messages per second (default {rate:g})")
     pace.add_argument("--speed", type=float, default=None,
@@ -38,10 +46,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "publish",
         help="publish simulated or replayed transactions to Pub/Sub",
         description="Publish a simulated scenario or a JSONL/CSV file to the transactions topic "
-        "(emulator if PUBSUB_EMULATOR_HOST is set, else the real project with ADC).",
+        "(emulator if PUBSUB_EMULATOR_HOST is set, else the real project with ADC). A file is published "
+        "whole and as it is: every row is checked against the contract first, and a file with rows the "
+        "pipeline would reject is refused (line numbers and reasons on stderr) unless --skip-invalid or "
+        "--publish-invalid says otherwise. The last line is one JSON object.",
     )
-    add_stream_options(parser, count=1000, rate=100.0)
+    add_stream_options(
+        parser, count=None, rate=100.0,
+        count_help=f"transactions to publish (default: {SIMULATED_COUNT} simulated, or every row of --file)",
+        invalid_default=None,
+        invalid_help=f"fraction of messages made invalid on purpose (default: {SIMULATED_INVALID_FRACTION:g} "
+        "simulated, 0 with --file)")
     parser.add_argument("--file", default=None, help="replay this JSONL or CSV file instead of simulating")
+    bad_rows = parser.add_mutually_exclusive_group()
+    bad_rows.add_argument("--skip-invalid", action="store_true",
+                          help="with --file: leave out the rows the contract rejects and publish the rest")
+    bad_rows.add_argument("--publish-invalid", action="store_true",
+                          help="with --file: publish rejected rows too, as they are (they end on the invalid "
+                          "topic with their reason)")
     parser.add_argument("--no-shift", action="store_true",
                         help="keep the file's timestamps (default: shift them so the last one is now)")
     parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
@@ -58,26 +80,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
+    from txguard.cli.console import make_console
     from txguard.contract import names
     from txguard.contract.settings import CommonSettings
     from txguard.publisher import Pacer, PubSubTransport, make_stream, publish_all
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     project = args.project or CommonSettings().google_cloud_project
     topic = args.topic or names.TRANSACTIONS_TOPIC
-    count = args.count
+    count = args.count if args.count is not None or args.file else SIMULATED_COUNT
     if args.duration is not None and args.rate and args.file is None:
         count = max(count, int(args.duration * args.rate))
+    invalid_fraction = args.invalid_fraction
+    if invalid_fraction is None:
+        invalid_fraction = 0.0 if args.file else SIMULATED_INVALID_FRACTION
+    if args.file is None and (args.skip_invalid or args.publish_invalid):
+        print("error: --skip-invalid and --publish-invalid apply to --file only", file=sys.stderr)
+        return 2
     try:
         messages = make_stream(
-            count, args.scenario, seed=args.seed, drift=args.drift, invalid_fraction=args.invalid_fraction,
+            count, args.scenario, seed=args.seed, drift=args.drift, invalid_fraction=invalid_fraction,
             file=args.file, shift_to_now=not args.no_shift, id_prefix=f"s{args.seed}-{_run_token()}",
         )
         pacer = Pacer(rate=None if args.speed else args.rate, speed=args.speed)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    rejected = [m for m in messages if m.problem is not None]
+    if rejected and not args.publish_invalid:
+        for m in rejected[:SHOWN_BAD_ROWS]:
+            print(f"{args.file}: line {m.line}: {m.problem}", file=sys.stderr)
+        if len(rejected) > SHOWN_BAD_ROWS:
+            print(f"... and {len(rejected) - SHOWN_BAD_ROWS} more", file=sys.stderr)
+        if not args.skip_invalid:
+            print(f"error: {len(rejected)} of {len(messages)} rows of {args.file} would be rejected by the "
+                  "pipeline; nothing published (fix them, or pass --skip-invalid or --publish-invalid)",
+                  file=sys.stderr)
+            print(json.dumps({"file": args.file, "rows": len(messages), "rejected": len(rejected),
+                              "rejected_lines": [m.line for m in rejected], "published": 0}))
+            return 2
+        messages = [m for m in messages if m.problem is None]
+    if not messages:
+        print(f"error: nothing to publish from {args.file or args.scenario}", file=sys.stderr)
         return 2
     target = os.environ.get("PUBSUB_EMULATOR_HOST") or "Google Cloud (ADC)"
     console.print(f"publishing {len(messages)} messages to projects/{project}/topics/{topic} on {target}")
@@ -101,6 +145,9 @@ def run(args: argparse.Namespace) -> int:
         transport.close()
     summary = {"project": project, "topic": topic, "scenario": None if args.file else args.scenario,
                "file": args.file, **stats.as_dict()}
+    if args.file:
+        summary |= {"rows_skipped": len(rejected) if args.skip_invalid else 0,
+                    "rows_rejected_published": len(rejected) if args.publish_invalid else 0}
     print(json.dumps(summary))
     return 0 if stats.failed == 0 else 1
 

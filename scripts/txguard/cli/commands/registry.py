@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 
 def default_registry() -> str:
@@ -43,14 +44,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _open(args: argparse.Namespace):  # noqa: ANN202
+    """The registry named on the command line, refused (one line, exit 1) unless it is one."""
     from txguard.registry import open_registry
 
-    return open_registry(getattr(args, "registry", None) or default_registry())
+    registry = open_registry(getattr(args, "registry", None) or default_registry())
+    registry.check()  # RegistryError -> `error: ...` in txguard.cli.main
+    return registry
 
 
 def _list(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
+
+    from txguard.cli.console import make_console
 
     info = _open(args).describe()
     table = Table(title=f"Model registry {info['location']}")
@@ -65,7 +70,7 @@ def _list(args: argparse.Namespace) -> int:
             *(f"{m[k]:.4f}" if k in m else "-" for k in ("pr_auc", "roc_auc", "recall_at_1pct_fpr")),
             v["git_commit"][:10],
         )
-    Console(stderr=True).print(table)
+    make_console(stderr=True).print(table)
     print(json.dumps(info, sort_keys=True))
     return 0
 
@@ -77,7 +82,7 @@ def _promote(args: argparse.Namespace) -> int:
     try:
         reg.promote(args.version, alias=args.alias)
     except RegistryError as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     print(json.dumps({"alias": args.alias, "version": reg.resolve(args.alias), "location": reg.location}))
     return 0
@@ -90,7 +95,7 @@ def _rollback(args: argparse.Namespace) -> int:
     try:
         version = reg.rollback(alias=args.alias)
     except RegistryError as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     print(json.dumps({"alias": args.alias, "version": version, "location": reg.location}))
     return 0

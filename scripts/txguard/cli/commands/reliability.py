@@ -47,13 +47,12 @@ def _sigterm(_signum: int, _frame: object) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rich.console import Console
-
+    from txguard.cli.console import make_console
     from txguard.reliability import report, runner
     from txguard.reliability.notes import NOTES
 
-    console = Console(stderr=True)
-    out = Console() if sys.stdout.isatty() else Console(width=120)  # a pipe would get 80 columns
+    console = make_console(stderr=True)
+    out = make_console()  # wide when piped
     options = runner.RunOptions(
         quick=args.quick, only=[s.strip() for s in args.only.split(",") if s.strip()], embedded=args.embedded,
         keep_retry_policy=args.keep_retry_policy, workdir=Path(args.workdir) if args.workdir else None,

@@ -14,7 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "score-file",
         help="score a JSONL/CSV file of enriched transactions into a JSONL of decisions",
         description="Read EnrichedTransactions (JSONL, or CSV with flat feature columns) from IN, score them "
-        "with the model at --model-uri in chunks, write one Decision per line to OUT. IN/OUT may be gs://.",
+        "with the model at --model-uri in chunks, write one Decision per line to OUT. IN/OUT may be gs://. "
+        "A file of plain Transactions (`txguard simulate`, your own data) gets its features first from "
+        "`txguard enrich-file IN enriched.jsonl`.",
     )
     p.add_argument("input", metavar="IN", help="JSONL or .csv file (local path or gs://bucket/object)")
     p.add_argument("output", metavar="OUT", help="decisions JSONL (local path or gs://bucket/object)")
@@ -26,16 +28,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from txguard.batch.score_file import dumps_report, score_file
+    from txguard.cli.console import make_console
     from txguard.contract.errors import DataFileError, RegistryError
     from txguard.contract.settings import scoring_settings
     from txguard.scoring.runtime import ModelRuntime
     from txguard.scoring.scorer import Scorer
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     uri = args.model_uri or scoring_settings().model_uri
     try:
         scorer = Scorer(ModelRuntime.from_uri(uri))
@@ -54,7 +56,10 @@ def run(args: argparse.Namespace) -> int:
         try:
             report = score_file(scorer, args.input, args.output, chunk=args.chunk, progress=advance)
         except DataFileError as exc:
-            console.print(f"[red]{exc}[/red]")
+            console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+            if "field 'features" in str(exc):  # 'features' (JSONL) or 'features.x' (CSV)
+                console.print(f"hint: {args.input} looks like plain Transactions; `txguard enrich-file "
+                              f"{args.input} enriched.jsonl` computes their features first", soft_wrap=True)
             return 1
         except FileNotFoundError as exc:
             console.print(f"[red]{exc}[/red]")

@@ -1,4 +1,7 @@
-"""`txguard simulate`: write labelled simulated wallet transactions as JSONL."""
+"""`txguard simulate`: write labelled simulated wallet transactions as JSONL, or CSV for a `.csv` name.
+
+Both formats are what `txguard publish --file`, `txguard train --data` and the replay readers take.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "simulate",
         help="simulate wallet transactions with labelled fraud scenarios (JSONL)",
-        description="Transaction JSON fields plus is_fraud and scenario, one per line, in time order.",
+        description="Transaction JSON fields plus is_fraud and scenario, one per line, in time order: JSONL, "
+        "or CSV with a header when --out ends in .csv.",
     )
     parser.add_argument("--days", type=int, default=30, help="days of history (default 30)")
     parser.add_argument("--wallets", type=int, default=3000, help="number of wallets (default 3000)")
@@ -21,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--drift", type=float, default=0.0,
                         help="shift the normal population (amounts up, more web, more abroad); 0 = none")
     parser.add_argument("--start", default="2026-01-01T00:00:00+00:00", help="ISO start time (timezone-aware)")
-    parser.add_argument("--out", default="data/simulated.jsonl", help="output file ('-' for stdout)")
+    parser.add_argument("--out", default="data/simulated.jsonl",
+                        help="output file: .jsonl, or .csv for CSV ('-' for JSONL on stdout)")
     parser.set_defaults(func=run)
 
 
@@ -30,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.progress import Progress
 
+    from txguard.cli.console import make_console
     from txguard.simulator.core import Simulation
 
     start = datetime.fromisoformat(args.start)
@@ -41,15 +47,16 @@ def run(args: argparse.Namespace) -> int:
     fraud = 0
     scenarios: dict[str, int] = {}
     to_stdout = args.out == "-"
+    as_csv = not to_stdout and Path(args.out).suffix.lower() == ".csv"
     if not to_stdout:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    out = sys.stdout if to_stdout else open(args.out, "w", encoding="utf-8")  # noqa: SIM115
+    out = sys.stdout if to_stdout else open(args.out, "w", encoding="utf-8", newline="")  # noqa: SIM115
     try:
-        with Progress(transient=True, disable=to_stdout) as progress:
+        write = _csv_writer(out) if as_csv else lambda row: out.write(row.to_json() + "\n")
+        with Progress(transient=True, disable=to_stdout, console=make_console(stderr=True)) as progress:
             task = progress.add_task("writing transactions", total=len(sim))
             for n, row in enumerate(sim, 1):
-                out.write(row.to_json())
-                out.write("\n")
+                write(row)
                 fraud += row.is_fraud
                 scenarios[row.scenario] = scenarios.get(row.scenario, 0) + 1
                 if n % 10000 == 0:
@@ -59,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
             out.close()
     summary = {
         "out": args.out,
+        "format": "csv" if as_csv else "jsonl",
         "transactions": len(sim),
         "fraud": fraud,
         "fraud_rate": round(fraud / max(len(sim), 1), 5),
@@ -68,3 +76,14 @@ def run(args: argparse.Namespace) -> int:
     }
     print(json.dumps(summary, sort_keys=True), file=sys.stderr if to_stdout else sys.stdout)
     return 0
+
+
+def _csv_writer(out: object):  # noqa: ANN202 - a row writer over `out`
+    """One CSV row per transaction: the contract's fields, then the labels (empty for None)."""
+    import csv
+
+    from txguard.contract.models import Transaction
+
+    writer = csv.DictWriter(out, [*Transaction.model_fields, "is_fraud", "scenario"])  # type: ignore[arg-type]
+    writer.writeheader()
+    return lambda row: writer.writerow({k: "" if v is None else v for k, v in row.to_row().items()})

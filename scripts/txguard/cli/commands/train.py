@@ -12,7 +12,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a model (simulated data or --data FILE), gate it, publish it to the registry",
         description=(
-            "Time-based split (last 25%% of the period held out), HistGradientBoosting, ONNX export with a "
+            "Time-based split (last 25% of the period held out), HistGradientBoosting, ONNX export with a "
             "parity check, metrics next to a rules baseline, quality gate, publish as 'staging' "
             "(and 'production' with --promote or when the registry has none). Exit 3 when the gate fails, "
             "2 on a malformed data file. The last line is one JSON object."
@@ -34,14 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
-    from txguard.contract.errors import DataFileError, QualityGateError
+    from txguard.cli.console import make_console
+    from txguard.contract.errors import DataFileError, QualityGateError, RegistryError
     from txguard.training.gate import GatePolicy
     from txguard.training.train import TrainConfig, train_and_publish
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     config = TrainConfig(
         days=args.days, wallets=args.wallets, seed=args.seed, drift=args.drift, data=args.data,
         registry=args.registry or "", promote=args.promote, max_iter=args.max_iter, threads=args.threads,
@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             report = train_and_publish(config, log=log)
-        except DataFileError as exc:
-            console.print(f"[red]error:[/red] {exc}")
+        except (DataFileError, RegistryError) as exc:
+            console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
             print(json.dumps({"error": str(exc), "version": None}))
             return 2
         except QualityGateError as exc:

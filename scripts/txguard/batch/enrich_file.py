@@ -1,0 +1,70 @@
+"""Enrich a file of Transactions (JSONL or CSV) into the EnrichedTransactions `score-file` reads.
+
+The offline twin of the enrichment function: every wallet's history is replayed in time order
+with the serving feature code (`txguard.features.wallet.replay`), so each transaction gets the
+features known just before it, exactly as the pipeline would have computed them had the file
+arrived in that order. Label columns (`is_fraud`, `scenario`) are dropped. A row the contract
+rejects stops the run with its line and field, before anything is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from txguard.contract.errors import DataFileError
+from txguard.contract.models import TRANSACTION_ADAPTER, EnrichedTransaction, Transaction
+from txguard.features.wallet import replay
+
+LABEL_COLUMNS = ("is_fraud", "scenario", "label_time")
+
+
+def _rows(path: Path) -> Iterator[tuple[int, object]]:
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            for row in reader:
+                yield reader.line_num, {k: v for k, v in row.items() if k is not None and v not in (None, "")}
+        return
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    yield number, json.loads(line)
+                except ValueError as exc:
+                    raise DataFileError(f"{path}: line {number}: not JSON ({exc})") from None
+
+
+def read_transactions(path: str | Path) -> list[Transaction]:
+    """Every row as a validated Transaction (labels dropped); DataFileError names the first bad one."""
+    path = Path(path)
+    out = []
+    for number, doc in _rows(path):
+        if not isinstance(doc, dict):
+            raise DataFileError(f"{path}: line {number}: not a JSON object")
+        for key in LABEL_COLUMNS:
+            doc.pop(key, None)
+        try:
+            out.append(TRANSACTION_ADAPTER.validate_python(doc))
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in err["loc"]) or "(row)"
+            raise DataFileError(f"{path}: line {number}: field '{where}': {err['msg']}") from None
+    return out
+
+
+def enrich_file(src: str | Path, dst: str | Path) -> dict[str, int]:
+    """Write one EnrichedTransaction per line to `dst`, in time order; returns counts."""
+    transactions = read_transactions(src)
+    wallets: set[str] = set()
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    with open(dst, "wb") as out:
+        for tx, features in replay(transactions):
+            wallets.add(tx.wallet_id)
+            out.write(EnrichedTransaction.model_construct(**dict(tx), features=features).model_dump_json().encode())
+            out.write(b"\n")
+    return {"transactions": len(transactions), "wallets": len(wallets)}

@@ -1,0 +1,41 @@
+"""`txguard enrich-file IN OUT`: Transactions (JSONL/CSV) -> the EnrichedTransactions `score-file` scores.
+
+The chain from raw data to decisions offline:
+`txguard simulate --out tx.jsonl` (or your own file) -> `txguard enrich-file tx.jsonl enriched.jsonl`
+-> `txguard score-file enriched.jsonl decisions.jsonl`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "enrich-file",
+        help="compute point-in-time features of a Transactions file (input of score-file)",
+        description="Replay a JSONL or CSV file of Transactions (as `txguard simulate` writes or `txguard publish "
+        "--file` reads; label columns are dropped) wallet by wallet in time order with the serving feature code, "
+        "and write one EnrichedTransaction per line to OUT, the input of `txguard score-file`. "
+        "The last line is one JSON object.",
+    )
+    p.add_argument("input", metavar="IN", help="Transactions, JSONL or .csv")
+    p.add_argument("output", metavar="OUT", help="EnrichedTransactions JSONL")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from txguard.batch.enrich_file import enrich_file
+    from txguard.contract.errors import DataFileError
+
+    try:
+        counts = enrich_file(args.input, args.output)
+    except DataFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"enriched {counts['transactions']:,} transactions of {counts['wallets']:,} wallets -> {args.output}",
+          file=sys.stderr)
+    print(json.dumps({"input": args.input, "output": args.output, **counts}))
+    return 0

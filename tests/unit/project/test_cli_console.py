@@ -1,0 +1,60 @@
+"""CLI output that survives a pipe: wide consoles, live counts as plain lines, `--help` as written."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from rich.console import Console
+from rich.table import Table
+
+from txguard.cli import console as cli_console
+
+
+def test_a_piped_console_is_wide_and_a_table_is_not_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    console = cli_console.make_console()  # pytest captures stdout: not a terminal
+    assert console.width == cli_console.PIPE_WIDTH
+    table = Table(title="registry")
+    for col in ("version", "created", "aliases", "PR-AUC", "ROC-AUC", "recall@1%FPR", "commit", "data fingerprint"):
+        table.add_column(col)
+    table.add_row("v12", "2026-11-30T05:00:00", "production,staging", "0.9512", "0.9985", "0.9790", "a874b86c1f",
+                  "sha256:0123456789abcdef")
+    buffer = io.StringIO()
+    Console(file=buffer, width=console.width).print(table)
+    assert "sha256:0123456789abcdef" in buffer.getvalue() and "production,staging" in buffer.getvalue()
+
+
+def test_live_counts_become_periodic_lines_when_piped() -> None:
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=200)  # not a terminal
+    clock = iter([0.0, 1.0, 6.0, 7.0])
+    status = cli_console.PlainStatus(console, period_s=5.0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cli_console.time, "monotonic", lambda: next(clock))
+        for n in range(4):
+            status.update(f"published {n}")
+    status.final()
+    assert buffer.getvalue().splitlines() == ["published 0", "published 2", "published 3"]
+    with cli_console.live(console) as display:
+        assert isinstance(display, cli_console.PlainStatus)
+
+
+def test_help_texts_print_as_written() -> None:
+    """argparse %-formats help strings but not descriptions: no command shows a doubled '%%'."""
+    from txguard.cli.main import build_parser
+
+    parser = build_parser()
+    pending = [parser]
+    seen = 0
+    while pending:
+        current = pending.pop()
+        text = current.format_help()
+        seen += 1
+        assert "%%" not in text, current.prog
+        assert not re.search(r"%\(\w+\)", text), current.prog
+        for action in current._actions:
+            if hasattr(action, "choices") and isinstance(action.choices, dict):
+                pending.extend(action.choices.values())
+    assert seen > 15
