@@ -94,7 +94,7 @@ class AnalystConsole(pulumi.ComponentResource):
         self.account = gcp.serviceaccount.Account(
             "console-sa", account_id=f"{cfg.prefix}-console", display_name="txguard console",
             description="Runtime identity of the analyst console", project=project, opts=child)
-        member = self.account.email.apply(lambda e: f"serviceAccount:{e}")
+        grants = self._runtime_grants(cfg, scoring_service, topics, subscriptions, models_bucket)
         self.source = gcp.storage.BucketObject(
             f"{name}-source", name=archive.object_name, bucket=sources_bucket.name,
             source=pulumi.FileAsset(str(archive.path)), content_type="application/zip", opts=child)
@@ -139,7 +139,8 @@ class AnalystConsole(pulumi.ComponentResource):
                         period_seconds=5, failure_threshold=12),
                 )],
             ),
-            opts=child,
+            # Its readers start with the instance: the grants they use exist first (like the functions').
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, *grants]),
         )
         service = self.service.name
 
@@ -150,33 +151,44 @@ class AnalystConsole(pulumi.ComponentResource):
         gcp.cloudrunv2.ServiceIamMember(
             "console-iap-invoker", project=project, location=region, name=service, role="roles/run.invoker",
             member=iap_service_agent(project_number), opts=own)
+        self.url: pulumi.Output[str] = self.service.uri
+        self.register_outputs({"url": self.url, "service_account": self.account.email})
 
-        # What it may do.
-        for sub in names.CONSOLE_SUBSCRIPTIONS:
+    def _runtime_grants(self, cfg: StackConfig, scoring_service: pulumi.Output[str],
+                        topics: dict[str, gcp.pubsub.Topic], subscriptions: dict[str, gcp.pubsub.Subscription],
+                        models_bucket: gcp.storage.Bucket) -> list[pulumi.Resource]:
+        """What its identity may do, and nothing more."""
+        own = pulumi.ResourceOptions(parent=self)
+        project = cfg.project
+        member = self.account.email.apply(lambda e: f"serviceAccount:{e}")
+        grants: list[pulumi.Resource] = [
             gcp.pubsub.SubscriptionIAMMember(
                 f"console-{sub}-subscriber", project=project, subscription=subscriptions[sub].name,
                 role="roles/pubsub.subscriber", member=member, opts=own)
-        gcp.pubsub.TopicIAMMember("console-labels-publisher", project=project,
-                                  topic=topics[names.LABELS_TOPIC].name, role="roles/pubsub.publisher",
-                                  member=member, opts=own)
-        gcp.projects.IAMMember("console-datastore-user", project=project, role="roles/datastore.user",
-                               member=member, opts=own)
-        gcp.cloudrunv2.ServiceIamMember("console-invokes-score", project=project, location=region,
-                                        name=scoring_service, role="roles/run.invoker", member=member, opts=own)
-        gcp.storage.BucketIAMMember("console-models-viewer", bucket=models_bucket.name,
-                                    role="roles/storage.objectViewer", member=member, opts=own)
+            for sub in names.CONSOLE_SUBSCRIPTIONS
+        ]
+        grants.append(gcp.pubsub.TopicIAMMember(
+            "console-labels-publisher", project=project, topic=topics[names.LABELS_TOPIC].name,
+            role="roles/pubsub.publisher", member=member, opts=own))
+        grants.append(gcp.projects.IAMMember(
+            "console-datastore-user", project=project, role="roles/datastore.user", member=member, opts=own))
+        grants.append(gcp.cloudrunv2.ServiceIamMember(
+            "console-invokes-score", project=project, location=cfg.region, name=scoring_service,
+            role="roles/run.invoker", member=member, opts=own))
+        grants.append(gcp.storage.BucketIAMMember(
+            "console-models-viewer", bucket=models_bucket.name, role="roles/storage.objectViewer", member=member,
+            opts=own))
         bucket, prefix = registry_location(cfg.model_uri)
         if bucket != cfg.models_bucket:
             pulumi.log.warn(f"modelUri is in bucket {bucket}, not {cfg.models_bucket}: grant the console "
                             "read access there and write access to its aliases/ yourself")
         aliases = f"{prefix}/aliases/" if prefix else "aliases/"
-        gcp.storage.BucketIAMMember(
+        grants.append(gcp.storage.BucketIAMMember(
             "console-aliases-writer", bucket=models_bucket.name, role="roles/storage.objectUser", member=member,
             condition=gcp.storage.BucketIAMMemberConditionArgs(
                 title="registry-aliases-only",
                 description="Promote and roll back: write the alias objects, nothing else of the registry",
                 expression=f'resource.name.startsWith("projects/_/buckets/{cfg.models_bucket}/objects/{aliases}")',
             ),
-            opts=own)
-        self.url: pulumi.Output[str] = self.service.uri
-        self.register_outputs({"url": self.url, "service_account": self.account.email})
+            opts=own))
+        return grants

@@ -14,6 +14,7 @@ from txguard.contract import names
 from txguard.contract.settings import ConsoleSettings
 
 SERVICE = "gcp:cloudrunv2/service:Service"
+SUBSCRIPTION_TYPE = "gcp:pubsub/subscription:Subscription"
 GROUP = "fraud-analysts@example.com"
 IAP_AGENT = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-iap.iam.gserviceaccount.com"
 
@@ -104,3 +105,19 @@ def test_one_always_on_instance_built_from_the_console_archive(console_stack: St
 def test_a_malformed_group_is_refused(tmp_path: Path, group: str) -> None:
     with pytest.raises(ConfigError, match="analystsGroup"):
         run_program({**BASE_CONFIG, "txguard:analystsGroup": group}, tmp_path)
+
+
+def test_the_console_starts_only_once_its_grants_and_build_grants_exist(console_stack: StackRun) -> None:
+    # Its subscription readers start with the instance; its build runs as the build identity.
+    console = (SERVICE, "console")
+    needed = [("gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember", f"console-{sub}-subscriber")
+              for sub in names.CONSOLE_SUBSCRIPTIONS]
+    needed += [("gcp:pubsub/topicIAMMember:TopicIAMMember", "console-labels-publisher"),
+               ("gcp:projects/iAMMember:IAMMember", "console-datastore-user"),
+               ("gcp:cloudrunv2/serviceIamMember:ServiceIamMember", "console-invokes-score"),
+               ("gcp:storage/bucketIAMMember:BucketIAMMember", "console-models-viewer"),
+               ("gcp:storage/bucketIAMMember:BucketIAMMember", "console-aliases-writer"),
+               ("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember", "build-images-writer"),
+               (SUBSCRIPTION_TYPE, names.DECISIONS_CONSOLE_SUBSCRIPTION)]
+    for grant in needed:
+        assert console_stack.depends(console, grant), grant
