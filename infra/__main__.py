@@ -87,8 +87,8 @@ monitoring = Monitoring("monitoring", cfg, depends_on=apis.services)
 # The analyst console (docs/console.md): only with a group to let in, never public.
 console = AnalystConsole(
     "console", cfg, build_archive("console", BUILD_DIR), storage.sources, storage.images, identities.builder,
-    scoring.service_name, scoring.url, messaging.topics, messaging.subscriptions, storage.models, project_number,
-    depends_on=function_deps,
+    scoring.service_name, scoring.url, messaging.topics, messaging.subscriptions, storage.models, history.database,
+    project_number, depends_on=function_deps,
 ) if cfg.analysts_group else None
 
 outputs = {

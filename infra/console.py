@@ -32,6 +32,10 @@ from txguard.contract.settings import ConsoleSettings
 CPU, MEMORY, CONCURRENCY = "1", "1Gi", 20  # a handful of analysts; SSE streams hold one thread each
 SSE_TIMEOUT_S = 310  # a live-view stream lasts 300 s (txguard.console.app.SSE_MAX_S), then reconnects
 PLACEHOLDER_IMAGE = "us-docker.pkg.dev/cloudrun/container/hello"  # replaced by the build of build_config
+# The review queue's listing (txguard.console.queue_firestore.open_items): open == true, outcome in
+# [...], newest decision first. Firestore serves it only with this composite index.
+QUEUE_INDEX = (("open", "ASCENDING"), ("outcome", "ASCENDING"), ("decided_at", "DESCENDING"))
+QUEUE_TTL_FIELD = "expires_at"  # txguard.console.items.ReviewItem.expires_at (labelled items kept 90 days)
 
 
 def iap_service_agent(project_number: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -83,6 +87,7 @@ class AnalystConsole(pulumi.ComponentResource):
         topics: dict[str, gcp.pubsub.Topic],
         subscriptions: dict[str, gcp.pubsub.Subscription],
         models_bucket: gcp.storage.Bucket,
+        database: gcp.firestore.Database,
         project_number: pulumi.Input[str],
         depends_on: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
@@ -95,6 +100,15 @@ class AnalystConsole(pulumi.ComponentResource):
             "console-sa", account_id=f"{cfg.prefix}-console", display_name="txguard console",
             description="Runtime identity of the analyst console", project=project, opts=child)
         grants = self._runtime_grants(cfg, scoring_service, topics, subscriptions, models_bucket)
+        self.queue_index = gcp.firestore.Index(
+            "review-queue-open-newest", project=project, database=database.name,
+            collection=names.REVIEW_QUEUE_COLLECTION, query_scope="COLLECTION",
+            fields=[gcp.firestore.IndexFieldArgs(field_path=f, order=o) for f, o in QUEUE_INDEX], opts=own)
+        if cfg.ttl_policy:
+            gcp.firestore.Field(
+                "review-queue-ttl", project=project, database=database.name,
+                collection=names.REVIEW_QUEUE_COLLECTION, field=QUEUE_TTL_FIELD,
+                ttl_config=gcp.firestore.FieldTtlConfigArgs(), opts=own)
         self.source = gcp.storage.BucketObject(
             f"{name}-source", name=archive.object_name, bucket=sources_bucket.name,
             source=pulumi.FileAsset(str(archive.path)), content_type="application/zip", opts=child)
@@ -140,7 +154,7 @@ class AnalystConsole(pulumi.ComponentResource):
                 )],
             ),
             # Its readers start with the instance: the grants they use exist first (like the functions').
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, *grants]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, *grants, self.queue_index]),
         )
         service = self.service.name
 

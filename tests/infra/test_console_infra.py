@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pulumi_mocks import BASE_CONFIG, PROJECT_NUMBER, StackRun, run_program
+from pulumi_mocks import BASE_CONFIG, PROJECT_NUMBER, ROOT, StackRun, run_program
 from test_program import PUBLIC, iam_grants, walk_strings
 
 from infra.config import ConfigError
@@ -121,3 +121,19 @@ def test_the_console_starts_only_once_its_grants_and_build_grants_exist(console_
                (SUBSCRIPTION_TYPE, names.DECISIONS_CONSOLE_SUBSCRIPTION)]
     for grant in needed:
         assert console_stack.depends(console, grant), grant
+
+
+def test_the_queue_listing_has_its_index_and_labelled_items_expire(console_stack: StackRun) -> None:
+    index = console_stack.one("gcp:firestore/index:Index").inputs
+    assert index["collection"] == names.REVIEW_QUEUE_COLLECTION
+    assert [(f["fieldPath"], f["order"]) for f in index["fields"]] == [
+        ("open", "ASCENDING"), ("outcome", "ASCENDING"), ("decided_at", "DESCENDING")]
+    ttl = console_stack.one("gcp:firestore/field:Field", collection=names.REVIEW_QUEUE_COLLECTION).inputs
+    assert ttl["field"] == "expires_at" and "ttlConfig" in ttl
+    assert console_stack.depends((SERVICE, "console"), ("gcp:firestore/index:Index", "review-queue-open-newest"))
+    # The fields the index names are the ones the queue writes and queries.
+    from txguard.console.items import ReviewItem
+
+    assert {"open", "outcome", "decided_at", "expires_at"} <= set(ReviewItem.model_fields)
+    source = (ROOT / "shared" / "txguard" / "console" / "queue_firestore.py").read_text()
+    assert all(f'"{field}"' in source for field in ("open", "outcome", "decided_at"))
