@@ -22,6 +22,7 @@ import pulumi_gcp as gcp  # noqa: E402
 
 from infra import config  # noqa: E402
 from infra.archive import build_archive  # noqa: E402
+from infra.batch import BatchResources  # noqa: E402
 from infra.console import AnalystConsole  # noqa: E402
 from infra.functions import CloudFunction, FunctionSpec, enrich_environment, scoring_environment  # noqa: E402
 from infra.history import HistoryDatabase  # noqa: E402
@@ -90,6 +91,7 @@ console = AnalystConsole(
     scoring.service_name, scoring.url, messaging.topics, messaging.subscriptions, storage.models, history.database,
     project_number, depends_on=function_deps,
 ) if cfg.analysts_group else None
+batch = BatchResources("batch", cfg, storage.models, depends_on=apis.services)
 
 outputs = {
     "scoring_url": scoring.url,
@@ -104,10 +106,14 @@ outputs = {
         "enrich": identities.enrich.email,
         "push": identities.push.email,
         "publisher": identities.publisher.email,
+        "batch": batch.worker.email,
         **({"build": identities.builder.email} if identities.builder is not None else {}),
         **({"console": console.account.email} if console is not None else {}),
     },
     "console_url": console.url if console is not None else None,
+    "batch_bucket": batch.bucket.name,
+    "batch_staging_location": batch.staging_location,
+    "batch_temp_location": batch.temp_location,
     "firestore_database": history.database.name,
     "dashboard": monitoring.dashboard.id,
 }

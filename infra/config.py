@@ -82,6 +82,23 @@ class DeliveryConfig:
 
 
 @dataclass(frozen=True)
+class BatchConfig:
+    """Dataflow runs of `txguard batch run`: their bucket, how long staging/temp files live, who launches."""
+
+    bucket: str
+    temp_retention_days: int
+    launchers: tuple[str, ...] = ()  # IAM members, e.g. "group:fraud-analysts@example.com"
+
+    def validate(self) -> None:
+        if not 1 <= self.temp_retention_days <= 365:
+            raise ConfigError("batchTempRetentionDays must be in 1..365")
+        for member in self.launchers:
+            kind = member.split(":", 1)[0]
+            if kind not in ("user", "group", "serviceAccount", "domain") or ":" not in member:
+                raise ConfigError(f"batchLaunchers: {member!r} is not an IAM member like user:you@example.com")
+
+
+@dataclass(frozen=True)
 class StackConfig:
     project: str
     region: str
@@ -106,6 +123,7 @@ class StackConfig:
     enable_apis: bool
     latency_sla_ms: float
     error_rate_threshold: float
+    batch: BatchConfig
     alert_emails: tuple[str, ...] = field(default_factory=tuple)
     labels: dict[str, str] = field(default_factory=dict)
     # Google group whose members may open the analyst console (through IAP); "" = no console.
@@ -115,6 +133,7 @@ class StackConfig:
         self.scoring.validate("scoring")
         self.enrich.validate("enrich")
         self.delivery.validate()
+        self.batch.validate()
         if self.enrich.timeout_seconds > self.delivery.ack_deadline_seconds:
             # Pub/Sub would redeliver a message the function is still working on.
             raise ConfigError("enrichTimeoutSeconds must not exceed the push ackDeadlineSeconds")
@@ -199,6 +218,11 @@ def load() -> StackConfig:
         enable_apis=_bool(cfg, "enableApis", True),
         latency_sla_ms=cfg.get_float("latencySlaMs") or 150.0,
         error_rate_threshold=cfg.get_float("errorRateThreshold") or 0.01,
+        batch=BatchConfig(
+            bucket=cfg.get("batchBucket") or f"{project}-{prefix}-batch",
+            temp_retention_days=cfg.get_int("batchTempRetentionDays") or 7,
+            launchers=tuple(cfg.get_object("batchLaunchers") or ()),
+        ),
         alert_emails=tuple(cfg.get_object("alertEmails") or ()),
         labels={"app": "txguard", "stack": stack.lower()},
         analysts_group=(cfg.get("analystsGroup") or "").strip(),

@@ -14,6 +14,8 @@ APIS = (
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
     "cloudresourcemanager.googleapis.com",
+    "compute.googleapis.com",  # Dataflow workers are Compute Engine VMs
+    "dataflow.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",
     "iap.googleapis.com",

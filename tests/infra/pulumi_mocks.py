@@ -42,6 +42,8 @@ OVERRIDES = {
     "txguard:modelRollout": "2025-01-01T00:00:00Z",
     "txguard:buildServiceAccount": "false",
     "txguard:alertEmails": '["oncall@example.com"]',
+    "txguard:batchTempRetentionDays": "3",
+    "txguard:batchLaunchers": '["group:fraud-analysts@example.com"]',
 }
 PUBSUB_AGENT = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
 

@@ -194,6 +194,11 @@ def test_each_identity_has_exactly_its_roles(default_stack: StackRun) -> None:
             ("storage", "roles/storage.objectViewer", run.outputs["sources_bucket"]),
             ("projects", "roles/storage.objectAdmin", project),
         },
+        member["batch"]: {
+            ("projects", "roles/dataflow.worker", project),
+            ("storage", "roles/storage.objectAdmin", run.outputs["batch_bucket"]),
+            ("storage", "roles/storage.objectViewer", run.outputs["models_bucket"]),
+        },
     }
     assert push_sa_id.inputs["accountId"] == "txguard-push"
     assert dict(iam_grants(run)) == expected
@@ -204,7 +209,7 @@ def test_each_identity_has_exactly_its_roles(default_stack: StackRun) -> None:
 
 def test_one_service_account_per_role(default_stack: StackRun, override_stack: StackRun) -> None:
     accounts = {a.inputs["accountId"] for a in default_stack.of_type(ACCOUNT)}
-    assert accounts == {f"txguard-{r}" for r in ("score", "enrich", "push", "publisher", "build")}
+    assert accounts == {f"txguard-{r}" for r in ("score", "enrich", "push", "publisher", "build", "batch")}
     # buildServiceAccount=false: no build identity, no build grants (the project default builds).
     assert "build" not in override_stack.outputs["service_accounts"]
     assert not [m for m in iam_grants(override_stack) if "txguard-build" in m]
@@ -260,11 +265,35 @@ def test_delivery_policy_follows_config(override_stack: StackRun) -> None:
 
 def test_buckets_are_private_and_models_versioned(default_stack: StackRun) -> None:
     buckets = {b.inputs["name"]: b.inputs for b in default_stack.of_type("gcp:storage/bucket:Bucket")}
-    assert set(buckets) == {default_stack.outputs["models_bucket"], default_stack.outputs["sources_bucket"]}
+    assert set(buckets) == {default_stack.outputs[k] for k in ("models_bucket", "sources_bucket", "batch_bucket")}
     for bucket in buckets.values():
         assert bucket["uniformBucketLevelAccess"] is True
         assert bucket["publicAccessPrevention"] == "enforced"
     assert buckets[default_stack.outputs["models_bucket"]]["versioning"] == {"enabled": True}
+
+
+def test_dataflow_runs_have_a_bucket_with_expiring_staging_and_only_the_configured_launchers(
+        default_stack: StackRun, override_stack: StackRun) -> None:
+    bucket = default_stack.one("gcp:storage/bucket:Bucket", name=default_stack.outputs["batch_bucket"]).inputs
+    (rule,) = bucket["lifecycleRules"]
+    assert rule["action"] == {"type": "Delete"}
+    assert rule["condition"] == {"age": 7, "matchesPrefixes": ["staging/", "temp/"]}
+    out = default_stack.outputs
+    assert out["batch_staging_location"] == f"gs://{out['batch_bucket']}/staging"
+    assert out["batch_temp_location"] == f"gs://{out['batch_bucket']}/temp"
+    services = {s.inputs["service"] for s in default_stack.of_type("gcp:projects/service:Service")}
+    assert {"dataflow.googleapis.com", "compute.googleapis.com"} <= services
+    assert not [m for m in iam_grants(default_stack) if m.startswith(("user:", "group:"))]  # no launcher by default
+
+    launcher = json.loads(OVERRIDES["txguard:batchLaunchers"])[0]
+    worker = f"projects/{BASE_CONFIG['gcp:project']}/serviceAccounts/{override_stack.outputs['service_accounts']['batch']}"
+    assert iam_grants(override_stack)[launcher] == {
+        ("projects", "roles/dataflow.developer", BASE_CONFIG["gcp:project"]),
+        ("serviceaccount", "roles/iam.serviceAccountUser", worker),
+        ("storage", "roles/storage.objectAdmin", override_stack.outputs["batch_bucket"]),
+    }
+    rule = override_stack.one("gcp:storage/bucket:Bucket", name=override_stack.outputs["batch_bucket"]).inputs
+    assert rule["lifecycleRules"][0]["condition"]["age"] == 3
 
 
 def test_firestore_native_database_with_ttl_on_processed_transactions(default_stack: StackRun) -> None:

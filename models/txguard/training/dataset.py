@@ -5,9 +5,11 @@ Features are computed by replaying transactions in time order through `shared.fe
 function calls per message, so training and serving cannot disagree (the parity test replays the
 online path through a JSON store and compares exactly).
 
-Data comes either from the simulator (streamed, never materialised as a file) or from a user's
+Data comes either from the simulator (streamed, never materialised as a file), from a user's
 JSONL / CSV file of Transaction records plus `is_fraud` (and optional `label_time`); every row is
-validated with the contract and the first bad row is reported with its line number and field.
+validated with the contract and the first bad row is reported with its line number and field; or
+from the feature table a `txguard batch run --features` job wrote (the same replay, already done,
+at any scale).
 """
 
 from __future__ import annotations
@@ -185,3 +187,45 @@ def from_file(path: str | Path) -> Dataset:
     records.sort(key=lambda r: r[0].timestamp)  # stable: file order breaks ties
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return build(records, digest, str(path))
+
+
+# Feature tables (txguard batch run --features) -----------------------------------------------------
+def from_feature_table(pattern: str) -> Dataset:
+    """The Parquet feature table of a batch job (a file, a glob, or the job's output folder)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from txguard.batch.readers import expand
+    from txguard.batch.storage import open_binary
+
+    if not pattern.endswith((".parquet", ".pq")) and "*" not in pattern:
+        pattern = pattern.rstrip("/") + "/features-*.parquet"
+    tables = []
+    for path in expand(pattern):
+        with open_binary(path, "r") as fh:
+            tables.append(pq.read_table(fh))
+    table = pa.concat_tables(tables) if tables else None
+    if table is None or table.num_rows == 0:
+        raise DataFileError(f"feature table {pattern} has no rows")
+    missing = [c for c in (*FEATURE_NAMES, "timestamp", "wallet_id", "is_fraud", "label_time") if c not in table.column_names]
+    if missing:
+        raise DataFileError(f"feature table {pattern} lacks columns {missing[:5]}: not written by txguard batch run")
+    micros = table.column("timestamp").cast(pa.int64()).to_numpy()
+    order = np.lexsort((table.column("line").to_numpy(), table.column("file_index").to_numpy(), micros))
+    table = table.take(pa.array(order))
+    y = table.column("is_fraud").to_numpy()
+    unknown = int((y < 0).sum())
+    if unknown:
+        raise DataFileError(f"feature table {pattern}: {unknown} rows have no is_fraud label (the input had none)")
+    X = np.column_stack([table.column(name).to_numpy() for name in FEATURE_NAMES]).astype(np.float64)
+    digest = hashlib.sha256(X.tobytes() + y.tobytes()).hexdigest()
+    return Dataset(
+        X=X,
+        y=y.astype(np.int8),
+        ts=micros[order].astype(np.float64) / 1e6,
+        wallets=np.asarray(table.column("wallet_id").to_pylist(), dtype=object),
+        label_time=table.column("label_time").to_numpy().astype(np.float64),
+        scenarios=table.column("scenario").to_pylist(),
+        fingerprint=digest,
+        source=f"feature table {pattern}",
+    )

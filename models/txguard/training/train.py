@@ -29,7 +29,7 @@ from txguard.local.paths import ROOT
 from txguard.registry import PRODUCTION, STAGING, open_registry
 from txguard.registry.metadata import ModelMetadata, Thresholds
 from txguard.training import baseline, gate, metrics
-from txguard.training.dataset import Dataset, from_file, simulated
+from txguard.training.dataset import Dataset, from_feature_table, from_file, simulated
 from txguard.training.onnx_export import INPUT_NAME, to_onnx
 
 PARITY_TOLERANCE = 1e-5
@@ -42,6 +42,7 @@ class TrainConfig:
     seed: int = 42
     drift: float = 0.0
     data: str | None = None  # JSONL/CSV file instead of the simulator
+    features: str | None = None  # a `txguard batch run --features` table instead of replaying
     registry: str = ""  # "" -> $TXGUARD_REGISTRY or models/registry
     promote: bool = False
     test_fraction: float = 0.25
@@ -144,10 +145,14 @@ def train_and_publish(
     registry = open_registry(config.registry)
     registry.check(writable=True)
     if dataset is None:
-        log("building features" + (f" from {config.data}" if config.data else " from simulated data"))
-        dataset = from_file(config.data) if config.data else simulated(
-            config.days, config.wallets, config.seed, config.drift
-        )
+        if config.features:
+            log(f"reading the feature table {config.features}")
+            dataset = from_feature_table(config.features)
+        else:
+            log("building features" + (f" from {config.data}" if config.data else " from simulated data"))
+            dataset = from_file(config.data) if config.data else simulated(
+                config.days, config.wallets, config.seed, config.drift
+            )
     features_seconds = time.perf_counter() - t_start
     train, test, cut = time_split(dataset, config.test_fraction)
     y_train, y_test = dataset.y[train], dataset.y[test]

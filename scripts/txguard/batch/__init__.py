@@ -1,1 +1,2 @@
-"""Batch work over whole files: scoring enriched transactions from JSONL/CSV (`score_file`)."""
+"""Batch work over whole files: `txguard batch run|status` (an Apache Beam pipeline, locally or on
+Dataflow) and `txguard score-file` (one process); docs/batch.md has the module map."""

@@ -1,33 +1,37 @@
-"""Score a file of EnrichedTransactions (JSONL or CSV, local or gs://) into a JSONL of decisions.
+"""Score a file (JSONL, CSV or Parquet; local or gs://) into a JSONL of decisions, in one process.
 
-The vectorised path in chunks: a chunk of JSONL lines is validated in one pydantic call (the
-lines joined into a JSON array, parsed and validated in Rust), turned into one feature matrix
-and scored by one onnxruntime call. A bad row stops the run with an error naming its line and
-field (DataFileError), before anything of its chunk is written.
+EnrichedTransactions are scored as they stream: each chunk is validated on columns
+(`txguard.batch.readers`), turned into one feature matrix, scored by one onnxruntime call and
+written as JSON lines in one buffer (`txguard.batch.decisions`). Raw Transactions need their
+history first: the whole file is validated, replayed per wallet in time order
+(`txguard.batch.featurize`, the feature code of the functions), then scored the same way. For
+files too big for one machine, `txguard batch run` does the same on Apache Beam.
+
+A bad row stops the run with an error naming its line and field (DataFileError); the decisions of
+the chunks before it are written, none of its own chunk.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+import pyarrow as pa
 
+from txguard.batch.decisions import decide
+from txguard.batch.featurize import feature_matrix, given_features
+from txguard.batch.readers import RawChunk, read_chunks, validate_chunk
+from txguard.batch.rows import concat
+from txguard.batch.storage import open_binary
 from txguard.contract.errors import DataFileError
-from txguard.contract.models import ENRICHED_ADAPTER, EnrichedTransaction, HistoryFeatures
+from txguard.features.wallet import HISTORY_FEATURES
 from txguard.scoring.scorer import Scorer
-from txguard.scoring.vectorize import matrix_of
 
-CHUNK = 5000
-LIST_ADAPTER: TypeAdapter[list[EnrichedTransaction]] = TypeAdapter(list[EnrichedTransaction])
-_FEATURES = tuple(HistoryFeatures.model_fields)
+CHUNK = 20_000
+KINDS = ("auto", "enriched", "transactions")
 
 
 @dataclass
@@ -35,8 +39,9 @@ class FileReport:
     transactions: int = 0
     seconds: float = 0.0
     cpu_seconds: float = 0.0  # this process's CPU time: fairer than wall time on a shared machine
-    stages: dict[str, float] = field(default_factory=lambda: {"read_validate": 0.0, "vectorize": 0.0,
-                                                                 "score": 0.0, "write": 0.0})
+    kind: str = "enriched"
+    stages: dict[str, float] = field(default_factory=lambda: {"read_validate": 0.0, "features": 0.0,
+                                                                 "score_write": 0.0})
     decisions: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -48,136 +53,102 @@ class FileReport:
         return self.transactions / self.cpu_seconds if self.cpu_seconds else 0.0
 
 
-@contextmanager
-def open_binary(path: str, mode: str) -> Iterator[IO[bytes]]:
-    """A local file or a gs:// object (google-cloud-storage, imported only then) as a binary stream."""
-    if path.startswith("gs://"):
-        from google.cloud import storage  # CLI only, never the serving path
-
-        from txguard.registry.store import split_gs
-
-        bucket, name = split_gs(path)
-        with storage.Client().bucket(bucket).blob(name).open(mode + "b") as fh:
-            yield fh
-    else:
-        if "w" in mode:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with open(path, mode + "b") as fh:
-            yield fh
+def detect_kind(chunk: RawChunk) -> str:
+    """`enriched` when the first row carries history features, else `transactions`."""
+    if chunk.fmt == "jsonl":
+        return "enriched" if b'"features"' in chunk.payload.split(b"\n", 1)[0] else "transactions"
+    names = set(chunk.header) if chunk.fmt == "csv" else set(chunk.payload.column_names)
+    flat = {n for n in names if n.removeprefix("features.") in HISTORY_FEATURES}
+    return "enriched" if flat or "features" in names else "transactions"
 
 
-def _bad(path: str, line: int, exc: ValidationError) -> DataFileError:
-    err = exc.errors(include_url=False)[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "(row)"
-    return DataFileError(f"{path}: line {line}: field '{loc}': {err['msg']}")
+def _validated(src: str, chunks: Iterator[RawChunk], kind: str) -> Iterator[tuple[pa.Table, int]]:
+    for chunk in chunks:
+        table, errors = validate_chunk(chunk, kind)
+        if errors:
+            raise DataFileError(errors[0].describe())
+        yield table, int(chunk.lines[-1])
 
 
-def _first_bad_line(path: str, lines: list[tuple[int, bytes]]) -> DataFileError:
-    for number, raw in lines:
-        try:
-            ENRICHED_ADAPTER.validate_json(raw)
-        except ValidationError as exc:
-            return _bad(path, number, exc)
-    return DataFileError(f"{path}: invalid data near line {lines[0][0]}")
-
-
-def jsonl_chunks(path: str, fh: IO[bytes], chunk: int) -> Iterator[tuple[list[EnrichedTransaction], int]]:
-    """Validated transactions, `chunk` at a time, with the bytes read so far."""
-    pending: list[tuple[int, bytes]] = []
-    read = 0
-
-    def flush() -> list[EnrichedTransaction]:
-        try:
-            return LIST_ADAPTER.validate_json(b"[" + b",".join(raw for _, raw in pending) + b"]")
-        except ValidationError:
-            raise _first_bad_line(path, pending) from None
-
-    for number, raw in enumerate(fh, start=1):
-        read += len(raw)
-        raw = raw.strip()
-        if not raw:
-            continue
-        pending.append((number, raw))
-        if len(pending) >= chunk:
-            yield flush(), read
-            pending = []
-    if pending:
-        yield flush(), read
-
-
-def _csv_row(row: dict[str, str]) -> dict[str, Any]:
-    """Flat CSV columns -> the nested contract shape (features as bare or `features.` names)."""
-    tx: dict[str, Any] = {}
-    feats: dict[str, Any] = {}
-    for key, value in row.items():
-        name = key.removeprefix("features.") if key else key
-        if name in _FEATURES:
-            feats[name] = value
-        elif key is not None:
-            tx[key] = None if (key == "device_id" and value == "") else value
-    tx["features"] = feats
-    return tx
-
-
-def csv_chunks(path: str, fh: IO[bytes], chunk: int) -> Iterator[tuple[list[EnrichedTransaction], int]]:
-    text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
-    reader = csv.DictReader(text)
-    pending: list[tuple[int, dict[str, Any]]] = []
-
-    def flush() -> list[EnrichedTransaction]:
-        try:
-            return LIST_ADAPTER.validate_python([row for _, row in pending])
-        except ValidationError as exc:
-            index = exc.errors()[0]["loc"][0]
-            one = ValidationError.from_exception_data(exc.title, [
-                {**e, "loc": e["loc"][1:]} for e in exc.errors() if e["loc"][0] == index][:1])
-            raise _bad(path, pending[int(index)][0], one) from None
-
-    for row in reader:
-        pending.append((reader.line_num, _csv_row(row)))
-        if len(pending) >= chunk:
-            yield flush(), 0
-            pending = []
-    if pending:
-        yield flush(), 0
-
-
-def score_file(scorer: Scorer, src: str, dst: str, chunk: int = CHUNK,
+def score_file(scorer: Scorer, src: str, dst: str, chunk: int = CHUNK, kind: str = "auto",
                progress: Callable[[int, int], None] | None = None) -> FileReport:
-    """Score `src` into `dst` (JSONL decisions, input order); `progress(transactions, bytes_read)`."""
-    fmt = "csv" if src.lower().endswith((".csv", ".csv.gz")) else "jsonl"
+    """Score `src` into `dst` (JSONL decisions, input order); `progress(transactions, last line)`."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}")
     report = FileReport()
     stages = report.stages
     started, cpu_started = time.perf_counter(), time.process_time()
-    with open_binary(src, "r") as fin, open_binary(dst, "w") as fout:
-        chunks = csv_chunks(src, fin, chunk) if fmt == "csv" else jsonl_chunks(src, fin, chunk)
-        t0 = time.perf_counter()
-        for txs, read in chunks:
-            t1 = time.perf_counter()
-            x = matrix_of(txs)
-            t2 = time.perf_counter()
-            decisions = scorer.decide_matrix(x, [t.transaction_id for t in txs], [t.wallet_id for t in txs],
-                                             timings=False)
-            t3 = time.perf_counter()
-            fout.write(b"".join(d.model_dump_json().encode() + b"\n" for d in decisions))
-            for d in decisions:
-                report.decisions[d.outcome.value] = report.decisions.get(d.outcome.value, 0) + 1
-            t4 = time.perf_counter()
-            stages["read_validate"] += t1 - t0
-            stages["vectorize"] += t2 - t1
-            stages["score"] += t3 - t2
-            stages["write"] += t4 - t3
-            report.transactions += len(txs)
-            if progress:
-                progress(report.transactions, read)
-            t0 = time.perf_counter()
+    chunks = read_chunks(src, 0, chunk)
+    first = next(chunks, None)
+    with open_binary(dst, "w") as out:
+        if first is not None:
+            kind = detect_kind(first) if kind == "auto" else kind
+            report.kind = kind
+            stream = _chain(first, chunks)
+            if kind == "enriched":
+                _score_enriched(scorer, src, stream, out, report, progress)
+            else:
+                _score_transactions(scorer, src, stream, out, report, chunk, progress)
     report.seconds = time.perf_counter() - started
     report.cpu_seconds = time.process_time() - cpu_started
+    stages.update({k: round(v, 6) for k, v in stages.items()})
     return report
 
 
+def _chain(first: RawChunk, rest: Iterator[RawChunk]) -> Iterator[RawChunk]:
+    yield first
+    yield from rest
+
+
+def _write(scorer: Scorer, table: pa.Table, x: Any, out: Any, report: FileReport) -> None:
+    t0 = time.perf_counter()
+    lines, tally = decide(scorer, x, table.column("transaction_id"), table.column("wallet_id"))
+    out.write(lines)
+    for outcome, n in tally.items():
+        report.decisions[outcome] = report.decisions.get(outcome, 0) + n
+    report.transactions += table.num_rows
+    report.stages["score_write"] += time.perf_counter() - t0
+
+
+def _score_enriched(scorer: Scorer, src: str, chunks: Iterator[RawChunk], out: Any, report: FileReport,
+                    progress: Callable[[int, int], None] | None) -> None:
+    t0 = time.perf_counter()
+    for table, line in _validated(src, chunks, "enriched"):
+        t1 = time.perf_counter()
+        x = given_features(table)
+        t2 = time.perf_counter()
+        report.stages["read_validate"] += t1 - t0
+        report.stages["features"] += t2 - t1
+        _write(scorer, table, x, out, report)
+        if progress:
+            progress(report.transactions, line)
+        t0 = time.perf_counter()
+
+
+def _score_transactions(scorer: Scorer, src: str, chunks: Iterator[RawChunk], out: Any, report: FileReport,
+                        chunk: int, progress: Callable[[int, int], None] | None) -> None:
+    """Raw transactions: validate everything, replay the wallets in time order, score in chunks."""
+    t0 = time.perf_counter()
+    tables = []
+    for table, line in _validated(src, chunks, "transactions"):
+        tables.append(table)
+        if progress:
+            progress(0, line)
+    table = concat(tables, "transactions")
+    t1 = time.perf_counter()
+    x = feature_matrix(table)
+    t2 = time.perf_counter()
+    report.stages["read_validate"] += t1 - t0
+    report.stages["features"] += t2 - t1
+    for start in range(0, table.num_rows, chunk):
+        part = table.slice(start, chunk)
+        _write(scorer, part, x[start:start + chunk], out, report)
+        if progress:
+            progress(report.transactions, int(part.column("line")[-1].as_py()))
+
+
 def dumps_report(report: FileReport) -> str:
-    return json.dumps({"transactions": report.transactions, "seconds": round(report.seconds, 3),
+    return json.dumps({"transactions": report.transactions, "kind": report.kind, "seconds": round(report.seconds, 3),
                        "tx_per_s": round(report.tx_per_s, 1), "cpu_seconds": round(report.cpu_seconds, 3),
                        "tx_per_cpu_s": round(report.tx_per_cpu_s, 1), "decisions": report.decisions,
                        "stages_s": {k: round(v, 3) for k, v in report.stages.items()}})

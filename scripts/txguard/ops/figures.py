@@ -90,6 +90,34 @@ def _bench_e2e(r: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _bench_batch(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    sf = r.get("score_file")
+    if sf:
+        rows.append((f"scoring a file of {_f(sf.get('size'))} enriched transactions", "`txguard bench batch`",
+                     f"{_f(sf['columnar_parquet']['tx_per_cpu_s'])} tx per CPU-second from Parquet, "
+                     f"{_f(sf['columnar_jsonl']['tx_per_cpu_s'])} from JSONL ({_f(sf.get('speedup_jsonl'), '.1f')}x "
+                     f"the per-row path, {_f(sf['per_row_jsonl']['tx_per_cpu_s'])}); identical output: "
+                     f"{sf.get('identical_output')} ([docs/batch.md](docs/batch.md#figures))"))
+    beam = r.get("beam")
+    if beam and beam.get("results"):
+        last = beam["results"][-1]
+        size = last["size"]
+
+        def cpu(key: str) -> str:  # per CPU-second: fairer than wall time on a shared machine
+            return _f(size / last[key]["cpu_seconds"]) if last[key].get("cpu_seconds") else "n/a"
+
+        over, fitted = beam.get("beam2_overtakes_at"), beam.get("beam2_overtakes_at_estimate")
+        rows.append(("Beam batch job vs one process (featurise + score)", "`txguard bench batch`",
+                     f"{_f(size)} raw transactions, tx per CPU-second: one process {cpu('single')}, Beam 1 worker "
+                     f"{cpu('beam1')}, Beam 2 worker processes {cpu('beam2')} (their start-up included); wall tx/s "
+                     f"{_f(last['single']['tx_per_s'])} / {_f(last['beam1']['tx_per_s'])} / "
+                     f"{_f(last['beam2']['tx_per_s'])}; Beam x2 overtakes one process at "
+                     f"{_f(over) if over else 'no measured size'} (fitted: {_f(fitted) if fitted else 'never'}); "
+                     "Dataflow time and cost for 100 M in [docs/batch.md](docs/batch.md)"))
+    return rows
+
+
 def _capacity(r: dict[str, Any]) -> list[Row]:
     parts = []
     for row in r.get("rates", []):
@@ -117,6 +145,9 @@ FIGURES: tuple[Figure, ...] = (
            ("bench", "score", "--duration", "2", "--skip-mlserver", "--coldstart-runs", "1"), _bench_score),
     Figure("bench_e2e", ("bench", "e2e"),
            ("bench", "e2e", "--no-search", "--rate", "10", "--duration", "5", "--warmup", "20"), _bench_e2e),
+    Figure("bench_batch", ("bench", "batch", "--sizes", "10000,40000,100000", "--workdir", "{workdir}/bench-batch"),
+           ("bench", "batch", "--sizes", "2000,5000", "--score-file-size", "5000", "--workdir",
+            "{workdir}/bench-batch"), _bench_batch),
     Figure("capacity", ("capacity", "--score", "{workdir}/bench_score.out", "--enrich", "{workdir}/bench_e2e.out"),
            ("capacity", "--score", "{workdir}/bench_score.out", "--enrich", "{workdir}/bench_e2e.out"), _capacity),
     Figure("reliability", ("reliability", "--write-doc", "docs/reliability.md"),
@@ -133,7 +164,7 @@ DEMO_KEYS = ("mode", "sent", "published", "publish_failed", "decided", "invalid"
 
 # -- rendering ------------------------------------------------------------------------------------
 
-TABLE_KEYS = ("quality", "bench_score", "bench_e2e", "capacity", "reliability")
+TABLE_KEYS = ("quality", "bench_score", "bench_e2e", "bench_batch", "capacity", "reliability")
 
 
 def render_table(figures: dict[str, Any]) -> str:

@@ -135,8 +135,25 @@ def candidate_rows(x: np.ndarray) -> np.ndarray:
 
 
 def reasons_matrix(x: np.ndarray, limit: int = MAX_REASONS) -> list[list[str]]:
-    """`reasons_for` of every row of a matrix; Python runs only where a trigger fires."""
+    """`reasons_for` of every row of a matrix: which rules fire and their ranking in numpy (the same
+    float operations as `Rule.deviation`, ties kept in rule order by a stable sort), so Python only
+    formats the texts of the rows where a rule fires."""
     out: list[list[str]] = [[] for _ in range(x.shape[0])]
-    for i in candidate_rows(x).tolist():
-        out[i] = reasons_for(x[i].tolist(), limit)
+    mask = fired_mask(x)
+    rows = np.flatnonzero(mask.any(axis=1))
+    if not len(rows):
+        return out
+    sub, fired = x[rows], mask[rows]
+    deviation = np.full(fired.shape, -np.inf)
+    for j, rule in enumerate(RULES):
+        value = sub[:, _IX[rule.feature]]
+        if rule.below:
+            dev = rule.weight * rule.threshold / np.maximum(value, rule.threshold / 10.0)
+        else:
+            dev = rule.weight * value / rule.threshold
+        deviation[:, j] = np.where(fired[:, j], dev, -np.inf)
+    order = np.argsort(-deviation, axis=1, kind="stable")[:, :limit].tolist()
+    counts = np.minimum(fired.sum(axis=1), limit).tolist()
+    for k, (i, row) in enumerate(zip(rows.tolist(), sub.tolist(), strict=True)):
+        out[i] = [RULES[j].text(row) for j in order[k][:counts[k]]]
     return out

@@ -51,10 +51,16 @@ def test_the_documented_chain_simulate_enrich_score(tmp_path: Path, capsys: pyte
     raw, enriched, decisions = (str(tmp_path / n) for n in ("tx.csv", "enriched.jsonl", "decisions.jsonl"))
     assert cli(["simulate", "--days", "2", "--wallets", "40", "--out", raw]) == 0
     capsys.readouterr()
-    assert cli(["score-file", "--model-uri", uri, raw, decisions]) == 1  # raw rows: the hint names the fix
-    assert f"txguard enrich-file {raw} enriched.jsonl" in capsys.readouterr().err.replace("\n", " ")
     assert cli(["enrich-file", raw, enriched]) == 0
     n = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["transactions"]
     assert cli(["score-file", "--model-uri", uri, enriched, decisions]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["transactions"] == n > 0
     assert len(Path(decisions).read_text().splitlines()) == n
+    # score-file also takes the plain file: it replays it itself, to the same decisions.
+    direct = str(tmp_path / "direct.jsonl")
+    assert cli(["score-file", "--model-uri", uri, raw, direct]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["kind"] == "transactions"
+    assert sorted(Path(direct).read_text().splitlines()) == sorted(Path(decisions).read_text().splitlines())
+    # Forced to read it as enriched, it fails and says why.
+    assert cli(["score-file", "--model-uri", uri, "--input-kind", "enriched", raw, direct]) == 1
+    assert "without --input-kind enriched score-file replays" in capsys.readouterr().err.replace("\n", " ")

@@ -100,3 +100,28 @@ def test_cli_prints_a_throughput_line_and_a_json_report(tmp_path: Path, capsys: 
     assert cli(["score-file", str(bad), str(tmp_path / "o2.jsonl"), "--model-uri",
                 f"{tmp_path / 'registry'}@production"]) == 1
     assert "line 1" in capsys.readouterr().err
+
+
+def test_raw_transactions_in_parquet_are_replayed_then_scored(scorer: Scorer, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from txguard.simulator.core import simulate
+
+    labelled = list(simulate(days=2, wallets=60, seed=3))  # the transactions of enriched_transactions()
+    pq.write_table(pa.Table.from_pylist([r.to_row() for r in labelled]), tmp_path / "raw.parquet")
+    report = score_file(scorer, str(tmp_path / "raw.parquet"), str(tmp_path / "out.jsonl"), chunk=500)
+    assert report.kind == "transactions" and report.transactions == len(labelled)
+    expected = scorer.score_batch(enriched_transactions())
+    got = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [(g["transaction_id"], g["score"], g["outcome"], g["reasons"]) for g in got] == [
+        (e.transaction_id, e.score, e.outcome.value, e.reasons) for e in expected]
+
+
+def test_cli_input_kind_forces_the_reading(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    publish_tiny(tmp_path / "registry")
+    src = write_jsonl(tmp_path / "in.jsonl", [tx.model_dump_json() for tx in enriched_transactions()[:20]])
+    code = cli(["score-file", str(src), str(tmp_path / "out.jsonl"), "--model-uri",
+                f"{tmp_path / 'registry'}@production", "--input-kind", "transactions"])
+    assert code == 1  # an EnrichedTransaction has a field a Transaction forbids
+    assert "line 1: field 'features': Extra inputs are not permitted" in capsys.readouterr().err

@@ -97,3 +97,25 @@ def test_unit_tests_mirror_the_packages() -> None:
     folders = {p.name for p in (ROOT / "tests" / "unit").iterdir() if p.is_dir() and p.name != "__pycache__"}
     packages = {name for home in HOMES for name in _subpackages(home)}
     assert folders - {"project"} <= packages, sorted(folders - {"project"} - packages)
+
+
+def _third_party(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_bytes())):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_runtime_never_imports_the_batch_extra() -> None:
+    """apache-beam and pyarrow come with the `batch` extra only: a function must never need them."""
+    batch_only = {"apache_beam", "pyarrow"}
+    runtime = sorted(RUNTIME.rglob("*.py")) + sorted((ROOT / "functions").glob("*/main.py"))
+    bad = {str(p.relative_to(ROOT)): sorted(_third_party(p) & batch_only) for p in runtime
+           if _third_party(p) & batch_only}
+    assert not bad, f"runtime modules import batch-only libraries: {bad}"
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not [d for d in extras["dependencies"] if d.startswith(("apache-beam", "pyarrow"))]
+    assert any(d.startswith("apache-beam[gcp]") for d in extras["optional-dependencies"]["batch"])

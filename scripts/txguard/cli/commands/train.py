@@ -19,6 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--data", help="JSONL or CSV of Transaction records + is_fraud (+ optional label_time)")
+    parser.add_argument("--features", metavar="TABLE",
+                        help="feature table of `txguard batch run --features` (its output folder, a Parquet file "
+                        "or a glob; local or gs://) instead of replaying --data here")
     parser.add_argument("--days", type=int, default=30, help="simulated days (default 30)")
     parser.add_argument("--wallets", type=int, default=2000, help="simulated wallets (default 2000)")
     parser.add_argument("--seed", type=int, default=42)
@@ -42,8 +45,12 @@ def run(args: argparse.Namespace) -> int:
     from txguard.training.train import TrainConfig, train_and_publish
 
     console = make_console(stderr=True)
+    if args.data and args.features:
+        console.print("[red]error:[/red] give --data or --features, not both")
+        return 2
     config = TrainConfig(
         days=args.days, wallets=args.wallets, seed=args.seed, drift=args.drift, data=args.data,
+        features=args.features,
         registry=args.registry or "", promote=args.promote, max_iter=args.max_iter, threads=args.threads,
         policy=GatePolicy(min_pr_auc=args.min_pr_auc, max_regression=args.max_regression),
     )

@@ -1,0 +1,71 @@
+"""Decisions of a scored matrix as JSON lines, byte for byte what `Decision.model_dump_json` writes.
+
+A file of decisions is written at a few hundred nanoseconds per row instead of building and
+dumping one pydantic model per row: outcomes and reasons come from the same functions as
+`Scorer.decide_matrix` (`outcomes`, `reasons_matrix`), the scores are serialised by pydantic-core
+in one call (so floats are written exactly as the model writes them: `1e-7`, not Python's
+`1e-07`), and Arrow joins the pieces of every line in one vectorised call. Identifiers need no
+escaping (the contract's pattern allows none of `"` or `\\`). A test compares the bytes with the
+per-row models. Serving's `Scorer` is unchanged: this is the batch twin of `decide_matrix`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pydantic_core
+
+from txguard.contract.models import Outcome
+from txguard.scoring.reasons import reasons_matrix
+from txguard.scoring.scorer import Scorer
+
+_OUTCOMES = pa.array([Outcome.ALLOW.value, Outcome.REVIEW.value, Outcome.BLOCK.value])
+
+
+def outcome_codes(scores: np.ndarray, review: float, block: float) -> np.ndarray:
+    """0 allow, 1 review, 2 block: `scoring.scorer.outcomes` on codes."""
+    return (scores >= review).astype(np.int8) + (scores >= block).astype(np.int8)
+
+
+def _scores_json(scores: np.ndarray) -> pa.Array:
+    if not len(scores):
+        return pa.array([], pa.string())
+    return pa.array(pydantic_core.to_json(scores.tolist())[1:-1].split(b","), pa.binary()).cast(pa.string())
+
+
+def _reasons_json(x: np.ndarray) -> pa.Array:
+    texts = [b"[]" if not r else pydantic_core.to_json(r) for r in reasons_matrix(x)]
+    return pa.array(texts, pa.binary()).cast(pa.string())
+
+
+def _concatenated(lines: pa.Array) -> bytes:
+    """The values of a string array as one buffer (each value already ends in a newline)."""
+    if isinstance(lines, pa.ChunkedArray):
+        lines = lines.combine_chunks()
+    if not len(lines):
+        return b""
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset:lines.offset + len(lines) + 1]
+    return lines.buffers()[2].to_pybytes()[offsets[0]:offsets[-1]]
+
+
+def decide(scorer: Scorer, x: np.ndarray, transaction_ids: pa.Array | pa.ChunkedArray,
+           wallet_ids: pa.Array | pa.ChunkedArray) -> tuple[bytes, Counter[str]]:
+    """(JSON lines of the decisions of matrix `x`, in row order; count per outcome)."""
+    scores = scorer.runtime.predict(x)
+    if len(scores) and not (np.isfinite(scores).all() and scores.min() >= 0.0 and scores.max() <= 1.0):
+        raise ValueError(f"model {scorer.version} returned scores outside [0, 1]")
+    thresholds = scorer.thresholds
+    codes = outcome_codes(scores, thresholds.review, thresholds.block)
+    outcome = _OUTCOMES.take(pa.array(codes))
+    version = pydantic_core.to_json(scorer.version).decode()
+    lines = pc.binary_join_element_wise(
+        '{"transaction_id":"', transaction_ids, '","wallet_id":"', wallet_ids, '","score":', _scores_json(scores),
+        ',"outcome":"', outcome, '","reasons":', _reasons_json(x), f',"model_version":{version},"timings":{{}}}}\n',
+        "",
+    )
+    counts = np.bincount(codes, minlength=3)
+    tally = Counter({_OUTCOMES[i].as_py(): int(c) for i, c in enumerate(counts) if c})
+    return _concatenated(lines), tally

@@ -1,0 +1,75 @@
+"""`txguard bench batch`: Beam (DirectRunner, 1 and 2 workers) next to the single-process replay, and
+score-file's columnar path next to its per-row path, in one run (scripts/txguard/bench/batch.py).
+
+Tables on stderr; the last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from txguard.cli.commands._group import command_group
+
+DEFAULT_WORKDIR = ".txguard/bench-batch"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    bench = command_group(subparsers, "bench", "benchmarks (scoring function, local pipeline end to end)")
+    p = bench.add_parser(
+        "batch",
+        help="batch jobs: Beam with 1 and 2 workers vs one process; score-file columnar vs per-row",
+        description="For each --sizes N: featurise and score N simulated raw transactions in one process, then "
+        "with the Beam pipeline on the DirectRunner (1 worker in process, 2 worker processes); report tx/s, "
+        "tx/s per worker core and the size where Beam on 2 workers overtakes one process. Then score "
+        "--score-file-size enriched transactions with score-file's per-row and columnar paths (tx per "
+        "CPU-second, ratio, identical output). Figures are only comparable within one run.",
+    )
+    p.add_argument("--sizes", default="5000,20000,50000",
+                   help="comma-separated input sizes for the Beam comparison (default 5000,20000,50000)")
+    p.add_argument("--score-file-size", type=int, default=100_000,
+                   help="enriched transactions for the score-file comparison (default 100000; 0 skips it)")
+    p.add_argument("--skip-beam", action="store_true", help="only the score-file comparison")
+    p.add_argument("--shards", type=int, default=64, help="wallet shards of the Beam job (default 64)")
+    p.add_argument("--model-uri", default=None, help="model to score with (default: a small one trained once)")
+    p.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"data, model and outputs (default {DEFAULT_WORKDIR})")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from txguard.bench.batch import batch_figures, score_file_figures
+
+    console = Console(stderr=True)
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    def log(message: str) -> None:
+        console.print(f"[dim]{message}[/dim]")
+
+    report: dict = {}
+    if not args.skip_beam:
+        sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+        report["beam"] = beam = batch_figures(sizes, args.model_uri, workdir, args.shards, log)
+        table = Table(title="featurise + score raw transactions: tx/s (tx/s per worker core) [tx per CPU-second]")
+        for col in ("size", "one process", "Beam x1", "Beam x2"):
+            table.add_column(col, justify="right")
+        for r in beam["results"]:
+            table.add_row(f"{r['size']:,}", *(f"{r[k]['tx_per_s']:,.0f} ({r[k]['tx_per_s_per_core']:,.0f}) "
+                                              f"[{r[k]['tx_per_cpu_s']:,.0f}]" for k in ("single", "beam1", "beam2")))
+        console.print(table)
+        console.print(f"Beam x2 overtakes one process at {beam['beam2_overtakes_at'] or 'no measured size'} "
+                      f"(fitted estimate: {beam['beam2_overtakes_at_estimate'] or 'never'})")
+    if args.score_file_size:
+        report["score_file"] = sf = score_file_figures(args.score_file_size, args.model_uri, workdir, log)
+        console.print(
+            f"score-file, {sf['size']:,} enriched tx: per-row JSONL {sf['per_row_jsonl']['tx_per_cpu_s']:,.0f}, "
+            f"columnar JSONL {sf['columnar_jsonl']['tx_per_cpu_s']:,.0f}, columnar Parquet "
+            f"{sf['columnar_parquet']['tx_per_cpu_s']:,.0f} tx per CPU-second ({sf['speedup_jsonl']}x on JSONL; "
+            f"identical output: {sf['identical_output']})")
+    print(json.dumps(report, separators=(",", ":")))
+    return 0
