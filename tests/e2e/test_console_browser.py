@@ -77,6 +77,8 @@ def number(page: Any, selector: str) -> int:
 
 
 def test_the_live_view_moves_while_txguard_publish_runs(stack: LocalStack, page: Any) -> None:
+    queue = page.context.new_page()
+    queue.goto("/queue")  # open before the stream: it must say when new items arrive
     page.goto("/live")
     page.wait_for_function("Number(document.getElementById('live').dataset.updates || 0) >= 1")
     seen = [number(page, "#total-decided")]
@@ -104,6 +106,7 @@ def test_the_live_view_moves_while_txguard_publish_runs(stack: LocalStack, page:
     assert number(page, "#total-invalid") > 0  # ~1 % malformed on purpose
     assert page.locator("#rate-chart rect").count() > 0 and page.locator("#latency-chart rect").count() > 0
     assert page.inner_text("#p50") not in ("", "–")  # a latency percentile is shown
+    queue.wait_for_selector("#queue-news:not([hidden])", timeout=15_000)  # review/block decisions arrived
     latency = stack.analyst_console.parts.stats.snapshot()["latency"]
     print(f"live view: p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms, histogram {latency['counts']}")
 

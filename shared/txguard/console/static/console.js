@@ -261,8 +261,25 @@ function setupLive() {
   source.onopen = () => { if (polling) { clearInterval(polling); polling = null; } };
 }
 
+// Review queue: say when new items arrived (the list itself changes only on reload, so a row never
+// moves under the analyst's pointer).
+function setupQueue() {
+  const root = document.getElementById("queue");
+  if (!root) return;
+  setInterval(async () => {
+    try {
+      const data = await (await fetch(`/api/queue?outcome=${encodeURIComponent(root.dataset.outcome)}`)).json();
+      const first = data.items.length ? data.items[0].transaction_id : "";
+      if (first !== root.dataset.first || data.items.length !== Number(root.dataset.total)) {
+        document.getElementById("queue-news").hidden = false;
+      }
+    } catch (e) { /* offline for a moment: try again on the next tick */ }
+  }, 5000);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   setupAnalystName();
+  setupQueue();
   setupItem();
   setupScore();
   setupModels();
