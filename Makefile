@@ -5,11 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint bench figures clean browser
+.PHONY: demo test venv lint lock bench figures clean browser
 
-$(STAMP): pyproject.toml
+# The runtime comes from the lock first (exact versions, hash-checked), so the tests run on what the
+# function archives install; then the project and its extras around it.
+$(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.lock
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
@@ -39,6 +42,10 @@ figures: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# requirements.lock from pyproject's runtime dependencies (infra/lockfile.py); UPGRADE=1 moves every pin.
+lock: $(STAMP)
+	$(BIN)/python -m infra.lockfile $(if $(UPGRADE),--upgrade)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache models/registry

@@ -3,11 +3,12 @@
 A function's archive holds, at its root, everything in `functions/<name>/` (its `main.py`), the
 runtime subpackages of the `txguard` namespace that the function imports (traced from `main.py`
 through `shared/txguard/`, never the tooling in `scripts/` or `models/`) with their modules and the
-package data pyproject declares for them (the console's templates and static files), and a
-`requirements.txt` pinning pyproject's runtime dependencies to the versions installed in the
-environment that ran the tests. Entries are sorted and carry a fixed timestamp and mode, so the
-same sources give the same bytes; the object is named `<name>-<sha256[:16]>.zip`, so a code or pin
-change uploads a new object (and redeploys the function), and a change to tooling, or to a runtime
+package data pyproject declares for them (the console's templates and static files), and, as its
+`requirements.txt`, the runtime lock (`requirements.lock`, infra/lockfile.py: every package
+pinned with its hashes; a lock that no longer matches pyproject stops the build). Entries are
+sorted and carry a fixed timestamp and mode, so the same sources give the same bytes; the object
+is named `<name>-<sha256[:16]>.zip`, so a code or pin change uploads a new object (and redeploys
+the function), and a change to tooling, or to a runtime
 subpackage the function does not import, is a no-op for `pulumi up`.
 
 Pure Python (no Pulumi import): the tests build and boot these archives directly.
@@ -21,10 +22,9 @@ import io
 import tomllib
 import zipfile
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
-from packaging.requirements import Requirement
+from infra import lockfile
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can hold
@@ -42,26 +42,6 @@ class Archive:
     @property
     def object_name(self) -> str:
         return f"{self.function}-{self.sha256[:16]}.zip"
-
-
-def _pyproject(root: Path) -> dict:
-    return tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
-
-
-def pinned_requirements(root: Path = ROOT) -> str:
-    """`name==installed version` for each runtime dependency of pyproject ([project.dependencies]).
-
-    Pinning to what the test suite ran against (instead of the open ranges in pyproject) makes the
-    cloud build install the versions that were tested; only top-level packages are pinned.
-    """
-    lines = []
-    for spec in _pyproject(root)["project"]["dependencies"]:
-        req = Requirement(spec)
-        extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
-        version = metadata.version(req.name)
-        marker = f"; {req.marker}" if req.marker else ""
-        lines.append(f"{req.name}{extras}=={version}{marker}")
-    return "\n".join(sorted(lines, key=str.lower)) + "\n"
 
 
 class ToolingImportError(RuntimeError):
@@ -118,7 +98,8 @@ def _walk(folder: Path) -> list[Path]:
 
 def package_data(package: str, root: Path = ROOT) -> tuple[str, ...]:
     """Glob patterns of `[tool.setuptools.package-data]` for `txguard.<package>` (what a wheel ships)."""
-    declared = _pyproject(root).get("tool", {}).get("setuptools", {}).get("package-data", {})
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    declared = pyproject.get("tool", {}).get("setuptools", {}).get("package-data", {})
     return tuple(declared.get(f"txguard.{package}", ()))
 
 
@@ -139,7 +120,7 @@ def archive_contents(function: str, root: Path = ROOT) -> dict[str, bytes]:
         for path in _walk(runtime / package):
             if _shipped(path, runtime / package, patterns):
                 contents[f"txguard/{path.relative_to(runtime).as_posix()}"] = path.read_bytes()
-    contents["requirements.txt"] = pinned_requirements(root).encode()
+    contents["requirements.txt"] = lockfile.read(root).encode()
     return contents
 
 

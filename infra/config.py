@@ -82,6 +82,25 @@ class DeliveryConfig:
 
 
 @dataclass(frozen=True)
+class AlertConfig:
+    """Thresholds of the alerts beyond errors and scoring latency (infra/alerts.py)."""
+
+    enrich_latency_sla_ms: float = 1000.0  # enrichment p99 request latency (store + scoring + publish)
+    oldest_unacked_age_s: int = 300  # the push subscription's oldest unacked message: a stalled pipeline
+    invalid_share: float = 0.05  # deliveries parked on `invalid` (malformed or refused) per delivery
+    dead_letter_share: float = 0.01  # messages dead-lettered per message acked on the push subscription
+    blocked_share: float = 0.05  # blocked decisions per decision (a model or a fraud wave)
+
+    def validate(self) -> None:
+        if self.enrich_latency_sla_ms <= 0 or self.oldest_unacked_age_s < 60:
+            raise ConfigError("enrichLatencySlaMs must be > 0 and oldestUnackedAgeSeconds >= 60")
+        for key, value in (("invalidShare", self.invalid_share), ("deadLetterShare", self.dead_letter_share),
+                           ("blockedShare", self.blocked_share)):
+            if not 0 < value < 1:
+                raise ConfigError(f"{key} is a fraction in (0, 1), got {value}")
+
+
+@dataclass(frozen=True)
 class BatchConfig:
     """Dataflow runs of `txguard batch run`: their bucket, how long staging/temp files live, who launches."""
 
@@ -121,9 +140,10 @@ class StackConfig:
     force_destroy: bool
     build_service_account: bool
     enable_apis: bool
-    latency_sla_ms: float
+    latency_sla_ms: float  # scoring: p99 of Cloud Run's request latency (what enrichment waits)
     error_rate_threshold: float
     batch: BatchConfig
+    alerts: AlertConfig = field(default_factory=lambda: AlertConfig())
     alert_emails: tuple[str, ...] = field(default_factory=tuple)
     labels: dict[str, str] = field(default_factory=dict)
     # Google group whose members may open the analyst console (through IAP); "" = no console.
@@ -141,6 +161,7 @@ class StackConfig:
             pulumi.log.warn("scoringMinInstances is 0: the first transaction after idle pays a cold start")
         if not 0 < self.error_rate_threshold < 1:
             raise ConfigError("errorRateThreshold is a fraction in (0, 1)")
+        self.alerts.validate()
         if self.analysts_group and not re.fullmatch(r"[^@\s:]+@[^@\s:]+\.[^@\s:]+", self.analysts_group):
             raise ConfigError(f"analystsGroup is a Google group's e-mail address, got {self.analysts_group!r}")
         if not self.analysts_group:
@@ -218,6 +239,13 @@ def load() -> StackConfig:
         enable_apis=_bool(cfg, "enableApis", True),
         latency_sla_ms=cfg.get_float("latencySlaMs") or 150.0,
         error_rate_threshold=cfg.get_float("errorRateThreshold") or 0.01,
+        alerts=AlertConfig(
+            enrich_latency_sla_ms=cfg.get_float("enrichLatencySlaMs") or AlertConfig.enrich_latency_sla_ms,
+            oldest_unacked_age_s=cfg.get_int("oldestUnackedAgeSeconds") or AlertConfig.oldest_unacked_age_s,
+            invalid_share=cfg.get_float("invalidShare") or AlertConfig.invalid_share,
+            dead_letter_share=cfg.get_float("deadLetterShare") or AlertConfig.dead_letter_share,
+            blocked_share=cfg.get_float("blockedShare") or AlertConfig.blocked_share,
+        ),
         batch=BatchConfig(
             bucket=cfg.get("batchBucket") or f"{project}-{prefix}-batch",
             temp_retention_days=cfg.get_int("batchTempRetentionDays") or 7,

@@ -1,17 +1,18 @@
 """Monitoring as code: log-based metrics from the functions' JSON logs, alert policies, a dashboard.
 
 The functions log JSON lines (shared/txguard/contract/logs.py) that Cloud Logging parses into `jsonPayload`:
-enrichment one line per delivery (`outcome`, `decision`, `model_version`), scoring its
-`latency_ms`; the metrics below extract those fields. Error rate uses Cloud Run's own request counts (a crashed or
-timed-out request logs nothing of ours), and the dead-letter alert Pub/Sub's backlog metric.
+enrichment one line per delivery (`status`, `outcome`, `model_version`), scoring its
+`latency_ms`; the metrics below extract those fields. The alert policies (infra/alerts.py) read
+these and Cloud Run's and Pub/Sub's own metrics (request counts and latencies, unacked age,
+dead-lettered messages), which also see what our code cannot log (a crash, a queue, a stall).
 
 A log-based metric is not usable by an alert policy at once: for minutes after it is created, the
 Monitoring API answers 404 "Cannot find metric(s) ... it could take up to 10 minutes to become
 available". An alert policy on a user metric therefore waits for a `pulumiverse_time.Sleep` of
 LOG_METRIC_SETTLE after the metrics (the Pulumi time provider; created once, so later `pulumi up`
 runs do not wait; it runs again only when a metric is replaced). Alerts on built-in metrics
-(request counts, Pub/Sub backlog) do not wait. Charts and alerts are written in the Monitoring
-filter grammar (`one_of(...)`, not Logging's `("a" OR "b")`, which Monitoring rejects).
+(Cloud Run requests and latencies, Pub/Sub) do not wait. Charts and alerts are written in the
+Monitoring filter grammar (`one_of(...)`, not Logging's `("a" OR "b")`, which Monitoring rejects).
 """
 
 from __future__ import annotations
@@ -23,12 +24,23 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumiverse_time
 
+from infra import alerts
+from infra.alerts import (
+    BACKLOG_METRIC,
+    DECISIONS_METRIC,
+    DELIVERIES_METRIC,
+    OLDEST_UNACKED_METRIC,
+    REQUEST_LATENCIES_METRIC,
+    REQUESTS_METRIC,
+    USER_METRIC,
+    one_of,
+    service_metric_filter,
+    subscription_filter,
+)
 from infra.config import StackConfig
 from infra.services import child_options
 from txguard.contract import names
 
-DECISIONS_METRIC = "txguard_decisions"
-DELIVERIES_METRIC = "txguard_enrich_deliveries"
 # txguard.enrichment.pipeline.DeliveryStatus.DECIDED (not imported: it pulls the whole enrichment pipeline in;
 # tests/infra checks the two agree).
 DECIDED_STATUS = "decided"
@@ -37,38 +49,12 @@ DECIDED_STATUS = "decided"
 SCORE_PATH = "/score"
 LATENCY_METRIC = "txguard_scoring_latency"
 ERRORS_METRIC = "txguard_error_logs"
-USER_METRIC = "logging.googleapis.com/user/"
-REQUESTS_METRIC = "run.googleapis.com/request_count"
-BACKLOG_METRIC = "pubsub.googleapis.com/subscription/num_undelivered_messages"
-FIVE_MINUTES = "300s"
 # The Monitoring API's own bound for a new log-based metric to become usable (see the docstring).
 LOG_METRIC_SETTLE = "10m"
 
 
-def one_of(*values: str) -> str:
-    """A Monitoring filter's set membership: `one_of("a","b")` (Logging would say ("a" OR "b"))."""
-    return "one_of(" + ",".join(json.dumps(v) for v in values) + ")"
-
-
 def _service_filter(service: str) -> str:
     return f'resource.type="cloud_run_revision" AND resource.labels.service_name="{service}"'
-
-
-def _requests_filter(service: str, server_errors: bool) -> str:
-    base = (f'metric.type="{REQUESTS_METRIC}" AND resource.type="cloud_run_revision" '
-            f'AND resource.label.service_name="{service}"')
-    return base + (' AND metric.label.response_code_class="5xx"' if server_errors else "")
-
-
-def _backlog_filter(subscription: str) -> str:
-    return (f'metric.type="{BACKLOG_METRIC}" AND resource.type="pubsub_subscription" '
-            f'AND resource.label.subscription_id="{subscription}"')
-
-
-def _sum_rate(group_by: Sequence[str] = ()) -> gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs:
-    return gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(
-        alignment_period="60s", per_series_aligner="ALIGN_RATE", cross_series_reducer="REDUCE_SUM",
-        group_by_fields=list(group_by))
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -149,88 +135,10 @@ class Monitoring(pulumi.ComponentResource):
             for i, email in enumerate(cfg.alert_emails)
         ]
         channel_ids = [channel.id for channel in self.channels]
-        self.alerts = [
-            self._error_rate_alert(cfg, channel_ids, child),  # built-in metrics: no wait
-            self._latency_alert(cfg, channel_ids, after_settled),  # a log-based metric
-            self._dead_letter_alert(cfg, channel_ids, child),
-        ]
+        self.alerts = alerts.all_policies(cfg, channel_ids, built_in=child, log_based=after_settled)
         self.dashboard = gcp.monitoring.Dashboard(
             "dashboard", project=cfg.project, dashboard_json=json.dumps(dashboard(cfg)), opts=after_metrics)
         self.register_outputs({"dashboard": self.dashboard.id})
-
-    @staticmethod
-    def _error_rate_alert(cfg: StackConfig, channels: list, opts: pulumi.ResourceOptions) -> gcp.monitoring.AlertPolicy:
-        conditions = [
-            gcp.monitoring.AlertPolicyConditionArgs(
-                display_name=f"{service}: 5xx ratio > {cfg.error_rate_threshold:.1%} for 5 min",
-                condition_threshold=gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
-                    filter=_requests_filter(service, server_errors=True),
-                    denominator_filter=_requests_filter(service, server_errors=False),
-                    aggregations=[_sum_rate(["resource.label.service_name"])],
-                    denominator_aggregations=[_sum_rate(["resource.label.service_name"])],
-                    comparison="COMPARISON_GT",
-                    threshold_value=cfg.error_rate_threshold,
-                    duration=FIVE_MINUTES,
-                    trigger=gcp.monitoring.AlertPolicyConditionConditionThresholdTriggerArgs(count=1),
-                ),
-            )
-            for service in (names.SCORING_FUNCTION, names.ENRICH_FUNCTION)
-        ]
-        return gcp.monitoring.AlertPolicy(
-            "error-rate", project=cfg.project, display_name="txguard: error rate", combiner="OR",
-            conditions=conditions, notification_channels=channels, severity="ERROR",
-            documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
-                mime_type="text/markdown",
-                content="More than the allowed share of requests failed with 5xx for 5 minutes. For "
-                        "enrichment, failed pushes are retried and end in the dead-letter topic."),
-            opts=opts)
-
-    @staticmethod
-    def _latency_alert(cfg: StackConfig, channels: list, opts: pulumi.ResourceOptions) -> gcp.monitoring.AlertPolicy:
-        return gcp.monitoring.AlertPolicy(
-            "scoring-latency", project=cfg.project, display_name="txguard: scoring p95 latency above SLA",
-            combiner="OR", notification_channels=channels, severity="WARNING",
-            conditions=[gcp.monitoring.AlertPolicyConditionArgs(
-                display_name=f"scoring p95 > {cfg.latency_sla_ms:g} ms for 5 min",
-                condition_threshold=gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
-                    filter=f'metric.type="{USER_METRIC}{LATENCY_METRIC}" AND resource.type="cloud_run_revision"',
-                    aggregations=[gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(
-                        alignment_period="60s", per_series_aligner="ALIGN_DELTA",
-                        cross_series_reducer="REDUCE_PERCENTILE_95",
-                        group_by_fields=["resource.label.service_name"])],
-                    comparison="COMPARISON_GT",
-                    threshold_value=cfg.latency_sla_ms,
-                    duration=FIVE_MINUTES,
-                ),
-            )],
-            documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
-                mime_type="text/markdown",
-                content="Scoring p95 latency above the SLA. Check instance count against maxInstances, "
-                        "CPU utilisation, and whether a new model version was promoted."),
-            opts=opts)
-
-    @staticmethod
-    def _dead_letter_alert(cfg: StackConfig, channels: list, opts: pulumi.ResourceOptions) -> gcp.monitoring.AlertPolicy:
-        return gcp.monitoring.AlertPolicy(
-            "dead-letter-backlog", project=cfg.project, display_name="txguard: dead-lettered transactions",
-            combiner="OR", notification_channels=channels, severity="ERROR",
-            conditions=[gcp.monitoring.AlertPolicyConditionArgs(
-                display_name=f"{names.DEAD_LETTER_SUBSCRIPTION} backlog > 0",
-                condition_threshold=gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
-                    filter=_backlog_filter(names.DEAD_LETTER_SUBSCRIPTION),
-                    aggregations=[gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(
-                        alignment_period="60s", per_series_aligner="ALIGN_MAX")],
-                    comparison="COMPARISON_GT",
-                    threshold_value=0,
-                    duration="60s",
-                ),
-            )],
-            documentation=gcp.monitoring.AlertPolicyDocumentationArgs(
-                mime_type="text/markdown",
-                content=f"Transactions exhausted their delivery attempts and were dead-lettered. Inspect "
-                        f"them with a pull on `{names.DEAD_LETTER_SUBSCRIPTION}`; republish to "
-                        f"`{names.TRANSACTIONS_TOPIC}` once the cause is fixed."),
-            opts=opts)
 
 
 def _chart(title: str, filter_: str, aligner: str, reducer: str | None = None,
@@ -257,7 +165,7 @@ def dashboard(cfg: StackConfig) -> dict:
                "ALIGN_RATE", "REDUCE_SUM", ["metric.label.model_version"]),
         _chart("Enrichment deliveries per second by status", f'metric.type="{USER_METRIC}{DELIVERIES_METRIC}"',
                "ALIGN_RATE", "REDUCE_SUM", ["metric.label.status"], "STACKED_AREA"),
-        *[_chart(f"Scoring latency p{p} (ms), SLA {cfg.latency_sla_ms:g}", latency, "ALIGN_DELTA",
+        *[_chart(f"Scoring handler latency p{p} (ms, logged)", latency, "ALIGN_DELTA",
                  f"REDUCE_PERCENTILE_{p}") for p in (50, 95, 99)],
         *[_chart(f"{service} requests/s by response class",
                  f'metric.type="{REQUESTS_METRIC}" AND resource.label.service_name="{service}"',
@@ -266,9 +174,17 @@ def dashboard(cfg: StackConfig) -> dict:
         _chart("Instances", 'metric.type="run.googleapis.com/container/instance_count" AND '
                f"resource.label.service_name={one_of(names.SCORING_FUNCTION, names.ENRICH_FUNCTION)}",
                "ALIGN_MAX", "REDUCE_SUM", ["resource.label.service_name"]),
+        *[_chart(f"{service} request latency p99 (ms, Cloud Run; alert at "
+                 f"{cfg.latency_sla_ms if service == names.SCORING_FUNCTION else cfg.alerts.enrich_latency_sla_ms:g})",
+                 service_metric_filter(REQUEST_LATENCIES_METRIC, service), "ALIGN_DELTA", "REDUCE_PERCENTILE_99",
+                 ["resource.label.service_name"])
+          for service in (names.SCORING_FUNCTION, names.ENRICH_FUNCTION)],
+        _chart("Oldest unacked transaction (s)",
+               subscription_filter(OLDEST_UNACKED_METRIC, names.ENRICH_PUSH_SUBSCRIPTION), "ALIGN_MAX"),
         _chart("Transactions waiting (push subscription backlog)",
-               _backlog_filter(names.ENRICH_PUSH_SUBSCRIPTION), "ALIGN_MAX"),
-        _chart("Dead-lettered transactions (backlog)", _backlog_filter(names.DEAD_LETTER_SUBSCRIPTION), "ALIGN_MAX"),
+               subscription_filter(BACKLOG_METRIC, names.ENRICH_PUSH_SUBSCRIPTION), "ALIGN_MAX"),
+        _chart("Dead-lettered transactions (backlog)",
+               subscription_filter(BACKLOG_METRIC, names.DEAD_LETTER_SUBSCRIPTION), "ALIGN_MAX"),
         _chart("Error log lines/s", f'metric.type="{USER_METRIC}{ERRORS_METRIC}"', "ALIGN_RATE", "REDUCE_SUM"),
     ]
     width, height = 6, 4

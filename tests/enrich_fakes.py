@@ -14,6 +14,7 @@ from typing import Any
 
 from txguard.contract.errors import PublishError, ScoringRejectedError, ScoringUnavailableError
 from txguard.contract.models import Decision, EnrichedTransaction, Outcome, Transaction
+from txguard.contract.trace import TraceContext, current
 from txguard.enrichment.outbox import decision_attributes, invalid_attributes
 
 SUBSCRIPTION = "projects/txguard-test/subscriptions/transactions-enrich-push"
@@ -27,11 +28,13 @@ class FakeScorer:
         self.down = False
         self.reject_status: int | None = None
         self.calls = 0
+        self.traces: list[TraceContext | None] = []  # the trace current at each call (the HTTP client sends it)
         self._lock = threading.Lock()
 
     def score(self, tx: EnrichedTransaction) -> Decision:
         with self._lock:
             self.calls += 1
+            self.traces.append(current())
         if self.down:
             raise ScoringUnavailableError("fake scoring is down")
         if self.reject_status is not None:
@@ -55,18 +58,19 @@ class FakeOutbox:
     invalid: list[Published] = field(default_factory=list)
     fail: bool = False
 
-    def publish_decision(self, decision: Decision, published_at: str | None = None) -> str:
+    def publish_decision(self, decision: Decision, published_at: str | None = None,
+                         trace: TraceContext | None = None) -> str:
         if self.fail:
             raise PublishError("fake publish failure")
         self.decisions.append(Published(decision.model_dump_json().encode(),
-                                        decision_attributes(decision, published_at), decision.wallet_id))
+                                        decision_attributes(decision, published_at, trace), decision.wallet_id))
         return str(len(self.decisions))
 
     def publish_invalid(self, raw: bytes, reason: str, kind: str, message_id: str = "",
-                        subscription: str | None = None) -> str:
+                        subscription: str | None = None, trace: TraceContext | None = None) -> str:
         if self.fail:
             raise PublishError("fake publish failure")
-        self.invalid.append(Published(raw, invalid_attributes(reason, kind, message_id, subscription)))
+        self.invalid.append(Published(raw, invalid_attributes(reason, kind, message_id, subscription, trace)))
         return str(len(self.invalid))
 
     def decided(self) -> list[Decision]:

@@ -8,17 +8,27 @@ the reason (logged as CRITICAL). Routes, validation and errors live in shared/tx
 from __future__ import annotations
 
 import gc
+import os
 
-import functions_framework
+# Cold start (figures in docs/scoring.md): no garbage collection while the imports and the model
+# build objects that all live as long as the process (a third of this module's CPU time went to
+# collections finding nothing to free), and one OpenBLAS thread: numpy starts one per CPU at import
+# for linear algebra the scoring path never does.
+gc.disable()
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+try:
+    import functions_framework
 
-from txguard.contract.settings import scoring_settings
-from txguard.scoring.service import ScoringService, handle_werkzeug
+    from txguard.contract.settings import scoring_settings
+    from txguard.scoring.service import ScoringService, handle_werkzeug
 
-SERVICE = ScoringService.load(scoring_settings())
-# Everything built so far lives as long as the process: keep it out of the garbage collector's
-# scans (a full collection over the imported modules and the model took tens of ms at p99) and
-# out of copy-on-write faults in gunicorn's forked workers.
-gc.freeze()
+    SERVICE = ScoringService.load(scoring_settings())
+finally:
+    # Everything built so far lives as long as the process: keep it out of the garbage collector's
+    # scans (a full collection over the imported modules and the model took tens of ms at p99) and
+    # out of copy-on-write faults in gunicorn's forked workers.
+    gc.freeze()
+    gc.enable()
 
 
 @functions_framework.http

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
+from txguard.contract.trace import TRACE_KEY
 from txguard.local.stack import emulator_mode_available
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,12 +57,38 @@ def _check(summary: dict, mode: str) -> None:
     assert summary["unmatched"] == {}
 
 
+def _json_lines(path: Path) -> list[dict]:
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
+
+
+def _check_one_trace_per_transaction(workdir: Path) -> None:
+    """What Logs Explorer groups: each decided transaction's enrichment line and scoring line name
+    the same trace, and different transactions different traces."""
+    (enrich_log,) = workdir.rglob("enrich.log")
+    (score_log,) = workdir.rglob("score.log")
+    enriched = {e["transaction_id"]: e[TRACE_KEY] for e in _json_lines(enrich_log)
+                if e.get("status") == "decided" and TRACE_KEY in e}
+    scored = {e["transaction_id"]: e[TRACE_KEY] for e in _json_lines(score_log)
+              if e.get("path") == "/score" and "transaction_id" in e and TRACE_KEY in e}
+    assert len(enriched) >= COUNT // 2, f"{len(enriched)} decided lines with a trace"
+    assert {tx: scored.get(tx) for tx in enriched} == enriched
+    assert len(set(enriched.values())) == len(enriched)
+
+
 @pytest.mark.emulators
 @pytest.mark.slow
 def test_local_up_with_emulators(tmp_path: Path) -> None:
     require(emulator_mode_available(), "gcloud (with Java) or fake-gcs-server missing: emulator mode unavailable")
     summary, stderr = _local_up(tmp_path)
     _check(summary, "emulators")
+    _check_one_trace_per_transaction(tmp_path / "run")
     assert "gs://txguard-models/registry" in stderr  # the model came from the emulated Cloud Storage registry
 
 
@@ -69,4 +96,5 @@ def test_local_up_with_emulators(tmp_path: Path) -> None:
 def test_local_up_embedded(tmp_path: Path) -> None:
     summary, _ = _local_up(tmp_path, "--embedded")
     _check(summary, "embedded")
+    _check_one_trace_per_transaction(tmp_path / "run")
     assert summary["push"]["failures"] == 0

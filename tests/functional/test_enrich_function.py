@@ -15,6 +15,7 @@ import pytest
 
 from tests.enrich_fakes import FakeOutbox, FakeScorer, event_data, make_tx
 from txguard.contract import names
+from txguard.contract.trace import TraceContext
 from txguard.enrichment import pipeline as enrichment
 from txguard.enrichment.history.sqlite import SqliteHistoryStore
 from txguard.enrichment.pipeline import Enricher
@@ -47,6 +48,19 @@ def test_raw_push_body_is_decided(wired) -> None:
     [decision] = outbox.decided()
     assert decision.transaction_id == "tx-0001"
     assert outbox.decisions[0].attributes[names.ATTR_PUBLISHED_AT] == "1714564800000"
+
+
+@pytest.mark.parametrize("header", ["traceparent", "X-Cloud-Trace-Context"])
+def test_the_push_requests_trace_reaches_scoring_and_the_decision(wired, header: str) -> None:
+    """Cloud Run sets both headers on the push request; either one is the transaction's trace."""
+    client, scorer, outbox, _ = wired
+    pushed = TraceContext.new()
+    value = pushed.traceparent if header == "traceparent" else pushed.cloud_trace_context
+    resp = client.post("/", json=_fixture("pubsub_push_valid.json"), headers={header: value})
+    assert resp.status_code == 200, resp.data
+    (sent,) = scorer.traces
+    assert sent.trace_id == pushed.trace_id
+    assert outbox.decisions[0].attributes[names.ATTR_TRACEPARENT] == sent.traceparent
 
 
 def test_push_to_topic_path_is_decided(wired) -> None:

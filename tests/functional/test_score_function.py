@@ -18,9 +18,10 @@ import pytest
 
 from tests.scoring_fixtures import THRESHOLDS, enriched_transactions, publish_tiny
 from txguard.contract import names
-from txguard.contract.logs import TRACE_KEY, JsonFormatter
+from txguard.contract.logs import JsonFormatter
 from txguard.contract.models import MAX_BATCH
 from txguard.contract.settings import scoring_settings
+from txguard.contract.trace import SPAN_KEY, TRACE_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = str(ROOT / "functions" / "score" / "main.py")
@@ -83,6 +84,9 @@ def log_lines(capsys: pytest.CaptureFixture[str]) -> Iterator[LogLines]:
     root.removeHandler(handler)
 
 
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
 def tx_json(i: int = 0) -> str:
     return enriched_transactions()[i].model_dump_json()
 
@@ -91,7 +95,7 @@ def tx_json(i: int = 0) -> str:
 def test_score_returns_a_decision_and_logs_one_structured_line(client: Any, log_lines: LogLines) -> None:
     tx = enriched_transactions()[3]
     resp = client.post("/score", data=tx.model_dump_json(), content_type=JSON_CT,
-                       headers={"X-Cloud-Trace-Context": "abc123/1;o=1"})
+                       headers={"X-Cloud-Trace-Context": f"{TRACE_ID}/1;o=1"})
     assert resp.status_code == 200, resp.data
     body = resp.get_json()
     assert body["transaction_id"] == tx.transaction_id and body["wallet_id"] == tx.wallet_id
@@ -106,9 +110,30 @@ def test_score_returns_a_decision_and_logs_one_structured_line(client: Any, log_
     assert len(scored) == 1
     line = scored[0]
     assert line["severity"] == "INFO"
-    assert line[TRACE_KEY].endswith("/traces/abc123")
+    assert line[TRACE_KEY].endswith(f"/traces/{TRACE_ID}")
+    assert line[SPAN_KEY] == "0000000000000001"  # the decimal span id of the Cloud header, as hex
     for key in ("wallet_id", "model_version", "outcome", "score", "latency_ms", "inference_us"):
         assert key in line, key
+
+
+@pytest.mark.parametrize(("headers", "trace_id"), [
+    ({"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"}, TRACE_ID),  # what enrichment forwards
+    ({"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01",
+      "X-Cloud-Trace-Context": "0af7651916cd43dd8448eb211c80319c/5;o=1"}, TRACE_ID),  # the W3C one wins
+    ({"X-Cloud-Trace-Context": "not-a-trace"}, None),  # malformed: no trace, still scored
+    ({}, None),
+])
+def test_the_callers_trace_is_on_the_request_line(client: Any, log_lines: LogLines, headers: dict[str, str],
+                                                  trace_id: str | None) -> None:
+    tx = enriched_transactions()[4]
+    resp = client.post("/score", data=tx.model_dump_json(), content_type=JSON_CT, headers=headers)
+    assert resp.status_code == 200, resp.data
+    (line,) = [x for x in log_lines.read() if x.get("transaction_id") == tx.transaction_id]
+    if trace_id is None:
+        assert TRACE_KEY not in line
+    else:
+        assert line[TRACE_KEY] == f"projects/{line[TRACE_KEY].split('/')[1]}/traces/{trace_id}"
+        assert line[SPAN_KEY] == "00f067aa0ba902b7"
 
 
 def test_batch_keeps_input_order_and_matches_single_scores(client: Any) -> None:

@@ -42,6 +42,12 @@ OVERRIDES = {
     "txguard:modelRollout": "2025-01-01T00:00:00Z",
     "txguard:buildServiceAccount": "false",
     "txguard:alertEmails": '["oncall@example.com"]',
+    "txguard:latencySlaMs": "80",
+    "txguard:enrichLatencySlaMs": "400",
+    "txguard:oldestUnackedAgeSeconds": "120",
+    "txguard:invalidShare": "0.02",
+    "txguard:deadLetterShare": "0.005",
+    "txguard:blockedShare": "0.2",
     "txguard:batchTempRetentionDays": "3",
     "txguard:batchLaunchers": '["group:fraud-analysts@example.com"]',
 }

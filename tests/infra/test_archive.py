@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import tomllib
 import zipfile
-from importlib import metadata
 from pathlib import Path
 
 import pytest
-from packaging.requirements import Requirement
 from pulumi_mocks import ROOT
 
 from infra.archive import FIXED_DATE, ToolingImportError, build_archive
@@ -59,11 +56,8 @@ def test_archive_holds_exactly_the_intended_files(function: str, tmp_path: Path)
         assert "main.py" in entries  # at the archive root, where Cloud Run functions looks for it
     assert "txguard/contract/names.py" in entries
     assert not [e for e in entries if e.startswith(("txguard/cli/", "txguard/simulator/", "txguard/training/"))]
-    # Every runtime dependency of pyproject, pinned to the version the tests ran with.
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    pins = dict(line.split("==") for line in requirements.split())
-    assert set(pins) == {Requirement(d).name for d in deps}
-    assert all(pins[name] == metadata.version(name) for name in pins)
+    # The runtime lock, byte for byte (tests/infra/test_lockfile.py checks the lock itself).
+    assert requirements == (ROOT / "requirements.lock").read_text(encoding="utf-8")
 
 
 def test_archives_are_deterministic(tmp_path: Path) -> None:
@@ -78,7 +72,8 @@ def test_archives_are_deterministic(tmp_path: Path) -> None:
 def _copy_sources(root: Path) -> Path:
     for folder in ("shared", "scripts", "models", "functions"):
         shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
+    for name in ("pyproject.toml", "requirements.lock"):
+        shutil.copy(ROOT / name, root / name)
     return root
 
 

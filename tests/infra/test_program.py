@@ -88,6 +88,16 @@ def test_invalid_capacity_is_rejected_before_deploying(tmp_path: Path) -> None:
         run_program(bad, tmp_path)
 
 
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("blockedShare", "1.5", "blockedShare is a fraction"),
+    ("oldestUnackedAgeSeconds", "10", "oldestUnackedAgeSeconds >= 60"),
+])
+def test_invalid_alert_thresholds_are_rejected_before_deploying(tmp_path: Path, key: str, value: str,
+                                                                message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        run_program({**BASE_CONFIG, f"txguard:{key}": value}, tmp_path)
+
+
 @pytest.mark.parametrize("stack_file", ["Pulumi.dev.yaml", "Pulumi.prod.yaml"])
 def test_stack_files_are_valid_config(stack_file: str, tmp_path: Path) -> None:
     raw = yaml.safe_load((ROOT / stack_file).read_text())["config"]
@@ -349,10 +359,11 @@ def test_monitoring_metrics_alerts_and_dashboard(default_stack: StackRun, overri
     assert {names.SCORING_FUNCTION, names.ENRICH_FUNCTION} == {
         s for s in (names.SCORING_FUNCTION, names.ENRICH_FUNCTION)
         if any(s in t["filter"] for t in thresholds["error-rate"])}
-    assert thresholds["scoring-latency"][0]["thresholdValue"] == 150
-    assert latency["name"] in thresholds["scoring-latency"][0]["filter"]
     assert names.DEAD_LETTER_SUBSCRIPTION in thresholds["dead-letter-backlog"][0]["filter"]
     assert thresholds["dead-letter-backlog"][0]["thresholdValue"] == 0
+    assert_alert_policies(alerts, scoring_p99=150, enrich_p99=1000, age=300, shares=(0.05, 0.01, 0.05))
+    overridden = {a.name: a.inputs for a in override_stack.of_type("gcp:monitoring/alertPolicy:AlertPolicy")}
+    assert_alert_policies(overridden, scoring_p99=80, enrich_p99=400, age=120, shares=(0.02, 0.005, 0.2))
 
     board = json.loads(default_stack.one("gcp:monitoring/dashboard:Dashboard").inputs["dashboardJson"])
     filters = " ".join(walk_strings(board))
@@ -363,6 +374,51 @@ def test_monitoring_metrics_alerts_and_dashboard(default_stack: StackRun, overri
     assert [c.inputs["labels"]["email_address"] for c in channels] == json.loads(OVERRIDES["txguard:alertEmails"])
     assert all(a.inputs.get("notificationChannels") for a in override_stack.of_type(
         "gcp:monitoring/alertPolicy:AlertPolicy"))
+
+
+def assert_alert_policies(alerts: dict[str, dict[str, Any]], scoring_p99: float, enrich_p99: float, age: int,
+                          shares: tuple[float, float, float]) -> None:
+    """What callers feel (Cloud Run p99 per function), a stalled pipeline, and the shares of bad outcomes."""
+    from txguard.contract.models import Outcome
+    from txguard.enrichment.pipeline import DeliveryStatus
+
+    def conditions(name: str) -> list[dict[str, Any]]:
+        return [c["conditionThreshold"] for c in alerts[name]["conditions"]]
+
+    # Request latency: Cloud Run's distribution (queueing and cold starts included), p99 per function.
+    latency = {next(s for s in (names.SCORING_FUNCTION, names.ENRICH_FUNCTION) if f'"{s}"' in c["filter"]): c
+               for c in conditions("request-latency")}
+    assert set(latency) == {names.SCORING_FUNCTION, names.ENRICH_FUNCTION}
+    for service, threshold in ((names.SCORING_FUNCTION, scoring_p99), (names.ENRICH_FUNCTION, enrich_p99)):
+        c = latency[service]
+        assert 'metric.type="run.googleapis.com/request_latencies"' in c["filter"]
+        assert f'resource.label.service_name="{service}"' in c["filter"]
+        (agg,) = c["aggregations"]
+        assert agg["perSeriesAligner"] == "ALIGN_DELTA" and agg["crossSeriesReducer"] == "REDUCE_PERCENTILE_99"
+        assert agg["groupByFields"] == ["resource.label.service_name"]
+        assert c["thresholdValue"] == threshold and c["comparison"] == "COMPARISON_GT"
+
+    # A stalled pipeline: the age of the push subscription's oldest unacked message.
+    (stall,) = conditions("oldest-unacked-message")
+    assert 'metric.type="pubsub.googleapis.com/subscription/oldest_unacked_message_age"' in stall["filter"]
+    assert f'resource.label.subscription_id="{names.ENRICH_PUSH_SUBSCRIPTION}"' in stall["filter"]
+    assert stall["thresholdValue"] == age and alerts["oldest-unacked-message"]["severity"] == "CRITICAL"
+
+    # Shares: numerator / denominator ratios over 5 minutes.
+    invalid, dead, blocked = conditions("transaction-shares")
+    for c, share in zip((invalid, dead, blocked), shares, strict=True):
+        assert c["denominatorFilter"] and c["thresholdValue"] == share and c["duration"] == "300s"
+        assert c["aggregations"][0]["perSeriesAligner"] == "ALIGN_RATE"
+        assert c["denominatorAggregations"][0]["perSeriesAligner"] == "ALIGN_RATE"
+    assert "txguard_enrich_deliveries" in invalid["filter"] and "txguard_enrich_deliveries" in invalid["denominatorFilter"]
+    parked = {DeliveryStatus.INVALID.value, DeliveryStatus.REJECTED.value}
+    assert all(f'"{s}"' in invalid["filter"] for s in parked) and "status" not in invalid["denominatorFilter"]
+    assert "subscription/dead_letter_message_count" in dead["filter"]
+    assert "subscription/ack_message_count" in dead["denominatorFilter"]
+    assert all(names.ENRICH_PUSH_SUBSCRIPTION in f for f in (dead["filter"], dead["denominatorFilter"]))
+    assert "txguard_decisions" in blocked["filter"] and "txguard_decisions" in blocked["denominatorFilter"]
+    assert f'metric.label.outcome="{Outcome.BLOCK.value}"' in blocked["filter"]
+    assert "outcome" not in blocked["denominatorFilter"]
 
 
 def test_outputs(default_stack: StackRun) -> None:

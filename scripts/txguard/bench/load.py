@@ -42,6 +42,7 @@ class LoadResult:
     p99_ms: float
     requests: int
     errors: int  # non-2xx answers plus socket errors
+    cpu_s: float | None = None  # CPU the server's process group used meanwhile (set by the caller)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -55,6 +55,26 @@ def sample(pattern: str, proc: Path = PROC) -> dict[int, float]:
     return out
 
 
+def group_cpu_seconds(pgid: int, proc: Path = PROC) -> float:
+    """CPU seconds used so far by a process group: its live processes (user + system) plus the
+    children they have reaped (gunicorn's replaced workers). `txguard bench score` samples each
+    server's group around a load round: CPU per request holds on a shared machine, where
+    requests per second do not."""
+    ticks = float(os.sysconf("SC_CLK_TCK"))
+    total = 0.0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            line = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = line[line.rindex(")") + 2:].split()
+        if int(fields[2]) == pgid:
+            total += sum(int(f) for f in fields[11:15]) / ticks
+    return total
+
+
 def measure(pattern: str, duration_s: float, interval_s: float = 0.5) -> dict[str, object]:
     first = sample(pattern)
     last = dict(first)

@@ -74,6 +74,12 @@ class Server:
             time.sleep(interval)
         raise ServerError(f"{self.name} not ready after {timeout:.0f}s:\n{self.tail()}")
 
+    def cpu_seconds(self) -> float:
+        """CPU used so far by the server's process group (it leads its own session)."""
+        from txguard.bench.proc_cpu import group_cpu_seconds
+
+        return group_cpu_seconds(self.proc.pid) if self.proc is not None else 0.0
+
     def tail(self, lines: int = 20) -> str:
         with contextlib.suppress(OSError):
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -62,16 +62,28 @@ def _aggregate(label: str, rounds: list[load.LoadResult]) -> dict[str, Any]:
     """Rounds of equal length: mean rate; median of the rounds' p50 and p99; all errors."""
     import statistics
 
+    requests = sum(r.requests for r in rounds)
+    cpu = [r.cpu_s for r in rounds if r.cpu_s is not None]
     return {
         "target": label,
         "client": rounds[0].client,
         "rps": statistics.fmean(r.rps for r in rounds),
         "p50_ms": statistics.median(r.p50_ms for r in rounds),
         "p99_ms": statistics.median(r.p99_ms for r in rounds),
-        "requests": sum(r.requests for r in rounds),
+        "requests": requests,
         "errors": sum(r.errors for r in rounds),
         "rounds": [round(r.rps, 1) for r in rounds],
+        # Server CPU (all its processes) per request: the efficiency figure that background load
+        # on a shared machine disturbs least (requests per second follow the CPU share it gets).
+        "cpu_us_per_req": round(sum(cpu) / requests * 1e6, 1) if cpu and requests else None,
     }
+
+
+def _measured_round(t: Target, seconds: float, opts: BenchOptions, wrk: str | None) -> load.LoadResult:
+    before = t.server.cpu_seconds()
+    result = load.run_load(t.server.port, t.path, t.bodies, seconds, opts.connections, t.label, wrk)
+    result.cpu_s = t.server.cpu_seconds() - before
+    return result
 
 
 def _interleaved(targets: list[Target], opts: BenchOptions, wrk: str | None, log: Log) -> dict[str, dict[str, Any]]:
@@ -98,8 +110,7 @@ def _interleaved(targets: list[Target], opts: BenchOptions, wrk: str | None, log
                 results[t.label] = {"error": str(exc)[:500]}
         for r in range(rounds):
             for t in live:
-                t.rounds.append(load.run_load(t.server.port, t.path, t.bodies, per_round, opts.connections,
-                                              t.label, wrk))
+                t.rounds.append(_measured_round(t, per_round, opts, wrk))
             log(f"round {r + 1}/{rounds}: " + ", ".join(f"{t.label} {t.rounds[-1].rps:,.0f}/s" for t in live))
     for t in live:
         results[t.label] = _aggregate(t.label, t.rounds)
@@ -109,18 +120,36 @@ def _interleaved(targets: list[Target], opts: BenchOptions, wrk: str | None, log
     return results
 
 
-def _mlserver_target(model: Any, workdir: Path, log: Log) -> Target:
+MLSERVER = "mlserver"  # label prefix of the MLServer targets: "mlserver defaults", "mlserver tuned", ...
+
+
+def _mlserver_targets(model: Any, workdir: Path, runs: Path, log: Log) -> list[Target]:
+    """One target per MLServer configuration (`mlserver.variants`), same model, same rows."""
     from txguard.bench import mlserver
 
     venv = workdir / "mlserver-venv"
     mlserver.ensure_venv(venv, log=log, pip_log=workdir / "mlserver-pip.log")
     repo = mlserver.write_model_repository(model.estimator, workdir / "mlserver-models")
-    http_port, grpc_port, metrics_port = _free_port(), _free_port(), _free_port()
-    server = Server("mlserver", mlserver.server_argv(venv, repo),
-                    mlserver.server_env(http_port, grpc_port, metrics_port), workdir / "mlserver.log", http_port)
     bodies = [mlserver.infer_body(r) for r in model.rows[: len(model.payloads)].tolist()]
-    return Target("mlserver", server, mlserver.infer_path(), bodies,
-                  ("GET", f"/v2/models/{mlserver.MODEL_NAME}/ready"), ready_timeout=180.0)
+    targets = []
+    for variant in mlserver.variants():
+        http_port = _free_port()
+        env = mlserver.server_env(http_port, _free_port(), _free_port(), variant)
+        # Its own scratch folders (MLServer clears its metrics folder at start; both default to the
+        # working directory, the repository): the variants run side by side.
+        env["MLSERVER_METRICS_DIR"] = str(runs / f"mlserver-{variant.label}-metrics")
+        env["MLSERVER_ENVIRONMENTS_DIR"] = str(runs / f"mlserver-{variant.label}-envs")
+        server = Server(f"mlserver-{variant.label}", mlserver.server_argv(venv, repo), env,
+                        runs / f"mlserver-{variant.label}.log", http_port)
+        targets.append(Target(f"{MLSERVER} {variant.label}", server, mlserver.infer_path(), bodies,
+                              ("GET", f"/v2/models/{mlserver.MODEL_NAME}/ready"), ready_timeout=180.0))
+    return targets
+
+
+def best_peer(peers: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:
+    """The fastest configuration of the peer that ran (highest req/s): the one ratios are taken against."""
+    ran = [(label, r) for label, r in peers.items() if "rps" in r]
+    return max(ran, key=lambda item: item[1]["rps"]) if ran else None
 
 
 def run_all(opts: BenchOptions, log: Log = print) -> dict[str, Any]:
@@ -158,20 +187,22 @@ def run_all(opts: BenchOptions, log: Log = print) -> dict[str, Any]:
                "/score", model.payloads, ("GET", "/health"))
         for w, t in configs
     ]
-    targets.append(Target("hello", _ff_server("hello", Path(__file__).resolve().parent / "hello" / "main.py", "hello",
+    targets.append(Target("hello", _ff_server("hello", coldstart.HELLO, "hello",
                                               _serving_env(workers, threads), runs),
                           "/score", model.payloads, ("POST", "/score")))
     if not opts.skip_mlserver:
         try:
-            targets.append(_mlserver_target(model, workdir, log))
+            targets += _mlserver_targets(model, workdir, runs, log)
         except Exception as exc:  # report, do not lose the other figures
             log(f"MLServer unavailable: {exc}")
             report["mlserver"] = {"error": str(exc)[:500]}
     results = _interleaved(targets, opts, wrk, log)
     report["http"] = {t.label: results[t.label] for t in targets if t.label.startswith("score")}
     report["hello"] = results["hello"]
-    if "mlserver" in results:
-        report["mlserver"] = results["mlserver"]
+    peers = {t.label.removeprefix(f"{MLSERVER} "): results[t.label] for t in targets
+             if t.label.startswith(MLSERVER)}
+    if peers:
+        report["mlserver"] = peers
     main = report["http"][f"score w{workers} t{threads}"]
     if not opts.skip_coldstart:
         log("cold start from the Cloud Storage emulator")
@@ -182,7 +213,11 @@ def run_all(opts: BenchOptions, log: Log = print) -> dict[str, Any]:
 
 
 def summary(report: dict[str, Any], main: dict[str, Any]) -> dict[str, Any]:
-    inp, hello, mls = report["inproc"], report["hello"], report.get("mlserver") or {}
+    """The last line: our figures, and ratios against the constant function and the best MLServer."""
+    inp, hello, peers = report["inproc"], report["hello"], report.get("mlserver") or {}
+    best = best_peer(peers) if "error" not in peers else None
+    label, mls = best if best else (None, {})
+    defaults = peers.get("defaults") or {}
     if "rps" not in main or "rps" not in hello:
         raise RuntimeError(f"the scoring or hello server failed: {main.get('error') or hello.get('error')}")
     out: dict[str, Any] = {
@@ -196,13 +231,27 @@ def summary(report: dict[str, Any], main: dict[str, Any]) -> dict[str, Any]:
         "hello_rps": round(hello["rps"], 1),
         "mlserver_rps": round(mls["rps"], 1) if "rps" in mls else None,
         "mlserver_p99_ms": round(mls["p99_ms"], 2) if "p99_ms" in mls else None,
+        "mlserver_config": label,
+        "http_cpu_us_per_req": main.get("cpu_us_per_req"),
+        "hello_cpu_us_per_req": hello.get("cpu_us_per_req"),
+        "mlserver_cpu_us_per_req": mls.get("cpu_us_per_req"),
+        "mlserver_defaults_rps": round(defaults["rps"], 1) if "rps" in defaults else None,
+        "mlserver_defaults_p99_ms": round(defaults["p99_ms"], 2) if "p99_ms" in defaults else None,
         "coldstart_s": (report.get("coldstart") or {}).get("median_s"),
+        "coldstart_cpu_ms": (report.get("coldstart") or {}).get("cpu_ms_median"),
+        "coldstart_hello_s": (report.get("coldstart") or {}).get("hello_median_s"),
+        "coldstart_hello_cpu_ms": (report.get("coldstart") or {}).get("hello_cpu_ms_median"),
         "workers": report["workers"],
         "threads": report["threads"],
         "load_client": report["load_client"],
     }
     out["vs_hello"] = round(main["rps"] / hello["rps"], 2) if hello["rps"] else None
     out["vs_mlserver"] = round(main["rps"] / mls["rps"], 2) if mls.get("rps") else None
+    out["vs_mlserver_defaults"] = round(main["rps"] / defaults["rps"], 2) if defaults.get("rps") else None
+    # The same comparisons in server CPU per request (less sensitive to a busy machine than req/s).
+    ours = main.get("cpu_us_per_req")
+    out["cpu_vs_hello"] = round(hello["cpu_us_per_req"] / ours, 2) if ours and hello.get("cpu_us_per_req") else None
+    out["cpu_vs_mlserver"] = round(mls["cpu_us_per_req"] / ours, 2) if ours and mls.get("cpu_us_per_req") else None
     return out
 
 
@@ -211,20 +260,27 @@ def render_table(report: dict[str, Any]) -> Any:
 
     table = Table(title=f"txguard bench score ({report['connections']} connections, {report['duration_s']:.0f} s, "
                         f"{report['load_client']}, {report['cpus']} CPUs)")
-    for col in ("measurement", "throughput", "p50", "p99", "errors"):
+    for col in ("measurement", "throughput", "p50", "p99", "CPU/request", "errors"):
         table.add_column(col, justify="left" if col == "measurement" else "right")
     for name, stats in report["inproc"].items():
-        table.add_row(f"in-process {name}", "", f"{stats['p50_us']:.1f} us", f"{stats['p99_us']:.1f} us", "")
+        table.add_row(f"in-process {name}", "", f"{stats['p50_us']:.1f} us", f"{stats['p99_us']:.1f} us", "", "")
     rows = [*report["http"].items(), ("hello (constant JSON)", report["hello"])]
-    if "mlserver" in report:
-        rows.append(("MLServer 1.7.1 sklearn", report["mlserver"]))
+    peers = report.get("mlserver") or {}
+    if "error" in peers:
+        rows.append(("MLServer 1.7.1 sklearn", peers))
+    else:
+        rows += [(f"MLServer 1.7.1 sklearn, {label}", r) for label, r in peers.items()]
     for name, r in rows:
         if "rps" not in r:
-            table.add_row(name, "failed", "", "", str(r.get("error", ""))[:40])
+            table.add_row(name, "failed", "", "", "", str(r.get("error", ""))[:40])
             continue
+        cpu = f"{r['cpu_us_per_req']:,.0f} us" if r.get("cpu_us_per_req") else ""
         table.add_row(f"HTTP {name}", f"{r['rps']:,.0f} req/s", f"{r['p50_ms']:.2f} ms", f"{r['p99_ms']:.2f} ms",
-                      str(r["errors"]))
+                      cpu, str(r["errors"]))
     cold = report.get("coldstart") or {}
     if "median_s" in cold:
-        table.add_row("cold start (GCS emulator)", "", f"{cold['median_s']:.3f} s", f"min {cold['min_s']:.3f} s", "")
+        table.add_row("cold start (GCS emulator)", "", f"{cold['median_s']:.3f} s", f"min {cold['min_s']:.3f} s",
+                      f"{cold['cpu_ms_median']:,.0f} ms", "")
+        table.add_row("cold start, hello (server stack floor)", "", f"{cold['hello_median_s']:.3f} s", "",
+                      f"{cold['hello_cpu_ms_median']:,.0f} ms", "")
     return table

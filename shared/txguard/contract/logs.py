@@ -1,4 +1,9 @@
-"""Structured JSON log lines that Cloud Logging understands (severity, message, trace)."""
+"""Structured JSON log lines that Cloud Logging understands (severity, message, trace).
+
+`log_context` binds fields (one delivery's trace, see txguard.contract.trace) to every line written
+in a block, by this thread or task only, so lines logged deep in a store or client carry the trace
+without each call passing it along.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,17 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from types import MappingProxyType
 from typing import Any
 
-TRACE_KEY = "logging.googleapis.com/trace"
+from txguard.contract.trace import TRACE_KEY
+
+__all__ = ["TRACE_KEY", "JsonFormatter", "get_logger", "log_context"]
+
+_CONTEXT: ContextVar[Mapping[str, Any]] = ContextVar("txguard_log_context", default=MappingProxyType({}))
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
@@ -25,6 +38,7 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "logger": record.name,
         }
+        entry.update(_CONTEXT.get())
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value
@@ -33,12 +47,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, separators=(",", ":"))
 
 
-def trace_field(header: str | None, project: str) -> dict[str, str]:
-    """`X-Cloud-Trace-Context: TRACE_ID/SPAN;o=1` -> the Cloud Logging trace field."""
-    if not header:
-        return {}
-    trace_id = header.split("/", 1)[0].strip()
-    return {TRACE_KEY: f"projects/{project}/traces/{trace_id}"} if trace_id else {}
+@contextmanager
+def log_context(fields: Mapping[str, Any]) -> Iterator[None]:
+    """Every line logged in this block (this thread or task) carries `fields`; nested blocks add to them."""
+    token = _CONTEXT.set({**_CONTEXT.get(), **fields})
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
 
 
 def get_logger(name: str, level: str = "INFO") -> logging.Logger:

@@ -47,6 +47,7 @@ ATTR_OUTCOME = "outcome"  # allow | review | block
 ATTR_MODEL_VERSION = "model_version"
 ATTR_TRANSACTION_ID = "transaction_id"
 ATTR_PUBLISHED_AT = "published_at"  # epoch ms set by the publisher, for end-to-end latency
+ATTR_TRACEPARENT = "traceparent"  # on decisions and `invalid`: the W3C trace of the delivery that made it
 ATTR_SOURCE_MESSAGE_ID = "source_message_id"  # on `invalid`: the message id it came in as
 ATTR_SOURCE_SUBSCRIPTION = "source_subscription"  # on `invalid`: the subscription it came from
 

@@ -16,6 +16,7 @@ from txguard.contract import names
 from txguard.contract.errors import PublishError
 from txguard.contract.models import Decision
 from txguard.contract.settings import EnrichSettings
+from txguard.contract.trace import TraceContext
 
 MAX_REASON_CHARS = 1000
 # Small batching window: each publish is awaited on the request path, so latency beats batch size.
@@ -25,14 +26,17 @@ BATCH_MAX_LATENCY_S = 0.002
 class Outbox(Protocol):
     """Where enrichment results go (Pub/Sub in production; an in-memory fake in functional tests)."""
 
-    def publish_decision(self, decision: Decision, published_at: str | None = None) -> str: ...
+    def publish_decision(self, decision: Decision, published_at: str | None = None,
+                         trace: TraceContext | None = None) -> str: ...
 
     def publish_invalid(
-        self, raw: bytes, reason: str, kind: str, message_id: str = "", subscription: str | None = None
+        self, raw: bytes, reason: str, kind: str, message_id: str = "", subscription: str | None = None,
+        trace: TraceContext | None = None,
     ) -> str: ...
 
 
-def decision_attributes(decision: Decision, published_at: str | None) -> dict[str, str]:
+def decision_attributes(decision: Decision, published_at: str | None,
+                        trace: TraceContext | None = None) -> dict[str, str]:
     attrs = {
         names.ATTR_OUTCOME: decision.outcome.value,
         names.ATTR_MODEL_VERSION: decision.model_version,
@@ -40,16 +44,22 @@ def decision_attributes(decision: Decision, published_at: str | None) -> dict[st
     }
     if published_at:
         attrs[names.ATTR_PUBLISHED_AT] = published_at
+    if trace is not None:  # a consumer of decisions continues the transaction's trace
+        attrs[names.ATTR_TRACEPARENT] = trace.traceparent
     return attrs
 
 
-def invalid_attributes(reason: str, kind: str, message_id: str, subscription: str | None) -> dict[str, str]:
-    return {
+def invalid_attributes(reason: str, kind: str, message_id: str, subscription: str | None,
+                       trace: TraceContext | None = None) -> dict[str, str]:
+    attrs = {
         names.ATTR_REASON: truncate(reason),
         names.ATTR_ERROR_KIND: kind,
         names.ATTR_SOURCE_MESSAGE_ID: message_id or "unknown",
         names.ATTR_SOURCE_SUBSCRIPTION: subscription or names.ENRICH_PUSH_SUBSCRIPTION,
     }
+    if trace is not None:
+        attrs[names.ATTR_TRACEPARENT] = trace.traceparent
+    return attrs
 
 
 def truncate(text: str, limit: int = MAX_REASON_CHARS) -> str:
@@ -77,11 +87,12 @@ class PubSubOutbox:
         return cls(settings.google_cloud_project, settings.decisions_topic, settings.invalid_topic,
                    settings.publish_timeout_s)
 
-    def publish_decision(self, decision: Decision, published_at: str | None = None) -> str:
+    def publish_decision(self, decision: Decision, published_at: str | None = None,
+                         trace: TraceContext | None = None) -> str:
         key = decision.wallet_id
         future = self.client.publish(
             self.decisions_topic, decision.model_dump_json().encode(), ordering_key=key,
-            **decision_attributes(decision, published_at),
+            **decision_attributes(decision, published_at, trace),
         )
         try:
             return self._wait(future, self.decisions_topic)
@@ -90,10 +101,11 @@ class PubSubOutbox:
             raise
 
     def publish_invalid(
-        self, raw: bytes, reason: str, kind: str, message_id: str = "", subscription: str | None = None
+        self, raw: bytes, reason: str, kind: str, message_id: str = "", subscription: str | None = None,
+        trace: TraceContext | None = None,
     ) -> str:
         future = self.client.publish(self.invalid_topic, raw,
-                                     **invalid_attributes(reason, kind, message_id, subscription))
+                                     **invalid_attributes(reason, kind, message_id, subscription, trace))
         return self._wait(future, self.invalid_topic)
 
     def _wait(self, future: concurrent.futures.Future, topic: str) -> str:

@@ -10,6 +10,9 @@
   ever acked.
 A redelivery never applies a transaction twice: the store's processed record carries the
 features (and, once scored, the decision) that the first delivery computed.
+
+Each delivery runs in its trace (the push request's, or a new one): every line it logs carries
+it, the scoring call and the decision's (or the parked message's) attributes pass it on.
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ from txguard.contract.errors import (
     RetryableError,
     ScoringRejectedError,
 )
-from txguard.contract.logs import get_logger
+from txguard.contract.logs import get_logger, log_context
 from txguard.contract.models import Decision, EnrichedTransaction
 from txguard.contract.settings import EnrichSettings, enrich_settings
+from txguard.contract.trace import TraceContext, bind
 from txguard.enrichment.envelope import Delivery, decode, original_bytes, parse_envelope, parse_transaction
 from txguard.enrichment.history import HistoryStore, create_store
 from txguard.enrichment.outbox import Outbox, PubSubOutbox
@@ -56,7 +60,9 @@ ACKED = frozenset({DeliveryStatus.DECIDED, DeliveryStatus.DUPLICATE, DeliverySta
 class ScoringBackend(Protocol):
     """What the pipeline calls to score (the HTTP ScoringClient; an in-process fake in tests)."""
 
-    def score(self, tx: EnrichedTransaction) -> Decision: ...
+    def score(self, tx: EnrichedTransaction) -> Decision:
+        """The decision; an HTTP backend sends `txguard.contract.trace.current()` along."""
+        ...
 
 
 @dataclass
@@ -73,6 +79,7 @@ class Result:
 class _Progress:
     """How far a delivery got: what the error handler needs to park or log it."""
 
+    trace: TraceContext
     delivery: Delivery | None = None
     result: Result = field(default_factory=lambda: Result(DeliveryStatus.ERROR))
 
@@ -82,18 +89,30 @@ def _ms(start: float) -> float:
 
 
 class Enricher:
-    def __init__(self, store: HistoryStore, scorer: ScoringBackend, outbox: Outbox, logger: Logger | None = None) -> None:
+    def __init__(self, store: HistoryStore, scorer: ScoringBackend, outbox: Outbox, logger: Logger | None = None,
+                 project: str = "txguard-local") -> None:
         self.store = store
         self.scorer = scorer
         self.outbox = outbox
         self.log = logger or get_logger("enrich")
+        self.project = project  # Cloud Logging names a trace `projects/<project>/traces/<id>`
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def handle(self, event_data: Any) -> Result:
-        """Process one delivery. Returning means ack; raising means retry (see module docstring)."""
+    def handle(self, event_data: Any, trace: TraceContext | None = None) -> Result:
+        """Process one delivery. Returning means ack; raising means retry (see module docstring).
+
+        `trace` is the push request's; the delivery's own span is a child of it (a new trace
+        without one): current while it runs (the scoring call sends it), on every line logged
+        meanwhile and on what it publishes.
+        """
+        own = trace.child() if trace is not None else TraceContext.new()
+        with bind(own), log_context(own.log_fields(self.project)):
+            return self._handle(event_data, own)
+
+    def _handle(self, event_data: Any, trace: TraceContext) -> Result:
         start = time.perf_counter()
-        progress = _Progress()
+        progress = _Progress(trace)
         try:
             self._process(event_data, progress)
         except InvalidEventError as exc:
@@ -134,7 +153,7 @@ class Enricher:
         decision = enrichment.decision
         if decision is None:
             t = time.perf_counter()
-            decision = self.scorer.score(enrichment.enriched)
+            decision = self.scorer.score(enrichment.enriched)  # the HTTP client sends the bound trace
             result.timings["scoring_ms"] = _ms(t)
             t = time.perf_counter()
             decision = self.store.record_decision(tx.transaction_id, decision)  # first one wins
@@ -142,7 +161,7 @@ class Enricher:
         result.decision = decision
 
         t = time.perf_counter()
-        self.outbox.publish_decision(decision, delivery.attributes.get(names.ATTR_PUBLISHED_AT))
+        self.outbox.publish_decision(decision, delivery.attributes.get(names.ATTR_PUBLISHED_AT), trace=progress.trace)
         result.timings["publish_ms"] = _ms(t)
         result.status = DeliveryStatus.DUPLICATE if enrichment.duplicate else DeliveryStatus.DECIDED
 
@@ -154,7 +173,7 @@ class Enricher:
         t = time.perf_counter()
         self.outbox.publish_invalid(raw, reason, kind,
                                     delivery.message_id if delivery else "",
-                                    delivery.subscription if delivery else None)
+                                    delivery.subscription if delivery else None, trace=progress.trace)
         progress.result.timings["publish_ms"] = _ms(t)
         progress.result.status = status
         progress.result.reason = f"{kind}: {reason}"
@@ -194,6 +213,7 @@ def build_enricher(settings: EnrichSettings) -> Enricher:
         ScoringClient.from_settings(settings),
         PubSubOutbox.from_settings(settings),
         get_logger("enrich", settings.log_level),
+        project=settings.google_cloud_project,
     )
 
 

@@ -5,6 +5,7 @@ describe the deployment rather than the message (401/403 auth, 404 wrong URL, 40
 `ScoringUnavailableError`: retryable, Pub/Sub redelivers and finally dead-letters, so nothing is
 lost while scoring is down or misconfigured. Any other 4xx means scoring read the transaction and
 refused it (400/413/415/422): `ScoringRejectedError`, permanent, parked on the invalid topic.
+Each call carries the delivery's trace, so the scoring function's line joins the transaction's.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from requests.adapters import HTTPAdapter
 from txguard.contract.errors import ScoringRejectedError, ScoringUnavailableError
 from txguard.contract.models import DECISION_ADAPTER, Decision, EnrichedTransaction
 from txguard.contract.settings import EnrichSettings
+from txguard.contract.trace import TraceContext, current
 
 RETRYABLE_STATUSES = frozenset({401, 403, 404, 408, 429})
 TOKEN_REFRESH_MARGIN_S = 300.0  # refresh an ID token this long before it expires
@@ -91,8 +93,11 @@ class ScoringClient:
     def from_settings(cls, settings: EnrichSettings) -> ScoringClient:
         return cls(settings.scoring_url, settings.scoring_timeout_s, settings.scoring_auth)
 
-    def score(self, tx: EnrichedTransaction) -> Decision:
-        headers = {"Content-Type": "application/json"}
+    def score(self, tx: EnrichedTransaction, trace: TraceContext | None = None) -> Decision:
+        """`trace` (by default the current one, bound by the pipeline for the delivery) goes as
+        `traceparent` and `X-Cloud-Trace-Context`: scoring logs the same trace."""
+        trace = trace or current()
+        headers = {"Content-Type": "application/json", **(trace.headers() if trace else {})}
         if self.tokens is not None:
             headers["Authorization"] = f"Bearer {self.tokens.token()}"
         try:

@@ -24,7 +24,6 @@ from txguard.contract.errors import (
 
 JSON = "application/json"
 _JSON_HEADERS = {"Content-Type": JSON}
-TRACE_HEADER = "X-Cloud-Trace-Context"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +31,33 @@ class HttpResponse:
     status: int
     body: bytes
     headers: dict[str, str] = field(default_factory=lambda: dict(_JSON_HEADERS))
+
+
+class Headers(Protocol):
+    """What the service reads of request headers: `get` by header name (`WsgiHeaders`; a dict in tests)."""
+
+    def get(self, name: str, default: str | None = None) -> str | None: ...
+
+
+class WsgiHeaders:
+    """Request headers read straight from the WSGI environ.
+
+    werkzeug's `EnvironHeaders.get` normalises and decodes on every call (a few microseconds each,
+    three per request); here a header name maps once to its environ key and a lookup is a dict get.
+    """
+
+    __slots__ = ("_environ",)
+    _KEYS: dict[str, str] = {}  # header name -> environ key, filled as names are first asked for
+
+    def __init__(self, environ: Mapping[str, Any]) -> None:
+        self._environ = environ
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        key = self._KEYS.get(name)
+        if key is None:
+            upper = name.upper().replace("-", "_")
+            key = self._KEYS.setdefault(name, upper if upper in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{upper}")
+        return self._environ.get(key, default)
 
 
 class BodyReader(Protocol):
@@ -75,7 +101,7 @@ def parse(adapter: Any, body: bytes) -> Any:
         raise ValidationFailedError(f"{len(errors)} validation error(s) in the request body", errors) from None
 
 
-def read_json_body(headers: Mapping[str, str], body: BodyReader, limit: int) -> bytes:
+def read_json_body(headers: Headers, body: BodyReader, limit: int) -> bytes:
     """The body of a JSON request: 415 for another media type, 413 beyond `limit` bytes."""
     ctype = (headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
     if ctype != JSON and not (ctype.startswith("application/") and ctype.endswith("+json")):
@@ -91,14 +117,16 @@ def read_json_body(headers: Mapping[str, str], body: BodyReader, limit: int) -> 
 class WerkzeugBody:
     """The body of a werkzeug request, read at most once and never beyond the limit."""
 
-    __slots__ = ("_request", "content_length")
+    __slots__ = ("_request", "_whole", "content_length")
 
     def __init__(self, request: Any) -> None:
         self._request = request
+        self._whole = False  # read to its end: nothing left to discard
         self.content_length = request.content_length
 
     def read(self, limit: int) -> bytes:
         if self.content_length is not None and self.content_length <= limit:
+            self._whole = True
             return self._request.get_data()  # cached: functions-framework reads it again afterwards
         stream, chunks, size = self._request.stream, [], 0
         while size < limit:  # chunked upload: stop one byte past the limit
@@ -110,6 +138,8 @@ class WerkzeugBody:
         return b"".join(chunks)
 
     def discard(self) -> None:
+        if self._whole:
+            return
         stream = self._request.stream
         while stream.read(65536):
             pass

@@ -8,12 +8,17 @@ Why it is written this way (figures in docs/scoring.md, `txguard bench score`):
   row is far too small to parallelise, and extra pool threads only fight the web server's threads.
 - The single-row path asks only for the `probabilities` output through an IOBinding whose input
   and output buffers are preallocated per thread (a `threading.local`), so a request allocates
-  nothing in onnxruntime and never shares a buffer with a concurrent request.
+  nothing in onnxruntime and never shares a buffer with a concurrent request. The row is packed
+  into the float32 input with `struct` (half the cost of numpy's list conversion, the same C
+  double -> float rounding; numpy only for values beyond float32's range), the run reuses one
+  `RunOptions` (passing None makes onnxruntime build one per call) and the probability is read
+  through a memoryview: about 1 us less per row than the plain numpy/IOBinding path.
 - No scikit-learn or scipy here (the serving path must stay lean); numpy and onnxruntime only.
 """
 
 from __future__ import annotations
 
+import struct
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +49,9 @@ def session_options(threads: int = 1) -> ort.SessionOptions:
     return opts
 
 
+_PACK = struct.Struct(f"{N_FEATURES}f")
+
+
 @dataclass(slots=True)
 class _RowBuffers:
     """One thread's preallocated input row, output matrix and the IOBinding tying them together."""
@@ -52,10 +60,14 @@ class _RowBuffers:
     out: np.ndarray  # (1, 2) float32
     binding: ort.IOBinding
     run: Any  # zero-argument callable running the session on this binding
+    row_bytes: memoryview  # `row`'s memory, written by `_PACK.pack_into`
+    proba: memoryview  # `out` as two Python floats
 
 
 class ModelRuntime:
     """A loaded, verified model: `predict_row` for one transaction, `predict` for a matrix."""
+
+    native_run = True  # call the C++ session directly (False: the public wrapper; tests compare both)
 
     def __init__(self, artifact: bytes, metadata: ModelMetadata, threads: int = 1) -> None:
         if tuple(metadata.features) != FEATURE_NAMES:
@@ -121,24 +133,30 @@ class ModelRuntime:
             # onnxruntime writes the probabilities straight into `out`.
             binding.bind_ortvalue_input(INPUT_NAME, ort.OrtValue.ortvalue_from_numpy(row))
             binding.bind_ortvalue_output(PROBABILITIES, ort.OrtValue.ortvalue_from_numpy(out))
-            buf = self._local.buf = _RowBuffers(row, out, binding, self._runner(binding))
+            buf = self._local.buf = _RowBuffers(row, out, binding, self._runner(binding),
+                                                memoryview(row).cast("B"), memoryview(out).cast("B").cast("f"))
         return buf
 
     def predict_row(self, row: Sequence[float]) -> float:
         """P(fraud) of one feature row (FEATURE_NAMES order): the fast path, thread-safe."""
         buf = self._buffers()
-        buf.row[0] = row
+        try:
+            _PACK.pack_into(buf.row_bytes, 0, *row)
+        except (OverflowError, struct.error):  # beyond float32 (inf, as numpy casts it) or not N_FEATURES
+            buf.row[0] = row
         buf.run()
-        return float(buf.out[0, 1])
+        return buf.proba[1]
 
     def _runner(self, binding: ort.IOBinding) -> Any:
-        """The C++ session's run on `binding`, skipping the Python wrapper's per-call WebGPU
-        capture checks (~5 us, for a feature a CPU session never uses); the public method if
-        this onnxruntime version has other internals (tests check both paths give equal scores)."""
+        """The C++ session's run on `binding` with one reused `RunOptions`, skipping the Python
+        wrapper's per-call WebGPU capture checks (~5 us, for a feature a CPU session never uses);
+        the public method if this onnxruntime version has other internals (tests check both paths
+        give equal scores)."""
+        options = ort.RunOptions()
         sess, native = getattr(self.session, "_sess", None), getattr(binding, "_iobinding", None)
-        if sess is not None and native is not None and hasattr(sess, "run_with_iobinding"):
-            return partial(sess.run_with_iobinding, native, None)
-        return partial(self.session.run_with_iobinding, binding)
+        if self.native_run and sess is not None and native is not None and hasattr(sess, "run_with_iobinding"):
+            return partial(sess.run_with_iobinding, native, options)
+        return partial(self.session.run_with_iobinding, binding, options)
 
     def warm_up(self) -> None:
         """Run once so the first request does not pay onnxruntime's lazy initialisation."""

@@ -9,19 +9,20 @@ Flask/werkzeug request functions-framework passes.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from txguard.contract.errors import ModelUnavailableError, ScoringError
-from txguard.contract.logs import get_logger, trace_field
+from txguard.contract.logs import get_logger
 from txguard.contract.models import Decision
 from txguard.contract.settings import ScoringSettings
+from txguard.contract.trace import from_headers
 from txguard.scoring import routes
 from txguard.scoring.http import (
-    TRACE_HEADER,
     BodyReader,
+    Headers,
     HttpResponse,
     WerkzeugBody,
+    WsgiHeaders,
     json_response,
     read_json_body,
     render_error,
@@ -63,7 +64,7 @@ class ScoringService:
         return cls(settings, Scorer(runtime))
 
     # Dispatch ----------------------------------------------------------------------------------
-    def handle(self, method: str, path: str, headers: Mapping[str, str], body: BodyReader) -> HttpResponse:
+    def handle(self, method: str, path: str, headers: Headers, body: BodyReader) -> HttpResponse:
         started = time.perf_counter_ns()
         ctx: dict[str, Any] = {"started_ns": started, "headers": headers}
         try:
@@ -74,7 +75,10 @@ class ScoringService:
             response = render_error(exc)
             ctx["error"] = exc.message
         except Exception:  # a bug, not bad input: log the stack, answer a plain 500
-            self.log.exception("unhandled error", extra={"path": path, "method": method})
+            trace = from_headers(headers.get)
+            self.log.exception("unhandled error", extra={
+                "path": path, "method": method,
+                **(trace.log_fields(self.settings.google_cloud_project) if trace else {})})
             response = json_response(500, {"error": {"status": 500, "message": "internal error", "errors": []}})
             ctx["error"] = "internal error"
         body.discard()  # whatever was not read (413, 404...), so the connection stays usable
@@ -87,13 +91,15 @@ class ScoringService:
         return self.scorer
 
     # Logging -----------------------------------------------------------------------------------
-    def _log(self, method: str, path: str, status: int, ctx: dict[str, Any], headers: Mapping[str, str]) -> None:
-        """One structured line per request (Cloud Logging: severity, message, trace)."""
+    def _log(self, method: str, path: str, status: int, ctx: dict[str, Any], headers: Headers) -> None:
+        """One structured line per request (Cloud Logging: severity, message, and the caller's trace)."""
         entry: dict[str, Any] = {
             "http_method": method, "path": path, "status": status, "model_version": self.version,
             "latency_ms": round((time.perf_counter_ns() - ctx["started_ns"]) / 1e6, 3),
         }
-        entry.update(trace_field(headers.get(TRACE_HEADER), self.settings.google_cloud_project))
+        trace = from_headers(headers.get)
+        if trace is not None:
+            entry.update(trace.log_fields(self.settings.google_cloud_project))
         emit = self.request_log.emit
         decision: Decision | None = ctx.get("decision")
         if decision is not None:
@@ -119,4 +125,4 @@ class ScoringService:
 
 
 def handle_werkzeug(service: ScoringService, request: Any) -> HttpResponse:
-    return service.handle(request.method, request.path, request.headers, WerkzeugBody(request))
+    return service.handle(request.method, request.path, WsgiHeaders(request.environ), WerkzeugBody(request))

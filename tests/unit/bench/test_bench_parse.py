@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
+from txguard.bench import mlserver, proc_cpu
 from txguard.bench.load import parse_wrk
-from txguard.bench.runner import summary
+from txguard.bench.runner import best_peer, summary
 
 WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:40000/score
   1 threads and 10 connections
@@ -37,14 +44,76 @@ def test_parse_wrk_reads_rate_percentiles_in_any_unit_and_errors() -> None:
 def test_summary_ratios_come_from_the_same_report() -> None:
     report = {
         "inproc": {"fast": {"p50_us": 20.0, "p99_us": 40.0}, "sklearn": {"p50_us": 900.0, "p99_us": 2000.0}},
-        "hello": {"rps": 2000.0, "p50_ms": 3.0, "p99_ms": 6.0, "errors": 0},
-        "mlserver": {"rps": 300.0, "p50_ms": 30.0, "p99_ms": 60.0, "errors": 0},
-        "coldstart": {"median_s": 0.8},
+        "hello": {"rps": 2000.0, "p50_ms": 3.0, "p99_ms": 6.0, "errors": 0, "cpu_us_per_req": 300.0},
+        "mlserver": {
+            "defaults": {"rps": 100.0, "p50_ms": 80.0, "p99_ms": 900.0, "errors": 0},
+            "tuned": {"rps": 300.0, "p50_ms": 30.0, "p99_ms": 60.0, "errors": 0, "cpu_us_per_req": 2000.0},
+            "inline": {"error": "failed to start"},
+        },
+        "coldstart": {"median_s": 0.8, "cpu_ms_median": 280.0, "hello_median_s": 0.4, "hello_cpu_ms_median": 130.0},
         "workers": 2, "threads": 1, "load_client": "wrk",
     }
-    main = {"rps": 1500.0, "p50_ms": 4.0, "p99_ms": 9.0, "errors": 0}
+    main = {"rps": 1500.0, "p50_ms": 4.0, "p99_ms": 9.0, "errors": 0, "cpu_us_per_req": 400.0}
     s = summary(report, main)
-    assert s["vs_hello"] == 0.75 and s["vs_mlserver"] == 5.0
+    assert s["cpu_vs_hello"] == 0.75 and s["cpu_vs_mlserver"] == 5.0 and s["http_cpu_us_per_req"] == 400.0
+    # Cold start next to the server stack's floor (the constant function started the same way).
+    assert (s["coldstart_s"], s["coldstart_cpu_ms"], s["coldstart_hello_s"], s["coldstart_hello_cpu_ms"]) == (
+        0.8, 280.0, 0.4, 130.0)
+    # The ratio that counts is against the best configuration of the peer, not its defaults.
+    assert s["vs_hello"] == 0.75 and s["vs_mlserver"] == 5.0 and s["vs_mlserver_defaults"] == 15.0
+    assert s["mlserver_config"] == "tuned" and s["mlserver_p99_ms"] == 60.0
+    assert s["mlserver_defaults_rps"] == 100.0 and s["mlserver_defaults_p99_ms"] == 900.0
     for key in ("fast_us_p50", "sklearn_us_p50", "http_rps", "http_p99_ms", "hello_rps", "mlserver_rps",
                 "mlserver_p99_ms", "coldstart_s"):
         assert s[key] is not None, key
+
+
+def test_summary_without_mlserver_has_no_peer_ratio() -> None:
+    report = {
+        "inproc": {"fast": {"p50_us": 20.0, "p99_us": 40.0}, "sklearn": {"p50_us": 900.0, "p99_us": 2000.0}},
+        "hello": {"rps": 2000.0, "p50_ms": 3.0, "p99_ms": 6.0, "errors": 0},
+        "mlserver": {"error": "pip failed"}, "workers": 2, "threads": 1, "load_client": "wrk",
+    }
+    s = summary(report, {"rps": 1500.0, "p50_ms": 4.0, "p99_ms": 9.0, "errors": 0})
+    assert s["vs_mlserver"] is None and s["mlserver_config"] is None and s["vs_hello"] == 0.75
+    assert best_peer({"a": {"error": "x"}}) is None
+
+
+def test_mlserver_variants_follow_its_settings() -> None:
+    """defaults leave MLServer alone; tuned = one inference worker per CPU and one OpenMP thread each;
+    inline = no worker pool (the model in the HTTP process), one OpenMP thread."""
+    by_label = {v.label: v for v in mlserver.variants(cpus=2)}
+    assert by_label["defaults"].env == {}
+    assert by_label["tuned"].env["MLSERVER_PARALLEL_WORKERS"] == "2"
+    assert by_label["inline"].env["MLSERVER_PARALLEL_WORKERS"] == "0"
+    for label in ("tuned", "inline"):
+        assert by_label[label].env["OMP_NUM_THREADS"] == "1"
+    env = mlserver.server_env(1, 2, 3, by_label["tuned"])
+    assert env["MLSERVER_HOST"] == "127.0.0.1" and env["MLSERVER_PARALLEL_WORKERS"] == "2"
+
+
+def test_group_cpu_counts_every_process_of_the_group_and_reaped_children(tmp_path: Path) -> None:
+    # comm may hold spaces and parentheses; pgrp is the 3rd field after it, utime..cstime the 12th-15th.
+    stats = {
+        10: "10 (gunicorn: master (x)) S 1 10 10 0 -1 0 0 0 0 0 100 50 30 20 20 0 3 0",  # leader, reaped 0.5 s
+        11: "11 (worker) S 10 10 10 0 -1 0 0 0 0 0 200 100 0 0 20 0 1 0",
+        12: "12 (other) S 1 12 12 0 -1 0 0 0 0 0 999 999 0 0 20 0 1 0",  # another group
+    }
+    for pid, line in stats.items():
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "stat").write_text(line)
+    ticks = float(os.sysconf("SC_CLK_TCK"))
+    assert proc_cpu.group_cpu_seconds(10, tmp_path) == pytest.approx((100 + 50 + 30 + 20 + 200 + 100) / ticks)
+
+
+def test_group_cpu_of_a_real_process_grows_while_it_works() -> None:
+    busy = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\ntime.sleep(30)"
+    proc = subprocess.Popen([sys.executable, "-c", busy], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while proc_cpu.group_cpu_seconds(proc.pid) < 0.25 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc_cpu.group_cpu_seconds(proc.pid) >= 0.25
+    finally:
+        proc.kill()
+        proc.wait()

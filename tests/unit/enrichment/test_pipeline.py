@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import io
+import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,8 @@ import pytest
 from tests.enrich_fakes import FakeOutbox, FakeScorer, event_data, make_tx, push_body
 from txguard.contract import names
 from txguard.contract.errors import PublishError, ScoringUnavailableError, StoreUnavailableError
+from txguard.contract.logs import JsonFormatter
+from txguard.contract.trace import SPAN_KEY, TRACE_KEY, TraceContext
 from txguard.enrichment.history.sqlite import SqliteHistoryStore
 from txguard.enrichment.pipeline import ACKED, DeliveryStatus, Enricher
 from txguard.features.wallet import replay
@@ -35,6 +40,49 @@ def test_decides_and_publishes_with_attributes(parts) -> None:
     assert published.attributes[names.ATTR_MODEL_VERSION] == "fake-1"
     assert store.processed(tx.transaction_id)["decision"]["transaction_id"] == tx.transaction_id
     assert {"validation_us", "store_ms", "scoring_ms", "publish_ms", "total_ms"} <= set(result.timings)
+
+
+def _json_lines(enricher: Enricher) -> io.StringIO:
+    """The enricher's log lines, as JSON in a buffer (the process-wide handler writes to the real stdout)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    enricher.log = logging.getLogger(f"pipeline-test-{id(stream)}")
+    enricher.log.addHandler(handler)
+    enricher.log.propagate = False
+    enricher.log.setLevel(logging.INFO)
+    return stream
+
+
+def test_one_trace_follows_the_delivery(parts) -> None:
+    """The push request's trace: on the log line, the scoring call and the decision's attributes."""
+    enricher, _, scorer, outbox = parts
+    out = _json_lines(enricher)
+    pushed = TraceContext.new()
+    enricher.handle(event_data(make_tx(1)), pushed)
+    (sent,) = scorer.traces
+    assert sent.trace_id == pushed.trace_id and sent.span_id != pushed.span_id  # enrichment's own span
+    (published,) = outbox.decisions
+    assert published.attributes[names.ATTR_TRACEPARENT] == sent.traceparent
+    line = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert line["status"] == "decided"
+    assert line[TRACE_KEY] == f"projects/txguard-local/traces/{pushed.trace_id}"
+    assert line[SPAN_KEY] == sent.span_id
+
+
+def test_a_delivery_without_a_trace_gets_its_own(parts) -> None:
+    enricher, _, scorer, outbox = parts
+    out = _json_lines(enricher)
+    enricher.handle(event_data(make_tx(1)))
+    enricher.handle(push_body(b"not json"))
+    first = scorer.traces[0]
+    assert first is not None and len(first.trace_id) == 32
+    assert outbox.decisions[0].attributes[names.ATTR_TRACEPARENT] == first.traceparent
+    parked = outbox.invalid[0].attributes[names.ATTR_TRACEPARENT]
+    assert parked.split("-")[1] != first.trace_id  # another delivery, another trace
+    lines = [json.loads(x) for x in out.getvalue().strip().splitlines()]
+    assert [x["status"] for x in lines] == ["decided", "invalid"]
+    assert lines[0][TRACE_KEY].endswith(first.trace_id) and lines[1][TRACE_KEY].endswith(parked.split("-")[1])
 
 
 def test_features_match_offline_replay(parts) -> None:

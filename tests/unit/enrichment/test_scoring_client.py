@@ -14,6 +14,7 @@ import pytest
 from tests.enrich_fakes import make_tx
 from txguard.contract.errors import ScoringUnavailableError
 from txguard.contract.models import Decision, Outcome
+from txguard.contract.trace import TraceContext, bind, parse_cloud_trace_context, parse_traceparent
 from txguard.enrichment.scoring_client import (
     IdTokenSource,
     ScoringClient,
@@ -88,6 +89,20 @@ def test_posts_the_enriched_transaction_and_reuses_the_connection(srv: _Server) 
     assert json.loads(body)["features"]["history_len"] == 0
     assert "Authorization" not in headers
     assert len(client.session.get_adapter(srv.url).poolmanager.pools) == 1
+    client.close()
+
+
+def test_forwards_the_trace_in_both_headers(srv: _Server) -> None:
+    client = ScoringClient(srv.url, auth="none")
+    trace = TraceContext.new()
+    with bind(trace):  # what the pipeline does for each delivery
+        client.score(TX)
+    client.score(TX)  # no trace: no trace headers (scoring then logs none)
+    (with_trace, _), (without, _) = srv.requests
+    lower = {k.lower(): v for k, v in with_trace.items()}
+    assert parse_traceparent(lower["traceparent"]) == trace
+    assert parse_cloud_trace_context(lower["x-cloud-trace-context"]) == trace
+    assert not {"traceparent", "x-cloud-trace-context"} & {k.lower() for k in without}
     client.close()
 
 

@@ -39,6 +39,27 @@ def test_single_row_path_equals_matrix_path(runtime: ModelRuntime) -> None:
     assert np.array_equal(single, batch)
 
 
+def test_packed_rows_round_like_numpy_and_out_of_range_values_fall_back(runtime: ModelRuntime) -> None:
+    """struct's double -> float packing and numpy's astype(float32) give the same bits; beyond
+    float32's range struct refuses and the numpy path (inf, as the matrix path casts it) is used."""
+    x = synthetic_rows(200, seed=11) * np.float64(1.0 + 2**-30)  # digits float32 must round away
+    x[:5, 0] = [1e300, -1e300, 3.5e38, np.inf, np.nan]
+    got = np.array([runtime.predict_row(row) for row in x.tolist()])
+    assert np.array_equal(got, runtime.predict(x), equal_nan=True)
+    with pytest.raises(ValueError):  # a row of the wrong width is an error, not a silent short row
+        runtime.predict_row([0.0] * (len(FEATURE_NAMES) - 1))
+
+
+def test_public_run_path_scores_like_the_native_one() -> None:
+    """Serving calls the C++ session directly; the public wrapper (used if onnxruntime's internals
+    move) must give the same scores."""
+    native = ModelRuntime(tiny_model()[1], tiny_metadata())
+    public = ModelRuntime(tiny_model()[1], tiny_metadata())
+    public.native_run = False  # before its first row: the buffers pick the runner once
+    rows = synthetic_rows(300, seed=12).tolist()
+    assert [public.predict_row(r) for r in rows] == [native.predict_row(r) for r in rows]
+
+
 def test_rows_are_scored_from_the_current_buffer_not_a_stale_one(runtime: ModelRuntime) -> None:
     x = synthetic_rows(50, seed=9)
     expected = runtime.predict(x)

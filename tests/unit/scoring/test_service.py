@@ -11,7 +11,7 @@ from txguard.contract.errors import BadRequestError, MethodNotAllowedError, Vali
 from txguard.contract.models import ENRICHED_ADAPTER
 from txguard.contract.settings import ScoringSettings
 from txguard.scoring import routes
-from txguard.scoring.http import WerkzeugBody, parse, render_error
+from txguard.scoring.http import WerkzeugBody, WsgiHeaders, parse, render_error
 from txguard.scoring.service import ScoringService
 
 
@@ -50,6 +50,26 @@ def test_chunked_body_is_cut_one_byte_past_the_limit() -> None:
     assert len(body.read(1025)) == 1025
     body.discard()
     assert body.read(10) == b""
+
+
+def test_wsgi_headers_read_the_environ_like_werkzeug() -> None:
+    from werkzeug.datastructures import EnvironHeaders
+
+    environ = {"CONTENT_TYPE": "application/json", "CONTENT_LENGTH": "12", "HTTP_TRACEPARENT": "00-a-b-01",
+               "HTTP_X_CLOUD_TRACE_CONTEXT": "abc/1;o=1", "REQUEST_METHOD": "POST"}
+    ours, theirs = WsgiHeaders(environ), EnvironHeaders(environ)
+    for name in ("Content-Type", "Content-Length", "traceparent", "X-Cloud-Trace-Context",
+                 "x-cloud-trace-context", "Authorization"):
+        assert ours.get(name) == theirs.get(name), name
+    assert ours.get("Authorization", "none") == "none"
+
+
+def test_a_body_read_whole_is_not_read_again() -> None:
+    request = StubRequest(b"{}", 2)
+    body = WerkzeugBody(request)
+    assert body.read(1024) == b"{}"
+    request.stream = None  # discard must not touch the stream of a body already read to its end
+    body.discard()
 
 
 @pytest.mark.parametrize("content_length", [None, 5000])

@@ -1,0 +1,185 @@
+"""Alert policies: what callers feel, a stalled pipeline, and shares of transactions that went wrong.
+
+- errors: Cloud Run's 5xx ratio per function (a crashed request writes none of our logs);
+- latency: p99 of Cloud Run's own request latency per function (`run.googleapis.com/request_latencies`),
+  which includes what the handler cannot see (gunicorn queueing, a cold start, the response
+  write), against the scoring SLA and the enrichment budget;
+- stalled pipeline: age of the push subscription's oldest unacked message (a backlog that is
+  not drained, whatever its size), and the dead-letter inspection backlog;
+- shares: transactions parked as invalid (of deliveries), dead-lettered (of acked messages) and
+  blocked (of decisions), each a ratio over 5 minutes, so a spike in traffic does not alert and a
+  small stream that is all bad does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.config import StackConfig
+from txguard.contract import names
+
+USER_METRIC = "logging.googleapis.com/user/"
+DECISIONS_METRIC = "txguard_decisions"
+DELIVERIES_METRIC = "txguard_enrich_deliveries"
+REQUESTS_METRIC = "run.googleapis.com/request_count"
+REQUEST_LATENCIES_METRIC = "run.googleapis.com/request_latencies"
+BACKLOG_METRIC = "pubsub.googleapis.com/subscription/num_undelivered_messages"
+OLDEST_UNACKED_METRIC = "pubsub.googleapis.com/subscription/oldest_unacked_message_age"
+DEAD_LETTERED_METRIC = "pubsub.googleapis.com/subscription/dead_letter_message_count"
+ACKED_METRIC = "pubsub.googleapis.com/subscription/ack_message_count"
+# txguard.enrichment.pipeline.DeliveryStatus values parked on the invalid topic (not imported: it
+# pulls the whole enrichment pipeline in; tests/infra checks they exist).
+PARKED_STATUSES = ("invalid", "rejected")
+BLOCK_OUTCOME = "block"  # txguard.contract.models.Outcome.BLOCK
+FIVE_MINUTES = "300s"
+
+Aggregation = gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs
+
+
+def one_of(*values: str) -> str:
+    """A Monitoring filter's set membership: `one_of("a","b")` (Logging would say ("a" OR "b"))."""
+    return "one_of(" + ",".join(json.dumps(v) for v in values) + ")"
+
+
+def service_metric_filter(metric: str, service: str) -> str:
+    return (f'metric.type="{metric}" AND resource.type="cloud_run_revision" '
+            f'AND resource.label.service_name="{service}"')
+
+
+def subscription_filter(metric: str, subscription: str) -> str:
+    return (f'metric.type="{metric}" AND resource.type="pubsub_subscription" '
+            f'AND resource.label.subscription_id="{subscription}"')
+
+
+def _sum_rate(group_by: Sequence[str] = ()) -> Aggregation:
+    return Aggregation(alignment_period="60s", per_series_aligner="ALIGN_RATE", cross_series_reducer="REDUCE_SUM",
+                       group_by_fields=list(group_by))
+
+
+def _docs(text: str) -> gcp.monitoring.AlertPolicyDocumentationArgs:
+    return gcp.monitoring.AlertPolicyDocumentationArgs(mime_type="text/markdown", content=text)
+
+
+def _ratio(display: str, numerator: str, denominator: str, threshold: float,
+           group_by: Sequence[str] = ()) -> gcp.monitoring.AlertPolicyConditionArgs:
+    """numerator / denominator (both counters, summed rates) above `threshold` for 5 minutes."""
+    return gcp.monitoring.AlertPolicyConditionArgs(
+        display_name=display,
+        condition_threshold=gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
+            filter=numerator, denominator_filter=denominator,
+            aggregations=[_sum_rate(group_by)], denominator_aggregations=[_sum_rate(group_by)],
+            comparison="COMPARISON_GT", threshold_value=threshold, duration=FIVE_MINUTES,
+            trigger=gcp.monitoring.AlertPolicyConditionConditionThresholdTriggerArgs(count=1),
+        ),
+    )
+
+
+def _policy(name: str, cfg: StackConfig, channels: list, opts: pulumi.ResourceOptions, display: str,
+            conditions: list, severity: str, docs: str) -> gcp.monitoring.AlertPolicy:
+    return gcp.monitoring.AlertPolicy(
+        name, project=cfg.project, display_name=f"txguard: {display}", combiner="OR", conditions=conditions,
+        notification_channels=channels, severity=severity, documentation=_docs(docs), opts=opts)
+
+
+def error_rate(cfg: StackConfig, channels: list, opts: pulumi.ResourceOptions) -> gcp.monitoring.AlertPolicy:
+    conditions = [
+        _ratio(f"{service}: 5xx ratio > {cfg.error_rate_threshold:.1%} for 5 min",
+               service_metric_filter(REQUESTS_METRIC, service) + ' AND metric.label.response_code_class="5xx"',
+               service_metric_filter(REQUESTS_METRIC, service), cfg.error_rate_threshold,
+               ["resource.label.service_name"])
+        for service in (names.SCORING_FUNCTION, names.ENRICH_FUNCTION)
+    ]
+    return _policy("error-rate", cfg, channels, opts, "error rate", conditions, "ERROR",
+                   "More than the allowed share of requests failed with 5xx for 5 minutes. For "
+                   "enrichment, failed pushes are retried and end in the dead-letter topic.")
+
+
+def request_latency(cfg: StackConfig, channels: list, opts: pulumi.ResourceOptions) -> gcp.monitoring.AlertPolicy:
+    """p99 of Cloud Run's request latency per function: the distributions of every revision merged."""
+    conditions = [
+        gcp.monitoring.AlertPolicyConditionArgs(
+            display_name=f"{service}: request latency p99 > {threshold:g} ms for 5 min",
+            condition_threshold=gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
+                filter=service_metric_filter(REQUEST_LATENCIES_METRIC, service),
+                aggregations=[Aggregation(alignment_period="60s", per_series_aligner="ALIGN_DELTA",
+                                          cross_series_reducer="REDUCE_PERCENTILE_99",
+                                          group_by_fields=["resource.label.service_name"])],
+                comparison="COMPARISON_GT", threshold_value=threshold, duration=FIVE_MINUTES,
+            ),
+        )
+        for service, threshold in ((names.SCORING_FUNCTION, cfg.latency_sla_ms),
+                                   (names.ENRICH_FUNCTION, cfg.alerts.enrich_latency_sla_ms))
+    ]
+    return _policy("request-latency", cfg, channels, opts, "request latency p99 above SLA", conditions, "WARNING",
+                   "Cloud Run's request latency p99 (queueing in gunicorn and cold starts included) is above "
+                   "the SLA. Check instance count against maxInstances, CPU utilisation, the scoring "
+                   "function's own `latency_ms` (dashboard) and whether a new model version was promoted.")
+
+
+def stalled_pipeline(cfg: StackConfig, channels: list, opts: pulumi.ResourceOptions) -> gcp.monitoring.AlertPolicy:
+    age = cfg.alerts.oldest_unacked_age_s
+    return _policy(
+        "oldest-unacked-message", cfg, channels, opts, "transactions waiting too long", [
+            gcp.monitoring.AlertPolicyConditionArgs(
+                display_name=f"{names.ENRICH_PUSH_SUBSCRIPTION}: oldest unacked message > {age} s",
+                condition_threshold=gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
+                    filter=subscription_filter(OLDEST_UNACKED_METRIC, names.ENRICH_PUSH_SUBSCRIPTION),
+                    aggregations=[Aggregation(alignment_period="60s", per_series_aligner="ALIGN_MAX")],
+                    comparison="COMPARISON_GT", threshold_value=age, duration=FIVE_MINUTES,
+                ),
+            )], "CRITICAL",
+        f"A transaction has waited more than {age} s on `{names.ENRICH_PUSH_SUBSCRIPTION}`: enrichment is "
+        "down, refusing every push (see the error-rate alert) or retrying one message for a long time. "
+        "Transactions are not lost (they wait, then dead-letter) but are not decided either.")
+
+
+def dead_letter_backlog(cfg: StackConfig, channels: list, opts: pulumi.ResourceOptions) -> gcp.monitoring.AlertPolicy:
+    return _policy(
+        "dead-letter-backlog", cfg, channels, opts, "dead-lettered transactions", [
+            gcp.monitoring.AlertPolicyConditionArgs(
+                display_name=f"{names.DEAD_LETTER_SUBSCRIPTION} backlog > 0",
+                condition_threshold=gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
+                    filter=subscription_filter(BACKLOG_METRIC, names.DEAD_LETTER_SUBSCRIPTION),
+                    aggregations=[Aggregation(alignment_period="60s", per_series_aligner="ALIGN_MAX")],
+                    comparison="COMPARISON_GT", threshold_value=0, duration="60s",
+                ),
+            )], "ERROR",
+        f"Transactions exhausted their delivery attempts and were dead-lettered. Inspect them with a "
+        f"pull on `{names.DEAD_LETTER_SUBSCRIPTION}`; republish to `{names.TRANSACTIONS_TOPIC}` once the "
+        f"cause is fixed (`txguard dead-letter redrive`).")
+
+
+def shares(cfg: StackConfig, channels: list, opts: pulumi.ResourceOptions) -> gcp.monitoring.AlertPolicy:
+    """Invalid, dead-lettered and blocked transactions, each as a share of its whole."""
+    a = cfg.alerts
+    deliveries = f'metric.type="{USER_METRIC}{DELIVERIES_METRIC}" AND resource.type="cloud_run_revision"'
+    decisions = f'metric.type="{USER_METRIC}{DECISIONS_METRIC}" AND resource.type="cloud_run_revision"'
+    conditions = [
+        _ratio(f"invalid or refused > {a.invalid_share:.1%} of deliveries for 5 min",
+               f"{deliveries} AND metric.label.status={one_of(*PARKED_STATUSES)}", deliveries, a.invalid_share),
+        _ratio(f"dead-lettered > {a.dead_letter_share:.1%} of acked messages for 5 min",
+               subscription_filter(DEAD_LETTERED_METRIC, names.ENRICH_PUSH_SUBSCRIPTION),
+               subscription_filter(ACKED_METRIC, names.ENRICH_PUSH_SUBSCRIPTION), a.dead_letter_share),
+        _ratio(f"blocked > {a.blocked_share:.1%} of decisions for 5 min",
+               f'{decisions} AND metric.label.outcome="{BLOCK_OUTCOME}"', decisions, a.blocked_share),
+    ]
+    return _policy("transaction-shares", cfg, channels, opts, "share of invalid, dead-lettered or blocked",
+                   conditions, "WARNING",
+                   f"- invalid: a publisher sends malformed transactions (read `{names.INVALID_TOPIC}`, its "
+                   f"`reason` attribute says why);\n- dead-lettered: deliveries fail repeatedly (scoring or the "
+                   f"store unavailable, a bug): see the error-rate alert and `{names.DEAD_LETTER_SUBSCRIPTION}`;\n"
+                   "- blocked: more fraud than usual, or a model or threshold change: compare by `model_version` "
+                   "on the dashboard before rolling back (`txguard registry rollback`).")
+
+
+def all_policies(cfg: StackConfig, channels: list, built_in: pulumi.ResourceOptions,
+                 log_based: pulumi.ResourceOptions) -> list[gcp.monitoring.AlertPolicy]:
+    """Every policy; those reading a log-based metric (the shares) with `log_based` options, which wait
+    until the metrics are usable (infra/monitoring.py), the others with `built_in`."""
+    return [*(builder(cfg, channels, built_in)
+              for builder in (error_rate, request_latency, stalled_pipeline, dead_letter_backlog)),
+            shares(cfg, channels, log_based)]
