@@ -15,7 +15,8 @@ from infra.archive import build_archive
 def _copy(root: Path) -> Path:
     for folder in ("shared", "scripts", "models", "functions"):
         shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
+    for name in ("pyproject.toml", "requirements.lock"):
+        shutil.copy(ROOT / name, root / name)
     return root
 
 
