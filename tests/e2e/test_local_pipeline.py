@@ -50,8 +50,8 @@ def _check(summary: dict, mode: str) -> None:
     assert summary["dead_lettered"] == 0
     assert summary["decided"] + summary["invalid"] == summary["published"]
     # Every invalid message was one made invalid on purpose, and each of those was rejected.
-    assert summary["unexpected_invalid"] == 0
-    assert summary["invalid"] == summary["invalid_injected"]
+    assert summary["valid_on_invalid"] == 0
+    assert summary["invalid"] == summary["poison"]
     assert sum(summary["decisions"].values()) == summary["decided"]
     assert summary["e2e_p50_ms"] is not None and summary["e2e_p50_ms"] <= summary["e2e_p99_ms"]
     assert summary["unmatched"] == {}
@@ -88,6 +88,8 @@ def test_local_up_with_emulators(tmp_path: Path) -> None:
     require(emulator_mode_available(), "gcloud (with Java) or fake-gcs-server missing: emulator mode unavailable")
     summary, stderr = _local_up(tmp_path)
     _check(summary, "emulators")
+    assert summary["push_mode"] == "bridge" and summary["ordering"] is True  # production-like push, by wallet
+    assert summary["push"]["failures"] == 0 and summary["late"] == 0
     _check_one_trace_per_transaction(tmp_path / "run")
     assert "gs://txguard-models/registry" in stderr  # the model came from the emulated Cloud Storage registry
 
@@ -96,5 +98,6 @@ def test_local_up_with_emulators(tmp_path: Path) -> None:
 def test_local_up_embedded(tmp_path: Path) -> None:
     summary, _ = _local_up(tmp_path, "--embedded")
     _check(summary, "embedded")
+    assert summary["push_mode"] == "embedded" and summary["ordering"] is True
     _check_one_trace_per_transaction(tmp_path / "run")
     assert summary["push"]["failures"] == 0

@@ -1,7 +1,8 @@
-"""`txguard reliability --quick`, end to end on the emulator stack: the six scenarios, every
-message accounted for, nothing lost, nothing double counted (the command's own exit code and its
-last line, one JSON object). Emulator mode needs gcloud + Java + fake-gcs-server (skipped
-locally without them, failed in CI). About two minutes.
+"""`txguard reliability --quick`, end to end on the emulator stack with the production subscription
+settings (push bridge, ordering by wallet): every scenario, every message accounted for, nothing
+lost, nothing double counted, every transaction scored on its replayed features (the command's
+own exit code and its last line, one JSON object). Emulator mode needs gcloud + Java +
+fake-gcs-server (skipped locally without them, failed in CI). A few minutes.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from tests.conftest import require
 from txguard.local.stack import emulator_mode_available
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ("duplicates", "poison", "scoring_outage", "store_outage", "bad_model", "burst")
-COMMON = ("sent", "decided", "invalid", "dead_lettered", "lost", "double_counted")
+SCENARIOS = ("duplicates", "poison", "scoring_outage", "store_outage", "bad_model", "burst", "worker_kill",
+             "flaky_delivery")
+COMMON = ("sent", "decided", "invalid", "dead_lettered", "lost", "double_counted", "late", "features_unexplained")
 
 
 @pytest.mark.emulators
@@ -31,16 +33,18 @@ def test_reliability_quick(tmp_path: Path) -> None:
     doc = tmp_path / "reliability.md"
     argv = [sys.executable, "-m", "txguard.cli.main", "reliability", "--quick", "--workdir", str(tmp_path / "run"),
             "--write-doc", str(doc)]
-    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=420)
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     assert lines, f"no output (rc={proc.returncode}); stderr:\n{proc.stderr[-3000:]}"
     result = json.loads(lines[-1])
     assert proc.returncode == 0, f"rc={proc.returncode}: {lines[-1]}\n{proc.stderr[-3000:]}"
     assert result["passed"] is True and result["mode"] == "emulators" and result["profile"] == "quick"
+    assert result["push_mode"] == "bridge"
     for name in SCENARIOS:
         row = result[name]
         assert all(k in row for k in COMMON), (name, row)
         assert row["lost"] == 0 and row["double_counted"] == 0 and row["missing"] == 0, (name, row)
+        assert row["features_unexplained"] == 0, (name, row)
         assert row["decided"] == row["transactions"] > 0, (name, row)
         assert row["ok"] is True, (name, row)
     assert result["duplicates"]["identical_decisions"] is True
@@ -50,5 +54,11 @@ def test_reliability_quick(tmp_path: Path) -> None:
     assert result["bad_model"]["refused"] is True and result["bad_model"]["kept_serving"] is True
     assert result["burst"]["drain_s"] is not None
     assert result["scoring_outage"]["outage_s"] >= 10 and result["store_outage"]["outage_s"] >= 5
+    # Deliveries that fail and are retried keep their wallet's order: nothing late, nothing to explain.
+    for name in ("worker_kill", "flaky_delivery"):
+        assert result[name]["ordering"] is True and result[name]["late"] == 0, result[name]
+        assert result[name]["features_differing"] == 0, result[name]
+    assert result["worker_kill"]["kills"] == 3 and result["worker_kill"]["workers_killed"] >= 3
+    assert result["flaky_delivery"]["failed_deliveries"] > 0
     text = doc.read_text()
     assert "txguard reliability --quick" in text and lines[-1] in text

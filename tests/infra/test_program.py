@@ -258,7 +258,8 @@ def test_enrich_push_subscription_retries_dead_letters_and_authenticates(default
     dead_letter_topic = f"projects/{BASE_CONFIG['gcp:project']}/topics/{spec.dead_letter_topic}"
     assert sub["deadLetterPolicy"] == {"deadLetterTopic": dead_letter_topic,
                                        "maxDeliveryAttempts": spec.max_delivery_attempts}
-    assert sub["enableMessageOrdering"] is False  # ordering does not survive dead-lettering
+    # One wallet's transactions in order, even across retries; a dead letter releases its wallet.
+    assert sub["enableMessageOrdering"] is True
     # The push deadline must cover the function's timeout, else Pub/Sub redelivers work in progress.
     timeout = function(default_stack, names.ENRICH_FUNCTION)["serviceConfig"]["timeoutSeconds"]
     assert timeout <= sub["ackDeadlineSeconds"]
@@ -327,10 +328,10 @@ def test_history_fields_are_not_indexed(default_stack: StackRun) -> None:
               if f.inputs.get("indexConfig", {}).get("indexes", []) == []}
     event = json.loads((ROOT / "tests" / "events" / "cloudevent_pubsub_valid.json").read_text())
     tx = Transaction.model_validate_json(base64.b64decode(event["data"]["message"]["data"]))
-    features, wallet_doc = step(tx, None)  # what the store writes: the wallet document ...
-    for key in wallet_doc:
+    applied = step(tx, None)  # what the store writes: the wallet document ...
+    for key in applied.state:
         assert (names.WALLETS_COLLECTION, key) in exempt, key
-    for key in processed_record(tx, features, ttl_days=7):  # ... and the processed marker
+    for key in processed_record(tx, applied, ttl_days=7):  # ... and the processed marker
         assert (names.PROCESSED_COLLECTION, key) in exempt, key
 
 
@@ -374,6 +375,21 @@ def test_monitoring_metrics_alerts_and_dashboard(default_stack: StackRun, overri
     assert [c.inputs["labels"]["email_address"] for c in channels] == json.loads(OVERRIDES["txguard:alertEmails"])
     assert all(a.inputs.get("notificationChannels") for a in override_stack.of_type(
         "gcp:monitoring/alertPolicy:AlertPolicy"))
+
+
+def test_late_transactions_are_counted_from_the_enrichment_decided_lines(default_stack: StackRun) -> None:
+    """Skew made visible: the enrichment line of a decision flagged late (`"late": true`) is counted."""
+    from infra.monitoring import LATE_METRIC
+    from txguard.enrichment.pipeline import DeliveryStatus, Result
+
+    late = default_stack.one("gcp:logging/metric:Metric", name=LATE_METRIC).inputs
+    assert f'resource.labels.service_name="{names.ENRICH_FUNCTION}"' in late["filter"]
+    assert f'jsonPayload.status="{DeliveryStatus.DECIDED.value}"' in late["filter"]
+    assert "jsonPayload.late=true" in late["filter"]
+    assert "late" in Result.__dataclass_fields__  # the field the enrichment log line carries
+    assert late["metricDescriptor"]["metricKind"] == "DELTA" and late["metricDescriptor"]["valueType"] == "INT64"
+    board = json.loads(default_stack.one("gcp:monitoring/dashboard:Dashboard").inputs["dashboardJson"])
+    assert LATE_METRIC in " ".join(walk_strings(board))
 
 
 def assert_alert_policies(alerts: dict[str, dict[str, Any]], scoring_p99: float, enrich_p99: float, age: int,

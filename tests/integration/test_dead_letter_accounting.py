@@ -17,7 +17,8 @@ import pytest
 from txguard.contract import names
 from txguard.local import emulators, topology
 from txguard.local.consumers import PullConsumers
-from txguard.local.tracker import Tracker
+from txguard.local.ledger import Ledger
+from txguard.local.router import Router
 from txguard.publisher import PubSubTransport, make_stream, publish_all
 
 pytestmark = pytest.mark.emulators
@@ -32,24 +33,25 @@ def test_dead_lettered_messages_are_accounted_not_lost(
     pull_only = tuple(s for s in names.SUBSCRIPTIONS if s.push_to is None)
     topology.ensure_topology(PROJECT, {}, subscriptions=pull_only)
 
-    tracker = Tracker()
-    consumers = PullConsumers(PROJECT, tracker).start()
+    router = Router()
+    ledger = router.add(Ledger("dead-letters"))
+    consumers = PullConsumers(PROJECT, router).start()
     messages = make_stream(4, "fraud", seed=3, id_prefix="dl")
     to_transactions = PubSubTransport(PROJECT, names.TRANSACTIONS_TOPIC, max_latency_s=0.005)
     forward = PubSubTransport(PROJECT, names.DEAD_LETTER_TOPIC, max_latency_s=0.005, ordering=False)
     try:
-        publish_all(messages, to_transactions, on_sent=tracker.sent, on_done=tracker.confirmed)
+        publish_all(messages, to_transactions, on_sent=ledger.sent, on_done=ledger.confirmed)
         for m in messages[:3]:  # what Pub/Sub does after max_delivery_attempts failed pushes
             forward.publish(m.data, {names.ATTR_TRANSACTION_ID: m.transaction_id or ""}, "").result(timeout=30)
         deadline = time.monotonic() + 60
-        while tracker.counts()["dead_lettered"] < 3 and time.monotonic() < deadline:
+        while ledger.counts()["dead_lettered"] < 3 and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
         to_transactions.close()
         forward.close()
         consumers.stop()
-    summary = tracker.summary()
+    summary = ledger.summary()
     assert summary["published"] == 4
     assert summary["dead_lettered"] == 3
     assert summary["lost"] == 1  # the fourth has no outcome at all
-    assert summary["decided"] == 0 and summary["unmatched"] == {}
+    assert summary["decided"] == 0 and router.unmatched == {}

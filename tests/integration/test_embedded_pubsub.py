@@ -89,7 +89,8 @@ def test_client_publishes_and_pusher_redelivers(endpoint_server, monkeypatch: py
     assert all(count == 2 for count in endpoint.seen.values())
     first = endpoint.bodies[0]
     assert first["subscription"] == f"projects/{PROJECT}/subscriptions/{spec.name}"
-    assert {"data", "attributes", "messageId", "publishTime"} <= set(first["message"])
+    assert {"data", "attributes", "messageId", "publishTime", "orderingKey"} <= set(first["message"])
+    assert {b["deliveryAttempt"] for b in endpoint.bodies} == {1, 2}
     received = {base64.b64decode(b["message"]["data"]) for b in endpoint.bodies}
     assert received == {m.data for m in messages}
 
@@ -97,7 +98,8 @@ def test_client_publishes_and_pusher_redelivers(endpoint_server, monkeypatch: py
 @pytest.mark.parametrize("endpoint_server", [Endpoint(always_fail=frozenset({b"poison"}))], indirect=True)
 def test_poison_message_is_dead_lettered_after_max_attempts(endpoint_server) -> None:
     url, endpoint = endpoint_server
-    spec = names.SubscriptionSpec("s", "t", max_delivery_attempts=5, min_backoff_seconds=1, max_backoff_seconds=4)
+    spec = names.SubscriptionSpec("s", "t", dead_letter_topic="dl", max_delivery_attempts=5, min_backoff_seconds=1,
+                                  max_backoff_seconds=4)
     dead: list[tuple[Message, int]] = []
     pusher = Pusher(url, PROJECT, spec, lambda m, n: dead.append((m, n)), concurrency=2, backoff_scale=0.01)
     assert [pusher.backoff(a) for a in range(1, 5)] == pytest.approx([0.01, 0.02, 0.04, 0.04])
@@ -109,8 +111,45 @@ def test_poison_message_is_dead_lettered_after_max_attempts(endpoint_server) -> 
     finally:
         pusher.stop()
     assert [(m.data, n) for m, n in dead] == [(b"poison", 5)]
-    assert pusher.stats.delivered == 1 and pusher.stats.dead_lettered == 1
+    assert pusher.stats.delivered == 1 and pusher.dead_lettered == 1
     assert sum(endpoint.seen.values()) == 6
+
+
+@pytest.mark.parametrize("endpoint_server", [Endpoint()], indirect=True)
+def test_ordered_subscription_pushes_one_message_per_key_and_waits_for_a_retry(endpoint_server) -> None:
+    url, endpoint = endpoint_server
+    spec = names.SubscriptionSpec("s", "t", dead_letter_topic="dl", max_delivery_attempts=5, min_backoff_seconds=1,
+                                  max_backoff_seconds=1, enable_message_ordering=True)
+    endpoint.fail_first = 0
+    endpoint.always_fail = frozenset()
+    first_of_a: list[str] = []
+
+    def submit(message: Message) -> None:
+        if message.data == b"a0":
+            first_of_a.append(message.message_id)
+        pusher.submit(message)
+
+    pusher = Pusher(url, PROJECT, spec, lambda m, n: None, concurrency=4, backoff_scale=0.2)
+    broker = EmbeddedPubSub(PROJECT, {"t": submit})
+    original = endpoint.handle
+
+    def handle(body: dict) -> int:  # a0 fails twice
+        status = original(body)
+        return 503 if body["message"]["messageId"] in first_of_a and endpoint.seen[first_of_a[0]] <= 2 else status
+
+    endpoint.handle = handle  # type: ignore[method-assign]
+    try:
+        for i in range(4):
+            broker.publish("projects/p/topics/t", f"a{i}".encode(), {}, ordering_key="A")
+            broker.publish("projects/p/topics/t", f"b{i}".encode(), {}, ordering_key="B")
+        _wait(lambda: pusher.outstanding() == 0)
+    finally:
+        pusher.stop()
+    order = [base64.b64decode(b["message"]["data"]).decode() for b in endpoint.bodies]
+    assert [d for d in order if d.startswith("a")] == ["a0", "a0", "a0", "a1", "a2", "a3"]
+    assert [d for d in order if d.startswith("b")] == ["b0", "b1", "b2", "b3"]
+    assert order.index("b3") < order.index("a1")  # B is not held back by A's retries
+    assert pusher.dispatcher.stats.held_max >= 3
 
 
 def test_unknown_topic_is_refused() -> None:

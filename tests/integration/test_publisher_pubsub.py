@@ -111,18 +111,18 @@ def test_tail_after_the_stack_consumers_sees_every_decision(
     import time
 
     from txguard.local.consumers import PullConsumers
-    from txguard.local.tracker import Tracker
+    from txguard.local.router import Router
 
-    tracker = Tracker()
-    consumers = PullConsumers(PROJECT, tracker).start()
+    router = Router()
+    consumers = PullConsumers(PROJECT, router).start()
     try:
         _publish_decisions("first", 9)
         deadline = time.monotonic() + 30
-        while tracker.unmatched.get("decision", 0) < 9 and time.monotonic() < deadline:
+        while router.unmatched.get("decision", 0) < 9 and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
         consumers.stop()
-    assert tracker.unmatched["decision"] == 9  # consumed (unknown to this tracker, hence unmatched)
+    assert router.unmatched["decision"] == 9  # consumed (no ledger knows them, hence unmatched)
     capsys.readouterr()
     _publish_decisions("second", 9)
     assert cli(["decisions", "--follow", "--max", "9", "--timeout", "30"]) == 0

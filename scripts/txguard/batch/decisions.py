@@ -6,7 +6,8 @@ dumping one pydantic model per row: outcomes and reasons come from the same func
 in one call (so floats are written exactly as the model writes them: `1e-7`, not Python's
 `1e-07`), and Arrow joins the pieces of every line in one vectorised call. Identifiers need no
 escaping (the contract's pattern allows none of `"` or `\\`). A test compares the bytes with the
-per-row models. Serving's `Scorer` is unchanged: this is the batch twin of `decide_matrix`.
+per-row models. Serving's `Scorer` is unchanged: this is the batch twin of `decide_matrix`. A
+replay in time order never decides a transaction late, so `late` is always false here.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def decide(scorer: Scorer, x: np.ndarray, transaction_ids: pa.Array | pa.Chunked
     version = pydantic_core.to_json(scorer.version).decode()
     lines = pc.binary_join_element_wise(
         '{"transaction_id":"', transaction_ids, '","wallet_id":"', wallet_ids, '","score":', _scores_json(scores),
-        ',"outcome":"', outcome, '","reasons":', _reasons_json(x), f',"model_version":{version},"timings":{{}}}}\n',
+        ',"outcome":"', outcome, '","reasons":', _reasons_json(x), f',"model_version":{version},"timings":{{}},"late":false}}\n',
         "",
     )
     counts = np.bincount(codes, minlength=3)

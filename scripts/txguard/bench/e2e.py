@@ -12,14 +12,13 @@ logs, read for the transactions of the stage.
 from __future__ import annotations
 
 import json
-import threading
-import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from txguard.contract import names
-from txguard.local.tracker import percentile
+from txguard.local import feed
+from txguard.local.ledger import Ledger, percentile
 
 SLOPE_TOLERANCE = 0.1  # backlog may grow by at most 10% of the offered rate (tx/s per s)
 
@@ -44,6 +43,7 @@ class Stage:
     summary: dict[str, Any] = field(default_factory=dict)
     achieved_tps: float = 0.0
     drain_s: float = 0.0
+    ledger: Ledger | None = None
 
     @property
     def backlog_slope(self) -> float:
@@ -66,51 +66,40 @@ class Stage:
         }
 
 
-def own_wallets(messages: list[Any], prefix: str) -> list[Any]:
+def own_wallets(messages: list[Any], prefix: str, wallets: int | None = None) -> list[Any]:
     """The same messages on wallets of their own (`prefix` + wallet id): a warm-up must not add
-    history to the wallets the measured stream uses."""
+    history to the wallets the measured stream uses. `wallets`: fold them onto that many (hot) wallets."""
     from dataclasses import replace
 
     out = []
     for m in messages:
         doc = json.loads(m.data)
-        doc["wallet_id"] = f"{prefix}{doc['wallet_id']}"
+        wallet = doc["wallet_id"] if wallets is None else f"hot{zlib.crc32(doc['wallet_id'].encode()) % wallets}"
+        doc["wallet_id"] = f"{prefix}{wallet}"
         out.append(replace(m, data=json.dumps(doc, separators=(",", ":")).encode(), ordering_key=doc["wallet_id"]))
     return out
 
 
 def run_stage(stack: Any, rate: float, duration_s: float, prefix: str, drain_timeout_s: float,
-              seed: int = 1, wallet_prefix: str | None = None) -> Stage:
-    """Publish `rate` tx/s for `duration_s` (transaction ids start with `prefix`), then drain."""
-    from txguard.publisher import Pacer, PubSubTransport, make_stream, publish_all
+              seed: int = 1, wallet_prefix: str | None = None, messages: list[Any] | None = None) -> Stage:
+    """Publish `rate` tx/s for `duration_s` (transaction ids start with `prefix`), then drain.
+
+    `messages`: the stage's own stream instead of the simulator's (ids must start with `prefix`)."""
+    from txguard.publisher import Pacer, make_stream
 
     stage = Stage(rate, duration_s, prefix)
-    messages = make_stream(max(1, int(rate * duration_s)), "fraud", seed=seed, id_prefix=prefix)
+    if messages is None:
+        messages = make_stream(max(1, int(rate * duration_s)), "fraud", seed=seed, id_prefix=prefix)
     if wallet_prefix:
         messages = own_wallets(messages, wallet_prefix)
-    tracker = stack.tracker
-    transport = PubSubTransport(stack.options.project, names.TRANSACTIONS_TOPIC, max_messages=100,
-                                max_latency_s=0.005)
-    result: dict[str, Any] = {}
-    thread = threading.Thread(target=lambda: result.setdefault("stats", publish_all(
-        messages, transport, Pacer(rate=rate), on_sent=tracker.sent, on_done=tracker.confirmed)), daemon=True)
-    started = time.monotonic()
-    thread.start()
-    while thread.is_alive():
-        stage.samples.append((time.monotonic() - started, tracker.in_flight()))
-        time.sleep(0.25)
-    transport.close()
-    stats = result.get("stats")
-    stage.achieved_tps = stats.attempted / stats.send_seconds if stats and stats.send_seconds else 0.0
-    drain_started = last_progress = time.monotonic()
-    last = tracker.in_flight()
-    while not tracker.settled() and time.monotonic() - last_progress < drain_timeout_s:
-        time.sleep(0.25)
-        now = tracker.in_flight()
-        if now != last:
-            last, last_progress = now, time.monotonic()
-    stage.drain_s = time.monotonic() - drain_started
-    stage.summary = tracker.summary(lambda m: bool(m.transaction_id and m.transaction_id.startswith(prefix + "-")))
+    ledger = stack.ledgers.add(Ledger(prefix))
+    published = feed.publish(stack.options.project, ledger, messages, Pacer(rate=rate),
+                             tick=lambda _phase, elapsed: stage.samples.append((elapsed, ledger.pending())))
+    stats = published.stats
+    stage.achieved_tps = stats.attempted / stats.send_seconds if stats.send_seconds else 0.0
+    stage.drain_s = feed.drain(ledger, drain_timeout_s).seconds
+    stage.summary = ledger.summary()
+    stage.ledger = ledger
     return stage
 
 

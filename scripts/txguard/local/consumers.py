@@ -1,4 +1,4 @@
-"""Pull consumers of the pipeline's outputs on the emulator, feeding the tracker.
+"""Pull consumers of the pipeline's outputs on the emulator, feeding the stack's ledgers.
 
 `decisions-tail`, `invalid-inspect` and `transactions-dead-letter-inspect` are the pull
 subscriptions production declares for the same purpose (names.SUBSCRIPTIONS).
@@ -17,17 +17,17 @@ from collections.abc import Callable
 from typing import Any
 
 from txguard.contract import names
-from txguard.local.tracker import Tracker
+from txguard.local.router import Router
 
 Sink = Callable[[bytes, dict[str, str], int], None]
 PULL_TIMEOUT_S = 2.0
 
 
 class PullConsumers:
-    def __init__(self, project: str, tracker: Tracker, max_messages: int = 500, dead_letter: bool = True) -> None:
+    def __init__(self, project: str, ledgers: Router, max_messages: int = 500, dead_letter: bool = True) -> None:
         self.project = project
         self.dead_letter = dead_letter  # False: leave the dead-letter subscription to a redrive
-        self.tracker = tracker
+        self.ledgers = ledgers
         self.max_messages = max_messages
         self._client: Any = None
         self._stop = threading.Event()
@@ -39,9 +39,9 @@ class PullConsumers:
 
         self._client = pubsub_v1.SubscriberClient()
         routes: dict[str, Sink] = {
-            names.DECISIONS_SUBSCRIPTION: self.tracker.on_decision,
-            names.INVALID_SUBSCRIPTION: self.tracker.on_invalid,
-            names.DEAD_LETTER_SUBSCRIPTION: self.tracker.on_dead_letter,
+            names.DECISIONS_SUBSCRIPTION: self.ledgers.on_decision,
+            names.INVALID_SUBSCRIPTION: self.ledgers.on_invalid,
+            names.DEAD_LETTER_SUBSCRIPTION: self.ledgers.on_dead_letter,
         }
         if not self.dead_letter:
             del routes[names.DEAD_LETTER_SUBSCRIPTION]

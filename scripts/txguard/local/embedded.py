@@ -3,30 +3,29 @@
 `EmbeddedPubSub` answers the one RPC publishers use (`google.pubsub.v1.Publisher/Publish`) on a
 loopback port, so the unchanged google-cloud-pubsub clients -- the `txguard publish` transport
 and the enrichment function's outbox -- reach it through PUBSUB_EMULATOR_HOST. Each topic's
-messages go to a handler: `transactions` to the `Pusher`, the others to the stack's tracker.
+messages go to a handler: `transactions` to the `Pusher`, the others to the stack's ledgers.
 
-`Pusher` does what a Pub/Sub push subscription does: POST the push body
-`{"message": {"data", "attributes", "messageId", "publishTime"}, "subscription"}` to the
-endpoint; a 2xx acks; anything else (or no answer within the ack deadline) is redelivered after
-an exponential backoff between the subscription's min and max backoff, and after
-`max_delivery_attempts` the message is forwarded to the dead-letter topic. Settings come from
-the same `SubscriptionSpec` the emulator and Pulumi use.
+`Pusher` does what a Pub/Sub push subscription does: POST the push body (txguard.local.push,
+with `deliveryAttempt` and `orderingKey`) to the endpoint, one message per ordering key at a time
+when the subscription orders; a 2xx acks; anything else (or no answer within the ack deadline) is
+redelivered after an exponential backoff between the subscription's min and max backoff, and
+after `max_delivery_attempts` the message is forwarded to the dead-letter topic. Settings come
+from the same `SubscriptionSpec` the emulator and Pulumi use.
 """
 
 from __future__ import annotations
 
-import base64
 import heapq
 import itertools
-import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent import futures
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from txguard.contract import names
+from txguard.local.push import Delivery, Dispatcher, PushStats
 
 
 @dataclass(frozen=True)
@@ -108,17 +107,9 @@ class EmbeddedPubSub:
             self._server = None
 
 
-@dataclass
-class PushStats:
-    delivered: int = 0
-    attempts: int = 0
-    failures: int = 0
-    dead_lettered: int = 0
-    statuses: dict[str, int] = field(default_factory=dict)
-
-
 class Pusher:
-    """A push subscription: concurrent POSTs, redelivery with backoff, dead-lettering."""
+    """A push subscription: concurrent POSTs (one per ordering key when the spec orders),
+    redelivery with backoff, dead-lettering (txguard.local.push does the POSTing)."""
 
     def __init__(
         self,
@@ -128,29 +119,36 @@ class Pusher:
         dead_letter: Callable[[Message, int], None],
         concurrency: int = 8,
         backoff_scale: float = 1.0,
+        ordering: bool | None = None,
     ) -> None:
-        self.endpoint = endpoint
         self.spec = spec
         self.subscription = f"projects/{project}/subscriptions/{spec.name}"
         self.dead_letter = dead_letter
         self.backoff_scale = backoff_scale
-        self.stats = PushStats()
+        self.dispatcher = Dispatcher(
+            endpoint, self.subscription, self._done, connections=concurrency,
+            max_attempts=spec.max_delivery_attempts if spec.dead_letter_topic else None,
+            ordering=spec.enable_message_ordering if ordering is None else ordering,
+            timeout_s=spec.ack_deadline_seconds)
+        self.dead_lettered = 0
         self._lock = threading.Lock()
-        self._ready: queue.Queue[tuple[Message, int] | None] = queue.Queue()
-        self._delayed: list[tuple[float, int, Message, int]] = []
+        self._delayed: list[tuple[float, int, Delivery]] = []
         self._seq = itertools.count()
         self._wake = threading.Condition(self._lock)
         self._outstanding = 0
         self._stopping = threading.Event()
-        self._threads = [threading.Thread(target=self._work, daemon=True, name=f"push-{i}") for i in range(concurrency)]
-        self._threads.append(threading.Thread(target=self._schedule, daemon=True, name="push-scheduler"))
-        for t in self._threads:
-            t.start()
+        self._scheduler = threading.Thread(target=self._schedule, daemon=True, name="push-scheduler")
+        self._scheduler.start()
+
+    @property
+    def stats(self) -> PushStats:
+        return self.dispatcher.stats
 
     def submit(self, message: Message) -> None:
         with self._lock:
             self._outstanding += 1
-        self._ready.put((message, 1))
+        self.dispatcher.submit(Delivery(message.data, message.attributes, message.message_id, message.publish_time,
+                                        message.ordering_key, attempt=1, token=message))
 
     def outstanding(self) -> int:
         """Messages not yet acked nor dead-lettered (queued, in flight, or waiting to be retried)."""
@@ -162,62 +160,29 @@ class Pusher:
         delay = min(self.spec.max_backoff_seconds, self.spec.min_backoff_seconds * 2 ** (attempt - 1))
         return delay * self.backoff_scale
 
-    def body(self, message: Message, attempt: int) -> dict[str, object]:
-        del attempt  # push bodies carry no deliveryAttempt (only pull does)
-        return {
-            "message": {
-                "data": base64.b64encode(message.data).decode(),
-                "attributes": message.attributes,
-                "messageId": message.message_id,
-                "message_id": message.message_id,
-                "publishTime": message.publish_time,
-                "publish_time": message.publish_time,
-            },
-            "subscription": self.subscription,
-        }
-
-    def _work(self) -> None:
-        import requests
-
-        session = requests.Session()
-        while True:
-            item = self._ready.get()
-            if item is None:
-                return
-            message, attempt = item
-            try:
-                resp = session.post(self.endpoint, json=self.body(message, attempt),
-                                    timeout=self.spec.ack_deadline_seconds)
-                status = str(resp.status_code)
-                ok = 200 <= resp.status_code < 300 or resp.status_code == 102
-            except requests.RequestException as exc:
-                status, ok = type(exc).__name__, False
+    def _done(self, d: Delivery, ok: bool, final: bool) -> None:
+        if ok:
             with self._lock:
-                self.stats.attempts += 1
-                self.stats.statuses[status] = self.stats.statuses.get(status, 0) + 1
-                if ok:
-                    self.stats.delivered += 1
-                    self._outstanding -= 1
-                    continue
-                self.stats.failures += 1
-            if attempt >= self.spec.max_delivery_attempts:
-                self.dead_letter(message, attempt)
-                with self._lock:
-                    self.stats.dead_lettered += 1
-                    self._outstanding -= 1
-                continue
-            with self._wake:
-                due = time.monotonic() + self.backoff(attempt)
-                heapq.heappush(self._delayed, (due, next(self._seq), message, attempt + 1))
-                self._wake.notify()
+                self._outstanding -= 1
+            return
+        if final:
+            self.dead_letter(d.token, d.attempt)  # type: ignore[arg-type]
+            with self._lock:
+                self.dead_lettered += 1
+                self._outstanding -= 1
+            return
+        with self._wake:
+            due = time.monotonic() + self.backoff(d.attempt)
+            heapq.heappush(self._delayed, (due, next(self._seq), replace(d, attempt=d.attempt + 1)))
+            self._wake.notify()
 
     def _schedule(self) -> None:
         with self._wake:
             while not self._stopping.is_set():
                 now = time.monotonic()
                 while self._delayed and self._delayed[0][0] <= now:
-                    _, _, message, attempt = heapq.heappop(self._delayed)
-                    self._ready.put((message, attempt))
+                    _, _, d = heapq.heappop(self._delayed)
+                    self.dispatcher.submit(d)
                 timeout = self._delayed[0][0] - now if self._delayed else 0.5
                 self._wake.wait(timeout=min(0.5, max(0.0, timeout)))
 
@@ -225,7 +190,5 @@ class Pusher:
         self._stopping.set()
         with self._wake:
             self._wake.notify_all()
-        for _ in self._threads:
-            self._ready.put(None)
-        for t in self._threads:
-            t.join(timeout=5)
+        self._scheduler.join(timeout=5)
+        self.dispatcher.stop()

@@ -38,7 +38,7 @@ def summary_table(summary: dict[str, Any]) -> Any:
     table.add_column("")
     d = summary["decisions"]
     rows = [
-        ("published", f"{summary['published']} ({summary['invalid_injected']} invalid on purpose, "
+        ("published", f"{summary['published']} ({summary['poison']} invalid on purpose, "
                       f"{summary['publish_failed']} publish failures)"),
         ("decided", f"{summary['decided']}  (allow {d['allow']}, review {d['review']}, block {d['block']})"),
         ("invalid", f"{summary['invalid']}  {summary['invalid_kinds'] or ''}"),
@@ -54,8 +54,8 @@ def summary_table(summary: dict[str, Any]) -> Any:
         ("model", f"{summary.get('model_version')}" + (
             f" (demo model: {summary['demo_model']}; `txguard train`'s default model is larger and more precise)"
             if summary.get("demo_model") else "")),
-        ("errors", f"duplicates {summary['duplicates']}, unexpected invalid {summary['unexpected_invalid']}, "
-                   f"unmatched {summary['unmatched'] or 0}"),
+        ("errors", f"duplicates {summary['duplicates']}, valid on invalid {summary['valid_on_invalid']}, "
+                   f"unmatched {summary.get('unmatched') or 0}"),
     ]
     for key, value in rows:
         table.add_row(key, value)

@@ -1,8 +1,11 @@
 """`txguard local up`: the whole pipeline on one machine, then a summary of what came out.
 
 Emulator mode (gcloud + Java present): the real Pub/Sub, Firestore and Cloud Storage emulators,
-the topology from shared/txguard/contract/names.py (push subscription -> enrichment function), a model in
-`gs://txguard-models/registry`, both functions under functions-framework (gunicorn).
+the topology from shared/txguard/contract/names.py, a model in `gs://txguard-models/registry`,
+both functions under functions-framework (gunicorn). The transactions subscription reaches the
+enrichment function through the push bridge (`push="bridge"`, txguard.local.bridge: pull with a
+window of outstanding messages, the production push body, per-wallet order, ack/nack), or
+through the emulator's own push (`push="emulator"`: two messages at a time, no ordering).
 Embedded mode (no gcloud, or --embedded): the same two function processes, Pub/Sub replaced by
 scripts/txguard/local/embedded.py (Publish over gRPC + push loop), SQLite history, a local registry.
 
@@ -25,12 +28,14 @@ from typing import Any
 
 from txguard.contract import names
 from txguard.local import emulators, model, processes, topology
-from txguard.local.tracker import Tracker
+from txguard.local.router import Router
 
-# Default publishing rate per mode. The Pub/Sub emulator pushes at most 2 messages at a time
-# (measured), so at 50-80 ms per enrichment it sustains 25-40 tx/s; embedded mode sustained ~80 tx/s
-# on a shared 2-core machine (`txguard bench e2e`). Above that, latency is queueing.
-DEFAULT_RATE = {"emulators": 25.0, "embedded": 50.0}
+# Default publishing rate per mode. The Pub/Sub emulator's own push delivers at most 2 messages at
+# a time (measured), so at 50-80 ms per enrichment it sustains 25-40 tx/s. With the push bridge the
+# functions and the Firestore emulator bound it: about 37 tx/s on a 2-core machine shared with
+# other work (`txguard bench e2e`); the demo stays below that so its latency is not queueing.
+DEFAULT_RATE = {"emulator": 25.0, "bridge": 25.0, "embedded": 50.0}
+PUSH_MODES = ("bridge", "emulator")  # how the emulator's transactions subscription reaches enrichment
 
 
 @dataclass
@@ -58,6 +63,10 @@ class StackOptions:
     # and no pull consumer on the dead-letter inspection subscription (a redrive pulls it instead).
     emulator_retry_policy: bool = True
     pull_dead_letter: bool = True
+    # Emulator mode: the push bridge (production-like) or the emulator's own push; the bridge's
+    # window of outstanding messages (production's push window is thousands).
+    push: str = "bridge"
+    push_window: int = 1000
     # The analyst console (docs/console.md) served next to the stack; `local up` turns it on.
     analyst_console: bool = False
     console_port: int = 0
@@ -73,13 +82,14 @@ class LocalStack:
         self.console = console
         self.mode = "embedded" if options.embedded or not emulator_mode_available() else "emulators"
         self.workdir = options.workdir or Path(tempfile.mkdtemp(prefix="txguard-local-"))
-        self.rate = options.rate if options.rate is not None or options.speed else DEFAULT_RATE[self.mode]
-        self.tracker = Tracker()
+        self.rate = options.rate if options.rate is not None or options.speed else DEFAULT_RATE[self.push_mode]
+        self.ledgers = Router()  # every output of the pipeline goes to the ledger of its stream
         self.env: dict[str, str] = {}  # what a second shell needs to talk to this stack
         self.endpoints: dict[str, str] = {}
         self.model: dict[str, Any] = {}
         self.broker: Any = None
-        self.pusher: Any = None
+        self.pusher: Any = None  # embedded mode's push loop
+        self.bridge: Any = None  # emulator mode's push bridge
         self.consumers: Any = None
         self.emulators: dict[str, emulators.Emulator] = {}  # by name: pubsub, firestore, gcs
         self.functions: dict[str, processes.FunctionProcess] = {}  # score, enrich
@@ -163,14 +173,30 @@ class LocalStack:
             {**common, "HISTORY_STORE": "firestore", "FIRESTORE_EMULATOR_HOST": emus["firestore"].env_value,
              "PUBSUB_EMULATOR_HOST": emus["pubsub"].env_value},
         )
+        # The console's subscriptions only when the console reads them (else they would only fill up).
         subscriptions = names.SUBSCRIPTIONS if self.options.analyst_console else tuple(
             s for s in names.SUBSCRIPTIONS if s.name not in names.CONSOLE_SUBSCRIPTIONS)
-        topology.ensure_topology(self.options.project, {names.ENRICH_FUNCTION: enrich.url + "/"},
-                                 subscriptions=subscriptions, retry_policy=self.options.emulator_retry_policy)
-        self.step(f"topology created; {names.ENRICH_PUSH_SUBSCRIPTION} pushes to {enrich.url}/")
+        if self.options.push == "bridge":
+            from txguard.local.bridge import PushBridge
+
+            # Production's settings, retry policy included: the bridge never hits the emulator's push bugs.
+            topology.ensure_topology(self.options.project, subscriptions=subscriptions, push=False)
+            spec = names.subscription(names.ENRICH_PUSH_SUBSCRIPTION)
+            self.bridge = PushBridge(self.options.project, spec, enrich.url + "/",
+                                     window=self.options.push_window).start()
+            self._exit.callback(self.bridge.stop)
+            self.step(f"topology created; push bridge {spec.name} -> {enrich.url}/ (window "
+                      f"{self.options.push_window}, {'ordered by wallet' if self.bridge.ordering else 'unordered'})")
+        elif self.options.push == "emulator":
+            topology.ensure_topology(self.options.project, {names.ENRICH_FUNCTION: enrich.url + "/"},
+                                     subscriptions=subscriptions, retry_policy=self.options.emulator_retry_policy)
+            self.step(f"topology created; the emulator pushes {names.ENRICH_PUSH_SUBSCRIPTION} to {enrich.url}/ "
+                      "(2 at a time, unordered)")
+        else:
+            raise ValueError(f"push must be one of {PUSH_MODES}, got {self.options.push!r}")
         from txguard.local.consumers import PullConsumers
 
-        self.consumers = PullConsumers(self.options.project, self.tracker,
+        self.consumers = PullConsumers(self.options.project, self.ledgers,
                                        dead_letter=self.options.pull_dead_letter).start()
         self._exit.callback(self._stop_consumers)
         self._start_console()
@@ -192,8 +218,8 @@ class LocalStack:
         self.broker = EmbeddedPubSub(self.options.project, {
             names.TRANSACTIONS_TOPIC: to_enrich,
             names.DECISIONS_TOPIC: self._also_console(route(self._on_decision), names.DECISIONS_CONSOLE_SUBSCRIPTION),
-            names.INVALID_TOPIC: self._also_console(route(self.tracker.on_invalid), names.INVALID_CONSOLE_SUBSCRIPTION),
-            names.DEAD_LETTER_TOPIC: self._also_console(route(self.tracker.on_dead_letter),
+            names.INVALID_TOPIC: self._also_console(route(self.ledgers.on_invalid), names.INVALID_CONSOLE_SUBSCRIPTION),
+            names.DEAD_LETTER_TOPIC: self._also_console(route(self.ledgers.on_dead_letter),
                                                         names.DEAD_LETTER_CONSOLE_SUBSCRIPTION),
             names.LABELS_TOPIC: lambda m: self.labels.append(m.data),
         }).start()
@@ -236,7 +262,7 @@ class LocalStack:
         self.step(f"[bold]analyst console {self.analyst_console.url}[/]")
 
     def _on_decision(self, data: bytes, attributes: dict[str, str], now_ms: int) -> None:
-        self.tracker.on_decision(data, attributes, now_ms)
+        self.ledgers.on_decision(data, attributes, now_ms)
         if self._echo:
             from txguard.cli.commands.decisions import format_decision
 
@@ -266,6 +292,36 @@ class LocalStack:
         return score, enrich
 
     # the stream ------------------------------------------------------------------------------
+    @property
+    def dispatcher(self) -> Any:
+        """What posts the pushes (the bridge's or the embedded pusher's); None with the emulator's own push."""
+        delivery = self.bridge or self.pusher
+        return None if delivery is None else delivery.dispatcher
+
+    def history_store(self) -> Any:
+        """A client of the stack's history store (the functions' Firestore or SQLite), to read it back."""
+        if self.mode == "embedded":
+            from txguard.enrichment.history.sqlite import SqliteHistoryStore
+
+            return SqliteHistoryStore(self.workdir / "history.sqlite3")
+        from txguard.enrichment.history.firestore import FirestoreHistoryStore
+
+        return FirestoreHistoryStore(project=self.options.project)
+
+    @property
+    def push_mode(self) -> str:
+        return "embedded" if self.mode == "embedded" else self.options.push
+
+    def delivery_summary(self) -> dict[str, Any]:
+        """How transactions reached the enrichment function (a summary's fields)."""
+        out: dict[str, Any] = {"push_mode": self.push_mode}
+        if self.bridge is not None:
+            out["push"] = self.bridge.summary()
+        elif self.pusher is not None:
+            out["push"] = {**self.pusher.stats.as_dict(), "dead_lettered": self.pusher.dead_lettered}
+        out["ordering"] = self.dispatcher is not None and self.dispatcher.ordering
+        return out
+
     def print_env(self) -> None:
         self.console.print("[bold]endpoints[/]")
         for name, url in self.endpoints.items():

@@ -40,13 +40,21 @@ def _duration(seconds: int) -> Any:
 
 def subscription_request(
     project: str, spec: names.SubscriptionSpec, push_endpoints: Mapping[str, str], emulator: bool | None = None,
-    retry_policy: bool = True,
+    retry_policy: bool = True, push: bool = True,
 ) -> dict[str, Any]:
     """The `create_subscription` request for one spec (pure: unit-testable without an emulator).
 
-    `retry_policy=False` leaves the spec's retry policy out (Pub/Sub then redelivers as soon as
-    a push fails): `txguard reliability` does that on the emulator, whose backoff scheduler stops
-    for good on a push subscription after concurrent failures (docs/reliability.md)."""
+    `push=False` creates a push subscription as a pull one (no endpoint): the push bridge
+    (txguard.local.bridge) delivers it. `retry_policy=False` leaves the spec's retry policy out
+    (Pub/Sub then redelivers as soon as a delivery fails): the emulator's backoff scheduler stops
+    for good on a push subscription after concurrent failures (docs/reliability.md).
+
+    On the emulator, a subscription with both ordering and a dead-letter policy is created
+    without ordering: the emulator loses the first message it should dead-letter and then
+    delivers nothing more on that subscription (tests/integration/test_push_bridge.py shows it).
+    Whoever delivers it must order by key: the bridge does; the emulator's own push cannot."""
+    emulator = _on_emulator() if emulator is None else emulator
+    ordering = spec.enable_message_ordering and not (emulator and spec.dead_letter_topic is not None)
     request: dict[str, Any] = {
         "name": f"projects/{project}/subscriptions/{spec.name}",
         "topic": f"projects/{project}/topics/{spec.topic}",
@@ -56,18 +64,15 @@ def subscription_request(
             "minimum_backoff": _duration(spec.min_backoff_seconds),
             "maximum_backoff": _duration(spec.max_backoff_seconds),
         },
-        "enable_message_ordering": spec.enable_message_ordering,
+        "enable_message_ordering": ordering,
     }
     if not retry_policy:
         del request["retry_policy"]
-    if spec.push_to is not None:
+    if spec.push_to is not None and push:
         if spec.push_to not in push_endpoints:
             raise KeyError(f"subscription {spec.name} pushes to {spec.push_to!r}: no endpoint given")
         request["push_config"] = {"push_endpoint": push_endpoints[spec.push_to]}
     if spec.dead_letter_topic is not None:
-        if spec.enable_message_ordering and spec.push_to is not None:
-            # The emulator stops pushing after the first dead letter when both are set.
-            raise ValueError(f"{spec.name}: ordering and dead-lettering on one push subscription")
         request["dead_letter_policy"] = {
             "dead_letter_topic": f"projects/{project}/topics/{spec.dead_letter_topic}",
             "max_delivery_attempts": spec.max_delivery_attempts,
@@ -81,11 +86,13 @@ def ensure_topology(
     topics: tuple[names.TopicSpec, ...] = names.TOPICS,
     subscriptions: tuple[names.SubscriptionSpec, ...] = names.SUBSCRIPTIONS,
     retry_policy: bool = True,
+    push: bool = True,
 ) -> dict[str, list[str]]:
     """Create every topic and subscription (PUBSUB_EMULATOR_HOST or ADC); returns what was created.
 
     `push_endpoints` maps a function name (`names.ENRICH_FUNCTION`) to its URL; the enrichment
-    function is a CloudEvent function served by functions-framework at its root URL.
+    function is a CloudEvent function served by functions-framework at its root URL. `push=False`:
+    push subscriptions are created as pull ones, for the push bridge.
     """
     from google.api_core import exceptions as gexc
     from google.cloud import pubsub_v1
@@ -109,7 +116,7 @@ def ensure_topology(
         for spec in subscriptions:
             try:
                 subscriber.create_subscription(
-                    request=subscription_request(project, spec, push_endpoints, retry_policy=retry_policy))
+                    request=subscription_request(project, spec, push_endpoints, retry_policy=retry_policy, push=push))
                 created["subscriptions"].append(spec.name)
             except gexc.AlreadyExists:
                 pass

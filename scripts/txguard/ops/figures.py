@@ -112,9 +112,35 @@ def _bench_e2e(r: dict[str, Any]) -> list[Row]:
          f"in the function p50 {p('total_ms')} ms, p95 {p('total_ms', 'p95')} ms (store {p('store_ms')}, scoring "
          f"call {p('scoring_ms')}, publish {p('publish_ms')} ms p50) at {_f(r.get('rate'), 'g')} tx/s, {r.get('mode')}"),
         (f"end to end, {r.get('mode')}", "`txguard bench e2e`",
-         f"{e2e}, lost {r.get('lost')}; the emulator pushes 2 messages at a time "
-         "([docs/enrichment.md](docs/enrichment.md))"),
+         f"{e2e}, lost {r.get('lost')}; {_push(r)} ([docs/enrichment.md](docs/enrichment.md))"),
     ]
+
+
+def _push(r: dict[str, Any]) -> str:
+    mode = r.get("push_mode")
+    if mode == "bridge":
+        return "production-like push (the push bridge, ordered by wallet)"
+    if mode == "embedded":
+        return "embedded push loop"
+    return "the emulator's own push, 2 messages at a time"
+
+
+def _ordering(r: dict[str, Any]) -> list[Row]:
+    t, h = r.get("throughput") or {}, r.get("head_of_line") or {}
+
+    def p99(shape: str, label: str) -> str:
+        return _f(((t.get(shape) or {}).get(label) or {}).get("e2e_p99_ms"))
+
+    ordered, unordered = h.get("ordered") or {}, h.get("unordered") or {}
+    return [("per-wallet ordering: cost and effect", "`txguard bench ordering`",
+             f"e2e p99 ordered vs unordered at {_f(r.get('rate'), 'g')} tx/s: {p99('many_wallets', 'ordered')} vs "
+             f"{p99('many_wallets', 'unordered')} ms on many wallets, {p99('hot_wallets', 'ordered')} vs "
+             f"{p99('hot_wallets', 'unordered')} ms on {_f(r.get('hot_wallets'), 'g')} hot wallets; one transaction "
+             f"refused {h.get('fail_attempts')} times holds its wallet's next ones back (p50 "
+             f"{_f(ordered.get('wallet_later_p50_ms'))} ms vs {_f(ordered.get('others_p50_ms'))} ms for the others), "
+             f"unordered they are scored without it ({unordered.get('features_differing')} transactions on features "
+             f"that differ from the replay, {unordered.get('late')} flagged late; ordered "
+             f"{ordered.get('features_differing')}) ([docs/enrichment.md](docs/enrichment.md))")]
 
 
 def _bench_batch(r: dict[str, Any]) -> list[Row]:
@@ -173,6 +199,8 @@ FIGURES: tuple[Figure, ...] = (
     Figure("bench_coldstart", ("bench", "coldstart"), ("bench", "coldstart", "--runs", "1"), _bench_coldstart),
     Figure("bench_e2e", ("bench", "e2e"),
            ("bench", "e2e", "--no-search", "--rate", "10", "--duration", "5", "--warmup", "20"), _bench_e2e),
+    Figure("ordering", ("bench", "ordering"),
+           ("bench", "ordering", "--rate", "10", "--duration", "5", "--fail-attempts", "1"), _ordering),
     Figure("bench_batch", ("bench", "batch", "--sizes", "10000,40000,100000", "--workdir", "{workdir}/bench-batch"),
            ("bench", "batch", "--sizes", "2000,5000", "--score-file-size", "5000", "--workdir",
             "{workdir}/bench-batch"), _bench_batch),
@@ -185,14 +213,15 @@ FIGURES: tuple[Figure, ...] = (
            ("local", "up", "--embedded", "--count", "100")),
 )
 BY_KEY = {f.key: f for f in FIGURES}
-DEMO_KEYS = ("mode", "sent", "published", "publish_failed", "decided", "invalid", "dead_lettered", "pending", "lost",
+DEMO_KEYS = ("mode", "push_mode", "ordering", "sent", "published", "publish_failed", "decided", "invalid", "dead_lettered", "pending", "lost",
              "decisions", "precision", "recall", "e2e_p50_ms", "e2e_p95_ms", "e2e_p99_ms", "model_version",
              "demo_model")
 
 
 # -- rendering ------------------------------------------------------------------------------------
 
-TABLE_KEYS = ("quality", "bench_score", "bench_coldstart", "bench_e2e", "bench_batch", "capacity", "reliability")
+TABLE_KEYS = ("quality", "bench_score", "bench_coldstart", "bench_e2e", "ordering", "bench_batch", "capacity",
+              "reliability")
 
 
 def render_table(figures: dict[str, Any]) -> str:

@@ -1,6 +1,6 @@
 """The publish loop: paced sends, bounded in-flight, stats, and a callback per message.
 
-`on_sent(message, published_at_ms)` runs before the publish call, so a tracker knows when a
+`on_sent(message, published_at_ms)` runs before the publish call, so a ledger knows when a
 transaction left even if its decision comes back before the publish future resolves.
 `published_at` (epoch ms, names.ATTR_PUBLISHED_AT) rides as an attribute for end-to-end latency.
 """

@@ -8,6 +8,12 @@ comparing them as multisets of entries counts exactly:
 - `missing`: entries the replay has and the store does not (a transaction never applied, or an
   application the store lost).
 `mismatched_wallets` also catches differences outside the entries (counterparties, first seen).
+
+Per transaction, too (`check_features`): the features the enrichment function computed and stored
+(the processed record) against the replay's point-in-time features of the same transaction.
+They must be equal, except where the difference is explained: a transaction of the same wallet,
+*earlier* in time, was flagged late (it arrived after this one was applied, so this one was
+scored without it). Any other difference is training/serving skew nobody was told about.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from txguard.contract.models import Transaction
-from txguard.features.wallet import TxPoint, WalletState, apply
+from txguard.features.wallet import TxPoint, WalletState, apply, replay
 
 
 @dataclass(frozen=True)
@@ -65,3 +72,40 @@ def check(transactions: Iterable[Transaction], stored_state: Callable[[str], Wal
         missing += gone
         mismatched += int(differs)
     return HistoryCheck(len(expected), len({t.transaction_id for t in txs}), double, missing, mismatched)
+
+
+@dataclass(frozen=True)
+class FeatureCheck:
+    compared: int  # transactions with a processed record
+    unprocessed: int  # transactions without one (never enriched)
+    late: int  # transactions whose record says late
+    differing: int  # online features != offline replay
+    explained: int  # ... of which an earlier transaction of the wallet was flagged late
+    unexplained: int
+
+
+def check_features(transactions: Iterable[Transaction], processed: Callable[[str], dict[str, Any] | None],
+                   flagged_late: Iterable[str] = ()) -> FeatureCheck:
+    """Online features (processed records) against the offline replay, transaction by transaction.
+
+    `flagged_late`: transaction ids whose decision said late (merged with the records' own flag)."""
+    distinct = list({tx.transaction_id: tx for tx in transactions}.values())
+    records = {tx.transaction_id: processed(tx.transaction_id) for tx in distinct}
+    late = set(flagged_late) | {tid for tid, rec in records.items() if rec and rec.get("late")}
+    late_times: dict[str, list[float]] = {}
+    for tx in distinct:
+        if tx.transaction_id in late:
+            late_times.setdefault(tx.wallet_id, []).append(tx.timestamp.timestamp())
+    compared = differing = explained = 0
+    for tx, features in replay(distinct):
+        record = records[tx.transaction_id]
+        if not record:
+            continue
+        compared += 1
+        if record["features"] == features.model_dump(mode="json"):
+            continue
+        differing += 1
+        ts = tx.timestamp.timestamp()
+        explained += any(t < ts for t in late_times.get(tx.wallet_id, ()))
+    return FeatureCheck(compared, len(distinct) - compared, len(late & set(records)), differing, explained,
+                        differing - explained)

@@ -6,9 +6,15 @@ NOTES = """
 - **Stack.** `txguard local up`'s emulator stack, fresh for each run, loopback only: the Pub/Sub,
   Firestore and Cloud Storage (fake-gcs-server) emulators, the production topology from
   `shared/txguard/contract/names.py`, a model trained into `gs://txguard-models/registry`, and both functions
-  under functions-framework (gunicorn), as Cloud Run serves them. Scenarios run one after the
-  other on the same stack; each uses transaction ids and wallets of its own.
-- **Counting** is per transaction (`scripts/txguard/reliability/ledger.py`): `sent` counts Pub/Sub
+  under functions-framework (gunicorn), as Cloud Run serves them. The transactions subscription
+  has production's settings (retry policy 1-60 s, 10 attempts then the dead-letter topic,
+  ordering by wallet) and reaches the enrichment function through the push bridge
+  (`scripts/txguard/local/bridge.py`): pull with up to 1,000 messages outstanding, the
+  production push body, one message per wallet in flight, ack on 2xx, nack after production's
+  backoff otherwise (the emulator's own push and ordering are not usable here, see the findings
+  below). Scenarios run one after the other on the same stack, at 25 tx/s nominal; each uses
+  transaction ids and wallets of its own.
+- **Counting** is per transaction (`scripts/txguard/local/ledger.py`): `sent` counts Pub/Sub
   messages, `tx` distinct transactions. `decided`: at least one decision on `decisions`;
   `invalid`: its exact bytes came out on `invalid` (poison only); `dead-lettered`: pulled from
   `transactions-dead-letter-inspect` by the redrive; `lost`: published (confirmed by Pub/Sub)
@@ -23,6 +29,13 @@ NOTES = """
   them as multisets counts exactly the transactions applied twice (`double_counted`) and the
   ones never applied or lost by the store (`missing`); the whole state documents (counterparties,
   first seen) must be equal too. All three are 0 in every scenario that passes.
+- **Features per transaction, too.** The features each transaction was scored on (its processed
+  record) are compared with the replay's point-in-time features of that transaction. They must
+  be equal, unless an *earlier* transaction of the same wallet was flagged `late` (it arrived
+  after this one was applied): such differences are counted as explained, any other one fails
+  the scenario (`features_unexplained`). `late` counts the decisions flagged late. With
+  ordering by wallet both are 0 everywhere; `txguard reliability --unordered` delivers without
+  it and shows the skew the check then finds, all of it flagged.
 
 ## The scenarios
 
@@ -39,9 +52,10 @@ NOTES = """
    spawned again on the same port; `outage_s` runs from the kill to `/health` answering 200
    again (it includes the model load). Meanwhile the enrichment function has already applied
    each transaction to the history, fails on the scoring call and answers 503; Pub/Sub
-   redelivers, and the redelivery reuses the stored features (no second application). Messages
-   that exhaust their 10 delivery attempts during the outage are dead-lettered, and redriven after
-   recovery (`redriven`): all are decided.
+   redelivers after its backoff (1 s, doubling), the redelivery reuses the stored features (no
+   second application), and each failing wallet's later transactions wait behind it. A message
+   that exhausted its 10 attempts would be dead-lettered and redriven after recovery
+   (`redriven`); with production's backoff a 20 s outage costs about five attempts, so none is.
 4. **Store outage**: the Firestore emulator is stopped mid-stream (10 s) and started again on
    the same port. The emulator keeps its data in memory, so a bare restart would come back empty,
    which a real Firestore outage never does: before stopping it, the scenario exports its data
@@ -57,10 +71,21 @@ NOTES = """
    `MODEL_URI=<registry>@vN` must answer 503 on `/health` (with the reason) and on `/score`, and
    log one CRITICAL line; the running function, which loaded its model at cold start and never
    reloads, must keep answering 200 with the production version while a stream goes through.
-6. **Burst**: 10x the nominal rate (250 tx/s, the emulator stack's nominal being 25 tx/s) for
-   10 s. `drain_s` runs from the end of publishing to the last outcome. The Pub/Sub emulator
-   pushes at most 2 messages at a time, so it drains at about 30-40 tx/s on a quiet machine:
-   the drain time is the emulator's, not the pipeline's (Cloud Run scales out instead).
+6. **Burst**: 10x the nominal rate (250 tx/s) for 10 s. `drain_s` runs from the end of
+   publishing to the last outcome; the drain rate is that of one enrichment instance (8 threads)
+   on the Firestore emulator, on a shared machine (Cloud Run scales out instead).
+7. **Worker kill**: the enrichment function's gunicorn workers are killed with SIGKILL five times
+   (three in the quick profile) while a stream goes through; the arbiter forks new ones. The
+   requests they were serving are cut: the bridge sees a connection error and nacks, and those
+   wallets wait. A worker killed inside a Firestore transaction leaves its wallet document locked
+   until Firestore releases the locks of an inactive transaction, 60 s later (the cloud service
+   has the same limit): the next deliveries of that wallet fail with contention
+   (`StoreUnavailableError`, counted in `retried`) until then, which is most of `drain_s`. No
+   transaction is lost or applied twice, and none is scored on a partial history.
+8. **Flaky delivery**: 20 % of the deliveries fail at random, half refused before reaching the
+   function (a 503 from the front end), half processed with their answer lost (the function
+   acted, Pub/Sub never heard back, so it redelivers: `decision_copies` > `decided`, all copies
+   identical). `failed_deliveries` counts them. Ordering keeps every wallet's history exact.
 
 ## Emulator finding: a push subscription with a retry policy stops redelivering
 
@@ -92,17 +117,31 @@ comes, `nackMessage` dereferences the delivery that is no longer there: a
 catches `StatusException`), and the executor cancels that periodic task for good. From then
 on no parked message of that subscription is ever redelivered.
 
-What we do about it: `txguard reliability` creates the emulator's push subscription *without*
-the retry policy (`StackOptions.emulator_retry_policy=False`; `txguard local up` and
-production are unchanged, `shared/txguard/contract/names.py` is untouched: the cloud service does not have this
-bug). The emulator then redelivers about a second after each failure, so the 10 attempts last
-about 10 s instead of production's minutes of backoff: a 20 s outage dead-letters here what
-production would simply redeliver after recovery. That is the harsher case, and the one the
-redrive exists for: after recovery the scenario runs the same code as
-`txguard dead-letter redrive` (pull `transactions-dead-letter-inspect`, republish to
-`transactions` with the producer's attributes, ack after the publish is confirmed) and every
-redriven transaction is decided exactly once (the processed record absorbs the replays). In
-production, alert on the dead-letter subscription's backlog and redrive once the cause is fixed.
+What we do about it: the push bridge. It pulls the subscription (created with production's
+retry policy: nacks on pull do not hit this scheduler bug, 50 messages nacked together ten times
+were all dead-lettered), so nothing stalls. With `--push emulator` (the emulator's own push),
+`txguard reliability` creates the push subscription *without* the retry policy instead
+(`StackOptions.emulator_retry_policy=False`; production is unchanged, the cloud service does
+not have this bug), and a 20 s outage then dead-letters what production would simply redeliver.
+Either way, after recovery the drain runs the same code as `txguard dead-letter redrive` (pull
+`transactions-dead-letter-inspect`, republish to `transactions` with the producer's attributes,
+ack after the publish is confirmed) and every redriven transaction is decided exactly once (the
+processed record absorbs the replays). In production, alert on the dead-letter subscription's
+backlog and redrive once the cause is fixed.
+
+## Emulator findings on pull: backoff, and ordering with a dead-letter policy
+
+- On a pull subscription the emulator redelivers a nacked message about a second later whatever
+  its retry policy says (50 messages nacked together ten times: all dead-lettered within about
+  30 s, where production's 1-60 s backoff takes about four minutes). The bridge therefore sends
+  each nack after production's backoff for that attempt itself (1 s, 2 s, 4 s, ... up to 60 s).
+- With both message ordering and a dead-letter policy, the emulator loses the message it should
+  dead-letter (nothing reaches the dead-letter topic) and then delivers nothing more on that
+  subscription, on any ordering key (`tests/integration/test_push_bridge.py`, last test). Its
+  subscription is therefore created without ordering (`txguard.local.topology`), and the bridge
+  orders by key itself: one message per wallet in flight; a failed one blocks its wallet until
+  the emulator redelivers it, or dead-letters it, which releases the wallet (what Cloud Pub/Sub
+  does with ordering and a dead-letter policy).
 
 ## What the runs showed besides the counts
 
@@ -113,18 +152,14 @@ production, alert on the dead-letter subscription's backlog and redrive once the
   67 s. The store now records a decision under the same in-process wallet lock as the enrichment
   step, so copies in one instance take turns: `txguard reliability --only duplicates` drained in
   0.0 s afterwards. Across instances, the transaction retries remain the safety net.
-- **A store outage is a pause, not a wave of failures, on this stack.** The Pub/Sub emulator
-  pushes two messages at a time; the two deliveries in flight when Firestore stops wait in the
-  Firestore client's own retries until it is back (about 20 s, enrichment log
-  `timings.store_ms`). Then they either complete, or, when their Firestore transaction had begun
-  before the stop, fail with `Transaction is invalid or expired` (the restarted emulator does not
-  know it): `StoreUnavailableError` -> 503 -> redelivered and decided (the `retried` column shows
-  which happened in a run). Nothing else is delivered meanwhile, so nothing is dead-lettered; in
-  production, with many instances, more deliveries would be in flight and wait or fail the same
-  retryable way.
-- **Scoring outage.** Each delivery during the outage costs an attempt in about a second on
-  this stack (enrichment answers 503 as soon as the scoring call is refused), hence the
-  dead letters and the redrive.
+- **A store outage is a pause, not a wave of failures, on this stack.** The deliveries in flight
+  when Firestore stops wait in the Firestore client's own retries until it is back (about 20 s,
+  enrichment log `timings.store_ms`). Then they either complete, or, when their Firestore
+  transaction had begun before the stop, fail with `Transaction is invalid or expired` (the
+  restarted emulator does not know it): `StoreUnavailableError` -> 503 -> redelivered and
+  decided (the `retried` column shows which happened in a run).
+- **Scoring outage.** Each delivery during the outage costs an attempt (enrichment answers 503
+  as soon as the scoring call is refused) and its wallet waits for the backoff.
 
 ## Limits
 

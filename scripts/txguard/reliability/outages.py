@@ -9,6 +9,9 @@
   so that no write commits between the snapshot and the stop (it would be an artefact of the
   simulation, not of the pipeline). While the emulator is down the function runs normally and
   gets connection errors: the outage itself is real.
+- Enrichment workers: the gunicorn workers under the function's arbiter are killed with SIGKILL
+  (no clean-up, like an instance that disappears); requests they were serving are cut, and the
+  arbiter forks new workers, which cold-start while new connections wait in its backlog.
 """
 
 from __future__ import annotations
@@ -47,6 +50,38 @@ def frozen(fn: Any) -> Iterator[None]:
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGCONT)
+
+
+def worker_pids(fn: Any) -> list[int]:
+    """The gunicorn workers of a function process (children of its arbiter), from /proc."""
+    if fn.proc is None or fn.proc.poll() is not None:
+        return []
+    arbiter, found = fn.proc.pid, []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])  # after "pid (comm) state"
+            if ppid == arbiter:
+                found.append(int(entry.name))
+    return sorted(found)
+
+
+def kill_workers(fn: Any, timeout_s: float = 30.0) -> dict[str, Any]:
+    """SIGKILL every worker of `fn`; wait until the arbiter has forked new ones (returned with the old)."""
+    killed = worker_pids(fn)
+    for pid in killed:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout_s
+    replaced: list[int] = []
+    while time.monotonic() < deadline:
+        replaced = [p for p in worker_pids(fn) if p not in killed]
+        if replaced:
+            break
+        time.sleep(0.05)
+    return {"killed": killed, "replaced_by": replaced}
 
 
 def export_firestore(host: str, project: str, directory: Path, timeout_s: float = 60.0) -> Path:

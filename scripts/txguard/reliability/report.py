@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 COMMON = ("sent", "transactions", "decided", "invalid", "dead_lettered", "redriven", "lost", "double_counted",
-          "missing")
+          "missing", "late", "features_differing", "features_unexplained")
 EXTRA = ("wallets", "drain_s", "outage_s", "identical_decisions", "decision_copies", "poison", "poison_kinds",
-         "refused", "kept_serving", "burst_rate", "backlog_at_end_of_burst", "drain_tps", "retried", "skipped")
+         "refused", "kept_serving", "burst_rate", "backlog_at_end_of_burst", "drain_tps", "kills", "workers_killed",
+         "fault_share", "failed_deliveries", "ordering", "retried", "skipped")
 COLUMNS = ("scenario", "sent", "tx", "decided", "invalid", "dead-lettered", "redriven", "lost",
-           "double counted", "drain s", "notes")
+           "double counted", "late", "drain s", "notes")
 
 
 def compact(results: dict[str, Any]) -> dict[str, Any]:
@@ -35,8 +36,8 @@ def compact(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def last_line(results: dict[str, Any], meta: dict[str, Any], ok: bool) -> str:
-    return json.dumps({**compact(results), "passed": ok, "mode": meta.get("mode"), "profile": meta.get("profile")},
-                      separators=(",", ":"))
+    return json.dumps({**compact(results), "passed": ok, "mode": meta.get("mode"), "push_mode": meta.get("push_mode"),
+                       "profile": meta.get("profile")}, separators=(",", ":"))
 
 
 def _note(r: dict[str, Any]) -> str:
@@ -55,6 +56,13 @@ def _note(r: dict[str, Any]) -> str:
     if "burst_rate" in r:
         parts.append(f"{r['burst_rate']:g} tx/s burst, backlog {r.get('backlog_at_end_of_burst')}, "
                      f"drained at {r.get('drain_tps')} tx/s")
+    if "kills" in r:
+        parts.append(f"{r['workers_killed']} enrichment workers SIGKILLed in {r['kills']} rounds")
+    if "failed_deliveries" in r:
+        parts.append(f"{r['failed_deliveries']} deliveries failed on purpose ({r.get('fault_share', 0):.0%})")
+    if r.get("features_compared"):
+        parts.append(f"features of {r['features_compared']} transactions vs replay: {r.get('features_differing')} "
+                     f"differ ({r.get('features_unexplained')} unexplained), {r.get('late')} late")
     if r.get("retried"):
         parts.append("deliveries answered 503 (retry): " + ", ".join(f"{n} {k}" for k, n in r["retried"].items()))
     if r.get("failed_checks"):
@@ -67,7 +75,7 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
         return "-" if r.get(k) is None else str(r[k])
 
     return [[name, v(r, "sent"), v(r, "transactions"), v(r, "decided"), v(r, "invalid"), v(r, "dead_lettered"),
-             v(r, "redriven"), v(r, "lost"), v(r, "double_counted"), v(r, "drain_s"), _note(r)]
+             v(r, "redriven"), v(r, "lost"), v(r, "double_counted"), v(r, "late"), v(r, "drain_s"), _note(r)]
             for name, r in results.items()]
 
 
@@ -103,10 +111,12 @@ def markdown(results: dict[str, Any], meta: dict[str, Any], ok: bool, command: s
         "```",
         "",
         f"- Date: {now}; machine: {machine()} (shared with other work: timings are noisy).",
-        f"- Mode: {meta.get('mode')}, profile {meta.get('profile')}, nominal rate {meta.get('nominal_rate')} tx/s, "
+        f"- Mode: {meta.get('mode')}, push {meta.get('push_mode')} (ordering by wallet: {meta.get('ordering')}), "
+        f"profile {meta.get('profile')}, nominal rate {meta.get('nominal_rate')} tx/s, "
         f"model {meta.get('model_version')}, run time {meta.get('total_s')} s.",
         f"- Verdict: **{'passed' if ok else 'FAILED'}** (exit code {0 if ok else 1}): lost = 0 and "
-        "double_counted = 0 in every scenario, and every scenario's own checks hold.",
+        "double_counted = 0 in every scenario, every transaction scored on the features the offline replay "
+        "gives it (or the difference explained by a late one), and every scenario's own checks hold.",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "|".join("---" for _ in COLUMNS) + "|",

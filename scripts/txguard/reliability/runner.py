@@ -1,9 +1,11 @@
 """Run the scenarios on one local stack and decide the verdict.
 
-The stack is `txguard local up`'s (scripts/txguard/local/stack.py) with two hooks: the emulator's push
-subscription is created without its retry policy unless `keep_retry_policy` (the emulator's
-backoff scheduler stops for good after concurrent push failures, docs/reliability.md), and the
-dead-letter subscription is left to the redrive instead of a pull consumer. Everything started
+The stack is `txguard local up`'s (scripts/txguard/local/stack.py): the push bridge delivers the
+transactions subscription with production's settings (ordering by wallet, retry policy,
+dead-letter policy), and the dead-letter subscription is left to the redrive instead of a pull
+consumer. With `push="emulator"` the emulator's own push subscription is created without its
+retry policy unless `keep_retry_policy` (its backoff scheduler stops for good after concurrent
+push failures, docs/reliability.md). Everything started
 is stopped when the stack closes, whatever happens.
 """
 
@@ -14,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from txguard.reliability.context import FULL, QUICK, Context, Profile, Router
-from txguard.reliability.ledger import Ledger
-from txguard.reliability.scenarios import SCENARIOS
+from txguard.local.ledger import Ledger
+from txguard.reliability.context import FULL, QUICK, Context, Profile
+from txguard.reliability.registry import SCENARIOS
 
 
 @dataclass
@@ -25,6 +27,9 @@ class RunOptions:
     only: list[str] = field(default_factory=list)
     embedded: bool = False
     keep_retry_policy: bool = False
+    push: str = "bridge"
+    rate: float = 25.0  # the nominal rate of every scenario (the burst is a multiple of it)
+    unordered: bool = False  # the bridge's per-wallet order off: shows the skew the checks catch
     workdir: Path | None = None
     project: str = "txguard-reliability"
 
@@ -56,14 +61,14 @@ class Progress:
 
     def phase(self, ledger: Ledger, label: str) -> None:
         self._label = label
-        self.console.print(f"[dim]{time.monotonic() - self.started:6.1f}s[/] {ledger.scenario}: {label}")
+        self.console.print(f"[dim]{time.monotonic() - self.started:6.1f}s[/] {ledger.name}: {label}")
 
     def update(self, ledger: Ledger, state: str) -> None:
         if self.live is None:
             return
         s = ledger.summary()
         self.live.update(
-            f"[bold]{ledger.scenario}[/] {state}  sent {s['sent']}  decided {s['decided']}/{s['transactions']}  "
+            f"[bold]{ledger.name}[/] {state}  sent {s['sent']}  decided {s['decided']}/{s['transactions']}  "
             f"invalid {s['invalid']}/{s['poison']}  redriven {s['redriven']}  pending {ledger.pending()}  "
             f"[dim]{time.monotonic() - self.started:.0f}s[/]")
 
@@ -77,16 +82,18 @@ def run(options: RunOptions, console: Any) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown scenario(s): {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     stack_options = StackOptions(
-        count=0, embedded=options.embedded, workdir=options.workdir, project=options.project, warmup=0,
-        emulator_retry_policy=options.keep_retry_policy, pull_dead_letter=False,
+        count=0, rate=options.rate, embedded=options.embedded, workdir=options.workdir, project=options.project,
+        warmup=0,
+        emulator_retry_policy=options.keep_retry_policy, pull_dead_letter=False, push=options.push,
     )
-    router = Router()
     results: dict[str, Any] = {}
     started = time.monotonic()
     stack = LocalStack(stack_options, console)
-    stack.tracker = router  # the consumers and the embedded broker deliver to the router
+    router = stack.ledgers  # the consumers and the embedded broker deliver to it
     with stack, Progress(console) as progress:
         stack.up()
+        if options.unordered and stack.dispatcher is not None:
+            stack.dispatcher.ordering = False
         ctx = Context(stack, options.profile, router, progress)
         for name in names:
             t0 = time.monotonic()
@@ -95,7 +102,8 @@ def run(options: RunOptions, console: Any) -> dict[str, Any]:
             results[name]["seconds"] = round(time.monotonic() - t0, 1)
         meta = {
             "mode": stack.mode, "profile": options.profile.name, "nominal_rate": stack.rate,
-            "model_version": stack.model.get("version"), "retry_policy_on_emulator": options.keep_retry_policy,
+            "model_version": stack.model.get("version"), **stack.delivery_summary(),
+            "retry_policy_on_emulator": options.push == "bridge" or options.keep_retry_policy,
             "unmatched_outputs": dict(router.unmatched), "workdir": str(stack.workdir),
             "total_s": round(time.monotonic() - started, 1),
         }

@@ -1,9 +1,7 @@
-"""The six scenarios of `txguard reliability`, each returning one result dict (a table row).
+"""The first six scenarios of `txguard reliability`: duplicates, poison, outages, bad model, burst.
 
-Every result has the ledger's counts (`sent`, `decided`, `invalid`, `dead_lettered`, `redriven`,
-`lost`, ...) and the history check (`double_counted`, `missing`), plus what the scenario adds
-(`drain_s`, `outage_s`, `refused`, `kept_serving`, ...) and `failed_checks`: the reasons it
-does not pass (empty when it does).
+Each returns one result dict (a table row, see txguard.reliability.checks.finish) with what the
+scenario adds (`outage_s`, `refused`, `kept_serving`, ...) and `failed_checks`.
 """
 
 from __future__ import annotations
@@ -13,47 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from txguard.publisher import Outgoing
+from txguard.local.ledger import Ledger
 from txguard.reliability import bad_model, outages, poison
+from txguard.reliability.checks import finish
 from txguard.reliability.context import Context
-from txguard.reliability.ledger import Ledger
-
-
-def _finish(ctx: Context, ledger: Ledger, messages: list[Outgoing], extra: dict[str, Any]) -> dict[str, Any]:
-    drain = ctx.drain(ledger)
-    prefix = next((m.transaction_id.split("-", 1)[0] for m in messages if m.transaction_id), "")
-    ctx.progress.phase(ledger, "checking history against the sequential replay")
-    history = ctx.history(messages)
-    summary = ledger.summary()
-    result: dict[str, Any] = {
-        **summary,
-        "double_counted": history.double_counted,
-        "missing": history.missing,
-        "mismatched_wallets": history.mismatched_wallets,
-        "wallets": history.wallets,
-        "drain_s": drain.seconds,
-        "redrives": drain.redrives,
-        "retried": ctx.retries(prefix) if prefix else {},
-        **extra,
-    }
-    failed = []
-    if summary["lost"]:
-        failed.append(f"{summary['lost']} lost")
-    if history.double_counted:
-        failed.append(f"{history.double_counted} double counted")
-    if history.missing or history.mismatched_wallets:
-        failed.append(f"history differs from the replay ({history.missing} missing, "
-                      f"{history.mismatched_wallets} wallets)")
-    if summary["decided"] != summary["transactions"]:
-        failed.append(f"{summary['transactions'] - summary['decided']} transactions not decided")
-    if summary["publish_failed"]:
-        failed.append(f"{summary['publish_failed']} publishes failed")
-    if summary["valid_on_invalid"]:
-        failed.append(f"{summary['valid_on_invalid']} valid transactions on invalid")
-    if summary["inconsistent_decisions"]:
-        failed.append(f"{summary['inconsistent_decisions']} transactions with differing decision copies")
-    result["failed_checks"] = failed + list(result.pop("extra_failed", []))
-    return result
 
 
 def duplicates(ctx: Context) -> dict[str, Any]:
@@ -62,7 +23,7 @@ def duplicates(ctx: Context) -> dict[str, Any]:
     base = ctx.messages("dup", ctx.profile.duplicates_tx, seed=21)
     messages = [m for m in base for _ in (0, 1)]
     info = ctx.publish(ledger, messages, ctx.nominal_rate)
-    result = _finish(ctx, ledger, base, {"publish_s": info["publish_s"]})
+    result = finish(ctx, ledger, base, {"publish_s": info["publish_s"]})
     result["identical_decisions"] = result["inconsistent_decisions"] == 0
     if result["decision_copies"] < result["decided"]:
         result["failed_checks"].append("fewer decision copies than decided transactions")
@@ -75,7 +36,7 @@ def poison_scenario(ctx: Context) -> dict[str, Any]:
     messages = poison.mix(ctx.messages("poi", ctx.profile.poison_messages, seed=22), ctx.profile.poison_fraction,
                           seed=22)
     info = ctx.publish(ledger, messages, ctx.nominal_rate)
-    result = _finish(ctx, ledger, messages, {"publish_s": info["publish_s"]})
+    result = finish(ctx, ledger, messages, {"publish_s": info["publish_s"]})
     failed = result["failed_checks"]
     if result["invalid"] != result["poison"]:
         failed.append(f"{result['poison'] - result['invalid']} poison messages not on invalid")
@@ -84,7 +45,7 @@ def poison_scenario(ctx: Context) -> dict[str, Any]:
     if result["invalid_without_reason"]:
         failed.append(f"{result['invalid_without_reason']} invalid messages without a reason attribute")
     kinds_sent = {m.corruption for m in messages if not m.expected_valid}
-    missing_kinds = sorted(k for k in kinds_sent if k and k not in result["invalid_kinds"])
+    missing_kinds = sorted(k for k in kinds_sent if k and k not in result["rejected_kinds"])
     if missing_kinds:
         failed.append("kinds not seen on invalid: " + ", ".join(missing_kinds))
     result["poison_kinds"] = len(kinds_sent)
@@ -109,7 +70,7 @@ def _outage(ctx: Context, name: str, prefix: str, seed: int, stream_s: float, at
     info = ctx.publish(ledger, messages, ctx.nominal_rate,
                        [(at_s, f"{name}: stopping", down), (at_s + down_s, f"{name}: restarting", up)])
     outage_s = round(marks["up"] - marks["down"], 1) if {"up", "down"} <= set(marks) else None
-    return _finish(ctx, ledger, messages, {"publish_s": info["publish_s"], "outage_s": outage_s,
+    return finish(ctx, ledger, messages, {"publish_s": info["publish_s"], "outage_s": outage_s,
                                            "timeline": info["timeline"]})
 
 
@@ -170,7 +131,7 @@ def bad_model_scenario(ctx: Context) -> dict[str, Any]:
             and scored.get("model_version") == production)
     if not kept:
         failed.append(f"running function: health {health_status}, score {score_status}")
-    result = _finish(ctx, ledger, messages, {
+    result = finish(ctx, ledger, messages, {
         "publish_s": info["publish_s"], "refused": all(
             v["health"] == 503 and v["score"] == 503 for v in refused.values()) and len(refused) == 2,
         "kept_serving": kept, "running_model_version": health.get("model_version"), "broken": refused,
@@ -187,18 +148,8 @@ def burst(ctx: Context) -> dict[str, Any]:
     messages = ctx.messages("bur", int(rate * p.burst_s), seed=26)
     info = ctx.publish(ledger, messages, rate)
     backlog = ledger.pending()
-    result = _finish(ctx, ledger, messages, {"publish_s": info["publish_s"],
+    result = finish(ctx, ledger, messages, {"publish_s": info["publish_s"],
                                              "publish_rate_tps": info["publish_rate_tps"], "burst_rate": rate})
     result["backlog_at_end_of_burst"] = backlog
     result["drain_tps"] = round(backlog / result["drain_s"], 1) if result["drain_s"] else None
     return result
-
-
-SCENARIOS: dict[str, Callable[[Context], dict[str, Any]]] = {
-    "duplicates": duplicates,
-    "poison": poison_scenario,
-    "scoring_outage": scoring_outage,
-    "store_outage": store_outage,
-    "bad_model": bad_model_scenario,
-    "burst": burst,
-}

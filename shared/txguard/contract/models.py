@@ -149,6 +149,12 @@ class Decision(_Model):
     timings: dict[str, float] = Field(
         default_factory=dict, description="Per-stage timings (keys end in _us or _ms)"
     )
+    late: bool = Field(
+        False,
+        description="The transaction arrived after a later transaction of its wallet had been decided "
+        "(out-of-order publishing, or a redrive from the dead-letter topic): its own features are exact, "
+        "but that later transaction was scored without it",
+    )
 
 
 MAX_BATCH = 1000

@@ -71,8 +71,8 @@ class SubscriptionSpec:
     max_delivery_attempts: int = 5
     min_backoff_seconds: int = 1
     max_backoff_seconds: int = 60
-    # Ordering is not combined with dead-lettering: ordering keys do not survive a dead letter,
-    # and the Pub/Sub emulator stops pushing after the first dead letter when both are set.
+    # Ordered delivery by the message's ordering key (the publisher sets the wallet id): one message
+    # of a key at a time, the next once it is acked or dead-lettered (docs/enrichment.md).
     enable_message_ordering: bool = False
 
 
@@ -92,6 +92,9 @@ SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
         max_delivery_attempts=10,
         min_backoff_seconds=1,
         max_backoff_seconds=60,
+        # A wallet's transactions reach enrichment in publish order even when one fails and is
+        # retried: its features are computed on the complete history (docs/enrichment.md).
+        enable_message_ordering=True,
     ),
     SubscriptionSpec(DEAD_LETTER_SUBSCRIPTION, DEAD_LETTER_TOPIC, retention_seconds=31 * 24 * 3600),
     SubscriptionSpec(DECISIONS_SUBSCRIPTION, DECISIONS_TOPIC, enable_message_ordering=True),

@@ -11,6 +11,12 @@
 A redelivery never applies a transaction twice: the store's processed record carries the
 features (and, once scored, the decision) that the first delivery computed.
 
+A transaction that arrives after a later one of its wallet was applied is decided as usual, its
+decision flagged `late` and its log line too (`"late": true`, counted by a log-based metric):
+the later one was scored without it, a training/serving skew made visible instead of silent.
+With the transactions subscription ordered by wallet this only happens to a redriven dead letter
+or a publisher that sent a wallet's transactions out of order (docs/enrichment.md).
+
 Each delivery runs in its trace (the push request's, or a new one): every line it logs carries
 it, the scoring call and the decision's (or the parked message's) attributes pass it on.
 """
@@ -72,6 +78,7 @@ class Result:
     wallet_id: str | None = None
     decision: Decision | None = None
     reason: str | None = None
+    late: bool = False
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -151,10 +158,13 @@ class Enricher:
         result.timings["store_ms"] = _ms(t)
 
         decision = enrichment.decision
+        result.late = enrichment.late
         if decision is None:
             t = time.perf_counter()
             decision = self.scorer.score(enrichment.enriched)  # the HTTP client sends the bound trace
             result.timings["scoring_ms"] = _ms(t)
+            if enrichment.late:
+                decision = decision.model_copy(update={"late": True})
             t = time.perf_counter()
             decision = self.store.record_decision(tx.transaction_id, decision)  # first one wins
             result.timings["store_ms"] += _ms(t)
@@ -187,6 +197,8 @@ class Enricher:
         with self._lock:
             self.counts[status.value] += 1
             count = self.counts[status.value]
+            if result.late and status is DeliveryStatus.DECIDED:
+                self.counts["late"] += 1
         level = {DeliveryStatus.DECIDED: 20, DeliveryStatus.DUPLICATE: 20, DeliveryStatus.INVALID: 30, DeliveryStatus.REJECTED: 30,
                  DeliveryStatus.RETRY: 40, DeliveryStatus.ERROR: 50}[status]
         self.log.log(
@@ -200,6 +212,7 @@ class Enricher:
                 "outcome": result.decision.outcome.value if result.decision else None,
                 "model_version": result.decision.model_version if result.decision else None,
                 "reason": result.reason,
+                "late": result.late,
                 "timings": result.timings,
             },
             exc_info=exc_info,

@@ -219,6 +219,17 @@ def history_values(state: WalletState, p: TxPoint) -> tuple[float, ...]:
     )
 
 
+def applied_after(state: WalletState, ts: float) -> int:
+    """How many applied transactions of the wallet happened after `ts`.
+
+    Non-zero means the transaction at `ts` arrives late: those later transactions were scored on a
+    history without it (its own features, computed from the entries before `ts`, are still exact).
+    Delivery in order per wallet keeps this at zero; a redriven dead letter or a publisher that
+    sent a wallet's transactions out of order does not.
+    """
+    return len(state.ts) - bisect_right(state.ts, ts)
+
+
 def apply(state: WalletState, p: TxPoint) -> None:
     """Add `p` to `state` in place; the state keeps its bounds (oldest entries fall off)."""
     pos = bisect_right(state.ts, p.ts)

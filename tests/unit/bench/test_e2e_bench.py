@@ -65,3 +65,19 @@ def test_search_finds_the_ceiling_from_above_and_below(monkeypatch: pytest.Monke
     assert bench.max_sustained(down) == 25
     capped = bench.search(_FakeStack(1e9), 100, 10, 150, 2.0, 5, log=lambda s: None)
     assert [s.rate for s in capped] == [100, 150]
+
+
+def test_own_wallets_renames_and_can_fold_onto_a_few_hot_wallets() -> None:
+    import json as _json
+
+    from txguard.bench.e2e import own_wallets
+    from txguard.publisher import make_stream
+
+    base = make_stream(60, "fraud", seed=3, id_prefix="ow")
+    renamed = own_wallets(base, "x-")
+    assert [m.transaction_id for m in renamed] == [m.transaction_id for m in base]
+    assert all(_json.loads(m.data)["wallet_id"] == m.ordering_key and m.ordering_key.startswith("x-w") for m in renamed)
+    hot = own_wallets(base, "x-", wallets=3)
+    keys = {m.ordering_key for m in hot}
+    assert len(keys) <= 3 and all(k.startswith("x-hot") for k in keys)
+    assert all(_json.loads(m.data)["wallet_id"] == m.ordering_key for m in hot)

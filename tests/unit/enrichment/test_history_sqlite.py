@@ -78,3 +78,23 @@ def test_first_recorded_decision_wins(tmp_path: Path) -> None:
     assert store.record_decision(tx.transaction_id, second) == first
     assert store.enrich_once(tx).decision == first
     store.close()
+
+
+def test_a_file_from_before_the_late_flag_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE wallets (wallet_id TEXT PRIMARY KEY, state TEXT NOT NULL);
+        CREATE TABLE processed (transaction_id TEXT PRIMARY KEY, wallet_id TEXT NOT NULL, fingerprint TEXT NOT NULL,
+                                features TEXT NOT NULL, decision TEXT, expires_at TEXT NOT NULL);
+    """)
+    conn.close()
+    store = SqliteHistoryStore(path)
+    later, early = make_tx(2), make_tx(1)
+    assert store.enrich_once(later).late is False
+    assert store.enrich_once(early).late is True
+    assert store.enrich_once(early).late is True  # the duplicate path reads it back
+    assert store.processed(early.transaction_id)["late"] is True
+    store.close()

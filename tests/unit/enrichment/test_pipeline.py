@@ -100,11 +100,45 @@ def test_features_match_offline_replay(parts) -> None:
     assert len(outbox.decisions) == 30
 
 
+def test_a_transaction_arriving_after_a_later_one_is_flagged_late(parts) -> None:
+    """Skew made visible: the late one's decision, its stored record and its log line say so."""
+    enricher, store, scorer, outbox = parts
+    early, later = make_tx(1), make_tx(2)
+    assert enricher.handle(event_data(later, "m1")).late is False
+    result = enricher.handle(event_data(early, "m2"))
+    assert result.status is DeliveryStatus.DECIDED and result.late is True
+    decisions = {d.transaction_id: d for d in outbox.decided()}
+    assert decisions[early.transaction_id].late is True and decisions[later.transaction_id].late is False
+    assert '"late":true' in outbox.decisions[-1].data.decode()
+    assert store.processed(early.transaction_id)["late"] is True
+    assert enricher.counts["late"] == 1
+    # A redelivery (duplicate) republishes the stored decision, flag included, and counts nothing new.
+    again = enricher.handle(event_data(early, "m3"))
+    assert again.status is DeliveryStatus.DUPLICATE and again.late is True
+    assert outbox.decided()[-1].late is True and enricher.counts["late"] == 1
+    # Its own features are exact: only entries before it count.
+    offline = {tx.transaction_id: f for tx, f in replay([early, later])}
+    assert store.processed(early.transaction_id)["features"] == offline[early.transaction_id].model_dump()
+
+
+def test_late_survives_a_scoring_outage_between_enrichment_and_decision(parts) -> None:
+    enricher, store, scorer, outbox = parts
+    early, later = make_tx(5), make_tx(6)
+    enricher.handle(event_data(later, "m1"))
+    scorer.down = True
+    with pytest.raises(ScoringUnavailableError):
+        enricher.handle(event_data(early, "m2"))
+    scorer.down = False
+    result = enricher.handle(event_data(early, "m3"))  # features reused from the record, then scored
+    assert result.status is DeliveryStatus.DUPLICATE and result.late is True
+    assert outbox.decided()[-1].late is True
+
+
 def test_in_order_features_equal_offline_replay(parts) -> None:
     enricher, store, _, _ = parts
     txs = [make_tx(i, wallet=f"w-{i % 3}") for i in range(45)]
     for i, tx in enumerate(txs):
-        enricher.handle(event_data(tx, message_id=str(i)))
+        assert enricher.handle(event_data(tx, message_id=str(i))).late is False
     for tx, features in replay(txs):
         assert store.processed(tx.transaction_id)["features"] == features.model_dump()
 

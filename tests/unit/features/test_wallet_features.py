@@ -15,6 +15,7 @@ from txguard.features.wallet import (
     RING_SIZE,
     TxPoint,
     WalletState,
+    applied_after,
     apply,
     history_values,
     replay,
@@ -122,3 +123,13 @@ def test_replay_yields_point_in_time_features_in_time_order() -> None:
     assert [t.transaction_id for t, _ in out] == ["t1", "t2", "t3"]
     assert [f.tx_count_1h for _, f in out] == [0, 1, 2]
     assert len(FEATURE_NAMES) == len(set(FEATURE_NAMES))
+
+
+def test_applied_after_counts_later_transactions_already_applied() -> None:
+    state = WalletState()
+    for i, minutes in enumerate((10, 20, 30)):
+        apply(state, TxPoint.of(tx(i, minutes)))
+    assert applied_after(state, TxPoint.of(tx(9, 40)).ts) == 0  # in order
+    assert applied_after(state, TxPoint.of(tx(9, 30)).ts) == 0  # same instant: neither sees the other
+    assert applied_after(state, TxPoint.of(tx(9, 15)).ts) == 2  # late: 20 and 30 were scored without it
+    assert applied_after(WalletState(), TxPoint.of(tx(9, 15)).ts) == 0

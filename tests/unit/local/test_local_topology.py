@@ -16,7 +16,7 @@ def test_push_and_dead_letter_settings_come_from_the_spec() -> None:
     assert req["push_config"] == {"push_endpoint": "http://x/"}
     assert req["dead_letter_policy"]["max_delivery_attempts"] == spec.max_delivery_attempts
     assert req["dead_letter_policy"]["dead_letter_topic"].endswith(f"/topics/{spec.dead_letter_topic}")
-    assert req["enable_message_ordering"] is False
+    assert req["enable_message_ordering"] is True  # per-wallet order in the cloud
 
 
 def test_pull_subscription_has_no_push_config() -> None:
@@ -26,10 +26,22 @@ def test_pull_subscription_has_no_push_config() -> None:
     assert req["enable_message_ordering"] is spec.enable_message_ordering
 
 
-def test_ordering_with_dead_letter_on_push_is_refused() -> None:
-    spec = names.SubscriptionSpec("bad", "t", push_to="f", dead_letter_topic="dl", enable_message_ordering=True)
-    with pytest.raises(ValueError):
-        topology.subscription_request(PROJECT, spec, {"f": "http://x/"}, emulator=False)
+def test_the_emulator_gets_no_ordering_where_it_would_lose_dead_letters() -> None:
+    """Ordering + dead-letter policy breaks the emulator's whole subscription: the bridge orders instead."""
+    spec = names.subscription(names.ENRICH_PUSH_SUBSCRIPTION)
+    on_emulator = topology.subscription_request(PROJECT, spec, {names.ENRICH_FUNCTION: "http://x/"}, emulator=True)
+    assert on_emulator["enable_message_ordering"] is False and "dead_letter_policy" in on_emulator
+    tail = topology.subscription_request(PROJECT, names.subscription(names.DECISIONS_SUBSCRIPTION), {}, emulator=True)
+    assert tail["enable_message_ordering"] is True  # ordering alone is fine there
+
+
+def test_the_bridge_gets_a_pull_subscription_with_the_push_settings() -> None:
+    spec = names.subscription(names.ENRICH_PUSH_SUBSCRIPTION)
+    req = topology.subscription_request(PROJECT, spec, {}, emulator=True, push=False)
+    assert "push_config" not in req
+    assert req["dead_letter_policy"]["max_delivery_attempts"] == spec.max_delivery_attempts
+    assert req["retry_policy"]["maximum_backoff"].seconds == spec.max_backoff_seconds
+    assert req["ack_deadline_seconds"] == spec.ack_deadline_seconds
 
 
 def test_push_subscription_needs_its_endpoint() -> None:

@@ -1,4 +1,4 @@
-"""The pure parts of `txguard reliability`: poison corpus, ledger, double-count check, report."""
+"""The pure parts of `txguard reliability`: poison corpus, double-count check, report (the ledger: tests/unit/local)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,7 @@ from txguard.local.topology import subscription_request
 from txguard.ops.redrive import redrive_attributes
 from txguard.publisher import make_stream
 from txguard.reliability import poison, report, runner
-from txguard.reliability.context import Router
-from txguard.reliability.history_check import check, expected_states
-from txguard.reliability.ledger import Ledger
+from txguard.reliability.history_check import check, check_features, expected_states
 
 
 @pytest.fixture(scope="module")
@@ -80,66 +78,45 @@ def test_history_check_counts_a_transaction_applied_twice_and_one_never_applied(
     assert result.mismatched_wallets >= 1
 
 
-# ledger -------------------------------------------------------------------------------------------
-def _decision(tx_id: str, decision: str = "allow") -> bytes:
-    return json.dumps({"transaction_id": tx_id, "outcome": decision}).encode()
+# features per transaction --------------------------------------------------------------------------
+def _online(txs: list, arrival: list) -> dict[str, dict]:
+    """What the enrichment function stores when `txs` arrive in `arrival` order (SQLite store)."""
+    import tempfile
+
+    from txguard.enrichment.history.sqlite import SqliteHistoryStore
+
+    with tempfile.TemporaryDirectory() as folder:
+        store = SqliteHistoryStore(f"{folder}/h.sqlite3")
+        for tx in arrival:
+            store.enrich_once(tx)
+        records = {tx.transaction_id: store.processed(tx.transaction_id) for tx in txs}
+        store.close()
+    return records
 
 
-def test_ledger_counts_transactions_not_messages(stream: list) -> None:
-    ledger = Ledger("dup")
-    m = stream[0]
-    for _ in range(2):
-        ledger.sent(m)
-        ledger.confirmed(m, None)
-    assert ledger.pending() == 1
-    assert ledger.on_decision(_decision(m.transaction_id), {})
-    assert ledger.on_decision(_decision(m.transaction_id), {})
-    s = ledger.summary()
-    assert (s["sent"], s["transactions"], s["decided"], s["decision_copies"], s["lost"]) == (2, 1, 1, 2, 0)
-    assert s["inconsistent_decisions"] == 0
-    ledger.on_decision(_decision(m.transaction_id, "block"), {})
-    assert ledger.summary()["inconsistent_decisions"] == 1
+def test_features_in_order_equal_the_replay(stream: list) -> None:
+    txs = _txs(stream)
+    records = _online(txs, sorted(txs, key=lambda t: t.timestamp))
+    result = check_features(txs, records.get)
+    assert (result.compared, result.differing, result.unexplained, result.late) == (len(txs), 0, 0, 0)
 
 
-def test_ledger_matches_poison_by_content_and_requires_a_reason(stream: list) -> None:
-    ledger = Ledger("poison")
-    bad = poison.make_poison(stream[1], "nan_amount", 7)
-    ledger.sent(bad)
-    ledger.confirmed(bad, None)
-    assert not ledger.on_invalid(b"something else", {names.ATTR_REASON: "x"})
-    assert ledger.on_invalid(bad.data, {})
-    s = ledger.summary()
-    assert (s["poison"], s["invalid"], s["invalid_without_reason"], s["lost"]) == (1, 1, 1, 0)
-    assert s["invalid_kinds"] == {"nan_amount": 1}
-
-
-def test_ledger_lost_parked_and_redriven(stream: list) -> None:
-    ledger = Ledger("outage")
-    a, b, c = stream[2], stream[3], stream[4]
-    for m in (a, b, c):
-        ledger.sent(m)
-        ledger.confirmed(m, None)
-    ledger.on_decision(_decision(a.transaction_id), {})
-    ledger.on_dead_letter(b.data, {})  # parked: accounted for, not lost
-    s = ledger.summary()
-    assert (s["decided"], s["dead_lettered"], s["still_dead_lettered"], s["lost"]) == (1, 1, 1, 1)
-    ledger.on_redriven(b.data)  # redriven: pending again until decided
-    assert ledger.pending() == 2
-    ledger.on_decision(_decision(b.transaction_id), {})
-    s = ledger.summary()
-    assert (s["decided"], s["redriven"], s["still_dead_lettered"], s["lost"]) == (2, 1, 0, 1)
-
-
-def test_router_routes_to_the_owning_ledger_and_counts_the_rest(stream: list) -> None:
-    router = Router()
-    first, second = router.add(Ledger("one")), router.add(Ledger("two"))
-    first.sent(stream[5])
-    second.sent(stream[6])
-    router.on_decision(_decision(stream[5].transaction_id), {})
-    router.on_decision(_decision("nobody"), {})
-    router.on_redriven(stream[6].data, {})
-    assert first.summary()["decided"] == 1 and second.summary()["redriven"] == 1
-    assert router.unmatched == {"decision": 1}
+def test_a_late_arrival_explains_the_differences_it_caused_and_nothing_else(stream: list) -> None:
+    txs = sorted(_txs(stream), key=lambda t: t.timestamp)
+    wallet = max({t.wallet_id for t in txs}, key=lambda w: sum(t.wallet_id == w for t in txs))
+    mine = [t for t in txs if t.wallet_id == wallet]
+    held = mine[0]  # its wallet's first transaction, delivered last (a redriven dead letter)
+    records = _online(txs, [t for t in txs if t is not held] + [held])
+    result = check_features(txs, records.get)
+    assert result.late == 1 and result.differing >= 1 and result.unexplained == 0
+    assert result.explained == result.differing
+    # Without the late flag the same differences are unexplained skew.
+    records[held.transaction_id] = {**records[held.transaction_id], "late": False}
+    assert check_features(txs, records.get).unexplained == result.differing
+    # ... unless the decision said it (the ledger's late ids).
+    assert check_features(txs, records.get, {held.transaction_id}).unexplained == 0
+    missing = check_features(txs, lambda tid: None if tid == held.transaction_id else records[tid])
+    assert missing.unprocessed == 1
 
 
 # report, verdict, hooks ------------------------------------------------------------------------------
@@ -155,10 +132,10 @@ RESULTS = {
 
 
 def test_last_line_is_one_json_object_per_scenario() -> None:
-    line = report.last_line(RESULTS, {"mode": "emulators", "profile": "quick"}, ok=False)
+    line = report.last_line(RESULTS, {"mode": "emulators", "profile": "quick", "push_mode": "bridge"}, ok=False)
     doc = json.loads(line)
     assert "\n" not in line
-    assert set(doc) == {"duplicates", "store_outage", "burst", "passed", "mode", "profile"}
+    assert set(doc) == {"duplicates", "store_outage", "burst", "passed", "mode", "push_mode", "profile"}
     for key in ("sent", "decided", "invalid", "dead_lettered", "lost", "double_counted"):
         assert key in doc["duplicates"] and key in doc["burst"]
     assert doc["duplicates"]["ok"] is True and doc["burst"]["ok"] is False
@@ -201,7 +178,7 @@ def test_push_subscription_without_retry_policy_on_request_only() -> None:
 
 def test_the_command_lists_the_scenarios_it_runs() -> None:
     from txguard.reliability import SCENARIO_NAMES
-    from txguard.reliability.scenarios import SCENARIOS
+    from txguard.reliability.registry import SCENARIOS
 
     assert tuple(SCENARIOS) == SCENARIO_NAMES
 

@@ -3,7 +3,8 @@
 Brings the local stack up once (emulators, or embedded with --embedded / without gcloud),
 warms it, then runs stages of fixed-rate publishing (see scripts/txguard/bench/e2e.py) and reports
 per stage: achieved rate, end-to-end p50/p99, backlog slope, and enrichment stage timings.
-The last line is one JSON object: rate, e2e_p50_ms, e2e_p99_ms (at --rate), max_sustained_tps, lost.
+The last line is one JSON object: push_mode (bridge by default: production-like push, see
+scripts/txguard/local/bridge.py), rate, e2e_p50_ms, e2e_p99_ms (at --rate), max_sustained_tps, lost.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import json
 
 from txguard.cli.commands._group import command_group
+from txguard.cli.commands.local import add_push_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--drain-timeout", type=float, default=30.0,
                    help="seconds without any new outcome before a stage's missing outcomes count as lost")
     p.add_argument("--embedded", action="store_true", help="embedded mode even if gcloud is installed")
+    add_push_options(p)
     p.add_argument("--registry", default=None, help="model registry (see `txguard local up --help`)")
     p.add_argument("--workdir", default=None, help="folder for logs and local state")
     p.add_argument("--enrich-threads", type=int, default=8, help="enrichment THREADS (default 8)")
@@ -49,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
     console = make_console(stderr=True)
     options = StackOptions(embedded=args.embedded, registry=args.registry, enrich_threads=args.enrich_threads,
-                           scoring_threads=args.scoring_threads, workdir=Path(args.workdir) if args.workdir else None)
+                           scoring_threads=args.scoring_threads, workdir=Path(args.workdir) if args.workdir else None,
+                           push=args.push, push_window=args.push_window)
 
     def log(stage: bench.Stage) -> None:
         d = stage.as_dict()
@@ -65,17 +69,22 @@ def run(args: argparse.Namespace) -> int:
                 bench.run_stage(stack, max(10.0, args.warmup / 5), args.warmup / max(10.0, args.warmup / 5),
                                 "warm", args.drain_timeout, wallet_prefix="warm-")
             stack.step(f"stages of {args.duration:g} s from {args.rate:g} tx/s")
-            max_rate = args.rate if args.no_search else args.max_rate
-            stages = bench.search(stack, args.rate, args.duration, max_rate, args.step, args.drain_timeout, log)
+            if args.no_search:  # the --rate stage alone, sustained or not
+                stages = [bench.run_stage(stack, args.rate, args.duration, "b0", args.drain_timeout)]
+                log(stages[0])
+            else:
+                stages = bench.search(stack, args.rate, args.duration, args.max_rate, args.step, args.drain_timeout,
+                                      log)
             timings = bench.enrich_timings(stack.workdir / "enrich.log", stages[0].prefix)
             mode = stack.mode
+            delivery = stack.delivery_summary()
     except KeyboardInterrupt:
         console.print("stopping (interrupted)")
         return 130
     except Exception as exc:  # noqa: BLE001 - one readable line, the logs have the rest
         console.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
         return 1
-    table = Table(title=f"txguard bench e2e ({mode} mode)")
+    table = Table(title=f"txguard bench e2e ({mode} mode, push {delivery['push_mode']})")
     rows = [s.as_dict() for s in stages]
     columns = {"rate": "rate", "achieved_tps": "achieved", "e2e_p50_ms": "p50 ms", "e2e_p99_ms": "p99 ms",
                "backlog_slope_per_s": "backlog/s", "max_backlog": "max backlog", "lost": "lost",
@@ -88,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     first = stages[0].summary
     best = bench.max_sustained(stages)
     result = {
-        "mode": mode, "rate": args.rate, "duration_s": args.duration,
+        "mode": mode, "push_mode": delivery["push_mode"], "ordering": delivery["ordering"],
+        "rate": args.rate, "duration_s": args.duration,
         "e2e_p50_ms": first.get("e2e_p50_ms"), "e2e_p95_ms": first.get("e2e_p95_ms"),
         "e2e_p99_ms": first.get("e2e_p99_ms"),
         "max_sustained_tps": best,

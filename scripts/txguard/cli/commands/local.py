@@ -26,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "functions-framework, a simulated stream through the pipeline; the last line is one JSON object.",
     )
     add_stream_options(up, count=2000, rate=None, rate_help=(
-        "messages per second (default: 25 with the emulators, whose push subscription delivers 2 messages "
-        "at a time, so more only queues; 50 embedded)"))
+        "messages per second (default 25 with the emulators, below what one instance of each function "
+        "sustains on a shared 2-core machine; 50 embedded)"))
     up.add_argument("--embedded", action="store_true",
                     help="embedded mode even if gcloud is installed (no emulators: in-process Pub/Sub, SQLite)")
     up.add_argument("--keep", action="store_true", help="leave the stack running after the stream, until Ctrl-C")
@@ -43,9 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--scoring-threads", type=int, default=1, help="scoring THREADS (default 1: CPU-bound)")
     up.add_argument("--warmup", type=int, default=20,
                     help="transactions sent first on wallets of their own, left out of the summary (default 20)")
+    add_push_options(up)
     up.add_argument("--no-emulator-retry-policy", dest="emulator_retry_policy", action="store_false",
-                    help="create the emulator's push subscription without production's retry policy: the "
-                    "Pub/Sub emulator stops redelivering for good when several pushes fail at once with "
+                    help="with --push emulator: create its push subscription without production's retry policy: "
+                    "the Pub/Sub emulator stops redelivering for good when several pushes fail at once with "
                     "it (docs/reliability.md); without it failures are redelivered after ~1 s")
     up.add_argument("--no-console", dest="analyst_console", action="store_false",
                     help="do not serve the analyst console next to the stack (it is served by default; "
@@ -54,6 +55,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="port of the analyst console on 127.0.0.1 (default: a free one)")
     up.set_defaults(func=run_up)
     parser.set_defaults(func=lambda _args: (parser.print_help(), 0)[1])
+
+
+def add_push_options(parser: argparse.ArgumentParser) -> None:
+    """How the emulator's transactions subscription reaches the enrichment function."""
+    parser.add_argument("--push", choices=("bridge", "emulator"), default="bridge",
+                        help="emulator mode: 'bridge' pulls with a window of outstanding messages and posts the "
+                        "production push body, one message per wallet at a time (default); 'emulator' is the "
+                        "emulator's own push (2 at a time, no ordering)")
+    parser.add_argument("--push-window", type=int, default=1000,
+                        help="bridge: most messages outstanding at once, like production's push window (default 1000)")
 
 
 def _sigterm(_signum: int, _frame: object) -> None:
@@ -75,7 +86,7 @@ def run_up(args: argparse.Namespace) -> int:
         drain_timeout_s=args.drain_timeout, project=args.project, registry=args.registry,
         workdir=Path(args.workdir) if args.workdir else None, enrich_threads=args.enrich_threads,
         scoring_threads=args.scoring_threads, warmup=args.warmup,
-        emulator_retry_policy=args.emulator_retry_policy,
+        emulator_retry_policy=args.emulator_retry_policy, push=args.push, push_window=args.push_window,
         analyst_console=args.analyst_console, console_port=args.console_port,
     )
     previous = signal.signal(signal.SIGTERM, _sigterm)
@@ -104,7 +115,7 @@ def run_up(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
     if summary is None:
         return 0
-    if summary["lost"] and stack.mode == "emulators" and options.emulator_retry_policy:
+    if summary["lost"] and stack.push_mode == "emulator" and options.emulator_retry_policy:
         console.print("hint: messages whose pushes failed together can be stranded by the Pub/Sub emulator's "
                       f"retry-policy bug (docs/reliability.md); see {stack.workdir}/enrich.log, and rerun "
                       "with --no-emulator-retry-policy")

@@ -31,9 +31,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--only", default="", help=f"comma-separated scenarios (default all: {', '.join(SCENARIO_NAMES)})")
     parser.add_argument("--embedded", action="store_true",
                         help="embedded mode (no gcloud: in-process Pub/Sub, SQLite; the store outage is skipped)")
+    parser.add_argument("--push", choices=("bridge", "emulator"), default="bridge",
+                        help="'bridge': production-like push with production's subscription settings, ordering "
+                        "by wallet included (default); 'emulator': the emulator's own push, unordered")
+    parser.add_argument("--unordered", action="store_true",
+                        help="deliver without per-wallet order (production orders): the skew the feature check "
+                        "then finds must all be flagged late")
     parser.add_argument("--keep-retry-policy", action="store_true",
-                        help="create the emulator's push subscription WITH production's retry policy (reproduces "
-                        "the emulator stall described in docs/reliability.md)")
+                        help="with --push emulator: create its push subscription WITH production's retry policy "
+                        "(reproduces the emulator stall described in docs/reliability.md)")
     parser.add_argument("--write-doc", default=None, metavar="PATH", help="write the report (markdown) to PATH")
     parser.add_argument("--workdir", default=None, help="folder for logs and local state (default: a temp folder)")
     parser.add_argument("--project", default="txguard-reliability", help="emulated project id")
@@ -56,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     options = runner.RunOptions(
         quick=args.quick, only=[s.strip() for s in args.only.split(",") if s.strip()], embedded=args.embedded,
         keep_retry_policy=args.keep_retry_policy, workdir=Path(args.workdir) if args.workdir else None,
-        project=args.project,
+        project=args.project, push=args.push, unordered=args.unordered,
     )
     previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
@@ -86,9 +92,11 @@ def run(args: argparse.Namespace) -> int:
 def _argv(args: argparse.Namespace) -> list[str]:
     """The options as given (for the doc, when not run from the command line)."""
     out = []
-    for flag in ("quick", "embedded", "keep_retry_policy"):
+    for flag in ("quick", "embedded", "unordered", "keep_retry_policy"):
         if getattr(args, flag):
             out.append("--" + flag.replace("_", "-"))
+    if args.push != "bridge":
+        out += ["--push", args.push]
     if args.only:
         out += ["--only", args.only]
     if args.write_doc:

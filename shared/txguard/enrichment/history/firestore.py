@@ -100,10 +100,10 @@ class FirestoreHistoryStore:
             if snap.exists:
                 return reuse(tx, snap.to_dict() or {})
             wallet = wallet_ref.get(transaction=transaction)
-            features, state = step(tx, wallet.to_dict() if wallet.exists else None)
-            transaction.set(wallet_ref, state)
-            transaction.create(proc_ref, processed_record(tx, features, ttl_days))
-            return fresh(tx, features)
+            applied = step(tx, wallet.to_dict() if wallet.exists else None)
+            transaction.set(wallet_ref, applied.state)
+            transaction.create(proc_ref, processed_record(tx, applied, ttl_days))
+            return fresh(tx, applied)
 
         # One library attempt per loop: an abort (at commit, or a lock wait timing out at read)
         # is retried here after a jittered, growing pause so that the racers fall out of step.

@@ -5,6 +5,8 @@ either the transaction id was already processed (reuse its stored features, and 
 one was stored) or the wallet state is read, the features computed as of just before the
 transaction, the transaction applied and both the state and the processed record written. A
 redelivery (scoring down, publish failed, ack lost) therefore never applies a transaction twice.
+The same step notes whether the transaction is *late* (a later one of its wallet was applied
+first); the record keeps it, so a redelivery reports it the same way.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from txguard.contract.models import (
     HistoryFeatures,
     Transaction,
 )
-from txguard.features.wallet import TxPoint, WalletState, apply, history_features
+from txguard.features.wallet import TxPoint, WalletState, applied_after, apply, history_features
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class Enrichment:
     enriched: EnrichedTransaction
     decision: Decision | None  # stored by an earlier delivery
     duplicate: bool  # the id was already processed: nothing was applied this time
+    late: bool = False  # a later transaction of the wallet was applied first (features.wallet.applied_after)
 
 
 def fingerprint(tx: Transaction) -> str:
@@ -41,22 +44,34 @@ def expires_at(ttl_days: int, now: datetime | None = None) -> datetime:
     return (now or datetime.now(UTC)) + timedelta(days=ttl_days)
 
 
-def step(tx: Transaction, state_doc: dict[str, Any] | None) -> tuple[HistoryFeatures, dict[str, Any]]:
-    """Features of `tx` as of just before it, and the wallet state document after applying it."""
+@dataclass(frozen=True)
+class Step:
+    """What applying one transaction to its wallet produced."""
+
+    features: HistoryFeatures  # as of just before the transaction
+    state: dict[str, Any]  # the wallet state document after it
+    late: bool  # later transactions of the wallet were applied before it
+
+
+def step(tx: Transaction, state_doc: dict[str, Any] | None) -> Step:
+    """Features of `tx` as of just before it, the wallet state after applying it, and whether it is late."""
     state = WalletState.from_dict(state_doc)
     features = history_features(state, tx)
-    apply(state, TxPoint.of(tx))
-    return features, state.to_dict()
+    point = TxPoint.of(tx)
+    late = applied_after(state, point.ts) > 0
+    apply(state, point)
+    return Step(features, state.to_dict(), late)
 
 
-def processed_record(tx: Transaction, features: HistoryFeatures, ttl_days: int) -> dict[str, Any]:
+def processed_record(tx: Transaction, applied: Step, ttl_days: int) -> dict[str, Any]:
     """The processed marker. It keeps the transaction itself so that what was decided can be shown
     later as it was scored (the analyst console's review queue), without a second store."""
     return {
         "wallet_id": tx.wallet_id,
         "fingerprint": fingerprint(tx),
         "transaction": tx.model_dump(mode="json"),
-        "features": features.model_dump(mode="json"),
+        "features": applied.features.model_dump(mode="json"),
+        "late": applied.late,
         "decision": None,
         "expires_at": expires_at(ttl_days),
     }
@@ -79,7 +94,7 @@ def reuse(tx: Transaction, record: dict[str, Any]) -> Enrichment:
         )
     features = HistoryFeatures.model_validate(record["features"])
     decision = load_decision(record.get("decision"))
-    return Enrichment(_enriched(tx, features), decision, duplicate=True)
+    return Enrichment(_enriched(tx, features), decision, duplicate=True, late=bool(record.get("late", False)))
 
 
 def load_decision(stored: str | dict[str, Any] | None) -> Decision | None:
@@ -92,8 +107,8 @@ def load_decision(stored: str | dict[str, Any] | None) -> Decision | None:
     return DECISION_ADAPTER.validate_python(stored)
 
 
-def fresh(tx: Transaction, features: HistoryFeatures) -> Enrichment:
-    return Enrichment(_enriched(tx, features), None, duplicate=False)
+def fresh(tx: Transaction, applied: Step) -> Enrichment:
+    return Enrichment(_enriched(tx, applied.features), None, duplicate=False, late=applied.late)
 
 
 def _enriched(tx: Transaction, features: HistoryFeatures) -> EnrichedTransaction:
@@ -122,6 +137,11 @@ class HistoryStore(Protocol):
     def enriched(self, transaction_id: str) -> EnrichedTransaction | None:
         """The transaction as it was scored (its features as of just before it), read only;
         None when unknown or expired."""
+        ...
+
+    def processed(self, transaction_id: str) -> dict[str, Any] | None:
+        """The processed record of a transaction (`features`, `late`, `decision`), None when unknown:
+        for tests and inspection (online features against the offline replay)."""
         ...
 
     def close(self) -> None: ...

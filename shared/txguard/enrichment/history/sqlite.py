@@ -42,12 +42,16 @@ CREATE TABLE IF NOT EXISTS processed (
     features TEXT NOT NULL,
     decision TEXT,
     expires_at TEXT NOT NULL,
+    late INTEGER NOT NULL DEFAULT 0,
     tx TEXT
 );
 CREATE INDEX IF NOT EXISTS processed_expires_at ON processed (expires_at);
 """
-# Files written before the transaction was kept in its processed record get the column added.
-_MIGRATIONS = {"tx": "ALTER TABLE processed ADD COLUMN tx TEXT"}
+# Files written before a column existed get it added (the late flag; the transaction itself).
+_MIGRATIONS = {
+    "late": "ALTER TABLE processed ADD COLUMN late INTEGER NOT NULL DEFAULT 0",
+    "tx": "ALTER TABLE processed ADD COLUMN tx TEXT",
+}
 
 
 class SqliteHistoryStore:
@@ -109,26 +113,27 @@ class SqliteHistoryStore:
     def enrich_once(self, tx: Transaction) -> Enrichment:
         with self._transaction() as conn:
             row = conn.execute(
-                "SELECT fingerprint, features, decision FROM processed WHERE transaction_id = ?",
+                "SELECT fingerprint, features, decision, late FROM processed WHERE transaction_id = ?",
                 (tx.transaction_id,),
             ).fetchone()
             if row is not None:
-                return reuse(tx, {"fingerprint": row[0], "features": json.loads(row[1]), "decision": row[2]})
+                return reuse(tx, {"fingerprint": row[0], "features": json.loads(row[1]), "decision": row[2],
+                                  "late": bool(row[3])})
             found = conn.execute("SELECT state FROM wallets WHERE wallet_id = ?", (tx.wallet_id,)).fetchone()
-            features, state = step(tx, json.loads(found[0]) if found else None)
-            record = processed_record(tx, features, self.ttl_days)
+            applied = step(tx, json.loads(found[0]) if found else None)
+            record = processed_record(tx, applied, self.ttl_days)
             conn.execute(
                 "INSERT INTO wallets (wallet_id, state) VALUES (?, ?) "
                 "ON CONFLICT (wallet_id) DO UPDATE SET state = excluded.state",
-                (tx.wallet_id, json.dumps(state, separators=(",", ":"))),
+                (tx.wallet_id, json.dumps(applied.state, separators=(",", ":"))),
             )
             conn.execute(
-                "INSERT INTO processed (transaction_id, wallet_id, fingerprint, features, decision, expires_at, tx)"
-                " VALUES (?, ?, ?, ?, NULL, ?, ?)",
+                "INSERT INTO processed (transaction_id, wallet_id, fingerprint, features, decision, expires_at, late, tx)"
+                " VALUES (?, ?, ?, ?, NULL, ?, ?, ?)",
                 (tx.transaction_id, tx.wallet_id, record["fingerprint"], json.dumps(record["features"]),
-                 record["expires_at"].isoformat(), json.dumps(record["transaction"])),
+                 record["expires_at"].isoformat(), int(applied.late), json.dumps(record["transaction"])),
             )
-        return fresh(tx, features)
+        return fresh(tx, applied)
 
     def record_decision(self, transaction_id: str, decision: Decision) -> Decision:
         with self._transaction() as conn:
@@ -145,7 +150,7 @@ class SqliteHistoryStore:
     def processed(self, transaction_id: str) -> dict[str, Any] | None:
         try:
             row = self._conn().execute(
-                "SELECT features, decision, expires_at, tx FROM processed WHERE transaction_id = ?",
+                "SELECT features, decision, expires_at, late, tx FROM processed WHERE transaction_id = ?",
                 (transaction_id,),
             ).fetchone()
         except sqlite3.OperationalError as exc:
@@ -153,7 +158,7 @@ class SqliteHistoryStore:
         if row is None:
             return None
         return {"features": json.loads(row[0]), "decision": json.loads(row[1]) if row[1] else None,
-                "expires_at": row[2], "transaction": json.loads(row[3]) if row[3] else None}
+                "expires_at": row[2], "late": bool(row[3]), "transaction": json.loads(row[4]) if row[4] else None}
 
     def enriched(self, transaction_id: str) -> EnrichedTransaction | None:
         return enriched_from_record(self.processed(transaction_id))
