@@ -8,7 +8,9 @@
   not drained, whatever its size), and the dead-letter inspection backlog;
 - shares: transactions parked as invalid (of deliveries), dead-lettered (of acked messages) and
   blocked (of decisions), each a ratio over 5 minutes, so a spike in traffic does not alert and a
-  small stream that is all bad does.
+  small stream that is all bad does;
+- drift: the scoring traffic's PSI against the answering model's training reference, sustained
+  (docs/lifecycle.md).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from txguard.contract import names
 USER_METRIC = "logging.googleapis.com/user/"
 DECISIONS_METRIC = "txguard_decisions"
 DELIVERIES_METRIC = "txguard_enrich_deliveries"
+DRIFT_METRIC = "txguard_drift_psi"  # largest PSI of each drift window (txguard.scoring.drift)
 REQUESTS_METRIC = "run.googleapis.com/request_count"
 REQUEST_LATENCIES_METRIC = "run.googleapis.com/request_latencies"
 BACKLOG_METRIC = "pubsub.googleapis.com/subscription/num_undelivered_messages"
@@ -176,10 +179,34 @@ def shares(cfg: StackConfig, channels: list, opts: pulumi.ResourceOptions) -> gc
                    "on the dashboard before rolling back (`txguard registry rollback`).")
 
 
+def model_drift(cfg: StackConfig, channels: list, opts: pulumi.ResourceOptions) -> gcp.monitoring.AlertPolicy:
+    """The 10-minute median of the windows' largest PSI, worst model version, above the threshold for
+    the whole `driftAlertMinutes`: a single noisy window or a short burst does not page anyone."""
+    lc = cfg.lifecycle
+    return _policy(
+        "model-drift", cfg, channels, opts, "traffic drifted from the model's training data", [
+            gcp.monitoring.AlertPolicyConditionArgs(
+                display_name=f"drift PSI > {lc.drift_psi_threshold:g} for {lc.drift_alert_minutes} min",
+                condition_threshold=gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
+                    filter=f'metric.type="{USER_METRIC}{DRIFT_METRIC}" AND resource.type="cloud_run_revision"',
+                    aggregations=[Aggregation(alignment_period="600s", per_series_aligner="ALIGN_PERCENTILE_50",
+                                              cross_series_reducer="REDUCE_MAX",
+                                              group_by_fields=["metric.label.model_version"])],
+                    comparison="COMPARISON_GT", threshold_value=lc.drift_psi_threshold,
+                    duration=f"{lc.drift_alert_minutes * 60}s",
+                    trigger=gcp.monitoring.AlertPolicyConditionConditionThresholdTriggerArgs(count=1),
+                ),
+            )], "WARNING",
+        "The scoring traffic's features or scores moved away from the training reference of the model "
+        "version answering (PSI per window; the metric's `feature` label names the worst). Read the "
+        "`drift_window` log lines (`txguard drift --log`), retrain, and compare the new version as a shadow "
+        "(`shadowEnabled`, `txguard compare`) before promoting it. docs/lifecycle.md.")
+
+
 def all_policies(cfg: StackConfig, channels: list, built_in: pulumi.ResourceOptions,
                  log_based: pulumi.ResourceOptions) -> list[gcp.monitoring.AlertPolicy]:
-    """Every policy; those reading a log-based metric (the shares) with `log_based` options, which wait
-    until the metrics are usable (infra/monitoring.py), the others with `built_in`."""
+    """Every policy; those reading a log-based metric (the shares, drift) with `log_based` options, which
+    wait until the metrics are usable (infra/monitoring.py), the others with `built_in`."""
     return [*(builder(cfg, channels, built_in)
               for builder in (error_rate, request_latency, stalled_pipeline, dead_letter_backlog)),
-            shares(cfg, channels, log_based)]
+            shares(cfg, channels, log_based), model_drift(cfg, channels, log_based)]

@@ -82,6 +82,30 @@ class DeliveryConfig:
 
 
 @dataclass(frozen=True)
+class LifecycleConfig:
+    """Model lifecycle in the scoring function (docs/lifecycle.md): alias following, shadow, drift."""
+
+    model_poll_seconds: float  # MODEL_POLL_S: promote / rollback reach every instance within about this
+    shadow_enabled: bool  # SHADOW_ENABLED: score with `staging` too, after the answer
+    shadow_sample_rate: float  # SHADOW_SAMPLE_RATE
+    drift_window_seconds: float  # DRIFT_WINDOW_S (0: no drift windows, and the drift alert never fires)
+    drift_psi_threshold: float  # alert when the windows' PSI stays above this...
+    drift_alert_minutes: int  # ...for this long
+
+    def validate(self) -> None:
+        if not 0 <= self.model_poll_seconds <= 300:
+            raise ConfigError("modelPollSeconds must be in 0..300 (0: load at cold start only)")
+        if not 0 <= self.shadow_sample_rate <= 1:
+            raise ConfigError("shadowSampleRate is a fraction in [0, 1]")
+        if self.drift_window_seconds < 0:
+            raise ConfigError("driftWindowSeconds must be >= 0")
+        if self.drift_psi_threshold <= 0:
+            raise ConfigError("driftPsiThreshold must be > 0 (0.2 is the usual 'significant shift')")
+        if self.drift_alert_minutes * 60 < 2 * self.drift_window_seconds:
+            raise ConfigError("driftAlertMinutes must cover at least two drift windows (driftWindowSeconds)")
+
+
+@dataclass(frozen=True)
 class AlertConfig:
     """Thresholds of the alerts beyond errors and scoring latency (infra/alerts.py)."""
 
@@ -142,6 +166,7 @@ class StackConfig:
     enable_apis: bool
     latency_sla_ms: float  # scoring: p99 of Cloud Run's request latency (what enrichment waits)
     error_rate_threshold: float
+    lifecycle: LifecycleConfig
     batch: BatchConfig
     alerts: AlertConfig = field(default_factory=lambda: AlertConfig())
     alert_emails: tuple[str, ...] = field(default_factory=tuple)
@@ -153,6 +178,7 @@ class StackConfig:
         self.scoring.validate("scoring")
         self.enrich.validate("enrich")
         self.delivery.validate()
+        self.lifecycle.validate()
         self.batch.validate()
         if self.enrich.timeout_seconds > self.delivery.ack_deadline_seconds:
             # Pub/Sub would redeliver a message the function is still working on.
@@ -192,6 +218,15 @@ def _int(cfg: pulumi.Config, key: str, default: int) -> int:
 def _bool(cfg: pulumi.Config, key: str, default: bool) -> bool:
     value = cfg.get_bool(key)
     return default if value is None else value
+
+
+def _float(cfg: pulumi.Config, key: str, default: float) -> float:
+    value = cfg.get_float(key)
+    return default if value is None else value
+
+
+def _default(field: str):  # noqa: ANN202 - the scoring function's own default: one source for both
+    return settings.ScoringSettings.model_fields[field].default
 
 
 def load() -> StackConfig:
@@ -239,6 +274,14 @@ def load() -> StackConfig:
         enable_apis=_bool(cfg, "enableApis", True),
         latency_sla_ms=cfg.get_float("latencySlaMs") or 150.0,
         error_rate_threshold=cfg.get_float("errorRateThreshold") or 0.01,
+        lifecycle=LifecycleConfig(
+            model_poll_seconds=_float(cfg, "modelPollSeconds", _default("model_poll_s")),
+            shadow_enabled=_bool(cfg, "shadowEnabled", _default("shadow_enabled")),
+            shadow_sample_rate=_float(cfg, "shadowSampleRate", _default("shadow_sample_rate")),
+            drift_window_seconds=_float(cfg, "driftWindowSeconds", _default("drift_window_s")),
+            drift_psi_threshold=cfg.get_float("driftPsiThreshold") or 0.2,
+            drift_alert_minutes=cfg.get_int("driftAlertMinutes") or 30,
+        ),
         alerts=AlertConfig(
             enrich_latency_sla_ms=cfg.get_float("enrichLatencySlaMs") or AlertConfig.enrich_latency_sla_ms,
             oldest_unacked_age_s=cfg.get_int("oldestUnackedAgeSeconds") or AlertConfig.oldest_unacked_age_s,

@@ -24,7 +24,8 @@ from txguard.contract.settings import EnrichSettings, ScoringSettings
 WORKERS_ENV = "WORKERS"
 THREADS_ENV = "THREADS"
 # Read by nobody: changing it (config `modelRollout`) creates a new scoring revision, so every
-# instance restarts and loads what the model alias points at now (after a promote or rollback).
+# instance restarts. Not needed for a promote or rollback any more (instances follow the alias,
+# MODEL_POLL_S); kept to force a restart, e.g. when following is turned off.
 ROLLOUT_ENV = "TXGUARD_MODEL_ROLLOUT"
 
 
@@ -45,6 +46,10 @@ def scoring_environment(cfg: StackConfig) -> dict[str, pulumi.Input[str]]:
         env_key(ScoringSettings, "google_cloud_project"): cfg.project,
         env_key(ScoringSettings, "log_level"): cfg.log_level,
         env_key(ScoringSettings, "model_uri"): cfg.model_uri,
+        env_key(ScoringSettings, "model_poll_s"): f"{cfg.lifecycle.model_poll_seconds:g}",
+        env_key(ScoringSettings, "shadow_enabled"): str(cfg.lifecycle.shadow_enabled).lower(),
+        env_key(ScoringSettings, "shadow_sample_rate"): f"{cfg.lifecycle.shadow_sample_rate:g}",
+        env_key(ScoringSettings, "drift_window_s"): f"{cfg.lifecycle.drift_window_seconds:g}",
         **_server_env(cfg.scoring),
         **({ROLLOUT_ENV: cfg.model_rollout} if cfg.model_rollout else {}),
     }

@@ -29,6 +29,7 @@ from infra.alerts import (
     BACKLOG_METRIC,
     DECISIONS_METRIC,
     DELIVERIES_METRIC,
+    DRIFT_METRIC,
     OLDEST_UNACKED_METRIC,
     REQUEST_LATENCIES_METRIC,
     REQUESTS_METRIC,
@@ -40,6 +41,7 @@ from infra.alerts import (
 from infra.config import StackConfig
 from infra.services import child_options
 from txguard.contract import names
+from txguard.contract.logs import DRIFT_EVENT, EVENT_KEY, MODEL_REFUSED_EVENT
 
 # txguard.enrichment.pipeline.DeliveryStatus.DECIDED (not imported: it pulls the whole enrichment pipeline in;
 # tests/infra checks the two agree).
@@ -50,6 +52,7 @@ SCORE_PATH = "/score"
 LATENCY_METRIC = "txguard_scoring_latency"
 LATE_METRIC = "txguard_late_transactions"
 ERRORS_METRIC = "txguard_error_logs"
+REFUSED_METRIC = "txguard_model_refused"  # versions an alias pointed at and instances refused
 # The Monitoring API's own bound for a new log-based metric to become usable (see the docstring).
 LOG_METRIC_SETTLE = "10m"
 
@@ -137,7 +140,40 @@ class Monitoring(pulumi.ComponentResource):
             metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(metric_kind="DELTA", value_type="INT64"),
             opts=child,
         )
-        metrics = [self.decisions, self.deliveries, self.late, self.latency, self.error_logs]
+        # One value per drift window per worker: the largest PSI over the features and the score.
+        self.drift = gcp.logging.Metric(
+            "drift-psi",
+            name=DRIFT_METRIC,
+            project=cfg.project,
+            description="Largest PSI of a drift window against the model version's training reference",
+            filter=f'{scoring_logs} AND jsonPayload.{EVENT_KEY}="{DRIFT_EVENT}"',
+            value_extractor="EXTRACT(jsonPayload.psi_max)",
+            metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
+                metric_kind="DELTA", value_type="DISTRIBUTION", unit="1",
+                labels=[gcp.logging.MetricMetricDescriptorLabelArgs(key="model_version", value_type="STRING"),
+                        gcp.logging.MetricMetricDescriptorLabelArgs(key="feature", value_type="STRING")]),
+            label_extractors={"model_version": "EXTRACT(jsonPayload.model_version)",
+                              "feature": "EXTRACT(jsonPayload.feature_max)"},
+            # 0.01 .. ~10 in steps of x1.25: fine around the 0.1 / 0.2 reading thresholds.
+            bucket_options=gcp.logging.MetricBucketOptionsArgs(
+                exponential_buckets=gcp.logging.MetricBucketOptionsExponentialBucketsArgs(
+                    num_finite_buckets=32, growth_factor=1.25, scale=0.01)),
+            opts=child,
+        )
+        self.refused = gcp.logging.Metric(
+            "model-refused",
+            name=REFUSED_METRIC,
+            project=cfg.project,
+            description="Model versions refused by scoring instances (checksum, compatibility, parity)",
+            filter=f'{scoring_logs} AND jsonPayload.{EVENT_KEY}="{MODEL_REFUSED_EVENT}"',
+            metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
+                metric_kind="DELTA", value_type="INT64", unit="1",
+                labels=[gcp.logging.MetricMetricDescriptorLabelArgs(key="version", value_type="STRING")]),
+            label_extractors={"version": "EXTRACT(jsonPayload.refused_version)"},
+            opts=child,
+        )
+        metrics = [self.decisions, self.deliveries, self.late, self.latency, self.error_logs, self.drift,
+                   self.refused]
         after_metrics = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, *metrics])
         self.metrics_settled = pulumiverse_time.Sleep(
             "log-metrics-settled", create_duration=LOG_METRIC_SETTLE,
@@ -204,6 +240,11 @@ def dashboard(cfg: StackConfig) -> dict:
         _chart("Error log lines/s", f'metric.type="{USER_METRIC}{ERRORS_METRIC}"', "ALIGN_RATE", "REDUCE_SUM"),
         _chart("Late transactions/s (decided after a later one of their wallet)",
                f'metric.type="{USER_METRIC}{LATE_METRIC}"', "ALIGN_RATE", "REDUCE_SUM"),
+        _chart(f"Drift: median PSI of the windows by model version (alert > {cfg.lifecycle.drift_psi_threshold:g})",
+               f'metric.type="{USER_METRIC}{DRIFT_METRIC}"', "ALIGN_PERCENTILE_50", "REDUCE_MAX",
+               ["metric.label.model_version"]),
+        _chart("Refused model versions per second", f'metric.type="{USER_METRIC}{REFUSED_METRIC}"', "ALIGN_RATE",
+               "REDUCE_SUM", ["metric.label.version"], "STACKED_BAR"),
     ]
     width, height = 6, 4
     tiles = [{"xPos": (i % 2) * width, "yPos": (i // 2) * height, "width": width, "height": height, "widget": chart}

@@ -20,7 +20,7 @@ from txguard.local.stack import emulator_mode_available
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ("duplicates", "poison", "scoring_outage", "store_outage", "bad_model", "burst", "worker_kill",
-             "flaky_delivery")
+             "flaky_delivery", "promotion")
 COMMON = ("sent", "decided", "invalid", "dead_lettered", "lost", "double_counted", "late", "features_unexplained")
 
 
@@ -60,5 +60,12 @@ def test_reliability_quick(tmp_path: Path) -> None:
         assert result[name]["features_differing"] == 0, result[name]
     assert result["worker_kill"]["kills"] == 3 and result["worker_kill"]["workers_killed"] >= 3
     assert result["flaky_delivery"]["failed_deliveries"] > 0
+    # Promote and roll back mid-stream: the scoring function followed both, nothing failed, decisions
+    # of both versions, each naming a version the scoring log shows scoring it.
+    promo = result["promotion"]
+    assert promo["switched_promote_s"] and promo["switched_rollback_s"], promo
+    assert all(0 <= s < 30 for s in [*promo["switched_promote_s"].values(), *promo["switched_rollback_s"].values()])
+    assert promo["scoring_5xx"] == 0 and promo["decisions_not_matching"] == 0 and promo["retried"] == {}
+    assert set(promo["decisions_by_version"]) == {promo["production_version"], promo["promoted_version"]}
     text = doc.read_text()
     assert "txguard reliability --quick" in text and lines[-1] in text

@@ -20,7 +20,7 @@ STACK_KEYS = {"gcp:project", "gcp:region"}
 def keys_read_by_config() -> set[str]:
     """Config keys infra/config.py reads (`{prefix}X` expanded for both functions)."""
     source = (ROOT / "infra" / "config.py").read_text()
-    found = set(re.findall(r'(?:get(?:_int|_bool|_float|_object)?\(|_(?:int|bool)\(cfg, )(f?)"([^"]+)"', source))
+    found = set(re.findall(r'(?:get(?:_int|_bool|_float|_object)?\(|_(?:int|bool|float)\(cfg, )(f?)"([^"]+)"', source))
     keys = set()
     for is_f, key in found:
         if is_f:

@@ -377,6 +377,42 @@ def test_monitoring_metrics_alerts_and_dashboard(default_stack: StackRun, overri
         "gcp:monitoring/alertPolicy:AlertPolicy"))
 
 
+def test_model_lifecycle_settings_drift_metric_and_alert(default_stack: StackRun, override_stack: StackRun) -> None:
+    from txguard.contract.logs import DRIFT_EVENT, MODEL_REFUSED_EVENT
+
+    defaults = ScoringSettings.model_validate(
+        function(default_stack, names.SCORING_FUNCTION)["serviceConfig"]["environmentVariables"])
+    assert (defaults.model_poll_s, defaults.shadow_enabled) == (10.0, False)  # the function's own defaults
+    overridden = ScoringSettings.model_validate(
+        function(override_stack, names.SCORING_FUNCTION)["serviceConfig"]["environmentVariables"])
+    assert (overridden.model_poll_s, overridden.shadow_enabled, overridden.shadow_sample_rate,
+            overridden.drift_window_s) == (5.0, True, 0.25, 600.0)
+
+    metrics = {m.inputs["name"]: m.inputs for m in default_stack.of_type("gcp:logging/metric:Metric")}
+    drift = metrics["txguard_drift_psi"]
+    assert f'jsonPayload.event="{DRIFT_EVENT}"' in drift["filter"] and names.SCORING_FUNCTION in drift["filter"]
+    assert drift["valueExtractor"] == "EXTRACT(jsonPayload.psi_max)"
+    assert drift["labelExtractors"]["feature"] == "EXTRACT(jsonPayload.feature_max)"
+    assert f'jsonPayload.event="{MODEL_REFUSED_EVENT}"' in metrics["txguard_model_refused"]["filter"]
+    for run, threshold, duration in ((default_stack, 0.2, "1800s"), (override_stack, 0.3, "3600s")):
+        alert = next(a.inputs for a in run.of_type("gcp:monitoring/alertPolicy:AlertPolicy") if a.name == "model-drift")
+        (condition,) = [c["conditionThreshold"] for c in alert["conditions"]]
+        assert "txguard_drift_psi" in condition["filter"]
+        assert (condition["thresholdValue"], condition["duration"], condition["comparison"]) == (
+            threshold, duration, "COMPARISON_GT")
+        assert condition["aggregations"][0]["perSeriesAligner"] == "ALIGN_PERCENTILE_50"
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("txguard:shadowSampleRate", "1.5", "shadowSampleRate"),
+    ("txguard:driftAlertMinutes", "5", "at least two drift windows"),
+    ("txguard:modelPollSeconds", "900", "modelPollSeconds"),
+])
+def test_invalid_lifecycle_config_is_rejected(tmp_path: Path, key: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        run_program({**BASE_CONFIG, key: value}, tmp_path)
+
+
 def test_late_transactions_are_counted_from_the_enrichment_decided_lines(default_stack: StackRun) -> None:
     """Skew made visible: the enrichment line of a decision flagged late (`"late": true`) is counted."""
     from infra.monitoring import LATE_METRIC

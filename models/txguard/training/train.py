@@ -28,7 +28,7 @@ from txguard.features.wallet import FEATURE_NAMES
 from txguard.local.paths import ROOT
 from txguard.registry import PRODUCTION, STAGING, open_registry
 from txguard.registry.metadata import ModelMetadata, Thresholds
-from txguard.training import baseline, gate, metrics
+from txguard.training import baseline, gate, lifecycle, metrics
 from txguard.training.dataset import Dataset, from_feature_table, from_file, simulated
 from txguard.training.onnx_export import INPUT_NAME, to_onnx
 
@@ -53,6 +53,8 @@ class TrainConfig:
     # made a 10k-row fit 30x slower under load, while one thread is never much slower here.
     threads: int = 1
     policy: gate.GatePolicy = gate.GatePolicy()
+    pictures: bool = True  # PNGs next to the version in the registry (matplotlib)
+    pictures_dir: str | None = None  # and a copy here (documentation pictures)
 
 
 def default_registry() -> str:
@@ -189,7 +191,11 @@ def train_and_publish(
 
     ts_test, wallets_test = dataset.ts[test], dataset.wallets[test]
     model_metrics = metrics.evaluate(y_test, served, ts_test, wallets_test)
-    base = metrics.evaluate(y_test, baseline.rule_scores(dataset.X[test]), ts_test, wallets_test)
+    base_scores = baseline.rule_scores(dataset.X[test])
+    base = metrics.evaluate(y_test, base_scores, ts_test, wallets_test)
+    split_at = datetime.fromtimestamp(cut, UTC).isoformat()
+    # What live traffic is compared with (drift): the held-out rows, the most recent the model saw.
+    reference = lifecycle.drift_reference(dataset.X[test], served, period=f"held-out rows from {split_at}")
 
     prod_pr_auc, prod_version = production_pr_auc(registry, X_test, y_test)
     report: dict[str, Any] = {
@@ -201,7 +207,7 @@ def train_and_publish(
         "n_train": int(train.sum()),
         "n_test": int(test.sum()),
         "fraud_rate": round(float(dataset.y.mean()), 6),
-        "split_at": datetime.fromtimestamp(cut, UTC).isoformat(),
+        "split_at": split_at,
         "features_seconds": round(features_seconds, 2),
         "train_seconds": round(train_seconds, 2),
         **{k: round(v, 9) for k, v in parity.items()},
@@ -235,8 +241,20 @@ def train_and_publish(
             "test_fraction": config.test_fraction,
             "threads": config.threads,
         },
+        drift_reference=reference,
+        parity_probe=lifecycle.parity_probe(X_test, served, thresholds, PARITY_TOLERANCE),
     )
     published = registry.publish(artifact, meta)
+    if config.pictures:
+        from txguard.training.pictures import HeldOut
+
+        held_out = HeldOut(
+            y=y_test, scores=served, baseline=base_scores, thresholds=thresholds,
+            baseline_thresholds=metrics.derive_thresholds(y_test, base_scores),
+            scenarios=[dataset.scenarios[i] for i in np.flatnonzero(test)] if dataset.scenarios else [""] * len(y_test),
+            title=f"{published.version} (held-out from {split_at[:10]}, {len(y_test):,} transactions)")
+        report["pictures"] = lifecycle.attach_pictures(registry, published.version, held_out, config.pictures_dir,
+                                                       log)
     aliases = [STAGING]
     registry.promote(published.version, STAGING)
     if config.promote or prod_version is None:

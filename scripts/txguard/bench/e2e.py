@@ -157,6 +157,14 @@ def search(stack: Any, rate: float, duration_s: float, max_rate: float, step: fl
     return stages
 
 
+def draw_latency(stages: list[Stage], path: Path, mode: str) -> str:
+    """End-to-end latency histogram of each stage (publish -> decision on `decisions`), one PNG."""
+    from txguard.bench.pictures import samples_histogram
+
+    series = {f"{s.rate:g} tx/s": list(s.ledger.latencies().values()) for s in stages if s.ledger is not None}
+    return str(samples_histogram(series, f"txguard bench e2e ({mode}): publish -> decision latency", path))
+
+
 def max_sustained(stages: list[Stage]) -> float | None:
     """The highest sustained rate below every unsustained one (a lucky stage above a failure does not count)."""
     bad = [s.rate for s in stages if not s.sustained]

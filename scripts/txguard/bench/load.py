@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 LUA = r"""
@@ -30,7 +30,14 @@ request = function()
   i = i % #bodies + 1
   return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, bodies[i])
 end
+done = function(summary, latency, requests)
+  for _, p in ipairs(PERCENTILES) do
+    io.write(string.format("PCT %g %d\n", p, latency:percentile(p)))
+  end
+end
 """
+# The percentile table wrk prints at the end (microseconds), for the latency histograms.
+PERCENTILES = (*[float(p) for p in range(1, 100)], 99.5, 99.9, 99.99)
 
 
 @dataclass
@@ -43,6 +50,7 @@ class LoadResult:
     requests: int
     errors: int  # non-2xx answers plus socket errors
     cpu_s: float | None = None  # CPU the server's process group used meanwhile (set by the caller)
+    percentiles: list[tuple[float, float]] = field(default_factory=list)  # (percentile, ms), the histograms
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -76,19 +84,20 @@ def parse_wrk(output: str, target: str) -> LoadResult:
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1))
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))
     total = int(re.search(r"(\d+) requests in", output).group(1))
+    table = [(float(p), int(us) / 1000.0) for p, us in re.findall(r"^PCT (\S+) (\d+)$", output, re.M)]
     errors = 0
     if m := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output):
         errors += int(m.group(1))
     if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output):
         errors += sum(int(g) for g in m.groups())
-    return LoadResult(target, "wrk", rps, p50, p99, total, errors)
+    return LoadResult(target, "wrk", rps, p50, p99, total, errors, percentiles=table)
 
 
 def run_wrk(wrk: str, url: str, bodies: list[str], duration: float, connections: int, target: str,
             threads: int = 1) -> LoadResult:
     with tempfile.TemporaryDirectory(prefix="txguard-wrk-") as tmp:
         script, data = Path(tmp) / "post.lua", Path(tmp) / "bodies.jsonl"
-        script.write_text(LUA)
+        script.write_text(f"PERCENTILES = {{{', '.join(f'{p:g}' for p in PERCENTILES)}}}\n{LUA}")
         data.write_text("\n".join(b.replace("\n", " ") for b in bodies) + "\n")
         argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency",
                 "--timeout", "10s", "-s", str(script), url, "--", str(data)]
@@ -136,8 +145,10 @@ def run_python(host: str, port: int, path: str, bodies: list[str], duration: flo
     flat = sorted(x for lat in latencies for x in lat)
     if not flat:
         return LoadResult(target, "python", 0.0, float("nan"), float("nan"), 0, sum(errors))
+    table = [(p, flat[min(len(flat) - 1, int(len(flat) * p / 100))] * 1e3) for p in PERCENTILES]
     return LoadResult(target, "python", len(flat) / elapsed, flat[len(flat) // 2] * 1e3,
-                      flat[min(len(flat) - 1, int(len(flat) * 0.99))] * 1e3, len(flat), sum(errors))
+                      flat[min(len(flat) - 1, int(len(flat) * 0.99))] * 1e3, len(flat), sum(errors),
+                      percentiles=table)
 
 
 def run_load(port: int, path: str, bodies: list[str], duration: float, connections: int, target: str,

@@ -197,6 +197,7 @@ def run_all(opts: BenchOptions, log: Log = print) -> dict[str, Any]:
             log(f"MLServer unavailable: {exc}")
             report["mlserver"] = {"error": str(exc)[:500]}
     results = _interleaved(targets, opts, wrk, log)
+    report["latency_png"] = draw_latency(targets, runs / "latency.png", "txguard bench score: HTTP latency", log)
     report["http"] = {t.label: results[t.label] for t in targets if t.label.startswith("score")}
     report["hello"] = results["hello"]
     peers = {t.label.removeprefix(f"{MLSERVER} "): results[t.label] for t in targets
@@ -210,6 +211,22 @@ def run_all(opts: BenchOptions, log: Log = print) -> dict[str, Any]:
                                                 _serving_env(workers, threads), opts.coldstart_runs, log)
     report["summary"] = summary(report, main)
     return report
+
+
+def draw_latency(targets: list[Target], path: Path, title: str, log: Log) -> str | None:
+    """The loaded targets' latency histograms in one PNG (None when matplotlib or data is missing)."""
+    series = {t.label: [r.percentiles for r in t.rounds] for t in targets if t.rounds and t.rounds[0].percentiles}
+    if not series:
+        return None
+    try:
+        from txguard.bench.pictures import percentile_histogram
+
+        drawn = str(percentile_histogram(series, title, path))
+    except ImportError as exc:  # matplotlib is in the `train` extra
+        log(f"latency histogram skipped: {exc}")
+        return None
+    log(f"latency histogram: {drawn}")
+    return drawn
 
 
 def summary(report: dict[str, Any], main: dict[str, Any]) -> dict[str, Any]:

@@ -199,6 +199,11 @@ class Ledger:
         with self._lock:
             return {k: i.latency_ms for k, i in self._items.items() if i.latency_ms is not None}
 
+    def decisions(self) -> dict[str, list[bytes]]:
+        """The decision copies received, by transaction id (decided ones only)."""
+        with self._lock:
+            return {k: list(i.decisions) for k, i in self._items.items() if i.decisions}
+
     def late_ids(self) -> set[str]:
         """Transactions whose decision was flagged late."""
         with self._lock:

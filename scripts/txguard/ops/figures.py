@@ -190,6 +190,45 @@ def _reliability(r: dict[str, Any]) -> list[Row]:
              f"{r.get('profile')} profile); see [docs/reliability.md](docs/reliability.md)")]
 
 
+def _follow(r: dict[str, Any]) -> list[Row]:
+    poll, note = r.get("poll") or {}, r.get("notification") or {}
+    text = (f"conditional read of the alias: {_f(poll.get('read_p50_ms'), '.2f')} ms p50, "
+            f"{_f(poll.get('cpu_per_read_us'))} us CPU per read; polling every {_f(poll.get('interval_s'), 'g')} s "
+            f"noticed a promote after {_f(poll.get('detect_mean_s'), '.2f')} s mean")
+    if note.get("detect_mean_s") is not None:
+        text += (f"; a Pub/Sub notification after {_f(note['detect_mean_s'] * 1000)} ms, but "
+                 f"+{_f(r.get('pubsub_import_s'), '.2f')} s of imports per cold start, "
+                 f"{_f(note.get('idle_cpu_share', 0) * 100, '.2f')} % of a CPU idle and a subscription per "
+                 "instance: reads chosen")
+    return [("noticing a promote (alias following)", "`txguard bench follow`",
+             text + " ([docs/lifecycle.md](docs/lifecycle.md))")]
+
+
+def _drift(r: dict[str, Any]) -> list[Row]:
+    verdict = "alert" if r.get("alert") else "no alert"
+    return [(f"drift, simulator's {r.get('scenario')} traffic against the training reference", "`txguard drift`",
+             f"PSI max {_f(r.get('psi_max'), '.3f')} ({r.get('feature_max')}) over {r.get('windows')} windows, "
+             f"{r.get('windows_over')} above {r.get('threshold')}: {verdict}")]
+
+
+def _shadow(r: dict[str, Any]) -> list[Row]:
+    met = "met" if r.get("target_met") else "NOT met"
+    return [("shadow scoring: the champion's answer with the challenger on", "`txguard bench shadow`",
+             f"p99 {_f(r.get('shadow_on_p99_ms'), '.1f')} ms on ({_f(r.get('shadow_sample_rate'), '.0%')} sampled) vs "
+             f"{_f(r.get('shadow_off_p99_ms'), '.1f')} ms off: x{_f(r.get('p99_shadow_on_vs_off'), '.2f')} (target "
+             f"<= 1.10 {met}); every transaction: x{_f(r.get('p99_shadow_every_vs_off'), '.2f')}; drift windows vs "
+             f"none: p99 x{_f(r.get('p99_drift_vs_bare'), '.2f')}, throughput x{_f(r.get('rps_drift_vs_bare'), '.2f')}"
+             + _noisy(r))]
+
+
+def _noisy(r: dict[str, Any]) -> str:
+    """A latency ratio from a busy machine is noise: say so next to it."""
+    load, cpus = r.get("load_1m"), r.get("cpus") or 1
+    if load is None or load <= cpus / 2:
+        return ""
+    return f"; measured at load average {load:.1f} on {cpus} CPUs, not a quiet run: rerun for the ratio"
+
+
 FIGURES: tuple[Figure, ...] = (
     Figure("quality", ("train", "--registry", "{workdir}/registry"),
            ("train", "--registry", "{workdir}/registry", "--days", "14", "--wallets", "600", "--max-iter", "50"),
@@ -206,6 +245,15 @@ FIGURES: tuple[Figure, ...] = (
             "{workdir}/bench-batch"), _bench_batch),
     Figure("capacity", ("capacity", "--score", "{workdir}/bench_score.out", "--enrich", "{workdir}/bench_e2e.out"),
            ("capacity", "--score", "{workdir}/bench_score.out", "--enrich", "{workdir}/bench_e2e.out"), _capacity),
+    Figure("drift_normal", ("drift", "--registry", "{workdir}/registry", "--scenario", "normal"),
+           ("drift", "--registry", "{workdir}/registry", "--scenario", "normal", "--wallets", "300",
+            "--window-rows", "500"), _drift),
+    Figure("drift", ("drift", "--registry", "{workdir}/registry", "--scenario", "drift"),
+           ("drift", "--registry", "{workdir}/registry", "--scenario", "drift", "--wallets", "300",
+            "--window-rows", "500"), _drift),
+    Figure("follow", ("bench", "follow"), ("bench", "follow", "--reads", "50", "--promotes", "2", "--idle", "2"),
+           _follow),
+    Figure("shadow", ("bench", "shadow", "--duration", "20"), ("bench", "shadow", "--duration", "2"), _shadow),
     Figure("reliability", ("reliability", "--write-doc", "docs/reliability.md"),
            ("reliability", "--quick", "--only", "duplicates", "--write-doc", "{workdir}/reliability.md"), _reliability),
     Figure("demo", ("local", "up"), ("local", "up", "--count", "100", "--rate", "20")),
@@ -221,7 +269,7 @@ DEMO_KEYS = ("mode", "push_mode", "ordering", "sent", "published", "publish_fail
 # -- rendering ------------------------------------------------------------------------------------
 
 TABLE_KEYS = ("quality", "bench_score", "bench_coldstart", "bench_e2e", "ordering", "bench_batch", "capacity",
-              "reliability")
+              "follow", "shadow", "drift_normal", "drift", "reliability")
 
 
 def render_table(figures: dict[str, Any]) -> str:

@@ -69,8 +69,8 @@ NOTES = """
    one whose artifact was altered after publishing (its SHA-256 no longer matches the metadata)
    and one whose artifact was deleted. A fresh scoring function started with
    `MODEL_URI=<registry>@vN` must answer 503 on `/health` (with the reason) and on `/score`, and
-   log one CRITICAL line; the running function, which loaded its model at cold start and never
-   reloads, must keep answering 200 with the production version while a stream goes through.
+   log one CRITICAL line; the running function, which follows `production` (left alone here), must
+   keep answering 200 with the production version while a stream goes through.
 6. **Burst**: 10x the nominal rate (250 tx/s) for 10 s. `drain_s` runs from the end of
    publishing to the last outcome; the drain rate is that of one enrichment instance (8 threads)
    on the Firestore emulator, on a shared machine (Cloud Run scales out instead).
@@ -86,6 +86,16 @@ NOTES = """
    function (a 503 from the front end), half processed with their answer lost (the function
    acted, Pub/Sub never heard back, so it redelivers: `decision_copies` > `decided`, all copies
    identical). `failed_deliveries` counts them. Ordering keeps every wallet's history exact.
+9. **Promotion**: production's model is published again as a new version (same artifact, so it
+   passes every check, but decisions name it), promoted 10 s into a 60 s stream (4 s into 36 s in
+   the quick profile) and rolled back 25 s later (16 s), with `txguard registry promote` /
+   `rollback`'s code and nothing else: no restart, no redeploy. The scoring function follows the
+   alias at its default poll (`MODEL_POLL_S` 10 s, docs/lifecycle.md). Passes only if every
+   scoring worker logged the switch to the new version and back within 30 s of each change
+   (`switched_*_s`), no scoring request answered 5xx and no delivery was retried, and every
+   decision received names a version that the scoring function's log shows scoring that
+   transaction (`decisions_not_matching` 0), with decisions of both versions, and only the
+   original version scoring after the rollback.
 
 ## Emulator finding: a push subscription with a retry policy stops redelivering
 

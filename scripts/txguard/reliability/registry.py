@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from txguard.reliability import faults, scenarios
+from txguard.reliability import faults, promotion, scenarios
 from txguard.reliability.context import Context
 
 SCENARIOS: dict[str, Callable[[Context], dict[str, Any]]] = {
@@ -22,4 +22,5 @@ SCENARIOS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "burst": scenarios.burst,
     "worker_kill": faults.worker_kill,
     "flaky_delivery": faults.flaky_delivery,
+    "promotion": promotion.promotion,
 }

@@ -17,7 +17,9 @@ COMMON = ("sent", "transactions", "decided", "invalid", "dead_lettered", "redriv
           "missing", "late", "features_differing", "features_unexplained")
 EXTRA = ("wallets", "drain_s", "outage_s", "identical_decisions", "decision_copies", "poison", "poison_kinds",
          "refused", "kept_serving", "burst_rate", "backlog_at_end_of_burst", "drain_tps", "kills", "workers_killed",
-         "fault_share", "failed_deliveries", "ordering", "retried", "skipped")
+         "fault_share", "failed_deliveries", "ordering", "retried", "skipped", "production_version",
+         "promoted_version", "switched_promote_s", "switched_rollback_s", "scoring_5xx", "decisions_by_version",
+         "decisions_not_matching")
 COLUMNS = ("scenario", "sent", "tx", "decided", "invalid", "dead-lettered", "redriven", "lost",
            "double counted", "late", "drain s", "notes")
 
@@ -58,6 +60,15 @@ def _note(r: dict[str, Any]) -> str:
                      f"drained at {r.get('drain_tps')} tx/s")
     if "kills" in r:
         parts.append(f"{r['workers_killed']} enrichment workers SIGKILLed in {r['kills']} rounds")
+    if "switched_promote_s" in r:
+        def seconds(d: dict[Any, float]) -> str:
+            return "/".join(f"{v:.1f}" for v in sorted(d.values())) or "never"
+
+        parts.append(f"{r.get('promoted_version')} promoted and rolled back to {r.get('production_version')}: "
+                     f"{r.get('scoring_workers')} scoring worker(s) switched after {seconds(r['switched_promote_s'])} s "
+                     f"and back after {seconds(r['switched_rollback_s'])} s; decisions by version "
+                     f"{r.get('decisions_by_version')}, {r.get('decisions_not_matching')} naming a version that did "
+                     f"not score them, {r.get('scoring_5xx')} scoring 5xx")
     if "failed_deliveries" in r:
         parts.append(f"{r['failed_deliveries']} deliveries failed on purpose ({r.get('fault_share', 0):.0%})")
     if r.get("features_compared"):

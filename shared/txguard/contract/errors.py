@@ -31,6 +31,10 @@ class ChecksumMismatchError(RegistryError):
     """An artifact's SHA-256 differs from the one recorded in its metadata."""
 
 
+class RegistryUnavailableError(RegistryError):
+    """The registry could not be reached (network, 5xx, 429): a retry may succeed."""
+
+
 class ConcurrentUpdateError(RegistryError):
     """Someone else changed an alias or took a version number first (generation precondition)."""
 
@@ -120,6 +124,10 @@ class ScoringRejectedError(PermanentError):
 
 class IncompatibleModelError(RegistryError):
     """A model the serving code cannot use (other feature order, missing ONNX input/output)."""
+
+
+class ParityCheckError(IncompatibleModelError):
+    """A model whose scores here differ from the ones recorded at training (its parity probe)."""
 
 
 # Console ---------------------------------------------------------------------------------------

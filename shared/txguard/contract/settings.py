@@ -37,6 +37,17 @@ class ScoringSettings(CommonSettings):
     max_batch: int = Field(MAX_BATCH, alias="MAX_BATCH", ge=1, le=MAX_BATCH)
     max_body_bytes: int = Field(4 * 1024 * 1024, alias="MAX_BODY_BYTES", ge=1024)
     inference_threads: int = Field(1, alias="INFERENCE_THREADS", ge=1)
+    # Model lifecycle (docs/lifecycle.md). Seconds between conditional reads of the alias; 0: load
+    # once at cold start and never follow (the behaviour before promotion without redeploy).
+    model_poll_s: float = Field(10.0, alias="MODEL_POLL_S", ge=0)
+    model_load_attempts: int = Field(3, alias="MODEL_LOAD_ATTEMPTS", ge=1, le=10)
+    shadow_enabled: bool = Field(False, alias="SHADOW_ENABLED")
+    # Shares of transactions the observer thread looks at (txguard.scoring.observer says why a sample).
+    shadow_sample_rate: float = Field(0.1, alias="SHADOW_SAMPLE_RATE", ge=0.0, le=1.0)
+    drift_sample_rate: float = Field(0.1, alias="DRIFT_SAMPLE_RATE", ge=0.0, le=1.0)
+    # Drift windows: closed after this many seconds or sampled rows, whichever first; DRIFT_WINDOW_S=0: no drift.
+    drift_window_s: float = Field(300.0, alias="DRIFT_WINDOW_S", ge=0)
+    drift_window_rows: int = Field(20_000, alias="DRIFT_WINDOW_ROWS", ge=500)
 
 
 class EnrichSettings(CommonSettings):

@@ -30,13 +30,14 @@ from txguard.contract.errors import (
     RegistryError,
 )
 from txguard.registry.metadata import ARTIFACT_NAME, ModelMetadata
-from txguard.registry.store import BlobStore, Generation
+from txguard.registry.store import UNCHANGED, BlobStore, Generation
 
 PRODUCTION = "production"
 STAGING = "staging"
 LATEST = "latest"  # pseudo-alias: the highest published version
 _VERSION_RE = re.compile(r"^v([1-9][0-9]*)$")
 _ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+_ATTACHMENT_RE = re.compile(r"^[a-z0-9_-]+/[a-z0-9_.-]+$")  # e.g. pictures/curves.png
 _MAX_PUBLISH_ATTEMPTS = 50
 
 
@@ -112,6 +113,33 @@ class Registry:
             return None
         return AliasRecord.model_validate_json(found[0]), found[1]
 
+    def read_alias_if_changed(
+        self, alias: str, generation: Generation | None
+    ) -> tuple[AliasRecord, Generation] | None:
+        """The alias if its generation is no longer `generation`, else None (the cheap poll).
+
+        Stores that can ask the server for a conditional read (`read_if_changed`: Cloud Storage's
+        `ifGenerationNotMatch`) do; the others read the small alias object and compare.
+        Raises ModelNotFoundError when the alias does not exist.
+        """
+        key = self._alias_key(alias)
+        conditional = getattr(self.store, "read_if_changed", None)
+        if conditional is not None and generation is not None:
+            found = conditional(key, generation)
+            if found is UNCHANGED:
+                return None
+        else:
+            found = self.store.read(key)
+        if found is None:
+            raise ModelNotFoundError(f"no alias {alias!r} in registry {self.location}")
+        data, current = found
+        if generation is not None and current == generation:
+            return None
+        try:
+            return AliasRecord.model_validate_json(data), current
+        except ValidationError as exc:
+            raise RegistryError(f"corrupt alias {alias!r} in {self.location}: {exc}") from exc
+
     def aliases(self) -> dict[str, str]:
         out = {}
         for key in self.store.list("aliases/"):
@@ -145,7 +173,7 @@ class Registry:
 
     def load(self, ref: str = PRODUCTION) -> LoadedModel:
         """Resolve `ref`, read the artifact and refuse it unless its SHA-256 matches the metadata."""
-        version = self.resolve(ref)
+        version = ref if version_number(ref) else self.resolve(ref)  # vN: its metadata read says it exists
         meta = self.metadata(version)
         found = self.store.read(self._artifact_key(version, meta.artifact))
         if found is None:
@@ -200,6 +228,15 @@ class Registry:
             self.store.create(self._meta_key(version), final.model_dump_json(indent=2).encode())
             return final
         raise ConcurrentUpdateError(f"could not claim a version number in {self.location}")
+
+    def attach(self, version: str, name: str, data: bytes) -> str:
+        """Store a file next to a published version (its pictures); returns its key. Written once."""
+        if not _ATTACHMENT_RE.match(name):
+            raise RegistryError(f"invalid attachment name {name!r}")
+        self.metadata(version)  # must exist
+        key = self._artifact_key(version, name)
+        self.store.create(key, data)
+        return key
 
     def set_alias(self, alias: str, record: AliasRecord, generation: Generation | None) -> None:
         """Compare-and-swap: raises ConcurrentUpdateError if the alias changed since `generation`."""

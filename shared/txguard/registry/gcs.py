@@ -21,12 +21,13 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from txguard.contract.errors import RegistryError
-from txguard.registry.store import Generation, gcs_errors, split_gs
+from txguard.contract.errors import RegistryError, RegistryUnavailableError
+from txguard.registry.store import UNCHANGED, Generation, gcs_errors, split_gs
 
 GCS_API = "https://storage.googleapis.com"
 METADATA_TOKEN_URL = "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token"
 _TIMEOUT_S = 30.0
+_TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class TokenSource:
@@ -81,7 +82,8 @@ class GcsReader:
     def _name(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def _get(self, url: str) -> tuple[bytes, dict[str, str]] | None:
+    def _get(self, url: str) -> tuple[bytes, dict[str, str]] | None | object:
+        """Body and headers; None on 404; UNCHANGED on 304 (a conditional read that matched)."""
         with gcs_errors(self.location):  # no credentials off Cloud Run: one line, not a traceback
             headers = {"Authorization": f"Bearer {self.tokens.token()}"} if self.tokens else {}
         try:
@@ -90,17 +92,37 @@ class GcsReader:
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 return None
-            raise RegistryError(f"GET {url} failed: HTTP {exc.code} {exc.reason}") from exc
-        except OSError as exc:
-            raise RegistryError(f"GET {url} failed: {exc}") from exc
+            if exc.code == 304:
+                return UNCHANGED
+            error = RegistryUnavailableError if exc.code in _TRANSIENT else RegistryError
+            raise error(f"GET {url} failed: HTTP {exc.code} {exc.reason}") from exc
+        except OSError as exc:  # refused, reset, timed out, DNS, metadata server: all may pass
+            raise RegistryUnavailableError(f"GET {url} failed: {exc}") from exc
 
-    def read(self, key: str) -> tuple[bytes, Generation] | None:
+    def _media_url(self, key: str) -> str:
         name = urllib.parse.quote(self._name(key), safe="")
-        found = self._get(f"{self.api}/download/storage/v1/b/{self.bucket}/o/{name}?alt=media")
-        if found is None:
-            return None
+        return f"{self.api}/download/storage/v1/b/{self.bucket}/o/{name}?alt=media"
+
+    @staticmethod
+    def _with_generation(found: tuple[bytes, dict[str, str]]) -> tuple[bytes, Generation]:
         data, headers = found
         return data, int(headers.get("x-goog-generation") or 0)
+
+    def read(self, key: str) -> tuple[bytes, Generation] | None:
+        found = self._get(self._media_url(key))
+        if found is None or found is UNCHANGED:
+            return None
+        return self._with_generation(found)  # type: ignore[arg-type]
+
+    def read_if_changed(self, key: str, generation: Generation) -> tuple[bytes, Generation] | None | object:
+        """One conditional GET (`ifGenerationNotMatch`): UNCHANGED (HTTP 304, no body) while the object
+        keeps `generation`, else its new content. fake-gcs-server ignores the precondition and answers
+        200 with the same generation: that is reported as UNCHANGED too."""
+        found = self._get(f"{self._media_url(key)}&ifGenerationNotMatch={int(generation)}")
+        if found is None or found is UNCHANGED:
+            return found
+        data, current = self._with_generation(found)  # type: ignore[arg-type]
+        return UNCHANGED if current == int(generation) else (data, current)
 
     def list(self, prefix: str) -> list[str]:
         full, strip = self._name(prefix), len(self.prefix) + 1 if self.prefix else 0
@@ -111,9 +133,9 @@ class GcsReader:
             if token:
                 query["pageToken"] = token
             found = self._get(f"{self.api}/storage/v1/b/{self.bucket}/o?{urllib.parse.urlencode(query)}")
-            if found is None:
+            if found is None or found is UNCHANGED:
                 raise RegistryError(f"bucket {self.bucket!r} not found")
-            page = json.loads(found[0])
+            page = json.loads(found[0])  # type: ignore[index]
             names.extend(item["name"][strip:] for item in page.get("items", []))
             token = page.get("nextPageToken", "")
             if not token:

@@ -24,6 +24,54 @@ class Thresholds(BaseModel):
         return self
 
 
+class Bins(BaseModel):
+    """Quantile bins of one quantity at training time: `(-inf, e0], (e0, e1], ..., (e_last, inf)`.
+
+    `expected` holds the share of the reference rows in each bin (len(edges) + 1 values). Edges
+    are unique, so a flag (0/1) gets two bins and a continuous feature up to ten.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    edges: list[float]
+    expected: list[float]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Bins:
+        if len(self.expected) != len(self.edges) + 1:
+            raise ValueError(f"{len(self.edges)} edges need {len(self.edges) + 1} expected shares")
+        if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
+            raise ValueError("edges must be strictly increasing")
+        return self
+
+
+class DriftReference(BaseModel):
+    """What live traffic is compared with (PSI): per-feature bins and the score's, from held-out rows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows: int = Field(description="Number of reference rows the shares were counted on")
+    period: str = Field("", description="Which rows: e.g. the held-out days of training")
+    features: dict[str, Bins] = Field(description="Keyed by feature name (metadata.features)")
+    score: Bins
+
+
+class ParityProbe(BaseModel):
+    """Rows and the scores onnxruntime gave them at training: a loading instance must reproduce them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows: list[list[float]]
+    scores: list[float]
+    tolerance: float = 1e-5
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ParityProbe:
+        if len(self.rows) != len(self.scores) or not self.rows:
+            raise ValueError("a parity probe needs as many scores as rows, and at least one row")
+        return self
+
+
 class ModelMetadata(BaseModel):
     model_config = ConfigDict(extra="allow", protected_namespaces=())
 
@@ -39,3 +87,6 @@ class ModelMetadata(BaseModel):
     artifact: str = ARTIFACT_NAME
     framework: str = "onnx"
     model_type: str = "HistGradientBoostingClassifier"
+    # Optional: versions published before they existed load without them (sanity check only, no drift).
+    drift_reference: DriftReference | None = None
+    parity_probe: ParityProbe | None = None

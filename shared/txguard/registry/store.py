@@ -21,6 +21,8 @@ from typing import Any, Protocol
 from txguard.contract.errors import BlobExistsError, ConcurrentUpdateError, RegistryError
 
 Generation = int | str
+# What a conditional read (`read_if_changed`) returns when the object still has the given generation.
+UNCHANGED = object()
 
 
 class BlobStore(Protocol):

@@ -41,6 +41,9 @@ class HealthResponse(BaseModel):
     status: str = Field(description="ok | unavailable")
     model_version: str | None = None
     reason: str | None = Field(None, description="Why the model is not loaded (503 only)")
+    challenger_version: str | None = Field(None, description="Version shadow-scoring next to it, when enabled")
+    refused: dict[str, str] = Field(default_factory=dict,
+                                    description="Versions an alias pointed at that failed their checks, with why")
 
 
 class ModelInfo(BaseModel):

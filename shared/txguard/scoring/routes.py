@@ -23,7 +23,7 @@ Handler = Callable[["ScoringService", bytes, dict[str, Any]], HttpResponse]
 def score(service: ScoringService, data: bytes, ctx: dict[str, Any]) -> HttpResponse:
     scorer = service.require_scorer()
     tx = parse(ENRICHED_ADAPTER, data)
-    ctx["transaction_id"], ctx["wallet_id"] = tx.transaction_id, tx.wallet_id
+    ctx["transaction_id"], ctx["wallet_id"], ctx["tx"] = tx.transaction_id, tx.wallet_id, tx
     decision = scorer.score(tx, started_ns=ctx["started_ns"])
     ctx["decision"] = decision
     return HttpResponse(200, DECISION_ADAPTER.dump_json(decision))
@@ -39,15 +39,13 @@ def score_batch(service: ScoringService, data: bytes, ctx: dict[str, Any]) -> Ht
             [{"loc": ["transactions"], "msg": f"at most {max_batch} items", "type": "too_long"}],
         )
     decisions = scorer.score_batch(batch.transactions, started_ns=ctx["started_ns"])
-    ctx["batch"] = decisions
+    ctx["batch"], ctx["txs"] = decisions, batch.transactions
     out = BatchResponse.model_construct(decisions=decisions, model_version=scorer.version)
     return HttpResponse(200, out.model_dump_json().encode())
 
 
 def health(service: ScoringService, _data: bytes, _ctx: dict[str, Any]) -> HttpResponse:
-    if service.scorer is None:
-        return json_response(503, {"status": "unavailable", "model_version": None, "reason": service.load_error})
-    return json_response(200, {"status": "ok", "model_version": service.version, "reason": None})
+    return json_response(*service.health())
 
 
 def model(service: ScoringService, _data: bytes, _ctx: dict[str, Any]) -> HttpResponse:

@@ -68,6 +68,27 @@ def test_summary_ratios_come_from_the_same_report() -> None:
         assert s[key] is not None, key
 
 
+def test_wrk_percentile_table_feeds_the_latency_histogram(tmp_path) -> None:  # noqa: ANN001
+    import numpy as np
+
+    from txguard.bench.load import PERCENTILES
+    from txguard.bench.pictures import percentile_histogram, samples_histogram, shares_from_percentiles
+
+    table = "".join(f"PCT {p:g} {int(1000 + 40 * p)}\n" for p in PERCENTILES)  # 1.04 ms .. 5.0 ms
+    r = parse_wrk(WRK_OUTPUT + table, "score")
+    assert len(r.percentiles) == len(PERCENTILES)
+    assert r.percentiles[49] == (50.0, 3.0) and r.percentiles[-1] == (99.99, 4.999)
+    edges = np.logspace(-1, 1, 41)  # 0.1 .. 10 ms covers the whole table
+    shares = shares_from_percentiles(r.percentiles, edges)
+    assert shares.sum() == pytest.approx(1.0)  # the 1 % below the 1st percentile lands in its bin
+    assert shares[edges[:-1] > 5.0].sum() == 0.0
+    png = percentile_histogram({"score": [r.percentiles, r.percentiles]}, "t", tmp_path / "lat.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    samples = samples_histogram({"100 tx/s": list(np.random.default_rng(0).lognormal(3, 0.5, 500))}, "t",
+                                tmp_path / "e2e.png")
+    assert samples.stat().st_size > 5000
+
+
 def test_summary_without_mlserver_has_no_peer_ratio() -> None:
     report = {
         "inproc": {"fast": {"p50_us": 20.0, "p99_us": 40.0}, "sklearn": {"p50_us": 900.0, "p99_us": 2000.0}},

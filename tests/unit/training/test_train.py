@@ -149,3 +149,29 @@ def test_cli_gate_failure_exits_3_and_publishes_nothing(tmp_path: Path, capsys) 
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 3 and last["gate"] == "failed" and "below the floor" in last["error"]
     assert open_registry(str(reg)).versions() == []
+
+
+def test_a_version_carries_its_drift_reference_parity_probe_and_pictures(tmp_path: Path, small_data) -> None:  # noqa: ANN001
+    from txguard.scoring.loading import smoke_test
+    from txguard.scoring.runtime import ModelRuntime
+    from txguard.training.lifecycle import NOT_MONITORED
+
+    pictures = tmp_path / "pictures"
+    report = train_and_publish(replace(SMALL, registry=str(tmp_path / "reg"), pictures_dir=str(pictures)),
+                               dataset=small_data)
+    reg = open_registry(str(tmp_path / "reg"))
+    loaded = reg.load(report["version"])
+    reference = loaded.metadata.drift_reference
+    assert reference is not None and reference.rows == report["n_test"]
+    assert list(reference.features) == [f for f in FEATURE_NAMES if f not in NOT_MONITORED]
+    assert all(len(b.expected) == len(b.edges) + 1 and abs(sum(b.expected) - 1) < 1e-9
+               for b in [*reference.features.values(), reference.score])
+    probe = loaded.metadata.parity_probe
+    assert probe is not None and 8 <= len(probe.rows) <= 32
+    assert smoke_test(ModelRuntime(loaded.artifact, loaded.metadata)) <= probe.tolerance
+    keys = [f"versions/{report['version']}/pictures/{name}" for name in ("curves.png", "scores.png", "scenarios.png")]
+    assert report["pictures"] == keys
+    for key in keys:
+        data, _ = reg.store.read(key)
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+        assert (pictures / key.rsplit("/", 1)[1]).read_bytes() == data

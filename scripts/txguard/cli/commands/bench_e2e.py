@@ -77,6 +77,12 @@ def run(args: argparse.Namespace) -> int:
                                       log)
             timings = bench.enrich_timings(stack.workdir / "enrich.log", stages[0].prefix)
             mode = stack.mode
+            try:
+                picture: str | None = bench.draw_latency(stages, stack.workdir / "e2e-latency.png", mode)
+                console.print(f"latency histogram: {picture}")
+            except (ImportError, ValueError) as exc:  # matplotlib missing, or nothing decided
+                picture = None
+                console.print(f"latency histogram skipped: {exc}")
             delivery = stack.delivery_summary()
     except KeyboardInterrupt:
         console.print("stopping (interrupted)")
@@ -105,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         "at_max_sustained": next(({"e2e_p50_ms": s.summary.get("e2e_p50_ms"), "e2e_p99_ms": s.summary.get("e2e_p99_ms")}
                                   for s in stages if s.rate == best), None),
         "lost": sum(int(s.summary.get("lost") or 0) for s in stages),
-        "enrich_timings_ms": timings, "stages": rows,
+        "enrich_timings_ms": timings, "stages": rows, "latency_png": picture,
     }
     print(json.dumps(result), flush=True)
     return 0 if result["lost"] == 0 else 1

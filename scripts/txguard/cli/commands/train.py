@@ -33,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--min-pr-auc", type=float, default=0.5, help="gate: PR-AUC floor (default 0.5)")
     parser.add_argument("--max-regression", type=float, default=0.02,
                         help="gate: max PR-AUC drop vs production on the same held-out rows (default 0.02)")
+    parser.add_argument("--pictures-dir", default=None,
+                        help="also write the version's PNG pictures (curves, score histogram, per-scenario recall) here")
+    parser.add_argument("--no-pictures", action="store_true", help="do not draw the pictures")
     parser.set_defaults(func=run)
 
 
@@ -53,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         features=args.features,
         registry=args.registry or "", promote=args.promote, max_iter=args.max_iter, threads=args.threads,
         policy=GatePolicy(min_pr_auc=args.min_pr_auc, max_regression=args.max_regression),
+        pictures=not args.no_pictures, pictures_dir=args.pictures_dir,
     )
     with console.status("training") as status:
         def log(message: str) -> None:

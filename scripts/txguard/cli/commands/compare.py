@@ -1,0 +1,103 @@
+"""`txguard compare`: champion (production) against challenger (staging) on labelled traffic.
+
+Reads the scoring function's `shadow_score` lines: from `--log FILE` with `--labels FILE`, or, by
+default, from simulated labelled traffic scored in process by the scoring service with shadow
+scoring on (SHADOW_ENABLED=true, every transaction sampled).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="champion vs challenger (shadow scores) on labelled traffic: PR-AUC, recall, decision flips",
+        description="PR-AUC, recall at the review and block thresholds, legitimate traffic flagged, and the "
+        "decisions that would flip if staging were promoted. Without --log, simulated labelled traffic is "
+        "scored in process with shadow scoring on. The last line is one JSON object.",
+    )
+    parser.add_argument("--log", default=None, help="read shadow_score lines from this log file")
+    parser.add_argument("--labels", default=None,
+                        help="JSONL or CSV with transaction_id and is_fraud (with --log; e.g. `txguard simulate` output)")
+    parser.add_argument("--registry", default=None, help="registry folder or gs://bucket/prefix")
+    parser.add_argument("--scenario", choices=("normal", "drift"), default="normal", help="simulated population")
+    parser.add_argument("--days", type=int, default=None,
+                        help="simulated days, the last quarter scored (default: the days the version was trained on, "
+                        "read from its metadata, else 30)")
+    parser.add_argument("--wallets", type=int, default=600, help="simulated wallets (default 600)")
+    parser.add_argument("--seed", type=int, default=8, help="simulation seed (default 8)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from txguard.contract.logs import SHADOW_EVENT
+    from txguard.ops import logfile
+    from txguard.ops.compare import compare
+
+    console = Console(stderr=True)
+    try:
+        if args.log:
+            if not args.labels:
+                raise ValueError("--log needs --labels (transaction_id, is_fraud)")
+            shadow, labels = logfile.events(path=args.log, event=SHADOW_EVENT), logfile.read_labels(args.labels)
+            source: dict[str, object] = {"log": args.log, "labels": args.labels}
+        else:
+            shadow, labels, source = _simulated(args, console)
+        result = {**source, **compare(shadow, labels)}
+    except (LookupError, RuntimeError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        print(json.dumps({"error": str(exc)}))
+        return 2
+    table = Table(title=f"champion {result['champion_version']} vs challenger {result['challenger_version']} "
+                        f"on {result['transactions']:,} labelled transactions ({result['frauds']} frauds)")
+    for col in ("", "PR-AUC", "recall@review", "recall@block", "legit flagged", "legit blocked"):
+        table.add_column(col, justify="right")
+    for side in ("champion", "challenger"):
+        m = result[side]
+        table.add_row(side, *(str(m[k]) for k in ("pr_auc", "recall_review", "recall_block", "legit_flagged_rate",
+                                                  "legit_blocked_rate")))
+    console.print(table)
+    console.print(f"decision flips: {result['decision_flips']} ({result['flip_rate']:.3%}) {result['flips']}; "
+                  f"frauds caught only by the challenger {result['frauds_caught_only_by_challenger']}, "
+                  f"only by the champion {result['frauds_caught_only_by_champion']}")
+    sys.stdout.flush()
+    print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+def _simulated(args: argparse.Namespace, console) -> tuple[list[dict], dict[str, int], dict[str, object]]:  # noqa: ANN001
+    from txguard.cli.commands.registry import default_registry
+    from txguard.contract.logs import SHADOW_EVENT
+    from txguard.ops import logfile
+    from txguard.ops.replay import run_service, simulated_traffic, training_days
+    from txguard.publisher.sources import DRIFT
+    from txguard.registry import PRODUCTION, STAGING, open_registry
+
+    location = args.registry or default_registry()
+    registry = open_registry(location)
+    aliases = registry.aliases()
+    if STAGING not in aliases or PRODUCTION not in aliases:
+        raise LookupError(f"{location} needs both a {PRODUCTION} and a {STAGING} alias (has {aliases or 'none'})")
+    if aliases[STAGING] == aliases[PRODUCTION]:
+        raise LookupError(f"{STAGING} and {PRODUCTION} are both {aliases[PRODUCTION]}: nothing to compare "
+                          f"(train a challenger with `txguard train` without --promote)")
+    drift = DRIFT if args.scenario == "drift" else 0.0
+    days = args.days or training_days(registry.metadata(registry.resolve("production"))) or 30
+    with console.status(f"simulating {days} days of {args.wallets} wallets") as status:
+        traffic = simulated_traffic(days, args.wallets, args.seed, drift)
+
+        def progress(done: int, total: int) -> None:
+            status.update(f"scoring with shadow on: {done:,}/{total:,}")
+
+        env = {"MODEL_URI": f"{location}@{PRODUCTION}", "MODEL_POLL_S": 3600, "SHADOW_ENABLED": "true",
+               "SHADOW_SAMPLE_RATE": 1.0, "DRIFT_WINDOW_S": 0}
+        lines = run_service(traffic.transactions, env, progress)
+    source = {"scenario": args.scenario, "traffic": traffic.description, "registry": location}
+    return logfile.events(lines, event=SHADOW_EVENT), traffic.labels, source

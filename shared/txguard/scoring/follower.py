@@ -1,0 +1,186 @@
+"""Follow the registry aliases: a promote or rollback reaches the running instance without a redeploy.
+
+One daemon thread per process (each gunicorn worker follows on its own: threads do not survive
+the fork, so the service starts this one in every worker, see ScoringService.start_background).
+Every `MODEL_POLL_S` seconds it makes one conditional read of the alias object (Cloud Storage
+`ifGenerationNotMatch`: HTTP 304 and no body while nothing changed; docs/lifecycle.md has the
+measurements and why not a Pub/Sub notification). When the alias moved it loads the new version
+here, in the background, through every check of txguard.scoring.loading, and only then swaps
+`service.scorer`: one reference assignment, so a request runs entirely on the old or entirely on
+the new version, and its decision names the one that made it.
+
+- A version that fails a check is refused (one ERROR line, `event: model_refused`); the previous
+  one keeps answering, and the refused one is not retried until the alias moves again.
+- A registry that cannot be reached is retried at the next poll (the alias is not marked seen).
+- An instance without any model (its cold start failed) retries with backoff, 1 s doubling up to
+  `RETRY_CAP_S`, for as long as it lives: it never stays 503 after the registry is healthy again.
+- With shadow scoring on, the challenger alias (`staging`) is followed the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from txguard.contract.logs import EVENT_KEY, MODEL_LOADED_EVENT, MODEL_REFUSED_EVENT, get_logger
+from txguard.registry import Registry
+from txguard.registry.store import Generation
+from txguard.scoring.loading import is_alias, is_transient, load_scorer, resolve
+from txguard.scoring.scorer import Scorer
+
+if TYPE_CHECKING:
+    from txguard.scoring.service import ScoringService
+
+RETRY_CAP_S = 30.0
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass
+class Followed:
+    """One alias (or fixed reference) and what this process made of it."""
+
+    ref: str
+    role: str  # "champion" (answers) or "challenger" (shadow)
+    generation: Generation | None = None  # of the alias object last acted upon
+    refused: dict[str, str] = field(default_factory=dict)  # version -> why
+
+
+class ModelFollower:
+    def __init__(self, service: ScoringService, registry: Registry, ref: str, poll_s: float,
+                 challenger_ref: str | None = None, threads: int = 1) -> None:
+        self.service, self.registry, self.poll_s, self.threads = service, registry, poll_s, threads
+        self.champion = Followed(ref, "champion")
+        self.challenger = Followed(challenger_ref, "challenger") if challenger_ref else None
+        self.log = get_logger("score", service.settings.log_level)
+        self.failures = 0  # consecutive failed attempts to get a first model
+        self.last_check: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # One round --------------------------------------------------------------------------------
+    def check(self) -> float:
+        """Poll (or retry) once; returns how long to wait before the next round."""
+        self.last_check = time.time()
+        if self.service.scorer is None:
+            return self._first_model()
+        self._follow(self.champion)
+        if self.challenger is not None:
+            self._follow(self.challenger)
+        return self.poll_s
+
+    def _first_model(self) -> float:
+        try:
+            target = resolve(self.registry, self.champion.ref)
+            scorer = load_scorer(self.registry, target.version, self.threads)
+        except Exception as exc:  # noqa: BLE001 - every failure is retried: no model is the worst case
+            self.failures += 1
+            wait = min(RETRY_CAP_S, 2.0 ** (self.failures - 1))
+            self.service.load_error = _reason(exc)
+            self.log.critical("model still not loaded (attempt %d): %s; retrying in %.0f s", self.failures + 1,
+                              _reason(exc), wait, extra={"model_uri": self.service.settings.model_uri,
+                                                          "retry_in_s": wait})
+            return wait
+        self.failures = 0
+        self.champion.generation = target.generation
+        self._swap(self.champion, scorer, None)
+        return self.poll_s
+
+    def _follow(self, followed: Followed) -> None:
+        if not is_alias(followed.ref):
+            return  # a fixed version never moves
+        try:
+            changed = self.registry.read_alias_if_changed(followed.ref, followed.generation)
+        except Exception as exc:  # noqa: BLE001 - a failed poll is retried at the next one
+            if followed.role == "challenger" and followed.generation is None:
+                return  # no staging alias (yet): nothing to shadow
+            self.log.warning("could not read alias %s: %s", followed.ref, _reason(exc),
+                             extra={"alias": followed.ref, "model_version": self.service.version})
+            return
+        if changed is None:
+            return
+        record, generation = changed
+        if record.version in followed.refused:
+            followed.generation = generation  # still the refused version: not worth another download
+            return
+        followed.refused.clear()  # the alias moved elsewhere: a later promote of a refused one is retried
+        current = self._current(followed)
+        if current is not None and record.version == current.version:
+            followed.generation = generation  # rewritten to the same version: nothing to load
+            return
+        champion = self.service.scorer
+        try:
+            if followed.role == "challenger" and champion is not None and champion.version == record.version:
+                scorer = champion  # staging is production: share it, shadow compares nothing
+            else:
+                scorer = load_scorer(self.registry, record.version, self.threads)
+        except Exception as exc:  # noqa: BLE001
+            if is_transient(exc):  # generation left unchanged: the next poll tries again
+                self.log.warning("could not load %s yet: %s", record.version, _reason(exc),
+                                 extra={"alias": followed.ref, "model_version": self.service.version})
+                return
+            followed.generation = generation
+            followed.refused[record.version] = _reason(exc)
+            self.log.error("refused model %s (%s %s): %s; %s keeps answering", record.version, followed.role,
+                           followed.ref, _reason(exc), current.version if current else "no version",
+                           extra={EVENT_KEY: MODEL_REFUSED_EVENT, "refused_version": record.version, "pid": os.getpid(),
+                                  "alias": followed.ref, "role": followed.role,
+                                  "model_version": self.service.version})
+            return
+        followed.generation = generation
+        self._swap(followed, scorer, current)
+
+    def _current(self, followed: Followed) -> Scorer | None:
+        return self.service.scorer if followed.role == "champion" else self.service.challenger
+
+    def _swap(self, followed: Followed, scorer: Scorer, previous: Scorer | None) -> None:
+        if followed.role == "champion":
+            self.service.scorer = scorer  # the one atomic swap every request reads once
+            self.service.load_error = None
+        else:
+            self.service.challenger = scorer
+        self.log.info("model %s answering as %s (was %s)", scorer.version, followed.role,
+                      previous.version if previous else "none",
+                      extra={EVENT_KEY: MODEL_LOADED_EVENT, "model_version": scorer.version, "role": followed.role,
+                             "pid": os.getpid(),
+                             "previous_version": previous.version if previous else None, "alias": followed.ref})
+
+    def refused(self) -> dict[str, str]:
+        out = dict(self.champion.refused)
+        if self.challenger is not None:
+            out.update(self.challenger.refused)
+        return out
+
+    # Thread -----------------------------------------------------------------------------------
+    def start(self, initial_wait: float | None = None) -> None:
+        """Start (or restart, in a forked worker) the polling thread."""
+        self._stop = threading.Event()
+        wait = initial_wait if initial_wait is not None else (1.0 if self.service.scorer is None else self.poll_s)
+        self._thread = threading.Thread(target=_loop, args=(weakref.ref(self), self._stop, wait),
+                                        name="txguard-model-follower", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+
+def _loop(ref: weakref.ref[ModelFollower], stop: threading.Event, wait: float) -> None:
+    """Holds the follower only while a round runs, so a dropped service lets its thread end."""
+    while not stop.wait(wait):
+        follower: Any = ref()
+        if follower is None:
+            return
+        try:
+            wait = follower.check()
+        except Exception:  # a bug must not kill the thread: log it and keep following
+            follower.log.exception("model follower round failed")
+            wait = follower.poll_s
+        del follower
