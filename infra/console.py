@@ -11,7 +11,8 @@ can sit directly in front of it. Who gets in:
 
 What its identity may do (least privilege): pull its three subscriptions, publish to `labels`,
 use Firestore (review queue; read the history: Firestore has no per-collection IAM), invoke the
-scoring service (manual scoring), read the model registry and write its aliases only.
+scoring service (manual scoring), read the model registry and write its aliases only, read logs
+(the scoring function's drift windows for the models page).
 One instance, CPU always allocated: its subscription readers and live counters run between requests.
 """
 
@@ -68,6 +69,8 @@ def console_environment(cfg: StackConfig, scoring_url: pulumi.Input[str],
         env_key(ConsoleSettings, "scoring_auth"): "id_token",
         env_key(ConsoleSettings, "registry"): f"gs://{bucket}/{prefix}" if prefix else f"gs://{bucket}",
         env_key(ConsoleSettings, "iap_audience"): audience,
+        env_key(ConsoleSettings, "drift_source"): "cloud-logging",
+        env_key(ConsoleSettings, "drift_psi_threshold"): str(cfg.lifecycle.drift_psi_threshold),
         WORKERS_ENV: "1",  # one process: the live counters and subscription readers live in it
         THREADS_ENV: str(CONCURRENCY),
     }
@@ -186,6 +189,9 @@ class AnalystConsole(pulumi.ComponentResource):
             role="roles/pubsub.publisher", member=member, opts=own))
         grants.append(gcp.projects.IAMMember(
             "console-datastore-user", project=project, role="roles/datastore.user", member=member, opts=own))
+        # The scoring function's drift windows (models page); Cloud Logging has no narrower role to read them.
+        grants.append(gcp.projects.IAMMember(
+            "console-logs-viewer", project=project, role="roles/logging.viewer", member=member, opts=own))
         grants.append(gcp.cloudrunv2.ServiceIamMember(
             "console-invokes-score", project=project, location=cfg.region, name=scoring_service,
             role="roles/run.invoker", member=member, opts=own))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.scoring_fixtures import publish_tiny
+from txguard.console.drift import drift_source
 from txguard.console.identity import Identity
 from txguard.console.live import LiveStats
 from txguard.console.queue_sqlite import SqliteReviewQueue
@@ -67,6 +68,7 @@ def console_parts(tmp_path: Path, **settings: Any) -> ConsoleParts:
         publisher=MemoryLabelPublisher(),
         identity=Identity(config.iap_audience),
         stats=LiveStats(),
+        drift=drift_source(config.drift_source, config.google_cloud_project),
     )
 
 

@@ -59,6 +59,7 @@ def test_the_app_checks_iap_assertions_for_this_service(console_stack: StackRun)
     assert (settings.history_store, settings.scoring_auth) == ("firestore", "id_token")
     assert settings.scoring_url == console_stack.outputs["scoring_url"]
     assert settings.registry == f"gs://{console_stack.outputs['models_bucket']}/registry"
+    assert (settings.drift_source, settings.drift_psi_threshold) == ("cloud-logging", 0.2)
     assert env["WORKERS"] == "1"
     aliases = {f.alias for f in ConsoleSettings.model_fields.values()}
     assert set(env) <= aliases | workers_threads
@@ -73,6 +74,7 @@ def test_the_console_identity_has_exactly_its_roles(console_stack: StackRun, def
         *{("pubsub", "roles/pubsub.subscriber", sub) for sub in names.CONSOLE_SUBSCRIPTIONS},
         ("pubsub", "roles/pubsub.publisher", names.LABELS_TOPIC),
         ("projects", "roles/datastore.user", BASE_CONFIG["gcp:project"]),
+        ("projects", "roles/logging.viewer", BASE_CONFIG["gcp:project"]),
         ("cloudrunv2", "roles/run.invoker", names.SCORING_FUNCTION),
         ("storage", "roles/storage.objectViewer", models),
         ("storage", "roles/storage.objectUser", models),

@@ -51,6 +51,7 @@ def console_settings(stack: LocalStack) -> ConsoleSettings:
         "SCORING_AUTH": "none",
         "TXGUARD_REGISTRY": stack.env["TXGUARD_REGISTRY"],
         "CONSOLE_INGEST": "false" if embedded else "true",
+        "DRIFT_SOURCE": f"file:{stack.functions['score'].log_path}",
     })
 
 

@@ -1,12 +1,14 @@
 """`txguard console screenshots`: every console page, captured from a real local stack.
 
-Starts the local stack with the console (emulators when gcloud is there), streams a short simulated
-burst through the pipeline, then in headless Chromium: the review queue, one item claimed, the live
+Starts the local stack with the console (emulators when gcloud is there; the scoring function
+samples every row into drift windows), streams a short simulated burst through the pipeline, then in
+headless Chromium: the review queue, one item claimed, the live
 view, a transaction scored by hand (and the same form with bad input), and the models page.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,12 @@ def _shot(page: Any, out: Path, name: str, files: list[str]) -> None:
     files.append(str(path))
 
 
-def take_screenshots(out: Path, count: int = 400, embedded: bool = False, workdir: Path | None = None,
+# The scoring function samples 10 % of its rows into drift windows of at least 500 rows by default:
+# every row, 500 a window, so that a short stream leaves drift windows for the models page to show.
+DRIFT_ENV = {"DRIFT_SAMPLE_RATE": "1.0", "DRIFT_WINDOW_ROWS": "500"}
+
+
+def take_screenshots(out: Path, count: int = 1200, embedded: bool = False, workdir: Path | None = None,
                      log: Any = None) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
     from rich.console import Console
@@ -35,6 +42,7 @@ def take_screenshots(out: Path, count: int = 400, embedded: bool = False, workdi
                            scenario="burst", seed=11)
     files: list[str] = []
     with LocalStack(options, log or Console(stderr=True)) as stack:
+        os.environ.update(DRIFT_ENV)  # restored when the stack closes
         stack.up()
         url = stack.analyst_console.url
         summary = stream.run_stream(stack)

@@ -18,7 +18,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify, redirect, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from txguard.console import manual, registry_view
+from txguard.console import drift, manual, registry_view
 from txguard.console.identity import ANALYST_COOKIE
 from txguard.console.items import QUEUED_OUTCOMES, utcnow
 from txguard.console.wiring import ConsoleParts
@@ -149,13 +149,21 @@ def create_app(parts: ConsoleParts) -> Flask:
         return jsonify(manual.score_manually(parts.history, parts.scorer, request.get_data()))
 
     # Models ----------------------------------------------------------------------------------
+    def _drift() -> dict[str, Any]:
+        """Drift per version, or why it cannot be shown (the rest of the page works without it)."""
+        try:
+            return {"versions": drift.drift_view(parts.drift.recent(), parts.settings.drift_psi_threshold),
+                    "source": parts.settings.drift_source, "error": None}
+        except ConsoleError as exc:
+            return {"versions": {}, "source": parts.settings.drift_source, "error": exc.message}
+
     @app.get("/models")
     def models_page() -> Any:
-        return render_template("models.html", registry=registry_view.overview(parts.registry))
+        return render_template("models.html", registry=registry_view.overview(parts.registry), drift=_drift())
 
     @app.get("/api/models")
     def models_api() -> Any:
-        return jsonify(registry_view.overview(parts.registry))
+        return jsonify({**registry_view.overview(parts.registry), "drift": _drift()})
 
     @app.post("/api/models/alias")
     def alias_api() -> Any:

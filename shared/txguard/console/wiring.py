@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from logging import Logger
 from typing import Any
 
+from txguard.console.drift import DriftWindows, NoDriftWindows, drift_source
 from txguard.console.identity import Identity
 from txguard.console.ingest import Intake, SubscriptionReader
 from txguard.console.labels import LabelPublisher
@@ -36,6 +37,7 @@ class ConsoleParts:
     publisher: LabelPublisher
     identity: Identity
     stats: LiveStats = field(default_factory=LiveStats)
+    drift: DriftWindows = field(default_factory=NoDriftWindows)
     log: Logger = field(default_factory=lambda: get_logger("console"))
     reader: SubscriptionReader | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -103,5 +105,6 @@ def build_console(settings: ConsoleSettings, scorer: Scorer | None = None,
         registry=open_registry(settings.registry),
         publisher=publisher,
         identity=Identity(settings.iap_audience),
+        drift=drift_source(settings.drift_source, settings.google_cloud_project),
         log=get_logger("console", settings.log_level),
     )

@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "item, score one transaction and capture each page in headless Chromium (/usr/bin/chromium) as "
         "<out>/console-<page>.png. The last line is one JSON object.")
     shots.add_argument("--out", default="docs/img", help="folder for the PNG files (default docs/img)")
-    shots.add_argument("--count", type=int, default=400, help="transactions to stream first (default 400)")
+    shots.add_argument("--count", type=int, default=1200,
+                       help="transactions to stream first (default 1200: enough for two drift windows)")
     shots.add_argument("--embedded", action="store_true", help="embedded mode even if gcloud is installed")
     shots.add_argument("--workdir", default=None, help="folder for the stack's logs (default: a temp folder)")
     shots.set_defaults(func=run_screenshots)
