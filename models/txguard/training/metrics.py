@@ -20,12 +20,17 @@ BLOCK_FPR = 0.001  # blocking: 0.1% of legitimate traffic at most...
 BLOCK_PRECISION = 0.9  # ...and at least 90% of blocked transactions fraudulent when reachable
 
 
-def recall_at_fpr(y: np.ndarray, scores: np.ndarray, fpr: float = 0.01) -> float:
+def threshold_at_fpr(y: np.ndarray, scores: np.ndarray, fpr: float = 0.01) -> float:
+    """The lowest threshold t that flags (score >= t) at most `fpr` of the legitimate rows."""
     from sklearn.metrics import roc_curve
 
-    fprs, tprs, _ = roc_curve(y, scores)
-    ok = fprs <= fpr
-    return float(tprs[ok].max()) if ok.any() else 0.0
+    fprs, _, thresholds = roc_curve(y, scores, drop_intermediate=False)
+    ok = np.nonzero(fprs <= fpr)[0]
+    return float(thresholds[ok[-1]])  # fprs[0] == 0 at threshold +inf: always one
+
+
+def recall_at_fpr(y: np.ndarray, scores: np.ndarray, fpr: float = 0.01) -> float:
+    return float(np.mean(scores[y == 1] >= threshold_at_fpr(y, scores, fpr))) if (y == 1).any() else 0.0
 
 
 def wallet_precision_at_k(
@@ -67,6 +72,18 @@ def evaluate(y: np.ndarray, scores: np.ndarray, ts: np.ndarray, wallets: np.ndar
         "wallet_precision_at_100": wallet_p,
         "wallet_precision_at_100_ceiling": wallet_ceiling,
     }
+
+
+def recall_by_scenario(y: np.ndarray, scores: np.ndarray, scenarios: list[str], threshold: float) -> dict[str, dict[str, float]]:
+    """Per fraud scenario named in the data: frauds, how many score at or above `threshold` (the
+    review threshold), and that recall. Empty when the data names no scenario."""
+    named = np.asarray(scenarios, dtype=object)
+    out: dict[str, dict[str, float]] = {}
+    for name in sorted({s for s, label in zip(scenarios, y, strict=True) if label == 1 and s}):
+        mask = (named == name) & (y == 1)
+        caught = int((scores[mask] >= threshold).sum())
+        out[name] = {"frauds": int(mask.sum()), "caught": caught, "recall": round(caught / int(mask.sum()), 4)}
+    return out
 
 
 def _fpr_threshold(legit_scores: np.ndarray, fpr: float) -> float:

@@ -133,14 +133,30 @@ def production_pr_auc(registry: Any, X32: np.ndarray, y: np.ndarray) -> tuple[fl
     return (float(recorded) if recorded is not None else None), meta.version
 
 
+def fit_model(config: TrainConfig, X_train: np.ndarray, y_train: np.ndarray) -> Any:
+    """The classifier every published version is; evaluations fit this very one."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+
+    model = HistGradientBoostingClassifier(
+        max_iter=config.max_iter,
+        learning_rate=config.learning_rate,
+        max_leaf_nodes=config.max_leaf_nodes,
+        l2_regularization=1.0,
+        early_stopping=False,
+        random_state=config.seed,
+    )
+    with threadpool_limits(limits=config.threads):
+        model.fit(X_train, y_train)
+    return model
+
+
 def train_and_publish(
     config: TrainConfig = TrainConfig(),
     dataset: Dataset | None = None,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> dict[str, Any]:
     """Run the whole pipeline; returns the report. Raises QualityGateError (nothing published)."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
     t_start = time.perf_counter()
     config = replace(config, registry=config.registry or default_registry())
     # Credentials, bucket and path first: a registry error after minutes of training wastes them.
@@ -168,18 +184,7 @@ def train_and_publish(
 
     log(f"training on {len(y_train)} rows ({int(y_train.sum())} frauds), testing on {len(y_test)}")
     t_fit = time.perf_counter()
-    model = HistGradientBoostingClassifier(
-        max_iter=config.max_iter,
-        learning_rate=config.learning_rate,
-        max_leaf_nodes=config.max_leaf_nodes,
-        l2_regularization=1.0,
-        early_stopping=False,
-        random_state=config.seed,
-    )
-    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
-
-    with threadpool_limits(limits=config.threads):
-        model.fit(X_train, y_train)
+    model = fit_model(config, X_train, y_train)
     train_seconds = time.perf_counter() - t_fit
 
     log("exporting to ONNX and checking parity")

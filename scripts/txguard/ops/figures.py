@@ -51,6 +51,20 @@ def _quality(r: dict[str, Any]) -> list[Row]:
              "(held-out days)")]
 
 
+def _evaluation(r: dict[str, Any]) -> list[Row]:
+    t, b = r.get("txguard") or {}, r.get("recipe") or {}
+
+    def terminals(m: dict[str, Any]) -> str:
+        return _f(100 * (m.get("recall_at_1pct_fpr_by_scenario") or {}).get("compromised_terminal", float("nan")), ".1f")
+
+    return [("model quality on independent data (the Fraud Detection Handbook's design) vs its baseline recipe, "
+             "same split", "`txguard evaluate handbook`",
+             f"PR-AUC {_f(t.get('pr_auc'), '.3f')} vs {_f(b.get('pr_auc'), '.3f')}, ROC-AUC {_f(t.get('roc_auc'), '.3f')} "
+             f"vs {_f(b.get('roc_auc'), '.3f')}, recall at 1 % FPR {_f(t.get('recall_at_1pct_fpr'), '.3f')} vs "
+             f"{_f(b.get('recall_at_1pct_fpr'), '.3f')}; compromised terminals caught {terminals(t)} % vs "
+             f"{terminals(b)} %: see [docs/evaluation.md](docs/evaluation.md)")]
+
+
 COLDSTART_TARGET_S = 0.4  # issue 16: process start -> first 200
 
 
@@ -233,6 +247,9 @@ FIGURES: tuple[Figure, ...] = (
     Figure("quality", ("train", "--registry", "{workdir}/registry"),
            ("train", "--registry", "{workdir}/registry", "--days", "14", "--wallets", "600", "--max-iter", "50"),
            _quality, fresh=("registry",)),
+    Figure("evaluation", ("evaluate", "handbook", "--seed", "42", "--data-out", "{workdir}/handbook.jsonl"),
+           ("evaluate", "handbook", "--customers", "600", "--terminals", "1200", "--classifiers", "random_forest",
+            "--data-out", "{workdir}/handbook.jsonl"), _evaluation),
     Figure("bench_score", ("bench", "score"),
            ("bench", "score", "--duration", "2", "--skip-mlserver", "--coldstart-runs", "1"), _bench_score),
     Figure("bench_coldstart", ("bench", "coldstart"), ("bench", "coldstart", "--runs", "1"), _bench_coldstart),
@@ -268,7 +285,7 @@ DEMO_KEYS = ("mode", "push_mode", "ordering", "sent", "published", "publish_fail
 
 # -- rendering ------------------------------------------------------------------------------------
 
-TABLE_KEYS = ("quality", "bench_score", "bench_coldstart", "bench_e2e", "ordering", "bench_batch", "capacity",
+TABLE_KEYS = ("quality", "evaluation", "bench_score", "bench_coldstart", "bench_e2e", "ordering", "bench_batch", "capacity",
               "follow", "shadow", "drift_normal", "drift", "reliability")
 
 

@@ -6,7 +6,14 @@ import numpy as np
 
 from txguard.features.wallet import DAY, FEATURE_NAMES
 from txguard.training import baseline
-from txguard.training.metrics import derive_thresholds, evaluate, recall_at_fpr, wallet_precision_at_k
+from txguard.training.metrics import (
+    derive_thresholds,
+    evaluate,
+    recall_at_fpr,
+    recall_by_scenario,
+    threshold_at_fpr,
+    wallet_precision_at_k,
+)
 
 
 def test_wallet_precision_counts_top_wallets_per_day() -> None:
@@ -44,3 +51,23 @@ def test_baseline_scores_are_bounded_and_flag_card_testing() -> None:
     X[1, idx["tx_count_1h"]] = 5
     s = baseline.rule_scores(X)
     assert s[0] == 0 and 0 < s[1] <= 1
+
+
+def test_recall_by_scenario_at_the_1pct_fpr_threshold_by_hand() -> None:
+    # 200 legit scores 0.000 .. 0.199 (1 % FPR allows 2 of them: threshold 0.198); six frauds.
+    legit = np.arange(200) / 1000
+    fraud = np.array([0.9, 0.5, 0.19, 0.95, 0.1, 0.05])
+    scenarios = np.array(["legit"] * 200 + ["terminal", "terminal", "terminal", "customer", "customer", "card"],
+                         dtype=object)
+    y = np.r_[np.zeros(200), np.ones(6)].astype(int)
+    s = np.r_[legit, fraud]
+    assert threshold_at_fpr(y, s, 0.01) == 0.198
+    assert recall_at_fpr(y, s, 0.01) == 3 / 6  # 0.9, 0.5, 0.95
+    full = recall_by_scenario(y, s, list(scenarios), threshold_at_fpr(y, s, 0.01))
+    assert full["terminal"] == {"frauds": 3, "caught": 2, "recall": 0.6667}
+    by = {name: v["caught"] / v["frauds"] for name, v in full.items()}
+    assert by == {"card": 0.0, "customer": 0.5, "terminal": 2 / 3}
+    # Weighted by fraud counts, the scenarios add up to the overall recall.
+    assert (1 * by["card"] + 2 * by["customer"] + 3 * by["terminal"]) / 6 == recall_at_fpr(y, s, 0.01)
+    # Nothing below FPR 0: only the +inf threshold, no recall.
+    assert recall_at_fpr(np.array([0, 1]), np.array([0.9, 0.1]), 0.0) == 0.0
