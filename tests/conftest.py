@@ -59,6 +59,14 @@ def firestore_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[emu
     emu.stop()
 
 
+@pytest.fixture(scope="session")
+def bigtable_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[emulators.Emulator]:
+    require(emulators.gcloud_available(), "gcloud (with its Bigtable emulator) not on PATH: Bigtable emulator unavailable")
+    emu = emulators.start_bigtable(tmp_path_factory.mktemp("bigtable"))
+    yield emu
+    emu.stop()
+
+
 @pytest.fixture
 def gcs_env(gcs_emulator: emulators.Emulator, monkeypatch: pytest.MonkeyPatch) -> emulators.Emulator:
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.env_value)

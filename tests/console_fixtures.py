@@ -1,6 +1,6 @@
 """Real console parts on temporary stores, for the console's unit, functional and browser tests.
 
-SQLite history and queue files, a local registry holding the tiny model, the real in-process scorer
+SQLite history, counterparty and queue files, a local registry holding the tiny model, the real in-process scorer
 (txguard.scoring, which the console runtime itself never imports) and an in-memory label publisher
 that keeps what it was given (Pub/Sub is exercised against the emulator in tests/integration).
 """
@@ -23,7 +23,9 @@ from txguard.contract import names
 from txguard.contract.errors import ConsoleUnavailableError
 from txguard.contract.models import Decision, LabelEvent, Outcome, Transaction
 from txguard.contract.settings import ConsoleSettings
+from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
 from txguard.enrichment.history.sqlite import SqliteHistoryStore
+from txguard.features.counterparty_windows import counterparty_features
 from txguard.registry import open_registry
 
 
@@ -63,6 +65,7 @@ def console_parts(tmp_path: Path, **settings: Any) -> ConsoleParts:
         settings=config,
         queue=SqliteReviewQueue(config.queue_path),
         history=SqliteHistoryStore(config.sqlite_path),
+        counterparties=SqliteCounterpartyStore(config.sqlite_path),
         scorer=in_process_scorer(str(registry)),
         registry=open_registry(str(registry)),
         publisher=MemoryLabelPublisher(),
@@ -76,7 +79,8 @@ def decide(parts: ConsoleParts, tx: Transaction, outcome: Outcome = Outcome.REVI
            published_at_ms: float | None = None) -> Decision:
     """What the pipeline does for `tx` (history applied, decision recorded and published), then the
     console receives the decision like from its subscription."""
-    enrichment = parts.history.enrich_once(tx)
+    counterparty = counterparty_features(parts.counterparties.snapshot(tx), tx)
+    enrichment = parts.history.enrich_once(tx, counterparty)
     decision = Decision(transaction_id=tx.transaction_id, wallet_id=tx.wallet_id, score=score, outcome=outcome,
                         reasons=["amount 7.4x the wallet's 30-day mean"], model_version="v1")
     parts.history.record_decision(tx.transaction_id, decision)

@@ -13,9 +13,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from txguard.contract.errors import PublishError, ScoringRejectedError, ScoringUnavailableError
-from txguard.contract.models import Decision, EnrichedTransaction, Outcome, Transaction
+from txguard.contract.models import (
+    CounterpartyFeatures,
+    Decision,
+    EnrichedTransaction,
+    HistoryFeatures,
+    Outcome,
+    Transaction,
+)
 from txguard.contract.trace import TraceContext, current
 from txguard.enrichment.outbox import decision_attributes, invalid_attributes
+from txguard.features.counterparty import Snapshot
+from txguard.features.counterparty_windows import counterparty_features
+from txguard.features.wallet import vectorize
 
 SUBSCRIPTION = "projects/txguard-test/subscriptions/transactions-enrich-push"
 
@@ -96,6 +106,11 @@ def make_tx(i: int, wallet: str = "w-1", start: datetime | None = None, **over: 
     return Transaction.model_validate(fields)
 
 
+def unknown_counterparty(tx: Transaction) -> CounterpartyFeatures:
+    """The counterparty features of a transaction whose counterparty nothing is known about."""
+    return counterparty_features(Snapshot(), tx)
+
+
 def push_body(payload: bytes, message_id: str = "1", attributes: dict[str, str] | None = None,
               subscription: str | None = SUBSCRIPTION) -> dict[str, Any]:
     """A raw Pub/Sub push request body, as the push subscription POSTs it."""
@@ -110,3 +125,11 @@ def event_data(tx: Transaction, message_id: str = "1", attributes: dict[str, str
     """CloudEvent data of a delivery (what the function receives after conversion)."""
     return {"message": push_body(tx.model_dump_json().encode(), message_id, attributes)["message"],
             "subscription": SUBSCRIPTION}
+
+
+def stored_row(tx: Transaction, record: dict[str, Any]) -> list[float]:
+    """The model row of what a processed record stored (the features scoring was sent)."""
+    enriched = EnrichedTransaction.model_construct(
+        **dict(tx), features=HistoryFeatures.model_validate(record["features"]),
+        counterparty=CounterpartyFeatures.model_validate(record["counterparty"]["features"]))
+    return vectorize(enriched)

@@ -38,6 +38,12 @@ def synthetic_rows(n: int, seed: int = 0) -> np.ndarray:
     x[:, IX["amount_ratio_30d"]] = rng.lognormal(0.0, 1.0, n)
     x[:, IX["seconds_since_last_inflow"]] = rng.uniform(0, 30 * 86400, n)
     x[:, IX["history_len"]] = rng.integers(0, 128, n)
+    # Known frauds are rare: most counterparties, devices and wallets have none.
+    for name in ("cp_fraud_1d", "cp_fraud_7d", "cp_fraud_30d", "device_fraud_30d", "wallet_fraud_30d"):
+        x[:, IX[name]] = np.where(rng.random(n) < 0.05, rng.poisson(2.0, n), 0)
+    for name in ("cp_fraud_rate_7d", "cp_fraud_rate_30d"):
+        x[:, IX[name]] = np.minimum(x[:, IX[name.replace("_rate", "")]] / np.maximum(x[:, IX["cp_tx_30d"]], 1.0), 1.0)
+    x[:, IX["cp_amount_ratio_30d"]] = rng.lognormal(0.0, 0.7, n)
     return x
 
 
@@ -93,13 +99,14 @@ def publish_tiny(registry: Path | str, promote: bool = True, **overrides: Any) -
 
 @lru_cache(maxsize=4)
 def enriched_transactions(days: int = 2, wallets: int = 60, seed: int = 3) -> tuple[EnrichedTransaction, ...]:
-    """Simulated transactions with their real history features (validated through the contract)."""
+    """Simulated transactions with their real history and counterparty features (the simulator's
+    labels replayed too), validated through the contract."""
     from txguard.contract.models import ENRICHED_ADAPTER
-    from txguard.features.wallet import replay
-    from txguard.simulator.core import simulate
+    from txguard.features.timeline import replay_enriched
+    from txguard.simulator.core import Simulation
 
+    sim = Simulation(days=days, wallets=wallets, seed=seed)
     out = []
-    for tx, feats in replay(r.tx for r in simulate(days=days, wallets=wallets, seed=seed)):
-        built = EnrichedTransaction.model_construct(**dict(tx), features=feats)
+    for built in replay_enriched((r.tx for r in sim), sim.label_events()):
         out.append(ENRICHED_ADAPTER.validate_json(built.model_dump_json()))
     return tuple(out)

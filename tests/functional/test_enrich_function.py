@@ -17,6 +17,7 @@ from tests.enrich_fakes import FakeOutbox, FakeScorer, event_data, make_tx
 from txguard.contract import names
 from txguard.contract.trace import TraceContext
 from txguard.enrichment import pipeline as enrichment
+from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
 from txguard.enrichment.history.sqlite import SqliteHistoryStore
 from txguard.enrichment.pipeline import Enricher
 
@@ -28,13 +29,15 @@ SOURCE = str(ROOT / "functions" / "enrich" / "main.py")
 @pytest.fixture
 def wired(tmp_path: Path) -> Iterator[tuple[object, FakeScorer, FakeOutbox, SqliteHistoryStore]]:
     store = SqliteHistoryStore(tmp_path / "h.sqlite3")
+    counterparties = SqliteCounterpartyStore(tmp_path / "h.sqlite3")
     scorer, outbox = FakeScorer(), FakeOutbox()
-    enrichment.install(Enricher(store, scorer, outbox))
+    enrichment.install(Enricher(store, scorer, outbox, counterparties))
     app = functions_framework.create_app(target=names.ENRICH_ENTRY_POINT, source=SOURCE,
                                          signature_type="cloudevent")
     yield app.test_client(), scorer, outbox, store
     enrichment.install(None)
     store.close()
+    counterparties.close()
 
 
 def _fixture(name: str) -> dict:

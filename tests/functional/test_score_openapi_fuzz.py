@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 from tests.scoring_fixtures import publish_tiny
 from txguard.contract import names
 from txguard.contract.codes import COUNTRIES, CURRENCIES
-from txguard.contract.models import MAX_AMOUNT, Channel, HistoryFeatures, TxType
+from txguard.contract.models import MAX_AMOUNT, Channel, CounterpartyFeatures, HistoryFeatures, TxType
 from txguard.contract.settings import scoring_settings
 from txguard.scoring.openapi import openapi_document
 
@@ -80,6 +80,7 @@ def valid_transactions(draw: st.DrawFn) -> dict[str, Any]:
         "device_id": draw(st.one_of(st.none(), _ident)),
         "timestamp": ts.isoformat(),
         "features": features,
+        "counterparty": {name: draw(_finite) for name in CounterpartyFeatures.model_fields},
     }
 
 

@@ -12,13 +12,14 @@ from pulumi_mocks import ROOT
 
 from infra.archive import FIXED_DATE, ToolingImportError, build_archive
 
-FUNCTIONS = ("score", "enrich")
+FUNCTIONS = ("score", "enrich", "label")
 
 
 # What each function imports, written down independently of infra/archive.py's tracing.
 RUNTIME_NEEDS = {
     "score": ("contract", "features", "registry", "scoring"),
     "enrich": ("contract", "enrichment", "features"),
+    "label": ("contract", "enrichment", "features"),
 }
 
 
@@ -111,6 +112,13 @@ def test_name_changes_iff_content_changes(tmp_path: Path) -> None:
     assert changed["score"] != original["score"] and changed["enrich"] == original["enrich"]
     fn_main.write_text(text)
 
+    fn_main = root / "functions" / "label" / "main.py"
+    text = _edit(fn_main)
+    changed = _names(root, out)
+    assert changed["label"] != original["label"]
+    assert (changed["score"], changed["enrich"]) == (original["score"], original["enrich"])
+    fn_main.write_text(text)
+
 
 @pytest.mark.parametrize("tooling", [
     "scripts/txguard/simulator/core.py",
@@ -130,8 +138,8 @@ def test_editing_tooling_redeploys_nothing(tmp_path: Path, tooling: str) -> None
 @pytest.mark.parametrize(("runtime", "changes"), [
     ("shared/txguard/scoring/runtime.py", {"score"}),
     ("shared/txguard/registry/core.py", {"score"}),
-    ("shared/txguard/enrichment/pipeline.py", {"enrich"}),
-    ("shared/txguard/features/wallet.py", {"score", "enrich"}),
+    ("shared/txguard/enrichment/pipeline.py", {"enrich", "label"}),  # one subpackage: both ship it
+    ("shared/txguard/features/wallet.py", {"score", "enrich", "label"}),
 ])
 def test_editing_runtime_redeploys_the_functions_that_ship_it(
     tmp_path: Path, runtime: str, changes: set[str]

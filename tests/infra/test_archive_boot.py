@@ -136,12 +136,12 @@ def publish_tiny_model(registry_dir: Path) -> tuple[str, str]:
 
 def enriched_transaction_json() -> bytes:
     from txguard.contract.models import Transaction
-    from txguard.features.wallet import WalletState, enrich
+    from txguard.features.timeline import enrich
 
     tx = Transaction(transaction_id="tx-boot-score", wallet_id="w-boot", counterparty_id="m-boot", amount=42.5,
                      currency="EUR", type="payment", channel="app", country="FR",
                      timestamp=datetime.now(UTC))
-    return enrich(tx, WalletState()).model_dump_json().encode()
+    return enrich(tx).model_dump_json().encode()
 
 
 def test_scoring_archive_boots_reports_health_and_scores(tmp_path: Path) -> None:

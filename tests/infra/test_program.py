@@ -323,6 +323,8 @@ def test_history_fields_are_not_indexed(default_stack: StackRun) -> None:
 
     from txguard.contract.models import Transaction
     from txguard.enrichment.history.protocol import processed_record, step
+    from txguard.features.counterparty import Snapshot
+    from txguard.features.counterparty_windows import counterparty_features
 
     exempt = {(f.inputs["collection"], f.inputs["field"]) for f in default_stack.of_type("gcp:firestore/field:Field")
               if f.inputs.get("indexConfig", {}).get("indexes", []) == []}
@@ -331,7 +333,8 @@ def test_history_fields_are_not_indexed(default_stack: StackRun) -> None:
     applied = step(tx, None)  # what the store writes: the wallet document ...
     for key in applied.state:
         assert (names.WALLETS_COLLECTION, key) in exempt, key
-    for key in processed_record(tx, applied, ttl_days=7):  # ... and the processed marker
+    counterparty = counterparty_features(Snapshot(), tx)
+    for key in processed_record(tx, applied, counterparty, ttl_days=7, lease_s=30):  # ... and the processed marker
         assert (names.PROCESSED_COLLECTION, key) in exempt, key
 
 

@@ -24,13 +24,20 @@ from txguard.console.queue_firestore import FirestoreReviewQueue
 from txguard.console.review import Reviews
 from txguard.contract import names
 from txguard.contract.errors import ConsoleConflictError
-from txguard.contract.models import LABEL_ADAPTER, Decision, EnrichedTransaction, Outcome
+from txguard.contract.models import (
+    LABEL_ADAPTER,
+    CounterpartyFeatures,
+    Decision,
+    EnrichedTransaction,
+    Outcome,
+)
 from txguard.enrichment.history.firestore import FirestoreHistoryStore
 from txguard.features.wallet import WalletState, history_features
 from txguard.local import emulators, topology
 
 pytestmark = pytest.mark.emulators
 
+NO_COUNTERPARTY = dict.fromkeys(CounterpartyFeatures.model_fields, 0.0)
 PROJECT = "txguard-console-test"  # a project of its own on the shared session emulators
 
 
@@ -52,7 +59,7 @@ def queue(env: None) -> Iterator[FirestoreReviewQueue]:
 
 def item_for(i: int, outcome: Outcome = Outcome.REVIEW, decided: datetime | None = None) -> ReviewItem:
     tx = make_tx(i, wallet=f"w-{uuid.uuid4().hex[:6]}")
-    enriched = EnrichedTransaction.model_validate({**tx.model_dump(), "features": history_features(WalletState(), tx)})
+    enriched = EnrichedTransaction.model_validate({**tx.model_dump(), "features": history_features(WalletState(), tx), "counterparty": NO_COUNTERPARTY})
     decision = Decision(transaction_id=tx.transaction_id, wallet_id=tx.wallet_id, score=0.7, outcome=outcome,
                         reasons=["new device"], model_version="v3")
     return ReviewItem.of(decision, decided or datetime.now(UTC), enriched)
@@ -163,7 +170,7 @@ def test_the_console_subscriptions_feed_the_queue_and_the_live_view(env: None, t
     publisher = pubsub_v1.PublisherClient()
     sent_at_ms = int(time.time() * 1000)
     for tx, outcome in zip(txs, outcomes, strict=True):
-        history.enrich_once(tx)  # what enrichment did before publishing the decision
+        history.enrich_once(tx, CounterpartyFeatures.model_validate(NO_COUNTERPARTY))  # as enrichment did
         decision = Decision(transaction_id=tx.transaction_id, wallet_id=wallet, score=0.5, outcome=outcome,
                             model_version="v1")
         history.record_decision(tx.transaction_id, decision)

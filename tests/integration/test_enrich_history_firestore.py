@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.conftest import PROJECT
-from tests.enrich_fakes import make_tx
-from txguard.contract.errors import StoreUnavailableError
+from tests.enrich_fakes import make_tx, unknown_counterparty
+from txguard.contract.errors import CounterpartyInFlightError, StoreUnavailableError
 from txguard.contract.models import Decision, Outcome
 from txguard.contract.settings import EnrichSettings
 from txguard.enrichment.history import create_store
@@ -57,15 +57,17 @@ def test_factory_builds_firestore(firestore_env: str) -> None:
 def test_enrich_once_is_idempotent_and_keeps_the_decision(store: FirestoreHistoryStore) -> None:
     wallet = f"w-{uuid.uuid4().hex[:8]}"
     tx = make_tx(1, wallet=wallet)
-    first = store.enrich_once(tx)
+    first = store.enrich_once(tx, unknown_counterparty(tx))
     assert not first.duplicate and first.decision is None
     decision = Decision(transaction_id=tx.transaction_id, wallet_id=wallet, score=0.2,
                         outcome=Outcome.ALLOW, model_version="m1")
+    assert first.counterparty_due  # the first delivery holds the counterparty update
     assert store.record_decision(tx.transaction_id, decision) == decision
+    assert store.processed(tx.transaction_id)["counterparty"]["applied"] is True
     later = decision.model_copy(update={"score": 0.3})
     assert store.record_decision(tx.transaction_id, later) == decision  # the first decision wins
-    again = store.enrich_once(tx)
-    assert again.duplicate and again.decision == decision
+    again = store.enrich_once(tx, unknown_counterparty(tx))
+    assert again.duplicate and again.decision == decision and not again.counterparty_due
     assert again.enriched.features == first.enriched.features
     assert store.wallet_state(wallet) == sequential_state([tx])
     record = store.processed(tx.transaction_id)
@@ -79,9 +81,19 @@ def test_concurrent_deliveries_in_one_instance_equal_sequential_replay(store: Fi
     deliveries = txs + random.Random(1).sample(txs, 10)
     random.Random(2).shuffle(deliveries)
     with ThreadPoolExecutor(max_workers=10) as pool:
-        results = list(pool.map(store.enrich_once, deliveries))
+        results = list(pool.map(lambda tx: _deliver(store, tx), deliveries))
+    results = [r for r in results if r is not None]
     assert sum(not r.duplicate for r in results) == len(txs)
+    assert sum(r.counterparty_due for r in results) == len(txs)
     assert store.wallet_state(wallet) == sequential_state(txs)
+
+
+def _deliver(store: FirestoreHistoryStore, tx):  # noqa: ANN001, ANN202
+    """One delivery; None when a duplicate finds the counterparty update leased (it would be retried)."""
+    try:
+        return store.enrich_once(tx, unknown_counterparty(tx))
+    except CounterpartyInFlightError:
+        return None
 
 
 def _across_instances(stores: list[FirestoreHistoryStore], txs, swallow: bool) -> list:
@@ -90,7 +102,7 @@ def _across_instances(stores: list[FirestoreHistoryStore], txs, swallow: bool) -
     def deliver(item):
         i, tx = item
         try:
-            return stores[i % len(stores)].enrich_once(tx)
+            return _deliver(stores[i % len(stores)], tx)
         except StoreUnavailableError:
             if not swallow:
                 raise
@@ -107,7 +119,7 @@ def test_contention_across_instances_with_configured_attempts(firestore_env: str
     txs = [make_tx(i, wallet=wallet) for i in range(8)]
     stores = [_store(EnrichSettings().firestore_max_attempts) for _ in range(2)]
     results = _across_instances(stores, txs + txs[:2], swallow=False)
-    assert sum(not r.duplicate for r in results) == len(txs)
+    assert sum(not r.duplicate for r in results if r is not None) == len(txs)
     assert stores[0].wallet_state(wallet) == sequential_state(txs)
     for s in stores:
         s.close()
@@ -126,7 +138,7 @@ def test_one_attempt_fails_under_contention_as_retryable(firestore_env: str) -> 
     assert tight[0].wallet_state(wallet) == sequential_state(applied)
     patient = _store(max_attempts=EnrichSettings().firestore_max_attempts)
     for tx in failed:  # the redeliveries
-        assert not patient.enrich_once(tx).duplicate
+        assert not patient.enrich_once(tx, unknown_counterparty(tx)).duplicate
     assert patient.wallet_state(wallet) == sequential_state(txs)
     for s in [*tight, patient]:
         s.close()

@@ -27,10 +27,12 @@ import pytest
 from tests.enrich_fakes import make_tx
 from tests.scoring_fixtures import publish_tiny
 from txguard.contract import names
-from txguard.contract.models import Decision, EnrichedTransaction
+from txguard.contract.models import Decision
 from txguard.enrichment.history.firestore import FirestoreHistoryStore
-from txguard.features.wallet import TxPoint, WalletState, apply, replay
+from txguard.features.timeline import replay_enriched
+from txguard.features.wallet import TxPoint, WalletState, apply
 from txguard.local import emulators
+from txguard.local.bigtable import drop_counterparty_table, ensure_counterparty_table
 from txguard.local.processes import FunctionProcess, enrich_process, scoring_process
 from txguard.local.topology import delete_topology, ensure_topology, subscription_request
 
@@ -128,18 +130,22 @@ def _ids(decisions: list[Decision]) -> set[str]:
 
 
 @pytest.fixture
-def pipeline(pubsub_emulator: emulators.Emulator, firestore_emulator: emulators.Emulator, model_uri: str,
+def pipeline(pubsub_emulator: emulators.Emulator, firestore_emulator: emulators.Emulator,
+             bigtable_emulator: emulators.Emulator, model_uri: str,
              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipeline]:
     from google.cloud import pubsub_v1
 
     project = f"txg-{uuid.uuid4().hex[:8]}"
     hosts = {"PUBSUB_EMULATOR_HOST": pubsub_emulator.env_value,
-             "FIRESTORE_EMULATOR_HOST": firestore_emulator.env_value, "GOOGLE_CLOUD_PROJECT": project}
+             "FIRESTORE_EMULATOR_HOST": firestore_emulator.env_value,
+             "BIGTABLE_EMULATOR_HOST": bigtable_emulator.env_value, "GOOGLE_CLOUD_PROJECT": project}
     for key, value in hosts.items():
         monkeypatch.setenv(key, value)
+    ensure_counterparty_table(project)
     scoring = start_scoring(tmp_path, model_uri)
     enrich = enrich_process(tmp_path, {**hosts, "SCORING_URL": scoring.url, "SCORING_AUTH": "none",
-                                       "HISTORY_STORE": "firestore", "SCORING_TIMEOUT_S": "5"}, threads=8)
+                                       "HISTORY_STORE": "firestore", "COUNTERPARTY_STORE": "bigtable",
+                                       "SCORING_TIMEOUT_S": "5"}, threads=8)
     enrich.start()
     create_topology(project, enrich.url)
     p = Pipeline(project, enrich, scoring, FirestoreHistoryStore(project=project), pubsub_v1.PublisherClient(),
@@ -150,6 +156,7 @@ def pipeline(pubsub_emulator: emulators.Emulator, firestore_emulator: emulators.
         enrich.stop()
         scoring.stop()
         delete_topology(project)
+        drop_counterparty_table(project)
         p.subscriber.close()
         p.store.close()
         print(f"\nenrich log: {enrich.log_path}")
@@ -186,14 +193,14 @@ def test_every_transaction_decided_once_with_offline_features(pipeline: Pipeline
     all_txs = list(txs.values())
     assert len(decisions) == len(all_txs)  # exactly N: none lost, none duplicated
     assert _ids(decisions) == {tx.transaction_id for tx in all_txs}
-    by_id = {tx.transaction_id: tx for tx in all_txs}
-    offline = {tx.transaction_id: features for tx, features in replay(all_txs)}
+    offline = {e.transaction_id: e for e in replay_enriched(all_txs)}
     for tx in all_txs:
-        assert pipeline.store.processed(tx.transaction_id)["features"] == offline[tx.transaction_id].model_dump()
+        record = pipeline.store.processed(tx.transaction_id)
+        assert record["features"] == offline[tx.transaction_id].features.model_dump()
+        assert record["counterparty"]["features"] == offline[tx.transaction_id].counterparty.model_dump()
     scorer = offline_scorer(model_uri)
     for d in decisions:  # the decision is the model's answer to the offline-enriched transaction
-        tx = by_id[d.transaction_id]
-        expected = scorer.score(EnrichedTransaction(**dict(tx), features=offline[tx.transaction_id]))
+        expected = scorer.score(offline[d.transaction_id])
         assert (d.outcome, d.model_version, d.reasons) == (expected.outcome, expected.model_version,
                                                             expected.reasons)
         assert d.score == pytest.approx(expected.score, abs=1e-6)

@@ -2,7 +2,8 @@
 
 What a fraud team writes before any model: points for a new counterparty with an unusual
 amount, bursts, small-amount bursts (card testing), a top-up flowing straight out (mule), a new
-device or country. The model has to beat this to be worth its complexity.
+device or country, a counterparty (or the wallet itself) with known frauds. The model has to
+beat this to be worth its complexity.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 from txguard.features.wallet import FEATURE_NAMES
 
 _IDX = {name: i for i, name in enumerate(FEATURE_NAMES)}
-MAX_POINTS = 14.0
+MAX_POINTS = 19.0
 
 
 def rule_scores(X: np.ndarray) -> np.ndarray:
@@ -30,4 +31,5 @@ def rule_scores(X: np.ndarray) -> np.ndarray:
     points += 3 * ((col("is_transfer") > 0) & (col("inflow_sum_24h") > 500) & (col("outflow_to_inflow_24h") > 0.5)
                    & new_cp)
     points += 1 * (col("device_changed") > 0) + 1 * (col("country_changed") > 0)
+    points += 3 * (col("cp_fraud_30d") >= 2) + 2 * (col("wallet_fraud_30d") > 0)
     return np.minimum(points / MAX_POINTS, 1.0)

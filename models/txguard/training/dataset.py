@@ -1,15 +1,16 @@
 """Training data -> feature matrix, through the very code the serving path runs.
 
-Features are computed by replaying transactions in time order through `shared.features`
-(`TxPoint` / `history_values` / `apply` / `transaction_values`), the functions the enrichment
-function calls per message, so training and serving cannot disagree (the parity test replays the
-online path through a JSON store and compares exactly).
+Features are computed by replaying transactions at their time and label events at the time they
+became known, through `txguard.features.timeline.replay`: the functions the enrichment and label
+functions call per message, so training and serving cannot disagree (the parity tests replay the
+online path through the real stores and compare exactly).
 
 Data comes either from the simulator (streamed, never materialised as a file), from a user's
-JSONL / CSV file of Transaction records plus `is_fraud` (and optional `label_time`); every row is
-validated with the contract and the first bad row is reported with its line number and field; or
-from the feature table a `txguard batch run --features` job wrote (the same replay, already done,
-at any scale).
+JSONL / CSV file of Transaction records plus `is_fraud` (and optional `label_time`, `scenario`),
+with an optional file of LabelEvents (`--labels`): a fraud row with a `label_time` is a label event
+known at that time (a chargeback); every row and label is validated with the contract and the
+first bad one is reported with its line number and field; or from the feature table a `txguard
+batch run --features` job wrote (the same replay, already done, at any scale).
 """
 
 from __future__ import annotations
@@ -20,23 +21,17 @@ import json
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from txguard.contract.errors import DataFileError
-from txguard.contract.models import TRANSACTION_ADAPTER, Transaction
-from txguard.features.wallet import (
-    FEATURE_NAMES,
-    TxPoint,
-    WalletState,
-    apply,
-    history_values,
-    transaction_values,
-)
+from txguard.contract.models import TRANSACTION_ADAPTER, LabelEvent, LabelKind, Transaction
+from txguard.features.timeline import replay
+from txguard.features.wallet import FEATURE_NAMES
 
 LABEL_FIELDS = ("is_fraud", "label_time", "scenario")
 
@@ -58,29 +53,25 @@ class Dataset:
         return len(self.y)
 
 
+Record = tuple[Transaction, int, float, str]  # transaction, is_fraud, label_time (NaN: at once), scenario
+
+
 def feature_rows(
-    records: Iterable[tuple[Transaction, int, float, str]],
+    records: Iterable[Record], labels: Iterable[LabelEvent] = (),
 ) -> Iterator[tuple[tuple[float, ...], Transaction, int, float, str]]:
-    """Replay records (already in time order) and yield each one's model input row."""
-    states: dict[str, WalletState] = {}
-    for tx, label, label_time, scenario in records:
-        state = states.get(tx.wallet_id)
-        if state is None:
-            state = states[tx.wallet_id] = WalletState()
-        point = TxPoint.of(tx)
-        row = transaction_values(tx.amount, tx.type, tx.channel, point.ts, tx.device_id is not None)
-        yield row + history_values(state, point), tx, label, label_time, scenario
-        apply(state, point)
+    """Replay records (already in time order) and labels, yield each record's model input row."""
+    for (tx, label, label_time, scenario), row in replay(records, labels, tx_of=lambda r: r[0]):
+        yield row, tx, label, label_time, scenario
 
 
-def build(records: Iterable[tuple[Transaction, int, float, str]], fingerprint: str, source: str) -> Dataset:
+def build(records: Iterable[Record], fingerprint: str, source: str, labels: Iterable[LabelEvent] = ()) -> Dataset:
     rows: list[tuple[float, ...]] = []
     y: list[int] = []
     ts: list[float] = []
     wallets: list[str] = []
     label_times: list[float] = []
     scenarios: list[str] = []
-    for row, tx, label, label_time, scenario in feature_rows(records):
+    for row, tx, label, label_time, scenario in feature_rows(records, labels):
         rows.append(row)
         y.append(label)
         ts.append(row_ts(tx))
@@ -106,12 +97,28 @@ def row_ts(tx: Transaction) -> float:
 
 # Simulated data --------------------------------------------------------------------------------
 def simulated(days: int, wallets: int, seed: int, drift: float = 0.0) -> Dataset:
+    """The simulator's transactions and its delayed label events; a fraud's training label is known
+    when its first label event is (`label_time`), like the labels the model is served with."""
     from txguard.simulator.core import Simulation
 
     sim = Simulation(days=days, wallets=wallets, seed=seed, drift=drift)
     params = json.dumps({"generator": "txguard.simulator.core", **sim.params}, sort_keys=True)
-    records = ((r.tx, r.is_fraud, math.nan, r.scenario) for r in sim)
-    return build(records, hashlib.sha256(params.encode()).hexdigest(), f"simulator {params}")
+    labels = list(sim.label_events())
+    known = first_known(labels)
+    records = ((r.tx, r.is_fraud, known.get(r.tx.transaction_id, math.nan) if r.is_fraud else math.nan, r.scenario)
+               for r in sim)
+    return build(records, hashlib.sha256(params.encode()).hexdigest(), f"simulator {params}", labels)
+
+
+def first_known(labels: Iterable[LabelEvent]) -> dict[str, float]:
+    """transaction id -> when a fraud label for it first became known."""
+    out: dict[str, float] = {}
+    for lb in labels:
+        if lb.is_fraud:
+            t = lb.known_at.timestamp()
+            if t < out.get(lb.transaction_id, math.inf):
+                out[lb.transaction_id] = t
+    return out
 
 
 # User files ----------------------------------------------------------------------------------------
@@ -167,26 +174,73 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield line_no, row
 
 
-def from_file(path: str | Path) -> Dataset:
-    """Validate every row with the contract; raise DataFileError naming the first bad row."""
+def _validate(adapter: TypeAdapter[Any], raw: dict[str, Any], path: Path, line_no: int) -> Any:
+    try:
+        return adapter.validate_python(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(row)"
+        raise _bad(path, line_no, where, err["msg"]) from None
+
+
+def read_labels(path: str | Path) -> list[LabelEvent]:
+    """LabelEvents from a JSONL / CSV file, each validated; the first bad row is named."""
+    from txguard.publisher.labels import parse_labels
+
+    if not Path(path).is_file():
+        raise DataFileError(f"labels file {path} not found")
+    try:
+        return parse_labels(path)
+    except ValueError as exc:
+        raise DataFileError(str(exc)) from None
+
+
+def row_label_id(transaction_id: str) -> str:
+    """The label id of a fraud row's `label_time` (also what `txguard batch` replays)."""
+    return f"row-{transaction_id}"[:64]
+
+
+def row_label_event(tx: Transaction, label_time: float) -> LabelEvent:
+    """A fraud row's `label_time` as the label event it stands for (a chargeback known then)."""
+    return LabelEvent(
+        label_id=row_label_id(tx.transaction_id), transaction_id=tx.transaction_id, wallet_id=tx.wallet_id,
+        counterparty_id=tx.counterparty_id, device_id=tx.device_id, transaction_time=tx.timestamp,
+        known_at=datetime.fromtimestamp(label_time, UTC), kind=LabelKind.CHARGEBACK, is_fraud=True,
+    )
+
+
+def from_file(path: str | Path, labels_path: str | Path | None = None) -> Dataset:
+    """Validate every row with the contract; raise DataFileError naming the first bad row.
+
+    Label events for the features: each fraud row with a `label_time`, plus the `labels_path`
+    file. A fraud row without `label_time` takes it from its first fraud label event, if any.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"training data file {path} not found")
-    records: list[tuple[Transaction, int, float, str]] = []
+    records: list[Record] = []
+    labels: list[LabelEvent] = []
     for line_no, raw in _rows(path):
         label, label_time, scenario = _label(path, line_no, raw)
-        try:
-            tx = TRANSACTION_ADAPTER.validate_python(raw)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"]) or "(row)"
-            raise _bad(path, line_no, where, err["msg"]) from None
+        tx = _validate(TRANSACTION_ADAPTER, raw, path, line_no)
+        if label and not math.isnan(label_time):
+            if label_time < tx.timestamp.timestamp():
+                raise _bad(path, line_no, "label_time", "is before the transaction's timestamp")
+            labels.append(row_label_event(tx, label_time))
         records.append((tx, label, label_time, scenario))
     if not records:
         raise DataFileError(f"training data file {path} has no rows")
+    digest = hashlib.sha256(path.read_bytes())
+    if labels_path is not None:
+        extra = read_labels(labels_path)
+        known = first_known(extra)
+        records = [(tx, y, known.get(tx.transaction_id, math.nan) if y and math.isnan(lt) else lt, sc)
+                   for tx, y, lt, sc in records]
+        labels += extra
+        digest.update(Path(labels_path).read_bytes())
     records.sort(key=lambda r: r[0].timestamp)  # stable: file order breaks ties
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return build(records, digest, str(path))
+    source = str(path) + (f" + labels {labels_path}" if labels_path else "")
+    return build(records, digest.hexdigest(), source, labels)
 
 
 # Feature tables (txguard batch run --features) -----------------------------------------------------

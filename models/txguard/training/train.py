@@ -42,6 +42,7 @@ class TrainConfig:
     seed: int = 42
     drift: float = 0.0
     data: str | None = None  # JSONL/CSV file instead of the simulator
+    labels: str | None = None  # JSONL/CSV file of LabelEvents (with `data`)
     features: str | None = None  # a `txguard batch run --features` table instead of replaying
     registry: str = ""  # "" -> $TXGUARD_REGISTRY or models/registry
     promote: bool = False
@@ -168,7 +169,7 @@ def train_and_publish(
             dataset = from_feature_table(config.features)
         else:
             log("building features" + (f" from {config.data}" if config.data else " from simulated data"))
-            dataset = from_file(config.data) if config.data else simulated(
+            dataset = from_file(config.data, config.labels) if config.data else simulated(
                 config.days, config.wallets, config.seed, config.drift
             )
     features_seconds = time.perf_counter() - t_start
@@ -198,6 +199,8 @@ def train_and_publish(
     model_metrics = metrics.evaluate(y_test, served, ts_test, wallets_test)
     base_scores = baseline.rule_scores(dataset.X[test])
     base = metrics.evaluate(y_test, base_scores, ts_test, wallets_test)
+    test_scenarios = [s for s, keep in zip(dataset.scenarios, test, strict=True) if keep]
+    by_scenario = metrics.recall_by_scenario(y_test, served, test_scenarios, thresholds.review)
     split_at = datetime.fromtimestamp(cut, UTC).isoformat()
     # What live traffic is compared with (drift): the held-out rows, the most recent the model saw.
     reference = lifecycle.drift_reference(dataset.X[test], served, period=f"held-out rows from {split_at}")
@@ -209,6 +212,7 @@ def train_and_publish(
         "production_pr_auc": None if prod_pr_auc is None else round(prod_pr_auc, 6),
         "production_version": prod_version,
         "thresholds": thresholds.model_dump(),
+        "recall_by_scenario": by_scenario,
         "n_train": int(train.sum()),
         "n_test": int(test.sum()),
         "fraud_rate": round(float(dataset.y.mean()), 6),

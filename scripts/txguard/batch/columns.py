@@ -18,7 +18,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from txguard.batch.rows import FEATURE_COLUMNS, LABEL_FIELDS, TIMESTAMP, TX_FIELDS, UNKNOWN_LABEL, schema_of
+from txguard.batch.rows import (
+    COUNTERPARTY_COLUMNS,
+    FEATURE_COLUMNS,
+    LABEL_FIELDS,
+    NESTED_FEATURES,
+    TIMESTAMP,
+    TX_FIELDS,
+    UNKNOWN_LABEL,
+    schema_of,
+)
 from txguard.contract.codes import COUNTRIES, CURRENCIES
 from txguard.contract.models import (
     IDENTIFIER_MAX_LENGTH,
@@ -29,7 +38,6 @@ from txguard.contract.models import (
     Channel,
     TxType,
 )
-from txguard.features.wallet import HISTORY_FEATURES
 
 # The one ISO 8601 form the fast path parses (what txguard and most encoders write); any other form
 # the contract accepts (a space for T, a lower-case z, 7+ fraction digits) takes the per-row path.
@@ -142,20 +150,22 @@ def _labels(table: pa.Table, n: int, now_us: int) -> dict[str, pa.Array]:
 
 
 def _features(table: pa.Table) -> dict[str, np.ndarray]:
-    """History features from a `features` struct (JSON) or flat columns, bare or `features.`-prefixed."""
+    """History and counterparty features from the `features` and `counterparty` structs (JSON) or flat
+    columns, bare or `features.` / `counterparty.`-prefixed."""
     names = set(table.column_names)
-    if "features" in names:
-        struct = table.column("features")
-        _check(pa.types.is_struct(struct.type) and struct.null_count == 0)
-        _check({struct.type.field(i).name for i in range(struct.type.num_fields)} == set(HISTORY_FEATURES))
-        flat = struct.combine_chunks()
-        columns = {name: pa.chunked_array([flat.field(name)]) for name in HISTORY_FEATURES}
-    else:
-        columns = {}
-        for name in HISTORY_FEATURES:
-            key = name if name in names else f"features.{name}"
-            _check(key in names)
-            columns[name] = table.column(key)
+    columns = {}
+    for nested, fields in NESTED_FEATURES.items():
+        if nested in names:
+            struct = table.column(nested)
+            _check(pa.types.is_struct(struct.type) and struct.null_count == 0)
+            _check({struct.type.field(i).name for i in range(struct.type.num_fields)} == set(fields))
+            flat = struct.combine_chunks()
+            columns.update({name: pa.chunked_array([flat.field(name)]) for name in fields})
+        else:
+            for name in fields:
+                key = name if name in names else f"{nested}.{name}"
+                _check(key in names)
+                columns[name] = table.column(key)
     out = {}
     for name, col in columns.items():
         values = _numbers(col)
@@ -166,7 +176,8 @@ def _features(table: pa.Table) -> dict[str, np.ndarray]:
 
 def _allowed_columns(kind: str) -> set[str]:
     if kind == "enriched":
-        return set(TX_FIELDS) | {"features"} | set(HISTORY_FEATURES) | {f"features.{n}" for n in HISTORY_FEATURES}
+        return set(TX_FIELDS).union(*({nested, *fields, *(f"{nested}.{n}" for n in fields)}
+                                      for nested, fields in NESTED_FEATURES.items()))
     return set(TX_FIELDS) | set(LABEL_FIELDS)
 
 
@@ -217,6 +228,7 @@ def json_schema(kind: str) -> pa.Schema:
     ]
     if kind == "enriched":
         fields.append(pa.field("features", pa.struct(list(FEATURE_COLUMNS))))
+        fields.append(pa.field("counterparty", pa.struct(list(COUNTERPARTY_COLUMNS))))
     else:
         fields += [pa.field("is_fraud", pa.int64()), pa.field("label_time", pa.string()),
                    pa.field("scenario", pa.string())]

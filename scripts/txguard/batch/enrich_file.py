@@ -1,9 +1,9 @@
 """Enrich a file of Transactions (JSONL or CSV) into the EnrichedTransactions `score-file` reads.
 
-The offline twin of the enrichment function: every wallet's history is replayed in time order
-with the serving feature code (`txguard.features.wallet.replay`), so each transaction gets the
-features known just before it, exactly as the pipeline would have computed them had the file
-arrived in that order. Label columns (`is_fraud`, `scenario`) are dropped. A row the contract
+The offline twin of the enrichment function: the transactions (and label events, if given) are
+replayed in time order with the serving feature code (`txguard.features.timeline.replay`), so each
+transaction gets the wallet and counterparty features known just before it, exactly as the
+pipeline would have computed them had the file arrived in that order. Label columns (`is_fraud`, `scenario`) are dropped. A row the contract
 rejects stops the run with its line and field, before anything is written.
 """
 
@@ -17,8 +17,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from txguard.contract.errors import DataFileError
-from txguard.contract.models import TRANSACTION_ADAPTER, EnrichedTransaction, Transaction
-from txguard.features.wallet import replay
+from txguard.contract.models import TRANSACTION_ADAPTER, LabelEvent, Transaction
+from txguard.features.timeline import enriched_of, replay
 
 LABEL_COLUMNS = ("is_fraud", "scenario", "label_time")
 
@@ -57,14 +57,15 @@ def read_transactions(path: str | Path) -> list[Transaction]:
     return out
 
 
-def enrich_file(src: str | Path, dst: str | Path) -> dict[str, int]:
-    """Write one EnrichedTransaction per line to `dst`, in time order; returns counts."""
-    transactions = read_transactions(src)
+def enrich_file(src: str | Path, dst: str | Path, labels: list[LabelEvent] | None = None) -> dict[str, int]:
+    """Write one EnrichedTransaction per line to `dst`, in time order; returns counts. `labels`
+    (known later: chargebacks, verdicts) are replayed when they became known."""
+    transactions = sorted(read_transactions(src), key=lambda t: t.timestamp)
     wallets: set[str] = set()
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     with open(dst, "wb") as out:
-        for tx, features in replay(transactions):
+        for tx, row in replay(transactions, labels or ()):
             wallets.add(tx.wallet_id)
-            out.write(EnrichedTransaction.model_construct(**dict(tx), features=features).model_dump_json().encode())
+            out.write(enriched_of(tx, row).model_dump_json().encode())
             out.write(b"\n")
-    return {"transactions": len(transactions), "wallets": len(wallets)}
+    return {"transactions": len(transactions), "wallets": len(wallets), "labels": len(labels or ())}

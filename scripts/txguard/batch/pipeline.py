@@ -11,11 +11,14 @@ wallet id), so replaying a shard in time order gives every transaction exactly t
 single-process replay gives it (`txguard.batch.featurize`). Counters (read, invalid, featurised,
 decided) are Beam metrics: the job status reads them on any runner.
 
-Counterparty features with delayed labels plug in here as a second family: key the rows (and the
-label events, at the time each became known) by counterparty shard, GroupByKey, replay both
-streams in time order through the counterparty feature code, emit (transaction id, values), then
-join the two families by transaction-id shard (CoGroupByKey) before scoring. Only the wallet family
-exists today, so the rows go straight from the wallet replay to scoring.
+The features include a counterparty family (`txguard.features.counterparty`): a counterparty's
+aggregates depend on every wallet paying it, and the counts of first payers on each wallet's
+history, so the replay runs over every row at once (one replay group, whatever `shards` says);
+scoring and writing stay parallel. To parallelise the replay: replay wallet shards first, emitting
+(transaction id, history values, first-payer marks); key those and the label events by
+counterparty shard, GroupByKey, replay the counterparty family in time order; join both by
+transaction id (CoGroupByKey) before scoring. A counterparty shard must then hold whole
+counterparties and the device and wallet-label entities they need.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from txguard.batch.rows import concat
 from txguard.batch.storage import join
 
 NAMESPACE = "txguard"
+REPLAY_GROUPS = 1  # the counterparty family needs every row in one replay (module docstring)
 ERRORS_TAG = "errors"
 FEATURES_TAG = "features"
 DECISIONS_TAG = "decisions"
@@ -141,7 +145,7 @@ def build(pipeline: beam.Pipeline, spec: JobSpec, files: list[str]) -> None:
         join(spec.output, "errors"), file_name_suffix=".jsonl")
     replayed = (
         validated.rows
-        | "by wallet shard" >> beam.FlatMap(split_by_shard, spec.shards)
+        | "one replay group" >> beam.FlatMap(split_by_shard, REPLAY_GROUPS)  # module docstring
         | "group shards" >> beam.GroupByKey()
         | "replay" >> beam.ParDo(Replay(spec.model_uri, spec.features)).with_outputs(FEATURES_TAG, DECISIONS_TAG)
     )

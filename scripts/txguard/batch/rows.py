@@ -4,7 +4,7 @@ One schema whatever the input format (JSONL, CSV, Parquet) and whichever path va
 (the vectorised checks of `txguard.batch.columns` or the per-row contract path): the Transaction
 fields, the timestamp as microseconds since the epoch (UTC), where the row came from (file index
 and line, which also break timestamp ties in file order), the optional labels of a training file,
-and for EnrichedTransactions the history features as flat columns.
+and for EnrichedTransactions the history and counterparty features as flat columns.
 
 An Arrow table pickles cheaply (Beam moves it between workers as one element), concatenates
 without copying row by row, and writes to Parquet as it is.
@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from txguard.contract.models import Transaction
-from txguard.features.wallet import HISTORY_FEATURES
+from txguard.features.wallet import COUNTERPARTY_FEATURES, HISTORY_FEATURES
 
 TX_FIELDS: tuple[str, ...] = tuple(Transaction.model_fields)
 LABEL_FIELDS: tuple[str, ...] = ("is_fraud", "label_time", "scenario")
@@ -45,7 +45,10 @@ TX_SCHEMA = pa.schema([
     ("scenario", pa.string()),
 ])
 FEATURE_COLUMNS = pa.schema([(name, pa.float64()) for name in HISTORY_FEATURES])
-ENRICHED_SCHEMA = pa.schema(list(TX_SCHEMA) + list(FEATURE_COLUMNS))
+COUNTERPARTY_COLUMNS = pa.schema([(name, pa.float64()) for name in COUNTERPARTY_FEATURES])
+ENRICHED_SCHEMA = pa.schema(list(TX_SCHEMA) + list(FEATURE_COLUMNS) + list(COUNTERPARTY_COLUMNS))
+# The nested objects of an EnrichedTransaction and their flat column names (bare or prefixed).
+NESTED_FEATURES: dict[str, tuple[str, ...]] = {"features": HISTORY_FEATURES, "counterparty": COUNTERPARTY_FEATURES}
 
 
 def schema_of(kind: str) -> pa.Schema:

@@ -22,14 +22,15 @@ import pyarrow as pa
 import pydantic_core
 from pydantic import ValidationError
 
-from txguard.batch.rows import LABEL_FIELDS, TIMESTAMP, UNKNOWN_LABEL, RowError, schema_of
+from txguard.batch.rows import LABEL_FIELDS, NESTED_FEATURES, TIMESTAMP, UNKNOWN_LABEL, RowError, schema_of
 from txguard.contract.models import ENRICHED_ADAPTER, TRANSACTION_ADAPTER, Transaction
-from txguard.features.wallet import HISTORY_FEATURES
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 _TX_FIELDS = tuple(Transaction.model_fields)
-_FEATURE_KEYS = {**{n: n for n in HISTORY_FEATURES}, **{f"features.{n}": n for n in HISTORY_FEATURES}}
+# flat column -> (nested object, feature): bare names and `features.` / `counterparty.` prefixes
+_FEATURE_KEYS = {key: (nested, name) for nested, fields in NESTED_FEATURES.items() for name in fields
+                 for key in (name, f"{nested}.{name}")}
 
 
 class RowProblem(ValueError):
@@ -75,14 +76,15 @@ def micros_of(moment: datetime) -> int:
 
 
 def _nest_features(row: dict[str, Any]) -> dict[str, Any]:
-    """Flat feature columns (CSV, Parquet) -> the contract's nested `features` object."""
+    """Flat feature columns (CSV, Parquet) -> the contract's nested `features` and `counterparty` objects."""
     flat = [key for key in row if key in _FEATURE_KEYS]
     if not flat:
         return row
-    features = dict(row.get("features") or {})
+    nested = {name: dict(row.get(name) or {}) for name in NESTED_FEATURES}
     for key in flat:
-        features[_FEATURE_KEYS[key]] = row.pop(key)
-    row["features"] = features
+        obj, name = _FEATURE_KEYS[key]
+        nested[obj][name] = row.pop(key)
+    row.update({name: values for name, values in nested.items() if values})
     return row
 
 
@@ -134,8 +136,10 @@ def contract_rows(raw_rows: list[tuple[int, Any]], kind: str, source: str,
         for name, value in zip(LABEL_FIELDS, labels, strict=True):
             columns[name].append(value)
         if kind == "enriched":
-            for name in HISTORY_FEATURES:
-                columns[name].append(getattr(model.features, name))
+            for nested, fields in NESTED_FEATURES.items():
+                values = getattr(model, nested)
+                for name in fields:
+                    columns[name].append(getattr(values, name))
     arrays = []
     for field in schema:
         values = columns[field.name]

@@ -151,8 +151,8 @@ def enriched_file(raw: Path, dst: Path, log: Log) -> Path:
     """The raw file's transactions with their replayed features, as EnrichedTransaction JSONL."""
     if dst.exists():
         return dst
-    from txguard.contract.models import TRANSACTION_ADAPTER, EnrichedTransaction
-    from txguard.features.wallet import replay
+    from txguard.contract.models import TRANSACTION_ADAPTER
+    from txguard.features.timeline import replay_enriched
 
     log(f"enriching {raw} by replay")
     txs = []
@@ -162,8 +162,8 @@ def enriched_file(raw: Path, dst: Path, log: Log) -> Path:
             row.pop(key, None)
         txs.append(TRANSACTION_ADAPTER.validate_python(row))
     with dst.open("w") as fh:
-        for tx, feats in replay(txs):
-            fh.write(EnrichedTransaction.model_construct(**dict(tx), features=feats).model_dump_json() + "\n")
+        for enriched in replay_enriched(txs):
+            fh.write(enriched.model_dump_json() + "\n")
     return dst
 
 

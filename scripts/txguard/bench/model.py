@@ -81,14 +81,12 @@ def _metadata() -> Any:
 
 
 def _payloads() -> tuple[list[str], np.ndarray]:
-    """Recent transactions (the contract refuses future ones) with their real history features."""
-    from txguard.contract.models import EnrichedTransaction
-    from txguard.features.wallet import replay
+    """Recent transactions (the contract refuses future ones) with their real history and counterparty features."""
+    from txguard.features.timeline import replay_enriched
     from txguard.scoring.vectorize import row_of
     from txguard.simulator.core import quick_stream
 
-    txs = [EnrichedTransaction.model_construct(**dict(tx), features=f)
-           for tx, f in replay(r.tx for r in quick_stream(N_PAYLOADS, seed=11, id_prefix="bench"))]
+    txs = list(replay_enriched(r.tx for r in quick_stream(N_PAYLOADS, seed=11, id_prefix="bench")))
     bodies = [tx.model_dump_json() for tx in txs]
     return bodies, np.array([row_of(tx) for tx in txs], dtype=np.float64)
 

@@ -1,7 +1,8 @@
 """The analyst console next to the local stack: its stores, its scoring function, its registry.
 
 With the emulators the console reads its own subscriptions like in Google Cloud (the topology
-created them) and keeps its queue in the Firestore emulator. In embedded mode there are no
+created them), keeps its queue in the Firestore emulator and reads the counterparty aggregates from
+the Bigtable emulator. In embedded mode there are no
 subscriptions: the stack hands the console a copy of what would reach them (`deliver`) and the
 queue is a SQLite file in the work folder. Either way the console is served from a thread of the
 stack's process and stops with it.
@@ -45,6 +46,7 @@ def console_settings(stack: LocalStack) -> ConsoleSettings:
     return ConsoleSettings(**{
         "GOOGLE_CLOUD_PROJECT": stack.options.project,
         "HISTORY_STORE": "sqlite" if embedded else "firestore",
+        "COUNTERPARTY_STORE": "sqlite" if embedded else "bigtable",
         "SQLITE_PATH": str(stack.workdir / "history.sqlite3"),
         "CONSOLE_QUEUE_PATH": str(stack.workdir / "console.sqlite3"),
         "SCORING_URL": stack.functions["score"].url,

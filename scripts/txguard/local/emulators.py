@@ -1,4 +1,4 @@
-"""Start and stop the local emulators: Pub/Sub and Firestore (gcloud), Cloud Storage (fake-gcs-server).
+"""Start and stop the local emulators: Pub/Sub, Firestore and Bigtable (gcloud), Cloud Storage (fake-gcs-server).
 
 Each emulator runs in its own process group on a free loopback port and is stopped by killing
 that group (the gcloud wrapper leaves its Java child running if only the wrapper is killed).
@@ -65,7 +65,8 @@ class Emulator:
     def log_path(self) -> Path:
         return self.workdir / f"{self.name}.log"
 
-    def start(self, ready_url: str, timeout: float = 60.0) -> Emulator:
+    def start(self, ready_url: str | None, timeout: float = 60.0) -> Emulator:
+        """Wait until `ready_url` answers (< 500), or, for a gRPC-only emulator (None), the port accepts."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self.proc = subprocess.Popen(
@@ -76,9 +77,13 @@ class Emulator:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise EmulatorError(f"{self.name} exited early; see {self.log_path}")
-            with contextlib.suppress(OSError), urllib.request.urlopen(ready_url, timeout=1) as resp:
-                if resp.status < 500:
+            if ready_url is None:
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1):
                     return self
+            else:
+                with contextlib.suppress(OSError), urllib.request.urlopen(ready_url, timeout=1) as resp:
+                    if resp.status < 500:
+                        return self
             time.sleep(0.2)
         self.stop()
         raise EmulatorError(f"{self.name} not ready after {timeout:.0f}s; see {self.log_path}")
@@ -126,6 +131,22 @@ def start_firestore(project: str, workdir: Path | None = None, port: int | None 
         f"127.0.0.1:{port}",
     )
     return emu.start(f"http://127.0.0.1:{port}/")
+
+
+def start_bigtable(workdir: Path | None = None, port: int | None = None) -> Emulator:
+    """The Bigtable emulator (gRPC only: ready when its port accepts connections). It keeps data in
+    memory, supports aggregate column families (AddToCell) and CheckAndMutateRow."""
+    wd = _workdir(workdir)
+    port = port or free_port()
+    emu = Emulator(
+        "bigtable",
+        port,
+        ["gcloud", "beta", "emulators", "bigtable", "start", f"--host-port=127.0.0.1:{port}", "--quiet"],
+        wd,
+        "BIGTABLE_EMULATOR_HOST",
+        f"127.0.0.1:{port}",
+    )
+    return emu.start(None)
 
 
 def start_gcs(workdir: Path | None = None, port: int | None = None) -> Emulator:

@@ -1,4 +1,4 @@
-"""The two functions as functions-framework processes (gunicorn, as Cloud Run serves them).
+"""The functions as functions-framework processes (gunicorn, as Cloud Run serves them).
 
 Each runs the `functions-framework` CLI in its own process group on a free loopback port, with
 its log in the stack's work folder, and is stopped by killing the group. `THREADS` defaults to
@@ -115,8 +115,9 @@ def _status(url: str) -> int | None:
 def function_env(overrides: Mapping[str, str], threads: int) -> dict[str, str]:
     env = dict(os.environ)
     # The stack decides these explicitly; inherited values would point a function elsewhere.
-    for key in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "MODEL_URI",
-                "SCORING_URL", "HISTORY_STORE", "SQLITE_PATH", "WORKERS", "THREADS", "DEBUG"):
+    for key in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "BIGTABLE_EMULATOR_HOST",
+                "MODEL_URI", "SCORING_URL", "HISTORY_STORE", "COUNTERPARTY_STORE", "SQLITE_PATH", "WORKERS", "THREADS",
+                "DEBUG"):
         env.pop(key, None)
     env.update({"THREADS": str(threads), "WORKERS": "1", "PYTHONUNBUFFERED": "1"})
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
@@ -138,5 +139,14 @@ def enrich_process(workdir: Path, env: Mapping[str, str], threads: int = 8, port
 
     return FunctionProcess(
         "enrich", ROOT / "functions" / "enrich" / "main.py", names.ENRICH_ENTRY_POINT, "cloudevent",
+        port or free_port(), function_env(env, threads), workdir,
+    )
+
+
+def label_process(workdir: Path, env: Mapping[str, str], threads: int = 8, port: int | None = None) -> FunctionProcess:
+    from txguard.contract import names
+
+    return FunctionProcess(
+        "label", ROOT / "functions" / "label" / "main.py", names.LABEL_ENTRY_POINT, "cloudevent",
         port or free_port(), function_env(env, threads), workdir,
     )

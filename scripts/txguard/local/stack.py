@@ -149,9 +149,10 @@ class LocalStack:
 
         self._exit.callback(stop_all)
         project, wd = self.options.project, self.workdir
-        with ThreadPoolExecutor(3) as pool:  # JVM start-ups overlap; all finish before we go on
+        with ThreadPoolExecutor(4) as pool:  # JVM start-ups overlap; all finish before we go on
             jobs = [pool.submit(start, "pubsub", lambda: emulators.start_pubsub(project, wd)),
                     pool.submit(start, "firestore", lambda: emulators.start_firestore(project, wd)),
+                    pool.submit(start, "bigtable", lambda: emulators.start_bigtable(wd)),
                     pool.submit(start, "gcs", lambda: emulators.start_gcs(wd))]
             for job in jobs:
                 job.result()
@@ -167,10 +168,14 @@ class LocalStack:
         if registry.startswith("gs://"):
             model.ensure_bucket(registry.removeprefix("gs://").split("/", 1)[0])
         self._ensure_model(registry)
+        from txguard.local.bigtable import ensure_counterparty_table
+
+        ensure_counterparty_table(self.options.project)
         common = {"GOOGLE_CLOUD_PROJECT": self.options.project}
         score, enrich = self._start_functions(
             {**common, "MODEL_URI": f"{registry}@production", "STORAGE_EMULATOR_HOST": emus["gcs"].env_value},
             {**common, "HISTORY_STORE": "firestore", "FIRESTORE_EMULATOR_HOST": emus["firestore"].env_value,
+             "COUNTERPARTY_STORE": "bigtable", "BIGTABLE_EMULATOR_HOST": emus["bigtable"].env_value,
              "PUBSUB_EMULATOR_HOST": emus["pubsub"].env_value},
         )
         # The console's subscriptions only when the console reads them (else they would only fill up).
@@ -232,8 +237,8 @@ class LocalStack:
         common = {"GOOGLE_CLOUD_PROJECT": self.options.project}
         _, enrich = self._start_functions(
             {**common, "MODEL_URI": f"{registry}@production"},
-            {**common, "HISTORY_STORE": "sqlite", "SQLITE_PATH": str(self.workdir / "history.sqlite3"),
-             "PUBSUB_EMULATOR_HOST": self.broker.host},
+            {**common, "HISTORY_STORE": "sqlite", "COUNTERPARTY_STORE": "sqlite",
+             "SQLITE_PATH": str(self.workdir / "history.sqlite3"), "PUBSUB_EMULATOR_HOST": self.broker.host},
         )
         spec = names.subscription(names.ENRICH_PUSH_SUBSCRIPTION)
         self.pusher = Pusher(enrich.url + "/", self.options.project, spec,

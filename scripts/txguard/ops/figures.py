@@ -285,8 +285,8 @@ DEMO_KEYS = ("mode", "push_mode", "ordering", "sent", "published", "publish_fail
 
 # -- rendering ------------------------------------------------------------------------------------
 
-TABLE_KEYS = ("quality", "evaluation", "bench_score", "bench_coldstart", "bench_e2e", "ordering", "bench_batch", "capacity",
-              "follow", "shadow", "drift_normal", "drift", "reliability")
+TABLE_KEYS = ("quality", "evaluation", "bench_score", "bench_coldstart", "bench_e2e", "ordering", "bench_batch",
+              "capacity", "follow", "shadow", "drift_normal", "drift", "reliability")
 
 
 def render_table(figures: dict[str, Any]) -> str:

@@ -5,7 +5,8 @@
 function runs (`ScoringService.load` and `handle`, observer thread included), so the figures they
 report come from the same lines production would write.
 
-The traffic is the simulator's, replayed through the feature code in time order; only the last
+The traffic is the simulator's, replayed through the feature code in time order (its label events
+when they became known); only the last
 `tail` of the period is scored, like the held-out rows the training reference was counted on.
 The scored rows are sent in a random (seeded) order: in the simulator every wallet is born on
 day 0, so wallet age and history length are clocks, and a window of consecutive rows would be a
@@ -41,7 +42,7 @@ class Traffic:
 
 
 def simulated_traffic(days: int, wallets: int, seed: int, drift: float, tail: float = 0.25) -> Traffic:
-    from txguard.features.wallet import replay
+    from txguard.features.timeline import enriched_of, replay
     from txguard.simulator.core import Simulation
 
     start = datetime(2026, 1, 1, tzinfo=UTC)
@@ -50,8 +51,9 @@ def simulated_traffic(days: int, wallets: int, seed: int, drift: float, tail: fl
     labels = {r.tx.transaction_id: r.is_fraud for r in labelled}
     scenarios = {r.tx.transaction_id: r.scenario for r in labelled}
     cut = start.timestamp() + (1.0 - tail) * days * DAY
-    txs = [EnrichedTransaction.model_construct(**dict(tx), features=features)
-           for tx, features in replay(r.tx for r in labelled) if tx.timestamp.timestamp() >= cut]
+    # Wallet history and counterparty features, the simulator's delayed labels applied when known.
+    txs = [enriched_of(tx, row) for tx, row in replay((r.tx for r in labelled), sim.label_events())
+           if tx.timestamp.timestamp() >= cut]
     random.Random(seed).shuffle(txs)
     return Traffic(txs, labels, scenarios,
                    f"simulator: {days} days x {wallets} wallets, seed {seed}, drift {drift:g}, last {tail:.0%} scored "

@@ -79,11 +79,11 @@ def sample_enriched_body() -> bytes:
     from datetime import UTC, datetime
 
     from txguard.contract.models import Transaction
-    from txguard.features.wallet import WalletState, enrich
+    from txguard.features.timeline import enrich
 
     tx = Transaction.model_validate({
         "transaction_id": "reliability-probe", "wallet_id": "reliability-probe-wallet",
         "counterparty_id": "merchant-1", "amount": 42.0, "currency": "EUR", "type": "payment",
         "channel": "app", "country": "FR", "device_id": "dev-1", "timestamp": datetime.now(UTC).isoformat(),
     })
-    return enrich(tx, WalletState()).model_dump_json().encode()
+    return enrich(tx).model_dump_json().encode()

@@ -11,7 +11,12 @@ Scenarios (label `is_fraud=1` on every fraudulent transaction, `scenario` names 
 - account_takeover: a burst of transfers to new counterparties from a new device, often abroad;
 - card_testing: many tiny payments (< 5) in minutes, sometimes followed by a big one;
 - amount_anomaly: one amount far above the wallet's usual;
-- mule: a large top-up quickly transferred out to new counterparties.
+- mule: a large top-up quickly transferred out to new counterparties;
+- compromised_counterparty and mule_collection span many wallets (counterparty.py): a merchant
+  where many wallets are defrauded for a few days, a mule collecting from many victims.
+
+`Simulation.label_events()` says when each fraud became known, as a real feed would (labels.py):
+analyst verdicts within hours, chargebacks after days to weeks, a few disputes later reversed.
 
 Deterministic given `seed`: each wallet draws from its own RNG seeded by (seed, wallet index).
 """
@@ -25,10 +30,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from txguard.contract.models import Transaction
+from txguard.contract.models import LabelEvent, Transaction
+from txguard.simulator.counterparty import SCENARIOS as COUNTERPARTY_SCENARIOS
+from txguard.simulator.counterparty import inject
+from txguard.simulator.labels import label_events
 
 LEGIT = "legit"
-SCENARIOS: tuple[str, ...] = ("account_takeover", "card_testing", "amount_anomaly", "mule")
+SCENARIOS: tuple[str, ...] = ("account_takeover", "card_testing", "amount_anomaly", "mule")  # per wallet
+FRAUD_SCENARIOS: tuple[str, ...] = SCENARIOS + COUNTERPARTY_SCENARIOS
 _SCENARIO_WEIGHTS = (0.3, 0.25, 0.25, 0.2)
 # Incidents per wallet per day: ~5 fraudulent transactions per incident gives ~1% fraud overall.
 INCIDENTS_PER_WALLET_DAY = 0.004
@@ -263,12 +272,22 @@ class Simulation:
         events: list[Event] = []
         for i in range(wallets):
             events.extend(_wallet_events(seed, i, days, t0, drift))
+
+        def profile_of(index: int) -> _Profile:  # the wallet's own profile: its RNG's first draws
+            return _profile(random.Random(f"{seed}:{index}"), index, drift)
+
+        events = inject(events, seed, days, t0, wallets, profile_of, _MERCHANTS)
         events = [e for e in events if e[0] < t0 + days * _DAY]
         events.sort(key=lambda e: (e[0], e[1]))
         self.events = events
         self.id_prefix = id_prefix or f"s{seed}"
+        self.seed = seed
         self.params = {"days": days, "wallets": wallets, "seed": seed, "start": start.isoformat(),
                        "drift": drift, "id_prefix": self.id_prefix}
+
+    def label_events(self, until: datetime | None = None) -> Iterator[LabelEvent]:
+        """The labels of these transactions known by `until` (default now), in the order they became known."""
+        return label_events(self.events, self.id_prefix, self.seed, until)
 
     def __len__(self) -> int:
         return len(self.events)

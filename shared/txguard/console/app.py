@@ -146,7 +146,7 @@ def create_app(parts: ConsoleParts) -> Flask:
 
     @app.post("/api/score")
     def score_api() -> Any:
-        return jsonify(manual.score_manually(parts.history, parts.scorer, request.get_data()))
+        return jsonify(manual.score_manually(parts.history, parts.counterparties, parts.scorer, request.get_data()))
 
     # Models ----------------------------------------------------------------------------------
     def _drift() -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """Manual scoring: one transaction from the form, scored on the wallet's stored history as of now.
 
-The features come from the history store's read-only view of the wallet (`wallet_state`): the
-same point-in-time code the enrichment runs (`history_features`), without applying the
-transaction, so scoring by hand never changes what the pipeline will compute next. The scoring
+The features come from the stores' read-only views: the wallet's state in the history store
+(`wallet_state`) and the counterparty, device and label aggregates in the counterparty store
+(`snapshot`), through the same point-in-time code the enrichment runs (`history_features`,
+`counterparty_features`), without applying the transaction, so scoring by hand never changes what
+the pipeline will compute next. The scoring
 function is called over HTTP like the enrichment calls it (an in-process scorer can be passed in
 locally and in tests).
 """
@@ -21,7 +23,9 @@ from txguard.contract.errors import (
     StoreUnavailableError,
 )
 from txguard.contract.models import TRANSACTION_ADAPTER, Decision, EnrichedTransaction, Transaction
+from txguard.enrichment.counterparty import CounterpartyStore
 from txguard.enrichment.history import HistoryStore
+from txguard.features.counterparty_windows import counterparty_features
 from txguard.features.wallet import history_features
 
 
@@ -36,23 +40,26 @@ def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
     return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
 
 
-def preview(history: HistoryStore, tx: Transaction) -> EnrichedTransaction:
-    """`tx` with its features as of now from the stored wallet state; nothing is written."""
+def preview(history: HistoryStore, counterparties: CounterpartyStore, tx: Transaction) -> EnrichedTransaction:
+    """`tx` with its features as of now from the stored wallet and counterparty state; nothing is written."""
     try:
         state = history.wallet_state(tx.wallet_id)
+        snapshot = counterparties.snapshot(tx)
     except StoreUnavailableError as exc:
-        raise ConsoleUnavailableError(f"history store: {exc}") from exc
-    return EnrichedTransaction.model_validate({**tx.model_dump(), "features": history_features(state, tx)})
+        raise ConsoleUnavailableError(f"history or counterparty store: {exc}") from exc
+    return EnrichedTransaction.model_validate({**tx.model_dump(), "features": history_features(state, tx),
+                                               "counterparty": counterparty_features(snapshot, tx)})
 
 
-def score_manually(history: HistoryStore, scorer: Scorer, body: bytes) -> dict[str, Any]:
+def score_manually(history: HistoryStore, counterparties: CounterpartyStore, scorer: Scorer,
+                   body: bytes) -> dict[str, Any]:
     """Validate, preview, score; the answer is what the page shows."""
     try:
         tx = TRANSACTION_ADAPTER.validate_json(body)
     except ValidationError as exc:
         raise ConsoleInputError("the transaction is not valid: fix the fields named below",
                                 field_errors(exc)) from exc
-    enriched = preview(history, tx)
+    enriched = preview(history, counterparties, tx)
     try:
         decision = scorer.score(enriched)
     except ScoringRejectedError as exc:
@@ -62,5 +69,6 @@ def score_manually(history: HistoryStore, scorer: Scorer, body: bytes) -> dict[s
     return {
         "transaction": tx.model_dump(mode="json"),
         "features": enriched.features.model_dump(),
+        "counterparty": enriched.counterparty.model_dump(),
         "decision": decision.model_dump(mode="json"),
     }

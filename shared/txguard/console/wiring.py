@@ -23,6 +23,7 @@ from txguard.console.queue import ReviewQueue, create_queue
 from txguard.console.review import Reviews
 from txguard.contract.logs import get_logger
 from txguard.contract.settings import ConsoleSettings
+from txguard.enrichment.counterparty import CounterpartyStore, create_counterparty_store
 from txguard.enrichment.history import HistoryStore
 from txguard.registry import Registry, open_registry
 
@@ -32,6 +33,7 @@ class ConsoleParts:
     settings: ConsoleSettings
     queue: ReviewQueue
     history: HistoryStore
+    counterparties: CounterpartyStore
     scorer: Scorer
     registry: Registry
     publisher: LabelPublisher
@@ -69,7 +71,7 @@ class ConsoleParts:
         if self.reader is not None:
             self.reader.stop()
             self.reader = None
-        for part in (self.queue, self.history, self.publisher):
+        for part in (self.queue, self.history, self.counterparties, self.publisher):
             close = getattr(part, "close", None)
             if close is not None:
                 close()
@@ -101,6 +103,7 @@ def build_console(settings: ConsoleSettings, scorer: Scorer | None = None,
         settings=settings,
         queue=create_queue(settings),
         history=history_store(settings),
+        counterparties=create_counterparty_store(settings),  # read only: snapshots for manual scoring
         scorer=scorer or ScoringClient(settings.scoring_url, settings.scoring_timeout_s, settings.scoring_auth),
         registry=open_registry(settings.registry),
         publisher=publisher,

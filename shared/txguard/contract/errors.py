@@ -126,6 +126,14 @@ class IncompatibleModelError(RegistryError):
     """A model the serving code cannot use (other feature order, missing ONNX input/output)."""
 
 
+class CounterpartyInFlightError(RetryableError):
+    """Another delivery of the same transaction holds its counterparty update: retry after it."""
+
+
+class ConflictingLabelError(PermanentError):
+    """A label id seen before with different content: never apply it under the same id."""
+
+
 class ParityCheckError(IncompatibleModelError):
     """A model whose scores here differ from the ones recorded at training (its parity probe)."""
 

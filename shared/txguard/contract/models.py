@@ -1,8 +1,10 @@
 """The contract: pydantic models of every message and request.
 
-`Transaction` is what publishers send; `EnrichedTransaction` is a transaction plus its history
-features (what the scoring function takes); `Decision` is what comes out. JSON Schemas of these
-models are exported to `schemas/` (see `shared.schemas`) and a test fails when they drift.
+`Transaction` is what publishers send; `EnrichedTransaction` is a transaction plus its wallet
+history and counterparty features (what the scoring function takes); `Decision` is what comes
+out. `LabelEvent` is what becomes known later (a chargeback, an analyst's verdict, a reversal).
+JSON Schemas of these models are exported to `schemas/` (`txguard schemas export`) and a test
+fails when they drift.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pydantic import (
     Field,
     StringConstraints,
     TypeAdapter,
+    ValidationInfo,
+    field_validator,
 )
 
 from txguard.contract.codes import COUNTRIES, CURRENCIES
@@ -133,10 +137,114 @@ class HistoryFeatures(_Model):
     history_len: NonNeg
 
 
+class CounterpartyFeatures(_Model):
+    """What the counterparty, the device and the wallet's labels say, as of just before the transaction.
+
+    Built from time-bucketed aggregates (see docs/counterparty.md): only buckets that ended before
+    the transaction count, and fraud labels count from the bucket of the time they became known.
+    `cp_*` describe the counterparty, `device_*` the device (0 without one), `wallet_fraud_30d`
+    the wallet's own known frauds. `cp_fraud_first_days` / `cp_fraud_last_days`: days since the
+    earliest / the latest known fraud at the counterparty within 30 days (0 / 31 when none): how
+    long it has been reporting fraud, and whether it still does. `cp_fraud_wallets_*`: how many
+    distinct wallets those frauds hit (ended days; a 64-slot estimate): many for a compromised
+    counterparty, one for the frauds of one compromised wallet.
+    """
+
+    cp_tx_1h: NonNeg
+    cp_amount_1h: NonNeg
+    cp_tx_24h: NonNeg
+    cp_new_wallets_1h: NonNeg
+    cp_new_wallets_24h: NonNeg
+    cp_tx_7d: NonNeg
+    cp_tx_30d: NonNeg
+    cp_amount_ratio_30d: NonNeg
+    cp_age_days: NonNeg
+    cp_fraud_1d: NonNeg
+    cp_fraud_7d: NonNeg
+    cp_fraud_30d: NonNeg
+    cp_fraud_rate_7d: NonNeg
+    cp_fraud_rate_30d: NonNeg
+    cp_fraud_first_days: NonNeg
+    cp_fraud_last_days: NonNeg
+    cp_fraud_wallets_7d: NonNeg
+    cp_fraud_wallets_30d: NonNeg
+    device_tx_24h: NonNeg
+    device_new_wallets_24h: NonNeg
+    device_fraud_30d: NonNeg
+    wallet_fraud_30d: NonNeg
+
+
 class EnrichedTransaction(Transaction):
-    """A transaction plus its history features: the scoring function's input."""
+    """A transaction plus its wallet history and counterparty features: the scoring function's input."""
 
     features: HistoryFeatures
+    counterparty: CounterpartyFeatures
+
+
+class LabelKind(StrEnum):
+    CHARGEBACK = "chargeback"  # the payer's bank disputed it: days to weeks after the transaction
+    ANALYST = "analyst"  # a reviewer's verdict on a reviewed decision: hours after
+    REVERSAL = "reversal"  # withdraws an earlier label (`reverses`), e.g. a chargeback the merchant won
+
+
+Note = Annotated[str, StringConstraints(max_length=500)]
+
+
+class LabelEvent(_Model):
+    """What became known about a transaction after it was decided, on the `labels` topic.
+
+    A label names the transaction and its wallet, counterparty and device so that it can be
+    applied without looking the transaction up (it may be older than any retained record).
+    `known_at` is when the label became known: features count it only from then on. A reversal
+    withdraws the label `reverses` names (of the same transaction); it carries no verdict.
+    """
+
+    label_id: Identifier
+    transaction_id: Identifier
+    wallet_id: Identifier
+    counterparty_id: Identifier
+    device_id: Identifier | None = None
+    transaction_time: Timestamp = Field(description="The transaction's timestamp")
+    known_at: Timestamp = Field(description="When the label became known; not before transaction_time")
+    kind: LabelKind
+    is_fraud: bool | None = Field(None, validate_default=True,
+                                  description="The verdict; required unless kind is reversal")
+    reverses: Identifier | None = Field(None, validate_default=True,
+                                        description="label_id withdrawn by a reversal (reversal only)")
+    source: Identifier | None = Field(None, description="Who said so: a bank, an analyst id, a system")
+    note: Note | None = None
+
+    # Field validators (not one model validator) so that an error names its field.
+    @field_validator("known_at")
+    @classmethod
+    def _not_before_the_transaction(cls, value: datetime, info: ValidationInfo) -> datetime:
+        when = info.data.get("transaction_time")
+        if when is not None and value < when:
+            raise ValueError("is before transaction_time (a label cannot be known before its transaction)")
+        return value
+
+    @field_validator("is_fraud")
+    @classmethod
+    def _verdict_unless_reversal(cls, value: bool | None, info: ValidationInfo) -> bool | None:
+        kind = info.data.get("kind")
+        if kind is LabelKind.REVERSAL and value is not None:
+            raise ValueError("must be absent when kind is reversal (a reversal withdraws a verdict)")
+        if kind is not None and kind is not LabelKind.REVERSAL and value is None:
+            raise ValueError(f"required when kind is {kind.value}")
+        return value
+
+    @field_validator("reverses")
+    @classmethod
+    def _reversal_names_a_label(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("kind")
+        if kind is LabelKind.REVERSAL:
+            if value is None:
+                raise ValueError("required when kind is reversal (the label_id it withdraws)")
+            if value == info.data.get("label_id"):
+                raise ValueError("a label cannot reverse itself")
+        elif kind is not None and value is not None:
+            raise ValueError(f"only a reversal names a label to withdraw (kind is {kind.value})")
+        return value
 
 
 class Decision(_Model):
@@ -202,6 +310,7 @@ TRANSACTION_ADAPTER: TypeAdapter[Transaction] = TypeAdapter(Transaction)
 ENRICHED_ADAPTER: TypeAdapter[EnrichedTransaction] = TypeAdapter(EnrichedTransaction)
 DECISION_ADAPTER: TypeAdapter[Decision] = TypeAdapter(Decision)
 BATCH_ADAPTER: TypeAdapter[BatchRequest] = TypeAdapter(BatchRequest)
+LABEL_ADAPTER: TypeAdapter[LabelEvent] = TypeAdapter(LabelEvent)
 
 CONTRACT_MODELS: dict[str, type[BaseModel]] = {
     "Transaction": Transaction,
@@ -209,6 +318,7 @@ CONTRACT_MODELS: dict[str, type[BaseModel]] = {
     "Decision": Decision,
     "BatchRequest": BatchRequest,
     "BatchResponse": BatchResponse,
+    "LabelEvent": LabelEvent,
     "ReviewRequest": ReviewRequest,
     "AliasChange": AliasChange,
 }

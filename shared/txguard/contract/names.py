@@ -13,12 +13,16 @@ TRANSACTIONS_TOPIC = "transactions"
 DECISIONS_TOPIC = "decisions"
 INVALID_TOPIC = "invalid"
 DEAD_LETTER_TOPIC = "transactions-dead-letter"
+LABELS_TOPIC = "labels"
+LABELS_DEAD_LETTER_TOPIC = "labels-dead-letter"
 
 # Subscriptions --------------------------------------------------------------------------------
 ENRICH_PUSH_SUBSCRIPTION = "transactions-enrich-push"
 DEAD_LETTER_SUBSCRIPTION = "transactions-dead-letter-inspect"
 DECISIONS_SUBSCRIPTION = "decisions-tail"
 INVALID_SUBSCRIPTION = "invalid-inspect"
+LABELS_PUSH_SUBSCRIPTION = "labels-label-push"
+LABELS_DEAD_LETTER_SUBSCRIPTION = "labels-dead-letter-inspect"
 # The analyst console's own subscriptions (docs/console.md): its review queue and live view read
 # these, so it never takes messages from the tail, inspection or redrive subscriptions.
 DECISIONS_CONSOLE_SUBSCRIPTION = "decisions-console"
@@ -31,6 +35,8 @@ SCORING_FUNCTION = "txguard-score"
 ENRICH_FUNCTION = "txguard-enrich"
 SCORING_ENTRY_POINT = "score"
 ENRICH_ENTRY_POINT = "enrich"
+LABEL_FUNCTION = "txguard-label"
+LABEL_ENTRY_POINT = "label"
 # The analyst console: a Cloud Run service (built from functions/console like a function).
 CONSOLE_SERVICE = "txguard-console"
 CONSOLE_ENTRY_POINT = "console"
@@ -39,6 +45,16 @@ CONSOLE_ENTRY_POINT = "console"
 WALLETS_COLLECTION = "wallets"
 PROCESSED_COLLECTION = "processed_transactions"
 REVIEW_QUEUE_COLLECTION = "review_queue"  # the console's review items, one per reviewed/blocked transaction
+
+# Counterparty store (Bigtable; docs/counterparty.md) -----------------------------------------------
+BIGTABLE_INSTANCE = "txguard"
+COUNTERPARTY_TABLE = "counterparty"
+COUNTERPARTY_COUNTERS_FAMILY = "a"  # aggregate family: Sum of int64 (AddToCell)
+COUNTERPARTY_MARKERS_FAMILY = "m"  # one cell per transaction / label being applied: exactly once
+COUNTERPARTY_LEDGER_FAMILY = "l"  # per-transaction label ledger (the verdict and what it counted)
+# Garbage collection (max age of a cell, stamped with its day): the features read 30 days back.
+COUNTERPARTY_RETENTION_DAYS = 35
+LABEL_LEDGER_RETENTION_DAYS = 180  # a reversal may come months after its chargeback
 
 # Message attributes -----------------------------------------------------------------------------
 ATTR_REASON = "reason"
@@ -81,6 +97,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(DECISIONS_TOPIC),
     TopicSpec(INVALID_TOPIC, retention_seconds=31 * 24 * 3600),
     TopicSpec(DEAD_LETTER_TOPIC, retention_seconds=31 * 24 * 3600),
+    TopicSpec(LABELS_TOPIC),
+    TopicSpec(LABELS_DEAD_LETTER_TOPIC, retention_seconds=31 * 24 * 3600),
 )
 
 SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
@@ -104,11 +122,28 @@ SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
     SubscriptionSpec(DECISIONS_CONSOLE_SUBSCRIPTION, DECISIONS_TOPIC),
     SubscriptionSpec(INVALID_CONSOLE_SUBSCRIPTION, INVALID_TOPIC, retention_seconds=24 * 3600),
     SubscriptionSpec(DEAD_LETTER_CONSOLE_SUBSCRIPTION, DEAD_LETTER_TOPIC, retention_seconds=24 * 3600),
+    SubscriptionSpec(LABELS_DEAD_LETTER_SUBSCRIPTION, LABELS_DEAD_LETTER_TOPIC, retention_seconds=31 * 24 * 3600),
+)
+
+# The label function's push subscription: same delivery policy as the enrichment one. Kept apart
+# from SUBSCRIPTIONS until the Pulumi program declares the label function it pushes to (the
+# program maps every `push_to` of SUBSCRIPTIONS to a deployed function's URL); the local stack
+# and the tests create it from this spec.
+LABEL_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
+    SubscriptionSpec(
+        LABELS_PUSH_SUBSCRIPTION,
+        LABELS_TOPIC,
+        push_to=LABEL_FUNCTION,
+        dead_letter_topic=LABELS_DEAD_LETTER_TOPIC,
+        max_delivery_attempts=10,
+        min_backoff_seconds=1,
+        max_backoff_seconds=60,
+    ),
 )
 
 
 def subscription(name: str) -> SubscriptionSpec:
-    for spec in SUBSCRIPTIONS:
+    for spec in SUBSCRIPTIONS + LABEL_SUBSCRIPTIONS:
         if spec.name == name:
             return spec
     raise KeyError(name)

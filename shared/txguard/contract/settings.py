@@ -1,7 +1,7 @@
 """Settings from the environment, in one place: one pydantic-settings class per deployable.
 
 Every variable is documented in the README's configuration table. Read once at cold start
-(`scoring_settings()` / `enrich_settings()` are cached).
+(`scoring_settings()` / `enrich_settings()` / `label_settings()` are cached).
 """
 
 from __future__ import annotations
@@ -50,28 +50,43 @@ class ScoringSettings(CommonSettings):
     drift_window_rows: int = Field(20_000, alias="DRIFT_WINDOW_ROWS", ge=500)
 
 
-class EnrichSettings(CommonSettings):
+class CounterpartySettings(CommonSettings):
+    """Where the counterparty aggregates live: read and written by enrichment, written by labels."""
+
+    counterparty_store: Literal["bigtable", "sqlite"] = Field("sqlite", alias="COUNTERPARTY_STORE")
+    # The SQLite file is shared with the history store in embedded mode (SQLITE_PATH).
+    sqlite_path: str = Field(".txguard/history.sqlite3", alias="SQLITE_PATH")
+    bigtable_instance: str = Field(names.BIGTABLE_INSTANCE, alias="BIGTABLE_INSTANCE")
+    counterparty_table: str = Field(names.COUNTERPARTY_TABLE, alias="COUNTERPARTY_TABLE")
+    # Rows per (entity, day) that concurrent updates spread over (docs/counterparty.md: a hot
+    # counterparty's writes are spread, reads scan them all in one range).
+    counterparty_shards: int = Field(4, alias="COUNTERPARTY_SHARDS", ge=1, le=64)
+    invalid_topic: str = Field(names.INVALID_TOPIC, alias="INVALID_TOPIC")
+    # How long to wait for Pub/Sub to confirm a publish before failing the delivery (retryable).
+    publish_timeout_s: float = Field(30.0, alias="PUBLISH_TIMEOUT_S", gt=0)
+
+
+class EnrichSettings(CounterpartySettings):
     scoring_url: str = Field("http://127.0.0.1:8081", alias="SCORING_URL")
     scoring_timeout_s: float = Field(5.0, alias="SCORING_TIMEOUT_S", gt=0)
     # "auto": fetch an ID token for SCORING_URL's audience when running in Google Cloud.
     scoring_auth: Literal["auto", "none", "id_token"] = Field("auto", alias="SCORING_AUTH")
     history_store: Literal["firestore", "sqlite"] = Field("sqlite", alias="HISTORY_STORE")
-    sqlite_path: str = Field(".txguard/history.sqlite3", alias="SQLITE_PATH")
     firestore_database: str = Field("(default)", alias="FIRESTORE_DATABASE")
     firestore_max_attempts: int = Field(30, alias="FIRESTORE_MAX_ATTEMPTS", ge=1)
     processed_ttl_days: int = Field(7, alias="PROCESSED_TTL_DAYS", ge=1)
+    # A delivery that claims a transaction's counterparty update holds it this long; a duplicate
+    # arriving meanwhile is retried instead of racing it (docs/counterparty.md, exactly once).
+    counterparty_lease_s: float = Field(30.0, alias="COUNTERPARTY_LEASE_S", gt=0)
     decisions_topic: str = Field(names.DECISIONS_TOPIC, alias="DECISIONS_TOPIC")
-    invalid_topic: str = Field(names.INVALID_TOPIC, alias="INVALID_TOPIC")
-    # How long to wait for Pub/Sub to confirm a decision before failing the delivery (retryable).
-    publish_timeout_s: float = Field(30.0, alias="PUBLISH_TIMEOUT_S", gt=0)
 
 
-class ConsoleSettings(CommonSettings):
+class ConsoleSettings(CounterpartySettings):
     """The analyst console (docs/console.md): the same store, scoring and registry variables as the
-    functions it looks into, plus its own."""
+    functions it looks into (it reads the history and counterparty stores, never writes them), plus
+    its own."""
 
     history_store: Literal["firestore", "sqlite"] = Field("sqlite", alias="HISTORY_STORE")
-    sqlite_path: str = Field(".txguard/history.sqlite3", alias="SQLITE_PATH")
     firestore_database: str = Field("(default)", alias="FIRESTORE_DATABASE")
     # The review queue: in Firestore next to the history, or this SQLite file when the history is SQLite.
     queue_path: str = Field(".txguard/console.sqlite3", alias="CONSOLE_QUEUE_PATH")
@@ -79,7 +94,6 @@ class ConsoleSettings(CommonSettings):
     scoring_timeout_s: float = Field(5.0, alias="SCORING_TIMEOUT_S", gt=0)
     scoring_auth: Literal["auto", "none", "id_token"] = Field("auto", alias="SCORING_AUTH")
     registry: str = Field(DEFAULT_LOCAL_REGISTRY, alias="TXGUARD_REGISTRY")
-    publish_timeout_s: float = Field(30.0, alias="PUBLISH_TIMEOUT_S", gt=0)
     # How long a claimed review item stays with its analyst before anyone may take it.
     claim_ttl_s: int = Field(300, alias="CLAIM_TTL_S", ge=5, le=86_400)
     # Set in Google Cloud: every request must carry an IAP assertion for this audience.
@@ -97,9 +111,18 @@ def scoring_settings() -> ScoringSettings:
     return ScoringSettings()
 
 
+class LabelSettings(CounterpartySettings):
+    """The label function: applies label events to the counterparty store (no other dependency)."""
+
+
 @lru_cache(maxsize=1)
 def enrich_settings() -> EnrichSettings:
     return EnrichSettings()
+
+
+@lru_cache(maxsize=1)
+def label_settings() -> LabelSettings:
+    return LabelSettings()
 
 
 @lru_cache(maxsize=1)

@@ -1,4 +1,4 @@
-"""The Pub/Sub envelope: CloudEvent data -> message -> base64 data -> `Transaction`.
+"""The Pub/Sub envelope: CloudEvent data -> message -> base64 data -> `Transaction` (or `LabelEvent`).
 
 Read like Powertools' SQS envelope: the platform's wrapper is validated with its own model
 (`PubSubEnvelope`), then the payload with the contract (`TRANSACTION_ADAPTER.validate_json` on
@@ -17,12 +17,14 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from txguard.contract.errors import InvalidEventError
-from txguard.contract.models import TRANSACTION_ADAPTER, Transaction
+from txguard.contract.models import LABEL_ADAPTER, TRANSACTION_ADAPTER, LabelEvent, Transaction
+
+T = TypeVar("T")
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 
@@ -105,6 +107,15 @@ def decode(envelope: PubSubEnvelope) -> Delivery:
 
 def parse_transaction(raw: bytes) -> Transaction:
     """The payload: UTF-8 JSON that the contract accepts (finite numbers, no far-future times)."""
+    return parse_payload(raw, TRANSACTION_ADAPTER)
+
+
+def parse_label(raw: bytes) -> LabelEvent:
+    """A `labels` message: the same checks as a transaction, with the LabelEvent contract."""
+    return parse_payload(raw, LABEL_ADAPTER)
+
+
+def parse_payload(raw: bytes, adapter: TypeAdapter[T]) -> T:
     if len(raw) > MAX_PAYLOAD_BYTES:
         raise InvalidEventError(f"payload of {len(raw)} bytes exceeds {MAX_PAYLOAD_BYTES}", KIND_OVERSIZED)
     if not raw.strip():
@@ -114,7 +125,7 @@ def parse_transaction(raw: bytes) -> Transaction:
     except UnicodeDecodeError as exc:
         raise InvalidEventError(f"payload is not UTF-8: {exc}", KIND_ENCODING) from None
     try:
-        return TRANSACTION_ADAPTER.validate_json(raw)
+        return adapter.validate_json(raw)
     except ValidationError as exc:
         reason, kind = _first_error(exc)
         raise InvalidEventError(reason, kind) from None

@@ -1,4 +1,5 @@
-"""Publishing what enrichment produces: decisions (ordered per wallet) and invalid messages.
+"""Publishing what enrichment produces: decisions (ordered per wallet) and invalid messages (the
+label function publishes only the latter).
 
 One `PublisherClient` per process (created at cold start, thread-safe, its batches shared by the
 server's threads). Every publish is awaited (bounded by `PUBLISH_TIMEOUT_S`) before the incoming
@@ -23,16 +24,20 @@ MAX_REASON_CHARS = 1000
 BATCH_MAX_LATENCY_S = 0.002
 
 
-class Outbox(Protocol):
-    """Where enrichment results go (Pub/Sub in production; an in-memory fake in functional tests)."""
-
-    def publish_decision(self, decision: Decision, published_at: str | None = None,
-                         trace: TraceContext | None = None) -> str: ...
+class InvalidOutbox(Protocol):
+    """Where a message that can never be processed goes (the label function needs only this)."""
 
     def publish_invalid(
         self, raw: bytes, reason: str, kind: str, message_id: str = "", subscription: str | None = None,
         trace: TraceContext | None = None,
     ) -> str: ...
+
+
+class Outbox(InvalidOutbox, Protocol):
+    """Where enrichment results go (Pub/Sub in production; an in-memory fake in functional tests)."""
+
+    def publish_decision(self, decision: Decision, published_at: str | None = None,
+                         trace: TraceContext | None = None) -> str: ...
 
 
 def decision_attributes(decision: Decision, published_at: str | None,
@@ -50,12 +55,15 @@ def decision_attributes(decision: Decision, published_at: str | None,
 
 
 def invalid_attributes(reason: str, kind: str, message_id: str, subscription: str | None,
-                       trace: TraceContext | None = None) -> dict[str, str]:
+                       trace: TraceContext | None = None,
+                       default_subscription: str = names.ENRICH_PUSH_SUBSCRIPTION) -> dict[str, str]:
+    """`default_subscription`: where the message came from when the delivery did not say (a raw
+    push body converted by functions-framework carries no subscription)."""
     attrs = {
         names.ATTR_REASON: truncate(reason),
         names.ATTR_ERROR_KIND: kind,
         names.ATTR_SOURCE_MESSAGE_ID: message_id or "unknown",
-        names.ATTR_SOURCE_SUBSCRIPTION: subscription or names.ENRICH_PUSH_SUBSCRIPTION,
+        names.ATTR_SOURCE_SUBSCRIPTION: subscription or default_subscription,
     }
     if trace is not None:
         attrs[names.ATTR_TRACEPARENT] = trace.traceparent
@@ -71,7 +79,8 @@ def truncate(text: str, limit: int = MAX_REASON_CHARS) -> str:
 
 
 class PubSubOutbox:
-    def __init__(self, project: str, decisions_topic: str, invalid_topic: str, timeout_s: float = 30.0) -> None:
+    def __init__(self, project: str, decisions_topic: str, invalid_topic: str, timeout_s: float = 30.0,
+                 default_subscription: str = names.ENRICH_PUSH_SUBSCRIPTION) -> None:
         from google.cloud import pubsub_v1
 
         self.client = pubsub_v1.PublisherClient(
@@ -81,6 +90,7 @@ class PubSubOutbox:
         self.decisions_topic = self.client.topic_path(project, decisions_topic)
         self.invalid_topic = self.client.topic_path(project, invalid_topic)
         self.timeout_s = timeout_s
+        self.default_subscription = default_subscription
 
     @classmethod
     def from_settings(cls, settings: EnrichSettings) -> PubSubOutbox:
@@ -104,8 +114,8 @@ class PubSubOutbox:
         self, raw: bytes, reason: str, kind: str, message_id: str = "", subscription: str | None = None,
         trace: TraceContext | None = None,
     ) -> str:
-        future = self.client.publish(self.invalid_topic, raw,
-                                     **invalid_attributes(reason, kind, message_id, subscription, trace))
+        future = self.client.publish(self.invalid_topic, raw, **invalid_attributes(
+            reason, kind, message_id, subscription, trace, self.default_subscription))
         return self._wait(future, self.invalid_topic)
 
     def _wait(self, future: concurrent.futures.Future, topic: str) -> str:

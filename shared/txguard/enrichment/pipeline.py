@@ -1,4 +1,4 @@
-"""The enrichment pipeline: one Pub/Sub delivery -> validate -> history -> scoring -> decision.
+"""The enrichment pipeline: one Pub/Sub delivery -> validate -> counterparty + history -> scoring -> decision.
 
 `Enricher.handle` is the ONE place where errors become ack or retry:
 - returns normally (the entry point answers 2xx, Pub/Sub acks): the message was decided, or it
@@ -9,7 +9,9 @@
   `max_delivery_attempts`, moves the message to the dead-letter topic. Nothing unprocessed is
   ever acked.
 A redelivery never applies a transaction twice: the store's processed record carries the
-features (and, once scored, the decision) that the first delivery computed.
+features (and, once scored, the decision) that the first delivery computed, and the state of its
+counterparty update (leased to one delivery, applied with a marker, then settled; see
+history/protocol.py and counterparty/protocol.py).
 
 A transaction that arrives after a later one of its wallet was applied is decided as usual, its
 decision flagged `late` and its log line too (`"late": true`, counted by a log-based metric):
@@ -23,6 +25,7 @@ it, the scoring call and the decision's (or the parked message's) attributes pas
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -40,13 +43,15 @@ from txguard.contract.errors import (
     ScoringRejectedError,
 )
 from txguard.contract.logs import get_logger, log_context
-from txguard.contract.models import Decision, EnrichedTransaction
+from txguard.contract.models import Decision, EnrichedTransaction, Transaction
 from txguard.contract.settings import EnrichSettings, enrich_settings
 from txguard.contract.trace import TraceContext, bind
+from txguard.enrichment.counterparty import CounterpartyStore, create_counterparty_store
 from txguard.enrichment.envelope import Delivery, decode, original_bytes, parse_envelope, parse_transaction
 from txguard.enrichment.history import HistoryStore, create_store
 from txguard.enrichment.outbox import Outbox, PubSubOutbox
 from txguard.enrichment.scoring_client import ScoringClient
+from txguard.features.counterparty_windows import counterparty_features
 
 
 class DeliveryStatus(StrEnum):
@@ -96,11 +101,13 @@ def _ms(start: float) -> float:
 
 
 class Enricher:
-    def __init__(self, store: HistoryStore, scorer: ScoringBackend, outbox: Outbox, logger: Logger | None = None,
+    def __init__(self, store: HistoryStore, scorer: ScoringBackend, outbox: Outbox,
+                 counterparties: CounterpartyStore, logger: Logger | None = None,
                  project: str = "txguard-local") -> None:
         self.store = store
         self.scorer = scorer
         self.outbox = outbox
+        self.counterparties = counterparties
         self.log = logger or get_logger("enrich")
         self.project = project  # Cloud Logging names a trace `projects/<project>/traces/<id>`
         self.counts: Counter[str] = Counter()
@@ -153,27 +160,74 @@ class Enricher:
         result.timings["validation_us"] = round((time.perf_counter() - t) * 1e6, 1)
         result.transaction_id, result.wallet_id = tx.transaction_id, tx.wallet_id
 
+        # The counterparty snapshot is read before the wallet transaction and outside it: a wallet's
+        # transaction never locks its counterparty (docs/counterparty.md).
         t = time.perf_counter()
-        enrichment = self.store.enrich_once(tx)
+        counterparty = counterparty_features(self.counterparties.snapshot(tx), tx)
+        result.timings["counterparty_ms"] = _ms(t)
+
+        t = time.perf_counter()
+        enrichment = self.store.enrich_once(tx, counterparty)
         result.timings["store_ms"] = _ms(t)
+        if enrichment.counterparty_due:  # this delivery holds the lease: apply, exactly once (markers)
+            t = time.perf_counter()
+            try:
+                self.counterparties.apply_transaction(tx, enrichment.new_for_cp, enrichment.new_for_device)
+            except RetryableError:
+                # Maybe partly applied: hand the lease back so the redelivery retries at once (the
+                # markers make the rows already done no-ops) instead of waiting for it to expire.
+                self._hand_back(tx)
+                raise
+            result.timings["counterparty_ms"] += _ms(t)
 
         decision = enrichment.decision
         result.late = enrichment.late
         if decision is None:
-            t = time.perf_counter()
-            decision = self.scorer.score(enrichment.enriched)  # the HTTP client sends the bound trace
-            result.timings["scoring_ms"] = _ms(t)
-            if enrichment.late:
-                decision = decision.model_copy(update={"late": True})
-            t = time.perf_counter()
-            decision = self.store.record_decision(tx.transaction_id, decision)  # first one wins
-            result.timings["store_ms"] += _ms(t)
+            try:
+                t = time.perf_counter()
+                decision = self.scorer.score(enrichment.enriched)  # the HTTP client sends the bound trace
+                result.timings["scoring_ms"] = _ms(t)
+                if enrichment.late:
+                    decision = decision.model_copy(update={"late": True})
+                t = time.perf_counter()
+                decision = self.store.record_decision(tx.transaction_id, decision)  # first one wins; applied
+                result.timings["store_ms"] += _ms(t)
+            except Exception:
+                if enrichment.counterparty_due:  # applied: say so now, so the redelivery need not wait
+                    self._release(tx, result)
+                raise
         result.decision = decision
+        if enrichment.counterparty_due:
+            self._settle(tx, result)
 
         t = time.perf_counter()
         self.outbox.publish_decision(decision, delivery.attributes.get(names.ATTR_PUBLISHED_AT), trace=progress.trace)
         result.timings["publish_ms"] = _ms(t)
         result.status = DeliveryStatus.DUPLICATE if enrichment.duplicate else DeliveryStatus.DECIDED
+
+    def _hand_back(self, tx: Transaction) -> None:
+        with contextlib.suppress(RetryableError):  # best effort: else the lease expires
+            self.store.release_counterparty(tx.transaction_id)
+
+    def _release(self, tx: Transaction, result: Result) -> None:
+        """The delivery fails after its counterparty update: record it applied and drop the markers,
+        so that the redelivery is not held back by the lease (best effort: else the lease expires)."""
+        try:
+            self.store.counterparty_applied(tx.transaction_id)
+        except RetryableError:
+            return
+        self._settle(tx, result)
+
+    def _settle(self, tx: Transaction, result: Result) -> None:
+        """Drop the counterparty markers. Best effort: the record already says applied, so a marker
+        left behind (store down) only takes space until the table's garbage collection."""
+        t = time.perf_counter()
+        try:
+            self.counterparties.settle_transaction(tx)
+        except RetryableError as exc:
+            self.log.warning(f"counterparty markers of {tx.transaction_id} left to garbage collection: {exc}",
+                             extra={"transaction_id": tx.transaction_id, "wallet_id": tx.wallet_id})
+        result.timings["counterparty_ms"] += _ms(t)
 
     # errors ----------------------------------------------------------------------------------
     def _park(self, event_data: Any, progress: _Progress, status: DeliveryStatus, reason: str, kind: str) -> None:
@@ -221,11 +275,18 @@ class Enricher:
 
 
 def build_enricher(settings: EnrichSettings) -> Enricher:
+    log = get_logger("enrich", settings.log_level)
+    if settings.history_store == "firestore" and settings.counterparty_store == "sqlite":
+        # Shared wallet history but per-instance counterparty aggregates: each instance would see
+        # only its own share of a counterparty's traffic and labels. Say so once, at cold start.
+        log.warning("COUNTERPARTY_STORE=sqlite next to HISTORY_STORE=firestore: counterparty aggregates are "
+                    "per instance (set COUNTERPARTY_STORE=bigtable; docs/counterparty.md)")
     return Enricher(
         create_store(settings),
         ScoringClient.from_settings(settings),
         PubSubOutbox.from_settings(settings),
-        get_logger("enrich", settings.log_level),
+        create_counterparty_store(settings),
+        log,
         project=settings.google_cloud_project,
     )
 

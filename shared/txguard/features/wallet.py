@@ -20,7 +20,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from txguard.contract.models import Channel, EnrichedTransaction, HistoryFeatures, Transaction, TxType
+from txguard.contract.models import (
+    Channel,
+    CounterpartyFeatures,
+    EnrichedTransaction,
+    HistoryFeatures,
+    Transaction,
+    TxType,
+)
 
 RING_SIZE = 128
 MAX_COUNTERPARTIES = 128
@@ -43,7 +50,9 @@ TRANSACTION_FEATURES: tuple[str, ...] = (
     "day_of_week",
     "has_device",
 )
-FEATURE_NAMES: tuple[str, ...] = TRANSACTION_FEATURES + HISTORY_FEATURES
+COUNTERPARTY_FEATURES: tuple[str, ...] = tuple(CounterpartyFeatures.model_fields)  # features.counterparty
+# The model's input contract: a model records these names in this order, serving checks them.
+FEATURE_NAMES: tuple[str, ...] = TRANSACTION_FEATURES + HISTORY_FEATURES + COUNTERPARTY_FEATURES
 
 _CHANNEL_CODE = {c: float(i) for i, c in enumerate(Channel)}
 
@@ -285,16 +294,14 @@ def vectorize(tx: EnrichedTransaction) -> list[float]:
         transaction_values(tx.amount, tx.type, tx.channel, tx.timestamp.timestamp(), tx.device_id is not None)
     )
     row.extend(getattr(f, name) for name in HISTORY_FEATURES)
+    c = tx.counterparty
+    row.extend(getattr(c, name) for name in COUNTERPARTY_FEATURES)
     return row
 
 
-def enrich(tx: Transaction, state: WalletState) -> EnrichedTransaction:
-    """Features of `tx` as of just before it; the state is not modified."""
-    return EnrichedTransaction.model_construct(**dict(tx), features=history_features(state, tx))
-
-
 def replay(transactions: Iterable[Transaction]) -> Iterator[tuple[Transaction, HistoryFeatures]]:
-    """Offline path: replay a history in time order, yielding each transaction's features."""
+    """Offline path of the wallet history alone: replay in time order, yielding each transaction's
+    history features (`features.timeline.replay` adds the counterparty features and labels)."""
     states: dict[str, WalletState] = {}
     for tx in sorted(transactions, key=lambda t: t.timestamp):
         state = states.setdefault(tx.wallet_id, WalletState())

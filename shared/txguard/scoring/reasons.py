@@ -92,6 +92,17 @@ RULES: tuple[Rule, ...] = (
          conditions=(HAS_HISTORY,), weight=0.5),
     Rule("young_wallet", "wallet_age_days", 1.0, lambda _r: "wallet less than a day old", below=True,
          conditions=(OUTFLOW, ("history_len", ">", 0.0)), weight=0.8),
+    Rule("counterparty_fraud", "cp_fraud_30d", 2.0,
+         lambda r: f"counterparty has {_plural(_v(r, 'cp_fraud_30d'), 'known fraud')} in 30 days", weight=1.6),
+    Rule("counterparty_new_payers", "cp_new_wallets_1h", 5.0,
+         lambda r: f"{_plural(_v(r, 'cp_new_wallets_1h'), 'wallet')} paid this counterparty for the first "
+                   "time in the last hour"),
+    Rule("device_fraud", "device_fraud_30d", 1.0,
+         lambda r: f"device linked to {_plural(_v(r, 'device_fraud_30d'), 'known fraud')} in 30 days", weight=1.4),
+    Rule("device_shared", "device_new_wallets_24h", 3.0,
+         lambda r: f"device used by {_plural(_v(r, 'device_new_wallets_24h'), 'new wallet')} in 24h", weight=1.2),
+    Rule("wallet_fraud", "wallet_fraud_30d", 1.0,
+         lambda r: f"wallet has {_plural(_v(r, 'wallet_fraud_30d'), 'known fraud')} in 30 days", weight=1.5),
 )
 
 

@@ -1,7 +1,8 @@
 """Model input rows from validated `EnrichedTransaction`s, on the serving hot path.
 
-Same values as `shared.features.vectorize` (the training code path), computed about twice as
-fast: enum lookups through prebuilt tables and one `attrgetter` for the 23 history features.
+Same values as `txguard.features.wallet.vectorize` (the training code path), computed about twice
+as fast: enum lookups through prebuilt tables and one `attrgetter` each for the history and the
+counterparty features.
 A test asserts equality with `features.vectorize` on thousands of simulated transactions, so
 the two can never drift apart silently.
 """
@@ -15,10 +16,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from txguard.contract.models import Channel, EnrichedTransaction, TxType
-from txguard.features.wallet import DAY, FEATURE_NAMES, HISTORY_FEATURES, HOUR
+from txguard.features.wallet import COUNTERPARTY_FEATURES, DAY, FEATURE_NAMES, HISTORY_FEATURES, HOUR
 
 N_FEATURES = len(FEATURE_NAMES)
 _history = operator.attrgetter(*HISTORY_FEATURES)
+_counterparty = operator.attrgetter(*COUNTERPARTY_FEATURES)
 _TYPE = {
     t: (float(t is TxType.TRANSFER), float(t is TxType.WITHDRAWAL), float(t is TxType.TOP_UP)) for t in TxType
 }
@@ -39,6 +41,7 @@ def row_of(tx: EnrichedTransaction) -> list[float]:
         float((int(days) + 3) % 7),
         0.0 if tx.device_id is None else 1.0,
         *_history(tx.features),
+        *_counterparty(tx.counterparty),
     ]
 
 

@@ -8,6 +8,7 @@ import pyarrow as pa
 from tests.scoring_fixtures import synthetic_rows, tiny_metadata, tiny_model
 from txguard.batch.decisions import decide
 from txguard.contract.models import Decision
+from txguard.features.wallet import FEATURE_NAMES
 from txguard.scoring.runtime import ModelRuntime
 from txguard.scoring.scorer import Scorer
 
@@ -41,5 +42,5 @@ def test_bytes_equal_the_models_dump() -> None:
 
 def test_an_empty_matrix_writes_nothing() -> None:
     scorer = Scorer(ModelRuntime(tiny_model()[1], tiny_metadata()))
-    lines, tally = decide(scorer, np.zeros((0, 32)), pa.array([], pa.string()), pa.array([], pa.string()))
+    lines, tally = decide(scorer, np.zeros((0, len(FEATURE_NAMES))), pa.array([], pa.string()), pa.array([], pa.string()))
     assert lines == b"" and not tally

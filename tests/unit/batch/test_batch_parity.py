@@ -15,14 +15,14 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from tests.enrich_fakes import FakeOutbox, event_data
+from tests.enrich_fakes import FakeOutbox, event_data, stored_row
 from tests.scoring_fixtures import publish_tiny
 from txguard.batch.jobs import JobSpec, JobState, run_job
 from txguard.batch.score_file import score_file
-from txguard.contract.models import EnrichedTransaction
+from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
 from txguard.enrichment.history.sqlite import SqliteHistoryStore
 from txguard.enrichment.pipeline import DeliveryStatus, Enricher
-from txguard.features.wallet import FEATURE_NAMES, vectorize
+from txguard.features.wallet import FEATURE_NAMES
 from txguard.scoring.runtime import ModelRuntime
 from txguard.scoring.scorer import Scorer
 from txguard.simulator.core import simulate
@@ -81,17 +81,15 @@ def test_features_equal_the_single_process_replay_and_the_online_path(world: dic
     assert not differ, f"{len(differ)} transactions differ from the replay, e.g. {differ[0]}"
 
     store, outbox = SqliteHistoryStore(tmp_path / "history.sqlite3"), FakeOutbox()
-    enricher = Enricher(store, world["scorer"], outbox)
+    counterparties = SqliteCounterpartyStore(tmp_path / "history.sqlite3")
+    enricher = Enricher(store, world["scorer"], outbox, counterparties)
     try:
         for i, r in enumerate(ordered):
             assert enricher.handle(event_data(r.tx, message_id=str(i))).status is DeliveryStatus.DECIDED
-        online = {}
-        for r in ordered:
-            stored = store.processed(r.tx.transaction_id)["features"]
-            online[r.tx.transaction_id] = vectorize(EnrichedTransaction.model_validate({**dict(r.tx),
-                                                                                        "features": stored}))
+        online = {r.tx.transaction_id: stored_row(r.tx, store.processed(r.tx.transaction_id)) for r in ordered}
     finally:
         store.close()
+        counterparties.close()
     differ = [t for t in online if beam[t] != online[t]]
     assert not differ, f"{len(differ)} transactions differ from the online path, e.g. {differ[0]}"
 
@@ -123,3 +121,30 @@ def test_training_takes_the_feature_table_instead_of_replaying(world: dict) -> N
     assert table.y.tolist() == [r.is_fraud for r in ordered]
     assert table.scenarios == [r.scenario for r in ordered]
     assert table.ts.tolist() == [r.tx.timestamp.timestamp() for r in ordered]
+
+
+def test_label_times_reach_the_counterparty_features_as_in_training(tmp_path: Path) -> None:
+    """A fraud row's label_time is a label known then, in the batch replay as in `from_file`."""
+    from datetime import UTC, datetime
+
+    from txguard.batch.featurize import feature_matrix
+    from txguard.batch.readers import read_chunks, validate_chunk
+    from txguard.batch.rows import concat
+    from txguard.simulator.core import Simulation
+    from txguard.training.dataset import first_known, from_file
+
+    sim = Simulation(days=20, wallets=300, seed=4)
+    known = first_known(sim.label_events())
+    lines = []
+    for r in sim:
+        row = r.to_row()
+        if r.is_fraud and r.tx.transaction_id in known:
+            row["label_time"] = datetime.fromtimestamp(known[r.tx.transaction_id], UTC).isoformat()
+        lines.append(json.dumps(row))
+    src = tmp_path / "labelled.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    tables = [validate_chunk(chunk, "transactions")[0] for chunk in read_chunks(str(src), 0)]
+    x = feature_matrix(concat(tables, "transactions"))
+    training = from_file(src)
+    assert np.array_equal(x, training.X)
+    assert (x[:, FEATURE_NAMES.index("cp_fraud_30d")] > 0).sum() >= 10  # the labels did count

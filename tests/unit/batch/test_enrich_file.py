@@ -12,7 +12,9 @@ from txguard.batch.enrich_file import enrich_file
 from txguard.cli.main import main as cli
 from txguard.contract.errors import DataFileError
 from txguard.contract.models import ENRICHED_ADAPTER
-from txguard.features.wallet import TxPoint, WalletState, apply, enrich
+from txguard.features.counterparty import CounterpartyBook, marks, transaction_increments
+from txguard.features.timeline import enrich
+from txguard.features.wallet import TxPoint, WalletState, apply
 from txguard.simulator.core import quick_stream
 
 
@@ -23,14 +25,18 @@ def test_features_are_those_the_online_path_computes_in_time_order(tmp_path: Pat
     src.write_text("".join(t.to_json() + "\n" for t in reversed(items)))
     counts = enrich_file(src, tmp_path / "enriched.jsonl")
     out = [ENRICHED_ADAPTER.validate_json(line) for line in (tmp_path / "enriched.jsonl").read_bytes().splitlines()]
-    assert counts == {"transactions": 400, "wallets": len({t.tx.wallet_id for t in items})}
+    assert counts == {"transactions": 400, "wallets": len({t.tx.wallet_id for t in items}), "labels": 0}
     states: dict[str, WalletState] = {}
+    book = CounterpartyBook()
     expected = {}
     for item in sorted(items, key=lambda t: t.tx.timestamp):  # what enrichment would compute, one by one
         state = states.setdefault(item.tx.wallet_id, WalletState())
-        expected[item.tx.transaction_id] = enrich(item.tx, state).features
-        apply(state, TxPoint.of(item.tx))
-    assert {e.transaction_id: e.features for e in out} == expected
+        got = enrich(item.tx, state, book.snapshot(item.tx))
+        expected[item.tx.transaction_id] = (got.features, got.counterparty)
+        point = TxPoint.of(item.tx)
+        book.add(transaction_increments(item.tx, *marks(state, point)))
+        apply(state, point)
+    assert {e.transaction_id: (e.features, e.counterparty) for e in out} == expected
     assert [e.timestamp for e in out] == sorted(e.timestamp for e in out)
 
 

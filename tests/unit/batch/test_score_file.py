@@ -12,7 +12,7 @@ from tests.scoring_fixtures import enriched_transactions, publish_tiny, tiny_met
 from txguard.batch.score_file import score_file
 from txguard.cli.main import main as cli
 from txguard.contract.errors import DataFileError
-from txguard.features.wallet import HISTORY_FEATURES
+from txguard.features.wallet import COUNTERPARTY_FEATURES, HISTORY_FEATURES
 from txguard.scoring.runtime import ModelRuntime
 from txguard.scoring.scorer import Scorer
 
@@ -45,16 +45,19 @@ def test_csv_with_flat_feature_columns(scorer: Scorer, tmp_path: Path) -> None:
     txs = enriched_transactions()[:50]
     src = tmp_path / "in.csv"
     with src.open("w", newline="") as fh:
-        base = [k for k in txs[0].model_dump() if k != "features"]
+        base = [k for k in txs[0].model_dump() if k not in ("features", "counterparty")]
         writer = csv.DictWriter(fh, fieldnames=base + [f"features.{n}" for n in HISTORY_FEATURES[:5]]
-                                + list(HISTORY_FEATURES[5:]))
+                                + list(HISTORY_FEATURES[5:]) + [f"counterparty.{n}" for n in COUNTERPARTY_FEATURES[:3]]
+                                + list(COUNTERPARTY_FEATURES[3:]))
         writer.writeheader()
         for tx in txs:
             row = tx.model_dump(mode="json")
-            feats = row.pop("features")
+            feats, cp = row.pop("features"), row.pop("counterparty")
             row["device_id"] = row["device_id"] or ""
             row.update({f"features.{n}": feats[n] for n in HISTORY_FEATURES[:5]})
             row.update({n: feats[n] for n in HISTORY_FEATURES[5:]})
+            row.update({f"counterparty.{n}": cp[n] for n in COUNTERPARTY_FEATURES[:3]})
+            row.update({n: cp[n] for n in COUNTERPARTY_FEATURES[3:]})
             writer.writerow(row)
     score_file(scorer, str(src), str(tmp_path / "out.jsonl"))
     got = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
@@ -74,13 +77,13 @@ def test_the_first_bad_row_is_named_by_line_and_field(scorer: Scorer, tmp_path: 
 
 def test_a_bad_csv_row_is_named(scorer: Scorer, tmp_path: Path) -> None:
     tx = enriched_transactions()[0].model_dump(mode="json")
-    feats = tx.pop("features")
+    feats, cp = tx.pop("features"), tx.pop("counterparty")
     src = tmp_path / "in.csv"
     with src.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=[*tx, *feats])
+        writer = csv.DictWriter(fh, fieldnames=[*tx, *feats, *cp])
         writer.writeheader()
-        writer.writerow({**tx, **feats, "device_id": ""})
-        writer.writerow({**tx, **feats, "device_id": "", "amount": "lots"})
+        writer.writerow({**tx, **feats, **cp, "device_id": ""})
+        writer.writerow({**tx, **feats, **cp, "device_id": "", "amount": "lots"})
     with pytest.raises(DataFileError, match=r"line 3: field 'amount'"):
         score_file(scorer, str(src), str(tmp_path / "out.jsonl"))
 

@@ -17,7 +17,7 @@ from tests.scoring_fixtures import publish_tiny
 from txguard.console.app import create_app
 from txguard.console.identity import ANALYST_COOKIE
 from txguard.console.wiring import ConsoleParts
-from txguard.contract.models import HistoryFeatures, Outcome
+from txguard.contract.models import CounterpartyFeatures, HistoryFeatures, Outcome
 
 
 @pytest.fixture
@@ -127,13 +127,17 @@ def test_manual_scoring_uses_the_stored_history_without_changing_it(client: Flas
     for i in range(3):
         decide(parts, recent_tx(i), Outcome.ALLOW, score=0.01)
     before = parts.history.wallet_state("w-app")
+    probe = make_tx(99, wallet="w-app", counterparty_id="cp-new")
+    counterparty_before = parts.counterparties.snapshot(probe)
     status, data = post(client, "/api/score", score_body())
     assert status == 200
     assert data["features"]["history_len"] == 3 and data["features"]["is_new_counterparty"] == 1
     assert list(data["features"]) == list(HistoryFeatures.model_fields)  # the contract's order
     assert data["decision"]["outcome"] in ("allow", "review", "block") and 0 <= data["decision"]["score"] <= 1
     assert data["decision"]["model_version"] == "v1"
+    assert list(data["counterparty"]) == list(CounterpartyFeatures.model_fields)
     assert parts.history.wallet_state("w-app") == before  # nothing applied
+    assert parts.counterparties.snapshot(probe) == counterparty_before
     assert parts.history.enriched("manual-1") is None  # nor recorded
 
 

@@ -22,8 +22,17 @@ from txguard.contract.errors import (
     ConsoleNotFoundError,
     ConsoleUnavailableError,
 )
-from txguard.contract.models import Decision, EnrichedTransaction, LabelKind, Outcome, Verdict
+from txguard.contract.models import (
+    CounterpartyFeatures,
+    Decision,
+    EnrichedTransaction,
+    LabelKind,
+    Outcome,
+    Verdict,
+)
 from txguard.features.wallet import WalletState, history_features
+
+NO_COUNTERPARTY = dict.fromkeys(CounterpartyFeatures.model_fields, 0.0)
 
 T0 = datetime(2024, 5, 2, 9, 0, tzinfo=UTC)
 
@@ -39,7 +48,7 @@ class Clock:
 def item_for(i: int, outcome: Outcome = Outcome.REVIEW, decided: datetime = T0, details: bool = True) -> ReviewItem:
     tx = make_tx(i)
     enriched = EnrichedTransaction.model_validate(
-        {**tx.model_dump(), "features": history_features(WalletState(), tx)}) if details else None
+        {**tx.model_dump(), "features": history_features(WalletState(), tx), "counterparty": NO_COUNTERPARTY}) if details else None
     decision = Decision(transaction_id=tx.transaction_id, wallet_id=tx.wallet_id, score=0.6, outcome=outcome,
                         reasons=["6 new counterparties in 24h"], model_version="v2")
     return ReviewItem.of(decision, decided, enriched)
@@ -203,7 +212,7 @@ def test_release_frees_the_item_for_others(reviews: Reviews, queue: SqliteReview
 def test_label_known_at_is_never_before_the_transaction() -> None:
     future = make_tx(0, start=datetime.now(UTC) + timedelta(minutes=5))  # within the allowed clock skew
     enriched = EnrichedTransaction.model_validate(
-        {**future.model_dump(), "features": history_features(WalletState(), future)})
+        {**future.model_dump(), "features": history_features(WalletState(), future), "counterparty": NO_COUNTERPARTY})
     decision = Decision(transaction_id=future.transaction_id, wallet_id=future.wallet_id, score=0.9,
                         outcome=Outcome.BLOCK, model_version="v1")
     item = items.labelled(items.claimed(ReviewItem.of(decision, T0, enriched), "a", datetime.now(UTC), 60),

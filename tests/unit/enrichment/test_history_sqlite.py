@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.enrich_fakes import make_tx
+from tests.enrich_fakes import make_tx, unknown_counterparty
+from txguard.contract.errors import CounterpartyInFlightError
 from txguard.contract.models import Decision, Outcome
 from txguard.contract.settings import EnrichSettings
 from txguard.enrichment.history import create_store
@@ -27,9 +28,18 @@ def test_concurrent_deliveries_of_one_wallet_equal_sequential_replay(tmp_path: P
     txs = [make_tx(i) for i in range(40)]
     deliveries = txs + random.Random(7).sample(txs, 15)  # with redeliveries mixed in
     random.Random(3).shuffle(deliveries)
+
+    def deliver(tx):  # noqa: ANN001, ANN202
+        try:
+            return store.enrich_once(tx, unknown_counterparty(tx))
+        except CounterpartyInFlightError:  # a duplicate while the first holds the counterparty lease
+            return None
+
     with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(store.enrich_once, deliveries))
-    assert sum(not r.duplicate for r in results) == len(txs)
+        results = list(pool.map(deliver, deliveries))
+    done = [r for r in results if r is not None]
+    assert sum(not r.duplicate for r in done) == len(txs)
+    assert sum(r.counterparty_due for r in done) == len(txs)  # one delivery per id holds the update
     assert store.wallet_state("w-1") == sequential_state(txs)
     store.close()
 
@@ -38,19 +48,19 @@ def test_state_survives_reopen_and_decision_is_reused(tmp_path: Path) -> None:
     path = tmp_path / "h.sqlite3"
     store = SqliteHistoryStore(path)
     tx = make_tx(1)
-    first = store.enrich_once(tx)
+    first = store.enrich_once(tx, unknown_counterparty(tx))
     decision = Decision(transaction_id=tx.transaction_id, wallet_id=tx.wallet_id, score=0.1,
                         outcome=Outcome.ALLOW, model_version="m1")
     store.record_decision(tx.transaction_id, decision)
     store.close()
-    again = SqliteHistoryStore(path).enrich_once(tx)
+    again = SqliteHistoryStore(path).enrich_once(tx, unknown_counterparty(tx))
     assert again.duplicate and again.decision == decision
     assert again.enriched.features == first.enriched.features
 
 
 def test_purge_expired(tmp_path: Path) -> None:
     store = SqliteHistoryStore(tmp_path / "h.sqlite3", ttl_days=1)
-    store.enrich_once(make_tx(1))
+    store.enrich_once(make_tx(1), unknown_counterparty(make_tx(1)))
     assert store.purge_expired(datetime.now(UTC)) == 0
     assert store.purge_expired(datetime.now(UTC) + timedelta(days=2)) == 1
     assert store.processed(make_tx(1).transaction_id) is None
@@ -70,13 +80,13 @@ def test_first_recorded_decision_wins(tmp_path: Path) -> None:
     """Two concurrent deliveries may both score; every copy published must be the first decision."""
     store = SqliteHistoryStore(tmp_path / "h.sqlite3")
     tx = make_tx(1)
-    store.enrich_once(tx)
+    store.enrich_once(tx, unknown_counterparty(tx))
     first, second = (Decision(transaction_id=tx.transaction_id, wallet_id=tx.wallet_id, score=s,
                               outcome=Outcome.ALLOW, model_version="m1", timings={"t_ms": s})
                      for s in (0.1, 0.2))
     assert store.record_decision(tx.transaction_id, first) == first
     assert store.record_decision(tx.transaction_id, second) == first
-    assert store.enrich_once(tx).decision == first
+    assert store.enrich_once(tx, unknown_counterparty(tx)).decision == first
     store.close()
 
 
@@ -93,8 +103,9 @@ def test_a_file_from_before_the_late_flag_is_migrated(tmp_path: Path) -> None:
     conn.close()
     store = SqliteHistoryStore(path)
     later, early = make_tx(2), make_tx(1)
-    assert store.enrich_once(later).late is False
-    assert store.enrich_once(early).late is True
-    assert store.enrich_once(early).late is True  # the duplicate path reads it back
+    assert store.enrich_once(later, unknown_counterparty(later)).late is False
+    assert store.enrich_once(early, unknown_counterparty(early)).late is True
+    store.counterparty_applied(early.transaction_id)  # the first delivery is done with its update
+    assert store.enrich_once(early, unknown_counterparty(early)).late is True  # the duplicate path reads it back
     assert store.processed(early.transaction_id)["late"] is True
     store.close()

@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,17 +16,25 @@ from txguard.contract import names
 from txguard.contract.errors import PublishError, ScoringUnavailableError, StoreUnavailableError
 from txguard.contract.logs import JsonFormatter
 from txguard.contract.trace import SPAN_KEY, TRACE_KEY, TraceContext
+from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
 from txguard.enrichment.history.sqlite import SqliteHistoryStore
 from txguard.enrichment.pipeline import ACKED, DeliveryStatus, Enricher
-from txguard.features.wallet import replay
+from txguard.features.timeline import replay_enriched
 
 
 @pytest.fixture
 def parts(tmp_path: Path) -> tuple[Enricher, SqliteHistoryStore, FakeScorer, FakeOutbox]:
     store = SqliteHistoryStore(tmp_path / "h.sqlite3")
+    counterparties = SqliteCounterpartyStore(tmp_path / "h.sqlite3")
     scorer, outbox = FakeScorer(), FakeOutbox()
-    yield Enricher(store, scorer, outbox), store, scorer, outbox
+    yield Enricher(store, scorer, outbox, counterparties), store, scorer, outbox
     store.close()
+    counterparties.close()
+
+
+def _online(store: SqliteHistoryStore, transaction_id: str) -> tuple[dict, dict]:
+    record = store.processed(transaction_id)
+    return record["features"], record["counterparty"]["features"]
 
 
 def test_decides_and_publishes_with_attributes(parts) -> None:
@@ -92,11 +101,16 @@ def test_features_match_offline_replay(parts) -> None:
     order = txs[::2] + txs[1::2]  # every odd transaction arrives late
     for i, tx in enumerate(order):
         assert enricher.handle(event_data(tx, message_id=str(i))).status is DeliveryStatus.DECIDED
-    offline = {tx.transaction_id: f for tx, f in replay(txs)}
-    online = {tx.transaction_id: store.processed(tx.transaction_id)["features"] for tx in txs}
+    offline = {e.transaction_id: (e.features.model_dump(), e.counterparty.model_dump())
+               for e in replay_enriched(txs)}
+    online = {tx.transaction_id: _online(store, tx.transaction_id) for tx in txs}
     # The even ones were enriched before the odd ones existed: only compare where history agrees.
+    # (Counterparty volumes agree too; which transaction was a wallet's first with a counterparty,
+    # the `new_wallets` counts, follows the arrival order: docs/counterparty.md, parity.)
     for tx in txs[::2][:1] + txs[1::2][-1:]:
-        assert online[tx.transaction_id] == offline[tx.transaction_id].model_dump()
+        (wallet, cp), (wallet_off, cp_off) = online[tx.transaction_id], offline[tx.transaction_id]
+        assert wallet == wallet_off
+        assert (cp["cp_tx_24h"], cp["device_tx_24h"]) == (cp_off["cp_tx_24h"], cp_off["device_tx_24h"])
     assert len(outbox.decisions) == 30
 
 
@@ -117,7 +131,7 @@ def test_a_transaction_arriving_after_a_later_one_is_flagged_late(parts) -> None
     assert again.status is DeliveryStatus.DUPLICATE and again.late is True
     assert outbox.decided()[-1].late is True and enricher.counts["late"] == 1
     # Its own features are exact: only entries before it count.
-    offline = {tx.transaction_id: f for tx, f in replay([early, later])}
+    offline = {e.transaction_id: e.features for e in replay_enriched([early, later])}
     assert store.processed(early.transaction_id)["features"] == offline[early.transaction_id].model_dump()
 
 
@@ -139,8 +153,9 @@ def test_in_order_features_equal_offline_replay(parts) -> None:
     txs = [make_tx(i, wallet=f"w-{i % 3}") for i in range(45)]
     for i, tx in enumerate(txs):
         assert enricher.handle(event_data(tx, message_id=str(i))).late is False
-    for tx, features in replay(txs):
-        assert store.processed(tx.transaction_id)["features"] == features.model_dump()
+    for e in replay_enriched(txs):
+        assert _online(store, e.transaction_id) == (e.features.model_dump(), e.counterparty.model_dump())
+    assert any(e.counterparty.cp_tx_24h > 0 for e in replay_enriched(txs))  # the counterparty view is not empty
 
 
 def test_duplicate_reuses_features_and_decision(parts) -> None:
@@ -195,6 +210,31 @@ def test_scoring_down_retries_without_double_apply(parts) -> None:
     assert len(store.wallet_state(tx.wallet_id).ts) == 1
     assert len(outbox.decisions) == 1
     assert enricher.counts["retry"] == 3
+    # The counterparty counted it once, and the failed first delivery released its lease.
+    assert store.processed(tx.transaction_id)["counterparty"]["applied"] is True
+    assert enricher.counterparties.snapshot(make_tx(2, timestamp=tx.timestamp + timedelta(days=1))).counterparty[
+        int(tx.timestamp.timestamp() // 86400)]["dn"] == 1
+    assert enricher.counterparties.pending_markers() == 0
+
+
+def test_counterparty_store_down_hands_the_lease_back_and_counts_once(parts, monkeypatch: pytest.MonkeyPatch) -> None:
+    enricher, store, _, outbox = parts
+    tx = make_tx(9, device_id=None)
+    real = enricher.counterparties.apply_transaction
+
+    def half_then_down(t, new_cp, new_dev):  # noqa: ANN001, ANN202 - the counterparty row lands, then an outage
+        real(t, new_cp, new_dev)
+        raise StoreUnavailableError("bigtable: unavailable")
+
+    monkeypatch.setattr(enricher.counterparties, "apply_transaction", half_then_down)
+    with pytest.raises(StoreUnavailableError):
+        enricher.handle(event_data(tx, "a"))
+    monkeypatch.setattr(enricher.counterparties, "apply_transaction", real)
+    # The immediate redelivery is not held back by the lease, and the marker keeps the count at one.
+    assert enricher.handle(event_data(tx, "b")).status is DeliveryStatus.DUPLICATE
+    probe = make_tx(9, timestamp=tx.timestamp + timedelta(days=1))
+    assert enricher.counterparties.snapshot(probe).counterparty[int(tx.timestamp.timestamp() // 86400)]["dn"] == 1
+    assert len(outbox.decisions) == 1 and enricher.counterparties.pending_markers() == 0
 
 
 def test_publish_failure_retries_and_reuses_stored_decision(parts) -> None:
@@ -236,7 +276,7 @@ def test_same_id_other_content_is_a_conflict(parts) -> None:
 def test_store_unavailable_propagates(parts, monkeypatch: pytest.MonkeyPatch) -> None:
     enricher, store, _, _ = parts
 
-    def down(tx):
+    def down(tx, counterparty):
         raise StoreUnavailableError("locked")
 
     monkeypatch.setattr(store, "enrich_once", down)

@@ -22,7 +22,7 @@ from txguard.enrichment.scoring_client import (
     _jwt_expiry,
     use_id_token,
 )
-from txguard.features.wallet import WalletState, enrich
+from txguard.features.timeline import enrich
 from txguard.local.emulators import free_port
 
 
@@ -78,7 +78,7 @@ def srv(server: _Server) -> _Server:
     return server
 
 
-TX = enrich(make_tx(1), WalletState())
+TX = enrich(make_tx(1))
 
 
 def test_posts_the_enriched_transaction_and_reuses_the_connection(srv: _Server) -> None:

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from tests.enrich_fakes import unknown_counterparty
 from txguard.contract import names
 from txguard.contract.errors import InvalidEventError
 from txguard.contract.models import TRANSACTION_ADAPTER
@@ -88,7 +89,7 @@ def _online(txs: list, arrival: list) -> dict[str, dict]:
     with tempfile.TemporaryDirectory() as folder:
         store = SqliteHistoryStore(f"{folder}/h.sqlite3")
         for tx in arrival:
-            store.enrich_once(tx)
+            store.enrich_once(tx, unknown_counterparty(tx))
         records = {tx.transaction_id: store.processed(tx.transaction_id) for tx in txs}
         store.close()
     return records

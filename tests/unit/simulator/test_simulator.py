@@ -100,3 +100,33 @@ def test_cli_writes_csv_for_a_csv_name_that_replays_and_trains_alike(tmp_path: P
     replayed = read_file(out)
     assert all(m.expected_valid for m in replayed)
     assert [m.is_fraud for m in replayed] == [r["is_fraud"] for r in jsonl]
+
+
+def test_counterparty_scenarios_span_many_wallets_and_labels_come_late() -> None:
+    from collections import defaultdict
+    from datetime import timedelta
+
+    from txguard.simulator.core import FRAUD_SCENARIOS, Simulation
+
+    sim = Simulation(days=20, wallets=800, seed=3)
+    data = list(sim)
+    assert set(FRAUD_SCENARIOS) <= {r.scenario for r in data}
+    victims: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for r in data:
+        if r.scenario in ("compromised_counterparty", "mule_collection"):
+            victims[(r.scenario, r.tx.counterparty_id)].add(r.tx.wallet_id)
+    sizes = sorted(len(w) for w in victims.values())  # (an incident near the end is cut by it)
+    assert sizes[len(sizes) // 2] >= 10, f"an incident defrauds many wallets at one counterparty: {sizes}"
+    labels = list(sim.label_events())
+    by_tx = {r.tx.transaction_id: r for r in data}
+    delays = {lb.kind.value: [] for lb in labels}
+    for lb in labels:
+        delays[lb.kind.value].append(lb.known_at - by_tx[lb.transaction_id].tx.timestamp)
+    assert max(delays["analyst"]) <= timedelta(hours=12)
+    assert min(delays["chargeback"]) >= timedelta(days=2)
+    assert sorted(delays["chargeback"])[len(delays["chargeback"]) // 2] > timedelta(days=4)
+    fraud_ids = {r.tx.transaction_id for r in data if r.is_fraud}
+    disputed = [lb for lb in labels if lb.transaction_id not in fraud_ids]
+    assert disputed and all(lb.kind.value in ("chargeback", "reversal") for lb in disputed)
+    assert {lb.reverses for lb in labels if lb.kind.value == "reversal"} <= {lb.label_id for lb in disputed}
+    assert [lb.known_at for lb in labels] == sorted(lb.known_at for lb in labels)

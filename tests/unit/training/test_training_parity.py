@@ -1,38 +1,61 @@
-"""Training/serving parity: the online path (state through a JSON store) equals the offline replay."""
+"""Training/serving parity: the online path (the enrichment and label cores on the real SQLite stores)
+equals the offline replay that training runs, exactly, on > 10k transactions with delayed labels.
+
+The emulator version of this test (Firestore + Bigtable, through the functions' cores) is
+tests/integration/test_counterparty_parity.py.
+"""
 
 from __future__ import annotations
 
-import json
+import heapq
+from pathlib import Path
 
-from txguard.features.wallet import TxPoint, WalletState, apply, enrich, replay, vectorize
-from txguard.simulator.core import simulate
+from tests.enrich_fakes import FakeOutbox, FakeScorer, event_data, push_body, stored_row
+from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
+from txguard.enrichment.history.sqlite import SqliteHistoryStore
+from txguard.enrichment.labels import LabelApplier, LabelStatus
+from txguard.enrichment.pipeline import DeliveryStatus, Enricher
+from txguard.features.timeline import replay
+from txguard.features.wallet import FEATURE_NAMES
+from txguard.simulator.core import Simulation
 from txguard.training.dataset import feature_rows
 
 
-def test_online_path_equals_offline_replay_exactly() -> None:
-    txs = [r.tx for r in simulate(days=10, wallets=500, seed=11)]
-    assert len(txs) >= 10_000
+def timeline(txs, labels):  # noqa: ANN001, ANN201
+    """Transactions at their time and labels when they became known, merged in time order."""
+    return heapq.merge(((tx.timestamp, 1, i, tx) for i, tx in enumerate(txs)),
+                       ((lb.known_at, 0, i, lb) for i, lb in enumerate(labels)))
 
-    # Online: what the enrichment function does per message, state stored as JSON between messages.
-    store: dict[str, str] = {}
-    online: list[list[float]] = []
-    for tx in txs:
-        raw = store.get(tx.wallet_id)
-        state = WalletState.from_dict(json.loads(raw) if raw else None)
-        online.append(vectorize(enrich(tx, state)))
-        apply(state, TxPoint.of(tx))
-        store[tx.wallet_id] = json.dumps(state.to_dict())
+
+def test_online_path_equals_offline_replay_exactly(tmp_path: Path) -> None:
+    sim = Simulation(days=10, wallets=500, seed=11)
+    txs = [r.tx for r in sim]
+    labels = [lb for lb in sim.label_events() if lb.known_at <= txs[-1].timestamp]
+    assert len(txs) >= 10_000 and len(labels) >= 30
+
+    # Online: each message through the function cores, in the order the events happen.
+    db = tmp_path / "online.sqlite3"
+    history, counterparties = SqliteHistoryStore(db), SqliteCounterpartyStore(db)
+    enricher = Enricher(history, FakeScorer(), FakeOutbox(), counterparties)
+    applier = LabelApplier(counterparties, FakeOutbox())
+    for n, (_, is_tx, _, event) in enumerate(timeline(txs, labels)):
+        if is_tx:
+            assert enricher.handle(event_data(event, message_id=str(n))).status is DeliveryStatus.DECIDED
+        else:
+            body = push_body(event.model_dump_json().encode(), message_id=str(n))
+            assert applier.handle(body).status in (LabelStatus.APPLIED, LabelStatus.UNCHANGED)
+    online = [stored_row(tx, history.processed(tx.transaction_id)) for tx in txs]
+    history.close()
+    counterparties.close()
 
     # Offline: the training code path, and the features module's own replay.
-    training = [list(row) for row, *_ in feature_rows((tx, 0, float("nan"), "") for tx in txs)]
-    replayed = [vectorize(enrich_from(tx, f)) for tx, f in replay(txs)]
+    training = [list(row) for row, *_ in feature_rows(((tx, 0, float("nan"), "") for tx in txs), labels)]
+    replayed = [list(row) for _, row in replay(txs, labels)]
     assert len(online) == len(training) == len(replayed)
     mismatches = [i for i, (a, b) in enumerate(zip(online, training, strict=True)) if a != b]
     assert not mismatches, f"{len(mismatches)} rows differ, first at {mismatches[0]}"
     assert online == replayed
-
-
-def enrich_from(tx, features):  # noqa: ANN001, ANN201
-    from txguard.contract.models import EnrichedTransaction
-
-    return EnrichedTransaction.model_construct(**dict(tx), features=features)
+    # The labels did reach the features (known frauds at counterparties and wallets).
+    ix = {name: i for i, name in enumerate(FEATURE_NAMES)}
+    assert sum(row[ix["cp_fraud_30d"]] > 0 for row in online) >= 10, "no counterparty saw a known fraud"
+    assert sum(row[ix["wallet_fraud_30d"]] > 0 for row in online) >= 3, "no wallet saw its own known fraud"

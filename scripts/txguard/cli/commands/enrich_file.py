@@ -17,21 +17,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "enrich-file",
         help="compute point-in-time features of a Transactions file (input of score-file)",
         description="Replay a JSONL or CSV file of Transactions (as `txguard simulate` writes or `txguard publish "
-        "--file` reads; label columns are dropped) wallet by wallet in time order with the serving feature code, "
-        "and write one EnrichedTransaction per line to OUT, the input of `txguard score-file`. "
-        "The last line is one JSON object.",
+        "--file` reads; label columns are dropped) in time order with the serving feature code (wallet history "
+        "and counterparty aggregates; --labels replays label events when they became known), and write one "
+        "EnrichedTransaction per line to OUT, the input of `txguard score-file`. The last line is one JSON object.",
     )
     p.add_argument("input", metavar="IN", help="Transactions, JSONL or .csv")
     p.add_argument("output", metavar="OUT", help="EnrichedTransactions JSONL")
+    p.add_argument("--labels", help="LabelEvents, JSONL or .csv (txguard simulate --labels-out writes them)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from txguard.batch.enrich_file import enrich_file
     from txguard.contract.errors import DataFileError
+    from txguard.training.dataset import read_labels
 
     try:
-        counts = enrich_file(args.input, args.output)
+        counts = enrich_file(args.input, args.output, read_labels(args.labels) if args.labels else None)
     except DataFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--start", default="2026-01-01T00:00:00+00:00", help="ISO start time (timezone-aware)")
     parser.add_argument("--out", default="data/simulated.jsonl",
                         help="output file: .jsonl, or .csv for CSV ('-' for JSONL on stdout)")
+    parser.add_argument("--labels-out", default=None,
+                        help="also write the label events known by now (LabelEvent JSONL: chargebacks, analyst "
+                        "verdicts, reversals), for `txguard train --labels` and `txguard label --file`")
     parser.set_defaults(func=run)
 
 
@@ -64,8 +67,18 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if not to_stdout:
             out.close()
+    labels = 0
+    if args.labels_out:
+        Path(args.labels_out).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.labels_out, "w", encoding="utf-8") as fh:
+            for label in sim.label_events():
+                fh.write(label.model_dump_json())
+                fh.write("\n")
+                labels += 1
     summary = {
         "out": args.out,
+        "labels_out": args.labels_out,
+        "labels": labels,
         "format": "csv" if as_csv else "jsonl",
         "transactions": len(sim),
         "fraud": fraud,

@@ -12,13 +12,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a model (simulated data or --data FILE), gate it, publish it to the registry",
         description=(
+            "Features replay the transactions and the label events (known later) on one timeline. "
             "Time-based split (last 25% of the period held out), HistGradientBoosting, ONNX export with a "
             "parity check, metrics next to a rules baseline, quality gate, publish as 'staging' "
             "(and 'production' with --promote or when the registry has none). Exit 3 when the gate fails, "
             "2 on a malformed data file. The last line is one JSON object."
         ),
     )
-    parser.add_argument("--data", help="JSONL or CSV of Transaction records + is_fraud (+ optional label_time)")
+    parser.add_argument("--data", help="JSONL or CSV of Transaction records + is_fraud (+ optional label_time, "
+                        "scenario)")
+    parser.add_argument("--labels", help="with --data: JSONL or CSV of LabelEvents, replayed when they became known")
     parser.add_argument("--features", metavar="TABLE",
                         help="feature table of `txguard batch run --features` (its output folder, a Parquet file "
                         "or a glob; local or gs://) instead of replaying --data here")
@@ -48,11 +51,15 @@ def run(args: argparse.Namespace) -> int:
     from txguard.training.train import TrainConfig, train_and_publish
 
     console = make_console(stderr=True)
+    if args.labels and not args.data:
+        console.print("[red]error:[/red] --labels needs --data (the simulator makes its own labels)")
+        print(json.dumps({"error": "--labels needs --data", "version": None}))
+        return 2
     if args.data and args.features:
         console.print("[red]error:[/red] give --data or --features, not both")
         return 2
     config = TrainConfig(
-        days=args.days, wallets=args.wallets, seed=args.seed, drift=args.drift, data=args.data,
+        days=args.days, wallets=args.wallets, seed=args.seed, drift=args.drift, data=args.data, labels=args.labels,
         features=args.features,
         registry=args.registry or "", promote=args.promote, max_iter=args.max_iter, threads=args.threads,
         policy=GatePolicy(min_pr_auc=args.min_pr_auc, max_regression=args.max_regression),
@@ -80,6 +87,13 @@ def run(args: argparse.Namespace) -> int:
     for key in ("pr_auc", "roc_auc", "recall_at_1pct_fpr", "wallet_precision_at_100"):
         table.add_row(key, f"{report[key]:.4f}", f"{report['baseline_' + key]:.4f}")
     console.print(table)
+    if report["recall_by_scenario"]:
+        scenarios = Table(title="held-out frauds at the review threshold, per scenario")
+        for col in ("scenario", "frauds", "caught", "recall"):
+            scenarios.add_column(col)
+        for name, row in report["recall_by_scenario"].items():
+            scenarios.add_row(name, str(row["frauds"]), str(row["caught"]), f"{row['recall']:.3f}")
+        console.print(scenarios)
     console.print(
         f"thresholds review={report['thresholds']['review']} block={report['thresholds']['block']}; "
         f"published {report['version']} as {', '.join(report['aliases'])}"

@@ -131,13 +131,14 @@ function setupScore() {
     document.getElementById("result-model").textContent = d.model_version;
     const reasons = document.getElementById("result-reasons");
     reasons.replaceChildren(...(d.reasons.length ? d.reasons : ["—"]).map((r) => el("li", {}, r)));
-    const rows = Object.entries(data.features).map(([k, v]) => {
+    const rows = (values) => Object.entries(values).map(([k, v]) => {
       const tr = el("tr");
       tr.appendChild(el("th", {}, k));
       tr.appendChild(el("td", {class: "num mono"}, Number(v).toPrecision(4).replace(/\.?0+$/, "")));
       return tr;
     });
-    document.getElementById("result-features").replaceChildren(...rows);
+    document.getElementById("result-features").replaceChildren(...rows(data.features));
+    document.getElementById("result-counterparty").replaceChildren(...rows(data.counterparty));
     out.hidden = false;
     form.elements.transaction_id.value = `manual-${Date.now().toString(36)}`;
   });

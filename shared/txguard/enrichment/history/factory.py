@@ -15,7 +15,9 @@ def create_store(settings: EnrichSettings) -> HistoryStore:
             database=settings.firestore_database,
             ttl_days=settings.processed_ttl_days,
             max_attempts=settings.firestore_max_attempts,
+            lease_s=settings.counterparty_lease_s,
         )
     from txguard.enrichment.history.sqlite import SqliteHistoryStore
 
-    return SqliteHistoryStore(settings.sqlite_path, ttl_days=settings.processed_ttl_days)
+    return SqliteHistoryStore(settings.sqlite_path, ttl_days=settings.processed_ttl_days,
+                              lease_s=settings.counterparty_lease_s)

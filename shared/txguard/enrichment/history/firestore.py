@@ -24,9 +24,11 @@ from google.cloud import firestore
 
 from txguard.contract import names
 from txguard.contract.errors import StoreUnavailableError
-from txguard.contract.models import Decision, EnrichedTransaction, Transaction
+from txguard.contract.models import CounterpartyFeatures, Decision, EnrichedTransaction, Transaction
 from txguard.enrichment.history.protocol import (
+    DEFAULT_LEASE_S,
     Enrichment,
+    claim,
     enriched_from_record,
     fresh,
     load_decision,
@@ -76,34 +78,37 @@ class FirestoreHistoryStore:
         deadline_s: float = TRANSACTION_DEADLINE_S,
         wallets_collection: str = names.WALLETS_COLLECTION,
         processed_collection: str = names.PROCESSED_COLLECTION,
+        lease_s: float = DEFAULT_LEASE_S,
     ) -> None:
         self.client = client or firestore.Client(project=project, database=database)
         self.ttl_days = ttl_days
+        self.lease_s = lease_s
         self.max_attempts = max_attempts
         self.deadline_s = deadline_s
         self.locks = WalletLocks()
         self.wallets = self.client.collection(wallets_collection)
         self.processed_ref = self.client.collection(processed_collection)
 
-    def enrich_once(self, tx: Transaction) -> Enrichment:
+    def enrich_once(self, tx: Transaction, counterparty: CounterpartyFeatures) -> Enrichment:
         with self.locks(tx.wallet_id):
-            return self._enrich_once(tx)
+            return self._enrich_once(tx, counterparty)
 
-    def _enrich_once(self, tx: Transaction) -> Enrichment:
+    def _enrich_once(self, tx: Transaction, counterparty: CounterpartyFeatures) -> Enrichment:
         wallet_ref = self.wallets.document(tx.wallet_id)
         proc_ref = self.processed_ref.document(tx.transaction_id)
-        ttl_days = self.ttl_days
+        ttl_days, lease_s = self.ttl_days, self.lease_s  # read once: the closure runs per attempt
 
         @firestore.transactional
         def run(transaction: firestore.Transaction) -> Enrichment:
             snap = proc_ref.get(transaction=transaction)
             if snap.exists:
-                return reuse(tx, snap.to_dict() or {})
+                return self._duplicate(transaction, proc_ref, tx, snap.to_dict() or {})
             wallet = wallet_ref.get(transaction=transaction)
-            applied = step(tx, wallet.to_dict() if wallet.exists else None)
-            transaction.set(wallet_ref, applied.state)
-            transaction.create(proc_ref, processed_record(tx, applied, ttl_days))
-            return fresh(tx, applied)
+            done = step(tx, wallet.to_dict() if wallet.exists else None)
+            record = processed_record(tx, done, counterparty, ttl_days, lease_s)
+            transaction.set(wallet_ref, done.state)
+            transaction.create(proc_ref, record)
+            return fresh(tx, record)
 
         # One library attempt per loop: an abort (at commit, or a lock wait timing out at read)
         # is retried here after a jittered, growing pause so that the racers fall out of step.
@@ -140,13 +145,30 @@ class FirestoreHistoryStore:
             stored = load_decision((ref.get(transaction=transaction).to_dict() or {}).get("decision"))
             if stored is not None:
                 return stored
-            transaction.update(ref, {"decision": decision.model_dump_json()})
+            # The decision is recorded after the counterparty update: the record now says applied.
+            transaction.update(ref, {"decision": decision.model_dump_json(), "counterparty.applied": True})
             return decision
 
         try:
             return run(self.client.transaction(max_attempts=self.max_attempts))
         except ValueError as exc:  # aborted max_attempts times: only duplicates race here
             raise StoreUnavailableError(f"firestore: {exc}") from exc
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"firestore: {type(exc).__name__}: {exc}") from exc
+
+    def counterparty_applied(self, transaction_id: str) -> None:
+        try:
+            self.processed_ref.document(transaction_id).update({"counterparty.applied": True})
+        except gexc.NotFound:
+            return
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"firestore: {type(exc).__name__}: {exc}") from exc
+
+    def release_counterparty(self, transaction_id: str) -> None:
+        try:
+            self.processed_ref.document(transaction_id).update({"counterparty.lease_until": 0.0})
+        except gexc.NotFound:
+            return
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"firestore: {type(exc).__name__}: {exc}") from exc
 
@@ -166,3 +188,13 @@ class FirestoreHistoryStore:
 
     def close(self) -> None:
         self.client.close()
+
+    def _duplicate(self, transaction: firestore.Transaction, ref: Any, tx: Transaction,
+                   record: dict[str, Any]) -> Enrichment:
+        """The duplicate path of enrich_once: reuse the record, taking an expired counterparty lease over."""
+        enrichment = reuse(tx, record)  # checks the fingerprint before anything is claimed
+        renewed = claim(record, self.lease_s)
+        if renewed is None:
+            return enrichment
+        transaction.update(ref, {"counterparty": renewed})
+        return reuse(tx, record, due=True)

@@ -1,33 +1,36 @@
-"""Embedded history store: one SQLite file, WAL mode, one connection per thread.
+"""Embedded history store: wallets and processed records in one SQLite file (`SqliteDatabase`).
 
-Every enrichment runs in `BEGIN IMMEDIATE`: the write lock is taken before the wallet is read, so
-two deliveries of one wallet serialise instead of both reading the same state (a deferred
-transaction would let both read and then fail, or lose an update). `busy_timeout` makes a waiting
-writer queue for the lock rather than fail at once; when it still cannot get the lock the error
-is `StoreUnavailableError` (retryable: Pub/Sub redelivers).
+Every enrichment runs in `BEGIN IMMEDIATE`, so two deliveries of one wallet serialise instead of
+both reading the same state; the processed record is written in the same transaction as the
+wallet state (see `protocol` for the idempotency argument and the counterparty lease).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from txguard.contract.errors import StoreUnavailableError
-from txguard.contract.models import DECISION_ADAPTER, Decision, EnrichedTransaction, Transaction
+from txguard.contract.models import (
+    DECISION_ADAPTER,
+    CounterpartyFeatures,
+    Decision,
+    EnrichedTransaction,
+    Transaction,
+)
 from txguard.enrichment.history.protocol import (
+    DEFAULT_LEASE_S,
     Enrichment,
+    claim,
     enriched_from_record,
     fresh,
     processed_record,
     reuse,
     step,
 )
+from txguard.enrichment.sqlite_db import SqliteDatabase
 from txguard.features.wallet import WalletState
 
 _SCHEMA = """
@@ -40,6 +43,7 @@ CREATE TABLE IF NOT EXISTS processed (
     wallet_id TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
     features TEXT NOT NULL,
+    counterparty TEXT,
     decision TEXT,
     expires_at TEXT NOT NULL,
     late INTEGER NOT NULL DEFAULT 0,
@@ -47,132 +51,118 @@ CREATE TABLE IF NOT EXISTS processed (
 );
 CREATE INDEX IF NOT EXISTS processed_expires_at ON processed (expires_at);
 """
-# Files written before a column existed get it added (the late flag; the transaction itself).
-_MIGRATIONS = {
-    "late": "ALTER TABLE processed ADD COLUMN late INTEGER NOT NULL DEFAULT 0",
-    "tx": "ALTER TABLE processed ADD COLUMN tx TEXT",
-}
 
 
 class SqliteHistoryStore:
-    def __init__(self, path: str | Path, ttl_days: int = 7, busy_timeout_ms: int = 10_000) -> None:
-        self.path = str(path)
+    def __init__(self, path: str | Path, ttl_days: int = 7, busy_timeout_ms: int = 10_000,
+                 lease_s: float = DEFAULT_LEASE_S) -> None:
+        self.db = SqliteDatabase(path, _SCHEMA, busy_timeout_ms)
+        self.path = self.db.path
         self.ttl_days = ttl_days
-        self.busy_timeout_ms = busy_timeout_ms
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        try:
-            conn = self._conn()
-            conn.executescript(_SCHEMA)
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(processed)")}
-            for column, ddl in _MIGRATIONS.items():
-                if column not in columns:
-                    conn.execute(ddl)
-        except sqlite3.Error as exc:
-            raise StoreUnavailableError(f"sqlite: cannot create the schema in {self.path}: {exc}") from exc
+        self.lease_s = lease_s
+        columns = {row[1] for row in self.db.read("PRAGMA table_info(processed)")}
+        with self.db.transaction() as conn:  # a file written before these columns existed
+            if "counterparty" not in columns:
+                conn.execute("ALTER TABLE processed ADD COLUMN counterparty TEXT")
+            if "late" not in columns:
+                conn.execute("ALTER TABLE processed ADD COLUMN late INTEGER NOT NULL DEFAULT 0")
+            if "tx" not in columns:
+                conn.execute("ALTER TABLE processed ADD COLUMN tx TEXT")
         self.purge_expired()  # at cold start: SQLite has no TTL policy
 
-    # connections -------------------------------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            try:
-                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                       timeout=self.busy_timeout_ms / 1000)
-                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")
-            except sqlite3.Error as exc:
-                raise StoreUnavailableError(f"sqlite: cannot open {self.path}: {exc}") from exc
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        return conn
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailableError(f"sqlite: {exc}") from exc
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.OperationalError):
-                raise StoreUnavailableError(f"sqlite: {exc}") from exc
-            raise
-
     # HistoryStore ------------------------------------------------------------------------------
-    def enrich_once(self, tx: Transaction) -> Enrichment:
-        with self._transaction() as conn:
+    def enrich_once(self, tx: Transaction, counterparty: CounterpartyFeatures) -> Enrichment:
+        with self.db.transaction() as conn:
             row = conn.execute(
-                "SELECT fingerprint, features, decision, late FROM processed WHERE transaction_id = ?",
+                "SELECT fingerprint, features, decision, counterparty, late FROM processed WHERE transaction_id = ?",
                 (tx.transaction_id,),
             ).fetchone()
             if row is not None:
-                return reuse(tx, {"fingerprint": row[0], "features": json.loads(row[1]), "decision": row[2],
-                                  "late": bool(row[3])})
+                record = {"fingerprint": row[0], "features": json.loads(row[1]), "decision": row[2],
+                          "counterparty": json.loads(row[3]) if row[3] else None, "late": bool(row[4])}
+                enrichment = reuse(tx, record)  # checks the fingerprint before anything is claimed
+                renewed = claim(record, self.lease_s)
+                if renewed is None:
+                    return enrichment
+                conn.execute("UPDATE processed SET counterparty = ? WHERE transaction_id = ?",
+                             (json.dumps(renewed), tx.transaction_id))
+                return reuse(tx, record, due=True)
             found = conn.execute("SELECT state FROM wallets WHERE wallet_id = ?", (tx.wallet_id,)).fetchone()
-            applied = step(tx, json.loads(found[0]) if found else None)
-            record = processed_record(tx, applied, self.ttl_days)
+            done = step(tx, json.loads(found[0]) if found else None)
+            record = processed_record(tx, done, counterparty, self.ttl_days, self.lease_s)
             conn.execute(
                 "INSERT INTO wallets (wallet_id, state) VALUES (?, ?) "
                 "ON CONFLICT (wallet_id) DO UPDATE SET state = excluded.state",
-                (tx.wallet_id, json.dumps(applied.state, separators=(",", ":"))),
+                (tx.wallet_id, json.dumps(done.state, separators=(",", ":"))),
             )
             conn.execute(
-                "INSERT INTO processed (transaction_id, wallet_id, fingerprint, features, decision, expires_at, late, tx)"
-                " VALUES (?, ?, ?, ?, NULL, ?, ?, ?)",
+                "INSERT INTO processed (transaction_id, wallet_id, fingerprint, features, counterparty, decision,"
+                " expires_at, late, tx) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?)",
                 (tx.transaction_id, tx.wallet_id, record["fingerprint"], json.dumps(record["features"]),
-                 record["expires_at"].isoformat(), int(applied.late), json.dumps(record["transaction"])),
+                 json.dumps(record["counterparty"]), record["expires_at"].isoformat(), int(done.late),
+                 json.dumps(record["transaction"])),
             )
-        return fresh(tx, applied)
+        return fresh(tx, record)
 
     def record_decision(self, transaction_id: str, decision: Decision) -> Decision:
-        with self._transaction() as conn:
-            conn.execute("UPDATE processed SET decision = ? WHERE transaction_id = ? AND decision IS NULL",
-                         (decision.model_dump_json(), transaction_id))
-            row = conn.execute("SELECT decision FROM processed WHERE transaction_id = ?",
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT decision, counterparty FROM processed WHERE transaction_id = ?",
                                (transaction_id,)).fetchone()
+            if row is not None and row[0] is None:
+                cp = json.loads(row[1]) if row[1] else None
+                if cp is not None:
+                    cp["applied"] = True
+                conn.execute("UPDATE processed SET decision = ?, counterparty = ? WHERE transaction_id = ?",
+                             (decision.model_dump_json(), json.dumps(cp) if cp else None, transaction_id))
+                return decision
         return DECISION_ADAPTER.validate_json(row[0]) if row and row[0] else decision
 
+    def counterparty_applied(self, transaction_id: str) -> None:
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT counterparty FROM processed WHERE transaction_id = ?",
+                               (transaction_id,)).fetchone()
+            if row and row[0]:
+                cp = {**json.loads(row[0]), "applied": True}
+                conn.execute("UPDATE processed SET counterparty = ? WHERE transaction_id = ?",
+                             (json.dumps(cp), transaction_id))
+
     def wallet_state(self, wallet_id: str) -> WalletState:
-        row = self._conn().execute("SELECT state FROM wallets WHERE wallet_id = ?", (wallet_id,)).fetchone()
-        return WalletState.from_dict(json.loads(row[0]) if row else None)
+        row = self.db.read("SELECT state FROM wallets WHERE wallet_id = ?", (wallet_id,))
+        return WalletState.from_dict(json.loads(row[0][0]) if row else None)
 
     def processed(self, transaction_id: str) -> dict[str, Any] | None:
-        try:
-            row = self._conn().execute(
-                "SELECT features, decision, expires_at, late, tx FROM processed WHERE transaction_id = ?",
-                (transaction_id,),
-            ).fetchone()
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailableError(f"sqlite: {exc}") from exc
-        if row is None:
+        rows = self.db.read(
+            "SELECT features, decision, expires_at, counterparty, late, tx FROM processed WHERE transaction_id = ?",
+            (transaction_id,))
+        if not rows:
             return None
+        row = rows[0]
         return {"features": json.loads(row[0]), "decision": json.loads(row[1]) if row[1] else None,
-                "expires_at": row[2], "late": bool(row[3]), "transaction": json.loads(row[4]) if row[4] else None}
+                "expires_at": row[2], "counterparty": json.loads(row[3]) if row[3] else None, "late": bool(row[4]),
+                "transaction": json.loads(row[5]) if row[5] else None}
 
     def enriched(self, transaction_id: str) -> EnrichedTransaction | None:
         return enriched_from_record(self.processed(transaction_id))
 
     def purge_expired(self, now: datetime | None = None) -> int:
         """Delete processed records past their TTL (Firestore does this with a TTL policy)."""
-        with self._transaction() as conn:
+        with self.db.transaction() as conn:
             cur = conn.execute("DELETE FROM processed WHERE expires_at < ?",
                                ((now or datetime.now(UTC)).isoformat(),))
             return cur.rowcount
 
+    def release_counterparty(self, transaction_id: str) -> None:
+        self.expire_lease(transaction_id)
+
+    def expire_lease(self, transaction_id: str) -> None:
+        """Make a held counterparty lease expired (a released one, or in tests a crashed holder)."""
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT counterparty FROM processed WHERE transaction_id = ?",
+                               (transaction_id,)).fetchone()
+            if row and row[0]:
+                cp = {**json.loads(row[0]), "lease_until": time.time() - 1}
+                conn.execute("UPDATE processed SET counterparty = ? WHERE transaction_id = ?",
+                             (json.dumps(cp), transaction_id))
+
     def close(self) -> None:
-        with self._lock:
-            conns, self._all = self._all, []
-        for conn in conns:
-            conn.close()
-        self._local = threading.local()
+        self.db.close()

@@ -1,0 +1,64 @@
+"""Create the counterparty table on the Bigtable emulator (tests, the local stack, benchmarks).
+
+The families and their garbage collection come from `txguard.contract.names`, the same values the
+Pulumi program is to declare in the cloud (docs/counterparty.md).
+"""
+
+from __future__ import annotations
+
+from google.api_core import exceptions as gexc
+
+from txguard.contract import names
+
+DAY_SECONDS = 24 * 3600
+
+
+def ensure_counterparty_table(project: str, instance: str = names.BIGTABLE_INSTANCE,
+                              table: str = names.COUNTERPARTY_TABLE) -> bool:
+    """Create the table if missing (BIGTABLE_EMULATOR_HOST or ADC); True when created."""
+    from google.cloud.bigtable_admin_v2.types import ColumnFamily, GcRule, Table, Type
+
+    int64 = Type(int64_type=Type.Int64())
+    counters_age = {"seconds": names.COUNTERPARTY_RETENTION_DAYS * DAY_SECONDS}
+    families = {
+        names.COUNTERPARTY_COUNTERS_FAMILY: ColumnFamily(
+            gc_rule=GcRule(max_age=counters_age),
+            value_type=Type(aggregate_type=Type.Aggregate(input_type=int64, sum=Type.Aggregate.Sum()))),
+        names.COUNTERPARTY_MARKERS_FAMILY: ColumnFamily(gc_rule=GcRule(max_age=counters_age)),
+        names.COUNTERPARTY_LEDGER_FAMILY: ColumnFamily(gc_rule=GcRule(union=GcRule.Union(rules=[
+            GcRule(max_num_versions=1),
+            GcRule(max_age={"seconds": names.LABEL_LEDGER_RETENTION_DAYS * DAY_SECONDS})]))),
+    }
+    client, admin = _admin(project)
+    try:
+        admin.create_table(parent=f"projects/{project}/instances/{instance}", table_id=table,
+                           table=Table(column_families=families))
+        return True
+    except gexc.AlreadyExists:
+        return False
+    finally:
+        client.close()
+
+
+def drop_counterparty_table(project: str, instance: str = names.BIGTABLE_INSTANCE,
+                            table: str = names.COUNTERPARTY_TABLE) -> None:
+    client, admin = _admin(project)
+    try:
+        admin.delete_table(name=f"projects/{project}/instances/{instance}/tables/{table}")
+    except gexc.NotFound:
+        pass
+    finally:
+        client.close()
+
+
+def _admin(project: str):  # noqa: ANN202 - (Client, its table admin client)
+    """The classic client knows BIGTABLE_EMULATOR_HOST (no credentials needed); its admin client is
+    the generated one."""
+    import warnings
+
+    from google.cloud import bigtable
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "Connecting to Bigtable emulator at ..."
+        client = bigtable.Client(project=project, admin=True)
+    return client, client.table_admin_client
