@@ -1,13 +1,18 @@
 """The review queue in Firestore: one document per transaction in `review_queue`.
 
-A change is one Firestore transaction (read the item, apply the transition, write it back).
-Server client libraries lock what a transaction reads, so concurrent claims of one item queue up
-on it; the loser re-runs the transition, sees the winner's claim and gets ConsoleConflictError.
+A change reads the item, applies the transition and writes it back on condition that the
+document was not updated since the read (a precondition on its update time). No lock is taken:
+server-library transactions lock what they read, and claims racing on one item then abort each
+other for seconds (the emulator's lock timeouts), whereas with a precondition exactly one write
+wins at once. A loser re-reads after a short jittered pause, sees the winner's claim and gets
+ConsoleConflictError.
 Listing needs the composite index (open, outcome, decided_at desc) the Pulumi program declares.
 """
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterable
 
 from google.api_core import exceptions as gexc
@@ -20,7 +25,8 @@ from txguard.contract import names
 from txguard.contract.errors import ConsoleNotFoundError, ConsoleUnavailableError
 from txguard.contract.models import Outcome
 
-# Concurrent claims of one item abort each other at commit; each retry reads the winner's claim.
+# A lost race costs one re-read, which sees the winner's claim; more attempts only help when
+# writes keep landing on one item (several analysts and the ingest at once).
 MAX_ATTEMPTS = 20
 _UNAVAILABLE = (gexc.GoogleAPICallError, gexc.RetryError)
 
@@ -76,22 +82,23 @@ class FirestoreReviewQueue:
 
     def update(self, transaction_id: str, change: Change) -> ReviewItem:
         ref = self.items.document(transaction_id)
-
-        @firestore.transactional
-        def run(transaction: firestore.Transaction) -> ReviewItem:
-            snap = ref.get(transaction=transaction)
-            if not snap.exists:
-                raise ConsoleNotFoundError(f"no review item for transaction {transaction_id!r}")
-            item = change(ReviewItem.model_validate(snap.to_dict()))
-            transaction.set(ref, item.to_doc())
-            return item
-
         try:
-            return run(self.client.transaction(max_attempts=MAX_ATTEMPTS))
-        except ValueError as exc:  # the library's "failed to commit in N attempts"
-            raise ConsoleUnavailableError(f"firestore review queue: {exc}") from exc
+            for attempt in range(MAX_ATTEMPTS):
+                snap = ref.get()
+                if not snap.exists:
+                    raise ConsoleNotFoundError(f"no review item for transaction {transaction_id!r}")
+                item = change(ReviewItem.model_validate(snap.to_dict()))
+                unchanged = self.client.write_option(last_update_time=snap.update_time)
+                try:
+                    ref.update(item.to_doc(), option=unchanged)
+                except gexc.FailedPrecondition:  # written since our read: re-read and re-decide
+                    time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
+                    continue
+                return item
         except _UNAVAILABLE as exc:
             raise ConsoleUnavailableError(f"firestore review queue: {type(exc).__name__}: {exc}") from exc
+        raise ConsoleUnavailableError(
+            f"firestore review queue: {transaction_id!r} changed under {MAX_ATTEMPTS} attempts in a row")
 
     def close(self) -> None:
         self.client.close()
