@@ -26,6 +26,7 @@ from txguard.bench.runner import (
     _serving_env,
     draw_latency,
 )
+from txguard.ops.replay import RequestBody
 
 CONFIGS = {
     "shadow off": {"SHADOW_ENABLED": "false"},
@@ -47,19 +48,6 @@ def _registry(model: Any, workdir: Path) -> Path:
         challenger = reg.publish(model.artifact, _metadata())
         reg.promote(challenger.version, STAGING)
     return path
-
-
-class _Body:
-    __slots__ = ("content_length", "data")
-
-    def __init__(self, data: bytes) -> None:
-        self.data, self.content_length = data, len(data)
-
-    def read(self, limit: int) -> bytes:
-        return self.data[:limit]
-
-    def discard(self) -> None:
-        return None
 
 
 def measure_inproc(registry: Path, payloads: list[str], repeat: int = 3) -> dict[str, float]:
@@ -84,7 +72,7 @@ def measure_inproc(registry: Path, payloads: list[str], repeat: int = 3) -> dict
             service._background_started = True  # no threads: drained below, in this thread
             t0 = time.process_time()
             for body in bodies:
-                service.handle("POST", "/score", {"Content-Type": "application/json"}, _Body(body))
+                service.handle("POST", "/score", {"Content-Type": "application/json"}, RequestBody(body))
             t1 = time.process_time()
             if service.observer is not None:
                 service.observer.drain()

@@ -71,7 +71,9 @@ def training_days(metadata: Any) -> int | None:
         return None
 
 
-class _Body:
+class RequestBody:
+    """A request body as ScoringService.handle reads it (what the HTTP server would hand over)."""
+
     __slots__ = ("content_length", "data")
 
     def __init__(self, data: bytes) -> None:
@@ -99,7 +101,7 @@ def run_service(txs: list[EnrichedTransaction], env: dict[str, Any],
         if service.follower is not None:
             service.follower.check()  # what its thread does first: load the challenger
         for n, tx in enumerate(txs, 1):
-            service.handle("POST", "/score", JSON_HEADERS, _Body(tx.model_dump_json().encode()))
+            service.handle("POST", "/score", JSON_HEADERS, RequestBody(tx.model_dump_json().encode()))
             if n % 500 == 0:
                 progress(n, len(txs))
         service.close()  # the observer processes what is queued and emits its last window
