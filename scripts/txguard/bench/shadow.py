@@ -26,7 +26,6 @@ from txguard.bench.runner import (
     _serving_env,
     draw_latency,
 )
-from txguard.ops.replay import RequestBody
 
 CONFIGS = {
     "shadow off": {"SHADOW_ENABLED": "false"},
@@ -58,6 +57,7 @@ def measure_inproc(registry: Path, payloads: list[str], repeat: int = 3) -> dict
     import io
 
     from txguard.contract.settings import ScoringSettings
+    from txguard.scoring.http import BytesBody
     from txguard.scoring.service import ScoringService
 
     bodies = [p.encode() for p in payloads] * repeat
@@ -72,7 +72,7 @@ def measure_inproc(registry: Path, payloads: list[str], repeat: int = 3) -> dict
             service._background_started = True  # no threads: drained below, in this thread
             t0 = time.process_time()
             for body in bodies:
-                service.handle("POST", "/score", {"Content-Type": "application/json"}, RequestBody(body))
+                service.handle("POST", "/score", {"Content-Type": "application/json"}, BytesBody(body))
             t1 = time.process_time()
             if service.observer is not None:
                 service.observer.drain()
