@@ -76,13 +76,32 @@ def handbook_split(data: HandbookData, days: SplitDays, drop_known_compromised: 
     test = (data.ts >= test_start) & (data.ts < test_end)
     dropped = 0
     if drop_known_compromised:
-        first_known = np.full(data.config.customers, np.inf)
-        fraud = data.is_fraud == 1
-        np.minimum.at(first_known, data.customer[fraud], data.label_time[fraud])
-        already = test & (first_known[data.customer] < data.ts)
+        already = test & known_compromised(data)
         dropped = int(already.sum())
         test &= ~already
     return Split(train, test, train_start, test_start, test_end, dropped)
+
+
+def known_compromised(data: HandbookData) -> np.ndarray:
+    """Rows of a customer with a fraud label known before the row's time: that card would have
+    been blocked, so such a row says nothing about detection (the Handbook leaves it out)."""
+    first_known = np.full(data.config.customers, np.inf)
+    fraud = data.is_fraud == 1
+    np.minimum.at(first_known, data.customer[fraud], data.label_time[fraud])
+    return first_known[data.customer] < data.ts
+
+
+def handbook_config(data_config: HandbookConfig | None, days: SplitDays) -> HandbookConfig:
+    """The data's days are the split's days; its label delay is the split's delay period."""
+    return replace(data_config or HandbookConfig(), days=days.total, label_delay_days=float(days.delay))
+
+
+def txguard_dataset(data: HandbookData, path: str | Path) -> Dataset:
+    """`data` as txguard reads it: the `txguard train --data` file at `path`, through
+    `txguard.training.dataset.from_file` (the columnar replay of the serving features)."""
+    dataset = from_file(path)
+    _check_same_rows(dataset, data)
+    return dataset
 
 
 def score_metrics(
@@ -133,7 +152,7 @@ def run_comparison(
         timings[name] = round(now - since, 2)
         return now
 
-    cfg = replace(data_config or HandbookConfig(), days=days.total, label_delay_days=float(days.delay))
+    cfg = handbook_config(data_config, days)
     log(f"generating {cfg.days} days: {cfg.customers} customers, {cfg.terminals} terminals, seed {cfg.seed}")
     data = generate(cfg)
     path = write_jsonl(data, data_path)
@@ -147,8 +166,7 @@ def run_comparison(
             f"{int(y_test.sum())} in test): use more customers or days"
         )
     log(f"txguard: features of {len(data)} rows through {path} (txguard.training.dataset.from_file)")
-    dataset = from_file(path)
-    _check_same_rows(dataset, data)
+    dataset = txguard_dataset(data, path)
     t = lap("txguard_features_seconds", t)
     log(f"txguard: fitting on {int(split.train.sum())} rows ({int(y_train.sum())} frauds)")
     where = (ts[split.test], wallets[split.test], scenarios[split.test])  # the test rows' days, wallets, kinds
@@ -183,9 +201,9 @@ def run_comparison(
                 k: int(((test_scen == k) & (y_test == 1)).sum()) for k in sorted(set(test_scen[y_test == 1]))
             },
             "known_compromised_dropped": split.known_compromised_dropped,
-            "train_start": _iso(split.train_start),
-            "test_start": _iso(split.test_start),
-            "test_end": _iso(split.test_end),
+            "train_start": utc_iso(split.train_start),
+            "test_start": utc_iso(split.test_start),
+            "test_end": utc_iso(split.test_end),
         },
         "txguard_features": len(dataset.X[0]),
         "recipe_features": list(recipe.RECIPE_FEATURES),
@@ -194,7 +212,7 @@ def run_comparison(
     }
 
 
-def _iso(epoch: float) -> str:
+def utc_iso(epoch: float) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(epoch, UTC).isoformat()

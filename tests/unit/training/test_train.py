@@ -60,6 +60,18 @@ def test_fraud_weight_weighs_fraud_rows_in_the_loss(small_data) -> None:  # noqa
     assert weighted[y == 1].mean() > plain[y == 1].mean()
 
 
+def test_the_tree_shape_of_the_config_reaches_the_model(small_data) -> None:  # noqa: ANN001
+    from txguard.training.train import fit_model
+
+    X, y = small_data.X[:2000].astype(np.float32), small_data.y[:2000]
+    model = fit_model(replace(SMALL, max_iter=5, max_leaf_nodes=7, min_samples_leaf=60), X, y)
+    assert (model.max_leaf_nodes, model.min_samples_leaf) == (7, 60)
+    # Every leaf the fit grew holds at least 60 rows and each tree at most 7 leaves.
+    for predictors in model._predictors:
+        leaves = [node for node in predictors[0].nodes if node["is_leaf"]]
+        assert len(leaves) <= 7 and min(node["count"] for node in leaves) >= 60
+
+
 def test_gate_rejects_a_degraded_model(tmp_path: Path, small_data) -> None:  # noqa: ANN001
     # Trained on shuffled labels, evaluated on the true held-out labels: a genuinely bad model.
     train_rows, _, _ = time_split(small_data, SMALL.test_fraction)

@@ -1,4 +1,5 @@
-"""`txguard evaluate handbook`: txguard against the Fraud Detection Handbook's recipe on its data."""
+"""`txguard evaluate handbook`: txguard against the Fraud Detection Handbook's recipe on its data;
+`txguard evaluate tune`: txguard's hyperparameters chosen on that data's training period only."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import sys
 from txguard.cli.commands._group import command_group
 from txguard.evaluation import CLASSIFIERS
 
+HELP = "evaluate txguard on independent data: against a published recipe, and to choose its hyperparameters"
 _MAIN = ("pr_auc", "roc_auc", "recall_at_1pct_fpr", "wallet_precision_at_100")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    group = command_group(subparsers, "evaluate", "evaluate txguard on independent data against a published recipe")
+    group = command_group(subparsers, "evaluate", HELP)
     parser = group.add_parser(
         "handbook",
         help="generate the Handbook's simulated data, run txguard and the Handbook's recipe on one split",
@@ -26,6 +28,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "defaults on a 2-vCPU machine (docs/evaluation.md)."
         ),
     )
+    add_data_arguments(parser)
+    parser.add_argument("--classifiers", default=",".join(CLASSIFIERS),
+                        help=f"recipe classifiers, comma-separated (default all: {','.join(CLASSIFIERS)})")
+    parser.add_argument("--keep-known-compromised", action="store_true",
+                        help="keep test transactions of customers already known to be defrauded "
+                             "(the Handbook drops them)")
+    add_data_out_argument(parser)
+    parser.set_defaults(func=run)
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The data and its periods: `evaluate tune` builds exactly what `evaluate handbook` does."""
     parser.add_argument("--seed", type=int, default=42, help="data and model seed (default 42)")
     parser.add_argument("--customers", type=int, default=5000, help="customers (default 5000, as the Handbook)")
     parser.add_argument("--terminals", type=int, default=10000, help="terminals (default 10000, as the Handbook)")
@@ -34,14 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--delay-days", type=int, default=7,
                         help="label delay, and the gap between training and test (default 7)")
     parser.add_argument("--test-days", type=int, default=14, help="test days (default 14)")
-    parser.add_argument("--classifiers", default=",".join(CLASSIFIERS),
-                        help=f"recipe classifiers, comma-separated (default all: {','.join(CLASSIFIERS)})")
-    parser.add_argument("--keep-known-compromised", action="store_true",
-                        help="keep test transactions of customers already known to be defrauded "
-                             "(the Handbook drops them)")
+
+
+def add_data_out_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-out", default="data/handbook.jsonl",
                         help="where the generated data file is written (default data/handbook.jsonl, git-ignored)")
-    parser.set_defaults(func=run)
 
 
 def _table(report: dict) -> None:
