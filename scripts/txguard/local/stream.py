@@ -10,9 +10,8 @@ after `drain_timeout_s` without any: what is still missing then is `lost` (`labe
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import time
+from typing import TYPE_CHECKING, Any
 
 from txguard.local import feed, label_feed, report
 from txguard.local.ledger import Ledger
