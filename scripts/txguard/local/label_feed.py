@@ -117,3 +117,28 @@ class LabelFeed:
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
+
+
+def publish_now(project: str, ledger: Ledger, messages: Sequence[Outgoing], timeout_s: float = 60.0) -> int:
+    """Publish label messages at once, in order, each recorded in the ledger first; returns how many
+    Pub/Sub confirmed (a failed publish is recorded as such, never silently dropped)."""
+    from txguard.publisher import PubSubTransport
+
+    transport = PubSubTransport(project, names.LABELS_TOPIC, ordering=False)
+    confirmed = 0
+    try:
+        futures = []
+        for message in messages:
+            ledger.labels.sent(message)
+            futures.append((message, transport.publish(message.data, {}, "")))
+        for message, future in futures:
+            try:
+                future.result(timeout=timeout_s)
+            except Exception as exc:  # noqa: BLE001 - the ledger counts it as a failed publish
+                ledger.labels.confirmed(message, exc)
+                continue
+            ledger.labels.confirmed(message, None)
+            confirmed += 1
+    finally:
+        transport.close()
+    return confirmed

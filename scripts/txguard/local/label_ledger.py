@@ -151,6 +151,7 @@ class LabelBook:
             "labels_published": sum(1 for i in items if i.confirmed),
             "labels_applied": sum(1 for i in valid if i.applied),
             "labels_invalid": sum(1 for i in items if i.invalid_reasons),
+            "labels_invalid_without_reason": sum(1 for i in items if i.invalid_reasons and not all(i.invalid_reasons)),
             "labels_dead_lettered": sum(1 for i in items if i.dead_lettered),
             "labels_lost": sum(1 for i in items if i.confirmed and not i.settled and not i.dead_lettered),
             "label_statuses": dict(sorted(Counter(s for i in items for s in i.statuses).items())),

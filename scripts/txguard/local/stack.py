@@ -323,6 +323,16 @@ class LocalStack:
 
         return FirestoreHistoryStore(project=self.options.project)
 
+    def counterparty_store(self) -> Any:
+        """A client of the stack's counterparty store (the functions' Bigtable table or SQLite file)."""
+        if self.mode == "embedded":
+            from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
+
+            return SqliteCounterpartyStore(str(self.workdir / "history.sqlite3"))
+        from txguard.enrichment.counterparty.bigtable import BigtableCounterpartyStore
+
+        return BigtableCounterpartyStore(project=self.options.project)
+
     @property
     def push_mode(self) -> str:
         return "embedded" if self.mode == "embedded" else self.options.push
