@@ -20,8 +20,8 @@ EXTRA = ("wallets", "drain_s", "outage_s", "identical_decisions", "decision_copi
          "fault_share", "failed_deliveries", "ordering", "retried", "skipped", "production_version",
          "promoted_version", "switched_promote_s", "switched_rollback_s", "scoring_5xx", "decisions_by_version",
          "decisions_not_matching", "labels_sent", "labels_published", "labels_applied", "labels_invalid",
-         "labels_dead_lettered", "labels_lost", "label_statuses", "label_kinds_sent", "label_entities",
-         "label_counters_compared", "labels_double_counted", "labels_missing", "label_frauds_replayed")
+         "labels_dead_lettered", "labels_lost", "labels_valid_on_invalid", "labels_invalid_without_reason",
+         "label_statuses", "label_kinds_sent", "label_entities", "label_counters_compared", "labels_double_counted", "labels_missing", "label_frauds_replayed")
 COLUMNS = ("scenario", "sent", "tx", "decided", "invalid", "dead-lettered", "redriven", "lost",
            "double counted", "late", "drain s", "notes")
 
