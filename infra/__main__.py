@@ -23,6 +23,7 @@ import pulumi_gcp as gcp  # noqa: E402
 from infra import config  # noqa: E402
 from infra.archive import build_archive  # noqa: E402
 from infra.batch import BatchResources  # noqa: E402
+from infra.console import AnalystConsole  # noqa: E402
 from infra.counterparty import CounterpartyStore  # noqa: E402
 from infra.functions import (  # noqa: E402
     CloudFunction,
@@ -109,6 +110,12 @@ access.dead_lettering(messaging.topics, messaging.subscriptions)
 access.publishers(messaging.topics)
 access.done()
 monitoring = Monitoring("monitoring", cfg, depends_on=apis.services)
+# The analyst console (docs/console.md): only with a group to let in, never public.
+console = AnalystConsole(
+    "console", cfg, build_archive("console", BUILD_DIR), storage.sources, storage.images, identities.builder,
+    scoring.service_name, scoring.url, messaging.topics, messaging.subscriptions, storage.models, history.database,
+    project_number, depends_on=function_deps,
+) if cfg.analysts_group else None
 batch = BatchResources("batch", cfg, storage.models, depends_on=apis.services)
 
 outputs = {
@@ -128,7 +135,9 @@ outputs = {
         "publisher": identities.publisher.email,
         "batch": batch.worker.email,
         **({"build": identities.builder.email} if identities.builder is not None else {}),
+        **({"console": console.account.email} if console is not None else {}),
     },
+    "console_url": console.url if console is not None else None,
     "batch_bucket": batch.bucket.name,
     "batch_staging_location": batch.staging_location,
     "batch_temp_location": batch.temp_location,

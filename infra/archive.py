@@ -2,11 +2,13 @@
 
 A function's archive holds, at its root, everything in `functions/<name>/` (its `main.py`), the
 runtime subpackages of the `txguard` namespace that the function imports (traced from `main.py`
-through `shared/txguard/`, never the tooling in `scripts/` or `models/`) and, as its
+through `shared/txguard/`, never the tooling in `scripts/` or `models/`) with their modules and the
+package data pyproject declares for them (the console's templates and static files), and, as its
 `requirements.txt`, the runtime lock (`requirements.lock`, infra/lockfile.py: every package
 pinned with its hashes; a lock that no longer matches pyproject stops the build). Entries are
 sorted and carry a fixed timestamp and mode, so the same sources give the same bytes; the object
-is named `<name>-<sha256[:16]>.zip`, so a code or pin change uploads a new object (and redeploys the function), and a change to tooling, or to a runtime
+is named `<name>-<sha256[:16]>.zip`, so a code or pin change uploads a new object (and redeploys
+the function), and a change to tooling, or to a runtime
 subpackage the function does not import, is a no-op for `pulumi up`.
 
 Pure Python (no Pulumi import): the tests build and boot these archives directly.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import io
+import tomllib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +96,18 @@ def _walk(folder: Path) -> list[Path]:
     return found
 
 
+def package_data(package: str, root: Path = ROOT) -> tuple[str, ...]:
+    """Glob patterns of `[tool.setuptools.package-data]` for `txguard.<package>` (what a wheel ships)."""
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    declared = pyproject.get("tool", {}).get("setuptools", {}).get("package-data", {})
+    return tuple(declared.get(f"txguard.{package}", ()))
+
+
+def _shipped(path: Path, package_dir: Path, patterns: tuple[str, ...]) -> bool:
+    rel = path.relative_to(package_dir)
+    return path.suffix == ".py" or any(rel.match(pattern) for pattern in patterns)
+
+
 def archive_contents(function: str, root: Path = ROOT) -> dict[str, bytes]:
     """Archive path -> bytes of everything a function's zip holds."""
     contents: dict[str, bytes] = {}
@@ -101,8 +116,9 @@ def archive_contents(function: str, root: Path = ROOT) -> dict[str, bytes]:
         contents[path.relative_to(function_dir).as_posix()] = path.read_bytes()
     runtime = root / "shared" / "txguard"
     for package in runtime_subpackages(function, root):
+        patterns = package_data(package, root)
         for path in _walk(runtime / package):
-            if path.suffix == ".py":
+            if _shipped(path, runtime / package, patterns):
                 contents[f"txguard/{path.relative_to(runtime).as_posix()}"] = path.read_bytes()
     contents["requirements.txt"] = lockfile.read(root).encode()
     return contents

@@ -7,6 +7,7 @@ docs/capacity.md ("Deployed defaults"); docs/deploy.md has the table of keys.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import pulumi
@@ -216,6 +217,8 @@ class StackConfig:
     alerts: AlertConfig = field(default_factory=lambda: AlertConfig())
     alert_emails: tuple[str, ...] = field(default_factory=tuple)
     labels: dict[str, str] = field(default_factory=dict)
+    # Google group whose members may open the analyst console (through IAP); "" = no console.
+    analysts_group: str = ""
 
     def validate(self) -> None:
         self.scoring.validate("scoring")
@@ -236,6 +239,10 @@ class StackConfig:
         if not 0 < self.error_rate_threshold < 1:
             raise ConfigError("errorRateThreshold is a fraction in (0, 1)")
         self.alerts.validate()
+        if self.analysts_group and not re.fullmatch(r"[^@\s:]+@[^@\s:]+\.[^@\s:]+", self.analysts_group):
+            raise ConfigError(f"analystsGroup is a Google group's e-mail address, got {self.analysts_group!r}")
+        if not self.analysts_group:
+            pulumi.log.warn("analystsGroup is not set: the analyst console is not deployed")
 
 
 def _function(cfg: pulumi.Config, prefix: str, *, min_instances: int, timeout: int, ingress: str,
@@ -365,6 +372,7 @@ def load() -> StackConfig:
         ),
         alert_emails=tuple(cfg.get_object("alertEmails") or ()),
         labels={"app": "txguard", "stack": stack.lower()},
+        analysts_group=(cfg.get("analystsGroup") or "").strip(),
     )
     config.validate()
     return config

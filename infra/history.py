@@ -20,7 +20,7 @@ TTL_FIELD = "expires_at"
 # collection). Exempting them keeps one wallet update one document write. A map field's exemption
 # covers its subfields (`counterparties.<id>`).
 WALLET_FIELDS: tuple[str, ...] = tuple(WalletState().to_dict())
-PROCESSED_FIELDS: tuple[str, ...] = ("wallet_id", "fingerprint", "features", "late", "counterparty", "decision")
+PROCESSED_FIELDS: tuple[str, ...] = ("wallet_id", "fingerprint", "transaction", "features", "late", "counterparty", "decision")
 
 
 class HistoryDatabase(pulumi.ComponentResource):

@@ -12,6 +12,9 @@
 | Pub/Sub agent       | publish to each dead-letter topic, subscribe to each push           |
 |                     | subscription (dead-lettering), mint OIDC tokens for the push SA     |
 
+The analyst console's identity and grants live with it in infra/console.py (declared only with
+`analystsGroup`).
+
 Grants are bound on the resource (bucket, topic, subscription, service, Bigtable table)
 wherever IAM allows, never on the project except `datastore.user` (Firestore has no
 per-database IAM) and the build roles. No grant ever names allUsers or allAuthenticatedUsers.

@@ -102,6 +102,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
             inputs |= {"url": f"https://{inputs['location']}-{project}.cloudfunctions.net/{inputs['name']}"}
             run_uri = f"https://{inputs['name']}-{PROJECT_NUMBER}.{inputs['location']}.run.app"
             inputs["serviceConfig"] = {**inputs["serviceConfig"], "uri": run_uri}
+        elif args.typ == "gcp:cloudrunv2/service:Service":
+            rid = f"projects/{project}/locations/{inputs['location']}/services/{inputs['name']}"
+            inputs |= {"uri": f"https://{inputs['name']}-{PROJECT_NUMBER}.{inputs['location']}.run.app"}
         elif args.typ == "gcp:monitoring/dashboard:Dashboard":
             rid = f"projects/{PROJECT_NUMBER}/dashboards/{args.name}"
         return rid, inputs

@@ -73,6 +73,9 @@ class StackOptions:
     label_threads: int = 4
     # The demo stream's labels (txguard.local.label_feed): seconds of demo per day of label delay; 0: none.
     label_day_s: float = 0.5
+    # The analyst console (docs/console.md) served next to the stack; `local up` turns it on.
+    analyst_console: bool = False
+    console_port: int = 0
 
 
 def emulator_mode_available() -> bool:
@@ -97,6 +100,7 @@ class LocalStack:
         self.consumers: Any = None
         self.emulators: dict[str, emulators.Emulator] = {}  # by name: pubsub, firestore, gcs
         self.functions: dict[str, processes.FunctionProcess] = {}  # score, enrich, label
+        self.analyst_console: Any = None  # txguard.local.console.LocalConsole when started
         self._echo = False  # --keep: print decisions as they arrive (embedded mode)
         self._exit = contextlib.ExitStack()
         self._t0 = time.monotonic()
@@ -127,6 +131,9 @@ class LocalStack:
     def up(self) -> LocalStack:
         self.step(f"[bold]{self.mode}[/] mode, work folder {self.workdir}")
         self._setenv("GOOGLE_CLOUD_PROJECT", self.options.project)
+        self.env["HISTORY_STORE"] = "firestore" if self.mode == "emulators" else "sqlite"
+        if self.mode == "embedded":
+            self.env["SQLITE_PATH"] = str(self.workdir / "history.sqlite3")
         if self.mode == "emulators":
             self._up_emulators()
         else:
@@ -179,11 +186,14 @@ class LocalStack:
              "FIRESTORE_EMULATOR_HOST": emus["firestore"].env_value},
             {**common, **counterparty},
         )
+        # The console's subscriptions only when the console reads them (else they would only fill up).
+        subscriptions = names.SUBSCRIPTIONS if self.options.analyst_console else tuple(
+            s for s in names.SUBSCRIPTIONS if s.name not in names.CONSOLE_SUBSCRIPTIONS)
         if self.options.push == "bridge":
             from txguard.local.bridge import PushBridge
 
             # Production's settings, retry policy included: the bridge never hits the emulator's push bugs.
-            topology.ensure_topology(self.options.project, push=False)
+            topology.ensure_topology(self.options.project, subscriptions=subscriptions, push=False)
             spec = names.subscription(names.ENRICH_PUSH_SUBSCRIPTION)
             self.bridge = PushBridge(self.options.project, spec, enrich.url + "/",
                                      window=self.options.push_window).start()
@@ -198,7 +208,7 @@ class LocalStack:
         elif self.options.push == "emulator":
             topology.ensure_topology(self.options.project, {names.ENRICH_FUNCTION: enrich.url + "/",
                                                             names.LABEL_FUNCTION: label.url + "/"},
-                                     retry_policy=self.options.emulator_retry_policy)
+                                     subscriptions=subscriptions, retry_policy=self.options.emulator_retry_policy)
             self.step(f"topology created; the emulator pushes {names.ENRICH_PUSH_SUBSCRIPTION} to {enrich.url}/ "
                       f"and {names.LABELS_PUSH_SUBSCRIPTION} to {label.url}/ (2 at a time, unordered)")
         else:
@@ -208,6 +218,7 @@ class LocalStack:
         self.consumers = PullConsumers(self.options.project, self.ledgers,
                                        dead_letter=self.options.pull_dead_letter).start()
         self._exit.callback(self._stop_consumers)
+        self._start_console()
 
     def _stop_consumers(self) -> None:
         if self.consumers is not None:
@@ -228,9 +239,10 @@ class LocalStack:
 
         self.broker = EmbeddedPubSub(self.options.project, {
             names.TRANSACTIONS_TOPIC: to_enrich,
-            names.DECISIONS_TOPIC: route(self._on_decision),
-            names.INVALID_TOPIC: route(self.ledgers.on_invalid),
-            names.DEAD_LETTER_TOPIC: route(self.ledgers.on_dead_letter),
+            names.DECISIONS_TOPIC: self._also_console(route(self._on_decision), names.DECISIONS_CONSOLE_SUBSCRIPTION),
+            names.INVALID_TOPIC: self._also_console(route(self.ledgers.on_invalid), names.INVALID_CONSOLE_SUBSCRIPTION),
+            names.DEAD_LETTER_TOPIC: self._also_console(route(self.ledgers.on_dead_letter),
+                                                        names.DEAD_LETTER_CONSOLE_SUBSCRIPTION),
             names.LABELS_TOPIC: to_label,
             names.LABELS_DEAD_LETTER_TOPIC: route(self.ledgers.on_label_dead_letter),
         }).start()
@@ -262,6 +274,25 @@ class LocalStack:
         self._exit.callback(self.label_delivery.stop)
         self.step(f"push loops: {spec.name} -> {enrich.url}/, {label_spec.name} -> {label.url}/ "
                   f"(max {spec.max_delivery_attempts} attempts)")
+        self._start_console()
+
+    def _also_console(self, handler: Any, subscription: str) -> Any:
+        """Embedded mode: a topic's handler, plus a copy to the console as its `subscription` would."""
+        def both(message: Any) -> None:
+            handler(message)
+            if self.analyst_console is not None:
+                self.analyst_console.deliver(subscription, message)
+        return both
+
+    def _start_console(self) -> None:
+        if not self.options.analyst_console:
+            return
+        from txguard.local.console import start_console
+
+        self.analyst_console = start_console(self, self.options.console_port)
+        self.on_close(self.analyst_console.stop)
+        self.endpoints["analyst console"] = self.analyst_console.url
+        self.step(f"[bold]analyst console {self.analyst_console.url}[/]")
 
     def _on_decision(self, data: bytes, attributes: dict[str, str], now_ms: int) -> None:
         self.ledgers.on_decision(data, attributes, now_ms)

@@ -136,3 +136,43 @@ class ConflictingLabelError(PermanentError):
 
 class ParityCheckError(IncompatibleModelError):
     """A model whose scores here differ from the ones recorded at training (its parity probe)."""
+
+
+# Console ---------------------------------------------------------------------------------------
+class ConsoleError(TxguardError):
+    """A console request that cannot be done as asked; carries its HTTP status and, for bad
+    input, one entry per field (`loc`, `msg`) so the page can name what to fix."""
+
+    status: int = 400
+
+    def __init__(self, message: str, errors: list[dict[str, object]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or []
+
+
+class ConsoleInputError(ConsoleError):
+    status = 422
+
+
+class AuthenticationError(ConsoleError):
+    """No valid identity (the IAP assertion is missing or does not verify)."""
+
+    status = 401
+
+
+class ConsoleNotFoundError(ConsoleError):
+    status = 404
+
+
+class ConsoleConflictError(ConsoleError):
+    """Someone got there first: another analyst holds the claim, the item is already labelled,
+    or a registry alias moved since it was read."""
+
+    status = 409
+
+
+class ConsoleUnavailableError(ConsoleError):
+    """A dependency (queue store, Pub/Sub, scoring, registry) did not answer: try again."""
+
+    status = 503

@@ -277,6 +277,34 @@ class BatchResponse(_Model):
     model_version: str
 
 
+# The analyst console's requests (docs/console.md) ------------------------------------------------
+class Verdict(StrEnum):
+    FRAUD = "fraud"
+    LEGITIMATE = "legitimate"
+
+
+class ReviewRequest(_Model):
+    """An analyst's verdict on a claimed review item; it becomes a label event on `labels`."""
+
+    verdict: Verdict
+    note: Annotated[str, StringConstraints(max_length=500, strip_whitespace=True)] = ""
+
+
+class AliasAction(StrEnum):
+    PROMOTE = "promote"
+    ROLLBACK = "rollback"
+
+
+class AliasChange(_Model):
+    """Move a registry alias from the console; `confirm` must repeat the alias name."""
+
+    action: AliasAction
+    alias: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
+    version: Annotated[str, StringConstraints(pattern=r"^v[1-9][0-9]*$")] | None = Field(
+        None, description="The version to promote (promote only)")
+    confirm: str = Field(description="The alias name again: a change of serving model is never one click")
+
+
 # Adapters built once (validate_json on bytes is the fast path).
 TRANSACTION_ADAPTER: TypeAdapter[Transaction] = TypeAdapter(Transaction)
 ENRICHED_ADAPTER: TypeAdapter[EnrichedTransaction] = TypeAdapter(EnrichedTransaction)
@@ -291,4 +319,6 @@ CONTRACT_MODELS: dict[str, type[BaseModel]] = {
     "BatchRequest": BatchRequest,
     "BatchResponse": BatchResponse,
     "LabelEvent": LabelEvent,
+    "ReviewRequest": ReviewRequest,
+    "AliasChange": AliasChange,
 }

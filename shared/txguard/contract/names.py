@@ -23,6 +23,12 @@ DECISIONS_SUBSCRIPTION = "decisions-tail"
 INVALID_SUBSCRIPTION = "invalid-inspect"
 LABELS_PUSH_SUBSCRIPTION = "labels-label-push"
 LABELS_DEAD_LETTER_SUBSCRIPTION = "labels-dead-letter-inspect"
+# The analyst console's own subscriptions (docs/console.md): its review queue and live view read
+# these, so it never takes messages from the tail, inspection or redrive subscriptions.
+DECISIONS_CONSOLE_SUBSCRIPTION = "decisions-console"
+INVALID_CONSOLE_SUBSCRIPTION = "invalid-console"
+DEAD_LETTER_CONSOLE_SUBSCRIPTION = "transactions-dead-letter-console"
+CONSOLE_SUBSCRIPTIONS = (DECISIONS_CONSOLE_SUBSCRIPTION, INVALID_CONSOLE_SUBSCRIPTION, DEAD_LETTER_CONSOLE_SUBSCRIPTION)
 
 # Functions ------------------------------------------------------------------------------------
 SCORING_FUNCTION = "txguard-score"
@@ -31,10 +37,14 @@ SCORING_ENTRY_POINT = "score"
 ENRICH_ENTRY_POINT = "enrich"
 LABEL_FUNCTION = "txguard-label"
 LABEL_ENTRY_POINT = "label"
+# The analyst console: a Cloud Run service (built from functions/console like a function).
+CONSOLE_SERVICE = "txguard-console"
+CONSOLE_ENTRY_POINT = "console"
 
 # Firestore collections --------------------------------------------------------------------------
 WALLETS_COLLECTION = "wallets"
 PROCESSED_COLLECTION = "processed_transactions"
+REVIEW_QUEUE_COLLECTION = "review_queue"  # the console's review items, one per reviewed/blocked transaction
 
 # Counterparty store (Bigtable; docs/counterparty.md) -----------------------------------------------
 BIGTABLE_INSTANCE = "txguard"
@@ -107,6 +117,11 @@ SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
     SubscriptionSpec(DEAD_LETTER_SUBSCRIPTION, DEAD_LETTER_TOPIC, retention_seconds=31 * 24 * 3600),
     SubscriptionSpec(DECISIONS_SUBSCRIPTION, DECISIONS_TOPIC, enable_message_ordering=True),
     SubscriptionSpec(INVALID_SUBSCRIPTION, INVALID_TOPIC, retention_seconds=31 * 24 * 3600),
+    # The console's: decisions kept a week (a review item must survive a console outage); the
+    # invalid and dead-letter copies only feed live counts, a day is plenty.
+    SubscriptionSpec(DECISIONS_CONSOLE_SUBSCRIPTION, DECISIONS_TOPIC),
+    SubscriptionSpec(INVALID_CONSOLE_SUBSCRIPTION, INVALID_TOPIC, retention_seconds=24 * 3600),
+    SubscriptionSpec(DEAD_LETTER_CONSOLE_SUBSCRIPTION, DEAD_LETTER_TOPIC, retention_seconds=24 * 3600),
     # The label function's push subscription: the enrichment one's delivery policy, unordered (labels
     # of one transaction commute: features.labels makes the result depend on the set, not the order).
     SubscriptionSpec(
@@ -120,6 +135,7 @@ SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
     ),
     SubscriptionSpec(LABELS_DEAD_LETTER_SUBSCRIPTION, LABELS_DEAD_LETTER_TOPIC, retention_seconds=31 * 24 * 3600),
 )
+
 
 def subscription(name: str) -> SubscriptionSpec:
     for spec in SUBSCRIPTIONS:

@@ -81,6 +81,31 @@ class EnrichSettings(CounterpartySettings):
     decisions_topic: str = Field(names.DECISIONS_TOPIC, alias="DECISIONS_TOPIC")
 
 
+class ConsoleSettings(CounterpartySettings):
+    """The analyst console (docs/console.md): the same store, scoring and registry variables as the
+    functions it looks into (it reads the history and counterparty stores, never writes them), plus
+    its own."""
+
+    history_store: Literal["firestore", "sqlite"] = Field("sqlite", alias="HISTORY_STORE")
+    firestore_database: str = Field("(default)", alias="FIRESTORE_DATABASE")
+    # The review queue: in Firestore next to the history, or this SQLite file when the history is SQLite.
+    queue_path: str = Field(".txguard/console.sqlite3", alias="CONSOLE_QUEUE_PATH")
+    scoring_url: str = Field("http://127.0.0.1:8081", alias="SCORING_URL")
+    scoring_timeout_s: float = Field(5.0, alias="SCORING_TIMEOUT_S", gt=0)
+    scoring_auth: Literal["auto", "none", "id_token"] = Field("auto", alias="SCORING_AUTH")
+    registry: str = Field(DEFAULT_LOCAL_REGISTRY, alias="TXGUARD_REGISTRY")
+    # How long a claimed review item stays with its analyst before anyone may take it.
+    claim_ttl_s: int = Field(300, alias="CLAIM_TTL_S", ge=5, le=86_400)
+    # Set in Google Cloud: every request must carry an IAP assertion for this audience.
+    iap_audience: str = Field("", alias="IAP_AUDIENCE")
+    # Pull the console's subscriptions in the background (off when the local stack feeds it directly).
+    ingest: bool = Field(True, alias="CONSOLE_INGEST")
+    # Where the models page reads the scoring function's drift windows: "" (nowhere), "cloud-logging",
+    # or "file:<path>" (a local scoring function's log); and the PSI it marks as drift.
+    drift_source: str = Field("", alias="DRIFT_SOURCE", pattern=r"^(|cloud-logging|file:.+)$")
+    drift_psi_threshold: float = Field(0.2, alias="DRIFT_PSI_THRESHOLD", gt=0)
+
+
 @lru_cache(maxsize=1)
 def scoring_settings() -> ScoringSettings:
     return ScoringSettings()
@@ -98,3 +123,8 @@ def enrich_settings() -> EnrichSettings:
 @lru_cache(maxsize=1)
 def label_settings() -> LabelSettings:
     return LabelSettings()
+
+
+@lru_cache(maxsize=1)
+def console_settings() -> ConsoleSettings:
+    return ConsoleSettings()

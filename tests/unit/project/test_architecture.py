@@ -27,6 +27,7 @@ ALLOWED = {
     "registry": {"contract"},
     "scoring": {"contract", "features", "registry"},
     "enrichment": {"contract", "features"},
+    "console": {"contract", "features", "enrichment", "registry"},
 }
 
 

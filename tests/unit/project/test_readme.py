@@ -38,7 +38,7 @@ def test_the_two_commands_are_make_targets() -> None:
 
 def test_every_setting_is_in_the_configuration_table() -> None:
     documented = _table_names()
-    for cls in (settings.ScoringSettings, settings.EnrichSettings, settings.LabelSettings):
+    for cls in (settings.ScoringSettings, settings.EnrichSettings, settings.LabelSettings, settings.ConsoleSettings):
         for name, field in cls.model_fields.items():
             assert field.alias in documented, f"{cls.__name__}.{name} ({field.alias}) missing from README"
 

@@ -48,6 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="with --push emulator: create its push subscription without production's retry policy: "
                     "the Pub/Sub emulator stops redelivering for good when several pushes fail at once with "
                     "it (docs/reliability.md); without it failures are redelivered after ~1 s")
+    up.add_argument("--no-console", dest="analyst_console", action="store_false",
+                    help="do not serve the analyst console next to the stack (it is served by default; "
+                    "its URL is printed at start)")
+    up.add_argument("--console-port", type=int, default=0,
+                    help="port of the analyst console on 127.0.0.1 (default: a free one)")
     up.set_defaults(func=run_up)
     parser.set_defaults(func=lambda _args: (parser.print_help(), 0)[1])
 
@@ -86,7 +91,7 @@ def run_up(args: argparse.Namespace) -> int:
         workdir=Path(args.workdir) if args.workdir else None, enrich_threads=args.enrich_threads,
         scoring_threads=args.scoring_threads, warmup=args.warmup,
         emulator_retry_policy=args.emulator_retry_policy, push=args.push, push_window=args.push_window,
-        label_day_s=args.label_day_s,
+        label_day_s=args.label_day_s, analyst_console=args.analyst_console, console_port=args.console_port,
     )
     previous = signal.signal(signal.SIGTERM, _sigterm)
     stack = LocalStack(options, console)

@@ -24,11 +24,12 @@ from google.cloud import firestore
 
 from txguard.contract import names
 from txguard.contract.errors import StoreUnavailableError
-from txguard.contract.models import CounterpartyFeatures, Decision, Transaction
+from txguard.contract.models import CounterpartyFeatures, Decision, EnrichedTransaction, Transaction
 from txguard.enrichment.history.protocol import (
     DEFAULT_LEASE_S,
     Enrichment,
     claim,
+    enriched_from_record,
     fresh,
     load_decision,
     processed_record,
@@ -176,8 +177,14 @@ class FirestoreHistoryStore:
         return WalletState.from_dict(snap.to_dict() if snap.exists else None)
 
     def processed(self, transaction_id: str) -> dict[str, Any] | None:
-        snap = self.processed_ref.document(transaction_id).get()
+        try:
+            snap = self.processed_ref.document(transaction_id).get()
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"firestore: {type(exc).__name__}: {exc}") from exc
         return snap.to_dict() if snap.exists else None
+
+    def enriched(self, transaction_id: str) -> EnrichedTransaction | None:
+        return enriched_from_record(self.processed(transaction_id))
 
     def close(self) -> None:
         self.client.close()

@@ -86,10 +86,13 @@ def step(tx: Transaction, state_doc: dict[str, Any] | None) -> Step:
 
 def processed_record(tx: Transaction, done: Step, counterparty: CounterpartyFeatures, ttl_days: int,
                      lease_s: float, now: float | None = None) -> dict[str, Any]:
-    """The record of a first delivery: it holds the counterparty lease."""
+    """The record of a first delivery: it holds the counterparty lease. It keeps the transaction
+    itself so that what was decided can be shown later as it was scored (the analyst console's
+    review queue), without a second store."""
     return {
         "wallet_id": tx.wallet_id,
         "fingerprint": fingerprint(tx),
+        "transaction": tx.model_dump(mode="json"),
         "features": done.features.model_dump(mode="json"),
         "late": done.late,
         "counterparty": {
@@ -101,6 +104,18 @@ def processed_record(tx: Transaction, done: Step, counterparty: CounterpartyFeat
         "decision": None,
         "expires_at": expires_at(ttl_days),
     }
+
+
+def enriched_from_record(record: dict[str, Any] | None) -> EnrichedTransaction | None:
+    """The enriched transaction a processed record describes (wallet and counterparty features as
+    scored), or None when the record is missing or older than its `transaction` field (such
+    records expire with their TTL)."""
+    if not record or not record.get("transaction"):
+        return None
+    cp = record.get("counterparty") or {}
+    counterparty = cp.get("features") or dict.fromkeys(CounterpartyFeatures.model_fields, 0.0)
+    return EnrichedTransaction.model_validate(
+        {**record["transaction"], "features": record["features"], "counterparty": counterparty})
 
 
 def claim(record: dict[str, Any], lease_s: float, now: float | None = None) -> dict[str, Any] | None:
@@ -181,7 +196,13 @@ class HistoryStore(Protocol):
         ...
 
     def wallet_state(self, wallet_id: str) -> WalletState:
-        """The stored state of a wallet (empty when unknown): for tests and inspection."""
+        """The stored state of a wallet (empty when unknown), read without a transaction and never
+        written: inspection and the console's manual scoring (features as of now, nothing applied)."""
+        ...
+
+    def enriched(self, transaction_id: str) -> EnrichedTransaction | None:
+        """The transaction as it was scored (its features as of just before it), read only;
+        None when unknown or expired."""
         ...
 
     def processed(self, transaction_id: str) -> dict[str, Any] | None:

@@ -13,11 +13,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from txguard.contract.models import DECISION_ADAPTER, CounterpartyFeatures, Decision, Transaction
+from txguard.contract.models import (
+    DECISION_ADAPTER,
+    CounterpartyFeatures,
+    Decision,
+    EnrichedTransaction,
+    Transaction,
+)
 from txguard.enrichment.history.protocol import (
     DEFAULT_LEASE_S,
     Enrichment,
     claim,
+    enriched_from_record,
     fresh,
     processed_record,
     reuse,
@@ -39,7 +46,8 @@ CREATE TABLE IF NOT EXISTS processed (
     counterparty TEXT,
     decision TEXT,
     expires_at TEXT NOT NULL,
-    late INTEGER NOT NULL DEFAULT 0
+    late INTEGER NOT NULL DEFAULT 0,
+    tx TEXT
 );
 CREATE INDEX IF NOT EXISTS processed_expires_at ON processed (expires_at);
 """
@@ -58,6 +66,8 @@ class SqliteHistoryStore:
                 conn.execute("ALTER TABLE processed ADD COLUMN counterparty TEXT")
             if "late" not in columns:
                 conn.execute("ALTER TABLE processed ADD COLUMN late INTEGER NOT NULL DEFAULT 0")
+            if "tx" not in columns:
+                conn.execute("ALTER TABLE processed ADD COLUMN tx TEXT")
         self.purge_expired()  # at cold start: SQLite has no TTL policy
 
     # HistoryStore ------------------------------------------------------------------------------
@@ -87,9 +97,10 @@ class SqliteHistoryStore:
             )
             conn.execute(
                 "INSERT INTO processed (transaction_id, wallet_id, fingerprint, features, counterparty, decision,"
-                " expires_at, late) VALUES (?, ?, ?, ?, ?, NULL, ?, ?)",
+                " expires_at, late, tx) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?)",
                 (tx.transaction_id, tx.wallet_id, record["fingerprint"], json.dumps(record["features"]),
-                 json.dumps(record["counterparty"]), record["expires_at"].isoformat(), int(done.late)),
+                 json.dumps(record["counterparty"]), record["expires_at"].isoformat(), int(done.late),
+                 json.dumps(record["transaction"])),
             )
         return fresh(tx, record)
 
@@ -121,13 +132,17 @@ class SqliteHistoryStore:
 
     def processed(self, transaction_id: str) -> dict[str, Any] | None:
         rows = self.db.read(
-            "SELECT features, decision, expires_at, counterparty, late FROM processed WHERE transaction_id = ?",
+            "SELECT features, decision, expires_at, counterparty, late, tx FROM processed WHERE transaction_id = ?",
             (transaction_id,))
         if not rows:
             return None
         row = rows[0]
         return {"features": json.loads(row[0]), "decision": json.loads(row[1]) if row[1] else None,
-                "expires_at": row[2], "counterparty": json.loads(row[3]) if row[3] else None, "late": bool(row[4])}
+                "expires_at": row[2], "counterparty": json.loads(row[3]) if row[3] else None, "late": bool(row[4]),
+                "transaction": json.loads(row[5]) if row[5] else None}
+
+    def enriched(self, transaction_id: str) -> EnrichedTransaction | None:
+        return enriched_from_record(self.processed(transaction_id))
 
     def purge_expired(self, now: datetime | None = None) -> int:
         """Delete processed records past their TTL (Firestore does this with a TTL policy)."""

@@ -1,0 +1,214 @@
+"""The analyst console: its own Cloud Run service behind Identity-Aware Proxy, its own identity.
+
+Built like a function (Cloud Run source deploy of the content-hashed `console-*.zip` archive with
+functions-framework, `function_target = console`), deployed as a `cloudrunv2.Service` so that IAP
+can sit directly in front of it. Who gets in:
+
+- members of `analystsGroup` pass IAP (`roles/iap.httpsResourceAccessor` on this service only);
+- only IAP's service agent may invoke the service (`roles/run.invoker`); nobody else, never
+  allUsers or allAuthenticatedUsers: a request that does not come through IAP is refused by Cloud
+  Run, and the app refuses any request without a valid IAP assertion for its audience.
+
+What its identity may do (least privilege): pull its three subscriptions, publish to `labels`,
+use Firestore (review queue; read the history: Firestore has no per-collection IAM), invoke the
+scoring service (manual scoring), read the model registry and write its aliases only, read logs
+(the scoring function's drift windows for the models page).
+One instance, CPU always allocated: its subscription readers and live counters run between requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.archive import Archive
+from infra.config import StackConfig
+from infra.functions import THREADS_ENV, WORKERS_ENV, env_key
+from infra.services import child_options
+from txguard.contract import names
+from txguard.contract.settings import ConsoleSettings
+
+CPU, MEMORY, CONCURRENCY = "1", "1Gi", 20  # a handful of analysts; SSE streams hold one thread each
+SSE_TIMEOUT_S = 310  # a live-view stream lasts 300 s (txguard.console.app.SSE_MAX_S), then reconnects
+PLACEHOLDER_IMAGE = "us-docker.pkg.dev/cloudrun/container/hello"  # replaced by the build of build_config
+# The review queue's listing (txguard.console.queue_firestore.open_items): open == true, outcome in
+# [...], newest decision first. Firestore serves it only with this composite index.
+QUEUE_INDEX = (("open", "ASCENDING"), ("outcome", "ASCENDING"), ("decided_at", "DESCENDING"))
+QUEUE_TTL_FIELD = "expires_at"  # txguard.console.items.ReviewItem.expires_at (labelled items kept 90 days)
+
+
+def iap_service_agent(project_number: pulumi.Input[str]) -> pulumi.Output[str]:
+    return pulumi.Output.from_input(project_number).apply(
+        lambda n: f"serviceAccount:service-{n}@gcp-sa-iap.iam.gserviceaccount.com")
+
+
+def base_image(cfg: StackConfig) -> str:
+    """The Cloud Run functions base image of `pythonRuntime` (Ubuntu 22 for Python up to 3.12)."""
+    os_image = "google-22" if cfg.python_runtime in ("python310", "python311", "python312") else "google-24"
+    return f"{cfg.region}-docker.pkg.dev/serverless-runtimes/{os_image}/runtimes/{cfg.python_runtime}"
+
+
+def registry_location(model_uri: str) -> tuple[str, str]:
+    """`gs://bucket/prefix@alias` -> ("bucket", "prefix")."""
+    location = model_uri.rpartition("@")[0] or model_uri
+    bucket, _, prefix = location.removeprefix("gs://").partition("/")
+    return bucket, prefix.strip("/")
+
+
+def console_environment(cfg: StackConfig, scoring_url: pulumi.Input[str],
+                        audience: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
+    bucket, prefix = registry_location(cfg.model_uri)
+    return {
+        env_key(ConsoleSettings, "google_cloud_project"): cfg.project,
+        env_key(ConsoleSettings, "log_level"): cfg.log_level,
+        env_key(ConsoleSettings, "history_store"): "firestore",
+        env_key(ConsoleSettings, "firestore_database"): cfg.firestore_database,
+        env_key(ConsoleSettings, "scoring_url"): scoring_url,
+        env_key(ConsoleSettings, "scoring_auth"): "id_token",
+        env_key(ConsoleSettings, "registry"): f"gs://{bucket}/{prefix}" if prefix else f"gs://{bucket}",
+        env_key(ConsoleSettings, "iap_audience"): audience,
+        env_key(ConsoleSettings, "drift_source"): "cloud-logging",
+        env_key(ConsoleSettings, "drift_psi_threshold"): str(cfg.lifecycle.drift_psi_threshold),
+        WORKERS_ENV: "1",  # one process: the live counters and subscription readers live in it
+        THREADS_ENV: str(CONCURRENCY),
+    }
+
+
+class AnalystConsole(pulumi.ComponentResource):
+    def __init__(
+        self,
+        name: str,
+        cfg: StackConfig,
+        archive: Archive,
+        sources_bucket: gcp.storage.Bucket,
+        images_repository: gcp.artifactregistry.Repository,
+        build_service_account: gcp.serviceaccount.Account | None,
+        scoring_service: pulumi.Output[str],
+        scoring_url: pulumi.Input[str],
+        topics: dict[str, gcp.pubsub.Topic],
+        subscriptions: dict[str, gcp.pubsub.Subscription],
+        models_bucket: gcp.storage.Bucket,
+        database: gcp.firestore.Database,
+        project_number: pulumi.Input[str],
+        depends_on: Sequence[pulumi.Resource] = (),
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("txguard:infra:AnalystConsole", name, None, opts)
+        child = child_options(self, depends_on)
+        own = pulumi.ResourceOptions(parent=self)
+        project, region = cfg.project, cfg.region
+        self.account = gcp.serviceaccount.Account(
+            "console-sa", account_id=f"{cfg.prefix}-console", display_name="txguard console",
+            description="Runtime identity of the analyst console", project=project, opts=child)
+        grants = self._runtime_grants(cfg, scoring_service, topics, subscriptions, models_bucket)
+        self.queue_index = gcp.firestore.Index(
+            "review-queue-open-newest", project=project, database=database.name,
+            collection=names.REVIEW_QUEUE_COLLECTION, query_scope="COLLECTION",
+            fields=[gcp.firestore.IndexFieldArgs(field_path=f, order=o) for f, o in QUEUE_INDEX], opts=own)
+        if cfg.ttl_policy:
+            gcp.firestore.Field(
+                "review-queue-ttl", project=project, database=database.name,
+                collection=names.REVIEW_QUEUE_COLLECTION, field=QUEUE_TTL_FIELD,
+                ttl_config=gcp.firestore.FieldTtlConfigArgs(), opts=own)
+        self.source = gcp.storage.BucketObject(
+            f"{name}-source", name=archive.object_name, bucket=sources_bucket.name,
+            source=pulumi.FileAsset(str(archive.path)), content_type="application/zip", opts=child)
+        audience = pulumi.Output.from_input(project_number).apply(
+            lambda n: f"/projects/{n}/locations/{region}/services/{names.CONSOLE_SERVICE}")
+        image = images_repository.repository_id.apply(
+            lambda repo: f"{region}-docker.pkg.dev/{project}/{repo}/{names.CONSOLE_SERVICE}")
+        envs = console_environment(cfg, scoring_url, audience)
+        self.service = gcp.cloudrunv2.Service(
+            name,
+            name=names.CONSOLE_SERVICE,
+            project=project,
+            location=region,
+            description="txguard analyst console (review queue, live view, manual scoring, models)",
+            labels=cfg.labels,
+            ingress="INGRESS_TRAFFIC_ALL",  # reachable from browsers, but only through IAP (below)
+            iap_enabled=True,
+            invoker_iam_disabled=False,
+            launch_stage="BETA",
+            deletion_protection=False,
+            build_config=gcp.cloudrunv2.ServiceBuildConfigArgs(
+                source_location=pulumi.Output.concat("gs://", sources_bucket.name, "/", self.source.name),
+                function_target=names.CONSOLE_ENTRY_POINT,
+                base_image=base_image(cfg),
+                image_uri=image,
+                enable_automatic_updates=True,
+                service_account=build_service_account.id if build_service_account is not None else None,
+            ),
+            template=gcp.cloudrunv2.ServiceTemplateArgs(
+                service_account=self.account.email,
+                max_instance_request_concurrency=CONCURRENCY,
+                timeout=f"{SSE_TIMEOUT_S}s",
+                scaling=gcp.cloudrunv2.ServiceTemplateScalingArgs(min_instance_count=1, max_instance_count=1),
+                containers=[gcp.cloudrunv2.ServiceTemplateContainerArgs(
+                    image=PLACEHOLDER_IMAGE,
+                    base_image_uri=base_image(cfg),
+                    envs=[gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(name=k, value=v) for k, v in envs.items()],
+                    resources=gcp.cloudrunv2.ServiceTemplateContainerResourcesArgs(
+                        limits={"cpu": CPU, "memory": MEMORY}, cpu_idle=False),
+                    startup_probe=gcp.cloudrunv2.ServiceTemplateContainerStartupProbeArgs(
+                        http_get=gcp.cloudrunv2.ServiceTemplateContainerStartupProbeHttpGetArgs(path="/healthz"),
+                        period_seconds=5, failure_threshold=12),
+                )],
+            ),
+            # Its readers start with the instance: the grants they use exist first (like the functions').
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, *grants, self.queue_index]),
+        )
+        service = self.service.name
+
+        # Who may reach it: the analysts group through IAP, and IAP itself as the only invoker.
+        gcp.iap.WebCloudRunServiceIamMember(
+            "console-analysts-iap", project=project, location=region, cloud_run_service_name=service,
+            role="roles/iap.httpsResourceAccessor", member=f"group:{cfg.analysts_group}", opts=own)
+        gcp.cloudrunv2.ServiceIamMember(
+            "console-iap-invoker", project=project, location=region, name=service, role="roles/run.invoker",
+            member=iap_service_agent(project_number), opts=own)
+        self.url: pulumi.Output[str] = self.service.uri
+        self.register_outputs({"url": self.url, "service_account": self.account.email})
+
+    def _runtime_grants(self, cfg: StackConfig, scoring_service: pulumi.Output[str],
+                        topics: dict[str, gcp.pubsub.Topic], subscriptions: dict[str, gcp.pubsub.Subscription],
+                        models_bucket: gcp.storage.Bucket) -> list[pulumi.Resource]:
+        """What its identity may do, and nothing more."""
+        own = pulumi.ResourceOptions(parent=self)
+        project = cfg.project
+        member = self.account.email.apply(lambda e: f"serviceAccount:{e}")
+        grants: list[pulumi.Resource] = [
+            gcp.pubsub.SubscriptionIAMMember(
+                f"console-{sub}-subscriber", project=project, subscription=subscriptions[sub].name,
+                role="roles/pubsub.subscriber", member=member, opts=own)
+            for sub in names.CONSOLE_SUBSCRIPTIONS
+        ]
+        grants.append(gcp.pubsub.TopicIAMMember(
+            "console-labels-publisher", project=project, topic=topics[names.LABELS_TOPIC].name,
+            role="roles/pubsub.publisher", member=member, opts=own))
+        grants.append(gcp.projects.IAMMember(
+            "console-datastore-user", project=project, role="roles/datastore.user", member=member, opts=own))
+        # The scoring function's drift windows (models page); Cloud Logging has no narrower role to read them.
+        grants.append(gcp.projects.IAMMember(
+            "console-logs-viewer", project=project, role="roles/logging.viewer", member=member, opts=own))
+        grants.append(gcp.cloudrunv2.ServiceIamMember(
+            "console-invokes-score", project=project, location=cfg.region, name=scoring_service,
+            role="roles/run.invoker", member=member, opts=own))
+        grants.append(gcp.storage.BucketIAMMember(
+            "console-models-viewer", bucket=models_bucket.name, role="roles/storage.objectViewer", member=member,
+            opts=own))
+        bucket, prefix = registry_location(cfg.model_uri)
+        if bucket != cfg.models_bucket:
+            pulumi.log.warn(f"modelUri is in bucket {bucket}, not {cfg.models_bucket}: grant the console "
+                            "read access there and write access to its aliases/ yourself")
+        aliases = f"{prefix}/aliases/" if prefix else "aliases/"
+        grants.append(gcp.storage.BucketIAMMember(
+            "console-aliases-writer", bucket=models_bucket.name, role="roles/storage.objectUser", member=member,
+            condition=gcp.storage.BucketIAMMemberConditionArgs(
+                title="registry-aliases-only",
+                description="Promote and roll back: write the alias objects, nothing else of the registry",
+                expression=f'resource.name.startsWith("projects/_/buckets/{cfg.models_bucket}/objects/{aliases}")',
+            ),
+            opts=own))
+        return grants

@@ -1,0 +1,288 @@
+// txguard console: the few behaviours the server-rendered pages need. No framework, no CDN.
+"use strict";
+
+async function postJSON(url, body) {
+  const resp = await fetch(url, {
+    method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body || {}),
+    credentials: "same-origin",
+  });
+  let data = null;
+  try { data = await resp.json(); } catch (e) { data = null; }
+  if (!resp.ok) {
+    const err = (data && data.error) || {status: resp.status, message: `HTTP ${resp.status}`, errors: []};
+    throw err;
+  }
+  return data;
+}
+
+function el(tag, attrs, text) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function clearErrors(form, box) {
+  if (form) {
+    form.querySelectorAll(".invalid").forEach((n) => n.classList.remove("invalid"));
+    form.querySelectorAll(".field-error").forEach((n) => { n.textContent = ""; });
+  }
+  if (box) { box.hidden = true; box.textContent = ""; }
+}
+
+// The error shape of every API answer: {status, message, errors: [{loc, msg}]}; fields named in
+// `loc` get their message next to them, the rest goes in the box.
+function showError(form, box, err) {
+  clearErrors(form, box);
+  box.hidden = false;
+  box.appendChild(el("div", {}, err.message || "error"));
+  const list = el("ul");
+  for (const e of err.errors || []) {
+    const loc = (e.loc || []).filter((p) => p !== "body");
+    const field = loc.length ? String(loc[0]) : "";
+    const input = form && field ? form.querySelector(`[name="${field}"]`) : null;
+    if (input) input.classList.add("invalid");
+    const slot = form && field ? form.querySelector(`.field-error[data-for="${field}"]`) : null;
+    if (slot) slot.textContent = e.msg;
+    list.appendChild(el("li", {}, `${loc.join(".") || "request"}: ${e.msg}`));
+  }
+  if (list.children.length) box.appendChild(list);
+}
+
+function setupAnalystName() {
+  const input = document.getElementById("analyst-name");
+  if (!input) return;
+  input.addEventListener("keydown", (ev) => {
+    if (ev.key !== "Enter") return;
+    document.cookie = `${input.dataset.cookie}=${encodeURIComponent(input.value.trim())}; path=/; SameSite=Strict`;
+    location.reload();
+  });
+}
+
+// Review item ------------------------------------------------------------------------------
+function setupItem() {
+  const root = document.getElementById("item");
+  if (!root) return;
+  const id = root.dataset.transaction;
+  const form = document.getElementById("review-form");
+  const box = document.getElementById("review-error");
+  const result = document.getElementById("review-result");
+  const state = document.getElementById("claim-state");
+  const act = async (path, body) => {
+    clearErrors(form, box);
+    try { return await postJSON(`/api/queue/${encodeURIComponent(id)}/${path}`, body); }
+    catch (err) { showError(form, box, err); return null; }
+  };
+  document.getElementById("claim").addEventListener("click", async () => {
+    const item = await act("claim");
+    if (item) state.textContent = `Claimed by ${item.claimed_by} until ${item.claim_expires_at.slice(11, 19)} UTC.`;
+  });
+  document.getElementById("release").addEventListener("click", async () => {
+    const item = await act("release");
+    if (item) state.textContent = "Free: claim it to give a verdict.";
+  });
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const checked = form.querySelector("input[name=verdict]:checked");
+    const body = {note: form.elements.note.value};
+    if (checked) body.verdict = checked.value;
+    const done = await act("review", body);
+    if (!done) return;
+    form.querySelector("fieldset").disabled = true;
+    document.getElementById("claim").disabled = true;
+    document.getElementById("release").disabled = true;
+    state.textContent = `Labelled ${done.item.verdict} by ${done.item.labelled_by}.`;
+    result.hidden = false;
+    result.textContent = `Label ${done.label.label_id} published on labels (message ${done.message_id}); the item left the queue.`;
+  });
+}
+
+// Manual scoring -----------------------------------------------------------------------------
+function setupScore() {
+  const form = document.getElementById("score-form");
+  if (!form) return;
+  const box = document.getElementById("score-error");
+  const out = document.getElementById("score-result");
+  if (!form.elements.transaction_id.value) {
+    form.elements.transaction_id.value = `manual-${Date.now().toString(36)}`;
+  }
+  if (!form.elements.timestamp.value) {
+    form.elements.timestamp.value = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+  }
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    clearErrors(form, box);
+    const body = {};
+    for (const input of form.elements) {
+      if (!input.name) continue;
+      const value = input.value.trim();
+      if (input.name === "device_id" && !value) continue;
+      // Numbers go as numbers when they parse; anything else is sent as typed, for the server to name.
+      body[input.name] = input.name === "amount" && value !== "" && !isNaN(Number(value)) ? Number(value) : value;
+    }
+    let data;
+    try { data = await postJSON("/api/score", body); }
+    catch (err) { out.hidden = true; showError(form, box, err); return; }
+    const d = data.decision;
+    const badge = document.getElementById("result-outcome");
+    badge.textContent = d.outcome;
+    badge.className = `badge big ${d.outcome}`;
+    document.getElementById("result-score").textContent = d.score.toFixed(4);
+    document.getElementById("result-model").textContent = d.model_version;
+    const reasons = document.getElementById("result-reasons");
+    reasons.replaceChildren(...(d.reasons.length ? d.reasons : ["—"]).map((r) => el("li", {}, r)));
+    const rows = (values) => Object.entries(values).map(([k, v]) => {
+      const tr = el("tr");
+      tr.appendChild(el("th", {}, k));
+      tr.appendChild(el("td", {class: "num mono"}, Number(v).toPrecision(4).replace(/\.?0+$/, "")));
+      return tr;
+    });
+    document.getElementById("result-features").replaceChildren(...rows(data.features));
+    document.getElementById("result-counterparty").replaceChildren(...rows(data.counterparty));
+    out.hidden = false;
+    form.elements.transaction_id.value = `manual-${Date.now().toString(36)}`;
+  });
+}
+
+// Models ----------------------------------------------------------------------------------------
+function setupModels() {
+  const box = document.getElementById("models-error");
+  const result = document.getElementById("models-result");
+  document.querySelectorAll("form.alias-form").forEach((form) => {
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      document.querySelectorAll("form.alias-form").forEach((f) => clearErrors(f, null));
+      clearErrors(null, box);
+      const body = {action: form.dataset.action, alias: form.dataset.alias, confirm: form.elements.confirm.value.trim()};
+      if (form.dataset.version) body.version = form.dataset.version;
+      try {
+        const done = await postJSON("/api/models/alias", body);
+        result.hidden = false;
+        result.textContent = `${done.alias} now serves ${done.version} (was ${done.previous || "unset"}).`;
+        setTimeout(() => location.reload(), 900);
+      } catch (err) { showError(form, box, err); }
+    });
+  });
+}
+
+// Live view ---------------------------------------------------------------------------------
+const SVG = "http://www.w3.org/2000/svg";
+const COLORS = {allow: "#2e9e6a", review: "#e0a100", block: "#d64545", invalid: "#8a63d2"};
+
+function svgEl(tag, attrs) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  return node;
+}
+
+function drawRates(svg, snap) {
+  const W = 720, H = 180, pad = 18;
+  const n = snap.per_second.allow.length;
+  const totals = snap.per_second.allow.map((_, i) =>
+    snap.per_second.allow[i] + snap.per_second.review[i] + snap.per_second.block[i] + snap.invalid_per_second[i]);
+  const max = Math.max(1, ...totals);
+  const bw = W / n;
+  const nodes = [];
+  for (let i = 0; i < n; i++) {
+    let y = H - pad;
+    for (const key of ["allow", "review", "block", "invalid"]) {
+      const v = key === "invalid" ? snap.invalid_per_second[i] : snap.per_second[key][i];
+      if (!v) continue;
+      const h = (v / max) * (H - 2 * pad);
+      y -= h;
+      nodes.push(svgEl("rect", {x: i * bw + 0.5, y, width: Math.max(bw - 1, 1), height: h, fill: COLORS[key]}));
+    }
+  }
+  nodes.push(svgEl("line", {x1: 0, y1: H - pad, x2: W, y2: H - pad, stroke: "#cfd4de"}));
+  const label = svgEl("text", {x: 4, y: 12, "font-size": 11, fill: "#667085"});
+  label.textContent = `max ${max}/s`;
+  nodes.push(label);
+  svg.replaceChildren(...nodes);
+}
+
+function drawLatency(svg, latency) {
+  const W = 720, H = 180, pad = 22;
+  const counts = latency.counts;
+  const max = Math.max(1, ...counts);
+  const bw = W / counts.length;
+  const nodes = [];
+  counts.forEach((c, i) => {
+    const h = (c / max) * (H - 2 * pad);
+    nodes.push(svgEl("rect", {x: i * bw + 4, y: H - pad - h, width: bw - 8, height: h, fill: "#2f5bea"}));
+    const ms = i < latency.edges_ms.length ? latency.edges_ms[i] : latency.edges_ms[latency.edges_ms.length - 1];
+    const unit = ms >= 1000 ? `${ms / 1000} s` : `${ms} ms`;
+    const t = svgEl("text", {x: i * bw + bw / 2, y: H - 6, "font-size": 11, fill: "#667085", "text-anchor": "middle"});
+    t.textContent = i < latency.edges_ms.length ? `≤${unit}` : `>${unit}`;
+    nodes.push(t);
+    if (c) {
+      const v = svgEl("text", {x: i * bw + bw / 2, y: H - pad - h - 3, "font-size": 11, fill: "#1d2330", "text-anchor": "middle"});
+      v.textContent = String(c);
+      nodes.push(v);
+    }
+  });
+  svg.replaceChildren(...nodes);
+}
+
+function renderLive(snap) {
+  for (const o of ["allow", "review", "block"]) document.getElementById(`rate-${o}`).textContent = snap.rate[o];
+  const t = snap.totals;
+  document.getElementById("total-decided").textContent = t.allow + t.review + t.block;
+  document.getElementById("total-invalid").textContent = t.invalid;
+  document.getElementById("total-dead").textContent = t.dead_lettered;
+  const last = snap.latency.edges_ms[snap.latency.edges_ms.length - 1];
+  const fmt = (v) => (v === null ? "–" : v === "inf" ? `> ${last / 1000} s` : v >= 1000 ? `≤ ${v / 1000} s` : `≤ ${v} ms`);
+  document.getElementById("p50").textContent = fmt(snap.latency.p50_ms);
+  document.getElementById("p95").textContent = fmt(snap.latency.p95_ms);
+  document.getElementById("p99").textContent = fmt(snap.latency.p99_ms);
+  drawRates(document.getElementById("rate-chart"), snap);
+  drawLatency(document.getElementById("latency-chart"), snap.latency);
+}
+
+function setupLive() {
+  const root = document.getElementById("live");
+  if (!root) return;
+  const status = document.getElementById("live-status");
+  renderLive(JSON.parse(document.getElementById("live-initial").textContent));
+  let polling = null;
+  const poll = async () => {
+    try { renderLive(await (await fetch("/api/live")).json()); status.textContent = "polling"; } catch (e) { status.textContent = "offline"; }
+  };
+  const source = new EventSource("/api/live/stream");
+  source.onmessage = (ev) => {
+    renderLive(JSON.parse(ev.data));
+    status.textContent = `live · ${new Date().toLocaleTimeString()}`;
+    status.classList.add("on");
+    root.dataset.updates = String(Number(root.dataset.updates || 0) + 1);
+  };
+  source.onerror = () => {
+    status.classList.remove("on");
+    status.textContent = "reconnecting…";
+    if (!polling) polling = setInterval(poll, 2000);
+  };
+  source.onopen = () => { if (polling) { clearInterval(polling); polling = null; } };
+}
+
+// Review queue: say when new items arrived (the list itself changes only on reload, so a row never
+// moves under the analyst's pointer).
+function setupQueue() {
+  const root = document.getElementById("queue");
+  if (!root) return;
+  setInterval(async () => {
+    try {
+      const data = await (await fetch(`/api/queue?outcome=${encodeURIComponent(root.dataset.outcome)}`)).json();
+      const first = data.items.length ? data.items[0].transaction_id : "";
+      if (first !== root.dataset.first || data.items.length !== Number(root.dataset.total)) {
+        document.getElementById("queue-news").hidden = false;
+      }
+    } catch (e) { /* offline for a moment: try again on the next tick */ }
+  }, 5000);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  setupAnalystName();
+  setupQueue();
+  setupItem();
+  setupScore();
+  setupModels();
+  setupLive();
+});

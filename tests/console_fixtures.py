@@ -1,0 +1,93 @@
+"""Real console parts on temporary stores, for the console's unit, functional and browser tests.
+
+SQLite history, counterparty and queue files, a local registry holding the tiny model, the real in-process scorer
+(txguard.scoring, which the console runtime itself never imports) and an in-memory label publisher
+that keeps what it was given (Pub/Sub is exercised against the emulator in tests/integration).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tests.scoring_fixtures import publish_tiny
+from txguard.console.drift import drift_source
+from txguard.console.identity import Identity
+from txguard.console.live import LiveStats
+from txguard.console.queue_sqlite import SqliteReviewQueue
+from txguard.console.wiring import ConsoleParts
+from txguard.contract import names
+from txguard.contract.errors import ConsoleUnavailableError
+from txguard.contract.models import Decision, LabelEvent, Outcome, Transaction
+from txguard.contract.settings import ConsoleSettings
+from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
+from txguard.enrichment.history.sqlite import SqliteHistoryStore
+from txguard.features.counterparty_windows import counterparty_features
+from txguard.registry import open_registry
+
+
+class MemoryLabelPublisher:
+    """Keeps published label events; `fail` makes the next publishes fail like an unconfirmed publish."""
+
+    def __init__(self) -> None:
+        self.events: list[LabelEvent] = []
+        self.fail = False
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def publish(self, event: LabelEvent) -> str:
+        if self.fail:
+            raise ConsoleUnavailableError("label not published (test failure); the verdict is kept, try again")
+        with self._lock:
+            self.events.append(event)
+            return f"m{next(self._ids)}"
+
+
+def in_process_scorer(registry: str) -> Any:
+    from txguard.scoring.runtime import ModelRuntime
+    from txguard.scoring.scorer import Scorer
+
+    return Scorer(ModelRuntime.from_uri(f"{registry}@production"))
+
+
+def console_parts(tmp_path: Path, **settings: Any) -> ConsoleParts:
+    registry = tmp_path / "registry"
+    if not (registry / "aliases" / "production.json").exists():
+        publish_tiny(registry)
+    config = ConsoleSettings(**{
+        "HISTORY_STORE": "sqlite", "SQLITE_PATH": str(tmp_path / "history.sqlite3"),
+        "CONSOLE_QUEUE_PATH": str(tmp_path / "console.sqlite3"), "TXGUARD_REGISTRY": str(registry),
+        "CONSOLE_INGEST": "false", **settings})
+    return ConsoleParts(
+        settings=config,
+        queue=SqliteReviewQueue(config.queue_path),
+        history=SqliteHistoryStore(config.sqlite_path),
+        counterparties=SqliteCounterpartyStore(config.sqlite_path),
+        scorer=in_process_scorer(str(registry)),
+        registry=open_registry(str(registry)),
+        publisher=MemoryLabelPublisher(),
+        identity=Identity(config.iap_audience),
+        stats=LiveStats(),
+        drift=drift_source(config.drift_source, config.google_cloud_project),
+    )
+
+
+def decide(parts: ConsoleParts, tx: Transaction, outcome: Outcome = Outcome.REVIEW, score: float = 0.5,
+           published_at_ms: float | None = None) -> Decision:
+    """What the pipeline does for `tx` (history applied, decision recorded and published), then the
+    console receives the decision like from its subscription."""
+    counterparty = counterparty_features(parts.counterparties.snapshot(tx), tx)
+    enrichment = parts.history.enrich_once(tx, counterparty)
+    decision = Decision(transaction_id=tx.transaction_id, wallet_id=tx.wallet_id, score=score, outcome=outcome,
+                        reasons=["amount 7.4x the wallet's 30-day mean"], model_version="v1")
+    parts.history.record_decision(tx.transaction_id, decision)
+    now = datetime.now(UTC).timestamp()
+    attributes = {names.ATTR_OUTCOME: outcome.value}
+    if published_at_ms is not None:
+        attributes[names.ATTR_PUBLISHED_AT] = str(int(published_at_ms))
+    parts.intake.on_decision(decision.model_dump_json().encode(), attributes, now)
+    assert enrichment.enriched.features is not None
+    return decision

@@ -1,0 +1,141 @@
+"""The analyst console as the Pulumi program declares it: behind IAP for the analysts group only,
+invoked only by IAP, never public, with an identity that can do exactly the console's job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pulumi_mocks import BASE_CONFIG, PROJECT_NUMBER, ROOT, StackRun, run_program
+from test_program import PUBLIC, iam_grants, walk_strings
+
+from infra.config import ConfigError
+from txguard.contract import names
+from txguard.contract.settings import ConsoleSettings
+
+SERVICE = "gcp:cloudrunv2/service:Service"
+SUBSCRIPTION_TYPE = "gcp:pubsub/subscription:Subscription"
+GROUP = "fraud-analysts@example.com"
+IAP_AGENT = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-iap.iam.gserviceaccount.com"
+
+
+@pytest.fixture(scope="module")
+def console_stack(tmp_path_factory: pytest.TempPathFactory) -> StackRun:
+    return run_program({**BASE_CONFIG, "txguard:analystsGroup": GROUP}, tmp_path_factory.mktemp("build-console"))
+
+
+def service(run: StackRun) -> dict:
+    return run.one(SERVICE, name=names.CONSOLE_SERVICE).inputs
+
+
+def test_no_console_without_an_analysts_group(default_stack: StackRun) -> None:
+    assert default_stack.of_type(SERVICE) == []
+    assert default_stack.outputs["console_url"] is None
+    assert "console" not in default_stack.outputs["service_accounts"]
+
+
+def test_the_console_is_behind_iap_and_only_iap_may_invoke_it(console_stack: StackRun) -> None:
+    svc = service(console_stack)
+    assert svc["iapEnabled"] is True and svc.get("invokerIamDisabled") is False
+    assert svc["ingress"] == "INGRESS_TRAFFIC_ALL"
+    on_service = [r.inputs for r in console_stack.resources
+                  if r.typ in ("gcp:cloudrunv2/serviceIamMember:ServiceIamMember",
+                               "gcp:iap/webCloudRunServiceIamMember:WebCloudRunServiceIamMember")
+                  and names.CONSOLE_SERVICE in (r.inputs.get("name"), r.inputs.get("cloudRunServiceName"))]
+    assert sorted((g["role"], g["member"]) for g in on_service) == [
+        ("roles/iap.httpsResourceAccessor", f"group:{GROUP}"),
+        ("roles/run.invoker", IAP_AGENT),
+    ]
+    # Nothing public anywhere in the stack, console included.
+    assert not [s for r in console_stack.resources for s in walk_strings(r.inputs) if s in PUBLIC]
+    assert console_stack.outputs["console_url"].startswith(f"https://{names.CONSOLE_SERVICE}-")
+
+
+def test_the_app_checks_iap_assertions_for_this_service(console_stack: StackRun) -> None:
+    env = {e["name"]: e["value"] for e in service(console_stack)["template"]["containers"][0]["envs"]}
+    workers_threads = {"WORKERS", "THREADS"}
+    settings = ConsoleSettings.model_validate({k: v for k, v in env.items() if k not in workers_threads})
+    assert settings.iap_audience == f"/projects/{PROJECT_NUMBER}/locations/europe-west1/services/{names.CONSOLE_SERVICE}"
+    assert (settings.history_store, settings.scoring_auth) == ("firestore", "id_token")
+    assert settings.scoring_url == console_stack.outputs["scoring_url"]
+    assert settings.registry == f"gs://{console_stack.outputs['models_bucket']}/registry"
+    assert (settings.drift_source, settings.drift_psi_threshold) == ("cloud-logging", 0.2)
+    assert env["WORKERS"] == "1"
+    aliases = {f.alias for f in ConsoleSettings.model_fields.values()}
+    assert set(env) <= aliases | workers_threads
+
+
+def test_the_console_identity_has_exactly_its_roles(console_stack: StackRun, default_stack: StackRun) -> None:
+    run = console_stack
+    member = f"serviceAccount:{run.outputs['service_accounts']['console']}"
+    grants = iam_grants(run)[member]
+    models = run.outputs["models_bucket"]
+    assert grants == {
+        *{("pubsub", "roles/pubsub.subscriber", sub) for sub in names.CONSOLE_SUBSCRIPTIONS},
+        ("pubsub", "roles/pubsub.publisher", names.LABELS_TOPIC),
+        ("projects", "roles/datastore.user", BASE_CONFIG["gcp:project"]),
+        ("projects", "roles/logging.viewer", BASE_CONFIG["gcp:project"]),
+        ("cloudrunv2", "roles/run.invoker", names.SCORING_FUNCTION),
+        ("storage", "roles/storage.objectViewer", models),
+        ("storage", "roles/storage.objectUser", models),
+    }
+    writer = run.one("gcp:storage/bucketIAMMember:BucketIAMMember", role="roles/storage.objectUser").inputs
+    assert writer["condition"]["expression"] == (
+        f'resource.name.startsWith("projects/_/buckets/{models}/objects/registry/aliases/")')
+    # Every other identity keeps exactly the grants it has without the console.
+    others = {m: g for m, g in iam_grants(run).items() if m not in (member, IAP_AGENT, f"group:{GROUP}")}
+    assert others == dict(iam_grants(default_stack))
+
+
+def test_one_always_on_instance_built_from_the_console_archive(console_stack: StackRun) -> None:
+    svc = service(console_stack)
+    assert svc["template"]["scaling"] == {"minInstanceCount": 1, "maxInstanceCount": 1}
+    container = svc["template"]["containers"][0]
+    assert container["resources"]["cpuIdle"] is False
+    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+    assert svc["template"]["serviceAccount"] == console_stack.outputs["service_accounts"]["console"]
+    build = svc["buildConfig"]
+    assert build["functionTarget"] == names.CONSOLE_ENTRY_POINT
+    sources = console_stack.outputs["sources_bucket"]
+    objects = {o.inputs["name"] for o in console_stack.of_type("gcp:storage/bucketObject:BucketObject")}
+    location = build["sourceLocation"].removeprefix(f"gs://{sources}/")
+    assert location in objects and location.startswith("console-") and location.endswith(".zip")
+    assert build["serviceAccount"].endswith(f"txguard-build@{BASE_CONFIG['gcp:project']}.iam.gserviceaccount.com")
+
+
+@pytest.mark.parametrize("group", ["analysts", "group:analysts@example.com", "a b@example.com"])
+def test_a_malformed_group_is_refused(tmp_path: Path, group: str) -> None:
+    with pytest.raises(ConfigError, match="analystsGroup"):
+        run_program({**BASE_CONFIG, "txguard:analystsGroup": group}, tmp_path)
+
+
+def test_the_console_starts_only_once_its_grants_and_build_grants_exist(console_stack: StackRun) -> None:
+    # Its subscription readers start with the instance; its build runs as the build identity.
+    console = (SERVICE, "console")
+    needed = [("gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember", f"console-{sub}-subscriber")
+              for sub in names.CONSOLE_SUBSCRIPTIONS]
+    needed += [("gcp:pubsub/topicIAMMember:TopicIAMMember", "console-labels-publisher"),
+               ("gcp:projects/iAMMember:IAMMember", "console-datastore-user"),
+               ("gcp:cloudrunv2/serviceIamMember:ServiceIamMember", "console-invokes-score"),
+               ("gcp:storage/bucketIAMMember:BucketIAMMember", "console-models-viewer"),
+               ("gcp:storage/bucketIAMMember:BucketIAMMember", "console-aliases-writer"),
+               ("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember", "build-images-writer"),
+               (SUBSCRIPTION_TYPE, names.DECISIONS_CONSOLE_SUBSCRIPTION)]
+    for grant in needed:
+        assert console_stack.depends(console, grant), grant
+
+
+def test_the_queue_listing_has_its_index_and_labelled_items_expire(console_stack: StackRun) -> None:
+    index = console_stack.one("gcp:firestore/index:Index").inputs
+    assert index["collection"] == names.REVIEW_QUEUE_COLLECTION
+    assert [(f["fieldPath"], f["order"]) for f in index["fields"]] == [
+        ("open", "ASCENDING"), ("outcome", "ASCENDING"), ("decided_at", "DESCENDING")]
+    ttl = console_stack.one("gcp:firestore/field:Field", collection=names.REVIEW_QUEUE_COLLECTION).inputs
+    assert ttl["field"] == "expires_at" and "ttlConfig" in ttl
+    assert console_stack.depends((SERVICE, "console"), ("gcp:firestore/index:Index", "review-queue-open-newest"))
+    # The fields the index names are the ones the queue writes and queries.
+    from txguard.console.items import ReviewItem
+
+    assert {"open", "outcome", "decided_at", "expires_at"} <= set(ReviewItem.model_fields)
+    source = (ROOT / "shared" / "txguard" / "console" / "queue_firestore.py").read_text()
+    assert all(f'"{field}"' in source for field in ("open", "outcome", "decided_at"))

@@ -1,0 +1,208 @@
+"""The console's pages and API through Flask's test client, on real SQLite stores, a real registry
+holding the tiny model and the in-process scorer: every form refuses bad input with the field named
+and changes nothing."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.console_fixtures import console_parts, decide
+from tests.enrich_fakes import make_tx
+from tests.scoring_fixtures import publish_tiny
+from txguard.console.app import create_app
+from txguard.console.identity import ANALYST_COOKIE
+from txguard.console.wiring import ConsoleParts
+from txguard.contract.models import CounterpartyFeatures, HistoryFeatures, Outcome
+
+
+@pytest.fixture
+def parts(tmp_path: Path) -> ConsoleParts:
+    p = console_parts(tmp_path)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def client(parts: ConsoleParts) -> FlaskClient:
+    app = create_app(parts)
+    app.testing = True
+    return app.test_client()
+
+
+def as_analyst(client: FlaskClient, name: str) -> FlaskClient:
+    client.set_cookie(ANALYST_COOKIE, name)
+    return client
+
+
+def post(client: FlaskClient, url: str, body: object) -> tuple[int, dict]:
+    resp = client.post(url, data=json.dumps(body), content_type="application/json")
+    return resp.status_code, resp.get_json()
+
+
+def recent_tx(i: int, wallet: str = "w-app"):
+    return make_tx(i, wallet=wallet, start=datetime.now(UTC) - timedelta(days=1))
+
+
+def test_every_page_renders(client: FlaskClient, parts: ConsoleParts) -> None:
+    decide(parts, recent_tx(1))
+    assert client.get("/").headers["Location"].endswith("/queue")
+    for path in ("/queue", "/queue?outcome=block", "/live", "/score", "/models",
+                 f"/queue/{recent_tx(1).transaction_id}"):
+        resp = client.get(path)
+        assert resp.status_code == 200, (path, resp.data[:300])
+        assert b"<main>" in resp.data and b"console.js" in resp.data
+    assert client.get("/assets/console.js").status_code == 200
+    assert client.get("/healthz").get_json()["ingest"] == "off"
+
+
+def test_the_queue_shows_review_and_block_items_with_what_they_were_decided_on(client: FlaskClient, parts: ConsoleParts) -> None:
+    decide(parts, recent_tx(1), Outcome.REVIEW)
+    decide(parts, recent_tx(2), Outcome.BLOCK, score=0.95)
+    decide(parts, recent_tx(3), Outcome.ALLOW, score=0.01)  # counted live, never queued
+    data = client.get("/api/queue").get_json()
+    assert [i["outcome"] for i in data["items"]] == ["block", "review"]
+    assert data["counts"] == {"review": 1, "block": 1}
+    item = data["items"][1]
+    assert item["enriched"]["counterparty_id"] == recent_tx(1).counterparty_id
+    assert set(item["enriched"]["features"]) >= {"tx_count_24h", "amount_ratio_30d"}
+    assert [i["outcome"] for i in client.get("/api/queue?outcome=block").get_json()["items"]] == ["block"]
+    page = client.get("/queue?outcome=review").data.decode()
+    assert recent_tx(1).transaction_id in page and recent_tx(2).transaction_id not in page
+    assert client.get("/api/queue?outcome=nope").status_code == 400
+    assert parts.stats.snapshot()["totals"]["allow"] == 1
+
+
+def test_review_flow_over_http(client: FlaskClient, parts: ConsoleParts) -> None:
+    tx = recent_tx(1)
+    decide(parts, tx)
+    as_analyst(client, "alice")
+    status, item = post(client, f"/api/queue/{tx.transaction_id}/claim", {})
+    assert status == 200 and item["claimed_by"] == "alice"
+    bob = create_app(parts).test_client()
+    as_analyst(bob, "bob")
+    status, err = post(bob, f"/api/queue/{tx.transaction_id}/claim", {})
+    assert status == 409 and "alice" in err["error"]["message"]
+    status, done = post(client, f"/api/queue/{tx.transaction_id}/review", {"verdict": "legitimate", "note": "known payee"})
+    assert status == 200 and done["label"]["is_fraud"] is False and done["label"]["source"] == "analyst:alice"
+    assert client.get("/api/queue").get_json()["items"] == []
+    assert len(parts.publisher.events) == 1
+
+
+@pytest.mark.parametrize("body", [{"verdict": "perhaps"}, {}, {"verdict": "fraud", "note": 5}])
+def test_bad_verdicts_are_422_with_the_field(client: FlaskClient, parts: ConsoleParts, body: dict) -> None:
+    tx = recent_tx(1)
+    decide(parts, tx)
+    as_analyst(client, "alice")
+    post(client, f"/api/queue/{tx.transaction_id}/claim", {})
+    before = parts.queue.get(tx.transaction_id)
+    status, err = post(client, f"/api/queue/{tx.transaction_id}/review", body)
+    assert status == 422
+    assert err["error"]["errors"][0]["loc"][0] in ("verdict", "note")
+    assert parts.queue.get(tx.transaction_id) == before and parts.publisher.events == []
+
+
+def test_posts_must_be_json(client: FlaskClient, parts: ConsoleParts) -> None:
+    tx = recent_tx(1)
+    decide(parts, tx)
+    resp = client.post(f"/api/queue/{tx.transaction_id}/claim", data="verdict=fraud",
+                       content_type="application/x-www-form-urlencoded")
+    assert resp.status_code == 400 and "JSON" in resp.get_json()["error"]["message"]
+    assert parts.queue.get(tx.transaction_id).claimed_by is None
+
+
+def score_body(**over: object) -> dict:
+    body = {"transaction_id": "manual-1", "wallet_id": "w-app", "counterparty_id": "cp-new", "amount": 950.0,
+            "currency": "EUR", "type": "transfer", "channel": "web", "country": "FR",
+            "timestamp": datetime.now(UTC).isoformat()}
+    body.update(over)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def test_manual_scoring_uses_the_stored_history_without_changing_it(client: FlaskClient, parts: ConsoleParts) -> None:
+    for i in range(3):
+        decide(parts, recent_tx(i), Outcome.ALLOW, score=0.01)
+    before = parts.history.wallet_state("w-app")
+    probe = make_tx(99, wallet="w-app", counterparty_id="cp-new")
+    counterparty_before = parts.counterparties.snapshot(probe)
+    status, data = post(client, "/api/score", score_body())
+    assert status == 200
+    assert data["features"]["history_len"] == 3 and data["features"]["is_new_counterparty"] == 1
+    assert list(data["features"]) == list(HistoryFeatures.model_fields)  # the contract's order
+    assert data["decision"]["outcome"] in ("allow", "review", "block") and 0 <= data["decision"]["score"] <= 1
+    assert data["decision"]["model_version"] == "v1"
+    assert list(data["counterparty"]) == list(CounterpartyFeatures.model_fields)
+    assert parts.history.wallet_state("w-app") == before  # nothing applied
+    assert parts.counterparties.snapshot(probe) == counterparty_before
+    assert parts.history.enriched("manual-1") is None  # nor recorded
+
+
+@pytest.mark.parametrize(("over", "field"), [
+    ({"amount": -5}, "amount"), ({"amount": "lots"}, "amount"), ({"currency": "XXQ"}, "currency"),
+    ({"country": "ZZ"}, "country"), ({"wallet_id": ""}, "wallet_id"), ({"type": "gift"}, "type"),
+    ({"timestamp": "yesterday"}, "timestamp"), ({"counterparty_id": None}, "counterparty_id"),
+])
+def test_bad_transactions_name_the_field(client: FlaskClient, parts: ConsoleParts, over: dict, field: str) -> None:
+    status, err = post(client, "/api/score", score_body(**over))
+    assert status == 422
+    assert field in [e["loc"][0] for e in err["error"]["errors"]]
+    assert parts.history.wallet_state("w-app").ts == []
+
+
+def test_models_page_and_alias_moves_need_confirmation(client: FlaskClient, parts: ConsoleParts, tmp_path: Path) -> None:
+    publish_tiny(tmp_path / "registry", promote=False)  # v2, not promoted
+    models = client.get("/api/models").get_json()
+    assert [v["version"] for v in models["versions"]] == ["v2", "v1"] and models["aliases"] == {"production": "v1"}
+    assert models["versions"][1]["thresholds"] == {"review": 0.3, "block": 0.7}
+    status, err = post(client, "/api/models/alias", {"action": "promote", "alias": "production", "version": "v2",
+                                                     "confirm": "yes"})
+    assert status == 422 and err["error"]["errors"][0]["loc"] == ["confirm"]
+    assert parts.registry.aliases() == {"production": "v1"}
+    for bad in ({"action": "promote", "alias": "production", "confirm": "production"},
+                {"action": "launch", "alias": "production", "confirm": "production"},
+                {"action": "promote", "alias": "Prod!", "version": "v2", "confirm": "Prod!"}):
+        status, _ = post(client, "/api/models/alias", bad)
+        assert status == 422, bad
+    status, _ = post(client, "/api/models/alias", {"action": "promote", "alias": "production", "version": "v9",
+                                                   "confirm": "production"})
+    assert status == 404 and parts.registry.aliases() == {"production": "v1"}
+    status, done = post(client, "/api/models/alias", {"action": "promote", "alias": "production", "version": "v2",
+                                                      "confirm": "production"})
+    assert status == 200 and done == {"alias": "production", "action": "promote", "version": "v2", "previous": "v1"}
+    status, done = post(client, "/api/models/alias", {"action": "rollback", "alias": "production", "confirm": "production"})
+    assert status == 200 and done["version"] == "v1" and parts.registry.aliases() == {"production": "v1"}
+    status, err = post(client, "/api/models/alias", {"action": "rollback", "alias": "production", "confirm": "production"})
+    assert status == 422 and "no previous version" in err["error"]["message"]
+
+
+def test_pictures_are_served_from_the_registry(client: FlaskClient, parts: ConsoleParts) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 32
+    parts.registry.store.create("versions/v1/pictures/pr_curve.png", png)
+    assert client.get("/api/models").get_json()["versions"][0]["pictures"] == ["pr_curve.png"]
+    resp = client.get("/models/v1/pictures/pr_curve.png")
+    assert resp.status_code == 200 and resp.data == png and resp.mimetype == "image/png"
+    for bad in ("/models/v1/pictures/..%2Fmetadata.json", "/models/v1/pictures/nope.png", "/models/x/pictures/a.png"):
+        assert client.get(bad).status_code == 404
+
+
+def test_live_api_and_stream(client: FlaskClient, parts: ConsoleParts) -> None:
+    now_ms = datetime.now(UTC).timestamp() * 1000
+    decide(parts, recent_tx(1), Outcome.REVIEW, published_at_ms=now_ms - 120)
+    snap = client.get("/api/live").get_json()
+    assert snap["totals"]["review"] == 1 and sum(snap["latency"]["counts"]) == 1
+    resp = client.get("/api/live/stream")
+    assert resp.mimetype == "text/event-stream"
+    chunk = next(iter(resp.response))
+    first = chunk.decode() if isinstance(chunk, bytes) else chunk
+    assert first.startswith("data: ") and json.loads(first[6:])["totals"]["review"] == 1
+    resp.close()
+
+
+def test_unknown_pages_and_items(client: FlaskClient) -> None:
+    assert client.get("/nope").status_code == 404
+    assert client.get("/queue/unknown-tx").status_code == 404
+    assert client.get("/api/queue/unknown-tx").get_json()["error"]["status"] == 404
