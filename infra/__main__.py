@@ -114,7 +114,7 @@ monitoring = Monitoring("monitoring", cfg, depends_on=apis.services)
 console = AnalystConsole(
     "console", cfg, build_archive("console", BUILD_DIR), storage.sources, storage.images, identities.builder,
     scoring.service_name, scoring.url, messaging.topics, messaging.subscriptions, storage.models, history.database,
-    project_number, depends_on=function_deps,
+    counterparty.table, project_number, depends_on=function_deps,
 ) if cfg.analysts_group else None
 batch = BatchResources("batch", cfg, storage.models, depends_on=apis.services)
 

@@ -1,6 +1,6 @@
 """The counterparty store: a Bigtable instance, the `counterparty` table, its families and their GC.
 
-The layout is docs/counterparty.md's ("what the Pulumi program is to declare") and the same as
+The layout is docs/counterparty.md's ("Layout") and the same as
 `txguard.local.bigtable.ensure_counterparty_table` creates on the emulator; both read the family
 names and retention days from `txguard.contract.names`:
 
