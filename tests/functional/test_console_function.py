@@ -29,11 +29,11 @@ def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
                        "PUBSUB_EMULATOR_HOST": "127.0.0.1:9"}.items():
         monkeypatch.setenv(key, value)
     console_settings.cache_clear()
-    monkeypatch.setattr(console_app, "_default", None)
+    console_app._app.install(None)
     app = functions_framework.create_app(target=names.CONSOLE_ENTRY_POINT, source=SOURCE, signature_type="http")
     yield app.test_client()
-    if console_app._default is not None:
-        console_app._default.config["parts"].close()
+    console_app.default_app().config["parts"].close()  # every test made requests: it was built
+    console_app._app.install(None)
     console_settings.cache_clear()
 
 

@@ -49,19 +49,6 @@ def _registry(model: Any, workdir: Path) -> Path:
     return path
 
 
-class _Body:
-    __slots__ = ("content_length", "data")
-
-    def __init__(self, data: bytes) -> None:
-        self.data, self.content_length = data, len(data)
-
-    def read(self, limit: int) -> bytes:
-        return self.data[:limit]
-
-    def discard(self) -> None:
-        return None
-
-
 def measure_inproc(registry: Path, payloads: list[str], repeat: int = 3) -> dict[str, float]:
     """CPU per transaction in process (process time, so a busy machine inflates it less than latency):
     `handle` alone, then the observer's work per row with drift only and with drift + shadow,
@@ -70,6 +57,7 @@ def measure_inproc(registry: Path, payloads: list[str], repeat: int = 3) -> dict
     import io
 
     from txguard.contract.settings import ScoringSettings
+    from txguard.scoring.http import BytesBody
     from txguard.scoring.service import ScoringService
 
     bodies = [p.encode() for p in payloads] * repeat
@@ -84,7 +72,7 @@ def measure_inproc(registry: Path, payloads: list[str], repeat: int = 3) -> dict
             service._background_started = True  # no threads: drained below, in this thread
             t0 = time.process_time()
             for body in bodies:
-                service.handle("POST", "/score", {"Content-Type": "application/json"}, _Body(body))
+                service.handle("POST", "/score", {"Content-Type": "application/json"}, BytesBody(body))
             t1 = time.process_time()
             if service.observer is not None:
                 service.observer.drain()

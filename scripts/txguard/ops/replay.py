@@ -71,23 +71,11 @@ def training_days(metadata: Any) -> int | None:
         return None
 
 
-class _Body:
-    __slots__ = ("content_length", "data")
-
-    def __init__(self, data: bytes) -> None:
-        self.data, self.content_length = data, len(data)
-
-    def read(self, limit: int) -> bytes:
-        return self.data[:limit]
-
-    def discard(self) -> None:
-        return None
-
-
 def run_service(txs: list[EnrichedTransaction], env: dict[str, Any],
                 progress: Callable[[int, int], None] = lambda _done, _total: None) -> list[dict[str, Any]]:
     """Score `txs` one request each through a ScoringService built from `env`; its JSON log lines."""
     from txguard.contract.settings import ScoringSettings
+    from txguard.scoring.http import BytesBody
     from txguard.scoring.service import ScoringService
 
     buffer = io.StringIO()
@@ -99,7 +87,7 @@ def run_service(txs: list[EnrichedTransaction], env: dict[str, Any],
         if service.follower is not None:
             service.follower.check()  # what its thread does first: load the challenger
         for n, tx in enumerate(txs, 1):
-            service.handle("POST", "/score", JSON_HEADERS, _Body(tx.model_dump_json().encode()))
+            service.handle("POST", "/score", JSON_HEADERS, BytesBody(tx.model_dump_json().encode()))
             if n % 500 == 0:
                 progress(n, len(txs))
         service.close()  # the observer processes what is queued and emits its last window

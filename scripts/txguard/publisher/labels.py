@@ -13,24 +13,14 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from txguard.contract.models import LABEL_ADAPTER, LabelEvent
-from txguard.publisher.messages import Outgoing
+from txguard.publisher.messages import Outgoing, contract_problem
 from txguard.publisher.sources import _rows
 
 
 def label_problem(data: bytes) -> str | None:
     """Why the contract would reject these bytes as a LabelEvent (naming the field), or None."""
-    try:
-        LABEL_ADAPTER.validate_json(data)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        first = errors[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(row)"
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        return f"field '{where}': {first['msg']}{more}"
-    return None
+    return contract_problem(LABEL_ADAPTER, data)
 
 
 def from_label(label: LabelEvent, line: int | None = None) -> Outgoing:

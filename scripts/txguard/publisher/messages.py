@@ -15,6 +15,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from txguard.simulator.core import LabelledTransaction
 
@@ -113,12 +114,18 @@ def payload_problem(data: bytes) -> str | None:
     The publisher checks replayed rows with the enrichment function's own validation, so a user
     learns about a bad row before publishing it, not from the `invalid` topic afterwards.
     """
-    from pydantic import ValidationError
-
     from txguard.contract.models import TRANSACTION_ADAPTER
 
+    return contract_problem(TRANSACTION_ADAPTER, data)
+
+
+def contract_problem(adapter: Any, data: bytes) -> str | None:
+    """Why `adapter` (a pydantic TypeAdapter of the contract) rejects `data`: the first field and
+    its message, and how many more problems there are; None if it accepts them."""
+    from pydantic import ValidationError
+
     try:
-        TRANSACTION_ADAPTER.validate_json(data)
+        adapter.validate_json(data)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         first = errors[0]

@@ -10,7 +10,6 @@ CORS preflight, which the console never answers.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -24,6 +23,7 @@ from txguard.console.items import QUEUED_OUTCOMES, utcnow
 from txguard.console.wiring import ConsoleParts
 from txguard.contract.errors import ConsoleError, ConsoleNotFoundError
 from txguard.contract.models import Channel, Outcome, TxType, Verdict
+from txguard.contract.process import ProcessWide
 
 SSE_INTERVAL_S = 1.0
 SSE_MAX_S = 300.0  # a stream ends after this long; EventSource reconnects by itself
@@ -203,19 +203,17 @@ def create_app(parts: ConsoleParts) -> Flask:
     return app
 
 
-_default_lock = threading.Lock()
-_default: Flask | None = None
+def _build_default() -> Flask:
+    from txguard.console.wiring import build_console
+    from txguard.contract.settings import console_settings
+
+    return create_app(build_console(console_settings()))
+
+
+# Built on first use: after gunicorn forks its worker, so the gRPC clients (Pub/Sub, Firestore)
+# are created in the process that uses them.
+_app: ProcessWide[Flask] = ProcessWide(_build_default)
 
 
 def default_app() -> Flask:
-    """The process-wide console app, built on first use: after gunicorn forks its worker, so the
-    gRPC clients (Pub/Sub, Firestore) are created in the process that uses them."""
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                from txguard.console.wiring import build_console
-                from txguard.contract.settings import console_settings
-
-                _default = create_app(build_console(console_settings()))
-    return _default
+    return _app.get()

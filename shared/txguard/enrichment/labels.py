@@ -20,6 +20,7 @@ from typing import Any
 from txguard.contract import names
 from txguard.contract.errors import ConflictingLabelError, InvalidEventError, RetryableError
 from txguard.contract.logs import get_logger
+from txguard.contract.process import ProcessWide
 from txguard.contract.settings import LabelSettings, label_settings
 from txguard.enrichment.counterparty import CounterpartyStore, create_counterparty_store
 from txguard.enrichment.envelope import Delivery, decode, original_bytes, parse_envelope, parse_label
@@ -125,22 +126,14 @@ def build_applier(settings: LabelSettings) -> LabelApplier:
     return LabelApplier(create_counterparty_store(settings), outbox, get_logger("label", settings.log_level))
 
 
-_default_lock = threading.Lock()
-_default: LabelApplier | None = None
+# Built after gunicorn forks, so gRPC is fork-safe.
+_applier: ProcessWide[LabelApplier] = ProcessWide(lambda: build_applier(label_settings()))
 
 
 def default_applier() -> LabelApplier:
-    """The process-wide applier, built on first use (after gunicorn forks, so gRPC is fork-safe)."""
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                _default = build_applier(label_settings())
-    return _default
+    return _applier.get()
 
 
 def install(applier: LabelApplier | None) -> None:
     """Replace the process-wide applier (functional tests wire in-memory fakes this way)."""
-    global _default
-    with _default_lock:
-        _default = applier
+    _applier.install(applier)

@@ -44,6 +44,7 @@ from txguard.contract.errors import (
 )
 from txguard.contract.logs import get_logger, log_context
 from txguard.contract.models import Decision, EnrichedTransaction, Transaction
+from txguard.contract.process import ProcessWide
 from txguard.contract.settings import EnrichSettings, enrich_settings
 from txguard.contract.trace import TraceContext, bind
 from txguard.enrichment.counterparty import CounterpartyStore, create_counterparty_store
@@ -291,22 +292,14 @@ def build_enricher(settings: EnrichSettings) -> Enricher:
     )
 
 
-_default_lock = threading.Lock()
-_default: Enricher | None = None
+# Built after gunicorn forks, so gRPC is fork-safe.
+_enricher: ProcessWide[Enricher] = ProcessWide(lambda: build_enricher(enrich_settings()))
 
 
 def default_enricher() -> Enricher:
-    """The process-wide enricher, built on first use (after gunicorn forks, so gRPC is fork-safe)."""
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                _default = build_enricher(enrich_settings())
-    return _default
+    return _enricher.get()
 
 
 def install(enricher: Enricher | None) -> None:
     """Replace the process-wide enricher (functional tests wire in-memory fakes this way)."""
-    global _default
-    with _default_lock:
-        _default = enricher
+    _enricher.install(enricher)

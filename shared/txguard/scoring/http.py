@@ -114,6 +114,21 @@ def read_json_body(headers: Headers, body: BodyReader, limit: int) -> bytes:
     return data
 
 
+class BytesBody:
+    """A body already in memory: scoring in process (replays, benchmarks, tests) without a server."""
+
+    __slots__ = ("content_length", "data")
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.content_length = data, len(data)
+
+    def read(self, limit: int) -> bytes:
+        return self.data[:limit]
+
+    def discard(self) -> None:
+        return None
+
+
 class WerkzeugBody:
     """The body of a werkzeug request, read at most once and never beyond the limit."""
 

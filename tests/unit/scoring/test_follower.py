@@ -20,29 +20,19 @@ from txguard.registry.core import AliasRecord
 from txguard.registry.metadata import ParityProbe
 from txguard.registry.store import LocalBlobStore
 from txguard.scoring import loading
+from txguard.scoring.http import BytesBody
 from txguard.scoring.runtime import ModelRuntime
 from txguard.scoring.service import ScoringService
 from txguard.scoring.vectorize import row_of
 
 
-class Body:
-    def __init__(self, data: bytes) -> None:
-        self.data, self.content_length = data, len(data)
-
-    def read(self, limit: int) -> bytes:
-        return self.data[:limit]
-
-    def discard(self) -> None:
-        pass
-
-
 def score(service: ScoringService, tx: Any) -> tuple[int, dict]:
-    resp = service.handle("POST", "/score", {"Content-Type": "application/json"}, Body(tx.model_dump_json().encode()))
+    resp = service.handle("POST", "/score", {"Content-Type": "application/json"}, BytesBody(tx.model_dump_json().encode()))
     return resp.status, json.loads(resp.body)
 
 
 def health(service: ScoringService) -> tuple[int, dict]:
-    resp = service.handle("GET", "/health", {}, Body(b""))
+    resp = service.handle("GET", "/health", {}, BytesBody(b""))
     return resp.status, json.loads(resp.body)
 
 

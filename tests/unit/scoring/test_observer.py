@@ -14,23 +14,12 @@ from txguard.contract.logs import DRIFT_EVENT, SHADOW_EVENT
 from txguard.contract.settings import ScoringSettings
 from txguard.features.wallet import FEATURE_NAMES
 from txguard.registry import STAGING, open_registry
+from txguard.scoring.http import BytesBody
 from txguard.scoring.psi import reference_of
 from txguard.scoring.runtime import ModelRuntime
 from txguard.scoring.scorer import outcome
 from txguard.scoring.service import ScoringService
 from txguard.scoring.vectorize import matrix_of
-
-
-class Body:
-    def __init__(self, data: bytes) -> None:
-        self.data, self.content_length = data, len(data)
-
-    def read(self, limit: int) -> bytes:
-        return self.data[:limit]
-
-    def discard(self) -> None:
-        pass
-
 
 JSON = {"Content-Type": "application/json"}
 
@@ -61,10 +50,10 @@ def lines(capsys: Any, event: str) -> list[dict]:
 def test_shadow_scores_every_transaction_with_the_challenger_after_the_answer(tmp_path: Path, capsys: Any) -> None:
     service = serve(registry(tmp_path), SHADOW_ENABLED="true", SHADOW_SAMPLE_RATE=1.0)
     assert service.challenger is not None and service.challenger.version == "v2"
-    assert json.loads(service.handle("GET", "/health", {}, Body(b"")).body)["challenger_version"] == "v2"
+    assert json.loads(service.handle("GET", "/health", {}, BytesBody(b"")).body)["challenger_version"] == "v2"
     txs = enriched_transactions()[:150]
     for tx in txs:
-        resp = service.handle("POST", "/score", JSON, Body(tx.model_dump_json().encode()))
+        resp = service.handle("POST", "/score", JSON, BytesBody(tx.model_dump_json().encode()))
         assert json.loads(resp.body)["model_version"] == "v1"  # the champion answers
     service.close()
     shadow = lines(capsys, SHADOW_EVENT)
@@ -82,7 +71,7 @@ def test_batches_are_observed_and_the_sample_rate_applies(tmp_path: Path, capsys
     service = serve(registry(tmp_path), SHADOW_ENABLED="true", SHADOW_SAMPLE_RATE=0.3)
     txs = enriched_transactions()[:400]
     body = json.dumps({"transactions": [json.loads(tx.model_dump_json()) for tx in txs]}).encode()
-    assert service.handle("POST", "/score/batch", JSON, Body(body)).status == 200
+    assert service.handle("POST", "/score/batch", JSON, BytesBody(body)).status == 200
     service.close()
     n = len(lines(capsys, SHADOW_EVENT))
     assert 60 < n < 180  # ~120 of 400 (binomial: 9 standard deviations of room)
@@ -95,10 +84,10 @@ def test_no_shadow_lines_without_a_distinct_challenger(tmp_path: Path, capsys: A
         open_registry(str(path)).promote("v1", STAGING)
     service = serve(path, SHADOW_ENABLED="false" if case == "disabled" else "true")
     for tx in enriched_transactions()[:20]:
-        service.handle("POST", "/score", JSON, Body(tx.model_dump_json().encode()))
+        service.handle("POST", "/score", JSON, BytesBody(tx.model_dump_json().encode()))
     service.close()
     assert lines(capsys, SHADOW_EVENT) == []
-    health = json.loads(service.handle("GET", "/health", {}, Body(b"")).body)
+    health = json.loads(service.handle("GET", "/health", {}, BytesBody(b"")).body)
     assert health["challenger_version"] == ("v1" if case == "staging_is_production" else None)
 
 
@@ -113,7 +102,7 @@ def test_drift_windows_compare_traffic_with_the_versions_reference(tmp_path: Pat
     # features like wallet_age_days really do differ from the whole period's).
     sample = [txs[i] for i in np.random.default_rng(0).permutation(len(txs))[:1000]]
     body = json.dumps({"transactions": [json.loads(tx.model_dump_json()) for tx in sample]}).encode()
-    assert service.handle("POST", "/score/batch", JSON, Body(body)).status == 200
+    assert service.handle("POST", "/score/batch", JSON, BytesBody(body)).status == 200
     service.close()
     windows = lines(capsys, DRIFT_EVENT)
     # Rows arrive in chunks of 64: the first window closes at 512; the last 488 are under MIN_ROWS.
