@@ -18,13 +18,13 @@ STACK_KEYS = {"gcp:project", "gcp:region"}
 
 
 def keys_read_by_config() -> set[str]:
-    """Config keys infra/config.py reads (`{prefix}X` expanded for both functions)."""
+    """Config keys infra/config.py reads (`{prefix}X` expanded for the three functions)."""
     source = (ROOT / "infra" / "config.py").read_text()
     found = set(re.findall(r'(?:get(?:_int|_bool|_float|_object)?\(|_(?:int|bool|float)\(cfg, )(f?)"([^"]+)"', source))
     keys = set()
     for is_f, key in found:
         if is_f:
-            keys |= {key.replace("{prefix}", fn) for fn in ("scoring", "enrich")}
+            keys |= {key.replace("{prefix}", fn) for fn in ("scoring", "enrich", "label")}
         else:
             keys.add(key)
     return keys
