@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import GROUP
 from pulumi_mocks import BASE_CONFIG, PROJECT_NUMBER, ROOT, StackRun, run_program
 from test_program import PUBLIC, iam_grants, walk_strings
 
@@ -16,13 +17,7 @@ from txguard.contract.settings import ConsoleSettings, EnrichSettings
 SERVICE = "gcp:cloudrunv2/service:Service"
 SUBSCRIPTION_TYPE = "gcp:pubsub/subscription:Subscription"
 TABLE_GRANT = "gcp:bigtable/tableIamMember:TableIamMember"
-GROUP = "fraud-analysts@example.com"
 IAP_AGENT = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-iap.iam.gserviceaccount.com"
-
-
-@pytest.fixture(scope="module")
-def console_stack(tmp_path_factory: pytest.TempPathFactory) -> StackRun:
-    return run_program({**BASE_CONFIG, "txguard:analystsGroup": GROUP}, tmp_path_factory.mktemp("build-console"))
 
 
 def service(run: StackRun) -> dict:
