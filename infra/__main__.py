@@ -24,7 +24,14 @@ from infra import config  # noqa: E402
 from infra.archive import build_archive  # noqa: E402
 from infra.batch import BatchResources  # noqa: E402
 from infra.console import AnalystConsole  # noqa: E402
-from infra.functions import CloudFunction, FunctionSpec, enrich_environment, scoring_environment  # noqa: E402
+from infra.counterparty import CounterpartyStore  # noqa: E402
+from infra.functions import (  # noqa: E402
+    CloudFunction,
+    FunctionSpec,
+    enrich_environment,
+    label_environment,
+    scoring_environment,
+)
 from infra.history import HistoryDatabase  # noqa: E402
 from infra.iam import AccessBindings, Identities  # noqa: E402
 from infra.messaging import Messaging  # noqa: E402
@@ -40,6 +47,7 @@ apis = ProjectServices("apis", cfg)
 storage = Storage("storage", cfg, apis)
 identities = Identities("identities", cfg, depends_on=apis.services)
 history = HistoryDatabase("history", cfg, depends_on=apis.services)
+counterparty = CounterpartyStore("counterparty", cfg, depends_on=apis.services)
 messaging = Messaging("messaging", cfg, depends_on=apis.services)  # topics; subscriptions come last
 project_number = gcp.organizations.get_project_output(project_id=cfg.project).number
 # Grants are declared before the resource that relies on them, which waits for them (iam.py).
@@ -74,12 +82,29 @@ enrich = CloudFunction(
         signature_type="cloudevent",
     ),
     storage.sources, storage.images, identities.builder,
-    depends_on=[*function_deps, *access.enrich_runtime(messaging.topics, scoring.service_name)],
+    depends_on=[*function_deps, *access.enrich_runtime(messaging.topics, scoring.service_name, counterparty.table)],
+)
+label = CloudFunction(
+    "label", cfg,
+    FunctionSpec(
+        name=names.LABEL_FUNCTION,
+        entry_point=names.LABEL_ENTRY_POINT,
+        archive=build_archive("label", BUILD_DIR),
+        capacity=cfg.label,
+        service_account_email=identities.label.email,
+        environment=label_environment(cfg),
+        description="Applies label events (chargebacks, analyst verdicts, reversals) pushed by Pub/Sub "
+        "to the counterparty aggregates",
+        signature_type="cloudevent",
+    ),
+    storage.sources, storage.images, identities.builder,
+    depends_on=[*function_deps, *access.label_runtime(messaging.topics, counterparty.table)],
 )
 messaging.subscribe(
-    push_endpoints={names.ENRICH_FUNCTION: enrich.url},
+    push_endpoints={names.ENRICH_FUNCTION: enrich.url, names.LABEL_FUNCTION: label.url},
     push_service_account=identities.push.email,
-    push_ready=access.push_delivery(enrich.service_name),
+    push_ready=access.push_delivery({names.ENRICH_FUNCTION: enrich.service_name,
+                                     names.LABEL_FUNCTION: label.service_name}),
 )
 access.dead_lettering(messaging.topics, messaging.subscriptions)
 access.publishers(messaging.topics)
@@ -89,13 +114,14 @@ monitoring = Monitoring("monitoring", cfg, depends_on=apis.services)
 console = AnalystConsole(
     "console", cfg, build_archive("console", BUILD_DIR), storage.sources, storage.images, identities.builder,
     scoring.service_name, scoring.url, messaging.topics, messaging.subscriptions, storage.models, history.database,
-    project_number, depends_on=function_deps,
+    counterparty.table, project_number, depends_on=function_deps,
 ) if cfg.analysts_group else None
 batch = BatchResources("batch", cfg, storage.models, depends_on=apis.services)
 
 outputs = {
     "scoring_url": scoring.url,
     "enrich_url": enrich.url,
+    "label_url": label.url,
     "model_uri": cfg.model_uri,
     "models_bucket": storage.models.name,
     "sources_bucket": storage.sources.name,
@@ -104,6 +130,7 @@ outputs = {
     "service_accounts": {
         "scoring": identities.scoring.email,
         "enrich": identities.enrich.email,
+        "label": identities.label.email,
         "push": identities.push.email,
         "publisher": identities.publisher.email,
         "batch": batch.worker.email,
@@ -115,6 +142,8 @@ outputs = {
     "batch_staging_location": batch.staging_location,
     "batch_temp_location": batch.temp_location,
     "firestore_database": history.database.name,
+    "bigtable_instance": counterparty.instance.name,
+    "counterparty_table": counterparty.table.name,
     "dashboard": monitoring.dashboard.id,
 }
 for key, value in outputs.items():

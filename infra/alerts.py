@@ -1,11 +1,13 @@
 """Alert policies: what callers feel, a stalled pipeline, and shares of transactions that went wrong.
 
-- errors: Cloud Run's 5xx ratio per function (a crashed request writes none of our logs);
+- errors: Cloud Run's 5xx ratio per function, the label function's included (a crashed request
+  writes none of our logs);
 - latency: p99 of Cloud Run's own request latency per function (`run.googleapis.com/request_latencies`),
   which includes what the handler cannot see (gunicorn queueing, a cold start, the response
   write), against the scoring SLA and the enrichment budget;
 - stalled pipeline: age of the push subscription's oldest unacked message (a backlog that is
-  not drained, whatever its size), and the dead-letter inspection backlog;
+  not drained, whatever its size), and the dead-letter inspection backlogs (transactions, and
+  labels: a label that is never applied leaves its counterparty's fraud rate low);
 - shares: transactions parked as invalid (of deliveries), dead-lettered (of acked messages) and
   blocked (of decisions), each a ratio over 5 minutes, so a spike in traffic does not alert and a
   small stream that is all bad does;
@@ -39,6 +41,7 @@ ACKED_METRIC = "pubsub.googleapis.com/subscription/ack_message_count"
 PARKED_STATUSES = ("invalid", "rejected")
 BLOCK_OUTCOME = "block"  # txguard.contract.models.Outcome.BLOCK
 FIVE_MINUTES = "300s"
+FUNCTIONS = (names.SCORING_FUNCTION, names.ENRICH_FUNCTION, names.LABEL_FUNCTION)
 
 Aggregation = gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgs
 
@@ -94,7 +97,7 @@ def error_rate(cfg: StackConfig, channels: list, opts: pulumi.ResourceOptions) -
                service_metric_filter(REQUESTS_METRIC, service) + ' AND metric.label.response_code_class="5xx"',
                service_metric_filter(REQUESTS_METRIC, service), cfg.error_rate_threshold,
                ["resource.label.service_name"])
-        for service in (names.SCORING_FUNCTION, names.ENRICH_FUNCTION)
+        for service in FUNCTIONS
     ]
     return _policy("error-rate", cfg, channels, opts, "error rate", conditions, "ERROR",
                    "More than the allowed share of requests failed with 5xx for 5 minutes. For "
@@ -156,6 +159,27 @@ def dead_letter_backlog(cfg: StackConfig, channels: list, opts: pulumi.ResourceO
         f"cause is fixed (`txguard dead-letter redrive`).")
 
 
+def labels_dead_letter_backlog(cfg: StackConfig, channels: list,
+                               opts: pulumi.ResourceOptions) -> gcp.monitoring.AlertPolicy:
+    return _policy(
+        "labels-dead-letter-backlog", cfg, channels, opts, "dead-lettered labels", [
+            gcp.monitoring.AlertPolicyConditionArgs(
+                display_name=f"{names.LABELS_DEAD_LETTER_SUBSCRIPTION} backlog > 0",
+                condition_threshold=gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
+                    filter=subscription_filter(BACKLOG_METRIC, names.LABELS_DEAD_LETTER_SUBSCRIPTION),
+                    aggregations=[Aggregation(alignment_period="60s", per_series_aligner="ALIGN_MAX")],
+                    comparison="COMPARISON_GT", threshold_value=0, duration="60s",
+                ),
+            )], "ERROR",
+        f"Labels exhausted their delivery attempts on `{names.LABELS_PUSH_SUBSCRIPTION}` and were "
+        f"dead-lettered: the label function could not apply them (counterparty table unavailable, a bug; "
+        f"see the error-rate alert and `{names.LABEL_FUNCTION}`'s logs). Until they are applied, the "
+        "counterparties they name look less risky than they are. Inspect them with a pull on "
+        f"`{names.LABELS_DEAD_LETTER_SUBSCRIPTION}`; once the cause is fixed, republish them to "
+        f"`{names.LABELS_TOPIC}` (`txguard dead-letter redrive --labels`): a label is applied once per "
+        "label id, so a republished duplicate changes nothing.")
+
+
 def shares(cfg: StackConfig, channels: list, opts: pulumi.ResourceOptions) -> gcp.monitoring.AlertPolicy:
     """Invalid, dead-lettered and blocked transactions, each as a share of its whole."""
     a = cfg.alerts
@@ -208,5 +232,6 @@ def all_policies(cfg: StackConfig, channels: list, built_in: pulumi.ResourceOpti
     """Every policy; those reading a log-based metric (the shares, drift) with `log_based` options, which
     wait until the metrics are usable (infra/monitoring.py), the others with `built_in`."""
     return [*(builder(cfg, channels, built_in)
-              for builder in (error_rate, request_latency, stalled_pipeline, dead_letter_backlog)),
+              for builder in (error_rate, request_latency, stalled_pipeline, dead_letter_backlog,
+                              labels_dead_letter_backlog)),
             shares(cfg, channels, log_based), model_drift(cfg, channels, log_based)]

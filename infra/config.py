@@ -125,6 +125,50 @@ class AlertConfig:
 
 
 @dataclass(frozen=True)
+class CounterpartyStoreConfig:
+    """The Bigtable instance and table of the counterparty aggregates (infra/counterparty.py).
+
+    One cluster in one zone of the region. A fixed node count (`nodes`) unless autoscaling is asked
+    for (`max_nodes` set): then Bigtable keeps CPU near `cpu_target` % between `min_nodes` and
+    `max_nodes`. docs/capacity.md sizes it; the dev default, one SSD node, is the smallest there is.
+    """
+
+    instance: str  # BIGTABLE_INSTANCE of both functions
+    table: str  # COUNTERPARTY_TABLE
+    zone: str
+    storage_type: str  # SSD (every transaction reads its rows: the latency one) or HDD
+    nodes: int
+    min_nodes: int | None
+    max_nodes: int | None
+    cpu_target: int
+    shards: int  # COUNTERPARTY_SHARDS: rows a hot counterparty's day is spread over
+
+    @property
+    def autoscaling(self) -> bool:
+        return self.max_nodes is not None
+
+    def validate(self, region: str) -> None:
+        if not 6 <= len(self.instance) <= 33:
+            raise ConfigError(f"bigtableInstance: an instance id has 6 to 33 characters, got {self.instance!r}")
+        if not self.zone.startswith(f"{region}-"):
+            raise ConfigError(f"bigtableZone: {self.zone!r} is not a zone of the region {region}")
+        if self.storage_type not in ("SSD", "HDD"):
+            raise ConfigError(f"bigtableStorageType must be SSD or HDD, got {self.storage_type!r}")
+        if self.nodes < 1:
+            raise ConfigError(f"bigtableNodes must be >= 1, got {self.nodes}")
+        if self.autoscaling:
+            low = self.min_nodes or 1
+            if not 1 <= low <= (self.max_nodes or 0):
+                raise ConfigError(f"need 1 <= bigtableMinNodes <= bigtableMaxNodes, got {low}/{self.max_nodes}")
+            if not 10 <= self.cpu_target <= 80:
+                raise ConfigError(f"bigtableCpuTarget is a percentage in 10..80, got {self.cpu_target}")
+        elif self.min_nodes is not None:
+            raise ConfigError("bigtableMinNodes needs bigtableMaxNodes (autoscaling); else set bigtableNodes")
+        if not 1 <= self.shards <= 64:
+            raise ConfigError(f"counterpartyShards must be in 1..64, got {self.shards}")
+
+
+@dataclass(frozen=True)
 class BatchConfig:
     """Dataflow runs of `txguard batch run`: their bucket, how long staging/temp files live, who launches."""
 
@@ -149,7 +193,9 @@ class StackConfig:
     prefix: str
     scoring: FunctionConfig
     enrich: FunctionConfig
+    label: FunctionConfig
     delivery: DeliveryConfig
+    counterparty: CounterpartyStoreConfig
     models_bucket: str
     sources_bucket: str
     model_uri: str
@@ -177,12 +223,17 @@ class StackConfig:
     def validate(self) -> None:
         self.scoring.validate("scoring")
         self.enrich.validate("enrich")
+        self.label.validate("label")
         self.delivery.validate()
+        self.counterparty.validate(self.region)
         self.lifecycle.validate()
         self.batch.validate()
         if self.enrich.timeout_seconds > self.delivery.ack_deadline_seconds:
             # Pub/Sub would redeliver a message the function is still working on.
             raise ConfigError("enrichTimeoutSeconds must not exceed the push ackDeadlineSeconds")
+        label_ack = names.subscription(names.LABELS_PUSH_SUBSCRIPTION).ack_deadline_seconds
+        if self.label.timeout_seconds > label_ack:
+            raise ConfigError(f"labelTimeoutSeconds must not exceed the label push ack deadline ({label_ack} s)")
         if self.scoring.min_instances < 1:
             pulumi.log.warn("scoringMinInstances is 0: the first transaction after idle pays a cold start")
         if not 0 < self.error_rate_threshold < 1:
@@ -195,13 +246,14 @@ class StackConfig:
 
 
 def _function(cfg: pulumi.Config, prefix: str, *, min_instances: int, timeout: int, ingress: str,
-              workers: int, threads: int) -> FunctionConfig:
+              workers: int, threads: int, max_instances: int = 100, cpu: str = "2",
+              memory: str = "2Gi") -> FunctionConfig:
     return FunctionConfig(
         concurrency=cfg.get_int(f"{prefix}Concurrency") or 10,
         min_instances=_int(cfg, f"{prefix}MinInstances", min_instances),
-        max_instances=cfg.get_int(f"{prefix}MaxInstances") or 100,
-        cpu=cfg.get(f"{prefix}Cpu") or "2",
-        memory=cfg.get(f"{prefix}Memory") or "2Gi",
+        max_instances=cfg.get_int(f"{prefix}MaxInstances") or max_instances,
+        cpu=cfg.get(f"{prefix}Cpu") or cpu,
+        memory=cfg.get(f"{prefix}Memory") or memory,
         timeout_seconds=cfg.get_int(f"{prefix}TimeoutSeconds") or timeout,
         ingress=cfg.get(f"{prefix}Ingress") or ingress,
         workers=cfg.get_int(f"{prefix}Workers") or workers,
@@ -225,8 +277,25 @@ def _float(cfg: pulumi.Config, key: str, default: float) -> float:
     return default if value is None else value
 
 
-def _default(field: str):  # noqa: ANN202 - the scoring function's own default: one source for both
-    return settings.ScoringSettings.model_fields[field].default
+def _default(field: str, of: type = settings.ScoringSettings):  # noqa: ANN202 - the function's own default
+    return of.model_fields[field].default
+
+
+def _counterparty(cfg: pulumi.Config, region: str) -> CounterpartyStoreConfig:
+    """Bigtable for the counterparty aggregates; names default to the functions' own settings defaults."""
+    store = settings.CounterpartySettings
+    max_nodes = cfg.get_int("bigtableMaxNodes")
+    return CounterpartyStoreConfig(
+        instance=cfg.get("bigtableInstance") or _default("bigtable_instance", store),
+        table=cfg.get("counterpartyTable") or _default("counterparty_table", store),
+        zone=cfg.get("bigtableZone") or f"{region}-b",
+        storage_type=(cfg.get("bigtableStorageType") or "SSD").upper(),
+        nodes=cfg.get_int("bigtableNodes") or 1,
+        min_nodes=cfg.get_int("bigtableMinNodes"),
+        max_nodes=max_nodes,
+        cpu_target=cfg.get_int("bigtableCpuTarget") or 60,
+        shards=cfg.get_int("counterpartyShards") or _default("counterparty_shards", store),
+    )
 
 
 def load() -> StackConfig:
@@ -239,6 +308,7 @@ def load() -> StackConfig:
     prefix = cfg.get("prefix") or "txguard"
     push = names.subscription(names.ENRICH_PUSH_SUBSCRIPTION)
     enrich_concurrency = cfg.get_int("enrichConcurrency") or 10
+    label_concurrency = cfg.get_int("labelConcurrency") or 10
     models_bucket = cfg.get("modelsBucket") or f"{project}-{prefix}-models"
     model_alias = cfg.get("modelAlias") or "production"
     ack_deadline = cfg.get_int("ackDeadlineSeconds") or push.ack_deadline_seconds
@@ -252,12 +322,18 @@ def load() -> StackConfig:
         # I/O-bound: one worker, as many threads as concurrent requests, so none waits in a queue.
         enrich=_function(cfg, "enrich", min_instances=0, timeout=ack_deadline,
                          ingress="ALLOW_INTERNAL_ONLY", workers=1, threads=enrich_concurrency),
+        # Labels are a few percent of transactions, each a ledger read-modify-write and a few row
+        # writes: one vCPU, I/O-bound like enrichment (threads = concurrency).
+        label=_function(cfg, "label", min_instances=0, timeout=names.subscription(
+            names.LABELS_PUSH_SUBSCRIPTION).ack_deadline_seconds, ingress="ALLOW_INTERNAL_ONLY", workers=1,
+            threads=label_concurrency, max_instances=20, cpu="1", memory="1Gi"),
         delivery=DeliveryConfig(
             max_delivery_attempts=cfg.get_int("maxDeliveryAttempts") or push.max_delivery_attempts,
             min_backoff_seconds=_int(cfg, "minBackoffSeconds", push.min_backoff_seconds),
             max_backoff_seconds=cfg.get_int("maxBackoffSeconds") or push.max_backoff_seconds,
             ack_deadline_seconds=ack_deadline,
         ),
+        counterparty=_counterparty(cfg, region),
         models_bucket=models_bucket,
         sources_bucket=cfg.get("sourcesBucket") or f"{project}-{prefix}-sources",
         model_uri=cfg.get("modelUri") or f"gs://{models_bucket}/registry@{model_alias}",

@@ -10,9 +10,11 @@ can sit directly in front of it. Who gets in:
   Run, and the app refuses any request without a valid IAP assertion for its audience.
 
 What its identity may do (least privilege): pull its three subscriptions, publish to `labels`,
-use Firestore (review queue; read the history: Firestore has no per-collection IAM), invoke the
-scoring service (manual scoring), read the model registry and write its aliases only, read logs
-(the scoring function's drift windows for the models page).
+use Firestore (review queue; read the history: Firestore has no per-collection IAM), read the
+counterparty table (`roles/bigtable.reader` bound on the table, like the functions' bindings:
+manual scoring reads the aggregates the enrichment scores with), invoke the scoring service
+(manual scoring), read the model registry and write its aliases only, read logs (the scoring
+function's drift windows for the models page).
 One instance, CPU always allocated: its subscription readers and live counters run between requests.
 """
 
@@ -25,7 +27,7 @@ import pulumi_gcp as gcp
 
 from infra.archive import Archive
 from infra.config import StackConfig
-from infra.functions import THREADS_ENV, WORKERS_ENV, env_key
+from infra.functions import THREADS_ENV, WORKERS_ENV, counterparty_environment, env_key
 from infra.services import child_options
 from txguard.contract import names
 from txguard.contract.settings import ConsoleSettings
@@ -71,6 +73,8 @@ def console_environment(cfg: StackConfig, scoring_url: pulumi.Input[str],
         env_key(ConsoleSettings, "iap_audience"): audience,
         env_key(ConsoleSettings, "drift_source"): "cloud-logging",
         env_key(ConsoleSettings, "drift_psi_threshold"): str(cfg.lifecycle.drift_psi_threshold),
+        # The enrichment's counterparty store settings (ConsoleSettings reads the same aliases).
+        **counterparty_environment(cfg),
         WORKERS_ENV: "1",  # one process: the live counters and subscription readers live in it
         THREADS_ENV: str(CONCURRENCY),
     }
@@ -91,6 +95,7 @@ class AnalystConsole(pulumi.ComponentResource):
         subscriptions: dict[str, gcp.pubsub.Subscription],
         models_bucket: gcp.storage.Bucket,
         database: gcp.firestore.Database,
+        counterparty_table: gcp.bigtable.Table,
         project_number: pulumi.Input[str],
         depends_on: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
@@ -102,7 +107,7 @@ class AnalystConsole(pulumi.ComponentResource):
         self.account = gcp.serviceaccount.Account(
             "console-sa", account_id=f"{cfg.prefix}-console", display_name="txguard console",
             description="Runtime identity of the analyst console", project=project, opts=child)
-        grants = self._runtime_grants(cfg, scoring_service, topics, subscriptions, models_bucket)
+        grants = self._runtime_grants(cfg, scoring_service, topics, subscriptions, models_bucket, counterparty_table)
         self.queue_index = gcp.firestore.Index(
             "review-queue-open-newest", project=project, database=database.name,
             collection=names.REVIEW_QUEUE_COLLECTION, query_scope="COLLECTION",
@@ -173,7 +178,8 @@ class AnalystConsole(pulumi.ComponentResource):
 
     def _runtime_grants(self, cfg: StackConfig, scoring_service: pulumi.Output[str],
                         topics: dict[str, gcp.pubsub.Topic], subscriptions: dict[str, gcp.pubsub.Subscription],
-                        models_bucket: gcp.storage.Bucket) -> list[pulumi.Resource]:
+                        models_bucket: gcp.storage.Bucket,
+                        counterparty_table: gcp.bigtable.Table) -> list[pulumi.Resource]:
         """What its identity may do, and nothing more."""
         own = pulumi.ResourceOptions(parent=self)
         project = cfg.project
@@ -189,6 +195,10 @@ class AnalystConsole(pulumi.ComponentResource):
             role="roles/pubsub.publisher", member=member, opts=own))
         grants.append(gcp.projects.IAMMember(
             "console-datastore-user", project=project, role="roles/datastore.user", member=member, opts=own))
+        # Manual scoring's counterparty aggregates: read only, this table only.
+        grants.append(gcp.bigtable.TableIamMember(
+            "console-counterparty-reader", project=project, instance_name=counterparty_table.instance_name,
+            table=counterparty_table.name, role="roles/bigtable.reader", member=member, opts=own))
         # The scoring function's drift windows (models page); Cloud Logging has no narrower role to read them.
         grants.append(gcp.projects.IAMMember(
             "console-logs-viewer", project=project, role="roles/logging.viewer", member=member, opts=own))

@@ -1,9 +1,9 @@
-"""The two Cloud Run functions (gen2, `cloudfunctionsv2.Function`) and their environments.
+"""The three Cloud Run functions (gen2, `cloudfunctionsv2.Function`) and their environments.
 
-Both are plain HTTP services from the platform's point of view: scoring is an HTTP function and
-enrichment is a CloudEvent function served over HTTP WITHOUT an Eventarc trigger; Pub/Sub reaches
-it through the push subscription declared in messaging.py (functions-framework turns the push body
-into a CloudEvent). Environment variable names are the aliases of shared/txguard/contract/settings.py, never retyped.
+All are plain HTTP services from the platform's point of view: scoring is an HTTP function;
+enrichment and the label function are CloudEvent functions served over HTTP WITHOUT an Eventarc
+trigger: Pub/Sub reaches each through its push subscription declared in messaging.py
+(functions-framework turns the push body into a CloudEvent). Environment variable names are the aliases of shared/txguard/contract/settings.py, never retyped.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings
 from infra.archive import Archive
 from infra.config import FunctionConfig, StackConfig
 from infra.services import child_options
-from txguard.contract.settings import EnrichSettings, ScoringSettings
+from txguard.contract.settings import CounterpartySettings, EnrichSettings, LabelSettings, ScoringSettings
 
 # functions-framework's gunicorn reads these two (not part of our settings classes).
 WORKERS_ENV = "WORKERS"
@@ -55,6 +55,17 @@ def scoring_environment(cfg: StackConfig) -> dict[str, pulumi.Input[str]]:
     }
 
 
+def counterparty_environment(cfg: StackConfig) -> dict[str, str]:
+    """Where both functions find the counterparty aggregates: the Bigtable table infra/counterparty.py declares."""
+    store = cfg.counterparty
+    return {
+        env_key(CounterpartySettings, "counterparty_store"): "bigtable",
+        env_key(CounterpartySettings, "bigtable_instance"): store.instance,
+        env_key(CounterpartySettings, "counterparty_table"): store.table,
+        env_key(CounterpartySettings, "counterparty_shards"): str(store.shards),
+    }
+
+
 def enrich_environment(cfg: StackConfig, scoring_url: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
     return {
         env_key(EnrichSettings, "google_cloud_project"): cfg.project,
@@ -66,7 +77,18 @@ def enrich_environment(cfg: StackConfig, scoring_url: pulumi.Input[str]) -> dict
         env_key(EnrichSettings, "processed_ttl_days"): str(cfg.processed_ttl_days),
         env_key(EnrichSettings, "decisions_topic"): EnrichSettings.model_fields["decisions_topic"].default,
         env_key(EnrichSettings, "invalid_topic"): EnrichSettings.model_fields["invalid_topic"].default,
+        **counterparty_environment(cfg),
         **_server_env(cfg.enrich),
+    }
+
+
+def label_environment(cfg: StackConfig) -> dict[str, pulumi.Input[str]]:
+    return {
+        env_key(LabelSettings, "google_cloud_project"): cfg.project,
+        env_key(LabelSettings, "log_level"): cfg.log_level,
+        env_key(LabelSettings, "invalid_topic"): LabelSettings.model_fields["invalid_topic"].default,
+        **counterparty_environment(cfg),
+        **_server_env(cfg.label),
     }
 
 

@@ -3,25 +3,26 @@
 | identity            | may do                                                              |
 |---------------------|---------------------------------------------------------------------|
 | scoring             | read objects of the models bucket                                   |
-| enrichment          | Firestore (datastore.user); publish to `decisions` and `invalid`;   |
-|                     | invoke the scoring service                                          |
-| push (Pub/Sub OIDC) | invoke the enrichment service                                       |
-| publishers          | publish to `transactions`                                           |
+| enrichment          | Firestore (datastore.user); read and write the counterparty table;  |
+|                     | publish to `decisions` and `invalid`; invoke the scoring service    |
+| label               | read and write the counterparty table; publish to `invalid`         |
+| push (Pub/Sub OIDC) | invoke the enrichment service and the label service                 |
+| publishers          | publish to `transactions` and `labels`                              |
 | builder (optional)  | write build logs, push images to our repository, read sources       |
-| Pub/Sub agent       | publish to the dead-letter topic, subscribe to the push             |
+| Pub/Sub agent       | publish to each dead-letter topic, subscribe to each push           |
 |                     | subscription (dead-lettering), mint OIDC tokens for the push SA     |
 
 The analyst console's identity and grants live with it in infra/console.py (declared only with
 `analystsGroup`).
 
-Grants are bound on the resource (bucket, topic, subscription, service) wherever IAM allows,
-never on the project except `datastore.user` (Firestore has no per-database IAM) and the build
-roles. No grant ever names allUsers or allAuthenticatedUsers.
+Grants are bound on the resource (bucket, topic, subscription, service, Bigtable table)
+wherever IAM allows, never on the project except `datastore.user` (Firestore has no
+per-database IAM) and the build roles. No grant ever names allUsers or allAuthenticatedUsers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pulumi
 import pulumi_gcp as gcp
@@ -29,6 +30,9 @@ import pulumi_gcp as gcp
 from infra.config import StackConfig
 from infra.services import child_options
 from txguard.contract import names
+
+# Short names of the push targets in resource names (`push-invokes-enrich` existed before the label function).
+_SHORT = {names.ENRICH_FUNCTION: "enrich", names.LABEL_FUNCTION: "label"}
 
 
 def sa_member(account: gcp.serviceaccount.Account) -> pulumi.Output[str]:
@@ -62,12 +66,13 @@ class Identities(pulumi.ComponentResource):
 
         self.scoring = account("score", "Runtime identity of the scoring function: reads the model registry")
         self.enrich = account("enrich", "Runtime identity of the enrichment function")
-        self.push = account("push", "Identity of Pub/Sub push deliveries to the enrichment function (OIDC)")
-        self.publisher = account("publisher", "Publishers of transactions")
+        self.label = account("label", "Runtime identity of the label function")
+        self.push = account("push", "Identity of Pub/Sub push deliveries to the enrichment and label functions (OIDC)")
+        self.publisher = account("publisher", "Publishers of transactions and of their labels (chargebacks)")
         self.builder = (
             account("build", "Cloud Build identity for the function builds") if cfg.build_service_account else None
         )
-        self.register_outputs({"scoring": self.scoring.email, "enrich": self.enrich.email})
+        self.register_outputs({"scoring": self.scoring.email, "enrich": self.enrich.email, "label": self.label.email})
 
 
 class AccessBindings(pulumi.ComponentResource):
@@ -104,46 +109,72 @@ class AccessBindings(pulumi.ComponentResource):
                                             role="roles/storage.objectViewer", member=sa_member(self.ids.scoring),
                                             opts=self._child)]
 
-    def enrich_runtime(self, topics: dict[str, gcp.pubsub.Topic],
-                       scoring_service: pulumi.Output[str]) -> list[pulumi.Resource]:
-        """Enrichment: history store, its two output topics, the scoring service (before it starts)."""
+    def _on_table(self, label: str, table: gcp.bigtable.Table, member: pulumi.Input[str]) -> pulumi.Resource:
+        """Read and write of the counterparty table alone: `roles/bigtable.user` bound on the table
+        (a table-level binding; the instance's other tables, and its admin, stay out of reach)."""
+        return gcp.bigtable.TableIamMember(label, project=self.cfg.project, instance_name=table.instance_name,
+                                           table=table.name, role="roles/bigtable.user", member=member,
+                                           opts=self._child)
+
+    def enrich_runtime(self, topics: dict[str, gcp.pubsub.Topic], scoring_service: pulumi.Output[str],
+                       counterparty_table: gcp.bigtable.Table) -> list[pulumi.Resource]:
+        """Enrichment: history and counterparty stores, its two output topics, the scoring service
+        (before it starts)."""
         enrich = sa_member(self.ids.enrich)
         return [
             gcp.projects.IAMMember("enrich-datastore-user", project=self.cfg.project, role="roles/datastore.user",
                                    member=enrich, opts=self._child),
+            self._on_table("enrich-counterparty-user", counterparty_table, enrich),
             self._on_topic("enrich-decisions-publisher", topics[names.DECISIONS_TOPIC], "roles/pubsub.publisher",
                            enrich),
             self._on_topic("enrich-invalid-publisher", topics[names.INVALID_TOPIC], "roles/pubsub.publisher", enrich),
             self._invoker("enrich-invokes-score", scoring_service, enrich),
         ]
 
-    def push_delivery(self, enrich_service: pulumi.Output[str]) -> list[pulumi.Resource]:
-        """What a push needs: the push identity may invoke enrichment, Pub/Sub may mint its OIDC token."""
+    def label_runtime(self, topics: dict[str, gcp.pubsub.Topic],
+                      counterparty_table: gcp.bigtable.Table) -> list[pulumi.Resource]:
+        """The label function: the counterparty table and `invalid` (malformed labels), nothing else."""
+        label = sa_member(self.ids.label)
         return [
-            self._invoker("push-invokes-enrich", enrich_service, sa_member(self.ids.push)),
-            gcp.serviceaccount.IAMMember("pubsub-agent-push-token-creator", service_account_id=self.ids.push.name,
-                                         role="roles/iam.serviceAccountTokenCreator", member=self.agent,
-                                         opts=self._child),
+            self._on_table("label-counterparty-user", counterparty_table, label),
+            self._on_topic("label-invalid-publisher", topics[names.INVALID_TOPIC], "roles/pubsub.publisher", label),
         ]
+
+    def push_delivery(self, services: Mapping[str, pulumi.Output[str]]) -> dict[str, list[pulumi.Resource]]:
+        """What a push needs, per function it pushes to (names.SubscriptionSpec.push_to -> its service):
+        the push identity may invoke that service, and Pub/Sub may mint the identity's OIDC token."""
+        token = gcp.serviceaccount.IAMMember("pubsub-agent-push-token-creator", service_account_id=self.ids.push.name,
+                                             role="roles/iam.serviceAccountTokenCreator", member=self.agent,
+                                             opts=self._child)
+        return {function: [self._invoker(f"push-invokes-{_SHORT[function]}", service, sa_member(self.ids.push)), token]
+                for function, service in services.items()}
 
     def dead_lettering(self, topics: dict[str, gcp.pubsub.Topic],
                        subscriptions: dict[str, gcp.pubsub.Subscription]) -> list[pulumi.Resource]:
-        """Publish on the dead-letter topic and subscribe on the source subscription, else Pub/Sub
-        keeps retrying forever and nothing is dead-lettered. Bound on the subscription, so after it;
-        needed only once a message has exhausted its attempts."""
-        return [
-            self._on_topic("pubsub-agent-dead-letter-publisher", topics[names.DEAD_LETTER_TOPIC],
-                           "roles/pubsub.publisher", self.agent),
-            gcp.pubsub.SubscriptionIAMMember(
-                "pubsub-agent-push-subscriber", project=self.cfg.project,
-                subscription=subscriptions[names.ENRICH_PUSH_SUBSCRIPTION].name,
-                role="roles/pubsub.subscriber", member=self.agent, opts=self._child),
-        ]
+        """For each subscription with a dead-letter policy: publish on its dead-letter topic and subscribe
+        on it, else Pub/Sub keeps retrying forever and nothing is dead-lettered. Bound on the
+        subscription, so after it; needed only once a message has exhausted its attempts."""
+        grants: list[pulumi.Resource] = []
+        for spec in names.SUBSCRIPTIONS:
+            if spec.dead_letter_topic is None:
+                continue
+            # The enrichment pair keeps the names it was first deployed with (a rename would replace it).
+            prefix = "pubsub-agent" if spec.name == names.ENRICH_PUSH_SUBSCRIPTION else f"pubsub-agent-{spec.topic}"
+            grants += [
+                self._on_topic(f"{prefix}-dead-letter-publisher", topics[spec.dead_letter_topic],
+                               "roles/pubsub.publisher", self.agent),
+                gcp.pubsub.SubscriptionIAMMember(
+                    f"{prefix}-push-subscriber", project=self.cfg.project, subscription=subscriptions[spec.name].name,
+                    role="roles/pubsub.subscriber", member=self.agent, opts=self._child),
+            ]
+        return grants
 
     def publishers(self, topics: dict[str, gcp.pubsub.Topic]) -> list[pulumi.Resource]:
-        """Publishers: the transactions topic only."""
+        """Publishers: transactions, and the labels (chargebacks) that come back for them later."""
+        member = sa_member(self.ids.publisher)
         return [self._on_topic("publisher-transactions", topics[names.TRANSACTIONS_TOPIC], "roles/pubsub.publisher",
-                               sa_member(self.ids.publisher))]
+                               member),
+                self._on_topic("publisher-labels", topics[names.LABELS_TOPIC], "roles/pubsub.publisher", member)]
 
     def build(self, sources_bucket: gcp.storage.Bucket,
               images_repository: gcp.artifactregistry.Repository) -> list[pulumi.Resource]:

@@ -3,12 +3,13 @@
 Names, retention, ack deadlines, backoff, dead-letter topics and ordering all come from
 `names.TOPICS` / `names.SUBSCRIPTIONS` (the local emulator stack reads the same specs); only the
 enrichment push subscription's delivery policy can be tuned per stack (config.DeliveryConfig).
-A push subscription is authenticated with an OIDC token of the push service account whose audience
-is the function URL; see docs/infra.md for why the push subscription is ours and not Eventarc's.
+A push subscription (enrichment's, the label function's) is authenticated with an OIDC token of the
+push service account whose audience is the function URL; see docs/infra.md for why the push
+subscriptions are ours and not Eventarc's.
 
-Topics come first (the enrichment function publishes to two of them, its grants are on them), the
-subscriptions last (`subscribe`): the push subscription starts delivering the moment it exists, so
-it waits for the function and for the grants a push needs.
+Topics come first (the functions publish to some of them, their grants are on them), the
+subscriptions last (`subscribe`): a push subscription starts delivering the moment it exists, so
+it waits for its function and for the grants a push to that function needs.
 """
 
 from __future__ import annotations
@@ -55,14 +56,15 @@ class Messaging(pulumi.ComponentResource):
         self,
         push_endpoints: Mapping[str, pulumi.Input[str]],
         push_service_account: pulumi.Input[str],
-        push_ready: Sequence[pulumi.Resource] = (),
+        push_ready: Mapping[str, Sequence[pulumi.Resource]] | None = None,
     ) -> dict[str, gcp.pubsub.Subscription]:
-        """Every subscription; push ones also wait for `push_ready` (the grants a push needs).
+        """Every subscription; a push one also waits for `push_ready[its function]` (the grants a push needs).
 
-        `push_endpoints` maps a function name (SubscriptionSpec.push_to) to its URL.
+        `push_endpoints` and `push_ready` are keyed by function name (SubscriptionSpec.push_to).
         """
+        push_ready = push_ready or {}
         for spec in names.SUBSCRIPTIONS:
-            waits_for = push_ready if spec.push_to is not None else ()
+            waits_for = push_ready.get(spec.push_to, ()) if spec.push_to is not None else ()
             self.subscriptions[spec.name] = self._subscription(
                 self.cfg, spec, push_endpoints, push_service_account, waits_for)
         self.register_outputs({

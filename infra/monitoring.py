@@ -30,6 +30,7 @@ from infra.alerts import (
     DECISIONS_METRIC,
     DELIVERIES_METRIC,
     DRIFT_METRIC,
+    FUNCTIONS,
     OLDEST_UNACKED_METRIC,
     REQUEST_LATENCIES_METRIC,
     REQUESTS_METRIC,
@@ -53,6 +54,7 @@ LATENCY_METRIC = "txguard_scoring_latency"
 LATE_METRIC = "txguard_late_transactions"
 ERRORS_METRIC = "txguard_error_logs"
 REFUSED_METRIC = "txguard_model_refused"  # versions an alias pointed at and instances refused
+LABELS_METRIC = "txguard_labels"  # label deliveries by status (txguard.enrichment.labels.LabelStatus)
 # The Monitoring API's own bound for a new log-based metric to become usable (see the docstring).
 LOG_METRIC_SETTLE = "10m"
 
@@ -68,6 +70,7 @@ class Monitoring(pulumi.ComponentResource):
         child = child_options(self, depends_on)
         scoring_logs = _service_filter(names.SCORING_FUNCTION)
         enrich_logs = _service_filter(names.ENRICH_FUNCTION)
+        label_logs = _service_filter(names.LABEL_FUNCTION)
         # Counted where a decision is published: one enrichment log line per decided transaction
         # (redeliveries of an already decided one log status "duplicate" and are not counted).
         self.decisions = gcp.logging.Metric(
@@ -136,7 +139,7 @@ class Monitoring(pulumi.ComponentResource):
             project=cfg.project,
             description="ERROR (or worse) log lines of the txguard functions",
             filter=('resource.type="cloud_run_revision" AND severity>=ERROR AND resource.labels.service_name=('
-                    f'"{names.SCORING_FUNCTION}" OR "{names.ENRICH_FUNCTION}")'),
+                    + " OR ".join(f'"{fn}"' for fn in FUNCTIONS) + ")"),
             metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(metric_kind="DELTA", value_type="INT64"),
             opts=child,
         )
@@ -172,8 +175,22 @@ class Monitoring(pulumi.ComponentResource):
             label_extractors={"version": "EXTRACT(jsonPayload.refused_version)"},
             opts=child,
         )
+        # One label function line per delivery (txguard.enrichment.labels): applied, unchanged, duplicate,
+        # invalid, rejected, retry, error. "Applied" changed the counters; the dashboard charts them per minute.
+        self.labels = gcp.logging.Metric(
+            "label-deliveries",
+            name=LABELS_METRIC,
+            project=cfg.project,
+            description="Label deliveries by status (applied, unchanged, duplicate, invalid, rejected, retry, error)",
+            filter=f"{label_logs} AND jsonPayload.status:*",
+            metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
+                metric_kind="DELTA", value_type="INT64", unit="1",
+                labels=[gcp.logging.MetricMetricDescriptorLabelArgs(key="status", value_type="STRING")]),
+            label_extractors={"status": "EXTRACT(jsonPayload.status)"},
+            opts=child,
+        )
         metrics = [self.decisions, self.deliveries, self.late, self.latency, self.error_logs, self.drift,
-                   self.refused]
+                   self.refused, self.labels]
         after_metrics = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, *metrics])
         self.metrics_settled = pulumiverse_time.Sleep(
             "log-metrics-settled", create_duration=LOG_METRIC_SETTLE,
@@ -222,9 +239,9 @@ def dashboard(cfg: StackConfig) -> dict:
         *[_chart(f"{service} requests/s by response class",
                  f'metric.type="{REQUESTS_METRIC}" AND resource.label.service_name="{service}"',
                  "ALIGN_RATE", "REDUCE_SUM", ["metric.label.response_code_class"], "STACKED_BAR")
-          for service in (names.SCORING_FUNCTION, names.ENRICH_FUNCTION)],
+          for service in FUNCTIONS],
         _chart("Instances", 'metric.type="run.googleapis.com/container/instance_count" AND '
-               f"resource.label.service_name={one_of(names.SCORING_FUNCTION, names.ENRICH_FUNCTION)}",
+               f"resource.label.service_name={one_of(*FUNCTIONS)}",
                "ALIGN_MAX", "REDUCE_SUM", ["resource.label.service_name"]),
         *[_chart(f"{service} request latency p99 (ms, Cloud Run; alert at "
                  f"{cfg.latency_sla_ms if service == names.SCORING_FUNCTION else cfg.alerts.enrich_latency_sla_ms:g})",
@@ -243,6 +260,14 @@ def dashboard(cfg: StackConfig) -> dict:
         _chart(f"Drift: median PSI of the windows by model version (alert > {cfg.lifecycle.drift_psi_threshold:g})",
                f'metric.type="{USER_METRIC}{DRIFT_METRIC}"', "ALIGN_PERCENTILE_50", "REDUCE_MAX",
                ["metric.label.model_version"]),
+        # ALIGN_DELTA over 60 s: the count of each minute.
+        _chart("Labels per minute by status (applied: the counterparty counters changed)",
+               f'metric.type="{USER_METRIC}{LABELS_METRIC}"', "ALIGN_DELTA", "REDUCE_SUM", ["metric.label.status"],
+               "STACKED_BAR"),
+        _chart("Labels waiting (label push subscription backlog)",
+               subscription_filter(BACKLOG_METRIC, names.LABELS_PUSH_SUBSCRIPTION), "ALIGN_MAX"),
+        _chart("Dead-lettered labels (backlog)",
+               subscription_filter(BACKLOG_METRIC, names.LABELS_DEAD_LETTER_SUBSCRIPTION), "ALIGN_MAX"),
         _chart("Refused model versions per second", f'metric.type="{USER_METRIC}{REFUSED_METRIC}"', "ALIGN_RATE",
                "REDUCE_SUM", ["metric.label.version"], "STACKED_BAR"),
     ]

@@ -11,6 +11,8 @@ from infra.config import StackConfig
 
 APIS = (
     "artifactregistry.googleapis.com",
+    "bigtable.googleapis.com",  # the counterparty store's data API (the functions)
+    "bigtableadmin.googleapis.com",  # its instance, table and GC policies (this program)
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
     "cloudresourcemanager.googleapis.com",

@@ -21,7 +21,8 @@ from txguard.contract.trace import TRACE_KEY
 from txguard.local.stack import emulator_mode_available
 
 ROOT = Path(__file__).resolve().parents[2]
-REQUIRED_KEYS = {"mode", "published", "decided", "invalid", "dead_lettered", "lost", "e2e_p50_ms", "e2e_p99_ms"}
+REQUIRED_KEYS = {"mode", "published", "decided", "invalid", "dead_lettered", "lost", "e2e_p50_ms", "e2e_p99_ms",
+                 "labels_published", "labels_applied", "labels_lost"}
 COUNT = 150
 
 
@@ -55,6 +56,13 @@ def _check(summary: dict, mode: str) -> None:
     assert sum(summary["decisions"].values()) == summary["decided"]
     assert summary["e2e_p50_ms"] is not None and summary["e2e_p50_ms"] <= summary["e2e_p99_ms"]
     assert summary["unmatched"] == {}
+    # The stream's labels followed it on `labels`: each applied by the label function (its log says
+    # so), none lost, none parked (all are valid), none delivered twice by the push path.
+    assert summary["labels_all_sent"] is True
+    assert summary["labels_published"] == summary["labels_planned"] > 0
+    assert summary["labels_applied"] == summary["labels_published"] > 0
+    assert summary["labels_lost"] == summary["labels_invalid"] == summary["labels_dead_lettered"] == 0
+    assert summary["labels_push"]["failures"] == 0
 
 
 def _json_lines(path: Path) -> list[dict]:

@@ -20,7 +20,7 @@ from txguard.local.stack import emulator_mode_available
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ("duplicates", "poison", "scoring_outage", "store_outage", "bad_model", "burst", "worker_kill",
-             "flaky_delivery", "promotion")
+             "flaky_delivery", "promotion", "labels")
 COMMON = ("sent", "decided", "invalid", "dead_lettered", "lost", "double_counted", "late", "features_unexplained")
 
 
@@ -67,5 +67,14 @@ def test_reliability_quick(tmp_path: Path) -> None:
     assert all(0 <= s < 30 for s in [*promo["switched_promote_s"].values(), *promo["switched_rollback_s"].values()])
     assert promo["scoring_5xx"] == 0 and promo["decisions_not_matching"] == 0 and promo["retried"] == {}
     assert set(promo["decisions_by_version"]) == {promo["production_version"], promo["promoted_version"]}
+    # Labels: every valid one applied once (copies acknowledged as duplicates), every malformed or
+    # conflicting one on invalid with a reason, and the store's fraud counters equal the offline replay.
+    lab = result["labels"]
+    assert lab["labels_lost"] == 0 and lab["labels_dead_lettered"] == 0 and lab["labels_valid_on_invalid"] == 0, lab
+    assert lab["labels_applied"] > 0 and lab["labels_invalid"] >= 6 and lab["labels_invalid_without_reason"] == 0
+    assert lab["label_statuses"]["duplicate"] >= lab["label_kinds_sent"]["duplicate"] > 0, lab
+    for kind in ("reversal", "reversal_first", "not_seen_yet", "unknown_counterparty", "conflict"):
+        assert lab["label_kinds_sent"][kind] > 0, (kind, lab)
+    assert lab["labels_double_counted"] == 0 and lab["labels_missing"] == 0 and lab["label_frauds_replayed"] > 0
     text = doc.read_text()
     assert "txguard reliability --quick" in text and lines[-1] in text

@@ -1,4 +1,4 @@
-"""Fixtures: the dev stack as declared with its defaults, and with overrides."""
+"""Fixtures: the dev stack as declared with its defaults, with overrides, and with the console."""
 
 from __future__ import annotations
 
@@ -15,3 +15,12 @@ def default_stack(tmp_path_factory: pytest.TempPathFactory) -> StackRun:
 def override_stack(tmp_path_factory: pytest.TempPathFactory) -> StackRun:
     return run_program({**BASE_CONFIG, **OVERRIDES}, tmp_path_factory.mktemp("build-override"))
 
+
+
+# The analysts group of the console stack.
+GROUP = "fraud-analysts@example.com"
+
+
+@pytest.fixture(scope="session")
+def console_stack(tmp_path_factory: pytest.TempPathFactory) -> StackRun:
+    return run_program({**BASE_CONFIG, "txguard:analystsGroup": GROUP}, tmp_path_factory.mktemp("build-console"))

@@ -56,6 +56,14 @@ OVERRIDES = {
     "txguard:blockedShare": "0.2",
     "txguard:batchTempRetentionDays": "3",
     "txguard:batchLaunchers": '["group:fraud-analysts@example.com"]',
+    "txguard:labelConcurrency": "20",
+    "txguard:labelMaxInstances": "5",
+    "txguard:bigtableZone": "europe-west1-c",
+    "txguard:bigtableStorageType": "HDD",
+    "txguard:bigtableMinNodes": "3",
+    "txguard:bigtableMaxNodes": "10",
+    "txguard:bigtableCpuTarget": "50",
+    "txguard:counterpartyShards": "8",
 }
 PUBSUB_AGENT = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
 

@@ -210,3 +210,77 @@ def test_enrich_archive_boots_and_routes_an_invalid_push_to_invalid(
         subscriber.delete_subscription(subscription=watch)
     finally:
         os.environ.pop("PUBSUB_EMULATOR_HOST", None)
+
+
+def _push(payload: bytes, message_id: str) -> bytes:
+    return json.dumps({
+        "message": {"data": base64.b64encode(payload).decode(), "messageId": message_id,
+                    "publishTime": "2025-01-01T00:00:00Z", "attributes": {}},
+        "subscription": f"projects/{PROJECT}/subscriptions/{names.LABELS_PUSH_SUBSCRIPTION}",
+    }).encode()
+
+
+def test_label_archive_boots_applies_a_label_to_bigtable_and_parks_a_malformed_one(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """As deployed: COUNTERPARTY_STORE=bigtable (the Bigtable emulator), `invalid` on Pub/Sub (its emulator)."""
+    import uuid
+    from datetime import timedelta
+
+    from google.cloud import pubsub_v1
+
+    from txguard.contract.models import LabelEvent, Transaction
+    from txguard.enrichment.counterparty.bigtable import BigtableCounterpartyStore
+    from txguard.local.bigtable import drop_counterparty_table, ensure_counterparty_table
+
+    unpacked = unpack("label", tmp_path)
+    pubsub_emulator = request.getfixturevalue("pubsub_emulator")
+    bigtable_emulator = request.getfixturevalue("bigtable_emulator")
+    project = f"boot-label-{uuid.uuid4().hex[:8]}"  # a table of its own on the shared emulator
+    hosts = {"PUBSUB_EMULATOR_HOST": pubsub_emulator.host, "BIGTABLE_EMULATOR_HOST": bigtable_emulator.host}
+    saved = {k: os.environ.get(k) for k in hosts}
+    os.environ.update(hosts)  # for the clients in this process
+    try:
+        ensure_counterparty_table(project)
+        publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+        publisher.create_topic(name=publisher.topic_path(project, names.INVALID_TOPIC))
+        watch = subscriber.subscription_path(project, "boot-watch-invalid")
+        subscriber.create_subscription(name=watch, topic=publisher.topic_path(project, names.INVALID_TOPIC))
+        env = archive_env(unpacked, {
+            **hosts, "GOOGLE_CLOUD_PROJECT": project, "FUNCTION_SIGNATURE_TYPE": "cloudevent",
+            "COUNTERPARTY_STORE": "bigtable", "WORKERS": "1", "THREADS": "2",
+        })
+        assert_imports_from_archive(unpacked, env)
+        when = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+        label = LabelEvent(label_id="tx-boot-label:cb", transaction_id="tx-boot-label", wallet_id="w-boot",
+                           counterparty_id="m-boot-label", transaction_time=when, known_at=when + timedelta(days=3),
+                           kind="chargeback", is_fraud=True)
+        malformed = json.dumps({"label_id": "x", "kind": "chargeback"}).encode()
+        with serve(unpacked, names.LABEL_ENTRY_POINT, env) as base:
+            statuses = [http(f"{base}/", _push(body, str(n)), {"Content-Type": "application/json"})[0]
+                        for n, body in enumerate((label.model_dump_json().encode(), malformed,
+                                                  label.model_dump_json().encode()))]
+        assert all(200 <= s < 300 for s in statuses), statuses  # applied, parked, duplicate: all acked
+
+        store = BigtableCounterpartyStore(project=project)
+        try:
+            probe = Transaction(transaction_id="probe", wallet_id="w-other", counterparty_id="m-boot-label",
+                                amount=1.0, currency="EUR", type="payment", channel="app", country="FR",
+                                timestamp=when + timedelta(days=5))
+            frauds = sum(cells.get("df", 0) for cells in store.snapshot(probe).counterparty.values())
+        finally:
+            store.close()
+        assert frauds == 1  # applied once although delivered twice
+        received = []
+        deadline = time.monotonic() + 30
+        while not received and time.monotonic() < deadline:
+            received = list(subscriber.pull(subscription=watch, max_messages=10, timeout=10).received_messages)
+        assert [m.message.data for m in received] == [malformed]
+        assert received[0].message.attributes[names.ATTR_REASON]
+        drop_counterparty_table(project)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

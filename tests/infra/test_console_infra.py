@@ -6,22 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import GROUP
 from pulumi_mocks import BASE_CONFIG, PROJECT_NUMBER, ROOT, StackRun, run_program
 from test_program import PUBLIC, iam_grants, walk_strings
 
 from infra.config import ConfigError
 from txguard.contract import names
-from txguard.contract.settings import ConsoleSettings
+from txguard.contract.settings import ConsoleSettings, EnrichSettings
 
 SERVICE = "gcp:cloudrunv2/service:Service"
 SUBSCRIPTION_TYPE = "gcp:pubsub/subscription:Subscription"
-GROUP = "fraud-analysts@example.com"
+TABLE_GRANT = "gcp:bigtable/tableIamMember:TableIamMember"
 IAP_AGENT = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-iap.iam.gserviceaccount.com"
-
-
-@pytest.fixture(scope="module")
-def console_stack(tmp_path_factory: pytest.TempPathFactory) -> StackRun:
-    return run_program({**BASE_CONFIG, "txguard:analystsGroup": GROUP}, tmp_path_factory.mktemp("build-console"))
 
 
 def service(run: StackRun) -> dict:
@@ -65,6 +61,28 @@ def test_the_app_checks_iap_assertions_for_this_service(console_stack: StackRun)
     assert set(env) <= aliases | workers_threads
 
 
+def test_manual_scoring_reads_the_enrichments_counterparty_table_read_only(console_stack: StackRun) -> None:
+    run = console_stack
+    env = {e["name"]: e["value"] for e in service(run)["template"]["containers"][0]["envs"]}
+    console = ConsoleSettings.model_validate({k: v for k, v in env.items() if k not in ("WORKERS", "THREADS")})
+    enrich = EnrichSettings.model_validate(
+        run.one("gcp:cloudfunctionsv2/function:Function", name=names.ENRICH_FUNCTION)
+        .inputs["serviceConfig"]["environmentVariables"])
+    fields = ("counterparty_store", "bigtable_instance", "counterparty_table", "counterparty_shards")
+    assert [getattr(console, f) for f in fields] == [getattr(enrich, f) for f in fields]
+    assert console.counterparty_store == "bigtable"
+    assert (console.bigtable_instance, console.counterparty_table) == (
+        run.outputs["bigtable_instance"], run.outputs["counterparty_table"])
+    # A table-level binding, read only: no instance or project grant, never bigtable.user.
+    member = f"serviceAccount:{run.outputs['service_accounts']['console']}"
+    mine = [g.inputs for g in run.of_type(TABLE_GRANT) if g.inputs["member"] == member]
+    assert [(g["role"], g["table"], g["instanceName"]) for g in mine] == [
+        ("roles/bigtable.reader", names.COUNTERPARTY_TABLE, run.outputs["bigtable_instance"])]
+    assert not [r for r in run.resources if "bigtable" in r.typ.lower() and "iam" in r.typ.lower()
+                and r.typ != TABLE_GRANT]
+    assert run.depends((TABLE_GRANT, "console-counterparty-reader"), ("gcp:bigtable/table:Table", "counterparty"))
+
+
 def test_the_console_identity_has_exactly_its_roles(console_stack: StackRun, default_stack: StackRun) -> None:
     run = console_stack
     member = f"serviceAccount:{run.outputs['service_accounts']['console']}"
@@ -78,6 +96,7 @@ def test_the_console_identity_has_exactly_its_roles(console_stack: StackRun, def
         ("cloudrunv2", "roles/run.invoker", names.SCORING_FUNCTION),
         ("storage", "roles/storage.objectViewer", models),
         ("storage", "roles/storage.objectUser", models),
+        ("bigtable", "roles/bigtable.reader", names.COUNTERPARTY_TABLE),
     }
     writer = run.one("gcp:storage/bucketIAMMember:BucketIAMMember", role="roles/storage.objectUser").inputs
     assert writer["condition"]["expression"] == (
@@ -119,6 +138,7 @@ def test_the_console_starts_only_once_its_grants_and_build_grants_exist(console_
                ("gcp:cloudrunv2/serviceIamMember:ServiceIamMember", "console-invokes-score"),
                ("gcp:storage/bucketIAMMember:BucketIAMMember", "console-models-viewer"),
                ("gcp:storage/bucketIAMMember:BucketIAMMember", "console-aliases-writer"),
+               (TABLE_GRANT, "console-counterparty-reader"),
                ("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember", "build-images-writer"),
                (SUBSCRIPTION_TYPE, names.DECISIONS_CONSOLE_SUBSCRIPTION)]
     for grant in needed:

@@ -122,7 +122,8 @@ def test_dashboard_and_alert_filters_are_monitoring_filters(default_stack: Stack
     assert len(filters) > 10
     assert {f: monitoring_filter_errors(f) for f in filters if monitoring_filter_errors(f)} == {}
     instances = next(f for f in _dashboard_filters(default_stack) if "instance_count" in f)
-    assert f'resource.label.service_name=one_of("{names.SCORING_FUNCTION}","{names.ENRICH_FUNCTION}")' in instances
+    assert (f'resource.label.service_name=one_of("{names.SCORING_FUNCTION}","{names.ENRICH_FUNCTION}",'
+            f'"{names.LABEL_FUNCTION}")') in instances
 
 
 def test_documented_first_deploy_targets_are_closed_under_dependencies(default_stack: StackRun) -> None:

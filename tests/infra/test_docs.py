@@ -1,15 +1,19 @@
 """docs/deploy.md stays true to the program: every config key listed, and its code blocks runnable
 in one shell, in order: variables set before they are used, `txguard` commands and options that
 parse, config keys the program reads, stack outputs it exports, topics and subscriptions it declares,
-`--target` patterns that each match one declared resource."""
+`--target` patterns that each match one declared resource. docs/infra.md's identity table names
+exactly the roles each identity is granted."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 
 import pytest
-from pulumi_mocks import ROOT, StackRun
+from conftest import GROUP
+from pulumi_mocks import OVERRIDES, PROJECT_NUMBER, PUBSUB_AGENT, ROOT, StackRun
+from test_program import iam_grants
 
 from txguard.contract import names
 
@@ -18,13 +22,13 @@ STACK_KEYS = {"gcp:project", "gcp:region"}
 
 
 def keys_read_by_config() -> set[str]:
-    """Config keys infra/config.py reads (`{prefix}X` expanded for both functions)."""
+    """Config keys infra/config.py reads (`{prefix}X` expanded for the three functions)."""
     source = (ROOT / "infra" / "config.py").read_text()
     found = set(re.findall(r'(?:get(?:_int|_bool|_float|_object)?\(|_(?:int|bool|float)\(cfg, )(f?)"([^"]+)"', source))
     keys = set()
     for is_f, key in found:
         if is_f:
-            keys |= {key.replace("{prefix}", fn) for fn in ("scoring", "enrich")}
+            keys |= {key.replace("{prefix}", fn) for fn in ("scoring", "enrich", "label")}
         else:
             keys.add(key)
     return keys
@@ -132,3 +136,42 @@ def test_target_patterns_match_one_declared_resource_each(default_stack: StackRu
         matched = [u for u in default_stack.urns if glob_to_regex(pattern).match(u)]
         assert len(matched) == 1, (pattern, matched)
     assert glob_to_regex("**$a:b::c").match("urn:pulumi:prod::txguard::x$a:b::c")
+
+
+def identity_table() -> dict[str, set[str]]:
+    """docs/infra.md's identity table: identity cell -> the roles of its rows (a blank identity cell
+    continues the identity above)."""
+    section = (ROOT / "docs" / "infra.md").read_text().split("## Identities and access")[1].split("\n## ")[0]
+    table: dict[str, set[str]] = {}
+    identity = ""
+    for line in section.splitlines():
+        if not line.startswith("| ") or line.startswith("| identity"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        identity = cells[0] or identity
+        table.setdefault(identity, set()).update(re.findall(r"`(roles/[^`]+)`", cells[1]))
+    return table
+
+
+def member_of(identity: str, members: set[str]) -> str:
+    if account := re.match(r"`(txguard-[a-z]+)`", identity):
+        found = [m for m in members if m.startswith(f"serviceAccount:{account.group(1)}@")]
+        assert len(found) == 1, (identity, found)
+        return found[0]
+    agents = {"Pub/Sub service agent": PUBSUB_AGENT,
+              "IAP service agent": f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-iap.iam.gserviceaccount.com",
+              "the `analystsGroup` group": f"group:{GROUP}"}
+    assert identity in agents, f"docs/infra.md names an identity the test does not know: {identity!r}"
+    return agents[identity]
+
+
+def test_the_identity_table_lists_exactly_the_roles_granted(console_stack: StackRun, override_stack: StackRun) -> None:
+    """Every identity of the console stack (the default stack plus the console) and the batch
+    launchers of the override stack: the table's roles equal the declared grants, row for row."""
+    table = identity_table()
+    launchers = next(k for k in table if k.startswith("`batchLaunchers`"))
+    launcher = json.loads(OVERRIDES["txguard:batchLaunchers"])[0]
+    assert table.pop(launchers) == {role for _, role, _ in iam_grants(override_stack)[launcher]}
+    granted = {member: {role for _, role, _ in grants} for member, grants in iam_grants(console_stack).items()}
+    documented = {member_of(identity, set(granted)): roles for identity, roles in table.items()}
+    assert documented == granted

@@ -155,7 +155,7 @@ def test_environment_is_valid_for_the_functions_settings(default_stack: StackRun
 
 def iam_grants(run: StackRun) -> dict[str, set[tuple[str, str, str]]]:
     """member -> {(kind, role, target)} over every IAM member resource the program declares."""
-    target_keys = ("bucket", "topic", "subscription", "repository", "serviceAccountId", "name", "project")
+    target_keys = ("bucket", "topic", "subscription", "repository", "table", "serviceAccountId", "name", "project")
     grants: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
     for res in run.resources:
         if "iammember" not in res.typ.lower():
@@ -186,15 +186,24 @@ def test_each_identity_has_exactly_its_roles(default_stack: StackRun) -> None:
         member["scoring"]: {("storage", "roles/storage.objectViewer", run.outputs["models_bucket"])},
         member["enrich"]: {
             ("projects", "roles/datastore.user", project),
+            ("bigtable", "roles/bigtable.user", names.COUNTERPARTY_TABLE),  # the table, not the instance
             ("pubsub", "roles/pubsub.publisher", names.DECISIONS_TOPIC),
             ("pubsub", "roles/pubsub.publisher", names.INVALID_TOPIC),
             ("cloudrunv2", "roles/run.invoker", names.SCORING_FUNCTION),
         },
-        member["push"]: {("cloudrunv2", "roles/run.invoker", names.ENRICH_FUNCTION)},
-        member["publisher"]: {("pubsub", "roles/pubsub.publisher", names.TRANSACTIONS_TOPIC)},
+        member["label"]: {
+            ("bigtable", "roles/bigtable.user", names.COUNTERPARTY_TABLE),
+            ("pubsub", "roles/pubsub.publisher", names.INVALID_TOPIC),
+        },
+        member["push"]: {("cloudrunv2", "roles/run.invoker", names.ENRICH_FUNCTION),
+                         ("cloudrunv2", "roles/run.invoker", names.LABEL_FUNCTION)},
+        member["publisher"]: {("pubsub", "roles/pubsub.publisher", names.TRANSACTIONS_TOPIC),
+                              ("pubsub", "roles/pubsub.publisher", names.LABELS_TOPIC)},
         PUBSUB_AGENT: {
             ("pubsub", "roles/pubsub.publisher", names.DEAD_LETTER_TOPIC),
             ("pubsub", "roles/pubsub.subscriber", names.ENRICH_PUSH_SUBSCRIPTION),
+            ("pubsub", "roles/pubsub.publisher", names.LABELS_DEAD_LETTER_TOPIC),
+            ("pubsub", "roles/pubsub.subscriber", names.LABELS_PUSH_SUBSCRIPTION),
             ("serviceaccount", "roles/iam.serviceAccountTokenCreator",
              f"projects/{project}/serviceAccounts/{email(run, 'push')}"),
         },
@@ -219,7 +228,7 @@ def test_each_identity_has_exactly_its_roles(default_stack: StackRun) -> None:
 
 def test_one_service_account_per_role(default_stack: StackRun, override_stack: StackRun) -> None:
     accounts = {a.inputs["accountId"] for a in default_stack.of_type(ACCOUNT)}
-    assert accounts == {f"txguard-{r}" for r in ("score", "enrich", "push", "publisher", "build", "batch")}
+    assert accounts == {f"txguard-{r}" for r in ("score", "enrich", "label", "push", "publisher", "build", "batch")}
     # buildServiceAccount=false: no build identity, no build grants (the project default builds).
     assert "build" not in override_stack.outputs["service_accounts"]
     assert not [m for m in iam_grants(override_stack) if "txguard-build" in m]
@@ -362,9 +371,8 @@ def test_monitoring_metrics_alerts_and_dashboard(default_stack: StackRun, overri
     alerts = {a.name: a.inputs for a in default_stack.of_type("gcp:monitoring/alertPolicy:AlertPolicy")}
     thresholds = {name: [c["conditionThreshold"] for c in a["conditions"]] for name, a in alerts.items()}
     assert all(t["thresholdValue"] == 0.01 and t["duration"] == "300s" for t in thresholds["error-rate"])
-    assert {names.SCORING_FUNCTION, names.ENRICH_FUNCTION} == {
-        s for s in (names.SCORING_FUNCTION, names.ENRICH_FUNCTION)
-        if any(s in t["filter"] for t in thresholds["error-rate"])}
+    functions = (names.SCORING_FUNCTION, names.ENRICH_FUNCTION, names.LABEL_FUNCTION)
+    assert set(functions) == {s for s in functions if any(f'"{s}"' in t["filter"] for t in thresholds["error-rate"])}
     assert names.DEAD_LETTER_SUBSCRIPTION in thresholds["dead-letter-backlog"][0]["filter"]
     assert thresholds["dead-letter-backlog"][0]["thresholdValue"] == 0
     assert_alert_policies(alerts, scoring_p99=150, enrich_p99=1000, age=300, shares=(0.05, 0.01, 0.05))

@@ -47,7 +47,8 @@ def env(pubsub_emulator: emulators.Emulator, firestore_emulator: emulators.Emula
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", pubsub_emulator.env_value)
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore_emulator.env_value)
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", PROJECT)
-    topology.ensure_topology(PROJECT, {names.ENRICH_FUNCTION: "http://127.0.0.1:9/"})
+    # Every topic, and the subscriptions that push nowhere (no function runs here): the console's.
+    topology.ensure_topology(PROJECT, subscriptions=tuple(s for s in names.SUBSCRIPTIONS if s.push_to is None))
 
 
 @pytest.fixture

@@ -58,7 +58,7 @@ def create_topology(project: str, enrich_url: str) -> None:
     from google.cloud import pubsub_v1
 
     push = names.subscription(names.ENRICH_PUSH_SUBSCRIPTION)
-    others = tuple(s for s in names.SUBSCRIPTIONS if s.name != push.name)
+    others = tuple(s for s in names.SUBSCRIPTIONS if s.push_to is None)
     ensure_topology(project, {}, subscriptions=others)
     request = subscription_request(project, push, {names.ENRICH_FUNCTION: enrich_url}, emulator=True)
     request.pop("retry_policy")

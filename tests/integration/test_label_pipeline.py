@@ -1,6 +1,6 @@
 """The label function end to end on the emulators, served as Cloud Run serves it.
 
-Pub/Sub emulator `labels` topic -> push subscription (names.LABEL_SUBSCRIPTIONS) -> the label
+Pub/Sub emulator `labels` topic -> push subscription (names.LABELS_PUSH_SUBSCRIPTION) -> the label
 function under functions-framework (gunicorn) -> Bigtable emulator counterparty table; malformed
 labels -> `invalid`, pulled here. Duplicates, reversals (one arriving before the label it
 withdraws), a label for a counterparty never seen: nothing lost, nothing counted twice.

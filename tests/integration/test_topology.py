@@ -11,7 +11,8 @@ pytestmark = pytest.mark.emulators
 
 # A project of its own: other tests share the session emulator with their own topologies.
 PROJECT = "txguard-topology-test"
-ENDPOINT = "http://127.0.0.1:9/enrich-under-test"
+ENDPOINTS = {names.ENRICH_FUNCTION: "http://127.0.0.1:9/enrich-under-test",
+             names.LABEL_FUNCTION: "http://127.0.0.1:9/label-under-test"}
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def pubsub_env(pubsub_emulator: emulators.Emulator, monkeypatch: pytest.MonkeyPa
 def test_every_spec_exists_with_its_settings(pubsub_env: emulators.Emulator) -> None:
     from google.cloud import pubsub_v1
 
-    topology.ensure_topology(PROJECT, {names.ENRICH_FUNCTION: ENDPOINT})
+    topology.ensure_topology(PROJECT, ENDPOINTS)
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
     try:
@@ -40,7 +41,7 @@ def test_every_spec_exists_with_its_settings(pubsub_env: emulators.Emulator) -> 
             assert sub.retry_policy.minimum_backoff.total_seconds() == spec.min_backoff_seconds
             assert sub.retry_policy.maximum_backoff.total_seconds() == spec.max_backoff_seconds
             if spec.push_to:
-                assert sub.push_config.push_endpoint == ENDPOINT
+                assert sub.push_config.push_endpoint == ENDPOINTS[spec.push_to]
             else:
                 assert sub.push_config.push_endpoint == ""
             if spec.dead_letter_topic:
@@ -53,7 +54,7 @@ def test_every_spec_exists_with_its_settings(pubsub_env: emulators.Emulator) -> 
 
 
 def test_ensure_topology_is_idempotent(pubsub_env: emulators.Emulator) -> None:
-    topology.ensure_topology(PROJECT, {names.ENRICH_FUNCTION: ENDPOINT})
-    again = topology.ensure_topology(PROJECT, {names.ENRICH_FUNCTION: ENDPOINT})
+    topology.ensure_topology(PROJECT, ENDPOINTS)
+    again = topology.ensure_topology(PROJECT, ENDPOINTS)
     assert again == {"topics": [], "subscriptions": []}
 

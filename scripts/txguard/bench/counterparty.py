@@ -37,12 +37,13 @@ from txguard.features.counterparty import (
 )
 
 HOT = "hot-merchant"
+QUIET = "quiet-shop"  # one transaction a day: what most counterparties look like to a snapshot
 START = datetime(2026, 3, 1, tzinfo=UTC)
 
 
-def _tx(n: int, at: datetime) -> Transaction:
+def _tx(n: int, at: datetime, counterparty: str = HOT) -> Transaction:
     return Transaction(transaction_id=f"bench-{uuid.uuid4().hex[:12]}-{n}", wallet_id=f"w{n % 5000:05d}",
-                       counterparty_id=HOT, amount=12.5 + n % 40, currency="EUR", type="payment", channel="pos",
+                       counterparty_id=counterparty, amount=12.5 + n % 40, currency="EUR", type="payment", channel="pos",
                        country="FR", device_id=None, timestamp=at)
 
 
@@ -81,10 +82,10 @@ def _hammer(write: Callable[[Transaction], Any], threads: int, seconds: float, a
             "p99_ms": round(latencies[int(len(latencies) * 0.99)], 2) if latencies else None}
 
 
-def _reads(read: Callable[[Transaction], Any], n: int, at: datetime) -> dict[str, float]:
+def _reads(read: Callable[[Transaction], Any], n: int, at: datetime, counterparty: str = HOT) -> dict[str, float]:
     times = []
     for i in range(n):
-        tx = _tx(i, at)
+        tx = _tx(i, at, counterparty)
         t = time.perf_counter()
         read(tx)
         times.append((time.perf_counter() - t) * 1000)
@@ -128,16 +129,21 @@ def bench_bigtable(project: str, threads: int, seconds: float, shards: int, read
                "add_to_cell_only": _hammer(plain, threads, seconds, now)}
         _history(lambda tx: store.apply_transaction(tx, True, False), now)
         out["snapshot_read"] = _reads(store.snapshot, reads, now)
+        _history(lambda tx: store.apply_transaction(tx, True, False), now, QUIET, every=timedelta(days=1))
+        out["snapshot_read_quiet"] = _reads(store.snapshot, reads, now, QUIET)
         return out
     finally:
         store.close()
         drop_counterparty_table(project, table=table)
 
 
-def _history(apply: Callable[[Transaction], Any], now: datetime) -> None:
-    """A transaction in every hour of the 31 days the snapshot reads (the worst case of a busy counterparty)."""
+def _history(apply: Callable[[Transaction], Any], now: datetime, counterparty: str = HOT,
+             every: timedelta = timedelta(hours=1)) -> None:
+    """A transaction every hour of the 31 days the snapshot reads (the worst case of a busy counterparty),
+    or every `every` (a day: a quiet one, one row per day)."""
     start = now - timedelta(days=31)
-    txs = [_tx(h, start + timedelta(hours=h, minutes=7)) for h in range(31 * 24)]
+    steps = int(timedelta(days=31) / every)
+    txs = [_tx(h, start + every * h + timedelta(minutes=7), counterparty) for h in range(steps)]
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(apply, txs))
 

@@ -14,7 +14,8 @@ waits on I/O: Little's law gives the requests in flight, rate x time in function
 instances = in flight / (concurrency x 0.6), unless its CPU per message needs more.
 
     txguard capacity --score score.out --enrich e2e.out [--enrich-cpu-ms 4] [--rates 1000 10000]
-    txguard capacity --run-benches      # runs both benchmarks first (capacity/inputs.py)
+                     [--counterparty cp.out]   # + Bigtable nodes (capacity/counterparty.py)
+    txguard capacity --run-benches      # runs the benchmarks first (capacity/inputs.py)
 
 Prints a table, then one JSON object as the last line.
 """
@@ -243,8 +244,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="file whose last JSON line is `txguard bench score`'s")
     parser.add_argument("--enrich", type=Path, default=None,
                         help="file whose last JSON line is enrich_latency's or `txguard bench e2e`'s")
+    parser.add_argument("--counterparty", type=Path, default=None,
+                        help="file whose last JSON line is `txguard bench counterparty`'s: adds the Bigtable nodes")
+    parser.add_argument("--counterparty-shards", type=int, default=4,
+                        help="COUNTERPARTY_SHARDS of the deployment (default 4)")
+    parser.add_argument("--labels-per-tx", type=float, default=0.05,
+                        help="label events per transaction (default 0.05: a few percent, docs/counterparty.md)")
     parser.add_argument("--run-benches", action="store_true",
-                        help="run `txguard bench score` and `txguard bench e2e` first for the missing inputs")
+                        help="run `txguard bench score`, `bench e2e` and `bench counterparty` first for the missing inputs")
     parser.add_argument("--bench-duration", type=float, default=20.0,
                         help="seconds of load per benchmark with --run-benches (default 20)")
     parser.add_argument("--bench-rate", type=float, default=20.0,
@@ -279,13 +286,16 @@ def run(args: argparse.Namespace) -> int:
 
     from txguard.capacity import inputs
 
-    if args.score is None or args.enrich is None:
+    if args.score is None or args.enrich is None or (args.run_benches and args.counterparty is None):
         if not args.run_benches:
             print(f"error: {inputs.MISSING}", file=sys.stderr)
             return 2
-        score, enrich_out = inputs.run_benches(args.workdir, args.bench_duration, args.bench_rate,
-                                               log=lambda m: print(m, file=sys.stderr, flush=True))
-        args.score, args.enrich = args.score or score, args.enrich or enrich_out
+        missing = [name for name, given in (("score", args.score), ("enrich", args.enrich),
+                                            ("counterparty", args.counterparty)) if given is None]
+        ran = inputs.run_benches(args.workdir, args.bench_duration, args.bench_rate, only=missing,
+                                 log=lambda m: print(m, file=sys.stderr, flush=True))
+        args.score, args.enrich = args.score or ran.get("score"), args.enrich or ran.get("enrich")
+        args.counterparty = args.counterparty or ran.get("counterparty")
     try:
         scoring = ScoringBench.from_json(_read_last_json(args.score), args.bench_vcpu)
         enrich = EnrichBench.from_json(_read_last_json(args.enrich), args.enrich_cpu_ms)
@@ -295,6 +305,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
     result = plan(args.rates, scoring, enrich, _spec(args, "scoring"), _spec(args, "enrich"))
     print(render(result))
+    if args.counterparty is not None:
+        from txguard.capacity import counterparty
+
+        try:
+            store = counterparty.CounterpartyBench.from_json(_read_last_json(args.counterparty))
+        except (ValueError, KeyError) as exc:
+            print(f"error: {args.counterparty}: {exc if isinstance(exc, ValueError) else f'missing field {exc}'} "
+                  "(expected the output of txguard bench counterparty)", file=sys.stderr)
+            return 2
+        result["counterparty"] = counterparty.plan(args.rates, store, args.counterparty_shards, args.labels_per_tx)
+        print(counterparty.render(result["counterparty"]))
     print(json.dumps(result, default=float), flush=True)
     return 0
 

@@ -1,7 +1,7 @@
 """Create the counterparty table on the Bigtable emulator (tests, the local stack, benchmarks).
 
 The families and their garbage collection come from `txguard.contract.names`, the same values the
-Pulumi program is to declare in the cloud (docs/counterparty.md).
+Pulumi program declares in the cloud (infra/counterparty.py, docs/counterparty.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Pull consumers of the pipeline's outputs on the emulator, feeding the stack's ledgers.
 
-`decisions-tail`, `invalid-inspect` and `transactions-dead-letter-inspect` are the pull
-subscriptions production declares for the same purpose (names.SUBSCRIPTIONS).
+`decisions-tail`, `invalid-inspect`, `transactions-dead-letter-inspect` and
+`labels-dead-letter-inspect` are the pull subscriptions production declares for the same purpose
+(names.SUBSCRIPTIONS). Dead-lettered labels are always pulled (nothing redrives them locally).
 
 Synchronous pull, acknowledged before the next pull, rather than streaming pull: `decisions-tail`
 has message ordering, and a streaming pull cancelled with leases or acks still in flight holds
@@ -42,6 +43,7 @@ class PullConsumers:
             names.DECISIONS_SUBSCRIPTION: self.ledgers.on_decision,
             names.INVALID_SUBSCRIPTION: self.ledgers.on_invalid,
             names.DEAD_LETTER_SUBSCRIPTION: self.ledgers.on_dead_letter,
+            names.LABELS_DEAD_LETTER_SUBSCRIPTION: self.ledgers.on_label_dead_letter,
         }
         if not self.dead_letter:
             del routes[names.DEAD_LETTER_SUBSCRIPTION]

@@ -13,6 +13,9 @@ invalid-on-purpose ("poison") messages, which have no transaction id, are too.
 decided, not on `invalid`, not waiting on the dead-letter topic. Latency runs from the first
 publish to the first decision received; quality compares decisions with the simulator's labels.
 
+Labels published during the stream are accounted in the same ledger, per label
+(`txguard.local.label_ledger.LabelBook`, its `labels_*` figures in the summary).
+
 The stack holds a `txguard.local.router.Router` that hands every output to the ledger that
 knows it.
 """
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from txguard.contract import names
+from txguard.local.label_ledger import LabelBook
 from txguard.publisher import Outgoing
 
 POSITIVE = frozenset({"block", "review"})
@@ -92,6 +96,7 @@ class Ledger:
         self._recent: deque[float] = deque(maxlen=latency_window)
         self.messages_sent = 0
         self.invalid_without_reason = 0
+        self.labels = LabelBook()  # the labels published during the stream
 
     # publisher side ------------------------------------------------------------------------
     @staticmethod
@@ -141,7 +146,7 @@ class Ledger:
         with self._lock:
             item = self._by_data(data)
             if item is None:
-                return False
+                return self.labels.on_invalid(data, attributes)
             reason = attributes.get(names.ATTR_REASON, "")
             if not reason:
                 self.invalid_without_reason += 1
@@ -153,9 +158,13 @@ class Ledger:
         with self._lock:
             item = self._by_data(data)
             if item is None:
-                return False
+                return self.labels.on_dead_letter(data)
             item.dead_lettered += 1
             return True
+
+    def on_label_status(self, label_id: str, status: str) -> bool:
+        """A label function log line about one of this stream's labels."""
+        return self.labels.on_status(label_id, status)
 
     def on_redriven(self, data: bytes) -> bool:
         """A dead letter was republished to `transactions`: pending again until decided."""
@@ -172,19 +181,28 @@ class Ledger:
 
     # reading -------------------------------------------------------------------------------
     def pending(self) -> int:
-        """Transactions (and poison messages) without an outcome yet, nor parked as dead letters."""
+        """Transactions (and poison messages) and labels without an outcome yet, nor parked as dead letters."""
         with self._lock:
-            return sum(1 for i in self._items.values() if not i.settled and not i.parked)
+            transactions = sum(1 for i in self._items.values() if not i.settled and not i.parked)
+        return transactions + self.labels.pending()
 
     def outcomes(self) -> int:
-        """Outputs received so far (a drain watches it grow)."""
+        """Outputs received so far, labels' included (a drain watches it grow)."""
         with self._lock:
-            return sum(len(i.decisions) + len(i.invalid_reasons) + i.dead_lettered for i in self._items.values())
+            found = sum(len(i.decisions) + len(i.invalid_reasons) + i.dead_lettered for i in self._items.values())
+        return found + self.labels.outcomes()
 
     def settled(self) -> bool:
-        """Every publish is confirmed (or failed) and every transaction has an outcome or is parked."""
+        """Every publish is confirmed (or failed) and every transaction and label has an outcome or is parked."""
         with self._lock:
-            return all((i.settled or i.parked) and i.confirmed + i.failed >= i.copies for i in self._items.values())
+            done = all((i.settled or i.parked) and i.confirmed + i.failed >= i.copies for i in self._items.values())
+        return done and self.labels.settled()
+
+    def sent_at_ms(self, transaction_id: str) -> int | None:
+        """When the transaction was first published (None if not yet): a label is scheduled after it."""
+        with self._lock:
+            item = self._items.get(transaction_id)
+            return None if item is None else item.published_at_ms
 
     def recent_latency_ms(self) -> float | None:
         with self._lock:
@@ -269,6 +287,7 @@ class Ledger:
             "e2e_p95_ms": _ms(lat[95]),
             "e2e_p99_ms": _ms(lat[99]),
             "e2e_max_ms": _ms(max(latencies) if latencies else None),
+            **self.labels.summary(),
         }
 
 

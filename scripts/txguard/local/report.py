@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 LAST_LINE_KEYS = ("mode", "published", "decided", "invalid", "dead_lettered", "lost",
-                  "e2e_p50_ms", "e2e_p95_ms", "e2e_p99_ms")
+                  "e2e_p50_ms", "e2e_p95_ms", "e2e_p99_ms", "labels_published", "labels_applied", "labels_lost")
 
 
-def live(counts: dict[str, int], latency_ms: float | None, mode: str, phase: str, elapsed_s: float) -> Any:
+def live(counts: dict[str, int], latency_ms: float | None, mode: str, phase: str, elapsed_s: float,
+         labels: dict[str, Any] | None = None) -> Any:
     from rich.table import Table
 
     table = Table.grid(padding=(0, 2))
@@ -24,6 +25,7 @@ def live(counts: dict[str, int], latency_ms: float | None, mode: str, phase: str
         f"dead-lettered [red]{counts['dead_lettered']}[/]",
         f"pending {counts['pending']}",
         f"e2e p50 {'-' if latency_ms is None else f'{latency_ms:.0f} ms'}",
+        *([f"labels applied [magenta]{labels['labels_applied']}[/]/{labels['labels_sent']}"] if labels else []),
         f"{elapsed_s:5.1f}s",
     ]
     table.add_row(*cells)
@@ -44,6 +46,10 @@ def summary_table(summary: dict[str, Any]) -> Any:
         ("invalid", f"{summary['invalid']}  {summary['invalid_kinds'] or ''}"),
         ("dead-lettered", str(summary["dead_lettered"])),
         ("lost", str(summary["lost"])),
+        ("labels", f"{summary.get('labels_published', 0)} published, {summary.get('labels_applied', 0)} applied "
+                   f"{summary.get('label_statuses') or ''}, {summary.get('labels_invalid', 0)} invalid, "
+                   f"{summary.get('labels_dead_lettered', 0)} dead-lettered, {summary.get('labels_lost', 0)} lost"
+                   + (f" (a day of delay = {summary['label_day_s']:g} s)" if summary.get("label_day_s") else "")),
         ("precision / recall", f"{_pct(summary['precision'])} / {_pct(summary['recall'])}  "
                                f"({summary['true_positives']} of {summary['fraud_labelled']} frauds caught, "
                                f"{summary['false_positives']} false alarms; block+review = positive)"),

@@ -51,6 +51,14 @@ class Router:
             self.dead_letters.append((bytes(data), dict(attributes)))
         self._route("dead_letter", lambda lg: lg.on_dead_letter(data, attributes, now_ms))
 
+    def on_label_dead_letter(self, data: bytes, attributes: dict[str, str], now_ms: int | None = None) -> None:
+        """A label on `labels-dead-letter` (not kept for a transactions redrive)."""
+        self._route("label_dead_letter", lambda lg: lg.on_dead_letter(data, attributes, now_ms))
+
+    def on_label_status(self, label_id: str, status: str) -> None:
+        """A line of the label function's log: what it did with one label id."""
+        self._route("label_status", lambda lg: lg.on_label_status(label_id, status))
+
     def take_dead_letters(self) -> list[tuple[bytes, dict[str, str]]]:
         """Embedded mode: the dead letters parked so far, removed from the router (for a redrive)."""
         with self._lock:

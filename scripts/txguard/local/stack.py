@@ -1,13 +1,16 @@
 """`txguard local up`: the whole pipeline on one machine, then a summary of what came out.
 
-Emulator mode (gcloud + Java present): the real Pub/Sub, Firestore and Cloud Storage emulators,
-the topology from shared/txguard/contract/names.py, a model in `gs://txguard-models/registry`,
-both functions under functions-framework (gunicorn). The transactions subscription reaches the
-enrichment function through the push bridge (`push="bridge"`, txguard.local.bridge: pull with a
+Emulator mode (gcloud + Java present): the real Pub/Sub, Firestore, Bigtable and Cloud Storage
+emulators, the topology from shared/txguard/contract/names.py, the counterparty table as infra
+declares it, a model in `gs://txguard-models/registry`, the three functions (scoring, enrichment,
+labels) under functions-framework (gunicorn). The transactions and labels push subscriptions
+reach their functions through the push bridge (`push="bridge"`, txguard.local.bridge: pull with a
 window of outstanding messages, the production push body, per-wallet order, ack/nack), or
-through the emulator's own push (`push="emulator"`: two messages at a time, no ordering).
-Embedded mode (no gcloud, or --embedded): the same two function processes, Pub/Sub replaced by
-scripts/txguard/local/embedded.py (Publish over gRPC + push loop), SQLite history, a local registry.
+through the emulator's own push (`push="emulator"`: two messages at a time, no ordering);
+COUNTERPARTY_STORE=bigtable. Embedded mode (no gcloud, or --embedded): the same function
+processes, Pub/Sub replaced by scripts/txguard/local/embedded.py (Publish over gRPC + push loops),
+SQLite history and counterparty store, a local registry. In both, what the label function did
+with each label is read from its log (txguard.local.logtail) into the stream's ledger.
 
 Everything started here is registered on one ExitStack the moment it exists, and that stack is
 closed on every way out (normal end, exception, Ctrl-C, SIGTERM): emulators and functions run in
@@ -67,6 +70,9 @@ class StackOptions:
     # window of outstanding messages (production's push window is thousands).
     push: str = "bridge"
     push_window: int = 1000
+    label_threads: int = 4
+    # The demo stream's labels (txguard.local.label_feed): seconds of demo per day of label delay; 0: none.
+    label_day_s: float = 0.5
     # The analyst console (docs/console.md) served next to the stack; `local up` turns it on.
     analyst_console: bool = False
     console_port: int = 0
@@ -90,11 +96,11 @@ class LocalStack:
         self.broker: Any = None
         self.pusher: Any = None  # embedded mode's push loop
         self.bridge: Any = None  # emulator mode's push bridge
+        self.label_delivery: Any = None  # the labels push subscription's bridge, or embedded pusher
         self.consumers: Any = None
         self.emulators: dict[str, emulators.Emulator] = {}  # by name: pubsub, firestore, gcs
-        self.functions: dict[str, processes.FunctionProcess] = {}  # score, enrich
+        self.functions: dict[str, processes.FunctionProcess] = {}  # score, enrich, label
         self.analyst_console: Any = None  # txguard.local.console.LocalConsole when started
-        self.labels: list[bytes] = []  # embedded mode: label events published by the console
         self._echo = False  # --keep: print decisions as they arrive (embedded mode)
         self._exit = contextlib.ExitStack()
         self._t0 = time.monotonic()
@@ -172,11 +178,13 @@ class LocalStack:
 
         ensure_counterparty_table(self.options.project)
         common = {"GOOGLE_CLOUD_PROJECT": self.options.project}
-        score, enrich = self._start_functions(
+        counterparty = {"COUNTERPARTY_STORE": "bigtable", "BIGTABLE_EMULATOR_HOST": emus["bigtable"].env_value,
+                        "PUBSUB_EMULATOR_HOST": emus["pubsub"].env_value}
+        score, enrich, label = self._start_functions(
             {**common, "MODEL_URI": f"{registry}@production", "STORAGE_EMULATOR_HOST": emus["gcs"].env_value},
-            {**common, "HISTORY_STORE": "firestore", "FIRESTORE_EMULATOR_HOST": emus["firestore"].env_value,
-             "COUNTERPARTY_STORE": "bigtable", "BIGTABLE_EMULATOR_HOST": emus["bigtable"].env_value,
-             "PUBSUB_EMULATOR_HOST": emus["pubsub"].env_value},
+            {**common, **counterparty, "HISTORY_STORE": "firestore",
+             "FIRESTORE_EMULATOR_HOST": emus["firestore"].env_value},
+            {**common, **counterparty},
         )
         # The console's subscriptions only when the console reads them (else they would only fill up).
         subscriptions = names.SUBSCRIPTIONS if self.options.analyst_console else tuple(
@@ -190,13 +198,19 @@ class LocalStack:
             self.bridge = PushBridge(self.options.project, spec, enrich.url + "/",
                                      window=self.options.push_window).start()
             self._exit.callback(self.bridge.stop)
-            self.step(f"topology created; push bridge {spec.name} -> {enrich.url}/ (window "
-                      f"{self.options.push_window}, {'ordered by wallet' if self.bridge.ordering else 'unordered'})")
+            label_spec = names.subscription(names.LABELS_PUSH_SUBSCRIPTION)
+            self.label_delivery = PushBridge(self.options.project, label_spec, label.url + "/",
+                                             window=self.options.push_window).start()
+            self._exit.callback(self.label_delivery.stop)
+            self.step(f"topology created; push bridges {spec.name} -> {enrich.url}/ (window "
+                      f"{self.options.push_window}, {'ordered by wallet' if self.bridge.ordering else 'unordered'}), "
+                      f"{label_spec.name} -> {label.url}/")
         elif self.options.push == "emulator":
-            topology.ensure_topology(self.options.project, {names.ENRICH_FUNCTION: enrich.url + "/"},
+            topology.ensure_topology(self.options.project, {names.ENRICH_FUNCTION: enrich.url + "/",
+                                                            names.LABEL_FUNCTION: label.url + "/"},
                                      subscriptions=subscriptions, retry_policy=self.options.emulator_retry_policy)
             self.step(f"topology created; the emulator pushes {names.ENRICH_PUSH_SUBSCRIPTION} to {enrich.url}/ "
-                      "(2 at a time, unordered)")
+                      f"and {names.LABELS_PUSH_SUBSCRIPTION} to {label.url}/ (2 at a time, unordered)")
         else:
             raise ValueError(f"push must be one of {PUSH_MODES}, got {self.options.push!r}")
         from txguard.local.consumers import PullConsumers
@@ -220,13 +234,17 @@ class LocalStack:
         def to_enrich(message: Message) -> None:
             self.pusher.submit(message)
 
+        def to_label(message: Message) -> None:
+            self.label_delivery.submit(message)
+
         self.broker = EmbeddedPubSub(self.options.project, {
             names.TRANSACTIONS_TOPIC: to_enrich,
             names.DECISIONS_TOPIC: self._also_console(route(self._on_decision), names.DECISIONS_CONSOLE_SUBSCRIPTION),
             names.INVALID_TOPIC: self._also_console(route(self.ledgers.on_invalid), names.INVALID_CONSOLE_SUBSCRIPTION),
             names.DEAD_LETTER_TOPIC: self._also_console(route(self.ledgers.on_dead_letter),
                                                         names.DEAD_LETTER_CONSOLE_SUBSCRIPTION),
-            names.LABELS_TOPIC: lambda m: self.labels.append(m.data),
+            names.LABELS_TOPIC: to_label,
+            names.LABELS_DEAD_LETTER_TOPIC: route(self.ledgers.on_label_dead_letter),
         }).start()
         self._exit.callback(self.broker.stop)
         self._setenv("PUBSUB_EMULATOR_HOST", self.broker.host)
@@ -235,17 +253,27 @@ class LocalStack:
         registry = self.options.registry or str(self.workdir / "registry")
         self._ensure_model(registry)
         common = {"GOOGLE_CLOUD_PROJECT": self.options.project}
-        _, enrich = self._start_functions(
+        # One SQLite file for the history and counterparty stores of both functions (WAL, busy timeout).
+        sqlite = {"COUNTERPARTY_STORE": "sqlite", "SQLITE_PATH": str(self.workdir / "history.sqlite3"),
+                  "PUBSUB_EMULATOR_HOST": self.broker.host}
+        _, enrich, label = self._start_functions(
             {**common, "MODEL_URI": f"{registry}@production"},
-            {**common, "HISTORY_STORE": "sqlite", "COUNTERPARTY_STORE": "sqlite",
-             "SQLITE_PATH": str(self.workdir / "history.sqlite3"), "PUBSUB_EMULATOR_HOST": self.broker.host},
+            {**common, **sqlite, "HISTORY_STORE": "sqlite"},
+            {**common, **sqlite},
         )
         spec = names.subscription(names.ENRICH_PUSH_SUBSCRIPTION)
         self.pusher = Pusher(enrich.url + "/", self.options.project, spec,
                              lambda m, _n: self.broker.publish(names.DEAD_LETTER_TOPIC, m.data, m.attributes),
                              concurrency=self.options.enrich_threads)
         self._exit.callback(self.pusher.stop)
-        self.step(f"push loop: {spec.name} -> {enrich.url}/ (max {spec.max_delivery_attempts} attempts)")
+        label_spec = names.subscription(names.LABELS_PUSH_SUBSCRIPTION)
+        self.label_delivery = Pusher(
+            label.url + "/", self.options.project, label_spec,
+            lambda m, _n: self.broker.publish(names.LABELS_DEAD_LETTER_TOPIC, m.data, m.attributes),
+            concurrency=self.options.label_threads)
+        self._exit.callback(self.label_delivery.stop)
+        self.step(f"push loops: {spec.name} -> {enrich.url}/, {label_spec.name} -> {label.url}/ "
+                  f"(max {spec.max_delivery_attempts} attempts)")
         self._start_console()
 
     def _also_console(self, handler: Any, subscription: str) -> Any:
@@ -280,21 +308,34 @@ class LocalStack:
         trained = f"trained in {self.model.get('train_seconds')} s, PR-AUC {self.model.get('pr_auc')}"
         self.step(f"model {self.model['version']} is production ({trained if self.model['trained'] else 'found'})")
 
-    def _start_functions(self, score_env: dict[str, str], enrich_env: dict[str, str]) -> tuple[Any, Any]:
+    def _start_functions(self, score_env: dict[str, str], enrich_env: dict[str, str],
+                         label_env: dict[str, str]) -> tuple[Any, Any, Any]:
+        from txguard.local.logtail import LogTail
+
         score = processes.scoring_process(self.workdir, score_env, threads=self.options.scoring_threads)
         enrich_env = {**enrich_env, "SCORING_URL": score.url, "SCORING_AUTH": "none"}
         enrich = processes.enrich_process(self.workdir, enrich_env, threads=self.options.enrich_threads)
-        self.functions.update(score=score, enrich=enrich)
-        for fn in (score, enrich):
+        label = processes.label_process(self.workdir, label_env, threads=self.options.label_threads)
+        self.functions.update(score=score, enrich=enrich, label=label)
+        for fn in (score, enrich, label):
             self._exit.callback(fn.stop)
             fn.spawn()
         score.wait_ready("/health", ready_ok=(200,))
         enrich.wait_ready("/")
-        self.endpoints.update({"scoring function": score.url, "enrichment function": enrich.url})
+        label.wait_ready("/")
+        # What the label function did with each label id, from its one log line per delivery.
+        tail = LogTail(label.log_path, self._on_label_line).start()
+        self._exit.callback(tail.stop)
+        self.endpoints.update({"scoring function": score.url, "enrichment function": enrich.url,
+                               "label function": label.url})
         self._setenv("SCORING_URL", score.url)
         self.step(f"functions up: scoring {score.url} (THREADS={self.options.scoring_threads}), "
-                  f"enrichment {enrich.url}; logs in {self.workdir}")
-        return score, enrich
+                  f"enrichment {enrich.url}, labels {label.url}; logs in {self.workdir}")
+        return score, enrich, label
+
+    def _on_label_line(self, entry: dict[str, Any]) -> None:
+        if entry.get("label_id") and entry.get("status"):
+            self.ledgers.on_label_status(str(entry["label_id"]), str(entry["status"]))
 
     # the stream ------------------------------------------------------------------------------
     @property
@@ -313,6 +354,16 @@ class LocalStack:
 
         return FirestoreHistoryStore(project=self.options.project)
 
+    def counterparty_store(self) -> Any:
+        """A client of the stack's counterparty store (the functions' Bigtable table or SQLite file)."""
+        if self.mode == "embedded":
+            from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
+
+            return SqliteCounterpartyStore(str(self.workdir / "history.sqlite3"))
+        from txguard.enrichment.counterparty.bigtable import BigtableCounterpartyStore
+
+        return BigtableCounterpartyStore(project=self.options.project)
+
     @property
     def push_mode(self) -> str:
         return "embedded" if self.mode == "embedded" else self.options.push
@@ -325,6 +376,10 @@ class LocalStack:
         elif self.pusher is not None:
             out["push"] = {**self.pusher.stats.as_dict(), "dead_lettered": self.pusher.dead_lettered}
         out["ordering"] = self.dispatcher is not None and self.dispatcher.ordering
+        labels = self.label_delivery
+        if labels is not None:
+            out["labels_push"] = (labels.summary() if hasattr(labels, "summary")
+                                  else {**labels.stats.as_dict(), "dead_lettered": labels.dead_lettered})
         return out
 
     def print_env(self) -> None:

@@ -134,7 +134,7 @@ def delete_topology(project: str) -> None:
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
     try:
-        for spec in names.SUBSCRIPTIONS + names.LABEL_SUBSCRIPTIONS:
+        for spec in names.SUBSCRIPTIONS:
             with contextlib.suppress(gexc.NotFound):
                 subscriber.delete_subscription(request={"subscription": subscriber.subscription_path(project, spec.name)})
         for topic in names.TOPICS:

@@ -7,11 +7,13 @@
 - `bad_model`: corrupt and missing registry artifacts against fresh and running scoring functions;
 - `scenarios`: duplicates, poison, outages, bad model, burst; `faults`: enrichment workers killed,
   deliveries failed at random; `promotion`: promote and roll back a model version mid-stream, no
-  redeploy; `checks`: how every scenario ends (drain, counts, replay checks);
+  redeploy; `labels` (+ `label_events`, its label corpus): duplicated, reversed, early, unknown and
+  malformed labels, the store's label counters against the offline replay; `checks`: how every
+  scenario ends (drain, counts, replay checks);
 - `registry`: the scenarios in run order; `runner`: one stack, the scenarios in turn, the verdict;
 - `report`: the table, the last-line JSON and docs/reliability.md.
 """
 
 # In run order; `registry.SCENARIOS` implements them (kept here so `txguard --help` imports nothing heavy).
 SCENARIO_NAMES = ("duplicates", "poison", "scoring_outage", "store_outage", "bad_model", "burst",
-                  "worker_kill", "flaky_delivery", "promotion")
+                  "worker_kill", "flaky_delivery", "promotion", "labels")

@@ -50,6 +50,7 @@ class Profile:
     promotion_stream_s: float  # the promotion scenario: promote at promote_at_s, roll back at rollback_at_s
     promote_at_s: float
     rollback_at_s: float
+    labels_tx: int  # the labels scenario's transactions (its labels follow from them)
     redrive_after_s: float
     idle_s: float
     cap_s: float
@@ -63,14 +64,14 @@ FULL = Profile("full", duplicates_tx=400, poison_messages=1200, poison_fraction=
                store_stream_s=40, store_outage_at_s=10, store_outage_s=10,
                bad_model_tx=150, burst_factor=10, burst_s=10,
                kill_stream_s=60, kill_at_s=(8, 18, 28, 38, 48), flaky_stream_s=60, flaky_share=0.2,
-               promotion_stream_s=60, promote_at_s=10, rollback_at_s=35,
+               promotion_stream_s=60, promote_at_s=10, rollback_at_s=35, labels_tx=400,
                redrive_after_s=8, idle_s=90, cap_s=900)
 QUICK = Profile("quick", duplicates_tx=40, poison_messages=240, poison_fraction=0.05,
                 scoring_stream_s=20, scoring_outage_at_s=4, scoring_outage_s=10,
                 store_stream_s=12, store_outage_at_s=3, store_outage_s=5,
                 bad_model_tx=25, burst_factor=10, burst_s=2,
                 kill_stream_s=16, kill_at_s=(3, 8, 13), flaky_stream_s=12, flaky_share=0.2,
-                promotion_stream_s=36, promote_at_s=4, rollback_at_s=20,
+                promotion_stream_s=36, promote_at_s=4, rollback_at_s=20, labels_tx=120,
                 redrive_after_s=6, idle_s=90, cap_s=240)
 
 

@@ -96,6 +96,21 @@ NOTES = """
    decision received names a version that the scoring function's log shows scoring that
    transaction (`decisions_not_matching` 0), with decisions of both versions, and only the
    original version scoring after the rollback.
+10. **Labels**: label events as real feeds send them, to the label function behind its push
+    subscription (the push bridge, like transactions), on counterparties and devices of the
+    scenario's own (`scripts/txguard/reliability/label_events.py`): chargebacks and analyst
+    verdicts, two fraud verdicts of one transaction, an analyst's "legitimate" followed by a
+    chargeback, chargebacks reversed (some reversals published before their chargeback), a third
+    of the labels published twice, labels of transactions published only after them, labels of a
+    counterparty no transaction ever named, six malformed kinds (not JSON, a missing field, known
+    before its transaction, a verdict on a reversal, a reversal without target, an unknown kind)
+    and, once the rest is applied, label ids reused with other content. Passes only if every
+    valid label is acknowledged by the label function (its log: `applied`, `unchanged` or
+    `duplicate` for every copy), every malformed or conflicting one comes out on `invalid` with a
+    reason, none is lost or dead-lettered, and the fraud counters the store holds for every
+    counterparty, wallet and device the labels name (Bigtable emulator or SQLite) equal the
+    offline replay of the same label set (`txguard.features.labels.apply_label` on a
+    `CounterpartyBook`, training's path): `labels_double_counted` and `labels_missing` 0.
 
 ## Emulator finding: a push subscription with a retry policy stops redelivering
 

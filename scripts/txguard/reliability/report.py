@@ -19,7 +19,9 @@ EXTRA = ("wallets", "drain_s", "outage_s", "identical_decisions", "decision_copi
          "refused", "kept_serving", "burst_rate", "backlog_at_end_of_burst", "drain_tps", "kills", "workers_killed",
          "fault_share", "failed_deliveries", "ordering", "retried", "skipped", "production_version",
          "promoted_version", "switched_promote_s", "switched_rollback_s", "scoring_5xx", "decisions_by_version",
-         "decisions_not_matching")
+         "decisions_not_matching", "labels_sent", "labels_published", "labels_applied", "labels_invalid",
+         "labels_dead_lettered", "labels_lost", "labels_valid_on_invalid", "labels_invalid_without_reason",
+         "label_statuses", "label_kinds_sent", "label_entities", "label_counters_compared", "labels_double_counted", "labels_missing", "label_frauds_replayed")
 COLUMNS = ("scenario", "sent", "tx", "decided", "invalid", "dead-lettered", "redriven", "lost",
            "double counted", "late", "drain s", "notes")
 
@@ -69,6 +71,12 @@ def _note(r: dict[str, Any]) -> str:
                      f"and back after {seconds(r['switched_rollback_s'])} s; decisions by version "
                      f"{r.get('decisions_by_version')}, {r.get('decisions_not_matching')} naming a version that did "
                      f"not score them, {r.get('scoring_5xx')} scoring 5xx")
+    if "label_counters_compared" in r:
+        parts.append(f"{r.get('labels_sent')} label messages ({r.get('label_kinds_sent')}): "
+                     f"{r.get('labels_applied')} labels applied {r.get('label_statuses')}, {r.get('labels_invalid')} on "
+                     f"invalid, {r.get('labels_lost')} lost; label counters of {r.get('label_entities')} entities vs the "
+                     f"offline replay ({r.get('label_frauds_replayed')} frauds): {r.get('labels_double_counted')} double "
+                     f"counted, {r.get('labels_missing')} missing")
     if "failed_deliveries" in r:
         parts.append(f"{r['failed_deliveries']} deliveries failed on purpose ({r.get('fault_share', 0):.0%})")
     if r.get("features_compared"):

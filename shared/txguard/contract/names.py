@@ -122,14 +122,8 @@ SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
     SubscriptionSpec(DECISIONS_CONSOLE_SUBSCRIPTION, DECISIONS_TOPIC),
     SubscriptionSpec(INVALID_CONSOLE_SUBSCRIPTION, INVALID_TOPIC, retention_seconds=24 * 3600),
     SubscriptionSpec(DEAD_LETTER_CONSOLE_SUBSCRIPTION, DEAD_LETTER_TOPIC, retention_seconds=24 * 3600),
-    SubscriptionSpec(LABELS_DEAD_LETTER_SUBSCRIPTION, LABELS_DEAD_LETTER_TOPIC, retention_seconds=31 * 24 * 3600),
-)
-
-# The label function's push subscription: same delivery policy as the enrichment one. Kept apart
-# from SUBSCRIPTIONS until the Pulumi program declares the label function it pushes to (the
-# program maps every `push_to` of SUBSCRIPTIONS to a deployed function's URL); the local stack
-# and the tests create it from this spec.
-LABEL_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
+    # The label function's push subscription: the enrichment one's delivery policy, unordered (labels
+    # of one transaction commute: features.labels makes the result depend on the set, not the order).
     SubscriptionSpec(
         LABELS_PUSH_SUBSCRIPTION,
         LABELS_TOPIC,
@@ -139,11 +133,12 @@ LABEL_SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
         min_backoff_seconds=1,
         max_backoff_seconds=60,
     ),
+    SubscriptionSpec(LABELS_DEAD_LETTER_SUBSCRIPTION, LABELS_DEAD_LETTER_TOPIC, retention_seconds=31 * 24 * 3600),
 )
 
 
 def subscription(name: str) -> SubscriptionSpec:
-    for spec in SUBSCRIPTIONS + LABEL_SUBSCRIPTIONS:
+    for spec in SUBSCRIPTIONS:
         if spec.name == name:
             return spec
     raise KeyError(name)

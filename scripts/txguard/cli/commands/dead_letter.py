@@ -1,8 +1,9 @@
-"""`txguard dead-letter redrive`: send dead-lettered transactions back through the pipeline.
+"""`txguard dead-letter redrive`: send dead-lettered transactions (or labels) back through the pipeline.
 
 Pulls `transactions-dead-letter-inspect` (emulator if PUBSUB_EMULATOR_HOST is set, else the real
 project with ADC), republishes each message to `transactions` with its attributes and acks it
 once the publish is confirmed (scripts/txguard/ops/redrive.py). Run it after the outage that parked them.
+`--labels`: the same from `labels-dead-letter-inspect` to `labels` (a label applies once per label id).
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group = command_group(subparsers, "dead-letter", "inspect and redrive the dead-letter topic")
     parser = group.add_parser(
         "redrive",
-        help="republish dead-lettered messages to the transactions topic",
+        help="republish dead-lettered messages to the transactions (or labels) topic",
         description="Pull the dead-letter inspection subscription, republish every message to the "
-        "transactions topic keeping its attributes, ack after the publish is confirmed; prints one JSON line.",
+        "transactions topic keeping its attributes, ack after the publish is confirmed; prints one JSON line. "
+        "--labels does the same for dead-lettered labels (labels-dead-letter-inspect -> labels).",
     )
+    parser.add_argument("--labels", action="store_true",
+                        help="redrive dead-lettered labels instead (labels-dead-letter-inspect -> labels)")
     parser.add_argument("--project", default=None, help="project id (default GOOGLE_CLOUD_PROJECT)")
     parser.add_argument("--max", type=int, default=None, help="stop after this many messages (default: all)")
     parser.add_argument("--subscription", default=None, help="subscription (default transactions-dead-letter-inspect)")
@@ -36,8 +40,9 @@ def run_redrive(args: argparse.Namespace) -> int:
 
     console = make_console(stderr=True)
     project = args.project or CommonSettings().google_cloud_project
-    subscription = args.subscription or names.DEAD_LETTER_SUBSCRIPTION
-    topic = args.topic or names.TRANSACTIONS_TOPIC
+    subscription = args.subscription or (names.LABELS_DEAD_LETTER_SUBSCRIPTION if args.labels
+                                         else names.DEAD_LETTER_SUBSCRIPTION)
+    topic = args.topic or (names.LABELS_TOPIC if args.labels else names.TRANSACTIONS_TOPIC)
     with console.status(f"redriving {subscription} -> {topic}"):
         stats = redrive(project, subscription, topic, max_messages=args.max)
     console.print(f"redriven {stats.republished} of {stats.pulled} pulled ({stats.failed} failed, left parked)")

@@ -63,6 +63,10 @@ def add_push_options(parser: argparse.ArgumentParser) -> None:
                         help="emulator mode: 'bridge' pulls with a window of outstanding messages and posts the "
                         "production push body, one message per wallet at a time (default); 'emulator' is the "
                         "emulator's own push (2 at a time, no ordering)")
+    parser.add_argument("--label-day-s", type=float, default=0.5,
+                        help="labels of the stream's transactions follow them on the labels topic, a day of their "
+                        "simulated delay compressed to this many seconds (default 0.5: a 7-day chargeback 3.5 s "
+                        "later); 0: no labels")
     parser.add_argument("--push-window", type=int, default=1000,
                         help="bridge: most messages outstanding at once, like production's push window (default 1000)")
 
@@ -87,7 +91,7 @@ def run_up(args: argparse.Namespace) -> int:
         workdir=Path(args.workdir) if args.workdir else None, enrich_threads=args.enrich_threads,
         scoring_threads=args.scoring_threads, warmup=args.warmup,
         emulator_retry_policy=args.emulator_retry_policy, push=args.push, push_window=args.push_window,
-        analyst_console=args.analyst_console, console_port=args.console_port,
+        label_day_s=args.label_day_s, analyst_console=args.analyst_console, console_port=args.console_port,
     )
     previous = signal.signal(signal.SIGTERM, _sigterm)
     stack = LocalStack(options, console)
@@ -119,7 +123,7 @@ def run_up(args: argparse.Namespace) -> int:
         console.print("hint: messages whose pushes failed together can be stranded by the Pub/Sub emulator's "
                       f"retry-policy bug (docs/reliability.md); see {stack.workdir}/enrich.log, and rerun "
                       "with --no-emulator-retry-policy")
-    return 0 if summary["lost"] == 0 and summary["publish_failed"] == 0 else 1
+    return 0 if summary["lost"] == summary["labels_lost"] == 0 and summary["publish_failed"] == 0 else 1
 
 
 def main() -> int:  # pragma: no cover - convenience for `python -m scripts.commands.local`
