@@ -1,6 +1,6 @@
 """Topics and subscriptions on the Pub/Sub emulator, from the same specs Pulumi declares.
 
-`shared.names.TOPICS` / `SUBSCRIPTIONS` are the single source: retention, ack deadline, push
+`txguard.contract.names.TOPICS` / `SUBSCRIPTIONS` are the single source: retention, ack deadline, push
 endpoint, dead-letter policy, retry policy and ordering are copied field by field, so the local
 pipeline redelivers, backs off and dead-letters the way production does. Idempotent: an
 existing topic or subscription is left as it is (AlreadyExists is fine), so `ensure_topology`

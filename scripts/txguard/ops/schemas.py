@@ -1,6 +1,6 @@
 """JSON Schemas of the contract, for publishers and consumers in other languages.
 
-Generated from the pydantic models (`shared.contract.CONTRACT_MODELS`) and checked in under
+Generated from the pydantic models (`txguard.contract.models.CONTRACT_MODELS`) and checked in under
 `schemas/`; a test fails when the files differ from the code, so the published schema can never
 silently drift from what the functions validate. Regenerate with `txguard schemas export`.
 """

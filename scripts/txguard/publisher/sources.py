@@ -1,6 +1,6 @@
 """Streams to publish: simulated scenarios, or a replayed JSONL/CSV file.
 
-Scenarios over `shared.simulator` (labels kept for the summary's precision/recall):
+Scenarios over `txguard.simulator` (labels kept for the summary's precision/recall):
 - `normal`: legitimate traffic only;
 - `fraud`: the simulator's mix (about 1% fraud, in incidents);
 - `burst`: every fraud incident kept and legitimate traffic thinned around them, so about

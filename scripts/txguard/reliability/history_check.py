@@ -1,6 +1,6 @@
 """Double counting, measured: each wallet's stored history against the offline sequential replay.
 
-The expected state of a wallet is what `shared.features.apply` builds from its *distinct*
+The expected state of a wallet is what `txguard.features.wallet.apply` builds from its *distinct*
 transactions, one after the other (the offline path training uses). The stored state is what the
 enrichment function left in the history store. Both keep one entry per applied transaction, so
 comparing them as multisets of entries counts exactly:

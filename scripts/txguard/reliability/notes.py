@@ -24,7 +24,7 @@ NOTES = """
   `txguard dead-letter redrive`); it gives up after a minute without progress.
 - **`double_counted` is measured, not inferred** (`scripts/txguard/reliability/history_check.py`):
   after each scenario every wallet it touched is read back from Firestore and compared with the
-  offline sequential replay (`shared.features.apply`, the training path) of the scenario's
+  offline sequential replay (`txguard.features.wallet.apply`, the training path) of the scenario's
   *distinct* transactions. Both hold one history entry per applied transaction, so comparing
   them as multisets counts exactly the transactions applied twice (`double_counted`) and the
   ones never applied or lost by the store (`missing`); the whole state documents (counterparties,

@@ -30,8 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-coldstart", action="store_true", help="skip the cold start measurement")
     p.add_argument("--sweep", action="store_true",
                    help="also load the scoring function with WORKERS in {1,2} x THREADS in {1, default}")
-    p.add_argument("--workers", type=int, default=None, help="gunicorn WORKERS (default: shared.settings)")
-    p.add_argument("--threads", type=int, default=None, help="gunicorn THREADS (default: shared.settings)")
+    p.add_argument("--workers", type=int, default=None, help="gunicorn WORKERS (default: txguard.contract.settings)")
+    p.add_argument("--threads", type=int, default=None, help="gunicorn THREADS (default: txguard.contract.settings)")
     p.add_argument("--coldstart-runs", type=int, default=3, help="cold starts to measure (default 3)")
     p.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"cache and logs (default {DEFAULT_WORKDIR})")
     p.set_defaults(func=run)

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-# The same as shared.publisher.sources.SCENARIOS (a unit test checks), without importing pydantic at CLI start.
+# The same as txguard.publisher.sources.SCENARIOS (a unit test checks), without importing pydantic at CLI start.
 SCENARIOS = ("normal", "fraud", "burst", "drift")
 
 

@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", metavar="IN", help="JSONL, .csv or .parquet file (local path or gs://bucket/object)")
     p.add_argument("output", metavar="OUT", help="decisions JSONL (local path or gs://bucket/object)")
-    p.add_argument("--model-uri", default=None, help="registry@ref (default: MODEL_URI / shared.settings)")
+    p.add_argument("--model-uri", default=None, help="registry@ref (default: MODEL_URI, txguard.contract.settings)")
     p.add_argument("--chunk", type=int, default=20000, help="transactions per vectorised chunk (default 20000)")
     p.add_argument("--input-kind", choices=("auto", "enriched", "transactions"), default="auto",
                    help="what IN holds (default auto: enriched when the first row has history features)")
