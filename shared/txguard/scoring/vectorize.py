@@ -24,7 +24,7 @@ _counterparty = operator.attrgetter(*COUNTERPARTY_FEATURES)
 _TYPE = {
     t: (float(t is TxType.TRANSFER), float(t is TxType.WITHDRAWAL), float(t is TxType.TOP_UP)) for t in TxType
 }
-_CHANNEL = {c: float(i) for i, c in enumerate(Channel)}  # same codes as shared.features
+_CHANNEL = {c: float(i) for i, c in enumerate(Channel)}  # same codes as txguard.features
 
 
 def row_of(tx: EnrichedTransaction) -> list[float]:

@@ -20,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "decisions",
         help="tail the decisions topic (one line per decision)",
         description="Pull decisions from the decisions-tail subscription (emulator if PUBSUB_EMULATOR_HOST "
-        "is set, else the real project with ADC) and print one line each, acking them.",
+        "is set, else the real project with ADC) and print one line each, acking them. e2e= is the latency "
+        "from the transaction's publication to the decision's (not to this pull); waited= is the time since.",
     )
     parser.add_argument("--follow", "-f", action="store_true", help="keep streaming until Ctrl-C")
     parser.add_argument("--max", type=int, default=None, help="stop after this many decisions")
