@@ -60,15 +60,32 @@ def simulated_traffic(days: int, wallets: int, seed: int, drift: float, tail: fl
                    f"in random order")
 
 
-def training_days(metadata: Any) -> int | None:
-    """Days of the simulation a version was trained on (its `data_source`), None for file data."""
+def training_simulation(metadata: Any) -> tuple[int | None, int | None]:
+    """Days and wallets of the simulation a version was trained on (its `data_source`); None for
+    what it does not say (file data: both).
+
+    Replayed traffic must have the training population's size, not only its calendar: the
+    counterparty features count a counterparty's transactions and paying wallets, and the
+    simulator's counterparties are shared by all wallets, so fewer wallets give every counterparty
+    less traffic. That is a different population, which the drift check would rightly flag.
+    """
     source = str(getattr(metadata, "data_source", "") or "")
     if not source.startswith("simulator "):
-        return None
+        return None, None
     try:
-        return int(json.loads(source.removeprefix("simulator "))["days"])
-    except (ValueError, KeyError, TypeError):
-        return None
+        shape = json.loads(source.removeprefix("simulator "))
+    except ValueError:
+        return None, None
+    if not isinstance(shape, dict):
+        return None, None
+
+    def number(key: str) -> int | None:
+        try:
+            return int(shape[key])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    return number("days"), number("wallets")
 
 
 def run_service(txs: list[EnrichedTransaction], env: dict[str, Any],

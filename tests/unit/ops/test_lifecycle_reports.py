@@ -87,9 +87,11 @@ def run_cli(capsys: Any, *argv: str) -> tuple[int, dict[str, Any]]:
 
 
 def test_drift_scenario_raises_the_alert_and_the_normal_one_does_not(registry: str, capsys: Any) -> None:
-    common = ("--registry", registry, "--wallets", "300", "--window-rows", "500")
+    common = ("--registry", registry, "--window-rows", "500")
     code, normal = run_cli(capsys, "drift", "--scenario", "normal", *common)
     assert code == 0 and normal["alert"] is False and normal["windows"] >= 2, normal
+    # The population of the training data, read from the version's metadata.
+    assert f"{SMALL.days} days x {SMALL.wallets} wallets" in normal["traffic"]
     assert normal["psi_max"] < 0.2
     code, drifted = run_cli(capsys, "drift", "--scenario", "drift", *common)
     assert code == 0 and drifted["alert"] is True and drifted["longest_run_over"] >= 2, drifted
@@ -104,3 +106,18 @@ def test_compare_reports_champion_against_challenger_on_labelled_traffic(registr
     for side in ("champion", "challenger"):
         assert 0 <= report[side]["pr_auc"] <= 1 and 0 <= report[side]["recall_block"] <= report[side]["recall_review"]
     assert report["decision_flips"] == sum(report["flips"].values())
+
+
+def test_training_simulation_reads_days_and_wallets_from_the_data_source() -> None:
+    from types import SimpleNamespace
+
+    from txguard.ops.replay import training_simulation
+
+    def of(source: str | None) -> tuple[int | None, int | None]:
+        return training_simulation(SimpleNamespace(data_source=source))
+
+    assert of('simulator {"days": 30, "wallets": 2000, "seed": 42}') == (30, 2000)
+    assert of('simulator {"days": 14}') == (14, None)
+    assert of("file data/tx.jsonl") == (None, None)
+    assert of("simulator not-json") == (None, None)
+    assert of(None) == (None, None)

@@ -28,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--days", type=int, default=None,
                         help="simulated days, the last quarter scored (default: the days the version was trained on, "
                         "read from its metadata, else 30)")
-    parser.add_argument("--wallets", type=int, default=600, help="simulated wallets (default 600)")
+    parser.add_argument("--wallets", type=int, default=None,
+                        help="simulated wallets (default: as many as the version was trained on, read from its "
+                        "metadata, else 600; the counterparty features depend on the population's size)")
     parser.add_argument("--seed", type=int, default=8, help="simulation seed (default 8)")
     parser.set_defaults(func=run)
 
@@ -76,7 +78,7 @@ def _simulated(args: argparse.Namespace, console) -> tuple[list[dict], dict[str,
     from txguard.cli.commands.registry import default_registry
     from txguard.contract.logs import SHADOW_EVENT
     from txguard.ops import logfile
-    from txguard.ops.replay import run_service, simulated_traffic, training_days
+    from txguard.ops.replay import run_service, simulated_traffic, training_simulation
     from txguard.publisher.sources import DRIFT
     from txguard.registry import PRODUCTION, STAGING, open_registry
 
@@ -89,9 +91,11 @@ def _simulated(args: argparse.Namespace, console) -> tuple[list[dict], dict[str,
         raise LookupError(f"{STAGING} and {PRODUCTION} are both {aliases[PRODUCTION]}: nothing to compare "
                           f"(train a challenger with `txguard train` without --promote)")
     drift = DRIFT if args.scenario == "drift" else 0.0
-    days = args.days or training_days(registry.metadata(registry.resolve("production"))) or 30
-    with console.status(f"simulating {days} days of {args.wallets} wallets") as status:
-        traffic = simulated_traffic(days, args.wallets, args.seed, drift)
+    trained_days, trained_wallets = training_simulation(registry.metadata(registry.resolve("production")))
+    days = args.days or trained_days or 30
+    wallets = args.wallets or trained_wallets or 600
+    with console.status(f"simulating {days} days of {wallets} wallets") as status:
+        traffic = simulated_traffic(days, wallets, args.seed, drift)
 
         def progress(done: int, total: int) -> None:
             status.update(f"scoring with shadow on: {done:,}/{total:,}")

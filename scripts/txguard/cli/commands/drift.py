@@ -31,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--days", type=int, default=None,
                         help="simulated days, the last quarter scored (default: the days the version was trained on, "
                         "read from its metadata, else 30)")
-    parser.add_argument("--wallets", type=int, default=600, help="simulated wallets (default 600)")
+    parser.add_argument("--wallets", type=int, default=None,
+                        help="simulated wallets (default: as many as the version was trained on, read from its "
+                        "metadata, else 600; the counterparty features depend on the population's size)")
     parser.add_argument("--seed", type=int, default=7, help="simulation seed (default 7; training uses 42)")
     parser.add_argument("--window-rows", type=int, default=2000, help="rows per window (default 2000)")
     parser.add_argument("--threshold", type=float, default=THRESHOLD, help=f"PSI alert level (default {THRESHOLD})")
@@ -86,7 +88,7 @@ def _simulated(args: argparse.Namespace, console) -> tuple[list[dict], dict[str,
     from txguard.cli.commands.registry import default_registry
     from txguard.contract.logs import DRIFT_EVENT
     from txguard.ops import logfile
-    from txguard.ops.replay import run_service, simulated_traffic, training_days
+    from txguard.ops.replay import run_service, simulated_traffic, training_simulation
     from txguard.publisher.sources import DRIFT
     from txguard.registry import open_registry
 
@@ -97,9 +99,11 @@ def _simulated(args: argparse.Namespace, console) -> tuple[list[dict], dict[str,
         raise LookupError(f"model {version} in {location} has no drift reference (published before drift "
                           f"monitoring): train a new version with `txguard train`")
     drift = DRIFT if args.scenario == "drift" else 0.0
-    days = args.days or training_days(registry.metadata(version)) or 30
-    with console.status(f"simulating {days} days of {args.wallets} wallets ({args.scenario})") as status:
-        traffic = simulated_traffic(days, args.wallets, args.seed, drift)
+    trained_days, trained_wallets = training_simulation(registry.metadata(version))
+    days = args.days or trained_days or 30
+    wallets = args.wallets or trained_wallets or 600
+    with console.status(f"simulating {days} days of {wallets} wallets ({args.scenario})") as status:
+        traffic = simulated_traffic(days, wallets, args.seed, drift)
         status.update(f"scoring {len(traffic.transactions):,} transactions with {version}")
 
         def progress(done: int, total: int) -> None:
