@@ -2,30 +2,28 @@
 
     files --read--> raw chunks --reshuffle--> validate (columns, else per row) --+--> errors output
                                                                                  |
-        rows --split by wallet shard--> GroupByKey(shard) --replay + score--> decisions output
-                                                                           \\--> feature table (Parquet)
+      rows --by wallet shard--> GroupByKey --replay wallets--+--> rows + history, by wallet shard ------+
+                                                             +--> family rows, by (family, shard) --+   |
+                                                             +--> labels, by transaction shard      |   |
+                                      GroupByKey --ledger--> label increments, by (family, shard) --+   |
+                                                                                                    |   |
+                          Flatten + GroupByKey --replay each family shard--> values, by wallet shard    |
+                                                                                          CoGroupByKey (wallet shard)
+                                                                     --assemble + score--> decisions, feature table
 
-Elements are chunks (Arrow tables of thousands of rows), not single transactions, so Beam's
-per-element cost is paid a few times per chunk. A shard holds whole wallets (a stable hash of the
-wallet id), so replaying a shard in time order gives every transaction exactly the features the
-single-process replay gives it (`txguard.batch.featurize`). Counters (read, invalid, featurised,
-decided) are Beam metrics: the job status reads them on any runner.
-
-The features include a counterparty family (`txguard.features.counterparty`): a counterparty's
-aggregates depend on every wallet paying it, and the counts of first payers on each wallet's
-history, so the replay runs over every row at once (one replay group, whatever `shards` says);
-scoring and writing stay parallel. To parallelise the replay: replay wallet shards first, emitting
-(transaction id, history values, first-payer marks); key those and the label events by
-counterparty shard, GroupByKey, replay the counterparty family in time order; join both by
-transaction id (CoGroupByKey) before scoring. A counterparty shard must then hold whole
-counterparties and the device and wallet-label entities they need.
+Elements are chunks (Arrow tables or arrays of thousands of rows), not single transactions, so
+Beam's per-element cost is paid a few times per chunk. Every stage keys by the entity its state
+belongs to, `shards` groups per stage (CRC-32, stable on every worker and run): whole wallets for
+the history, whole transactions for the label ledger, whole counterparties, devices and wallets
+(labels) for the counterparty family. `txguard.batch.families` says which feature reads which key
+and why the split gives every transaction exactly the single-process replay's features. Counters
+(read, invalid, featurised, decided) are Beam metrics: the job status reads them on any runner.
 """
 
 from __future__ import annotations
 
 import json
-import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
@@ -35,17 +33,28 @@ import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from txguard.batch.featurize import FEATURE_TABLE_SCHEMA, feature_matrix, feature_table
+from txguard.batch.families import (
+    FamilyLabels,
+    FamilyRows,
+    WalletSide,
+    assemble,
+    has_device,
+    label_increments,
+    replay_family,
+    shard_of,
+)
+from txguard.batch.featurize import FEATURE_TABLE_SCHEMA, feature_table, transaction_matrix
 from txguard.batch.jobs import COUNTERS, JobSpec
 from txguard.batch.readers import RawChunk, read_chunks, validate_chunk
 from txguard.batch.rows import concat
 from txguard.batch.storage import join
 
 NAMESPACE = "txguard"
-REPLAY_GROUPS = 1  # the counterparty family needs every row in one replay (module docstring)
 ERRORS_TAG = "errors"
 FEATURES_TAG = "features"
 DECISIONS_TAG = "decisions"
+FAMILY_TAG = "family rows"
+LABELS_TAG = "labels"
 
 
 def _counter(name: str) -> Any:
@@ -84,7 +93,7 @@ class Validate(beam.DoFn):
 def wallet_shards(table: pa.Table, shards: int) -> np.ndarray:
     """A stable shard number per row (CRC-32 of the wallet id): the same on every worker and run."""
     encoded = pc.dictionary_encode(table.column("wallet_id")).combine_chunks()
-    per_wallet = np.fromiter((zlib.crc32(w.encode()) % shards for w in encoded.dictionary.to_pylist()),
+    per_wallet = np.fromiter((shard_of(w, shards) for w in encoded.dictionary.to_pylist()),
                              dtype=np.int64, count=len(encoded.dictionary))
     return per_wallet[encoded.indices.to_numpy()]
 
@@ -98,8 +107,46 @@ def split_by_shard(table: pa.Table, shards: int) -> Iterator[tuple[int, pa.Table
         yield int(keys[part[0]]), table.take(pa.array(part))
 
 
-class Replay(beam.DoFn):
-    """All the rows of one wallet shard -> feature table and/or decisions (JSON lines)."""
+class ReplayWallets(beam.DoFn):
+    """A wallet shard -> (its rows in replay order + history) for the join, its rows for each family
+    shard, its label events by transaction shard (`txguard.batch.families`, step 1)."""
+
+    def __init__(self, shards: int) -> None:
+        self.shards = shards
+
+    def process(self, element: tuple[int, Iterable[pa.Table]]) -> Iterator[Any]:
+        shard, tables = element
+        table = concat(list(tables), "transactions")
+        if not table.num_rows:
+            return
+        side = WalletSide.replay(table)
+        yield shard, (side.table, side.history)
+        for key, rows in side.family_rows(shard, self.shards):
+            yield beam.pvalue.TaggedOutput(FAMILY_TAG, (key, rows))
+        by_tx: dict[int, list] = {}
+        for label in side.label_events():
+            by_tx.setdefault(shard_of(label.transaction_id, self.shards), []).append(label)
+        for key, labels in by_tx.items():
+            yield beam.pvalue.TaggedOutput(LABELS_TAG, (key, labels))
+
+
+def ledger(element: tuple[int, Iterable[list]], shards: int) -> Iterator[tuple[tuple[str, int], FamilyLabels]]:
+    """Every label of a transaction shard -> increments by family shard (step 2)."""
+    _shard, batches = element
+    yield from label_increments([label for batch in batches for label in batch], shards)
+
+
+def replay_families(element: tuple[tuple[str, int], Iterable[FamilyRows | FamilyLabels]]) -> Iterator[Any]:
+    """A family shard's rows and label increments -> its values, keyed by wallet shard (step 3)."""
+    (family, _shard), parts = element
+    parts = list(parts)
+    rows = [p for p in parts if isinstance(p, FamilyRows)]
+    labels = [p for p in parts if isinstance(p, FamilyLabels)]
+    yield from replay_family(family, rows, labels)
+
+
+class Score(beam.DoFn):
+    """A wallet shard's rows, history and family values -> feature table and/or decisions (step 4)."""
 
     def __init__(self, model_uri: str | None, features: bool) -> None:
         self.model_uri = model_uri
@@ -115,12 +162,14 @@ class Replay(beam.DoFn):
 
             self.scorer = Scorer(ModelRuntime.from_uri(self.model_uri))
 
-    def process(self, element: tuple[int, list[pa.Table]]) -> Iterator[Any]:
-        _shard, tables = element
-        table = concat(list(tables), "transactions")
-        if not table.num_rows:
+    def process(self, element: tuple[int, dict[str, Iterable[Any]]]) -> Iterator[Any]:
+        _shard, joined = element
+        sides = list(joined["wallets"])
+        if not sides:
             return
-        x = feature_matrix(table)
+        (table, history), = sides  # one replay per wallet shard
+        counterparty = assemble(table.num_rows, joined["families"], has_device(table))
+        x = np.hstack([transaction_matrix(table), history, counterparty])
         self.featurised.inc(table.num_rows)
         if self.features:
             yield beam.pvalue.TaggedOutput(FEATURES_TAG, feature_table(table, x))
@@ -143,17 +192,33 @@ def build(pipeline: beam.Pipeline, spec: JobSpec, files: list[str]) -> None:
     )
     _ = validated[ERRORS_TAG] | "write errors" >> beam.io.WriteToText(
         join(spec.output, "errors"), file_name_suffix=".jsonl")
-    replayed = (
+    wallets = (
         validated.rows
-        | "one replay group" >> beam.FlatMap(split_by_shard, REPLAY_GROUPS)  # module docstring
-        | "group shards" >> beam.GroupByKey()
-        | "replay" >> beam.ParDo(Replay(spec.model_uri, spec.features)).with_outputs(FEATURES_TAG, DECISIONS_TAG)
+        | "by wallet shard" >> beam.FlatMap(split_by_shard, spec.shards)
+        | "group wallet shards" >> beam.GroupByKey()
+        | "replay wallets" >> beam.ParDo(ReplayWallets(spec.shards)).with_outputs(FAMILY_TAG, LABELS_TAG, main="rows")
+    )
+    increments = (
+        wallets[LABELS_TAG]
+        | "group transaction shards" >> beam.GroupByKey()
+        | "label ledger" >> beam.FlatMap(ledger, spec.shards)
+    )
+    families = (
+        (wallets[FAMILY_TAG], increments)
+        | "rows and labels" >> beam.Flatten()
+        | "group family shards" >> beam.GroupByKey()
+        | "replay families" >> beam.FlatMap(replay_families)
+    )
+    scored = (
+        {"wallets": wallets.rows, "families": families}
+        | "join by wallet shard" >> beam.CoGroupByKey()
+        | "score" >> beam.ParDo(Score(spec.model_uri, spec.features)).with_outputs(FEATURES_TAG, DECISIONS_TAG)
     )
     if spec.model_uri:
-        _ = replayed[DECISIONS_TAG] | "write decisions" >> beam.io.WriteToText(
+        _ = scored[DECISIONS_TAG] | "write decisions" >> beam.io.WriteToText(
             join(spec.output, "decisions"), file_name_suffix=".jsonl")
     if spec.features:
-        _ = replayed[FEATURES_TAG] | "write features" >> beam.io.WriteToParquetBatched(
+        _ = scored[FEATURES_TAG] | "write features" >> beam.io.WriteToParquetBatched(
             join(spec.output, "features"), schema=FEATURE_TABLE_SCHEMA, file_name_suffix=".parquet")
 
 
