@@ -35,7 +35,7 @@ class JobSpec:
     output: str  # a folder or gs:// prefix: decisions-*, features-*, errors-*, status.json
     model_uri: str | None = None  # decisions when given
     features: bool = False  # the training feature table
-    shards: int = 64  # wallet shards: the unit of parallel replay
+    shards: int = 64  # groups per replay stage (wallets, label ledger, each family): `txguard.batch.families`
     chunk_rows: int = CHUNK_ROWS
 
     def outputs(self) -> dict[str, str]:

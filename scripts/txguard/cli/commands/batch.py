@@ -34,7 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--runner", default="DirectRunner", help="Beam runner (default DirectRunner; DataflowRunner)")
     run.add_argument("--workers", type=int, default=2,
                      help="DirectRunner worker processes (default 2; 1 runs in this process)")
-    run.add_argument("--shards", type=int, default=64, help="wallet shards, the unit of parallel replay (default 64)")
+    run.add_argument("--shards", type=int, default=64,
+                     help="replay groups per family: wallets, label ledger, counterparties, devices, wallet labels "
+                     "(default 64)")
     run.add_argument("--chunk-rows", type=int, default=20_000, help="rows per chunk element (default 20000)")
     run.add_argument("--max-invalid-ratio", type=float, default=0.01,
                      help="fail the job when more than this fraction of rows is invalid (default 0.01)")

@@ -30,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--score-file-size", type=int, default=100_000,
                    help="enriched transactions for the score-file comparison (default 100000; 0 skips it)")
     p.add_argument("--skip-beam", action="store_true", help="only the score-file comparison")
-    p.add_argument("--shards", type=int, default=64, help="wallet shards of the Beam job (default 64)")
+    p.add_argument("--shards", type=int, default=64,
+                   help="replay groups per family of the Beam job: wallets, label ledger, counterparties, devices, "
+                   "wallet labels (default 64)")
     p.add_argument("--model-uri", default=None, help="model to score with (default: a small one trained once)")
     p.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"data, model and outputs (default {DEFAULT_WORKDIR})")
     p.set_defaults(func=run)
@@ -55,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.skip_beam:
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
         report["beam"] = beam = batch_figures(sizes, args.model_uri, workdir, args.shards, log)
-        table = Table(title="featurise + score raw transactions: tx/s (tx/s per worker core) [tx per CPU-second]")
+        table = Table(title=f"featurise + score raw transactions, Beam with {beam['shards']} shards per family: "
+                      "tx/s (tx/s per worker core) [tx per CPU-second]")
         for col in ("size", "one process", "Beam x1", "Beam x2"):
             table.add_column(col, justify="right")
         for r in beam["results"]:
