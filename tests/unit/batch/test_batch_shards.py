@@ -102,3 +102,38 @@ def test_sharded_replay_equals_the_single_process_replay(world: dict, shards: in
     single = sorted((tmp_path / "decisions.jsonl").read_text().splitlines())
     sharded = sorted(line for p in sorted(out.glob("decisions-*.jsonl")) for line in p.read_text().splitlines())
     assert sharded == single
+
+
+def test_each_counterparty_feature_reads_one_family_view() -> None:
+    """The split's premise: a feature of `counterparty_values` depends on its family's view only
+    (the others empty give the same value), and the families cover every feature once."""
+    from txguard.batch.families import FAMILIES, FAMILY_COLUMNS
+    from txguard.features.counterparty import (
+        CounterpartyBook,
+        EntityKeys,
+        Snapshot,
+        fraud_increments,
+        increments_at,
+    )
+    from txguard.features.counterparty_windows import counterparty_values
+    from txguard.features.wallet import COUNTERPARTY_FEATURES, DAY
+
+    covered = np.sort(np.concatenate([FAMILY_COLUMNS[k] for k in FAMILIES]))
+    assert covered.tolist() == list(range(len(COUNTERPARTY_FEATURES)))
+    keys = EntityKeys.of("w1", "c1", "d1")
+    book = CounterpartyBook()
+    rng = np.random.default_rng(3)
+    t0 = 400 * DAY
+    for t in sorted(t0 + rng.uniform(0, 20 * DAY, 300)):
+        book.add(increments_at(keys, float(t), float(rng.uniform(1, 500)), bool(rng.random() < 0.3),
+                               bool(rng.random() < 0.3)))
+        if rng.random() < 0.05:
+            book.add(fraud_increments(keys.all(), float(t) + 3600, +1))
+    t = t0 + 20.5 * DAY
+    full = np.array(counterparty_values(book.snapshot_at(keys, t), 42.0, t))
+    assert (full != np.array(counterparty_values(Snapshot(), 42.0, t))).sum() >= 15  # the views say something
+    fields = {"c": "counterparty", "d": "device", "w": "wallet"}
+    for kind in FAMILIES:
+        alone = Snapshot(**{fields[kind.value]: book.view(getattr(keys, fields[kind.value]), t)})
+        values = np.array(counterparty_values(alone, 42.0, t))
+        assert values[FAMILY_COLUMNS[kind]].tolist() == full[FAMILY_COLUMNS[kind]].tolist(), kind
