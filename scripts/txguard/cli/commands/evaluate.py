@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from txguard.cli.commands._group import command_group
 from txguard.evaluation import CLASSIFIERS
@@ -99,22 +101,29 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[red]error:[/red] {message}")
         print(json.dumps({"error": message}))
         return 2
+    return run_reported(console, "evaluating", lambda log: run_comparison(
+        HandbookConfig(customers=args.customers, terminals=args.terminals, seed=args.seed),
+        SplitDays(args.history_days, args.train_days, args.delay_days, args.test_days),
+        classifiers, args.data_out, not args.keep_known_compromised, log=log,
+    ), _table)
+
+
+def run_reported(console: Any, label: str, work: Callable[[Callable[[str], None]], dict],
+                 table: Callable[[dict], None]) -> int:
+    """The evaluate commands' shape: `work(log)` under a status line, a bad input (ValueError) as
+    one error line and exit 2, else the report's table on stderr and its JSON as the last line."""
     try:
-        days = SplitDays(args.history_days, args.train_days, args.delay_days, args.test_days)
-        with console.status("evaluating") as status:
+        with console.status(label) as status:
             def log(message: str) -> None:
                 status.update(message)
                 console.log(message)
 
-            report = run_comparison(
-                HandbookConfig(customers=args.customers, terminals=args.terminals, seed=args.seed),
-                days, classifiers, args.data_out, not args.keep_known_compromised, log=log,
-            )
+            report = work(log)
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")
         print(json.dumps({"error": str(exc)}))
         return 2
-    _table(report)
+    table(report)
     sys.stdout.flush()
     print(json.dumps(report, sort_keys=True))
     return 0

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+from collections.abc import Callable
 
 from txguard.cli.commands._group import command_group
-from txguard.cli.commands.evaluate import HELP, add_data_arguments, add_data_out_argument
+from txguard.cli.commands.evaluate import HELP, add_data_arguments, add_data_out_argument, run_reported
 
 _SHOWN = ("pr_auc", "roc_auc", "recall_at_1pct_fpr")
 
@@ -86,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     from txguard.training.train import TrainConfig
 
     console = make_console(stderr=True)
-    try:
+
+    def work(log: Callable[[str], None]) -> dict:
         if args.max_iter < 1:
             raise ValueError(f"--max-iter must be >= 1, got {args.max_iter}")
         base = TrainConfig(seed=args.seed, max_iter=args.max_iter)
@@ -94,20 +94,7 @@ def run(args: argparse.Namespace) -> int:
                           _numbers("--leaves", args.leaves, int), _numbers("--min-leaf", args.min_leaf, int),
                           args.base_weight, args.grid, base)
         days = SplitDays(args.history_days, args.train_days, args.delay_days, args.test_days)
-        with console.status("tuning") as status:
-            def log(message: str) -> None:
-                status.update(message)
-                console.log(message)
+        return run_tuning(HandbookConfig(customers=args.customers, terminals=args.terminals, seed=args.seed), days,
+                          args.fit_days, grid, args.data_out, args.drop_known_compromised, base, log=log)
 
-            report = run_tuning(
-                HandbookConfig(customers=args.customers, terminals=args.terminals, seed=args.seed), days,
-                args.fit_days, grid, args.data_out, args.drop_known_compromised, base, log=log,
-            )
-    except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        print(json.dumps({"error": str(exc)}))
-        return 2
-    _table(report)
-    sys.stdout.flush()
-    print(json.dumps(report, sort_keys=True))
-    return 0
+    return run_reported(console, "tuning", work, _table)
