@@ -90,9 +90,12 @@ def latency_ms(attributes: dict[str, str], published_s: float) -> float | None:
 class SubscriptionReader:
     """One thread per subscription: pull, hand each message to its handler, ack what was handled."""
 
-    def __init__(self, project: str, handlers: dict[str, Handler], log: Logger | None = None) -> None:
+    def __init__(self, project: str, handlers: dict[str, Handler], log: Logger | None = None,
+                 max_messages: int = MAX_MESSAGES, thread_prefix: str = "console") -> None:
         self.project = project
         self.handlers = handlers
+        self.max_messages = max_messages
+        self.thread_prefix = thread_prefix
         self.log = log or get_logger("console")
         self.errors: dict[str, int] = {}
         self._client: Any = None
@@ -106,7 +109,7 @@ class SubscriptionReader:
         for subscription, handler in self.handlers.items():
             path = self._client.subscription_path(self.project, subscription)
             thread = threading.Thread(target=self._loop, args=(path, handler), daemon=True,
-                                      name=f"console-{subscription}")
+                                      name=f"{self.thread_prefix}-{subscription}")
             thread.start()
             self._threads.append(thread)
         return self
@@ -120,7 +123,7 @@ class SubscriptionReader:
 
         while not self._stop.is_set():
             try:
-                resp = self._client.pull(request={"subscription": path, "max_messages": MAX_MESSAGES},
+                resp = self._client.pull(request={"subscription": path, "max_messages": self.max_messages},
                                          timeout=PULL_TIMEOUT_S)
             except gexc.DeadlineExceeded:
                 continue  # an empty long poll
