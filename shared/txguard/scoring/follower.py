@@ -114,12 +114,12 @@ class ModelFollower:
         if current is not None and record.version == current.version:
             followed.generation = generation  # rewritten to the same version: nothing to load
             return
-        champion = self.service.scorer
+        # A version this worker already serves (staging promoted, or staging set to production) is
+        # shared, not downloaded, verified and smoke-tested a second time.
+        loaded = next((s for s in (self.service.scorer, self.service.challenger)
+                       if s is not None and s.version == record.version), None)
         try:
-            if followed.role == "challenger" and champion is not None and champion.version == record.version:
-                scorer = champion  # staging is production: share it, shadow compares nothing
-            else:
-                scorer = load_scorer(self.registry, record.version, self.threads)
+            scorer = loaded or load_scorer(self.registry, record.version, self.threads)
         except Exception as exc:  # noqa: BLE001
             if is_transient(exc):  # generation left unchanged: the next poll tries again
                 self.log.warning("could not load %s yet: %s", record.version, _reason(exc),

@@ -64,6 +64,8 @@ def resolve(registry: Registry, ref: str) -> Target:
             registry.resolve(ref)  # raises ModelNotFoundError naming the known aliases
         record, generation = found  # type: ignore[misc]
         return Target(record.version, generation)
+    if version_number(ref):
+        return Target(ref, None)  # loading reads its metadata (and says when it does not exist)
     return Target(registry.resolve(ref), None)
 
 
@@ -75,8 +77,7 @@ def load_scorer(registry: Registry, version: str, threads: int = 1) -> Scorer:
     """Load, verify and smoke-test `version`; raises the reason it cannot serve."""
     loaded = registry.load(version)  # SHA-256 checked here
     runtime = ModelRuntime(loaded.artifact, loaded.metadata, threads=threads)  # features, ONNX signature
-    runtime.warm_up()
-    smoke_test(runtime)
+    smoke_test(runtime)  # also the warm-up: it runs the single-row and the matrix path
     return Scorer(runtime)
 
 

@@ -94,18 +94,12 @@ class ModelRuntime:
     def from_uri(cls, uri: str, threads: int = 1) -> ModelRuntime:
         """`gs://bucket/prefix@production`, `models/registry@v3`: load, verify SHA-256, prepare.
 
-        gs:// registries are read through shared.gcs_read (urllib), not google-cloud-storage,
+        gs:// registries are read through txguard.registry.gcs (urllib), not google-cloud-storage,
         whose imports alone would double the cold start.
         """
-        from txguard.registry import Registry, open_registry, parse_model_uri
+        from txguard.scoring.loading import split_uri  # loading imports this module
 
-        location, ref = parse_model_uri(uri)
-        if location.startswith("gs://"):
-            from txguard.registry.gcs import GcsReader
-
-            registry = Registry(GcsReader(location))
-        else:
-            registry = open_registry(location)
+        registry, ref = split_uri(uri)
         loaded = registry.load(ref)
         return cls(loaded.artifact, loaded.metadata, threads=threads)
 
