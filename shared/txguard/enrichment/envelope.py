@@ -91,6 +91,14 @@ def parse_envelope(data: Any) -> PubSubEnvelope:
         raise InvalidEventError(f"not a Pub/Sub message: {reason}", KIND_ENVELOPE) from None
 
 
+def undecoded(envelope: PubSubEnvelope) -> Delivery:
+    """The delivery before its data is decoded: the original bytes are the (not base64) text itself,
+    so a message that does not decode still reaches `invalid` as it was sent, with its id."""
+    msg = envelope.message
+    return Delivery(msg.data.encode("utf-8", "surrogatepass"), dict(msg.attributes), msg.message_id,
+                    envelope.subscription)
+
+
 def decode(envelope: PubSubEnvelope) -> Delivery:
     """Base64-decode the message data (strictly: a lenient decoder would hide corrupt payloads).
 

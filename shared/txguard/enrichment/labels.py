@@ -23,7 +23,14 @@ from txguard.contract.logs import get_logger
 from txguard.contract.process import ProcessWide
 from txguard.contract.settings import LabelSettings, label_settings
 from txguard.enrichment.counterparty import CounterpartyStore, create_counterparty_store
-from txguard.enrichment.envelope import Delivery, decode, original_bytes, parse_envelope, parse_label
+from txguard.enrichment.envelope import (
+    Delivery,
+    decode,
+    original_bytes,
+    parse_envelope,
+    parse_label,
+    undecoded,
+)
 from txguard.enrichment.outbox import InvalidOutbox, PubSubOutbox
 
 
@@ -69,6 +76,7 @@ class LabelApplier:
         try:
             try:
                 envelope = parse_envelope(event_data)
+                delivery = undecoded(envelope)  # until the data decodes, its text is the original
                 delivery = decode(envelope)
                 label = parse_label(delivery.raw)
                 result.label_id, result.transaction_id = label.label_id, label.transaction_id

@@ -48,7 +48,14 @@ from txguard.contract.process import ProcessWide
 from txguard.contract.settings import EnrichSettings, enrich_settings
 from txguard.contract.trace import TraceContext, bind
 from txguard.enrichment.counterparty import CounterpartyStore, create_counterparty_store
-from txguard.enrichment.envelope import Delivery, decode, original_bytes, parse_envelope, parse_transaction
+from txguard.enrichment.envelope import (
+    Delivery,
+    decode,
+    original_bytes,
+    parse_envelope,
+    parse_transaction,
+    undecoded,
+)
 from txguard.enrichment.history import HistoryStore, create_store
 from txguard.enrichment.outbox import Outbox, PubSubOutbox
 from txguard.enrichment.scoring_client import ScoringClient
@@ -152,10 +159,7 @@ class Enricher:
         result = progress.result
         t = time.perf_counter()
         envelope = parse_envelope(event_data)
-        msg = envelope.message
-        # Until the data decodes, the original bytes are the (not base64) text itself.
-        progress.delivery = Delivery(msg.data.encode("utf-8", "surrogatepass"), dict(msg.attributes),
-                                     msg.message_id, envelope.subscription)
+        progress.delivery = undecoded(envelope)  # until the data decodes, its text is the original
         delivery = progress.delivery = decode(envelope)
         tx = parse_transaction(delivery.raw)
         result.timings["validation_us"] = round((time.perf_counter() - t) * 1e6, 1)

@@ -60,6 +60,16 @@ def test_schema_error_names_the_field(parts) -> None:
     assert "transaction_id: Field required" in outbox.invalid[0].attributes[names.ATTR_REASON]
 
 
+def test_data_that_is_not_base64_is_parked_as_sent_with_its_message_id(parts) -> None:
+    applier, _, outbox = parts
+    bad = push_body(b"", message_id="m-b64")
+    bad["message"]["data"] = "not base64!"
+    assert applier.handle(bad).status is LabelStatus.INVALID
+    [parked] = outbox.invalid
+    assert parked.data == b"not base64!"
+    assert parked.attributes[names.ATTR_SOURCE_MESSAGE_ID] == "m-b64"
+
+
 def test_failure_to_park_is_retryable(parts) -> None:
     applier, _, outbox = parts
     outbox.fail = True

@@ -16,7 +16,6 @@ from txguard.contract.models import LabelEvent, Transaction
 from txguard.enrichment.counterparty.protocol import by_row, transaction_marker
 from txguard.enrichment.sqlite_db import SqliteDatabase
 from txguard.features.counterparty import (
-    WINDOW_DAYS,
     EntityKeys,
     Increment,
     Snapshot,
@@ -43,8 +42,6 @@ CREATE TABLE IF NOT EXISTS label_ledger (
     doc TEXT NOT NULL
 );
 """
-# Cells older than this are never read again (the features read WINDOW_DAYS + today).
-RETENTION_DAYS = WINDOW_DAYS + 5
 
 
 class SqliteCounterpartyStore:

@@ -8,6 +8,7 @@ wallet state (see `protocol` for the idempotency argument and the counterparty l
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,25 +107,18 @@ class SqliteHistoryStore:
 
     def record_decision(self, transaction_id: str, decision: Decision) -> Decision:
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT decision, counterparty FROM processed WHERE transaction_id = ?",
+            row = conn.execute("SELECT decision FROM processed WHERE transaction_id = ?",
                                (transaction_id,)).fetchone()
             if row is not None and row[0] is None:
-                cp = json.loads(row[1]) if row[1] else None
-                if cp is not None:
-                    cp["applied"] = True
-                conn.execute("UPDATE processed SET decision = ?, counterparty = ? WHERE transaction_id = ?",
-                             (decision.model_dump_json(), json.dumps(cp) if cp else None, transaction_id))
+                conn.execute("UPDATE processed SET decision = ? WHERE transaction_id = ?",
+                             (decision.model_dump_json(), transaction_id))
+                _patch_counterparty(conn, transaction_id, applied=True)
                 return decision
         return DECISION_ADAPTER.validate_json(row[0]) if row and row[0] else decision
 
     def counterparty_applied(self, transaction_id: str) -> None:
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT counterparty FROM processed WHERE transaction_id = ?",
-                               (transaction_id,)).fetchone()
-            if row and row[0]:
-                cp = {**json.loads(row[0]), "applied": True}
-                conn.execute("UPDATE processed SET counterparty = ? WHERE transaction_id = ?",
-                             (json.dumps(cp), transaction_id))
+            _patch_counterparty(conn, transaction_id, applied=True)
 
     def wallet_state(self, wallet_id: str) -> WalletState:
         row = self.db.read("SELECT state FROM wallets WHERE wallet_id = ?", (wallet_id,))
@@ -152,17 +146,17 @@ class SqliteHistoryStore:
             return cur.rowcount
 
     def release_counterparty(self, transaction_id: str) -> None:
-        self.expire_lease(transaction_id)
-
-    def expire_lease(self, transaction_id: str) -> None:
-        """Make a held counterparty lease expired (a released one, or in tests a crashed holder)."""
+        """Make a held counterparty lease expired, so the next delivery takes it at once."""
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT counterparty FROM processed WHERE transaction_id = ?",
-                               (transaction_id,)).fetchone()
-            if row and row[0]:
-                cp = {**json.loads(row[0]), "lease_until": time.time() - 1}
-                conn.execute("UPDATE processed SET counterparty = ? WHERE transaction_id = ?",
-                             (json.dumps(cp), transaction_id))
+            _patch_counterparty(conn, transaction_id, lease_until=time.time() - 1)
 
     def close(self) -> None:
         self.db.close()
+
+
+def _patch_counterparty(conn: sqlite3.Connection, transaction_id: str, **changes: object) -> None:
+    """Set keys of a processed record's counterparty part (a record without one is left alone)."""
+    row = conn.execute("SELECT counterparty FROM processed WHERE transaction_id = ?", (transaction_id,)).fetchone()
+    if row and row[0]:
+        conn.execute("UPDATE processed SET counterparty = ? WHERE transaction_id = ?",
+                     (json.dumps({**json.loads(row[0]), **changes}), transaction_id))
