@@ -200,7 +200,7 @@ class ScoringService:
                          outcome=decision.outcome.value, score=decision.score, model_version=decision.model_version,
                          inference_us=decision.timings.get("inference_us"))
             emit("INFO", f"scored {decision.transaction_id}: {decision.outcome.value}", entry)
-            if self.observer is not None:  # after the answer: drift and shadow work in the background
+            if self.observer is not None:  # a queue append: drift and shadow work run in the background
                 self.observer.observe(ctx["tx"], decision)
             return
         batch: list[Decision] | None = ctx.get("batch")
