@@ -3,17 +3,24 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+LOCKED := $(VENV)/.locked
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test venv lint lock bench figures clean browser
 
-# The runtime comes from the lock first (exact versions, hash-checked), so the tests run on what the
-# function archives install; then the project and its extras around it.
-$(STAMP): pyproject.toml requirements.lock
+# Everything comes from requirements-dev.lock (one resolution of the runtime and every extra,
+# exported from uv.lock): exact versions, hash-checked, no dependency resolved again. So the tests
+# run on what the function archives install, and a package published later cannot reach the venv.
+$(LOCKED): requirements-dev.lock
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -r requirements.lock
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements-dev.lock
+	@touch $(LOCKED)
+
+# Then the project itself, without resolving (its build backend, setuptools, is in the lock too).
+$(STAMP): $(LOCKED) pyproject.toml
+	$(BIN)/python -m infra.lockfile check >/dev/null
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -43,8 +50,10 @@ figures: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# requirements.lock from pyproject's runtime dependencies (infra/lockfile.py); UPGRADE=1 moves every pin.
-lock: $(STAMP)
+# uv.lock, requirements.lock and requirements-dev.lock from pyproject, resolved as of pyproject's cut-off
+# date (infra/lockfile.py); UPGRADE=1 moves the date to today and every pin with it. Needs only the
+# locked tools (uv, packaging), not the project: a pyproject that outgrew its lock can still be locked.
+lock: $(LOCKED)
 	$(BIN)/python -m infra.lockfile $(if $(UPGRADE),--upgrade)
 
 clean:
