@@ -10,7 +10,8 @@ The parity tests replay the online path through the real stores and compare exac
 Data comes either from the simulator (streamed, never materialised as a file), from a user's
 JSONL / CSV file of Transaction records plus `is_fraud` (and optional `label_time`, `scenario`),
 with an optional file of LabelEvents (`--labels`): a fraud row with a `label_time` is a label event
-known at that time (a chargeback); every row and label is validated with the contract and the
+known at that time (a chargeback), `label_time: never` a fraud nobody reported (graded as fraud,
+never known to the features nor to training: `txguard.training.split`); every row and label is validated with the contract and the
 first bad one is reported with its line number and field. A file is streamed: each row is
 validated, then kept as a few columns (`TxColumns`), never as a `Transaction`. Or data comes from
 the feature table a `txguard batch run --features` job wrote (the same replay, already done, at
@@ -38,6 +39,7 @@ from txguard.contract.models import TRANSACTION_ADAPTER, LabelEvent, LabelKind, 
 from txguard.features.timeline import replay
 from txguard.features.timeline_columns import ColumnsBuilder, TxColumns, replay_columns
 from txguard.features.wallet import FEATURE_NAMES
+from txguard.training.split import NEVER
 
 LABEL_FIELDS = ("is_fraud", "label_time", "scenario")
 
@@ -50,7 +52,7 @@ class Dataset:
     y: np.ndarray
     ts: np.ndarray
     wallets: np.ndarray
-    label_time: np.ndarray  # epoch seconds when the label became known; NaN = at once
+    label_time: np.ndarray  # epoch seconds when the label became known; NaN = at once, inf = never
     scenarios: list[str] = field(default_factory=list)
     fingerprint: str = ""
     source: str = ""
@@ -59,7 +61,7 @@ class Dataset:
         return len(self.y)
 
 
-Record = tuple[Transaction, int, float, str]  # transaction, is_fraud, label_time (NaN: at once), scenario
+Record = tuple[Transaction, int, float, str]  # transaction, is_fraud, label_time (NaN: at once, inf: never), scenario
 
 
 def feature_rows(
@@ -142,7 +144,9 @@ def _label(path: Path, line: int, raw: dict[str, Any]) -> tuple[int, float, str]
         raise _bad(path, line, "is_fraud", f"must be 0 or 1, got {value!r}")
     label_time = raw.pop("label_time", None)
     lt = math.nan
-    if label_time not in (None, ""):
+    if isinstance(label_time, str) and label_time.strip().lower() == NEVER:
+        lt = math.inf
+    elif label_time not in (None, ""):
         try:
             parsed = datetime.fromisoformat(str(label_time).replace("Z", "+00:00"))
             if parsed.tzinfo is None:
@@ -226,8 +230,9 @@ def _file_digest(*paths: str | Path) -> str:
 def from_file(path: str | Path, labels_path: str | Path | None = None) -> Dataset:
     """Validate every row with the contract; raise DataFileError naming the first bad row.
 
-    Label events for the features: each fraud row with a `label_time`, plus the `labels_path`
-    file. A fraud row without `label_time` takes it from its first fraud label event, if any.
+    Label events for the features: each fraud row with a `label_time` (not `never`), plus the
+    `labels_path` file. A fraud row without `label_time` takes it from its first fraud label event,
+    if any, else it counts as known at once.
     Rows are streamed into columns; the dataset is in time order, ties in file order.
     """
     path = Path(path)
@@ -246,7 +251,7 @@ def from_file(path: str | Path, labels_path: str | Path | None = None) -> Datase
         if label:
             if math.isnan(label_time):
                 unlabelled_frauds[len(builder)] = tx.transaction_id
-            else:
+            elif not math.isinf(label_time):  # `never`: no label event, ever
                 if label_time < tx.timestamp.timestamp():
                     raise _bad(path, line_no, "label_time", "is before the transaction's timestamp")
                 labels.append(row_label_event(tx, label_time))

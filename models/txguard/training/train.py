@@ -1,7 +1,8 @@
 """Train, check, gate and publish a fraud model.
 
 Pipeline: data (simulated or a user's file) -> features through the serving code path ->
-time-based split (train on the earlier days, evaluate on the last quarter) ->
+time-based split as of the cut (train on the earlier days with the labels known when the last
+quarter starts, evaluate on that quarter; `txguard.training.split`) ->
 HistGradientBoostingClassifier -> ONNX -> parity check of ONNX against scikit-learn ->
 held-out metrics next to the rules baseline -> thresholds -> quality gate (floor, and no
 regression against production scored on the same held-out rows) -> registry.
@@ -31,6 +32,7 @@ from txguard.registry.metadata import ModelMetadata, Thresholds
 from txguard.training import baseline, gate, lifecycle, metrics
 from txguard.training.dataset import Dataset, from_feature_table, from_file, simulated
 from txguard.training.onnx_export import INPUT_NAME, to_onnx
+from txguard.training.split import Split, fraction_split
 
 PARITY_TOLERANCE = 1e-5
 
@@ -47,6 +49,9 @@ class TrainConfig:
     registry: str = ""  # "" -> $TXGUARD_REGISTRY or models/registry
     promote: bool = False
     test_fraction: float = 0.25
+    # Rows of this many days before the cut are left out of training (their labels had little time
+    # to arrive); the others are labelled as known at the cut (txguard.training.split).
+    label_maturity_days: float = 0.0
     max_iter: int = 200
     learning_rate: float = 0.1
     max_leaf_nodes: int = 31
@@ -88,18 +93,11 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def time_split(data: Dataset, test_fraction: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """Train on the earlier days, test on the last `test_fraction` of the time span.
-
-    A training row whose label only became known after the cut (`label_time`) is left out of
-    training: at that time nobody knew it was fraud.
-    """
-    lo, hi = float(data.ts.min()), float(data.ts.max())
-    cut = lo + (1.0 - test_fraction) * (hi - lo)
-    known = np.isnan(data.label_time) | (data.label_time <= cut)
-    train = (data.ts < cut) & known
-    test = data.ts >= cut
-    return train, test, cut
+def time_split(data: Dataset, test_fraction: float, maturity_days: float = 0.0) -> Split:
+    """Train on the earlier days, test on the last `test_fraction` of the time span, as of the cut:
+    training labels are those known at the cut, the last `maturity_days` before it are left out
+    (`txguard.training.split`)."""
+    return fraction_split(data.ts, data.y, data.label_time, test_fraction, maturity_days)
 
 
 def onnx_scores(artifact: bytes, X32: np.ndarray) -> np.ndarray:
@@ -181,11 +179,15 @@ def train_and_publish(
                 config.days, config.wallets, config.seed, config.drift
             )
     features_seconds = time.perf_counter() - t_start
-    train, test, cut = time_split(dataset, config.test_fraction)
-    y_train, y_test = dataset.y[train], dataset.y[test]
+    try:
+        split = time_split(dataset, config.test_fraction, config.label_maturity_days)
+    except ValueError as exc:
+        raise QualityGateError(f"cannot split the data: {exc}") from None
+    train, test, cut = split.train, split.test, split.cut
+    y_train, y_test = split.y_train, dataset.y[test]
     if y_train.sum() == 0 or y_test.sum() == 0 or (y_test == 0).sum() == 0:
         raise QualityGateError(
-            f"not enough labelled fraud to train and evaluate ({int(y_train.sum())} frauds before the cut, "
+            f"not enough labelled fraud to train and evaluate ({int(y_train.sum())} frauds known before the cut, "
             f"{int(y_test.sum())} after): use more data"
         )
     X32 = dataset.X.astype(np.float32)  # what ONNX sees at serving; sklearn trains on the same values
@@ -222,9 +224,12 @@ def train_and_publish(
         "thresholds": thresholds.model_dump(),
         "recall_by_scenario": by_scenario,
         "n_train": int(train.sum()),
+        "n_train_fraud": int(y_train.sum()),
+        "n_train_fraud_unknown_at_cut": split.unknown_at_cut,
         "n_test": int(test.sum()),
         "fraud_rate": round(float(dataset.y.mean()), 6),
         "split_at": split_at,
+        "label_maturity_days": config.label_maturity_days,
         "features_seconds": round(features_seconds, 2),
         "train_seconds": round(train_seconds, 2),
         **{k: round(v, 9) for k, v in parity.items()},
@@ -258,6 +263,7 @@ def train_and_publish(
             "l2_regularization": 1.0,
             "fraud_weight": config.fraud_weight,
             "test_fraction": config.test_fraction,
+            "label_maturity_days": config.label_maturity_days,
             "threads": config.threads,
         },
         drift_reference=reference,

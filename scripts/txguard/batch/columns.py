@@ -38,6 +38,7 @@ from txguard.contract.models import (
     Channel,
     TxType,
 )
+from txguard.training.split import NEVER
 
 # The one ISO 8601 form the fast path parses (what txguard and most encoders write); any other form
 # the contract accepts (a space for T, a lower-case z, 7+ fraction digits) takes the per-row path.
@@ -118,7 +119,7 @@ def _strings_only(col: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def _labels(table: pa.Table, n: int, now_us: int) -> dict[str, pa.Array]:
-    """is_fraud (0/1, -1 when not given), label_time (epoch seconds, NaN = at once), scenario."""
+    """is_fraud (0/1, -1 when not given), label_time (epoch seconds, NaN = at once, inf = never), scenario."""
     names = table.column_names
     if "is_fraud" in names and table.column("is_fraud").null_count < n:
         col = table.column("is_fraud")
@@ -137,7 +138,9 @@ def _labels(table: pa.Table, n: int, now_us: int) -> dict[str, pa.Array]:
     label_time = np.full(n, np.nan)
     if "label_time" in names:
         col = _strings_only(table.column("label_time")).fill_null("")
-        given = pc.not_equal(col, "")
+        never = pc.equal(pc.utf8_lower(pc.utf8_trim_whitespace(col)), NEVER)
+        label_time[never.to_numpy(zero_copy_only=False)] = np.inf  # never known (txguard.training.split)
+        given = pc.and_(pc.not_equal(col, ""), pc.invert(never))
         if pc.any(given).as_py():
             stamps = col.filter(given)
             _check(_all(pc.match_substring_regex(stamps, ISO_TIMESTAMP)))

@@ -6,7 +6,7 @@ come out as the same normalised table the fast path builds.
 
 Labels of a training file (`is_fraud`, `label_time`, `scenario`) are not Transaction fields: they
 are taken off the row first, with the rules of `txguard train --data` (0/1, true/false; a
-timezone-aware ISO 8601 label time), except that a missing `is_fraud` means "not known" here
+timezone-aware ISO 8601 label time, or `never`), except that a missing `is_fraud` means "not known" here
 (scoring files carry no labels).
 """
 
@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from txguard.batch.rows import LABEL_FIELDS, NESTED_FEATURES, TIMESTAMP, UNKNOWN_LABEL, RowError, schema_of
 from txguard.contract.models import ENRICHED_ADAPTER, TRANSACTION_ADAPTER, Transaction
+from txguard.training.split import NEVER
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
@@ -57,7 +58,9 @@ def take_labels(row: dict[str, Any]) -> tuple[int, float, str]:
         raise RowProblem("is_fraud", f"must be 0 or 1, got {value!r}")
     label_time = row.pop("label_time", None)
     seconds = math.nan
-    if label_time not in (None, ""):
+    if isinstance(label_time, str) and label_time.strip().lower() == NEVER:
+        seconds = math.inf  # a fraud nobody reported: never known (txguard.training.split)
+    elif label_time not in (None, ""):
         if not isinstance(label_time, str):
             raise RowProblem("label_time", f"not a timezone-aware ISO 8601 time ({label_time!r})")
         try:

@@ -74,7 +74,7 @@ def test_the_tree_shape_of_the_config_reaches_the_model(small_data) -> None:  # 
 
 def test_gate_rejects_a_degraded_model(tmp_path: Path, small_data) -> None:  # noqa: ANN001
     # Trained on shuffled labels, evaluated on the true held-out labels: a genuinely bad model.
-    train_rows, _, _ = time_split(small_data, SMALL.test_fraction)
+    train_rows = time_split(small_data, SMALL.test_fraction).train
     y = small_data.y.copy()
     y[train_rows] = np.random.default_rng(0).permutation(y[train_rows])
     shuffled = replace(small_data, y=y)

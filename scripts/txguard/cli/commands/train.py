@@ -13,7 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train a model (simulated data or --data FILE), gate it, publish it to the registry",
         description=(
             "Features replay the transactions and the label events (known later) on one timeline. "
-            "Time-based split (last 25% of the period held out), HistGradientBoosting, ONNX export with a "
+            "Time-based split as of the cut (last 25% of the period held out; training uses the labels known "
+            "when it starts), HistGradientBoosting, ONNX export with a "
             "parity check, metrics next to a rules baseline, quality gate, publish as 'staging' "
             "(and 'production' with --promote or when the registry has none). Exit 3 when the gate fails, "
             "2 on a malformed data file. The last line is one JSON object."
@@ -32,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--registry", default=None, help="registry folder or gs://bucket/prefix")
     parser.add_argument("--promote", action="store_true", help="also make the new version production")
     parser.add_argument("--max-iter", type=int, default=200, help="boosting iterations (default 200)")
+    parser.add_argument("--label-maturity-days", type=float, default=0.0,
+                        help="leave out of training the rows of this many days before the cut, whose labels had "
+                             "little time to arrive (default 0: every earlier row, labelled as known at the cut)")
     parser.add_argument("--fraud-weight", type=float, default=10.0,
                         help="weight of a fraud row in the loss, legitimate rows weigh 1 (default 10)")
     parser.add_argument("--threads", type=int, default=1, help="OpenMP threads for fitting (default 1)")
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         days=args.days, wallets=args.wallets, seed=args.seed, drift=args.drift, data=args.data, labels=args.labels,
         features=args.features,
         registry=args.registry or "", promote=args.promote, max_iter=args.max_iter, threads=args.threads,
-        fraud_weight=args.fraud_weight,
+        fraud_weight=args.fraud_weight, label_maturity_days=args.label_maturity_days,
         policy=GatePolicy(min_pr_auc=args.min_pr_auc, max_regression=args.max_regression),
         pictures=not args.no_pictures, pictures_dir=args.pictures_dir,
     )
