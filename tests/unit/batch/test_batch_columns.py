@@ -101,7 +101,7 @@ BAD_OR_ODD = [
     ("counterparty_id", "-leading-dash"), ("device_id", ""), ("device_id", None), ("extra_field", 1),
     ("is_fraud", 2), ("is_fraud", "yes"), ("is_fraud", True), ("is_fraud", "1"), ("is_fraud", None),
     ("label_time", "soon"), ("label_time", "2026-01-03T00:00:00"), ("label_time", "2026-01-03T00:00:00Z"),
-    ("label_time", 5), ("scenario", None),
+    ("label_time", 5), ("label_time", "never"), ("label_time", "Never "), ("scenario", None),
 ]
 
 
@@ -114,6 +114,16 @@ def test_an_odd_row_gets_the_contracts_verdict(tmp_path: Path, field: str, value
     assert table.num_rows + len(errors) == 50
     for e in errors:
         assert e.line == 18 and e.raw == json.dumps(rows[17])
+
+
+def test_a_label_time_of_never_is_a_fraud_never_known(tmp_path: Path) -> None:
+    rows = [dict(r) for r in ROWS[:20]]
+    rows[3].update(is_fraud=1, label_time="never")
+    rows[4].update(is_fraud=1, label_time="2026-01-03T00:00:00+00:00")
+    table, errors = both_paths(write_jsonl(tmp_path / "never.jsonl", rows))
+    assert not errors
+    label_time = table.column("label_time").to_pylist()
+    assert label_time[3] == float("inf") and label_time[4] == 1767398400.0 and math.isnan(label_time[0])
 
 
 def test_missing_fields_bad_json_and_blank_lines_keep_their_line_numbers(tmp_path: Path) -> None:

@@ -140,6 +140,28 @@ def test_csv_and_label_time_are_accepted(tmp_path: Path) -> None:
     assert int(data.y.sum()) == sum(r["is_fraud"] for r in rows)
 
 
+def test_a_fraud_labelled_never_is_graded_but_never_known(tmp_path: Path) -> None:
+    rows = [r.to_row() for r in simulate(days=6, wallets=300, seed=2)]
+    frauds = [i for i, r in enumerate(rows) if r["is_fraud"]]
+    assert len(frauds) >= 4
+    never, known = frauds[0], frauds[1]
+    rows[never]["label_time"] = "never"
+    rows[known]["label_time"] = rows[known]["timestamp"]
+    path = tmp_path / "never.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = from_file(path)
+    order = np.argsort([r["timestamp"] for r in rows], kind="stable")
+    at = {int(i): k for k, i in enumerate(order)}
+    assert data.y[at[never]] == 1 and data.label_time[at[never]] == np.inf
+    split = time_split(data, 0.25)
+    # A fraud never reported is a fraud on the held-out side and never one in training.
+    assert not split.y_train[np.flatnonzero(split.train) == at[never]].any()
+    rows[never]["label_time"] = "next week"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataFileError, match="label_time"):
+        from_file(path)
+
+
 def test_cli_train_from_file_and_bad_file(tmp_path: Path, capsys) -> None:  # noqa: ANN001
     from txguard.cli.main import main
 
