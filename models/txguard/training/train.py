@@ -7,7 +7,7 @@ HistGradientBoostingClassifier -> ONNX -> parity check of ONNX against scikit-le
 held-out metrics next to the rules baseline -> thresholds -> quality gate (floor, and no
 regression against production scored on the same held-out rows) -> registry.
 
-Nothing reaches the registry unless every check passed.
+Nothing reaches the registry unless every check passed; a refusal still reports every figure.
 """
 
 from __future__ import annotations
@@ -238,7 +238,10 @@ def train_and_publish(
         "version": None,
         "aliases": [],
     }
-    gate.check(model_metrics["pr_auc"], prod_pr_auc, config.policy)
+    try:
+        gate.check(model_metrics["pr_auc"], prod_pr_auc, config.policy)
+    except QualityGateError as exc:
+        raise QualityGateError(str(exc), {**report, "total_seconds": round(time.perf_counter() - t_start, 2)}) from None
 
     meta = ModelMetadata(
         created_at=datetime.now(UTC),

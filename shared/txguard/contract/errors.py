@@ -44,7 +44,13 @@ class BlobExistsError(ConcurrentUpdateError):
 
 
 class QualityGateError(TxguardError):
-    """A trained model does not pass the quality gate."""
+    """A trained model does not pass the quality gate. `report`: every figure measured before the
+    refusal (held-out metrics, baseline, split), so a user sees how far off the model is; None
+    when the model could not be measured at all (too little labelled fraud)."""
+
+    def __init__(self, message: str, report: dict | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class DataFileError(TxguardError):

@@ -193,9 +193,27 @@ def test_cli_gate_failure_exits_3_and_publishes_nothing(tmp_path: Path, capsys) 
     reg = tmp_path / "reg"
     code = main(["train", "--days", "10", "--wallets", "600", "--seed", "5", "--max-iter", "20",
                  "--registry", str(reg), "--min-pr-auc", "0.9999"])
-    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    captured = capsys.readouterr()
+    last = json.loads(captured.out.strip().splitlines()[-1])
     assert code == 3 and last["gate"] == "failed" and "below the floor" in last["error"]
     assert open_registry(str(reg)).versions() == []
+    # Refused, but measured: the whole metrics line, and the table before the refusal.
+    assert 0.0 < last["pr_auc"] < 0.9999 and last["version"] is None
+    for key in ("roc_auc", "recall_at_1pct_fpr", "baseline_pr_auc", "n_train", "n_test", "split_at", "thresholds"):
+        assert key in last, key
+    assert f"{last['pr_auc']:.4f}" in captured.err
+    assert captured.err.index("held-out metrics") < captured.err.index("rejected, nothing published")
+
+
+def test_a_gate_refusal_carries_every_figure_measured(tmp_path: Path, small_data) -> None:  # noqa: ANN001
+    strict = replace(SMALL, registry=str(tmp_path), policy=GatePolicy(min_pr_auc=0.9999))
+    with pytest.raises(QualityGateError, match="below the floor") as refused:
+        train_and_publish(strict, dataset=small_data)
+    passed = train_and_publish(replace(SMALL, registry=str(tmp_path / "other")), dataset=small_data)
+    report = refused.value.report
+    assert report is not None and report["version"] is None
+    same = ("pr_auc", "roc_auc", "recall_at_1pct_fpr", "baseline_pr_auc", "n_train", "n_test", "split_at")
+    assert {k: report[k] for k in same} == {k: passed[k] for k in same}
 
 
 def test_a_version_carries_its_drift_reference_parity_probe_and_pictures(tmp_path: Path, small_data) -> None:  # noqa: ANN001

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,10 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Features replay the transactions and the label events (known later) on one timeline. "
             "Time-based split as of the cut (last 25% of the period held out; training uses the labels known "
-            "when it starts), HistGradientBoosting, ONNX export with a "
-            "parity check, metrics next to a rules baseline, quality gate, publish as 'staging' "
-            "(and 'production' with --promote or when the registry has none). Exit 3 when the gate fails, "
-            "2 on a malformed data file. The last line is one JSON object."
+            "when it starts), HistGradientBoosting, ONNX export with a parity check, metrics next to a rules "
+            "baseline, quality gate, publish as 'staging' (and 'production' with --promote or when the registry "
+            "has none). Exit 3 when the gate fails (its metrics are printed all the same), 2 on a malformed "
+            "data file. The last line is one JSON object."
         ),
     )
     parser.add_argument("--data", help="JSONL or CSV of Transaction records + is_fraud (+ optional label_time, "
@@ -49,8 +53,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
     from txguard.cli.console import make_console
     from txguard.contract.errors import DataFileError, QualityGateError, RegistryError
     from txguard.training.gate import GatePolicy
@@ -84,9 +86,27 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps({"error": str(exc), "version": None}))
             return 2
         except QualityGateError as exc:
+            if exc.report is not None:  # measured, then refused: every figure first, then the refusal
+                print_report(console, exc.report)
             console.print(f"[red]rejected, nothing published:[/red] {exc}")
-            print(json.dumps({"error": str(exc), "gate": "failed", "version": None}))
+            sys.stdout.flush()
+            print(json.dumps({**(exc.report or {}), "error": str(exc), "gate": "failed", "version": None},
+                             sort_keys=True))
             return 3
+
+    print_report(console, report)
+    console.print(
+        f"thresholds review={report['thresholds']['review']} block={report['thresholds']['block']}; "
+        f"published {report['version']} as {', '.join(report['aliases'])}"
+    )
+    sys.stdout.flush()
+    print(json.dumps({**report, "gate": "passed"}, sort_keys=True))
+    return 0
+
+
+def print_report(console: Console, report: dict) -> None:
+    """The held-out metrics next to the rules baseline, and recall per scenario when named."""
+    from rich.table import Table
 
     table = Table(title=f"held-out metrics ({report['n_test']} transactions after {report['split_at'][:10]})")
     for col in ("metric", "model", "rules baseline"):
@@ -101,10 +121,3 @@ def run(args: argparse.Namespace) -> int:
         for name, row in report["recall_by_scenario"].items():
             scenarios.add_row(name, str(row["frauds"]), str(row["caught"]), f"{row['recall']:.3f}")
         console.print(scenarios)
-    console.print(
-        f"thresholds review={report['thresholds']['review']} block={report['thresholds']['block']}; "
-        f"published {report['version']} as {', '.join(report['aliases'])}"
-    )
-    sys.stdout.flush()
-    print(json.dumps({**report, "gate": "passed"}, sort_keys=True))
-    return 0
