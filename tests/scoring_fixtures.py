@@ -30,7 +30,7 @@ def synthetic_rows(n: int, seed: int = 0) -> np.ndarray:
     x[:, IX["amount"]] = amount
     x[:, IX["amount_log"]] = np.log1p(amount)
     for flag in ("is_transfer", "is_withdrawal", "is_top_up", "has_device", "is_new_counterparty",
-                 "country_changed", "device_changed"):
+                 "country_changed", "device_changed", "is_new_device"):
         x[:, IX[flag]] = rng.random(n) < 0.2
     x[:, IX["channel_code"]] = rng.integers(0, 5, n)
     x[:, IX["hour_of_day"]] = rng.integers(0, 24, n)
@@ -39,7 +39,7 @@ def synthetic_rows(n: int, seed: int = 0) -> np.ndarray:
     x[:, IX["seconds_since_last_inflow"]] = rng.uniform(0, 30 * 86400, n)
     x[:, IX["history_len"]] = rng.integers(0, 128, n)
     # Known frauds are rare: most counterparties, devices and wallets have none.
-    for name in ("cp_fraud_1d", "cp_fraud_7d", "cp_fraud_30d", "device_fraud_30d", "wallet_fraud_30d"):
+    for name in ("cp_fraud_1d", "cp_fraud_7d", "cp_fraud_30d", "device_fraud_30d", "in_fraud_30d", "wallet_fraud_30d"):
         x[:, IX[name]] = np.where(rng.random(n) < 0.05, rng.poisson(2.0, n), 0)
     for name in ("cp_fraud_rate_7d", "cp_fraud_rate_30d"):
         x[:, IX[name]] = np.minimum(x[:, IX[name.replace("_rate", "")]] / np.maximum(x[:, IX["cp_tx_30d"]], 1.0), 1.0)

@@ -4,8 +4,10 @@ Which feature reads which key (`counterparty_values` computes each from ONE view
 the history (`HISTORY_FEATURES`) reads the wallet's own state; `cp_*` the counterparty's cells
 (its transactions: count, cents, `w` = payers there for the first time; its fraud labels, also
 per wallet slot); `device_*` the device's cells (its transactions, `w` = wallets new to it; its
-fraud labels); `wallet_fraud_30d` the wallet's label cells (labels only). No feature mixes two
-views. What mixes keys is upstream: (1) the `w` counters need a mark from the wallet's history
+fraud labels); `in_*` the cells of the wallet's own id as a counterparty (what others paid it);
+`wallet_fraud_30d` the wallet's label cells (labels only). No feature mixes two views. The
+inflow view reads counterparty cells, so its rows join the counterparty family's shards as
+readers (they read, they add nothing; the rows paying that id add). What mixes keys is upstream: (1) the `w` counters need a mark from the wallet's history
 (`marks`: first payer, first use of the device), and (2) a label's ledger (`txguard.features.labels`)
 is per *transaction* and turns one label into increments of its counterparty (and wallet slot),
 device and wallet at once. Hence four steps, each keyed by its own entity:
@@ -31,6 +33,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 
 import numpy as np
 import pyarrow as pa
@@ -61,21 +64,35 @@ from txguard.features.wallet import (
     history_values,
 )
 
-FAMILIES = (Entity.COUNTERPARTY, Entity.DEVICE, Entity.WALLET)
-_PREFIX = {Entity.DEVICE: "device_", Entity.WALLET: "wallet_"}
+
+class Family(StrEnum):
+    """A view of a snapshot; its value is the kind of entity (`Entity`) whose shards replay it,
+    except the inflow's, which reads counterparty cells in the counterparty's shards."""
+
+    COUNTERPARTY = "c"
+    DEVICE = "d"
+    WALLET = "w"
+    INFLOW = "i"
 
 
-def _family_of(name: str) -> Entity:
-    return next((kind for kind, prefix in _PREFIX.items() if name.startswith(prefix)), Entity.COUNTERPARTY)
+FAMILIES = tuple(Family)
+_PREFIX = {Family.DEVICE: "device_", Family.WALLET: "wallet_", Family.INFLOW: "in_"}
+_REPLAYED_IN = {Family.COUNTERPARTY: Entity.COUNTERPARTY, Family.DEVICE: Entity.DEVICE, Family.WALLET: Entity.WALLET,
+                Family.INFLOW: Entity.COUNTERPARTY}
+
+
+def _family_of(name: str) -> Family:
+    return next((kind for kind, prefix in _PREFIX.items() if name.startswith(prefix)), Family.COUNTERPARTY)
 
 
 # family -> its columns in COUNTERPARTY_FEATURES (the order `counterparty_values` returns)
-FAMILY_COLUMNS: dict[Entity, np.ndarray] = {
+FAMILY_COLUMNS: dict[Family, np.ndarray] = {
     kind: np.array([j for j, name in enumerate(COUNTERPARTY_FEATURES) if _family_of(name) is kind], dtype=np.int64)
     for kind in FAMILIES}
-_SNAPSHOT_FIELD = {Entity.COUNTERPARTY: "counterparty", Entity.DEVICE: "device", Entity.WALLET: "wallet"}
+_SNAPSHOT_FIELD = {Family.COUNTERPARTY: "counterparty", Family.DEVICE: "device", Family.WALLET: "wallet",
+                   Family.INFLOW: "inflow"}
 # A transaction without a device reads no device view: the values of an empty one.
-_NO_DEVICE = np.array(counterparty_values(Snapshot(), 1.0, 0.0))[FAMILY_COLUMNS[Entity.DEVICE]]
+_NO_DEVICE = np.array(counterparty_values(Snapshot(), 1.0, 0.0))[FAMILY_COLUMNS[Family.DEVICE]]
 
 FamilyKey = tuple[str, int]  # (family, shard)
 
@@ -149,14 +166,16 @@ class WalletSide:
         amount = table.column("amount").to_numpy()
         wallet, cp = table.column("wallet_id").to_pylist(), table.column("counterparty_id").to_pylist()
         device = table.column("device_id").to_pylist()
-        entities: dict[Entity, list[str | None]] = {Entity.COUNTERPARTY: [], Entity.DEVICE: [], Entity.WALLET: []}
+        entities: dict[Family, list[str | None]] = {kind: [] for kind in FAMILIES}
         for w, c, d in zip(wallet, cp, device, strict=True):
             keys = EntityKeys.of(w, c, d)
-            entities[Entity.COUNTERPARTY].append(keys.counterparty)
-            entities[Entity.DEVICE].append(keys.device)
-            entities[Entity.WALLET].append(keys.wallet)
-        new = {Entity.COUNTERPARTY: self.new_cp, Entity.DEVICE: self.new_device,
-               Entity.WALLET: np.zeros(table.num_rows, dtype=bool)}
+            entities[Family.COUNTERPARTY].append(keys.counterparty)
+            entities[Family.DEVICE].append(keys.device)
+            entities[Family.WALLET].append(keys.wallet)
+            entities[Family.INFLOW].append(keys.inflow)
+        no_mark = np.zeros(table.num_rows, dtype=bool)
+        new = {Family.COUNTERPARTY: self.new_cp, Family.DEVICE: self.new_device, Family.WALLET: no_mark,
+               Family.INFLOW: no_mark}
         for kind in FAMILIES:
             keyed = entities[kind]
             by_shard: dict[int, list[int]] = {}
@@ -165,9 +184,9 @@ class WalletSide:
                     by_shard.setdefault(shard_of(entity, shards), []).append(i)
             for shard, rows in sorted(by_shard.items()):
                 idx = np.array(rows, dtype=np.int64)
-                yield (kind.value, shard), FamilyRows(
+                yield (_REPLAYED_IN[kind].value, shard), FamilyRows(
                     wallet_shard, idx, micros[idx], file_index[idx], line[idx], self.ts[idx], amount[idx],
-                    [keyed[i] for i in rows], new[kind][idx])
+                    [keyed[i] for i in rows], new[kind][idx], kind.value)
 
 
 @dataclass
@@ -183,6 +202,7 @@ class FamilyRows:
     amount: np.ndarray
     entity: list[str]
     new: np.ndarray
+    family: str = Family.COUNTERPARTY.value  # the view these rows read (`Family`)
 
 
 @dataclass
@@ -223,9 +243,10 @@ def label_increments(labels: Iterable[LabelEvent], shards: int) -> Iterator[tupl
 
 
 def replay_family(family: str, rows: list[FamilyRows], labels: list[FamilyLabels]) -> Iterator[tuple[int, FamilyValues]]:
-    """Step 3: one family shard replayed in the single replay's order; values keyed by wallet shard."""
+    """Step 3: one family shard replayed in the single replay's order; values keyed by wallet shard.
+    `family` is the kind of entity of the shard; its rows may read different views of those
+    entities (a counterparty shard: the counterparty's own rows, which add, and inflow readers)."""
     kind = Entity(family)
-    columns, field = FAMILY_COLUMNS[kind], _SNAPSHOT_FIELD[kind]
     rows = [r for r in rows if len(r.position)]
     if not rows:
         return
@@ -233,6 +254,7 @@ def replay_family(family: str, rows: list[FamilyRows], labels: list[FamilyLabels
     ts, amount = np.concatenate([r.ts for r in rows]).tolist(), np.concatenate([r.amount for r in rows]).tolist()
     new = np.concatenate([r.new for r in rows]).tolist()
     entity = [e for r in rows for e in r.entity]
+    view = [Family(r.family) for r in rows for _ in range(len(r.position))]
     pending = sorted((at, k, j) for k, part in enumerate(labels) for j, at in enumerate(part.known_at))
     next_label = 0
     book = CounterpartyBook()
@@ -249,17 +271,19 @@ def replay_family(family: str, rows: list[FamilyRows], labels: list[FamilyLabels
         if day != pruned_day:
             book.prune(day - WINDOW_DAYS - 1)
             pruned_day = day
-        values = counterparty_values(Snapshot(**{field: book.view(entity[i], t)}), amount[i], t)
-        out[i] = tuple(values[j] for j in columns)
-        if kind is not Entity.WALLET:  # a wallet's view holds its labels only
+        reads = view[i]
+        values = counterparty_values(Snapshot(**{_SNAPSHOT_FIELD[reads]: book.view(entity[i], t)}), amount[i], t)
+        out[i] = tuple(values[j] for j in FAMILY_COLUMNS[reads])
+        if reads in (Family.COUNTERPARTY, Family.DEVICE):  # a wallet's view holds labels only; inflow readers add nothing
             keys = (EntityKeys(entity[i], "", None) if kind is Entity.COUNTERPARTY
                     else EntityKeys("", "", entity[i]))
             book.add(inc for inc in increments_at(keys, t, amount[i], new[i], new[i]) if inc.entity == entity[i])
-    values = np.array(out, dtype=np.float64).reshape(n, len(columns))
     start = 0
     for r in rows:
         end = start + len(r.position)
-        yield r.wallet_shard, FamilyValues(family, r.position, values[start:end])
+        width = len(FAMILY_COLUMNS[Family(r.family)])
+        yield r.wallet_shard, FamilyValues(r.family, r.position,
+                                           np.array(out[start:end], dtype=np.float64).reshape(end - start, width))
         start = end
 
 
@@ -269,12 +293,12 @@ def assemble(n: int, parts: Iterable[FamilyValues], has_device: np.ndarray) -> n
     out = np.empty((n, len(COUNTERPARTY_FEATURES)), dtype=np.float64)
     seen = {kind: np.zeros(n, dtype=np.int64) for kind in FAMILIES}
     for part in parts:
-        kind = Entity(part.family)
+        kind = Family(part.family)
         out[np.ix_(part.position, FAMILY_COLUMNS[kind])] = part.values
         np.add.at(seen[kind], part.position, 1)
-    out[np.ix_(np.flatnonzero(~has_device), FAMILY_COLUMNS[Entity.DEVICE])] = _NO_DEVICE
-    expected = {Entity.COUNTERPARTY: np.ones(n, dtype=np.int64), Entity.WALLET: np.ones(n, dtype=np.int64),
-                Entity.DEVICE: has_device.astype(np.int64)}
+    out[np.ix_(np.flatnonzero(~has_device), FAMILY_COLUMNS[Family.DEVICE])] = _NO_DEVICE
+    expected = {kind: np.ones(n, dtype=np.int64) for kind in FAMILIES}
+    expected[Family.DEVICE] = has_device.astype(np.int64)
     for kind in FAMILIES:
         if not np.array_equal(seen[kind], expected[kind]):
             raise RuntimeError(f"family {kind.name.lower()}: {int((seen[kind] != expected[kind]).sum())} rows "

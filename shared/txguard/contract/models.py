@@ -110,7 +110,12 @@ Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class HistoryFeatures(_Model):
-    """Per-wallet history as of just before the transaction (point-in-time snapshot)."""
+    """Per-wallet history as of just before the transaction (point-in-time snapshot).
+
+    `device_changed`: the previous transaction used another device (a cash-in keyed on an agent's
+    device makes the next one "changed"); `is_new_device`: this wallet never used this device in the
+    history it keeps (its last 128 transactions); `devices_7d`: the distinct devices it used in the
+    last 7 days."""
 
     tx_count_1h: NonNeg
     amount_sum_1h: NonNeg
@@ -130,6 +135,8 @@ class HistoryFeatures(_Model):
     is_new_counterparty: NonNeg
     country_changed: NonNeg
     device_changed: NonNeg
+    is_new_device: NonNeg
+    devices_7d: NonNeg
     inflow_sum_24h: NonNeg
     seconds_since_last_inflow: NonNeg
     outflow_to_inflow_24h: NonNeg
@@ -142,7 +149,10 @@ class CounterpartyFeatures(_Model):
 
     Built from time-bucketed aggregates (see docs/counterparty.md): only buckets that ended before
     the transaction count, and fraud labels count from the bucket of the time they became known.
-    `cp_*` describe the counterparty, `device_*` the device (0 without one), `wallet_fraud_30d`
+    `cp_*` describe the counterparty, `device_*` the device (0 without one; its 1 h window is the
+    last 12 ended 5-minute slots, as the counterparty's), `in_*` what others paid the wallet itself
+    (its id's cells as a counterparty: peer-to-peer transfers to it, payers new to it, known frauds
+    paid to it; `in_amount_ratio_24h` this amount over what it was paid in 24 h), `wallet_fraud_30d`
     the wallet's own known frauds. `cp_fraud_first_days` / `cp_fraud_last_days`: days since the
     earliest / the latest known fraud at the counterparty within 30 days (0 / 31 when none): how
     long it has been reporting fraud, and whether it still does. `cp_fraud_wallets_*`: how many
@@ -168,9 +178,20 @@ class CounterpartyFeatures(_Model):
     cp_fraud_last_days: NonNeg
     cp_fraud_wallets_7d: NonNeg
     cp_fraud_wallets_30d: NonNeg
+    device_tx_1h: NonNeg
+    device_new_wallets_1h: NonNeg
     device_tx_24h: NonNeg
     device_new_wallets_24h: NonNeg
+    device_new_wallets_7d: NonNeg
+    device_age_days: NonNeg
     device_fraud_30d: NonNeg
+    in_tx_1h: NonNeg
+    in_amount_1h: NonNeg
+    in_tx_24h: NonNeg
+    in_amount_24h: NonNeg
+    in_amount_ratio_24h: NonNeg
+    in_new_payers_24h: NonNeg
+    in_fraud_30d: NonNeg
     wallet_fraud_30d: NonNeg
 
 

@@ -6,7 +6,9 @@ by (entity, day, column); every update is a list of `Increment`s, so a store onl
 them (Bigtable's AddToCell, an SQL upsert, a dict) and read back the cells of a few days.
 
 Entities: the counterparty (`c...`), the device (`d...`, when the transaction has one) and the
-wallet (`w...`, fraud labels only: its transactions live in the wallet history). Columns of a
+wallet (`w...`, fraud labels only: its transactions live in the wallet history). A wallet is also
+paid by others (peer-to-peer transfers): those payments are the cells of its id as a counterparty
+(`c...` of the wallet id), which the features read as the wallet's *inflow*. Columns of a
 day: the day's total (`dn`), each hour's (`h07n`) and each 5-minute slot's (`m123n`), for
 transactions (`n`), amount in cents (`a`), wallets paying for the first time (`w`) and known
 frauds (`f`, bucketed by the time the label became known, not by the transaction's time).
@@ -81,14 +83,21 @@ class EntityKeys:
     counterparty: str
     wallet: str
     device: str | None
+    inflow: str = ""  # the wallet's id as a counterparty: what others paid it ("" : not read)
 
     @classmethod
     def of(cls, wallet_id: str, counterparty_id: str, device_id: str | None) -> EntityKeys:
         return cls(entity_key(Entity.COUNTERPARTY, counterparty_id), entity_key(Entity.WALLET, wallet_id),
-                   entity_key(Entity.DEVICE, device_id) if device_id else None)
+                   entity_key(Entity.DEVICE, device_id) if device_id else None,
+                   entity_key(Entity.COUNTERPARTY, wallet_id))
 
     def all(self) -> tuple[str, ...]:
+        """The entities a transaction's label counts on (the inflow is its payer's, not its own)."""
         return (self.counterparty, self.wallet) + ((self.device,) if self.device else ())
+
+    def read(self) -> tuple[str, ...]:
+        """The entities a snapshot reads, each once."""
+        return tuple(dict.fromkeys(k for k in (self.counterparty, self.device, self.wallet, self.inflow) if k))
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +107,13 @@ class Snapshot:
     counterparty: View = field(default_factory=dict)
     device: View = field(default_factory=dict)
     wallet: View = field(default_factory=dict)
+    inflow: View = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, keys: EntityKeys, views: Mapping[str, View]) -> Snapshot:
+        """The snapshot of `keys` from views by entity key (a store's read)."""
+        return cls(views.get(keys.counterparty, EMPTY), views.get(keys.device, EMPTY) if keys.device else EMPTY,
+                   views.get(keys.wallet, EMPTY), views.get(keys.inflow, EMPTY) if keys.inflow else EMPTY)
 
 
 def read_days(t: float) -> range:
@@ -109,7 +125,8 @@ def read_days(t: float) -> range:
 # Updates ---------------------------------------------------------------------------------------
 def marks(state: WalletState, p: TxPoint) -> tuple[bool, bool]:
     """(first time this wallet pays this counterparty, first time it uses this device), from its
-    history before `p`: what the `w` counters of the counterparty and the device count."""
+    history before `p`: what the `w` counters of the counterparty and the device count (the same
+    tests as the history's `is_new_counterparty` and `is_new_device`)."""
     seen = state.counterparties.get(p.cp)
     new_cp = seen is None or seen[0] >= p.ts
     new_device = False
@@ -195,7 +212,8 @@ class CounterpartyBook:
         return self.snapshot_at(keys, tx.timestamp.timestamp())
 
     def snapshot_at(self, keys: EntityKeys, t: float) -> Snapshot:
-        return Snapshot(self.view(keys.counterparty, t), self.view(keys.device, t), self.view(keys.wallet, t))
+        return Snapshot(self.view(keys.counterparty, t), self.view(keys.device, t), self.view(keys.wallet, t),
+                        self.view(keys.inflow or None, t))
 
     def prune(self, before_day: int) -> None:
         """Drop days no feature reads any more (the stores' TTL): keeps a long replay's memory flat."""

@@ -51,8 +51,9 @@ class CounterpartyInput:
     """The columns the counterparty features read, rows in time order (ties in replay order).
 
     Entity codes index `entities`, the entity keys (`counterparty.entity_key`) of counterparties,
-    devices and wallets in one vocabulary; `device` is -1 for none. `new_counterparty` and
-    `new_device` are the wallet's marks (`counterparty.marks`, or `wallet_columns`).
+    devices and wallets in one vocabulary; `device` is -1 for none; `inflow` is the wallet's id as a
+    counterparty (`EntityKeys.inflow`). `new_counterparty` and `new_device` are the wallet's marks
+    (`counterparty.marks`, or `wallet_columns`).
     """
 
     ts: np.ndarray
@@ -63,6 +64,7 @@ class CounterpartyInput:
     new_counterparty: np.ndarray
     new_device: np.ndarray
     entities: Sequence[str]
+    inflow: np.ndarray
 
 
 AppliedIncrement = tuple[float, Increment]  # (when the replay applies it, the increment)
@@ -169,7 +171,7 @@ def counterparty_columns(cols: CounterpartyInput, applied: Sequence[AppliedIncre
     fraud_by_hour = _Ranges(f_ent, f_hour, origin, width)
     g_ent, g_day, g_slot = fast["slot"]
 
-    def role(ent: np.ndarray, sel: np.ndarray, transactions: bool, slots: bool) -> _Role:
+    def role(ent: np.ndarray, sel: np.ndarray, transactions: bool, wallet_slots: bool) -> _Role:
         out = _Role.empty(n)
         r = np.flatnonzero(sel)
         e, hour, day = ent[r], b.hour[r], b.day[r]
@@ -195,21 +197,23 @@ def counterparty_columns(cols: CounterpartyInput, applied: Sequence[AppliedIncre
                 hd, hh = np.floor_divide(f_hour[hi_i], 24), f_hour[hi_i] % 24
                 out.fraud_last[r] = np.where(found, np.where(hd < day, (hd + 1) * DAY, hd * DAY + hh * HOUR + HOUR),
                                              np.nan)
-        if transactions and slots:
+        if transactions:
             i0, i1 = by_slot.bounds(e, b.slot[r] - _SLOTS_1H, b.slot[r])
             out.slot[r] = tx_sums[i1] - tx_sums[i0]
-        if slots and len(g_ent):
+        if wallet_slots and len(g_ent):
             out.wallets7[r] = _distinct_slots(g_ent, g_day, g_slot, 7, e, day)
             out.wallets30[r] = _distinct_slots(g_ent, g_day, g_slot, WINDOW_DAYS, e, day)
         return out
 
     everyone = np.ones(n, dtype=bool)
-    cp = role(cols.counterparty, everyone, transactions=True, slots=True)
-    device = role(cols.device, has_device, transactions=True, slots=False)
-    wallet = role(cols.wallet, everyone, transactions=False, slots=False)
+    cp = role(cols.counterparty, everyone, transactions=True, wallet_slots=True)
+    device = role(cols.device, has_device, transactions=True, wallet_slots=False)
+    wallet = role(cols.wallet, everyone, transactions=False, wallet_slots=False)
+    inflow = role(cols.inflow, everyone, transactions=True, wallet_slots=False)
     if slow:
-        _reference_entities(cols, slow, {"c": cp, "d": device, "w": wallet})
-    return _values(cols, cp, device, wallet)
+        _reference_entities(cols, slow, ((cols.counterparty, cp), (cols.device, device), (cols.wallet, wallet),
+                                         (cols.inflow, inflow)))
+    return _values(cols, cp, device, wallet, inflow)
 
 
 def _split_labels(applied: Sequence[AppliedIncrement], code: dict[str, int]) -> tuple[dict, dict]:
@@ -264,11 +268,14 @@ def _distinct_slots(g_ent: np.ndarray, g_day: np.ndarray, g_slot: np.ndarray, da
 
 
 def _reference_entities(cols: CounterpartyInput, slow: dict[str, list[AppliedIncrement]],
-                        roles: dict[str, _Role]) -> None:
-    """The rows reading a slow entity, through `CounterpartyBook` and `windows` themselves."""
+                        roles: Sequence[tuple[np.ndarray, _Role]]) -> None:
+    """The rows reading a slow entity, through `CounterpartyBook` and `windows` themselves. `roles`:
+    each view's entity code per row (-1: none) and the sums to fill."""
     code = {key: i for i, key in enumerate(cols.entities)}
     slow_codes = np.asarray(sorted(code[e] for e in slow), dtype=np.int64)
-    reads = np.isin(cols.counterparty, slow_codes) | np.isin(cols.device, slow_codes) | np.isin(cols.wallet, slow_codes)
+    reads = np.zeros(len(cols.ts), dtype=bool)
+    for ent, _ in roles:
+        reads |= np.isin(ent, slow_codes)
     pending = sorted((at, k, inc) for k, (at, inc) in enumerate(x for incs in slow.values() for x in incs))
     book = CounterpartyBook()
     nxt = 0
@@ -277,12 +284,13 @@ def _reference_entities(cols: CounterpartyInput, slow: dict[str, list[AppliedInc
         while nxt < len(pending) and pending[nxt][0] <= t:
             book.add([pending[nxt][2]])
             nxt += 1
+        for ent, role in roles:
+            c = int(ent[r])
+            if c >= 0 and cols.entities[c] in slow:
+                _fill(role, r, windows(book.view(cols.entities[c], t), t))
         dev = int(cols.device[r])
         keys = EntityKeys(cols.entities[int(cols.counterparty[r])], cols.entities[int(cols.wallet[r])],
                           cols.entities[dev] if dev >= 0 else None)
-        for key in keys.all():
-            if key in slow:
-                _fill(roles[key[0]], r, windows(book.view(key, t), t))
         book.add(inc for inc in increments_at(keys, t, float(cols.amount[r]), bool(cols.new_counterparty[r]),
                                                bool(cols.new_device[r])) if inc.entity in slow)
 
@@ -297,7 +305,7 @@ def _fill(role: _Role, r: int, w) -> None:  # noqa: ANN001 (a counterparty_windo
     role.wallets30[r] = sum(1 for v in w.wallets30.values() if v > 0)
 
 
-def _values(cols: CounterpartyInput, cp: _Role, device: _Role, wallet: _Role) -> np.ndarray:
+def _values(cols: CounterpartyInput, cp: _Role, device: _Role, wallet: _Role, inflow: _Role) -> np.ndarray:
     """`counterparty_values` on the window sums, column by column (same float operations)."""
     t, amount = cols.ts, cols.amount
     tx_7d, tx_30d = cp.d7[:, 0].astype(np.float64), cp.d30[:, 0].astype(np.float64)
@@ -316,8 +324,11 @@ def _values(cols: CounterpartyInput, cp: _Role, device: _Role, wallet: _Role) ->
         np.where(known & ~np.isnan(cp.fraud_first), (t - cp.fraud_first) / DAY, 0.0),
         np.where(known & ~np.isnan(cp.fraud_last), (t - cp.fraud_last) / DAY, WINDOW_DAYS + 1.0),
         cp.wallets7, cp.wallets30,
-        device.hour[:, 0], device.hour[:, 2], np.maximum(device.d30[:, 3], 0),
-        np.maximum(wallet.d30[:, 3], 0),
+        device.slot[:, 0], device.slot[:, 2], device.hour[:, 0], device.hour[:, 2], device.d7[:, 2],
+        np.where(np.isnan(device.first), 0.0, (t - device.first) / DAY), np.maximum(device.d30[:, 3], 0),
+        inflow.slot[:, 0], inflow.slot[:, 1] / 100.0, inflow.hour[:, 0], inflow.hour[:, 1] / 100.0,
+        amount / np.maximum(inflow.hour[:, 1] / 100.0, 1.0), inflow.hour[:, 2],
+        np.maximum(inflow.d30[:, 3], 0), np.maximum(wallet.d30[:, 3], 0),
     )
     out = np.empty((len(t), N_COUNTERPARTY))
     for j, values in enumerate(columns):

@@ -139,6 +139,7 @@ def counterparty_values(snap: Snapshot, amount: float, t: float) -> tuple[float,
     cp = windows(snap.counterparty, t) if snap.counterparty else _NONE
     dev = windows(snap.device, t) if snap.device else _NONE
     wallet = windows(snap.wallet, t) if snap.wallet else _NONE
+    inflow = windows(snap.inflow, t) if snap.inflow else _NONE
     tx_7d, tx_30d = float(cp.d7[_N]), float(cp.d30[_N])
     fraud_7d, fraud_30d = float(max(cp.d7[_F], 0)), float(max(cp.d30[_F], 0))
     amount_30d = cp.d30[_A] / 100.0
@@ -161,9 +162,20 @@ def counterparty_values(snap: Snapshot, amount: float, t: float) -> tuple[float,
         (t - cp.fraud_last) / DAY if cp.fraud_last is not None and fraud_30d > 0 else WINDOW_DAYS + 1.0,
         float(sum(1 for v in cp.wallets7.values() if v > 0)),
         float(sum(1 for v in cp.wallets30.values() if v > 0)),
+        float(dev.slot[_N]),
+        float(dev.slot[_W]),
         float(dev.hour[_N]),
         float(dev.hour[_W]),
+        float(dev.d7[_W]),
+        (t - dev.first) / DAY if dev.first is not None else 0.0,
         float(max(dev.d30[_F], 0)),
+        float(inflow.slot[_N]),
+        inflow.slot[_A] / 100.0,
+        float(inflow.hour[_N]),
+        inflow.hour[_A] / 100.0,
+        amount / max(inflow.hour[_A] / 100.0, 1.0),
+        float(inflow.hour[_W]),
+        float(max(inflow.d30[_F], 0)),
         float(max(wallet.d30[_F], 0)),
     )
 

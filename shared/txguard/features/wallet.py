@@ -137,6 +137,7 @@ def history_values(state: WalletState, p: TxPoint) -> tuple[float, ...]:
     c7 = s7 = 0.0
     c30 = s30 = sq30 = 0.0
     cps24: set[str] = set()
+    devices7: set[str] = set()
     last_inflow = -1.0
     lo1h, lo24, lo7, lo30 = t - HOUR, t - DAY, t - 7 * DAY, t - 30 * DAY
     j = idx - 1
@@ -153,6 +154,8 @@ def history_values(state: WalletState, p: TxPoint) -> tuple[float, ...]:
         if tj >= lo7:
             c7 += 1.0
             s7 += a
+            if state.device[j]:
+                devices7.add(state.device[j])
             if tj >= lo24:
                 c24 += 1.0
                 s24 += a
@@ -189,6 +192,7 @@ def history_values(state: WalletState, p: TxPoint) -> tuple[float, ...]:
         if lo24 <= first < t:
             new_cps24 += 1.0
 
+    is_new_device = 1.0 if p.device and p.device not in state.device[:idx] else 0.0
     if idx > 0:
         since_last = min(t - ts[idx - 1], CAP_SECONDS)
         country_changed = 1.0 if state.country[idx - 1] != p.country else 0.0
@@ -220,6 +224,8 @@ def history_values(state: WalletState, p: TxPoint) -> tuple[float, ...]:
         is_new_cp,
         country_changed,
         device_changed,
+        is_new_device,
+        float(len(devices7)),
         in24,
         since_inflow,
         out_now / max(in24, 1.0),

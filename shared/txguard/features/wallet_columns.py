@@ -187,6 +187,11 @@ def wallet_columns(cols: WalletInput) -> WalletColumns:
     (s7,) = _newest_first(end, len7, [amount])
     s24, in24, out24, cps24 = _newest_first(end, len24, [amount, in_amount, out_amount], _next_same(pair))
     (s1h,) = _newest_first(end, len1h, [amount])
+    # Distinct devices over 7 days: rows without a device get a group of their own, then are taken off.
+    no_device = device < 0
+    device_pair = np.where(no_device, -1 - pos, wallet.astype(np.int64) * np.int64(len(cols.devices) + 1) + device)
+    none7, groups7 = _newest_first(end, len7, [no_device.astype(np.float64)], _next_same(device_pair))
+    devices7 = groups7 - none7
     small = np.concatenate([[0], np.cumsum(amount < SMALL_AMOUNT)])
     small1h = (small[end] - small[lo1h]) * (len1h > 0)
 
@@ -231,7 +236,9 @@ def wallet_columns(cols: WalletInput) -> WalletColumns:
         ("amount_zscore_30d", zscore), ("amount_ratio_30d", ratio), ("distinct_counterparties_24h", cps24),
         ("new_counterparties_24h", new_cps24), ("is_new_counterparty", is_new_cp.astype(np.float64)),
         ("country_changed", country_changed.astype(np.float64)),
-        ("device_changed", device_changed.astype(np.float64)), ("inflow_sum_24h", in24),
+        ("device_changed", device_changed.astype(np.float64)), ("is_new_device", is_new_device.astype(np.float64)),
+        ("devices_7d", devices7),
+        ("inflow_sum_24h", in24),
         ("seconds_since_last_inflow", since_inflow), ("outflow_to_inflow_24h", out_now / np.maximum(in24, 1.0)),
         ("wallet_age_days", age), ("history_len", idx.astype(np.float64)),
     ):

@@ -121,18 +121,20 @@ def test_each_counterparty_feature_reads_one_family_view() -> None:
     covered = np.sort(np.concatenate([FAMILY_COLUMNS[k] for k in FAMILIES]))
     assert covered.tolist() == list(range(len(COUNTERPARTY_FEATURES)))
     keys = EntityKeys.of("w1", "c1", "d1")
+    paying_w1 = EntityKeys.of("w2", "w1", None)  # w1 is paid too: its inflow
     book = CounterpartyBook()
     rng = np.random.default_rng(3)
     t0 = 400 * DAY
     for t in sorted(t0 + rng.uniform(0, 20 * DAY, 300)):
-        book.add(increments_at(keys, float(t), float(rng.uniform(1, 500)), bool(rng.random() < 0.3),
+        on = keys if rng.random() < 0.7 else paying_w1
+        book.add(increments_at(on, float(t), float(rng.uniform(1, 500)), bool(rng.random() < 0.3),
                                bool(rng.random() < 0.3)))
         if rng.random() < 0.05:
-            book.add(fraud_increments(keys.all(), float(t) + 3600, +1))
+            book.add(fraud_increments(on.all(), float(t) + 3600, +1))
     t = t0 + 20.5 * DAY
     full = np.array(counterparty_values(book.snapshot_at(keys, t), 42.0, t))
     assert (full != np.array(counterparty_values(Snapshot(), 42.0, t))).sum() >= 15  # the views say something
-    fields = {"c": "counterparty", "d": "device", "w": "wallet"}
+    fields = {"c": "counterparty", "d": "device", "w": "wallet", "i": "inflow"}
     for kind in FAMILIES:
         alone = Snapshot(**{fields[kind.value]: book.view(getattr(keys, fields[kind.value]), t)})
         values = np.array(counterparty_values(alone, 42.0, t))

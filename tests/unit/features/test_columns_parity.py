@@ -4,8 +4,10 @@ bit for bit, on every feature of every row.
 
 The data is chosen to exercise every path of the twin: the simulator (devices, top-ups, countries,
 analyst verdicts, chargebacks, reversals), Handbook-shaped data (terminals with many known frauds,
-labels from `label_time`), and adversarial tables (timestamp ties longer than the wallet's ring,
-wallets paying more counterparties than their state keeps, labels that withdraw or move a count).
+labels from `label_time`), a peer-to-peer world (devices shared by many wallets within minutes,
+wallets paid by others, known frauds on the wallets they were paid to), and adversarial tables
+(timestamp ties longer than the wallet's ring, wallets paying more counterparties than their state
+keeps, labels that withdraw or move a count).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import pytest
 
 from txguard.contract.models import LabelEvent, LabelKind, Transaction
 from txguard.evaluation.handbook_data import HandbookConfig, generate
+from txguard.evaluation.p2p_data import P2PConfig, online_inputs
+from txguard.evaluation.p2p_data import generate as generate_p2p
+from txguard.evaluation.p2p_fraud import FraudRates
 from txguard.features import counterparty_columns
 from txguard.features.timeline import replay
 from txguard.features.timeline_columns import TxColumns, replay_columns
@@ -76,6 +81,21 @@ def test_handbook_shaped_data_with_labels_known_a_week_later() -> None:
     rows = assert_same(txs, labels)
     assert (rows[:, IX["cp_fraud_wallets_7d"]] > 1).sum() > 20
     assert (rows[:, IX["tx_count_7d"]] > 5).sum() > 1000
+
+
+# A small world with fraud often enough that labels reach devices and the wallets mules are paid to.
+BUSY = FraudRates(takeover=1 / 500, scam=1 / 150, testing=1 / 2000)
+
+
+def test_peer_to_peer_world_device_bursts_and_inflows() -> None:
+    txs, labels = online_inputs(generate_p2p(P2PConfig(users=600, days=25, seed=8, rates=BUSY)))
+    assert len(labels) > 50
+    rows = assert_same(txs, labels)
+    nonzero = {name: int((rows[:, IX[name]] > 0).sum()) for name in (
+        "device_tx_1h", "device_new_wallets_1h", "device_age_days", "is_new_device", "in_tx_1h", "in_tx_24h",
+        "in_amount_24h", "in_new_payers_24h", "in_fraud_30d", "device_fraud_30d")}
+    assert min(nonzero.values()) >= 20, nonzero
+    assert (rows[:, IX["device_new_wallets_1h"]] >= 3).sum() >= 20, "no device burst across wallets"
 
 
 def test_ties_longer_than_the_ring_and_wallets_with_more_counterparties_than_kept() -> None:

@@ -69,7 +69,10 @@ def test_no_reason_for_an_ordinary_transaction() -> None:
         ({"tx_count_1h": 7.0}, "7 transactions in the last hour"),
         ({"small_tx_count_1h": 5.0}, "5 transactions under 5 in the last hour"),
         ({"seconds_since_last_inflow": 300.0, "inflow_sum_24h": 500.0}, "money out within 5 min of a top-up"),
-        ({"device_changed": 1.0}, "new device"),
+        ({"is_new_device": 1.0}, "device never used by this wallet before"),
+        ({"device_new_wallets_1h": 4.0}, "device used by 4 new wallets in the last hour"),
+        ({"in_new_payers_24h": 6.0}, "wallet paid by 6 new payers in 24h"),
+        ({"in_fraud_30d": 2.0}, "wallet received 2 known frauds in 30 days"),
         ({"country_changed": 1.0}, "country differs from the previous transaction"),
         ({"wallet_age_days": 0.2}, "wallet less than a day old"),
     ],
@@ -98,12 +101,12 @@ def test_reasons_are_ranked_by_deviation_and_capped() -> None:
     row[IX["amount_ratio_30d"]] = 40.0  # 10x its threshold
     row[IX["tx_count_1h"]] = 6.0  # 1.2x
     row[IX["new_counterparties_24h"]] = 8.0  # 2x
-    row[IX["device_changed"]] = 1.0  # weight 1.3
+    row[IX["is_new_device"]] = 1.0  # weight 1.3
     got = reasons_for(row)
     assert len(got) == MAX_REASONS
     assert got[0].startswith("amount 40.0x")
     assert got[1] == "8 new counterparties in 24h"
-    assert got[2] == "new device"
+    assert got[2] == "device never used by this wallet before"
 
 
 def test_matrix_reasons_equal_row_reasons() -> None:

@@ -2,7 +2,8 @@
 equals the offline replay that training runs, exactly, on > 10k transactions with delayed labels:
 the reference replay (`timeline.replay`) and the columnar twin datasets are built with.
 
-The emulator version of this test (Firestore + Bigtable, through the functions' cores) is
+Two worlds: the simulator's, and a peer-to-peer mobile-money world (devices shared by many wallets
+within minutes, wallets paid by other wallets). The emulator version of this test (Firestore + Bigtable, through the functions' cores) is
 tests/integration/test_counterparty_parity.py.
 """
 
@@ -16,11 +17,15 @@ from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
 from txguard.enrichment.history.sqlite import SqliteHistoryStore
 from txguard.enrichment.labels import LabelApplier, LabelStatus
 from txguard.enrichment.pipeline import DeliveryStatus, Enricher
+from txguard.evaluation.p2p_data import P2PConfig, generate, online_inputs
+from txguard.evaluation.p2p_fraud import FraudRates
 from txguard.features.timeline import replay
 from txguard.features.timeline_columns import TxColumns, replay_columns
 from txguard.features.wallet import FEATURE_NAMES
 from txguard.simulator.core import Simulation
 from txguard.training.dataset import feature_rows
+
+BUSY = FraudRates(takeover=1 / 500, scam=1 / 150, testing=1 / 2000)
 
 
 def timeline(txs, labels):  # noqa: ANN001, ANN201
@@ -29,14 +34,8 @@ def timeline(txs, labels):  # noqa: ANN001, ANN201
                        ((lb.known_at, 0, i, lb) for i, lb in enumerate(labels)))
 
 
-def test_online_path_equals_offline_replay_exactly(tmp_path: Path) -> None:
-    sim = Simulation(days=10, wallets=500, seed=11)
-    txs = [r.tx for r in sim]
-    labels = [lb for lb in sim.label_events() if lb.known_at <= txs[-1].timestamp]
-    assert len(txs) >= 10_000 and len(labels) >= 30
-
-    # Online: each message through the function cores, in the order the events happen.
-    db = tmp_path / "online.sqlite3"
+def online_rows(txs: list, labels: list, db: Path) -> list[list[float]]:
+    """Each message through the function cores on the SQLite stores, in the order the events happen."""
     history, counterparties = SqliteHistoryStore(db), SqliteCounterpartyStore(db)
     enricher = Enricher(history, FakeScorer(), FakeOutbox(), counterparties)
     applier = LabelApplier(counterparties, FakeOutbox())
@@ -49,8 +48,11 @@ def test_online_path_equals_offline_replay_exactly(tmp_path: Path) -> None:
     online = [stored_row(tx, history.processed(tx.transaction_id)) for tx in txs]
     history.close()
     counterparties.close()
+    return online
 
-    # Offline: the reference replay (per row), and its columnar twin that datasets are built with.
+
+def assert_offline_equals(online: list[list[float]], txs: list, labels: list) -> None:
+    """The reference replay (per row) and its columnar twin, that datasets are built with, = online."""
     training = [list(row) for row, *_ in feature_rows(((tx, 0, float("nan"), "") for tx in txs), labels)]
     replayed = [list(row) for _, row in replay(txs, labels)]
     columns = replay_columns(TxColumns.of(txs), labels).tolist()
@@ -59,7 +61,29 @@ def test_online_path_equals_offline_replay_exactly(tmp_path: Path) -> None:
     assert not mismatches, f"{len(mismatches)} rows differ, first at {mismatches[0]}"
     assert online == replayed
     assert online == columns
+
+
+def test_online_path_equals_offline_replay_exactly(tmp_path: Path) -> None:
+    sim = Simulation(days=10, wallets=500, seed=11)
+    txs = [r.tx for r in sim]
+    labels = [lb for lb in sim.label_events() if lb.known_at <= txs[-1].timestamp]
+    assert len(txs) >= 10_000 and len(labels) >= 30
+    online = online_rows(txs, labels, tmp_path / "online.sqlite3")
+    assert_offline_equals(online, txs, labels)
     # The labels did reach the features (known frauds at counterparties and wallets).
     ix = {name: i for i, name in enumerate(FEATURE_NAMES)}
     assert sum(row[ix["cp_fraud_30d"]] > 0 for row in online) >= 10, "no counterparty saw a known fraud"
     assert sum(row[ix["wallet_fraud_30d"]] > 0 for row in online) >= 3, "no wallet saw its own known fraud"
+
+
+def test_online_path_equals_offline_replay_on_a_peer_to_peer_world(tmp_path: Path) -> None:
+    """Devices many wallets use within minutes (agents, credential testing), wallets paid by others
+    (their inflow view), known frauds on the wallets mules are: the features of issue 32, exact."""
+    txs, labels = online_inputs(generate(P2PConfig(users=400, days=20, seed=13, rates=BUSY)))
+    assert len(txs) >= 8_000 and len(labels) >= 50
+    online = online_rows(txs, labels, tmp_path / "p2p.sqlite3")
+    assert_offline_equals(online, txs, labels)
+    ix = {name: i for i, name in enumerate(FEATURE_NAMES)}
+    for name in ("device_new_wallets_1h", "device_tx_1h", "is_new_device", "in_tx_24h", "in_new_payers_24h",
+                 "in_fraud_30d"):
+        assert sum(row[ix[name]] > 0 for row in online) >= 10, name

@@ -98,7 +98,7 @@ class BigtableCounterpartyStore:
     def snapshot(self, tx: Transaction) -> Snapshot:
         keys = EntityKeys.of(tx.wallet_id, tx.counterparty_id, tx.device_id)
         days = read_days(tx.timestamp.timestamp())
-        entities = [k for k in (keys.counterparty, keys.device, keys.wallet) if k]
+        entities = list(keys.read())
         recent = days.stop - 2  # yesterday and today: every column; older days: day totals only
         older = [RowRange(f"{e}#{days.start:06d}".encode(), f"{e}#{recent:06d}".encode()) for e in entities]
         latest = [RowRange(f"{e}#{recent:06d}".encode(), f"{e}#{days.stop:06d}".encode()) for e in entities]
@@ -117,7 +117,7 @@ class BigtableCounterpartyStore:
             target = views[entity].setdefault(int(day), {})
             for col, value in cells.items():
                 target[col] = target.get(col, 0) + value
-        return Snapshot(views[keys.counterparty], views[keys.device] if keys.device else {}, views[keys.wallet])
+        return Snapshot.of(keys, views)
 
     # transactions -----------------------------------------------------------------------------
     def apply_transaction(self, tx: Transaction, new_for_cp: bool, new_for_device: bool) -> bool:

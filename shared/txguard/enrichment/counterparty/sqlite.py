@@ -52,14 +52,14 @@ class SqliteCounterpartyStore:
     def snapshot(self, tx: Transaction) -> Snapshot:
         keys = EntityKeys.of(tx.wallet_id, tx.counterparty_id, tx.device_id)
         days = read_days(tx.timestamp.timestamp())
-        wanted = [k for k in (keys.counterparty, keys.device, keys.wallet) if k]
+        wanted = list(keys.read())
         rows = self.db.read(
             f"SELECT entity, day, col, value FROM cp_cells WHERE entity IN ({','.join('?' * len(wanted))})"
             " AND day BETWEEN ? AND ?", (*wanted, days.start, days.stop - 1))
         views: dict[str, dict[int, dict[str, int]]] = {k: {} for k in wanted}
         for entity, day, col, value in rows:
             views[entity].setdefault(day, {})[col] = value
-        return Snapshot(views[keys.counterparty], views[keys.device] if keys.device else {}, views[keys.wallet])
+        return Snapshot.of(keys, views)
 
     def apply_transaction(self, tx: Transaction, new_for_cp: bool, new_for_device: bool) -> bool:
         increments = transaction_increments(tx, new_for_cp, new_for_device)
