@@ -3,8 +3,9 @@
 Four kinds, each written from published descriptions (docs/evaluation.md cites them):
 
 - **account takeover**: a wallet's PIN is phished, guessed or its SIM swapped (GSMA, *Mitigating
-  common fraud risks*, 2020; FBI IC3 on SIM swapping, 2022); the fraudster logs in from their own
-  device, often at night, sometimes checks the wallet with an airtime purchase, then drains it to
+  common fraud risks*, 2020; FBI IC3 on SIM swapping, 2022), or its unlocked phone is stolen; the
+  fraudster logs in from their own device (a quarter of the time: the victim's stolen phone), often
+  at night, sometimes checks the wallet with an airtime purchase, then drains it to
   mule wallets in a few transfers and may cash some out at a colluding agent. The fraudster reuses
   a device for several victims. The victim notices within hours to days; a few never report.
 - **push-payment scam**: the owner is deceived into sending the money themselves (UK Finance,
@@ -38,7 +39,6 @@ import numpy as np
 
 from txguard.evaluation.p2p_world import (
     AGENT,
-    AGENT_DEVICE,
     APP,
     ATTACKER_DEVICE,
     BILLER,
@@ -170,7 +170,8 @@ class FraudWorld:
             opened = start - self._u(7, 60) * DAY
             agent = int(rng.integers(0, len(pop.agent_region)))
             self.setup.add([opened], USER + index, AGENT + agent, float(rng.choice([100, 200, 500])), TOP_UP, POS,
-                           AGENT_DEVICE + agent, P["mule_setup"])
+                           int(pop.agent_device(np.array([agent]), np.array([int(opened // DAY)]))[0]),
+                           P["mule_setup"])
             for _ in range(int(rng.integers(1, 5))):  # a little ordinary use before it is put to work
                 when = opened + self._u(0.1, (start - opened) / DAY) * DAY
                 payee = (BILLER, USER + int(rng.integers(0, pop.users)))[int(rng.random() < 0.4)]
@@ -217,7 +218,8 @@ class FraudWorld:
         rng = self.rng
         incident = len(self.incidents)
         self.incidents.append(_Incident(TAKEOVER))
-        device = device if device is not None else self._attacker_device(t)
+        if device is None:  # a stolen, unlocked phone, or the fraudster's own device
+            device = self._device(victim, t) if rng.random() < 0.25 else self._attacker_device(t)
         balance = self._typical(victim) * self._u(3, 12)
         if rng.random() < 0.3:  # is it really open? an airtime purchase first
             self._emit(t, USER + victim, BILLER, float(rng.choice([10, 20, 50])), PAYMENT, APP, device, TAKEOVER,

@@ -16,10 +16,13 @@ detector is up against:
   and PIN (assisted transactions and PIN sharing are common among new and less literate users:
   CGAP, *Doing Digital Finance Right*, 2015; GSMA 2024) (credential testing: one device, many
   wallets, small payments, minutes apart);
-- people change phones and then transact as usual, some at night (account takeover: a new device);
-- small traders take payments from many customers, most of them first-time payers, and cash out at
-  an agent every evening; salaries arrive and are withdrawn the same day (mule rings: many
-  payers in, cash out fast);
+- people change phones, or use two, and then transact as usual, some at night; agents replace
+  their phones too (account takeover: a device new to the wallet; credential testing: a new device);
+- money sent home is withdrawn within hours by whoever receives it (the remittance use that made
+  M-Pesa: Jack and Suri, *Risk sharing and transactions costs*, American Economic Review, 2014);
+  small traders take payments from many customers, most of them first-time payers, and cash out at
+  an agent every evening; salaries arrive and are withdrawn the same day (mule rings: money in,
+  cash out fast);
 - a seller paid a large amount by a first-time buyer cashes much of it out the same day;
 - people pay a new payee a large amount (rent, goods), and groups collect contributions to one
   wallet within a day (savings groups, fundraising for a funeral or a hospital bill) (push-payment
@@ -45,6 +48,7 @@ PATTERNS: tuple[str, ...] = (
     "transfer", "merchant", "airtime", "bill", "cash_in", "cash_out", "onboarding", "new_payee_large",
     "group_contribution", "group_payout", "trader_sale", "trader_cash_out", "trader_supplier", "salary",
     "salary_cash_out", "salary_remittance", "mule_setup", "assisted_payment", "sale_cash_out",
+    "remittance_cash_out",
 )
 P = {name: i for i, name in enumerate(PATTERNS)}
 
@@ -54,6 +58,7 @@ BILLERS = 4  # airtime first, then power, water, tv
 # Device codes, likewise: a user's phone, their next phone, an agent's device, a fraudster's.
 PHONE, NEW_PHONE, AGENT_DEVICE, ATTACKER_DEVICE, HANDLER_DEVICE = (k * 10_000_000 for k in range(5))
 NO_DEVICE = -1
+SECOND_PHONE = 5_000_000  # offset of a user's second phone among the NEW_PHONE codes
 
 
 @dataclass
@@ -70,6 +75,7 @@ class Population:
     join_day: np.ndarray
     phone: np.ndarray  # device code of the first phone (a shared household phone is the head's)
     switch_day: np.ndarray  # day the user moves to a new phone (days: never)
+    two_phones: np.ndarray  # also uses a second phone, one day in three
     contacts: np.ndarray
     n_contacts: np.ndarray
     merchants: np.ndarray
@@ -82,9 +88,14 @@ class Population:
     pay_day: np.ndarray  # day of the 30-day cycle a salary arrives
     agent_region: np.ndarray
     merchant_region: np.ndarray
+    agent_switch_day: np.ndarray  # day an agent replaces its device (days: never)
 
     def device_at(self, user: np.ndarray, day: np.ndarray) -> np.ndarray:
-        return np.where(day >= self.switch_day[user], NEW_PHONE + user, self.phone[user])
+        phone = np.where(day >= self.switch_day[user], NEW_PHONE + user, self.phone[user])
+        return np.where(self.two_phones[user] & ((day + user) % 3 == 0), NEW_PHONE + SECOND_PHONE + user, phone)
+
+    def agent_device(self, agent: np.ndarray, day: np.ndarray) -> np.ndarray:
+        return AGENT_DEVICE + np.where(day >= self.agent_switch_day[agent], len(self.agent_region), 0) + agent
 
     def pick(self, rng: np.random.Generator, lists: np.ndarray, counts: np.ndarray, user: np.ndarray) -> np.ndarray:
         return lists[user, (rng.random(len(user)) * counts[user]).astype(np.int64)]
@@ -109,7 +120,7 @@ def population(rng: np.random.Generator, users: int, days: int) -> Population:
     shared = rng.random(users) < 0.12  # a household phone: the head's (someone of the same region)
     heads = (region + regions * (rng.random(users) * (users // regions)).astype(np.int64)).clip(0, users - 1)
     phone = np.where(shared & (heads != np.arange(users)), PHONE + heads, phone)
-    switch_day = np.where(rng.random(users) < 1 - np.exp(-0.0006 * days), rng.integers(0, max(days, 1), users), days)
+    switch_day = np.where(rng.random(users) < 1 - np.exp(-0.001 * days), rng.integers(0, max(days, 1), users), days)
 
     def lists(k_lo: int, k_hi: int, same_share: float, size: int) -> tuple[np.ndarray, np.ndarray]:
         """Per user, k_lo..k_hi members of a population of `size` spread over the regions (member
@@ -132,6 +143,8 @@ def population(rng: np.random.Generator, users: int, days: int) -> Population:
         n_contacts=n_contacts, merchants=merch, n_merchants=n_merch, agents=ag, n_agents=n_ag,
         trader=rng.random(users) < 0.03, salaried=salaried, employer=rng.integers(0, employers, users),
         pay_day=rng.integers(0, 30, users), agent_region=agent_region, merchant_region=merchant_region,
+        two_phones=rng.random(users) < 0.1,
+        agent_switch_day=np.where(rng.random(agents) < 0.15, rng.integers(0, max(days, 1), agents), days),
     )
 
 
@@ -199,8 +212,15 @@ def _everyday(rng: np.random.Generator, pop: Population, rows: Rows) -> None:
     known = rng.random(len(u)) < 0.94
     payee = np.where(known, pop.pick(rng, pop.contacts, pop.n_contacts, u), rng.integers(0, pop.users, len(u)))
     payee = np.where(payee == u, (payee + 1) % pop.users, payee)
-    rows.add(_times(rng, pop, u, d), USER + u, USER + payee, _amount(rng, pop.mu[u], pop.sigma[u]), TRANSFER,
-             np.where(rng.random(len(u)) < 0.95, APP, WEB), pop.device_at(u, d), P["transfer"])
+    ts, amount = _times(rng, pop, u, d), _amount(rng, pop.mu[u], pop.sigma[u])
+    rows.add(ts, USER + u, USER + payee, amount, TRANSFER, np.where(rng.random(len(u)) < 0.95, APP, WEB),
+             pop.device_at(u, d), P["transfer"])
+    # Money sent to family is often withdrawn within hours at the recipient's agent.
+    home = known & (rng.random(len(u)) < 0.3) & (pop.join_day[payee] <= d)
+    later = ts[home] + rng.uniform(0.5, 12, int(home.sum())) * HOUR
+    rows.add(later, USER + payee[home], AGENT + pop.agents[payee[home], 0],
+             np.maximum(np.round(amount[home] * rng.uniform(0.5, 1.0, int(home.sum())), -1), 50.0), WITHDRAWAL, APP,
+             pop.device_at(payee[home], (later // DAY).astype(np.int64)), P["remittance_cash_out"])
     # Merchants: the user's usual shops, sometimes another one.
     u, d = _daily(rng, pop, 0.25)
     usual = pop.pick(rng, pop.merchants, pop.n_merchants, u)
@@ -220,7 +240,8 @@ def _everyday(rng: np.random.Generator, pop: Population, rows: Rows) -> None:
     u, d = _daily(rng, pop, 0.12)
     agent = pop.pick(rng, pop.agents, pop.n_agents, u)
     rows.add(_times(rng, pop, u, d, business=True), USER + u, AGENT + agent,
-             _amount(rng, pop.mu[u], pop.sigma[u], 0.7, 10.0, 50.0), TOP_UP, POS, AGENT_DEVICE + agent, P["cash_in"])
+             _amount(rng, pop.mu[u], pop.sigma[u], 0.7, 10.0, 50.0), TOP_UP, POS, pop.agent_device(agent, d),
+             P["cash_in"])
     u, d = _daily(rng, pop, 0.13)
     agent = pop.pick(rng, pop.agents, pop.n_agents, u)
     rows.add(_times(rng, pop, u, d, business=True), USER + u, AGENT + agent,
@@ -231,7 +252,7 @@ def _everyday(rng: np.random.Generator, pop: Population, rows: Rows) -> None:
     agent = pop.pick(rng, pop.agents, pop.n_agents, joiners)
     day = pop.join_day[joiners]
     rows.add(day * DAY + rng.uniform(8, 18, len(joiners)) * HOUR - 1800, USER + joiners, AGENT + agent,
-             rng.choice([50.0, 100.0, 200.0, 500.0], len(joiners)), TOP_UP, POS, AGENT_DEVICE + agent,
+             rng.choice([50.0, 100.0, 200.0, 500.0], len(joiners)), TOP_UP, POS, pop.agent_device(agent, day),
              P["onboarding"])
 
 
@@ -251,7 +272,7 @@ def _assisted(rng: np.random.Generator, pop: Population, rows: Rows) -> None:
                       np.round(np.exp(rng.normal(np.log(1200), 0.5, len(agent)))))
     rows.add(day * DAY + queue * HOUR + rng.uniform(0, 900, len(agent)), USER + customer,
              BILLER + np.where(airtime, 0, rng.integers(1, BILLERS, len(agent))), amount, PAYMENT, APP,
-             AGENT_DEVICE + agent, P["assisted_payment"])
+             pop.agent_device(agent, day), P["assisted_payment"])
 
 
 def _new_payee_large(rng: np.random.Generator, pop: Population, rows: Rows) -> None:
