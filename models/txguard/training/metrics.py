@@ -59,14 +59,21 @@ def _wallet_precision(
     return float(np.mean(precisions)), float(np.mean(ceilings))
 
 
+def average_precision(y: np.ndarray, scores: np.ndarray) -> float:
+    """PR-AUC (average precision), the figure the quality gate and the evaluations compare."""
+    from sklearn.metrics import average_precision_score
+
+    return float(average_precision_score(y, scores))
+
+
 def evaluate(y: np.ndarray, scores: np.ndarray, ts: np.ndarray, wallets: np.ndarray) -> dict[str, float]:
-    from sklearn.metrics import average_precision_score, roc_auc_score
+    from sklearn.metrics import roc_auc_score
 
     if y.min() == y.max():
         raise ValueError("the held-out period has a single class: cannot evaluate (more data needed)")
     wallet_p, wallet_ceiling = _wallet_precision(y, scores, ts, wallets, 100)
     return {
-        "pr_auc": float(average_precision_score(y, scores)),
+        "pr_auc": average_precision(y, scores),
         "roc_auc": float(roc_auc_score(y, scores)),
         "recall_at_1pct_fpr": recall_at_fpr(y, scores, 0.01),
         "wallet_precision_at_100": wallet_p,

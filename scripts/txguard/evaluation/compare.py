@@ -1,9 +1,9 @@
 """txguard against the Handbook's recipe on the same rows and the same time split.
 
 The split follows the Handbook (chapter 3.5): a history period that only feeds features, a
-training period, a delay period as long as the label delay (its labels are not known yet when
-testing starts, so nothing trains on it), then the test period. Training rows are also
-required to have their label known before the test starts. As in the Handbook, a test
+training period, a delay period as long as the label delay, then the test period. It is
+`txguard.training.split.as_of_cut` with the delay as the label-maturity window: training uses the
+labels known when the test starts, and nothing of the delay period. As in the Handbook, a test
 transaction of a customer already known to be defrauded (a fraud label known before that
 transaction) is left out: that card would have been blocked, so it says nothing about detection.
 
@@ -11,10 +11,14 @@ txguard goes through its real path: the rows are written to the JSONL that `txgu
 --data` reads, `txguard.training.dataset.from_file` computes the features the functions
 compute, `txguard.training.train.fit_model` fits the model every published version is, and
 the scores are the ONNX model's, as served. The recipe reads the same rows as columns.
+
+The pieces every design shares (the split days, the metrics with recall per kind of fraud, the
+per-kind comparison with its noise, the shuffled-label check) are here too.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -34,6 +38,7 @@ from txguard.evaluation.handbook_data import (
 )
 from txguard.training import metrics
 from txguard.training.dataset import Dataset, from_file
+from txguard.training.split import as_of_cut
 from txguard.training.train import TrainConfig, fit_model, onnx_scores
 
 FPR = 0.01
@@ -60,26 +65,30 @@ class SplitDays:
 class Split:
     train: np.ndarray  # boolean masks over the rows
     test: np.ndarray
+    y_train: np.ndarray  # the training rows' labels as known when the test starts
     train_start: float
     test_start: float
     test_end: float
     known_compromised_dropped: int
+    unknown_at_cut: int = 0  # training frauds whose label had not arrived when the test started
 
 
-def handbook_split(data: HandbookData, days: SplitDays, drop_known_compromised: bool = True) -> Split:
-    start = float(data.config.start_epoch)
+def design_split(ts: np.ndarray, y: np.ndarray, label_time: np.ndarray, start: float, days: SplitDays) -> Split:
+    """History, train, delay, test from `start`: `as_of_cut` at the test's start, the delay as the
+    label-maturity window."""
     train_start = start + days.history * DAY
     test_start = train_start + (days.train + days.delay) * DAY
     test_end = test_start + days.test * DAY
-    known = np.isnan(data.label_time) | (data.label_time < test_start)
-    train = (data.ts >= train_start) & (data.ts < train_start + days.train * DAY) & known
-    test = (data.ts >= test_start) & (data.ts < test_end)
-    dropped = 0
-    if drop_known_compromised:
-        already = test & known_compromised(data)
-        dropped = int(already.sum())
-        test &= ~already
-    return Split(train, test, train_start, test_start, test_end, dropped)
+    cut = as_of_cut(ts, y, label_time, test_start, days.delay, train_start, test_end)
+    return Split(cut.train, cut.test, cut.y_train, train_start, test_start, test_end, 0, cut.unknown_at_cut)
+
+
+def handbook_split(data: HandbookData, days: SplitDays, drop_known_compromised: bool = True) -> Split:
+    split = design_split(data.ts, data.is_fraud, data.label_time, float(data.config.start_epoch), days)
+    if not drop_known_compromised:
+        return split
+    already = split.test & known_compromised(data)
+    return replace(split, test=split.test & ~already, known_compromised_dropped=int(already.sum()))
 
 
 def known_compromised(data: HandbookData) -> np.ndarray:
@@ -115,22 +124,59 @@ def score_metrics(
     return out
 
 
+def kind_comparison(y: np.ndarray, kinds: np.ndarray, ours: np.ndarray, theirs: np.ndarray,
+                    fpr: float = FPR) -> dict[str, dict[str, Any]]:
+    """Per kind of fraud, recall at `fpr` of each side (each at its own threshold) and whether the
+    difference is beyond noise. The two sides are graded on the same frauds, so the noise is that
+    of a paired difference: two standard errors, 2 sqrt(b + c) / n, b and c the frauds only one
+    side catches (McNemar). `verdict`: `above`, `within noise` (at most that much below) or `below`."""
+    caught_ours = ours >= metrics.threshold_at_fpr(y, ours, fpr)
+    caught_theirs = theirs >= metrics.threshold_at_fpr(y, theirs, fpr)
+    out: dict[str, dict[str, Any]] = {}
+    for kind in sorted(set(kinds[y == 1].tolist())):
+        m = (kinds == kind) & (y == 1)
+        n = int(m.sum())
+        a, b = caught_ours[m], caught_theirs[m]
+        only_ours, only_theirs = int((a & ~b).sum()), int((b & ~a).sum())
+        diff = (only_ours - only_theirs) / n
+        noise = 2.0 * math.sqrt(only_ours + only_theirs) / n
+        verdict = "above" if diff > 0 else "within noise" if diff >= -noise else "below"
+        out[str(kind)] = {"frauds": n, "ours": round(float(a.mean()), 4), "theirs": round(float(b.mean()), 4),
+                          "only_ours": only_ours, "only_theirs": only_theirs, "difference": round(diff, 4),
+                          "noise": round(noise, 4), "verdict": verdict}
+    return out
+
+
+def shuffled(y_train: np.ndarray, seed: int) -> np.ndarray:
+    """The training labels in a random order: the shuffled-label check. A model fitted on them can
+    only rank by chance, so its test PR-AUC must fall to about the test's fraud rate; if it does
+    not, the features or the split leak the labels."""
+    return np.random.default_rng(seed).permutation(y_train)
+
+
 def _check_same_rows(dataset: Dataset, data: HandbookData) -> None:
     """The file txguard read and the columns the recipe reads must be the same rows in the same order."""
+    same_rows(dataset, data.ts, data.is_fraud, data.wallet_ids())
+
+
+def same_rows(dataset: Dataset, ts: np.ndarray, y: np.ndarray, wallets: np.ndarray) -> None:
+    """The file txguard read and a baseline's columns must be the same rows in the same order."""
     if not (
-        len(dataset) == len(data)
-        and np.array_equal(dataset.ts, data.ts)
-        and np.array_equal(dataset.y, data.is_fraud)
-        and np.array_equal(dataset.wallets, data.wallet_ids())
+        len(dataset) == len(ts)
+        and np.array_equal(dataset.ts, ts)
+        and np.array_equal(dataset.y, y)
+        and np.array_equal(dataset.wallets, wallets)
     ):
-        raise RuntimeError("txguard's dataset and the recipe's columns are not the same rows in the same order")
+        raise RuntimeError("txguard's dataset and the baseline's columns are not the same rows in the same order")
 
 
-def txguard_scores(dataset: Dataset, split: Split, config: TrainConfig) -> np.ndarray:
+def txguard_scores(dataset: Dataset, split: Split, config: TrainConfig, y_train: np.ndarray | None = None) -> np.ndarray:
+    """The ONNX scores of the test rows from txguard's model fitted on the training rows with the
+    labels known at the cut (`y_train`: other labels, the shuffled-label check)."""
     from txguard.training.onnx_export import to_onnx
 
     X32 = dataset.X.astype(np.float32)  # what ONNX sees at serving; the model trains on the same values
-    model = fit_model(config, X32[split.train], dataset.y[split.train])
+    model = fit_model(config, X32[split.train], split.y_train if y_train is None else y_train)
     return onnx_scores(to_onnx(model, X32.shape[1]), X32[split.test])
 
 
@@ -159,56 +205,75 @@ def run_comparison(
     t = lap("generate_seconds", t0)
     split = handbook_split(data, days, drop_known_compromised)
     y, ts, wallets, scenarios = data.is_fraud, data.ts, data.wallet_ids(), data.scenario_names()
-    y_train, y_test = y[split.train], y[split.test]
-    if y_train.sum() == 0 or y_test.sum() == 0 or y_test.min() == 1:
-        raise ValueError(
-            f"not enough fraud on both sides of the split ({int(y_train.sum())} in training, "
-            f"{int(y_test.sum())} in test): use more customers or days"
-        )
+    y_train, y_test = split.y_train, y[split.test]
+    check_enough(y_train, y_test, "use more customers or days")
     log(f"txguard: features of {len(data)} rows through {path} (txguard.training.dataset.from_file)")
     dataset = txguard_dataset(data, path)
     t = lap("txguard_features_seconds", t)
     log(f"txguard: fitting on {int(split.train.sum())} rows ({int(y_train.sum())} frauds)")
     where = (ts[split.test], wallets[split.test], scenarios[split.test])  # the test rows' days, wallets, kinds
-    txguard = score_metrics(y_test, txguard_scores(dataset, split, train_config or TrainConfig(seed=cfg.seed)),
-                            *where)
+    config = train_config or TrainConfig(seed=cfg.seed)
+    ours = txguard_scores(dataset, split, config)
+    txguard = score_metrics(y_test, ours, *where)
     t = lap("txguard_fit_seconds", t)
 
     log("recipe: Handbook features")
     F = recipe.recipe_features(data.ts, data.customer, data.terminal, data.amount, y, data.label_time, days.delay)
     t = lap("recipe_features_seconds", t)
     by_classifier: dict[str, dict[str, Any]] = {}
+    scores: dict[str, np.ndarray] = {}
     for name in classifiers:
         log(f"recipe: fitting {name}")
-        scores = recipe.fit_predict(name, F[split.train], y_train, F[split.test], seed=cfg.seed)
-        by_classifier[name] = score_metrics(y_test, scores, *where)
+        scores[name] = recipe.fit_predict(name, F[split.train], y_train, F[split.test], seed=cfg.seed)
+        by_classifier[name] = score_metrics(y_test, scores[name], *where)
         t = lap(f"recipe_{name}_seconds", t)
     best = max(by_classifier, key=lambda k: by_classifier[k]["pr_auc"])
+    log("shuffled-label check: txguard fitted on the training labels in a random order")
+    noise = txguard_scores(dataset, split, config, shuffled(y_train, cfg.seed))
+    t = lap("shuffled_seconds", t)
 
-    test_scen = where[2]
     return {
         "txguard": txguard,
         "recipe": {"classifier": best, **by_classifier[best]},
         "recipe_classifiers": by_classifier,
+        "by_scenario": kind_comparison(y_test, where[2], ours, scores[best]),
+        "pr_auc_margin": round(txguard["pr_auc"] - by_classifier[best]["pr_auc"], 4),
+        "shuffled_labels": {"txguard_pr_auc": round(metrics.average_precision(y_test, noise), 4),
+                            "test_fraud_rate": round(float(y_test.mean()), 5)},
         "data": {**describe(data), "path": str(path)},
-        "split": {
-            **{f"{k}_days": v for k, v in vars(days).items()},
-            "n_train": int(split.train.sum()),
-            "n_train_fraud": int(y_train.sum()),
-            "n_test": int(split.test.sum()),
-            "n_test_fraud": int(y_test.sum()),
-            "test_fraud_by_scenario": {
-                k: int(((test_scen == k) & (y_test == 1)).sum()) for k in sorted(set(test_scen[y_test == 1]))
-            },
-            "known_compromised_dropped": split.known_compromised_dropped,
-            "train_start": utc_iso(split.train_start),
-            "test_start": utc_iso(split.test_start),
-            "test_end": utc_iso(split.test_end),
-        },
+        "split": split_report(split, days, y, where[2]),
         "txguard_features": len(dataset.X[0]),
         "recipe_features": list(recipe.RECIPE_FEATURES),
         **timings,
         "seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
+def check_enough(y_train: np.ndarray, y_test: np.ndarray, hint: str) -> None:
+    if y_train.sum() == 0 or y_test.sum() == 0 or y_test.min() == 1:
+        raise ValueError(
+            f"not enough fraud on both sides of the split ({int(y_train.sum())} known in training, "
+            f"{int(y_test.sum())} in test): {hint}"
+        )
+
+
+def split_report(split: Split, days: SplitDays, y: np.ndarray, test_kinds: np.ndarray) -> dict[str, Any]:
+    y_test = y[split.test]
+    return {
+        **{f"{k}_days": v for k, v in vars(days).items()},
+        "protocol": "as of the cut: labels known when the test starts, the delay period left out",
+        "n_train": int(split.train.sum()),
+        "n_train_fraud": int(split.y_train.sum()),
+        "n_train_fraud_unknown_at_cut": split.unknown_at_cut,
+        "n_test": int(split.test.sum()),
+        "n_test_fraud": int(y_test.sum()),
+        "test_fraud_by_scenario": {
+            k: int(((test_kinds == k) & (y_test == 1)).sum()) for k in sorted(set(test_kinds[y_test == 1]))
+        },
+        "known_compromised_dropped": split.known_compromised_dropped,
+        "train_start": utc_iso(split.train_start),
+        "test_start": utc_iso(split.test_start),
+        "test_end": utc_iso(split.test_end),
     }
 
 

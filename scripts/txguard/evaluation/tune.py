@@ -22,6 +22,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from txguard.evaluation.compare import (
     Split,
     SplitDays,
@@ -41,6 +43,7 @@ from txguard.evaluation.handbook_data import (
     generate,
     write_jsonl,
 )
+from txguard.training.split import known_by
 from txguard.training.train import TrainConfig
 
 FIT_DAYS = 14  # of the 21 training days: the last 7 (one label delay) validate
@@ -99,19 +102,27 @@ def validation_split(
     data: HandbookData, days: SplitDays, fit_days: int = FIT_DAYS, drop_known_compromised: bool = False
 ) -> Split:
     """The training period's rows (those `evaluate handbook` trains on) cut at `fit_days`:
-    `train` fits, `test` validates. Both end before the delay period, so never touch the test."""
+    `train` fits, `test` validates. Both end before the delay period, so never touch the test.
+    The choice is made when the test starts, so both sides carry the labels known then
+    (`known_labels`), never the later truth."""
     _check_fit_days(fit_days, days)
-    period = handbook_split(data, days, drop_known_compromised=False).train
-    start = float(data.config.start_epoch) + days.history * DAY
+    held_out = handbook_split(data, days, drop_known_compromised=False)
+    start = held_out.train_start
     cut, end = start + fit_days * DAY, start + days.train * DAY
-    fit = period & (data.ts < cut)
-    validation = period & (data.ts >= cut)
+    fit = held_out.train & (data.ts < cut)
+    validation = held_out.train & (data.ts >= cut)
     dropped = 0
     if drop_known_compromised:
         already = validation & known_compromised(data)
         dropped = int(already.sum())
         validation &= ~already
-    return Split(fit, validation, start, cut, end, dropped)
+    y = known_labels(data, held_out.test_start)
+    return Split(fit, validation, y[fit], start, cut, end, dropped, int((data.is_fraud[fit] - y[fit]).sum()))
+
+
+def known_labels(data: HandbookData, at: float) -> np.ndarray:
+    """Every row's label as known at `at` (a fraud not yet reported is legitimate)."""
+    return (data.is_fraud & known_by(data.label_time, at)).astype(np.int8)
 
 
 def _check_fit_days(fit_days: int, days: SplitDays) -> None:
@@ -141,7 +152,8 @@ def run_tuning(
     log(f"generating {cfg.days} days: {cfg.customers} customers, {cfg.terminals} terminals, seed {cfg.seed}")
     data = generate(cfg)
     split = validation_split(data, days, fit_days, drop_known_compromised)
-    y_fit, y_val = data.is_fraud[split.train], data.is_fraud[split.test]
+    y_fit = split.y_train
+    y_val = known_labels(data, split.test_end + days.delay * DAY)[split.test]
     if y_fit.sum() == 0 or y_val.sum() == 0 or y_val.min() == 1:
         raise ValueError(
             f"not enough fraud on both sides of the validation cut ({int(y_fit.sum())} to fit, "

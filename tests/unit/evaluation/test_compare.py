@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from txguard.cli.main import main
-from txguard.evaluation.compare import SplitDays, handbook_split
+from txguard.evaluation.compare import SplitDays, handbook_split, kind_comparison, shuffled
 from txguard.evaluation.handbook_data import DAY, HandbookConfig, HandbookData
 
 
@@ -44,9 +44,44 @@ def test_split_leaves_the_delay_period_out_and_drops_known_defrauded_customers()
     assert np.flatnonzero(split.test).tolist() == [6, 8]
     assert split.known_compromised_dropped == 2
     assert np.all(data.label_time[split.train] < split.test_start)
+    assert split.y_train.tolist() == [1, 0] and split.unknown_at_cut == 0  # labels known when the test starts
     assert split.test_start - data.ts[split.train].max() > days.delay * DAY
     kept = handbook_split(data, days, drop_known_compromised=False)
     assert np.flatnonzero(kept.test).tolist() == [5, 6, 7, 8]
+
+
+def test_a_label_arriving_after_the_test_starts_trains_as_legitimate() -> None:
+    days = SplitDays(history=0, train=5, delay=2, test=3)  # train [0, 5), delay [5, 7), test [7, 10)
+    data = _data([(1.0, 0, 1), (2.0, 1, 1), (3.0, 2, 0), (8.0, 2, 1)])
+    data.label_time[0] = data.ts[0] + DAY  # reported on day 2
+    data.label_time[1] = data.ts[1] + 9 * DAY  # reported on day 11: after the test started
+    split = handbook_split(data, days)
+    assert np.flatnonzero(split.train).tolist() == [0, 1, 2]  # kept, not dropped by its future label
+    assert split.y_train.tolist() == [1, 0, 0] and split.unknown_at_cut == 1
+
+
+def test_kind_comparison_grades_the_paired_difference() -> None:
+    y = np.array([0] * 1000 + [1] * 100)
+    kinds = np.array(["legit"] * 1000 + ["a"] * 50 + ["b"] * 50, dtype=object)
+    rng = np.random.default_rng(1)
+    legit = rng.uniform(0, 1, 1000)
+    ours, theirs = np.concatenate([legit, np.full(100, 2.0)]), np.concatenate([legit, np.full(100, 2.0)])
+    theirs[1000:1010] = 0.0  # theirs misses 10 of kind a
+    ours[1050:1052] = 0.0  # ours misses 2 of kind b
+    out = kind_comparison(y, kinds, ours, theirs)
+    assert out["a"]["ours"] == 1.0 and out["a"]["theirs"] == 0.8 and out["a"]["verdict"] == "above"
+    assert (out["b"]["only_theirs"], out["b"]["only_ours"]) == (2, 0)
+    assert out["b"]["difference"] == -0.04 and out["b"]["noise"] == round(2 * np.sqrt(2) / 50, 4)
+    assert out["b"]["verdict"] == "within noise"
+    ours[1050:1060] = 0.0  # 10 missed: 0.2 below, noise 2 sqrt(10) / 50 = 0.126
+    assert kind_comparison(y, kinds, ours, theirs)["b"]["verdict"] == "below"
+
+
+def test_shuffled_labels_are_a_permutation() -> None:
+    y = np.array([1, 0, 0, 0, 1, 0, 0, 0, 0, 0] * 20, dtype=np.int8)
+    noise = shuffled(y, 3)
+    assert sorted(noise.tolist()) == sorted(y.tolist()) and not np.array_equal(noise, y)
+    assert np.array_equal(noise, shuffled(y, 3))
 
 
 def test_split_days_are_checked() -> None:
@@ -74,6 +109,9 @@ def test_evaluate_handbook_end_to_end_on_a_tiny_dataset(tmp_path: Path, capsys: 
             assert 0.0 <= side[key] <= 1.0
         assert set(side["recall_at_1pct_fpr_by_scenario"]) == set(split["test_fraud_by_scenario"])
     assert report["txguard"]["roc_auc"] > 0.6  # a real model on real features, not a constant
+    assert report["pr_auc_margin"] == round(report["txguard"]["pr_auc"] - report["recipe"]["pr_auc"], 4)
+    assert set(report["by_scenario"]) == set(split["test_fraud_by_scenario"])
+    assert report["shuffled_labels"]["txguard_pr_auc"] < report["txguard"]["pr_auc"]
 
 
 def test_evaluate_handbook_names_a_bad_option(capsys: pytest.CaptureFixture[str]) -> None:
