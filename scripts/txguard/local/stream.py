@@ -32,7 +32,7 @@ def warm_up(stack: LocalStack) -> None:
 
 def run_stream(stack: LocalStack) -> dict[str, Any]:
     """Publish the bounded stream, drain the outputs, return the summary (last-line figures)."""
-    from txguard.cli.console import live as live_status
+    from txguard.local.terminal import live as live_status
     from txguard.publisher import Pacer, make_stream
 
     o = stack.options
@@ -46,7 +46,7 @@ def run_stream(stack: LocalStack) -> dict[str, Any]:
                f"(a day of label delay = {o.label_day_s:g} s of demo, the last {labels.last_delay_s:.1f} s after "
                "its transaction)")
     offset = [0.0]  # draining: the clock goes on from the end of publishing
-    with live_status(stack.console) as live:  # plain lines when piped
+    with live_status(stack.terminal) as live:  # plain lines when piped
         def tick(phase: str, elapsed_s: float) -> None:
             live.update(report.live(ledger.counts(), ledger.recent_latency_ms(), stack.mode, phase,
                                     offset[0] + elapsed_s, ledger.labels.summary()))

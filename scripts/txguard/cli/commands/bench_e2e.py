@@ -47,22 +47,22 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from txguard.bench import e2e as bench
-    from txguard.cli.console import make_console
     from txguard.local.stack import LocalStack, StackOptions
+    from txguard.local.terminal import make_terminal
 
-    console = make_console(stderr=True)
+    terminal = make_terminal(stderr=True)
     options = StackOptions(embedded=args.embedded, registry=args.registry, enrich_threads=args.enrich_threads,
                            scoring_threads=args.scoring_threads, workdir=Path(args.workdir) if args.workdir else None,
                            push=args.push, push_window=args.push_window)
 
     def log(stage: bench.Stage) -> None:
         d = stage.as_dict()
-        console.print(f"  {d['rate']:>7.1f} tx/s: achieved {d['achieved_tps']}, e2e p50 {d['e2e_p50_ms']} ms "
-                      f"p99 {d['e2e_p99_ms']} ms, backlog slope {d['backlog_slope_per_s']}/s, lost {d['lost']} "
-                      f"-> {'sustained' if d['sustained'] else 'NOT sustained'}")
+        terminal.print(f"  {d['rate']:>7.1f} tx/s: achieved {d['achieved_tps']}, e2e p50 {d['e2e_p50_ms']} ms "
+                       f"p99 {d['e2e_p99_ms']} ms, backlog slope {d['backlog_slope_per_s']}/s, lost {d['lost']} "
+                       f"-> {'sustained' if d['sustained'] else 'NOT sustained'}")
 
     try:
-        with LocalStack(options, console) as stack:
+        with LocalStack(options, terminal) as stack:
             stack.up()
             if args.warmup > 0:
                 stack.step(f"warm-up: {args.warmup} transactions")
@@ -79,16 +79,16 @@ def run(args: argparse.Namespace) -> int:
             mode = stack.mode
             try:
                 picture: str | None = bench.draw_latency(stages, stack.workdir / "e2e-latency.png", mode)
-                console.print(f"latency histogram: {picture}")
+                terminal.print(f"latency histogram: {picture}")
             except (ImportError, ValueError) as exc:  # matplotlib missing, or nothing decided
                 picture = None
-                console.print(f"latency histogram skipped: {exc}")
+                terminal.print(f"latency histogram skipped: {exc}")
             delivery = stack.delivery_summary()
     except KeyboardInterrupt:
-        console.print("stopping (interrupted)")
+        terminal.print("stopping (interrupted)")
         return 130
     except Exception as exc:  # noqa: BLE001 - one readable line, the logs have the rest
-        console.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
+        terminal.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
         return 1
     table = Table(title=f"txguard bench e2e ({mode} mode, push {delivery['push_mode']})")
     rows = [s.as_dict() for s in stages]
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         table.add_column(title, justify="right")
     for row in rows:
         table.add_row(*(str(row[key]) for key in columns))
-    make_console().print(table)
+    make_terminal().print(table)
     first = stages[0].summary
     best = bench.max_sustained(stages)
     result = {
