@@ -297,7 +297,7 @@ class LocalStack:
     def _on_decision(self, data: bytes, attributes: dict[str, str], now_ms: int) -> None:
         self.ledgers.on_decision(data, attributes, now_ms)
         if self._echo:
-            from txguard.cli.commands.decisions import format_decision
+            from txguard.local.report import format_decision
 
             self.terminal.print(format_decision(data, attributes), highlight=False)
 
