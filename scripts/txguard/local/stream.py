@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from txguard.local import feed, label_feed, report
 from txguard.local.ledger import Ledger
+from txguard.local.stage import run_stage
 
 if TYPE_CHECKING:
     from txguard.local.stack import LocalStack
@@ -23,10 +24,8 @@ if TYPE_CHECKING:
 def warm_up(stack: LocalStack) -> None:
     if stack.options.warmup <= 0:
         return
-    from txguard.bench import e2e as bench
-
     stack.step(f"warm-up: {stack.options.warmup} transactions on wallets of their own (not in the summary)")
-    stage = bench.run_stage(stack, 10.0, stack.options.warmup / 10.0, "warm", 30.0, wallet_prefix="warm-")
+    stage = run_stage(stack, 10.0, stack.options.warmup / 10.0, "warm", 30.0, wallet_prefix="warm-")
     stack.step(f"warm-up done: {stage.summary.get('decided')} decided, e2e p50 {stage.summary.get('e2e_p50_ms')} ms")
 
 

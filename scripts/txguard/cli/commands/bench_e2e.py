@@ -1,7 +1,7 @@
 """`txguard bench e2e`: sustained end-to-end throughput and latency of the local pipeline.
 
 Brings the local stack up once (emulators, or embedded with --embedded / without gcloud),
-warms it, then runs stages of fixed-rate publishing (see scripts/txguard/bench/e2e.py) and reports
+warms it, then runs stages of fixed-rate publishing (see scripts/txguard/local/stage.py and scripts/txguard/bench/e2e.py) and reports
 per stage: achieved rate, end-to-end p50/p99, backlog slope, and enrichment stage timings.
 The last line is one JSON object: push_mode (bridge by default: production-like push, see
 scripts/txguard/local/bridge.py), rate, e2e_p50_ms, e2e_p99_ms (at --rate), max_sustained_tps, lost.
@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     from txguard.bench import e2e as bench
     from txguard.local.stack import LocalStack, StackOptions
+    from txguard.local.stage import Stage, run_stage
     from txguard.local.terminal import make_terminal
 
     terminal = make_terminal(stderr=True)
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                            scoring_threads=args.scoring_threads, workdir=Path(args.workdir) if args.workdir else None,
                            push=args.push, push_window=args.push_window)
 
-    def log(stage: bench.Stage) -> None:
+    def log(stage: Stage) -> None:
         d = stage.as_dict()
         terminal.print(f"  {d['rate']:>7.1f} tx/s: achieved {d['achieved_tps']}, e2e p50 {d['e2e_p50_ms']} ms "
                        f"p99 {d['e2e_p99_ms']} ms, backlog slope {d['backlog_slope_per_s']}/s, lost {d['lost']} "
@@ -66,11 +67,11 @@ def run(args: argparse.Namespace) -> int:
             stack.up()
             if args.warmup > 0:
                 stack.step(f"warm-up: {args.warmup} transactions")
-                bench.run_stage(stack, max(10.0, args.warmup / 5), args.warmup / max(10.0, args.warmup / 5),
-                                "warm", args.drain_timeout, wallet_prefix="warm-")
+                run_stage(stack, max(10.0, args.warmup / 5), args.warmup / max(10.0, args.warmup / 5),
+                          "warm", args.drain_timeout, wallet_prefix="warm-")
             stack.step(f"stages of {args.duration:g} s from {args.rate:g} tx/s")
             if args.no_search:  # the --rate stage alone, sustained or not
-                stages = [bench.run_stage(stack, args.rate, args.duration, "b0", args.drain_timeout)]
+                stages = [run_stage(stack, args.rate, args.duration, "b0", args.drain_timeout)]
                 log(stages[0])
             else:
                 stages = bench.search(stack, args.rate, args.duration, args.max_rate, args.step, args.drain_timeout,

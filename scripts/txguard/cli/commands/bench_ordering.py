@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from txguard.bench import ordering
-    from txguard.bench.e2e import run_stage
     from txguard.local.stack import LocalStack, StackOptions
+    from txguard.local.stage import run_stage
 
     terminal = Console(stderr=True)
     plan = ordering.Plan(rate=args.rate, duration_s=args.duration, hot_wallets=args.hot_wallets,
