@@ -1,8 +1,9 @@
 """`txguard bench e2e`: sustained end-to-end throughput and latency of the local pipeline.
 
 Brings the local stack up once (emulators, or embedded with --embedded / without gcloud),
-warms it, then runs stages of fixed-rate publishing (see scripts/txguard/local/stage.py and scripts/txguard/bench/e2e.py) and reports
-per stage: achieved rate, end-to-end p50/p99, backlog slope, and enrichment stage timings.
+warms it, then runs stages of fixed-rate publishing (scripts/txguard/local/stage.py; the search
+in scripts/txguard/bench/e2e.py) and reports per stage: achieved rate, end-to-end p50/p99,
+backlog slope, and enrichment stage timings.
 The last line is one JSON object: push_mode (bridge by default: production-like push, see
 scripts/txguard/local/bridge.py), rate, e2e_p50_ms, e2e_p99_ms (at --rate), max_sustained_tps, lost.
 """
