@@ -51,6 +51,7 @@ from txguard.features.counterparty import (
 )
 from txguard.features.counterparty_windows import counterparty_values
 from txguard.features.labels import apply_label
+from txguard.features.timeline import row_label_id
 from txguard.features.wallet import (
     COUNTERPARTY_FEATURES,
     HISTORY_FEATURES,
@@ -123,9 +124,7 @@ class WalletSide:
         return cls(table, ts, history, new_cp, new_device)
 
     def label_events(self) -> list[LabelEvent]:
-        """Each fraud row's `label_time` as the chargeback it stands for (`dataset.row_label_event`)."""
-        from txguard.training.dataset import row_label_id
-
+        """Each fraud row's `label_time` as the chargeback it stands for (`features.timeline.row_label_event`)."""
         table, ts = self.table, self.ts
         fraud = table.column("is_fraud").to_numpy(zero_copy_only=False)
         known = table.column("label_time").to_numpy(zero_copy_only=False)

@@ -21,11 +21,12 @@ import pytest
 from tests.scoring_fixtures import publish_tiny
 from txguard.batch.jobs import JobSpec, JobState, run_job
 from txguard.batch.score_file import score_file
+from txguard.features.timeline import row_label_event
 from txguard.features.wallet import FEATURE_NAMES
 from txguard.scoring.runtime import ModelRuntime
 from txguard.scoring.scorer import Scorer
 from txguard.simulator.core import Simulation
-from txguard.training.dataset import feature_rows, first_known, from_file, row_label_event
+from txguard.training.dataset import feature_rows, first_known, from_file
 
 
 @pytest.fixture(scope="module")
