@@ -54,7 +54,7 @@ LATENCY_METRIC = "txguard_scoring_latency"
 LATE_METRIC = "txguard_late_transactions"
 ERRORS_METRIC = "txguard_error_logs"
 REFUSED_METRIC = "txguard_model_refused"  # versions an alias pointed at and instances refused
-LABELS_METRIC = "txguard_labels"  # label deliveries by status (txguard.enrichment.labels.LabelStatus)
+LABELS_METRIC = "txguard_labels"  # label deliveries by status (txguard.enrichment.label_applier.LabelStatus)
 # The Monitoring API's own bound for a new log-based metric to become usable (see the docstring).
 LOG_METRIC_SETTLE = "10m"
 
@@ -175,7 +175,7 @@ class Monitoring(pulumi.ComponentResource):
             label_extractors={"version": "EXTRACT(jsonPayload.refused_version)"},
             opts=child,
         )
-        # One label function line per delivery (txguard.enrichment.labels): applied, unchanged, duplicate,
+        # One label function line per delivery (txguard.enrichment.label_applier): applied, unchanged, duplicate,
         # invalid, rejected, retry, error. "Applied" changed the counters; the dashboard charts them per minute.
         self.labels = gcp.logging.Metric(
             "label-deliveries",

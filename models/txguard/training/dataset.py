@@ -190,7 +190,7 @@ def _validate(adapter: TypeAdapter[Any], raw: dict[str, Any], path: Path, line_n
 
 def read_labels(path: str | Path) -> list[LabelEvent]:
     """LabelEvents from a JSONL / CSV file, each validated; the first bad row is named."""
-    from txguard.publisher.labels import parse_labels
+    from txguard.publisher.label_sources import parse_labels
 
     if not Path(path).is_file():
         raise DataFileError(f"labels file {path} not found")

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from txguard.console import items
 from txguard.console.items import ReviewItem
-from txguard.console.labels import LabelPublisher, label_event
+from txguard.console.label_publisher import LabelPublisher, label_event
 from txguard.console.manual import field_errors
 from txguard.console.queue import ReviewQueue
 from txguard.contract.errors import ConsoleInputError

@@ -16,7 +16,7 @@ from typing import Any
 from txguard.console.drift import DriftWindows, NoDriftWindows, drift_source
 from txguard.console.identity import Identity
 from txguard.console.ingest import Intake, SubscriptionReader
-from txguard.console.labels import LabelPublisher
+from txguard.console.label_publisher import LabelPublisher
 from txguard.console.live import LiveStats
 from txguard.console.manual import Scorer
 from txguard.console.queue import ReviewQueue, create_queue
@@ -96,7 +96,7 @@ def build_console(settings: ConsoleSettings, scorer: Scorer | None = None,
     from txguard.enrichment.scoring_client import ScoringClient
 
     if publisher is None:
-        from txguard.console.labels import PubSubLabelPublisher
+        from txguard.console.label_publisher import PubSubLabelPublisher
 
         publisher = PubSubLabelPublisher(settings.google_cloud_project, timeout_s=settings.publish_timeout_s)
     return ConsoleParts(

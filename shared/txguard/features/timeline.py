@@ -32,7 +32,7 @@ from txguard.features.counterparty import (
     transaction_increments,
 )
 from txguard.features.counterparty_windows import counterparty_features, counterparty_values
-from txguard.features.labels import apply_label
+from txguard.features.label_ledger import apply_label
 from txguard.features.wallet import (
     COUNTERPARTY_FEATURES,
     HISTORY_FEATURES,

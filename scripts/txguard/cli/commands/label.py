@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from txguard.contract.settings import CommonSettings
     from txguard.local.terminal import make_terminal
     from txguard.publisher import Pacer, PubSubTransport, publish_all
-    from txguard.publisher.labels import read_labels, simulated_labels
+    from txguard.publisher.label_sources import read_labels, simulated_labels
 
     terminal = make_terminal(stderr=True)
     project = args.project or CommonSettings().google_cloud_project

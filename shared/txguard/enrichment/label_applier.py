@@ -4,7 +4,7 @@
 pipeline: returning acks (the label was applied, was a duplicate, or can never be applied and its
 original bytes are on `invalid` with the reason); raising a `RetryableError` (store or publish
 unavailable) makes the entry point answer 503 so Pub/Sub redelivers with backoff, then
-dead-letters. A label is applied exactly once per label id (features.labels, counterparty/protocol).
+dead-letters. A label is applied exactly once per label id (features.label_ledger, counterparty/protocol).
 """
 
 from __future__ import annotations
