@@ -47,10 +47,9 @@ class MemoryLabelPublisher:
 
 
 def in_process_scorer(registry: str) -> Any:
-    from txguard.scoring.runtime import ModelRuntime
-    from txguard.scoring.scorer import Scorer
+    from txguard.scoring.loading import open_scorer
 
-    return Scorer(ModelRuntime.from_uri(f"{registry}@production"))
+    return open_scorer(f"{registry}@production")
 
 
 def console_parts(tmp_path: Path, **settings: Any) -> ConsoleParts:

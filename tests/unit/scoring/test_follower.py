@@ -9,15 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
-from tests.scoring_fixtures import enriched_transactions, synthetic_rows, tiny_metadata, tiny_model
+from tests.scoring_fixtures import enriched_transactions, parity_probe, tiny_metadata, tiny_model
 from txguard.contract.errors import RegistryUnavailableError
 from txguard.contract.settings import ScoringSettings
 from txguard.registry import Registry, open_registry
 from txguard.registry.core import AliasRecord
-from txguard.registry.metadata import ParityProbe
 from txguard.registry.store import LocalBlobStore
 from txguard.scoring import loading
 from txguard.scoring.http import BytesBody
@@ -40,13 +38,6 @@ def publish(reg: Registry, seed: int = 0, **overrides: Any) -> str:
     return reg.publish(tiny_model(seed)[1], tiny_metadata(**overrides)).version
 
 
-def probe_of(seed: int, n: int = 12) -> ParityProbe:
-    """The scores model `seed` gives some rows, as training records them."""
-    runtime = ModelRuntime(tiny_model(seed)[1], tiny_metadata())
-    rows = synthetic_rows(n, seed=99).astype(np.float32).astype(np.float64)
-    return ParityProbe(rows=rows.tolist(), scores=runtime.predict(rows).tolist())
-
-
 def tamper(reg_path: Path, version: str) -> None:
     artifact = reg_path / "versions" / version / "model.onnx"
     artifact.write_bytes(artifact.read_bytes() + b"\0")
@@ -56,7 +47,7 @@ def tamper(reg_path: Path, version: str) -> None:
 def reg_path(tmp_path: Path) -> Path:
     path = tmp_path / "registry"
     reg = open_registry(str(path))
-    reg.promote(publish(reg, 0, parity_probe=probe_of(0)))
+    reg.promote(publish(reg, 0, parity_probe=parity_probe(0)))
     return path
 
 
@@ -96,7 +87,7 @@ def test_promote_and_rollback_swap_the_model_and_decisions_name_it(reg_path: Pat
     service = load(reg_path)
     tx = enriched_transactions()[5]
     assert score(service, tx)[1]["model_version"] == "v1"
-    v2 = publish(reg, 1, parity_probe=probe_of(1))
+    v2 = publish(reg, 1, parity_probe=parity_probe(1))
     reg.promote(v2)
     service.follower.check()
     status, decision = score(service, tx)
@@ -125,7 +116,7 @@ def test_a_bad_version_is_refused_and_the_old_one_keeps_answering(reg_path: Path
         bad = publish(reg, 1, features=["amount", "other"])
         expected = "IncompatibleModelError"
     else:  # model 1 carrying the probe of model 0: it does not reproduce the scores training recorded
-        bad = publish(reg, 1, parity_probe=probe_of(0))
+        bad = publish(reg, 1, parity_probe=parity_probe(0))
         expected = "ParityCheckError"
     reg.promote(bad)
     service.follower.check()
@@ -137,7 +128,7 @@ def test_a_bad_version_is_refused_and_the_old_one_keeps_answering(reg_path: Path
     assert len(refusals) == 1 and refusals[0].levelname == "ERROR" and refusals[0].refused_version == bad
     service.follower.check()  # the alias has not moved: no second download, no second line
     assert len(events(caplog, "model_refused")) == 1
-    good = publish(reg, 1, parity_probe=probe_of(1))
+    good = publish(reg, 1, parity_probe=parity_probe(1))
     reg.promote(good)
     service.follower.check()
     assert service.version == good and health(service)[1]["refused"] == {}

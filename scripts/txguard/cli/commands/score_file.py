@@ -37,13 +37,12 @@ def run(args: argparse.Namespace) -> int:
     from txguard.contract.errors import DataFileError, RegistryError
     from txguard.contract.settings import scoring_settings
     from txguard.local.terminal import make_terminal
-    from txguard.scoring.runtime import ModelRuntime
-    from txguard.scoring.scorer import Scorer
+    from txguard.scoring.loading import open_scorer
 
     terminal = make_terminal(stderr=True)
     uri = args.model_uri or scoring_settings().model_uri
     try:
-        scorer = Scorer(ModelRuntime.from_uri(uri))
+        scorer = open_scorer(uri)
     except RegistryError as exc:
         terminal.print(f"[red]cannot load model {uri}: {exc}[/red]")
         return 2
