@@ -72,7 +72,7 @@ def _import_report(env: dict[str, str]) -> dict:
         "t2 = time.perf_counter()\n"
         "heavy = sorted({k.split('.')[0] for k in sys.modules} & {'sklearn', 'scipy', 'pandas', 'skl2onnx'})\n"
         "print(json.dumps({'framework_s': t1 - t0, 'function_s': t2 - t1, 'heavy': heavy,\n"
-        "  'gcs_client': 'google.cloud.storage' in sys.modules, 'loaded': m.SERVICE.scorer is not None}))\n"
+        "  'gcs_client': 'google.cloud.storage' in sys.modules, 'loaded': m.SERVICE.state.champion is not None}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
                          timeout=120)

@@ -120,7 +120,7 @@ def test_a_bad_version_is_refused_and_the_old_one_keeps_answering(reg_path: Path
         expected = "ParityCheckError"
     reg.promote(bad)
     service.follower.check()
-    assert service.version == "v1"
+    assert service.state.version == "v1"
     status, body = health(service)
     assert status == 200 and body["model_version"] == "v1" and expected in body["refused"][bad]
     assert score(service, enriched_transactions()[0])[1]["model_version"] == "v1"
@@ -131,7 +131,7 @@ def test_a_bad_version_is_refused_and_the_old_one_keeps_answering(reg_path: Path
     good = publish(reg, 1, parity_probe=parity_probe(1))
     reg.promote(good)
     service.follower.check()
-    assert service.version == good and health(service)[1]["refused"] == {}
+    assert service.state.version == good and health(service)[1]["refused"] == {}
 
 
 def test_requests_never_fail_while_the_alias_moves_under_them(reg_path: Path) -> None:
@@ -155,9 +155,9 @@ def test_requests_never_fail_while_the_alias_moves_under_them(reg_path: Path) ->
         for target in (v2, "v1", v2):
             reg.promote(target)
             deadline = time.monotonic() + 10
-            while service.version != target and time.monotonic() < deadline:
+            while service.state.version != target and time.monotonic() < deadline:
                 time.sleep(0.01)
-            assert service.version == target
+            assert service.state.version == target
             time.sleep(0.05)
     finally:
         stop.set()
@@ -190,7 +190,7 @@ def test_cold_start_retries_an_unreachable_registry_with_backoff(reg_path: Path,
     waits: list[float] = []
     monkeypatch.setattr("txguard.scoring.service.time.sleep", waits.append)
     service = load(reg_path)
-    assert service.version == "v1" and waits == [0.5, 1.0]
+    assert service.state.version == "v1" and waits == [0.5, 1.0]
 
 
 def test_an_instance_without_a_model_keeps_trying_and_recovers(tmp_path: Path, monkeypatch: Any, caplog: Any) -> None:
@@ -199,7 +199,7 @@ def test_an_instance_without_a_model_keeps_trying_and_recovers(tmp_path: Path, m
     monkeypatch.setattr(loading, "serving_registry", lambda _location: Registry(store))
     monkeypatch.setattr("txguard.scoring.service.time.sleep", lambda _s: None)
     service = load(path, MODEL_LOAD_ATTEMPTS=2)
-    assert service.scorer is None and health(service)[0] == 503
+    assert service.state.champion is None and health(service)[0] == 503
     assert score(service, enriched_transactions()[0])[0] == 503
     waits = [service.follower.check() for _ in range(7)]
     assert waits == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]  # backoff, capped: it never gives up
@@ -220,6 +220,6 @@ def test_a_rewritten_alias_with_the_same_version_loads_nothing(reg_path: Path, m
     record, generation = reg.read_alias("production")
     reg.set_alias("production", AliasRecord(version="v1", history=["v1"], updated_at=record.updated_at), generation)
     monkeypatch.setattr("txguard.scoring.follower.load_scorer", lambda *_a: pytest.fail("reloaded v1"))
-    before = service.scorer
+    before = service.state.champion
     service.follower.check()
-    assert service.scorer is before
+    assert service.state.champion is before
