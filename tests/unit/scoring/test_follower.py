@@ -198,6 +198,9 @@ def test_an_instance_without_a_model_keeps_trying_and_recovers(tmp_path: Path, m
     store = FlakyStore(path, failures=10**6)
     monkeypatch.setattr(loading, "serving_registry", lambda _location: Registry(store))
     monkeypatch.setattr("txguard.scoring.service.time.sleep", lambda _s: None)
+    # Trained and simulated before the first request starts the follower thread (its first retry
+    # comes 1 s later): the rounds counted below are this test's own.
+    tiny_model(0), enriched_transactions()
     service = load(path, MODEL_LOAD_ATTEMPTS=2)
     assert service.state.champion is None and health(service)[0] == 503
     assert score(service, enriched_transactions()[0])[0] == 503
