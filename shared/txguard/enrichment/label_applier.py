@@ -1,7 +1,7 @@
 """The label function's core: one `labels` delivery -> validate -> ledger and counterparty counters.
 
-`LabelApplier.handle` is the one place where errors become ack or retry, as in the enrichment
-pipeline: returning acks (the label was applied, was a duplicate, or can never be applied and its
+`LabelApplier.handle` runs each delivery through the push handlers' one ladder, as the enrichment
+pipeline does (txguard.enrichment.delivery): returning acks (the label was applied, was a duplicate, or can never be applied and its
 original bytes are on `invalid` with the reason); raising a `RetryableError` (store or publish
 unavailable) makes the entry point answer 503 so Pub/Sub redelivers with backoff, then
 dead-letters. A label is applied exactly once per label id (features.label_ledger, counterparty/protocol).
@@ -9,28 +9,21 @@ dead-letters. A label is applied exactly once per label id (features.label_ledge
 
 from __future__ import annotations
 
-import threading
+import logging
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 from logging import Logger
 from typing import Any
 
 from txguard.contract import names
-from txguard.contract.errors import ConflictingLabelError, InvalidEventError, RetryableError
+from txguard.contract.errors import ConflictingLabelError
 from txguard.contract.logs import get_logger
 from txguard.contract.process import ProcessWide
 from txguard.contract.settings import LabelSettings, label_settings
 from txguard.enrichment.counterparty import CounterpartyStore, create_counterparty_store
-from txguard.enrichment.envelope import (
-    Delivery,
-    decode,
-    original_bytes,
-    parse_envelope,
-    parse_label,
-    undecoded,
-)
+from txguard.enrichment.delivery import Progress, PushHandler, ms_since
+from txguard.enrichment.envelope import decode, parse_envelope, parse_label, undecoded
 from txguard.enrichment.outbox import InvalidOutbox, PubSubOutbox
 
 
@@ -56,74 +49,41 @@ class LabelResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _ms(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000, 3)
+class LabelApplier(PushHandler[LabelResult]):
+    INVALID, REJECTED, RETRY, ERROR = LabelStatus.INVALID, LabelStatus.REJECTED, LabelStatus.RETRY, LabelStatus.ERROR
+    LEVELS = {LabelStatus.APPLIED: logging.INFO, LabelStatus.UNCHANGED: logging.INFO, LabelStatus.DUPLICATE: logging.INFO,
+              LabelStatus.INVALID: logging.WARNING, LabelStatus.REJECTED: logging.WARNING,
+              LabelStatus.RETRY: logging.ERROR, LabelStatus.ERROR: logging.CRITICAL}
+    PARKED = ((ConflictingLabelError, "conflict"),)
+    PARK_SUBSCRIPTION = names.LABELS_PUSH_SUBSCRIPTION
 
-
-class LabelApplier:
     def __init__(self, store: CounterpartyStore, outbox: InvalidOutbox, logger: Logger | None = None) -> None:
+        super().__init__(outbox, logger or get_logger("label"))
         self.store = store
-        self.outbox = outbox
-        self.log = logger or get_logger("label")
-        self.counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
 
     def handle(self, event_data: Any) -> LabelResult:
         """Process one delivery. Returning means ack; raising means retry."""
-        start = time.perf_counter()
-        result = LabelResult()
-        delivery: Delivery | None = None
-        try:
-            try:
-                envelope = parse_envelope(event_data)
-                delivery = undecoded(envelope)  # until the data decodes, its text is the original
-                delivery = decode(envelope)
-                label = parse_label(delivery.raw)
-                result.label_id, result.transaction_id = label.label_id, label.transaction_id
-                t = time.perf_counter()
-                outcome = self.store.apply_label(label)
-                result.timings["store_ms"] = _ms(t)
-                result.increments = len(outcome.increments)
-                result.status = (LabelStatus.DUPLICATE if outcome.duplicate
-                                 else LabelStatus.APPLIED if outcome.changed else LabelStatus.UNCHANGED)
-            except InvalidEventError as exc:
-                self._park(event_data, delivery, result, LabelStatus.INVALID, exc.reason, exc.kind)
-            except ConflictingLabelError as exc:
-                self._park(event_data, delivery, result, LabelStatus.REJECTED, str(exc), "conflict")
-        except RetryableError as exc:  # the store, or parking on `invalid`
-            self._finish(result, LabelStatus.RETRY, start, f"{type(exc).__name__}: {exc}")
-            raise
-        except Exception as exc:
-            self._finish(result, LabelStatus.ERROR, start, f"{type(exc).__name__}: {exc}", exc_info=True)
-            raise
-        return self._finish(result, result.status, start)
+        return self.run(event_data, Progress(LabelResult()), self._apply)
 
-    def _park(self, event_data: Any, delivery: Delivery | None, result: LabelResult, status: LabelStatus,
-              reason: str, kind: str) -> None:
-        """Publish the original bytes to `invalid` (a failure here is retryable: not acked)."""
-        raw = delivery.raw if delivery is not None else original_bytes(event_data)
+    def _apply(self, event_data: Any, progress: Progress[LabelResult]) -> None:
+        result = progress.result
+        envelope = parse_envelope(event_data)
+        progress.delivery = undecoded(envelope)  # until the data decodes, its text is the original
+        delivery = progress.delivery = decode(envelope)
+        label = parse_label(delivery.raw)
+        result.label_id, result.transaction_id = label.label_id, label.transaction_id
         t = time.perf_counter()
-        self.outbox.publish_invalid(raw, reason, kind, delivery.message_id if delivery else "",
-                                    (delivery.subscription if delivery else None) or names.LABELS_PUSH_SUBSCRIPTION)
-        result.timings["publish_ms"] = _ms(t)
-        result.status = status
-        result.reason = f"{kind}: {reason}"
+        outcome = self.store.apply_label(label)
+        result.timings["store_ms"] = ms_since(t)
+        result.increments = len(outcome.increments)
+        result.status = (LabelStatus.DUPLICATE if outcome.duplicate
+                         else LabelStatus.APPLIED if outcome.changed else LabelStatus.UNCHANGED)
 
-    def _finish(self, result: LabelResult, status: LabelStatus, start: float, reason: str | None = None,
-                exc_info: bool = False) -> LabelResult:
-        result.status = status
-        if reason is not None:
-            result.reason = reason
-        result.timings["total_ms"] = _ms(start)
-        with self._lock:
-            self.counts[status.value] += 1
-        level = {LabelStatus.INVALID: 30, LabelStatus.REJECTED: 30, LabelStatus.RETRY: 40,
-                 LabelStatus.ERROR: 50}.get(status, 20)
-        self.log.log(level, f"{status.value} {result.label_id or '-'}", extra={
-            "label_id": result.label_id, "transaction_id": result.transaction_id, "status": status.value,
+    def log_line(self, result: LabelResult, count: int) -> tuple[str, dict[str, Any]]:
+        return f"{result.status.value} {result.label_id or '-'}", {
+            "label_id": result.label_id, "transaction_id": result.transaction_id, "status": result.status.value,
             "increments": result.increments, "reason": result.reason, "timings": result.timings,
-        }, exc_info=exc_info)
-        return result
+        }
 
 
 def build_applier(settings: LabelSettings) -> LabelApplier:
