@@ -11,7 +11,7 @@
 A redelivery never applies a transaction twice: the store's processed record carries the
 features (and, once scored, the decision) that the first delivery computed, and the state of its
 counterparty update (leased to one delivery, applied with a marker, then settled; see
-history/protocol.py and counterparty/protocol.py).
+history/record.py and counterparty/protocol.py).
 
 A transaction that arrives after a later one of its wallet was applied is decided as usual, its
 decision flagged `late` and its log line too (`"late": true`, counted by a log-based metric):
