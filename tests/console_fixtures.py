@@ -16,7 +16,7 @@ from typing import Any
 from tests.scoring_fixtures import publish_tiny
 from txguard.console.drift import drift_source
 from txguard.console.identity import Identity
-from txguard.console.live import LiveStats
+from txguard.console.live_stats import LiveStats
 from txguard.console.queue_sqlite import SqliteReviewQueue
 from txguard.console.wiring import ConsoleParts
 from txguard.contract import names

@@ -19,7 +19,7 @@ from txguard.console import items
 from txguard.console.ingest import Intake, SubscriptionReader
 from txguard.console.items import ReviewItem
 from txguard.console.label_publisher import PubSubLabelPublisher
-from txguard.console.live import LiveStats
+from txguard.console.live_stats import LiveStats
 from txguard.console.queue_firestore import FirestoreReviewQueue
 from txguard.console.review import Reviews
 from txguard.contract import names

@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from logging import Logger
-from typing import Any, Protocol
+from typing import Any
 
 from txguard.contract import names
 from txguard.contract.errors import (
@@ -41,7 +41,7 @@ from txguard.contract.errors import (
     ScoringRejectedError,
 )
 from txguard.contract.logs import get_logger, log_context
-from txguard.contract.models import Decision, EnrichedTransaction, Transaction
+from txguard.contract.models import Decision, Transaction
 from txguard.contract.process import ProcessWide
 from txguard.contract.settings import EnrichSettings, enrich_settings
 from txguard.contract.trace import TraceContext, bind
@@ -50,7 +50,7 @@ from txguard.enrichment.delivery import Progress, PushHandler, ms_since
 from txguard.enrichment.envelope import decode, parse_envelope, parse_transaction, undecoded
 from txguard.enrichment.history import HistoryStore, create_store
 from txguard.enrichment.outbox import Outbox, PubSubOutbox
-from txguard.enrichment.scoring_client import ScoringClient
+from txguard.enrichment.scoring_client import ScoringBackend, ScoringClient
 from txguard.features.counterparty_windows import counterparty_features
 
 
@@ -66,14 +66,6 @@ class DeliveryStatus(StrEnum):
 
 
 ACKED = frozenset({DeliveryStatus.DECIDED, DeliveryStatus.DUPLICATE, DeliveryStatus.INVALID, DeliveryStatus.REJECTED})
-
-
-class ScoringBackend(Protocol):
-    """What the pipeline calls to score (the HTTP ScoringClient; an in-process fake in tests)."""
-
-    def score(self, tx: EnrichedTransaction) -> Decision:
-        """The decision; an HTTP backend sends `txguard.contract.trace.current()` along."""
-        ...
 
 
 @dataclass
