@@ -194,7 +194,8 @@ def test_a_version_carries_its_drift_reference_parity_probe_and_pictures(tmp_pat
     probe = loaded.metadata.parity_probe
     assert probe is not None and 8 <= len(probe.rows) <= 32
     assert smoke_test(ModelRuntime(loaded.artifact, loaded.metadata)) <= probe.tolerance
-    keys = [f"versions/{report['version']}/pictures/{name}" for name in ("curves.png", "scores.png", "scenarios.png")]
+    keys = [f"versions/{report['version']}/pictures/{name}"
+            for name in ("curves.png", "scores.png", "scenarios.png", "reliability.png")]
     assert report["pictures"] == keys
     for key in keys:
         data, _ = reg.store.read(key)
