@@ -61,6 +61,8 @@ def test_the_served_score_is_the_calibrated_one_on_every_path(registry: Path, tm
                                SHADOW_ENABLED="true", SHADOW_SAMPLE_RATE=1.0)
     service = ScoringService.load(settings)
     service.follower.check()  # loads the challenger, as the follower's thread does first
+    info = json.loads(service.handle("GET", "/model", {}, BytesBody(b"")).body)
+    assert (info["calibration"]["slope"], info["calibration"]["intercept"]) == (PLATT[0].slope, PLATT[0].intercept)
     single = [json.loads(service.handle("POST", "/score", JSON, BytesBody(tx.model_dump_json().encode())).body)
               for tx in txs]
     body = json.dumps({"transactions": [tx.model_dump(mode="json") for tx in txs]}).encode()
