@@ -113,7 +113,8 @@ def compare_methods(world: World, config: TrainConfig | None = None) -> dict[str
 
 
 def run_calibration_comparison(worlds: tuple[str, ...] = WORLDS, seed: int = 42, data: str | None = None,
-                               data_out: str | Path = "data/handbook.jsonl",
+                               data_out: str | Path = "data/handbook.jsonl", days: int = TrainConfig.days,
+                               wallets: int = TrainConfig.wallets,
                                log: Callable[[str], None] = lambda _msg: None) -> dict[str, Any]:
     unknown = sorted(set(worlds) - set(WORLDS))
     if unknown:
@@ -122,7 +123,7 @@ def run_calibration_comparison(worlds: tuple[str, ...] = WORLDS, seed: int = 42,
     results = []
     builders: list[tuple[str, Callable[[], World]]] = []
     if "simulator" in worlds:
-        builders.append(("simulator", lambda: simulator_world(seed=seed)))
+        builders.append(("simulator", lambda: simulator_world(days, wallets, seed)))
     if "handbook" in worlds:
         builders.append(("handbook", lambda: handbook_world(seed, data_out)))
     if data:

@@ -60,15 +60,18 @@ def run(args: argparse.Namespace) -> int:
         return 2
     table = Table(title=f"champion {result['champion_version']} vs challenger {result['challenger_version']} "
                         f"on {result['transactions']:,} labelled transactions ({result['frauds']} frauds)")
-    for col in ("", "PR-AUC", "recall@review", "recall@block", "legit flagged", "legit blocked", "Brier", "ECE",
-                "largest bin gap", "mean score / fraud rate"):
+    for col in ("", "PR-AUC", "recall@review", "recall@block", "legit flagged", "legit blocked"):
         table.add_column(col, justify="right")
+    calibration = Table(title="calibration of each version's scores on the same transactions")
+    for col in ("", "Brier", "ECE", "largest bin gap (>= 100 rows)", "mean score / fraud rate"):
+        calibration.add_column(col, justify="right")
     for side in ("champion", "challenger"):
         m, c = result[side], result[side]["calibration"]
         table.add_row(side, *(str(m[k]) for k in ("pr_auc", "recall_review", "recall_block", "legit_flagged_rate",
-                                                  "legit_blocked_rate")),
-                      *(str(c.get(k, "n/a")) for k in ("brier", "ece", "ece_max_gap", "score_to_fraud_rate")))
+                                                  "legit_blocked_rate")))
+        calibration.add_row(side, *(str(c.get(k, "n/a")) for k in ("brier", "ece", "ece_max_gap", "score_to_fraud_rate")))
     console.print(table)
+    console.print(calibration)
     console.print(f"decision flips: {result['decision_flips']} ({result['flip_rate']:.3%}) {result['flips']}; "
                   f"frauds caught only by the challenger {result['frauds_caught_only_by_challenger']}, "
                   f"only by the champion {result['frauds_caught_only_by_champion']}")

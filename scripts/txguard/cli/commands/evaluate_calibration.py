@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="comma-separated: simulator, handbook (default both; '' for none, with --data)")
     parser.add_argument("--data", help="also a `txguard train --data` file, with txguard train's split")
     parser.add_argument("--seed", type=int, default=42, help="data and model seed (default 42)")
+    parser.add_argument("--days", type=int, default=30, help="simulator world: days (default 30, as txguard train)")
+    parser.add_argument("--wallets", type=int, default=2000,
+                        help="simulator world: wallets (default 2000, as txguard train)")
     add_data_out_argument(parser)
     parser.set_defaults(func=run)
 
@@ -62,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     def work(log: Callable[[str], None]) -> dict:
         if not worlds and not args.data:
             raise ValueError("--worlds is empty and no --data: nothing to evaluate")
-        return run_calibration_comparison(worlds, args.seed, args.data, args.data_out, log=log)
+        return run_calibration_comparison(worlds, args.seed, args.data, args.data_out, args.days, args.wallets,
+                                          log=log)
 
     return run_reported(make_console(stderr=True), "calibrating", work, _table)
