@@ -74,9 +74,10 @@ class SourceBuild:
         env = {"GOOGLE_FUNCTION_TARGET": self.function_target,
                "GOOGLE_FUNCTION_SIGNATURE_TYPE": self.signature_type,
                "GOOGLE_PYTHON_VERSION": self.python_version}
-        args = ["build", image, "--network", "cloudbuild", "--builder", self.builder]
+        args = ["build", image, "--network", "cloudbuild"]  # the order `gcloud builds submit --pack` uses
         for key, value in env.items():
             args += ["--env", f"{key}={value}"]
+        args += ["--builder", self.builder]
         build: dict[str, Any] = {
             "source": {"storageSource": {"bucket": self.bucket, "object": self.object}},
             "steps": [{"name": PACK_STEP, "entrypoint": "pack", "args": args}],

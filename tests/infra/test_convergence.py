@@ -198,7 +198,7 @@ def test_documented_first_deploy_targets_are_closed_under_dependencies(default_s
     from test_docs import glob_to_regex, target_patterns
 
     targeted = {u for p in target_patterns() for u in default_stack.urns if glob_to_regex(p).match(u)}
-    assert len(targeted) == 2
+    assert len(targeted) == 4
     for urn in targeted:
         outside = default_stack.dependencies[urn] - targeted
         assert outside == set(), f"{urn} also waits for {sorted(outside)}"
