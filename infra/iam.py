@@ -119,8 +119,9 @@ class AccessBindings(pulumi.ComponentResource):
     `pulumi up` does not converge: scoring loads its model once at cold start (a 403 then is
     not retried), Pub/Sub starts pushing as soon as the push subscription exists (without the
     invoker and token-creator grants every attempt fails and burns a delivery), a build without
-    its build grants fails. So `__main__` makes each of those users depend on what the matching
-    method returned (tests/infra asserts the edges).
+    its build grants fails. And it must have propagated, not only exist. So `__main__` makes each
+    of those users depend on `settled(...)` of what the matching method returned: grant -> wait ->
+    user (tests/infra/test_convergence.py asserts the edges).
     """
 
     def __init__(self, name: str, cfg: StackConfig, ids: Identities, depends_on: Sequence[pulumi.Resource] = (),
