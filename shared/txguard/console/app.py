@@ -101,7 +101,8 @@ def create_app(parts: ConsoleParts) -> Flask:
     def item_page(transaction_id: str) -> Any:
         item = _item(transaction_id)
         return render_template("item.html", item=item, verdicts=[v.value for v in Verdict],
-                               holder=item.claim_holder(utcnow()))
+                               holder=item.claim_holder(utcnow()),
+                               score_meaning=registry_view.score_meaning(parts.registry, item.model_version))
 
     @app.get("/api/queue/<transaction_id>")
     def item_api(transaction_id: str) -> Any:

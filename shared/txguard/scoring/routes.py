@@ -55,6 +55,7 @@ def model(service: ScoringService, _data: bytes, _ctx: dict[str, Any]) -> HttpRe
         "created_at": meta.created_at.isoformat(), "model_type": meta.model_type,
         "features": list(meta.features), "thresholds": meta.thresholds.model_dump(),
         "metrics": meta.metrics,
+        "calibration": None if meta.calibration is None else meta.calibration.model_dump(),
     })
 
 
