@@ -62,6 +62,7 @@ def model(state: ServingState, settings: ScoringSettings, _ctx: RequestContext, 
         "created_at": meta.created_at.isoformat(), "model_type": meta.model_type,
         "features": list(meta.features), "thresholds": meta.thresholds.model_dump(),
         "metrics": meta.metrics,
+        "calibration": None if meta.calibration is None else meta.calibration.model_dump(),
     })
 
 

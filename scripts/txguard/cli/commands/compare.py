@@ -15,9 +15,10 @@ import sys
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "compare",
-        help="champion vs challenger (shadow scores) on labelled traffic: PR-AUC, recall, decision flips",
-        description="PR-AUC, recall at the review and block thresholds, legitimate traffic flagged, and the "
-        "decisions that would flip if staging were promoted. Without --log, simulated labelled traffic is "
+        help="champion vs challenger (shadow scores) on labelled traffic: PR-AUC, recall, calibration, decision flips",
+        description="PR-AUC, recall at the review and block thresholds, legitimate traffic flagged, calibration "
+        "(Brier, ECE, largest bin gap, mean score to fraud rate), and the decisions that would flip if staging "
+        "were promoted. Without --log, simulated labelled traffic is "
         "scored in process with shadow scoring on. The last line is one JSON object.",
     )
     parser.add_argument("--log", default=None, help="read shadow_score lines from this log file")
@@ -61,11 +62,16 @@ def run(args: argparse.Namespace) -> int:
                         f"on {result['transactions']:,} labelled transactions ({result['frauds']} frauds)")
     for col in ("", "PR-AUC", "recall@review", "recall@block", "legit flagged", "legit blocked"):
         table.add_column(col, justify="right")
+    calibration = Table(title="calibration of each version's scores on the same transactions")
+    for col in ("", "Brier", "ECE", "largest bin gap (>= 100 rows)", "mean score / fraud rate"):
+        calibration.add_column(col, justify="right")
     for side in ("champion", "challenger"):
-        m = result[side]
+        m, c = result[side], result[side]["calibration"]
         table.add_row(side, *(str(m[k]) for k in ("pr_auc", "recall_review", "recall_block", "legit_flagged_rate",
                                                   "legit_blocked_rate")))
+        calibration.add_row(side, *(str(c.get(k, "n/a")) for k in ("brier", "ece", "ece_max_gap", "score_to_fraud_rate")))
     terminal.print(table)
+    terminal.print(calibration)
     terminal.print(f"decision flips: {result['decision_flips']} ({result['flip_rate']:.3%}) {result['flips']}; "
                    f"frauds caught only by the challenger {result['frauds_caught_only_by_challenger']}, "
                    f"only by the champion {result['frauds_caught_only_by_champion']}")

@@ -79,6 +79,15 @@ def _table(report: dict) -> None:
             f"{rec['recall_at_1pct_fpr_by_scenario'].get(name, 0.0):.4f}", "",
         )
     terminal.print(table)
+    t = report["txguard"]
+    calibrated = Table(title=f"txguard's calibration on the test rows (Platt, fitted on {t['n_calibration']} training "
+                             "rows held out from the trees)")
+    for col in ("metric", "served (calibrated)", "trees alone"):
+        calibrated.add_column(col)
+    for key, form in (("brier", ".5f"), ("ece", ".4f"), ("ece_max_gap", ".4f"), ("score_to_fraud_rate", ".3f"),
+                      ("pr_auc", ".4f")):
+        calibrated.add_row(key, format(t[key], form), format(t[key + "_uncalibrated"], form))
+    terminal.print(calibrated)
     per = Table(title="the recipe's classifiers, same rows")
     for col in ("classifier", *_MAIN):
         per.add_column(col)

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, g, jsonify, render_template, request
 
+from txguard.console import registry_view
 from txguard.console.items import QUEUED_OUTCOMES, ReviewItem, utcnow
 from txguard.console.wiring import current_parts
 from txguard.contract.errors import ConsoleError, ConsoleNotFoundError
@@ -52,7 +53,8 @@ def api() -> Any:
 def item_page(transaction_id: str) -> Any:
     item = _item(transaction_id)
     return render_template("item.html", item=item, verdicts=[v.value for v in Verdict],
-                           holder=item.claim_holder(utcnow()))
+                           holder=item.claim_holder(utcnow()),
+                           score_meaning=registry_view.score_meaning(current_parts().registry, item.model_version))
 
 
 @blueprint.get("/api/queue/<transaction_id>")
