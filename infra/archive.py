@@ -98,12 +98,6 @@ def runtime_modules(function: str, root: Path = ROOT) -> list[Path]:
     return sorted(seen)
 
 
-def runtime_subpackages(function: str, root: Path = ROOT) -> list[str]:
-    """The `txguard` subpackages of which `functions/<function>` ships at least one module."""
-    runtime = root / "shared" / "txguard"
-    return sorted({path.relative_to(runtime).parts[0] for path in runtime_modules(function, root)})
-
-
 def _walk(folder: Path) -> list[Path]:
     found = []
     for path in sorted(folder.rglob("*")):
