@@ -331,7 +331,7 @@ def test_history_fields_are_not_indexed(default_stack: StackRun) -> None:
     import base64
 
     from txguard.contract.models import Transaction
-    from txguard.enrichment.history.protocol import processed_record, step
+    from txguard.enrichment.history.record import processed_record, step
     from txguard.features.counterparty import Snapshot
     from txguard.features.counterparty_windows import counterparty_features
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,6 @@ import numpy as np
 from txguard.contract.errors import ModelNotFoundError, QualityGateError
 from txguard.contract.settings import DEFAULT_LOCAL_REGISTRY
 from txguard.features.wallet import FEATURE_NAMES
-from txguard.local.paths import ROOT
 from txguard.registry import PRODUCTION, STAGING, open_registry
 from txguard.registry.metadata import Calibration, ModelMetadata, Thresholds
 from txguard.training import baseline, gate, lifecycle, metrics
@@ -82,9 +82,11 @@ def default_registry() -> str:
 
 
 def git_commit() -> str:
+    """The commit of the checkout this code runs from (git finds it from this module's folder)."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5, check=True
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True,
+            timeout=5, check=True,
         )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from txguard.ops import logfile
     from txguard.ops.compare import compare
 
-    console = Console(stderr=True)
+    terminal = Console(stderr=True)
     try:
         if args.log:
             if not args.labels:
@@ -52,10 +52,10 @@ def run(args: argparse.Namespace) -> int:
             shadow, labels = logfile.events(path=args.log, event=SHADOW_EVENT), logfile.read_labels(args.labels)
             source: dict[str, object] = {"log": args.log, "labels": args.labels}
         else:
-            shadow, labels, source = _simulated(args, console)
+            shadow, labels, source = _simulated(args, terminal)
         result = {**source, **compare(shadow, labels)}
     except (LookupError, RuntimeError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        terminal.print(f"[red]error:[/red] {exc}")
         print(json.dumps({"error": str(exc)}))
         return 2
     table = Table(title=f"champion {result['champion_version']} vs challenger {result['challenger_version']} "
@@ -70,17 +70,17 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(side, *(str(m[k]) for k in ("pr_auc", "recall_review", "recall_block", "legit_flagged_rate",
                                                   "legit_blocked_rate")))
         calibration.add_row(side, *(str(c.get(k, "n/a")) for k in ("brier", "ece", "ece_max_gap", "score_to_fraud_rate")))
-    console.print(table)
-    console.print(calibration)
-    console.print(f"decision flips: {result['decision_flips']} ({result['flip_rate']:.3%}) {result['flips']}; "
-                  f"frauds caught only by the challenger {result['frauds_caught_only_by_challenger']}, "
-                  f"only by the champion {result['frauds_caught_only_by_champion']}")
+    terminal.print(table)
+    terminal.print(calibration)
+    terminal.print(f"decision flips: {result['decision_flips']} ({result['flip_rate']:.3%}) {result['flips']}; "
+                   f"frauds caught only by the challenger {result['frauds_caught_only_by_challenger']}, "
+                   f"only by the champion {result['frauds_caught_only_by_champion']}")
     sys.stdout.flush()
     print(json.dumps(result, sort_keys=True))
     return 0
 
 
-def _simulated(args: argparse.Namespace, console) -> tuple[list[dict], dict[str, int], dict[str, object]]:  # noqa: ANN001
+def _simulated(args: argparse.Namespace, terminal) -> tuple[list[dict], dict[str, int], dict[str, object]]:  # noqa: ANN001
     from txguard.cli.commands.registry import default_registry
     from txguard.contract.logs import SHADOW_EVENT
     from txguard.ops import logfile
@@ -100,7 +100,7 @@ def _simulated(args: argparse.Namespace, console) -> tuple[list[dict], dict[str,
     trained_days, trained_wallets = training_simulation(registry.metadata(registry.resolve("production")))
     days = args.days or trained_days or 30
     wallets = args.wallets or trained_wallets or 600
-    with console.status(f"simulating {days} days of {wallets} wallets") as status:
+    with terminal.status(f"simulating {days} days of {wallets} wallets") as status:
         traffic = simulated_traffic(days, wallets, args.seed, drift)
 
         def progress(done: int, total: int) -> None:

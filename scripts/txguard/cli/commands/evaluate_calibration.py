@@ -39,9 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _table(report: dict) -> None:
     from rich.table import Table
 
-    from txguard.cli.console import make_console
+    from txguard.local.terminal import make_terminal
 
-    console = make_console(stderr=True)
+    terminal = make_terminal(stderr=True)
     for world in report["worlds"]:
         table = Table(title=(
             f"{world['world']}: {world['n_test']} held-out rows (fraud rate {world['held_out_fraud_rate']:.4f}); "
@@ -53,12 +53,12 @@ def _table(report: dict) -> None:
         for name, m in world["methods"].items():
             table.add_row(name, *(format(m[k], form) for k, form in _SHOWN),
                           f"{m['alerts']['review']} / {m['alerts']['block']}", f"{m['distinct_scores']:,}")
-        console.print(table)
+        terminal.print(table)
 
 
 def run(args: argparse.Namespace) -> int:
-    from txguard.cli.console import make_console
     from txguard.evaluation.calibration import run_calibration_comparison
+    from txguard.local.terminal import make_terminal
 
     worlds = tuple(w.strip() for w in args.worlds.split(",") if w.strip())
 
@@ -68,4 +68,4 @@ def run(args: argparse.Namespace) -> int:
         return run_calibration_comparison(worlds, args.seed, args.data, args.data_out, args.days, args.wallets,
                                           log=log)
 
-    return run_reported(make_console(stderr=True), "calibrating", work, _table)
+    return run_reported(make_terminal(stderr=True), "calibrating", work, _table)

@@ -58,18 +58,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from txguard.cli.console import make_console
     from txguard.contract.errors import DataFileError, QualityGateError, RegistryError
+    from txguard.local.terminal import make_terminal
     from txguard.training.gate import GatePolicy
     from txguard.training.train import TrainConfig, train_and_publish
 
-    console = make_console(stderr=True)
+    terminal = make_terminal(stderr=True)
     if args.labels and not args.data:
-        console.print("[red]error:[/red] --labels needs --data (the simulator makes its own labels)")
+        terminal.print("[red]error:[/red] --labels needs --data (the simulator makes its own labels)")
         print(json.dumps({"error": "--labels needs --data", "version": None}))
         return 2
     if args.data and args.features:
-        console.print("[red]error:[/red] give --data or --features, not both")
+        terminal.print("[red]error:[/red] give --data or --features, not both")
         return 2
     config = TrainConfig(
         days=args.days, wallets=args.wallets, seed=args.seed, drift=args.drift, data=args.data, labels=args.labels,
@@ -80,19 +80,19 @@ def run(args: argparse.Namespace) -> int:
                           max_calibration_gap=args.max_calibration_gap),
         pictures=not args.no_pictures, pictures_dir=args.pictures_dir,
     )
-    with console.status("training") as status:
+    with terminal.status("training") as status:
         def log(message: str) -> None:
             status.update(message)
-            console.log(message)
+            terminal.log(message)
 
         try:
             report = train_and_publish(config, log=log)
         except (DataFileError, RegistryError) as exc:
-            console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+            terminal.print(f"[red]error:[/red] {exc}", soft_wrap=True)
             print(json.dumps({"error": str(exc), "version": None}))
             return 2
         except QualityGateError as exc:
-            console.print(f"[red]rejected, nothing published:[/red] {exc}")
+            terminal.print(f"[red]rejected, nothing published:[/red] {exc}")
             print(json.dumps({"error": str(exc), "gate": "failed", "version": None}))
             return 3
 
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         table.add_column(col)
     for key in ("pr_auc", "roc_auc", "recall_at_1pct_fpr", "wallet_precision_at_100"):
         table.add_row(key, f"{report[key]:.4f}", f"{report['baseline_' + key]:.4f}")
-    console.print(table)
+    terminal.print(table)
     calibrated = Table(title=(f"held-out calibration (Platt, fitted on {report['n_calibration']} rows held out from "
                               f"the trees; fraud rate {report['held_out_fraud_rate']:.4f})"))
     for col in ("metric", "served (calibrated)", "trees alone"):
@@ -111,15 +111,15 @@ def run(args: argparse.Namespace) -> int:
         calibrated.add_row(key, format(report[key], form), format(report[key + "_uncalibrated"], form))
     for name in ("review", "block"):
         calibrated.add_row(f"alerts at {name}", str(report["alerts"][name]), str(report["alerts_uncalibrated"][name]))
-    console.print(calibrated)
+    terminal.print(calibrated)
     if report["recall_by_scenario"]:
         scenarios = Table(title="held-out frauds at the review threshold, per scenario")
         for col in ("scenario", "frauds", "caught", "recall"):
             scenarios.add_column(col)
         for name, row in report["recall_by_scenario"].items():
             scenarios.add_row(name, str(row["frauds"]), str(row["caught"]), f"{row['recall']:.3f}")
-        console.print(scenarios)
-    console.print(
+        terminal.print(scenarios)
+    terminal.print(
         f"thresholds review={report['thresholds']['review']} block={report['thresholds']['block']}; "
         f"published {report['version']} as {', '.join(report['aliases'])}"
     )
