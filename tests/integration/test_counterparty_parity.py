@@ -26,7 +26,7 @@ import pytest
 from tests.enrich_fakes import FakeOutbox, FakeScorer, event_data, push_body, stored_row
 from txguard.enrichment.counterparty.bigtable import BigtableCounterpartyStore
 from txguard.enrichment.history.firestore import FirestoreHistoryStore
-from txguard.enrichment.labels import LabelApplier, LabelStatus
+from txguard.enrichment.label_applier import LabelApplier, LabelStatus
 from txguard.enrichment.pipeline import DeliveryStatus, Enricher
 from txguard.evaluation.p2p_data import P2PConfig, generate, online_inputs
 from txguard.evaluation.p2p_fraud import FraudRates

@@ -24,9 +24,6 @@ from dataclasses import dataclass
 import numpy as np
 
 DAY = 86400.0
-# A data file's `label_time` for a fraud whose label never arrived (`txguard train --data`, `txguard
-# batch`): read as +inf, never known to the features nor to training, graded as fraud in a test.
-NEVER = "never"
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from txguard.contract.models import (
     Channel,
     TxType,
 )
-from txguard.training.split import NEVER
+from txguard.features.timeline import NEVER
 
 # The one ISO 8601 form the fast path parses (what txguard and most encoders write); any other form
 # the contract accepts (a space for T, a lower-case z, 7+ fraction digits) takes the per-row path.
@@ -139,7 +139,7 @@ def _labels(table: pa.Table, n: int, now_us: int) -> dict[str, pa.Array]:
     if "label_time" in names:
         col = _strings_only(table.column("label_time")).fill_null("")
         never = pc.equal(pc.utf8_lower(pc.utf8_trim_whitespace(col)), NEVER)
-        label_time[never.to_numpy(zero_copy_only=False)] = np.inf  # never known (txguard.training.split)
+        label_time[never.to_numpy(zero_copy_only=False)] = np.inf  # never known (features.timeline.NEVER)
         given = pc.and_(pc.not_equal(col, ""), pc.invert(never))
         if pc.any(given).as_py():
             stamps = col.filter(given)

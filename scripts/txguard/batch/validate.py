@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from txguard.batch.rows import LABEL_FIELDS, NESTED_FEATURES, TIMESTAMP, UNKNOWN_LABEL, RowError, schema_of
 from txguard.contract.models import ENRICHED_ADAPTER, TRANSACTION_ADAPTER, Transaction
-from txguard.training.split import NEVER
+from txguard.features.timeline import NEVER
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
@@ -59,7 +59,7 @@ def take_labels(row: dict[str, Any]) -> tuple[int, float, str]:
     label_time = row.pop("label_time", None)
     seconds = math.nan
     if isinstance(label_time, str) and label_time.strip().lower() == NEVER:
-        seconds = math.inf  # a fraud nobody reported: never known (txguard.training.split)
+        seconds = math.inf  # a fraud nobody reported: never known (features.timeline.NEVER)
     elif label_time not in (None, ""):
         if not isinstance(label_time, str):
             raise RowProblem("label_time", f"not a timezone-aware ISO 8601 time ({label_time!r})")

@@ -9,8 +9,10 @@ transaction) is left out: that card would have been blocked, so it says nothing 
 
 txguard goes through its real path: the rows are written to the JSONL that `txguard train
 --data` reads, `txguard.training.dataset.from_file` computes the features the functions
-compute, `txguard.training.train.fit_model` fits the model every published version is, and
-the scores are the ONNX model's, as served. The recipe reads the same rows as columns.
+compute, `txguard.training.train.fit_calibrated` fits the model every published version is (trees
+on the training rows but a calibration slice of the training period, Platt calibration on that
+slice folded into the ONNX graph), and the scores are the ONNX model's, as served; their
+calibration is reported next to the trees' own. The recipe reads the same rows as columns.
 
 The pieces every design shares (the split days, the metrics with recall per kind of fraud, the
 per-kind comparison with its noise, the shuffled-label check) are here too.
@@ -39,7 +41,7 @@ from txguard.evaluation.handbook_data import (
 from txguard.training import metrics
 from txguard.training.dataset import Dataset, from_file
 from txguard.training.split import as_of_cut
-from txguard.training.train import TrainConfig, fit_model, onnx_scores
+from txguard.training.train import TrainConfig, fit_calibrated, onnx_scores
 
 FPR = 0.01
 
@@ -170,14 +172,39 @@ def same_rows(dataset: Dataset, ts: np.ndarray, y: np.ndarray, wallets: np.ndarr
         raise RuntimeError("txguard's dataset and the baseline's columns are not the same rows in the same order")
 
 
-def txguard_scores(dataset: Dataset, split: Split, config: TrainConfig, y_train: np.ndarray | None = None) -> np.ndarray:
-    """The ONNX scores of the test rows from txguard's model fitted on the training rows with the
-    labels known at the cut (`y_train`: other labels, the shuffled-label check)."""
+def ranking_scores(dataset: Dataset, split: Split, config: TrainConfig) -> np.ndarray:
+    """The test rows' scores of the trees alone, fitted on every training row with the labels known
+    at the cut (ONNX, uncalibrated): what choosing hyperparameters compares (`evaluate tune`), where
+    only the ranking matters."""
     from txguard.training.onnx_export import to_onnx
+    from txguard.training.train import fit_model
 
-    X32 = dataset.X.astype(np.float32)  # what ONNX sees at serving; the model trains on the same values
-    model = fit_model(config, X32[split.train], split.y_train if y_train is None else y_train)
+    X32 = dataset.X.astype(np.float32)
+    model = fit_model(config, X32[split.train], split.y_train)
     return onnx_scores(to_onnx(model, X32.shape[1]), X32[split.test])
+
+
+def txguard_scores(dataset: Dataset, split: Split, config: TrainConfig,
+                   y_train: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """The test rows' served (calibrated) scores, the trees' own, and the calibration slice's size.
+
+    The labels are read as of the test start (`split.y_train`, or `y_train`: the shuffled-label
+    check): the slice is the most recent training rows whose labels are mature then.
+    """
+    X32 = dataset.X.astype(np.float32)  # what ONNX sees at serving; the model trains on the same values
+    y = np.zeros(len(dataset), dtype=np.int8)
+    y[split.train] = split.y_train if y_train is None else y_train
+    fitted = fit_calibrated(config, X32, y, dataset.ts, dataset.label_time, split.train, split.test_start)
+    test = X32[split.test]
+    return (onnx_scores(fitted.artifact, test), onnx_scores(fitted.raw_artifact, test),
+            int(fitted.calibration_slice.rows.sum()))
+
+
+def calibration_metrics(y: np.ndarray, served: np.ndarray, uncalibrated: np.ndarray) -> dict[str, float]:
+    """Calibration of the served scores and of the trees' own (`*_uncalibrated`), and the trees' PR-AUC."""
+    return {**{k: round(v, 6) for k, v in metrics.calibration(y, served).items()},
+            **{f"{k}_uncalibrated": round(v, 6) for k, v in metrics.calibration(y, uncalibrated).items()},
+            "pr_auc_uncalibrated": round(metrics.pr_auc(y, uncalibrated), 4)}  # as score_metrics rounds pr_auc
 
 
 def run_comparison(
@@ -213,8 +240,9 @@ def run_comparison(
     log(f"txguard: fitting on {int(split.train.sum())} rows ({int(y_train.sum())} frauds)")
     where = (ts[split.test], wallets[split.test], scenarios[split.test])  # the test rows' days, wallets, kinds
     config = train_config or TrainConfig(seed=cfg.seed)
-    ours = txguard_scores(dataset, split, config)
-    txguard = score_metrics(y_test, ours, *where)
+    ours, uncalibrated, n_calibration = txguard_scores(dataset, split, config)
+    txguard = {**score_metrics(y_test, ours, *where), **calibration_metrics(y_test, ours, uncalibrated),
+               "n_calibration": n_calibration}
     t = lap("txguard_fit_seconds", t)
 
     log("recipe: Handbook features")
@@ -229,7 +257,7 @@ def run_comparison(
         t = lap(f"recipe_{name}_seconds", t)
     best = max(by_classifier, key=lambda k: by_classifier[k]["pr_auc"])
     log("shuffled-label check: txguard fitted on the training labels in a random order")
-    noise = txguard_scores(dataset, split, config, shuffled(y_train, cfg.seed))
+    noise, _, _ = txguard_scores(dataset, split, config, shuffled(y_train, cfg.seed))
     t = lap("shuffled_seconds", t)
 
     return {
@@ -238,7 +266,7 @@ def run_comparison(
         "recipe_classifiers": by_classifier,
         "by_scenario": kind_comparison(y_test, where[2], ours, scores[best]),
         "pr_auc_margin": round(txguard["pr_auc"] - by_classifier[best]["pr_auc"], 4),
-        "shuffled_labels": {"txguard_pr_auc": round(metrics.average_precision(y_test, noise), 4),
+        "shuffled_labels": {"txguard_pr_auc": round(metrics.pr_auc(y_test, noise), 4),
                             "test_fraud_rate": round(float(y_test.mean()), 5)},
         "data": {**describe(data), "path": str(path)},
         "split": split_report(split, days, y, where[2]),

@@ -4,8 +4,10 @@ The world (`p2p_data`) is generated, written as the file `txguard train --data` 
 every design is (`compare.design_split`: history, train, a label-maturity delay, test; training
 labels as known when the test starts, so a fraud still unreported then trains as legitimate and a
 fraud never reported never trains as fraud). txguard reads the file through its real path
-(`from_file`, the served features, `fit_model`, ONNX scores); the baseline (`p2p_baseline`) reads
-the same rows as columns and is fitted by the same `fit_model`. Both are graded on the truth.
+(`from_file`, the served features, `fit_calibrated`: the trees and their calibration, ONNX scores as
+served); the baseline (`p2p_baseline`) reads the same rows as columns and is fitted by the same
+`fit_model` with txguard's hyperparameters (a ranking needs no calibration). Both are graded on the
+truth.
 
 Around the two scores, the checks that make the comparison honest: the same rows in the same order
 (`compare.same_rows`), the shuffled-label check for both sides (a model fitted on shuffled labels
@@ -27,6 +29,7 @@ import numpy as np
 from txguard.evaluation.compare import (
     FPR,
     SplitDays,
+    calibration_metrics,
     check_enough,
     design_split,
     kind_comparison,
@@ -96,7 +99,7 @@ def run_p2p(
     same_rows(dataset, data.ts, y, data.wallet_ids())
     t = lap("txguard_features_seconds", t)
     log(f"txguard: fitting on {int(split.train.sum())} rows ({int(split.y_train.sum())} frauds known at the cut)")
-    ours = txguard_scores(dataset, split, config)
+    ours, uncalibrated, n_calibration = txguard_scores(dataset, split, config)
     t = lap("txguard_fit_seconds", t)
 
     log("baseline: rolling per-wallet, per-payee and per-device features, known-fraud counts")
@@ -106,7 +109,9 @@ def run_p2p(
     theirs = baseline_scores(F, split.train, split.y_train, split.test, config)
     t = lap("baseline_fit_seconds", t)
 
-    txguard, baseline = score_metrics(y_test, ours, *where), score_metrics(y_test, theirs, *where)
+    txguard = {**score_metrics(y_test, ours, *where), **calibration_metrics(y_test, ours, uncalibrated),
+               "n_calibration": n_calibration}
+    baseline = score_metrics(y_test, theirs, *where)
     report: dict[str, Any] = {
         "txguard": txguard,
         "baseline": baseline,
@@ -119,8 +124,8 @@ def run_p2p(
         log("shuffled-label check: both fitted on the training labels in a random order")
         noise = shuffled(split.y_train, cfg.seed)
         report["shuffled_labels"] = {
-            "txguard_pr_auc": round(metrics.average_precision(y_test, txguard_scores(dataset, split, config, noise)), 4),
-            "baseline_pr_auc": round(metrics.average_precision(
+            "txguard_pr_auc": round(metrics.pr_auc(y_test, txguard_scores(dataset, split, config, noise)[0]), 4),
+            "baseline_pr_auc": round(metrics.pr_auc(
                 y_test, baseline_scores(F, split.train, noise, split.test, config)), 4),
             "test_fraud_rate": round(float(y_test.mean()), 5),
         }

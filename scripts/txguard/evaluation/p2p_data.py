@@ -222,7 +222,7 @@ def online_inputs(data: P2PData) -> tuple[list[Transaction], list[LabelEvent]]:
     """The transactions and the label events the online path would receive: each reported fraud's
     label, as `from_file` reads it (`row_label_event`), known by the last transaction, in the order
     they became known (as a label feed delivers them)."""
-    from txguard.training.dataset import row_label_event
+    from txguard.features.timeline import row_label_event
 
     rows = list(records(data))
     txs = [tx for tx, *_ in rows]

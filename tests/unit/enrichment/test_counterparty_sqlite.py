@@ -9,7 +9,7 @@ from txguard.contract.settings import EnrichSettings
 from txguard.enrichment.counterparty import create_counterparty_store
 from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
 from txguard.features.counterparty import CounterpartyBook, marks, read_days, transaction_increments
-from txguard.features.labels import apply_label
+from txguard.features.label_ledger import apply_label
 from txguard.features.wallet import TxPoint, WalletState, apply
 from txguard.simulator.core import Simulation
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from tests.enrich_fakes import FakeOutbox, FakeScorer, event_data, push_body, stored_row
 from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
 from txguard.enrichment.history.sqlite import SqliteHistoryStore
-from txguard.enrichment.labels import LabelApplier, LabelStatus
+from txguard.enrichment.label_applier import LabelApplier, LabelStatus
 from txguard.enrichment.pipeline import DeliveryStatus, Enricher
 from txguard.evaluation.p2p_data import P2PConfig, generate, online_inputs
 from txguard.evaluation.p2p_fraud import FraudRates

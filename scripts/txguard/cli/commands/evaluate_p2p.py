@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _table(report: dict) -> None:
     from rich.table import Table
 
-    from txguard.cli.console import make_console
+    from txguard.local.terminal import make_terminal
 
     split = report["split"]
     table = Table(title=(
@@ -66,8 +66,8 @@ def _table(report: dict) -> None:
     if checked:
         table.add_row("PR-AUC on shuffled labels", f"{checked['txguard_pr_auc']:.4f}",
                       f"{checked['baseline_pr_auc']:.4f}", f"fraud rate {checked['test_fraud_rate']:.4f}")
-    console = make_console(stderr=True)
-    console.print(table)
+    terminal = make_terminal(stderr=True)
+    terminal.print(table)
     top = Table(title="what the top of each ranking gets wrong: the 200 highest-scored legitimate test rows")
     for col in ("honest pattern", "txguard", "baseline"):
         top.add_column(col)
@@ -75,18 +75,18 @@ def _table(report: dict) -> None:
     for name in sorted(set(patterns["txguard"]) | set(patterns["baseline"]),
                        key=lambda n: -(patterns["txguard"].get(n, 0) + patterns["baseline"].get(n, 0))):
         top.add_row(name, str(patterns["txguard"].get(name, 0)), str(patterns["baseline"].get(name, 0)))
-    console.print(top)
+    terminal.print(top)
 
 
 def run(args: argparse.Namespace) -> int:
-    from txguard.cli.console import make_console
     from txguard.evaluation.compare import SplitDays
     from txguard.evaluation.p2p_compare import run_p2p
     from txguard.evaluation.p2p_data import P2PConfig
+    from txguard.local.terminal import make_terminal
 
     def work(log: Callable[[str], None]) -> dict:
         days = SplitDays(args.history_days, args.train_days, args.delay_days, args.test_days)
         return run_p2p(P2PConfig(users=args.users, seed=args.seed), days, args.data_out,
                        shuffled_check=not args.no_shuffled_check, log=log)
 
-    return run_reported(make_console(stderr=True), "evaluating", work, _table)
+    return run_reported(make_terminal(stderr=True), "evaluating", work, _table)

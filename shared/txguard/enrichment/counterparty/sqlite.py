@@ -23,7 +23,7 @@ from txguard.features.counterparty import (
     read_days,
     transaction_increments,
 )
-from txguard.features.labels import LabelOutcome, transition
+from txguard.features.label_ledger import LabelOutcome, transition
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cp_cells (

@@ -25,7 +25,7 @@ from google.cloud import firestore
 from txguard.contract import names
 from txguard.contract.errors import StoreUnavailableError
 from txguard.contract.models import CounterpartyFeatures, Decision, EnrichedTransaction, Transaction
-from txguard.enrichment.history.protocol import (
+from txguard.enrichment.history.record import (
     DEFAULT_LEASE_S,
     Enrichment,
     claim,
