@@ -41,6 +41,7 @@ from txguard.features.wallet import COUNTERPARTY_FEATURES, DAY, HOUR
 
 N_COUNTERPARTY = len(COUNTERPARTY_FEATURES)
 _SLOTS_1H = 12
+_DAY_MINUTES = 1440.0  # as counterparty_windows: no transaction in the last 24 hours
 _HOUR_FRAUD = {f"h{h:02d}{FRAUD}": h for h in range(24)}
 _WALLET_SLOT = {col: s for s, col in enumerate(WALLET_SLOT_COLUMNS)}
 _DAY_FRAUD = DAY_COLUMNS[FRAUD]
@@ -100,12 +101,13 @@ class _Role:
     fraud_last: np.ndarray  # end of the latest one
     wallets7: np.ndarray  # wallet slots with known frauds, ended days of the last 7 / 30
     wallets30: np.ndarray
+    last_slot: np.ndarray  # end of the latest ended 5-minute slot with a transaction within 24 h (NaN: none)
 
     @classmethod
     def empty(cls, n: int) -> _Role:
         nan = np.full(n, np.nan)
         return cls(np.zeros((n, 3), np.int64), np.zeros((n, 4), np.int64), np.zeros((n, 4), np.int64),
-                   np.zeros((n, 4), np.int64), nan, nan.copy(), nan.copy(), np.zeros(n), np.zeros(n))
+                   np.zeros((n, 4), np.int64), nan, nan.copy(), nan.copy(), np.zeros(n), np.zeros(n), nan.copy())
 
 
 class _Buckets:
@@ -157,8 +159,9 @@ def counterparty_columns(cols: CounterpartyInput, applied: Sequence[AppliedIncre
                               np.concatenate([cols.new_counterparty, cols.new_device[has_device]])[order]])
     tx_sums = _cumulative(values)
     by_hour = _Ranges(entity, b.hour[rows], origin, width)
-    slot_origin = int(b.slot.min()) - _SLOTS_1H - 1
-    by_slot = _Ranges(entity, b.slot[rows], slot_origin, int(b.slot.max()) - slot_origin + 1)
+    slot_origin = int(b.slot.min()) - SLOTS_PER_DAY - 1  # a day back: the latest slot within 24 h
+    event_slot = b.slot[rows]
+    by_slot = _Ranges(entity, event_slot, slot_origin, int(b.slot.max()) - slot_origin + 1)
     tx_day, tx_hour = b.day[rows], b.hour_of_day[rows]
 
     # Known frauds (fast entities): hour buckets and wallet slots.
@@ -200,6 +203,9 @@ def counterparty_columns(cols: CounterpartyInput, applied: Sequence[AppliedIncre
         if transactions:
             i0, i1 = by_slot.bounds(e, b.slot[r] - _SLOTS_1H, b.slot[r])
             out.slot[r] = tx_sums[i1] - tx_sums[i0]
+            j0, j1 = by_slot.bounds(e, b.slot[r] - SLOTS_PER_DAY, b.slot[r])
+            latest = event_slot[np.maximum(j1 - 1, 0)] if len(event_slot) else np.zeros(len(r), np.int64)
+            out.last_slot[r] = np.where(j1 > j0, (latest + 1) * FIVE_MIN, np.nan)
         if wallet_slots and len(g_ent):
             out.wallets7[r] = _distinct_slots(g_ent, g_day, g_slot, 7, e, day)
             out.wallets30[r] = _distinct_slots(g_ent, g_day, g_slot, WINDOW_DAYS, e, day)
@@ -303,6 +309,7 @@ def _fill(role: _Role, r: int, w) -> None:  # noqa: ANN001 (a counterparty_windo
     role.fraud_last[r] = np.nan if w.fraud_last is None else w.fraud_last
     role.wallets7[r] = sum(1 for v in w.wallets7.values() if v > 0)
     role.wallets30[r] = sum(1 for v in w.wallets30.values() if v > 0)
+    role.last_slot[r] = np.nan if w.last_slot is None else w.last_slot
 
 
 def _values(cols: CounterpartyInput, cp: _Role, device: _Role, wallet: _Role, inflow: _Role) -> np.ndarray:
@@ -328,6 +335,7 @@ def _values(cols: CounterpartyInput, cp: _Role, device: _Role, wallet: _Role, in
         np.where(np.isnan(device.first), 0.0, (t - device.first) / DAY), np.maximum(device.d30[:, 3], 0),
         inflow.slot[:, 0], inflow.slot[:, 1] / 100.0, inflow.hour[:, 0], inflow.hour[:, 1] / 100.0,
         amount / np.maximum(inflow.hour[:, 1] / 100.0, 1.0), inflow.hour[:, 2],
+        np.where(np.isnan(inflow.last_slot), _DAY_MINUTES, (t - inflow.last_slot) / 60.0),
         np.maximum(inflow.d30[:, 3], 0), np.maximum(wallet.d30[:, 3], 0),
     )
     out = np.empty((len(t), N_COUNTERPARTY))

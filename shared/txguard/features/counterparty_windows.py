@@ -40,6 +40,7 @@ _INFO: dict[str, tuple[int, int, int]] = {
 }
 _DAY_N, _DAY_A, _DAY_W, _DAY_F = (DAY_COLUMNS[c] for c in (TX, AMOUNT, NEW_WALLETS, FRAUD))
 _SLOTS_1H = 12
+_DAY_MINUTES = 1440.0  # "no transaction in the last 24 hours" as minutes since the latest
 
 
 @dataclass(slots=True)
@@ -49,7 +50,8 @@ class Windows:
     `slot`: the last 12 ended 5-minute slots (1 h); `hour`: the last 24 ended hours; `d7`/`d30`:
     the last 7/30 ended days plus today's ended hours. Each is [tx, amount cents, new wallets, frauds]
     (slots carry no frauds). `first`: start of the earliest ended bucket with a transaction;
-    `fraud_first` / `fraud_last`: start of the earliest / end of the latest with a known fraud.
+    `fraud_first` / `fraud_last`: start of the earliest / end of the latest with a known fraud;
+    `last_slot`: end of the latest ended 5-minute slot with a transaction within the last 24 hours.
     """
 
     def saw_fraud(self, start: float, end: float) -> None:
@@ -67,6 +69,11 @@ class Windows:
     fraud_last: float | None = None  # end of the latest one
     wallets7: dict[str, int] = field(default_factory=dict)  # known frauds per wallet slot, ended days
     wallets30: dict[str, int] = field(default_factory=dict)
+    last_slot: float | None = None
+
+    def saw_slot(self, end: float) -> None:
+        if self.last_slot is None or end > self.last_slot:
+            self.last_slot = end
 
 
 def windows(view: View, t: float) -> Windows:
@@ -107,7 +114,10 @@ def windows(view: View, t: float) -> Windows:
                     if kind == _HOUR:
                         if idx >= hour_now:
                             hour[c] += value
-                    elif idx >= slot_floor_yesterday:
+                        continue
+                    if c == _N and value > 0 and idx >= slot_now:  # within 24 h: yesterday's later slots
+                        w.saw_slot(day * DAY + (idx + 1) * FIVE_MIN)
+                    if idx >= slot_floor_yesterday:
                         slot[c] += value
             continue
         for col, value in cells.items():  # today: ended hours and slots only
@@ -126,8 +136,11 @@ def windows(view: View, t: float) -> Windows:
                             w.saw_fraud(start, start + HOUR)
                         elif w.first is None or start < w.first:
                             w.first = start
-            elif slot_now - _SLOTS_1H <= idx < slot_now:
-                slot[c] += value
+            elif idx < slot_now:
+                if c == _N and value > 0:
+                    w.saw_slot(day * DAY + (idx + 1) * FIVE_MIN)
+                if idx >= slot_now - _SLOTS_1H:
+                    slot[c] += value
     return w
 
 
@@ -175,6 +188,7 @@ def counterparty_values(snap: Snapshot, amount: float, t: float) -> tuple[float,
         inflow.hour[_A] / 100.0,
         amount / max(inflow.hour[_A] / 100.0, 1.0),
         float(inflow.hour[_W]),
+        (t - inflow.last_slot) / 60.0 if inflow.last_slot is not None else _DAY_MINUTES,
         float(max(inflow.d30[_F], 0)),
         float(max(wallet.d30[_F], 0)),
     )

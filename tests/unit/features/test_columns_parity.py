@@ -95,6 +95,7 @@ def test_peer_to_peer_world_device_bursts_and_inflows() -> None:
         "in_amount_24h", "in_new_payers_24h", "in_fraud_30d", "device_fraud_30d")}
     assert min(nonzero.values()) >= 20, nonzero
     assert (rows[:, IX["device_new_wallets_1h"]] >= 3).sum() >= 20, "no device burst across wallets"
+    assert (rows[:, IX["in_minutes_since_last"]] < 60).sum() >= 20, "no wallet paid within the hour"
 
 
 def test_ties_longer_than_the_ring_and_wallets_with_more_counterparties_than_kept() -> None:
