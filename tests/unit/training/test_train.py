@@ -286,3 +286,17 @@ def test_cli_calibration_gate_exits_3(tmp_path: Path, capsys) -> None:  # noqa: 
                  "--registry", str(tmp_path / "reg"), "--max-ece", "0", "--no-pictures"])
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 3 and "--max-ece" in last["error"]
+
+
+def test_parity_reads_the_row_on_a_threshold_as_a_tie_and_refuses_a_score_that_moved() -> None:
+    from txguard.registry.metadata import Thresholds
+    from txguard.training.train import check_parity
+
+    thresholds = Thresholds(review=0.2, block=0.6)
+    served = np.array([0.05, 0.2, 0.6, 0.9])  # derived thresholds are served scores: those rows sit on them
+    twin = served - np.array([0.0, 6e-7, 6e-7, 0.0])  # scikit-learn's float64 scores, rounded the other way
+    assert check_parity(twin, served, thresholds) == {"onnx_max_abs_diff": pytest.approx(6e-7),
+                                                       "onnx_decision_flips": 0.0}
+    moved = served + np.array([0.0, 0.0, 0.0, -0.35])  # a row crossing the block threshold for real
+    with pytest.raises(QualityGateError, match="1 decision flips"):
+        check_parity(moved, served, thresholds)
