@@ -100,6 +100,21 @@ def _calibration_methods(r: dict[str, Any]) -> list[Row]:
              "`txguard evaluate calibration`", " / ".join(parts) + " ([docs/evaluation.md](docs/evaluation.md#calibration))")]
 
 
+def _evaluation_p2p(r: dict[str, Any]) -> list[Row]:
+    t, b = r.get("txguard") or {}, r.get("baseline") or {}
+    kinds = r.get("by_kind") or {}
+    per_kind = ", ".join(f"{name.replace('_', ' ')} {_f(k.get('ours'), '.2f')} vs {_f(k.get('theirs'), '.2f')}"
+                         for name, k in kinds.items())
+    checked = r.get("shuffled_labels") or {}
+    return [("model quality on a peer-to-peer mobile-money world (takeovers, mule rings, push-payment scams, "
+             "credential testing) vs a competent baseline, same split", "`txguard evaluate p2p`",
+             f"PR-AUC {_f(t.get('pr_auc'), '.3f')} vs {_f(b.get('pr_auc'), '.3f')}, ROC-AUC {_f(t.get('roc_auc'), '.3f')} "
+             f"vs {_f(b.get('roc_auc'), '.3f')}, recall at 1 % FPR {_f(t.get('recall_at_1pct_fpr'), '.3f')} vs "
+             f"{_f(b.get('recall_at_1pct_fpr'), '.3f')} ({per_kind}); on shuffled labels PR-AUC "
+             f"{_f(checked.get('txguard_pr_auc'), '.4f')} vs {_f(checked.get('baseline_pr_auc'), '.4f')} (fraud rate "
+             f"{_f(checked.get('test_fraud_rate'), '.4f')}): see [docs/evaluation.md](docs/evaluation.md)")]
+
+
 COLDSTART_TARGET_S = 0.4  # issue 16: process start -> first 200
 
 
@@ -285,6 +300,9 @@ FIGURES: tuple[Figure, ...] = (
     Figure("evaluation", ("evaluate", "handbook", "--seed", "42", "--data-out", "{workdir}/handbook.jsonl"),
            ("evaluate", "handbook", "--customers", "600", "--terminals", "1200", "--classifiers", "random_forest",
             "--data-out", "{workdir}/handbook.jsonl"), _evaluation),
+    Figure("evaluation_p2p", ("evaluate", "p2p", "--seed", "42", "--data-out", "{workdir}/p2p.jsonl"),
+           ("evaluate", "p2p", "--users", "1500", "--history-days", "10", "--train-days", "14", "--delay-days", "3",
+            "--test-days", "7", "--data-out", "{workdir}/p2p.jsonl"), _evaluation_p2p),
     Figure("calibration", ("evaluate", "calibration", "--data-out", "{workdir}/handbook.jsonl"),
            ("evaluate", "calibration", "--worlds", "simulator", "--days", "14", "--wallets", "600"),
            _calibration_methods),
@@ -323,8 +341,8 @@ DEMO_KEYS = ("mode", "push_mode", "ordering", "sent", "published", "publish_fail
 
 # -- rendering ------------------------------------------------------------------------------------
 
-TABLE_KEYS = ("quality", "evaluation", "calibration", "bench_score", "bench_coldstart", "bench_e2e", "ordering", "bench_batch",
-              "capacity", "follow", "shadow", "drift_normal", "drift", "reliability")
+TABLE_KEYS = ("quality", "evaluation", "calibration", "bench_score", "bench_coldstart", "bench_e2e",
+              "ordering", "bench_batch", "capacity", "follow", "shadow", "drift_normal", "drift", "reliability")
 
 
 def render_table(figures: dict[str, Any]) -> str:
