@@ -341,7 +341,7 @@ DEMO_KEYS = ("mode", "push_mode", "ordering", "sent", "published", "publish_fail
 
 # -- rendering ------------------------------------------------------------------------------------
 
-TABLE_KEYS = ("quality", "evaluation", "calibration", "bench_score", "bench_coldstart", "bench_e2e",
+TABLE_KEYS = ("quality", "evaluation", "evaluation_p2p", "calibration", "bench_score", "bench_coldstart", "bench_e2e",
               "ordering", "bench_batch", "capacity", "follow", "shadow", "drift_normal", "drift", "reliability")
 
 
