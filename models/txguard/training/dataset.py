@@ -45,7 +45,8 @@ LABEL_FIELDS = ("is_fraud", "label_time", "scenario")
 
 @dataclass
 class Dataset:
-    """Feature rows (float64, FEATURE_NAMES order) with labels, times and wallets, in time order."""
+    """Feature rows (FEATURE_NAMES order; float64 from a replay, float32 from a feature table) with
+    labels, times and wallets, in time order; with weights when the rows are a training sample."""
 
     X: np.ndarray
     y: np.ndarray
@@ -55,6 +56,8 @@ class Dataset:
     scenarios: list[str] = field(default_factory=list)
     fingerprint: str = ""
     source: str = ""
+    # How many rows of the full history each row stands for (`txguard.batch.sampling`); None: all 1.
+    weight: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -264,43 +267,100 @@ def from_file(path: str | Path, labels_path: str | Path | None = None) -> Datase
                     source, labels)
 
 
-# Feature tables (txguard batch run --features) -----------------------------------------------------
+# Feature tables (txguard batch run --features / --sample) ----------------------------------------
+_TABLE_COLUMNS = ("timestamp", "file_index", "line", "wallet_id", "is_fraud", "label_time", "scenario")
+
+
+def table_files(pattern: str) -> list[str]:
+    """The Parquet files of a feature table: a file, a glob, or a job's output folder (its sample when
+    the job wrote one, else its full table: name `features-*.parquet` to train on the full one)."""
+    from txguard.batch.readers import expand
+
+    if pattern.endswith((".parquet", ".pq")) or "*" in pattern:
+        return expand(pattern)
+    folder = pattern.rstrip("/")
+    for name in ("sample-*.parquet", "features-*.parquet"):
+        try:
+            files = expand(f"{folder}/{name}")
+        except DataFileError:
+            files = []
+        if files:
+            return files
+    raise DataFileError(f"feature table {pattern}: no sample-*.parquet nor features-*.parquet there")
+
+
 def from_feature_table(pattern: str) -> Dataset:
-    """The Parquet feature table of a batch job (a file, a glob, or the job's output folder)."""
+    """The Parquet feature table (or training sample) of a batch job, read a row group at a time.
+
+    Memory: the model's matrix is allocated once, in float32 (what ONNX serves and the trees are
+    fitted on), and each row group's feature columns are written straight into their rows in time
+    order; no float64 matrix, no second copy. Beside it, per row: time, label time, weight (8 B
+    each), label, and a wallet code (the wallet ids are kept once each). So the bound is
+    ~(4 x features + 40) bytes a row of the table read: a sample's rows, whatever the size of the
+    history it was drawn from.
+    """
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from txguard.batch.readers import expand
+    from txguard.batch.sampling import WEIGHT_COLUMN
     from txguard.batch.storage import open_binary
 
-    if not pattern.endswith((".parquet", ".pq")) and "*" not in pattern:
-        pattern = pattern.rstrip("/") + "/features-*.parquet"
-    tables = []
-    for path in expand(pattern):
+    files = table_files(pattern)
+    metas = []
+    for path in files:
         with open_binary(path, "r") as fh:
-            tables.append(pq.read_table(fh))
-    table = pa.concat_tables(tables) if tables else None
+            metas.append(pq.ParquetFile(fh).schema_arrow)
+    names = set(metas[0].names) if metas else set()
+    missing = [c for c in (*FEATURE_NAMES, *_TABLE_COLUMNS) if c not in names]
+    if not files or missing:
+        raise DataFileError(f"feature table {pattern} lacks columns {missing[:5]}: not written by txguard batch run"
+                            if files else f"feature table {pattern} has no files")
+    weighted = WEIGHT_COLUMN in names
+    # Pass 1: the small columns, to learn the row count and the time order.
+    small = []
+    for path in files:
+        with open_binary(path, "r") as fh:
+            small.append(pq.read_table(fh, columns=[*_TABLE_COLUMNS, *([WEIGHT_COLUMN] if weighted else [])]))
+    table = pa.concat_tables(small) if small else None
     if table is None or table.num_rows == 0:
         raise DataFileError(f"feature table {pattern} has no rows")
-    missing = [c for c in (*FEATURE_NAMES, "timestamp", "wallet_id", "is_fraud", "label_time") if c not in table.column_names]
-    if missing:
-        raise DataFileError(f"feature table {pattern} lacks columns {missing[:5]}: not written by txguard batch run")
     micros = table.column("timestamp").cast(pa.int64()).to_numpy()
     order = np.lexsort((table.column("line").to_numpy(), table.column("file_index").to_numpy(), micros))
-    table = table.take(pa.array(order))
-    y = table.column("is_fraud").to_numpy()
+    y = table.column("is_fraud").to_numpy()[order]
     unknown = int((y < 0).sum())
     if unknown:
         raise DataFileError(f"feature table {pattern}: {unknown} rows have no is_fraud label (the input had none)")
-    X = np.column_stack([table.column(name).to_numpy() for name in FEATURE_NAMES]).astype(np.float64)
-    digest = hashlib.sha256(X.tobytes() + y.tobytes()).hexdigest()
+    position = np.empty(len(order), dtype=np.int64)  # where each row of the files goes in time order
+    position[order] = np.arange(len(order))
+    # Pass 2: the feature columns, a row group at a time, into their rows of the one float32 matrix.
+    X = np.empty((len(order), len(FEATURE_NAMES)), dtype=np.float32)
+    digest = hashlib.sha256()
+    offset = 0
+    for path in files:
+        with open_binary(path, "r") as fh:
+            reader = pq.ParquetFile(fh)
+            for group in range(reader.num_row_groups):
+                part = reader.read_row_group(group, columns=list(FEATURE_NAMES))
+                rows = position[offset:offset + part.num_rows]
+                block = np.empty((part.num_rows, len(FEATURE_NAMES)), dtype=np.float32)
+                for j, name in enumerate(FEATURE_NAMES):
+                    block[:, j] = part.column(name).to_numpy()
+                X[rows] = block
+                digest.update(block.tobytes())
+                offset += part.num_rows
+    wallet_ids = pc.dictionary_encode(table.column("wallet_id").combine_chunks())
+    wallets = np.asarray(wallet_ids.dictionary.to_pylist(), dtype=object)[wallet_ids.indices.to_numpy()[order]]
+    weight = table.column(WEIGHT_COLUMN).to_numpy()[order].astype(np.float64) if weighted else None
+    digest.update(y.tobytes())
     return Dataset(
         X=X,
         y=y.astype(np.int8),
         ts=micros[order].astype(np.float64) / 1e6,
-        wallets=np.asarray(table.column("wallet_id").to_pylist(), dtype=object),
-        label_time=table.column("label_time").to_numpy().astype(np.float64),
-        scenarios=table.column("scenario").to_pylist(),
-        fingerprint=digest,
-        source=f"feature table {pattern}",
+        wallets=wallets,
+        label_time=table.column("label_time").to_numpy()[order].astype(np.float64),
+        scenarios=np.asarray(table.column("scenario").to_pylist(), dtype=object)[order].tolist(),
+        fingerprint=digest.hexdigest(),
+        source=f"{'training sample' if weighted else 'feature table'} {pattern}",
+        weight=weight,
     )

@@ -98,6 +98,19 @@ def feature_table(table: pa.Table, x: np.ndarray) -> pa.Table:
     return pa.table(columns)
 
 
+def sample_table(features: pa.Table, fraction: float, seed: int) -> pa.Table:
+    """The rows of a feature table the training sample keeps, each with its weight
+    (`txguard.batch.sampling`). The rows are taken from `features` as they are: a sample never
+    changes a feature's value."""
+    from txguard.batch.sampling import WEIGHT_COLUMN, sample_weights
+
+    weights = sample_weights(features.column("wallet_id").to_numpy(zero_copy_only=False), epoch_seconds(features),
+                             features.column("is_fraud").to_numpy(), features.column("label_time").to_numpy(),
+                             fraction, seed)
+    kept = np.flatnonzero(weights > 0)
+    return features.take(pa.array(kept)).append_column(WEIGHT_COLUMN, pa.array(weights[kept]))
+
+
 FEATURE_TABLE_SCHEMA = feature_table(
     pa.table({name: pa.array([], t) for name, t in (
         ("transaction_id", pa.string()), ("wallet_id", pa.string()), ("counterparty_id", pa.string()),
@@ -105,3 +118,4 @@ FEATURE_TABLE_SCHEMA = feature_table(
         ("is_fraud", pa.int8()), ("label_time", pa.float64()), ("scenario", pa.string()))}),
     np.empty((0, len(FEATURE_NAMES))),
 ).schema
+SAMPLE_TABLE_SCHEMA = FEATURE_TABLE_SCHEMA.append(pa.field("weight", pa.float64()))

@@ -23,8 +23,8 @@ from txguard.batch.storage import exists, join, list_matching, read_bytes, remov
 
 STATUS_FILE = "status.json"
 DEFAULT_MAX_INVALID_RATIO = 0.01
-COUNTERS = ("read", "invalid", "featurised", "decided")
-OUTPUT_PREFIXES = ("decisions-", "features-", "errors-", STATUS_FILE)
+COUNTERS = ("read", "invalid", "featurised", "decided", "sampled")
+OUTPUT_PREFIXES = ("decisions-", "features-", "sample-", "errors-", STATUS_FILE)
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,11 @@ class JobSpec:
     input: str  # a file or a glob, local or gs://
     output: str  # a folder or gs:// prefix: decisions-*, features-*, errors-*, status.json
     model_uri: str | None = None  # decisions when given
-    features: bool = False  # the training feature table
+    features: bool = False  # the training feature table, every row
+    # The training sample (sample-*.parquet): every row a label touched and this fraction of the
+    # other wallet-days, weighted (`txguard.batch.sampling`); 0 writes none.
+    sample: float = 0.0
+    sample_seed: int = 0
     shards: int = 64  # groups per replay stage (wallets, label ledger, each family): `txguard.batch.families`
     chunk_rows: int = CHUNK_ROWS
 
@@ -44,7 +48,15 @@ class JobSpec:
             out["decisions"] = join(self.output, "decisions-*.jsonl")
         if self.features:
             out["features"] = join(self.output, "features-*.parquet")
+        if self.sample:
+            out["sample"] = join(self.output, "sample-*.parquet")
         return out
+
+    def __post_init__(self) -> None:
+        if self.sample:
+            from txguard.batch.sampling import check_sample
+
+            check_sample(self.sample, self.sample_seed)
 
 
 def has_outputs(output: str) -> bool:
@@ -81,6 +93,7 @@ class JobStatus:
     model_version: str | None = None
     files: int = 0
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    sample: dict[str, float] | None = None  # {"fraction": f, "seed": s} when the job wrote a sample
     timings: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     runner_job_id: str | None = None
@@ -116,6 +129,7 @@ def new_status(spec: JobSpec, runner: str, workers: int) -> JobStatus:
         job_id=f"batch-{stamp}-{uuid.uuid4().hex[:6]}", state=JobState.QUEUED, input=spec.input,
         output=spec.output, runner=runner, workers=workers, outputs=spec.outputs(), model_uri=spec.model_uri,
         timings={"queued_at": _now()},
+        sample={"fraction": spec.sample, "seed": spec.sample_seed} if spec.sample else None,
     )
 
 

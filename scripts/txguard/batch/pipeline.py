@@ -9,7 +9,8 @@
                                                                                                     |   |
                           Flatten + GroupByKey --replay each family shard--> values, by wallet shard    |
                                                                                           CoGroupByKey (wallet shard)
-                                                                     --assemble + score--> decisions, feature table
+                                                                     --assemble + score--> decisions, feature table,
+                                                                                           training sample
 
 Elements are chunks (Arrow tables or arrays of thousands of rows), not single transactions, so
 Beam's per-element cost is paid a few times per chunk. Every stage keys by the entity its state
@@ -43,7 +44,13 @@ from txguard.batch.families import (
     replay_family,
     shard_of,
 )
-from txguard.batch.featurize import FEATURE_TABLE_SCHEMA, feature_table, transaction_matrix
+from txguard.batch.featurize import (
+    FEATURE_TABLE_SCHEMA,
+    SAMPLE_TABLE_SCHEMA,
+    feature_table,
+    sample_table,
+    transaction_matrix,
+)
 from txguard.batch.jobs import COUNTERS, JobSpec
 from txguard.batch.readers import RawChunk, read_chunks, validate_chunk
 from txguard.batch.rows import concat
@@ -52,6 +59,7 @@ from txguard.batch.storage import join
 NAMESPACE = "txguard"
 ERRORS_TAG = "errors"
 FEATURES_TAG = "features"
+SAMPLE_TAG = "sample"
 DECISIONS_TAG = "decisions"
 FAMILY_TAG = "family rows"
 LABELS_TAG = "labels"
@@ -146,13 +154,18 @@ def replay_families(element: tuple[tuple[str, int], Iterable[FamilyRows | Family
 
 
 class Score(beam.DoFn):
-    """A wallet shard's rows, history and family values -> feature table and/or decisions (step 4)."""
+    """A wallet shard's rows, history and family values -> feature table, training sample and/or
+    decisions (step 4). The sample is drawn here, from the rows the full replay featurised: whole
+    wallets are in one shard, so whole wallet-days are too (`txguard.batch.sampling`)."""
 
-    def __init__(self, model_uri: str | None, features: bool) -> None:
+    def __init__(self, model_uri: str | None, features: bool, sample: float = 0.0, sample_seed: int = 0) -> None:
         self.model_uri = model_uri
         self.features = features
+        self.sample = sample
+        self.sample_seed = sample_seed
         self.featurised = _counter("featurised")
         self.decided = _counter("decided")
+        self.sampled = _counter("sampled")
         self.scorer: Any = None
 
     def setup(self) -> None:
@@ -170,8 +183,15 @@ class Score(beam.DoFn):
         counterparty = assemble(table.num_rows, joined["families"], has_device(table))
         x = np.hstack([transaction_matrix(table), history, counterparty])
         self.featurised.inc(table.num_rows)
-        if self.features:
-            yield beam.pvalue.TaggedOutput(FEATURES_TAG, feature_table(table, x))
+        if self.features or self.sample:
+            full = feature_table(table, x)
+            if self.features:
+                yield beam.pvalue.TaggedOutput(FEATURES_TAG, full)
+            if self.sample:
+                kept = sample_table(full, self.sample, self.sample_seed)
+                self.sampled.inc(kept.num_rows)
+                if kept.num_rows:
+                    yield beam.pvalue.TaggedOutput(SAMPLE_TAG, kept)
         if self.scorer is not None:
             from txguard.batch.decisions import decide
 
@@ -211,7 +231,8 @@ def build(pipeline: beam.Pipeline, spec: JobSpec, files: list[str]) -> None:
     scored = (
         {"wallets": wallets.rows, "families": families}
         | "join by wallet shard" >> beam.CoGroupByKey()
-        | "score" >> beam.ParDo(Score(spec.model_uri, spec.features)).with_outputs(FEATURES_TAG, DECISIONS_TAG)
+        | "score" >> beam.ParDo(Score(spec.model_uri, spec.features, spec.sample, spec.sample_seed)).with_outputs(
+            FEATURES_TAG, SAMPLE_TAG, DECISIONS_TAG)
     )
     if spec.model_uri:
         _ = scored[DECISIONS_TAG] | "write decisions" >> beam.io.WriteToText(
@@ -219,6 +240,9 @@ def build(pipeline: beam.Pipeline, spec: JobSpec, files: list[str]) -> None:
     if spec.features:
         _ = scored[FEATURES_TAG] | "write features" >> beam.io.WriteToParquetBatched(
             join(spec.output, "features"), schema=FEATURE_TABLE_SCHEMA, file_name_suffix=".parquet")
+    if spec.sample:
+        _ = scored[SAMPLE_TAG] | "write sample" >> beam.io.WriteToParquetBatched(
+            join(spec.output, "sample"), schema=SAMPLE_TABLE_SCHEMA, file_name_suffix=".parquet")
 
 
 def pipeline_options(runner: str, workers: int, extra: list[str]) -> PipelineOptions:

@@ -47,7 +47,7 @@ def test_too_many_bad_rows_fail_the_job_and_each_is_in_the_errors_output(
     status = run_job(JobSpec(input=str(src), output=str(out), model_uri=model_uri, shards=4), workers=1)
     assert status.state is JobState.FAILED
     assert status.counts == {"read": len(ROWS), "invalid": len(bad), "featurised": len(ROWS) - len(bad),
-                             "decided": len(ROWS) - len(bad)}
+                             "decided": len(ROWS) - len(bad), "sampled": 0}
     assert f"{len(bad)} of {len(ROWS)} rows invalid" in status.error
     errors = errors_of(out)
     assert sorted(e["line"] for e in errors) == bad

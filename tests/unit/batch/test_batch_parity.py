@@ -67,7 +67,7 @@ def _decisions(paths: list[Path]) -> dict[str, dict]:
 
 def test_counts_in_the_status(world: dict) -> None:
     n = len(world["ordered"])
-    assert world["status"].counts == {"read": n, "invalid": 0, "featurised": n, "decided": n}
+    assert world["status"].counts == {"read": n, "invalid": 0, "featurised": n, "decided": n, "sampled": 0}
 
 
 def test_features_equal_the_single_process_replay_and_the_online_path(world: dict, tmp_path: Path) -> None:
@@ -113,10 +113,13 @@ def test_decisions_equal_score_file_byte_for_byte(world: dict, tmp_path: Path) -
 
 
 def test_training_takes_the_feature_table_instead_of_replaying(world: dict) -> None:
+    """Read a row group at a time into one float32 matrix: the float32 of the replay's rows, what
+    training casts them to and ONNX serves (the table's float64 values are compared above)."""
     ordered = world["ordered"]
     table = from_feature_table(str(world["root"] / "out"))
     rows = [list(row) for row, *_ in feature_rows((r.tx, r.is_fraud, float("nan"), r.scenario) for r in ordered)]
-    assert table.X.tolist() == rows
+    assert table.X.dtype == np.float32 and table.weight is None
+    assert np.array_equal(table.X, np.asarray(rows, dtype=np.float64).astype(np.float32))
     assert table.y.tolist() == [r.is_fraud for r in ordered]
     assert table.scenarios == [r.scenario for r in ordered]
     assert table.ts.tolist() == [r.tx.timestamp.timestamp() for r in ordered]

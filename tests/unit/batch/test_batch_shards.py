@@ -60,7 +60,7 @@ def _run(world: dict, shards: int, workers: int) -> Path:
                              model_uri=world["uri"], features=True, shards=shards), workers=workers)
     assert status.state is JobState.COMPLETED, status.error
     n = len(world["records"])
-    assert status.counts == {"read": n, "invalid": 0, "featurised": n, "decided": n}
+    assert status.counts == {"read": n, "invalid": 0, "featurised": n, "decided": n, "sampled": 0}
     return out
 
 

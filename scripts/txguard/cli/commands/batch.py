@@ -2,7 +2,7 @@
 
 `run` replays raw Transaction files (JSONL/CSV/Parquet, local or gs://, globs) per wallet in time
 order through the functions' feature code and writes decisions (`--model-uri`) and/or the
-training feature table (`--features`), bad rows to an errors output; the last line is the job's
+training feature table (`--features`) and/or a weighted training sample of it (`--sample`), bad rows to an errors output; the last line is the job's
 status as one JSON object. Arguments after `--` go to Beam as pipeline options (Dataflow's
 `--project`, `--region`, `--temp_location`, ...). `status` reads a job's record.
 """
@@ -31,6 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--output", required=True, help="output folder or gs:// prefix")
     run.add_argument("--model-uri", default=None, help="score with this model (registry@ref): writes decisions")
     run.add_argument("--features", action="store_true", help="write the training feature table (Parquet)")
+    run.add_argument("--sample", type=float, default=0.0, metavar="FRACTION",
+                     help="write the training sample (sample-*.parquet, with a weight column): every row of a wallet-day "
+                     "a fraud or a label touched, and this fraction of the other wallet-days, drawn per day and wallet, "
+                     "weighted 1/FRACTION; features computed on the full history first. Beside the full table with "
+                     "--features, instead of it without")
+    run.add_argument("--sample-seed", type=int, default=0, help="seed of the sample's draw (default 0)")
     run.add_argument("--runner", default="DirectRunner", help="Beam runner (default DirectRunner; DataflowRunner)")
     run.add_argument("--workers", type=int, default=2,
                      help="DirectRunner worker processes (default 2; 1 runs in this process)")
@@ -58,8 +64,12 @@ def run_command(args: argparse.Namespace) -> int:
     from txguard.batch.staging import dataflow_flags
 
     terminal = Console(stderr=True)
-    if not args.model_uri and not args.features:
-        terminal.print("[red]nothing to write: give --model-uri (decisions) and/or --features[/red]")
+    if not args.model_uri and not args.features and not args.sample:
+        terminal.print("[red]nothing to write: give --model-uri (decisions), --features and/or --sample[/red]")
+        return 2
+    if args.sample and not (0.0 < args.sample <= 1.0 and args.sample_seed >= 0):
+        terminal.print(f"[red]--sample must be in (0, 1] and --sample-seed >= 0, got {args.sample} and "
+                       f"{args.sample_seed}[/red]")
         return 2
     if has_outputs(args.output):
         if not args.overwrite:
@@ -70,7 +80,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.runner == "DataflowRunner":
         beam_args = dataflow_flags(beam_args, log=terminal.log)
     spec = JobSpec(input=args.input, output=args.output, model_uri=args.model_uri, features=args.features,
-                   shards=args.shards, chunk_rows=args.chunk_rows)
+                   sample=args.sample, sample_seed=args.sample_seed, shards=args.shards, chunk_rows=args.chunk_rows)
     with terminal.status("batch job") as progress:
         def log(message: str) -> None:
             progress.update(message)
@@ -107,12 +117,12 @@ def _print_table(terminal: object, statuses: list) -> None:
     from rich.table import Table
 
     table = Table(title="batch jobs")
-    for col in ("job", "state", "read", "decided", "featurised", "invalid", "seconds", "runner", "output"):
+    for col in ("job", "state", "read", "decided", "featurised", "sampled", "invalid", "seconds", "runner", "output"):
         table.add_column(col)
     for s in statuses:
         colour = {"completed": "green", "failed": "red"}.get(s.state.value, "yellow")
         table.add_row(s.job_id, f"[{colour}]{s.state.value}[/{colour}]", *(f"{s.counts.get(k, 0):,}" for k in
-                      ("read", "decided", "featurised", "invalid")), str(s.timings.get("seconds", "")),
+                      ("read", "decided", "featurised", "sampled", "invalid")), str(s.timings.get("seconds", "")),
                       f"{s.runner} x{s.workers}", s.output)
     terminal.print(table)  # type: ignore[attr-defined]
     for s in statuses:

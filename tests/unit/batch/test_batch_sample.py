@@ -1,0 +1,130 @@
+"""The training sample of `txguard batch run --sample`: drawn after the full replay, so a sampled row's
+features are the full table's, bit for bit; every labelled row kept; whole wallet-days; weights that
+make the sample stand for the full history.
+
+The Beam job runs on a simulation with delayed labels over two files, 4 shards, writing the full
+table and the sample side by side.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from txguard.batch.jobs import JobSpec, JobState, read_status, run_job
+from txguard.batch.rows import epoch_seconds
+from txguard.batch.sampling import WEIGHT_COLUMN, sample_weights, uniform_of
+from txguard.features.wallet import FEATURE_NAMES
+from txguard.simulator.core import Simulation
+from txguard.training.dataset import first_known
+
+FRACTION, SEED = 0.2, 7
+
+
+def write_labelled_simulation(folder: Path, days: int, wallets: int, seed: int) -> int:
+    """Two JSONL files of a simulation, each fraud row with its `label_time`; returns the row count."""
+    sim = Simulation(days=days, wallets=wallets, seed=seed)
+    known = first_known(sim.label_events())
+    lines = []
+    for r in sim:
+        row = r.to_row()
+        if r.is_fraud and r.tx.transaction_id in known:
+            row["label_time"] = datetime.fromtimestamp(known[r.tx.transaction_id], UTC).isoformat()
+        lines.append(json.dumps(row) + "\n")
+    folder.mkdir(parents=True)
+    for k in range(2):
+        (folder / f"part-{k}.jsonl").write_text("".join(lines[k::2]))
+    return len(lines)
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("batch-sample")
+    n = write_labelled_simulation(root / "in", days=12, wallets=400, seed=5)
+    status = run_job(JobSpec(input=str(root / "in" / "part-*.jsonl"), output=str(root / "out"), features=True,
+                             sample=FRACTION, sample_seed=SEED, shards=4), workers=1)
+    assert status.state is JobState.COMPLETED, status.error
+    full = pq.read_table(sorted((root / "out").glob("features-*.parquet")))
+    sample = pq.read_table(sorted((root / "out").glob("sample-*.parquet")))
+    return {"root": root, "n": n, "status": status, "full": full, "sample": sample}
+
+
+def _by_id(table) -> dict[str, int]:  # noqa: ANN001
+    return {t: i for i, t in enumerate(table.column("transaction_id").to_pylist())}
+
+
+def test_a_sampled_row_has_exactly_the_full_tables_features(job: dict) -> None:
+    full, sample = job["full"], job["sample"]
+    assert 0 < sample.num_rows < full.num_rows == job["n"]
+    rows = [_by_id(full)[t] for t in sample.column("transaction_id").to_pylist()]
+    for name in (*FEATURE_NAMES, "timestamp", "wallet_id", "is_fraud", "label_time", "scenario", "line"):
+        ours, theirs = sample.column(name).to_numpy(zero_copy_only=False), full.column(name).to_numpy(
+            zero_copy_only=False)[rows]
+        if ours.dtype.kind == "f":  # bit for bit, NaN included
+            assert ours.tobytes() == theirs.tobytes(), name
+        else:
+            assert ours.tolist() == theirs.tolist(), name
+
+
+def test_the_sample_is_the_rule_applied_to_the_full_table_whatever_the_shards(job: dict) -> None:
+    """Drawn per shard in the job, yet the same rows and weights as the rule on the whole table:
+    the draw depends only on (seed, wallet, day)."""
+    full, sample = job["full"], job["sample"]
+    weights = sample_weights(full.column("wallet_id").to_numpy(zero_copy_only=False), epoch_seconds(full),
+                             full.column("is_fraud").to_numpy(), full.column("label_time").to_numpy(), FRACTION, SEED)
+    expected = dict(zip(full.column("transaction_id").to_pylist(), weights.tolist(), strict=True))
+    got = dict(zip(sample.column("transaction_id").to_pylist(), sample.column(WEIGHT_COLUMN).to_pylist(), strict=True))
+    assert got == {t: w for t, w in expected.items() if w > 0}
+    assert job["status"].counts["sampled"] == sample.num_rows
+    assert job["status"].sample == {"fraction": FRACTION, "seed": SEED}
+    assert read_status(str(job["root"] / "out")).outputs["sample"].endswith("sample-*.parquet")
+
+
+def test_every_labelled_row_is_kept_with_weight_one_and_wallet_days_stay_whole(job: dict) -> None:
+    full, sample = job["full"], job["sample"]
+    fraud = full.column("is_fraud").to_numpy() == 1
+    labelled = fraud | ~np.isnan(full.column("label_time").to_numpy())
+    assert fraud.sum() > 20
+    weight_of = dict(zip(sample.column("transaction_id").to_pylist(), sample.column(WEIGHT_COLUMN).to_pylist(),
+                         strict=True))
+    ids = full.column("transaction_id").to_pylist()
+    assert all(weight_of.get(ids[i]) == 1.0 for i in np.flatnonzero(labelled))
+    assert set(weight_of.values()) == {1.0, 1.0 / FRACTION}
+    days = (epoch_seconds(full) // 86400).astype(int)
+    blocks: dict[tuple[str, int], set[bool]] = {}
+    for t, w, d in zip(ids, full.column("wallet_id").to_pylist(), days.tolist(), strict=True):
+        blocks.setdefault((w, d), set()).add(t in weight_of)
+    assert all(len(kept) == 1 for kept in blocks.values()), "a wallet-day was split"
+    # The weighted count stands for the full history.
+    assert abs(sum(weight_of.values()) / full.num_rows - 1.0) < 0.1
+
+
+def test_the_draw_is_seeded_stratified_by_day_and_unbiased() -> None:
+    rng = np.random.default_rng(0)
+    n = 200_000
+    wallets = np.asarray([f"w{i:05d}" for i in rng.integers(0, 20_000, n)], dtype=object)
+    ts = rng.uniform(0, 30 * 86400, n)
+    fraud = (rng.uniform(size=n) < 0.002).astype(np.int8)
+    label_time = np.where(fraud == 1, ts + 3600, np.nan)
+    w = sample_weights(wallets, ts, fraud, label_time, 0.05, seed=3)
+    assert np.all(w[fraud == 1] == 1.0)
+    assert abs(w.sum() / n - 1.0) < 0.03  # Horvitz-Thompson: the weighted count is the full count
+    days = (ts // 86400).astype(int)
+    per_day = [w[days == d].sum() / (days == d).sum() for d in range(30)]
+    assert max(abs(x - 1.0) for x in per_day) < 0.15  # every day keeps its own share
+    assert np.array_equal(w, sample_weights(wallets, ts, fraud, label_time, 0.05, seed=3))
+    other = sample_weights(wallets, ts, fraud, label_time, 0.05, seed=4)
+    assert not np.array_equal(w, other) and np.array_equal(w[fraud == 1], other[fraud == 1])
+    u = uniform_of(wallets[:1000], days[:1000], 3)
+    assert u.min() >= 0.0 and u.max() < 1.0
+
+
+def test_a_bad_fraction_is_refused_before_any_work(tmp_path: Path) -> None:
+    for fraction, seed in ((0.0 - 0.5, 0), (1.5, 0), (0.1, -1)):
+        with pytest.raises(ValueError, match="sample"):
+            JobSpec(input=str(tmp_path / "x.jsonl"), output=str(tmp_path / "o"), sample=fraction, sample_seed=seed)
