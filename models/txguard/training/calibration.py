@@ -82,13 +82,19 @@ class Platt:
         return 0.5 * (1.0 + np.tanh(0.5 * z))  # the sigmoid, without overflow for large |z|
 
 
-def fit_platt(margin: np.ndarray, y: np.ndarray) -> Platt:
+def fit_platt(margin: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> Platt:
     """Logistic regression of the labels on the margin, with Platt's targets ((n+ + 1) / (n+ + 2) for a
-    fraud, 1 / (n- + 2) for a legitimate row): finite even when the slice separates perfectly."""
+    fraud, 1 / (n- + 2) for a legitimate row): finite even when the slice separates perfectly.
+
+    Weighted (a training sample): each row counts its weight, and n- is the legitimate traffic the
+    sample stands for, so the probabilities are those of the full traffic, not of the sample."""
     from sklearn.linear_model import LogisticRegression
 
     margin, y = np.asarray(margin, dtype=np.float64), np.asarray(y)
     frauds, legit = int((y == 1).sum()), int((y == 0).sum())
+    if weight is not None and frauds and legit:
+        weight = np.asarray(weight, dtype=np.float64)
+        frauds, legit = max(1, round(float(weight[y == 1].sum()))), max(1, round(float(weight[y == 0].sum())))
     if frauds == 0 or legit == 0:
         raise QualityGateError(
             f"cannot calibrate: the calibration slice has {frauds} frauds and {legit} legitimate rows "
@@ -98,6 +104,8 @@ def fit_platt(margin: np.ndarray, y: np.ndarray) -> Platt:
     x = np.concatenate([margin, margin])[:, None] / scale
     labels = np.concatenate([np.ones(len(margin)), np.zeros(len(margin))])
     weights = np.concatenate([target, 1.0 - target])
+    if weight is not None:
+        weights = weights * np.concatenate([weight, weight])
     model = LogisticRegression(C=np.inf, max_iter=1000).fit(x, labels, sample_weight=weights)
     return Platt(slope=float(model.coef_[0][0]) / scale, intercept=float(model.intercept_[0]))
 

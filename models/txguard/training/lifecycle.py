@@ -42,10 +42,26 @@ def parity_probe(X32: np.ndarray, served: np.ndarray, thresholds: Thresholds, to
                        tolerance=tolerance)
 
 
-def drift_reference(X: np.ndarray, served: np.ndarray, period: str) -> DriftReference:
-    """Bins of the monitored features (FEATURE_NAMES order, calendar ones left out) and of the score."""
+def drift_reference(X: np.ndarray, served: np.ndarray, period: str, weight: np.ndarray | None = None,
+                    seed: int = 0) -> DriftReference:
+    """Bins of the monitored features (FEATURE_NAMES order, calendar ones left out) and of the score.
+
+    Live traffic is unsampled, so a training sample's reference must be too: with weights, the rows
+    are first drawn again in proportion to their weight (systematic resampling, as many rows as the
+    sample has), which gives the traffic's distribution instead of the sample's fraud-rich one."""
     monitored = [j for j, name in enumerate(FEATURE_NAMES) if name not in NOT_MONITORED]
+    if weight is not None and len(weight):
+        rows = resample(np.asarray(weight, dtype=np.float64), len(weight), seed)
+        X, served = X[rows], served[rows]
     return reference_of(X[:, monitored], [FEATURE_NAMES[j] for j in monitored], served, period=period)
+
+
+def resample(weight: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """`n` row indices drawn in proportion to `weight` (systematic: one uniform offset, even steps)."""
+    cumulative = np.cumsum(weight)
+    offset = np.random.default_rng(seed).uniform()
+    points = (offset + np.arange(n)) * (cumulative[-1] / n)
+    return np.minimum(np.searchsorted(cumulative, points, side="right"), len(weight) - 1)
 
 
 def attach_pictures(registry: Any, version: str, held_out: Any, pictures_dir: str | None,

@@ -12,6 +12,13 @@ Calibration (`calibration`): a score is read as a probability (an analyst's "0.9
 the Brier score, the expected calibration error over 10 equal-width bins, the largest gap of any
 bin holding at least 100 rows (the error-weighted ECE is dominated by the mass near 0 and would hide
 the decision region), and the mean score against the fraud rate.
+
+Weights: every function takes the rows' weights when the rows are a training sample
+(`txguard.batch.sampling`: a kept legitimate row stands for 1 / fraction rows of the full traffic,
+a fraud for itself). Rates, curves, thresholds and alert counts are then weighted sums, i.e.
+estimates of the same figures on the full traffic: a threshold that flags 1 % of the sample's
+weighted legitimate rows flags ~1 % of all legitimate traffic. Without weights every row weighs 1
+and each function computes exactly what it did before.
 """
 
 from __future__ import annotations
@@ -28,62 +35,78 @@ CALIBRATION_BINS = 10  # equal-width score bins of the expected calibration erro
 CALIBRATION_MIN_ROWS = 100  # a bin this full is judged on its own (`ece_max_gap`)
 
 
-def threshold_at_fpr(y: np.ndarray, scores: np.ndarray, fpr: float = 0.01) -> float:
-    """The lowest threshold t that flags (score >= t) at most `fpr` of the legitimate rows."""
+def threshold_at_fpr(y: np.ndarray, scores: np.ndarray, fpr: float = 0.01, weight: np.ndarray | None = None) -> float:
+    """The lowest threshold t that flags (score >= t) at most `fpr` of the (weighted) legitimate rows."""
     from sklearn.metrics import roc_curve
 
-    fprs, _, thresholds = roc_curve(y, scores, drop_intermediate=False)
+    fprs, _, thresholds = roc_curve(y, scores, sample_weight=weight, drop_intermediate=False)
     ok = np.nonzero(fprs <= fpr)[0]
     return float(thresholds[ok[-1]])  # fprs[0] == 0 at threshold +inf: always one
 
 
-def recall_at_fpr(y: np.ndarray, scores: np.ndarray, fpr: float = 0.01) -> float:
-    return float(np.mean(scores[y == 1] >= threshold_at_fpr(y, scores, fpr))) if (y == 1).any() else 0.0
+def recall_at_fpr(y: np.ndarray, scores: np.ndarray, fpr: float = 0.01, weight: np.ndarray | None = None) -> float:
+    if not (y == 1).any():
+        return 0.0
+    caught = scores[y == 1] >= threshold_at_fpr(y, scores, fpr, weight)
+    return float(np.average(caught, weights=None if weight is None else weight[y == 1]))
 
 
 def wallet_precision_at_k(
-    y: np.ndarray, scores: np.ndarray, ts: np.ndarray, wallets: np.ndarray, k: int = 100
+    y: np.ndarray, scores: np.ndarray, ts: np.ndarray, wallets: np.ndarray, k: int = 100,
+    weight: np.ndarray | None = None,
 ) -> float:
-    return _wallet_precision(y, scores, ts, wallets, k)[0]
+    return _wallet_precision(y, scores, ts, wallets, k, weight)[0]
 
 
 def _wallet_precision(
-    y: np.ndarray, scores: np.ndarray, ts: np.ndarray, wallets: np.ndarray, k: int
+    y: np.ndarray, scores: np.ndarray, ts: np.ndarray, wallets: np.ndarray, k: int, weight: np.ndarray | None = None,
 ) -> tuple[float, float]:
-    """(precision at k, best achievable precision at k: fewer than k wallets have fraud on a day)."""
+    """(precision at k, best achievable precision at k: fewer than k wallets have fraud on a day).
+
+    Weighted, a wallet-day of the sample stands for `weight` wallet-days (a sample keeps or drops a
+    wallet's day whole): the day's top k are the highest-scoring wallets until their weights reach k."""
     days = np.floor(ts / DAY).astype(np.int64)
+    w_all = np.ones(len(y)) if weight is None else np.asarray(weight, dtype=np.float64)
     precisions, ceilings = [], []
     for day in np.unique(days):
         mask = days == day
-        best: dict[str, tuple[float, int]] = {}
-        for w, s, label in zip(wallets[mask], scores[mask], y[mask], strict=True):
+        best: dict[str, tuple[float, int, float]] = {}
+        for w, s, label, ww in zip(wallets[mask], scores[mask], y[mask], w_all[mask], strict=True):
             prev = best.get(w)
-            best[w] = (max(prev[0], s), max(prev[1], int(label))) if prev else (float(s), int(label))
-        ranked = sorted(best.values(), key=lambda v: -v[0])[:k]
-        precisions.append(sum(label for _, label in ranked) / k)
-        ceilings.append(min(k, sum(label for _, label in best.values())) / k)
+            best[w] = (max(prev[0], s), max(prev[1], int(label)), ww) if prev else (float(s), int(label), float(ww))
+        ranked = sorted(best.values(), key=lambda v: -v[0])
+        taken = found = 0.0
+        for _, label, ww in ranked:
+            share = min(ww, k - taken)
+            if share <= 0:
+                break
+            taken += share
+            found += share * label
+        precisions.append(found / k)
+        ceilings.append(min(k, sum(ww * label for _, label, ww in best.values())) / k)
     if not precisions:
         return 0.0, 0.0
     return float(np.mean(precisions)), float(np.mean(ceilings))
 
 
-def pr_auc(y: np.ndarray, scores: np.ndarray) -> float:
+def pr_auc(y: np.ndarray, scores: np.ndarray, weight: np.ndarray | None = None) -> float:
     """Average precision (the PR-AUC every report quotes)."""
     from sklearn.metrics import average_precision_score
 
-    return float(average_precision_score(y, scores))
+    return float(average_precision_score(y, scores, sample_weight=weight))
 
 
-def evaluate(y: np.ndarray, scores: np.ndarray, ts: np.ndarray, wallets: np.ndarray) -> dict[str, float]:
+def evaluate(y: np.ndarray, scores: np.ndarray, ts: np.ndarray, wallets: np.ndarray,
+             weight: np.ndarray | None = None) -> dict[str, float]:
     from sklearn.metrics import roc_auc_score
 
     if y.min() == y.max():
         raise ValueError("the held-out period has a single class: cannot evaluate (more data needed)")
-    wallet_p, wallet_ceiling = _wallet_precision(y, scores, ts, wallets, 100)
+    wallet_p, wallet_ceiling = _wallet_precision(y, scores, ts, wallets, 100, weight)
     return {
-        "pr_auc": pr_auc(y, scores),
-        "roc_auc": float(roc_auc_score(y, scores)),
-        "recall_at_1pct_fpr": recall_at_fpr(y, scores, 0.01),
+        "pr_auc": pr_auc(y, scores, weight),
+        "roc_auc": float(roc_auc_score(y, scores, sample_weight=weight)),
+        "recall_at_1pct_fpr": recall_at_fpr(y, scores, 0.01, weight),
         "wallet_precision_at_100": wallet_p,
         "wallet_precision_at_100_ceiling": wallet_ceiling,
     }
@@ -101,14 +124,22 @@ def recall_by_scenario(y: np.ndarray, scores: np.ndarray, scenarios: list[str], 
     return out
 
 
-def _fpr_threshold(legit_scores: np.ndarray, fpr: float) -> float:
-    """A threshold t with at most `fpr` of legitimate scores >= t, in the middle of a score gap.
+def _fpr_threshold(legit_scores: np.ndarray, fpr: float, weight: np.ndarray | None = None) -> float:
+    """A threshold t with at most `fpr` of legitimate scores >= t (of their weight), in the middle of
+    a score gap.
 
     Placing it mid-gap (not just above a score) leaves a margin so the float32 (ONNX) and float64
     (scikit-learn) scores of the same row never fall on different sides of it.
     """
-    s = np.sort(legit_scores.astype(np.float64))[::-1]
-    allowed = int(np.floor(fpr * len(s)))
+    if weight is not None:
+        order = np.argsort(-legit_scores.astype(np.float64), kind="stable")
+        s = legit_scores.astype(np.float64)[order]
+        cumulative = np.cumsum(np.asarray(weight, dtype=np.float64)[order])
+        # the top rows whose weights stay within the allowed share of the legitimate traffic
+        allowed = int(np.searchsorted(cumulative, fpr * cumulative[-1] * (1 + 1e-12), side="right")) if len(s) else 0
+    else:
+        s = np.sort(legit_scores.astype(np.float64))[::-1]
+        allowed = int(np.floor(fpr * len(s)))
     if allowed >= len(s):
         return 0.0
     below = s[allowed]
@@ -116,14 +147,20 @@ def _fpr_threshold(legit_scores: np.ndarray, fpr: float) -> float:
     return float((below + above) / 2) if above > below else float(below + 1e-7)
 
 
-def derive_thresholds(y: np.ndarray, scores: np.ndarray) -> Thresholds:
-    """review: FPR 1% on held-out legit; block: the stricter of FPR 0.1% and precision >= 0.9."""
+def derive_thresholds(y: np.ndarray, scores: np.ndarray, weight: np.ndarray | None = None) -> Thresholds:
+    """review: FPR 1% on held-out legit; block: the stricter of FPR 0.1% and precision >= 0.9
+    (weighted: of the legitimate traffic and the flagged traffic the sample stands for)."""
     legit = scores[y == 0]
-    review = _fpr_threshold(legit, REVIEW_FPR)
-    block = _fpr_threshold(legit, BLOCK_FPR)
+    legit_weight = None if weight is None else weight[y == 0]
+    review = _fpr_threshold(legit, REVIEW_FPR, legit_weight)
+    block = _fpr_threshold(legit, BLOCK_FPR, legit_weight)
     order = np.argsort(-scores, kind="stable")
-    tp = np.cumsum(y[order] == 1)
-    precision = tp / np.arange(1, len(order) + 1)
+    if weight is None:
+        tp = np.cumsum(y[order] == 1)
+        precision = tp / np.arange(1, len(order) + 1)
+    else:
+        w = np.asarray(weight, dtype=np.float64)[order]
+        precision = np.cumsum(w * (y[order] == 1)) / np.cumsum(w)
     reach = np.nonzero(precision >= BLOCK_PRECISION)[0]
     if len(reach):
         # Just below the lowest score whose top set is still >= 90% precise (mid-gap, as above).
@@ -136,34 +173,47 @@ def derive_thresholds(y: np.ndarray, scores: np.ndarray) -> Thresholds:
     return Thresholds(review=round(review, 6), block=round(block, 6))
 
 
-def reliability(y: np.ndarray, scores: np.ndarray, bins: int = CALIBRATION_BINS) -> list[dict[str, float]]:
+def reliability(y: np.ndarray, scores: np.ndarray, bins: int = CALIBRATION_BINS,
+                weight: np.ndarray | None = None) -> list[dict[str, float]]:
     """The non-empty equal-width score bins: bounds, rows, mean score and fraud rate of each
-    (the reliability diagram's points; a score of exactly 1 falls in the last bin)."""
+    (the reliability diagram's points; a score of exactly 1 falls in the last bin). Weighted, the
+    mean and the rate are weighted and `weight` is the bin's weight; `rows` counts the rows measured."""
     index = np.minimum((np.asarray(scores, dtype=np.float64) * bins).astype(np.int64), bins - 1)
     out = []
     for b in range(bins):
         rows = index == b
         n = int(rows.sum())
         if n:
-            out.append({"lo": b / bins, "hi": (b + 1) / bins, "rows": n, "mean_score": float(scores[rows].mean()),
-                        "fraud_rate": float(y[rows].mean())})
+            w = None if weight is None else np.asarray(weight, dtype=np.float64)[rows]
+            out.append({"lo": b / bins, "hi": (b + 1) / bins, "rows": n, "weight": float(n if w is None else w.sum()),
+                        "mean_score": float(np.average(scores[rows], weights=w)),
+                        "fraud_rate": float(np.average(y[rows], weights=w))})
     return out
 
 
-def calibration(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+def calibration(y: np.ndarray, scores: np.ndarray, weight: np.ndarray | None = None) -> dict[str, float]:
     """Brier score, ECE (10 equal-width bins), the largest |mean score - fraud rate| of a bin holding
-    at least CALIBRATION_MIN_ROWS rows, and the mean score divided by the fraud rate (1 is exact)."""
+    at least CALIBRATION_MIN_ROWS rows, and the mean score divided by the fraud rate (1 is exact).
+    Weighted: weighted means; a bin is judged on its own when it holds CALIBRATION_MIN_ROWS rows
+    measured (its noise is that of the rows measured, not of the traffic they stand for)."""
     y64, s64 = np.asarray(y, dtype=np.float64), np.asarray(scores, dtype=np.float64)
-    bins = reliability(y64, s64)
-    gaps = [(b["rows"], abs(b["mean_score"] - b["fraud_rate"])) for b in bins]
+    w = None if weight is None else np.asarray(weight, dtype=np.float64)
+    bins = reliability(y64, s64, weight=weight)
+    gaps = [(b["rows"], b["weight"], abs(b["mean_score"] - b["fraud_rate"])) for b in bins]
+    rate = float(np.average(y64, weights=w))
     return {
-        "brier": float(np.mean((s64 - y64) ** 2)),
-        "ece": float(sum(n * gap for n, gap in gaps) / len(y64)),
-        "ece_max_gap": float(max((gap for n, gap in gaps if n >= CALIBRATION_MIN_ROWS), default=0.0)),
-        "score_to_fraud_rate": float(s64.mean() / y64.mean()) if y64.any() else float("nan"),
+        "brier": float(np.average((s64 - y64) ** 2, weights=w)),
+        "ece": float(sum(bw * gap for _n, bw, gap in gaps) / (len(y64) if w is None else w.sum())),
+        "ece_max_gap": float(max((gap for n, _bw, gap in gaps if n >= CALIBRATION_MIN_ROWS), default=0.0)),
+        "score_to_fraud_rate": float(np.average(s64, weights=w) / rate) if rate else float("nan"),
     }
 
 
-def alerts(scores: np.ndarray, thresholds: Thresholds) -> dict[str, int]:
-    """How many rows the thresholds send to review or block (>= review) and to block alone."""
-    return {"review": int(np.sum(scores >= thresholds.review)), "block": int(np.sum(scores >= thresholds.block))}
+def alerts(scores: np.ndarray, thresholds: Thresholds, weight: np.ndarray | None = None) -> dict[str, int]:
+    """How many rows the thresholds send to review or block (>= review) and to block alone;
+    weighted, how many of the traffic the rows stand for (rounded)."""
+    if weight is None:
+        return {"review": int(np.sum(scores >= thresholds.review)), "block": int(np.sum(scores >= thresholds.block))}
+    w = np.asarray(weight, dtype=np.float64)
+    return {"review": round(float(w[scores >= thresholds.review].sum())),
+            "block": round(float(w[scores >= thresholds.block].sum()))}

@@ -41,6 +41,7 @@ class HeldOut:
     scenarios: Sequence[str]
     title: str  # e.g. "v3 (held-out 2026-01-23..2026-01-31)"
     uncalibrated: np.ndarray | None = None  # the trees' own scores, before calibration
+    weight: np.ndarray | None = None  # a training sample's weights: the curves are the full traffic's
 
 
 def _pyplot():  # noqa: ANN202
@@ -59,14 +60,16 @@ def _png(fig) -> bytes:  # noqa: ANN001
     return buf.getvalue()
 
 
-def _operating_point(y: np.ndarray, s: np.ndarray, t: float) -> tuple[float, float, float]:
-    """(recall, precision, false positive rate) of `score >= t`."""
+def _operating_point(y: np.ndarray, s: np.ndarray, t: float,
+                     weight: np.ndarray | None = None) -> tuple[float, float, float]:
+    """(recall, precision, false positive rate) of `score >= t` (weighted: of the traffic)."""
+    w = np.ones(len(y)) if weight is None else weight
     flagged = s >= t
-    tp = int(np.sum(flagged & (y == 1)))
-    fp = int(np.sum(flagged & (y == 0)))
-    recall = tp / max(1, int(np.sum(y == 1)))
-    precision = tp / max(1, tp + fp)
-    return recall, precision, fp / max(1, int(np.sum(y == 0)))
+    tp = float(np.sum(w[flagged & (y == 1)]))
+    fp = float(np.sum(w[flagged & (y == 0)]))
+    recall = tp / max(1.0, float(np.sum(w[y == 1])))
+    precision = tp / max(1.0, tp + fp)
+    return recall, precision, fp / max(1.0, float(np.sum(w[y == 0])))
 
 
 def curves(h: HeldOut) -> bytes:
@@ -76,12 +79,13 @@ def curves(h: HeldOut) -> bytes:
     fig, (pr, roc) = plt.subplots(1, 2, figsize=(11, 4.6))
     for label, s, t, color in (("model", h.scores, h.thresholds, _MODEL),
                                ("rules baseline", h.baseline, h.baseline_thresholds, _BASE)):
-        p, r, _ = precision_recall_curve(h.y, s)
-        pr.plot(r, p, color=color, label=f"{label} (PR-AUC {average_precision_score(h.y, s):.3f})")
-        fpr, tpr, _ = roc_curve(h.y, s)
-        roc.plot(fpr, tpr, color=color, label=f"{label} (ROC-AUC {roc_auc_score(h.y, s):.3f})")
+        w = h.weight
+        p, r, _ = precision_recall_curve(h.y, s, sample_weight=w)
+        pr.plot(r, p, color=color, label=f"{label} (PR-AUC {average_precision_score(h.y, s, sample_weight=w):.3f})")
+        fpr, tpr, _ = roc_curve(h.y, s, sample_weight=w)
+        roc.plot(fpr, tpr, color=color, label=f"{label} (ROC-AUC {roc_auc_score(h.y, s, sample_weight=w):.3f})")
         for name, th, marker in (("review", t.review, "o"), ("block", t.block, "s")):
-            rec, prec, fp_rate = _operating_point(h.y, s, th)
+            rec, prec, fp_rate = _operating_point(h.y, s, th, w)
             pr.plot([rec], [prec], marker, color=color, markersize=7, label=f"{label} {name} >= {th:.3g}")
             roc.plot([fp_rate], [rec], marker, color=color, markersize=7)
     pr.set(xlabel="recall", ylabel="precision", title="Precision-recall", xlim=(0, 1.02), ylim=(0, 1.02))
@@ -101,8 +105,12 @@ def scores(h: HeldOut) -> bytes:
     # Log-spaced: nearly all legitimate scores sit below 1e-2, where the review threshold usually is.
     bins = np.logspace(np.log10(_SCORE_FLOOR), 0, 61)
     clipped = np.clip(h.scores, _SCORE_FLOOR, 1.0)
-    ax.hist(clipped[h.y == 0], bins=bins, color="#7f7f7f", alpha=0.7, label=f"legitimate ({int(np.sum(h.y == 0)):,})")
-    ax.hist(clipped[h.y == 1], bins=bins, color=_BASE, alpha=0.8, label=f"fraud ({int(np.sum(h.y == 1)):,})")
+    w = np.ones(len(h.y)) if h.weight is None else h.weight  # a sample's rows count for the traffic
+    legit, fraud = h.y == 0, h.y == 1
+    ax.hist(clipped[legit], bins=bins, weights=w[legit], color="#7f7f7f", alpha=0.7,
+            label=f"legitimate ({round(float(w[legit].sum())):,})")
+    ax.hist(clipped[fraud], bins=bins, weights=w[fraud], color=_BASE, alpha=0.8,
+            label=f"fraud ({round(float(w[fraud].sum())):,})")
     for name, th, style in (("review", h.thresholds.review, "--"), ("block", h.thresholds.block, "-")):
         ax.axvline(th, color="black", linestyle=style, linewidth=1.2, label=f"{name} >= {th:.3g}")
     ax.set(xscale="log", yscale="log", xlabel=f"score (P(fraud), log; below {_SCORE_FLOOR:g} counted at it)",
@@ -148,16 +156,19 @@ def scenarios(h: HeldOut) -> bytes:
     return _png(fig)
 
 
-def _decade_points(y: np.ndarray, s: np.ndarray) -> list[tuple[float, float, int, int]]:
+def _decade_points(y: np.ndarray, s: np.ndarray, weight: np.ndarray | None = None) -> list[tuple[float, float, int, int]]:
     """(mean score, fraud rate, rows, frauds) of the score decades [1e-6, 1e-5), ..., [0.1, 1] holding
-    a fraud (below 1e-6 counted in the first): a fraud rate of 0 has no place on a log axis."""
+    a fraud (below 1e-6 counted in the first): a fraud rate of 0 has no place on a log axis.
+    Weighted: mean and rate of the traffic, rows measured."""
     edges = np.logspace(np.log10(_SCORE_FLOOR), 0, 7)
     index = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, len(edges) - 2)
     out = []
     for b in range(len(edges) - 1):
         rows = index == b
         if rows.any() and y[rows].any():
-            out.append((float(s[rows].mean()), float(y[rows].mean()), int(rows.sum()), int(y[rows].sum())))
+            w = None if weight is None else weight[rows]
+            out.append((float(np.average(s[rows], weights=w)), float(np.average(y[rows], weights=w)),
+                        int(rows.sum()), int(y[rows].sum())))
     return out
 
 
@@ -171,8 +182,8 @@ def reliability(h: HeldOut) -> bytes:
     if h.uncalibrated is not None:
         series.append(("trees alone (uncalibrated)", h.uncalibrated, "#7f7f7f", "s"))
     for label, s, color, marker in series:
-        c = calibration(h.y, s)
-        bins = bins_of(h.y, s)
+        c = calibration(h.y, s, h.weight)
+        bins = bins_of(h.y, s, weight=h.weight)
         x = np.array([b["mean_score"] for b in bins])
         rate = np.array([b["fraud_rate"] for b in bins])
         n = np.array([b["rows"] for b in bins])
@@ -182,9 +193,10 @@ def reliability(h: HeldOut) -> bytes:
                       label=f"{label}: ECE {c['ece']:.4f}, gap {c['ece_max_gap']:.3f}, Brier {c['brier']:.5f}")
         for xi, ri, ni in zip(x, rate, n, strict=True):
             wide.annotate(f"{ni:,}", (xi, ri), textcoords="offset points", xytext=(4, -9), fontsize=6, color=color)
-        points = _decade_points(h.y, s)
+        points = _decade_points(h.y, s, h.weight)
         low.plot([max(p[0], _SCORE_FLOOR) for p in points], [p[1] for p in points], marker + "-", color=color,
-                 markersize=5, linewidth=1, label=f"{label}: mean score {s.mean():.4f}, fraud rate {h.y.mean():.4f}")
+                 markersize=5, linewidth=1, label=f"{label}: mean score {np.average(s, weights=h.weight):.4f}, "
+                 f"fraud rate {np.average(h.y, weights=h.weight):.4f}")
         for mean, rate_b, rows, frauds in points:
             low.annotate(f"{frauds:,}/{rows:,}", (max(mean, _SCORE_FLOOR), rate_b), textcoords="offset points",
                          xytext=(4, -9), fontsize=6, color=color)

@@ -150,8 +150,10 @@ def check_parity(sk: np.ndarray, onx: np.ndarray, thresholds: Thresholds) -> dic
     return {"onnx_max_abs_diff": diff, "onnx_decision_flips": float(flips)}
 
 
-def production_pr_auc(registry: Any, X32: np.ndarray, y: np.ndarray) -> tuple[float | None, str | None]:
-    """Production's PR-AUC on the same held-out rows (or its recorded one if features differ)."""
+def production_pr_auc(registry: Any, X32: np.ndarray, y: np.ndarray,
+                      weight: np.ndarray | None = None) -> tuple[float | None, str | None]:
+    """Production's PR-AUC on the same held-out rows, weighted as the candidate's (or its recorded
+    one if features differ)."""
     try:
         current = registry.load(PRODUCTION)
     except ModelNotFoundError:
@@ -160,13 +162,15 @@ def production_pr_auc(registry: Any, X32: np.ndarray, y: np.ndarray) -> tuple[fl
     if list(meta.features) == list(FEATURE_NAMES):
         from sklearn.metrics import average_precision_score
 
-        return float(average_precision_score(y, onnx_scores(current.artifact, X32))), meta.version
+        return float(average_precision_score(y, onnx_scores(current.artifact, X32), sample_weight=weight)), meta.version
     recorded = meta.metrics.get("pr_auc")
     return (float(recorded) if recorded is not None else None), meta.version
 
 
-def fit_model(config: TrainConfig, X_train: np.ndarray, y_train: np.ndarray) -> Any:
-    """The classifier every published version is; evaluations fit this very one."""
+def fit_model(config: TrainConfig, X_train: np.ndarray, y_train: np.ndarray, weight: np.ndarray | None = None) -> Any:
+    """The classifier every published version is; evaluations fit this very one. `weight`: a training
+    sample's weights, multiplied into the loss with the fraud weight (a kept legitimate row counts
+    for the rows it stands for)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
@@ -181,7 +185,7 @@ def fit_model(config: TrainConfig, X_train: np.ndarray, y_train: np.ndarray) -> 
         random_state=config.seed,
     )
     with threadpool_limits(limits=config.threads):
-        model.fit(X_train, y_train)
+        model.fit(X_train, y_train, sample_weight=weight)
     return model
 
 
@@ -209,20 +213,22 @@ class Fitted:
 
 
 def fit_calibrated(config: TrainConfig, X32: np.ndarray, y: np.ndarray, ts: np.ndarray, label_time: np.ndarray,
-                   train: np.ndarray, as_of: float) -> Fitted:
+                   train: np.ndarray, as_of: float, weight: np.ndarray | None = None) -> Fitted:
     """Trees on the training rows but the calibration slice, Platt on the slice, both into ONNX.
 
     `as_of` is when the training labels were read (the split) and `y` the labels as known then
     (`txguard.training.split`: a fraud reported later is legitimate here); the slice is chosen from
     `train` with those labels (txguard.training.calibration.calibration_slice). Every published
-    version and every evaluation fits through here.
+    version and every evaluation fits through here. `weight` (a training sample's) reaches the
+    trees and the calibration.
     """
     held = calibration_slice(ts, y, label_time, train, as_of, config.calibration_fraction)
     fit_rows = train & ~held.rows
     if y[fit_rows].sum() == 0:
         raise QualityGateError("not enough labelled fraud outside the calibration slice to fit the trees: use more data")
-    model = fit_model(config, X32[fit_rows], y[fit_rows])
-    platt = fit_platt(model.decision_function(X32[held.rows]), y[held.rows])
+    model = fit_model(config, X32[fit_rows], y[fit_rows], None if weight is None else weight[fit_rows])
+    platt = fit_platt(model.decision_function(X32[held.rows]), y[held.rows],
+                      None if weight is None else weight[held.rows])
     raw = to_onnx(model, X32.shape[1])
     return Fitted(model, platt, held, fit_rows, raw, fold_into_onnx(raw, platt))
 
@@ -261,41 +267,47 @@ def train_and_publish(
         )
     y_fit = np.zeros_like(dataset.y)  # every row's label as known at the cut (training rows only)
     y_fit[train] = y_train
-    X32 = dataset.X.astype(np.float32)  # what ONNX sees at serving; sklearn trains on the same values
+    # What ONNX sees at serving; sklearn trains on the same values. A feature table is read in float32
+    # already (`from_feature_table`): no second matrix then.
+    X32 = dataset.X if dataset.X.dtype == np.float32 else dataset.X.astype(np.float32)
     X_test = X32[test]
+    weight = dataset.weight  # a training sample's: every held-out figure below is then the traffic's
+    w_test = None if weight is None else weight[test]
 
     log(f"training on {len(y_train)} rows ({int(y_train.sum())} frauds) but a calibration slice, "
         f"testing on {len(y_test)}")
     t_fit = time.perf_counter()
-    fitted = fit_calibrated(config, X32, y_fit, dataset.ts, dataset.label_time, train, cut)
+    fitted = fit_calibrated(config, X32, y_fit, dataset.ts, dataset.label_time, train, cut, weight)
     train_seconds = time.perf_counter() - t_fit
     artifact = fitted.artifact
 
     log("checking ONNX parity")
     served = onnx_scores(artifact, X_test)
-    thresholds = metrics.derive_thresholds(y_test, served)
+    thresholds = metrics.derive_thresholds(y_test, served, w_test)
     parity = check_parity(fitted.reference_scores(X_test), served, thresholds)
     # The trees alone, as versions before calibration served them: the same ranking, other numbers.
     uncalibrated = onnx_scores(fitted.raw_artifact, X_test)
-    raw_thresholds = metrics.derive_thresholds(y_test, uncalibrated)
-    calibrated_metrics = metrics.calibration(y_test, served)
-    raw_metrics = {"pr_auc": metrics.pr_auc(y_test, uncalibrated), **metrics.calibration(y_test, uncalibrated)}
-    alerts = {"alerts": metrics.alerts(served, thresholds), "alerts_uncalibrated": metrics.alerts(uncalibrated,
-                                                                                                   raw_thresholds)}
+    raw_thresholds = metrics.derive_thresholds(y_test, uncalibrated, w_test)
+    calibrated_metrics = metrics.calibration(y_test, served, w_test)
+    raw_metrics = {"pr_auc": metrics.pr_auc(y_test, uncalibrated, w_test),
+                   **metrics.calibration(y_test, uncalibrated, w_test)}
+    alerts = {"alerts": metrics.alerts(served, thresholds, w_test),
+              "alerts_uncalibrated": metrics.alerts(uncalibrated, raw_thresholds, w_test)}
     calibration = fitted.calibration_record(y_fit)
 
     ts_test, wallets_test = dataset.ts[test], dataset.wallets[test]
-    model_metrics = {**metrics.evaluate(y_test, served, ts_test, wallets_test), **calibrated_metrics,
+    model_metrics = {**metrics.evaluate(y_test, served, ts_test, wallets_test, w_test), **calibrated_metrics,
                      **{f"{k}_uncalibrated": v for k, v in raw_metrics.items()}}
     base_scores = baseline.rule_scores(dataset.X[test])
-    base = metrics.evaluate(y_test, base_scores, ts_test, wallets_test)
+    base = metrics.evaluate(y_test, base_scores, ts_test, wallets_test, w_test)
     test_scenarios = [s for s, keep in zip(dataset.scenarios, test, strict=True) if keep]
     by_scenario = metrics.recall_by_scenario(y_test, served, test_scenarios, thresholds.review)
     split_at = datetime.fromtimestamp(cut, UTC).isoformat()
     # What live traffic is compared with (drift): the held-out rows, the most recent the model saw.
-    reference = lifecycle.drift_reference(dataset.X[test], served, period=f"held-out rows from {split_at}")
+    reference = lifecycle.drift_reference(dataset.X[test], served, period=f"held-out rows from {split_at}", weight=w_test,
+                                          seed=config.seed)
 
-    prod_pr_auc, prod_version = production_pr_auc(registry, X_test, y_test)
+    prod_pr_auc, prod_version = production_pr_auc(registry, X_test, y_test, w_test)
     report: dict[str, Any] = {
         **{k: round(v, 6) for k, v in model_metrics.items()},
         **{f"baseline_{k}": round(v, 6) for k, v in base.items()},
@@ -310,8 +322,11 @@ def train_and_publish(
         "n_train_fraud_unknown_at_cut": split.unknown_at_cut,
         "n_calibration": calibration.rows,
         "n_test": int(test.sum()),
-        "fraud_rate": round(float(dataset.y.mean()), 6),
-        "held_out_fraud_rate": round(float(y_test.mean()), 6),
+        # A training sample: the rows measured stand for this many of the traffic (weights' sum).
+        "sample": None if weight is None else {"rows": len(dataset), "stands_for": round(float(weight.sum())),
+                                               "test_stands_for": round(float(w_test.sum()))},
+        "fraud_rate": round(float(np.average(dataset.y, weights=weight)), 6),
+        "held_out_fraud_rate": round(float(np.average(y_test, weights=w_test)), 6),
         "split_at": split_at,
         "label_maturity_days": config.label_maturity_days,
         "features_seconds": round(features_seconds, 2),
@@ -366,7 +381,7 @@ def train_and_publish(
 
         held_out = HeldOut(
             y=y_test, scores=served, uncalibrated=uncalibrated, baseline=base_scores, thresholds=thresholds,
-            baseline_thresholds=metrics.derive_thresholds(y_test, base_scores),
+            baseline_thresholds=metrics.derive_thresholds(y_test, base_scores, w_test), weight=w_test,
             scenarios=[dataset.scenarios[i] for i in np.flatnonzero(test)] if dataset.scenarios else [""] * len(y_test),
             title=f"{published.version} (held-out from {split_at[:10]}, {len(y_test):,} transactions)")
         report["pictures"] = lifecycle.attach_pictures(registry, published.version, held_out, config.pictures_dir,

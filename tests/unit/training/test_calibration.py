@@ -130,7 +130,8 @@ def test_fit_calibrated_never_fits_the_trees_on_the_slice(monkeypatch: pytest.Mo
     train = np.isnan(label_time) | (label_time <= as_of)
     seen: list[np.ndarray] = []
     real = train_module.fit_model
-    monkeypatch.setattr(train_module, "fit_model", lambda config, X, yy: seen.append(X) or real(config, X, yy))
+    monkeypatch.setattr(train_module, "fit_model",
+                        lambda config, X, yy, weight=None: seen.append(X) or real(config, X, yy, weight))
     fitted = train_module.fit_calibrated(train_module.TrainConfig(max_iter=20), x, y, ts, label_time, train, as_of)
     held = fitted.calibration_slice.rows
     assert held.sum() > 0 and not np.any(held & fitted.fit_rows) and np.array_equal(fitted.fit_rows, train & ~held)
