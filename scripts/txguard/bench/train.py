@@ -1,0 +1,162 @@
+"""`txguard bench train`: what training costs as the history doubles, full table against training sample.
+
+For each history size N (a doubling series), in one run:
+
+1. simulate N raw transactions (20 days, wallets in proportion, each fraud with its `label_time`)
+   and run the Beam job on them (DirectRunner) writing the full feature table and the training
+   sample side by side (`--features --sample f`): the features seconds (wall and CPU) of the Beam path;
+2. `txguard train --features <sample>` in its own process: its peak RSS (the kernel's high-water
+   mark of that process, `wait4`), training seconds and gate;
+3. up to `full_up_to` rows, `txguard train --features <full table>` the same way, for comparison;
+4. both published models scored on the **full** held-out period of the full table: PR-AUC,
+   recall at 1 % FPR and the review alert rate at each model's own thresholds, and their deltas.
+
+The sample's fraction halves as the history doubles (`fraction = sample_rows / N`, at most 1): a
+team keeps its training set at a size its machine holds, and the sample's rows are then every
+wallet-day a fraud touched plus a constant number of drawn ones. Peak RSS follows the sample's rows,
+not the history's. Timings move with the machine's load: the run records the load average.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+Log = Callable[[str], None]
+DAYS = 20
+ROWS_PER_WALLET = 45  # the simulator's transactions per wallet over DAYS days (about)
+
+
+def _cpu_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
+
+
+def labelled_file(path: Path, size: int, seed: int, log: Log) -> int:
+    """~`size` simulated raw transactions over DAYS days, fraud rows with their `label_time`; made once."""
+    if path.exists():
+        return sum(1 for _ in path.open())
+    from txguard.simulator.core import Simulation
+    from txguard.training.dataset import first_known
+
+    sim = Simulation(days=DAYS, wallets=max(50, size // ROWS_PER_WALLET), seed=seed)
+    log(f"simulating ~{size:,} transactions ({sim.params.get('wallets')} wallets, {DAYS} days)")
+    known = first_known(sim.label_events())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with path.open("w") as fh:
+        for r in sim:
+            row = r.to_row()
+            if r.is_fraud and r.tx.transaction_id in known:
+                row["label_time"] = datetime.fromtimestamp(known[r.tx.transaction_id], UTC).isoformat()
+            fh.write(json.dumps(row) + "\n")
+            n += 1
+    return n
+
+
+def measured_train(table: str, registry: Path, log_path: Path) -> dict[str, Any]:
+    """`txguard train --features TABLE` in its own process: its report, peak RSS and wall seconds."""
+    argv = [sys.executable, "-m", "txguard.cli.main", "train", "--features", table, "--registry", str(registry),
+            "--no-pictures", "--min-pr-auc", "0"]
+    started = time.perf_counter()
+    with log_path.open("w") as err:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True)
+        out = proc.stdout.read() if proc.stdout else ""
+        _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if proc.returncode not in (0, 3) or not lines:
+        raise RuntimeError(f"txguard train --features {table} exited {proc.returncode}; see {log_path}")
+    report = json.loads(lines[-1])
+    return {"report": report, "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+            "seconds": round(time.perf_counter() - started, 2), "gate": report.get("gate")}
+
+
+def graded_on_full(full_table: str, registries: dict[str, Path]) -> dict[str, dict[str, float]]:
+    """Each published model on the full held-out period of the full table, at its own thresholds."""
+    from txguard.registry import open_registry
+    from txguard.training import metrics
+    from txguard.training.dataset import from_feature_table
+    from txguard.training.train import TrainConfig, onnx_scores, time_split
+
+    data = from_feature_table(full_table)
+    test = time_split(data, TrainConfig.test_fraction).test
+    y, X = data.y[test], data.X[test]
+    out = {}
+    for name, registry in registries.items():
+        loaded = open_registry(str(registry)).load("staging")
+        served = onnx_scores(loaded.artifact, X)
+        alerts = metrics.alerts(served, loaded.metadata.thresholds)
+        out[name] = {"pr_auc": round(metrics.pr_auc(y, served), 6),
+                     "recall_at_1pct_fpr": round(metrics.recall_at_fpr(y, served, 0.01), 6),
+                     "review_alert_rate": round(alerts["review"] / len(y), 6),
+                     "review_fpr": round(float(np.mean(served[y == 0] >= loaded.metadata.thresholds.review)), 6)}
+    return out
+
+
+def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int, workers: int, full_up_to: int,
+                  seed: int, log: Log) -> dict[str, Any]:
+    from txguard.batch.jobs import JobSpec, JobState, run_job
+
+    results = []
+    for size in sorted(sizes):
+        folder = workdir / f"n{size}"
+        rows = labelled_file(folder / "tx.jsonl", size, seed, log)
+        fraction = min(1.0, sample_rows / rows)
+        out = folder / "out"
+        load = os.getloadavg()[0]
+        log(f"{rows:,} transactions: Beam features + sample at fraction {fraction:.4f}")
+        if out.exists():
+            import shutil
+
+            shutil.rmtree(out)
+        cpu0, wall0 = _cpu_children(), time.perf_counter()
+        status = run_job(JobSpec(input=str(folder / "tx.jsonl"), output=str(out), features=True, sample=fraction,
+                                 shards=shards), workers=workers)
+        features_wall, features_cpu = time.perf_counter() - wall0, _cpu_children() - cpu0
+        if status.state is not JobState.COMPLETED:
+            raise RuntimeError(f"Beam job failed: {status.error}")
+        figures: dict[str, Any] = {
+            "history_rows": rows, "fraction": round(fraction, 6), "sample_rows": status.counts["sampled"],
+            "load_1m": round(load, 2), "features_seconds": round(features_wall, 2),
+            "features_cpu_seconds": round(features_cpu, 2),
+        }
+        registries = {"sampled": folder / "registry-sampled"}
+        log(f"{rows:,} transactions: training on the sample ({status.counts['sampled']:,} rows)")
+        sampled = measured_train(str(out / "sample-*.parquet"), registries["sampled"], folder / "train-sampled.log")
+        figures["sampled"] = {k: sampled[k] for k in ("peak_rss_mb", "cpu_seconds", "seconds", "gate")}
+        figures["sampled"]["train_seconds"] = sampled["report"].get("train_seconds")
+        if rows <= full_up_to:
+            registries["full"] = folder / "registry-full"
+            log(f"{rows:,} transactions: training on the full table")
+            full = measured_train(str(out / "features-*.parquet"), registries["full"], folder / "train-full.log")
+            figures["full"] = {k: full[k] for k in ("peak_rss_mb", "cpu_seconds", "seconds", "gate")}
+            figures["full"]["train_seconds"] = full["report"].get("train_seconds")
+        log(f"{rows:,} transactions: grading on the full held-out period")
+        graded = graded_on_full(str(out / "features-*.parquet"), registries)
+        figures["quality"] = graded
+        if "full" in graded:
+            figures["quality_deltas"] = {k: round(graded["sampled"][k] - graded["full"][k], 6)
+                                         for k in ("pr_auc", "recall_at_1pct_fpr", "review_alert_rate")}
+        results.append(figures)
+        for registry in registries.values():  # the models are not needed past their figures
+            import shutil
+
+            shutil.rmtree(registry, ignore_errors=True)
+    rss = [r["sampled"]["peak_rss_mb"] for r in results]
+    return {"sizes": sorted(sizes), "sample_rows_target": sample_rows, "shards": shards, "workers": workers,
+            "results": results, "sampled_peak_rss_mb_range": [min(rss), max(rss)] if rss else None,
+            "max_abs_quality_delta": max((abs(v) for r in results for v in r.get("quality_deltas", {}).values()),
+                                         default=None)}

@@ -1,0 +1,74 @@
+"""`txguard bench train`: full history against training sample as the history doubles
+(scripts/txguard/bench/train.py). Table on stderr; the last line is one JSON object."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from txguard.cli.commands._group import command_group
+
+DEFAULT_WORKDIR = ".txguard/bench-train"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    bench = command_group(subparsers, "bench", "benchmarks (scoring function, local pipeline end to end)")
+    p = bench.add_parser(
+        "train",
+        help="training on a weighted sample vs the full table as the history doubles: RSS, seconds, quality",
+        description="For each --sizes N: simulate N labelled transactions, run the Beam job writing the full "
+        "feature table and a training sample of about --sample-rows drawn rows (fraction = sample-rows / N), "
+        "then `txguard train --features` on the sample (and on the full table up to --full-up-to rows), each in "
+        "its own process: peak RSS, CPU and wall seconds; both models graded on the full held-out period. Run it "
+        "niced on a shared machine; figures are comparable within one run.",
+    )
+    p.add_argument("--sizes", default="50000,100000,200000",
+                   help="comma-separated history sizes, a doubling series (default 50000,100000,200000)")
+    p.add_argument("--sample-rows", type=int, default=25_000,
+                   help="legitimate rows the sample draws, about (default 25000): fraction = this / N")
+    p.add_argument("--full-up-to", type=int, default=2_000_000,
+                   help="also train on the full table up to this many rows (default 2000000)")
+    p.add_argument("--shards", type=int, default=16, help="replay groups per family of the Beam job (default 16)")
+    p.add_argument("--workers", type=int, default=1, help="DirectRunner worker processes (default 1)")
+    p.add_argument("--seed", type=int, default=21, help="simulation seed (default 21)")
+    p.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"data and outputs (default {DEFAULT_WORKDIR})")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from txguard.bench.train import train_figures
+
+    terminal = Console(stderr=True)
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    def log(message: str) -> None:
+        terminal.print(f"[dim]{message}[/dim]")
+
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    report = train_figures(sizes, args.sample_rows, workdir, args.shards, args.workers, args.full_up_to, args.seed,
+                           log)
+    table = Table(title=f"training on a weighted sample (~{args.sample_rows:,} drawn rows) vs the full history")
+    for col in ("history rows", "fraction", "sample rows", "features s (CPU s)", "sampled: peak RSS MB, train s",
+                "full: peak RSS MB, train s", "PR-AUC full / sampled", "recall@1%FPR full / sampled", "load"):
+        table.add_column(col, justify="right")
+    for r in report["results"]:
+        q = r["quality"]
+        full = r.get("full")
+        table.add_row(
+            f"{r['history_rows']:,}", f"{r['fraction']:.4f}", f"{r['sample_rows']:,}",
+            f"{r['features_seconds']:.1f} ({r['features_cpu_seconds']:.1f})",
+            f"{r['sampled']['peak_rss_mb']:.0f}, {r['sampled']['train_seconds']}",
+            f"{full['peak_rss_mb']:.0f}, {full['train_seconds']}" if full else "-",
+            f"{q['full']['pr_auc']:.4f} / {q['sampled']['pr_auc']:.4f}" if "full" in q else f"- / {q['sampled']['pr_auc']:.4f}",
+            f"{q['full']['recall_at_1pct_fpr']:.4f} / {q['sampled']['recall_at_1pct_fpr']:.4f}" if "full" in q
+            else f"- / {q['sampled']['recall_at_1pct_fpr']:.4f}",
+            f"{r['load_1m']:.1f}")
+    terminal.print(table)
+    print(json.dumps(report, separators=(",", ":")))
+    return 0

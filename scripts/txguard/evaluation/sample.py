@@ -1,0 +1,130 @@
+"""What a training sample costs in quality (`txguard evaluate sample`).
+
+For each world, two models are fitted exactly as a published version is
+(`txguard.training.train.fit_calibrated`), on the same split:
+
+- `full`: every training row, thresholds derived on every held-out row (what `txguard train`
+  does on a full feature table);
+- `sampled`: the training sample of `txguard batch run --sample FRACTION` (`txguard.batch.sampling`:
+  every wallet-day a fraud or a label touched, FRACTION of the others, weighted), trees and
+  calibration on its weighted training rows, thresholds derived on its weighted held-out rows
+  (what `txguard train --features` does on the sample: it never sees the dropped rows).
+
+Both are then graded on the **full, unsampled held-out period**: PR-AUC, recall at 1 % FPR, the
+alert volume of each model's own review and block thresholds (as a share of the held-out traffic)
+and the false positive rate its review threshold really has there (the thresholds were meant to
+flag 1 % of legitimate traffic: a sampled model whose weighted thresholds are right flags ~1 % of
+the full one). The deltas are reported against the bound (0.01 each by default).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from txguard.batch.sampling import check_sample, sample_weights
+from txguard.evaluation.calibration import WORLDS, World, handbook_world, simulator_world
+from txguard.training import metrics
+from txguard.training.train import TrainConfig, fit_calibrated, onnx_scores
+
+BOUND = 0.01
+COMPARED = ("pr_auc", "recall_at_1pct_fpr", "review_alert_rate", "block_alert_rate")
+
+
+def graded(y: np.ndarray, served: np.ndarray, thresholds: Any) -> dict[str, Any]:
+    """A model's figures on the full held-out period, at its own thresholds."""
+    alerts = metrics.alerts(served, thresholds)
+    legit = y == 0
+    return {
+        "pr_auc": metrics.pr_auc(y, served),
+        "recall_at_1pct_fpr": metrics.recall_at_fpr(y, served, 0.01),
+        "review_alert_rate": alerts["review"] / len(y),
+        "block_alert_rate": alerts["block"] / len(y),
+        "review_fpr": float(np.mean(served[legit] >= thresholds.review)),
+        "review_recall": float(np.mean(served[y == 1] >= thresholds.review)),
+        "alerts": alerts,
+        "thresholds": thresholds.model_dump(),
+    }
+
+
+def compare_sample(world: World, fraction: float, sample_seed: int = 0, config: TrainConfig | None = None,
+                   bound: float = BOUND) -> dict[str, Any]:
+    """The full-data model against the sampled one, both graded on the full held-out period."""
+    check_sample(fraction, sample_seed)
+    data, config, t0 = world.dataset, config or TrainConfig(), time.perf_counter()
+    X32 = data.X.astype(np.float32)
+    weight = sample_weights(data.wallets, data.ts, data.y, data.label_time, fraction, sample_seed)
+    kept = weight > 0
+    y_test, X_test = data.y[world.test], X32[world.test]
+
+    t_full = time.perf_counter()
+    full = fit_calibrated(config, X32, world.known, data.ts, data.label_time, world.train, world.as_of)
+    full_seconds = time.perf_counter() - t_full
+    full_served = onnx_scores(full.artifact, X_test)
+    full_thresholds = metrics.derive_thresholds(y_test, full_served)
+
+    t_sampled = time.perf_counter()
+    sampled = fit_calibrated(config, X32, world.known, data.ts, data.label_time, world.train & kept, world.as_of,
+                             weight)
+    sampled_seconds = time.perf_counter() - t_sampled
+    sampled_served = onnx_scores(sampled.artifact, X_test)
+    seen = kept[world.test]  # the held-out rows the sample holds: all `txguard train` would see of them
+    w_seen = weight[world.test][seen]
+    sampled_thresholds = metrics.derive_thresholds(y_test[seen], sampled_served[seen], w_seen)
+
+    ours, theirs = graded(y_test, full_served, full_thresholds), graded(y_test, sampled_served, sampled_thresholds)
+    deltas = {k: round(theirs[k] - ours[k], 6) for k in COMPARED}
+    estimated = {  # what the sampled run reports from its weighted held-out rows, for the full period
+        "pr_auc": round(metrics.pr_auc(y_test[seen], sampled_served[seen], w_seen), 6),
+        "review_alerts": metrics.alerts(sampled_served[seen], sampled_thresholds, w_seen)["review"],
+        "test_rows": round(float(w_seen.sum())),
+    }
+    return {
+        "world": world.name,
+        "fraction": fraction,
+        "sample_seed": sample_seed,
+        "rows": len(data),
+        "sample_rows": int(kept.sum()),
+        "sample_share": round(float(kept.mean()), 4),
+        "train_rows": {"full": int(full.fit_rows.sum()), "sampled": int(sampled.fit_rows.sum())},
+        "train_seconds": {"full": round(full_seconds, 2), "sampled": round(sampled_seconds, 2)},
+        "n_test": int(world.test.sum()),
+        "n_test_fraud": int(y_test.sum()),
+        "full": _rounded(ours),
+        "sampled": _rounded(theirs),
+        "sampled_estimates": estimated,
+        "deltas": deltas,
+        # the same volumes relative to each other: the bound is on the share of traffic, this says
+        # how many more (or fewer) alerts a team would handle
+        "review_alerts_ratio": round(theirs["alerts"]["review"] / max(1, ours["alerts"]["review"]), 4),
+        "bound": bound,
+        "within_bound": all(abs(d) <= bound for d in deltas.values()),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+
+
+def _rounded(figures: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in figures.items()}
+
+
+def run_sample_comparison(worlds: tuple[str, ...] = WORLDS, fraction: float = 0.05, sample_seed: int = 0,
+                          seed: int = 42, data_out: str = "data/handbook.jsonl", days: int = TrainConfig.days,
+                          wallets: int = TrainConfig.wallets, bound: float = BOUND,
+                          log: Callable[[str], None] = lambda _msg: None) -> dict[str, Any]:
+    unknown = sorted(set(worlds) - set(WORLDS))
+    if unknown or not worlds:
+        raise ValueError(f"--worlds: unknown {unknown}; choose from {', '.join(WORLDS)}")
+    check_sample(fraction, sample_seed)
+    t0 = time.perf_counter()
+    results = []
+    for name in worlds:
+        log(f"{name}: building features")
+        world = simulator_world(days, wallets, seed) if name == "simulator" else handbook_world(seed, data_out)
+        log(f"{name}: fitting the full-data and the sampled model")
+        results.append(compare_sample(world, fraction, sample_seed, TrainConfig(seed=seed), bound))
+    return {"worlds": results, "fraction": fraction, "bound": bound,
+            "within_bound": all(r["within_bound"] for r in results),
+            "seconds": round(time.perf_counter() - t0, 2)}

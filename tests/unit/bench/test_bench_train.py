@@ -1,0 +1,22 @@
+"""`txguard bench train` on one small history: the Beam job writes both tables, each training runs in
+its own measured process, both models are graded on the full held-out period."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from txguard.bench.train import train_figures
+
+
+def test_one_size_measures_both_trainings_and_grades_them_on_the_full_period(tmp_path: Path) -> None:
+    report = train_figures([12_000], sample_rows=3_000, workdir=tmp_path, shards=2, workers=1, full_up_to=10**9,
+                           seed=21, log=lambda _m: None)
+    (row,) = report["results"]
+    assert row["history_rows"] >= 10_000 and row["fraction"] == round(3_000 / row["history_rows"], 6)
+    assert 3_000 * 0.8 < row["sample_rows"] < row["history_rows"]
+    for name in ("sampled", "full"):
+        assert row[name]["peak_rss_mb"] > 50 and row[name]["cpu_seconds"] > 0 and row[name]["train_seconds"] > 0
+        assert 0 < row["quality"][name]["pr_auc"] <= 1
+    assert set(row["quality_deltas"]) == {"pr_auc", "recall_at_1pct_fpr", "review_alert_rate"}
+    assert report["sampled_peak_rss_mb_range"] == [row["sampled"]["peak_rss_mb"]] * 2
+    assert not any(p.name.startswith("registry") for p in (tmp_path / "n12000").iterdir())
