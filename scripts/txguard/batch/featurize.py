@@ -105,8 +105,7 @@ def sample_table(features: pa.Table, fraction: float, seed: int) -> pa.Table:
     from txguard.batch.sampling import WEIGHT_COLUMN, sample_weights
 
     weights = sample_weights(features.column("wallet_id").to_numpy(zero_copy_only=False), epoch_seconds(features),
-                             features.column("is_fraud").to_numpy(), features.column("label_time").to_numpy(),
-                             fraction, seed)
+                             features.column("is_fraud").to_numpy(), fraction, seed)
     kept = np.flatnonzero(weights > 0)
     return features.take(pa.array(kept)).append_column(WEIGHT_COLUMN, pa.array(weights[kept]))
 

@@ -1,17 +1,18 @@
-"""The training sample: every fraud, every labelled transaction, a seeded fraction of the rest, weighted.
+"""The training sample: every fraud, a seeded fraction of the rest, weighted.
 
 A team's history outgrows one training machine long before its frauds do: at a fraud rate of ~0.2 %
-the legitimate rows are nearly all of it, and nearly all alike. So the batch job keeps every row a
-label touched and a fraction of the others, and gives each kept row the weight that makes the sample
+the legitimate rows are nearly all of it, and nearly all alike. So the batch job keeps every fraud
+(with its wallet's day) and a fraction of the others, and gives each kept row the weight that makes the sample
 stand for the whole (the Horvitz-Thompson weight: one over the chance it had to be kept). Weighted
 sums over the sample (losses, counts of alerts, false positive rates, calibration bins) are then
 unbiased estimates of the same sums over the full history.
 
 The unit drawn is a **wallet-day** (a wallet's rows of one UTC day), not a row:
 
-- a wallet-day holding a fraud or a labelled transaction is kept whole, with weight 1: every fraud
-  is there, and next to it the legitimate rows of the same wallet that day, the contrast a model
-  learns most from;
+- a wallet-day holding a fraud (`is_fraud` = 1, its label known yet or not) is kept whole, with
+  weight 1: every fraud is there, and next to it the legitimate rows of the same wallet that day,
+  the contrast a model learns most from. A legitimate row's `label_time` does not keep it: data whose
+  every verdict arrives after a delay (the Handbook's: every row has one) would keep every row;
 - any other wallet-day is kept with probability `fraction`, whole, with weight 1 / fraction: the
   draw is a hash of (seed, wallet, day), so it is the same on every worker and every rerun, and it
   is stratified by day (each day keeps its own ~fraction of the legitimate wallet-days, never a
@@ -60,16 +61,17 @@ def uniform_of(wallet_ids: np.ndarray, days: np.ndarray, seed: int) -> np.ndarra
     return (key >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
-def sample_weights(wallet_ids: np.ndarray, ts: np.ndarray, is_fraud: np.ndarray, label_time: np.ndarray,
-                   fraction: float, seed: int = 0) -> np.ndarray:
-    """Each row's weight in the sample: 1 in a wallet-day a label touched, 1 / fraction in a drawn
-    wallet-day, 0 (dropped) otherwise. `ts` in epoch seconds; `label_time` NaN when no label."""
+def sample_weights(wallet_ids: np.ndarray, ts: np.ndarray, is_fraud: np.ndarray, fraction: float,
+                   seed: int = 0) -> np.ndarray:
+    """Each row's weight in the sample: 1 in a wallet-day holding a fraud, 1 / fraction in a drawn
+    wallet-day, 0 (dropped) otherwise. `ts` in epoch seconds; a fraud is kept whether or not its
+    label was known by any given time."""
     check_sample(fraction, seed)
     n = len(ts)
     if n == 0:
         return np.zeros(0, dtype=np.float64)
     days = np.floor_divide(np.asarray(ts, dtype=np.float64), DAY_SECONDS).astype(np.int64)
-    labelled = (np.asarray(is_fraud) == 1) | ~np.isnan(np.asarray(label_time, dtype=np.float64))
+    labelled = np.asarray(is_fraud) == 1
     _, wallet_codes = np.unique(np.asarray(wallet_ids, dtype=object), return_inverse=True)
     offset = days - days.min()
     _, block = np.unique(wallet_codes.reshape(-1).astype(np.int64) * (int(offset.max()) + 1) + offset,

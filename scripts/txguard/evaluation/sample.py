@@ -6,7 +6,7 @@ For each world, two models are fitted exactly as a published version is
 - `full`: every training row, thresholds derived on every held-out row (what `txguard train`
   does on a full feature table);
 - `sampled`: the training sample of `txguard batch run --sample FRACTION` (`txguard.batch.sampling`:
-  every wallet-day a fraud or a label touched, FRACTION of the others, weighted), trees and
+  every wallet-day holding a fraud, FRACTION of the others, weighted), trees and
   calibration on its weighted training rows, thresholds derived on its weighted held-out rows
   (what `txguard train --features` does on the sample: it never sees the dropped rows).
 
@@ -56,7 +56,7 @@ def compare_sample(world: World, fraction: float, sample_seed: int = 0, config: 
     check_sample(fraction, sample_seed)
     data, config, t0 = world.dataset, config or TrainConfig(), time.perf_counter()
     X32 = data.X.astype(np.float32)
-    weight = sample_weights(data.wallets, data.ts, data.y, data.label_time, fraction, sample_seed)
+    weight = sample_weights(data.wallets, data.ts, data.y, fraction, sample_seed)
     kept = weight > 0
     y_test, X_test = data.y[world.test], X32[world.test]
 

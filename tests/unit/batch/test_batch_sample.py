@@ -1,5 +1,5 @@
 """The training sample of `txguard batch run --sample`: drawn after the full replay, so a sampled row's
-features are the full table's, bit for bit; every labelled row kept; whole wallet-days; weights that
+features are the full table's, bit for bit; every fraud kept; whole wallet-days; weights that
 make the sample stand for the full history.
 
 The Beam job runs on a simulation with delayed labels over two files, 4 shards, writing the full
@@ -76,7 +76,7 @@ def test_the_sample_is_the_rule_applied_to_the_full_table_whatever_the_shards(jo
     the draw depends only on (seed, wallet, day)."""
     full, sample = job["full"], job["sample"]
     weights = sample_weights(full.column("wallet_id").to_numpy(zero_copy_only=False), epoch_seconds(full),
-                             full.column("is_fraud").to_numpy(), full.column("label_time").to_numpy(), FRACTION, SEED)
+                             full.column("is_fraud").to_numpy(), FRACTION, SEED)
     expected = dict(zip(full.column("transaction_id").to_pylist(), weights.tolist(), strict=True))
     got = dict(zip(sample.column("transaction_id").to_pylist(), sample.column(WEIGHT_COLUMN).to_pylist(), strict=True))
     assert got == {t: w for t, w in expected.items() if w > 0}
@@ -85,11 +85,10 @@ def test_the_sample_is_the_rule_applied_to_the_full_table_whatever_the_shards(jo
     assert read_status(str(job["root"] / "out")).outputs["sample"].endswith("sample-*.parquet")
 
 
-def test_every_labelled_row_is_kept_with_weight_one_and_wallet_days_stay_whole(job: dict) -> None:
+def test_every_fraud_is_kept_with_weight_one_and_wallet_days_stay_whole(job: dict) -> None:
     full, sample = job["full"], job["sample"]
-    fraud = full.column("is_fraud").to_numpy() == 1
-    labelled = fraud | ~np.isnan(full.column("label_time").to_numpy())
-    assert fraud.sum() > 20
+    labelled = full.column("is_fraud").to_numpy() == 1
+    assert labelled.sum() > 20
     weight_of = dict(zip(sample.column("transaction_id").to_pylist(), sample.column(WEIGHT_COLUMN).to_pylist(),
                          strict=True))
     ids = full.column("transaction_id").to_pylist()
@@ -110,15 +109,14 @@ def test_the_draw_is_seeded_stratified_by_day_and_unbiased() -> None:
     wallets = np.asarray([f"w{i:05d}" for i in rng.integers(0, 20_000, n)], dtype=object)
     ts = rng.uniform(0, 30 * 86400, n)
     fraud = (rng.uniform(size=n) < 0.002).astype(np.int8)
-    label_time = np.where(fraud == 1, ts + 3600, np.nan)
-    w = sample_weights(wallets, ts, fraud, label_time, 0.05, seed=3)
+    w = sample_weights(wallets, ts, fraud, 0.05, seed=3)
     assert np.all(w[fraud == 1] == 1.0)
     assert abs(w.sum() / n - 1.0) < 0.03  # Horvitz-Thompson: the weighted count is the full count
     days = (ts // 86400).astype(int)
     per_day = [w[days == d].sum() / (days == d).sum() for d in range(30)]
     assert max(abs(x - 1.0) for x in per_day) < 0.15  # every day keeps its own share
-    assert np.array_equal(w, sample_weights(wallets, ts, fraud, label_time, 0.05, seed=3))
-    other = sample_weights(wallets, ts, fraud, label_time, 0.05, seed=4)
+    assert np.array_equal(w, sample_weights(wallets, ts, fraud, 0.05, seed=3))
+    other = sample_weights(wallets, ts, fraud, 0.05, seed=4)
     assert not np.array_equal(w, other) and np.array_equal(w[fraud == 1], other[fraud == 1])
     u = uniform_of(wallets[:1000], days[:1000], 3)
     assert u.min() >= 0.0 and u.max() < 1.0

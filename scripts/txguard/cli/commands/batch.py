@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--features", action="store_true", help="write the training feature table (Parquet)")
     run.add_argument("--sample", type=float, default=0.0, metavar="FRACTION",
                      help="write the training sample (sample-*.parquet, with a weight column): every row of a wallet-day "
-                     "a fraud or a label touched, and this fraction of the other wallet-days, drawn per day and wallet, "
+                     "holding a fraud, and this fraction of the other wallet-days, drawn per day and wallet, "
                      "weighted 1/FRACTION; features computed on the full history first. Beside the full table with "
                      "--features, instead of it without")
     run.add_argument("--sample-seed", type=int, default=0, help="seed of the sample's draw (default 0)")

@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train on a weighted training sample and on the full data, grade both on the full held-out period",
         description=(
             "Fits txguard's model twice as `txguard train` does: on every training row, and on the training sample "
-            "`txguard batch run --sample FRACTION` writes (every wallet-day a fraud or a label touched, FRACTION of "
+            "`txguard batch run --sample FRACTION` writes (every wallet-day holding a fraud, FRACTION of "
             "the others, weighted 1/FRACTION), with thresholds derived on the sample's weighted held-out rows. Both "
             "are graded on the full, unsampled held-out period: PR-AUC, recall at 1%% FPR, alert volume at their "
             "own thresholds, the review threshold's real false positive rate. Worlds: the simulator (txguard "
