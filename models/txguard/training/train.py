@@ -306,8 +306,12 @@ def train_and_publish(
         "version": None,
         "aliases": [],
     }
-    gate.check(model_metrics["pr_auc"], prod_pr_auc, config.policy)
-    gate.check_calibration(calibrated_metrics, config.policy)
+    try:
+        gate.check(model_metrics["pr_auc"], prod_pr_auc, config.policy)
+        gate.check_calibration(calibrated_metrics, config.policy)
+    except QualityGateError as exc:
+        exc.report = report  # what was measured: the CLI says why in terms a user can act on
+        raise
 
     meta = ModelMetadata(
         created_at=datetime.now(UTC),

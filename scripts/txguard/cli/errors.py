@@ -135,16 +135,21 @@ def _cloud_error(exc: BaseException) -> CliError:
                     "check that the service or emulator is up and reachable, then try again", Exit.SETUP)
 
 
-def report(error: CliError, err: TextIO | None = None, out: TextIO | None = None) -> int:
-    """Print `error` (one line on stderr, wrapped only on a terminal; a JSON last line on stdout)."""
+def print_error(error: CliError, err: TextIO | None = None) -> None:
+    """The error's one line on stderr (wrapped to the terminal's width only on a terminal)."""
     err = err or sys.stderr
-    out = out or sys.stdout
     line = f"error: {error.message}"
     if getattr(err, "isatty", lambda: False)():
         width = max(40, shutil.get_terminal_size((100, 20)).columns)
         line = textwrap.fill(line, width=width, subsequent_indent="  ", break_on_hyphens=False,
                              break_long_words=False)
-    out.flush()
+    sys.stdout.flush()
     print(line, file=err, flush=True)
+
+
+def report(error: CliError, err: TextIO | None = None, out: TextIO | None = None) -> int:
+    """Print `error` (one line on stderr, wrapped only on a terminal; a JSON last line on stdout)."""
+    out = out or sys.stdout
+    print_error(error, err)
     print(json.dumps({"error": error.message, "exit_code": int(error.code), **error.extra}), file=out, flush=True)
     return int(error.code)
