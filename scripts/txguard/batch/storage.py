@@ -60,10 +60,10 @@ def staged(path: str) -> Iterator[IO[bytes]]:
 
 
 def _remove_quietly(path: str) -> None:
-    try:
+    import contextlib
+
+    with contextlib.suppress(Exception):  # the original failure is the one to report
         remove(path)
-    except Exception:  # noqa: BLE001 - the original failure is the one to report
-        pass
 
 
 def join(base: str, *parts: str) -> str:

@@ -81,8 +81,13 @@ def classify(exc: BaseException) -> CliError | None:
     """The CliError a user should see for `exc`, or None for a bug (the traceback is the report)."""
     from pydantic import ValidationError
 
-    from txguard.contract.errors import (DataFileError, QualityGateError, RegistryError, RetryableError,
-                                         TxguardError)
+    from txguard.contract.errors import (
+        DataFileError,
+        QualityGateError,
+        RegistryError,
+        RetryableError,
+        TxguardError,
+    )
 
     if isinstance(exc, CliError):
         return exc
@@ -153,3 +158,13 @@ def report(error: CliError, err: TextIO | None = None, out: TextIO | None = None
     print_error(error, err)
     print(json.dumps({"error": error.message, "exit_code": int(error.code), **error.extra}), file=out, flush=True)
     return int(error.code)
+
+
+def run_failure(what: str, exc: BaseException, fix: str, code: Exit = Exit.FAILED) -> CliError:
+    """A long-running command's failure (a stack, a benchmark): the user's line when `exc` is one
+    `classify` knows, else what failed with the exception's own words and where its logs are."""
+    known = classify(exc)
+    if known is not None:
+        return known
+    text = one_line(str(exc)) or "it stopped without a message"
+    return CliError(what, text[:300], fix, code)

@@ -103,3 +103,15 @@ def require_model(uri: str) -> None:
     """A model URI (`registry@ref`): its registry must be there before anything is read or run."""
     location = uri.rsplit("@", 1)[0] if "@" in uri else uri
     require_registry(location)
+
+
+def require_pubsub() -> None:
+    """Pub/Sub without an emulator means Google Cloud: its credentials are checked before any work
+    (a publish without them would fail message by message)."""
+    import os
+
+    if os.environ.get("PUBSUB_EMULATOR_HOST"):
+        return
+    import google.auth
+
+    google.auth.default()  # DefaultCredentialsError -> the credentials line, exit 4

@@ -245,10 +245,10 @@ class LocalStack:
                                                         names.DEAD_LETTER_CONSOLE_SUBSCRIPTION),
             names.LABELS_TOPIC: to_label,
             names.LABELS_DEAD_LETTER_TOPIC: route(self.ledgers.on_label_dead_letter),
-        }).start()
+        }, pulls={names.DECISIONS_SUBSCRIPTION: names.DECISIONS_TOPIC}).start()
         self._exit.callback(self.broker.stop)
         self._setenv("PUBSUB_EMULATOR_HOST", self.broker.host)
-        self.endpoints["embedded Pub/Sub (Publish only)"] = self.broker.host
+        self.endpoints[f"embedded Pub/Sub (Publish; Pull of {names.DECISIONS_SUBSCRIPTION})"] = self.broker.host
         self.step(f"embedded Pub/Sub on {self.broker.host}")
         registry = self.options.registry or str(self.workdir / "registry")
         self._ensure_model(registry)
@@ -325,6 +325,7 @@ class LocalStack:
         label.wait_ready("/")
         # What the label function did with each label id, from its one log line per delivery.
         tail = LogTail(label.log_path, self._on_label_line).start()
+        self._setenv("TXGUARD_LABEL_LOG", str(label.log_path))  # `txguard label --wait` in another shell
         self._exit.callback(tail.stop)
         self.endpoints.update({"scoring function": score.url, "enrichment function": enrich.url,
                                "label function": label.url})
@@ -396,7 +397,8 @@ class LocalStack:
         self._echo = self.mode == "embedded"  # embedded outputs only exist in this process: show them
         self.print_env()
         self.terminal.print("[bold]stack running[/]; Ctrl-C to stop" + (
-            " (decisions are printed here: embedded Pub/Sub has no subscriptions)" if self._echo else ""))
+            f" (decisions are printed here too; `txguard decisions --follow` pulls {names.DECISIONS_SUBSCRIPTION})"
+            if self._echo else ""))
         stop = threading.Event()
         while not stop.wait(1.0):
             pass

@@ -90,8 +90,9 @@ def run(args: argparse.Namespace) -> int:
         terminal.print("stopping (interrupted)")
         return 130
     except Exception as exc:  # noqa: BLE001 - one readable line, the logs have the rest
-        terminal.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
-        return 1
+        from txguard.cli.errors import run_failure
+
+        raise run_failure("the end-to-end benchmark failed", exc, "the stack's logs are in its work folder (printed at start)") from exc
     table = Table(title=f"txguard bench e2e ({mode} mode, push {delivery['push_mode']})")
     rows = [s.as_dict() for s in stages]
     columns = {"rate": "rate", "achieved_tps": "achieved", "e2e_p50_ms": "p50 ms", "e2e_p99_ms": "p99 ms",

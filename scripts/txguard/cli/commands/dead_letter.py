@@ -38,6 +38,10 @@ def run_redrive(args: argparse.Namespace) -> int:
     from txguard.local.terminal import make_terminal
     from txguard.ops.redrive import redrive
 
+    from txguard.cli.errors import CliError, Exit, print_error
+    from txguard.cli.inputs import require_pubsub
+
+    require_pubsub()
     terminal = make_terminal(stderr=True)
     project = args.project or CommonSettings().google_cloud_project
     subscription = args.subscription or (names.LABELS_DEAD_LETTER_SUBSCRIPTION if args.labels
@@ -46,5 +50,8 @@ def run_redrive(args: argparse.Namespace) -> int:
     with terminal.status(f"redriving {subscription} -> {topic}"):
         stats = redrive(project, subscription, topic, max_messages=args.max)
     terminal.print(f"redriven {stats.republished} of {stats.pulled} pulled ({stats.failed} failed, left parked)")
+    if stats.failed:
+        print_error(CliError(f"{stats.failed} of {stats.pulled} dead-lettered messages were not republished",
+                             "they are left parked", f"check {topic} and run the redrive again", Exit.FAILED))
     print(json.dumps({"project": project, "subscription": subscription, "topic": topic, **stats.as_dict()}))
-    return 0 if stats.failed == 0 else 1
+    return int(Exit.FAILED) if stats.failed else 0
