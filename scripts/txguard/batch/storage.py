@@ -51,6 +51,7 @@ def staged(path: str) -> Iterator[IO[bytes]]:
             bucket.copy_blob(blob, bucket, split_gs(path)[1])
             blob.delete()
         else:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)  # the CLI refuses a missing folder first
             with open(temp, "wb") as fh:
                 yield fh
             os.replace(temp, path)

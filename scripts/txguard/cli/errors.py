@@ -64,8 +64,8 @@ class CliError(Exception):
         return ", ".join(part for part in (self.what, self.why, self.fix) if part)
 
 
-def usage(what: str, why: str = "", fix: str = "") -> CliError:
-    return CliError(what, why, fix, Exit.USAGE)
+def usage(what: str, why: str = "", fix: str = "", extra: dict[str, Any] | None = None) -> CliError:
+    return CliError(what, why, fix, Exit.USAGE, extra)
 
 
 def one_line(text: str) -> str:

@@ -13,12 +13,12 @@ from txguard.cli import commands
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with the CLI's one error line: `error: txguard X: <what>, see txguard X --help` (exit 2)."""
+    """argparse with the CLI's one error line: `error: txguard X: bad arguments, <why>, see ...` (exit 2)."""
 
     def error(self, message: str) -> NoReturn:
         from txguard.cli.errors import report, usage
 
-        sys.exit(report(usage(f"{self.prog}: {message}", fix=f"see `{self.prog} --help`")))
+        sys.exit(report(usage(f"{self.prog}: bad arguments", message, f"see `{self.prog} --help`")))
 
 
 def build_parser() -> argparse.ArgumentParser:

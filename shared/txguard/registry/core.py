@@ -202,11 +202,12 @@ class Registry:
             return
         if keys:
             raise RegistryError(
-                f"{self.location} is not a model registry: it holds files but no versions/ or aliases/")
+                f"{self.location} is not a model registry, it holds files but no versions/ or aliases/, "
+                "give the registry's own folder or gs:// prefix")
         if not writable:
             raise RegistryError(
-                f"no model registry at {self.location}: nothing is there (a typo? "
-                f"`txguard train --registry {self.location}` creates one)")
+                f"no model registry at {self.location}, nothing is there, check the path (a typo?) or create "
+                f"one with `txguard train --registry {self.location}`")
 
     # Writing -----------------------------------------------------------------------------------
     def publish(self, artifact: bytes, metadata: ModelMetadata) -> ModelMetadata:

@@ -159,7 +159,7 @@ def test_cli_train_from_file_and_bad_file(tmp_path: Path, capsys) -> None:  # no
     row["country"] = "Atlantis"
     lines[6] = json.dumps(row)
     data.write_text("\n".join(lines) + "\n")
-    assert main(["train", "--data", str(data), "--registry", str(reg)]) == 2
+    assert main(["train", "--data", str(data), "--registry", str(reg)]) == 1  # input
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert "line 7" in last["error"] and "country" in last["error"]
     assert [m.version for m in open_registry(str(reg)).versions()] == ["v1"]

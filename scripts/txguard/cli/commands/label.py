@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         if start.tzinfo is None:
             raise usage(f"--start {args.start} has no timezone", "times are compared in UTC",
                         "add one, e.g. 2026-01-01T00:00:00+00:00")
+        require_pubsub()  # before minutes of simulation
         terminal.print(f"simulating {args.days} days of {args.wallets} wallets (seed {args.seed}) for their labels")
         messages = simulated_labels(args.days, args.wallets, args.seed, start)
     rejected = [m for m in messages if m.problem is not None]
