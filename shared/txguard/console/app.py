@@ -17,6 +17,7 @@ from typing import Any
 from flask import Blueprint, Flask, g, jsonify, redirect, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from txguard.console import present
 from txguard.console.identity import ANALYST_COOKIE
 from txguard.console.pages import live, models, queue, score
 from txguard.console.wiring import ConsoleParts, current_parts
@@ -39,6 +40,7 @@ def create_app(parts: ConsoleParts) -> Flask:
     app.config["parts"] = parts
     app.before_request(_who)
     app.context_processor(_template_globals)
+    present.register(app)  # human names, numbers and UTC times in every template
     app.register_error_handler(ConsoleError, _console_error)
     app.register_error_handler(404, _not_found)
     app.register_error_handler(405, _not_allowed)
@@ -70,7 +72,8 @@ def _template_globals() -> dict[str, Any]:
 def _healthz() -> Any:
     parts = current_parts()
     parts.start_ingest()
-    return jsonify(parts.health())
+    health = parts.health()
+    return jsonify(health), 200 if health["status"] == "ok" else 503
 
 
 def _home() -> Any:

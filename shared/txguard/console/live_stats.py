@@ -5,6 +5,10 @@ Events are bucketed by when they happened (the decision's publish time), not whe
 received them: a backlog drained after a restart lands in its own seconds (or only in the totals
 if older than the window) instead of a spike at "now". End-to-end latency is the decision's
 publish time minus the publisher's `published_at` attribute: the pipeline, not the console's pull.
+
+Totals count from `since` (the console's start, or the stream's: `start_totals`, which the local
+stack calls after its warm-up so the page counts the stream it shows); events from before it are
+left out of the totals and the charts alike.
 """
 
 from __future__ import annotations
@@ -62,7 +66,15 @@ class LiveStats:
         self.clock = clock
         self._seconds: dict[int, _Second] = {}
         self._lock = threading.Lock()
+        self.since = clock()
         self.totals: dict[str, int] = {**dict.fromkeys(OUTCOMES, 0), "invalid": 0, "dead_lettered": 0}
+
+    def start_totals(self, at: float | None = None) -> None:
+        """Count from `at` (default now): totals and charts start over, earlier events are left out."""
+        with self._lock:
+            self.since = self.clock() if at is None else at
+            self.totals = dict.fromkeys(self.totals, 0)
+            self._seconds = {s: b for s, b in self._seconds.items() if s > int(self.since)}
 
     def _second(self, at: float) -> _Second | None:
         now = int(self.clock())
@@ -78,6 +90,8 @@ class LiveStats:
 
     def decision(self, outcome: str, at: float, latency_ms: float | None) -> None:
         with self._lock:
+            if at < self.since:
+                return
             self.totals[outcome] += 1
             bucket = self._second(at)
             if bucket is not None:
@@ -87,6 +101,8 @@ class LiveStats:
 
     def invalid(self, at: float) -> None:
         with self._lock:
+            if at < self.since:
+                return
             self.totals["invalid"] += 1
             bucket = self._second(at)
             if bucket is not None:
@@ -94,6 +110,8 @@ class LiveStats:
 
     def dead_letter(self, at: float) -> None:
         with self._lock:
+            if at < self.since:
+                return
             self.totals["dead_lettered"] += 1
             bucket = self._second(at)
             if bucket is not None:
@@ -105,6 +123,7 @@ class LiveStats:
         with self._lock:
             buckets = [self._seconds.get(s) for s in seconds]
             totals = dict(self.totals)
+            since = self.since
         empty = _Second()
         filled = [b or empty for b in buckets]
         per_second = {o: [b.decisions[o] for b in filled] for o in OUTCOMES}
@@ -117,6 +136,7 @@ class LiveStats:
 
         return {
             "now": now,
+            "since": round(since, 3),
             "window_s": self.window_s,
             "per_second": per_second,
             "invalid_per_second": [b.invalid for b in filled],

@@ -60,8 +60,12 @@ class ConsoleParts:
                                                  self.log).start()
 
     def health(self) -> dict[str, Any]:
+        """`status` "failing" (the console's /healthz answers 503) when a subscription's pulls have kept
+        failing (FAILING_AFTER_S): the queue and the live view would silently stop moving."""
+        failing = self.reader.failing() if self.reader else {}
         return {
-            "status": "ok",
+            "status": "failing" if failing else "ok",
+            "failing_subscriptions": failing,
             "ingest": "off" if not self.settings.ingest else ("running" if self.reader and self.reader.running
                                                                else "starting"),
             "ingest_errors": dict(self.reader.errors) if self.reader else {},

@@ -7,9 +7,10 @@ Every variable is documented in the README's configuration table. Read once at c
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import PurePath
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from txguard.contract import names
@@ -88,8 +89,9 @@ class ConsoleSettings(CounterpartySettings):
 
     history_store: Literal["firestore", "sqlite"] = Field("sqlite", alias="HISTORY_STORE")
     firestore_database: str = Field("(default)", alias="FIRESTORE_DATABASE")
-    # The review queue: in Firestore next to the history, or this SQLite file when the history is SQLite.
-    queue_path: str = Field(".txguard/console.sqlite3", alias="CONSOLE_QUEUE_PATH")
+    # The review queue: in Firestore next to the history, or this SQLite file when the history is SQLite;
+    # unset, `console.sqlite3` in SQLITE_PATH's folder (a stack's work folder, not wherever it was started).
+    queue_path: str = Field("", alias="CONSOLE_QUEUE_PATH")
     scoring_url: str = Field("http://127.0.0.1:8081", alias="SCORING_URL")
     scoring_timeout_s: float = Field(5.0, alias="SCORING_TIMEOUT_S", gt=0)
     scoring_auth: Literal["auto", "none", "id_token"] = Field("auto", alias="SCORING_AUTH")
@@ -107,6 +109,12 @@ class ConsoleSettings(CounterpartySettings):
                               pattern=r"^(|cloud-logging|cloud-logging:projects/[^/]+/locations/[^/]+/buckets/[^/]+"
                                       r"/views/[^/]+|file:.+)$")
     drift_psi_threshold: float = Field(0.2, alias="DRIFT_PSI_THRESHOLD", gt=0)
+
+    @model_validator(mode="after")
+    def _queue_next_to_the_history(self) -> ConsoleSettings:
+        if not self.queue_path:
+            self.queue_path = str(PurePath(self.sqlite_path).parent / "console.sqlite3")
+        return self
 
 
 @lru_cache(maxsize=1)

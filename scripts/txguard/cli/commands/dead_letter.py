@@ -33,13 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_redrive(args: argparse.Namespace) -> int:
+    from txguard.cli.errors import CliError, Exit, print_error
+    from txguard.cli.inputs import require_pubsub
     from txguard.contract import names
     from txguard.contract.settings import CommonSettings
     from txguard.local.terminal import make_terminal
     from txguard.ops.redrive import redrive
-
-    from txguard.cli.errors import CliError, Exit, print_error
-    from txguard.cli.inputs import require_pubsub
 
     require_pubsub()
     terminal = make_terminal(stderr=True)

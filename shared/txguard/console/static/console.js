@@ -131,10 +131,11 @@ function setupScore() {
     document.getElementById("result-model").textContent = d.model_version;
     const reasons = document.getElementById("result-reasons");
     reasons.replaceChildren(...(d.reasons.length ? d.reasons : ["—"]).map((r) => el("li", {}, r)));
+    const names = JSON.parse(document.getElementById("feature-names").textContent);
     const rows = (values) => Object.entries(values).map(([k, v]) => {
       const tr = el("tr");
-      tr.appendChild(el("th", {}, k));
-      tr.appendChild(el("td", {class: "num mono"}, Number(v).toPrecision(4).replace(/\.?0+$/, "")));
+      tr.appendChild(el("th", {title: k}, names[k] || k));
+      tr.appendChild(el("td", {class: "num mono"}, fmtNumber(Number(v))));
       return tr;
     });
     document.getElementById("result-features").replaceChildren(...rows(data.features));
@@ -142,6 +143,14 @@ function setupScore() {
     out.hidden = false;
     form.elements.transaction_id.value = `manual-${Date.now().toString(36)}`;
   });
+}
+
+// As txguard.console.present.number: integers with separators, never scientific for large values.
+function fmtNumber(v) {
+  if (!Number.isFinite(v)) return String(v);
+  if (Number.isInteger(v) || Math.abs(v) >= 1000) return fmtInt(v);
+  if (v !== 0 && Math.abs(v) < 1e-4) return v.toExponential(1);
+  return String(Number(v.toPrecision(4)));
 }
 
 // Models ----------------------------------------------------------------------------------------
@@ -175,33 +184,62 @@ function svgEl(tag, attrs) {
   return node;
 }
 
+// Numbers and times as every page shows them: integers with separators, times in UTC with the zone.
+const fmtInt = (n) => Math.round(n).toLocaleString("en-US");
+const utcClock = (epochS) => new Date(epochS * 1000).toISOString().slice(11, 19);
+
 function drawRates(svg, snap) {
-  const W = 720, H = 180, pad = 18;
+  // viewBox units; the SVG scales uniformly (no preserveAspectRatio="none"), so text keeps its shape.
+  const W = 720, H = 200, left = 40, right = 8, top = 10, bottom = 34;
   const n = snap.per_second.allow.length;
   const totals = snap.per_second.allow.map((_, i) =>
     snap.per_second.allow[i] + snap.per_second.review[i] + snap.per_second.block[i] + snap.invalid_per_second[i]);
   const max = Math.max(1, ...totals);
-  const bw = W / n;
+  const plotW = W - left - right, plotH = H - top - bottom;
+  const bw = plotW / n;
+  const base = top + plotH;
   const nodes = [];
   for (let i = 0; i < n; i++) {
-    let y = H - pad;
+    let y = base;
     for (const key of ["allow", "review", "block", "invalid"]) {
       const v = key === "invalid" ? snap.invalid_per_second[i] : snap.per_second[key][i];
       if (!v) continue;
-      const h = (v / max) * (H - 2 * pad);
+      const h = (v / max) * plotH;
       y -= h;
-      nodes.push(svgEl("rect", {x: i * bw + 0.5, y, width: Math.max(bw - 1, 1), height: h, fill: COLORS[key]}));
+      nodes.push(svgEl("rect", {x: left + i * bw + 0.5, y, width: Math.max(bw - 1, 1), height: h, fill: COLORS[key]}));
     }
   }
-  nodes.push(svgEl("line", {x1: 0, y1: H - pad, x2: W, y2: H - pad, stroke: "#cfd4de"}));
-  const label = svgEl("text", {x: 4, y: 12, "font-size": 11, fill: "#667085"});
-  label.textContent = `max ${max}/s`;
-  nodes.push(label);
+  // y axis: 0 and the largest second, in decisions per second.
+  nodes.push(svgEl("line", {x1: left, y1: top, x2: left, y2: base, stroke: "#cfd4de"}));
+  for (const [value, y] of [[0, base], [max, top]]) {
+    const t = svgEl("text", {x: left - 4, y: y + 4, "font-size": 11, fill: "#667085", "text-anchor": "end", class: "y-tick"});
+    t.textContent = `${fmtInt(value)}/s`;
+    nodes.push(t);
+  }
+  // x axis: one tick every 30 s of the window, labelled with its UTC time.
+  const axis = svgEl("g", {class: "x-axis"});
+  axis.appendChild(svgEl("line", {x1: left, y1: base, x2: W - right, y2: base, stroke: "#cfd4de"}));
+  const first = snap.now - n + 1;
+  for (let i = 0; i < n; i++) {
+    const second = first + i;
+    if (second % 30 !== 0) continue;
+    const x = left + i * bw + bw / 2;
+    axis.appendChild(svgEl("line", {x1: x, y1: base, x2: x, y2: base + 4, stroke: "#98a2b3"}));
+    const t = svgEl("text", {x, y: base + 16, "font-size": 11, fill: "#667085", "text-anchor": "middle",
+                             class: "x-tick", "data-epoch": String(second)});
+    t.textContent = utcClock(second);
+    axis.appendChild(t);
+  }
+  const title = svgEl("text", {x: W - right, y: H - 3, "font-size": 11, fill: "#667085", "text-anchor": "end",
+                               class: "x-title"});
+  title.textContent = "time (UTC), decisions by when they were made";
+  axis.appendChild(title);
+  nodes.push(axis);
   svg.replaceChildren(...nodes);
 }
 
 function drawLatency(svg, latency) {
-  const W = 720, H = 180, pad = 22;
+  const W = 720, H = 200, pad = 24;
   const counts = latency.counts;
   const max = Math.max(1, ...counts);
   const bw = W / counts.length;
@@ -216,7 +254,7 @@ function drawLatency(svg, latency) {
     nodes.push(t);
     if (c) {
       const v = svgEl("text", {x: i * bw + bw / 2, y: H - pad - h - 3, "font-size": 11, fill: "#1d2330", "text-anchor": "middle"});
-      v.textContent = String(c);
+      v.textContent = fmtInt(c);
       nodes.push(v);
     }
   });
@@ -226,9 +264,11 @@ function drawLatency(svg, latency) {
 function renderLive(snap) {
   for (const o of ["allow", "review", "block"]) document.getElementById(`rate-${o}`).textContent = snap.rate[o];
   const t = snap.totals;
-  document.getElementById("total-decided").textContent = t.allow + t.review + t.block;
-  document.getElementById("total-invalid").textContent = t.invalid;
-  document.getElementById("total-dead").textContent = t.dead_lettered;
+  document.getElementById("total-decided").textContent = fmtInt(t.allow + t.review + t.block);
+  document.getElementById("total-invalid").textContent = fmtInt(t.invalid);
+  document.getElementById("total-dead").textContent = fmtInt(t.dead_lettered);
+  document.getElementById("totals-since").textContent =
+    `${new Date(snap.since * 1000).toISOString().slice(0, 19).replace("T", " ")} UTC`;
   const last = snap.latency.edges_ms[snap.latency.edges_ms.length - 1];
   const fmt = (v) => (v === null ? "–" : v === "inf" ? `> ${last / 1000} s` : v >= 1000 ? `≤ ${v / 1000} s` : `≤ ${v} ms`);
   document.getElementById("p50").textContent = fmt(snap.latency.p50_ms);
@@ -249,8 +289,9 @@ function setupLive() {
   };
   const source = new EventSource("/api/live/stream");
   source.onmessage = (ev) => {
-    renderLive(JSON.parse(ev.data));
-    status.textContent = `live · ${new Date().toLocaleTimeString()}`;
+    const snap = JSON.parse(ev.data);
+    renderLive(snap);
+    status.textContent = `live · ${utcClock(snap.now)} UTC`;  // the server's clock, in UTC like every page
     status.classList.add("on");
     root.dataset.updates = String(Number(root.dataset.updates || 0) + 1);
   };
