@@ -54,6 +54,7 @@ def console_settings(stack: LocalStack) -> ConsoleSettings:
         "TXGUARD_REGISTRY": stack.env["TXGUARD_REGISTRY"],
         "CONSOLE_INGEST": "false" if embedded else "true",
         "DRIFT_SOURCE": f"file:{stack.functions['score'].log_path}",
+        "LABEL_SOURCE": f"file:{stack.functions['label'].log_path}",
     })
 
 

@@ -14,20 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from txguard.console.label_outcomes import FINAL, MEANING
 from txguard.local.logtail import LogTail
 
-# Final statuses (the delivery was acked) and the word the report uses for each.
-FINAL = {"applied": "applied", "unchanged": "unchanged", "duplicate": "duplicate", "invalid": "parked",
-         "rejected": "parked"}
-MEANING = {
-    "applied": "the counters changed: a new verdict, or one withdrawn",
-    "unchanged": "recorded, but the transaction's verdict was already this one (e.g. a chargeback came first): "
-                 "nothing counted twice",
-    "duplicate": "this label id was applied before: nothing counted twice",
-    "parked": "refused by the label function and parked on `invalid` with its reason (a label id reused for "
-              "other content)",
-    "pending": "no final line from the label function yet (still retrying, or its log is elsewhere)",
-}
+__all__ = ["MEANING", "LabelOutcomes"]
 
 
 @dataclass

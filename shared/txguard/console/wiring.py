@@ -18,6 +18,7 @@ from flask import current_app
 from txguard.console.drift import DriftWindows, NoDriftWindows, drift_source
 from txguard.console.identity import Identity
 from txguard.console.ingest import Intake, SubscriptionReader
+from txguard.console.label_outcomes import LabelOutcomes, label_source
 from txguard.console.label_publisher import LabelPublisher
 from txguard.console.live_stats import LiveStats
 from txguard.console.review import Reviews
@@ -42,6 +43,7 @@ class ConsoleParts:
     identity: Identity
     stats: LiveStats = field(default_factory=LiveStats)
     drift: DriftWindows = field(default_factory=NoDriftWindows)
+    labels: LabelOutcomes | None = None  # what the label function did with a label (LABEL_SOURCE)
     log: Logger = field(default_factory=lambda: get_logger("console"))
     reader: SubscriptionReader | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -130,5 +132,6 @@ def build_console(settings: ConsoleSettings, scorer: ScoringBackend | None = Non
         publisher=publisher,
         identity=Identity(settings.iap_audience),
         drift=drift_source(settings.drift_source, settings.google_cloud_project),
+        labels=label_source(settings.label_source, settings.google_cloud_project),
         log=get_logger("console", settings.log_level),
     )

@@ -109,6 +109,9 @@ class ConsoleSettings(CounterpartySettings):
                               pattern=r"^(|cloud-logging|cloud-logging:projects/[^/]+/locations/[^/]+/buckets/[^/]+"
                                       r"/views/[^/]+|file:.+)$")
     drift_psi_threshold: float = Field(0.2, alias="DRIFT_PSI_THRESHOLD", gt=0)
+    # Where the item page reads what the label function did with a verdict's label: "" (it cannot
+    # tell), "cloud-logging" (the project's logs) or "file:<path>" (a local label function's log).
+    label_source: str = Field("", alias="LABEL_SOURCE", pattern=r"^(|cloud-logging|file:.+)$")
 
     @model_validator(mode="after")
     def _queue_next_to_the_history(self) -> ConsoleSettings:

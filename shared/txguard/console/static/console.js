@@ -94,7 +94,31 @@ function setupItem() {
     state.textContent = `Labelled ${done.item.verdict} by ${done.item.labelled_by}.`;
     result.hidden = false;
     result.textContent = `Label ${done.label.label_id} published on labels (message ${done.message_id}); the item left the queue.`;
+    followLabel(done.label.label_id);
   });
+}
+
+// After a verdict: what the label function did with its label (applied, or why nothing changed).
+async function followLabel(labelId) {
+  const out = document.getElementById("label-outcome");
+  if (!out) return;
+  out.hidden = false;
+  out.dataset.status = "pending";
+  out.textContent = "Waiting for the label function…";
+  for (let i = 0; i < 20; i++) {
+    let data = null;
+    try { data = await (await fetch(`/api/labels/${encodeURIComponent(labelId)}`)).json(); } catch (e) { data = null; }
+    if (data && data.status !== "pending") {
+      out.dataset.status = data.status;
+      const head = {applied: "Applied", unchanged: "Changed nothing", duplicate: "Already applied",
+                    parked: "Parked", unknown: "Outcome not visible here"}[data.status] || data.status;
+      out.textContent = `${head}: ${data.meaning}.`;
+      out.className = `result label-${data.status}`;
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  out.textContent = "The label function has not logged this label yet: it may still be retrying.";
 }
 
 // Manual scoring -----------------------------------------------------------------------------
