@@ -16,6 +16,7 @@ from typing import Any
 from tests.scoring_fixtures import publish_tiny
 from txguard.console.drift import drift_source
 from txguard.console.identity import Identity
+from txguard.console.label_outcomes import label_source
 from txguard.console.live_stats import LiveStats
 from txguard.console.queue_sqlite import SqliteReviewQueue
 from txguard.console.wiring import ConsoleParts
@@ -71,6 +72,7 @@ def console_parts(tmp_path: Path, **settings: Any) -> ConsoleParts:
         identity=Identity(config.iap_audience),
         stats=LiveStats(),
         drift=drift_source(config.drift_source, config.google_cloud_project),
+        labels=label_source(config.label_source, config.google_cloud_project),
     )
 
 

@@ -6,9 +6,10 @@ received them: a backlog drained after a restart lands in its own seconds (or on
 if older than the window) instead of a spike at "now". End-to-end latency is the decision's
 publish time minus the publisher's `published_at` attribute: the pipeline, not the console's pull.
 
-Totals count from `since` (the console's start, or the stream's: `start_totals`, which the local
-stack calls after its warm-up so the page counts the stream it shows); events from before it are
-left out of the totals and the charts alike.
+Totals count every event the console received (a backlog drained after a restart included), or,
+once `start_totals` set a mark (the local stack does after its warm-up, so the page counts the
+stream it shows), only events from the mark on: earlier ones are left out of the totals and the
+charts alike.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class LiveStats:
         self.clock = clock
         self._seconds: dict[int, _Second] = {}
         self._lock = threading.Lock()
-        self.since = clock()
+        self.started = clock()
+        self.since: float | None = None
         self.totals: dict[str, int] = {**dict.fromkeys(OUTCOMES, 0), "invalid": 0, "dead_lettered": 0}
 
     def start_totals(self, at: float | None = None) -> None:
@@ -90,7 +92,7 @@ class LiveStats:
 
     def decision(self, outcome: str, at: float, latency_ms: float | None) -> None:
         with self._lock:
-            if at < self.since:
+            if self.since is not None and at < self.since:
                 return
             self.totals[outcome] += 1
             bucket = self._second(at)
@@ -101,7 +103,7 @@ class LiveStats:
 
     def invalid(self, at: float) -> None:
         with self._lock:
-            if at < self.since:
+            if self.since is not None and at < self.since:
                 return
             self.totals["invalid"] += 1
             bucket = self._second(at)
@@ -110,7 +112,7 @@ class LiveStats:
 
     def dead_letter(self, at: float) -> None:
         with self._lock:
-            if at < self.since:
+            if self.since is not None and at < self.since:
                 return
             self.totals["dead_lettered"] += 1
             bucket = self._second(at)
@@ -136,7 +138,8 @@ class LiveStats:
 
         return {
             "now": now,
-            "since": round(since, 3),
+            "since": since,  # None: totals of everything received since `started`
+            "started": round(self.started, 3),
             "window_s": self.window_s,
             "per_second": per_second,
             "invalid_per_second": [b.invalid for b in filled],

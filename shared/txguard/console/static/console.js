@@ -291,8 +291,11 @@ function renderLive(snap) {
   document.getElementById("total-decided").textContent = fmtInt(t.allow + t.review + t.block);
   document.getElementById("total-invalid").textContent = fmtInt(t.invalid);
   document.getElementById("total-dead").textContent = fmtInt(t.dead_lettered);
+  const mark = snap.since || snap.started;
+  document.getElementById("totals-note").firstChild.textContent = snap.since
+    ? "Totals since the stream started, " : "Totals of what this console received since it started, ";
   document.getElementById("totals-since").textContent =
-    `${new Date(snap.since * 1000).toISOString().slice(0, 19).replace("T", " ")} UTC`;
+    `${new Date(mark * 1000).toISOString().slice(0, 19).replace("T", " ")} UTC`;
   const last = snap.latency.edges_ms[snap.latency.edges_ms.length - 1];
   const fmt = (v) => (v === null ? "–" : v === "inf" ? `> ${last / 1000} s` : v >= 1000 ? `≤ ${v / 1000} s` : `≤ ${v} ms`);
   document.getElementById("p50").textContent = fmt(snap.latency.p50_ms);
