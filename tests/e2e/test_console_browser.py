@@ -10,11 +10,13 @@ that must be refused with the field named and nothing changed.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +75,7 @@ def publish(stack: LocalStack, count: int, rate: float, seed: int) -> subprocess
 
 
 def number(page: Any, selector: str) -> int:
-    return int(page.inner_text(selector).strip() or 0)
+    return int(page.inner_text(selector).strip().replace(",", "") or 0)  # counts carry separators
 
 
 def test_the_live_view_moves_while_txguard_publish_runs(stack: LocalStack, page: Any) -> None:
@@ -109,6 +111,52 @@ def test_the_live_view_moves_while_txguard_publish_runs(stack: LocalStack, page:
     queue.wait_for_selector("#queue-news:not([hidden])", timeout=15_000)  # review/block decisions arrived
     latency = stack.analyst_console.parts.stats.snapshot()["latency"]
     print(f"live view: p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms, histogram {latency['counts']}")
+
+
+def test_the_live_view_has_a_utc_time_axis_and_a_utc_clock(browser: Any, stack: LocalStack) -> None:
+    # A browser in a zone far from UTC: the page must still write UTC, not the browser's local time.
+    context = browser.new_context(base_url=stack.analyst_console.url, timezone_id="America/Los_Angeles",
+                                  locale="en-US", viewport={"width": 1100, "height": 900})
+    context.add_cookies([{"name": "txguard_analyst", "value": "alice", "url": stack.analyst_console.url}])
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        page.goto("/live")
+        assert page.evaluate("new Date(0).getTimezoneOffset()") == 480  # the browser really is at UTC-8
+        page.wait_for_function("Number(document.getElementById('live').dataset.updates || 0) >= 2")
+        # The clock: the server's time in UTC, with the zone written out.
+        status = page.inner_text("#live-status")
+        match = re.fullmatch(r"live · (\d\d):(\d\d):(\d\d) UTC", status.strip())
+        assert match, status
+        now = datetime.now(UTC)
+        shown = now.replace(hour=int(match[1]), minute=int(match[2]), second=int(match[3]), microsecond=0)
+        gap = abs((now - shown).total_seconds())
+        assert min(gap, 86_400 - gap) < 10, f"clock shows {status}, UTC now is {now:%H:%M:%S}"
+        assert page.inner_text("#totals-since").endswith(" UTC")
+
+        # The time axis: a tick every 30 s of the window, labelled with that second's UTC time, left to right.
+        ticks = page.eval_on_selector_all(
+            "#rate-chart .x-tick",
+            "els => els.map(e => ({text: e.textContent, epoch: Number(e.dataset.epoch), x: Number(e.getAttribute('x'))}))")
+        window_s = int(page.get_attribute("#live", "data-window"))
+        assert len(ticks) == window_s // 30, ticks
+        for tick in ticks:
+            assert tick["epoch"] % 30 == 0
+            assert tick["text"] == datetime.fromtimestamp(tick["epoch"], UTC).strftime("%H:%M:%S"), tick
+        assert [t["x"] for t in ticks] == sorted(t["x"] for t in ticks)
+        assert [t["epoch"] for t in ticks] == sorted(t["epoch"] for t in ticks)
+        assert abs(ticks[-1]["epoch"] - now.timestamp()) < 30 + 10  # the axis ends at the present
+        assert "UTC" in page.text_content("#rate-chart .x-title")
+        y_ticks = page.eval_on_selector_all("#rate-chart .y-tick", "els => els.map(e => e.textContent)")
+        assert y_ticks[0] == "0/s" and all(t.endswith("/s") for t in y_ticks), y_ticks
+
+        # Undistorted: both charts scale their text alike in x and y (no preserveAspectRatio="none").
+        for chart in ("#rate-chart", "#latency-chart"):
+            assert page.get_attribute(chart, "preserveAspectRatio") is None
+            scale = page.eval_on_selector(chart, "svg => { const m = svg.getScreenCTM(); return [m.a, m.d]; }")
+            assert scale[0] > 0 and abs(scale[0] - scale[1]) < 1e-6, (chart, scale)
+    finally:
+        context.close()
 
 
 def _watch_labels() -> str:
