@@ -209,3 +209,16 @@ def test_the_readme_documents_every_exit_code() -> None:
     readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     for code in Exit:
         assert re.search(rf"^\| `{int(code)}` \| {re.escape(EXIT_MEANINGS[code].split(':')[0])}", readme, re.M), code
+
+
+def test_batch_status_of_a_folder_without_a_job(world: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, err, last = run(["batch", "status", "no-job"], capsys)
+    assert_one_error_line(err, code, Exit.INPUT, last, "no batch job status in no-job", "no status.json there")
+    job = Path(world["out"]) / "job"
+    job.mkdir()
+    (job / "status.json").write_text(json.dumps({
+        "job_id": "batch-1", "state": "completed", "input": "tx.jsonl", "output": str(job), "runner": "DirectRunner",
+        "workers": 1, "outputs": {}, "model_uri": "m@production", "counts": {"read": 1, "decided": 1}}))
+    code, err, last = run(["batch", "status", str(job), "no-job"], capsys)  # one found, one not: both said
+    assert code == Exit.INPUT and err.strip().splitlines()[-1].startswith("error: no batch job status in no-job")
+    assert [j["job_id"] for j in last["jobs"]] == ["batch-1"] and last["exit_code"] == Exit.INPUT

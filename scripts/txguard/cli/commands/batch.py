@@ -120,10 +120,15 @@ def status_command(args: argparse.Namespace) -> int:
             terminal.print(f"{s.job_id} {s.state.value}: {s.error}", soft_wrap=True, highlight=False)
     records = [s.to_dict() for s in found]
     if missing:
-        print_error(CliError(f"no batch job status in {', '.join(missing)}", "no status.json there",
-                             "check the --output folder given to `txguard batch run`"))
-    print(json.dumps(records[0] if len(args.outputs) == 1 and records else records, sort_keys=True))
-    return 1 if missing else 0
+        error = CliError(f"no batch job status in {', '.join(missing)}", "no status.json there",
+                         "check the --output folder given to `txguard batch run`")
+        if not found:
+            raise error  # the one error path: its line and a JSON last line with the error
+        print_error(error)
+        print(json.dumps({"jobs": records, "error": error.message, "exit_code": int(error.code)}, sort_keys=True))
+        return int(error.code)
+    print(json.dumps(records[0] if len(args.outputs) == 1 else records, sort_keys=True))
+    return 0
 
 
 def _print_table(terminal: object, statuses: list) -> None:
