@@ -93,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     out: dict[str, Any] = {}
     for mode in ("false", "true"):
-        env = {**os.environ, "FAST_ROUTES": mode, "PYTHONPATH": os.pathsep.join(
-            p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+        env = {**os.environ, "FAST_ROUTES": mode}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
         proc = subprocess.run([sys.executable, "-m", "txguard.bench.profile_score", "--child",
                                "--requests", str(args.requests), "--profile", str(args.profile), "--top", str(args.top),
                                "--workdir", args.workdir], env=env, capture_output=True, text=True, check=True)
