@@ -38,6 +38,9 @@ class ScoringSettings(CommonSettings):
     max_batch: int = Field(MAX_BATCH, alias="MAX_BATCH", ge=1, le=MAX_BATCH)
     max_body_bytes: int = Field(4 * 1024 * 1024, alias="MAX_BODY_BYTES", ge=1024)
     inference_threads: int = Field(1, alias="INFERENCE_THREADS", ge=1)
+    # POST /score and /score/batch answered at the WSGI layer of functions-framework's app instead of
+    # through Flask's per-request machinery (txguard.scoring.wsgi; same bytes, docs/scoring.md).
+    fast_routes: bool = Field(True, alias="FAST_ROUTES")
     # Model lifecycle (docs/lifecycle.md). Seconds between conditional reads of the alias; 0: load
     # once at cold start and never follow (the behaviour before promotion without redeploy).
     model_poll_s: float = Field(10.0, alias="MODEL_POLL_S", ge=0)

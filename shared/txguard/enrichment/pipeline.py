@@ -49,7 +49,9 @@ from txguard.enrichment.counterparty import CounterpartyStore, create_counterpar
 from txguard.enrichment.delivery import Progress, PushHandler, ms_since
 from txguard.enrichment.envelope import decode, parse_envelope, parse_transaction, undecoded
 from txguard.enrichment.history import HistoryStore, create_store
+from txguard.enrichment.history.record import Enrichment
 from txguard.enrichment.outbox import Outbox, PubSubOutbox
+from txguard.enrichment.overlap import Overlap
 from txguard.enrichment.scoring_client import ScoringBackend, ScoringClient
 from txguard.features.counterparty_windows import counterparty_features
 
@@ -97,6 +99,7 @@ class Enricher(PushHandler[Result]):
         self.scorer = scorer
         self.counterparties = counterparties
         self.project = project  # Cloud Logging names a trace `projects/<project>/traces/<id>`
+        self.overlap = Overlap()  # independent calls of a delivery at the same time (overlap.py)
 
     def handle(self, event_data: Any, trace: TraceContext | None = None) -> Result:
         """Process one delivery. Returning means ack; raising means retry (see module docstring).
@@ -129,41 +132,72 @@ class Enricher(PushHandler[Result]):
         t = time.perf_counter()
         enrichment = self.store.enrich_once(tx, counterparty)
         result.timings["store_ms"] = ms_since(t)
-        if enrichment.counterparty_due:  # this delivery holds the lease: apply, exactly once (markers)
-            t = time.perf_counter()
+        result.late = enrichment.late
+        decision = enrichment.decision
+        if decision is None:
+            decision = self._score(tx, enrichment, result)
+        elif enrichment.counterparty_due:  # a lease next to a stored decision: not written today (`claim`)
             try:
-                self.counterparties.apply_transaction(tx, enrichment.new_for_cp, enrichment.new_for_device)
+                result.timings["counterparty_ms"] += self._apply_counterparty(tx, enrichment)
             except RetryableError:
+                self._hand_back(tx)
+                raise
+        result.decision = decision
+
+        # The decision is recorded: publishing it and dropping the counterparty markers (best effort)
+        # do not depend on each other. Both are done before the delivery answers.
+        attributes = delivery.attributes.get(names.ATTR_PUBLISHED_AT)
+        published, settled = self.overlap(
+            lambda: self._publish(decision, attributes, progress.trace),
+            (lambda: self._settle(tx)) if enrichment.counterparty_due else None)
+        result.timings["publish_ms"] = published.get()
+        result.timings["counterparty_ms"] += settled.get() or 0.0
+        result.status = DeliveryStatus.DUPLICATE if enrichment.duplicate else DeliveryStatus.DECIDED
+
+    def _score(self, tx: Transaction, enrichment: Enrichment, result: Result) -> Decision:
+        """Score, with this delivery's counterparty update (when it holds the lease) at the same time:
+        the score does not depend on it (the features were read before), the decision's record does
+        (it marks the update applied), so the record waits for both."""
+        due = enrichment.counterparty_due
+        scored, applied = self.overlap(
+            lambda: self._call_scoring(enrichment),
+            (lambda: self._apply_counterparty(tx, enrichment)) if due else None)
+        if applied.error is not None:
+            if isinstance(applied.error, RetryableError):
                 # Maybe partly applied: hand the lease back so the redelivery retries at once (the
                 # markers make the rows already done no-ops) instead of waiting for it to expire.
                 self._hand_back(tx)
-                raise
-            result.timings["counterparty_ms"] += ms_since(t)
+            raise applied.error
+        result.timings["counterparty_ms"] += applied.get() or 0.0
+        try:
+            decision, result.timings["scoring_ms"] = scored.get()
+            if enrichment.late:
+                decision = decision.model_copy(update={"late": True})
+            t = time.perf_counter()
+            decision = self.store.record_decision(tx.transaction_id, decision)  # first one wins; applied
+            result.timings["store_ms"] += ms_since(t)
+        except Exception:
+            if due:  # applied: say so now, so the redelivery need not wait
+                self._release(tx, result)
+            raise
+        return decision
 
-        decision = enrichment.decision
-        result.late = enrichment.late
-        if decision is None:
-            try:
-                t = time.perf_counter()
-                decision = self.scorer.score(enrichment.enriched)  # the HTTP client sends the bound trace
-                result.timings["scoring_ms"] = ms_since(t)
-                if enrichment.late:
-                    decision = decision.model_copy(update={"late": True})
-                t = time.perf_counter()
-                decision = self.store.record_decision(tx.transaction_id, decision)  # first one wins; applied
-                result.timings["store_ms"] += ms_since(t)
-            except Exception:
-                if enrichment.counterparty_due:  # applied: say so now, so the redelivery need not wait
-                    self._release(tx, result)
-                raise
-        result.decision = decision
-        if enrichment.counterparty_due:
-            self._settle(tx, result)
-
+    def _call_scoring(self, enrichment: Enrichment) -> tuple[Decision, float]:
         t = time.perf_counter()
-        self.outbox.publish_decision(decision, delivery.attributes.get(names.ATTR_PUBLISHED_AT), trace=progress.trace)
-        result.timings["publish_ms"] = ms_since(t)
-        result.status = DeliveryStatus.DUPLICATE if enrichment.duplicate else DeliveryStatus.DECIDED
+        decision = self.scorer.score(enrichment.enriched)  # the HTTP client sends the bound trace
+        return decision, ms_since(t)
+
+    def _apply_counterparty(self, tx: Transaction, enrichment: Enrichment) -> float:
+        """This delivery holds the lease: apply its counterparty update, exactly once (markers); the
+        milliseconds it took."""
+        t = time.perf_counter()
+        self.counterparties.apply_transaction(tx, enrichment.new_for_cp, enrichment.new_for_device)
+        return ms_since(t)
+
+    def _publish(self, decision: Decision, published_at: str | None, trace: TraceContext | None) -> float:
+        t = time.perf_counter()
+        self.outbox.publish_decision(decision, published_at, trace=trace)
+        return ms_since(t)
 
     def _hand_back(self, tx: Transaction) -> None:
         with contextlib.suppress(RetryableError):  # best effort: else the lease expires
@@ -176,18 +210,19 @@ class Enricher(PushHandler[Result]):
             self.store.counterparty_applied(tx.transaction_id)
         except RetryableError:
             return
-        self._settle(tx, result)
+        result.timings["counterparty_ms"] += self._settle(tx)
 
-    def _settle(self, tx: Transaction, result: Result) -> None:
-        """Drop the counterparty markers. Best effort: the record already says applied, so a marker
-        left behind (store down) only takes space until the table's garbage collection."""
+    def _settle(self, tx: Transaction) -> float:
+        """Drop the counterparty markers; the milliseconds it took. Best effort: the record already
+        says applied, so a marker left behind (store down) only takes space until the table's
+        garbage collection."""
         t = time.perf_counter()
         try:
             self.counterparties.settle_transaction(tx)
         except RetryableError as exc:
             self.log.warning(f"counterparty markers of {tx.transaction_id} left to garbage collection: {exc}",
                              extra={"transaction_id": tx.transaction_id, "wallet_id": tx.wallet_id})
-        result.timings["counterparty_ms"] += ms_since(t)
+        return ms_since(t)
 
     # the log line -------------------------------------------------------------------------------
     def count_more(self, result: Result) -> None:

@@ -21,11 +21,16 @@ from txguard.scoring.state import ServingState
 Handler = Callable[[ServingState, ScoringSettings, RequestContext, bytes], HttpResponse]
 
 
+# The decision's serializer called directly (the same bytes as `DECISION_ADAPTER.dump_json`, without
+# the wrapper's keyword handling: a third of its cost).
+_decision_json = DECISION_ADAPTER.serializer.to_json
+
+
 def score(state: ServingState, _settings: ScoringSettings, ctx: RequestContext, data: bytes) -> HttpResponse:
     scorer = state.require_champion()
     tx = ctx.tx = parse(ENRICHED_ADAPTER, data)
     decision = ctx.decision = scorer.score(tx, started_ns=ctx.started_ns)
-    return HttpResponse(200, DECISION_ADAPTER.dump_json(decision))
+    return HttpResponse(200, _decision_json(decision))
 
 
 def score_batch(state: ServingState, settings: ScoringSettings, ctx: RequestContext, data: bytes) -> HttpResponse:

@@ -159,42 +159,58 @@ class ScoringService:
 
     # Logging -----------------------------------------------------------------------------------
     def _log(self, method: str, path: str, status: int, ctx: RequestContext, headers: Headers) -> None:
-        """One structured line per request (Cloud Logging: severity, message, and the caller's trace)."""
-        entry: dict[str, Any] = {
-            "http_method": method, "path": path, "status": status, "model_version": self.state.version,
-            "latency_ms": round((time.perf_counter_ns() - ctx.started_ns) / 1e6, 3),
-        }
-        trace = from_headers(headers.get)
-        if trace is not None:
-            entry.update(trace.log_fields(self.settings.google_cloud_project))
-        emit = self.request_log.emit
+        """One structured line per request (Cloud Logging: severity, message, and the caller's trace).
+
+        A scored transaction's line is built in one dict, in the order of the fields' meaning
+        (request, trace, decision), and only when INFO is logged; its decision goes to the observer
+        either way."""
         tx, decision = ctx.tx, ctx.decision
         if tx is not None and decision is not None:
-            entry.update(transaction_id=decision.transaction_id, wallet_id=decision.wallet_id,
-                         outcome=decision.outcome.value, score=decision.score, model_version=decision.model_version,
-                         inference_us=decision.timings.get("inference_us"))
-            emit(INFO, f"scored {decision.transaction_id}: {decision.outcome.value}", entry)
-            if self.observer is not None:  # a queue append: drift and shadow work run in the background
+            outcome = decision.outcome.value
+            entry = self.request_log.entry(INFO, f"scored {decision.transaction_id}: {outcome}")
+            if entry is not None:
+                self._request_fields(entry, method, path, status, decision.model_version, ctx, headers)
+                entry["transaction_id"] = decision.transaction_id
+                entry["wallet_id"] = decision.wallet_id
+                entry["outcome"] = outcome
+                entry["score"] = decision.score
+                entry["inference_us"] = decision.timings.get("inference_us")
+                self.request_log.write(entry)
+            if self.observer is not None:  # a draw, and for a sampled one a queue append: work runs later
                 self.observer.observe(tx, decision)
             return
+        fields: dict[str, Any] = {}
         txs, decisions = ctx.batch, ctx.decisions
         if txs is not None and decisions is not None:
-            if decisions:
-                entry["model_version"] = decisions[0].model_version
-                if self.observer is not None:
-                    self.observer.observe_many(txs, decisions)
+            version = decisions[0].model_version if decisions else self.state.version
+            self._request_fields(fields, method, path, status, version, ctx, headers)
+            if decisions and self.observer is not None:
+                self.observer.observe_many(txs, decisions)
             counts: dict[str, int] = {}
             for d in decisions:
                 counts[d.outcome.value] = counts.get(d.outcome.value, 0) + 1
-            entry.update(batch_size=len(decisions), decisions=counts,
-                         inference_us=decisions[0].timings.get("inference_us") if decisions else None)
-            emit(INFO, f"scored batch of {len(decisions)}", entry)
+            fields.update(batch_size=len(decisions), decisions=counts,
+                          inference_us=decisions[0].timings.get("inference_us") if decisions else None)
+            self.request_log.emit(INFO, f"scored batch of {len(decisions)}", fields)
             return
+        self._request_fields(fields, method, path, status, self.state.version, ctx, headers)
         if tx is not None:  # validated, then failed
-            entry.update(transaction_id=tx.transaction_id, wallet_id=tx.wallet_id)
+            fields.update(transaction_id=tx.transaction_id, wallet_id=tx.wallet_id)
         severity = ERROR if status >= 500 else WARNING if status >= 400 else INFO
         detail = f": {ctx.error}" if ctx.error is not None else ""
-        emit(severity, f"{method} {path} -> {status}{detail}", entry)
+        self.request_log.emit(severity, f"{method} {path} -> {status}{detail}", fields)
+
+    def _request_fields(self, entry: dict[str, Any], method: str, path: str, status: int, version: str | None,
+                        ctx: RequestContext, headers: Headers) -> None:
+        """What every request line says: the request, the version that answered, latency, the caller's trace."""
+        entry["http_method"] = method
+        entry["path"] = path
+        entry["status"] = status
+        entry["model_version"] = version
+        entry["latency_ms"] = round((time.perf_counter_ns() - ctx.started_ns) / 1e6, 3)
+        trace = from_headers(headers.get)
+        if trace is not None:
+            entry.update(trace.log_fields(self.settings.google_cloud_project))
 
 
 def _restart_in_forked_children(service: ScoringService) -> None:

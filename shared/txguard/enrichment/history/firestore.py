@@ -35,6 +35,7 @@ from txguard.enrichment.history.record import (
     processed_record,
     reuse,
     step,
+    took_over,
 )
 from txguard.features.wallet import WalletState
 
@@ -108,7 +109,7 @@ class FirestoreHistoryStore:
             record = processed_record(tx, done, counterparty, ttl_days, lease_s)
             transaction.set(wallet_ref, done.state)
             transaction.create(proc_ref, record)
-            return fresh(tx, record)
+            return fresh(tx, done, counterparty)
 
         # One library attempt per loop: an abort (at commit, or a lock wait timing out at read)
         # is retried here after a jittered, growing pause so that the racers fall out of step.
@@ -197,4 +198,4 @@ class FirestoreHistoryStore:
         if renewed is None:
             return enrichment
         transaction.update(ref, {"counterparty": renewed})
-        return reuse(tx, record, due=True)
+        return took_over(enrichment)

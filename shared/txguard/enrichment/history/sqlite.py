@@ -30,6 +30,7 @@ from txguard.enrichment.history.record import (
     processed_record,
     reuse,
     step,
+    took_over,
 )
 from txguard.enrichment.sqlite_db import SqliteDatabase
 from txguard.features.wallet import WalletState
@@ -87,7 +88,7 @@ class SqliteHistoryStore:
                     return enrichment
                 conn.execute("UPDATE processed SET counterparty = ? WHERE transaction_id = ?",
                              (json.dumps(renewed), tx.transaction_id))
-                return reuse(tx, record, due=True)
+                return took_over(enrichment)
             found = conn.execute("SELECT state FROM wallets WHERE wallet_id = ?", (tx.wallet_id,)).fetchone()
             done = step(tx, json.loads(found[0]) if found else None)
             record = processed_record(tx, done, counterparty, self.ttl_days, self.lease_s)
@@ -103,7 +104,7 @@ class SqliteHistoryStore:
                  json.dumps(record["counterparty"]), record["expires_at"].isoformat(), int(done.late),
                  json.dumps(record["transaction"])),
             )
-        return fresh(tx, record)
+        return fresh(tx, done, counterparty)
 
     def record_decision(self, transaction_id: str, decision: Decision) -> Decision:
         with self.db.transaction() as conn:
