@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import current_app
 
+from txguard.console.approvers import Approvers
 from txguard.console.drift import DriftWindows, NoDriftWindows, drift_source
 from txguard.console.identity import Identity
 from txguard.console.ingest import Intake, SubscriptionReader
@@ -47,6 +48,7 @@ class ConsoleParts:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
+        self.approvers = Approvers.parse(self.settings.approvers)  # who may move production
         self.intake = Intake(self.queue, self.history, self.stats, self.log)
         self.reviews = Reviews(self.queue, self.publisher, self.settings.claim_ttl_s, log=self.log)
 

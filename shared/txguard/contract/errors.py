@@ -161,6 +161,12 @@ class AuthenticationError(ConsoleError):
     status = 401
 
 
+class ConsoleForbiddenError(ConsoleError):
+    """The analyst is known but may not do this (moving production needs an approver)."""
+
+    status = 403
+
+
 class ConsoleNotFoundError(ConsoleError):
     status = 404
 

@@ -98,6 +98,9 @@ class ConsoleSettings(CounterpartySettings):
     claim_ttl_s: int = Field(300, alias="CLAIM_TTL_S", ge=5, le=86_400)
     # Set in Google Cloud: every request must carry an IAP assertion for this audience.
     iap_audience: str = Field("", alias="IAP_AUDIENCE")
+    # Who may move `production` (promote, roll back): identities as the console names analysts (IAP
+    # e-mails in Google Cloud, the local name otherwise), comma-separated; empty: nobody may.
+    approvers: str = Field("", alias="CONSOLE_APPROVERS")
     # Pull the console's subscriptions in the background (off when the local stack feeds it directly).
     ingest: bool = Field(True, alias="CONSOLE_INGEST")
     # Where the models page reads the scoring function's drift windows: "" (nowhere), "cloud-logging"
