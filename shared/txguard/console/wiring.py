@@ -20,7 +20,7 @@ from txguard.console.drift import DriftWindows, NoDriftWindows, drift_source
 from txguard.console.identity import Identity
 from txguard.console.ingest import Intake, SubscriptionReader
 from txguard.console.label_publisher import LabelPublisher
-from txguard.console.live_stats import LiveStats
+from txguard.console.live_stats import LiveStats, StreamSlots
 from txguard.console.review import Reviews
 from txguard.console.review_queue import ReviewQueue
 from txguard.contract.logs import get_logger
@@ -49,6 +49,7 @@ class ConsoleParts:
 
     def __post_init__(self) -> None:
         self.approvers = Approvers.parse(self.settings.approvers)  # who may move production
+        self.streams = StreamSlots(self.settings.live_streams)  # live-view streams served at once
         self.intake = Intake(self.queue, self.history, self.stats, self.log)
         self.reviews = Reviews(self.queue, self.publisher, self.settings.claim_ttl_s, log=self.log)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from txguard.contract import names
@@ -110,6 +110,24 @@ class ConsoleSettings(CounterpartySettings):
                               pattern=r"^(|cloud-logging|cloud-logging:projects/[^/]+/locations/[^/]+/buckets/[^/]+"
                                       r"/views/[^/]+|file:.+)$")
     drift_psi_threshold: float = Field(0.2, alias="DRIFT_PSI_THRESHOLD", gt=0)
+    # Live-view streams (SSE) served at once: each holds a server thread for its whole life, so past
+    # this many a page polls instead (the console has CONCURRENCY threads for everyone).
+    live_streams: int = Field(8, alias="CONSOLE_LIVE_STREAMS", ge=0, le=64)
+    # Host names the console answers to (comma-separated; a leading dot admits subdomains): any other
+    # Host header is refused, which defeats DNS rebinding. Infra sets the service's run.app host.
+    trusted_hosts: str = Field("127.0.0.1,localhost,::1", alias="CONSOLE_TRUSTED_HOSTS")
+    # Set by Cloud Run on every service: the console refuses to start there without IAP_AUDIENCE.
+    cloud_run_service: str = Field("", alias="K_SERVICE")
+
+    @model_validator(mode="after")
+    def _iap_on_cloud_run(self) -> ConsoleSettings:
+        if self.cloud_run_service and not self.iap_audience:
+            raise ValueError(f"IAP_AUDIENCE is required on Cloud Run (K_SERVICE={self.cloud_run_service}): "
+                             "without it every request would be served without checking who sent it")
+        return self
+
+    def trusted_host_list(self) -> list[str]:
+        return [h.strip() for h in self.trusted_hosts.replace(" ", ",").split(",") if h.strip()]
 
 
 @lru_cache(maxsize=1)

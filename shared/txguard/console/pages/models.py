@@ -22,7 +22,7 @@ def _drift() -> dict[str, Any]:
     """Drift per version, or why it cannot be shown (the rest of the page works without it)."""
     parts = current_parts()
     try:
-        return {"versions": drift.drift_view(parts.drift.recent(), parts.settings.drift_psi_threshold),
+        return {"versions": drift.drift_view(parts.drift.recent(), parts.settings.drift_psi_threshold, parts.log),
                 "source": parts.settings.drift_source, "error": None}
     except ConsoleError as exc:
         return {"versions": {}, "source": parts.settings.drift_source, "error": exc.message}
