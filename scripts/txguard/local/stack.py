@@ -174,9 +174,9 @@ class LocalStack:
         if registry.startswith("gs://"):
             model.ensure_bucket(registry.removeprefix("gs://").split("/", 1)[0])
         self._ensure_model(registry)
-        from txguard.local.bigtable import ensure_counterparty_table
+        from txguard.local.bigtable import ensure_tables
 
-        ensure_counterparty_table(self.options.project)
+        ensure_tables(self.options.project)
         common = {"GOOGLE_CLOUD_PROJECT": self.options.project}
         counterparty = {"COUNTERPARTY_STORE": "bigtable", "BIGTABLE_EMULATOR_HOST": emus["bigtable"].env_value,
                         "PUBSUB_EMULATOR_HOST": emus["pubsub"].env_value}

@@ -61,6 +61,9 @@ class CounterpartySettings(CommonSettings):
     # Rows per (entity, day) that concurrent updates spread over (docs/counterparty.md: a hot
     # counterparty's writes are spread, reads scan them all in one range).
     counterparty_shards: int = Field(4, alias="COUNTERPARTY_SHARDS", ge=1, le=64)
+    # What every label is checked against (written by enrichment, read by the label function; Bigtable
+    # next to the counterparty table, or the SQLite file): names.TRANSACTION_INDEX_TABLE.
+    transaction_index_table: str = Field(names.TRANSACTION_INDEX_TABLE, alias="TRANSACTION_INDEX_TABLE")
     invalid_topic: str = Field(names.INVALID_TOPIC, alias="INVALID_TOPIC")
     # How long to wait for Pub/Sub to confirm a publish before failing the delivery (retryable).
     publish_timeout_s: float = Field(30.0, alias="PUBLISH_TIMEOUT_S", gt=0)
@@ -136,7 +139,20 @@ def scoring_settings() -> ScoringSettings:
 
 
 class LabelSettings(CounterpartySettings):
-    """The label function: applies label events to the counterparty store (no other dependency)."""
+    """The label function: checks each label against its route and the transaction index, holds what
+    exceeds the limits, applies the rest to the counterparty store (docs/counterparty.md, "Who may label")."""
+
+    # A label whose transaction is not in the index is retried (503) this long after it was published,
+    # then parked on `invalid`: it may precede its transaction (a replay, a test, a transaction held up in
+    # a backlog). Below the push subscription's 10 attempts at 1-60 s (about 4 minutes), so it is parked
+    # with its reason instead of dead-lettered.
+    unknown_retry_s: float = Field(180.0, alias="LABEL_UNKNOWN_RETRY_S", ge=0, le=230)
+    # The limits (txguard.enrichment.label_limits): over a sliding window, labels per source (an analyst's,
+    # a feed's) and fraud labels per counterparty; beyond them a label is held for review, not applied.
+    limit_window_s: int = Field(3600, alias="LABEL_LIMIT_WINDOW_S", ge=60, le=86_400)
+    analyst_source_limit: int = Field(120, alias="LABEL_ANALYST_SOURCE_LIMIT", ge=0)
+    feed_source_limit: int = Field(5000, alias="LABEL_FEED_SOURCE_LIMIT", ge=0)
+    counterparty_fraud_limit: int = Field(50, alias="LABEL_COUNTERPARTY_FRAUD_LIMIT", ge=0)
 
 
 @lru_cache(maxsize=1)
