@@ -1,4 +1,4 @@
-"""`txguard label`: publish label events (chargebacks, analyst verdicts, reversals) on the `labels` topic.
+"""`txguard label`: publish label events (chargebacks, analyst verdicts, reversals), each on its route's topic.
 
 From a JSONL/CSV file of LabelEvents (every row checked against the contract first; a file with
 bad rows is refused, each reported by line, unless --skip-invalid) or from the simulator's delayed
@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+from typing import Any
 
 SHOWN_BAD_ROWS = 10
 
@@ -35,22 +36,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--skip-invalid", action="store_true", help="with --file: publish the valid rows only")
     parser.add_argument("--rate", type=float, default=200.0, help="labels per second (default 200)")
     parser.add_argument("--project", default=None, help="project id (default GOOGLE_CLOUD_PROJECT)")
-    parser.add_argument("--topic", default=None, help="topic (default: labels)")
+    parser.add_argument("--topic", default=None,
+                        help="one topic for all (default: each label's route: analyst verdicts on labels-analyst, "
+                             "chargebacks and reversals on labels)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from txguard.contract import names
     from txguard.contract.settings import CommonSettings
     from txguard.local.terminal import make_terminal
     from txguard.publisher import Pacer, PubSubTransport, publish_all
-    from txguard.publisher.label_sources import read_labels, simulated_labels
+    from txguard.publisher.label_sources import label_topic, read_labels, simulated_labels
 
     terminal = make_terminal(stderr=True)
     project = args.project or CommonSettings().google_cloud_project
-    topic = args.topic or names.LABELS_TOPIC
+    topic = args.topic
     if args.file and not os.path.isfile(args.file):
         print(f"error: labels file {args.file} not found", file=sys.stderr)
         return 2
@@ -82,20 +84,28 @@ def run(args: argparse.Namespace) -> int:
         print("error: no label to publish", file=sys.stderr)
         return 2
     target = os.environ.get("PUBSUB_EMULATOR_HOST") or "Google Cloud (ADC)"
-    terminal.print(f"publishing {len(messages)} labels to projects/{project}/topics/{topic} on {target}")
-    transport = PubSubTransport(project, topic, ordering=False)
+    # Each label on its source's topic (analysts' verdicts on labels-analyst, the rest on labels), unless --topic.
+    groups: dict[str, list] = {}
+    for m in messages:
+        groups.setdefault(topic or label_topic(m.data), []).append(m)
     from rich.progress import Progress
 
-    try:
-        with Progress(console=terminal, transient=True) as progress:
-            task = progress.add_task("publishing", total=len(messages))
-            stats = publish_all(messages, transport, Pacer(rate=args.rate),
-                                on_sent=lambda _m, _t: progress.advance(task))
-    except KeyboardInterrupt:
-        terminal.print("interrupted")
-        return 130
-    finally:
-        transport.close()
-    print(json.dumps({"project": project, "topic": topic, **source, "rows_skipped": len(rejected),
-                      **stats.as_dict()}))
-    return 0 if stats.failed == 0 else 1
+    totals: dict[str, Any] = {}
+    failed = 0
+    for where, group in groups.items():
+        terminal.print(f"publishing {len(group)} labels to projects/{project}/topics/{where} on {target}")
+        transport = PubSubTransport(project, where, ordering=False)
+        try:
+            with Progress(console=terminal, transient=True) as progress:
+                task = progress.add_task("publishing", total=len(group))
+                stats = publish_all(group, transport, Pacer(rate=args.rate),
+                                    on_sent=lambda _m, _t, task=task: progress.advance(task))
+        except KeyboardInterrupt:
+            terminal.print("interrupted")
+            return 130
+        finally:
+            transport.close()
+        failed += stats.failed
+        totals[where] = stats.as_dict()
+    print(json.dumps({"project": project, "topics": totals, **source, "rows_skipped": len(rejected)}))
+    return 0 if failed == 0 else 1
