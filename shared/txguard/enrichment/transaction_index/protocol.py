@@ -4,7 +4,7 @@ A record keeps exactly what a label names and nothing a label does not need: the
 counterparty and the device as 8-byte digests (enough to compare with what a label says; the ids
 themselves stay in the history and the decisions), and the transaction time to the millisecond.
 Stores (Bigtable in Google Cloud, the SQLite file embedded) hold the same bytes under the same
-transaction id, so both answer every lookup the same way (tests/integration/test_transaction_index.py).
+transaction id, so both answer every lookup the same way (tests/integration/test_label_stores.py).
 """
 
 from __future__ import annotations
