@@ -81,8 +81,9 @@ def stack(pubsub_emulator: emulators.Emulator, bigtable_emulator: emulators.Emul
     for key, value in hosts.items():
         monkeypatch.setenv(key, value)
     ensure_tables(project)
-    # A label of an unknown transaction is retried 3 s here (production: LABEL_UNKNOWN_RETRY_S, 180 s).
-    function = label_process(tmp_path, {**hosts, "COUNTERPARTY_STORE": "bigtable", "LABEL_UNKNOWN_RETRY_S": "3"},
+    # A label of an unknown transaction is retried 30 s here (production: LABEL_UNKNOWN_RETRY_S, 180 s): long
+    # enough for its first push to come within it on a loaded machine, short enough for the test.
+    function = label_process(tmp_path, {**hosts, "COUNTERPARTY_STORE": "bigtable", "LABEL_UNKNOWN_RETRY_S": "30"},
                              threads=4).start()
     ensure_topology(project, {}, subscriptions=tuple(s for s in names.SUBSCRIPTIONS if s.push_to is None))
     subscriber = pubsub_v1.SubscriberClient()
@@ -136,7 +137,7 @@ def test_labels_applied_once_reversed_and_malformed_or_refused_parked(stack: Sta
     at = txs[-1].timestamp + timedelta(days=10)
     assert stack.wait_frauds("skimmed-shop", at, want=14) == 14  # 20 chargebacks, 6 withdrawn
     assert stack.wait_frauds("never-seen-shop", at, want=1) == 1
-    invalid = stack.pull_invalid(want=len(malformed) + len(refused))
+    invalid = stack.pull_invalid(want=len(malformed) + len(refused), timeout=150)  # the ghost waits 30 s first
     assert sorted(m.data for m in invalid) == sorted(malformed + [lb.model_dump_json().encode() for lb in refused])
     assert all(m.attributes[names.ATTR_REASON] and m.attributes[names.ATTR_ERROR_KIND] for m in invalid)
     kinds = {json.loads(m.data)["label_id"]: m.attributes[names.ATTR_ERROR_KIND] for m in invalid
