@@ -32,6 +32,7 @@ from infra.alerts import (
     DELIVERIES_METRIC,
     DRIFT_METRIC,
     FUNCTIONS,
+    LABELS_METRIC,
     OLDEST_UNACKED_METRIC,
     REQUEST_LATENCIES_METRIC,
     REQUESTS_METRIC,
@@ -55,7 +56,6 @@ LATENCY_METRIC = "txguard_scoring_latency"
 LATE_METRIC = "txguard_late_transactions"
 ERRORS_METRIC = "txguard_error_logs"
 REFUSED_METRIC = "txguard_model_refused"  # versions an alias pointed at and instances refused
-LABELS_METRIC = "txguard_labels"  # label deliveries by status (txguard.enrichment.label_applier.LabelStatus)
 # The Monitoring API's own bound for a new log-based metric to become usable (see the docstring).
 LOG_METRIC_SETTLE = "10m"
 
@@ -117,10 +117,16 @@ METRICS: tuple[MetricSpec, ...] = (
                f'{SCORING_LOGS} AND jsonPayload.{EVENT_KEY}="{MODEL_REFUSED_EVENT}"',
                labels={"version": "refused_version"}),
     # One label function line per delivery (txguard.enrichment.label_applier): applied, unchanged, duplicate,
-    # invalid, rejected, retry, error. "Applied" changed the counters; the dashboard charts them per minute.
+    # held, invalid, rejected, retry, error; by route (who published), source (which analyst or feed: tens to
+    # hundreds of values, fine for a metric label; counterparties, millions, are not, so their limit shows as
+    # `hold`), verdict (fraud, legit, reversal) and hold (the limit a held label went past). "Applied" changed
+    # the counters; the dashboard charts them per minute, the label-volume alert reads held and fraud ones.
     MetricSpec("label-deliveries", LABELS_METRIC,
-               "Label deliveries by status (applied, unchanged, duplicate, invalid, rejected, retry, error)",
-               f"{LABEL_LOGS} AND jsonPayload.status:*", labels={"status": "status"}),
+               "Label deliveries by status (applied, unchanged, duplicate, held, invalid, rejected, retry, error), "
+               "route, source, verdict and hold",
+               f"{LABEL_LOGS} AND jsonPayload.status:*",
+               labels={"status": "status", "route": "route", "source": "source", "verdict": "verdict",
+                       "hold": "hold"}),
 )
 
 
@@ -226,8 +232,13 @@ def dashboard(cfg: StackConfig) -> dict:
         _chart("Labels per minute by status (applied: the counterparty counters changed)",
                f'metric.type="{USER_METRIC}{LABELS_METRIC}"', "ALIGN_DELTA", "REDUCE_SUM", ["metric.label.status"],
                "STACKED_BAR"),
-        _chart("Labels waiting (label push subscription backlog)",
-               subscription_filter(BACKLOG_METRIC, names.LABELS_PUSH_SUBSCRIPTION), "ALIGN_MAX"),
+        _chart("Fraud labels per minute by source (held ones too: the label-volume alert's)",
+               f'metric.type="{USER_METRIC}{LABELS_METRIC}" AND metric.label.verdict="fraud"', "ALIGN_DELTA",
+               "REDUCE_SUM", ["metric.label.route", "metric.label.source"], "STACKED_BAR"),
+        _chart("Labels waiting (label push subscriptions' backlog, per route)",
+               f'metric.type="{BACKLOG_METRIC}" AND resource.type="pubsub_subscription" AND '
+               f"resource.label.subscription_id={one_of(*(r.subscription for r in names.LABEL_ROUTES))}",
+               "ALIGN_MAX", "REDUCE_SUM", ["resource.label.subscription_id"]),
         _chart("Dead-lettered labels (backlog)",
                subscription_filter(BACKLOG_METRIC, names.LABELS_DEAD_LETTER_SUBSCRIPTION), "ALIGN_MAX"),
         _chart("Refused model versions per second", f'metric.type="{USER_METRIC}{REFUSED_METRIC}"', "ALIGN_RATE",

@@ -3,7 +3,8 @@
 One stack for the module: Pub/Sub, Firestore and Cloud Storage emulators, both functions under
 functions-framework, the console next to them. `txguard publish` sends a simulated burst through the
 pipeline while the live view is open; then an analyst reviews a queued decision and its label event
-is pulled from `labels`; a transaction is scored in the form; and every form is given bad input
+is pulled from `labels-analyst`; an analyst who is not a production approver is refused a promotion
+to production with the reason, an approver is not; a transaction is scored in the form; and every form is given bad input
 that must be refused with the field named and nothing changed.
 """
 
@@ -164,7 +165,9 @@ def _watch_labels() -> str:
 
     client = pubsub_v1.SubscriberClient()
     path = client.subscription_path(PROJECT, f"labels-e2e-{uuid.uuid4().hex[:6]}")
-    client.create_subscription(request={"name": path, "topic": f"projects/{PROJECT}/topics/{names.LABELS_TOPIC}"})
+    # The console's verdicts travel on their own topic (the analyst route: docs/counterparty.md, "Who may label").
+    client.create_subscription(request={"name": path,
+                                        "topic": f"projects/{PROJECT}/topics/{names.ANALYST_LABELS_TOPIC}"})
     client.close()
     return path
 
@@ -294,3 +297,54 @@ def test_model_alias_moves_need_the_alias_typed(stack: LocalStack, page: Any) ->
     rollback.locator("button").click()
     page.wait_for_selector("#models-result:not([hidden])")
     assert registry.aliases() == before
+
+
+def test_only_an_approver_moves_production_and_the_others_see_why(stack: LocalStack, page: Any,
+                                                                     browser: Any) -> None:
+    from txguard.console.approvers import Approvers
+    from txguard.registry.metadata import QualityGate
+
+    parts = stack.analyst_console.parts
+    registry = parts.registry
+    before_approvers = parts.approvers
+    parts.approvers = Approvers.of(["carol@example.com"])  # CONSOLE_APPROVERS, as the stack config sets it
+    try:
+        current = registry.load("production")
+        # A candidate that passed its quality gate (the console refuses any other), so only who asks matters.
+        gate = QualityGate(passed=True, compared_with=current.metadata.version)
+        candidate = registry.publish(current.artifact, current.metadata.model_copy(
+            update={"version": "", "quality_gate": gate}))
+        before = registry.aliases()
+        page.goto("/models")
+        form = page.locator(f"form[data-action=promote][data-alias=production][data-version={candidate.version}]")
+        assert "approvers only" in form.inner_text()  # said before anyone tries
+        form.locator("input[name=confirm]").fill("production")
+        form.locator("button").click()
+        page.wait_for_selector("#models-error:not([hidden])")
+        refused = page.inner_text("#models-error")
+        assert f"alice may not promote {candidate.version} to production: only a production approver may" in refused
+        assert registry.aliases() == before  # refused: nothing moved
+
+        carol = browser.new_context(base_url=stack.analyst_console.url)
+        carol.add_cookies([{"name": "txguard_analyst", "value": "carol@example.com",
+                            "url": stack.analyst_console.url}])
+        approver = carol.new_page()
+        approver.set_default_timeout(30_000)
+        approver.goto("/models")
+        mine = approver.locator(f"form[data-action=promote][data-alias=production][data-version={candidate.version}]")
+        assert "approvers only" not in mine.inner_text()
+        mine.locator("input[name=confirm]").fill("production")
+        mine.locator("button").click()
+        approver.wait_for_selector("#models-result:not([hidden])")
+        assert registry.aliases()["production"] == candidate.version
+        approver.wait_for_selector(f"#version-{candidate.version} .badge.alias:text-is('production')")  # reloaded
+        rollback = approver.locator("form[data-action=rollback][data-alias=production]")
+        rollback.locator("input[name=confirm]").fill("production")
+        rollback.locator("button").click()
+        deadline = time.monotonic() + 30
+        while registry.aliases()["production"] != before["production"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        carol.close()
+        assert registry.aliases()["production"] == before["production"]
+    finally:
+        parts.approvers = before_approvers

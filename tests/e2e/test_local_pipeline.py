@@ -62,7 +62,9 @@ def _check(summary: dict, mode: str) -> None:
     assert summary["labels_published"] == summary["labels_planned"] > 0
     assert summary["labels_applied"] == summary["labels_published"] > 0
     assert summary["labels_lost"] == summary["labels_invalid"] == summary["labels_dead_lettered"] == 0
-    assert summary["labels_push"]["failures"] == 0
+    # One push per label route (the processor feed's and the analysts'), each on its own path.
+    assert set(summary["labels_push"]) == {"chargeback", "analyst"}
+    assert all(route["failures"] == 0 for route in summary["labels_push"].values())
 
 
 def _json_lines(path: Path) -> list[dict]:

@@ -187,23 +187,27 @@ def test_each_identity_has_exactly_its_roles(default_stack: StackRun) -> None:
         member["enrich"]: {
             ("projects", "roles/datastore.user", project),
             ("bigtable", "roles/bigtable.user", names.COUNTERPARTY_TABLE),  # the table, not the instance
+            ("bigtable", "roles/bigtable.user", names.TRANSACTION_INDEX_TABLE),  # it records every transaction
             ("pubsub", "roles/pubsub.publisher", names.DECISIONS_TOPIC),
             ("pubsub", "roles/pubsub.publisher", names.INVALID_TOPIC),
             ("cloudrunv2", "roles/run.invoker", names.SCORING_FUNCTION),
         },
         member["label"]: {
             ("bigtable", "roles/bigtable.user", names.COUNTERPARTY_TABLE),
+            ("bigtable", "roles/bigtable.reader", names.TRANSACTION_INDEX_TABLE),  # checks labels, never writes it
             ("pubsub", "roles/pubsub.publisher", names.INVALID_TOPIC),
         },
         member["push"]: {("cloudrunv2", "roles/run.invoker", names.ENRICH_FUNCTION),
                          ("cloudrunv2", "roles/run.invoker", names.LABEL_FUNCTION)},
-        member["publisher"]: {("pubsub", "roles/pubsub.publisher", names.TRANSACTIONS_TOPIC),
-                              ("pubsub", "roles/pubsub.publisher", names.LABELS_TOPIC)},
+        # One identity per feed, one topic each: the transaction feed's key cannot label anything.
+        member["publisher"]: {("pubsub", "roles/pubsub.publisher", names.TRANSACTIONS_TOPIC)},
+        member["chargebacks"]: {("pubsub", "roles/pubsub.publisher", names.LABELS_TOPIC)},
         PUBSUB_AGENT: {
             ("pubsub", "roles/pubsub.publisher", names.DEAD_LETTER_TOPIC),
             ("pubsub", "roles/pubsub.subscriber", names.ENRICH_PUSH_SUBSCRIPTION),
             ("pubsub", "roles/pubsub.publisher", names.LABELS_DEAD_LETTER_TOPIC),
             ("pubsub", "roles/pubsub.subscriber", names.LABELS_PUSH_SUBSCRIPTION),
+            ("pubsub", "roles/pubsub.subscriber", names.ANALYST_LABELS_PUSH_SUBSCRIPTION),
             ("serviceaccount", "roles/iam.serviceAccountTokenCreator",
              f"projects/{project}/serviceAccounts/{email(run, 'push')}"),
         },
@@ -228,7 +232,8 @@ def test_each_identity_has_exactly_its_roles(default_stack: StackRun) -> None:
 
 def test_one_service_account_per_role(default_stack: StackRun, override_stack: StackRun) -> None:
     accounts = {a.inputs["accountId"] for a in default_stack.of_type(ACCOUNT)}
-    assert accounts == {f"txguard-{r}" for r in ("score", "enrich", "label", "push", "publisher", "build", "batch")}
+    assert accounts == {f"txguard-{r}" for r in ("score", "enrich", "label", "push", "publisher", "chargebacks",
+                                                  "build", "batch")}
     # buildServiceAccount=false: no build identity, no build grants (the project default builds).
     assert "build" not in override_stack.outputs["service_accounts"]
     assert not [m for m in iam_grants(override_stack) if "txguard-build" in m]

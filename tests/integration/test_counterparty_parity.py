@@ -21,17 +21,20 @@ from itertools import groupby
 
 import pytest
 
-from tests.enrich_fakes import FakeOutbox, FakeScorer, event_data, push_body, stored_row
+from tests.enrich_fakes import FakeOutbox, FakeScorer, deliver_label, event_data, stored_row
 from txguard.enrichment.counterparty.bigtable import BigtableCounterpartyStore
 from txguard.enrichment.history.firestore import FirestoreHistoryStore
 from txguard.enrichment.label_applier import LabelApplier, LabelStatus
+from txguard.enrichment.label_limits import Limits
+from txguard.enrichment.label_review.bigtable import BigtableLabelReview
 from txguard.enrichment.pipeline import DeliveryStatus, Enricher
+from txguard.enrichment.transaction_index.bigtable import BigtableTransactionIndex
 from txguard.features.counterparty import FIVE_MIN
 from txguard.features.timeline import replay
 from txguard.features.timeline_columns import TxColumns, replay_columns
 from txguard.features.wallet import FEATURE_NAMES
 from txguard.local import emulators
-from txguard.local.bigtable import drop_counterparty_table, ensure_counterparty_table
+from txguard.local.bigtable import drop_tables, ensure_tables
 from txguard.simulator.core import Simulation
 
 pytestmark = [pytest.mark.emulators, pytest.mark.slow]
@@ -44,29 +47,31 @@ def stores(firestore_emulator: emulators.Emulator, bigtable_emulator: emulators.
     project = f"txg-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore_emulator.env_value)
     monkeypatch.setenv("BIGTABLE_EMULATOR_HOST", bigtable_emulator.env_value)
-    ensure_counterparty_table(project)
+    ensure_tables(project)
     history, counterparties = FirestoreHistoryStore(project=project), BigtableCounterpartyStore(project=project)
-    yield history, counterparties
+    index = BigtableTransactionIndex(counterparties.client, project=project)
+    review = BigtableLabelReview(counterparties.client, project=project)
+    yield history, counterparties, index, review
     history.close()
     counterparties.close()
-    drop_counterparty_table(project)
+    drop_tables(project)
 
 
 def test_online_on_the_emulators_equals_offline_replay(stores) -> None:
-    history, counterparties = stores
+    history, counterparties, index, review = stores
     sim = Simulation(days=10, wallets=500, seed=11)
     txs = [r.tx for r in sim]
     labels = [lb for lb in sim.label_events() if lb.known_at <= txs[-1].timestamp]
     assert len(txs) >= 10_000 and len(labels) >= 30
 
-    enricher = Enricher(history, FakeScorer(), FakeOutbox(), counterparties)
-    applier = LabelApplier(counterparties, FakeOutbox())
+    enricher = Enricher(history, FakeScorer(), FakeOutbox(), counterparties, index)
+    applier = LabelApplier(counterparties, index, review, FakeOutbox(), Limits.off())
 
     def chain(wallet_txs: list) -> list[DeliveryStatus]:  # one wallet's deliveries, in order
         return [enricher.handle(event_data(tx, message_id=tx.transaction_id)).status for tx in wallet_txs]
 
     def label(lb) -> LabelStatus:  # noqa: ANN001
-        return applier.handle(push_body(lb.model_dump_json().encode(), message_id=lb.label_id)).status
+        return deliver_label(applier, lb)
 
     events = heapq.merge(((lb.known_at.timestamp(), 0, lb) for lb in labels),
                          ((tx.timestamp.timestamp(), 1, tx) for tx in txs), key=lambda e: (e[0], e[1]))
@@ -104,12 +109,12 @@ def test_without_slot_barriers_only_in_flight_updates_are_missed(stores) -> None
     """Deliveries in time order, THREADS in flight, one wallet's in order (its ordering key), no
     barrier: a read may miss an update still in flight. Measured: how many rows differ, and that
     every difference is one (wallet features exact, counts only ever smaller online)."""
-    history, counterparties = stores
+    history, counterparties, index, review = stores
     sim = Simulation(days=3, wallets=600, seed=12)
     txs = [r.tx for r in sim]
     labels = [lb for lb in sim.label_events() if lb.known_at <= txs[-1].timestamp]
-    enricher = Enricher(history, FakeScorer(), FakeOutbox(), counterparties)
-    applier = LabelApplier(counterparties, FakeOutbox())
+    enricher = Enricher(history, FakeScorer(), FakeOutbox(), counterparties, index)
+    applier = LabelApplier(counterparties, index, review, FakeOutbox(), Limits.off())
     events = heapq.merge(((lb.known_at.timestamp(), 0, lb) for lb in labels),
                          ((tx.timestamp.timestamp(), 1, tx) for tx in txs), key=lambda e: (e[0], e[1]))
     last: dict[str, object] = {}
@@ -117,7 +122,8 @@ def test_without_slot_barriers_only_in_flight_updates_are_missed(stores) -> None
         futures = []
         for _, is_tx, item in events:
             if not is_tx:
-                futures.append(pool.submit(applier.handle, push_body(item.model_dump_json().encode())))
+                # Retried like Pub/Sub while its transaction is still in flight (not in the index yet).
+                futures.append(pool.submit(deliver_label, applier, item))
                 continue
             previous = last.get(item.wallet_id)
             if previous is not None:

@@ -8,7 +8,9 @@
 - `scenarios`: duplicates, poison, outages, bad model, burst; `faults`: enrichment workers killed,
   deliveries failed at random; `promotion`: promote and roll back a model version mid-stream, no
   redeploy; `labels` (+ `label_events`, its label corpus): duplicated, reversed, early, unknown and
-  malformed labels, the store's label counters against the offline replay; `checks`: how every
+  malformed labels, the store's label counters against the offline replay; `label_poisoning`: forged,
+  wrong-route and mismatched labels parked, a reversal storm and a fraud burst held, then reviewed,
+  the counters against the replay of what was applied; `checks`: how every
   scenario ends (drain, counts, replay checks);
 - `registry`: the scenarios in run order; `runner`: one stack, the scenarios in turn, the verdict;
 - `report`: the table, the last-line JSON and docs/reliability.md.
@@ -16,4 +18,4 @@
 
 # In run order; `registry.SCENARIOS` implements them (kept here so `txguard --help` imports nothing heavy).
 SCENARIO_NAMES = ("duplicates", "poison", "scoring_outage", "store_outage", "bad_model", "burst",
-                  "worker_kill", "flaky_delivery", "promotion", "labels")
+                  "worker_kill", "flaky_delivery", "promotion", "labels", "label_poisoning")

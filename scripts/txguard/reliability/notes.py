@@ -96,13 +96,15 @@ NOTES = """
    decision received names a version that the scoring function's log shows scoring that
    transaction (`decisions_not_matching` 0), with decisions of both versions, and only the
    original version scoring after the rollback.
-10. **Labels**: label events as real feeds send them, to the label function behind its push
-    subscription (the push bridge, like transactions), on counterparties and devices of the
-    scenario's own (`scripts/txguard/reliability/label_events.py`): chargebacks and analyst
-    verdicts, two fraud verdicts of one transaction, an analyst's "legitimate" followed by a
+10. **Labels**: label events as real feeds send them, to the label function behind its two push
+    subscriptions (the push bridge, like transactions; each label on its source's topic: analysts'
+    verdicts on `labels-analyst`, the rest on `labels`), on counterparties and devices of the
+    scenario's own (`scripts/txguard/reliability/label_events.py`), from four analysts and four
+    processors (each well below the label limits): chargebacks and analyst verdicts, two fraud verdicts of one transaction, an analyst's "legitimate" followed by a
     chargeback, chargebacks reversed (some reversals published before their chargeback), a third
-    of the labels published twice, labels of transactions published only after them, labels of a
-    counterparty no transaction ever named, six malformed kinds (not JSON, a missing field, known
+    of the labels published twice, labels of transactions published only after them (retried until
+    the transaction is applied), labels of a transaction no one ever published (parked
+    `unknown_transaction` once `LABEL_UNKNOWN_RETRY_S`, 45 s on this stack, has passed), six malformed kinds (not JSON, a missing field, known
     before its transaction, a verdict on a reversal, a reversal without target, an unknown kind)
     and, once the rest is applied, label ids reused with other content. Passes only if every
     valid label is acknowledged by the label function (its log: `applied`, `unchanged` or
@@ -111,6 +113,24 @@ NOTES = """
     counterparty, wallet and device the labels name (Bigtable emulator or SQLite) equal the
     offline replay of the same label set (`txguard.features.label_ledger.apply_label` on a
     `CounterpartyBook`, training's path): `labels_double_counted` and `labels_missing` 0.
+11. **Label poisoning** (`scripts/txguard/reliability/label_poisoning.py`): the attacks of
+    docs/counterparty.md, "Who may label", beside genuine labels, with the label function's limits
+    set low enough to reach (analyst 60, feed source 120, counterparty fraud 40 per hour). After its
+    transactions, genuine chargebacks and analyst verdicts are applied; then at once: 200 forged
+    analyst fraud labels of made-up transactions naming the victim shop (the one with the most
+    genuine chargebacks), 15 labels on the wrong route (analyst verdicts on `labels`, chargebacks
+    naming an analyst, chargebacks on `labels-analyst`), 20 chargebacks of real transactions naming
+    the victim or another wallet, a storm of 360 reversals of the genuine chargebacks from one
+    processor (3x its limit), and a burst of 60 fraud chargebacks on one shop (1.5x its limit). Then
+    the review an operator would do (`txguard labels held`'s release and discard): the burst released,
+    the storm discarded. Passes only if every forged, wrong-route and mismatched label is on `invalid`
+    with its kind (`unknown_transaction`, `source`, `mismatch`) and none is applied or held, the storm
+    and the burst are held beyond their limits and nothing else is, every genuine label is applied,
+    the victim's label counters equal the replay of its genuine labels only, every label counter
+    the scenario touches equals the replay of the labels applied, before and after the review
+    (`counters_applied`, `counters_after_review`: 0 double counted, 0 missing), and nothing is lost or
+    dead-lettered. A limit bounds the damage and does not undo it: the storm's reversals within the
+    limit are applied (`storm_applied`).
 
 ## Emulator finding: a push subscription with a retry policy stops redelivering
 

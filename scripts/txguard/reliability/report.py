@@ -21,7 +21,11 @@ EXTRA = ("wallets", "drain_s", "outage_s", "identical_decisions", "decision_copi
          "promoted_version", "switched_promote_s", "switched_rollback_s", "scoring_5xx", "decisions_by_version",
          "decisions_not_matching", "labels_sent", "labels_published", "labels_applied", "labels_invalid",
          "labels_dead_lettered", "labels_lost", "labels_valid_on_invalid", "labels_invalid_without_reason",
-         "label_statuses", "label_kinds_sent", "label_entities", "label_counters_compared", "labels_double_counted", "labels_missing", "label_frauds_replayed")
+         "label_statuses", "label_kinds_sent", "label_entities", "label_counters_compared", "labels_double_counted", "labels_missing", "label_frauds_replayed",
+         "labels_held", "victim_counterparty", "genuine_sent", "genuine_applied", "forged_sent", "forged_parked",
+         "wrong_route_sent", "wrong_route_parked", "mismatched_sent", "mismatched_parked", "storm_sent", "storm_limit",
+         "storm_applied", "storm_held", "burst_sent", "burst_limit", "burst_applied", "burst_held", "released",
+         "discarded", "victim_counters", "counters_applied", "counters_after_review")
 COLUMNS = ("scenario", "sent", "tx", "decided", "invalid", "dead-lettered", "redriven", "lost",
            "double counted", "late", "drain s", "notes")
 
@@ -77,6 +81,13 @@ def _note(r: dict[str, Any]) -> str:
                      f"invalid, {r.get('labels_lost')} lost; label counters of {r.get('label_entities')} entities vs the "
                      f"offline replay ({r.get('label_frauds_replayed')} frauds): {r.get('labels_double_counted')} double "
                      f"counted, {r.get('labels_missing')} missing")
+    if "storm_sent" in r:
+        parts.append(f"parked: {r.get('forged_parked')}/{r.get('forged_sent')} forged, {r.get('wrong_route_parked')}/"
+                     f"{r.get('wrong_route_sent')} wrong route, {r.get('mismatched_parked')}/{r.get('mismatched_sent')} "
+                     f"mismatched; storm {r.get('storm_applied')} applied (limit {r.get('storm_limit')}), "
+                     f"{r.get('storm_held')} held, {r.get('discarded')} discarded; burst {r.get('burst_applied')} applied "
+                     f"(limit {r.get('burst_limit')}), {r.get('burst_held')} held, {r.get('released')} released; "
+                     f"genuine {r.get('genuine_applied')}/{r.get('genuine_sent')} applied")
     if "failed_deliveries" in r:
         parts.append(f"{r['failed_deliveries']} deliveries failed on purpose ({r.get('fault_share', 0):.0%})")
     if r.get("features_compared"):

@@ -159,3 +159,29 @@ class LiveStats:
             },
             "totals": totals,
         }
+
+
+class StreamSlots:
+    """At most `limit` live-view streams at once. A stream holds one server thread for its whole life
+    (up to pages.live.SSE_MAX_S), and the console's threads serve everyone's claims and verdicts too:
+    past the limit a page gets a refusal and polls `/api/live` instead."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open = 0
+        self._lock = threading.Lock()
+
+    @property
+    def open(self) -> int:
+        return self._open
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._open >= self.limit:
+                return False
+            self._open += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            self._open = max(0, self._open - 1)

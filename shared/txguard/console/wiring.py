@@ -15,12 +15,13 @@ from typing import Any
 
 from flask import current_app
 
+from txguard.console.approvers import Approvers
 from txguard.console.drift import DriftWindows, NoDriftWindows, drift_source
 from txguard.console.identity import Identity
 from txguard.console.ingest import Intake, SubscriptionReader
 from txguard.console.label_outcomes import LabelOutcomes, label_source
 from txguard.console.label_publisher import LabelPublisher
-from txguard.console.live_stats import LiveStats
+from txguard.console.live_stats import LiveStats, StreamSlots
 from txguard.console.review import Reviews
 from txguard.console.review_queue import ReviewQueue
 from txguard.contract.logs import get_logger
@@ -49,6 +50,8 @@ class ConsoleParts:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
+        self.approvers = Approvers.parse(self.settings.approvers)  # who may move production
+        self.streams = StreamSlots(self.settings.live_streams)  # live-view streams served at once
         self.intake = Intake(self.queue, self.history, self.stats, self.log)
         self.reviews = Reviews(self.queue, self.publisher, self.settings.claim_ttl_s, log=self.log)
 

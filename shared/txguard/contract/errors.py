@@ -134,6 +134,21 @@ class ConflictingLabelError(PermanentError):
     """A label id seen before with different content: never apply it under the same id."""
 
 
+class LabelRefusedError(PermanentError):
+    """A valid label txguard will not believe: it came by a route that may not send it (`source`), names a
+    transaction txguard never saw (`unknown_transaction`), or disagrees with the transaction's record
+    (`mismatch`). `kind` is the `error_kind` it is parked on `invalid` with."""
+
+    def __init__(self, reason: str, kind: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+
+
+class TransactionNotSeenYetError(RetryableError):
+    """A label of a transaction not (yet) in the transaction index, published recently enough that the
+    transaction may still come: retried, then refused (`LabelRefusedError`, unknown_transaction)."""
+
+
 class ParityCheckError(IncompatibleModelError):
     """A model whose scores here differ from the ones recorded at training (its parity probe)."""
 
@@ -159,6 +174,12 @@ class AuthenticationError(ConsoleError):
     """No valid identity (the IAP assertion is missing or does not verify)."""
 
     status = 401
+
+
+class ConsoleForbiddenError(ConsoleError):
+    """The analyst is known but may not do this (moving production needs an approver)."""
+
+    status = 403
 
 
 class ConsoleNotFoundError(ConsoleError):

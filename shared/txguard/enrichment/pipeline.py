@@ -11,7 +11,10 @@
 A redelivery never applies a transaction twice: the store's processed record carries the
 features (and, once scored, the decision) that the first delivery computed, and the state of its
 counterparty update (leased to one delivery, applied with a marker, then settled; see
-history/record.py and counterparty/protocol.py).
+history/record.py and counterparty/protocol.py). The delivery that holds the update also records
+the transaction in the transaction index, which every label of it is checked against for months
+after the processed record expired (txguard.enrichment.transaction_index; idempotent, so a takeover
+rewrites the same bytes).
 
 A transaction that arrives after a later one of its wallet was applied is decided as usual, its
 decision flagged `late` and its log line too (`"late": true`, counted by a log-based metric):
@@ -53,6 +56,7 @@ from txguard.enrichment.history.record import Enrichment
 from txguard.enrichment.outbox import Outbox, PubSubOutbox
 from txguard.enrichment.overlap import Overlap
 from txguard.enrichment.scoring_client import ScoringBackend, ScoringClient
+from txguard.enrichment.transaction_index import TransactionIndex, create_transaction_index
 from txguard.features.counterparty_windows import counterparty_features
 
 
@@ -91,13 +95,14 @@ class Enricher(PushHandler[Result]):
               (PermanentError, "permanent"))
 
     def __init__(self, store: HistoryStore, scorer: ScoringBackend, outbox: Outbox,
-                 counterparties: CounterpartyStore, logger: Logger | None = None,
+                 counterparties: CounterpartyStore, index: TransactionIndex, logger: Logger | None = None,
                  project: str = "txguard-local") -> None:
         super().__init__(outbox, logger or get_logger("enrich"))
         self.outbox: Outbox = outbox
         self.store = store
         self.scorer = scorer
         self.counterparties = counterparties
+        self.index = index
         self.project = project  # Cloud Logging names a trace `projects/<project>/traces/<id>`
         self.overlap = Overlap()  # independent calls of a delivery at the same time (overlap.py)
 
@@ -191,6 +196,7 @@ class Enricher(PushHandler[Result]):
         """This delivery holds the lease: apply its counterparty update, exactly once (markers); the
         milliseconds it took."""
         t = time.perf_counter()
+        self.index.record(tx)  # before the counters: a label may follow as soon as they move
         self.counterparties.apply_transaction(tx, enrichment.new_for_cp, enrichment.new_for_device)
         return ms_since(t)
 
@@ -250,11 +256,13 @@ def build_enricher(settings: EnrichSettings) -> Enricher:
         # only its own share of a counterparty's traffic and labels. Say so once, at cold start.
         log.warning("COUNTERPARTY_STORE=sqlite next to HISTORY_STORE=firestore: counterparty aggregates are "
                     "per instance (set COUNTERPARTY_STORE=bigtable; docs/counterparty.md)")
+    counterparties = create_counterparty_store(settings)
     return Enricher(
         create_store(settings),
         ScoringClient.from_settings(settings),
         PubSubOutbox.from_settings(settings),
-        create_counterparty_store(settings),
+        counterparties,
+        create_transaction_index(settings, getattr(counterparties, "client", None)),  # one Bigtable client
         log,
         project=settings.google_cloud_project,
     )

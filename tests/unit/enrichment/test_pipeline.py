@@ -19,6 +19,7 @@ from txguard.contract.trace import SPAN_KEY, TRACE_KEY, TraceContext
 from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
 from txguard.enrichment.history.sqlite import SqliteHistoryStore
 from txguard.enrichment.pipeline import ACKED, DeliveryStatus, Enricher
+from txguard.enrichment.transaction_index.sqlite import SqliteTransactionIndex
 from txguard.features.timeline import replay_enriched
 
 
@@ -27,7 +28,7 @@ def parts(tmp_path: Path) -> tuple[Enricher, SqliteHistoryStore, FakeScorer, Fak
     store = SqliteHistoryStore(tmp_path / "h.sqlite3")
     counterparties = SqliteCounterpartyStore(tmp_path / "h.sqlite3")
     scorer, outbox = FakeScorer(), FakeOutbox()
-    yield Enricher(store, scorer, outbox, counterparties), store, scorer, outbox
+    yield Enricher(store, scorer, outbox, counterparties, SqliteTransactionIndex(tmp_path / "h.sqlite3")), store, scorer, outbox
     store.close()
     counterparties.close()
 

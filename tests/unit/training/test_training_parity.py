@@ -11,11 +11,12 @@ from __future__ import annotations
 import heapq
 from pathlib import Path
 
-from tests.enrich_fakes import FakeOutbox, FakeScorer, event_data, push_body, stored_row
+from tests.enrich_fakes import FakeOutbox, FakeScorer, deliver_label, event_data, label_core, stored_row
 from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
 from txguard.enrichment.history.sqlite import SqliteHistoryStore
-from txguard.enrichment.label_applier import LabelApplier, LabelStatus
+from txguard.enrichment.label_applier import LabelStatus
 from txguard.enrichment.pipeline import DeliveryStatus, Enricher
+from txguard.enrichment.transaction_index.sqlite import SqliteTransactionIndex
 from txguard.features.timeline import replay
 from txguard.features.timeline_columns import TxColumns, replay_columns
 from txguard.features.wallet import FEATURE_NAMES
@@ -38,14 +39,13 @@ def test_online_path_equals_offline_replay_exactly(tmp_path: Path) -> None:
     # Online: each message through the function cores, in the order the events happen.
     db = tmp_path / "online.sqlite3"
     history, counterparties = SqliteHistoryStore(db), SqliteCounterpartyStore(db)
-    enricher = Enricher(history, FakeScorer(), FakeOutbox(), counterparties)
-    applier = LabelApplier(counterparties, FakeOutbox())
+    enricher = Enricher(history, FakeScorer(), FakeOutbox(), counterparties, SqliteTransactionIndex(db))
+    applier = label_core(db)  # every label checked against the index (the enrichment wrote it), no limits
     for n, (_, is_tx, _, event) in enumerate(timeline(txs, labels)):
         if is_tx:
             assert enricher.handle(event_data(event, message_id=str(n))).status is DeliveryStatus.DECIDED
         else:
-            body = push_body(event.model_dump_json().encode(), message_id=str(n))
-            assert applier.handle(body).status in (LabelStatus.APPLIED, LabelStatus.UNCHANGED)
+            assert deliver_label(applier, event, message_id=str(n)) in (LabelStatus.APPLIED, LabelStatus.UNCHANGED)
     online = [stored_row(tx, history.processed(tx.transaction_id)) for tx in txs]
     history.close()
     counterparties.close()

@@ -312,7 +312,11 @@ function setupLive() {
   renderLive(JSON.parse(document.getElementById("live-initial").textContent));
   let polling = null;
   const poll = async () => {
-    try { renderLive(await (await fetch("/api/live")).json()); status.textContent = "polling"; } catch (e) { status.textContent = "offline"; }
+    try {
+      renderLive(await (await fetch("/api/live")).json());
+      root.dataset.polls = String(Number(root.dataset.polls || 0) + 1);
+      if (root.dataset.mode === "polling") status.textContent = `polling (live streams busy) · ${new Date().toLocaleTimeString()}`;
+    } catch (e) { status.textContent = "offline"; }
   };
   const source = new EventSource("/api/live/stream");
   source.onmessage = (ev) => {
@@ -324,10 +328,13 @@ function setupLive() {
   };
   source.onerror = () => {
     status.classList.remove("on");
-    status.textContent = "reconnecting…";
+    // CLOSED: the console refused the stream (its live streams are all taken): poll from now on.
+    const refused = source.readyState === EventSource.CLOSED;
+    status.textContent = refused ? "polling (live streams busy)" : "reconnecting…";
+    root.dataset.mode = refused ? "polling" : "reconnecting";
     if (!polling) polling = setInterval(poll, 2000);
   };
-  source.onopen = () => { if (polling) { clearInterval(polling); polling = null; } };
+  source.onopen = () => { root.dataset.mode = "stream"; if (polling) { clearInterval(polling); polling = null; } };
 }
 
 // Review queue: say when new items arrived (the list itself changes only on reload, so a row never

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import zlib
 from typing import Any
 
@@ -57,6 +58,7 @@ _UNAVAILABLE = (gexc.GoogleAPIError, btexc.MutationsExceptionGroup, btexc.RetryE
 # (tests/unit/enrichment/test_counterparty_bigtable_layout.py).
 _DAY_TOTALS = rf.ColumnRangeFilter(COUNTERS, b"d", b"h", inclusive_end=False)
 _ALL_COUNTERS = rf.ColumnRangeFilter(COUNTERS)
+_LEDGER_LATEST = rf.RowFilterChain([rf.FamilyNameRegexFilter(LEDGER), rf.CellsColumnLimitFilter(1)])
 
 
 def row_key(entity: str, day: int, shard: int) -> bytes:
@@ -162,22 +164,38 @@ class BigtableCounterpartyStore:
         self._apply(outcome.increments, label_marker(label.label_id), shard_of(label.label_id, self.shards))
         return outcome
 
+    def knows_label(self, label: LabelEvent) -> bool:
+        try:
+            row = self.table.read_row(ledger_key(label.transaction_id), row_filter=rf.RowFilterChain(
+                [_exactly(LEDGER, b"doc"), rf.CellsColumnLimitFilter(1)]))
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"bigtable: {type(exc).__name__}: {exc}") from exc
+        cells = [c.value for c in row] if row else []
+        return bool(cells) and label.label_id in json.loads(cells[0])["labels"]
+
     def _record_label(self, label: LabelEvent) -> LabelOutcome:
-        """Read the ledger, compute the transition, write it if the version did not move (retry if it did)."""
+        """Read the ledger, compute the transition, write it if the version did not move (retry if it did).
+
+        Ledger cells are stamped with the time of the write, each later than the newest one read (so the
+        newest version is the latest write whatever the writers' clocks), and read one version per
+        column: the family's garbage collection keeps one version for LABEL_LEDGER_RETENTION_DAYS after
+        the last write (a cell stamped 0 would be older than that at once)."""
         key = ledger_key(label.transaction_id)
         version_col = b"v"
         try:
             for _ in range(LEDGER_ATTEMPTS):
-                row = self.table.read_row(key, row_filter=rf.FamilyNameRegexFilter(LEDGER))
-                cells = {c.qualifier: c.value for c in row} if row else {}
-                version = _int(cells[version_col]) if version_col in cells else None
-                doc = json.loads(cells[b"doc"]) if b"doc" in cells else None
+                row = self.table.read_row(key, row_filter=_LEDGER_LATEST)
+                cells = {c.qualifier: c for c in row} if row else {}
+                version = _int(cells[version_col].value) if version_col in cells else None
+                doc = json.loads(cells[b"doc"].value) if b"doc" in cells else None
                 ledger, outcome = transition(doc, label)
                 if outcome.duplicate:
                     return outcome
+                newest = max((c.timestamp_micros for c in cells.values()), default=0)
+                stamp = max(int(time.time() * 1000) * 1000, newest + 1000)  # ms granularity, strictly later
                 nxt = (0 if version is None else version + 1).to_bytes(8, "big", signed=True)
-                writes = [SetCell(LEDGER, b"doc", json.dumps(ledger, separators=(",", ":")).encode(), 0),
-                          SetCell(LEDGER, version_col, nxt, 0)]
+                writes = [SetCell(LEDGER, b"doc", json.dumps(ledger, separators=(",", ":")).encode(), stamp),
+                          SetCell(LEDGER, version_col, nxt, stamp)]
                 if version is None:  # create: only if nobody created it meanwhile
                     matched = self.table.check_and_mutate_row(key, _exactly(LEDGER, version_col),
                                                               false_case_mutations=writes)
@@ -185,7 +203,8 @@ class BigtableCounterpartyStore:
                         return outcome
                 else:
                     current = version.to_bytes(8, "big", signed=True)
-                    predicate = rf.RowFilterChain([_exactly(LEDGER, version_col), rf.ValueRangeFilter(current, current)])
+                    predicate = rf.RowFilterChain([_exactly(LEDGER, version_col), rf.CellsColumnLimitFilter(1),
+                                                   rf.ValueRangeFilter(current, current)])
                     if self.table.check_and_mutate_row(key, predicate, true_case_mutations=writes):
                         return outcome
         except _UNAVAILABLE as exc:

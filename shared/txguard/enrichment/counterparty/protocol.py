@@ -61,4 +61,9 @@ class CounterpartyStore(Protocol):
         """Record the label in its transaction's ledger and apply what it changes, exactly once."""
         ...
 
+    def knows_label(self, label: LabelEvent) -> bool:
+        """Whether the label's id is in its transaction's ledger already (a redelivery, or a reuse of the
+        id that `apply_label` refuses): such a label is not counted against the limits again."""
+        ...
+
     def close(self) -> None: ...

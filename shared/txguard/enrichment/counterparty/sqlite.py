@@ -87,6 +87,10 @@ class SqliteCounterpartyStore:
                 _add(conn, outcome.increments)
         return outcome
 
+    def knows_label(self, label: LabelEvent) -> bool:
+        rows = self.db.read("SELECT doc FROM label_ledger WHERE transaction_id = ?", (label.transaction_id,))
+        return bool(rows) and label.label_id in json.loads(rows[0][0])["labels"]
+
     def pending_markers(self) -> int:
         """Markers not settled yet (tests and inspection: 0 once every delivery completed)."""
         return int(self.db.read("SELECT COUNT(*) FROM cp_markers")[0][0])
