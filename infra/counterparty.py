@@ -9,6 +9,7 @@ names and retention days from `txguard.contract.names`:
 | `a` | the counters (AddToCell) | aggregate, Sum of int64 | cells older than `COUNTERPARTY_RETENTION_DAYS` (35) |
 | `m` | markers (exactly once) | plain | same age |
 | `l` | per-transaction label ledgers | plain | 1 version or `LABEL_LEDGER_RETENTION_DAYS` (180) |
+| `r` | read marks: the latest 5-minute slot read per row (late updates) | plain | 1 version or 35 days |
 
 Cells of a day row are stamped with that day (txguard.enrichment.counterparty.bigtable), so max
 age drops whole days once no feature reads them: the store stays at about 35 days of rows.
@@ -71,6 +72,7 @@ class CounterpartyStore(pulumi.ComponentResource):
                 gcp.bigtable.TableColumnFamilyArgs(family=names.COUNTERPARTY_COUNTERS_FAMILY, type=SUM_OF_INT64),
                 gcp.bigtable.TableColumnFamilyArgs(family=names.COUNTERPARTY_MARKERS_FAMILY),
                 gcp.bigtable.TableColumnFamilyArgs(family=names.COUNTERPARTY_LEDGER_FAMILY),
+                gcp.bigtable.TableColumnFamilyArgs(family=names.COUNTERPARTY_READS_FAMILY),
             ],
             deletion_protection="UNPROTECTED" if cfg.force_destroy else "PROTECTED",
             opts=pulumi.ResourceOptions(parent=self),
@@ -88,5 +90,8 @@ class CounterpartyStore(pulumi.ComponentResource):
             gc(names.COUNTERPARTY_LEDGER_FAMILY, mode="UNION",
                max_versions=[gcp.bigtable.GCPolicyMaxVersionArgs(number=1)],
                max_age=max_age(names.LABEL_LEDGER_RETENTION_DAYS)),
+            gc(names.COUNTERPARTY_READS_FAMILY, mode="UNION",
+               max_versions=[gcp.bigtable.GCPolicyMaxVersionArgs(number=1)],
+               max_age=max_age(names.COUNTERPARTY_RETENTION_DAYS)),
         ]
         self.register_outputs({"instance": self.instance.name, "table": self.table.name})

@@ -28,6 +28,8 @@ def ensure_counterparty_table(project: str, instance: str = names.BIGTABLE_INSTA
         names.COUNTERPARTY_LEDGER_FAMILY: ColumnFamily(gc_rule=GcRule(union=GcRule.Union(rules=[
             GcRule(max_num_versions=1),
             GcRule(max_age={"seconds": names.LABEL_LEDGER_RETENTION_DAYS * DAY_SECONDS})]))),
+        names.COUNTERPARTY_READS_FAMILY: ColumnFamily(gc_rule=GcRule(union=GcRule.Union(rules=[
+            GcRule(max_num_versions=1), GcRule(max_age=counters_age)]))),
     }
     client, admin = _admin(project)
     try:

@@ -5,6 +5,8 @@ pipeline: returning acks (the label was applied, was a duplicate, or can never b
 original bytes are on `invalid` with the reason); raising a `RetryableError` (store or publish
 unavailable) makes the entry point answer 503 so Pub/Sub redelivers with backoff, then
 dead-letters. A label is applied exactly once per label id (features.labels, counterparty/protocol).
+A label applied after reads that should have counted it (it became known before transactions that
+were scored without it) is logged as one `late_update` line per entity (counterparty/lateness.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from txguard.contract.logs import get_logger
 from txguard.contract.process import ProcessWide
 from txguard.contract.settings import LabelSettings, label_settings
 from txguard.enrichment.counterparty import CounterpartyStore, create_counterparty_store
+from txguard.enrichment.counterparty.lateness import log_late
 from txguard.enrichment.envelope import (
     Delivery,
     decode,
@@ -52,6 +55,7 @@ class LabelResult:
     label_id: str | None = None
     transaction_id: str | None = None
     increments: int = 0
+    late_updates: int = 0  # entities read past it before it was applied (each logged on its own line)
     reason: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -81,8 +85,11 @@ class LabelApplier:
                 label = parse_label(delivery.raw)
                 result.label_id, result.transaction_id = label.label_id, label.transaction_id
                 t = time.perf_counter()
-                outcome = self.store.apply_label(label)
+                applied = self.store.apply_label(label)
+                outcome = applied.outcome
                 result.timings["store_ms"] = _ms(t)
+                log_late(self.log, applied.late)
+                result.late_updates = len(applied.late)
                 result.increments = len(outcome.increments)
                 result.status = (LabelStatus.DUPLICATE if outcome.duplicate
                                  else LabelStatus.APPLIED if outcome.changed else LabelStatus.UNCHANGED)
@@ -121,7 +128,8 @@ class LabelApplier:
                  LabelStatus.ERROR: 50}.get(status, 20)
         self.log.log(level, f"{status.value} {result.label_id or '-'}", extra={
             "label_id": result.label_id, "transaction_id": result.transaction_id, "status": status.value,
-            "increments": result.increments, "reason": result.reason, "timings": result.timings,
+            "increments": result.increments, "late_updates": result.late_updates, "reason": result.reason,
+            "timings": result.timings,
         }, exc_info=exc_info)
         return result
 

@@ -19,6 +19,11 @@ the later one was scored without it, a training/serving skew made visible instea
 With the transactions subscription ordered by wallet this only happens to a redriven dead letter
 or a publisher that sent a wallet's transactions out of order (docs/enrichment.md).
 
+Nothing orders other wallets' updates of a counterparty (or device): the counterparty store's apply
+step reports an update that lands after reads that should have included it, and each is logged as
+one `late_update` line (counterparty/lateness.py); the delivery's own line counts them
+(`late_updates`).
+
 Each delivery runs in its trace (the push request's, or a new one): every line it logs carries
 it, the scoring call and the decision's (or the parked message's) attributes pass it on.
 """
@@ -48,6 +53,7 @@ from txguard.contract.process import ProcessWide
 from txguard.contract.settings import EnrichSettings, enrich_settings
 from txguard.contract.trace import TraceContext, bind
 from txguard.enrichment.counterparty import CounterpartyStore, create_counterparty_store
+from txguard.enrichment.counterparty.lateness import log_late
 from txguard.enrichment.envelope import (
     Delivery,
     decode,
@@ -92,6 +98,7 @@ class Result:
     decision: Decision | None = None
     reason: str | None = None
     late: bool = False
+    late_updates: int = 0  # of this transaction's counterparty/device update (each logged on its own line)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -168,7 +175,7 @@ class Enricher:
         # The counterparty snapshot is read before the wallet transaction and outside it: a wallet's
         # transaction never locks its counterparty (docs/counterparty.md).
         t = time.perf_counter()
-        counterparty = counterparty_features(self.counterparties.snapshot(tx), tx)
+        counterparty = counterparty_features(self.counterparties.read_before(tx), tx)
         result.timings["counterparty_ms"] = _ms(t)
 
         t = time.perf_counter()
@@ -177,13 +184,15 @@ class Enricher:
         if enrichment.counterparty_due:  # this delivery holds the lease: apply, exactly once (markers)
             t = time.perf_counter()
             try:
-                self.counterparties.apply_transaction(tx, enrichment.new_for_cp, enrichment.new_for_device)
+                applied = self.counterparties.apply_transaction(tx, enrichment.new_for_cp, enrichment.new_for_device)
             except RetryableError:
                 # Maybe partly applied: hand the lease back so the redelivery retries at once (the
                 # markers make the rows already done no-ops) instead of waiting for it to expire.
                 self._hand_back(tx)
                 raise
             result.timings["counterparty_ms"] += _ms(t)
+            log_late(self.log, applied.late)
+            result.late_updates = len(applied.late)
 
         decision = enrichment.decision
         result.late = enrichment.late
@@ -272,6 +281,7 @@ class Enricher:
                 "model_version": result.decision.model_version if result.decision else None,
                 "reason": result.reason,
                 "late": result.late,
+                "late_updates": result.late_updates,
                 "timings": result.timings,
             },
             exc_info=exc_info,
