@@ -18,7 +18,8 @@ from txguard.features.counterparty import CounterpartyBook
 from txguard.features.labels import apply_label
 from txguard.publisher import make_stream
 from txguard.reliability import label_events
-from txguard.reliability.labels import compare_counters, own_entities
+from txguard.reliability.context import own_entities
+from txguard.reliability.labels import compare_counters
 
 NOW = datetime.now(UTC)  # the comparison reads the store as of now (the last 30 days)
 
