@@ -2,7 +2,9 @@
 
 The functions log JSON lines (shared/txguard/contract/logs.py) that Cloud Logging parses into `jsonPayload`:
 enrichment one line per delivery (`status`, `outcome`, `model_version`, `late`), scoring its
-`latency_ms`; the metrics below extract those fields. The alert policies (infra/alerts.py) read
+`latency_ms`, enrichment and label functions one `late_update` line per counterparty, device or
+wallet-label update applied after reads that should have included it; the metrics below extract
+those fields. The alert policies (infra/alerts.py) read
 these and Cloud Run's and Pub/Sub's own metrics (request counts and latencies, unacked age,
 dead-lettered messages), which also see what our code cannot log (a crash, a queue, a stall).
 
@@ -42,7 +44,7 @@ from infra.alerts import (
 from infra.config import StackConfig
 from infra.services import child_options
 from txguard.contract import names
-from txguard.contract.logs import DRIFT_EVENT, EVENT_KEY, MODEL_REFUSED_EVENT
+from txguard.contract.logs import DRIFT_EVENT, EVENT_KEY, LATE_UPDATE_EVENT, MODEL_REFUSED_EVENT
 
 # txguard.enrichment.pipeline.DeliveryStatus.DECIDED (not imported: it pulls the whole enrichment pipeline in;
 # tests/infra checks the two agree).
@@ -52,6 +54,7 @@ DECIDED_STATUS = "decided"
 SCORE_PATH = "/score"
 LATENCY_METRIC = "txguard_scoring_latency"
 LATE_METRIC = "txguard_late_transactions"
+LATE_UPDATES_METRIC = "txguard_late_counterparty_updates"  # by entity (counterparty, device, wallet) and source
 ERRORS_METRIC = "txguard_error_logs"
 REFUSED_METRIC = "txguard_model_refused"  # versions an alias pointed at and instances refused
 LABELS_METRIC = "txguard_labels"  # label deliveries by status (txguard.enrichment.labels.LabelStatus)
@@ -114,6 +117,24 @@ class Monitoring(pulumi.ComponentResource):
                 metric_kind="DELTA", value_type="INT64", unit="1",
                 labels=[gcp.logging.MetricMetricDescriptorLabelArgs(key="model_version", value_type="STRING")]),
             label_extractors={"model_version": "EXTRACT(jsonPayload.model_version)"},
+            opts=child,
+        )
+        # Nothing orders other wallets' updates of a counterparty: one held back by a failure lands after
+        # reads that should have included it (counterparty features scored without it). One line per entity
+        # (txguard.enrichment.counterparty.lateness); zero while nothing fails (docs/enrichment.md).
+        self.late_updates = gcp.logging.Metric(
+            "late-counterparty-updates",
+            name=LATE_UPDATES_METRIC,
+            project=cfg.project,
+            description="Counterparty, device and wallet-label updates applied after reads that should have "
+                        "included them, by entity and source (transaction or label)",
+            filter=(f'resource.type="cloud_run_revision" AND resource.labels.service_name=("{names.ENRICH_FUNCTION}" '
+                    f'OR "{names.LABEL_FUNCTION}") AND jsonPayload.{EVENT_KEY}="{LATE_UPDATE_EVENT}"'),
+            metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
+                metric_kind="DELTA", value_type="INT64", unit="1",
+                labels=[gcp.logging.MetricMetricDescriptorLabelArgs(key="entity", value_type="STRING"),
+                        gcp.logging.MetricMetricDescriptorLabelArgs(key="source", value_type="STRING")]),
+            label_extractors={"entity": "EXTRACT(jsonPayload.entity)", "source": "EXTRACT(jsonPayload.source)"},
             opts=child,
         )
         self.latency = gcp.logging.Metric(
@@ -189,8 +210,8 @@ class Monitoring(pulumi.ComponentResource):
             label_extractors={"status": "EXTRACT(jsonPayload.status)"},
             opts=child,
         )
-        metrics = [self.decisions, self.deliveries, self.late, self.latency, self.error_logs, self.drift,
-                   self.refused, self.labels]
+        metrics = [self.decisions, self.deliveries, self.late, self.late_updates, self.latency, self.error_logs,
+                   self.drift, self.refused, self.labels]
         after_metrics = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, *metrics])
         self.metrics_settled = pulumiverse_time.Sleep(
             "log-metrics-settled", create_duration=LOG_METRIC_SETTLE,
@@ -257,6 +278,9 @@ def dashboard(cfg: StackConfig) -> dict:
         _chart("Error log lines/s", f'metric.type="{USER_METRIC}{ERRORS_METRIC}"', "ALIGN_RATE", "REDUCE_SUM"),
         _chart("Late transactions/s (decided after a later one of their wallet)",
                f'metric.type="{USER_METRIC}{LATE_METRIC}"', "ALIGN_RATE", "REDUCE_SUM"),
+        _chart("Late counterparty updates per minute by entity (applied after reads that missed them)",
+               f'metric.type="{USER_METRIC}{LATE_UPDATES_METRIC}"', "ALIGN_DELTA", "REDUCE_SUM",
+               ["metric.label.entity"], "STACKED_BAR"),
         _chart(f"Drift: median PSI of the windows by model version (alert > {cfg.lifecycle.drift_psi_threshold:g})",
                f'metric.type="{USER_METRIC}{DRIFT_METRIC}"', "ALIGN_PERCENTILE_50", "REDUCE_MAX",
                ["metric.label.model_version"]),

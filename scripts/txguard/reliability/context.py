@@ -25,6 +25,7 @@ from txguard.local import feed
 from txguard.local.ledger import Ledger
 from txguard.local.push import Faults
 from txguard.local.router import Router
+from txguard.ops.late_updates import LateLine, distinct
 from txguard.publisher import Outgoing
 from txguard.reliability import counterparty_check
 from txguard.reliability.history_check import check, check_features
@@ -189,10 +190,12 @@ class Context:
         return dict(out.most_common())
 
     # state -------------------------------------------------------------------------------------
-    def late_lines(self, prefix: str) -> list[counterparty_check.LateLine]:
+    def late_lines(self, prefix: str) -> list[LateLine]:
         """The late updates the enrichment and label functions logged at the scenario's entities."""
+        from txguard.ops.late_updates import read_lines
+
         paths = [fn.log_path for name in ("enrich", "label") if (fn := self.stack.functions.get(name)) is not None]
-        return counterparty_check.read_late_lines(paths, f"{prefix}-")
+        return read_lines(paths, f"{prefix}-")
 
     def state(self, messages: list[Outgoing], ledger: Ledger, labels: Iterable[Any] = (),
               markers: bool = False) -> dict[str, Any]:
@@ -223,15 +226,15 @@ class Context:
             counterparties.close()
 
 
-def _delays(late: list[counterparty_check.LateLine], ledger: Ledger) -> dict[str, float | None]:
+def _delays(late: list[LateLine], ledger: Ledger) -> dict[str, float | None]:
     """Wall-clock seconds from a late transaction's first publish to its late line: how long a failure held
     the update back (event time runs faster than the wall clock in these streams: `lag_s` says how far)."""
     from txguard.local.ledger import percentile
 
     values = []
-    for line in counterparty_check.distinct_late(late):
+    for line in distinct(late):
         sent = ledger.sent_at_ms(line.transaction_id) if line.label_id is None else None
-        if sent:
+        if sent and line.logged_at is not None:
             values.append(line.logged_at - sent / 1000)
     return {"p50": _r(percentile(values, 50)), "max": _r(max(values) if values else None)}
 

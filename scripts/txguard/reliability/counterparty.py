@@ -27,7 +27,7 @@ from txguard.reliability import outages
 from txguard.reliability.checks import finish
 from txguard.reliability.context import Context
 
-HOT_COUNTERPARTY = "hot-shop"
+HOT_COUNTERPARTY = "busy-shop"
 
 
 def hot_counterparty(messages: list[Outgoing], share: float, prefix: str) -> tuple[list[Outgoing], int]:

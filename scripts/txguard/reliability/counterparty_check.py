@@ -19,75 +19,17 @@ counterparties and devices of its own, so its replay is complete):
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from txguard.contract.logs import EVENT_KEY, LATE_UPDATE_EVENT
 from txguard.contract.models import LabelEvent, Transaction
 from txguard.features.counterparty import CounterpartyBook, EntityKeys, View, marks, transaction_increments
 from txguard.features.labels import apply_label
 from txguard.features.timeline import enriched_of, replay
 from txguard.features.wallet import TxPoint, WalletState, apply
 from txguard.local.ledger import percentile
-
-
-@dataclass(frozen=True)
-class LateLine:
-    """One `late_update` log line of the enrichment or label function."""
-
-    kind: str  # counterparty, device, wallet
-    entity_id: str
-    transaction_id: str
-    label_id: str | None
-    event_time: float
-    visible_from: float
-    read_through: float
-    lag_s: float
-    logged_at: float  # the line's time (wall clock)
-
-    def explains(self, kind: str, entity_id: str | None, t: float) -> bool:
-        """Whether a read of `entity_id` at event time `t` may have missed this update."""
-        return self.kind == kind and self.entity_id == entity_id and self.visible_from <= t < self.read_through
-
-
-def _epoch(stamp: str) -> float:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-
-
-def parse_late_line(entry: Mapping[str, Any]) -> LateLine | None:
-    if entry.get(EVENT_KEY) != LATE_UPDATE_EVENT:
-        return None
-    kind = str(entry.get("entity"))
-    try:
-        return LateLine(kind, str(entry[f"{kind}_id"]), str(entry["transaction_id"]), entry.get("label_id"),
-                        _epoch(entry["event_time"]), _epoch(entry["visible_from"]), _epoch(entry["read_through"]),
-                        float(entry["lag_s"]), _epoch(entry["time"]))
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def read_late_lines(paths: Iterable[Path], prefix: str) -> list[LateLine]:
-    """The late updates the functions logged at entities whose ids start with `prefix` (a scenario's)."""
-    out = []
-    for path in paths:
-        try:
-            text = path.read_text(errors="replace")
-        except OSError:
-            continue
-        for raw in text.splitlines():
-            if LATE_UPDATE_EVENT not in raw or not raw.startswith("{"):
-                continue
-            try:
-                line = parse_late_line(json.loads(raw))
-            except ValueError:
-                continue
-            if line is not None and line.entity_id.startswith(prefix):
-                out.append(line)
-    return out
+from txguard.ops.late_updates import LateLine, distinct
 
 
 @dataclass(frozen=True)
@@ -107,14 +49,6 @@ class CounterpartyFeatureCheck:
                 "late_update_lag_s": self.lag_s}
 
 
-def distinct_late(lines: Iterable[LateLine]) -> list[LateLine]:
-    """One line per (update, entity): a redelivery that took an update over reports it again."""
-    seen: dict[tuple[str, str, str, str | None], LateLine] = {}
-    for line in lines:
-        seen.setdefault((line.kind, line.entity_id, line.transaction_id, line.label_id), line)
-    return list(seen.values())
-
-
 def _pcts(values: list[float]) -> dict[str, float | None]:
     def r(v: float | None) -> float | None:
         return None if v is None else round(v, 1)
@@ -126,11 +60,10 @@ def check_counterparty_features(transactions: Iterable[Transaction], labels: Ite
                                 processed: Callable[[str], dict[str, Any] | None],
                                 late: Iterable[LateLine]) -> CounterpartyFeatureCheck:
     """Each transaction's stored counterparty features against the replay; differences explained by `late`."""
-    distinct = sorted({tx.transaction_id: tx for tx in transactions}.values(),
-                      key=lambda t: (t.timestamp, t.transaction_id))
-    lines = distinct_late(late)
+    txs = sorted({tx.transaction_id: tx for tx in transactions}.values(), key=lambda t: (t.timestamp, t.transaction_id))
+    lines = distinct(late)
     compared = differing = explained = 0
-    for tx, row in replay(distinct, labels):
+    for tx, row in replay(txs, labels):
         record = processed(tx.transaction_id)
         stored = ((record or {}).get("counterparty") or {}).get("features")
         if not stored:
