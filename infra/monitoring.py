@@ -121,7 +121,8 @@ class Monitoring(pulumi.ComponentResource):
         )
         # Nothing orders other wallets' updates of a counterparty: one held back by a failure lands after
         # reads that should have included it (counterparty features scored without it). One line per entity
-        # (txguard.enrichment.counterparty.lateness); zero while nothing fails (docs/enrichment.md).
+        # (txguard.enrichment.counterparty.lateness); a handful while nothing fails, more when failures hold
+        # updates back (docs/enrichment.md).
         self.late_updates = gcp.logging.Metric(
             "late-counterparty-updates",
             name=LATE_UPDATES_METRIC,

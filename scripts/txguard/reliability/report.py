@@ -102,8 +102,10 @@ def _counterparty_note(r: dict[str, Any]) -> str:
             f"update, {r.get('cp_features_unexplained')} unexplained); {r.get('late_updates')} late updates at "
             f"{r.get('late_update_entities')} entities")
     if r.get("late_updates"):
-        text += (f" (lag in event time p50 {lag.get('p50')} s, p90 {lag.get('p90')} s, max {lag.get('max')} s; "
-                 f"held back p50 {held.get('p50')} s, max {held.get('max')} s after publishing)")
+        text += f" (lag in event time p50 {lag.get('p50')} s, p90 {lag.get('p90')} s, max {lag.get('max')} s"
+        if held.get("max") is not None:
+            text += f"; transactions held back p50 {held.get('p50')} s, max {held.get('max')} s after publishing"
+        text += ")"
     text += (f"; aggregates of {r.get('aggregate_entities')} entities ({r.get('aggregate_cells')} counters) vs replay: "
              f"{r.get('aggregate_cells_differing')} differ; {r.get('open_leases')} leases left open")
     if r.get("markers_left") is not None:
