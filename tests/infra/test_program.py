@@ -349,8 +349,8 @@ def test_history_fields_are_not_indexed(default_stack: StackRun) -> None:
 
 def test_one_composite_index_serves_the_decisions_at_an_entity_in_a_window(default_stack: StackRun) -> None:
     """`processed_at`: entities array-contains, event_time range and order; both fields are on every record."""
-    (index,) = default_stack.of_type("gcp:firestore/index:Index")
-    assert index.inputs["collection"] == names.PROCESSED_COLLECTION and index.inputs["queryScope"] == "COLLECTION"
+    index = default_stack.one("gcp:firestore/index:Index", collection=names.PROCESSED_COLLECTION)
+    assert index.inputs["queryScope"] == "COLLECTION"
     assert index.inputs["fields"] == [{"fieldPath": "entities", "arrayConfig": "CONTAINS"},
                                       {"fieldPath": "event_time", "order": "ASCENDING"}]
     from tests.enrich_fakes import make_tx
