@@ -84,7 +84,7 @@ QUICK = Profile("quick", duplicates_tx=40, poison_messages=240, poison_fraction=
                 kill_stream_s=16, kill_at_s=(3, 8, 13), flaky_stream_s=12, flaky_share=0.2,
                 promotion_stream_s=36, promote_at_s=4, rollback_at_s=20, labels_tx=120,
                 hot_stream_s=16, hot_share=0.3, hot_kill_at_s=(3, 8, 13),
-                cp_outage_stream_s=20, cp_outage_at_s=4, cp_outage_s=10,
+                cp_outage_stream_s=24, cp_outage_at_s=4, cp_outage_s=15,
                 redrive_after_s=6, idle_s=90, cap_s=240)
 
 

@@ -139,8 +139,8 @@ NOTES = """
     if the aggregates equal the replay and every decision scored on counterparty features that
     differ from the replay is explained by a logged late update.
 12. **Counterparty outage**: the Bigtable emulator is frozen with SIGSTOP on the process group
-    the stack started for it (by its PID) 15 s into a 60 s stream for 30 s (4 s into 20 s, for
-    10 s, in the quick profile), then resumed with SIGCONT; a timer resumes it if the schedule is
+    the stack started for it (by its PID) 15 s into a 60 s stream for 30 s (4 s into 24 s, for
+    15 s, in the quick profile: longer than the client's 10 s deadline), then resumed with SIGCONT; a timer resumes it if the schedule is
     missed, and `finally` always does. Reads and applies wait for their 10 s deadline and fail
     (`StoreUnavailableError` -> 503 -> redelivery); an update whose apply failed hands its lease
     back; requests the client gave up on are served on resume (their markers make a second
