@@ -50,11 +50,11 @@ history = HistoryDatabase("history", cfg, depends_on=apis.services)
 counterparty = CounterpartyStore("counterparty", cfg, depends_on=apis.services)
 messaging = Messaging("messaging", cfg, depends_on=apis.services)  # topics; subscriptions come last
 project_number = gcp.organizations.get_project_output(project_id=cfg.project).number
-# Grants are declared before the resource that relies on them, which waits for them (iam.py).
-access = AccessBindings("access", cfg, identities, project_number)
-build_grants = access.build(storage.sources, storage.images)
+# Grants are declared before the resource that relies on it, which waits for them to settle (iam.py).
+access = AccessBindings("access", cfg, identities, depends_on=apis.only("pubsub.googleapis.com"))
+builds_ready = access.settled("build-grants-settle", access.build(storage.sources, storage.images))
 
-function_deps = [*apis.services, history.database, *build_grants]
+function_deps = [*apis.services, history.database, *builds_ready]
 scoring = CloudFunction(
     "scoring", cfg,
     FunctionSpec(
@@ -67,7 +67,7 @@ scoring = CloudFunction(
         description="Scores transactions with the production model (HTTP, authenticated)",
     ),
     storage.sources, storage.images, identities.builder,
-    depends_on=[*function_deps, *access.scoring_runtime(storage.models)],
+    depends_on=[*function_deps, *access.settled("scoring-grants-settle", access.scoring_runtime(storage.models))],
 )
 enrich = CloudFunction(
     "enrich", cfg,
@@ -82,7 +82,8 @@ enrich = CloudFunction(
         signature_type="cloudevent",
     ),
     storage.sources, storage.images, identities.builder,
-    depends_on=[*function_deps, *access.enrich_runtime(messaging.topics, scoring.service_name, counterparty.table)],
+    depends_on=[*function_deps, *access.settled(
+        "enrich-grants-settle", access.enrich_runtime(messaging.topics, scoring.service_name, counterparty.table))],
 )
 label = CloudFunction(
     "label", cfg,
@@ -98,13 +99,16 @@ label = CloudFunction(
         signature_type="cloudevent",
     ),
     storage.sources, storage.images, identities.builder,
-    depends_on=[*function_deps, *access.label_runtime(messaging.topics, counterparty.table)],
+    depends_on=[*function_deps, *access.settled(
+        "label-grants-settle", access.label_runtime(messaging.topics, counterparty.table))],
 )
+push_grants = access.push_delivery({names.ENRICH_FUNCTION: enrich.service_name,
+                                    names.LABEL_FUNCTION: label.service_name})
 messaging.subscribe(
     push_endpoints={names.ENRICH_FUNCTION: enrich.url, names.LABEL_FUNCTION: label.url},
     push_service_account=identities.push.email,
-    push_ready=access.push_delivery({names.ENRICH_FUNCTION: enrich.service_name,
-                                     names.LABEL_FUNCTION: label.service_name}),
+    push_ready={function: access.settled(f"push-{function}-grants-settle", grants)
+                for function, grants in push_grants.items()},
 )
 access.dead_lettering(messaging.topics, messaging.subscriptions)
 access.publishers(messaging.topics)
@@ -114,7 +118,7 @@ monitoring = Monitoring("monitoring", cfg, depends_on=apis.services)
 console = AnalystConsole(
     "console", cfg, build_archive("console", BUILD_DIR), storage.sources, storage.images, identities.builder,
     scoring.service_name, scoring.url, messaging.topics, messaging.subscriptions, storage.models, history.database,
-    counterparty.table, project_number, depends_on=function_deps,
+    counterparty.table, project_number, builds_ready=builds_ready, depends_on=[*apis.services, history.database],
 ) if cfg.analysts_group else None
 batch = BatchResources("batch", cfg, storage.models, depends_on=apis.services)
 
@@ -138,6 +142,7 @@ outputs = {
         **({"console": console.account.email} if console is not None else {}),
     },
     "console_url": console.url if console is not None else None,
+    "console_image": console.image.image_ref if console is not None else None,
     "batch_bucket": batch.bucket.name,
     "batch_staging_location": batch.staging_location,
     "batch_temp_location": batch.temp_location,

@@ -1,20 +1,27 @@
 """The analyst console: its own Cloud Run service behind Identity-Aware Proxy, its own identity.
 
-Built like a function (Cloud Run source deploy of the content-hashed `console-*.zip` archive with
-functions-framework, `function_target = console`), deployed as a `cloudrunv2.Service` so that IAP
-can sit directly in front of it. Who gets in:
+Deployed from this commit's source (docs/infra.md, "The console's deployment path"): the
+content-hashed `console-*.zip` archive (functions-framework, `function_target = console`) is built
+by Cloud Build during `pulumi up` (infra/image_build.py) and the `cloudrunv2.Service` runs the
+pushed image by digest. A Cloud Run service rather than a Cloud Run function because the console
+needs one instance with CPU always allocated (its subscription readers and live counters run
+between requests; functions are billed per request only and throttle CPU outside requests), and
+IAP directly on the service. Who gets in:
 
 - members of `analystsGroup` pass IAP (`roles/iap.httpsResourceAccessor` on this service only);
 - only IAP's service agent may invoke the service (`roles/run.invoker`); nobody else, never
   allUsers or allAuthenticatedUsers: a request that does not come through IAP is refused by Cloud
-  Run, and the app refuses any request without a valid IAP assertion for its audience.
+  Run, and the app refuses any request without a valid IAP assertion for its audience. The agent
+  is created here (`gcp.projects.ServiceIdentity`): a fresh project has none until asked.
 
 What its identity may do (least privilege): pull its three subscriptions, publish to `labels`,
-use Firestore (review queue; read the history: Firestore has no per-collection IAM), read the
-counterparty table (`roles/bigtable.reader` bound on the table, like the functions' bindings:
-manual scoring reads the aggregates the enrichment scores with), invoke the scoring service
-(manual scoring), read the model registry and write its aliases only, read logs (the scoring
-function's drift windows for the models page).
+use the stack's Firestore database (review queue; read the history: an IAM condition on the
+database, Firestore has no per-collection IAM), read the counterparty table
+(`roles/bigtable.reader` bound on the table, like the functions' bindings: manual scoring reads
+the aggregates the enrichment scores with), invoke the scoring service (manual scoring), read the
+model registry and write its aliases only, and read the scoring function's drift windows: a sink
+copies exactly those log lines into a log bucket of their own, and the console may read that
+bucket's one view (`roles/logging.viewAccessor`), not the project's logs.
 One instance, CPU always allocated: its subscription readers and live counters run between requests.
 """
 
@@ -28,28 +35,32 @@ import pulumi_gcp as gcp
 from infra.archive import Archive
 from infra.config import StackConfig
 from infra.functions import THREADS_ENV, WORKERS_ENV, counterparty_environment, env_key
+from infra.iam import agent_member, database_condition, service_agent, settled
+from infra.image_build import SourceImage, python_version
 from infra.services import child_options
 from txguard.contract import names
+from txguard.contract.logs import DRIFT_EVENT, EVENT_KEY
 from txguard.contract.settings import ConsoleSettings
 
 CPU, MEMORY, CONCURRENCY = "1", "1Gi", 20  # a handful of analysts; SSE streams hold one thread each
 SSE_TIMEOUT_S = 310  # a live-view stream lasts 300 s (txguard.console.app.SSE_MAX_S), then reconnects
-PLACEHOLDER_IMAGE = "us-docker.pkg.dev/cloudrun/container/hello"  # replaced by the build of build_config
+DRIFT_LOGS_DAYS = 30  # the models page reads two days back (txguard.console.drift.LOOKBACK)
 # The review queue's listing (txguard.console.queue_firestore.open_items): open == true, outcome in
 # [...], newest decision first. Firestore serves it only with this composite index.
 QUEUE_INDEX = (("open", "ASCENDING"), ("outcome", "ASCENDING"), ("decided_at", "DESCENDING"))
 QUEUE_TTL_FIELD = "expires_at"  # txguard.console.items.ReviewItem.expires_at (labelled items kept 90 days)
 
 
-def iap_service_agent(project_number: pulumi.Input[str]) -> pulumi.Output[str]:
-    return pulumi.Output.from_input(project_number).apply(
-        lambda n: f"serviceAccount:service-{n}@gcp-sa-iap.iam.gserviceaccount.com")
+def drift_logs(cfg: StackConfig) -> tuple[str, str, str]:
+    """(log bucket id, view id, the view's resource name) of the drift windows the console reads."""
+    bucket, view = f"{cfg.prefix}-drift", "drift-windows"
+    return bucket, view, f"projects/{cfg.project}/locations/global/buckets/{bucket}/views/{view}"
 
 
-def base_image(cfg: StackConfig) -> str:
-    """The Cloud Run functions base image of `pythonRuntime` (Ubuntu 22 for Python up to 3.12)."""
-    os_image = "google-22" if cfg.python_runtime in ("python310", "python311", "python312") else "google-24"
-    return f"{cfg.region}-docker.pkg.dev/serverless-runtimes/{os_image}/runtimes/{cfg.python_runtime}"
+def drift_filter() -> str:
+    """The scoring function's `drift_window` lines: what the sink copies, and all it copies."""
+    return (f'resource.type="cloud_run_revision" AND resource.labels.service_name="{names.SCORING_FUNCTION}" '
+            f'AND jsonPayload.{EVENT_KEY}="{DRIFT_EVENT}"')
 
 
 def registry_location(model_uri: str) -> tuple[str, str]:
@@ -71,7 +82,7 @@ def console_environment(cfg: StackConfig, scoring_url: pulumi.Input[str],
         env_key(ConsoleSettings, "scoring_auth"): "id_token",
         env_key(ConsoleSettings, "registry"): f"gs://{bucket}/{prefix}" if prefix else f"gs://{bucket}",
         env_key(ConsoleSettings, "iap_audience"): audience,
-        env_key(ConsoleSettings, "drift_source"): "cloud-logging",
+        env_key(ConsoleSettings, "drift_source"): f"cloud-logging:{drift_logs(cfg)[2]}",
         env_key(ConsoleSettings, "drift_psi_threshold"): str(cfg.lifecycle.drift_psi_threshold),
         # The enrichment's counterparty store settings (ConsoleSettings reads the same aliases).
         **counterparty_environment(cfg),
@@ -97,9 +108,12 @@ class AnalystConsole(pulumi.ComponentResource):
         database: gcp.firestore.Database,
         counterparty_table: gcp.bigtable.Table,
         project_number: pulumi.Input[str],
+        builds_ready: Sequence[pulumi.Resource] = (),
         depends_on: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`builds_ready`: what a build waits for (the build identity's grants, settled); `depends_on`:
+        what everything here waits for (the APIs)."""
         super().__init__("txguard:infra:AnalystConsole", name, None, opts)
         child = child_options(self, depends_on)
         own = pulumi.ResourceOptions(parent=self)
@@ -107,6 +121,7 @@ class AnalystConsole(pulumi.ComponentResource):
         self.account = gcp.serviceaccount.Account(
             "console-sa", account_id=f"{cfg.prefix}-console", display_name="txguard console",
             description="Runtime identity of the analyst console", project=project, opts=child)
+        self.drift_view = self._drift_logs(cfg, child)
         grants = self._runtime_grants(cfg, scoring_service, topics, subscriptions, models_bucket, counterparty_table)
         self.queue_index = gcp.firestore.Index(
             "review-queue-open-newest", project=project, database=database.name,
@@ -120,11 +135,24 @@ class AnalystConsole(pulumi.ComponentResource):
         self.source = gcp.storage.BucketObject(
             f"{name}-source", name=archive.object_name, bucket=sources_bucket.name,
             source=pulumi.FileAsset(str(archive.path)), content_type="application/zip", opts=child)
+        # The build of this commit's console: Cloud Build, waited for; the service runs its digest.
+        self.image = SourceImage(
+            f"{name}-image",
+            {
+                "project": project, "location": region, "bucket": sources_bucket.name, "object": self.source.name,
+                "image": images_repository.repository_id.apply(
+                    lambda repo: f"{region}-docker.pkg.dev/{project}/{repo}/{names.CONSOLE_SERVICE}"),
+                "tag": archive.sha256[:16],
+                "function_target": names.CONSOLE_ENTRY_POINT,
+                "python_version": python_version(cfg.python_runtime),
+                "service_account": build_service_account.id if build_service_account is not None else "",
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, *builds_ready, self.source]))
         audience = pulumi.Output.from_input(project_number).apply(
             lambda n: f"/projects/{n}/locations/{region}/services/{names.CONSOLE_SERVICE}")
-        image = images_repository.repository_id.apply(
-            lambda repo: f"{region}-docker.pkg.dev/{project}/{repo}/{names.CONSOLE_SERVICE}")
         envs = console_environment(cfg, scoring_url, audience)
+        # Its readers start with the instance: the grants they use exist and have settled first.
+        grants_ready = settled("console-grants-settle", grants, self)
         self.service = gcp.cloudrunv2.Service(
             name,
             name=names.CONSOLE_SERVICE,
@@ -137,22 +165,13 @@ class AnalystConsole(pulumi.ComponentResource):
             invoker_iam_disabled=False,
             launch_stage="BETA",
             deletion_protection=False,
-            build_config=gcp.cloudrunv2.ServiceBuildConfigArgs(
-                source_location=pulumi.Output.concat("gs://", sources_bucket.name, "/", self.source.name),
-                function_target=names.CONSOLE_ENTRY_POINT,
-                base_image=base_image(cfg),
-                image_uri=image,
-                enable_automatic_updates=True,
-                service_account=build_service_account.id if build_service_account is not None else None,
-            ),
             template=gcp.cloudrunv2.ServiceTemplateArgs(
                 service_account=self.account.email,
                 max_instance_request_concurrency=CONCURRENCY,
                 timeout=f"{SSE_TIMEOUT_S}s",
                 scaling=gcp.cloudrunv2.ServiceTemplateScalingArgs(min_instance_count=1, max_instance_count=1),
                 containers=[gcp.cloudrunv2.ServiceTemplateContainerArgs(
-                    image=PLACEHOLDER_IMAGE,
-                    base_image_uri=base_image(cfg),
+                    image=self.image.image_ref,
                     envs=[gcp.cloudrunv2.ServiceTemplateContainerEnvArgs(name=k, value=v) for k, v in envs.items()],
                     resources=gcp.cloudrunv2.ServiceTemplateContainerResourcesArgs(
                         limits={"cpu": CPU, "memory": MEMORY}, cpu_idle=False),
@@ -161,20 +180,38 @@ class AnalystConsole(pulumi.ComponentResource):
                         period_seconds=5, failure_threshold=12),
                 )],
             ),
-            # Its readers start with the instance: the grants they use exist first (like the functions').
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, *grants, self.queue_index]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, *grants_ready, self.queue_index]),
         )
         service = self.service.name
 
         # Who may reach it: the analysts group through IAP, and IAP itself as the only invoker.
+        self.iap_agent = service_agent("iap-agent", cfg, "iap.googleapis.com", child)
         gcp.iap.WebCloudRunServiceIamMember(
             "console-analysts-iap", project=project, location=region, cloud_run_service_name=service,
             role="roles/iap.httpsResourceAccessor", member=f"group:{cfg.analysts_group}", opts=own)
         gcp.cloudrunv2.ServiceIamMember(
             "console-iap-invoker", project=project, location=region, name=service, role="roles/run.invoker",
-            member=iap_service_agent(project_number), opts=own)
+            member=agent_member(self.iap_agent), opts=pulumi.ResourceOptions(parent=self, depends_on=[self.iap_agent]))
         self.url: pulumi.Output[str] = self.service.uri
-        self.register_outputs({"url": self.url, "service_account": self.account.email})
+        self.register_outputs({"url": self.url, "service_account": self.account.email,
+                               "image": self.image.image_ref})
+
+    def _drift_logs(self, cfg: StackConfig, child: pulumi.ResourceOptions) -> gcp.logging.LogView:
+        """A log bucket that receives only the scoring function's drift windows, and its one view."""
+        bucket_id, view_id, _ = drift_logs(cfg)
+        bucket = gcp.logging.ProjectBucketConfig(
+            "drift-logs", project=cfg.project, location="global", bucket_id=bucket_id,
+            retention_days=DRIFT_LOGS_DAYS, description="The scoring function's drift windows (console models page)",
+            opts=child)
+        # A sink into a log bucket of the same project needs no grant to its writer identity.
+        gcp.logging.ProjectSink(
+            "drift-logs", name=f"{cfg.prefix}-drift-windows", project=cfg.project, filter=drift_filter(),
+            destination=pulumi.Output.concat("logging.googleapis.com/", bucket.id),
+            description="Copies the scoring function's drift_window lines into their own log bucket",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[bucket]))
+        return gcp.logging.LogView(
+            "drift-windows", name=view_id, bucket=bucket.id, description="Everything in the drift log bucket",
+            opts=pulumi.ResourceOptions(parent=self))
 
     def _runtime_grants(self, cfg: StackConfig, scoring_service: pulumi.Output[str],
                         topics: dict[str, gcp.pubsub.Topic], subscriptions: dict[str, gcp.pubsub.Subscription],
@@ -194,14 +231,18 @@ class AnalystConsole(pulumi.ComponentResource):
             "console-labels-publisher", project=project, topic=topics[names.LABELS_TOPIC].name,
             role="roles/pubsub.publisher", member=member, opts=own))
         grants.append(gcp.projects.IAMMember(
-            "console-datastore-user", project=project, role="roles/datastore.user", member=member, opts=own))
+            "console-datastore-user", project=project, role="roles/datastore.user", member=member,
+            condition=gcp.projects.IAMMemberConditionArgs(**database_condition(cfg)), opts=own))
         # Manual scoring's counterparty aggregates: read only, this table only.
         grants.append(gcp.bigtable.TableIamMember(
             "console-counterparty-reader", project=project, instance_name=counterparty_table.instance_name,
             table=counterparty_table.name, role="roles/bigtable.reader", member=member, opts=own))
-        # The scoring function's drift windows (models page); Cloud Logging has no narrower role to read them.
-        grants.append(gcp.projects.IAMMember(
-            "console-logs-viewer", project=project, role="roles/logging.viewer", member=member, opts=own))
+        # The scoring function's drift windows (models page): the drift log bucket's view, no other log.
+        view = self.drift_view
+        grants.append(gcp.logging.LogViewIamMember(
+            # The view's own fields, as the provider's LogViewIamMember example passes them.
+            "console-drift-view-accessor", parent=view.parent, location=view.location, bucket=view.bucket,
+            name=view.name, role="roles/logging.viewAccessor", member=member, opts=own))
         grants.append(gcp.cloudrunv2.ServiceIamMember(
             "console-invokes-score", project=project, location=cfg.region, name=scoring_service,
             role="roles/run.invoker", member=member, opts=own))

@@ -17,7 +17,19 @@ The analyst console's identity and grants live with it in infra/console.py (decl
 
 Grants are bound on the resource (bucket, topic, subscription, service, Bigtable table)
 wherever IAM allows, never on the project except `datastore.user` (Firestore has no
-per-database IAM) and the build roles. No grant ever names allUsers or allAuthenticatedUsers.
+per-database IAM role binding: an IAM condition on the database narrows it to the stack's
+database) and the build roles. No grant ever names allUsers or allAuthenticatedUsers.
+
+Two things a first `pulumi up` on an empty project needs that a rerun would hide:
+- A Google-managed service agent (Pub/Sub's, IAP's) exists only once something asks for it: a
+  grant naming it fails with "does not exist" until then. `service_agent` creates it
+  (`gcp.projects.ServiceIdentity`) and every grant to it waits for that.
+- A grant is not in force the moment its API call returns: IAM changes take time to propagate
+  (typically within 60 seconds, sometimes minutes). What uses a grant (a build, a push
+  subscription, a service that reads at start) therefore waits for `settled(grants)`, a
+  `pulumiverse_time.Sleep` of IAM_SETTLE created after the grants, as the provider's own Cloud
+  Functions v2 example waits 60 s for the builder's permissions. Its `triggers` are the grants'
+  ids: a replaced grant waits again; unchanged grants never wait twice.
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ from collections.abc import Mapping, Sequence
 
 import pulumi
 import pulumi_gcp as gcp
+import pulumiverse_time
 
 from infra.config import StackConfig
 from infra.services import child_options
@@ -39,11 +52,35 @@ def sa_member(account: gcp.serviceaccount.Account) -> pulumi.Output[str]:
     return account.email.apply(lambda email: f"serviceAccount:{email}")
 
 
-def pubsub_service_agent(project_number: pulumi.Input[str]) -> pulumi.Output[str]:
-    """The Google-managed identity Pub/Sub uses for dead-lettering and OIDC push tokens."""
-    return pulumi.Output.from_input(project_number).apply(
-        lambda number: f"serviceAccount:service-{number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-    )
+# How long a new grant is given to propagate before what uses it starts (see the module docstring).
+IAM_SETTLE = "60s"
+
+
+def service_agent(name: str, cfg: StackConfig, api: str, opts: pulumi.ResourceOptions) -> gcp.projects.ServiceIdentity:
+    """The service agent of `api` (`service-<number>@gcp-sa-<api>.iam.gserviceaccount.com`), created if
+    it does not exist yet, so that grants naming it can wait for it."""
+    return gcp.projects.ServiceIdentity(name, project=cfg.project, service=api, opts=opts)
+
+
+def agent_member(agent: gcp.projects.ServiceIdentity) -> pulumi.Output[str]:
+    return agent.email.apply(lambda email: f"serviceAccount:{email}")
+
+
+def settled(name: str, grants: Sequence[pulumi.Resource], parent: pulumi.Resource) -> list[pulumi.Resource]:
+    """A wait of IAM_SETTLE after `grants` (nothing to wait for without grants): depend on what this returns."""
+    if not grants:
+        return []
+    ids = pulumi.Output.all(*[grant.id for grant in grants]).apply(lambda got: ",".join(sorted(map(str, got))))
+    return [pulumiverse_time.Sleep(name, create_duration=IAM_SETTLE, triggers={"grants": ids},
+                                   opts=pulumi.ResourceOptions(parent=parent, depends_on=list(grants)))]
+
+
+def database_condition(cfg: StackConfig) -> dict[str, str]:
+    """`roles/datastore.user` on the stack's Firestore database only (Firestore's documented IAM
+    condition: `resource.name == "projects/P/databases/D"`)."""
+    return {"title": "txguard-database-only",
+            "description": f"Firestore database {cfg.firestore_database} of this stack only",
+            "expression": f'resource.name == "projects/{cfg.project}/databases/{cfg.firestore_database}"'}
 
 
 class Identities(pulumi.ComponentResource):
@@ -82,17 +119,24 @@ class AccessBindings(pulumi.ComponentResource):
     `pulumi up` does not converge: scoring loads its model once at cold start (a 403 then is
     not retried), Pub/Sub starts pushing as soon as the push subscription exists (without the
     invoker and token-creator grants every attempt fails and burns a delivery), a build without
-    its build grants fails. So `__main__` makes each of those users depend on what the matching
-    method returned (tests/infra asserts the edges).
+    its build grants fails. And it must have propagated, not only exist. So `__main__` makes each
+    of those users depend on `settled(...)` of what the matching method returned: grant -> wait ->
+    user (tests/infra/test_convergence.py asserts the edges).
     """
 
-    def __init__(self, name: str, cfg: StackConfig, ids: Identities, project_number: pulumi.Input[str],
+    def __init__(self, name: str, cfg: StackConfig, ids: Identities, depends_on: Sequence[pulumi.Resource] = (),
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("txguard:infra:AccessBindings", name, None, opts)
         self.cfg = cfg
         self.ids = ids
-        self.agent = pubsub_service_agent(project_number)
         self._child = pulumi.ResourceOptions(parent=self)
+        # Pub/Sub's agent: dead-lettering and the push identity's OIDC tokens (grants below wait for it).
+        self.pubsub_agent = service_agent("pubsub-agent", cfg, "pubsub.googleapis.com",
+                                          child_options(self, depends_on))
+        self.agent = agent_member(self.pubsub_agent)
+
+    def settled(self, name: str, grants: Sequence[pulumi.Resource]) -> list[pulumi.Resource]:
+        return settled(name, grants, self)
 
     def _on_topic(self, label: str, topic: gcp.pubsub.Topic, role: str, member: pulumi.Input[str]) -> pulumi.Resource:
         return gcp.pubsub.TopicIAMMember(label, project=self.cfg.project, topic=topic.name, role=role,
@@ -123,7 +167,8 @@ class AccessBindings(pulumi.ComponentResource):
         enrich = sa_member(self.ids.enrich)
         return [
             gcp.projects.IAMMember("enrich-datastore-user", project=self.cfg.project, role="roles/datastore.user",
-                                   member=enrich, opts=self._child),
+                                   member=enrich, condition=gcp.projects.IAMMemberConditionArgs(
+                                       **database_condition(self.cfg)), opts=self._child),
             self._on_table("enrich-counterparty-user", counterparty_table, enrich),
             self._on_topic("enrich-decisions-publisher", topics[names.DECISIONS_TOPIC], "roles/pubsub.publisher",
                            enrich),
@@ -145,7 +190,7 @@ class AccessBindings(pulumi.ComponentResource):
         the push identity may invoke that service, and Pub/Sub may mint the identity's OIDC token."""
         token = gcp.serviceaccount.IAMMember("pubsub-agent-push-token-creator", service_account_id=self.ids.push.name,
                                              role="roles/iam.serviceAccountTokenCreator", member=self.agent,
-                                             opts=self._child)
+                                             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.pubsub_agent]))
         return {function: [self._invoker(f"push-invokes-{_SHORT[function]}", service, sa_member(self.ids.push)), token]
                 for function, service in services.items()}
 
@@ -160,12 +205,14 @@ class AccessBindings(pulumi.ComponentResource):
                 continue
             # The enrichment pair keeps the names it was first deployed with (a rename would replace it).
             prefix = "pubsub-agent" if spec.name == names.ENRICH_PUSH_SUBSCRIPTION else f"pubsub-agent-{spec.topic}"
+            after_agent = pulumi.ResourceOptions(parent=self, depends_on=[self.pubsub_agent])
             grants += [
-                self._on_topic(f"{prefix}-dead-letter-publisher", topics[spec.dead_letter_topic],
-                               "roles/pubsub.publisher", self.agent),
+                gcp.pubsub.TopicIAMMember(f"{prefix}-dead-letter-publisher", project=self.cfg.project,
+                                          topic=topics[spec.dead_letter_topic].name, role="roles/pubsub.publisher",
+                                          member=self.agent, opts=after_agent),
                 gcp.pubsub.SubscriptionIAMMember(
                     f"{prefix}-push-subscriber", project=self.cfg.project, subscription=subscriptions[spec.name].name,
-                    role="roles/pubsub.subscriber", member=self.agent, opts=self._child),
+                    role="roles/pubsub.subscriber", member=self.agent, opts=after_agent),
             ]
         return grants
 

@@ -9,6 +9,7 @@ implied by inputs), so tests can assert the order a real `pulumi up` would creat
 
 from __future__ import annotations
 
+import hashlib
 import os
 import runpy
 from dataclasses import dataclass, field
@@ -66,6 +67,8 @@ OVERRIDES = {
     "txguard:counterpartyShards": "8",
 }
 PUBSUB_AGENT = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
+IAP_AGENT = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-iap.iam.gserviceaccount.com"
+SOURCE_IMAGE = "pulumi-python:dynamic/txguard:SourceImage"  # infra/image_build.py
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,23 @@ class RecordingMocks(pulumi.runtime.Mocks):
             inputs |= {"uri": f"https://{inputs['name']}-{PROJECT_NUMBER}.{inputs['location']}.run.app"}
         elif args.typ == "gcp:monitoring/dashboard:Dashboard":
             rid = f"projects/{PROJECT_NUMBER}/dashboards/{args.name}"
+        elif args.typ == "gcp:projects/serviceIdentity:ServiceIdentity":
+            # What the API answers: the agent of that service, named by the project number.
+            agent = inputs["service"].split(".")[0]
+            inputs |= {"email": f"service-{PROJECT_NUMBER}@gcp-sa-{agent}.iam.gserviceaccount.com"}
+            inputs["member"] = f"serviceAccount:{inputs['email']}"
+        elif args.typ == "gcp:logging/projectBucketConfig:ProjectBucketConfig":
+            rid = f"projects/{project}/locations/{inputs['location']}/buckets/{inputs['bucketId']}"
+        elif args.typ == "gcp:logging/logView:LogView":
+            parent, _, rest = inputs["bucket"].partition("/locations/")
+            location, _, bucket = rest.partition("/buckets/")
+            inputs |= {"parent": parent, "location": location, "bucket": bucket}
+            rid = f"{parent}/locations/{location}/buckets/{bucket}/views/{inputs['name']}"
+        elif args.typ == SOURCE_IMAGE:
+            # A build's result: the pushed image, by the digest Cloud Build records (here a hash of its source).
+            digest = "sha256:" + hashlib.sha256(f"{inputs['bucket']}/{inputs['object']}".encode()).hexdigest()
+            rid = f"build-{args.name}"
+            inputs |= {"digest": digest, "image_ref": f"{inputs['image']}@{digest}", "build_id": rid}
         return rid, inputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
@@ -122,10 +142,13 @@ class RecordingMonitor(MockMonitor):
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
         self.dependencies: dict[str, set[str]] = {}
+        self.parents: dict[str, str] = {}
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
         response = super().RegisterResource(request)
         self.dependencies[response.urn] = set(request.dependencies)
+        if request.parent:
+            self.parents[response.urn] = request.parent
         return response
 
 
@@ -136,6 +159,7 @@ class StackRun:
     outputs: dict[str, Any] = field(default_factory=dict)
     urns: list[str] = field(default_factory=list)
     dependencies: dict[str, set[str]] = field(default_factory=dict)
+    parents: dict[str, str] = field(default_factory=dict)  # URN -> its parent's URN (components)
 
     def urn(self, typ: str, name: str) -> str:
         """The URN of the resource of this type and name (the tail of its qualified type)."""
@@ -189,6 +213,7 @@ def run_program(config: dict[str, str], build_dir: Path, stack: str = "dev") -> 
         program()
         run.urns.extend(monitor.get_registered_resources())
         run.dependencies.update(monitor.dependencies)
+        run.parents.update(monitor.parents)
     finally:
         if previous is None:
             os.environ.pop("TXGUARD_BUILD_DIR", None)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 from conftest import GROUP
-from pulumi_mocks import BASE_CONFIG, PROJECT_NUMBER, ROOT, StackRun, run_program
+from pulumi_mocks import BASE_CONFIG, IAP_AGENT, PROJECT_NUMBER, ROOT, SOURCE_IMAGE, StackRun, run_program
 from test_program import PUBLIC, iam_grants, walk_strings
 
+from infra.archive import build_archive
 from infra.config import ConfigError
 from txguard.contract import names
 from txguard.contract.settings import ConsoleSettings, EnrichSettings
@@ -17,7 +18,6 @@ from txguard.contract.settings import ConsoleSettings, EnrichSettings
 SERVICE = "gcp:cloudrunv2/service:Service"
 SUBSCRIPTION_TYPE = "gcp:pubsub/subscription:Subscription"
 TABLE_GRANT = "gcp:bigtable/tableIamMember:TableIamMember"
-IAP_AGENT = f"serviceAccount:service-{PROJECT_NUMBER}@gcp-sa-iap.iam.gserviceaccount.com"
 
 
 def service(run: StackRun) -> dict:
@@ -55,7 +55,9 @@ def test_the_app_checks_iap_assertions_for_this_service(console_stack: StackRun)
     assert (settings.history_store, settings.scoring_auth) == ("firestore", "id_token")
     assert settings.scoring_url == console_stack.outputs["scoring_url"]
     assert settings.registry == f"gs://{console_stack.outputs['models_bucket']}/registry"
-    assert (settings.drift_source, settings.drift_psi_threshold) == ("cloud-logging", 0.2)
+    view = console_stack.one("gcp:logging/logView:LogView")
+    view_name = f"{view.inputs['bucket']}/views/{view.inputs['name']}"
+    assert (settings.drift_source, settings.drift_psi_threshold) == (f"cloud-logging:{view_name}", 0.2)
     assert env["WORKERS"] == "1"
     aliases = {f.alias for f in ConsoleSettings.model_fields.values()}
     assert set(env) <= aliases | workers_threads
@@ -92,7 +94,7 @@ def test_the_console_identity_has_exactly_its_roles(console_stack: StackRun, def
         *{("pubsub", "roles/pubsub.subscriber", sub) for sub in names.CONSOLE_SUBSCRIPTIONS},
         ("pubsub", "roles/pubsub.publisher", names.LABELS_TOPIC),
         ("projects", "roles/datastore.user", BASE_CONFIG["gcp:project"]),
-        ("projects", "roles/logging.viewer", BASE_CONFIG["gcp:project"]),
+        ("logging", "roles/logging.viewAccessor", "txguard-drift"),
         ("cloudrunv2", "roles/run.invoker", names.SCORING_FUNCTION),
         ("storage", "roles/storage.objectViewer", models),
         ("storage", "roles/storage.objectUser", models),
@@ -101,25 +103,37 @@ def test_the_console_identity_has_exactly_its_roles(console_stack: StackRun, def
     writer = run.one("gcp:storage/bucketIAMMember:BucketIAMMember", role="roles/storage.objectUser").inputs
     assert writer["condition"]["expression"] == (
         f'resource.name.startsWith("projects/_/buckets/{models}/objects/registry/aliases/")')
+    # Firestore: the stack's database only (an IAM condition; the role has no per-database binding).
+    datastore = run.one("gcp:projects/iAMMember:IAMMember", member=member, role="roles/datastore.user").inputs
+    assert datastore["condition"]["expression"] == (
+        f'resource.name == "projects/{BASE_CONFIG["gcp:project"]}/databases/(default)"')
     # Every other identity keeps exactly the grants it has without the console.
     others = {m: g for m, g in iam_grants(run).items() if m not in (member, IAP_AGENT, f"group:{GROUP}")}
     assert others == dict(iam_grants(default_stack))
 
 
-def test_one_always_on_instance_built_from_the_console_archive(console_stack: StackRun) -> None:
+def test_one_always_on_instance_built_from_the_console_archive(console_stack: StackRun, tmp_path: Path) -> None:
     svc = service(console_stack)
     assert svc["template"]["scaling"] == {"minInstanceCount": 1, "maxInstanceCount": 1}
     container = svc["template"]["containers"][0]
     assert container["resources"]["cpuIdle"] is False
     assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
     assert svc["template"]["serviceAccount"] == console_stack.outputs["service_accounts"]["console"]
-    build = svc["buildConfig"]
-    assert build["functionTarget"] == names.CONSOLE_ENTRY_POINT
+    # Not a source deploy record (`build_config` never builds): the image Cloud Build pushed, by digest.
+    assert "buildConfig" not in svc and "baseImageUri" not in container
+    (build,) = console_stack.of_type(SOURCE_IMAGE)
+    assert container["image"] == console_stack.outputs["console_image"]
+    assert container["image"].startswith(build.inputs["image"] + "@sha256:")
+    assert build.inputs["image"] == f"europe-west1-docker.pkg.dev/{BASE_CONFIG['gcp:project']}/txguard-functions/" \
+                                    f"{names.CONSOLE_SERVICE}"
+    assert (build.inputs["function_target"], build.inputs["python_version"]) == (names.CONSOLE_ENTRY_POINT, "3.11.x")
     sources = console_stack.outputs["sources_bucket"]
     objects = {o.inputs["name"] for o in console_stack.of_type("gcp:storage/bucketObject:BucketObject")}
-    location = build["sourceLocation"].removeprefix(f"gs://{sources}/")
-    assert location in objects and location.startswith("console-") and location.endswith(".zip")
-    assert build["serviceAccount"].endswith(f"txguard-build@{BASE_CONFIG['gcp:project']}.iam.gserviceaccount.com")
+    assert build.inputs["bucket"] == sources and build.inputs["object"] in objects
+    assert build.inputs["object"] == build_archive("console", tmp_path).object_name  # this commit's console
+    assert build.inputs["tag"] == build.inputs["object"].removeprefix("console-").removesuffix(".zip")
+    assert build.inputs["service_account"].endswith(
+        f"txguard-build@{BASE_CONFIG['gcp:project']}.iam.gserviceaccount.com")
 
 
 @pytest.mark.parametrize("group", ["analysts", "group:analysts@example.com", "a b@example.com"])
@@ -159,3 +173,24 @@ def test_the_queue_listing_has_its_index_and_labelled_items_expire(console_stack
     assert {"open", "outcome", "decided_at", "expires_at"} <= set(ReviewItem.model_fields)
     source = (ROOT / "shared" / "txguard" / "console" / "queue_firestore.py").read_text()
     assert all(f'"{field}"' in source for field in ("open", "outcome", "decided_at"))
+
+
+def test_the_drift_page_reads_a_log_bucket_that_holds_only_the_drift_windows(console_stack: StackRun) -> None:
+    """Not roles/logging.viewer on the project: a sink copies the scoring function's drift_window lines
+    into a bucket of their own, and the console may read that bucket's view alone."""
+    from txguard.contract.logs import DRIFT_EVENT
+
+    run = console_stack
+    bucket = run.one("gcp:logging/projectBucketConfig:ProjectBucketConfig").inputs
+    sink = run.one("gcp:logging/projectSink:ProjectSink").inputs
+    assert sink["destination"] == (f"logging.googleapis.com/projects/{BASE_CONFIG['gcp:project']}/locations/"
+                                   f"{bucket['location']}/buckets/{bucket['bucketId']}")
+    terms = sink["filter"].split(" AND ")
+    assert terms == ['resource.type="cloud_run_revision"',
+                     f'resource.labels.service_name="{names.SCORING_FUNCTION}"',
+                     f'jsonPayload.event="{DRIFT_EVENT}"']
+    member = f"serviceAccount:{run.outputs['service_accounts']['console']}"
+    logging_grants = [r for r in run.resources if r.typ.startswith("gcp:logging/") and "iam" in r.typ.lower()]
+    assert [(g.inputs["member"], g.inputs["role"], g.inputs["bucket"]) for g in logging_grants] == [
+        (member, "roles/logging.viewAccessor", bucket["bucketId"])]
+    assert not [r for r in run.resources if "iam" in r.typ.lower() and r.inputs.get("role") == "roles/logging.viewer"]

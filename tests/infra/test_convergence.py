@@ -12,8 +12,9 @@ import json
 import re
 from pathlib import Path
 
-from pulumi_mocks import BASE_CONFIG, StackRun, run_program
+from pulumi_mocks import BASE_CONFIG, IAP_AGENT, PUBSUB_AGENT, SOURCE_IMAGE, StackRun, run_program
 
+from infra.iam import IAM_SETTLE
 from infra.monitoring import LOG_METRIC_SETTLE, USER_METRIC, one_of
 from txguard.contract import names
 
@@ -29,11 +30,77 @@ TOPIC_GRANT = "gcp:pubsub/topicIAMMember:TopicIAMMember"
 RUN_INVOKER = "gcp:cloudrunv2/serviceIamMember:ServiceIamMember"
 SA_GRANT = "gcp:serviceaccount/iAMMember:IAMMember"
 REPO_GRANT = "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember"
+TABLE_GRANT = "gcp:bigtable/tableIamMember:TableIamMember"
+IDENTITY = "gcp:projects/serviceIdentity:ServiceIdentity"
+CONSOLE = "gcp:cloudrunv2/service:Service"
 
 
 def test_scoring_starts_only_once_it_may_read_the_models_bucket(default_stack: StackRun) -> None:
     # It loads the model once, at cold start: a 403 then leaves it without a model until restarted.
     assert default_stack.depends((FUNCTION, "scoring"), (BUCKET_GRANT, "score-models-viewer"))
+
+
+def waits_after(run: StackRun, user: tuple[str, str], grants: list[tuple[str, str]]) -> str:
+    """The name of the Sleep between `grants` and `user`: user -> Sleep (directly) -> every grant (directly),
+    of IAM_SETTLE, triggered by the grants' ids. Fails if there is none."""
+    sleeps = [u for u in run.waits_for(*user) if f"{SLEEP}::" in u and u.split("::")[-1] != "log-metrics-settled"]
+    for urn in sleeps:
+        name = urn.split("::")[-1]
+        if all(run.urn(*g) in run.dependencies[urn] for g in grants):
+            sleep = next(s for s in run.of_type(SLEEP) if s.name == name)
+            assert sleep.inputs["createDuration"] == IAM_SETTLE == "60s"
+            assert "grants" in sleep.inputs["triggers"]
+            return name
+    raise AssertionError(f"{user} does not wait after {grants} (its sleeps: {sleeps})")
+
+
+def test_every_build_and_push_subscription_waits_for_its_grants_to_settle(console_stack: StackRun) -> None:
+    """grant -> wait -> user: IAM is eventually consistent, so a build started the second its grants
+    return can fail (the provider's own Cloud Functions v2 example waits 60 s for the builder's roles)."""
+    run = console_stack
+    build_grants = [(PROJECT_GRANT, "build-log-writer"), (REPO_GRANT, "build-images-writer"),
+                    (BUCKET_GRANT, "build-sources-viewer"), (PROJECT_GRANT, "build-staged-sources-admin")]
+    builds = [(FUNCTION, "scoring"), (FUNCTION, "enrich"), (FUNCTION, "label"), (SOURCE_IMAGE, "console-image")]
+    assert {waits_after(run, build, build_grants) for build in builds} == {"build-grants-settle"}
+    runtime = {
+        (FUNCTION, "scoring"): [(BUCKET_GRANT, "score-models-viewer")],
+        (FUNCTION, "enrich"): [(PROJECT_GRANT, "enrich-datastore-user"), (TOPIC_GRANT, "enrich-decisions-publisher"),
+                               (TOPIC_GRANT, "enrich-invalid-publisher"), (RUN_INVOKER, "enrich-invokes-score"),
+                               (TABLE_GRANT, "enrich-counterparty-user")],
+        (FUNCTION, "label"): [(TABLE_GRANT, "label-counterparty-user"), (TOPIC_GRANT, "label-invalid-publisher")],
+        (SUBSCRIPTION, names.ENRICH_PUSH_SUBSCRIPTION): [(RUN_INVOKER, "push-invokes-enrich"),
+                                                         (SA_GRANT, "pubsub-agent-push-token-creator")],
+        (SUBSCRIPTION, names.LABELS_PUSH_SUBSCRIPTION): [(RUN_INVOKER, "push-invokes-label"),
+                                                         (SA_GRANT, "pubsub-agent-push-token-creator")],
+        (CONSOLE, "console"): [("gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember", f"console-{sub}-subscriber")
+                               for sub in names.CONSOLE_SUBSCRIPTIONS]
+        + [(TOPIC_GRANT, "console-labels-publisher"), (PROJECT_GRANT, "console-datastore-user"),
+           (TABLE_GRANT, "console-counterparty-reader"), (RUN_INVOKER, "console-invokes-score"),
+           (BUCKET_GRANT, "console-models-viewer"), (BUCKET_GRANT, "console-aliases-writer"),
+           ("gcp:logging/logViewIamMember:LogViewIamMember", "console-drift-view-accessor")],
+    }
+    names_of_waits = {user: waits_after(run, user, grants) for user, grants in runtime.items()}
+    assert len(set(names_of_waits.values())) == len(runtime)  # one wait per user: none waits for another's
+    # Every grant the program declares for a user's identity is in its wait (none forgotten).
+    for user, grants in runtime.items():
+        sleep_urn = run.urn(SLEEP, names_of_waits[user])
+        granted = {u for u in run.dependencies[sleep_urn] if "iammember" in u.split("::")[-2].lower()}
+        assert granted == {run.urn(*g) for g in grants}, user
+
+
+def test_service_agents_exist_before_any_grant_names_them(console_stack: StackRun) -> None:
+    """A fresh project has no Pub/Sub or IAP service agent until one is asked for: each is declared
+    (ServiceIdentity) and every grant naming it waits for it."""
+    run = console_stack
+    agents = {a.inputs["service"]: a for a in run.of_type(IDENTITY)}
+    assert set(agents) == {"pubsub.googleapis.com", "iap.googleapis.com"}
+    for service, member in (("pubsub.googleapis.com", PUBSUB_AGENT), ("iap.googleapis.com", IAP_AGENT)):
+        agent = (IDENTITY, agents[service].name)
+        naming = [r for r in run.resources if "iam" in r.typ.lower() and r.inputs.get("member") == member]
+        assert naming, service
+        for grant in naming:
+            assert run.depends((grant.typ, grant.name), agent), grant.name
+        assert run.depends(agent, (SERVICE, service.split(".")[0]))  # its API first
 
 
 def test_enrichment_starts_only_once_its_store_topics_and_scoring_grants_exist(default_stack: StackRun) -> None:
@@ -73,7 +140,7 @@ def test_models_bucket_waits_for_the_storage_api_only(default_stack: StackRun) -
 
 
 def test_alerts_on_log_based_metrics_wait_for_the_metrics_to_settle(default_stack: StackRun) -> None:
-    sleep = default_stack.one(SLEEP)
+    (sleep,) = [s for s in default_stack.of_type(SLEEP) if s.name == "log-metrics-settled"]
     assert sleep.inputs["createDuration"] == LOG_METRIC_SETTLE == "10m"
     metrics = {m.name for m in default_stack.of_type(METRIC)}
     assert metrics and all(default_stack.depends((SLEEP, sleep.name), (METRIC, m)) for m in metrics)
@@ -131,7 +198,7 @@ def test_documented_first_deploy_targets_are_closed_under_dependencies(default_s
     from test_docs import glob_to_regex, target_patterns
 
     targeted = {u for p in target_patterns() for u in default_stack.urns if glob_to_regex(p).match(u)}
-    assert len(targeted) == 2
+    assert len(targeted) == 4
     for urn in targeted:
         outside = default_stack.dependencies[urn] - targeted
         assert outside == set(), f"{urn} also waits for {sorted(outside)}"

@@ -130,12 +130,27 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
 
 def test_target_patterns_match_one_declared_resource_each(default_stack: StackRun) -> None:
     patterns = target_patterns()
-    assert len(patterns) == 2
+    assert len(patterns) == 4
     for pattern in patterns:
         # The mock monitor prefixes the root stack's type, the engine does not; a ** prefix covers both.
         matched = [u for u in default_stack.urns if glob_to_regex(pattern).match(u)]
         assert len(matched) == 1, (pattern, matched)
+        engine_urn = re.sub(r"pulumi:pulumi:Stack\$", "", matched[0])  # the URN `pulumi up` will see
+        assert glob_to_regex(pattern).match(engine_urn), (pattern, engine_urn)
     assert glob_to_regex("**$a:b::c").match("urn:pulumi:prod::txguard::x$a:b::c")
+
+
+def test_every_target_brings_its_parents(default_stack: StackRun) -> None:
+    """The engine refuses to create a targeted resource under a component that is neither in the stack
+    nor targeted ("untargeted create"): on an empty project every parent must be targeted too, up to
+    the root stack, which the engine creates itself."""
+    targeted = {u for p in target_patterns() for u in default_stack.urns if glob_to_regex(p).match(u)}
+    parents = {u: default_stack.parents.get(u) for u in targeted}
+    assert any(p in targeted for p in parents.values())  # the mocks record parents
+    for urn, parent in parents.items():
+        while parent is not None and "::pulumi:pulumi:Stack::" not in parent:
+            assert parent in targeted, f"{urn} is under {parent}, which no --target names"
+            parent = default_stack.parents.get(parent)
 
 
 def identity_table() -> dict[str, set[str]]:

@@ -534,3 +534,44 @@ def test_outputs(default_stack: StackRun) -> None:
     assert out["models_bucket"] != out["sources_bucket"]
     assert set(out["service_accounts"]) >= {"scoring", "enrich", "push", "publisher"}
     assert all(e.endswith(".iam.gserviceaccount.com") for e in out["service_accounts"].values())
+
+
+# -- what runs is this commit's code ----------------------------------------------------------------
+
+PLACEHOLDERS = ("cloudrun/container/hello", "cloudrun/hello", "cloudrun/container/placeholder", "cloudrun/placeholder")
+
+
+def images(value: Any) -> list[str]:
+    """Every `image` (or `imageUri`) value anywhere in a resource's inputs."""
+    found = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += [item] if key in ("image", "imageUri") and isinstance(item, str) else images(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            found += images(item)
+    return found
+
+
+def test_every_service_runs_code_built_from_this_commits_archives(console_stack: StackRun, tmp_path: Path) -> None:
+    """No placeholder image anywhere; each function builds from the archive of this checkout, and the
+    console service runs the digest that the build of its archive pushed."""
+    from pulumi_mocks import SOURCE_IMAGE
+
+    from infra.archive import build_archive
+
+    run = console_stack
+    assert not [s for r in run.resources for s in walk_strings(r.inputs) if any(p in s for p in PLACEHOLDERS)]
+    built = {b.inputs["object"]: b for b in run.of_type(SOURCE_IMAGE)}
+    expected = {folder: build_archive(folder, tmp_path).object_name for folder in ("score", "enrich", "label", "console")}
+    for fn, folder in ((names.SCORING_FUNCTION, "score"), (names.ENRICH_FUNCTION, "enrich"),
+                       (names.LABEL_FUNCTION, "label")):
+        assert function(run, fn)["buildConfig"]["source"]["storageSource"]["object"] == expected[folder]
+    services = run.of_type("gcp:cloudrunv2/service:Service")
+    assert services and set(built) == {expected["console"]}
+    for svc in services:
+        assert "buildConfig" not in svc.inputs  # a record of a source deploy, never a build
+        (image,) = images(svc.inputs)
+        (source,) = [b for b in built.values() if image.startswith(b.inputs["image"] + "@sha256:")]
+        assert image == run.outputs["console_image"] and source.inputs["object"] == expected["console"]
+        assert run.depends((svc.typ, svc.name), (SOURCE_IMAGE, source.name))

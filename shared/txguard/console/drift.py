@@ -71,11 +71,14 @@ class FileDriftWindows:
 
 
 class CloudLoggingDriftWindows:
-    """Cloud Logging's entries.list (REST through google-auth; needs roles/logging.viewer)."""
+    """Cloud Logging's entries.list (REST through google-auth) over the project's logs
+    (roles/logging.viewer) or over one log view (`view`: roles/logging.viewAccessor on it alone)."""
 
-    def __init__(self, project: str, service: str = names.SCORING_FUNCTION, session: Any = None) -> None:
+    def __init__(self, project: str, service: str = names.SCORING_FUNCTION, session: Any = None,
+                 view: str = "") -> None:
         self.project = project
         self.service = service
+        self.view = view  # projects/P/locations/L/buckets/B/views/V
         self._session = session
 
     def _authorized(self) -> Any:
@@ -90,7 +93,7 @@ class CloudLoggingDriftWindows:
     def request_body(self, limit: int, now: datetime | None = None) -> dict[str, Any]:
         since = ((now or datetime.now(UTC)) - LOOKBACK).isoformat().replace("+00:00", "Z")
         return {
-            "resourceNames": [f"projects/{self.project}"],
+            "resourceNames": [self.view or f"projects/{self.project}"],
             "filter": (f'resource.type="cloud_run_revision" AND resource.labels.service_name="{self.service}" '
                        f'AND jsonPayload.{EVENT_KEY}="{DRIFT_EVENT}" AND timestamp>="{since}"'),
             "orderBy": "timestamp desc",
@@ -113,14 +116,16 @@ def _newest(windows: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
 
 
 def drift_source(spec: str, project: str) -> DriftWindows:
-    """`DRIFT_SOURCE`: "" (none), "cloud-logging", or "file:<path>"."""
+    """`DRIFT_SOURCE`: "" (none), "cloud-logging", "cloud-logging:<log view>", or "file:<path>"."""
     if not spec:
         return NoDriftWindows()
     if spec == "cloud-logging":
         return CloudLoggingDriftWindows(project)
+    if spec.startswith("cloud-logging:projects/"):
+        return CloudLoggingDriftWindows(project, view=spec.removeprefix("cloud-logging:"))
     if spec.startswith("file:"):
         return FileDriftWindows(spec.removeprefix("file:"))
-    raise ValueError(f"DRIFT_SOURCE must be empty, cloud-logging or file:<path>, got {spec!r}")
+    raise ValueError(f"DRIFT_SOURCE must be empty, cloud-logging[:<log view>] or file:<path>, got {spec!r}")
 
 
 def drift_view(windows: list[dict[str, Any]], threshold: float) -> dict[str, dict[str, Any]]:

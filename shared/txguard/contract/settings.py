@@ -100,9 +100,12 @@ class ConsoleSettings(CounterpartySettings):
     iap_audience: str = Field("", alias="IAP_AUDIENCE")
     # Pull the console's subscriptions in the background (off when the local stack feeds it directly).
     ingest: bool = Field(True, alias="CONSOLE_INGEST")
-    # Where the models page reads the scoring function's drift windows: "" (nowhere), "cloud-logging",
-    # or "file:<path>" (a local scoring function's log); and the PSI it marks as drift.
-    drift_source: str = Field("", alias="DRIFT_SOURCE", pattern=r"^(|cloud-logging|file:.+)$")
+    # Where the models page reads the scoring function's drift windows: "" (nowhere), "cloud-logging"
+    # (the project's logs), "cloud-logging:<log view>" (only that view, what infra sets), or
+    # "file:<path>" (a local scoring function's log); and the PSI it marks as drift.
+    drift_source: str = Field("", alias="DRIFT_SOURCE",
+                              pattern=r"^(|cloud-logging|cloud-logging:projects/[^/]+/locations/[^/]+/buckets/[^/]+"
+                                      r"/views/[^/]+|file:.+)$")
     drift_psi_threshold: float = Field(0.2, alias="DRIFT_PSI_THRESHOLD", gt=0)
 
 

@@ -107,3 +107,19 @@ def test_cloud_logging_query_and_answer() -> None:
     assert 'timestamp>="2026-01-01T00:00:00Z"' in since
     with pytest.raises(ConsoleUnavailableError, match="403"):
         CloudLoggingDriftWindows("p", session=FakeSession(403, [])).recent()
+
+
+def test_a_log_view_source_queries_that_view_only() -> None:
+    """What infra sets: the drift log bucket's view, the one log resource the console may read."""
+    view = "projects/txguard-prod/locations/global/buckets/txguard-drift/views/drift-windows"
+    source = drift_source(f"cloud-logging:{view}", "txguard-prod")
+    assert isinstance(source, CloudLoggingDriftWindows)
+    session = FakeSession(200, [])
+    source._session = session
+    assert source.recent(3) == []
+    assert session.bodies[0][1]["resourceNames"] == [view]
+    from txguard.contract.settings import ConsoleSettings
+
+    assert ConsoleSettings.model_validate({"DRIFT_SOURCE": f"cloud-logging:{view}"}).drift_source.endswith(view)
+    with pytest.raises(ValueError, match="DRIFT_SOURCE"):
+        ConsoleSettings.model_validate({"DRIFT_SOURCE": "cloud-logging:somewhere"})
