@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_gcp as gcp
@@ -57,7 +58,7 @@ LATE_METRIC = "txguard_late_transactions"
 LATE_UPDATES_METRIC = "txguard_late_counterparty_updates"  # by entity (counterparty, device, wallet) and source
 ERRORS_METRIC = "txguard_error_logs"
 REFUSED_METRIC = "txguard_model_refused"  # versions an alias pointed at and instances refused
-LABELS_METRIC = "txguard_labels"  # label deliveries by status (txguard.enrichment.labels.LabelStatus)
+LABELS_METRIC = "txguard_labels"  # label deliveries by status (txguard.enrichment.label_applier.LabelStatus)
 # The Monitoring API's own bound for a new log-based metric to become usable (see the docstring).
 LOG_METRIC_SETTLE = "10m"
 
@@ -66,153 +67,105 @@ def _service_filter(service: str) -> str:
     return f'resource.type="cloud_run_revision" AND resource.labels.service_name="{service}"'
 
 
+SCORING_LOGS = _service_filter(names.SCORING_FUNCTION)
+ENRICH_LOGS = _service_filter(names.ENRICH_FUNCTION)
+LABEL_LOGS = _service_filter(names.LABEL_FUNCTION)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One log-based metric: which log lines it counts (or measures) and what it groups them by."""
+
+    resource: str  # the Pulumi resource name (keep it: a new one replaces the metric)
+    name: str  # the metric type's name (logging.googleapis.com/user/<name>)
+    description: str
+    filter: str
+    unit: str | None = "1"
+    labels: dict[str, str] = field(default_factory=dict)  # label -> the jsonPayload field it extracts
+    value: str | None = None  # a DISTRIBUTION of this jsonPayload field (else an INT64 count of lines)
+    buckets: tuple[int, float, float] | None = None  # exponential: finite buckets, growth factor, scale
+
+
+METRICS: tuple[MetricSpec, ...] = (
+    # Counted where a decision is published: one enrichment log line per decided transaction
+    # (redeliveries of an already decided one log status "duplicate" and are not counted).
+    MetricSpec("decisions", DECISIONS_METRIC, "Decided transactions by outcome and model version",
+               f'{ENRICH_LOGS} AND jsonPayload.status="{DECIDED_STATUS}"',
+               labels={"outcome": "outcome", "model_version": "model_version"}),
+    MetricSpec("enrich-deliveries", DELIVERIES_METRIC,
+               "Enrichment deliveries by status (decided, duplicate, invalid, rejected, retry, error)",
+               f"{ENRICH_LOGS} AND jsonPayload.status:*", labels={"status": "status"}),
+    # Decided although a later transaction of the same wallet was decided first: that later one was
+    # scored without it (training/serving skew). Ordered delivery keeps it at zero except for
+    # redriven dead letters and publishers that send a wallet out of order (docs/enrichment.md).
+    MetricSpec("late-transactions", LATE_METRIC,
+               "Transactions decided after a later transaction of their wallet (decision flagged late)",
+               f'{ENRICH_LOGS} AND jsonPayload.status="{DECIDED_STATUS}" AND jsonPayload.late=true',
+               labels={"model_version": "model_version"}),
+    # Nothing orders other wallets' updates of a counterparty: one held back by a failure lands after reads
+    # that should have included it (counterparty features scored without it). One line per entity
+    # (txguard.enrichment.counterparty.lateness); a handful while nothing fails, more when failures hold
+    # updates back (docs/enrichment.md).
+    MetricSpec("late-counterparty-updates", LATE_UPDATES_METRIC,
+               "Counterparty, device and wallet-label updates applied after reads that should have included them, "
+               "by entity and source (transaction or label)",
+               (f'resource.type="cloud_run_revision" AND resource.labels.service_name=("{names.ENRICH_FUNCTION}" '
+                f'OR "{names.LABEL_FUNCTION}") AND jsonPayload.{EVENT_KEY}="{LATE_UPDATE_EVENT}"'),
+               labels={"entity": "entity", "source": "source"}),
+    # 1 ms * 1.25^k up to ~20 s: fine resolution around the 150 ms SLA.
+    MetricSpec("scoring-latency", LATENCY_METRIC, "Scoring latency (ms) of POST /score as logged by the scoring function",
+               f'{SCORING_LOGS} AND jsonPayload.path="{SCORE_PATH}" AND jsonPayload.latency_ms:*', unit="ms",
+               labels={"model_version": "model_version"}, value="latency_ms", buckets=(45, 1.25, 1)),
+    MetricSpec("error-logs", ERRORS_METRIC, "ERROR (or worse) log lines of the txguard functions",
+               ('resource.type="cloud_run_revision" AND severity>=ERROR AND resource.labels.service_name=('
+                + " OR ".join(f'"{fn}"' for fn in FUNCTIONS) + ")"), unit=None),
+    # One value per drift window per worker: the largest PSI over the features and the score;
+    # 0.01 .. ~10 in steps of x1.25: fine around the 0.1 / 0.2 reading thresholds.
+    MetricSpec("drift-psi", DRIFT_METRIC, "Largest PSI of a drift window against the model version's training reference",
+               f'{SCORING_LOGS} AND jsonPayload.{EVENT_KEY}="{DRIFT_EVENT}"',
+               labels={"model_version": "model_version", "feature": "feature_max"}, value="psi_max",
+               buckets=(32, 1.25, 0.01)),
+    MetricSpec("model-refused", REFUSED_METRIC,
+               "Model versions refused by scoring instances (checksum, compatibility, parity)",
+               f'{SCORING_LOGS} AND jsonPayload.{EVENT_KEY}="{MODEL_REFUSED_EVENT}"',
+               labels={"version": "refused_version"}),
+    # One label function line per delivery (txguard.enrichment.label_applier): applied, unchanged, duplicate,
+    # invalid, rejected, retry, error. "Applied" changed the counters; the dashboard charts them per minute.
+    MetricSpec("label-deliveries", LABELS_METRIC,
+               "Label deliveries by status (applied, unchanged, duplicate, invalid, rejected, retry, error)",
+               f"{LABEL_LOGS} AND jsonPayload.status:*", labels={"status": "status"}),
+)
+
+
+def log_metric(spec: MetricSpec, project: str, opts: pulumi.ResourceOptions) -> gcp.logging.Metric:
+    descriptor: dict = {"metric_kind": "DELTA", "value_type": "DISTRIBUTION" if spec.value else "INT64"}
+    if spec.unit is not None:
+        descriptor["unit"] = spec.unit
+    if spec.labels:
+        descriptor["labels"] = [gcp.logging.MetricMetricDescriptorLabelArgs(key=key, value_type="STRING")
+                                for key in spec.labels]
+    extra: dict = {}
+    if spec.labels:
+        extra["label_extractors"] = {key: f"EXTRACT(jsonPayload.{source})" for key, source in spec.labels.items()}
+    if spec.value:
+        extra["value_extractor"] = f"EXTRACT(jsonPayload.{spec.value})"
+    if spec.buckets:
+        count, growth, scale = spec.buckets
+        extra["bucket_options"] = gcp.logging.MetricBucketOptionsArgs(
+            exponential_buckets=gcp.logging.MetricBucketOptionsExponentialBucketsArgs(
+                num_finite_buckets=count, growth_factor=growth, scale=scale))
+    return gcp.logging.Metric(spec.resource, name=spec.name, project=project, description=spec.description,
+                              filter=spec.filter, metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(**descriptor),
+                              opts=opts, **extra)
+
+
 class Monitoring(pulumi.ComponentResource):
     def __init__(self, name: str, cfg: StackConfig, depends_on: Sequence[pulumi.Resource] = (),
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("txguard:infra:Monitoring", name, None, opts)
         child = child_options(self, depends_on)
-        scoring_logs = _service_filter(names.SCORING_FUNCTION)
-        enrich_logs = _service_filter(names.ENRICH_FUNCTION)
-        label_logs = _service_filter(names.LABEL_FUNCTION)
-        # Counted where a decision is published: one enrichment log line per decided transaction
-        # (redeliveries of an already decided one log status "duplicate" and are not counted).
-        self.decisions = gcp.logging.Metric(
-            "decisions",
-            name=DECISIONS_METRIC,
-            project=cfg.project,
-            description="Decided transactions by outcome and model version",
-            filter=f'{enrich_logs} AND jsonPayload.status="{DECIDED_STATUS}"',
-            metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
-                metric_kind="DELTA", value_type="INT64", unit="1",
-                labels=[
-                    gcp.logging.MetricMetricDescriptorLabelArgs(key="outcome", value_type="STRING"),
-                    gcp.logging.MetricMetricDescriptorLabelArgs(key="model_version", value_type="STRING"),
-                ]),
-            label_extractors={"outcome": "EXTRACT(jsonPayload.outcome)",
-                              "model_version": "EXTRACT(jsonPayload.model_version)"},
-            opts=child,
-        )
-        self.deliveries = gcp.logging.Metric(
-            "enrich-deliveries",
-            name=DELIVERIES_METRIC,
-            project=cfg.project,
-            description="Enrichment deliveries by status (decided, duplicate, invalid, rejected, retry, error)",
-            filter=f"{enrich_logs} AND jsonPayload.status:*",
-            metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
-                metric_kind="DELTA", value_type="INT64", unit="1",
-                labels=[gcp.logging.MetricMetricDescriptorLabelArgs(key="status", value_type="STRING")]),
-            label_extractors={"status": "EXTRACT(jsonPayload.status)"},
-            opts=child,
-        )
-        # Decided although a later transaction of the same wallet was decided first: that later one was
-        # scored without it (training/serving skew). Ordered delivery keeps it at zero except for
-        # redriven dead letters and publishers that send a wallet out of order (docs/enrichment.md).
-        self.late = gcp.logging.Metric(
-            "late-transactions",
-            name=LATE_METRIC,
-            project=cfg.project,
-            description="Transactions decided after a later transaction of their wallet (decision flagged late)",
-            filter=f'{enrich_logs} AND jsonPayload.status="{DECIDED_STATUS}" AND jsonPayload.late=true',
-            metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
-                metric_kind="DELTA", value_type="INT64", unit="1",
-                labels=[gcp.logging.MetricMetricDescriptorLabelArgs(key="model_version", value_type="STRING")]),
-            label_extractors={"model_version": "EXTRACT(jsonPayload.model_version)"},
-            opts=child,
-        )
-        # Nothing orders other wallets' updates of a counterparty: one held back by a failure lands after
-        # reads that should have included it (counterparty features scored without it). One line per entity
-        # (txguard.enrichment.counterparty.lateness); a handful while nothing fails, more when failures hold
-        # updates back (docs/enrichment.md).
-        self.late_updates = gcp.logging.Metric(
-            "late-counterparty-updates",
-            name=LATE_UPDATES_METRIC,
-            project=cfg.project,
-            description="Counterparty, device and wallet-label updates applied after reads that should have "
-                        "included them, by entity and source (transaction or label)",
-            filter=(f'resource.type="cloud_run_revision" AND resource.labels.service_name=("{names.ENRICH_FUNCTION}" '
-                    f'OR "{names.LABEL_FUNCTION}") AND jsonPayload.{EVENT_KEY}="{LATE_UPDATE_EVENT}"'),
-            metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
-                metric_kind="DELTA", value_type="INT64", unit="1",
-                labels=[gcp.logging.MetricMetricDescriptorLabelArgs(key="entity", value_type="STRING"),
-                        gcp.logging.MetricMetricDescriptorLabelArgs(key="source", value_type="STRING")]),
-            label_extractors={"entity": "EXTRACT(jsonPayload.entity)", "source": "EXTRACT(jsonPayload.source)"},
-            opts=child,
-        )
-        self.latency = gcp.logging.Metric(
-            "scoring-latency",
-            name=LATENCY_METRIC,
-            project=cfg.project,
-            description="Scoring latency (ms) of POST /score as logged by the scoring function",
-            filter=f'{scoring_logs} AND jsonPayload.path="{SCORE_PATH}" AND jsonPayload.latency_ms:*',
-            value_extractor="EXTRACT(jsonPayload.latency_ms)",
-            metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
-                metric_kind="DELTA", value_type="DISTRIBUTION", unit="ms",
-                labels=[gcp.logging.MetricMetricDescriptorLabelArgs(key="model_version", value_type="STRING")]),
-            label_extractors={"model_version": "EXTRACT(jsonPayload.model_version)"},
-            # 1 ms * 1.25^k up to ~20 s: fine resolution around the 150 ms SLA.
-            bucket_options=gcp.logging.MetricBucketOptionsArgs(
-                exponential_buckets=gcp.logging.MetricBucketOptionsExponentialBucketsArgs(
-                    num_finite_buckets=45, growth_factor=1.25, scale=1)),
-            opts=child,
-        )
-        self.error_logs = gcp.logging.Metric(
-            "error-logs",
-            name=ERRORS_METRIC,
-            project=cfg.project,
-            description="ERROR (or worse) log lines of the txguard functions",
-            filter=('resource.type="cloud_run_revision" AND severity>=ERROR AND resource.labels.service_name=('
-                    + " OR ".join(f'"{fn}"' for fn in FUNCTIONS) + ")"),
-            metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(metric_kind="DELTA", value_type="INT64"),
-            opts=child,
-        )
-        # One value per drift window per worker: the largest PSI over the features and the score.
-        self.drift = gcp.logging.Metric(
-            "drift-psi",
-            name=DRIFT_METRIC,
-            project=cfg.project,
-            description="Largest PSI of a drift window against the model version's training reference",
-            filter=f'{scoring_logs} AND jsonPayload.{EVENT_KEY}="{DRIFT_EVENT}"',
-            value_extractor="EXTRACT(jsonPayload.psi_max)",
-            metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
-                metric_kind="DELTA", value_type="DISTRIBUTION", unit="1",
-                labels=[gcp.logging.MetricMetricDescriptorLabelArgs(key="model_version", value_type="STRING"),
-                        gcp.logging.MetricMetricDescriptorLabelArgs(key="feature", value_type="STRING")]),
-            label_extractors={"model_version": "EXTRACT(jsonPayload.model_version)",
-                              "feature": "EXTRACT(jsonPayload.feature_max)"},
-            # 0.01 .. ~10 in steps of x1.25: fine around the 0.1 / 0.2 reading thresholds.
-            bucket_options=gcp.logging.MetricBucketOptionsArgs(
-                exponential_buckets=gcp.logging.MetricBucketOptionsExponentialBucketsArgs(
-                    num_finite_buckets=32, growth_factor=1.25, scale=0.01)),
-            opts=child,
-        )
-        self.refused = gcp.logging.Metric(
-            "model-refused",
-            name=REFUSED_METRIC,
-            project=cfg.project,
-            description="Model versions refused by scoring instances (checksum, compatibility, parity)",
-            filter=f'{scoring_logs} AND jsonPayload.{EVENT_KEY}="{MODEL_REFUSED_EVENT}"',
-            metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
-                metric_kind="DELTA", value_type="INT64", unit="1",
-                labels=[gcp.logging.MetricMetricDescriptorLabelArgs(key="version", value_type="STRING")]),
-            label_extractors={"version": "EXTRACT(jsonPayload.refused_version)"},
-            opts=child,
-        )
-        # One label function line per delivery (txguard.enrichment.labels): applied, unchanged, duplicate,
-        # invalid, rejected, retry, error. "Applied" changed the counters; the dashboard charts them per minute.
-        self.labels = gcp.logging.Metric(
-            "label-deliveries",
-            name=LABELS_METRIC,
-            project=cfg.project,
-            description="Label deliveries by status (applied, unchanged, duplicate, invalid, rejected, retry, error)",
-            filter=f"{label_logs} AND jsonPayload.status:*",
-            metric_descriptor=gcp.logging.MetricMetricDescriptorArgs(
-                metric_kind="DELTA", value_type="INT64", unit="1",
-                labels=[gcp.logging.MetricMetricDescriptorLabelArgs(key="status", value_type="STRING")]),
-            label_extractors={"status": "EXTRACT(jsonPayload.status)"},
-            opts=child,
-        )
-        metrics = [self.decisions, self.deliveries, self.late, self.late_updates, self.latency, self.error_logs,
-                   self.drift, self.refused, self.labels]
+        self.metrics = {spec.resource: log_metric(spec, cfg.project, child) for spec in METRICS}
+        metrics = list(self.metrics.values())
         after_metrics = pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, *metrics])
         self.metrics_settled = pulumiverse_time.Sleep(
             "log-metrics-settled", create_duration=LOG_METRIC_SETTLE,

@@ -16,7 +16,7 @@ from typing import Any
 from tests.scoring_fixtures import publish_tiny
 from txguard.console.drift import drift_source
 from txguard.console.identity import Identity
-from txguard.console.live import LiveStats
+from txguard.console.live_stats import LiveStats
 from txguard.console.queue_sqlite import SqliteReviewQueue
 from txguard.console.wiring import ConsoleParts
 from txguard.contract import names
@@ -47,10 +47,9 @@ class MemoryLabelPublisher:
 
 
 def in_process_scorer(registry: str) -> Any:
-    from txguard.scoring.runtime import ModelRuntime
-    from txguard.scoring.scorer import Scorer
+    from txguard.scoring.loading import open_scorer
 
-    return Scorer(ModelRuntime.from_uri(f"{registry}@production"))
+    return open_scorer(f"{registry}@production")
 
 
 def console_parts(tmp_path: Path, **settings: Any) -> ConsoleParts:

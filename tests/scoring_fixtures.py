@@ -86,6 +86,22 @@ def tiny_metadata(**overrides: Any) -> ModelMetadata:
     return ModelMetadata(**fields)
 
 
+def parity_probe(seed: int = 0, n: int = 12) -> Any:
+    """The ParityProbe training records for the tiny model of `seed`: rows and the scores it gives them."""
+    from txguard.registry.metadata import ParityProbe
+    from txguard.scoring.runtime import ModelRuntime
+
+    runtime = ModelRuntime(tiny_model(seed)[1], tiny_metadata())
+    rows = synthetic_rows(n, seed=99).astype(np.float32).astype(np.float64)
+    return ParityProbe(rows=rows.tolist(), scores=runtime.predict(rows).tolist())
+
+
+def publish_disagreeing(registry: Path | str) -> ModelMetadata:
+    """A version whose ONNX disagrees with its metadata: model 0 carrying the parity probe of model 1
+    (the scores recorded at training are not the ones this artifact gives), promoted to production."""
+    return publish_tiny(registry, parity_probe=parity_probe(1))
+
+
 def publish_tiny(registry: Path | str, promote: bool = True, **overrides: Any) -> ModelMetadata:
     """Publish the tiny model into a registry (local folder or gs://) and promote it to production."""
     from txguard.registry import open_registry

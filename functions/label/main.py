@@ -4,7 +4,7 @@ functions-framework turns the raw push body into a `messagePublished` CloudEvent
 the message (applied, duplicate, or parked on `invalid` with the reason). A failure that may pass
 (counterparty store or publish unavailable) answers 503 without a traceback: Pub/Sub redelivers
 it with backoff, then dead-letters it. Anything else raises (500 with a traceback) and is retried
-the same way. What is acked, retried or parked is decided in shared/txguard/enrichment/labels.py.
+the same way. What is acked, retried or parked is decided in shared/txguard/enrichment/label_applier.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from cloudevents.http.event import CloudEvent
 from werkzeug.exceptions import ServiceUnavailable
 
 from txguard.contract.errors import RetryableError
-from txguard.enrichment.labels import default_applier
+from txguard.enrichment.label_applier import default_applier
 
 
 @functions_framework.cloud_event

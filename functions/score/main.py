@@ -2,7 +2,8 @@
 
 Cold start (module import) loads MODEL_URI from the registry, verifies its SHA-256 and prepares
 the ONNX fast path. If that fails the module still imports: /health and /score answer 503 with
-the reason (logged as CRITICAL). Routes, validation and errors live in shared/txguard/scoring/service.py.
+the reason (logged as CRITICAL). The service and its log line live in shared/txguard/scoring/service.py,
+the routes in routes.py, validation and the error handler in http.py.
 """
 
 from __future__ import annotations

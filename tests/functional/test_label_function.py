@@ -17,9 +17,9 @@ import pytest
 from tests.enrich_fakes import FakeOutbox
 from txguard.contract import names
 from txguard.contract.errors import StoreUnavailableError
-from txguard.enrichment import labels as label_core
+from txguard.enrichment import label_applier
 from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
-from txguard.enrichment.labels import LabelApplier
+from txguard.enrichment.label_applier import LabelApplier
 from txguard.features.counterparty import DAY_COLUMNS, FRAUD, EntityKeys
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,10 +32,10 @@ SHOP = EntityKeys.of("w-42", "merchant-7", "dev-1").counterparty
 def wired(tmp_path: Path) -> Iterator[tuple[object, SqliteCounterpartyStore, FakeOutbox, LabelApplier]]:
     store, outbox = SqliteCounterpartyStore(tmp_path / "cp.sqlite3"), FakeOutbox()
     applier = LabelApplier(store, outbox)
-    label_core.install(applier)
+    label_applier.install(applier)
     app = functions_framework.create_app(target=names.LABEL_ENTRY_POINT, source=SOURCE, signature_type="cloudevent")
     yield app.test_client(), store, outbox, applier
-    label_core.install(None)
+    label_applier.install(None)
     store.close()
 
 

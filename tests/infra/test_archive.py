@@ -1,8 +1,15 @@
-"""Function source archives: exactly the intended files, deterministic, named by content."""
+"""Function source archives: exactly the intended files, deterministic, named by content.
+
+What a function ships is its import closure, module by module: computed here a second way (the
+import statements found by a regular expression on the source text, not infra/archive.py's syntax
+tree), so the two must agree; and the offline-only modules (the column twins of the features, the
+offline timeline) never ship, so editing them redeploys nothing.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -15,16 +22,47 @@ from infra.archive import FIXED_DATE, ToolingImportError, build_archive
 FUNCTIONS = ("score", "enrich", "label")
 
 
-# What each function imports, written down independently of infra/archive.py's tracing.
-RUNTIME_NEEDS = {
-    "score": ("contract", "features", "registry", "scoring"),
-    "enrich": ("contract", "enrichment", "features"),
-    "label": ("contract", "enrichment", "features"),
-}
+# Offline-only runtime modules: training, batch jobs and parity tests use them, no function does.
+OFFLINE_ONLY = (
+    "shared/txguard/features/wallet_columns.py",
+    "shared/txguard/features/counterparty_columns.py",
+    "shared/txguard/features/timeline_columns.py",
+    "shared/txguard/features/timeline.py",
+)
+_FROM = re.compile(r"^\s*from\s+(txguard(?:\.\w+)+)\s+import\s+(?:\(([^)]*)\)|([^\n]*))", re.M)
+_IMPORT = re.compile(r"^\s*import\s+(txguard(?:\.\w+)+)", re.M)
+
+
+def _file_of(runtime: Path, dotted: str) -> Path | None:
+    rel = Path(*dotted.split(".")[1:])
+    for candidate in (runtime / rel / "__init__.py", runtime / rel.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_files(runtime: Path, source: Path) -> set[Path]:
+    """Files a module's import lines name (an imported name that is a module counts as that module),
+    with the __init__.py of every package above them."""
+    text = source.read_text()
+    names = set(_IMPORT.findall(text))
+    for module, parenthesised, one_line in _FROM.findall(text):
+        names.add(module)
+        for item in re.sub(r"#[^\n]*", "", parenthesised or one_line).split(","):
+            if item.split():
+                names.add(f"{module}.{item.split()[0]}")  # `name as alias`: the name
+    files = set()
+    for name in names:
+        parts = name.split(".")
+        for i in range(2, len(parts) + 1):
+            found = _file_of(runtime, ".".join(parts[:i]))
+            if found is not None:
+                files.add(found)
+    return files
 
 
 def expected_files(function: str, root: Path) -> set[str]:
-    """Computed independently of infra/archive.py: function folder + its runtime subpackages + pins."""
+    """Computed independently of infra/archive.py: function folder + its import closure + pins."""
     files = {"requirements.txt"}
     fn_dir = root / "functions" / function
     for dirpath, dirnames, filenames in os.walk(fn_dir):
@@ -33,13 +71,13 @@ def expected_files(function: str, root: Path) -> set[str]:
             if not name.endswith((".pyc", ".pyo")) and not name.startswith("."):
                 files.add((Path(dirpath) / name).relative_to(fn_dir).as_posix())
     runtime = root / "shared" / "txguard"
-    for package in RUNTIME_NEEDS[function]:
-        for dirpath, dirnames, filenames in os.walk(runtime / package):
-            dirnames[:] = [d for d in dirnames if d != "__pycache__" and not d.startswith(".")]
-            for name in filenames:
-                if name.endswith(".py"):
-                    files.add("txguard/" + (Path(dirpath) / name).relative_to(runtime).as_posix())
-    return files
+    todo, seen = list(_imported_files(runtime, fn_dir / "main.py")), set()
+    while todo:
+        path = todo.pop()
+        if path not in seen:
+            seen.add(path)
+            todo.extend(_imported_files(runtime, path) - seen)
+    return files | {"txguard/" + path.relative_to(runtime).as_posix() for path in seen}
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -57,6 +95,7 @@ def test_archive_holds_exactly_the_intended_files(function: str, tmp_path: Path)
         assert "main.py" in entries  # at the archive root, where Cloud Run functions looks for it
     assert "txguard/contract/names.py" in entries
     assert not [e for e in entries if e.startswith(("txguard/cli/", "txguard/simulator/", "txguard/training/"))]
+    assert not set(entries) & {path.replace("shared/", "", 1) for path in OFFLINE_ONLY}
     # The runtime lock, byte for byte (tests/infra/test_lockfile.py checks the lock itself).
     assert requirements == (ROOT / "requirements.lock").read_text(encoding="utf-8")
 
@@ -137,9 +176,15 @@ def test_editing_tooling_redeploys_nothing(tmp_path: Path, tooling: str) -> None
 
 @pytest.mark.parametrize(("runtime", "changes"), [
     ("shared/txguard/scoring/runtime.py", {"score"}),
+    ("shared/txguard/scoring/state.py", {"score"}),
     ("shared/txguard/registry/core.py", {"score"}),
-    ("shared/txguard/enrichment/pipeline.py", {"enrich", "label"}),  # one subpackage: both ship it
+    ("shared/txguard/enrichment/pipeline.py", {"enrich"}),  # the label function does not import it
+    ("shared/txguard/enrichment/label_applier.py", {"label"}),
+    ("shared/txguard/enrichment/delivery.py", {"enrich", "label"}),  # both handlers run on it
+    ("shared/txguard/features/counterparty_windows.py", {"enrich"}),
     ("shared/txguard/features/wallet.py", {"score", "enrich", "label"}),
+    ("shared/txguard/console/app.py", set()),  # the console's own archive only (test_console_archive.py)
+    *[(path, set()) for path in OFFLINE_ONLY],  # the offline column twins and timeline: no function
 ])
 def test_editing_runtime_redeploys_the_functions_that_ship_it(
     tmp_path: Path, runtime: str, changes: set[str]

@@ -93,7 +93,7 @@ def test_label_push_subscription_authenticates_retries_and_dead_letters(default_
     assert sub["deadLetterPolicy"] == {
         "deadLetterTopic": f"projects/{BASE_CONFIG['gcp:project']}/topics/{names.LABELS_DEAD_LETTER_TOPIC}",
         "maxDeliveryAttempts": 10}
-    assert sub["enableMessageOrdering"] is False  # a transaction's labels commute (features.labels)
+    assert sub["enableMessageOrdering"] is False  # a transaction's labels commute (features.label_ledger)
     timeout = function(default_stack, names.LABEL_FUNCTION)["serviceConfig"]["timeoutSeconds"]
     assert timeout <= sub["ackDeadlineSeconds"]
     inspect = default_stack.one(SUBSCRIPTION, name=names.LABELS_DEAD_LETTER_SUBSCRIPTION).inputs
@@ -195,7 +195,7 @@ def test_label_push_subscription_waits_for_its_function_and_push_grants(default_
 
 def test_labels_are_counted_charted_and_their_dead_letters_alerted(default_stack: StackRun) -> None:
     from infra.monitoring import LABELS_METRIC
-    from txguard.enrichment.labels import LabelStatus
+    from txguard.enrichment.label_applier import LabelStatus
 
     metric = default_stack.one("gcp:logging/metric:Metric", name=LABELS_METRIC).inputs
     assert f'resource.labels.service_name="{names.LABEL_FUNCTION}"' in metric["filter"]

@@ -331,7 +331,7 @@ def test_history_fields_are_not_indexed(default_stack: StackRun) -> None:
     import base64
 
     from txguard.contract.models import Transaction
-    from txguard.enrichment.history.protocol import processed_record, step
+    from txguard.enrichment.history.record import processed_record, step
     from txguard.features.counterparty import Snapshot
     from txguard.features.counterparty_windows import counterparty_features
 
@@ -354,7 +354,7 @@ def test_one_composite_index_serves_the_decisions_at_an_entity_in_a_window(defau
     assert index.inputs["fields"] == [{"fieldPath": "entities", "arrayConfig": "CONTAINS"},
                                       {"fieldPath": "event_time", "order": "ASCENDING"}]
     from tests.enrich_fakes import make_tx
-    from txguard.enrichment.history.protocol import processed_record, step
+    from txguard.enrichment.history.record import processed_record, step
     from txguard.features.counterparty import Snapshot
     from txguard.features.counterparty_windows import counterparty_features
 

@@ -29,8 +29,7 @@ from txguard.batch.score_file import score_file
 from txguard.batch.storage import list_matching, read_bytes, write_bytes
 from txguard.cli.main import main as cli
 from txguard.local.emulators import Emulator
-from txguard.scoring.runtime import ModelRuntime
-from txguard.scoring.scorer import Scorer
+from txguard.scoring.loading import open_scorer
 from txguard.simulator.core import simulate
 
 pytestmark = pytest.mark.gcs
@@ -83,7 +82,7 @@ def test_a_job_reads_and_writes_cloud_storage(bucket: str, tmp_path, capsys: pyt
     local = tmp_path / "tx.parquet"
     pq.write_table(pa.Table.from_pylist(rows), local)
     write_bytes(f"{bucket}/inputs/tx.parquet", local.read_bytes())
-    scorer = Scorer(ModelRuntime.from_uri(uri))
+    scorer = open_scorer(uri)
     score_file(scorer, f"{bucket}/inputs/tx.parquet", f"{bucket}/outputs/single.jsonl")
     single = read_bytes(f"{bucket}/outputs/single.jsonl").decode().splitlines()
     assert sorted(single) == sorted(json.dumps(d, separators=(",", ":")) for d in decided)

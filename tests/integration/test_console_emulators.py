@@ -18,8 +18,8 @@ from tests.enrich_fakes import make_tx
 from txguard.console import items
 from txguard.console.ingest import Intake, SubscriptionReader
 from txguard.console.items import ReviewItem
-from txguard.console.labels import PubSubLabelPublisher
-from txguard.console.live import LiveStats
+from txguard.console.label_publisher import PubSubLabelPublisher
+from txguard.console.live_stats import LiveStats
 from txguard.console.queue_firestore import FirestoreReviewQueue
 from txguard.console.review import Reviews
 from txguard.contract import names

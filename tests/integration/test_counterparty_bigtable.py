@@ -25,7 +25,7 @@ from txguard.features.counterparty import (
     transaction_increments,
 )
 from txguard.features.counterparty_windows import counterparty_values
-from txguard.features.labels import apply_label
+from txguard.features.label_ledger import apply_label
 from txguard.features.wallet import TxPoint, WalletState, apply
 from txguard.local import emulators
 from txguard.local.bigtable import drop_counterparty_table, ensure_counterparty_table

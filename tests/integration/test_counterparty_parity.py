@@ -26,7 +26,7 @@ import pytest
 from tests.enrich_fakes import FakeOutbox, FakeScorer, event_data, push_body, stored_row
 from txguard.enrichment.counterparty.bigtable import BigtableCounterpartyStore
 from txguard.enrichment.history.firestore import FirestoreHistoryStore
-from txguard.enrichment.labels import LabelApplier, LabelStatus
+from txguard.enrichment.label_applier import LabelApplier, LabelStatus
 from txguard.enrichment.pipeline import DeliveryStatus, Enricher
 from txguard.features.counterparty import FIVE_MIN
 from txguard.features.timeline import replay

@@ -175,8 +175,8 @@ def offline_scorer(model_uri: str):
     from txguard.scoring.service import ScoringService
 
     service = ScoringService.load(ScoringSettings(MODEL_URI=model_uri))
-    assert service.scorer is not None, service.load_error
-    return service.scorer
+    assert service.state.champion is not None, service.state.load_error
+    return service.state.champion
 
 
 def test_every_transaction_decided_once_with_offline_features(pipeline: Pipeline, model_uri: str) -> None:

@@ -22,7 +22,7 @@ from txguard.contract.settings import SCORING_WORKERS
 from txguard.local.emulators import Emulator, free_port
 from txguard.registry import open_registry
 from txguard.registry.gcs import GcsReader
-from txguard.scoring.runtime import ModelRuntime
+from txguard.scoring.loading import open_scorer
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "functions" / "score" / "main.py"
@@ -47,9 +47,8 @@ def test_lean_reader_reads_what_the_registry_published(gcs_registry: str) -> Non
     assert reader.list("versions/") == writer.store.list("versions/")
     assert reader.read("versions/v1/model.onnx")[0] == tiny_model()[1]
     assert reader.read("aliases/nope.json") is None
-    runtime = ModelRuntime.from_uri(f"{gcs_registry}@production")
-    assert runtime.version == "v1"
-    assert ModelRuntime.from_uri(f"{gcs_registry}@latest").version == "v1"
+    assert open_scorer(f"{gcs_registry}@production").version == "v1"
+    assert open_scorer(f"{gcs_registry}@latest").version == "v1"
 
 
 @pytest.mark.gcs
@@ -57,7 +56,7 @@ def test_a_tampered_artifact_in_cloud_storage_is_refused(gcs_registry: str) -> N
     store = open_registry(gcs_registry).store
     store.bucket.blob(store._name("versions/v1/model.onnx")).upload_from_string(tiny_model()[1] + b"\0")
     with pytest.raises(ChecksumMismatchError):
-        ModelRuntime.from_uri(f"{gcs_registry}@production")
+        open_scorer(f"{gcs_registry}@production")
 
 
 def _import_report(env: dict[str, str]) -> dict:
@@ -73,7 +72,7 @@ def _import_report(env: dict[str, str]) -> dict:
         "t2 = time.perf_counter()\n"
         "heavy = sorted({k.split('.')[0] for k in sys.modules} & {'sklearn', 'scipy', 'pandas', 'skl2onnx'})\n"
         "print(json.dumps({'framework_s': t1 - t0, 'function_s': t2 - t1, 'heavy': heavy,\n"
-        "  'gcs_client': 'google.cloud.storage' in sys.modules, 'loaded': m.SERVICE.scorer is not None}))\n"
+        "  'gcs_client': 'google.cloud.storage' in sys.modules, 'loaded': m.SERVICE.state.champion is not None}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
                          timeout=120)

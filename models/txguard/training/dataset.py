@@ -26,7 +26,7 @@ import math
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,8 @@ import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from txguard.contract.errors import DataFileError
-from txguard.contract.models import TRANSACTION_ADAPTER, LabelEvent, LabelKind, Transaction
-from txguard.features.timeline import replay
+from txguard.contract.models import TRANSACTION_ADAPTER, LabelEvent, Transaction
+from txguard.features.timeline import replay, row_label_event
 from txguard.features.timeline_columns import ColumnsBuilder, TxColumns, replay_columns
 from txguard.features.wallet import FEATURE_NAMES
 
@@ -190,7 +190,7 @@ def _validate(adapter: TypeAdapter[Any], raw: dict[str, Any], path: Path, line_n
 
 def read_labels(path: str | Path) -> list[LabelEvent]:
     """LabelEvents from a JSONL / CSV file, each validated; the first bad row is named."""
-    from txguard.publisher.labels import parse_labels
+    from txguard.publisher.label_sources import parse_labels
 
     if not Path(path).is_file():
         raise DataFileError(f"labels file {path} not found")
@@ -198,20 +198,6 @@ def read_labels(path: str | Path) -> list[LabelEvent]:
         return parse_labels(path)
     except ValueError as exc:
         raise DataFileError(str(exc)) from None
-
-
-def row_label_id(transaction_id: str) -> str:
-    """The label id of a fraud row's `label_time` (also what `txguard batch` replays)."""
-    return f"row-{transaction_id}"[:64]
-
-
-def row_label_event(tx: Transaction, label_time: float) -> LabelEvent:
-    """A fraud row's `label_time` as the label event it stands for (a chargeback known then)."""
-    return LabelEvent(
-        label_id=row_label_id(tx.transaction_id), transaction_id=tx.transaction_id, wallet_id=tx.wallet_id,
-        counterparty_id=tx.counterparty_id, device_id=tx.device_id, transaction_time=tx.timestamp,
-        known_at=datetime.fromtimestamp(label_time, UTC), kind=LabelKind.CHARGEBACK, is_fraud=True,
-    )
 
 
 def _file_digest(*paths: str | Path) -> str:

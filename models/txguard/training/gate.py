@@ -1,16 +1,22 @@
-"""The quality gate: a model that is bad, or worse than production, is never published."""
+"""The quality gate: a model that is bad, worse than production, or whose scores are not the
+probabilities they claim to be, is never published."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from txguard.contract.errors import QualityGateError
+from txguard.training.metrics import CALIBRATION_MIN_ROWS
 
 
 @dataclass(frozen=True)
 class GatePolicy:
     min_pr_auc: float = 0.5
     max_regression: float = 0.02
+    # Calibration on the held-out rows (txguard.training.metrics.calibration): the expected
+    # calibration error over 10 equal-width bins, and the largest gap of a bin holding >= 100 rows.
+    max_ece: float = 0.02
+    max_calibration_gap: float = 0.10
 
 
 def check(pr_auc: float, production_pr_auc: float | None, policy: GatePolicy) -> None:
@@ -29,4 +35,18 @@ def check(pr_auc: float, production_pr_auc: float | None, policy: GatePolicy) ->
         raise QualityGateError(
             f"quality gate: PR-AUC {pr_auc:.4f} is worse than production's {production_pr_auc:.4f} by more "
             f"than {policy.max_regression:.4f} (--max-regression)"
+        )
+
+
+def check_calibration(calibration: dict[str, float], policy: GatePolicy) -> None:
+    """Refuse a version whose held-out scores are not the probabilities they claim to be."""
+    ece, gap = calibration["ece"], calibration["ece_max_gap"]
+    if not ece <= policy.max_ece:  # NaN refuses too
+        raise QualityGateError(
+            f"quality gate: expected calibration error {ece:.4f} is above the bound {policy.max_ece:.4f} (--max-ece)"
+        )
+    if not gap <= policy.max_calibration_gap:
+        raise QualityGateError(
+            f"quality gate: a score bin holding >= {CALIBRATION_MIN_ROWS} held-out rows is off its fraud rate by {gap:.4f}, above "
+            f"the bound {policy.max_calibration_gap:.4f} (--max-calibration-gap)"
         )

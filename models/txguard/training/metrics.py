@@ -6,6 +6,12 @@ and count how many really had fraud that day; averaged over test days. It reflec
 fixed-capacity investigation team better than any transaction-level curve. When fewer than 100
 wallets have fraud on a day the value is capped, so `wallet_precision_at_100_ceiling` (a perfect
 ranking's value) is reported next to it.
+
+Calibration (`calibration`): a score is read as a probability (an analyst's "0.93", a rule's
+`score > 0.8`, a review budget), so training reports how far it is from one on the held-out rows:
+the Brier score, the expected calibration error over 10 equal-width bins, the largest gap of any
+bin holding at least 100 rows (the error-weighted ECE is dominated by the mass near 0 and would hide
+the decision region), and the mean score against the fraud rate.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from txguard.registry.metadata import Thresholds
 REVIEW_FPR = 0.01  # review queue: 1% of legitimate traffic at most
 BLOCK_FPR = 0.001  # blocking: 0.1% of legitimate traffic at most...
 BLOCK_PRECISION = 0.9  # ...and at least 90% of blocked transactions fraudulent when reachable
+CALIBRATION_BINS = 10  # equal-width score bins of the expected calibration error
+CALIBRATION_MIN_ROWS = 100  # a bin this full is judged on its own (`ece_max_gap`)
 
 
 def threshold_at_fpr(y: np.ndarray, scores: np.ndarray, fpr: float = 0.01) -> float:
@@ -59,14 +67,21 @@ def _wallet_precision(
     return float(np.mean(precisions)), float(np.mean(ceilings))
 
 
+def pr_auc(y: np.ndarray, scores: np.ndarray) -> float:
+    """Average precision (the PR-AUC every report quotes)."""
+    from sklearn.metrics import average_precision_score
+
+    return float(average_precision_score(y, scores))
+
+
 def evaluate(y: np.ndarray, scores: np.ndarray, ts: np.ndarray, wallets: np.ndarray) -> dict[str, float]:
-    from sklearn.metrics import average_precision_score, roc_auc_score
+    from sklearn.metrics import roc_auc_score
 
     if y.min() == y.max():
         raise ValueError("the held-out period has a single class: cannot evaluate (more data needed)")
     wallet_p, wallet_ceiling = _wallet_precision(y, scores, ts, wallets, 100)
     return {
-        "pr_auc": float(average_precision_score(y, scores)),
+        "pr_auc": pr_auc(y, scores),
         "roc_auc": float(roc_auc_score(y, scores)),
         "recall_at_1pct_fpr": recall_at_fpr(y, scores, 0.01),
         "wallet_precision_at_100": wallet_p,
@@ -119,3 +134,36 @@ def derive_thresholds(y: np.ndarray, scores: np.ndarray) -> Thresholds:
     review = min(max(review, 1e-6), 1.0)
     block = min(max(block, review), 1.0)
     return Thresholds(review=round(review, 6), block=round(block, 6))
+
+
+def reliability(y: np.ndarray, scores: np.ndarray, bins: int = CALIBRATION_BINS) -> list[dict[str, float]]:
+    """The non-empty equal-width score bins: bounds, rows, mean score and fraud rate of each
+    (the reliability diagram's points; a score of exactly 1 falls in the last bin)."""
+    index = np.minimum((np.asarray(scores, dtype=np.float64) * bins).astype(np.int64), bins - 1)
+    out = []
+    for b in range(bins):
+        rows = index == b
+        n = int(rows.sum())
+        if n:
+            out.append({"lo": b / bins, "hi": (b + 1) / bins, "rows": n, "mean_score": float(scores[rows].mean()),
+                        "fraud_rate": float(y[rows].mean())})
+    return out
+
+
+def calibration(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """Brier score, ECE (10 equal-width bins), the largest |mean score - fraud rate| of a bin holding
+    at least CALIBRATION_MIN_ROWS rows, and the mean score divided by the fraud rate (1 is exact)."""
+    y64, s64 = np.asarray(y, dtype=np.float64), np.asarray(scores, dtype=np.float64)
+    bins = reliability(y64, s64)
+    gaps = [(b["rows"], abs(b["mean_score"] - b["fraud_rate"])) for b in bins]
+    return {
+        "brier": float(np.mean((s64 - y64) ** 2)),
+        "ece": float(sum(n * gap for n, gap in gaps) / len(y64)),
+        "ece_max_gap": float(max((gap for n, gap in gaps if n >= CALIBRATION_MIN_ROWS), default=0.0)),
+        "score_to_fraud_rate": float(s64.mean() / y64.mean()) if y64.any() else float("nan"),
+    }
+
+
+def alerts(scores: np.ndarray, thresholds: Thresholds) -> dict[str, int]:
+    """How many rows the thresholds send to review or block (>= review) and to block alone."""
+    return {"review": int(np.sum(scores >= thresholds.review)), "block": int(np.sum(scores >= thresholds.block))}

@@ -5,7 +5,10 @@
 - `scores.png`: the held-out score histogram, legitimate and fraud apart (log scale), with the
   two thresholds;
 - `scenarios.png`: recall per fraud scenario at the review and block thresholds, model against
-  baseline (the baseline at thresholds derived from its own scores the same way).
+  baseline (the baseline at thresholds derived from its own scores the same way);
+- `reliability.png`: the reliability diagram, mean score against fraud rate per score bin, of the
+  served (calibrated) scores and of the trees' own: the 10 equal-width bins the calibration error
+  is computed on, and quantile bins on log axes, where nearly every transaction's score lies.
 
 A reviewer sees at a glance what a table of metrics hides: where the thresholds sit and which
 fraud the model misses. Training-time only (matplotlib is in the `train` extra, never in serving).
@@ -21,7 +24,7 @@ import numpy as np
 
 from txguard.registry.metadata import Thresholds
 
-NAMES = ("curves.png", "scores.png", "scenarios.png")
+NAMES = ("curves.png", "scores.png", "scenarios.png", "reliability.png")
 _MODEL, _BASE = "#1f5fa8", "#c0504d"
 _SCORE_FLOOR = 1e-6
 
@@ -37,6 +40,7 @@ class HeldOut:
     baseline_thresholds: Thresholds
     scenarios: Sequence[str]
     title: str  # e.g. "v3 (held-out 2026-01-23..2026-01-31)"
+    uncalibrated: np.ndarray | None = None  # the trees' own scores, before calibration
 
 
 def _pyplot():  # noqa: ANN202
@@ -144,6 +148,61 @@ def scenarios(h: HeldOut) -> bytes:
     return _png(fig)
 
 
+def _decade_points(y: np.ndarray, s: np.ndarray) -> list[tuple[float, float, int, int]]:
+    """(mean score, fraud rate, rows, frauds) of the score decades [1e-6, 1e-5), ..., [0.1, 1] holding
+    a fraud (below 1e-6 counted in the first): a fraud rate of 0 has no place on a log axis."""
+    edges = np.logspace(np.log10(_SCORE_FLOOR), 0, 7)
+    index = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, len(edges) - 2)
+    out = []
+    for b in range(len(edges) - 1):
+        rows = index == b
+        if rows.any() and y[rows].any():
+            out.append((float(s[rows].mean()), float(y[rows].mean()), int(rows.sum()), int(y[rows].sum())))
+    return out
+
+
+def reliability(h: HeldOut) -> bytes:
+    from txguard.training.metrics import CALIBRATION_MIN_ROWS, calibration
+    from txguard.training.metrics import reliability as bins_of
+
+    plt = _pyplot()
+    fig, (wide, low) = plt.subplots(1, 2, figsize=(12, 5.2))
+    series = [("served (calibrated)", h.scores, _MODEL, "o")]
+    if h.uncalibrated is not None:
+        series.append(("trees alone (uncalibrated)", h.uncalibrated, "#7f7f7f", "s"))
+    for label, s, color, marker in series:
+        c = calibration(h.y, s)
+        bins = bins_of(h.y, s)
+        x = np.array([b["mean_score"] for b in bins])
+        rate = np.array([b["fraud_rate"] for b in bins])
+        n = np.array([b["rows"] for b in bins])
+        # 95 % binomial interval of each bin's fraud rate: a bin of a few rows says little.
+        err = 1.96 * np.sqrt(np.clip(rate * (1 - rate), 1e-12, None) / n)
+        wide.errorbar(x, rate, yerr=err, fmt=marker + "-", color=color, markersize=5, capsize=2, linewidth=1,
+                      label=f"{label}: ECE {c['ece']:.4f}, gap {c['ece_max_gap']:.3f}, Brier {c['brier']:.5f}")
+        for xi, ri, ni in zip(x, rate, n, strict=True):
+            wide.annotate(f"{ni:,}", (xi, ri), textcoords="offset points", xytext=(4, -9), fontsize=6, color=color)
+        points = _decade_points(h.y, s)
+        low.plot([max(p[0], _SCORE_FLOOR) for p in points], [p[1] for p in points], marker + "-", color=color,
+                 markersize=5, linewidth=1, label=f"{label}: mean score {s.mean():.4f}, fraud rate {h.y.mean():.4f}")
+        for mean, rate_b, rows, frauds in points:
+            low.annotate(f"{frauds:,}/{rows:,}", (max(mean, _SCORE_FLOOR), rate_b), textcoords="offset points",
+                         xytext=(4, -9), fontsize=6, color=color)
+    for ax, where in ((wide, "lower right"), (low, "upper left")):
+        ax.plot([_SCORE_FLOOR, 1], [_SCORE_FLOOR, 1], color="black", linestyle=":", linewidth=1, label="perfect")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc=where)
+    wide.set(xlabel="mean score in the bin", ylabel="fraud rate in the bin (95 % interval)", xlim=(0, 1.02),
+             ylim=(-0.02, 1.1), title="the 10 equal-width bins of the ECE (rows per bin)")
+    low.set(xscale="log", yscale="log", xlabel=f"mean score (log; below {_SCORE_FLOOR:g} drawn at it)",
+            ylabel="fraud rate (log)", title="score decades holding a fraud (frauds/rows)")
+    fig.suptitle(f"Reliability on the held-out rows, {h.title}\n"
+                 f"gap: the largest |mean score - fraud rate| of a bin holding >= {CALIBRATION_MIN_ROWS} rows",
+                 fontsize=10, y=1.04)
+    return _png(fig)
+
+
 def render(h: HeldOut) -> dict[str, bytes]:
     """Every picture of a version, by file name."""
-    return {"curves.png": curves(h), "scores.png": scores(h), "scenarios.png": scenarios(h)}
+    return {"curves.png": curves(h), "scores.png": scores(h), "scenarios.png": scenarios(h),
+            "reliability.png": reliability(h)}

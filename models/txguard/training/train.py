@@ -2,9 +2,11 @@
 
 Pipeline: data (simulated or a user's file) -> features through the serving code path ->
 time-based split (train on the earlier days, evaluate on the last quarter) ->
-HistGradientBoostingClassifier -> ONNX -> parity check of ONNX against scikit-learn ->
-held-out metrics next to the rules baseline -> thresholds -> quality gate (floor, and no
-regression against production scored on the same held-out rows) -> registry.
+HistGradientBoostingClassifier on the training rows but a calibration slice -> Platt calibration
+fitted on that slice (txguard.training.calibration) -> ONNX with the calibration folded into the
+trees -> parity check of ONNX against scikit-learn -> held-out metrics (ranking and calibration,
+before and after) next to the rules baseline -> thresholds -> quality gate (floor, no regression
+against production scored on the same held-out rows, calibration error) -> registry.
 
 Nothing reaches the registry unless every check passed.
 """
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,10 +28,17 @@ import numpy as np
 from txguard.contract.errors import ModelNotFoundError, QualityGateError
 from txguard.contract.settings import DEFAULT_LOCAL_REGISTRY
 from txguard.features.wallet import FEATURE_NAMES
-from txguard.local.paths import ROOT
 from txguard.registry import PRODUCTION, STAGING, open_registry
-from txguard.registry.metadata import ModelMetadata, Thresholds
+from txguard.registry.metadata import Calibration, ModelMetadata, Thresholds
 from txguard.training import baseline, gate, lifecycle, metrics
+from txguard.training.calibration import (
+    METHOD,
+    CalibrationSlice,
+    Platt,
+    calibration_slice,
+    fit_platt,
+    fold_into_onnx,
+)
 from txguard.training.dataset import Dataset, from_feature_table, from_file, simulated
 from txguard.training.onnx_export import INPUT_NAME, to_onnx
 
@@ -53,9 +63,12 @@ class TrainConfig:
     min_samples_leaf: int = 20  # scikit-learn's default
     # Weight of a fraud row in the loss (legitimate rows weigh 1). Chosen on a validation slice of
     # the training period of the Handbook-style data (`txguard evaluate tune`: fit on its first
-    # 14 training days, PR-AUC on the last 7; docs/evaluation.md), never on a test period. Scores
-    # are then not probabilities; the thresholds are derived from held-out scores either way.
+    # 14 training days, PR-AUC on the last 7; docs/evaluation.md), never on a test period. The
+    # trees' scores are then not probabilities: the calibration below makes them ones.
     fraud_weight: float = 10.0
+    # Share of the training period held out from the trees to fit the calibration on (the most
+    # recent rows whose labels are mature at the split; txguard.training.calibration).
+    calibration_fraction: float = 0.2
     # OpenMP threads for fitting. 1 by default: on a small shared machine OpenMP's spinning threads
     # made a 10k-row fit 30x slower under load, while one thread is never much slower here.
     threads: int = 1
@@ -69,9 +82,11 @@ def default_registry() -> str:
 
 
 def git_commit() -> str:
+    """The commit of the checkout this code runs from (git finds it from this module's folder)."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5, check=True
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True,
+            timeout=5, check=True,
         )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
@@ -100,6 +115,10 @@ def time_split(data: Dataset, test_fraction: float) -> tuple[np.ndarray, np.ndar
     train = (data.ts < cut) & known
     test = data.ts >= cut
     return train, test, cut
+
+
+def utc_iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
 def onnx_scores(artifact: bytes, X32: np.ndarray) -> np.ndarray:
@@ -160,6 +179,47 @@ def fit_model(config: TrainConfig, X_train: np.ndarray, y_train: np.ndarray) -> 
     return model
 
 
+@dataclass(frozen=True)
+class Fitted:
+    """A fitted version: the trees, their calibration and both ONNX graphs."""
+
+    model: Any
+    platt: Platt
+    calibration_slice: CalibrationSlice
+    fit_rows: np.ndarray  # boolean mask: the rows the trees were fitted on
+    raw_artifact: bytes  # the trees alone: uncalibrated scores, what versions before calibration served
+    artifact: bytes  # the published graph, the calibration folded into the trees
+
+    def reference_scores(self, X32: np.ndarray) -> np.ndarray:
+        """scikit-learn's calibrated scores in float64: what the ONNX graph must reproduce."""
+        return self.platt(self.model.decision_function(X32))
+
+    def calibration_record(self, y: np.ndarray) -> Calibration:
+        rows = self.calibration_slice.rows
+        return Calibration(method=METHOD, slope=self.platt.slope, intercept=self.platt.intercept,
+                           rows=int(rows.sum()), frauds=int(y[rows].sum()),
+                           period=f"{utc_iso(self.calibration_slice.start)} to {utc_iso(self.calibration_slice.end)}",
+                           label_maturity_days=round(self.calibration_slice.label_maturity_s / 86400.0, 3))
+
+
+def fit_calibrated(config: TrainConfig, X32: np.ndarray, y: np.ndarray, ts: np.ndarray, label_time: np.ndarray,
+                   train: np.ndarray, as_of: float) -> Fitted:
+    """Trees on the training rows but the calibration slice, Platt on the slice, both into ONNX.
+
+    `as_of` is when the training labels were read (the split); the slice is chosen from `train`
+    with the labels known then (txguard.training.calibration.calibration_slice). Every published
+    version and every evaluation fits through here.
+    """
+    held = calibration_slice(ts, y, label_time, train, as_of, config.calibration_fraction)
+    fit_rows = train & ~held.rows
+    if y[fit_rows].sum() == 0:
+        raise QualityGateError("not enough labelled fraud outside the calibration slice to fit the trees: use more data")
+    model = fit_model(config, X32[fit_rows], y[fit_rows])
+    platt = fit_platt(model.decision_function(X32[held.rows]), y[held.rows])
+    raw = to_onnx(model, X32.shape[1])
+    return Fitted(model, platt, held, fit_rows, raw, fold_into_onnx(raw, platt))
+
+
 def train_and_publish(
     config: TrainConfig = TrainConfig(),
     dataset: Dataset | None = None,
@@ -189,22 +249,31 @@ def train_and_publish(
             f"{int(y_test.sum())} after): use more data"
         )
     X32 = dataset.X.astype(np.float32)  # what ONNX sees at serving; sklearn trains on the same values
-    X_train, X_test = X32[train], X32[test]
+    X_test = X32[test]
 
-    log(f"training on {len(y_train)} rows ({int(y_train.sum())} frauds), testing on {len(y_test)}")
+    log(f"training on {len(y_train)} rows ({int(y_train.sum())} frauds) but a calibration slice, "
+        f"testing on {len(y_test)}")
     t_fit = time.perf_counter()
-    model = fit_model(config, X_train, y_train)
+    fitted = fit_calibrated(config, X32, dataset.y, dataset.ts, dataset.label_time, train, cut)
     train_seconds = time.perf_counter() - t_fit
+    artifact = fitted.artifact
 
-    log("exporting to ONNX and checking parity")
-    artifact = to_onnx(model, len(FEATURE_NAMES))
-    sk_scores = model.predict_proba(X_test)[:, 1]
+    log("checking ONNX parity")
     served = onnx_scores(artifact, X_test)
     thresholds = metrics.derive_thresholds(y_test, served)
-    parity = check_parity(sk_scores, served, thresholds)
+    parity = check_parity(fitted.reference_scores(X_test), served, thresholds)
+    # The trees alone, as versions before calibration served them: the same ranking, other numbers.
+    uncalibrated = onnx_scores(fitted.raw_artifact, X_test)
+    raw_thresholds = metrics.derive_thresholds(y_test, uncalibrated)
+    calibrated_metrics = metrics.calibration(y_test, served)
+    raw_metrics = {"pr_auc": metrics.pr_auc(y_test, uncalibrated), **metrics.calibration(y_test, uncalibrated)}
+    alerts = {"alerts": metrics.alerts(served, thresholds), "alerts_uncalibrated": metrics.alerts(uncalibrated,
+                                                                                                   raw_thresholds)}
+    calibration = fitted.calibration_record(dataset.y)
 
     ts_test, wallets_test = dataset.ts[test], dataset.wallets[test]
-    model_metrics = metrics.evaluate(y_test, served, ts_test, wallets_test)
+    model_metrics = {**metrics.evaluate(y_test, served, ts_test, wallets_test), **calibrated_metrics,
+                     **{f"{k}_uncalibrated": v for k, v in raw_metrics.items()}}
     base_scores = baseline.rule_scores(dataset.X[test])
     base = metrics.evaluate(y_test, base_scores, ts_test, wallets_test)
     test_scenarios = [s for s, keep in zip(dataset.scenarios, test, strict=True) if keep]
@@ -220,10 +289,14 @@ def train_and_publish(
         "production_pr_auc": None if prod_pr_auc is None else round(prod_pr_auc, 6),
         "production_version": prod_version,
         "thresholds": thresholds.model_dump(),
+        **alerts,
+        "calibration": calibration.model_dump(),
         "recall_by_scenario": by_scenario,
-        "n_train": int(train.sum()),
+        "n_train": int(fitted.fit_rows.sum()),
+        "n_calibration": calibration.rows,
         "n_test": int(test.sum()),
         "fraud_rate": round(float(dataset.y.mean()), 6),
+        "held_out_fraud_rate": round(float(y_test.mean()), 6),
         "split_at": split_at,
         "features_seconds": round(features_seconds, 2),
         "train_seconds": round(train_seconds, 2),
@@ -234,6 +307,7 @@ def train_and_publish(
         "aliases": [],
     }
     gate.check(model_metrics["pr_auc"], prod_pr_auc, config.policy)
+    gate.check_calibration(calibrated_metrics, config.policy)
 
     meta = ModelMetadata(
         created_at=datetime.now(UTC),
@@ -244,10 +318,12 @@ def train_and_publish(
             **model_metrics,
             **{f"baseline_{k}": v for k, v in base.items()},
             "train_seconds": train_seconds,
-            "n_train": float(train.sum()),
+            "n_train": float(fitted.fit_rows.sum()),
+            "n_calibration": float(calibration.rows),
             "n_test": float(test.sum()),
         },
         thresholds=thresholds,
+        calibration=calibration,
         library_versions=library_versions(),
         data_source=dataset.source,
         hyperparameters={
@@ -258,6 +334,7 @@ def train_and_publish(
             "l2_regularization": 1.0,
             "fraud_weight": config.fraud_weight,
             "test_fraction": config.test_fraction,
+            "calibration_fraction": config.calibration_fraction,
             "threads": config.threads,
         },
         drift_reference=reference,
@@ -268,7 +345,7 @@ def train_and_publish(
         from txguard.training.pictures import HeldOut
 
         held_out = HeldOut(
-            y=y_test, scores=served, baseline=base_scores, thresholds=thresholds,
+            y=y_test, scores=served, uncalibrated=uncalibrated, baseline=base_scores, thresholds=thresholds,
             baseline_thresholds=metrics.derive_thresholds(y_test, base_scores),
             scenarios=[dataset.scenarios[i] for i in np.flatnonzero(test)] if dataset.scenarios else [""] * len(y_test),
             title=f"{published.version} (held-out from {split_at[:10]}, {len(y_test):,} transactions)")

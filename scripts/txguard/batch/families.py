@@ -6,7 +6,7 @@ the history (`HISTORY_FEATURES`) reads the wallet's own state; `cp_*` the counte
 per wallet slot); `device_*` the device's cells (its transactions, `w` = wallets new to it; its
 fraud labels); `wallet_fraud_30d` the wallet's label cells (labels only). No feature mixes two
 views. What mixes keys is upstream: (1) the `w` counters need a mark from the wallet's history
-(`marks`: first payer, first use of the device), and (2) a label's ledger (`txguard.features.labels`)
+(`marks`: first payer, first use of the device), and (2) a label's ledger (`txguard.features.label_ledger`)
 is per *transaction* and turns one label into increments of its counterparty (and wallet slot),
 device and wallet at once. Hence four steps, each keyed by its own entity:
 
@@ -50,7 +50,8 @@ from txguard.features.counterparty import (
     marks,
 )
 from txguard.features.counterparty_windows import counterparty_values
-from txguard.features.labels import apply_label
+from txguard.features.label_ledger import apply_label
+from txguard.features.timeline import row_label_id
 from txguard.features.wallet import (
     COUNTERPARTY_FEATURES,
     HISTORY_FEATURES,
@@ -123,9 +124,7 @@ class WalletSide:
         return cls(table, ts, history, new_cp, new_device)
 
     def label_events(self) -> list[LabelEvent]:
-        """Each fraud row's `label_time` as the chargeback it stands for (`dataset.row_label_event`)."""
-        from txguard.training.dataset import row_label_id
-
+        """Each fraud row's `label_time` as the chargeback it stands for (`features.timeline.row_label_event`)."""
         table, ts = self.table, self.ts
         fraud = table.column("is_fraud").to_numpy(zero_copy_only=False)
         known = table.column("label_time").to_numpy(zero_copy_only=False)

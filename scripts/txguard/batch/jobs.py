@@ -134,10 +134,12 @@ def run_job(spec: JobSpec, runner: str = "DirectRunner", workers: int = 1, beam_
     started = time.perf_counter()
     try:
         if spec.model_uri:
-            from txguard.registry import open_registry, parse_model_uri
+            # Every check serving runs (checksum, features, ONNX signature, the parity smoke test),
+            # here, before any worker starts: a model serving would refuse fails the job at once.
+            # Each worker opens it again through the same checks (txguard.batch.pipeline).
+            from txguard.scoring.loading import open_scorer
 
-            location, ref = parse_model_uri(spec.model_uri)
-            status.model_version = _model_version(location, ref, open_registry)
+            status.model_version = open_scorer(spec.model_uri).version
         files = expand(spec.input)
         status.files = len(files)
         pipeline = beam.Pipeline(options=pipeline_options(runner, workers, list(beam_args or [])))
@@ -172,16 +174,6 @@ def _finish(status: JobStatus, started: float) -> None:
     status.timings["finished_at"] = _now()
     status.timings["seconds"] = round(time.perf_counter() - started, 3)
     write_status(status)
-
-
-def _model_version(location: str, ref: str, open_registry: Callable[[str], Any]) -> str:
-    """The version the job will score with (fails early, before any worker starts, on a bad URI)."""
-    if location.startswith("gs://"):
-        from txguard.registry import Registry
-        from txguard.registry.gcs import GcsReader
-
-        return Registry(GcsReader(location)).load(ref).metadata.version
-    return open_registry(location).load(ref).metadata.version
 
 
 def _settle(status: JobStatus, runner_state: str, max_invalid_ratio: float) -> None:

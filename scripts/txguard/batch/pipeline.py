@@ -157,10 +157,9 @@ class Score(beam.DoFn):
 
     def setup(self) -> None:
         if self.model_uri:
-            from txguard.scoring.runtime import ModelRuntime
-            from txguard.scoring.scorer import Scorer
+            from txguard.scoring.loading import open_scorer
 
-            self.scorer = Scorer(ModelRuntime.from_uri(self.model_uri))
+            self.scorer = open_scorer(self.model_uri)
 
     def process(self, element: tuple[int, dict[str, Iterable[Any]]]) -> Iterator[Any]:
         _shard, joined = element

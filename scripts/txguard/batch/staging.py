@@ -15,12 +15,13 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from txguard.local.paths import ROOT
-
+# The project this module was installed from (an editable install of a checkout: pyproject.toml is
+# three folders up, scripts/txguard/batch/staging.py -> the repository root).
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 _SHIPPING_FLAGS = ("--setup_file", "--extra_package", "--extra_packages", "--sdk_container_image")
 
 
-def build_wheel(dest: Path, root: Path = ROOT) -> Path:
+def build_wheel(dest: Path, root: Path = PROJECT_ROOT) -> Path:
     """A wheel of the txguard checkout at `root`, in `dest`."""
     dest.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(dest), str(root)],

@@ -83,10 +83,9 @@ def single_process(src: str, out: Path, model_uri: str) -> int:
     from txguard.batch.featurize import feature_matrix, feature_table
     from txguard.batch.readers import read_chunks, validate_chunk
     from txguard.batch.rows import concat
-    from txguard.scoring.runtime import ModelRuntime
-    from txguard.scoring.scorer import Scorer
+    from txguard.scoring.loading import open_scorer
 
-    scorer = Scorer(ModelRuntime.from_uri(model_uri))
+    scorer = open_scorer(model_uri)
     table = concat([validate_chunk(c, "transactions")[0] for c in read_chunks(src, 0)], "transactions")
     x = feature_matrix(table)
     out.mkdir(parents=True, exist_ok=True)
@@ -194,8 +193,7 @@ def score_file_figures(size: int, model_uri: str | None, workdir: Path, log: Log
     from txguard.batch.readers import read_chunks, validate_chunk
     from txguard.batch.rows import concat
     from txguard.batch.score_file import score_file
-    from txguard.scoring.runtime import ModelRuntime
-    from txguard.scoring.scorer import Scorer
+    from txguard.scoring.loading import open_scorer
 
     uri = ensure_model(workdir, model_uri, log)
     raw = _prefix(simulated_file(workdir / "raw.jsonl", size, log), workdir / f"raw-{size}.jsonl", size)
@@ -204,7 +202,7 @@ def score_file_figures(size: int, model_uri: str | None, workdir: Path, log: Log
     if not parquet.exists():
         table = concat([validate_chunk(c, "enriched")[0] for c in read_chunks(str(src), 0)], "enriched")
         pq.write_table(table.drop_columns(["file_index", "line", "is_fraud", "label_time", "scenario"]), parquet)
-    scorer = Scorer(ModelRuntime.from_uri(uri))
+    scorer = open_scorer(uri)
     out: dict[str, Any] = {"size": size, "model": scorer.version}
     for name, work in (
         ("per_row_jsonl", lambda: per_row_path(scorer, src, workdir / "per-row.jsonl")),

@@ -65,8 +65,9 @@ def _rate(rows: int, seconds: float) -> float:
 def feature_figures(customers: int, terminals: int, days: int, seed: int, reference_rows: int, log: Log) -> dict:
     """Rows per CPU-second of the reference replay and of the twin on the same Handbook-style rows."""
     from txguard.evaluation.handbook_data import HandbookConfig, generate
+    from txguard.features.timeline import row_label_event
     from txguard.features.timeline_columns import replay_columns
-    from txguard.training.dataset import feature_rows, row_label_event
+    from txguard.training.dataset import feature_rows
 
     cfg = HandbookConfig(customers=customers, terminals=terminals, days=days, seed=seed)
     data = generate(cfg)

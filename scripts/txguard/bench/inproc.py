@@ -42,13 +42,11 @@ def measure(estimator: Any, artifact: bytes, payloads: list[str], n_fast: int = 
 
     from txguard.bench.model import _metadata
     from txguard.contract.models import DECISION_ADAPTER, ENRICHED_ADAPTER
-    from txguard.scoring.runtime import ModelRuntime
-    from txguard.scoring.scorer import Scorer
+    from txguard.scoring.loading import scorer_of
     from txguard.scoring.vectorize import row_of
 
-    runtime = ModelRuntime(artifact, _metadata().model_copy(update={"version": "bench"}))
-    runtime.warm_up()
-    scorer = Scorer(runtime)
+    scorer = scorer_of(artifact, _metadata().model_copy(update={"version": "bench"}))  # checked and warm
+    runtime = scorer.runtime
     raw = [p.encode() for p in payloads]
     txs = [ENRICHED_ADAPTER.validate_json(b) for b in raw]
     rows = [np.asarray(row_of(tx), dtype=np.float64).reshape(1, -1) for tx in txs]

@@ -21,9 +21,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from txguard.bench.e2e import Stage, own_wallets, run_stage
 from txguard.local.ledger import percentile
 from txguard.local.push import FailFirst
+from txguard.local.stage import Stage, own_wallets, run_stage
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from typing import Any
 AUTOSCALE_TARGET = 0.6  # "About instance autoscaling" (Cloud Run): CPU and concurrency targets
 MONTH_S = 30 * 24 * 3600
 
-# Per new transaction, counted in shared/txguard/enrichment/history/firestore.py (tests/unit/test_capacity.py keeps
+# Per new transaction, counted in shared/txguard/enrichment/history/firestore.py (tests/unit/capacity/test_capacity.py keeps
 # the count honest): enrich_once reads processed + wallet, sets wallet, creates processed;
 # record_decision reads processed, updates it. The TTL policy deletes processed once.
 FIRESTORE_READS_PER_TX = 3

@@ -9,8 +9,10 @@ transaction) is left out: that card would have been blocked, so it says nothing 
 
 txguard goes through its real path: the rows are written to the JSONL that `txguard train
 --data` reads, `txguard.training.dataset.from_file` computes the features the functions
-compute, `txguard.training.train.fit_model` fits the model every published version is, and
-the scores are the ONNX model's, as served. The recipe reads the same rows as columns.
+compute, `txguard.training.train.fit_calibrated` fits the model every published version is (trees
+on the training rows but a calibration slice of the training period, Platt calibration on that
+slice folded into the ONNX graph), and the scores are the ONNX model's, as served; their
+calibration is reported next to the trees' own. The recipe reads the same rows as columns.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from txguard.evaluation.handbook_data import (
 )
 from txguard.training import metrics
 from txguard.training.dataset import Dataset, from_file
-from txguard.training.train import TrainConfig, fit_model, onnx_scores
+from txguard.training.train import TrainConfig, fit_calibrated, onnx_scores
 
 FPR = 0.01
 
@@ -126,12 +128,35 @@ def _check_same_rows(dataset: Dataset, data: HandbookData) -> None:
         raise RuntimeError("txguard's dataset and the recipe's columns are not the same rows in the same order")
 
 
-def txguard_scores(dataset: Dataset, split: Split, config: TrainConfig) -> np.ndarray:
+def ranking_scores(dataset: Dataset, split: Split, config: TrainConfig) -> np.ndarray:
+    """The test rows' scores of the trees alone, fitted on every training row (ONNX, uncalibrated):
+    what choosing hyperparameters compares (`evaluate tune`), where only the ranking matters."""
     from txguard.training.onnx_export import to_onnx
+    from txguard.training.train import fit_model
 
-    X32 = dataset.X.astype(np.float32)  # what ONNX sees at serving; the model trains on the same values
+    X32 = dataset.X.astype(np.float32)
     model = fit_model(config, X32[split.train], dataset.y[split.train])
     return onnx_scores(to_onnx(model, X32.shape[1]), X32[split.test])
+
+
+def txguard_scores(dataset: Dataset, split: Split, config: TrainConfig) -> tuple[np.ndarray, np.ndarray, int]:
+    """The test rows' served (calibrated) scores, the trees' own, and the calibration slice's size.
+
+    The labels are read as of the test start: the slice is the most recent training rows whose labels
+    are mature then (with the delay period between them, the last training days).
+    """
+    X32 = dataset.X.astype(np.float32)  # what ONNX sees at serving; the model trains on the same values
+    fitted = fit_calibrated(config, X32, dataset.y, dataset.ts, dataset.label_time, split.train, split.test_start)
+    test = X32[split.test]
+    return (onnx_scores(fitted.artifact, test), onnx_scores(fitted.raw_artifact, test),
+            int(fitted.calibration_slice.rows.sum()))
+
+
+def calibration_metrics(y: np.ndarray, served: np.ndarray, uncalibrated: np.ndarray) -> dict[str, float]:
+    """Calibration of the served scores and of the trees' own (`*_uncalibrated`), and the trees' PR-AUC."""
+    return {**{k: round(v, 6) for k, v in metrics.calibration(y, served).items()},
+            **{f"{k}_uncalibrated": round(v, 6) for k, v in metrics.calibration(y, uncalibrated).items()},
+            "pr_auc_uncalibrated": round(metrics.pr_auc(y, uncalibrated), 4)}  # as score_metrics rounds pr_auc
 
 
 def run_comparison(
@@ -170,8 +195,9 @@ def run_comparison(
     t = lap("txguard_features_seconds", t)
     log(f"txguard: fitting on {int(split.train.sum())} rows ({int(y_train.sum())} frauds)")
     where = (ts[split.test], wallets[split.test], scenarios[split.test])  # the test rows' days, wallets, kinds
-    txguard = score_metrics(y_test, txguard_scores(dataset, split, train_config or TrainConfig(seed=cfg.seed)),
-                            *where)
+    served, uncalibrated, n_calibration = txguard_scores(dataset, split, train_config or TrainConfig(seed=cfg.seed))
+    txguard = {**score_metrics(y_test, served, *where), **calibration_metrics(y_test, served, uncalibrated),
+               "n_calibration": n_calibration}
     t = lap("txguard_fit_seconds", t)
 
     log("recipe: Handbook features")

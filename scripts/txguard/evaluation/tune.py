@@ -11,7 +11,8 @@ already carry that customer's fraud labels).
 
 Each candidate is a `TrainConfig` (fraud weight, leaves, rows a leaf) fitted by
 `txguard.training.train.fit_model` on the features `txguard train --data` computes, and scored
-by its ONNX model, as served (`compare.txguard_scores`).
+by its ONNX model (`compare.ranking_scores`): the trees alone, on every fit row, since ranking is
+what the candidates are compared on; the calibration a published version adds keeps the ranking.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from txguard.evaluation.compare import (
     handbook_config,
     handbook_split,
     known_compromised,
+    ranking_scores,
     score_metrics,
     txguard_dataset,
-    txguard_scores,
     utc_iso,
 )
 from txguard.evaluation.handbook_data import (
@@ -157,7 +158,7 @@ def run_tuning(
     for i, candidate in enumerate(grid, 1):
         log(f"[{i}/{len(grid)}] {candidate.name}: fitting on {int(split.train.sum())} rows ({int(y_fit.sum())} frauds)")
         t = time.perf_counter()
-        found = score_metrics(y_val, txguard_scores(dataset, split, candidate.config(base)), *where)
+        found = score_metrics(y_val, ranking_scores(dataset, split, candidate.config(base)), *where)
         results.append({"name": candidate.name, **vars(candidate), **found,
                         "fit_seconds": round(time.perf_counter() - t, 2)})
     chosen = max(results, key=lambda r: r["pr_auc"])  # max keeps the first of equals

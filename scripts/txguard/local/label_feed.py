@@ -1,7 +1,7 @@
 """Labels during the demo stream: the simulator's delayed labels of the stream's own transactions.
 
 Each transaction of the stream gets the labels real life would send later
-(txguard.simulator.labels, the same draws as `txguard label --simulate`): an analyst verdict
+(txguard.simulator.late_labels, the same draws as `txguard label --simulate`): an analyst verdict
 within hours for 30 % of the frauds, a chargeback after days to weeks (median 7 days) for the
 others, and a few disputes of legitimate transactions, most of them reversed later.
 
@@ -9,7 +9,7 @@ The demo lasts a minute or two, so it compresses the delays: a label is publishe
 `seconds_per_day` (default 0.5 s) per day of its delay after its transaction was published (a
 7-day chargeback 3.5 s later, a 12-hour analyst verdict 0.25 s later, the longest, 45 days,
 22.5 s later), and says it became known when it is published (`known_at` = now, never before its
-transaction's time). Every label is recorded in the stream's ledger (txguard.local.label_ledger)
+transaction's time). Every label is recorded in the stream's ledger (txguard.local.label_book)
 before it is published, so nothing published goes unaccounted.
 """
 
@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from txguard.contract import names
 from txguard.local.ledger import Ledger
 from txguard.publisher import Outgoing
-from txguard.publisher.labels import from_label
-from txguard.simulator.labels import LabelDraft, Labelled, drafts_of
+from txguard.publisher.label_sources import from_label
+from txguard.simulator.late_labels import LabelDraft, Labelled, drafts_of
 
 DEMO_SECONDS_PER_DAY = 0.5
 

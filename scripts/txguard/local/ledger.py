@@ -14,7 +14,7 @@ decided, not on `invalid`, not waiting on the dead-letter topic. Latency runs fr
 publish to the first decision received; quality compares decisions with the simulator's labels.
 
 Labels published during the stream are accounted in the same ledger, per label
-(`txguard.local.label_ledger.LabelBook`, its `labels_*` figures in the summary).
+(`txguard.local.label_book.LabelBook`, its `labels_*` figures in the summary).
 
 The stack holds a `txguard.local.router.Router` that hands every output to the ledger that
 knows it.
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from txguard.contract import names
-from txguard.local.label_ledger import LabelBook
+from txguard.local.label_book import LabelBook
 from txguard.publisher import Outgoing
 
 POSITIVE = frozenset({"block", "review"})

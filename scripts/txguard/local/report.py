@@ -1,4 +1,5 @@
-"""What `txguard local up` shows: a live line while the stream flows, a summary at the end.
+"""What `txguard local up` shows: a live line while the stream flows, a summary at the end, and
+the one-line form of a decision (`txguard decisions`, and `local up --keep` in embedded mode).
 
 The summary's last line is one JSON object (the convention for report-like commands), so a
 script or a test reads the figures without parsing the tables.
@@ -6,7 +7,12 @@ script or a test reads the figures without parsing the tables.
 
 from __future__ import annotations
 
+import json
+import time
+from datetime import UTC, datetime
 from typing import Any
+
+from txguard.contract import names
 
 LAST_LINE_KEYS = ("mode", "published", "decided", "invalid", "dead_lettered", "lost",
                   "e2e_p50_ms", "e2e_p95_ms", "e2e_p99_ms", "labels_published", "labels_applied", "labels_lost")
@@ -70,3 +76,31 @@ def summary_table(summary: dict[str, Any]) -> Any:
 
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def format_decision(data: bytes, attributes: dict[str, str], decided_at_ms: int | None = None,
+                    now_ms: int | None = None) -> str:
+    """One human line for a decision message (tolerant: a malformed body is shown raw).
+
+    `decided_at_ms` is the decision message's publish time; without it (an old caller), the
+    latency falls back to the time of printing.
+    """
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    stamp = datetime.fromtimestamp(now_ms / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
+    try:
+        doc = json.loads(data)
+        outcome = str(doc["outcome"]).upper()
+        score = float(doc["score"])
+    except (ValueError, KeyError, TypeError):
+        return f"{stamp}  ?       {data[:200]!r}"
+    latency = ""
+    published_at = attributes.get(names.ATTR_PUBLISHED_AT)
+    if published_at and published_at.isdigit():
+        latency = f"  e2e={(decided_at_ms if decided_at_ms is not None else now_ms) - int(published_at)}ms"
+    if decided_at_ms is not None:
+        latency += f"  waited={max(0, now_ms - decided_at_ms)}ms"
+    reasons = ",".join(doc.get("reasons") or []) or "-"
+    return (
+        f"{stamp}  {outcome:<6}  {score:5.3f}  {doc.get('transaction_id', '?')}  wallet={doc.get('wallet_id', '?')}"
+        f"  model={doc.get('model_version', '?')}{latency}  reasons={reasons}"
+    )

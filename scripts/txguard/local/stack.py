@@ -83,9 +83,9 @@ def emulator_mode_available() -> bool:
 
 
 class LocalStack:
-    def __init__(self, options: StackOptions, console: Any) -> None:
+    def __init__(self, options: StackOptions, terminal: Any) -> None:
         self.options = options
-        self.console = console
+        self.terminal = terminal
         self.mode = "embedded" if options.embedded or not emulator_mode_available() else "emulators"
         self.workdir = options.workdir or Path(tempfile.mkdtemp(prefix="txguard-local-"))
         self.rate = options.rate if options.rate is not None or options.speed else DEFAULT_RATE[self.push_mode]
@@ -122,7 +122,7 @@ class LocalStack:
         self._exit.callback(callback)
 
     def step(self, text: str) -> None:
-        self.console.print(f"[dim]{time.monotonic() - self._t0:6.1f}s[/] {text}")
+        self.terminal.print(f"[dim]{time.monotonic() - self._t0:6.1f}s[/] {text}")
 
     def _setenv(self, key: str, value: str) -> None:
         os.environ[key] = value
@@ -297,9 +297,9 @@ class LocalStack:
     def _on_decision(self, data: bytes, attributes: dict[str, str], now_ms: int) -> None:
         self.ledgers.on_decision(data, attributes, now_ms)
         if self._echo:
-            from txguard.cli.commands.decisions import format_decision
+            from txguard.local.report import format_decision
 
-            self.console.print(format_decision(data, attributes), highlight=False)
+            self.terminal.print(format_decision(data, attributes), highlight=False)
 
     def _ensure_model(self, registry: str) -> None:
         self.step(f"model registry {registry}")
@@ -383,19 +383,19 @@ class LocalStack:
         return out
 
     def print_env(self) -> None:
-        self.console.print("[bold]endpoints[/]")
+        self.terminal.print("[bold]endpoints[/]")
         for name, url in self.endpoints.items():
-            self.console.print(f"  {name:32} {url}")
-        self.console.print("[bold]environment for another shell[/]")
+            self.terminal.print(f"  {name:32} {url}")
+        self.terminal.print("[bold]environment for another shell[/]")
         for key, value in self.env.items():
-            self.console.print(f"  export {key}={value}", highlight=False)
+            self.terminal.print(f"  export {key}={value}", highlight=False)
 
     def keep_running(self) -> None:
         """--keep: leave everything up for other shells until Ctrl-C / SIGTERM."""
         self._stop_consumers()  # `txguard decisions --follow` in another shell gets the decisions now
         self._echo = self.mode == "embedded"  # embedded outputs only exist in this process: show them
         self.print_env()
-        self.console.print("[bold]stack running[/]; Ctrl-C to stop" + (
+        self.terminal.print("[bold]stack running[/]; Ctrl-C to stop" + (
             " (decisions are printed here: embedded Pub/Sub has no subscriptions)" if self._echo else ""))
         stop = threading.Event()
         while not stop.wait(1.0):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from txguard.local import feed, label_feed, report
 from txguard.local.ledger import Ledger
+from txguard.local.stage import run_stage
 
 if TYPE_CHECKING:
     from txguard.local.stack import LocalStack
@@ -23,16 +24,14 @@ if TYPE_CHECKING:
 def warm_up(stack: LocalStack) -> None:
     if stack.options.warmup <= 0:
         return
-    from txguard.bench import e2e as bench
-
     stack.step(f"warm-up: {stack.options.warmup} transactions on wallets of their own (not in the summary)")
-    stage = bench.run_stage(stack, 10.0, stack.options.warmup / 10.0, "warm", 30.0, wallet_prefix="warm-")
+    stage = run_stage(stack, 10.0, stack.options.warmup / 10.0, "warm", 30.0, wallet_prefix="warm-")
     stack.step(f"warm-up done: {stage.summary.get('decided')} decided, e2e p50 {stage.summary.get('e2e_p50_ms')} ms")
 
 
 def run_stream(stack: LocalStack) -> dict[str, Any]:
     """Publish the bounded stream, drain the outputs, return the summary (last-line figures)."""
-    from txguard.cli.console import live as live_status
+    from txguard.local.terminal import live as live_status
     from txguard.publisher import Pacer, make_stream
 
     o = stack.options
@@ -46,7 +45,7 @@ def run_stream(stack: LocalStack) -> dict[str, Any]:
                f"(a day of label delay = {o.label_day_s:g} s of demo, the last {labels.last_delay_s:.1f} s after "
                "its transaction)")
     offset = [0.0]  # draining: the clock goes on from the end of publishing
-    with live_status(stack.console) as live:  # plain lines when piped
+    with live_status(stack.terminal) as live:  # plain lines when piped
         def tick(phase: str, elapsed_s: float) -> None:
             live.update(report.live(ledger.counts(), ledger.recent_latency_ms(), stack.mode, phase,
                                     offset[0] + elapsed_s, ledger.labels.summary()))

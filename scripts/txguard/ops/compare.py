@@ -3,8 +3,11 @@
 Each line holds both versions' score and outcome for one transaction; labels (which arrive days
 later in production) are joined by transaction id. Reported per version: PR-AUC, recall and the
 share of legitimate traffic flagged at its own review and block thresholds (the outcomes it would
-have given), and the decision flips between the two: how many transactions would change outcome,
-and which way, if the challenger were promoted.
+have given), how far its scores are from the probabilities they claim to be (Brier score, expected
+calibration error over 10 equal-width bins, the largest gap of a bin holding >= 100 rows, mean score
+against the fraud rate: `txguard.training.metrics.calibration`, as `txguard train` reports them),
+and the decision flips between the two: how many transactions would change outcome, and which
+way, if the challenger were promoted.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from txguard.training.metrics import calibration
+
 FLAGGED = ("review", "block")
 
 
@@ -22,6 +27,7 @@ def _side(y: np.ndarray, scores: np.ndarray, outs: np.ndarray) -> dict[str, Any]
 
     fraud, legit = y == 1, y == 0
     flagged, blocked = np.isin(outs, FLAGGED), outs == "block"
+    calibrated = {k: round(v, 5) for k, v in calibration(y, scores).items()} if fraud.any() else {}
     return {
         "pr_auc": round(float(average_precision_score(y, scores)), 4) if fraud.any() and legit.any() else None,
         "recall_review": round(float(flagged[fraud].mean()), 4) if fraud.any() else None,
@@ -29,6 +35,7 @@ def _side(y: np.ndarray, scores: np.ndarray, outs: np.ndarray) -> dict[str, Any]
         "legit_flagged_rate": round(float(flagged[legit].mean()), 5) if legit.any() else None,
         "legit_blocked_rate": round(float(blocked[legit].mean()), 5) if legit.any() else None,
         "outcomes": dict(sorted(Counter(outs.tolist()).items())),
+        "calibration": calibrated,
     }
 
 

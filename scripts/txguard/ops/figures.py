@@ -51,6 +51,26 @@ def _quality(r: dict[str, Any]) -> list[Row]:
              "(held-out days)")]
 
 
+def _calibrated(r: dict[str, Any]) -> str:
+    """The served scores' calibration next to the trees' own (train and evaluate handbook report both)."""
+    return (f"ECE {_f(r.get('ece'), '.4f')} (trees alone {_f(r.get('ece_uncalibrated'), '.4f')}), largest gap of a "
+            f"bin holding >= 100 rows {_f(r.get('ece_max_gap'), '.3f')} ({_f(r.get('ece_max_gap_uncalibrated'), '.3f')}), "
+            f"mean score {_f(r.get('score_to_fraud_rate'), '.2f')}x the fraud rate "
+            f"({_f(r.get('score_to_fraud_rate_uncalibrated'), '.2f')}x), Brier {_f(r.get('brier'), '.5f')} "
+            f"({_f(r.get('brier_uncalibrated'), '.5f')}); PR-AUC {_f(r.get('pr_auc'), '.4f')} "
+            f"(trees alone {_f(r.get('pr_auc_uncalibrated'), '.4f')})")
+
+
+def _quality_calibration(r: dict[str, Any]) -> list[Row]:
+    if "ece" not in r:  # recorded before training calibrated
+        return []
+    alerts, before = r.get("alerts") or {}, r.get("alerts_uncalibrated") or {}
+    return [("score calibration: the served score as the probability of fraud", "`txguard train`",
+             _calibrated(r) + f"; alerts at review / block {_f(alerts.get('review'))} / {_f(alerts.get('block'))} "
+             f"({_f(before.get('review'))} / {_f(before.get('block'))}) (held-out days; "
+             "[docs/evaluation.md](docs/evaluation.md#calibration))")]
+
+
 def _evaluation(r: dict[str, Any]) -> list[Row]:
     t, b = r.get("txguard") or {}, r.get("recipe") or {}
 
@@ -62,7 +82,22 @@ def _evaluation(r: dict[str, Any]) -> list[Row]:
              f"PR-AUC {_f(t.get('pr_auc'), '.3f')} vs {_f(b.get('pr_auc'), '.3f')}, ROC-AUC {_f(t.get('roc_auc'), '.3f')} "
              f"vs {_f(b.get('roc_auc'), '.3f')}, recall at 1 % FPR {_f(t.get('recall_at_1pct_fpr'), '.3f')} vs "
              f"{_f(b.get('recall_at_1pct_fpr'), '.3f')}; compromised terminals caught {terminals(t)} % vs "
-             f"{terminals(b)} %: see [docs/evaluation.md](docs/evaluation.md)")]
+             f"{terminals(b)} %: see [docs/evaluation.md](docs/evaluation.md)")] + (
+        [("score calibration on independent data (test days of the Handbook's design)",
+          "`txguard evaluate handbook`", _calibrated(t))] if "ece" in t else [])
+
+
+def _calibration_methods(r: dict[str, Any]) -> list[Row]:
+    parts = []
+    for world in r.get("worlds") or []:
+        m = world["methods"]
+        name = world["world"].split(" (")[0]
+        cells = [f"{k} ECE {_f(m[k]['ece'], '.4f')}, gap {_f(m[k]['ece_max_gap'], '.3f')}, PR-AUC "
+                 f"{_f(m[k]['pr_auc'], '.4f')}, review alerts {_f(m[k]['alerts']['review'])}" for k in
+                 ("none", "platt", "isotonic")]
+        parts.append(f"{name}: " + "; ".join(cells))
+    return [("calibration method: Platt against isotonic on the same trees (none: the trees alone)",
+             "`txguard evaluate calibration`", " / ".join(parts) + " ([docs/evaluation.md](docs/evaluation.md#calibration))")]
 
 
 COLDSTART_TARGET_S = 0.4  # issue 16: process start -> first 200
@@ -252,10 +287,13 @@ def _noisy(r: dict[str, Any]) -> str:
 FIGURES: tuple[Figure, ...] = (
     Figure("quality", ("train", "--registry", "{workdir}/registry"),
            ("train", "--registry", "{workdir}/registry", "--days", "14", "--wallets", "600", "--max-iter", "50"),
-           _quality, fresh=("registry",)),
+           lambda r: _quality(r) + _quality_calibration(r), fresh=("registry",)),
     Figure("evaluation", ("evaluate", "handbook", "--seed", "42", "--data-out", "{workdir}/handbook.jsonl"),
            ("evaluate", "handbook", "--customers", "600", "--terminals", "1200", "--classifiers", "random_forest",
             "--data-out", "{workdir}/handbook.jsonl"), _evaluation),
+    Figure("calibration", ("evaluate", "calibration", "--data-out", "{workdir}/handbook.jsonl"),
+           ("evaluate", "calibration", "--worlds", "simulator", "--days", "14", "--wallets", "600"),
+           _calibration_methods),
     Figure("bench_score", ("bench", "score"),
            ("bench", "score", "--duration", "2", "--skip-mlserver", "--coldstart-runs", "1"), _bench_score),
     Figure("bench_coldstart", ("bench", "coldstart"), ("bench", "coldstart", "--runs", "1"), _bench_coldstart),
@@ -291,7 +329,7 @@ DEMO_KEYS = ("mode", "push_mode", "ordering", "sent", "published", "publish_fail
 
 # -- rendering ------------------------------------------------------------------------------------
 
-TABLE_KEYS = ("quality", "evaluation", "bench_score", "bench_coldstart", "bench_e2e", "ordering", "bench_batch",
+TABLE_KEYS = ("quality", "evaluation", "calibration", "bench_score", "bench_coldstart", "bench_e2e", "ordering", "bench_batch",
               "capacity", "follow", "shadow", "drift_normal", "drift", "reliability")
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from txguard.contract.logs import LATE_UPDATE_EVENT
 from txguard.contract.models import Transaction
-from txguard.enrichment.history.protocol import load_decision
+from txguard.enrichment.history.record import load_decision
 from txguard.features.counterparty_windows import counterparty_features
 
 

@@ -99,8 +99,8 @@ def run_service(txs: list[EnrichedTransaction], env: dict[str, Any],
     handlers = [h for h in logging.getLogger("txguard").handlers if isinstance(h, logging.StreamHandler)]
     with contextlib.redirect_stdout(buffer), _streams_to(handlers, buffer):
         service = ScoringService.load(ScoringSettings(**{k: str(v) for k, v in env.items()}))
-        if service.scorer is None:
-            raise RuntimeError(f"the scoring service could not load {env.get('MODEL_URI')}: {service.load_error}")
+        if service.state.champion is None:
+            raise RuntimeError(f"the scoring service could not load {env.get('MODEL_URI')}: {service.state.load_error}")
         if service.follower is not None:
             service.follower.check()  # what its thread does first: load the challenger
         for n, tx in enumerate(txs, 1):

@@ -125,7 +125,7 @@ class Context:
 
     def messages(self, scenario: str, count: int, seed: int) -> list[Outgoing]:
         """`count` simulated transactions with ids, wallets, counterparties and devices of the scenario's own."""
-        from txguard.bench.e2e import own_wallets
+        from txguard.local.stage import own_wallets
         from txguard.publisher import make_stream
 
         return own_entities(own_wallets(make_stream(count, "fraud", seed=seed, id_prefix=scenario), f"{scenario}-"),

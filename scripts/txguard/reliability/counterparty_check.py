@@ -5,7 +5,7 @@ counterparties and devices of its own, so its replay is complete):
 
 - **the state** (`check_aggregates`): every counter the store holds for those entities (all days,
   transactions and labels) equals the offline replay of the scenario's distinct transactions
-  (marks from the sequential wallet replay) and its valid labels (`txguard.features.labels`): the
+  (marks from the sequential wallet replay) and its valid labels (`txguard.features.label_ledger`): the
   counterparty aggregates end exact, nothing added twice or lost, whatever failed meanwhile;
 - **the reads** (`check_counterparty_features`): the counterparty features each transaction was
   scored on (its processed record) against the replay's point-in-time features
@@ -25,7 +25,7 @@ from typing import Any
 
 from txguard.contract.models import LabelEvent, Transaction
 from txguard.features.counterparty import CounterpartyBook, EntityKeys, View, marks, transaction_increments
-from txguard.features.labels import apply_label
+from txguard.features.label_ledger import apply_label
 from txguard.features.timeline import enriched_of, replay
 from txguard.features.wallet import TxPoint, WalletState, apply
 from txguard.local.ledger import percentile

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 
 from txguard.contract.models import LabelEvent, LabelKind, Transaction
 from txguard.publisher import Outgoing
-from txguard.publisher.labels import from_label
+from txguard.publisher.label_sources import from_label
 
 MALFORMED = ("not_json", "missing_field", "known_before_transaction", "verdict_on_reversal",
              "reversal_without_target", "unknown_kind")

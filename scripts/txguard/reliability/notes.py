@@ -127,7 +127,7 @@ NOTES = """
     `duplicate` for every copy), every malformed or conflicting one comes out on `invalid` with a
     reason, none is lost or dead-lettered, and the fraud counters the store holds for every
     counterparty, wallet and device the labels name (Bigtable emulator or SQLite) equal the
-    offline replay of the same label set (`txguard.features.labels.apply_label` on a
+    offline replay of the same label set (`txguard.features.label_ledger.apply_label` on a
     `CounterpartyBook`, training's path): `labels_double_counted` and `labels_missing` 0.
     Labels published after transactions they should have counted for (they became known
     before those transactions) are late updates: logged, and they explain the differences.

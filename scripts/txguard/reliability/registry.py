@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from txguard.reliability import counterparty, faults, labels, promotion, scenarios
+from txguard.reliability import counterparty, faults, label_scenario, promotion, scenarios
 from txguard.reliability.context import Context
 
 SCENARIOS: dict[str, Callable[[Context], dict[str, Any]]] = {
@@ -23,7 +23,7 @@ SCENARIOS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "worker_kill": faults.worker_kill,
     "flaky_delivery": faults.flaky_delivery,
     "promotion": promotion.promotion,
-    "labels": labels.labels_scenario,
+    "labels": label_scenario.labels_scenario,
     "counterparty_hot": counterparty.counterparty_hot,
     "counterparty_outage": counterparty.counterparty_outage,
 }

@@ -41,16 +41,16 @@ class RunOptions:
 class Progress:
     """One live status line (rich), updated by the publish and drain loops."""
 
-    def __init__(self, console: Any) -> None:
-        self.console = console
+    def __init__(self, terminal: Any) -> None:
+        self.terminal = terminal
         self.live: Any = None
         self.started = time.monotonic()
         self._label = ""
 
     def __enter__(self) -> Progress:
-        from txguard.cli.console import live  # a rich Live on a terminal, plain lines when piped
+        from txguard.local.terminal import live  # a rich Live on a terminal, plain lines when piped
 
-        self._display = live(self.console)
+        self._display = live(self.terminal)
         self.live = self._display.__enter__()
         return self
 
@@ -61,7 +61,7 @@ class Progress:
 
     def phase(self, ledger: Ledger, label: str) -> None:
         self._label = label
-        self.console.print(f"[dim]{time.monotonic() - self.started:6.1f}s[/] {ledger.name}: {label}")
+        self.terminal.print(f"[dim]{time.monotonic() - self.started:6.1f}s[/] {ledger.name}: {label}")
 
     def update(self, ledger: Ledger, state: str) -> None:
         if self.live is None:
@@ -73,7 +73,7 @@ class Progress:
             f"[dim]{time.monotonic() - self.started:.0f}s[/]")
 
 
-def run(options: RunOptions, console: Any) -> dict[str, Any]:
+def run(options: RunOptions, terminal: Any) -> dict[str, Any]:
     """Bring the stack up, run the scenarios in order, return {"results": {...}, "meta": {...}}."""
     from txguard.local.stack import LocalStack, StackOptions
 
@@ -88,16 +88,16 @@ def run(options: RunOptions, console: Any) -> dict[str, Any]:
     )
     results: dict[str, Any] = {}
     started = time.monotonic()
-    stack = LocalStack(stack_options, console)
+    stack = LocalStack(stack_options, terminal)
     router = stack.ledgers  # the consumers and the embedded broker deliver to it
-    with stack, Progress(console) as progress:
+    with stack, Progress(terminal) as progress:
         stack.up()
         if options.unordered and stack.dispatcher is not None:
             stack.dispatcher.ordering = False
         ctx = Context(stack, options.profile, router, progress)
         for name in names:
             t0 = time.monotonic()
-            console.print(f"[bold]scenario {name}[/]")
+            terminal.print(f"[bold]scenario {name}[/]")
             results[name] = SCENARIOS[name](ctx)
             results[name]["seconds"] = round(time.monotonic() - t0, 1)
         meta = {

@@ -15,7 +15,7 @@ Scenarios (label `is_fraud=1` on every fraudulent transaction, `scenario` names 
 - compromised_counterparty and mule_collection span many wallets (counterparty.py): a merchant
   where many wallets are defrauded for a few days, a mule collecting from many victims.
 
-`Simulation.label_events()` says when each fraud became known, as a real feed would (labels.py):
+`Simulation.label_events()` says when each fraud became known, as a real feed would (late_labels.py):
 analyst verdicts within hours, chargebacks after days to weeks, a few disputes later reversed.
 
 Deterministic given `seed`: each wallet draws from its own RNG seeded by (seed, wallet index).
@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from txguard.contract.models import LabelEvent, Transaction
 from txguard.simulator.counterparty import SCENARIOS as COUNTERPARTY_SCENARIOS
 from txguard.simulator.counterparty import inject
-from txguard.simulator.labels import label_events
+from txguard.simulator.late_labels import label_events
 
 LEGIT = "legit"
 SCENARIOS: tuple[str, ...] = ("account_takeover", "card_testing", "amount_anomaly", "mule")  # per wallet

@@ -20,8 +20,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from txguard.console.items import QUEUED_OUTCOMES, ReviewItem
-from txguard.console.live import LiveStats
-from txguard.console.queue import ReviewQueue
+from txguard.console.live_stats import LiveStats
+from txguard.console.review_queue import ReviewQueue
 from txguard.contract import names
 from txguard.contract.logs import get_logger
 from txguard.contract.models import DECISION_ADAPTER

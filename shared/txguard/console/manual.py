@@ -11,7 +11,7 @@ locally and in tests).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -22,17 +22,12 @@ from txguard.contract.errors import (
     ScoringUnavailableError,
     StoreUnavailableError,
 )
-from txguard.contract.models import TRANSACTION_ADAPTER, Decision, EnrichedTransaction, Transaction
+from txguard.contract.models import TRANSACTION_ADAPTER, EnrichedTransaction, Transaction
 from txguard.enrichment.counterparty import CounterpartyStore
 from txguard.enrichment.history import HistoryStore
+from txguard.enrichment.scoring_client import ScoringBackend
 from txguard.features.counterparty_windows import counterparty_features
 from txguard.features.wallet import history_features
-
-
-class Scorer(Protocol):
-    """What manual scoring calls (the enrichment's HTTP ScoringClient, or an in-process scorer)."""
-
-    def score(self, tx: EnrichedTransaction) -> Decision: ...
 
 
 def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
@@ -51,7 +46,7 @@ def preview(history: HistoryStore, counterparties: CounterpartyStore, tx: Transa
                                                "counterparty": counterparty_features(snapshot, tx)})
 
 
-def score_manually(history: HistoryStore, counterparties: CounterpartyStore, scorer: Scorer,
+def score_manually(history: HistoryStore, counterparties: CounterpartyStore, scorer: ScoringBackend,
                    body: bytes) -> dict[str, Any]:
     """Validate, preview, score; the answer is what the page shows."""
     try:

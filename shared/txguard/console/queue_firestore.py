@@ -20,7 +20,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from txguard.console.items import ReviewItem
-from txguard.console.queue import Change
+from txguard.console.review_queue import Change
 from txguard.contract import names
 from txguard.contract.errors import ConsoleNotFoundError, ConsoleUnavailableError
 from txguard.contract.models import Outcome

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from txguard.console.items import ReviewItem
-from txguard.console.queue import Change
+from txguard.console.review_queue import Change
 from txguard.contract.errors import ConsoleNotFoundError, ConsoleUnavailableError, StoreUnavailableError
 from txguard.contract.models import Outcome
 from txguard.enrichment.sqlite_db import SqliteDatabase

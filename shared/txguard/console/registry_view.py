@@ -1,4 +1,5 @@
-"""The models page: registry versions with their metrics and pictures, the aliases, and alias moves.
+"""The models page: registry versions with their metrics and pictures, the aliases, and alias moves;
+and what a version's score means, in one sentence for the analyst (`score_meaning`).
 
 Promote and rollback go through `Registry.promote` / `Registry.rollback` (compare-and-swap on the
 alias object), and only with `confirm` repeating the alias name: moving what production serves is
@@ -23,6 +24,7 @@ from txguard.contract.errors import (
 )
 from txguard.contract.models import AliasAction, AliasChange
 from txguard.registry import Registry
+from txguard.registry.metadata import ModelMetadata
 
 PICTURES = "pictures/"
 _PICTURE_RE = re.compile(r"^[a-z0-9_-]+\.(png|svg)$")
@@ -50,13 +52,47 @@ def overview(registry: Registry) -> dict[str, Any]:
             pictures = [key.removeprefix(prefix) for key in registry.store.list(prefix)
                         if _PICTURE_RE.match(key.removeprefix(prefix))]
             versions.append({**entry, "thresholds": meta.thresholds.model_dump(), "pictures": pictures,
-                             "model_type": meta.model_type, "features": len(meta.features)})
+                             "model_type": meta.model_type, "features": len(meta.features),
+                             "calibration": None if meta.calibration is None else meta.calibration.model_dump(),
+                             "score_meaning": _meaning(meta)})
     except RegistryError as exc:
         raise ConsoleUnavailableError(f"registry {registry.location}: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - storage client errors (auth, network) say "unavailable"
         raise ConsoleUnavailableError(f"registry {registry.location}: {type(exc).__name__}: {exc}") from exc
     return {"location": registry.location, "aliases": described["aliases"], "history": histories,
             "versions": versions}
+
+
+UNCALIBRATED = ("a ranking, not a probability: this version was trained before calibration (higher is riskier; "
+                "compare it with its thresholds only)")
+
+
+def _meaning(meta: ModelMetadata) -> str:
+    if meta.calibration is None:
+        return UNCALIBRATED
+    c, metrics = meta.calibration, meta.metrics
+    held_out = (f" On its held-out days the mean score was {metrics['score_to_fraud_rate']:.2f}x the fraud rate, "
+                f"expected calibration error {metrics['ece']:.3f}." if "ece" in metrics and "score_to_fraud_rate"
+                in metrics else "")
+    return ("the probability that the transaction is fraud: of transactions scored 0.8, about 8 in 10 are fraud "
+            f"(calibrated: {c.method} on {c.rows:,} held-out training rows, {c.frauds:,} frauds).{held_out}")
+
+
+_MEANINGS: dict[tuple[str, str], str] = {}  # a version's metadata never changes once published
+
+
+def score_meaning(registry: Registry, version: str) -> str:
+    """What `version`'s scores mean, for the item page; a registry that cannot be read says so."""
+    key = (registry.location, version)
+    if key not in _MEANINGS:
+        try:
+            meta = registry.metadata(version)
+        except ModelNotFoundError:
+            return f"unknown: version {version} is not in the registry"
+        except Exception as exc:  # noqa: BLE001 - storage client errors: the page still renders
+            return f"unknown now: the registry cannot be read ({type(exc).__name__})"
+        _MEANINGS[key] = _meaning(meta)
+    return _MEANINGS[key]
 
 
 def picture(registry: Registry, version: str, name: str) -> tuple[bytes, str]:

@@ -17,9 +17,9 @@ from pydantic import ValidationError
 
 from txguard.console import items
 from txguard.console.items import ReviewItem
-from txguard.console.labels import LabelPublisher, label_event
+from txguard.console.label_publisher import LabelPublisher, label_event
 from txguard.console.manual import field_errors
-from txguard.console.queue import ReviewQueue
+from txguard.console.review_queue import ReviewQueue
 from txguard.contract.errors import ConsoleInputError
 from txguard.contract.logs import get_logger
 from txguard.contract.models import ReviewRequest

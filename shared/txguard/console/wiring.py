@@ -13,18 +13,20 @@ from dataclasses import dataclass, field
 from logging import Logger
 from typing import Any
 
+from flask import current_app
+
 from txguard.console.drift import DriftWindows, NoDriftWindows, drift_source
 from txguard.console.identity import Identity
 from txguard.console.ingest import Intake, SubscriptionReader
-from txguard.console.labels import LabelPublisher
-from txguard.console.live import LiveStats
-from txguard.console.manual import Scorer
-from txguard.console.queue import ReviewQueue, create_queue
+from txguard.console.label_publisher import LabelPublisher
+from txguard.console.live_stats import LiveStats
 from txguard.console.review import Reviews
+from txguard.console.review_queue import ReviewQueue
 from txguard.contract.logs import get_logger
 from txguard.contract.settings import ConsoleSettings
 from txguard.enrichment.counterparty import CounterpartyStore, create_counterparty_store
 from txguard.enrichment.history import HistoryStore
+from txguard.enrichment.scoring_client import ScoringBackend, ScoringClient
 from txguard.registry import Registry, open_registry
 
 
@@ -34,7 +36,7 @@ class ConsoleParts:
     queue: ReviewQueue
     history: HistoryStore
     counterparties: CounterpartyStore
-    scorer: Scorer
+    scorer: ScoringBackend
     registry: Registry
     publisher: LabelPublisher
     identity: Identity
@@ -80,6 +82,22 @@ class ConsoleParts:
             scorer_close()
 
 
+def current_parts() -> ConsoleParts:
+    """The parts of the console app serving this request (its pages and hooks read them here)."""
+    return current_app.config["parts"]
+
+
+def create_queue(settings: ConsoleSettings) -> ReviewQueue:
+    """Firestore when the history is in Firestore (cloud, emulators), else the SQLite file."""
+    if settings.history_store == "firestore":
+        from txguard.console.queue_firestore import FirestoreReviewQueue
+
+        return FirestoreReviewQueue(project=settings.google_cloud_project, database=settings.firestore_database)
+    from txguard.console.queue_sqlite import SqliteReviewQueue
+
+    return SqliteReviewQueue(settings.queue_path)
+
+
 def history_store(settings: ConsoleSettings) -> HistoryStore:
     """The enrichment's history store, opened only to read (wallet states, processed records)."""
     if settings.history_store == "firestore":
@@ -91,12 +109,11 @@ def history_store(settings: ConsoleSettings) -> HistoryStore:
     return SqliteHistoryStore(settings.sqlite_path)
 
 
-def build_console(settings: ConsoleSettings, scorer: Scorer | None = None,
+def build_console(settings: ConsoleSettings, scorer: ScoringBackend | None = None,
                   publisher: LabelPublisher | None = None) -> ConsoleParts:
-    from txguard.enrichment.scoring_client import ScoringClient
 
     if publisher is None:
-        from txguard.console.labels import PubSubLabelPublisher
+        from txguard.console.label_publisher import PubSubLabelPublisher
 
         publisher = PubSubLabelPublisher(settings.google_cloud_project, timeout_s=settings.publish_timeout_s)
     return ConsoleParts(

@@ -250,7 +250,9 @@ class LabelEvent(_Model):
 class Decision(_Model):
     transaction_id: Identifier
     wallet_id: Identifier
-    score: float = Field(ge=0.0, le=1.0, description="Fraud probability")
+    score: float = Field(ge=0.0, le=1.0, description=(
+        "The probability that the transaction is fraud, calibrated on held-out days of the model version's "
+        "training period (a version trained before calibration gives a ranking score: /model says which)"))
     outcome: Outcome
     reasons: list[str] = Field(default_factory=list, max_length=5)
     model_version: str

@@ -124,7 +124,7 @@ SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
     SubscriptionSpec(INVALID_CONSOLE_SUBSCRIPTION, INVALID_TOPIC, retention_seconds=24 * 3600),
     SubscriptionSpec(DEAD_LETTER_CONSOLE_SUBSCRIPTION, DEAD_LETTER_TOPIC, retention_seconds=24 * 3600),
     # The label function's push subscription: the enrichment one's delivery policy, unordered (labels
-    # of one transaction commute: features.labels makes the result depend on the set, not the order).
+    # of one transaction commute: features.label_ledger makes the result depend on the set, not the order).
     SubscriptionSpec(
         LABELS_PUSH_SUBSCRIPTION,
         LABELS_TOPIC,

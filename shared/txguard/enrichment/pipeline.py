@@ -1,17 +1,17 @@
 """The enrichment pipeline: one Pub/Sub delivery -> validate -> counterparty + history -> scoring -> decision.
 
-`Enricher.handle` is the ONE place where errors become ack or retry:
+`Enricher.handle` runs each delivery through the push handlers' one ladder (txguard.enrichment.delivery):
 - returns normally (the entry point answers 2xx, Pub/Sub acks): the message was decided, or it
   can never be (malformed, scoring refused it, id reused for other content) and its original
   bytes are on the `invalid` topic with a reason;
 - raises a `RetryableError` (store or scoring unavailable, publish not confirmed) or any
-  unexpected error (the entry point answers 500): Pub/Sub redelivers with backoff and, after
-  `max_delivery_attempts`, moves the message to the dead-letter topic. Nothing unprocessed is
-  ever acked.
+  unexpected error (the entry point answers 503 or 500): Pub/Sub redelivers with backoff and,
+  after `max_delivery_attempts`, moves the message to the dead-letter topic. Nothing unprocessed
+  is ever acked.
 A redelivery never applies a transaction twice: the store's processed record carries the
 features (and, once scored, the decision) that the first delivery computed, and the state of its
 counterparty update (leased to one delivery, applied with a marker, then settled; see
-history/protocol.py and counterparty/protocol.py).
+history/record.py and counterparty/protocol.py).
 
 A transaction that arrives after a later one of its wallet was applied is decided as usual, its
 decision flagged `late` and its log line too (`"late": true`, counted by a log-based metric):
@@ -31,40 +31,32 @@ it, the scoring call and the decision's (or the parked message's) attributes pas
 from __future__ import annotations
 
 import contextlib
-import threading
+import logging
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 from logging import Logger
-from typing import Any, Protocol
+from typing import Any
 
 from txguard.contract import names
 from txguard.contract.errors import (
     ConflictingTransactionError,
-    InvalidEventError,
     PermanentError,
     RetryableError,
     ScoringRejectedError,
 )
 from txguard.contract.logs import get_logger, log_context
-from txguard.contract.models import Decision, EnrichedTransaction, Transaction
+from txguard.contract.models import Decision, Transaction
 from txguard.contract.process import ProcessWide
 from txguard.contract.settings import EnrichSettings, enrich_settings
 from txguard.contract.trace import TraceContext, bind
 from txguard.enrichment.counterparty import CounterpartyStore, create_counterparty_store
 from txguard.enrichment.counterparty.lateness import log_late
-from txguard.enrichment.envelope import (
-    Delivery,
-    decode,
-    original_bytes,
-    parse_envelope,
-    parse_transaction,
-    undecoded,
-)
+from txguard.enrichment.delivery import Progress, PushHandler, ms_since
+from txguard.enrichment.envelope import decode, parse_envelope, parse_transaction, undecoded
 from txguard.enrichment.history import HistoryStore, create_store
 from txguard.enrichment.outbox import Outbox, PubSubOutbox
-from txguard.enrichment.scoring_client import ScoringClient
+from txguard.enrichment.scoring_client import ScoringBackend, ScoringClient
 from txguard.features.counterparty_windows import counterparty_features
 
 
@@ -82,14 +74,6 @@ class DeliveryStatus(StrEnum):
 ACKED = frozenset({DeliveryStatus.DECIDED, DeliveryStatus.DUPLICATE, DeliveryStatus.INVALID, DeliveryStatus.REJECTED})
 
 
-class ScoringBackend(Protocol):
-    """What the pipeline calls to score (the HTTP ScoringClient; an in-process fake in tests)."""
-
-    def score(self, tx: EnrichedTransaction) -> Decision:
-        """The decision; an HTTP backend sends `txguard.contract.trace.current()` along."""
-        ...
-
-
 @dataclass
 class Result:
     status: DeliveryStatus
@@ -102,31 +86,24 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass
-class _Progress:
-    """How far a delivery got: what the error handler needs to park or log it."""
+class Enricher(PushHandler[Result]):
+    INVALID, REJECTED = DeliveryStatus.INVALID, DeliveryStatus.REJECTED
+    RETRY, ERROR = DeliveryStatus.RETRY, DeliveryStatus.ERROR
+    LEVELS = {DeliveryStatus.DECIDED: logging.INFO, DeliveryStatus.DUPLICATE: logging.INFO,
+              DeliveryStatus.INVALID: logging.WARNING, DeliveryStatus.REJECTED: logging.WARNING,
+              DeliveryStatus.RETRY: logging.ERROR, DeliveryStatus.ERROR: logging.CRITICAL}
+    PARKED = ((ConflictingTransactionError, "conflict"), (ScoringRejectedError, "rejected"),
+              (PermanentError, "permanent"))
 
-    trace: TraceContext
-    delivery: Delivery | None = None
-    result: Result = field(default_factory=lambda: Result(DeliveryStatus.ERROR))
-
-
-def _ms(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000, 3)
-
-
-class Enricher:
     def __init__(self, store: HistoryStore, scorer: ScoringBackend, outbox: Outbox,
                  counterparties: CounterpartyStore, logger: Logger | None = None,
                  project: str = "txguard-local") -> None:
+        super().__init__(outbox, logger or get_logger("enrich"))
+        self.outbox: Outbox = outbox
         self.store = store
         self.scorer = scorer
-        self.outbox = outbox
         self.counterparties = counterparties
-        self.log = logger or get_logger("enrich")
         self.project = project  # Cloud Logging names a trace `projects/<project>/traces/<id>`
-        self.counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
 
     def handle(self, event_data: Any, trace: TraceContext | None = None) -> Result:
         """Process one delivery. Returning means ack; raising means retry (see module docstring).
@@ -137,32 +114,10 @@ class Enricher:
         """
         own = trace.child() if trace is not None else TraceContext.new()
         with bind(own), log_context(own.log_fields(self.project)):
-            return self._handle(event_data, own)
-
-    def _handle(self, event_data: Any, trace: TraceContext) -> Result:
-        start = time.perf_counter()
-        progress = _Progress(trace)
-        try:
-            self._process(event_data, progress)
-        except InvalidEventError as exc:
-            self._park(event_data, progress, DeliveryStatus.INVALID, exc.reason, exc.kind)
-        except ConflictingTransactionError as exc:
-            self._park(event_data, progress, DeliveryStatus.REJECTED, str(exc), "conflict")
-        except ScoringRejectedError as exc:
-            self._park(event_data, progress, DeliveryStatus.REJECTED, str(exc), "rejected")
-        except PermanentError as exc:
-            self._park(event_data, progress, DeliveryStatus.REJECTED, str(exc), "permanent")
-        except RetryableError as exc:
-            self._finish(progress.result, DeliveryStatus.RETRY, start, reason=f"{type(exc).__name__}: {exc}")
-            raise
-        except Exception as exc:
-            self._finish(progress.result, DeliveryStatus.ERROR, start, reason=f"{type(exc).__name__}: {exc}",
-                         exc_info=True)
-            raise
-        return self._finish(progress.result, progress.result.status, start)
+            return self.run(event_data, Progress(Result(DeliveryStatus.ERROR), own), self._process)
 
     # the happy path --------------------------------------------------------------------------
-    def _process(self, event_data: Any, progress: _Progress) -> None:
+    def _process(self, event_data: Any, progress: Progress[Result]) -> None:
         result = progress.result
         t = time.perf_counter()
         envelope = parse_envelope(event_data)
@@ -176,11 +131,11 @@ class Enricher:
         # transaction never locks its counterparty (docs/counterparty.md).
         t = time.perf_counter()
         counterparty = counterparty_features(self.counterparties.read_before(tx), tx)
-        result.timings["counterparty_ms"] = _ms(t)
+        result.timings["counterparty_ms"] = ms_since(t)
 
         t = time.perf_counter()
         enrichment = self.store.enrich_once(tx, counterparty)
-        result.timings["store_ms"] = _ms(t)
+        result.timings["store_ms"] = ms_since(t)
         if enrichment.counterparty_due:  # this delivery holds the lease: apply, exactly once (markers)
             t = time.perf_counter()
             try:
@@ -190,7 +145,7 @@ class Enricher:
                 # markers make the rows already done no-ops) instead of waiting for it to expire.
                 self._hand_back(tx)
                 raise
-            result.timings["counterparty_ms"] += _ms(t)
+            result.timings["counterparty_ms"] += ms_since(t)
             log_late(self.log, applied.late)
             result.late_updates = len(applied.late)
 
@@ -200,12 +155,12 @@ class Enricher:
             try:
                 t = time.perf_counter()
                 decision = self.scorer.score(enrichment.enriched)  # the HTTP client sends the bound trace
-                result.timings["scoring_ms"] = _ms(t)
+                result.timings["scoring_ms"] = ms_since(t)
                 if enrichment.late:
                     decision = decision.model_copy(update={"late": True})
                 t = time.perf_counter()
                 decision = self.store.record_decision(tx.transaction_id, decision)  # first one wins; applied
-                result.timings["store_ms"] += _ms(t)
+                result.timings["store_ms"] += ms_since(t)
             except Exception:
                 if enrichment.counterparty_due:  # applied: say so now, so the redelivery need not wait
                     self._release(tx, result)
@@ -216,7 +171,7 @@ class Enricher:
 
         t = time.perf_counter()
         self.outbox.publish_decision(decision, delivery.attributes.get(names.ATTR_PUBLISHED_AT), trace=progress.trace)
-        result.timings["publish_ms"] = _ms(t)
+        result.timings["publish_ms"] = ms_since(t)
         result.status = DeliveryStatus.DUPLICATE if enrichment.duplicate else DeliveryStatus.DECIDED
 
     def _hand_back(self, tx: Transaction) -> None:
@@ -241,52 +196,26 @@ class Enricher:
         except RetryableError as exc:
             self.log.warning(f"counterparty markers of {tx.transaction_id} left to garbage collection: {exc}",
                              extra={"transaction_id": tx.transaction_id, "wallet_id": tx.wallet_id})
-        result.timings["counterparty_ms"] += _ms(t)
+        result.timings["counterparty_ms"] += ms_since(t)
 
-    # errors ----------------------------------------------------------------------------------
-    def _park(self, event_data: Any, progress: _Progress, status: DeliveryStatus, reason: str, kind: str) -> None:
-        """Publish the original bytes to `invalid` (a failure here is retryable: not acked)."""
-        delivery = progress.delivery
-        raw = delivery.raw if delivery is not None else original_bytes(event_data)
-        t = time.perf_counter()
-        self.outbox.publish_invalid(raw, reason, kind,
-                                    delivery.message_id if delivery else "",
-                                    delivery.subscription if delivery else None, trace=progress.trace)
-        progress.result.timings["publish_ms"] = _ms(t)
-        progress.result.status = status
-        progress.result.reason = f"{kind}: {reason}"
+    # the log line -------------------------------------------------------------------------------
+    def count_more(self, result: Result) -> None:
+        if result.late and result.status is DeliveryStatus.DECIDED:
+            self.counts["late"] += 1
 
-    def _finish(self, result: Result, status: DeliveryStatus, start: float, reason: str | None = None,
-                exc_info: bool = False) -> Result:
-        result.status = status
-        if reason is not None:
-            result.reason = reason
-        result.timings["total_ms"] = _ms(start)
-        with self._lock:
-            self.counts[status.value] += 1
-            count = self.counts[status.value]
-            if result.late and status is DeliveryStatus.DECIDED:
-                self.counts["late"] += 1
-        level = {DeliveryStatus.DECIDED: 20, DeliveryStatus.DUPLICATE: 20, DeliveryStatus.INVALID: 30, DeliveryStatus.REJECTED: 30,
-                 DeliveryStatus.RETRY: 40, DeliveryStatus.ERROR: 50}[status]
-        self.log.log(
-            level,
-            f"{status.value} {result.transaction_id or '-'}",
-            extra={
-                "transaction_id": result.transaction_id,
-                "wallet_id": result.wallet_id,
-                "status": status.value,
-                "status_count": count,
-                "outcome": result.decision.outcome.value if result.decision else None,
-                "model_version": result.decision.model_version if result.decision else None,
-                "reason": result.reason,
-                "late": result.late,
-                "late_updates": result.late_updates,
-                "timings": result.timings,
-            },
-            exc_info=exc_info,
-        )
-        return result
+    def log_line(self, result: Result, count: int) -> tuple[str, dict[str, Any]]:
+        return f"{result.status.value} {result.transaction_id or '-'}", {
+            "transaction_id": result.transaction_id,
+            "wallet_id": result.wallet_id,
+            "status": result.status.value,
+            "status_count": count,
+            "outcome": result.decision.outcome.value if result.decision else None,
+            "model_version": result.decision.model_version if result.decision else None,
+            "reason": result.reason,
+            "late": result.late,
+            "late_updates": result.late_updates,
+            "timings": result.timings,
+        }
 
 
 def build_enricher(settings: EnrichSettings) -> Enricher:

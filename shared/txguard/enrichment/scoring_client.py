@@ -15,6 +15,7 @@ import json
 import os
 import threading
 import time
+from typing import Protocol
 
 import requests
 from pydantic import ValidationError
@@ -28,6 +29,15 @@ from txguard.contract.trace import TraceContext, current
 RETRYABLE_STATUSES = frozenset({401, 403, 404, 408, 429})
 TOKEN_REFRESH_MARGIN_S = 300.0  # refresh an ID token this long before it expires
 EMULATOR_VARS = ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
+
+
+class ScoringBackend(Protocol):
+    """What the pipeline and the console's manual scoring call to score: the HTTP `ScoringClient`,
+    or an in-process scorer (local tools, tests)."""
+
+    def score(self, tx: EnrichedTransaction) -> Decision:
+        """The decision; an HTTP backend sends `txguard.contract.trace.current()` along."""
+        ...
 
 
 def use_id_token(mode: str, environ: dict[str, str] | os._Environ = os.environ) -> bool:

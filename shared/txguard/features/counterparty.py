@@ -196,7 +196,7 @@ class CounterpartyBook:
     """Cells in dicts: the offline replay's state, and the reference the stores are tested against.
 
     Not thread-safe and not durable: training and tests only. The label ledger that decides what
-    a label counts is `txguard.features.labels`; `apply_label` there takes a book.
+    a label counts is `txguard.features.label_ledger`; `apply_label` there takes a book.
     """
 
     def __init__(self) -> None:

@@ -36,7 +36,7 @@ from txguard.features.counterparty import (
     increments_at,
 )
 from txguard.features.counterparty_windows import windows
-from txguard.features.labels import transition
+from txguard.features.label_ledger import transition
 from txguard.features.wallet import COUNTERPARTY_FEATURES, DAY, HOUR
 
 N_COUNTERPARTY = len(COUNTERPARTY_FEATURES)

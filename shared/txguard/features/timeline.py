@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from txguard.contract.models import (
@@ -19,6 +20,7 @@ from txguard.contract.models import (
     EnrichedTransaction,
     HistoryFeatures,
     LabelEvent,
+    LabelKind,
     Transaction,
 )
 from txguard.features.counterparty import (
@@ -30,7 +32,7 @@ from txguard.features.counterparty import (
     transaction_increments,
 )
 from txguard.features.counterparty_windows import counterparty_features, counterparty_values
-from txguard.features.labels import apply_label
+from txguard.features.label_ledger import apply_label
 from txguard.features.wallet import (
     COUNTERPARTY_FEATURES,
     HISTORY_FEATURES,
@@ -114,3 +116,18 @@ def replay_enriched(transactions: Iterable[Transaction], labels: Iterable[LabelE
     """Every transaction enriched as the functions would have enriched it, sorted by time first."""
     for tx, row in replay(sorted(transactions, key=lambda t: t.timestamp), labels):
         yield enriched_of(tx, row)
+
+
+def row_label_id(transaction_id: str) -> str:
+    """The label id of a fraud row's `label_time` in a training file (training and `txguard batch`
+    replay the same label under the same id)."""
+    return f"row-{transaction_id}"[:64]
+
+
+def row_label_event(tx: Transaction, label_time: float) -> LabelEvent:
+    """A fraud row's `label_time` as the label event it stands for (a chargeback known then)."""
+    return LabelEvent(
+        label_id=row_label_id(tx.transaction_id), transaction_id=tx.transaction_id, wallet_id=tx.wallet_id,
+        counterparty_id=tx.counterparty_id, device_id=tx.device_id, transaction_time=tx.timestamp,
+        known_at=datetime.fromtimestamp(label_time, UTC), kind=LabelKind.CHARGEBACK, is_fraud=True,
+    )

@@ -72,6 +72,22 @@ class ParityProbe(BaseModel):
         return self
 
 
+class Calibration(BaseModel):
+    """How training made the version's scores probabilities. The artifact already applies it (the
+    calibration is folded into the trees), so every scoring path reads the probability straight
+    from the graph; this record says what was fitted, and on which rows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str = Field(description="platt: sigmoid(slope * margin + intercept) of the trees' margin")
+    slope: float
+    intercept: float
+    rows: int = Field(description="Rows of the calibration slice (held out from the trees)")
+    frauds: int
+    period: str = Field(description="The slice's time span (ISO 8601, start to end)")
+    label_maturity_days: float = Field(description="How long before the split the slice ends: the labels' delay")
+
+
 class ModelMetadata(BaseModel):
     model_config = ConfigDict(extra="allow", protected_namespaces=())
 
@@ -87,6 +103,8 @@ class ModelMetadata(BaseModel):
     artifact: str = ARTIFACT_NAME
     framework: str = "onnx"
     model_type: str = "HistGradientBoostingClassifier"
-    # Optional: versions published before they existed load without them (sanity check only, no drift).
+    # Optional: versions published before they existed load without them (sanity check only, no drift,
+    # and a score that ranks but is not a probability).
     drift_reference: DriftReference | None = None
     parity_probe: ParityProbe | None = None
+    calibration: Calibration | None = None

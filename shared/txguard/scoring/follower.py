@@ -5,9 +5,9 @@ the fork, so the service starts this one in every worker, see ScoringService.sta
 Every `MODEL_POLL_S` seconds it makes one conditional read of the alias object (Cloud Storage
 `ifGenerationNotMatch`: HTTP 304 and no body while nothing changed; docs/lifecycle.md has the
 measurements and why not a Pub/Sub notification). When the alias moved it loads the new version
-here, in the background, through every check of txguard.scoring.loading, and only then swaps
-`service.scorer`: one reference assignment, so a request runs entirely on the old or entirely on
-the new version, and its decision names the one that made it.
+here, in the background, through every check of txguard.scoring.loading, and only then swaps the
+champion of the `ServingState` it shares with the routes: one reference assignment, so a request
+runs entirely on the old or entirely on the new version, and its decision names the one that made it.
 
 - A version that fails a check is refused (one ERROR line, `event: model_refused`); the previous
   one keeps answering, and the refused one is not retried until the alias moves again.
@@ -23,17 +23,16 @@ import os
 import threading
 import time
 import weakref
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from txguard.contract.logs import EVENT_KEY, MODEL_LOADED_EVENT, MODEL_REFUSED_EVENT, get_logger
+from txguard.contract.settings import ScoringSettings
 from txguard.registry import Registry
 from txguard.registry.store import Generation
 from txguard.scoring.loading import is_alias, is_transient, load_scorer, resolve
 from txguard.scoring.scorer import Scorer
-
-if TYPE_CHECKING:
-    from txguard.scoring.service import ScoringService
+from txguard.scoring.state import CHALLENGER, CHAMPION, ServingState
 
 RETRY_CAP_S = 30.0
 
@@ -47,18 +46,18 @@ class Followed:
     """One alias (or fixed reference) and what this process made of it."""
 
     ref: str
-    role: str  # "champion" (answers) or "challenger" (shadow)
+    role: str  # CHAMPION (answers) or CHALLENGER (shadow)
     generation: Generation | None = None  # of the alias object last acted upon
-    refused: dict[str, str] = field(default_factory=dict)  # version -> why
 
 
 class ModelFollower:
-    def __init__(self, service: ScoringService, registry: Registry, ref: str, poll_s: float,
-                 challenger_ref: str | None = None, threads: int = 1) -> None:
-        self.service, self.registry, self.poll_s, self.threads = service, registry, poll_s, threads
-        self.champion = Followed(ref, "champion")
-        self.challenger = Followed(challenger_ref, "challenger") if challenger_ref else None
-        self.log = get_logger("score", service.settings.log_level)
+    def __init__(self, state: ServingState, settings: ScoringSettings, registry: Registry, ref: str,
+                 challenger_ref: str | None = None) -> None:
+        self.state, self.registry = state, registry
+        self.poll_s, self.threads, self.model_uri = settings.model_poll_s, settings.inference_threads, settings.model_uri
+        self.champion = Followed(ref, CHAMPION)
+        self.challenger = Followed(challenger_ref, CHALLENGER) if challenger_ref else None
+        self.log = get_logger("score", settings.log_level)
         self.failures = 0  # consecutive failed attempts to get a first model
         self.last_check: float | None = None
         self._stop = threading.Event()
@@ -68,7 +67,7 @@ class ModelFollower:
     def check(self) -> float:
         """Poll (or retry) once; returns how long to wait before the next round."""
         self.last_check = time.time()
-        if self.service.scorer is None:
+        if self.state.champion is None:
             return self._first_model()
         self._follow(self.champion)
         if self.challenger is not None:
@@ -82,14 +81,13 @@ class ModelFollower:
         except Exception as exc:  # noqa: BLE001 - every failure is retried: no model is the worst case
             self.failures += 1
             wait = min(RETRY_CAP_S, 2.0 ** (self.failures - 1))
-            self.service.load_error = _reason(exc)
+            self.state.fail(_reason(exc))
             self.log.critical("model still not loaded (attempt %d): %s; retrying in %.0f s", self.failures + 1,
-                              _reason(exc), wait, extra={"model_uri": self.service.settings.model_uri,
-                                                          "retry_in_s": wait})
+                              _reason(exc), wait, extra={"model_uri": self.model_uri, "retry_in_s": wait})
             return wait
         self.failures = 0
         self.champion.generation = target.generation
-        self._swap(self.champion, scorer, None)
+        self._swap(self.champion, scorer)
         return self.poll_s
 
     def _follow(self, followed: Followed) -> None:
@@ -98,70 +96,55 @@ class ModelFollower:
         try:
             changed = self.registry.read_alias_if_changed(followed.ref, followed.generation)
         except Exception as exc:  # noqa: BLE001 - a failed poll is retried at the next one
-            if followed.role == "challenger" and followed.generation is None:
+            if followed.role == CHALLENGER and followed.generation is None:
                 return  # no staging alias (yet): nothing to shadow
             self.log.warning("could not read alias %s: %s", followed.ref, _reason(exc),
-                             extra={"alias": followed.ref, "model_version": self.service.version})
+                             extra={"alias": followed.ref, "model_version": self.state.version})
             return
         if changed is None:
             return
         record, generation = changed
-        if record.version in followed.refused:
+        if self.state.is_refused(followed.role, record.version):
             followed.generation = generation  # still the refused version: not worth another download
             return
-        followed.refused.clear()  # the alias moved elsewhere: a later promote of a refused one is retried
-        current = self._current(followed)
+        self.state.forget_refusals(followed.role)  # the alias moved elsewhere: a refused one may come back
+        current = self.state.scorer(followed.role)
         if current is not None and record.version == current.version:
             followed.generation = generation  # rewritten to the same version: nothing to load
             return
         # A version this worker already serves (staging promoted, or staging set to production) is
         # shared, not downloaded, verified and smoke-tested a second time.
-        loaded = next((s for s in (self.service.scorer, self.service.challenger)
-                       if s is not None and s.version == record.version), None)
         try:
-            scorer = loaded or load_scorer(self.registry, record.version, self.threads)
+            scorer = self.state.loaded(record.version) or load_scorer(self.registry, record.version, self.threads)
         except Exception as exc:  # noqa: BLE001
             if is_transient(exc):  # generation left unchanged: the next poll tries again
                 self.log.warning("could not load %s yet: %s", record.version, _reason(exc),
-                                 extra={"alias": followed.ref, "model_version": self.service.version})
+                                 extra={"alias": followed.ref, "model_version": self.state.version})
                 return
             followed.generation = generation
-            followed.refused[record.version] = _reason(exc)
+            self.state.refuse(followed.role, record.version, _reason(exc))
             self.log.error("refused model %s (%s %s): %s; %s keeps answering", record.version, followed.role,
                            followed.ref, _reason(exc), current.version if current else "no version",
                            extra={EVENT_KEY: MODEL_REFUSED_EVENT, "refused_version": record.version, "pid": os.getpid(),
                                   "alias": followed.ref, "role": followed.role,
-                                  "model_version": self.service.version})
+                                  "model_version": self.state.version})
             return
         followed.generation = generation
-        self._swap(followed, scorer, current)
+        self._swap(followed, scorer)
 
-    def _current(self, followed: Followed) -> Scorer | None:
-        return self.service.scorer if followed.role == "champion" else self.service.challenger
-
-    def _swap(self, followed: Followed, scorer: Scorer, previous: Scorer | None) -> None:
-        if followed.role == "champion":
-            self.service.scorer = scorer  # the one atomic swap every request reads once
-            self.service.load_error = None
-        else:
-            self.service.challenger = scorer
+    def _swap(self, followed: Followed, scorer: Scorer) -> None:
+        previous = self.state.serve(followed.role, scorer)  # the one atomic swap every request reads once
         self.log.info("model %s answering as %s (was %s)", scorer.version, followed.role,
                       previous.version if previous else "none",
                       extra={EVENT_KEY: MODEL_LOADED_EVENT, "model_version": scorer.version, "role": followed.role,
                              "pid": os.getpid(),
                              "previous_version": previous.version if previous else None, "alias": followed.ref})
 
-    def refused(self) -> dict[str, str]:
-        out = dict(self.champion.refused)
-        if self.challenger is not None:
-            out.update(self.challenger.refused)
-        return out
-
     # Thread -----------------------------------------------------------------------------------
     def start(self, initial_wait: float | None = None) -> None:
         """Start (or restart, in a forked worker) the polling thread."""
         self._stop = threading.Event()
-        wait = initial_wait if initial_wait is not None else (1.0 if self.service.scorer is None else self.poll_s)
+        wait = initial_wait if initial_wait is not None else (1.0 if self.state.champion is None else self.poll_s)
         self._thread = threading.Thread(target=_loop, args=(weakref.ref(self), self._stop, wait),
                                         name="txguard-model-follower", daemon=True)
         self._thread.start()

@@ -1,6 +1,9 @@
 """From a registry reference to a `Scorer` that passed every check, or a clear refusal.
 
-One path for the cold start and for every later alias change (txguard.scoring.follower):
+The one way to get a scorer: the cold start and every later alias change of the scoring function
+(txguard.scoring.service, txguard.scoring.follower) go through `load_scorer`, and `txguard
+score-file`, `txguard batch run` and the benchmarks through `open_scorer(uri)`, so no job scores with
+a model that serving would have refused. Every path runs the same checks:
 
 1. the registry resolves the reference and checks the artifact's SHA-256 (`ChecksumMismatchError`);
 2. `ModelRuntime` refuses another feature list or ONNX signature (`IncompatibleModelError`);
@@ -23,6 +26,7 @@ import numpy as np
 from txguard.contract.errors import ParityCheckError, RegistryUnavailableError
 from txguard.registry import LATEST, Registry, open_registry, parse_model_uri
 from txguard.registry.core import version_number
+from txguard.registry.metadata import ModelMetadata
 from txguard.registry.store import Generation
 from txguard.scoring.runtime import N_FEATURES, ModelRuntime
 from txguard.scoring.scorer import Scorer
@@ -73,10 +77,21 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, (RegistryUnavailableError, OSError, TimeoutError))
 
 
+def open_scorer(uri: str, threads: int = 1) -> Scorer:
+    """`gs://bucket/prefix@production`, `models/registry@v3`: resolve, load, verify and smoke-test."""
+    registry, ref = split_uri(uri)
+    return load_scorer(registry, resolve(registry, ref).version, threads)
+
+
 def load_scorer(registry: Registry, version: str, threads: int = 1) -> Scorer:
     """Load, verify and smoke-test `version`; raises the reason it cannot serve."""
     loaded = registry.load(version)  # SHA-256 checked here
-    runtime = ModelRuntime(loaded.artifact, loaded.metadata, threads=threads)  # features, ONNX signature
+    return scorer_of(loaded.artifact, loaded.metadata, threads)
+
+
+def scorer_of(artifact: bytes, metadata: ModelMetadata, threads: int = 1) -> Scorer:
+    """A scorer of model bytes already at hand (a benchmark's), through the same checks."""
+    runtime = ModelRuntime(artifact, metadata, threads=threads)  # features, ONNX signature
     smoke_test(runtime)  # also the warm-up: it runs the single-row and the matrix path
     return Scorer(runtime)
 

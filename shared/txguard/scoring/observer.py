@@ -28,19 +28,18 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from txguard.contract.logs import EVENT_KEY, SHADOW_EVENT
+from txguard.contract.logs import EVENT_KEY, SHADOW_EVENT, get_logger
 from txguard.contract.models import Decision, EnrichedTransaction
+from txguard.contract.settings import ScoringSettings
 from txguard.scoring.drift import DriftMonitor
-from txguard.scoring.request_log import RequestLog
+from txguard.scoring.request_log import INFO, RequestLog
 from txguard.scoring.scorer import Scorer, outcomes
+from txguard.scoring.state import ServingState
 from txguard.scoring.vectorize import matrix_of
-
-if TYPE_CHECKING:
-    from txguard.scoring.service import ScoringService
 
 INTERVAL_S = 0.25
 CHUNK = 64  # rows per feature matrix and per challenger call; the GIL is handed back between chunks
@@ -50,9 +49,8 @@ Observation = tuple[EnrichedTransaction, Decision, float]  # the draw decides dr
 
 
 class Observer:
-    def __init__(self, service: ScoringService) -> None:
-        settings = service.settings
-        self.service = service
+    def __init__(self, state: ServingState, settings: ScoringSettings) -> None:
+        self.state = state
         self.shadow = settings.shadow_enabled
         self.drift = (DriftMonitor(settings.drift_window_s, settings.drift_window_rows, self._emit_drift)
                       if settings.drift_window_s > 0 else None)
@@ -106,7 +104,7 @@ class Observer:
 
     def _process(self, chunk: list[Observation]) -> None:
         self.seen += len(chunk)
-        champion = self.service.scorer
+        champion = self.state.champion
         if champion is None:
             return
         # Decisions made by a version swapped out since are left out: one window, one version.
@@ -121,7 +119,7 @@ class Observer:
                 meta = champion.runtime.metadata
                 scores = np.fromiter((d.score for _, d, _ in mine), dtype=np.float64, count=len(mine))
                 self.drift.add(champion.version, meta.drift_reference, meta.features, x[counted], scores[counted])
-        challenger = self.service.challenger
+        challenger = self.state.challenger
         if self.shadow and challenger is not None and challenger.version != champion.version:
             keep = np.flatnonzero(draws < self.shadow_rate)
             if len(keep):
@@ -138,13 +136,13 @@ class Observer:
                 "challenger_version": challenger.version, "challenger_score": score,
                 "challenger_outcome": out.value,
             }))
-        self.shadow_log.emit_many("INFO", lines)
+        self.shadow_log.emit_many(INFO, lines)
         self.shadow_scored += len(rows)
 
     def _emit_drift(self, line: dict[str, Any]) -> None:
         line["dropped"] = self.dropped
         line["sample_rate"] = self.drift_rate
-        self.drift_log.emit("INFO", f"drift window of {line['model_version']}: psi_max {line['psi_max']} "
+        self.drift_log.emit(INFO, f"drift window of {line['model_version']}: psi_max {line['psi_max']} "
                                     f"({line['feature_max']}) over {line['rows']} rows", line)
 
     def close(self) -> None:
@@ -175,7 +173,5 @@ def _loop(ref: weakref.ref[Observer], stop: threading.Event) -> None:
         try:
             observer.drain()
         except Exception:  # never let a monitoring bug end monitoring silently
-            from txguard.contract.logs import get_logger
-
             get_logger("score").exception("observer round failed")
         del observer

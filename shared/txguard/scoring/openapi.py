@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 from txguard.contract.models import MAX_BATCH, BatchRequest, BatchResponse, Decision, EnrichedTransaction
-from txguard.registry.metadata import Thresholds
+from txguard.registry.metadata import Calibration, Thresholds
 
 API_VERSION = "1.0.0"
 
@@ -57,6 +57,9 @@ class ModelInfo(BaseModel):
     features: list[str]
     thresholds: Thresholds
     metrics: dict[str, float]
+    calibration: Calibration | None = Field(
+        None, description="How the scores were made probabilities (null: a version trained before calibration, "
+                          "whose score ranks but is not a probability)")
 
 
 def _ref(name: str) -> dict[str, str]:

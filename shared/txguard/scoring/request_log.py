@@ -1,6 +1,6 @@
 """The scoring function's per-request log line, written straight to stdout.
 
-Same shape as shared.logs.JsonFormatter (severity, message, time, logger, fields; Cloud
+Same shape as txguard.contract.logs.JsonFormatter (severity, message, time, logger, fields; Cloud
 Logging reads it from stdout) at a fraction of the cost: `logging` builds a LogRecord, copies `extra` and walks its
 attributes for every request (~35 us), here one dict and pydantic-core's encoder (~5 us), which matters
 when the whole request is ~100 us of work. Everything else (load, errors with stack traces)
@@ -17,11 +17,14 @@ from typing import Any
 
 from pydantic_core import to_json
 
-_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+# The severities a line may carry (Cloud Logging's names, which are also `logging`'s).
+DEBUG, INFO, WARNING, ERROR, CRITICAL = "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"
+_LEVELS = {DEBUG: logging.DEBUG, INFO: logging.INFO, WARNING: logging.WARNING, ERROR: logging.ERROR,
+           CRITICAL: logging.CRITICAL}
 
 
 class RequestLog:
-    def __init__(self, level: str = "INFO", logger: str = "txguard.score") -> None:
+    def __init__(self, level: str = INFO, logger: str = "txguard.score") -> None:
         self.threshold = logging.getLevelName(level.upper())
         if not isinstance(self.threshold, int):
             self.threshold = logging.INFO

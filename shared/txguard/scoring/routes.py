@@ -1,64 +1,72 @@
 """The scoring function's routes: path and method -> handler, and the handlers themselves.
 
-A handler takes the service (the loaded model and settings), the request body and a per-request
-context it may fill for the log line, and returns an `HttpResponse`; errors are raised as
-`ScoringError`s and rendered by the transport.
+A handler takes what the process serves (`ServingState`: the champion, the challenger, why none
+answers), the settings, the request's typed context (which it fills for the log line and the
+observer) and the request body, and returns an `HttpResponse`; errors are raised as `ScoringError`s
+and rendered by the transport. A handler reads the champion once and decides with that scorer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from txguard.contract.errors import MethodNotAllowedError, NotFoundError, ValidationFailedError
 from txguard.contract.models import BATCH_ADAPTER, DECISION_ADAPTER, ENRICHED_ADAPTER, BatchResponse
+from txguard.contract.settings import ScoringSettings
+from txguard.scoring.context import RequestContext
 from txguard.scoring.http import HttpResponse, json_response, parse
+from txguard.scoring.state import ServingState
 
-if TYPE_CHECKING:
-    from txguard.scoring.service import ScoringService
-
-Handler = Callable[["ScoringService", bytes, dict[str, Any]], HttpResponse]
+Handler = Callable[[ServingState, ScoringSettings, RequestContext, bytes], HttpResponse]
 
 
-def score(service: ScoringService, data: bytes, ctx: dict[str, Any]) -> HttpResponse:
-    scorer = service.require_scorer()
-    tx = parse(ENRICHED_ADAPTER, data)
-    ctx["transaction_id"], ctx["wallet_id"], ctx["tx"] = tx.transaction_id, tx.wallet_id, tx
-    decision = scorer.score(tx, started_ns=ctx["started_ns"])
-    ctx["decision"] = decision
+def score(state: ServingState, _settings: ScoringSettings, ctx: RequestContext, data: bytes) -> HttpResponse:
+    scorer = state.require_champion()
+    tx = ctx.tx = parse(ENRICHED_ADAPTER, data)
+    decision = ctx.decision = scorer.score(tx, started_ns=ctx.started_ns)
     return HttpResponse(200, DECISION_ADAPTER.dump_json(decision))
 
 
-def score_batch(service: ScoringService, data: bytes, ctx: dict[str, Any]) -> HttpResponse:
-    scorer = service.require_scorer()
+def score_batch(state: ServingState, settings: ScoringSettings, ctx: RequestContext, data: bytes) -> HttpResponse:
+    scorer = state.require_champion()
     batch = parse(BATCH_ADAPTER, data)
-    max_batch = service.settings.max_batch
+    max_batch = settings.max_batch
     if len(batch.transactions) > max_batch:
         raise ValidationFailedError(
             f"batch of {len(batch.transactions)} exceeds MAX_BATCH={max_batch}",
             [{"loc": ["transactions"], "msg": f"at most {max_batch} items", "type": "too_long"}],
         )
-    decisions = scorer.score_batch(batch.transactions, started_ns=ctx["started_ns"])
-    ctx["batch"], ctx["txs"] = decisions, batch.transactions
+    decisions = scorer.score_batch(batch.transactions, started_ns=ctx.started_ns)
+    ctx.batch, ctx.decisions = batch.transactions, decisions
     out = BatchResponse.model_construct(decisions=decisions, model_version=scorer.version)
     return HttpResponse(200, out.model_dump_json().encode())
 
 
-def health(service: ScoringService, _data: bytes, _ctx: dict[str, Any]) -> HttpResponse:
-    return json_response(*service.health())
+def health(state: ServingState, settings: ScoringSettings, _ctx: RequestContext, _data: bytes) -> HttpResponse:
+    champion, challenger = state.champion, state.challenger
+    body: dict[str, Any] = {
+        "status": "ok" if champion else "unavailable",
+        "model_version": champion.version if champion else None,
+        "reason": None if champion else state.load_error,
+        "challenger_version": challenger.version if challenger and settings.shadow_enabled else None,
+        "refused": state.refusals(),
+    }
+    return json_response(200 if champion else 503, body)
 
 
-def model(service: ScoringService, _data: bytes, _ctx: dict[str, Any]) -> HttpResponse:
-    meta = service.require_scorer().runtime.metadata
+def model(state: ServingState, settings: ScoringSettings, _ctx: RequestContext, _data: bytes) -> HttpResponse:
+    meta = state.require_champion().runtime.metadata
     return json_response(200, {
-        "version": meta.version, "model_uri": service.settings.model_uri, "sha256": meta.sha256,
+        "version": meta.version, "model_uri": settings.model_uri, "sha256": meta.sha256,
         "created_at": meta.created_at.isoformat(), "model_type": meta.model_type,
         "features": list(meta.features), "thresholds": meta.thresholds.model_dump(),
         "metrics": meta.metrics,
+        "calibration": None if meta.calibration is None else meta.calibration.model_dump(),
     })
 
 
-def openapi(_service: ScoringService, _data: bytes, _ctx: dict[str, Any]) -> HttpResponse:
+def openapi(_state: ServingState, _settings: ScoringSettings, _ctx: RequestContext, _data: bytes) -> HttpResponse:
     from txguard.scoring.openapi import openapi_document  # built on first use, not at cold start
 
     return json_response(200, openapi_document())

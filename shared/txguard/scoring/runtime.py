@@ -1,7 +1,8 @@
 """The ONNX model runtime of the scoring function: load once, score one row in microseconds.
 
 Built from (artifact bytes, ModelMetadata) so it does not care where the model came from;
-`ModelRuntime.from_uri` adds the registry (which verifies the artifact's SHA-256).
+txguard.scoring.loading opens models from the registry (which verifies the artifact's SHA-256)
+and smoke-tests them before anything scores with them.
 
 Why it is written this way (figures in docs/scoring.md, `txguard bench score`):
 - onnxruntime with one intra-op and one inter-op thread and sequential execution: a single
@@ -90,19 +91,6 @@ class ModelRuntime:
         self.version = metadata.version
         self._local = threading.local()
 
-    @classmethod
-    def from_uri(cls, uri: str, threads: int = 1) -> ModelRuntime:
-        """`gs://bucket/prefix@production`, `models/registry@v3`: load, verify SHA-256, prepare.
-
-        gs:// registries are read through txguard.registry.gcs (urllib), not google-cloud-storage,
-        whose imports alone would double the cold start.
-        """
-        from txguard.scoring.loading import split_uri  # loading imports this module
-
-        registry, ref = split_uri(uri)
-        loaded = registry.load(ref)
-        return cls(loaded.artifact, loaded.metadata, threads=threads)
-
     def _check_signature(self) -> None:
         inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = {o.name: o for o in self.session.get_outputs()}
@@ -151,10 +139,6 @@ class ModelRuntime:
         if self.native_run and sess is not None and native is not None and hasattr(sess, "run_with_iobinding"):
             return partial(sess.run_with_iobinding, native, options)
         return partial(self.session.run_with_iobinding, binding, options)
-
-    def warm_up(self) -> None:
-        """Run once so the first request does not pay onnxruntime's lazy initialisation."""
-        self.predict_row([0.0] * N_FEATURES)
 
     # Matrix ------------------------------------------------------------------------------------
     def predict(self, x: np.ndarray) -> np.ndarray:

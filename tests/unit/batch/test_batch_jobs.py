@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.scoring_fixtures import publish_tiny
+from tests.scoring_fixtures import publish_disagreeing, publish_tiny
 from txguard.batch.jobs import JobSpec, JobState, read_status, run_job
 from txguard.batch.staging import build_wheel, dataflow_flags
 from txguard.cli.main import main as cli
@@ -61,6 +61,22 @@ def test_too_many_bad_rows_fail_the_job_and_each_is_in_the_errors_output(
     assert read_status(str(out)).job_id == status.job_id
 
 
+def test_batch_run_refuses_a_model_whose_onnx_disagrees_with_its_metadata(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The parity smoke test serving runs at load (loading.open_scorer) also guards batch jobs: a
+    version whose artifact does not reproduce the scores recorded at training scores nothing."""
+    publish_disagreeing(tmp_path / "registry")
+    src, _ = write_input(tmp_path / "tx.jsonl", bad_every=10_000)
+    out = tmp_path / "out"
+    code = cli(["batch", "run", "--input", str(src), "--output", str(out), "--model-uri",
+                f"{tmp_path / 'registry'}@production", "--shards", "4"])
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 1 and last["state"] == "failed"
+    assert last["error"].startswith("ParityCheckError: ") and "recorded at training" in last["error"]
+    assert last["model_version"] is None and last["counts"]["decided"] == 0
+    assert not list(out.glob("decisions-*.jsonl")) and read_status(str(out)).state is JobState.FAILED
+
+
 def test_cli_run_on_two_worker_processes_completes_with_a_few_bad_rows(
         tmp_path: Path, model_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
     src, bad = write_input(tmp_path / "tx.jsonl", bad_every=200)
@@ -111,8 +127,7 @@ def test_a_job_over_csv_and_parquet_files_decides_like_score_file(tmp_path: Path
     import pyarrow.parquet as pq
 
     from txguard.batch.score_file import score_file
-    from txguard.scoring.runtime import ModelRuntime
-    from txguard.scoring.scorer import Scorer
+    from txguard.scoring.loading import open_scorer
 
     (tmp_path / "in").mkdir()
     half = len(ROWS) // 2
@@ -128,5 +143,5 @@ def test_a_job_over_csv_and_parquet_files_decides_like_score_file(tmp_path: Path
 
     merged = tmp_path / "all.jsonl"
     merged.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    score_file(Scorer(ModelRuntime.from_uri(model_uri)), str(merged), str(tmp_path / "single.jsonl"))
+    score_file(open_scorer(model_uri), str(merged), str(tmp_path / "single.jsonl"))
     assert beam == sorted((tmp_path / "single.jsonl").read_text().splitlines())

@@ -23,8 +23,7 @@ from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
 from txguard.enrichment.history.sqlite import SqliteHistoryStore
 from txguard.enrichment.pipeline import DeliveryStatus, Enricher
 from txguard.features.wallet import FEATURE_NAMES
-from txguard.scoring.runtime import ModelRuntime
-from txguard.scoring.scorer import Scorer
+from txguard.scoring.loading import open_scorer
 from txguard.simulator.core import simulate
 from txguard.training.dataset import feature_rows, from_feature_table
 
@@ -48,7 +47,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
                              features=True, shards=16), workers=1)
     assert status.state is JobState.COMPLETED, status.error
     return {"root": root, "ordered": ordered, "uri": uri, "status": status,
-            "scorer": Scorer(ModelRuntime.from_uri(uri))}
+            "scorer": open_scorer(uri)}
 
 
 def _beam_features(root: Path) -> dict[str, list[float]]:

@@ -21,11 +21,11 @@ import pytest
 from tests.scoring_fixtures import publish_tiny
 from txguard.batch.jobs import JobSpec, JobState, run_job
 from txguard.batch.score_file import score_file
+from txguard.features.timeline import row_label_event
 from txguard.features.wallet import FEATURE_NAMES
-from txguard.scoring.runtime import ModelRuntime
-from txguard.scoring.scorer import Scorer
+from txguard.scoring.loading import open_scorer
 from txguard.simulator.core import Simulation
-from txguard.training.dataset import feature_rows, first_known, from_file, row_label_event
+from txguard.training.dataset import feature_rows, first_known, from_file
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
     registry = root / "registry"
     publish_tiny(registry)
     return {"root": root, "merged": merged, "records": records[0::2] + records[1::2],
-            "uri": f"{registry}@production", "scorer": Scorer(ModelRuntime.from_uri(f"{registry}@production"))}
+            "uri": f"{registry}@production", "scorer": open_scorer(f"{registry}@production")}
 
 
 def _run(world: dict, shards: int, workers: int) -> Path:

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.scoring_fixtures import enriched_transactions, publish_tiny, tiny_metadata, tiny_model
+from tests.scoring_fixtures import (
+    enriched_transactions,
+    publish_disagreeing,
+    publish_tiny,
+    tiny_metadata,
+    tiny_model,
+)
 from txguard.batch.score_file import score_file
 from txguard.cli.main import main as cli
 from txguard.contract.errors import DataFileError
@@ -103,6 +109,16 @@ def test_cli_prints_a_throughput_line_and_a_json_report(tmp_path: Path, capsys: 
     assert cli(["score-file", str(bad), str(tmp_path / "o2.jsonl"), "--model-uri",
                 f"{tmp_path / 'registry'}@production"]) == 1
     assert "line 1" in capsys.readouterr().err
+
+
+def test_cli_refuses_a_model_whose_onnx_disagrees_with_its_metadata(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    publish_disagreeing(tmp_path / "registry")
+    src = write_jsonl(tmp_path / "in.jsonl", [tx.model_dump_json() for tx in enriched_transactions()[:5]])
+    code = cli(["score-file", str(src), str(tmp_path / "out.jsonl"), "--model-uri",
+                f"{tmp_path / 'registry'}@production"])
+    assert code == 2 and not (tmp_path / "out.jsonl").exists()
+    assert "recorded at training" in capsys.readouterr().err.replace("\n", " ")
 
 
 def test_raw_transactions_in_parquet_are_replayed_then_scored(scorer: Scorer, tmp_path: Path) -> None:

@@ -179,6 +179,28 @@ def test_models_page_and_alias_moves_need_confirmation(client: FlaskClient, part
     assert status == 422 and "no previous version" in err["error"]["message"]
 
 
+def test_the_console_says_what_a_score_means(client: FlaskClient, parts: ConsoleParts, tmp_path: Path) -> None:
+    from txguard.registry.metadata import Calibration
+
+    # v1 (the tiny model) predates calibration; v2 is calibrated, with its held-out figures.
+    calibration = Calibration(method="platt", slope=0.8, intercept=-1.2, rows=20535, frauds=188,
+                              period="2026-01-07T00:00:00+00:00 to 2026-01-12T00:00:00+00:00", label_maturity_days=11)
+    publish_tiny(tmp_path / "registry", promote=False, calibration=calibration,
+                 metrics={"pr_auc": 0.95, "ece": 0.0018, "score_to_fraud_rate": 0.83})
+    versions = {v["version"]: v for v in client.get("/api/models").get_json()["versions"]}
+    assert versions["v1"]["calibration"] is None and "not a probability" in versions["v1"]["score_meaning"]
+    assert versions["v2"]["calibration"]["rows"] == 20535
+    meaning = versions["v2"]["score_meaning"]
+    assert "probability that the transaction is fraud" in meaning and "20,535 held-out training rows" in meaning
+    assert "0.83x the fraud rate" in meaning and "0.002" in meaning
+    page = client.get("/models").data.decode()
+    assert "20,535 held-out training rows" in page and "not a probability" in page
+    decide(parts, recent_tx(1), Outcome.REVIEW, score=0.42)  # decided by v1
+    item = client.get(f"/queue/{recent_tx(1).transaction_id}").data.decode()
+    assert "0.4200" in item and "not a probability" in item
+    assert "probability that such a transaction is fraud" in client.get("/score").data.decode()
+
+
 def test_pictures_are_served_from_the_registry(client: FlaskClient, parts: ConsoleParts) -> None:
     png = b"\x89PNG\r\n\x1a\n" + b"0" * 32
     parts.registry.store.create("versions/v1/pictures/pr_curve.png", png)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from txguard.console.ingest import latency_ms
-from txguard.console.live import LATENCY_EDGES_MS, LiveStats, latency_bucket, percentile_ms
+from txguard.console.live_stats import LATENCY_EDGES_MS, LiveStats, latency_bucket, percentile_ms
 from txguard.contract import names
 
 

@@ -13,7 +13,7 @@ from tests.console_fixtures import MemoryLabelPublisher
 from tests.enrich_fakes import make_tx
 from txguard.console import items
 from txguard.console.items import ReviewItem
-from txguard.console.labels import label_event, source_of
+from txguard.console.label_publisher import label_event, source_of
 from txguard.console.queue_sqlite import SqliteReviewQueue
 from txguard.console.review import Reviews
 from txguard.contract.errors import (

@@ -15,7 +15,7 @@ from txguard.features.counterparty import (
     read_days,
     transaction_increments,
 )
-from txguard.features.labels import apply_label
+from txguard.features.label_ledger import apply_label
 from txguard.features.wallet import TxPoint, WalletState, apply
 from txguard.simulator.core import Simulation
 

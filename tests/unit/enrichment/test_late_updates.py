@@ -20,7 +20,7 @@ from txguard.contract.models import LabelEvent, Transaction
 from txguard.enrichment.counterparty.lateness import EntityKind, Update, find_late
 from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
 from txguard.enrichment.history.sqlite import SqliteHistoryStore
-from txguard.enrichment.labels import LabelApplier
+from txguard.enrichment.label_applier import LabelApplier
 from txguard.enrichment.pipeline import DeliveryStatus, Enricher
 from txguard.features.counterparty import (
     EntityKeys,

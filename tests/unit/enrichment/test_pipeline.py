@@ -253,6 +253,7 @@ def test_failure_to_park_is_retryable(parts) -> None:
     outbox.fail = True
     with pytest.raises(PublishError):
         enricher.handle(push_body(b"garbage"))
+    assert enricher.counts["retry"] == 1 and not enricher.counts["invalid"]  # logged as a retry, as labels are
 
 
 @pytest.mark.parametrize("status", [400, 422])

@@ -74,6 +74,11 @@ def test_evaluate_handbook_end_to_end_on_a_tiny_dataset(tmp_path: Path, capsys: 
             assert 0.0 <= side[key] <= 1.0
         assert set(side["recall_at_1pct_fpr_by_scenario"]) == set(split["test_fraud_by_scenario"])
     assert report["txguard"]["roc_auc"] > 0.6  # a real model on real features, not a constant
+    # Scored as served: calibrated, the ranking of the trees alone kept.
+    t = report["txguard"]
+    for key in ("brier", "ece", "ece_max_gap", "score_to_fraud_rate"):
+        assert key in t and f"{key}_uncalibrated" in t
+    assert t["pr_auc"] == pytest.approx(t["pr_auc_uncalibrated"], abs=1e-4) and t["n_calibration"] > 0
 
 
 def test_evaluate_handbook_names_a_bad_option(capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,11 +19,10 @@ import pytest
 from txguard.contract.models import LabelEvent, LabelKind, Transaction
 from txguard.evaluation.handbook_data import HandbookConfig, generate
 from txguard.features import counterparty_columns
-from txguard.features.timeline import replay
+from txguard.features.timeline import replay, row_label_event
 from txguard.features.timeline_columns import TxColumns, replay_columns
 from txguard.features.wallet import FEATURE_NAMES, MAX_COUNTERPARTIES, RING_SIZE
 from txguard.simulator.core import Simulation
-from txguard.training.dataset import row_label_event
 
 IX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 T0 = datetime(2025, 1, 6, tzinfo=UTC)

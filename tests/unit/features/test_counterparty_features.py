@@ -18,7 +18,7 @@ from txguard.features.counterparty import (
     transaction_increments,
 )
 from txguard.features.counterparty_windows import counterparty_values
-from txguard.features.labels import apply_label
+from txguard.features.label_ledger import apply_label
 from txguard.features.wallet import COUNTERPARTY_FEATURES, DAY, HOUR, TxPoint, WalletState, apply
 
 T0 = datetime(2026, 3, 10, tzinfo=UTC)

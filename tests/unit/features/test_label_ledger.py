@@ -13,7 +13,7 @@ from tests.enrich_fakes import make_tx
 from txguard.contract.errors import ConflictingLabelError
 from txguard.contract.models import LabelEvent
 from txguard.features.counterparty import DAY_COLUMNS, FRAUD, CounterpartyBook, EntityKeys, day_of
-from txguard.features.labels import apply_label
+from txguard.features.label_ledger import apply_label
 
 T0 = datetime(2026, 3, 10, tzinfo=UTC)
 TX = make_tx(0, start=T0, counterparty_id="shop")

@@ -15,7 +15,7 @@ from txguard.local.ledger import Ledger
 from txguard.local.logtail import LogTail
 from txguard.local.router import Router
 from txguard.publisher import make_stream
-from txguard.publisher.labels import from_label
+from txguard.publisher.label_sources import from_label
 
 
 @pytest.fixture(scope="module")

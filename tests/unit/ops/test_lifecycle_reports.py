@@ -50,6 +50,11 @@ def test_compare_counts_flips_and_recall_per_version() -> None:
     assert report["champion"]["recall_review"] == 0.5 and report["challenger"]["recall_review"] == 1.0
     assert report["champion"]["legit_flagged_rate"] == 0.5 and report["challenger"]["legit_flagged_rate"] == 0.0
     assert report["frauds_caught_only_by_challenger"] == 1 and report["challenger"]["pr_auc"] == 1.0
+    # Calibration per version, from its own scores of the labelled rows (a, b, c, d).
+    brier = ((0.01 - 1) ** 2 + (0.9 - 1) ** 2 + 0.3**2 + 0.02**2) / 4
+    assert report["champion"]["calibration"]["brier"] == pytest.approx(brier, abs=1e-5)
+    assert report["challenger"]["calibration"]["score_to_fraud_rate"] == pytest.approx(
+        (0.4 + 0.95 + 0.02 + 0.01) / 4 / 0.5, abs=1e-5)
     with pytest.raises(ValueError, match="none of the 5 shadow_score lines"):
         compare(lines, {"zzz": 1})
 
@@ -105,6 +110,7 @@ def test_compare_reports_champion_against_challenger_on_labelled_traffic(registr
     assert report["transactions"] > 500 and report["frauds"] > 0
     for side in ("champion", "challenger"):
         assert 0 <= report[side]["pr_auc"] <= 1 and 0 <= report[side]["recall_block"] <= report[side]["recall_review"]
+        assert {"brier", "ece", "ece_max_gap", "score_to_fraud_rate"} <= set(report[side]["calibration"])
     assert report["decision_flips"] == sum(report["flips"].values())
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from txguard.cli.main import main as cli
-from txguard.publisher.labels import parse_labels, read_labels, simulated_labels
+from txguard.publisher.label_sources import parse_labels, read_labels, simulated_labels
 from txguard.simulator.core import Simulation
 
 

@@ -228,7 +228,7 @@ def test_cli_scenarios_match_the_core() -> None:
 
 
 def test_decision_line_shows_outcome_score_and_latency() -> None:
-    from txguard.cli.commands.decisions import format_decision
+    from txguard.local.report import format_decision
 
     body = json.dumps({"transaction_id": "t1", "wallet_id": "w9", "score": 0.5, "outcome": "review",
                        "reasons": ["new_device"], "model_version": "v2"}).encode()
@@ -241,7 +241,8 @@ def test_decision_line_shows_outcome_score_and_latency() -> None:
 def test_decision_latency_is_measured_when_the_decision_was_published_not_pulled() -> None:
     from datetime import datetime
 
-    from txguard.cli.commands.decisions import _epoch_ms, format_decision
+    from txguard.cli.commands.decisions import _epoch_ms
+    from txguard.local.report import format_decision
 
     body = json.dumps({"transaction_id": "t1", "wallet_id": "w9", "score": 0.9, "outcome": "block",
                        "model_version": "v2"}).encode()

@@ -15,11 +15,11 @@ from txguard.contract.models import TRANSACTION_ADAPTER, LabelKind
 from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
 from txguard.enrichment.envelope import parse_label
 from txguard.features.counterparty import CounterpartyBook
-from txguard.features.labels import apply_label
+from txguard.features.label_ledger import apply_label
 from txguard.publisher import make_stream
 from txguard.reliability import label_events
 from txguard.reliability.context import own_entities
-from txguard.reliability.labels import compare_counters
+from txguard.reliability.label_scenario import compare_counters
 
 NOW = datetime.now(UTC)  # the comparison reads the store as of now (the last 30 days)
 

@@ -9,15 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
-from tests.scoring_fixtures import enriched_transactions, synthetic_rows, tiny_metadata, tiny_model
+from tests.scoring_fixtures import enriched_transactions, parity_probe, tiny_metadata, tiny_model
 from txguard.contract.errors import RegistryUnavailableError
 from txguard.contract.settings import ScoringSettings
 from txguard.registry import Registry, open_registry
 from txguard.registry.core import AliasRecord
-from txguard.registry.metadata import ParityProbe
 from txguard.registry.store import LocalBlobStore
 from txguard.scoring import loading
 from txguard.scoring.http import BytesBody
@@ -40,13 +38,6 @@ def publish(reg: Registry, seed: int = 0, **overrides: Any) -> str:
     return reg.publish(tiny_model(seed)[1], tiny_metadata(**overrides)).version
 
 
-def probe_of(seed: int, n: int = 12) -> ParityProbe:
-    """The scores model `seed` gives some rows, as training records them."""
-    runtime = ModelRuntime(tiny_model(seed)[1], tiny_metadata())
-    rows = synthetic_rows(n, seed=99).astype(np.float32).astype(np.float64)
-    return ParityProbe(rows=rows.tolist(), scores=runtime.predict(rows).tolist())
-
-
 def tamper(reg_path: Path, version: str) -> None:
     artifact = reg_path / "versions" / version / "model.onnx"
     artifact.write_bytes(artifact.read_bytes() + b"\0")
@@ -56,7 +47,7 @@ def tamper(reg_path: Path, version: str) -> None:
 def reg_path(tmp_path: Path) -> Path:
     path = tmp_path / "registry"
     reg = open_registry(str(path))
-    reg.promote(publish(reg, 0, parity_probe=probe_of(0)))
+    reg.promote(publish(reg, 0, parity_probe=parity_probe(0)))
     return path
 
 
@@ -96,7 +87,7 @@ def test_promote_and_rollback_swap_the_model_and_decisions_name_it(reg_path: Pat
     service = load(reg_path)
     tx = enriched_transactions()[5]
     assert score(service, tx)[1]["model_version"] == "v1"
-    v2 = publish(reg, 1, parity_probe=probe_of(1))
+    v2 = publish(reg, 1, parity_probe=parity_probe(1))
     reg.promote(v2)
     service.follower.check()
     status, decision = score(service, tx)
@@ -125,11 +116,11 @@ def test_a_bad_version_is_refused_and_the_old_one_keeps_answering(reg_path: Path
         bad = publish(reg, 1, features=["amount", "other"])
         expected = "IncompatibleModelError"
     else:  # model 1 carrying the probe of model 0: it does not reproduce the scores training recorded
-        bad = publish(reg, 1, parity_probe=probe_of(0))
+        bad = publish(reg, 1, parity_probe=parity_probe(0))
         expected = "ParityCheckError"
     reg.promote(bad)
     service.follower.check()
-    assert service.version == "v1"
+    assert service.state.version == "v1"
     status, body = health(service)
     assert status == 200 and body["model_version"] == "v1" and expected in body["refused"][bad]
     assert score(service, enriched_transactions()[0])[1]["model_version"] == "v1"
@@ -137,10 +128,10 @@ def test_a_bad_version_is_refused_and_the_old_one_keeps_answering(reg_path: Path
     assert len(refusals) == 1 and refusals[0].levelname == "ERROR" and refusals[0].refused_version == bad
     service.follower.check()  # the alias has not moved: no second download, no second line
     assert len(events(caplog, "model_refused")) == 1
-    good = publish(reg, 1, parity_probe=probe_of(1))
+    good = publish(reg, 1, parity_probe=parity_probe(1))
     reg.promote(good)
     service.follower.check()
-    assert service.version == good and health(service)[1]["refused"] == {}
+    assert service.state.version == good and health(service)[1]["refused"] == {}
 
 
 def test_requests_never_fail_while_the_alias_moves_under_them(reg_path: Path) -> None:
@@ -164,9 +155,9 @@ def test_requests_never_fail_while_the_alias_moves_under_them(reg_path: Path) ->
         for target in (v2, "v1", v2):
             reg.promote(target)
             deadline = time.monotonic() + 10
-            while service.version != target and time.monotonic() < deadline:
+            while service.state.version != target and time.monotonic() < deadline:
                 time.sleep(0.01)
-            assert service.version == target
+            assert service.state.version == target
             time.sleep(0.05)
     finally:
         stop.set()
@@ -199,7 +190,7 @@ def test_cold_start_retries_an_unreachable_registry_with_backoff(reg_path: Path,
     waits: list[float] = []
     monkeypatch.setattr("txguard.scoring.service.time.sleep", waits.append)
     service = load(reg_path)
-    assert service.version == "v1" and waits == [0.5, 1.0]
+    assert service.state.version == "v1" and waits == [0.5, 1.0]
 
 
 def test_an_instance_without_a_model_keeps_trying_and_recovers(tmp_path: Path, monkeypatch: Any, caplog: Any) -> None:
@@ -207,8 +198,11 @@ def test_an_instance_without_a_model_keeps_trying_and_recovers(tmp_path: Path, m
     store = FlakyStore(path, failures=10**6)
     monkeypatch.setattr(loading, "serving_registry", lambda _location: Registry(store))
     monkeypatch.setattr("txguard.scoring.service.time.sleep", lambda _s: None)
+    # Trained and simulated before the first request starts the follower thread (its first retry
+    # comes 1 s later): the rounds counted below are this test's own.
+    tiny_model(0), enriched_transactions()
     service = load(path, MODEL_LOAD_ATTEMPTS=2)
-    assert service.scorer is None and health(service)[0] == 503
+    assert service.state.champion is None and health(service)[0] == 503
     assert score(service, enriched_transactions()[0])[0] == 503
     waits = [service.follower.check() for _ in range(7)]
     assert waits == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]  # backoff, capped: it never gives up
@@ -229,6 +223,6 @@ def test_a_rewritten_alias_with_the_same_version_loads_nothing(reg_path: Path, m
     record, generation = reg.read_alias("production")
     reg.set_alias("production", AliasRecord(version="v1", history=["v1"], updated_at=record.updated_at), generation)
     monkeypatch.setattr("txguard.scoring.follower.load_scorer", lambda *_a: pytest.fail("reloaded v1"))
-    before = service.scorer
+    before = service.state.champion
     service.follower.check()
-    assert service.scorer is before
+    assert service.state.champion is before

@@ -49,7 +49,7 @@ def lines(capsys: Any, event: str) -> list[dict]:
 
 def test_shadow_scores_every_transaction_with_the_challenger_after_the_answer(tmp_path: Path, capsys: Any) -> None:
     service = serve(registry(tmp_path), SHADOW_ENABLED="true", SHADOW_SAMPLE_RATE=1.0)
-    assert service.challenger is not None and service.challenger.version == "v2"
+    assert service.state.challenger is not None and service.state.challenger.version == "v2"
     assert json.loads(service.handle("GET", "/health", {}, BytesBody(b"")).body)["challenger_version"] == "v2"
     txs = enriched_transactions()[:150]
     for tx in txs:

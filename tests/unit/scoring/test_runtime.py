@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.scoring_fixtures import THRESHOLDS, publish_tiny, synthetic_rows, tiny_metadata, tiny_model
-from txguard.contract.errors import ChecksumMismatchError, IncompatibleModelError, ModelNotFoundError
+from tests.scoring_fixtures import THRESHOLDS, synthetic_rows, tiny_metadata, tiny_model
+from txguard.contract.errors import IncompatibleModelError
 from txguard.features.wallet import FEATURE_NAMES
 from txguard.scoring.runtime import ModelRuntime
 
@@ -118,23 +117,3 @@ def test_refuses_an_onnx_model_without_probabilities_output() -> None:
             out.name = "proba"
     with pytest.raises(IncompatibleModelError, match="probabilities"):
         ModelRuntime(model.SerializeToString(), tiny_metadata())
-
-
-def test_from_uri_loads_the_production_model_and_refuses_a_tampered_artifact(tmp_path: Path) -> None:
-    meta = publish_tiny(tmp_path / "registry")
-    runtime = ModelRuntime.from_uri(f"{tmp_path / 'registry'}@production")
-    assert runtime.version == meta.version
-    assert runtime.metadata.thresholds == THRESHOLDS
-    runtime.warm_up()
-
-    artifact = tmp_path / "registry" / "versions" / meta.version / "model.onnx"
-    data = bytearray(artifact.read_bytes())
-    data[-1] ^= 0xFF
-    artifact.write_bytes(bytes(data))
-    with pytest.raises(ChecksumMismatchError):
-        ModelRuntime.from_uri(f"{tmp_path / 'registry'}@production")
-
-
-def test_from_uri_with_no_model(tmp_path: Path) -> None:
-    with pytest.raises(ModelNotFoundError):
-        ModelRuntime.from_uri(f"{tmp_path / 'empty'}@production")

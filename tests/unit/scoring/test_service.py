@@ -13,6 +13,7 @@ from txguard.contract.settings import ScoringSettings
 from txguard.scoring import routes
 from txguard.scoring.http import WerkzeugBody, WsgiHeaders, parse, render_error
 from txguard.scoring.service import ScoringService
+from txguard.scoring.state import ServingState
 
 
 class StubRequest:
@@ -41,8 +42,8 @@ class Body:
 
 
 def service(max_body: int = 1024) -> ScoringService:
-    return ScoringService(ScoringSettings(MAX_BODY_BYTES=max_body, MODEL_URI="nowhere@production"), None,
-                          "no model in this test")
+    return ScoringService(ScoringSettings(MAX_BODY_BYTES=max_body, MODEL_URI="nowhere@production"),
+                          ServingState(load_error="no model in this test"))
 
 
 def test_chunked_body_is_cut_one_byte_past_the_limit() -> None:
@@ -110,7 +111,7 @@ def test_parse_splits_malformed_json_from_schema_errors() -> None:
 def test_an_unexpected_bug_is_a_logged_500_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
     svc = service()
 
-    def broken(_service: object, _data: bytes, _ctx: dict) -> None:
+    def broken(_state: object, _settings: object, _ctx: object, _data: bytes) -> None:
         raise RuntimeError("bug")
 
     monkeypatch.setitem(routes.ROUTES, "/health", {"GET": (broken, False)})

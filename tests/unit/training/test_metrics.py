@@ -5,12 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from txguard.features.wallet import DAY, FEATURE_NAMES
+from txguard.registry.metadata import Thresholds
 from txguard.training import baseline
 from txguard.training.metrics import (
+    alerts,
+    calibration,
     derive_thresholds,
     evaluate,
     recall_at_fpr,
     recall_by_scenario,
+    reliability,
     threshold_at_fpr,
     wallet_precision_at_k,
 )
@@ -71,3 +75,27 @@ def test_recall_by_scenario_at_the_1pct_fpr_threshold_by_hand() -> None:
     assert (1 * by["card"] + 2 * by["customer"] + 3 * by["terminal"]) / 6 == recall_at_fpr(y, s, 0.01)
     # Nothing below FPR 0: only the +inf threshold, no recall.
     assert recall_at_fpr(np.array([0, 1]), np.array([0.9, 0.1]), 0.0) == 0.0
+
+
+def test_calibration_by_hand() -> None:
+    # 1,000 rows scored 0.01 with 20 frauds (rate 0.02), 50 rows scored 0.9 with 30 frauds (rate 0.6),
+    # one fraud scored exactly 1.0 (the last bin).
+    s = np.r_[np.full(1000, 0.01), np.full(50, 0.9), [1.0]]
+    y = np.r_[np.ones(20), np.zeros(980), np.ones(30), np.zeros(20), [1]].astype(int)
+    bins = reliability(y, s)
+    assert [(b["lo"], b["rows"]) for b in bins] == [(0.0, 1000), (0.9, 51)]
+    assert bins[1]["fraud_rate"] == 31 / 51 and abs(bins[1]["mean_score"] - (45.0 + 1.0) / 51) < 1e-12
+    c = calibration(y, s)
+    gap0, gap9 = 0.01, abs((45.0 + 1.0) / 51 - 31 / 51)
+    assert abs(c["ece"] - (1000 * gap0 + 51 * gap9) / 1051) < 1e-12
+    # Only the bin holding >= 100 rows is judged on its own: the 0.9 bin's larger gap is in the ECE alone.
+    assert abs(c["ece_max_gap"] - gap0) < 1e-12 and gap9 > gap0
+    assert abs(c["brier"] - np.mean((s - y) ** 2)) < 1e-12
+    assert abs(c["score_to_fraud_rate"] - s.mean() / y.mean()) < 1e-12
+    perfect = calibration(np.r_[np.zeros(900), np.ones(100)].astype(int), np.full(1000, 0.1))
+    assert perfect["ece"] < 1e-12 and perfect["ece_max_gap"] < 1e-12 and abs(perfect["score_to_fraud_rate"] - 1) < 1e-12
+
+
+def test_alerts_count_rows_at_each_threshold() -> None:
+    s = np.array([0.01, 0.2, 0.5, 0.5, 0.95])
+    assert alerts(s, Thresholds(review=0.5, block=0.9)) == {"review": 3, "block": 1}

@@ -194,9 +194,55 @@ def test_a_version_carries_its_drift_reference_parity_probe_and_pictures(tmp_pat
     probe = loaded.metadata.parity_probe
     assert probe is not None and 8 <= len(probe.rows) <= 32
     assert smoke_test(ModelRuntime(loaded.artifact, loaded.metadata)) <= probe.tolerance
-    keys = [f"versions/{report['version']}/pictures/{name}" for name in ("curves.png", "scores.png", "scenarios.png")]
+    keys = [f"versions/{report['version']}/pictures/{name}"
+            for name in ("curves.png", "scores.png", "scenarios.png", "reliability.png")]
     assert report["pictures"] == keys
     for key in keys:
         data, _ = reg.store.read(key)
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
         assert (pictures / key.rsplit("/", 1)[1]).read_bytes() == data
+
+
+def test_a_version_serves_calibrated_probabilities_and_the_gate_bounds_them(tmp_path: Path, small_data) -> None:  # noqa: ANN001
+    import onnx
+
+    from txguard.training.metrics import calibration as calibration_metrics
+
+    report = train_and_publish(replace(SMALL, registry=str(tmp_path)), dataset=small_data)
+    # Before and after on the held-out rows; the ranking and the alert volume are the trees'.
+    for key in ("brier", "ece", "ece_max_gap", "score_to_fraud_rate", "pr_auc"):
+        assert key in report and f"{key}_uncalibrated" in report
+    assert report["ece"] <= SMALL.policy.max_ece and report["ece_max_gap"] <= SMALL.policy.max_calibration_gap
+    assert report["pr_auc"] == pytest.approx(report["pr_auc_uncalibrated"], abs=1e-4)
+    assert report["alerts"] == report["alerts_uncalibrated"]
+    assert report["n_train"] + report["n_calibration"] == int(time_split(small_data, SMALL.test_fraction)[0].sum())
+    meta = open_registry(str(tmp_path)).load(report["version"])
+    calibration = meta.metadata.calibration
+    assert calibration is not None and calibration.method == "platt" and calibration.rows == report["n_calibration"]
+    assert report["calibration"] == calibration.model_dump()
+    assert meta.metadata.metrics["ece"] == pytest.approx(report["ece"], abs=1e-6)
+    # The artifact is the calibrated graph: it records the metadata's parameters, and its held-out
+    # scores are the ones whose calibration the report gives.
+    props = {p.key: p.value for p in onnx.load_from_string(meta.artifact).metadata_props}
+    assert props["txguard.calibration"] == f"platt slope={calibration.slope!r} intercept={calibration.intercept!r}"
+    _, test, _ = time_split(small_data, SMALL.test_fraction)
+    session = ort.InferenceSession(meta.artifact, providers=["CPUExecutionProvider"])
+    served = session.run(None, {"input": small_data.X[test].astype(np.float32)})[1][:, 1].astype(np.float64)
+    assert calibration_metrics(small_data.y[test], served)["ece"] == pytest.approx(report["ece"], abs=1e-6)
+
+    strict = replace(SMALL, registry=str(tmp_path / "strict"), policy=replace(SMALL.policy, max_ece=0.0))
+    with pytest.raises(QualityGateError, match=r"expected calibration error .*\(--max-ece\)"):
+        train_and_publish(strict, dataset=small_data)
+    gap = replace(SMALL, registry=str(tmp_path / "gap"), policy=replace(SMALL.policy, max_calibration_gap=-1.0))
+    with pytest.raises(QualityGateError, match="--max-calibration-gap"):
+        train_and_publish(gap, dataset=small_data)
+    assert open_registry(str(tmp_path / "strict")).versions() == [] == open_registry(str(tmp_path / "gap")).versions()
+
+
+def test_cli_calibration_gate_exits_3(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    from txguard.cli.main import main
+
+    code = main(["train", "--days", "10", "--wallets", "600", "--seed", "5", "--max-iter", "20", "--min-pr-auc", "0.3",
+                 "--registry", str(tmp_path / "reg"), "--max-ece", "0", "--no-pictures"])
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 3 and "--max-ece" in last["error"]

@@ -14,7 +14,7 @@ from pathlib import Path
 from tests.enrich_fakes import FakeOutbox, FakeScorer, event_data, push_body, stored_row
 from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
 from txguard.enrichment.history.sqlite import SqliteHistoryStore
-from txguard.enrichment.labels import LabelApplier, LabelStatus
+from txguard.enrichment.label_applier import LabelApplier, LabelStatus
 from txguard.enrichment.pipeline import DeliveryStatus, Enricher
 from txguard.features.timeline import replay
 from txguard.features.timeline_columns import TxColumns, replay_columns

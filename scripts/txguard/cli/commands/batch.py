@@ -57,28 +57,28 @@ def run_command(args: argparse.Namespace) -> int:
     from txguard.batch.jobs import JobSpec, JobState, clear_outputs, has_outputs, run_job
     from txguard.batch.staging import dataflow_flags
 
-    console = Console(stderr=True)
+    terminal = Console(stderr=True)
     if not args.model_uri and not args.features:
-        console.print("[red]nothing to write: give --model-uri (decisions) and/or --features[/red]")
+        terminal.print("[red]nothing to write: give --model-uri (decisions) and/or --features[/red]")
         return 2
     if has_outputs(args.output):
         if not args.overwrite:
-            console.print(f"[red]{args.output} holds an earlier job's outputs: use --overwrite or another folder[/red]")
+            terminal.print(f"[red]{args.output} holds an earlier job's outputs: use --overwrite or another folder[/red]")
             return 2
         clear_outputs(args.output)
     beam_args = [a for a in args.beam_args if a != "--"]
     if args.runner == "DataflowRunner":
-        beam_args = dataflow_flags(beam_args, log=console.log)
+        beam_args = dataflow_flags(beam_args, log=terminal.log)
     spec = JobSpec(input=args.input, output=args.output, model_uri=args.model_uri, features=args.features,
                    shards=args.shards, chunk_rows=args.chunk_rows)
-    with console.status("batch job") as progress:
+    with terminal.status("batch job") as progress:
         def log(message: str) -> None:
             progress.update(message)
-            console.log(message)
+            terminal.log(message)
 
         status = run_job(spec, runner=args.runner, workers=args.workers, beam_args=beam_args,
                          max_invalid_ratio=args.max_invalid_ratio, log=log)
-    _print_table(console, [status])
+    _print_table(terminal, [status])
     sys.stdout.flush()
     print(json.dumps(status.to_dict(), sort_keys=True))
     return 0 if status.state is JobState.COMPLETED else 1
@@ -89,21 +89,21 @@ def status_command(args: argparse.Namespace) -> int:
 
     from txguard.batch.jobs import read_status
 
-    console = Console(stderr=True)
+    terminal = Console(stderr=True)
     found, missing = [], []
     for output in args.outputs:
         try:
             found.append(read_status(output))
         except FileNotFoundError as exc:
             missing.append(str(exc))
-            console.print(f"[red]{exc}[/red]")
-    _print_table(console, found)
+            terminal.print(f"[red]{exc}[/red]")
+    _print_table(terminal, found)
     records = [s.to_dict() for s in found]
     print(json.dumps(records[0] if len(args.outputs) == 1 and records else records, sort_keys=True))
     return 1 if missing else 0
 
 
-def _print_table(console: object, statuses: list) -> None:
+def _print_table(terminal: object, statuses: list) -> None:
     from rich.table import Table
 
     table = Table(title="batch jobs")
@@ -114,7 +114,7 @@ def _print_table(console: object, statuses: list) -> None:
         table.add_row(s.job_id, f"[{colour}]{s.state.value}[/{colour}]", *(f"{s.counts.get(k, 0):,}" for k in
                       ("read", "decided", "featurised", "invalid")), str(s.timings.get("seconds", "")),
                       f"{s.runner} x{s.workers}", s.output)
-    console.print(table)  # type: ignore[attr-defined]
+    terminal.print(table)  # type: ignore[attr-defined]
     for s in statuses:
         if s.error:
-            console.print(f"[red]{s.job_id} failed: {s.error}[/red]", soft_wrap=True)  # type: ignore[attr-defined]
+            terminal.print(f"[red]{s.job_id} failed: {s.error}[/red]", soft_wrap=True)  # type: ignore[attr-defined]

@@ -46,12 +46,12 @@ def run(args: argparse.Namespace) -> int:
 
     from txguard.bench.batch import batch_figures, score_file_figures
 
-    console = Console(stderr=True)
+    terminal = Console(stderr=True)
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
 
     def log(message: str) -> None:
-        console.print(f"[dim]{message}[/dim]")
+        terminal.print(f"[dim]{message}[/dim]")
 
     report: dict = {}
     if not args.skip_beam:
@@ -64,12 +64,12 @@ def run(args: argparse.Namespace) -> int:
         for r in beam["results"]:
             table.add_row(f"{r['size']:,}", *(f"{r[k]['tx_per_s']:,.0f} ({r[k]['tx_per_s_per_core']:,.0f}) "
                                               f"[{r[k]['tx_per_cpu_s']:,.0f}]" for k in ("single", "beam1", "beam2")))
-        console.print(table)
-        console.print(f"Beam x2 overtakes one process at {beam['beam2_overtakes_at'] or 'no measured size'} "
-                      f"(fitted estimate: {beam['beam2_overtakes_at_estimate'] or 'never'})")
+        terminal.print(table)
+        terminal.print(f"Beam x2 overtakes one process at {beam['beam2_overtakes_at'] or 'no measured size'} "
+                       f"(fitted estimate: {beam['beam2_overtakes_at_estimate'] or 'never'})")
     if args.score_file_size:
         report["score_file"] = sf = score_file_figures(args.score_file_size, args.model_uri, workdir, log)
-        console.print(
+        terminal.print(
             f"score-file, {sf['size']:,} enriched tx: per-row JSONL {sf['per_row_jsonl']['tx_per_cpu_s']:,.0f}, "
             f"columnar JSONL {sf['columnar_jsonl']['tx_per_cpu_s']:,.0f}, columnar Parquet "
             f"{sf['columnar_parquet']['tx_per_cpu_s']:,.0f} tx per CPU-second ({sf['speedup_jsonl']}x on JSONL; "

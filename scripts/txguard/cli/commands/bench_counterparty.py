@@ -36,10 +36,10 @@ def run(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
     from txguard.bench.counterparty import run_bench
-    from txguard.cli.console import make_console
     from txguard.local import emulators
+    from txguard.local.terminal import make_terminal
 
-    console = make_console(stderr=True)
+    terminal = make_terminal(stderr=True)
     shards = tuple(int(s) for s in args.shards.split(",") if s.strip())
     if not shards or min(shards) < 1:
         print("error: --shards takes positive integers, e.g. 1,8", file=sys.stderr)
@@ -55,17 +55,17 @@ def run(args: argparse.Namespace) -> int:
             emu = start()
             stack.callback(emu.stop)
             os.environ[name] = emu.env_value
-            console.print(f"started the {emu.name} emulator on {emu.host}")
-        report = run_bench(args.project, args.threads, args.seconds, args.reads, shards, log=console.print)
+            terminal.print(f"started the {emu.name} emulator on {emu.host}")
+        report = run_bench(args.project, args.threads, args.seconds, args.reads, shards, log=terminal.print)
     for n, r in report["ratios"].items():
         bt, fs = report["bigtable"][n], report["firestore"][n]
-        console.print(f"{n} shard(s): bigtable {bt['exactly_once']['writes_per_s']} writes/s "
-                      f"(AddToCell alone {bt['add_to_cell_only']['writes_per_s']}), firestore "
-                      f"{fs['exactly_once']['writes_per_s']}: {r['bigtable_vs_firestore_writes']}x; snapshot p50 "
-                      f"{bt['snapshot_read']['p50_ms']} ms vs {fs['snapshot_read']['p50_ms']} ms (bigtable, quiet "
-                      f"counterparty: {bt['snapshot_read_quiet']['p50_ms']} ms); late-update detection: "
-                      f"{bt['exactly_once_without_late_check']['writes_per_s']} writes/s without the check "
-                      f"({r['late_check_writes']}x with it), snapshot p50 with the read marks "
-                      f"{bt['read_before']['p50_ms']} ms ({r['read_marks_read_p50']}x)")
+        terminal.print(f"{n} shard(s): bigtable {bt['exactly_once']['writes_per_s']} writes/s "
+                       f"(AddToCell alone {bt['add_to_cell_only']['writes_per_s']}), firestore "
+                       f"{fs['exactly_once']['writes_per_s']}: {r['bigtable_vs_firestore_writes']}x; snapshot p50 "
+                       f"{bt['snapshot_read']['p50_ms']} ms vs {fs['snapshot_read']['p50_ms']} ms (bigtable, quiet "
+                       f"counterparty: {bt['snapshot_read_quiet']['p50_ms']} ms); late-update detection: "
+                       f"{bt['exactly_once_without_late_check']['writes_per_s']} writes/s without the check "
+                       f"({r['late_check_writes']}x with it), snapshot p50 with the read marks "
+                       f"{bt['read_before']['p50_ms']} ms ({r['read_marks_read_p50']}x)")
     print(json.dumps(report))
     return 0

@@ -1,8 +1,9 @@
 """`txguard bench e2e`: sustained end-to-end throughput and latency of the local pipeline.
 
 Brings the local stack up once (emulators, or embedded with --embedded / without gcloud),
-warms it, then runs stages of fixed-rate publishing (see scripts/txguard/bench/e2e.py) and reports
-per stage: achieved rate, end-to-end p50/p99, backlog slope, and enrichment stage timings.
+warms it, then runs stages of fixed-rate publishing (scripts/txguard/local/stage.py; the search
+in scripts/txguard/bench/e2e.py) and reports per stage: achieved rate, end-to-end p50/p99,
+backlog slope, and enrichment stage timings.
 The last line is one JSON object: push_mode (bridge by default: production-like push, see
 scripts/txguard/local/bridge.py), rate, e2e_p50_ms, e2e_p99_ms (at --rate), max_sustained_tps, lost.
 """
@@ -47,30 +48,31 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from txguard.bench import e2e as bench
-    from txguard.cli.console import make_console
     from txguard.local.stack import LocalStack, StackOptions
+    from txguard.local.stage import Stage, run_stage
+    from txguard.local.terminal import make_terminal
 
-    console = make_console(stderr=True)
+    terminal = make_terminal(stderr=True)
     options = StackOptions(embedded=args.embedded, registry=args.registry, enrich_threads=args.enrich_threads,
                            scoring_threads=args.scoring_threads, workdir=Path(args.workdir) if args.workdir else None,
                            push=args.push, push_window=args.push_window)
 
-    def log(stage: bench.Stage) -> None:
+    def log(stage: Stage) -> None:
         d = stage.as_dict()
-        console.print(f"  {d['rate']:>7.1f} tx/s: achieved {d['achieved_tps']}, e2e p50 {d['e2e_p50_ms']} ms "
-                      f"p99 {d['e2e_p99_ms']} ms, backlog slope {d['backlog_slope_per_s']}/s, lost {d['lost']} "
-                      f"-> {'sustained' if d['sustained'] else 'NOT sustained'}")
+        terminal.print(f"  {d['rate']:>7.1f} tx/s: achieved {d['achieved_tps']}, e2e p50 {d['e2e_p50_ms']} ms "
+                       f"p99 {d['e2e_p99_ms']} ms, backlog slope {d['backlog_slope_per_s']}/s, lost {d['lost']} "
+                       f"-> {'sustained' if d['sustained'] else 'NOT sustained'}")
 
     try:
-        with LocalStack(options, console) as stack:
+        with LocalStack(options, terminal) as stack:
             stack.up()
             if args.warmup > 0:
                 stack.step(f"warm-up: {args.warmup} transactions")
-                bench.run_stage(stack, max(10.0, args.warmup / 5), args.warmup / max(10.0, args.warmup / 5),
-                                "warm", args.drain_timeout, wallet_prefix="warm-")
+                run_stage(stack, max(10.0, args.warmup / 5), args.warmup / max(10.0, args.warmup / 5),
+                          "warm", args.drain_timeout, wallet_prefix="warm-")
             stack.step(f"stages of {args.duration:g} s from {args.rate:g} tx/s")
             if args.no_search:  # the --rate stage alone, sustained or not
-                stages = [bench.run_stage(stack, args.rate, args.duration, "b0", args.drain_timeout)]
+                stages = [run_stage(stack, args.rate, args.duration, "b0", args.drain_timeout)]
                 log(stages[0])
             else:
                 stages = bench.search(stack, args.rate, args.duration, args.max_rate, args.step, args.drain_timeout,
@@ -79,16 +81,16 @@ def run(args: argparse.Namespace) -> int:
             mode = stack.mode
             try:
                 picture: str | None = bench.draw_latency(stages, stack.workdir / "e2e-latency.png", mode)
-                console.print(f"latency histogram: {picture}")
+                terminal.print(f"latency histogram: {picture}")
             except (ImportError, ValueError) as exc:  # matplotlib missing, or nothing decided
                 picture = None
-                console.print(f"latency histogram skipped: {exc}")
+                terminal.print(f"latency histogram skipped: {exc}")
             delivery = stack.delivery_summary()
     except KeyboardInterrupt:
-        console.print("stopping (interrupted)")
+        terminal.print("stopping (interrupted)")
         return 130
     except Exception as exc:  # noqa: BLE001 - one readable line, the logs have the rest
-        console.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
+        terminal.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
         return 1
     table = Table(title=f"txguard bench e2e ({mode} mode, push {delivery['push_mode']})")
     rows = [s.as_dict() for s in stages]
@@ -99,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         table.add_column(title, justify="right")
     for row in rows:
         table.add_row(*(str(row[key]) for key in columns))
-    make_console().print(table)
+    make_terminal().print(table)
     first = stages[0].summary
     best = bench.max_sustained(stages)
     result = {

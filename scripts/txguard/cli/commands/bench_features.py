@@ -38,12 +38,12 @@ def run(args: argparse.Namespace) -> int:
 
     from txguard.bench.features import feature_figures
 
-    console = Console(stderr=True)
+    terminal = Console(stderr=True)
     report = feature_figures(args.customers, args.terminals, args.days, args.seed, args.reference_rows,
-                             log=lambda m: console.print(f"[dim]{m}[/dim]"))
+                             log=lambda m: terminal.print(f"[dim]{m}[/dim]"))
     ref, twin = report["reference"], report["twin"]
-    console.print(f"reference replay: {ref['rows']:,} rows in {ref['cpu_s']:.1f} CPU-s = {ref['rows_per_cpu_s']:,.0f} "
-                  f"rows/s; twin: {twin['rows']:,} rows in {twin['cpu_s']:.1f} CPU-s = {twin['rows_per_cpu_s']:,.0f} "
-                  f"rows/s ({report['speedup']}x; identical rows: {report['identical_rows']})")
+    terminal.print(f"reference replay: {ref['rows']:,} rows in {ref['cpu_s']:.1f} CPU-s = {ref['rows_per_cpu_s']:,.0f} "
+                   f"rows/s; twin: {twin['rows']:,} rows in {twin['cpu_s']:.1f} CPU-s = {twin['rows_per_cpu_s']:,.0f} "
+                   f"rows/s ({report['speedup']}x; identical rows: {report['identical_rows']})")
     print(json.dumps(report, separators=(",", ":")))
     return 0 if report["identical_rows"] else 1

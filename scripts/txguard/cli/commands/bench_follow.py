@@ -38,15 +38,15 @@ def run(args: argparse.Namespace) -> int:
 
     from txguard.bench.follow import run as measure
 
-    console = Console(stderr=True)
+    terminal = Console(stderr=True)
     result = measure(Path(args.workdir), args.reads, args.interval, args.promotes, args.idle,
-                     log=lambda m: console.print(f"[dim]{m}[/dim]"))
+                     log=lambda m: terminal.print(f"[dim]{m}[/dim]"))
     poll, note = result["poll"], result.get("notification", {})
-    console.print(f"poll: read p50 {poll['read_p50_ms']} ms, p99 {poll['read_p99_ms']} ms, "
-                  f"{poll['cpu_per_read_us']} us CPU per read; every {poll['interval_s']} s -> seen after "
-                  f"{poll['detect_mean_s']} s mean, {poll['detect_max_s']} s max")
+    terminal.print(f"poll: read p50 {poll['read_p50_ms']} ms, p99 {poll['read_p99_ms']} ms, "
+                   f"{poll['cpu_per_read_us']} us CPU per read; every {poll['interval_s']} s -> seen after "
+                   f"{poll['detect_mean_s']} s mean, {poll['detect_max_s']} s max")
     if "detect_mean_s" in note:
-        console.print(f"notification: seen after {note['detect_mean_s']} s mean, {note['detect_max_s']} s max; idle "
-                      f"subscriber {note['idle_cpu_share']:.2%} of a CPU; +{result['pubsub_import_s']} s of imports")
+        terminal.print(f"notification: seen after {note['detect_mean_s']} s mean, {note['detect_max_s']} s max; idle "
+                       f"subscriber {note['idle_cpu_share']:.2%} of a CPU; +{result['pubsub_import_s']} s of imports")
     print(json.dumps(result, separators=(",", ":")))
     return 0

@@ -38,15 +38,15 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from txguard.bench import ordering
-    from txguard.bench.e2e import run_stage
     from txguard.local.stack import LocalStack, StackOptions
+    from txguard.local.stage import run_stage
 
-    console = Console(stderr=True)
+    terminal = Console(stderr=True)
     plan = ordering.Plan(rate=args.rate, duration_s=args.duration, hot_wallets=args.hot_wallets,
                          fail_attempts=args.fail_attempts)
     options = StackOptions(embedded=args.embedded, workdir=Path(args.workdir) if args.workdir else None, warmup=0)
     try:
-        with LocalStack(options, console) as stack:
+        with LocalStack(options, terminal) as stack:
             stack.up()
             log = stack.step
             log("warm-up: 50 transactions on wallets of their own")
@@ -55,10 +55,10 @@ def run(args: argparse.Namespace) -> int:
                        "head_of_line": ordering.head_of_line(stack, plan, log)}
             line = ordering.last_line(stack, plan, results)
     except KeyboardInterrupt:
-        console.print("stopping (interrupted)")
+        terminal.print("stopping (interrupted)")
         return 130
     except Exception as exc:  # noqa: BLE001 - one readable line, the logs have the rest
-        console.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
+        terminal.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
         return 1
     print(line, flush=True)
     return 0

@@ -39,17 +39,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from txguard.bench.runner import BenchOptions, run_all
-    from txguard.cli.console import make_console
+    from txguard.local.terminal import make_terminal
 
-    console = make_console(stderr=True)
+    terminal = make_terminal(stderr=True)
     opts = BenchOptions(
         duration=args.duration, connections=args.connections, skip_mlserver=args.skip_mlserver,
         skip_coldstart=args.skip_coldstart, sweep=args.sweep, workers=args.workers, threads=args.threads,
         coldstart_runs=args.coldstart_runs, workdir=args.workdir,
     )
-    report = run_all(opts, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    report = run_all(opts, log=lambda m: terminal.print(f"[dim]{m}[/dim]"))
     from txguard.bench.runner import render_table
 
-    make_console().print(render_table(report))
+    make_terminal().print(render_table(report))
     print(json.dumps(report["summary"], separators=(",", ":")))
     return 0

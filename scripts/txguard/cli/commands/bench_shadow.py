@@ -37,10 +37,10 @@ def run(args: argparse.Namespace) -> int:
     from txguard.bench.runner import BenchOptions
     from txguard.bench.shadow import run_all
 
-    console = Console(stderr=True)
+    terminal = Console(stderr=True)
     opts = BenchOptions(duration=args.duration, connections=args.connections, workers=args.workers,
                         threads=args.threads, workdir=args.workdir, skip_mlserver=True, skip_coldstart=True)
-    report = run_all(opts, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    report = run_all(opts, log=lambda m: terminal.print(f"[dim]{m}[/dim]"))
     table = Table(title=f"txguard bench shadow ({args.connections} connections, {args.duration:g} s, "
                         f"{report['load_client']}, {report['cpus']} CPUs)")
     for col in ("scoring function", "req/s", "p50", "p99", "errors"):

@@ -15,9 +15,10 @@ import sys
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "compare",
-        help="champion vs challenger (shadow scores) on labelled traffic: PR-AUC, recall, decision flips",
-        description="PR-AUC, recall at the review and block thresholds, legitimate traffic flagged, and the "
-        "decisions that would flip if staging were promoted. Without --log, simulated labelled traffic is "
+        help="champion vs challenger (shadow scores) on labelled traffic: PR-AUC, recall, calibration, decision flips",
+        description="PR-AUC, recall at the review and block thresholds, legitimate traffic flagged, calibration "
+        "(Brier, ECE, largest bin gap, mean score to fraud rate), and the decisions that would flip if staging "
+        "were promoted. Without --log, simulated labelled traffic is "
         "scored in process with shadow scoring on. The last line is one JSON object.",
     )
     parser.add_argument("--log", default=None, help="read shadow_score lines from this log file")
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from txguard.ops import logfile
     from txguard.ops.compare import compare
 
-    console = Console(stderr=True)
+    terminal = Console(stderr=True)
     try:
         if args.log:
             if not args.labels:
@@ -51,30 +52,35 @@ def run(args: argparse.Namespace) -> int:
             shadow, labels = logfile.events(path=args.log, event=SHADOW_EVENT), logfile.read_labels(args.labels)
             source: dict[str, object] = {"log": args.log, "labels": args.labels}
         else:
-            shadow, labels, source = _simulated(args, console)
+            shadow, labels, source = _simulated(args, terminal)
         result = {**source, **compare(shadow, labels)}
     except (LookupError, RuntimeError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        terminal.print(f"[red]error:[/red] {exc}")
         print(json.dumps({"error": str(exc)}))
         return 2
     table = Table(title=f"champion {result['champion_version']} vs challenger {result['challenger_version']} "
                         f"on {result['transactions']:,} labelled transactions ({result['frauds']} frauds)")
     for col in ("", "PR-AUC", "recall@review", "recall@block", "legit flagged", "legit blocked"):
         table.add_column(col, justify="right")
+    calibration = Table(title="calibration of each version's scores on the same transactions")
+    for col in ("", "Brier", "ECE", "largest bin gap (>= 100 rows)", "mean score / fraud rate"):
+        calibration.add_column(col, justify="right")
     for side in ("champion", "challenger"):
-        m = result[side]
+        m, c = result[side], result[side]["calibration"]
         table.add_row(side, *(str(m[k]) for k in ("pr_auc", "recall_review", "recall_block", "legit_flagged_rate",
                                                   "legit_blocked_rate")))
-    console.print(table)
-    console.print(f"decision flips: {result['decision_flips']} ({result['flip_rate']:.3%}) {result['flips']}; "
-                  f"frauds caught only by the challenger {result['frauds_caught_only_by_challenger']}, "
-                  f"only by the champion {result['frauds_caught_only_by_champion']}")
+        calibration.add_row(side, *(str(c.get(k, "n/a")) for k in ("brier", "ece", "ece_max_gap", "score_to_fraud_rate")))
+    terminal.print(table)
+    terminal.print(calibration)
+    terminal.print(f"decision flips: {result['decision_flips']} ({result['flip_rate']:.3%}) {result['flips']}; "
+                   f"frauds caught only by the challenger {result['frauds_caught_only_by_challenger']}, "
+                   f"only by the champion {result['frauds_caught_only_by_champion']}")
     sys.stdout.flush()
     print(json.dumps(result, sort_keys=True))
     return 0
 
 
-def _simulated(args: argparse.Namespace, console) -> tuple[list[dict], dict[str, int], dict[str, object]]:  # noqa: ANN001
+def _simulated(args: argparse.Namespace, terminal) -> tuple[list[dict], dict[str, int], dict[str, object]]:  # noqa: ANN001
     from txguard.cli.commands.registry import default_registry
     from txguard.contract.logs import SHADOW_EVENT
     from txguard.ops import logfile
@@ -94,7 +100,7 @@ def _simulated(args: argparse.Namespace, console) -> tuple[list[dict], dict[str,
     trained_days, trained_wallets = training_simulation(registry.metadata(registry.resolve("production")))
     days = args.days or trained_days or 30
     wallets = args.wallets or trained_wallets or 600
-    with console.status(f"simulating {days} days of {wallets} wallets") as status:
+    with terminal.status(f"simulating {days} days of {wallets} wallets") as status:
         traffic = simulated_traffic(days, wallets, args.seed, drift)
 
         def progress(done: int, total: int) -> None:

@@ -33,18 +33,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_redrive(args: argparse.Namespace) -> int:
-    from txguard.cli.console import make_console
     from txguard.contract import names
     from txguard.contract.settings import CommonSettings
+    from txguard.local.terminal import make_terminal
     from txguard.ops.redrive import redrive
 
-    console = make_console(stderr=True)
+    terminal = make_terminal(stderr=True)
     project = args.project or CommonSettings().google_cloud_project
     subscription = args.subscription or (names.LABELS_DEAD_LETTER_SUBSCRIPTION if args.labels
                                          else names.DEAD_LETTER_SUBSCRIPTION)
     topic = args.topic or (names.LABELS_TOPIC if args.labels else names.TRANSACTIONS_TOPIC)
-    with console.status(f"redriving {subscription} -> {topic}"):
+    with terminal.status(f"redriving {subscription} -> {topic}"):
         stats = redrive(project, subscription, topic, max_messages=args.max)
-    console.print(f"redriven {stats.republished} of {stats.pulled} pulled ({stats.failed} failed, left parked)")
+    terminal.print(f"redriven {stats.republished} of {stats.pulled} pulled ({stats.failed} failed, left parked)")
     print(json.dumps({"project": project, "subscription": subscription, "topic": topic, **stats.as_dict()}))
     return 0 if stats.failed == 0 else 1

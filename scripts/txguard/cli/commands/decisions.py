@@ -12,7 +12,6 @@ import argparse
 import json
 import sys
 import time
-from datetime import UTC, datetime
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,41 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def format_decision(data: bytes, attributes: dict[str, str], decided_at_ms: int | None = None,
-                    now_ms: int | None = None) -> str:
-    """One human line for a decision message (tolerant: a malformed body is shown raw).
-
-    `decided_at_ms` is the decision message's publish time; without it (an old caller), the
-    latency falls back to the time of printing.
-    """
-    from txguard.contract import names
-
-    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
-    stamp = datetime.fromtimestamp(now_ms / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
-    try:
-        doc = json.loads(data)
-        outcome = str(doc["outcome"]).upper()
-        score = float(doc["score"])
-    except (ValueError, KeyError, TypeError):
-        return f"{stamp}  ?       {data[:200]!r}"
-    latency = ""
-    published_at = attributes.get(names.ATTR_PUBLISHED_AT)
-    if published_at and published_at.isdigit():
-        latency = f"  e2e={(decided_at_ms if decided_at_ms is not None else now_ms) - int(published_at)}ms"
-    if decided_at_ms is not None:
-        latency += f"  waited={max(0, now_ms - decided_at_ms)}ms"
-    reasons = ",".join(doc.get("reasons") or []) or "-"
-    return (
-        f"{stamp}  {outcome:<6}  {score:5.3f}  {doc.get('transaction_id', '?')}  wallet={doc.get('wallet_id', '?')}"
-        f"  model={doc.get('model_version', '?')}{latency}  reasons={reasons}"
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     from google.cloud import pubsub_v1
 
     from txguard.contract import names
     from txguard.contract.settings import CommonSettings
+    from txguard.local.report import format_decision
 
     project = args.project or CommonSettings().google_cloud_project
     subscriber = pubsub_v1.SubscriberClient()

@@ -50,21 +50,21 @@ def run(args: argparse.Namespace) -> int:
     from txguard.ops import logfile
     from txguard.ops.drift_report import assess
 
-    console = Console(stderr=True)
+    terminal = Console(stderr=True)
     source: dict[str, object] = {}
     if args.log:
         windows = logfile.events(path=args.log, event=DRIFT_EVENT)
         source = {"log": args.log}
     else:
         try:
-            windows, source = _simulated(args, console)
+            windows, source = _simulated(args, terminal)
         except (LookupError, RuntimeError, ValueError) as exc:
-            console.print(f"[red]error:[/red] {exc}")
+            terminal.print(f"[red]error:[/red] {exc}")
             print(json.dumps({"error": str(exc), "alert": None}))
             return 2
     if not windows:
         message = "no drift_window lines (fewer rows than a window, or drift off: DRIFT_WINDOW_S=0)"
-        console.print(f"[red]error:[/red] {message}")
+        terminal.print(f"[red]error:[/red] {message}")
         print(json.dumps({"error": message, "alert": None, **source}))
         return 2
     result = {**source, **assess(windows, args.threshold, args.sustained)}
@@ -76,15 +76,15 @@ def run(args: argparse.Namespace) -> int:
         flag = "[red]" if w["psi_max"] > args.threshold else ""
         table.add_row(str(w.get("window_end", "")), str(w.get("model_version")), str(w.get("rows")),
                       f"{flag}{w['psi_max']:.3f}", str(w["feature_max"]), f"{w.get('psi_score', 0.0):.3f}")
-    console.print(table)
-    console.print(f"largest PSI per feature: {result['top_features']}")
-    console.print("[red bold]ALERT[/]: the population drifted" if result["alert"] else "no alert")
+    terminal.print(table)
+    terminal.print(f"largest PSI per feature: {result['top_features']}")
+    terminal.print("[red bold]ALERT[/]: the population drifted" if result["alert"] else "no alert")
     sys.stdout.flush()
     print(json.dumps(result, sort_keys=True))
     return 0
 
 
-def _simulated(args: argparse.Namespace, console) -> tuple[list[dict], dict[str, object]]:  # noqa: ANN001
+def _simulated(args: argparse.Namespace, terminal) -> tuple[list[dict], dict[str, object]]:  # noqa: ANN001
     from txguard.cli.commands.registry import default_registry
     from txguard.contract.logs import DRIFT_EVENT
     from txguard.ops import logfile
@@ -102,7 +102,7 @@ def _simulated(args: argparse.Namespace, console) -> tuple[list[dict], dict[str,
     trained_days, trained_wallets = training_simulation(registry.metadata(version))
     days = args.days or trained_days or 30
     wallets = args.wallets or trained_wallets or 600
-    with console.status(f"simulating {days} days of {wallets} wallets ({args.scenario})") as status:
+    with terminal.status(f"simulating {days} days of {wallets} wallets ({args.scenario})") as status:
         traffic = simulated_traffic(days, wallets, args.seed, drift)
         status.update(f"scoring {len(traffic.transactions):,} transactions with {version}")
 

@@ -61,7 +61,7 @@ def _table(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(stderr=True)
+    terminal = Console(stderr=True)
     split, rec = report["split"], report["recipe"]
     table = Table(title=(
         f"held-out: {split['n_test']} transactions ({split['n_test_fraud']} fraud), "
@@ -78,13 +78,22 @@ def _table(report: dict) -> None:
             f"{report['txguard']['recall_at_1pct_fpr_by_scenario'].get(name, 0.0):.4f}",
             f"{rec['recall_at_1pct_fpr_by_scenario'].get(name, 0.0):.4f}", "",
         )
-    console.print(table)
+    terminal.print(table)
+    t = report["txguard"]
+    calibrated = Table(title=f"txguard's calibration on the test rows (Platt, fitted on {t['n_calibration']} training "
+                             "rows held out from the trees)")
+    for col in ("metric", "served (calibrated)", "trees alone"):
+        calibrated.add_column(col)
+    for key, form in (("brier", ".5f"), ("ece", ".4f"), ("ece_max_gap", ".4f"), ("score_to_fraud_rate", ".3f"),
+                      ("pr_auc", ".4f")):
+        calibrated.add_row(key, format(t[key], form), format(t[key + "_uncalibrated"], form))
+    terminal.print(calibrated)
     per = Table(title="the recipe's classifiers, same rows")
     for col in ("classifier", *_MAIN):
         per.add_column(col)
     for name, m in report["recipe_classifiers"].items():
         per.add_row(name, *(f"{m[k]:.4f}" for k in _MAIN))
-    console.print(per)
+    terminal.print(per)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,34 +102,34 @@ def run(args: argparse.Namespace) -> int:
     from txguard.evaluation.compare import SplitDays, run_comparison
     from txguard.evaluation.handbook_data import HandbookConfig
 
-    console = Console(stderr=True)
+    terminal = Console(stderr=True)
     classifiers = tuple(c.strip() for c in args.classifiers.split(",") if c.strip())
     unknown = sorted(set(classifiers) - set(CLASSIFIERS))
     if unknown or not classifiers:
         message = f"--classifiers: unknown {unknown}; choose from {', '.join(CLASSIFIERS)}"
-        console.print(f"[red]error:[/red] {message}")
+        terminal.print(f"[red]error:[/red] {message}")
         print(json.dumps({"error": message}))
         return 2
-    return run_reported(console, "evaluating", lambda log: run_comparison(
+    return run_reported(terminal, "evaluating", lambda log: run_comparison(
         HandbookConfig(customers=args.customers, terminals=args.terminals, seed=args.seed),
         SplitDays(args.history_days, args.train_days, args.delay_days, args.test_days),
         classifiers, args.data_out, not args.keep_known_compromised, log=log,
     ), _table)
 
 
-def run_reported(console: Any, label: str, work: Callable[[Callable[[str], None]], dict],
+def run_reported(terminal: Any, label: str, work: Callable[[Callable[[str], None]], dict],
                  table: Callable[[dict], None]) -> int:
     """The evaluate commands' shape: `work(log)` under a status line, a bad input (ValueError) as
     one error line and exit 2, else the report's table on stderr and its JSON as the last line."""
     try:
-        with console.status(label) as status:
+        with terminal.status(label) as status:
             def log(message: str) -> None:
                 status.update(message)
-                console.log(message)
+                terminal.log(message)
 
             report = work(log)
     except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        terminal.print(f"[red]error:[/red] {exc}")
         print(json.dumps({"error": str(exc)}))
         return 2
     table(report)

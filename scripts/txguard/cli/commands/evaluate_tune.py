@@ -57,7 +57,7 @@ def _numbers(option: str, text: str, kind: type) -> list:
 def _table(report: dict) -> None:
     from rich.table import Table
 
-    from txguard.cli.console import make_console
+    from txguard.local.terminal import make_terminal
 
     split = report["split"]
     table = Table(title=(
@@ -74,17 +74,17 @@ def _table(report: dict) -> None:
         mark = row["name"] == report["chosen"]["name"]
         cells = [row["name"], *(f"{row[k]:.4f}" for k in _SHOWN), f"{row['fit_seconds']:.1f}"]
         table.add_row(*(f"[bold]{c}[/bold]" if mark else c for c in cells))
-    make_console(stderr=True).print(table)
+    make_terminal(stderr=True).print(table)
 
 
 def run(args: argparse.Namespace) -> int:
-    from txguard.cli.console import make_console
     from txguard.evaluation.compare import SplitDays
     from txguard.evaluation.handbook_data import HandbookConfig
     from txguard.evaluation.tune import candidates, run_tuning
+    from txguard.local.terminal import make_terminal
     from txguard.training.train import TrainConfig
 
-    console = make_console(stderr=True)
+    terminal = make_terminal(stderr=True)
 
     def work(log: Callable[[str], None]) -> dict:
         if args.max_iter < 1:
@@ -97,4 +97,4 @@ def run(args: argparse.Namespace) -> int:
         return run_tuning(HandbookConfig(customers=args.customers, terminals=args.terminals, seed=args.seed), days,
                           args.fit_days, grid, args.data_out, args.drop_known_compromised, base, log=log)
 
-    return run_reported(console, "tuning", work, _table)
+    return run_reported(terminal, "tuning", work, _table)

@@ -42,13 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from txguard.cli.console import make_console
     from txguard.contract import names
     from txguard.contract.settings import CommonSettings
+    from txguard.local.terminal import make_terminal
     from txguard.publisher import Pacer, PubSubTransport, publish_all
-    from txguard.publisher.labels import read_labels, simulated_labels
+    from txguard.publisher.label_sources import read_labels, simulated_labels
 
-    console = make_console(stderr=True)
+    terminal = make_terminal(stderr=True)
     project = args.project or CommonSettings().google_cloud_project
     topic = args.topic or names.LABELS_TOPIC
     if args.file and not os.path.isfile(args.file):
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         if start.tzinfo is None:
             print("error: --start must include a timezone (e.g. +00:00)", file=sys.stderr)
             return 2
-        console.print(f"simulating {args.days} days of {args.wallets} wallets (seed {args.seed}) for their labels")
+        terminal.print(f"simulating {args.days} days of {args.wallets} wallets (seed {args.seed}) for their labels")
         messages = simulated_labels(args.days, args.wallets, args.seed, start)
     rejected = [m for m in messages if m.problem is not None]
     source = {"file": args.file} if args.file else {"simulated": {"days": args.days, "wallets": args.wallets,
@@ -82,17 +82,17 @@ def run(args: argparse.Namespace) -> int:
         print("error: no label to publish", file=sys.stderr)
         return 2
     target = os.environ.get("PUBSUB_EMULATOR_HOST") or "Google Cloud (ADC)"
-    console.print(f"publishing {len(messages)} labels to projects/{project}/topics/{topic} on {target}")
+    terminal.print(f"publishing {len(messages)} labels to projects/{project}/topics/{topic} on {target}")
     transport = PubSubTransport(project, topic, ordering=False)
     from rich.progress import Progress
 
     try:
-        with Progress(console=console, transient=True) as progress:
+        with Progress(console=terminal, transient=True) as progress:
             task = progress.add_task("publishing", total=len(messages))
             stats = publish_all(messages, transport, Pacer(rate=args.rate),
                                 on_sent=lambda _m, _t: progress.advance(task))
     except KeyboardInterrupt:
-        console.print("interrupted")
+        terminal.print("interrupted")
         return 130
     finally:
         transport.close()

@@ -49,11 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from txguard.cli.console import make_console
     from txguard.local.ledger import percentile
+    from txguard.local.terminal import make_terminal
     from txguard.ops.late_updates import distinct, read_lines
 
-    console = make_console(stderr=True)
+    terminal = make_terminal(stderr=True)
     lines = read_lines(args.logs, args.prefix)
     unique = distinct(lines)
     table = Table(title=f"late updates ({len(unique)} distinct, {len(lines)} lines)")
@@ -63,7 +63,7 @@ def run_list(args: argparse.Namespace) -> int:
         d = line.as_dict()
         table.add_row(line.kind, line.entity_id, line.label_id or line.transaction_id, d["event_time"],
                       d["visible_from"], d["read_through"], f"{line.lag_s:g}")
-    console.print(table)
+    terminal.print(table)
     lags = [u.lag_s for u in unique]
     print(json.dumps({"late_updates": len(unique), "lines": len(lines),
                       "by_entity": dict(Counter(u.kind for u in unique)),
@@ -73,17 +73,17 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_decisions(args: argparse.Namespace) -> int:
-    from txguard.cli.console import make_console
     from txguard.contract.settings import EnrichSettings
     from txguard.enrichment.counterparty import create_counterparty_store
     from txguard.enrichment.history import create_store
+    from txguard.local.terminal import make_terminal
     from txguard.ops.late_updates import decisions_in_window, distinct, read_lines
 
-    console = make_console(stderr=True)
+    terminal = make_terminal(stderr=True)
     try:
         windows = distinct(read_lines(args.logs)) if args.logs else [_window(args)]
     except ValueError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        terminal.print(f"[red]error:[/] {exc}")
         print(json.dumps({"error": str(exc)}))
         return 2
     settings = EnrichSettings()
@@ -95,11 +95,11 @@ def run_decisions(args: argparse.Namespace) -> int:
         for window in windows:
             affected = decisions_in_window(history, window, counterparties, args.limit)
             d = window.as_dict()
-            console.print(f"[bold]{window.kind} {window.entity_id}[/]: {window.label_id or window.transaction_id or '-'}"
+            terminal.print(f"[bold]{window.kind} {window.entity_id}[/]: {window.label_id or window.transaction_id or '-'}"
                           f" late; reads from {d['visible_from']} to {d['read_through']}: {len(affected)} decisions")
             for a in affected:
                 row = a.as_dict()
-                console.print(f"  {row['event_time']}  {a.transaction_id}  {a.outcome or '-':<6} "
+                terminal.print(f"  {row['event_time']}  {a.transaction_id}  {a.outcome or '-':<6} "
                               f"{'-' if a.score is None else f'{a.score:.4f}'}"
                               + ("" if a.missed is None else f"  missed: {a.missed}"))
                 outcomes[a.outcome or "undecided"] += 1

@@ -78,12 +78,12 @@ def _sigterm(_signum: int, _frame: object) -> None:
 def run_up(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from txguard.cli.console import make_console
     from txguard.local import report, stream
     from txguard.local.stack import LocalStack, StackOptions
+    from txguard.local.terminal import make_terminal
 
-    console = make_console(stderr=True)
-    out = make_console()
+    terminal = make_terminal(stderr=True)
+    out = make_terminal()
     options = StackOptions(
         count=args.count, rate=args.rate, speed=args.speed, scenario=args.scenario, seed=args.seed,
         drift=args.drift, invalid_fraction=args.invalid_fraction, embedded=args.embedded, keep=args.keep,
@@ -94,7 +94,7 @@ def run_up(args: argparse.Namespace) -> int:
         label_day_s=args.label_day_s, analyst_console=args.analyst_console, console_port=args.console_port,
     )
     previous = signal.signal(signal.SIGTERM, _sigterm)
-    stack = LocalStack(options, console)
+    stack = LocalStack(options, terminal)
     try:
         with stack:
             stack.up()
@@ -107,22 +107,22 @@ def run_up(args: argparse.Namespace) -> int:
             if args.keep:
                 stack.keep_running()
     except KeyboardInterrupt:
-        console.print("stopping (interrupted)")
+        terminal.print("stopping (interrupted)")
         return 130
     except Exception as exc:  # noqa: BLE001 - one readable line, the logs have the rest
-        console.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
-        console.print(f"logs: {stack.workdir}")
+        terminal.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
+        terminal.print(f"logs: {stack.workdir}")
         if stack.mode == "emulators" and type(exc).__name__ == "EmulatorError":
-            console.print("hint: `txguard local up --embedded` runs without the gcloud emulators")
+            terminal.print("hint: `txguard local up --embedded` runs without the gcloud emulators")
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
     if summary is None:
         return 0
     if summary["lost"] and stack.push_mode == "emulator" and options.emulator_retry_policy:
-        console.print("hint: messages whose pushes failed together can be stranded by the Pub/Sub emulator's "
-                      f"retry-policy bug (docs/reliability.md); see {stack.workdir}/enrich.log, and rerun "
-                      "with --no-emulator-retry-policy")
+        terminal.print("hint: messages whose pushes failed together can be stranded by the Pub/Sub emulator's "
+                       f"retry-policy bug (docs/reliability.md); see {stack.workdir}/enrich.log, and rerun "
+                       "with --no-emulator-retry-policy")
     return 0 if summary["lost"] == summary["labels_lost"] == 0 and summary["publish_failed"] == 0 else 1
 
 

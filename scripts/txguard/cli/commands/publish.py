@@ -80,12 +80,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from txguard.cli.console import make_console
     from txguard.contract import names
     from txguard.contract.settings import CommonSettings
+    from txguard.local.terminal import make_terminal
     from txguard.publisher import Pacer, PubSubTransport, make_stream, publish_all
 
-    console = make_console(stderr=True)
+    terminal = make_terminal(stderr=True)
     project = args.project or CommonSettings().google_cloud_project
     topic = args.topic or names.TRANSACTIONS_TOPIC
     count = args.count if args.count is not None or args.file else SIMULATED_COUNT
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: nothing to publish from {args.file or args.scenario}", file=sys.stderr)
         return 2
     target = os.environ.get("PUBSUB_EMULATOR_HOST") or "Google Cloud (ADC)"
-    console.print(f"publishing {len(messages)} messages to projects/{project}/topics/{topic} on {target}")
+    terminal.print(f"publishing {len(messages)} messages to projects/{project}/topics/{topic} on {target}")
     transport = PubSubTransport(
         project, topic, max_messages=args.batch_max_messages, max_latency_s=args.batch_max_latency,
         timeout_s=args.timeout, retry_deadline_s=args.retry_deadline, ordering=not args.no_ordering,
@@ -132,14 +132,14 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     try:
-        with Progress(console=console, transient=True) as progress:
+        with Progress(console=terminal, transient=True) as progress:
             task = progress.add_task("publishing", total=len(messages))
             stats = publish_all(
                 messages, transport, pacer, duration_s=args.duration,
                 on_sent=lambda _m, _t: progress.advance(task),
             )
     except KeyboardInterrupt:
-        console.print("interrupted")
+        terminal.print("interrupted")
         return 130
     finally:
         transport.close()

@@ -55,7 +55,7 @@ def _open(args: argparse.Namespace):  # noqa: ANN202
 def _list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from txguard.cli.console import make_console
+    from txguard.local.terminal import make_terminal
 
     info = _open(args).describe()
     table = Table(title=f"Model registry {info['location']}")
@@ -70,7 +70,7 @@ def _list(args: argparse.Namespace) -> int:
             *(f"{m[k]:.4f}" if k in m else "-" for k in ("pr_auc", "roc_auc", "recall_at_1pct_fpr")),
             v["git_commit"][:10],
         )
-    make_console(stderr=True).print(table)
+    make_terminal(stderr=True).print(table)
     print(json.dumps(info, sort_keys=True))
     return 0
 

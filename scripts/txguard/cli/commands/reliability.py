@@ -53,12 +53,12 @@ def _sigterm(_signum: int, _frame: object) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from txguard.cli.console import make_console
+    from txguard.local.terminal import make_terminal
     from txguard.reliability import report, runner
     from txguard.reliability.notes import NOTES
 
-    console = make_console(stderr=True)
-    out = make_console()  # wide when piped
+    terminal = make_terminal(stderr=True)
+    out = make_terminal()  # wide when piped
     options = runner.RunOptions(
         quick=args.quick, only=[s.strip() for s in args.only.split(",") if s.strip()], embedded=args.embedded,
         keep_retry_policy=args.keep_retry_policy, workdir=Path(args.workdir) if args.workdir else None,
@@ -66,12 +66,12 @@ def run(args: argparse.Namespace) -> int:
     )
     previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
-        run_result = runner.run(options, console)
+        run_result = runner.run(options, terminal)
     except KeyboardInterrupt:
-        console.print("stopping (interrupted)")
+        terminal.print("stopping (interrupted)")
         return 130
     except Exception as exc:  # noqa: BLE001 - one readable line; the work folder has the logs
-        console.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
+        terminal.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -82,10 +82,10 @@ def run(args: argparse.Namespace) -> int:
         command = "txguard " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["reliability"] \
             else "txguard reliability " + " ".join(shlex.quote(a) for a in _argv(args))
         Path(args.write_doc).write_text(report.markdown(results, meta, ok, command, NOTES))
-        console.print(f"wrote {args.write_doc}")
+        terminal.print(f"wrote {args.write_doc}")
     print(report.last_line(results, meta, ok), flush=True)
     if meta.get("unmatched_outputs"):
-        console.print(f"outputs matching no scenario: {json.dumps(meta['unmatched_outputs'])}")
+        terminal.print(f"outputs matching no scenario: {json.dumps(meta['unmatched_outputs'])}")
     return 0 if ok else 1
 
 

@@ -34,22 +34,21 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from txguard.batch.score_file import dumps_report, score_file
-    from txguard.cli.console import make_console
     from txguard.contract.errors import DataFileError, RegistryError
     from txguard.contract.settings import scoring_settings
-    from txguard.scoring.runtime import ModelRuntime
-    from txguard.scoring.scorer import Scorer
+    from txguard.local.terminal import make_terminal
+    from txguard.scoring.loading import open_scorer
 
-    console = make_console(stderr=True)
+    terminal = make_terminal(stderr=True)
     uri = args.model_uri or scoring_settings().model_uri
     try:
-        scorer = Scorer(ModelRuntime.from_uri(uri))
+        scorer = open_scorer(uri)
     except RegistryError as exc:
-        console.print(f"[red]cannot load model {uri}: {exc}[/red]")
+        terminal.print(f"[red]cannot load model {uri}: {exc}[/red]")
         return 2
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("line {task.fields[line]:,}"),
                TextColumn("{task.fields[n]:,} tx scored"), TimeElapsedColumn()]
-    with Progress(*columns, console=console, transient=True) as progress:
+    with Progress(*columns, console=terminal, transient=True) as progress:
         task = progress.add_task(f"scoring with {scorer.version}", total=None, n=0, line=0)
 
         def advance(n: int, line: int) -> None:
@@ -59,15 +58,15 @@ def run(args: argparse.Namespace) -> int:
             report = score_file(scorer, args.input, args.output, chunk=args.chunk, kind=args.input_kind,
                                 progress=advance)
         except DataFileError as exc:
-            console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+            terminal.print(f"[red]error:[/red] {exc}", soft_wrap=True)
             if args.input_kind == "enriched" and "field 'features" in str(exc):  # 'features' or 'features.x'
-                console.print(f"hint: {args.input} looks like plain Transactions; without --input-kind enriched "
-                              "score-file replays their history first", soft_wrap=True)
+                terminal.print(f"hint: {args.input} looks like plain Transactions; without --input-kind enriched "
+                               "score-file replays their history first", soft_wrap=True)
             return 1
         except FileNotFoundError as exc:
-            console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+            terminal.print(f"[red]error:[/red] {exc}", soft_wrap=True)
             return 1
-    console.print(
+    terminal.print(
         f"scored {report.transactions:,} transactions in {report.seconds:.2f} s: "
         f"{report.tx_per_s:,.0f} tx/s ({report.tx_per_cpu_s:,.0f} per CPU-second on one core) "
         f"with model {scorer.version} ({report.kind} input) -> {args.output}"

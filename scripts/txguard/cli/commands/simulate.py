@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.progress import Progress
 
-    from txguard.cli.console import make_console
+    from txguard.local.terminal import make_terminal
     from txguard.simulator.core import Simulation
 
     start = datetime.fromisoformat(args.start)
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout if to_stdout else open(args.out, "w", encoding="utf-8", newline="")  # noqa: SIM115
     try:
         write = _csv_writer(out) if as_csv else lambda row: out.write(row.to_json() + "\n")
-        with Progress(transient=True, disable=to_stdout, console=make_console(stderr=True)) as progress:
+        with Progress(transient=True, disable=to_stdout, console=make_terminal(stderr=True)) as progress:
             task = progress.add_task("writing transactions", total=len(sim))
             for n, row in enumerate(sim, 1):
                 write(row)

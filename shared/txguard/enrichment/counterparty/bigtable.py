@@ -61,7 +61,7 @@ from txguard.features.counterparty import (
     slot_start,
     transaction_increments,
 )
-from txguard.features.labels import LabelOutcome, transition
+from txguard.features.label_ledger import LabelOutcome, transition
 from txguard.features.wallet import DAY
 
 COUNTERS = names.COUNTERPARTY_COUNTERS_FAMILY

@@ -8,7 +8,7 @@ must change them exactly once although Pub/Sub delivers at least once:
   processed record says the transaction is applied, the marker is no longer needed and
   `settle_transaction` removes it (rows stay small); the enrichment pipeline leases the update
   to one delivery at a time so that no duplicate can race the removal (docs/counterparty.md);
-- a label goes through its transaction's ledger (features.labels.transition), then its
+- a label goes through its transaction's ledger (features.label_ledger.transition), then its
   increments are applied with a marker (the label id) that is kept: a redelivered label re-applies
   its stored increments and the markers make that a no-op.
 
@@ -28,7 +28,7 @@ from typing import Protocol, runtime_checkable
 from txguard.contract.models import LabelEvent, Transaction
 from txguard.enrichment.counterparty.lateness import LateUpdate
 from txguard.features.counterparty import Increment, Snapshot, View
-from txguard.features.labels import LabelOutcome
+from txguard.features.label_ledger import LabelOutcome
 
 
 def transaction_marker(transaction_id: str) -> str:
@@ -59,7 +59,7 @@ class Applied:
 
 @dataclass(frozen=True)
 class LabelApplied:
-    """What one label's apply step did (`outcome`: features.labels), and the late updates among it."""
+    """What one label's apply step did (`outcome`: features.label_ledger), and the late updates among it."""
 
     outcome: LabelOutcome
     late: tuple[LateUpdate, ...] = ()

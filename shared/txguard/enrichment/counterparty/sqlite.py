@@ -30,7 +30,7 @@ from txguard.features.counterparty import (
     slot_start,
     transaction_increments,
 )
-from txguard.features.labels import transition
+from txguard.features.label_ledger import transition
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cp_cells (

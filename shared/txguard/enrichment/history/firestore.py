@@ -26,7 +26,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from txguard.contract import names
 from txguard.contract.errors import StoreUnavailableError
 from txguard.contract.models import CounterpartyFeatures, Decision, EnrichedTransaction, Transaction
-from txguard.enrichment.history.protocol import (
+from txguard.enrichment.history.record import (
     DEFAULT_LEASE_S,
     Enrichment,
     claim,

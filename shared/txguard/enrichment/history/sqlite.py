@@ -21,7 +21,7 @@ from txguard.contract.models import (
     EnrichedTransaction,
     Transaction,
 )
-from txguard.enrichment.history.protocol import (
+from txguard.enrichment.history.record import (
     DEFAULT_LEASE_S,
     Enrichment,
     claim,

@@ -12,7 +12,7 @@ from txguard.contract import names
 from txguard.contract.errors import PublishError
 from txguard.contract.models import LabelEvent
 from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
-from txguard.enrichment.labels import LabelApplier, LabelStatus
+from txguard.enrichment.label_applier import LabelApplier, LabelStatus
 
 TX = make_tx(3)
 

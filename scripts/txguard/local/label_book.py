@@ -23,7 +23,7 @@ from typing import Any
 from txguard.contract import names
 from txguard.publisher import Outgoing
 
-# txguard.enrichment.labels.LabelStatus values that mean "recorded, acked" (the others park or retry).
+# txguard.enrichment.label_applier.LabelStatus values that mean "recorded, acked" (the others park or retry).
 ACKED = frozenset({"applied", "unchanged", "duplicate"})
 
 

@@ -11,7 +11,7 @@ transactions, and drains again. It passes only if:
 - every label is accounted for by the ledger: each valid one applied (the label function's log),
   each malformed or conflicting one on `invalid` with a reason, none lost or dead-lettered;
 - the label counters in the store (the fraud columns of every counterparty, wallet and device the
-  labels name) equal the offline replay of the same label set (txguard.features.labels through a
+  labels name) equal the offline replay of the same label set (txguard.features.label_ledger through a
   `CounterpartyBook`, the training path): `labels_double_counted` (store above the replay) and
   `labels_missing` (below) are both 0;
 - the transactions pass the usual checks (txguard.reliability.checks.finish), their counterparty
@@ -68,7 +68,7 @@ def fraud_columns(cells: dict[str, int]) -> dict[str, int]:
 def compare_counters(stack: Any, labels: list[LabelEvent], transactions: list[Transaction]) -> dict[str, int]:
     """The store's label counters of every entity the labels name, against the offline replay of the labels."""
     from txguard.features.counterparty import CounterpartyBook, EntityKeys
-    from txguard.features.labels import apply_label
+    from txguard.features.label_ledger import apply_label
 
     book = CounterpartyBook()
     for label in sorted(labels, key=lambda lb: (lb.known_at, lb.label_id)):

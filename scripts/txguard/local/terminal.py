@@ -1,7 +1,7 @@
-"""Rich consoles and live status for the CLI that behave the same on a terminal and in a pipe.
+"""Terminal output of the CLI and the local harness (rich), the same on a terminal and in a pipe.
 
 Piped (CI logs, `| tee`, a file), Rich assumes 80 columns, cutting tables and wrapping log lines,
-and its `Live` display shows nothing at all. Here a console off a terminal gets a wide width
+and its `Live` display shows nothing at all. Here a rich Console off a terminal gets a wide width
 (COLUMNS wins if set), and `live()` falls back to one plain status line every few seconds, so a
 long run still shows its counts in a log.
 """
@@ -19,7 +19,7 @@ PIPE_WIDTH = 200
 PIPE_STATUS_PERIOD_S = 5.0
 
 
-def make_console(stderr: bool = False) -> Any:
+def make_terminal(stderr: bool = False) -> Any:
     """A rich Console on stdout (or stderr) that does not cut lines when piped."""
     from rich.console import Console
 
@@ -32,8 +32,8 @@ def make_console(stderr: bool = False) -> Any:
 class PlainStatus:
     """`Live`'s update() for a console that is not a terminal: a line every `period_s` at most."""
 
-    def __init__(self, console: Any, period_s: float = PIPE_STATUS_PERIOD_S) -> None:
-        self.console = console
+    def __init__(self, terminal: Any, period_s: float = PIPE_STATUS_PERIOD_S) -> None:
+        self.terminal = terminal
         self.period_s = period_s
         self._last = float("-inf")
         self._latest: Any = None
@@ -43,24 +43,24 @@ class PlainStatus:
         now = time.monotonic()
         if now - self._last >= self.period_s:
             self._last = now
-            self.console.print(renderable)
+            self.terminal.print(renderable)
 
     def final(self) -> None:
         """The last state, so a log ends with the final counts."""
         if self._latest is not None:
-            self.console.print(self._latest)
+            self.terminal.print(self._latest)
 
 
 @contextmanager
-def live(console: Any, refresh_per_second: float = 4) -> Iterator[Any]:
+def live(terminal: Any, refresh_per_second: float = 4) -> Iterator[Any]:
     """A rich Live (transient) on a terminal; PlainStatus lines otherwise."""
-    if console.is_terminal:
+    if terminal.is_terminal:
         from rich.live import Live
 
-        with Live(console=console, refresh_per_second=refresh_per_second, transient=True) as display:
+        with Live(console=terminal, refresh_per_second=refresh_per_second, transient=True) as display:
             yield display
         return
-    status = PlainStatus(console)
+    status = PlainStatus(terminal)
     try:
         yield status
     finally:

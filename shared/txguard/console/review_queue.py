@@ -1,7 +1,8 @@
 """The review queue: where review items live between the decision and the analyst's verdict.
 
 Two stores behind one protocol, like the history (txguard.enrichment.history): Firestore in Google
-Cloud and on the emulator, a SQLite file in embedded mode. Each runs every change of an item
+Cloud and on the emulator (`queue_firestore`), a SQLite file in embedded mode (`queue_sqlite`);
+`txguard.console.wiring.create_queue` opens the one the settings name. Each runs every change of an item
 through `update`, one store transaction that reads the item, applies a pure transition of
 txguard.console.items and writes it back: a claim can only be granted by a transaction that saw
 the item free, so concurrent claims of one item have exactly one winner.
@@ -14,7 +15,6 @@ from typing import Protocol, runtime_checkable
 
 from txguard.console.items import ReviewItem
 from txguard.contract.models import Outcome
-from txguard.contract.settings import ConsoleSettings
 
 Change = Callable[[ReviewItem], ReviewItem]
 
@@ -43,14 +43,3 @@ class ReviewQueue(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def create_queue(settings: ConsoleSettings) -> ReviewQueue:
-    """Firestore when the history is in Firestore (cloud, emulators), else the SQLite file."""
-    if settings.history_store == "firestore":
-        from txguard.console.queue_firestore import FirestoreReviewQueue
-
-        return FirestoreReviewQueue(project=settings.google_cloud_project, database=settings.firestore_database)
-    from txguard.console.queue_sqlite import SqliteReviewQueue
-
-    return SqliteReviewQueue(settings.queue_path)
