@@ -10,8 +10,9 @@ names and retention days from `txguard.contract.names`:
 | `a` | the counters (AddToCell) | aggregate, Sum of int64 | cells older than `COUNTERPARTY_RETENTION_DAYS` (35) |
 | `m` | markers (exactly once) | plain | same age |
 | `l` | per-transaction label ledgers | plain | 1 version or `LABEL_LEDGER_RETENTION_DAYS` (180) |
-| `r` | labels per source, fraud labels per counterparty, per minute (limits) | plain | `LABEL_RATES_RETENTION_DAYS` (2) |
+| `q` | labels per source, fraud labels per counterparty, per minute (limits) | plain | `LABEL_RATES_RETENTION_DAYS` (2) |
 | `h` | labels held for review | plain | `LABEL_HELD_RETENTION_DAYS` (180) |
+| `r` | read marks: the latest 5-minute slot read per row (late updates) | plain | 1 version or 35 days |
 
 and the `transaction_index` table (family `x`: one 33-byte record per transaction, 1 version or
 `TRANSACTION_INDEX_RETENTION_DAYS`, 180, counted from the transaction's time): what every label is
@@ -80,6 +81,7 @@ class CounterpartyStore(pulumi.ComponentResource):
                 gcp.bigtable.TableColumnFamilyArgs(family=names.COUNTERPARTY_LEDGER_FAMILY),
                 gcp.bigtable.TableColumnFamilyArgs(family=names.LABEL_RATES_FAMILY),
                 gcp.bigtable.TableColumnFamilyArgs(family=names.LABEL_HELD_FAMILY),
+                gcp.bigtable.TableColumnFamilyArgs(family=names.COUNTERPARTY_READS_FAMILY),
             ],
             deletion_protection="UNPROTECTED" if cfg.force_destroy else "PROTECTED",
             opts=pulumi.ResourceOptions(parent=self),
@@ -114,6 +116,9 @@ class CounterpartyStore(pulumi.ComponentResource):
             gc(names.TRANSACTION_INDEX_FAMILY, self.index_table, "gc-transaction-index", mode="UNION",
                max_versions=[gcp.bigtable.GCPolicyMaxVersionArgs(number=1)],
                max_age=max_age(names.TRANSACTION_INDEX_RETENTION_DAYS)),
+            gc(names.COUNTERPARTY_READS_FAMILY, mode="UNION",
+               max_versions=[gcp.bigtable.GCPolicyMaxVersionArgs(number=1)],
+               max_age=max_age(names.COUNTERPARTY_RETENTION_DAYS)),
         ]
         self.register_outputs({"instance": self.instance.name, "table": self.table.name,
                                "index_table": self.index_table.name})

@@ -2,7 +2,9 @@
 
 The functions log JSON lines (shared/txguard/contract/logs.py) that Cloud Logging parses into `jsonPayload`:
 enrichment one line per delivery (`status`, `outcome`, `model_version`, `late`), scoring its
-`latency_ms`; the metrics below extract those fields. The alert policies (infra/alerts.py) read
+`latency_ms`, enrichment and label functions one `late_update` line per counterparty, device or
+wallet-label update applied after reads that should have included it; the metrics below extract
+those fields. The alert policies (infra/alerts.py) read
 these and Cloud Run's and Pub/Sub's own metrics (request counts and latencies, unacked age,
 dead-lettered messages), which also see what our code cannot log (a crash, a queue, a stall).
 
@@ -44,7 +46,7 @@ from infra.alerts import (
 from infra.config import StackConfig
 from infra.services import child_options
 from txguard.contract import names
-from txguard.contract.logs import DRIFT_EVENT, EVENT_KEY, MODEL_REFUSED_EVENT
+from txguard.contract.logs import DRIFT_EVENT, EVENT_KEY, LATE_UPDATE_EVENT, MODEL_REFUSED_EVENT
 
 # txguard.enrichment.pipeline.DeliveryStatus.DECIDED (not imported: it pulls the whole enrichment pipeline in;
 # tests/infra checks the two agree).
@@ -54,6 +56,7 @@ DECIDED_STATUS = "decided"
 SCORE_PATH = "/score"
 LATENCY_METRIC = "txguard_scoring_latency"
 LATE_METRIC = "txguard_late_transactions"
+LATE_UPDATES_METRIC = "txguard_late_counterparty_updates"  # by entity (counterparty, device, wallet) and source
 ERRORS_METRIC = "txguard_error_logs"
 REFUSED_METRIC = "txguard_model_refused"  # versions an alias pointed at and instances refused
 # The Monitoring API's own bound for a new log-based metric to become usable (see the docstring).
@@ -99,6 +102,16 @@ METRICS: tuple[MetricSpec, ...] = (
                "Transactions decided after a later transaction of their wallet (decision flagged late)",
                f'{ENRICH_LOGS} AND jsonPayload.status="{DECIDED_STATUS}" AND jsonPayload.late=true',
                labels={"model_version": "model_version"}),
+    # Nothing orders other wallets' updates of a counterparty: one held back by a failure lands after reads
+    # that should have included it (counterparty features scored without it). One line per entity
+    # (txguard.enrichment.counterparty.lateness); a handful while nothing fails, more when failures hold
+    # updates back (docs/enrichment.md).
+    MetricSpec("late-counterparty-updates", LATE_UPDATES_METRIC,
+               "Counterparty, device and wallet-label updates applied after reads that should have included them, "
+               "by entity and source (transaction or label)",
+               (f'resource.type="cloud_run_revision" AND resource.labels.service_name=("{names.ENRICH_FUNCTION}" '
+                f'OR "{names.LABEL_FUNCTION}") AND jsonPayload.{EVENT_KEY}="{LATE_UPDATE_EVENT}"'),
+               labels={"entity": "entity", "source": "source"}),
     # 1 ms * 1.25^k up to ~20 s: fine resolution around the 150 ms SLA.
     MetricSpec("scoring-latency", LATENCY_METRIC, "Scoring latency (ms) of POST /score as logged by the scoring function",
                f'{SCORING_LOGS} AND jsonPayload.path="{SCORE_PATH}" AND jsonPayload.latency_ms:*', unit="ms",
@@ -225,6 +238,9 @@ def dashboard(cfg: StackConfig) -> dict:
         _chart("Error log lines/s", f'metric.type="{USER_METRIC}{ERRORS_METRIC}"', "ALIGN_RATE", "REDUCE_SUM"),
         _chart("Late transactions/s (decided after a later one of their wallet)",
                f'metric.type="{USER_METRIC}{LATE_METRIC}"', "ALIGN_RATE", "REDUCE_SUM"),
+        _chart("Late counterparty updates per minute by entity (applied after reads that missed them)",
+               f'metric.type="{USER_METRIC}{LATE_UPDATES_METRIC}"', "ALIGN_DELTA", "REDUCE_SUM",
+               ["metric.label.entity"], "STACKED_BAR"),
         _chart(f"Drift: median PSI of the windows by model version (alert > {cfg.lifecycle.drift_psi_threshold:g})",
                f'metric.type="{USER_METRIC}{DRIFT_METRIC}"', "ALIGN_PERCENTILE_50", "REDUCE_MAX",
                ["metric.label.model_version"]),

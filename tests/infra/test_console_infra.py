@@ -192,7 +192,7 @@ def test_the_console_starts_only_once_its_grants_and_build_grants_exist(console_
 
 
 def test_the_queue_listing_has_its_index_and_labelled_items_expire(console_stack: StackRun) -> None:
-    index = console_stack.one("gcp:firestore/index:Index").inputs
+    index = console_stack.one("gcp:firestore/index:Index", collection=names.REVIEW_QUEUE_COLLECTION).inputs
     assert index["collection"] == names.REVIEW_QUEUE_COLLECTION
     assert [(f["fieldPath"], f["order"]) for f in index["fields"]] == [
         ("open", "ASCENDING"), ("outcome", "ASCENDING"), ("decided_at", "DESCENDING")]

@@ -128,11 +128,13 @@ def test_table_families_and_garbage_collection_are_the_stores_layout(default_sta
     assert table["deletionProtection"] == "PROTECTED"
     families = {f["family"]: f.get("type") for f in table["columnFamilies"]}
     assert set(families) == {names.COUNTERPARTY_COUNTERS_FAMILY, names.COUNTERPARTY_MARKERS_FAMILY,
-                             names.COUNTERPARTY_LEDGER_FAMILY, names.LABEL_RATES_FAMILY, names.LABEL_HELD_FAMILY}
+                             names.COUNTERPARTY_LEDGER_FAMILY, names.LABEL_RATES_FAMILY, names.LABEL_HELD_FAMILY,
+                             names.COUNTERPARTY_READS_FAMILY}
     # The counters are an aggregate family, Sum of big-endian int64: what AddToCell writes.
     counters = json.loads(families[names.COUNTERPARTY_COUNTERS_FAMILY])["aggregateType"]
     assert counters == {"inputType": {"int64Type": {"encoding": {"bigEndianBytes": {}}}}, "sum": {}}
-    assert families[names.COUNTERPARTY_MARKERS_FAMILY] is None and families[names.COUNTERPARTY_LEDGER_FAMILY] is None
+    assert all(families[f] is None for f in (names.COUNTERPARTY_MARKERS_FAMILY, names.COUNTERPARTY_LEDGER_FAMILY,
+                                              names.COUNTERPARTY_READS_FAMILY))
     gc = {p.inputs["columnFamily"]: p.inputs for p in default_stack.of_type(GC)}
     index = gc.pop(names.TRANSACTION_INDEX_FAMILY)  # the transaction index table's one family
     assert index["table"] == names.TRANSACTION_INDEX_TABLE and index["mode"] == "UNION"
@@ -146,6 +148,9 @@ def test_table_families_and_garbage_collection_are_the_stores_layout(default_sta
     ledger = gc[names.COUNTERPARTY_LEDGER_FAMILY]
     assert ledger["mode"] == "UNION" and ledger["maxVersions"] == [{"number": 1}]
     assert ledger["maxAge"] == {"duration": f"{names.LABEL_LEDGER_RETENTION_DAYS * DAY_HOURS}h"}
+    # Read marks: one version per row (the latest 5-minute slot read), dropped with the counters they describe.
+    reads = gc[names.COUNTERPARTY_READS_FAMILY]
+    assert reads["mode"] == "UNION" and reads["maxVersions"] == [{"number": 1}] and reads["maxAge"] == {"duration": f"{days}h"}
     assert all(p["table"] == names.COUNTERPARTY_TABLE and p["instanceName"] == names.BIGTABLE_INSTANCE
                for p in gc.values())
     # The features read 30 days back: the GC must keep at least that much.

@@ -33,6 +33,8 @@ def ensure_counterparty_table(project: str, instance: str = names.BIGTABLE_INSTA
             max_age={"seconds": names.LABEL_RATES_RETENTION_DAYS * DAY_SECONDS})),
         names.LABEL_HELD_FAMILY: ColumnFamily(gc_rule=GcRule(
             max_age={"seconds": names.LABEL_HELD_RETENTION_DAYS * DAY_SECONDS})),
+        names.COUNTERPARTY_READS_FAMILY: ColumnFamily(gc_rule=GcRule(union=GcRule.Union(rules=[
+            GcRule(max_num_versions=1), GcRule(max_age=counters_age)]))),
     }
     return _create(project, instance, table, Table(column_families=families))
 

@@ -2,10 +2,13 @@
 
 Pure (no stack): `corpus` turns the scenario's transactions into label messages, each an
 `Outgoing` whose `corruption` names what it exercises, and says which transactions are held back
-(published only after their labels). Every valid label is known within the last minutes (`now`),
-after its transaction, so all of them land in today's (or yesterday's) buckets, which a snapshot
-reads in full. Each label comes from a source its route carries (txguard.contract.names.LabelRoute):
-analysts `analyst:a0`..`a3`, processors `processor:p0`..`p3`, spread so that no source nears the
+(published only after their labels). Every valid label became known in the last hours before
+`now` (from six hours to about three hours before, in the transactions' order), after its
+transaction, so all of them land in today's or yesterday's buckets, which a snapshot reads in
+full. The labels are published after the transactions: those that happened after a label became
+known (the last hours of the stream) read their counterparty without it, as the replay would not,
+and the label function logs each such label as a late update (txguard.enrichment.counterparty.lateness).
+Each label comes from a source its route carries (txguard.contract.names.LabelRoute): analysts `analyst:a0`..`a3`, processors `processor:p0`..`p3`, spread so that no source nears the
 label limits (txguard.enrichment.label_limits); `label_poisoning` is the scenario that goes past them.
 
 | kind | what | expected |
@@ -80,7 +83,7 @@ def corpus(transactions: list[Transaction], now: datetime, prefix: str) -> Corpu
 
     last_of_wallet = {tx.wallet_id: tx.transaction_id for tx in sorted(transactions, key=lambda t: t.timestamp)}
     for i, tx in enumerate(transactions):
-        at = now - timedelta(minutes=30) + timedelta(seconds=i)  # known in the last half hour, in order
+        at = now - timedelta(hours=6) + timedelta(seconds=30 * i)  # known hours ago, in order
         n = zlib.crc32(tx.transaction_id.encode())  # which analyst or processor: spread evenly, not by i
         copies = 2 if i % 3 == 0 else 1
         # Held back: published after its labels, and last of its wallet (so it is not late either).

@@ -13,7 +13,7 @@ NOTES = """
   production push body, one message per wallet in flight, ack on 2xx, nack after production's
   backoff otherwise (the emulator's own push and ordering are not usable here, see the findings
   below). Scenarios run one after the other on the same stack, at 25 tx/s nominal; each uses
-  transaction ids and wallets of its own.
+  transaction ids, wallets, counterparties and devices of its own, so each replay is complete.
 - **Counting** is per transaction (`scripts/txguard/local/ledger.py`): `sent` counts Pub/Sub
   messages, `tx` distinct transactions. `decided`: at least one decision on `decisions`;
   `invalid`: its exact bytes came out on `invalid` (poison only); `dead-lettered`: pulled from
@@ -36,6 +36,24 @@ NOTES = """
   the scenario (`features_unexplained`). `late` counts the decisions flagged late. With
   ordering by wallet both are 0 everywhere; `txguard reliability --unordered` delivers without
   it and shows the skew the check then finds, all of it flagged.
+- **Counterparty features per transaction.** The counterparty, device and wallet-label features
+  each transaction was scored on are compared with the replay's (`txguard.features.timeline.replay`,
+  training's path, with the scenario's labels at their `known_at`). Nothing orders other wallets'
+  updates of a counterparty, so a transaction may have read it before an earlier update, held
+  back by a failure, was applied. Such a difference is explained when the enrichment or label
+  function logged that update as late (`late_update` line) at one of the transaction's entities,
+  with a window of missed reads that contains its time; any other difference fails the scenario
+  (`cp_features_unexplained`). `late_updates` counts the updates logged late (one per update and
+  entity), `late_update_lag_s` how far past their own event time the reads had gone, and
+  `late_update_delay_s` how long after publishing they were applied (wall clock). The simulated
+  streams cover about two days of event time in a minute of publishing, so event-time lags are
+  large; the wall-clock delay is what a failure costs.
+- **Counterparty aggregates, measured** (`scripts/txguard/reliability/counterparty_check.py`):
+  every counter the store holds for the scenario's counterparties, devices and wallets (all days,
+  transactions and labels) against the offline replay of its distinct transactions and valid
+  labels; `aggregate_cells_differing` must be 0 (an update added twice, lost or half applied
+  would show). `open_leases` counts processed records whose counterparty update is still leased
+  (never recorded applied): must be 0.
 
 ## The scenarios
 
@@ -113,6 +131,8 @@ NOTES = """
     counterparty, wallet and device the labels name (Bigtable emulator or SQLite) equal the
     offline replay of the same label set (`txguard.features.label_ledger.apply_label` on a
     `CounterpartyBook`, training's path): `labels_double_counted` and `labels_missing` 0.
+    Labels published after transactions they should have counted for (they became known
+    before those transactions) are late updates: logged, and they explain the differences.
 11. **Label poisoning** (`scripts/txguard/reliability/label_poisoning.py`): the attacks of
     docs/counterparty.md, "Who may label", beside genuine labels, with the label function's limits
     set low enough to reach (analyst 60, feed source 120, counterparty fraud 40 per hour). After its
@@ -131,6 +151,23 @@ NOTES = """
     (`counters_applied`, `counters_after_review`: 0 double counted, 0 missing), and nothing is lost or
     dead-lettered. A limit bounds the damage and does not undo it: the storm's reversals within the
     limit are applied (`storm_applied`).
+12. **Counterparty hot**: 30 % of a 60 s stream (16 s in the quick profile) goes to one
+    counterparty of the scenario's own while the enrichment workers are SIGKILLed four times
+    (three). A transaction in flight in a killed worker, and its wallet's later ones behind it,
+    are applied to that counterparty up to a minute later (the killed worker's Firestore
+    transaction keeps its wallet locked 60 s), after many other wallets' reads of it. Passes only
+    if the aggregates equal the replay and every decision scored on counterparty features that
+    differ from the replay is explained by a logged late update.
+13. **Counterparty outage**: the Bigtable emulator is frozen with SIGSTOP on the process group
+    the stack started for it (by its PID) 15 s into a 60 s stream for 30 s (4 s into 24 s, for
+    15 s, in the quick profile: longer than the client's 10 s deadline), then resumed with SIGCONT; a timer resumes it if the schedule is
+    missed, and `finally` always does. Reads and applies wait for their 10 s deadline and fail
+    (`StoreUnavailableError` -> 503 -> redelivery); an update whose apply failed hands its lease
+    back; requests the client gave up on are served on resume (their markers make a second
+    application a no-op). Passes only if deliveries were retried for the store, nothing is lost,
+    no lease is left open, the aggregates equal the replay and every difference is explained.
+    `markers_left` counts the exactly-once markers whose clean-up failed during the freeze
+    (harmless: garbage collection drops them).
 
 ## Emulator finding: a push subscription with a retry policy stops redelivering
 

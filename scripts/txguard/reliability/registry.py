@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from txguard.reliability import faults, label_poisoning, label_scenario, promotion, scenarios
+from txguard.reliability import counterparty, faults, label_poisoning, label_scenario, promotion, scenarios
 from txguard.reliability.context import Context
 
 SCENARIOS: dict[str, Callable[[Context], dict[str, Any]]] = {
@@ -25,4 +25,6 @@ SCENARIOS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "promotion": promotion.promotion,
     "labels": label_scenario.labels_scenario,
     "label_poisoning": label_poisoning.label_poisoning,
+    "counterparty_hot": counterparty.counterparty_hot,
+    "counterparty_outage": counterparty.counterparty_outage,
 }

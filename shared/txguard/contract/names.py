@@ -57,8 +57,9 @@ COUNTERPARTY_TABLE = "counterparty"
 COUNTERPARTY_COUNTERS_FAMILY = "a"  # aggregate family: Sum of int64 (AddToCell)
 COUNTERPARTY_MARKERS_FAMILY = "m"  # one cell per transaction / label being applied: exactly once
 COUNTERPARTY_LEDGER_FAMILY = "l"  # per-transaction label ledger (the verdict and what it counted)
-LABEL_RATES_FAMILY = "r"  # labels per source and fraud labels per counterparty, per minute (label limits)
+LABEL_RATES_FAMILY = "q"  # labels per source and fraud labels per counterparty, per minute (label limits)
 LABEL_HELD_FAMILY = "h"  # labels held for review (over a limit), until released or discarded
+COUNTERPARTY_READS_FAMILY = "r"  # read marks: the latest 5-minute slot read per row (late updates)
 # Garbage collection (max age of a cell, stamped with its day): the features read 30 days back.
 COUNTERPARTY_RETENTION_DAYS = 35
 LABEL_LEDGER_RETENTION_DAYS = 180  # a reversal may come months after its chargeback

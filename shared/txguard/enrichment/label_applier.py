@@ -17,6 +17,9 @@ Raising a `RetryableError` makes the entry point answer 503 so Pub/Sub redeliver
 dead-letters: a store or Pub/Sub unavailable, or a label whose transaction is not in the index yet,
 for `LABEL_UNKNOWN_RETRY_S` after it was published. `release` and `discard` end a held label's review
 (`txguard labels held`).
+
+A label applied after reads that should have counted it (it became known before transactions that
+were scored without it) is logged as one `late_update` line per entity (counterparty/lateness.py).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from txguard.contract.names import LabelRoute
 from txguard.contract.process import ProcessWide
 from txguard.contract.settings import LabelSettings, label_settings
 from txguard.enrichment.counterparty import CounterpartyStore, create_counterparty_store
+from txguard.enrichment.counterparty.lateness import log_late
 from txguard.enrichment.delivery import Progress, PushHandler, ms_since
 from txguard.enrichment.envelope import decode, parse_envelope, parse_label, undecoded
 from txguard.enrichment.label_checks import (
@@ -81,6 +85,7 @@ class LabelResult:
     verdict: str | None = None
     increments: int = 0
     hold: str | None = None  # the limits a held label went past ("source", "counterparty", both comma-joined)
+    late_updates: int = 0  # entities read past it before it was applied (each logged on its own line)
     reason: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -132,8 +137,11 @@ class LabelApplier(PushHandler[LabelResult]):
                 result.timings["store_ms"] = ms_since(t)
                 result.status, result.hold, result.reason = LabelStatus.HELD, ",".join(hold.kinds), hold.reason
                 return
-        outcome = self.store.apply_label(label)
+        applied = self.store.apply_label(label)
+        outcome = applied.outcome
         result.timings["store_ms"] = ms_since(t)
+        log_late(self.log, applied.late)
+        result.late_updates = len(applied.late)
         result.increments = len(outcome.increments)
         result.status = (LabelStatus.DUPLICATE if outcome.duplicate
                          else LabelStatus.APPLIED if outcome.changed else LabelStatus.UNCHANGED)
@@ -142,7 +150,8 @@ class LabelApplier(PushHandler[LabelResult]):
         return f"{result.status.value} {result.label_id or '-'}", {
             "label_id": result.label_id, "transaction_id": result.transaction_id, "status": result.status.value,
             "route": result.route, "source": result.source, "verdict": result.verdict, "hold": result.hold,
-            "increments": result.increments, "reason": result.reason, "timings": result.timings,
+            "increments": result.increments, "late_updates": result.late_updates,
+            "reason": result.reason, "timings": result.timings,
         }
 
 
@@ -159,8 +168,10 @@ def release(held: HeldLabel, store: CounterpartyStore, index: TransactionIndex, 
         raise LabelRefusedError(f"transaction {held.label.transaction_id} is no longer in the transaction index",
                                 KIND_UNKNOWN)
     check_record(held.label, record)
-    outcome = store.apply_label(held.label)
+    applied = store.apply_label(held.label)
+    outcome = applied.outcome
     review.drop(held.label.label_id)
+    log_late(log or get_logger("label"), applied.late)
     (log or get_logger("label")).info(
         f"released {held.label.label_id}", extra={
             "label_id": held.label.label_id, "transaction_id": held.label.transaction_id, "status": "released",

@@ -22,6 +22,11 @@ the later one was scored without it, a training/serving skew made visible instea
 With the transactions subscription ordered by wallet this only happens to a redriven dead letter
 or a publisher that sent a wallet's transactions out of order (docs/enrichment.md).
 
+Nothing orders other wallets' updates of a counterparty (or device): the counterparty store's apply
+step reports an update that lands after reads that should have included it, and each is logged as
+one `late_update` line (counterparty/lateness.py); the delivery's own line counts them
+(`late_updates`).
+
 Each delivery runs in its trace (the push request's, or a new one): every line it logs carries
 it, the scoring call and the decision's (or the parked message's) attributes pass it on.
 """
@@ -49,6 +54,7 @@ from txguard.contract.process import ProcessWide
 from txguard.contract.settings import EnrichSettings, enrich_settings
 from txguard.contract.trace import TraceContext, bind
 from txguard.enrichment.counterparty import CounterpartyStore, create_counterparty_store
+from txguard.enrichment.counterparty.lateness import log_late
 from txguard.enrichment.delivery import Progress, PushHandler, ms_since
 from txguard.enrichment.envelope import decode, parse_envelope, parse_transaction, undecoded
 from txguard.enrichment.history import HistoryStore, create_store
@@ -82,6 +88,7 @@ class Result:
     decision: Decision | None = None
     reason: str | None = None
     late: bool = False
+    late_updates: int = 0  # of this transaction's counterparty/device update (each logged on its own line)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -131,7 +138,7 @@ class Enricher(PushHandler[Result]):
         # The counterparty snapshot is read before the wallet transaction and outside it: a wallet's
         # transaction never locks its counterparty (docs/counterparty.md).
         t = time.perf_counter()
-        counterparty = counterparty_features(self.counterparties.snapshot(tx), tx)
+        counterparty = counterparty_features(self.counterparties.read_before(tx), tx)
         result.timings["counterparty_ms"] = ms_since(t)
 
         t = time.perf_counter()
@@ -143,7 +150,7 @@ class Enricher(PushHandler[Result]):
             decision = self._score(tx, enrichment, result)
         elif enrichment.counterparty_due:  # a lease next to a stored decision: not written today (`claim`)
             try:
-                result.timings["counterparty_ms"] += self._apply_counterparty(tx, enrichment)
+                result.timings["counterparty_ms"] += self._apply_counterparty(tx, enrichment, result)
             except RetryableError:
                 self._hand_back(tx)
                 raise
@@ -166,7 +173,7 @@ class Enricher(PushHandler[Result]):
         due = enrichment.counterparty_due
         scored, applied = self.overlap(
             lambda: self._call_scoring(enrichment),
-            (lambda: self._apply_counterparty(tx, enrichment)) if due else None)
+            (lambda: self._apply_counterparty(tx, enrichment, result)) if due else None)
         if applied.error is not None:
             if isinstance(applied.error, RetryableError):
                 # Maybe partly applied: hand the lease back so the redelivery retries at once (the
@@ -192,12 +199,14 @@ class Enricher(PushHandler[Result]):
         decision = self.scorer.score(enrichment.enriched)  # the HTTP client sends the bound trace
         return decision, ms_since(t)
 
-    def _apply_counterparty(self, tx: Transaction, enrichment: Enrichment) -> float:
-        """This delivery holds the lease: apply its counterparty update, exactly once (markers); the
-        milliseconds it took."""
+    def _apply_counterparty(self, tx: Transaction, enrichment: Enrichment, result: Result) -> float:
+        """This delivery holds the lease: apply its counterparty update, exactly once (markers), and log
+        each entity already read past it as a late update; the milliseconds it took."""
         t = time.perf_counter()
         self.index.record(tx)  # before the counters: a label may follow as soon as they move
-        self.counterparties.apply_transaction(tx, enrichment.new_for_cp, enrichment.new_for_device)
+        applied = self.counterparties.apply_transaction(tx, enrichment.new_for_cp, enrichment.new_for_device)
+        log_late(self.log, applied.late)
+        result.late_updates = len(applied.late)
         return ms_since(t)
 
     def _publish(self, decision: Decision, published_at: str | None, trace: TraceContext | None) -> float:
@@ -245,6 +254,7 @@ class Enricher(PushHandler[Result]):
             "model_version": result.decision.model_version if result.decision else None,
             "reason": result.reason,
             "late": result.late,
+            "late_updates": result.late_updates,
             "timings": result.timings,
         }
 

@@ -18,7 +18,8 @@ from txguard.features.counterparty import CounterpartyBook
 from txguard.features.label_ledger import apply_label
 from txguard.publisher import make_stream
 from txguard.reliability import label_events
-from txguard.reliability.label_scenario import compare_counters, own_entities
+from txguard.reliability.context import own_entities
+from txguard.reliability.label_scenario import compare_counters
 
 NOW = datetime.now(UTC)  # the comparison reads the store as of now (the last 30 days)
 

@@ -65,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
                        f"(AddToCell alone {bt['add_to_cell_only']['writes_per_s']}), firestore "
                        f"{fs['exactly_once']['writes_per_s']}: {r['bigtable_vs_firestore_writes']}x; snapshot p50 "
                        f"{bt['snapshot_read']['p50_ms']} ms vs {fs['snapshot_read']['p50_ms']} ms (bigtable, quiet "
-                       f"counterparty: {bt['snapshot_read_quiet']['p50_ms']} ms)")
+                       f"counterparty: {bt['snapshot_read_quiet']['p50_ms']} ms); late-update detection: "
+                       f"{bt['exactly_once_without_late_check']['writes_per_s']} writes/s without the check "
+                       f"({r['late_check_writes']}x with it), snapshot p50 with the read marks "
+                       f"{bt['read_before']['p50_ms']} ms ({r['read_marks_read_p50']}x)")
     print(json.dumps(report))
     return 0

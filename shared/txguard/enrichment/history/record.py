@@ -16,6 +16,11 @@ the update applied. docs/counterparty.md has the whole argument.
 
 The same step notes whether the transaction is *late* (a later one of its wallet was applied
 first); the record keeps it, so a redelivery reports it the same way.
+
+The record also names the entities the transaction's features read (`entities`: the counterparty,
+device and wallet keys of txguard.features.counterparty) and its time (`event_time`), so that the
+decisions a late counterparty update missed can be found (`HistoryStore.processed_at`,
+docs/enrichment.md).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from txguard.contract.models import (
     HistoryFeatures,
     Transaction,
 )
-from txguard.features.counterparty import marks
+from txguard.features.counterparty import EntityKeys, marks
 from txguard.features.wallet import TxPoint, WalletState, applied_after, apply, history_features
 
 DEFAULT_LEASE_S = 30.0
@@ -93,6 +98,8 @@ def processed_record(tx: Transaction, done: Step, counterparty: CounterpartyFeat
         "wallet_id": tx.wallet_id,
         "fingerprint": fingerprint(tx),
         "transaction": tx.model_dump(mode="json"),
+        "entities": list(EntityKeys.of(tx.wallet_id, tx.counterparty_id, tx.device_id).all()),
+        "event_time": tx.timestamp.timestamp(),
         "features": done.features.model_dump(mode="json"),
         "late": done.late,
         "counterparty": {
