@@ -1,4 +1,4 @@
-"""Label review state in the counterparty table: rate buckets (family `r`) and held labels (family `h`).
+"""Label review state in the counterparty table: rate buckets (family `q`) and held labels (family `h`).
 
 - A key's counts live in row `r#{key}`, one column per minute (`%010d` of epoch minutes: qualifiers
   sort by time, so a window is one column range). `count` is one ReadModifyWriteRow increment of the
