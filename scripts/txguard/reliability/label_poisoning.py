@@ -47,7 +47,7 @@ from txguard.publisher import Outgoing
 from txguard.publisher.label_sources import from_label
 from txguard.reliability.checks import finish
 from txguard.reliability.context import Context
-from txguard.reliability.label_scenario import compare_counters, own_entities
+from txguard.reliability.label_scenario import compare_counters
 
 PREFIX = "lpo"
 BURST_SHOP = f"{PREFIX}-burst-shop"
@@ -149,7 +149,7 @@ def label_poisoning(ctx: Context) -> dict[str, Any]:
     ledger = ctx.router.add(Ledger("label_poisoning"))
     p = ctx.profile
     count = max(p.labels_tx, BURST + 3 * FEED_LIMIT // 2)
-    messages = _on_burst_shop(own_entities(ctx.messages(PREFIX, count, seed=31), f"{PREFIX}-"), BURST)
+    messages = _on_burst_shop(ctx.messages(PREFIX, count, seed=31), BURST)  # its own wallets, shops, devices
     txs = [TRANSACTION_ADAPTER.validate_json(m.data) for m in messages]
     info = ctx.publish(ledger, messages, ctx.nominal_rate)
     ctx.drain(ledger)  # every transaction in the index before its labels

@@ -14,14 +14,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.enrich_fakes import FakeOutbox, FakeScorer, event_data, make_tx, push_body
+from tests.enrich_fakes import (
+    FakeOutbox,
+    FakeScorer,
+    event_data,
+    label_core,
+    make_tx,
+    published_now,
+    push_body,
+)
 from txguard.contract.logs import EVENT_KEY, LATE_UPDATE_EVENT, JsonFormatter
 from txguard.contract.models import LabelEvent, Transaction
+from txguard.contract.names import label_route_of_kind
 from txguard.enrichment.counterparty.lateness import EntityKind, Update, find_late
 from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
 from txguard.enrichment.history.sqlite import SqliteHistoryStore
-from txguard.enrichment.label_applier import LabelApplier
 from txguard.enrichment.pipeline import DeliveryStatus, Enricher
+from txguard.enrichment.transaction_index.sqlite import SqliteTransactionIndex
 from txguard.features.counterparty import (
     EntityKeys,
     bucket_end,
@@ -163,7 +172,8 @@ def test_the_enrichment_logs_one_line_per_late_entity_and_counts_them_on_the_del
     history = SqliteHistoryStore(tmp_path / "h.sqlite3")
     counterparties = SqliteCounterpartyStore(tmp_path / "h.sqlite3")
     log, stream = _capture("late-enrich")
-    enricher = Enricher(history, FakeScorer(), FakeOutbox(), counterparties, log)
+    enricher = Enricher(history, FakeScorer(), FakeOutbox(), counterparties,
+                        SqliteTransactionIndex(tmp_path / "h.sqlite3"), log)
     early, later = tx_at(2, "w-a", device="dev-1"), tx_at(7, "w-b", device="dev-1")
     try:
         assert enricher.handle(event_data(later, "m1")).late_updates == 0
@@ -184,15 +194,17 @@ def test_the_enrichment_logs_one_line_per_late_entity_and_counts_them_on_the_del
 
 
 def test_the_label_function_logs_a_late_label(tmp_path: Path) -> None:
-    store = SqliteCounterpartyStore(tmp_path / "cp.sqlite3")
     log, stream = _capture("late-label")
-    applier = LabelApplier(store, FakeOutbox(), log)
+    applier = label_core(tmp_path / "cp.sqlite3", logger=log)
+    store = applier.store
     victim = tx_at(0, "w-v")
+    applier.index.record(victim)  # as the enrichment does before its counterparty update
     store.apply_transaction(victim, True, False)
     store.read_before(tx_at(70, "w-y"))
     label = label_for(victim, 30)
     try:
-        result = applier.handle(push_body(label.model_dump_json().encode(), "l1", subscription=None))
+        result = applier.handle(push_body(label.model_dump_json().encode(), "l1", subscription=None,
+                                          publish_time=published_now()), label_route_of_kind(label.kind.value))
     finally:
         store.close()
     assert result.status.value == "applied" and result.late_updates == 1

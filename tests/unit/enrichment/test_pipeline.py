@@ -308,8 +308,9 @@ def test_the_counterparty_update_and_the_scoring_call_overlap(parts, monkeypatch
 
     def apply(t, new_cp, new_dev):  # noqa: ANN001, ANN202
         barrier.wait()
-        real_apply(t, new_cp, new_dev)
+        done = real_apply(t, new_cp, new_dev)
         applied.append(t.transaction_id)
+        return done
 
     def score(tx):  # noqa: ANN001, ANN202
         barrier.wait()

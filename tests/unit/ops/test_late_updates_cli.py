@@ -21,6 +21,7 @@ from txguard.contract.logs import JsonFormatter
 from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
 from txguard.enrichment.history.sqlite import SqliteHistoryStore
 from txguard.enrichment.pipeline import Enricher
+from txguard.enrichment.transaction_index.sqlite import SqliteTransactionIndex
 from txguard.features.counterparty import Entity, entity_key
 from txguard.ops.late_updates import decisions_in_window, parse, read_lines
 
@@ -38,7 +39,7 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     log.addHandler(handler)
     log.propagate = False
     log.setLevel(logging.INFO)
-    enricher = Enricher(history, FakeScorer(), FakeOutbox(), counterparties, log)
+    enricher = Enricher(history, FakeScorer(), FakeOutbox(), counterparties, SqliteTransactionIndex(db), log)
 
     def tx(minutes: float, wallet: str, counterparty: str = "shop") -> object:
         return make_tx(0, wallet=wallet, counterparty_id=counterparty, device_id=None,

@@ -17,6 +17,7 @@ from txguard.contract.models import TRANSACTION_ADAPTER
 from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
 from txguard.enrichment.history.sqlite import SqliteHistoryStore
 from txguard.enrichment.pipeline import Enricher
+from txguard.enrichment.transaction_index.sqlite import SqliteTransactionIndex
 from txguard.ops.late_updates import parse
 from txguard.publisher import make_stream
 from txguard.reliability.context import own_entities
@@ -39,7 +40,8 @@ def _run(tmp_path: Path, order: list) -> tuple[SqliteHistoryStore, SqliteCounter
     log.addHandler(handler)
     log.propagate = False
     log.setLevel(logging.INFO)
-    enricher = Enricher(history, FakeScorer(), FakeOutbox(), counterparties, log)
+    enricher = Enricher(history, FakeScorer(), FakeOutbox(), counterparties,
+                        SqliteTransactionIndex(tmp_path / "h.sqlite3"), log)
     for i, tx in enumerate(order):
         enricher.handle(event_data(tx, f"m{i}"))
     late = [line for raw in stream.getvalue().splitlines() if (line := parse(json.loads(raw))) is not None]

@@ -22,6 +22,7 @@ from txguard.enrichment.label_checks import (
 )
 from txguard.enrichment.transaction_index.sqlite import SqliteTransactionIndex
 from txguard.publisher import make_stream
+from txguard.reliability.context import own_entities
 from txguard.reliability.label_poisoning import (
     BURST,
     BURST_SHOP,
@@ -33,7 +34,6 @@ from txguard.reliability.label_poisoning import (
     _on_burst_shop,
     plan,
 )
-from txguard.reliability.label_scenario import own_entities
 
 NOW = datetime.now(UTC)
 
