@@ -28,6 +28,9 @@ MODEL_LOADED_EVENT = "model_loaded"  # a version became the one answering (cold 
 MODEL_REFUSED_EVENT = "model_refused"  # a version failed its checks; the previous one keeps answering
 DRIFT_EVENT = "drift_window"  # PSI of one window of traffic against the version's training reference
 SHADOW_EVENT = "shadow_score"  # the challenger's score of a transaction the champion answered
+RULES_LOADED_EVENT = "rules_loaded"  # a rule set version became the one applied (or shadowed)
+RULES_REFUSED_EVENT = "rules_refused"  # a rule set version failed its checks; the previous one stays
+RULES_SHADOW_EVENT = "rules_shadow"  # what the staging rule set would have decided (never returned)
 
 _CONTEXT: ContextVar[Mapping[str, Any]] = ContextVar("txguard_log_context", default=MappingProxyType({}))
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
