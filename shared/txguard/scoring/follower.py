@@ -41,12 +41,12 @@ from txguard.contract.logs import (
 )
 from txguard.contract.settings import ScoringSettings
 from txguard.registry import Registry
-from txguard.registry.store import Generation
 from txguard.registry.rulesets import RuleSetRegistry
+from txguard.registry.store import Generation
 from txguard.rules.engine import RuleSet
 from txguard.scoring.loading import is_alias, is_transient, load_rules, load_scorer, resolve, rule_sets
 from txguard.scoring.scorer import Scorer
-from txguard.scoring.state import CHALLENGER, CHAMPION, RULES, STAGING_RULES, ServingState
+from txguard.scoring.state import CHALLENGER, CHAMPION, ServingState
 
 RETRY_CAP_S = 30.0
 

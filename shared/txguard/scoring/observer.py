@@ -41,9 +41,9 @@ import numpy as np
 from txguard.contract.logs import EVENT_KEY, RULES_SHADOW_EVENT, SHADOW_EVENT, get_logger
 from txguard.contract.models import Decision, EnrichedTransaction
 from txguard.contract.settings import ScoringSettings
+from txguard.rules.engine import RuleSet
 from txguard.scoring.drift import DriftMonitor
 from txguard.scoring.request_log import INFO, RequestLog
-from txguard.rules.engine import RuleSet
 from txguard.scoring.scorer import Scorer, outcome, outcomes
 from txguard.scoring.state import ServingState
 from txguard.scoring.vectorize import matrix_of

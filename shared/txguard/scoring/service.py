@@ -17,7 +17,13 @@ import weakref
 from typing import Any
 
 from txguard.contract.errors import RuleSetNotFoundError, ScoringError
-from txguard.contract.logs import EVENT_KEY, MODEL_LOADED_EVENT, RULES_LOADED_EVENT, RULES_REFUSED_EVENT, get_logger
+from txguard.contract.logs import (
+    EVENT_KEY,
+    MODEL_LOADED_EVENT,
+    RULES_LOADED_EVENT,
+    RULES_REFUSED_EVENT,
+    get_logger,
+)
 from txguard.contract.settings import ScoringSettings
 from txguard.contract.trace import from_headers
 from txguard.registry import STAGING, Registry
