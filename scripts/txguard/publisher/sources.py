@@ -28,7 +28,8 @@ from pathlib import Path
 from txguard.publisher.messages import Outgoing, corrupt, from_labelled, payload_problem, shift_to_end_at
 from txguard.simulator.core import LabelledTransaction, quick_stream
 
-SCENARIOS: tuple[str, ...] = ("normal", "fraud", "burst", "drift")
+# fake_shop: the fraud stream plus a new attack no model was trained on (simulator/fake_shop.py)
+SCENARIOS: tuple[str, ...] = ("normal", "fraud", "burst", "drift", "fake_shop")
 BURST_FRAUD_SHARE = 0.08
 DRIFT = 0.6
 LABEL_COLUMNS = ("is_fraud", "scenario")
@@ -55,7 +56,8 @@ def simulated(
     elif scenario == "burst":
         items = _burst(count, seed, drift, id_prefix)
     else:
-        items = list(quick_stream(count, seed=seed, drift=drift, id_prefix=id_prefix))
+        attacks = ("fake_shop",) if scenario == "fake_shop" else ()
+        items = list(quick_stream(count, seed=seed, drift=drift, id_prefix=id_prefix, attacks=attacks))
     return shift_to_end_at(items, end)
 
 
