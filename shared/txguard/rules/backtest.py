@@ -74,7 +74,7 @@ class BacktestSample:
             texts = {name: data[f"text_{name}"] for name in TEXT_FIELDS if f"text_{name}" in data}
             return cls(x=data["x"], ts=data["ts"], is_fraud=data["is_fraud"], label_time=data["label_time"],
                        scores=data["scores"], review=review, block=block, model_version=version, texts=texts,
-                       scenario=data["scenario"] if "scenario" in data else None, source=source)
+                       scenario=data.get("scenario"), source=source)
 
 
 class _Row:
