@@ -30,7 +30,8 @@ def timed(fn: Any, rows: list[dict[str, Any]], repeat: int) -> tuple[float, list
 
 
 def main(path: str) -> None:
-    data = json.loads(open(path).read())
+    with open(path) as fh:
+        data = json.loads(fh.read())
     rules, rows = data["rules"], data["rows"]
     out: dict[str, Any] = {}
 

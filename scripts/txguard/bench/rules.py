@@ -181,7 +181,7 @@ def candidates(rows: np.ndarray, scores: Sequence[float], texts: Sequence[dict[s
             peer["agree"] = results == expected[:len(results)]
         out[name] = peer
     base = ours_times["p50_us"]
-    for name, peer in out.items():
+    for peer in out.values():
         if isinstance(peer, dict) and peer.get("us_per_row_p50"):
             peer["vs_txguard"] = round(peer["us_per_row_p50"] / base, 1)
     return out
