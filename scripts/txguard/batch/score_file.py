@@ -28,6 +28,7 @@ from txguard.batch.rows import concat
 from txguard.batch.storage import open_binary
 from txguard.contract.errors import DataFileError
 from txguard.features.wallet import HISTORY_FEATURES
+from txguard.rules.engine import RuleSet
 from txguard.scoring.scorer import Scorer
 
 CHUNK = 20_000
@@ -71,7 +72,7 @@ def _validated(src: str, chunks: Iterator[RawChunk], kind: str) -> Iterator[tupl
 
 
 def score_file(scorer: Scorer, src: str, dst: str, chunk: int = CHUNK, kind: str = "auto",
-               progress: Callable[[int, int], None] | None = None) -> FileReport:
+               progress: Callable[[int, int], None] | None = None, rules: RuleSet | None = None) -> FileReport:
     """Score `src` into `dst` (JSONL decisions, input order); `progress(transactions, last line)`."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
@@ -86,9 +87,9 @@ def score_file(scorer: Scorer, src: str, dst: str, chunk: int = CHUNK, kind: str
             report.kind = kind
             stream = _chain(first, chunks)
             if kind == "enriched":
-                _score_enriched(scorer, src, stream, out, report, progress)
+                _score_enriched(scorer, src, stream, out, report, progress, rules)
             else:
-                _score_transactions(scorer, src, stream, out, report, chunk, progress)
+                _score_transactions(scorer, src, stream, out, report, chunk, progress, rules)
     report.seconds = time.perf_counter() - started
     report.cpu_seconds = time.process_time() - cpu_started
     stages.update({k: round(v, 6) for k, v in stages.items()})
@@ -100,9 +101,9 @@ def _chain(first: RawChunk, rest: Iterator[RawChunk]) -> Iterator[RawChunk]:
     yield from rest
 
 
-def _write(scorer: Scorer, table: pa.Table, x: Any, out: Any, report: FileReport) -> None:
+def _write(scorer: Scorer, table: pa.Table, x: Any, out: Any, report: FileReport, rules: RuleSet | None) -> None:
     t0 = time.perf_counter()
-    lines, tally = decide(scorer, x, table.column("transaction_id"), table.column("wallet_id"))
+    lines, tally = decide(scorer, x, table.column("transaction_id"), table.column("wallet_id"), rules, table)
     out.write(lines)
     for outcome, n in tally.items():
         report.decisions[outcome] = report.decisions.get(outcome, 0) + n
@@ -111,7 +112,7 @@ def _write(scorer: Scorer, table: pa.Table, x: Any, out: Any, report: FileReport
 
 
 def _score_enriched(scorer: Scorer, src: str, chunks: Iterator[RawChunk], out: Any, report: FileReport,
-                    progress: Callable[[int, int], None] | None) -> None:
+                    progress: Callable[[int, int], None] | None, rules: RuleSet | None) -> None:
     t0 = time.perf_counter()
     for table, line in _validated(src, chunks, "enriched"):
         t1 = time.perf_counter()
@@ -119,14 +120,14 @@ def _score_enriched(scorer: Scorer, src: str, chunks: Iterator[RawChunk], out: A
         t2 = time.perf_counter()
         report.stages["read_validate"] += t1 - t0
         report.stages["features"] += t2 - t1
-        _write(scorer, table, x, out, report)
+        _write(scorer, table, x, out, report, rules)
         if progress:
             progress(report.transactions, line)
         t0 = time.perf_counter()
 
 
 def _score_transactions(scorer: Scorer, src: str, chunks: Iterator[RawChunk], out: Any, report: FileReport,
-                        chunk: int, progress: Callable[[int, int], None] | None) -> None:
+                        chunk: int, progress: Callable[[int, int], None] | None, rules: RuleSet | None) -> None:
     """Raw transactions: validate everything, replay the wallets in time order, score in chunks."""
     t0 = time.perf_counter()
     tables = []
@@ -142,7 +143,7 @@ def _score_transactions(scorer: Scorer, src: str, chunks: Iterator[RawChunk], ou
     report.stages["features"] += t2 - t1
     for start in range(0, table.num_rows, chunk):
         part = table.slice(start, chunk)
-        _write(scorer, part, x[start:start + chunk], out, report)
+        _write(scorer, part, x[start:start + chunk], out, report, rules)
         if progress:
             progress(report.transactions, int(part.column("line")[-1].as_py()))
 

@@ -25,6 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("output", metavar="OUT", help="decisions JSONL (local path or gs://bucket/object)")
     p.add_argument("--model-uri", default=None, help="registry@ref (default: MODEL_URI, txguard.contract.settings)")
     p.add_argument("--chunk", type=int, default=20000, help="transactions per vectorised chunk (default 20000)")
+    p.add_argument("--rules", default=None,
+                   help="rule set applied after the model: registry@alias or @rN (default: the model URI's alias, "
+                        "as serving applies it; none when there is no rule set)")
+    p.add_argument("--no-rules", action="store_true", help="the model alone, no rule set")
     p.add_argument("--input-kind", choices=("auto", "enriched", "transactions"), default="auto",
                    help="what IN holds (default auto: enriched when the first row has history features)")
     p.set_defaults(func=run)
@@ -37,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from txguard.contract.errors import DataFileError, RegistryError
     from txguard.contract.settings import scoring_settings
     from txguard.local.terminal import make_terminal
-    from txguard.scoring.loading import open_scorer
+    from txguard.scoring.loading import open_rules, open_scorer
 
     terminal = make_terminal(stderr=True)
     uri = args.model_uri or scoring_settings().model_uri
@@ -46,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     except RegistryError as exc:
         terminal.print(f"[red]cannot load model {uri}: {exc}[/red]")
         return 2
+    rules = None if args.no_rules else open_rules(args.rules or uri)
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("line {task.fields[line]:,}"),
                TextColumn("{task.fields[n]:,} tx scored"), TimeElapsedColumn()]
     with Progress(*columns, console=terminal, transient=True) as progress:
@@ -56,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             report = score_file(scorer, args.input, args.output, chunk=args.chunk, kind=args.input_kind,
-                                progress=advance)
+                                progress=advance, rules=rules)
         except DataFileError as exc:
             terminal.print(f"[red]error:[/red] {exc}", soft_wrap=True)
             if args.input_kind == "enriched" and "field 'features" in str(exc):  # 'features' or 'features.x'
@@ -69,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     terminal.print(
         f"scored {report.transactions:,} transactions in {report.seconds:.2f} s: "
         f"{report.tx_per_s:,.0f} tx/s ({report.tx_per_cpu_s:,.0f} per CPU-second on one core) "
-        f"with model {scorer.version} ({report.kind} input) -> {args.output}"
+        f"with model {scorer.version}" + (f" and rule set {rules.version}" if rules else "")
+        + f" ({report.kind} input) -> {args.output}"
     )
     print(dumps_report(report))
     return 0
