@@ -96,7 +96,18 @@ NOTES = """
    decision received names a version that the scoring function's log shows scoring that
    transaction (`decisions_not_matching` 0), with decisions of both versions, and only the
    original version scoring after the rollback.
-10. **Labels**: label events as real feeds send them, to the label function behind its push
+10. **Rule promotion**: a rule set of the scenario's own (a review rule and a block rule that fire on
+    a good share of the stream) is saved next to the stack's production rule set, promoted 10 s
+    into a 60 s stream (4 s into 36 s) and rolled back 25 s later (16 s) with `txguard rules
+    promote` / `rollback`'s code: no restart, no redeploy. The scoring function follows the rule set
+    alias in the model follower's round (docs/rules.md). Passes only if every scoring worker logged
+    the switch (`rules_loaded`) to the new set and back within 30 s of each change, no scoring request
+    answered 5xx and no delivery was retried, and every decision matches the rule set active at its
+    time: the set it names is the one the scoring log shows for that transaction, and evaluating that
+    set again on the transaction as it was scored (its stored features) and the decision's score gives
+    the same rules and outcome (`decisions_not_matching` 0 of `decisions_rechecked`); decisions of both
+    sets were made, and only the original set decides after the rollback.
+11. **Labels**: label events as real feeds send them, to the label function behind its push
     subscription (the push bridge, like transactions), on counterparties and devices of the
     scenario's own (`scripts/txguard/reliability/label_events.py`): chargebacks and analyst
     verdicts, two fraud verdicts of one transaction, an analyst's "legitimate" followed by a
