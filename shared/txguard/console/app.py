@@ -18,13 +18,14 @@ from flask import Blueprint, Flask, g, jsonify, redirect, render_template, reque
 from werkzeug.exceptions import HTTPException
 
 from txguard.console.identity import ANALYST_COOKIE
-from txguard.console.pages import live, models, queue, score
+from txguard.console.pages import live, models, queue, rules, score
 from txguard.console.wiring import ConsoleParts, current_parts
 from txguard.contract.errors import ConsoleError, ConsoleNotFoundError
 from txguard.contract.process import ProcessWide
 
 # The pages, in the navigation's order (txguard.console.pages: one module and one blueprint each).
-BLUEPRINTS: tuple[Blueprint, ...] = (queue.blueprint, live.blueprint, score.blueprint, models.blueprint)
+BLUEPRINTS: tuple[Blueprint, ...] = (queue.blueprint, live.blueprint, score.blueprint, models.blueprint,
+                                     rules.blueprint)
 
 
 def error_body(exc: ConsoleError) -> dict[str, Any]:

@@ -186,6 +186,12 @@ class AuthenticationError(ConsoleError):
     status = 401
 
 
+class ConsoleForbiddenError(ConsoleError):
+    """An identity that may not do what it asked (moving production without being an approver)."""
+
+    status = 403
+
+
 class ConsoleNotFoundError(ConsoleError):
     status = 404
 

@@ -112,6 +112,10 @@ class ConsoleSettings(CounterpartySettings):
                               pattern=r"^(|cloud-logging|cloud-logging:projects/[^/]+/locations/[^/]+/buckets/[^/]+"
                                       r"/views/[^/]+|file:.+)$")
     drift_psi_threshold: float = Field(0.2, alias="DRIFT_PSI_THRESHOLD", gt=0)
+    # Who may move production from the console (identities, comma-separated; empty: nobody, the CLI does).
+    approvers: str = Field("", alias="CONSOLE_APPROVERS")
+    # The backtest sample the Rules page replays (`txguard rules backtest --save-sample`; local up writes one).
+    backtest_sample: str = Field("", alias="BACKTEST_SAMPLE")
 
 
 @lru_cache(maxsize=1)
