@@ -21,6 +21,7 @@ def render(report: dict[str, Any]) -> bytes:
     step = max(1, len(days) // 7)
     left.set_xticks(range(0, len(days), step), [d[5:] for d in days[::step]], rotation=45, fontsize=8)
     left.set_yscale("symlog", linthresh=10)  # an allowlist's hundreds beside a new rule's handful
+    left.set_ylim(bottom=0)  # counts: no negative half of the symlog axis
     left.set_title("hits per day")
     left.set_xlabel("day (UTC)")
     left.legend(fontsize=7, loc="upper left")
