@@ -114,7 +114,7 @@ class ConsoleSettings(CounterpartySettings):
     drift_psi_threshold: float = Field(0.2, alias="DRIFT_PSI_THRESHOLD", gt=0)
     # Who may move production from the console (identities, comma-separated; empty: nobody, the CLI does).
     approvers: str = Field("", alias="CONSOLE_APPROVERS")
-    # The backtest sample the Rules page replays (`txguard rules backtest --save-sample`; local up writes one).
+    # The backtest sample the Rules page replays (`txguard rules backtest --save-sample`; local up passes its own).
     backtest_sample: str = Field("", alias="BACKTEST_SAMPLE")
 
 
