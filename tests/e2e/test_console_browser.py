@@ -4,8 +4,9 @@ One stack for the module: Pub/Sub, Firestore and Cloud Storage emulators, both f
 functions-framework, the console next to them. `txguard publish` sends a simulated burst through the
 pipeline while the live view is open; then an analyst reviews a queued decision and its label event
 is pulled from `labels-analyst`; an analyst who is not a production approver is refused a promotion
-to production with the reason, an approver is not; a transaction is scored in the form; and every form is given bad input
-that must be refused with the field named and nothing changed.
+to production with the reason, an approver is not; a transaction is scored in the form; a rule is
+written, checked, backtested, saved to staging and promoted on the Rules page; and every form is
+given bad input that must be refused with the field named and nothing changed.
 """
 
 from __future__ import annotations
@@ -41,11 +42,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     require(emulator_mode_available(), "gcloud (with Java) or fake-gcs-server missing: emulator mode unavailable")
     from rich.console import Console
 
-    options = StackOptions(count=0, analyst_console=True, warmup=0, project=PROJECT,
-                           workdir=tmp_path_factory.mktemp("console-stack"))
-    with LocalStack(options, Console(stderr=True)) as running:
-        running.up()
-        yield running
+    from tests.console_fixtures import backtest_sample
+
+    workdir = tmp_path_factory.mktemp("console-stack")
+    options = StackOptions(count=0, analyst_console=True, warmup=0, project=PROJECT, workdir=workdir)
+    with pytest.MonkeyPatch.context() as env:
+        # The Rules page's backtest sample and its approver (local up passes them from its environment).
+        env.setenv("BACKTEST_SAMPLE", str(backtest_sample(tmp_path_factory.mktemp("backtest"))))
+        env.setenv("CONSOLE_APPROVERS", "alice")
+        with LocalStack(options, Console(stderr=True)) as running:
+            running.up()
+            yield running
 
 
 @pytest.fixture(scope="module")
@@ -348,3 +355,57 @@ def test_only_an_approver_moves_production_and_the_others_see_why(stack: LocalSt
         assert registry.aliases()["production"] == before["production"]
     finally:
         parts.approvers = before_approvers
+
+
+def test_write_check_backtest_save_and_promote_a_rule(stack: LocalStack, page: Any) -> None:
+    from txguard.registry.rulesets import RuleSetRegistry
+
+    store = RuleSetRegistry(stack.analyst_console.parts.registry.store)
+    before = store.aliases()  # local up saved the demo's rule set as production
+    page.goto("/rules")
+    cards = page.locator("#rule-list .rule-card")
+    assert cards.count() == len(store.load(before["production"]).spec.rules)  # the draft starts from it
+    page.click("#rule-add")
+    new = cards.nth(cards.count() - 1)
+    new.locator("[name=name]").fill("new_shop_e2e")
+    new.locator("[name=condition]").fill("type == 'payment' && amout > 100")
+    new.locator("[name=outcome]").select_option("review")
+    new.locator("[name=reason]").fill("first big payment to a new shop")
+    page.click("#rules-check")
+    page.wait_for_selector("#rule-list .rule-card.invalid")
+    problem = new.locator(".rule-problems").inner_text()
+    assert "\n" + " " * 21 + "^ line 1, column 22: unknown name 'amout'" in problem, problem  # caret under it
+
+    new.locator("[name=condition]").fill("type == 'payment' && amount > 100 && is_new_counterparty == 1")
+    page.click("#rules-check")
+    page.wait_for_selector("#rules-result:not([hidden])")
+    assert "pass the check" in page.inner_text("#rules-result") and page.locator(".rule-card.invalid").count() == 0
+
+    page.click("#rules-backtest")
+    page.wait_for_selector("#backtest-result:not([hidden])")
+    row = page.locator("#backtest-table tr[data-rule=new_shop_e2e] td")
+    assert row.nth(1).inner_text() == "review" and int(row.nth(2).inner_text()) > 0  # it hits the sample's rows
+    assert "frauds the model missed" in page.inner_text("#backtest-summary")
+    assert store.aliases() == before  # a backtest saves nothing
+
+    page.click("#rules-save button[type=submit]")  # no reason: refused, nothing saved
+    page.wait_for_selector("#rules-error:not([hidden])")
+    assert page.inner_text("#rules-save .field-error[data-for=reason]") != "" and store.aliases() == before
+    page.fill("#rules-save input[name=reason]", "fake shops since Friday")
+    page.click("#rules-save button[type=submit]")
+    page.wait_for_selector("#rules-result:has-text('on staging')")
+    staged = store.aliases()["staging"]
+    meta = store.metadata(staged)
+    assert meta.saved_by == "alice" and meta.reason == "fake shops since Friday" and "new_shop_e2e" in meta.rules
+    assert store.aliases()["production"] == before["production"]  # saving never touches production
+
+    page.wait_for_selector(f"#alias-staging .value:text-is('{staged}')")  # the page reloaded
+    page.fill("#rules-promote input[name=confirm]", "production")
+    page.click("#rules-promote button")
+    page.wait_for_selector("#rules-result:has-text('production now applies')")
+    assert store.aliases()["production"] == staged
+    page.wait_for_selector(f"#alias-production .value:text-is('{staged}')")
+    page.fill("#rules-rollback input[name=confirm]", "production")
+    page.click("#rules-rollback button")
+    page.wait_for_selector("#rules-result:has-text('rollback')")
+    assert store.aliases()["production"] == before["production"]  # back: the other tests see the demo's set

@@ -31,6 +31,7 @@ from txguard.batch.rows import RowError, concat
 from txguard.batch.storage import staged
 from txguard.contract.errors import DataFileError
 from txguard.features.wallet import HISTORY_FEATURES
+from txguard.rules.engine import RuleSet
 from txguard.scoring.scorer import Scorer
 
 CHUNK = 20_000
@@ -88,7 +89,8 @@ def _validated(chunks: Iterator[RawChunk], kind: str, report: FileReport) -> Ite
 
 def score_file(scorer: Scorer, src: str, dst: str, chunk: int = CHUNK, kind: str = "auto",
                progress: Callable[[int, int], None] | None = None, skip_invalid: bool = False,
-               max_invalid_ratio: float = DEFAULT_MAX_INVALID_RATIO) -> FileReport:
+               max_invalid_ratio: float = DEFAULT_MAX_INVALID_RATIO,
+               rules: RuleSet | None = None) -> FileReport:
     """Score `src` into `dst` (JSONL decisions, input order); `progress(transactions, last line)`.
 
     Raises InvalidRowsError (nothing written) when a row is bad, or with `skip_invalid` when more
@@ -108,9 +110,9 @@ def score_file(scorer: Scorer, src: str, dst: str, chunk: int = CHUNK, kind: str
         report.kind = kind
         stream = _chain(first, chunks)
         if kind == "enriched":
-            _score_enriched(scorer, stream, out, report, progress)
+            _score_enriched(scorer, stream, out, report, progress, rules)
         else:
-            _score_transactions(scorer, stream, out, report, chunk, progress)
+            _score_transactions(scorer, stream, out, report, chunk, progress, rules)
         _settle(src, report, skip_invalid, max_invalid_ratio)
     report.seconds = time.perf_counter() - started
     report.cpu_seconds = time.process_time() - cpu_started
@@ -135,9 +137,9 @@ def _chain(first: RawChunk, rest: Iterator[RawChunk]) -> Iterator[RawChunk]:
     yield from rest
 
 
-def _write(scorer: Scorer, table: pa.Table, x: Any, out: Any, report: FileReport) -> None:
+def _write(scorer: Scorer, table: pa.Table, x: Any, out: Any, report: FileReport, rules: RuleSet | None) -> None:
     t0 = time.perf_counter()
-    lines, tally = decide(scorer, x, table.column("transaction_id"), table.column("wallet_id"))
+    lines, tally = decide(scorer, x, table.column("transaction_id"), table.column("wallet_id"), rules, table)
     out.write(lines)
     for outcome, n in tally.items():
         report.decisions[outcome] = report.decisions.get(outcome, 0) + n
@@ -146,7 +148,8 @@ def _write(scorer: Scorer, table: pa.Table, x: Any, out: Any, report: FileReport
 
 
 def _score_enriched(scorer: Scorer, chunks: Iterator[RawChunk], out: Any, report: FileReport,
-                    progress: Callable[[int, int], None] | None) -> None:
+                    progress: Callable[[int, int], None] | None,
+                    rules: RuleSet | None) -> None:
     t0 = time.perf_counter()
     for table, line in _validated(chunks, "enriched", report):
         if not table.num_rows:  # every row of the chunk was bad: reported, nothing to score
@@ -156,14 +159,15 @@ def _score_enriched(scorer: Scorer, chunks: Iterator[RawChunk], out: Any, report
         t2 = time.perf_counter()
         report.stages["read_validate"] += t1 - t0
         report.stages["features"] += t2 - t1
-        _write(scorer, table, x, out, report)
+        _write(scorer, table, x, out, report, rules)
         if progress:
             progress(report.transactions, line)
         t0 = time.perf_counter()
 
 
 def _score_transactions(scorer: Scorer, chunks: Iterator[RawChunk], out: Any, report: FileReport,
-                        chunk: int, progress: Callable[[int, int], None] | None) -> None:
+                        chunk: int, progress: Callable[[int, int], None] | None,
+                        rules: RuleSet | None) -> None:
     """Raw transactions: validate everything, replay the wallets in time order, score in chunks."""
     t0 = time.perf_counter()
     tables = []
@@ -181,7 +185,7 @@ def _score_transactions(scorer: Scorer, chunks: Iterator[RawChunk], out: Any, re
     report.stages["features"] += t2 - t1
     for start in range(0, table.num_rows, chunk):
         part = table.slice(start, chunk)
-        _write(scorer, part, x[start:start + chunk], out, report)
+        _write(scorer, part, x[start:start + chunk], out, report, rules)
         if progress:
             progress(report.transactions, int(part.column("line")[-1].as_py()))
 

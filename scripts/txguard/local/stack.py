@@ -96,6 +96,7 @@ class LocalStack:
         self.env: dict[str, str] = {}  # what a second shell needs to talk to this stack
         self.endpoints: dict[str, str] = {}
         self.model: dict[str, Any] = {}
+        self.rules: dict[str, Any] = {}
         self.broker: Any = None
         self.pusher: Any = None  # embedded mode's push loop
         self.bridge: Any = None  # emulator mode's push bridge
@@ -318,6 +319,8 @@ class LocalStack:
         self.model = model.ensure_model(registry, log=lambda m: self.step(f"  train: {m}"))
         trained = f"trained in {self.model.get('train_seconds')} s, PR-AUC {self.model.get('pr_auc')}"
         self.step(f"model {self.model['version']} is production ({trained if self.model['trained'] else 'found'})")
+        self.rules = model.ensure_rules(registry, log=lambda m: self.step(f"  rules: {m}"))
+        self.step(f"rule set {self.rules['version']} is production ({'saved' if self.rules['saved'] else 'found'})")
 
     def _start_functions(self, score_env: dict[str, str], enrich_env: dict[str, str],
                          label_env: dict[str, str]) -> tuple[Any, Any, Any]:

@@ -20,5 +20,5 @@
 
 # In run order; `registry.SCENARIOS` implements them (kept here so `txguard --help` imports nothing heavy).
 SCENARIO_NAMES = ("duplicates", "poison", "scoring_outage", "store_outage", "bad_model", "burst",
-                  "worker_kill", "flaky_delivery", "promotion", "labels", "label_poisoning",
+                  "worker_kill", "flaky_delivery", "promotion", "rule_promotion", "labels", "label_poisoning",
                   "counterparty_hot", "counterparty_outage")

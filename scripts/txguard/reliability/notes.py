@@ -114,7 +114,18 @@ NOTES = """
    decision received names a version that the scoring function's log shows scoring that
    transaction (`decisions_not_matching` 0), with decisions of both versions, and only the
    original version scoring after the rollback.
-10. **Labels**: label events as real feeds send them, to the label function behind its two push
+10. **Rule promotion**: a rule set of the scenario's own (a review rule and a block rule that fire on
+    a good share of the stream) is saved next to the stack's production rule set, promoted 10 s
+    into a 60 s stream (4 s into 36 s) and rolled back 25 s later (16 s) with `txguard rules
+    promote` / `rollback`'s code: no restart, no redeploy. The scoring function follows the rule set
+    alias in the model follower's round (docs/rules.md). Passes only if every scoring worker logged
+    the switch (`rules_loaded`) to the new set and back within 30 s of each change, no scoring request
+    answered 5xx and no delivery was retried, and every decision matches the rule set active at its
+    time: the set it names is the one the scoring log shows for that transaction, and evaluating that
+    set again on the transaction as it was scored (its stored features) and the decision's score gives
+    the same rules and outcome (`decisions_not_matching` 0 of `decisions_rechecked`); decisions of both
+    sets were made, and only the original set decides after the rollback.
+11. **Labels**: label events as real feeds send them, to the label function behind its two push
     subscriptions (the push bridge, like transactions; each label on its source's topic: analysts'
     verdicts on `labels-analyst`, the rest on `labels`), on counterparties and devices of the
     scenario's own (`scripts/txguard/reliability/label_events.py`), from four analysts and four
@@ -133,7 +144,7 @@ NOTES = """
     `CounterpartyBook`, training's path): `labels_double_counted` and `labels_missing` 0.
     Labels published after transactions they should have counted for (they became known
     before those transactions) are late updates: logged, and they explain the differences.
-11. **Label poisoning** (`scripts/txguard/reliability/label_poisoning.py`): the attacks of
+12. **Label poisoning** (`scripts/txguard/reliability/label_poisoning.py`): the attacks of
     docs/counterparty.md, "Who may label", beside genuine labels, with the label function's limits
     set low enough to reach (analyst 60, feed source 120, counterparty fraud 40 per hour). After its
     transactions, genuine chargebacks and analyst verdicts are applied; then at once: 200 forged
@@ -151,14 +162,14 @@ NOTES = """
     (`counters_applied`, `counters_after_review`: 0 double counted, 0 missing), and nothing is lost or
     dead-lettered. A limit bounds the damage and does not undo it: the storm's reversals within the
     limit are applied (`storm_applied`).
-12. **Counterparty hot**: 30 % of a 60 s stream (16 s in the quick profile) goes to one
+13. **Counterparty hot**: 30 % of a 60 s stream (16 s in the quick profile) goes to one
     counterparty of the scenario's own while the enrichment workers are SIGKILLed four times
     (three). A transaction in flight in a killed worker, and its wallet's later ones behind it,
     are applied to that counterparty up to a minute later (the killed worker's Firestore
     transaction keeps its wallet locked 60 s), after many other wallets' reads of it. Passes only
     if the aggregates equal the replay and every decision scored on counterparty features that
     differ from the replay is explained by a logged late update.
-13. **Counterparty outage**: the Bigtable emulator is frozen with SIGSTOP on the process group
+14. **Counterparty outage**: the Bigtable emulator is frozen with SIGSTOP on the process group
     the stack started for it (by its PID) 15 s into a 60 s stream for 30 s (4 s into 24 s, for
     15 s, in the quick profile: longer than the client's 10 s deadline), then resumed with SIGCONT; a timer resumes it if the schedule is
     missed, and `finally` always does. Reads and applies wait for their 10 s deadline and fail

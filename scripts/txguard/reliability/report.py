@@ -21,7 +21,8 @@ EXTRA = ("wallets", "drain_s", "outage_s", "identical_decisions", "decision_copi
          "refused", "kept_serving", "burst_rate", "backlog_at_end_of_burst", "drain_tps", "kills", "workers_killed",
          "fault_share", "failed_deliveries", "ordering", "retried", "skipped", "production_version",
          "promoted_version", "switched_promote_s", "switched_rollback_s", "scoring_5xx", "decisions_by_version",
-         "decisions_not_matching", "labels_sent", "labels_published", "labels_applied", "labels_invalid",
+         "decisions_not_matching", "production_rule_set", "promoted_rule_set", "decisions_by_rule_set",
+         "decisions_by_rule", "decisions_rechecked", "labels_sent", "labels_published", "labels_applied", "labels_invalid",
          "labels_dead_lettered", "labels_lost", "labels_valid_on_invalid", "labels_invalid_without_reason",
          "label_statuses", "label_kinds_sent", "label_entities", "label_counters_compared", "labels_double_counted", "labels_missing", "label_frauds_replayed",
          "labels_held", "victim_counterparty", "genuine_sent", "genuine_applied", "forged_sent", "forged_parked",
@@ -69,10 +70,17 @@ def _note(r: dict[str, Any]) -> str:
                      f"drained at {r.get('drain_tps')} tx/s")
     if "kills" in r:
         parts.append(f"{r['workers_killed']} enrichment workers SIGKILLed in {r['kills']} rounds")
-    if "switched_promote_s" in r:
-        def seconds(d: dict[Any, float]) -> str:
-            return "/".join(f"{v:.1f}" for v in sorted(d.values())) or "never"
+    def seconds(d: dict[Any, float]) -> str:
+        return "/".join(f"{v:.1f}" for v in sorted(d.values())) or "never"
 
+    if "switched_promote_s" in r and "promoted_rule_set" in r:
+        parts.append(f"rule set {r.get('promoted_rule_set')} promoted and rolled back to "
+                     f"{r.get('production_rule_set')}: {r.get('scoring_workers')} scoring worker(s) switched after "
+                     f"{seconds(r['switched_promote_s'])} s and back after {seconds(r['switched_rollback_s'])} s; "
+                     f"decisions by rule set {r.get('decisions_by_rule_set')}, by rule {r.get('decisions_by_rule')}; "
+                     f"{r.get('decisions_rechecked')} rechecked against the set they name, "
+                     f"{r.get('decisions_not_matching')} not matching, {r.get('scoring_5xx')} scoring 5xx")
+    elif "switched_promote_s" in r:
         parts.append(f"{r.get('promoted_version')} promoted and rolled back to {r.get('production_version')}: "
                      f"{r.get('scoring_workers')} scoring worker(s) switched after {seconds(r['switched_promote_s'])} s "
                      f"and back after {seconds(r['switched_rollback_s'])} s; decisions by version "

@@ -25,14 +25,14 @@ from werkzeug.exceptions import HTTPException, SecurityError
 
 from txguard.console import present
 from txguard.console.identity import ANALYST_COOKIE
-from txguard.console.pages import labels, live, models, queue, score
+from txguard.console.pages import labels, live, models, queue, rules, score
 from txguard.console.wiring import ConsoleParts, current_parts
 from txguard.contract.errors import ConsoleError, ConsoleForbiddenError, ConsoleNotFoundError
 from txguard.contract.process import ProcessWide
 
 # The pages, in the navigation's order (txguard.console.pages: one module and one blueprint each).
 BLUEPRINTS: tuple[Blueprint, ...] = (queue.blueprint, live.blueprint, score.blueprint, models.blueprint,
-                                     labels.blueprint)
+                                     labels.blueprint, rules.blueprint)
 
 
 def error_body(exc: ConsoleError) -> dict[str, Any]:

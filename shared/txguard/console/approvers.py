@@ -49,7 +49,8 @@ class Approvers:
         if not self.members:
             raise ConsoleForbiddenError(
                 f"{analyst} may not {what}: no production approvers are configured (CONSOLE_APPROVERS, the "
-                "stack's productionApprovers), so production is moved with `txguard registry` only")
+                "stack's productionApprovers), so production is moved with the CLI only (`txguard registry`, "
+                "`txguard rules promote`)")
         if not self.is_approver(analyst):
             raise ConsoleForbiddenError(
                 f"{analyst} may not {what}: only a production approver may ({len(self.members)} configured, "

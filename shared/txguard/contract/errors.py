@@ -43,6 +43,31 @@ class BlobExistsError(ConcurrentUpdateError):
     """`create` found the key already taken (another publisher got there first)."""
 
 
+class RuleSetNotFoundError(ModelNotFoundError):
+    """The named rule set version or alias does not exist."""
+
+
+# Rules -----------------------------------------------------------------------------------------
+class RuleError(TxguardError):
+    """A rule or rule set that cannot serve (docs/rules.md)."""
+
+
+class RuleCheckError(RuleError):
+    """A rule refused when checked (saving, loading): every problem with its position.
+
+    `problems` are dicts `{"rule": name, "field": "condition", "offset": 0-based, "line": 1-based,
+    "column": 1-based, "message": ...}`, so the console can underline each one in its editor.
+    """
+
+    def __init__(self, problems: list[dict[str, object]]) -> None:
+        self.problems = problems
+        first = problems[0] if problems else {"message": "no rule"}
+        where = f"rule {first['rule']!r}: " if first.get("rule") else ""
+        at = f" (at {first['line']}:{first['column']})" if "line" in first else ""
+        more = f"; and {len(problems) - 1} more problem(s)" if len(problems) > 1 else ""
+        super().__init__(f"{where}{first['message']}{at}{more}")
+
+
 class QualityGateError(TxguardError):
     """A trained model does not pass the quality gate."""
 

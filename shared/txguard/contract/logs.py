@@ -31,6 +31,9 @@ SHADOW_EVENT = "shadow_score"  # the challenger's score of a transaction the cha
 # Enrichment and label functions: a counterparty, device or wallet-label update applied after reads that
 # should have included it (txguard.enrichment.counterparty.lateness).
 LATE_UPDATE_EVENT = "late_update"
+RULES_LOADED_EVENT = "rules_loaded"  # a rule set version became the one applied (or shadowed)
+RULES_REFUSED_EVENT = "rules_refused"  # a rule set version failed its checks; the previous one stays
+RULES_SHADOW_EVENT = "rules_shadow"  # what the staging rule set would have decided (never returned)
 
 _CONTEXT: ContextVar[Mapping[str, Any]] = ContextVar("txguard_log_context", default=MappingProxyType({}))
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}

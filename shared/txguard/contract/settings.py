@@ -52,6 +52,11 @@ class ScoringSettings(CommonSettings):
     # Drift windows: closed after this many seconds or sampled rows, whichever first; DRIFT_WINDOW_S=0: no drift.
     drift_window_s: float = Field(300.0, alias="DRIFT_WINDOW_S", ge=0)
     drift_window_rows: int = Field(20_000, alias="DRIFT_WINDOW_ROWS", ge=500)
+    # Rules beside the model (docs/rules.md): the rule set alias applied after the model, read from
+    # MODEL_URI's registry and followed like the model alias; "" applies none.
+    rules_alias: str = Field("production", alias="RULES_ALIAS", pattern=r"^([a-z][a-z0-9_-]{0,39})?$")
+    # Share of transactions the `staging` rule set sees in shadow (after the answer, logged, never returned).
+    rules_shadow_rate: float = Field(1.0, alias="RULES_SHADOW_RATE", ge=0.0, le=1.0)
 
 
 class CounterpartySettings(CommonSettings):
@@ -121,6 +126,9 @@ class ConsoleSettings(CounterpartySettings):
     # Where the item page reads what the label function did with a verdict's label: "" (it cannot
     # tell), "cloud-logging" (the project's logs) or "file:<path>" (a local label function's log).
     label_source: str = Field("", alias="LABEL_SOURCE", pattern=r"^(|cloud-logging|file:.+)$")
+
+    # The backtest sample the Rules page replays (`txguard rules backtest --save-sample`; local up passes its own).
+    backtest_sample: str = Field("", alias="BACKTEST_SAMPLE")
 
     # Live-view streams (SSE) served at once: each holds a server thread for its whole life, so past
     # this many a page polls instead (the console has CONCURRENCY threads for everyone).

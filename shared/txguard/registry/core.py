@@ -201,7 +201,7 @@ class Registry:
         one in an empty place but never inside something else.
         """
         keys = self.store.list("")
-        if any(k.startswith(("versions/", "aliases/")) for k in keys):
+        if any(k.startswith(("versions/", "aliases/", "rulesets/")) for k in keys):  # rule sets alone: a registry too
             return
         if keys:
             raise RegistryError(

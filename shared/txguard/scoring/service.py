@@ -16,11 +16,17 @@ import time
 import weakref
 from typing import Any
 
-from txguard.contract.errors import ScoringError
-from txguard.contract.logs import EVENT_KEY, MODEL_LOADED_EVENT, get_logger
+from txguard.contract.errors import RuleSetNotFoundError, ScoringError
+from txguard.contract.logs import (
+    EVENT_KEY,
+    MODEL_LOADED_EVENT,
+    RULES_LOADED_EVENT,
+    RULES_REFUSED_EVENT,
+    get_logger,
+)
 from txguard.contract.settings import ScoringSettings
 from txguard.contract.trace import from_headers
-from txguard.registry import STAGING
+from txguard.registry import STAGING, Registry
 from txguard.scoring import routes
 from txguard.scoring.context import RequestContext
 from txguard.scoring.follower import ModelFollower
@@ -34,10 +40,10 @@ from txguard.scoring.http import (
     read_json_body,
     render_error,
 )
-from txguard.scoring.loading import Target, is_transient, load_scorer, resolve, split_uri
+from txguard.scoring.loading import Target, is_transient, load_rules, load_scorer, resolve, split_uri
 from txguard.scoring.observer import Observer
 from txguard.scoring.request_log import ERROR, INFO, WARNING, RequestLog
-from txguard.scoring.state import CHAMPION, ServingState
+from txguard.scoring.state import CHAMPION, RULES, STAGING_RULES, ServingState
 
 
 class ScoringService:
@@ -85,6 +91,9 @@ class ScoringService:
                             extra={"model_uri": settings.model_uri})
                 time.sleep(wait)
         state = ServingState(scorer, reason if scorer is None else None)
+        rules_refs = rules_aliases(settings)
+        if scorer is not None:
+            load_rule_sets(state, registry, rules_refs, log)
         if scorer is None:
             log.critical("model not loaded: %s", reason, extra={
                 "model_uri": settings.model_uri, "retrying": settings.model_poll_s > 0})
@@ -94,7 +103,8 @@ class ScoringService:
                 "model_version": scorer.version, "load_ms": round((time.perf_counter() - t0) * 1000, 1)})
         follower = None
         if settings.model_poll_s > 0:
-            follower = ModelFollower(state, settings, registry, ref, STAGING if settings.shadow_enabled else None)
+            follower = ModelFollower(state, settings, registry, ref, STAGING if settings.shadow_enabled else None,
+                                     rules_refs)
             follower.champion.generation = target.generation
         observer = Observer(state, settings)
         service = cls(settings, state, follower, observer if observer.enabled else None)
@@ -175,6 +185,9 @@ class ScoringService:
                 entry["outcome"] = outcome
                 entry["score"] = decision.score
                 entry["inference_us"] = decision.timings.get("inference_us")
+                entry["rule_set"] = decision.rule_set
+                if decision.rules:
+                    entry["rules"] = [hit.rule for hit in decision.rules]
                 self.request_log.write(entry)
             if self.observer is not None:  # a draw, and for a sampled one a queue append: work runs later
                 self.observer.observe(tx, decision)
@@ -187,8 +200,15 @@ class ScoringService:
             if decisions and self.observer is not None:
                 self.observer.observe_many(txs, decisions)
             counts: dict[str, int] = {}
+            fired: dict[str, int] = {}
             for d in decisions:
                 counts[d.outcome.value] = counts.get(d.outcome.value, 0) + 1
+                for hit in d.rules:
+                    fired[hit.rule] = fired.get(hit.rule, 0) + 1
+            if decisions:
+                fields["rule_set"] = decisions[0].rule_set
+            if fired:
+                fields["rules"] = fired
             fields.update(batch_size=len(decisions), decisions=counts,
                           inference_us=decisions[0].timings.get("inference_us") if decisions else None)
             self.request_log.emit(INFO, f"scored batch of {len(decisions)}", fields)
@@ -211,6 +231,35 @@ class ScoringService:
         trace = from_headers(headers.get)
         if trace is not None:
             entry.update(trace.log_fields(self.settings.google_cloud_project))
+
+
+def rules_aliases(settings: ScoringSettings) -> tuple[tuple[str, str], ...]:
+    """(role, alias) of the rule sets this process applies and shadows (docs/rules.md)."""
+    if not settings.rules_alias:
+        return ()
+    refs = [(RULES, settings.rules_alias)]
+    if settings.rules_shadow_rate > 0 and settings.rules_alias != STAGING:
+        refs.append((STAGING_RULES, STAGING))
+    return tuple(refs)
+
+
+def load_rule_sets(state: ServingState, registry: Registry, refs: tuple[tuple[str, str], ...], log: Any) -> None:
+    """The rule sets at cold start; a missing alias is no rules, any other failure is logged and left to
+    the follower (the model answers meanwhile, as it would without rules)."""
+    for role, alias in refs:
+        try:
+            rules = load_rules(registry, alias)
+        except RuleSetNotFoundError:
+            continue
+        except Exception as exc:  # noqa: BLE001 - never fail a cold start on rules
+            state.refuse(role, alias, f"{type(exc).__name__}: {exc}")
+            log.error("rule set %s not applied: %s", alias, exc, extra={
+                EVENT_KEY: RULES_REFUSED_EVENT, "alias": alias, "role": role, "model_version": state.version})
+            continue
+        state.apply_rules(role, rules)
+        log.info("rule set %s applied as %s", rules.version, role, extra={
+            EVENT_KEY: RULES_LOADED_EVENT, "rule_set": rules.version, "role": role, "alias": alias,
+            "rules": len(rules), "pid": os.getpid(), "model_version": state.version})
 
 
 def _restart_in_forked_children(service: ScoringService) -> None:

@@ -14,7 +14,7 @@ import sys
 import time
 
 # The same as txguard.publisher.sources.SCENARIOS (a unit test checks), without importing pydantic at CLI start.
-SCENARIOS = ("normal", "fraud", "burst", "drift")
+SCENARIOS = ("normal", "fraud", "burst", "drift", "fake_shop")
 
 
 SIMULATED_COUNT = 1000
@@ -30,7 +30,8 @@ def add_stream_options(parser: argparse.ArgumentParser, count: int | None, rate:
     parser.add_argument("--count", type=int, default=count,
                         help=count_help or f"transactions to publish (default {count})")
     parser.add_argument("--scenario", choices=SCENARIOS, default="burst",
-                        help="normal | fraud (~1%% fraud) | burst (~8%% fraud in incidents) | drift (default burst)")
+                        help="normal | fraud (~1%% fraud) | burst (~8%% fraud in incidents, the fake_shop attack among "
+                        "them) | drift | fake_shop (fraud plus the fake_shop attack) (default burst)")
     parser.add_argument("--seed", type=int, default=7, help="simulation seed (default 7)")
     parser.add_argument("--drift", type=float, default=None, help="simulator drift (default: 0.6 for drift, else 0)")
     parser.add_argument("--invalid-fraction", type=float, default=invalid_default,

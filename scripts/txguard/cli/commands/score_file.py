@@ -26,6 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("output", metavar="OUT", help="decisions JSONL (local path or gs://bucket/object)")
     p.add_argument("--model-uri", default=None, help="registry@ref (default: MODEL_URI, txguard.contract.settings)")
     p.add_argument("--chunk", type=int, default=20000, help="transactions per vectorised chunk (default 20000)")
+    p.add_argument("--rules", default=None,
+                   help="rule set applied after the model: registry@alias or @rN (default: the model URI's alias, "
+                        "as serving applies it; none when there is no rule set)")
+    p.add_argument("--no-rules", action="store_true", help="the model alone, no rule set")
     p.add_argument("--input-kind", choices=("auto", "enriched", "transactions"), default="auto",
                    help="what IN holds (default auto: enriched when the first row has history features)")
     p.add_argument("--skip-invalid", action="store_true",
@@ -56,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from txguard.cli.inputs import require_model, require_output_folder, require_rows
     from txguard.contract.settings import scoring_settings
     from txguard.local.terminal import make_terminal
-    from txguard.scoring.loading import open_scorer
+    from txguard.scoring.loading import open_rules, open_scorer
 
     if not 0 <= args.max_invalid_ratio <= 1:
         raise usage(f"--max-invalid-ratio {args.max_invalid_ratio}", "it is a fraction", "give a value from 0 to 1")
@@ -68,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     require_output_folder(errors_out)
     require_model(uri)
     scorer = open_scorer(uri)
+    rules = None if args.no_rules else open_rules(args.rules or uri)
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("line {task.fields[line]:,}"),
                TextColumn("{task.fields[n]:,} tx scored"), TimeElapsedColumn()]
     with Progress(*columns, console=terminal, transient=True, disable=not terminal.is_terminal) as progress:
@@ -79,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             report = score_file(scorer, args.input, args.output, chunk=args.chunk, kind=args.input_kind,
                                 progress=advance, skip_invalid=args.skip_invalid,
-                                max_invalid_ratio=args.max_invalid_ratio)
+                                max_invalid_ratio=args.max_invalid_ratio, rules=rules)
         except InvalidRowsError as exc:
             _write_errors(errors_out, exc.errors)
             for row in exc.errors[:SHOWN_BAD_ROWS]:
@@ -101,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     terminal.print(
         f"scored {report.transactions:,} transactions in {report.seconds:.2f} s: "
         f"{report.tx_per_s:,.0f} tx/s ({report.tx_per_cpu_s:,.0f} per CPU-second on one core) "
-        f"with model {scorer.version} ({report.kind} input) -> {args.output}", soft_wrap=True
+        f"with model {scorer.version}" + (f" and rule set {rules.version}" if rules else "")
+        + f" ({report.kind} input) -> {args.output}", soft_wrap=True
     )
     print(dumps_report(report))
     return 0

@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=42, help="random seed: same seed, same output")
     parser.add_argument("--drift", type=float, default=0.0,
                         help="shift the normal population (amounts up, more web, more abroad); 0 = none")
+    parser.add_argument("--attack", action="append", default=[], choices=("fake_shop",),
+                        help="add a new attack no model was trained on (repeatable): fake_shop, a burst of first "
+                        "payments above 500 to brand-new shops (docs/rules.md)")
     parser.add_argument("--start", default="2026-01-01T00:00:00+00:00", help="ISO start time (timezone-aware)")
     parser.add_argument("--out", default="data/simulated.jsonl",
                         help="output file: .jsonl, or .csv for CSV ('-' for JSONL on stdout)")
@@ -51,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         raise usage(f"--start {args.start} has no timezone", "times are compared in UTC",
                     "add one, e.g. 2026-01-01T00:00:00+00:00")
     t0 = time.perf_counter()
-    sim = Simulation(days=args.days, wallets=args.wallets, seed=args.seed, start=start, drift=args.drift)
+    sim = Simulation(days=args.days, wallets=args.wallets, seed=args.seed, start=start, drift=args.drift,
+                     attacks=tuple(args.attack))
     fraud = 0
     scenarios: dict[str, int] = {}
     to_stdout = args.out == "-"

@@ -353,11 +353,125 @@ function setupQueue() {
   }, 5000);
 }
 
+
+// Rules -----------------------------------------------------------------------------------------
+// The rule set is edited as one card per rule; every action sends {"rules": [...]} as it stands.
+// Check problems come back with the rule, line and column: shown under that rule's condition, with a
+// caret under the column.
+function setupRules() {
+  const root = document.getElementById("rules");
+  if (!root) return;
+  const list = document.getElementById("rule-list");
+  const box = document.getElementById("rules-error");
+  const result = document.getElementById("rules-result");
+  const outcomes = ["review", "block", "allow"];
+  const card = (rule) => {
+    const div = el("div", {class: "rule-card"});
+    const name = el("input", {name: "name", placeholder: "name (a-z, 0-9, _)", "aria-label": "rule name", size: "28"});
+    name.value = rule.name || "";
+    const cond = el("textarea", {name: "condition", rows: "2", cols: "80", placeholder: "amount > 100 && is_new_counterparty == 1", "aria-label": "condition", spellcheck: "false"});
+    cond.value = rule.condition || "";
+    const outcome = el("select", {name: "outcome", "aria-label": "outcome"});
+    for (const o of outcomes) { const opt = el("option", {}, o); if (o === (rule.outcome || "review")) opt.selected = true; outcome.appendChild(opt); }
+    const reason = el("input", {name: "reason", placeholder: "reason shown on the decision", size: "50", "aria-label": "reason"});
+    reason.value = rule.reason || "";
+    const remove = el("button", {type: "button", class: "danger small"}, "Remove");
+    remove.addEventListener("click", () => div.remove());
+    const problems = el("pre", {class: "rule-problems", hidden: ""});
+    div.append(name, outcome, reason, remove, cond, problems);
+    return div;
+  };
+  const rules = () => [...list.querySelectorAll(".rule-card")].map((c) => ({
+    name: c.querySelector("[name=name]").value.trim(), condition: c.querySelector("[name=condition]").value,
+    outcome: c.querySelector("[name=outcome]").value, reason: c.querySelector("[name=reason]").value.trim()}));
+  const clearProblems = () => list.querySelectorAll(".rule-card").forEach((c) => {
+    c.classList.remove("invalid");
+    const p = c.querySelector(".rule-problems"); p.hidden = true; p.textContent = "";
+  });
+  const showProblems = (problems) => {
+    clearProblems();
+    const cards = [...list.querySelectorAll(".rule-card")];
+    const general = [];
+    for (const p of problems) {
+      const c = cards.find((x) => x.querySelector("[name=name]").value.trim() === p.rule);
+      if (!c || !p.line) { general.push(p.message); continue; }
+      c.classList.add("invalid");
+      const slot = c.querySelector(".rule-problems");
+      const line = c.querySelector("[name=condition]").value.split("\n")[p.line - 1] || "";
+      slot.textContent += `${line}\n${" ".repeat(Math.max(0, p.column - 1))}^ line ${p.line}, column ${p.column}: ${p.message}\n`;
+      slot.hidden = false;
+    }
+    if (general.length) { box.hidden = false; box.textContent = general.join("\n"); }
+  };
+  let draft = {rules: []};
+  try { draft = JSON.parse(root.dataset.draft); } catch (e) { draft = {rules: []}; }
+  for (const r of draft.rules) list.appendChild(card(r));
+  if (!draft.rules.length) list.appendChild(card({}));
+  document.getElementById("rule-add").addEventListener("click", () => list.appendChild(card({})));
+  const say = (text) => { result.hidden = false; result.textContent = text; };
+  document.getElementById("rules-check").addEventListener("click", async () => {
+    clearErrors(null, box); result.hidden = true;
+    try {
+      const data = await postJSON("/api/rules/check", {rules: rules()});
+      if (data.ok) { clearProblems(); say(`All ${rules().length} rules pass the check (they read ${data.reads.join(", ")}).`); }
+      else showProblems(data.problems);
+    } catch (err) { showError(null, box, err); }
+  });
+  const pct = (v) => (v === null || v === undefined ? "—" : `${(100 * v).toFixed(1)}%`);
+  document.getElementById("rules-backtest").addEventListener("click", async () => {
+    clearErrors(null, box); result.hidden = true;
+    const out = document.getElementById("backtest-result");
+    const since = document.getElementById("backtest-since").value.trim();
+    let r;
+    try { r = await postJSON("/api/rules/backtest", {rules: rules(), since: since || null}); }
+    catch (err) { out.hidden = true; showError(null, box, err); return; }
+    document.getElementById("backtest-summary").textContent =
+      `${r.transactions.toLocaleString()} transactions, ${r.first_day}..${r.last_day}, ${r.frauds_known} frauds known at ${r.as_of}; ` +
+      `model alone flags ${r.model.flagged} (precision ${pct(r.model.precision)}, recall ${pct(r.model.recall)}), ` +
+      `with the rules ${r.with_rules.flagged} (precision ${pct(r.with_rules.precision)}, recall ${pct(r.with_rules.recall)}): ` +
+      `${r.caught_model_missed} frauds the model missed, ${r.extra_reviews_per_day} extra reviews a day.`;
+    const body = document.querySelector("#backtest-table tbody");
+    body.replaceChildren(...r.rules.map((x) => {
+      const tr = el("tr", {"data-rule": x.rule});
+      const cells = [x.rule, x.outcome, x.hits, x.hits_per_day, pct(x.precision), pct(x.recall), x.caught_model_missed, x.extra_reviews_per_day];
+      cells.forEach((v, i) => tr.appendChild(el("td", i > 1 ? {class: "num mono"} : {}, String(v))));
+      return tr;
+    }));
+    out.hidden = false;
+  });
+  const saveForm = document.getElementById("rules-save");
+  saveForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    clearErrors(saveForm, box); result.hidden = true;
+    try {
+      const done = await postJSON("/api/rules/save", {rules: rules(), reason: saveForm.elements.reason.value});
+      say(`Saved as ${done.version} on staging by ${done.saved_by}: the scoring function shadows it from its next poll.`);
+      setTimeout(() => location.reload(), 1500);
+    } catch (err) {
+      showError(saveForm, box, err);
+      const check = await postJSON("/api/rules/check", {rules: rules()}).catch(() => null);
+      if (check && !check.ok) showProblems(check.problems);
+    }
+  });
+  document.querySelectorAll("#rules-promote, #rules-rollback").forEach((form) => {
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      clearErrors(form, box); result.hidden = true;
+      try {
+        const done = await postJSON("/api/rules/production", {action: form.dataset.action, confirm: form.elements.confirm.value.trim()});
+        say(`production now applies ${done.version} (${done.action} by ${done.by}).`);
+        setTimeout(() => location.reload(), 1500);
+      } catch (err) { showError(form, box, err); }
+    });
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   setupAnalystName();
   setupQueue();
   setupItem();
   setupScore();
   setupModels();
+  setupRules();
   setupLive();
 });
