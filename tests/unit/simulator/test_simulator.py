@@ -130,3 +130,21 @@ def test_counterparty_scenarios_span_many_wallets_and_labels_come_late() -> None
     assert disputed and all(lb.kind.value in ("chargeback", "reversal") for lb in disputed)
     assert {lb.reverses for lb in labels if lb.kind.value == "reversal"} <= {lb.label_id for lb in disputed}
     assert [lb.known_at for lb in labels] == sorted(lb.known_at for lb in labels)
+
+
+def test_a_simulated_label_names_its_transaction_time_as_the_transaction_index_keeps_it() -> None:
+    """The label function refuses a label whose transaction_time is not the indexed one (to the
+    millisecond, floored); microseconds past the half millisecond once rounded up and were refused."""
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from txguard.enrichment.transaction_index.protocol import epoch_ms
+    from txguard.simulator.late_labels import floor_ms
+
+    rng = random.Random(7)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    for us in [1_796_560_073_403_673, 1_796_560_073_403_000, 1_796_560_073_403_999,
+               *(rng.randrange(1_700_000_000_000_000, 1_900_000_000_000_000) for _ in range(20_000))]:
+        when = epoch + timedelta(microseconds=us)
+        assert epoch_ms(when) == us // 1000
+        assert epoch_ms(floor_ms(when.timestamp())) == epoch_ms(when), us

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from txguard.contract.models import LabelEvent, Transaction
@@ -23,13 +23,18 @@ RECORD_BYTES = _LAYOUT.size  # 33
 _NO_DEVICE = bytes(8)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
 def digest(ident: str) -> bytes:
     return hashlib.blake2b(ident.encode(), digest_size=8).digest()
 
 
 def epoch_ms(when: datetime) -> int:
-    """Milliseconds, floored: what a record keeps of a timestamp, and what a label's time is compared at."""
-    return int(when.timestamp() * 1000 // 1)
+    """Milliseconds, floored: what a record keeps of a timestamp, and what a label's time is compared at.
+    Integer arithmetic: a float product (`timestamp() * 1000`) can land just below a whole millisecond."""
+    return (when - _EPOCH) // _MS
 
 
 @dataclass(frozen=True)
