@@ -99,12 +99,13 @@ def plan(txs: list[Transaction], now: datetime, forged: int) -> dict[str, list[L
             genuine.append(_label(tx, "an", LabelKind.ANALYST, "analyst:g7", at + timedelta(seconds=i),
                                   is_fraud=i % 2 == 0))
     chargebacks = [lb for lb in genuine if lb.kind is LabelKind.CHARGEBACK]
-    for cb in chargebacks[:3]:  # the acquirer withdraws a few of its own
+    # The victim: the shop with the most genuine chargebacks (its features are what the forger wants up).
+    victim = Counter(cb.counterparty_id for cb in chargebacks).most_common(1)[0][0]
+    # The acquirer withdraws a few of its own, at other shops: the victim keeps genuine frauds to compare.
+    for cb in [cb for cb in chargebacks if cb.counterparty_id != victim][:3]:
         genuine.append(cb.model_copy(update={"label_id": f"{cb.transaction_id}:rv", "kind": LabelKind.REVERSAL,
                                              "is_fraud": None, "reverses": cb.label_id,
                                              "known_at": cb.known_at + timedelta(seconds=30)}))
-    # The victim: the shop with the most genuine chargebacks (its features are what the forger wants up).
-    victim = Counter(cb.counterparty_id for cb in chargebacks).most_common(1)[0][0]
     template = others[0]
     forged_labels = []
     for k in range(forged):  # Attack 1: made-up transactions at the victim, as an analyst
@@ -202,7 +203,8 @@ def label_poisoning(ctx: Context) -> dict[str, Any]:
     released_labels = [lb for lb in sets["burst"] if lb.label_id in held_ids]
     after = compare_counters(ctx.stack, applied + released_labels, txs)
 
-    result = finish(ctx, ledger, messages, {"publish_s": info["publish_s"]})
+    # The aggregates and features against the replay of what the store applied (the review included).
+    result = finish(ctx, ledger, messages, {"publish_s": info["publish_s"]}, labels=applied + released_labels)
     summary = ledger.labels.summary()
 
     def parked_as(key: str, kind: str) -> int:
