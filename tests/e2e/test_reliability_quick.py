@@ -78,7 +78,7 @@ def test_reliability_quick(tmp_path: Path) -> None:
     assert lab["labels_lost"] == 0 and lab["labels_dead_lettered"] == 0 and lab["labels_valid_on_invalid"] == 0, lab
     assert lab["labels_applied"] > 0 and lab["labels_invalid"] >= 6 and lab["labels_invalid_without_reason"] == 0
     assert lab["label_statuses"]["duplicate"] >= lab["label_kinds_sent"]["duplicate"] > 0, lab
-    for kind in ("reversal", "reversal_first", "not_seen_yet", "unknown_counterparty", "conflict"):
+    for kind in ("reversal", "reversal_first", "not_seen_yet", "unknown_transaction", "conflict"):
         assert lab["label_kinds_sent"][kind] > 0, (kind, lab)
     assert lab["labels_double_counted"] == 0 and lab["labels_missing"] == 0 and lab["label_frauds_replayed"] > 0
     # Labels published after transactions they should have counted for are late updates, and explain

@@ -39,8 +39,11 @@ def demo_labels(messages: Sequence[Outgoing], seed: int, seconds_per_day: float 
         if not m.expected_valid or m.transaction_id is None or m.is_fraud is None:
             continue
         doc = json.loads(m.data)
+        # The transaction's time floored to the millisecond, as the transaction index keeps it: the
+        # stream is shifted to end now, so its times carry microseconds a label would round up.
+        ms_time = round(m.event_time * 1e6) // 1000 / 1000
         items.append(Labelled(m.transaction_id, doc["wallet_id"], doc["counterparty_id"], doc.get("device_id"),
-                              m.event_time, bool(m.is_fraud)))
+                              ms_time, bool(m.is_fraud)))
     return sorted(((draft.delay_s / 86400 * seconds_per_day, draft) for draft in drafts_of(items, seed)),
                   key=lambda pair: (pair[0], pair[1].label_id))
 

@@ -15,7 +15,7 @@ import math
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from txguard.contract.models import LabelEvent, LabelKind
 
@@ -71,17 +71,11 @@ class LabelDraft:
         item = self.item
         return LabelEvent(label_id=self.label_id, transaction_id=item.transaction_id, wallet_id=item.wallet_id,
                           counterparty_id=item.counterparty_id, device_id=item.device_id,
-                          transaction_time=floor_ms(item.ts),
+                          transaction_time=datetime.fromtimestamp(round(item.ts, 3), UTC),
                           known_at=known_at or datetime.fromtimestamp(round(self.known, 3), UTC), kind=self.kind,
                           **dict(self.extra))
 
 
-
-def floor_ms(ts: float) -> datetime:
-    """The transaction's time to the millisecond, floored, as the transaction index keeps it (rounding
-    would put a label half a millisecond after its transaction in half the cases, and the label
-    function would refuse it as describing another transaction)."""
-    return datetime.fromtimestamp(0, UTC) + timedelta(milliseconds=round(ts * 1e6) // 1000)
 
 
 def labels_of(items: Iterable[Labelled], seed: int, until: datetime | None = None) -> Iterator[LabelEvent]:
