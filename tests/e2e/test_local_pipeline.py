@@ -64,7 +64,9 @@ def _check(summary: dict, mode: str) -> None:
     assert summary["labels_lost"] == summary["labels_invalid"] == summary["labels_dead_lettered"] == 0
     # One push per label route (the processor feed's and the analysts'), each on its own path.
     assert set(summary["labels_push"]) == {"chargeback", "analyst"}
-    assert all(route["failures"] == 0 for route in summary["labels_push"].values())
+    # A label may come before its transaction is in the index (an analyst's verdict 0.25 s after it was
+    # published): 503, retried until applied (labels_applied above). Nothing else may fail.
+    assert all(set(route["statuses"]) <= {"200", "503"} for route in summary["labels_push"].values())
 
 
 def _json_lines(path: Path) -> list[dict]:
