@@ -74,7 +74,8 @@ def build_requests() -> list[dict[str, Any]]:
              "country_changed": 0.0, "amount_ratio_30d": 1.0, "seconds_since_last": 3600.0,
              "wallet_age_days": 30.0, "history_len": 10.0, "inflow_sum_24h": 0.0, "outflow_to_inflow_24h": 0.0,
              "seconds_since_last_inflow": 86400.0, "cp_fraud_30d": 0.0, "cp_new_wallets_1h": 0.0,
-             "device_fraud_30d": 0.0, "device_new_wallets_24h": 0.0, "wallet_fraud_30d": 0.0}
+             "device_fraud_30d": 0.0, "device_new_wallets_24h": 0.0, "wallet_fraud_30d": 0.0, "is_new_device": 0.0,
+             "device_new_wallets_1h": 0.0, "in_new_payers_24h": 0.0, "in_fraud_30d": 0.0}
     calm = _fire({**base, "type": "payment"}, **quiet)
     fire = [  # each reason rule alone, at and past its threshold
         {"amount_ratio_30d": 4.0}, {"amount_ratio_30d": 12.345},
@@ -87,6 +88,8 @@ def build_requests() -> list[dict[str, Any]]:
         {"seconds_since_last": 0.0}, {"wallet_age_days": 0.5}, {"wallet_age_days": 0.0, "history_len": 1.0},
         {"cp_fraud_30d": 2.0}, {"cp_fraud_30d": 1.0}, {"cp_new_wallets_1h": 5.0}, {"device_fraud_30d": 1.0},
         {"device_new_wallets_24h": 3.0}, {"device_new_wallets_24h": 1.0}, {"wallet_fraud_30d": 1.0},
+        {"is_new_device": 1.0}, {"device_new_wallets_1h": 3.0}, {"device_new_wallets_1h": 2.0},
+        {"in_new_payers_24h": 5.0}, {"in_new_payers_24h": 4.0}, {"in_fraud_30d": 1.0},
         # several at once: ranking by deviation, ties kept in rule order, at most three
         {"tx_count_1h": 10.0, "new_counterparties_24h": 8.0, "amount_ratio_30d": 8.0, "device_changed": 1.0},
         {"device_changed": 1.0, "country_changed": 1.0, "device_fraud_30d": 1.0, "wallet_fraud_30d": 1.0,

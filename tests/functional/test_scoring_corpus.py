@@ -62,6 +62,8 @@ def _text_of(rule: Any, entry: dict[str, Any]) -> bool:
     import json
     import re
 
+    from txguard.features.wallet import FEATURE_NAMES
+
     body = entry["response"].get("body", "")
     if entry["response"]["status"] != 200 or not body.startswith('{"transaction_id"'):
         return False
@@ -70,7 +72,7 @@ def _text_of(rule: Any, entry: dict[str, Any]) -> bool:
     def shape(text: str) -> str:  # numbers and plurals aside
         return re.sub(r"(?<=[a-z])(s|ies)\b", "", re.sub(r"[0-9.%]+", "#", text))
 
-    words = shape(rule.text([0.0] * 64))
+    words = shape(rule.text([0.0] * len(FEATURE_NAMES)))
     return any(shape(r) == words for r in reasons)
 
 
