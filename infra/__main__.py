@@ -83,7 +83,8 @@ enrich = CloudFunction(
     ),
     storage.sources, storage.images, identities.builder,
     depends_on=[*function_deps, *access.settled(
-        "enrich-grants-settle", access.enrich_runtime(messaging.topics, scoring.service_name, counterparty.table))],
+        "enrich-grants-settle", access.enrich_runtime(messaging.topics, scoring.service_name, counterparty.table,
+                                                      counterparty.index_table))],
 )
 label = CloudFunction(
     "label", cfg,
@@ -100,7 +101,8 @@ label = CloudFunction(
     ),
     storage.sources, storage.images, identities.builder,
     depends_on=[*function_deps, *access.settled(
-        "label-grants-settle", access.label_runtime(messaging.topics, counterparty.table))],
+        "label-grants-settle", access.label_runtime(messaging.topics, counterparty.table,
+                                                    counterparty.index_table))],
 )
 push_grants = access.push_delivery({names.ENRICH_FUNCTION: enrich.service_name,
                                     names.LABEL_FUNCTION: label.service_name})
@@ -137,6 +139,7 @@ outputs = {
         "label": identities.label.email,
         "push": identities.push.email,
         "publisher": identities.publisher.email,
+        "chargebacks": identities.chargebacks.email,
         "batch": batch.worker.email,
         **({"build": identities.builder.email} if identities.builder is not None else {}),
         **({"console": console.account.email} if console is not None else {}),
@@ -149,6 +152,7 @@ outputs = {
     "firestore_database": history.database.name,
     "bigtable_instance": counterparty.instance.name,
     "counterparty_table": counterparty.table.name,
+    "transaction_index_table": counterparty.index_table.name,
     "dashboard": monitoring.dashboard.id,
 }
 for key, value in outputs.items():

@@ -12,7 +12,9 @@
   blocked (of decisions), each a ratio over 5 minutes, so a spike in traffic does not alert and a
   small stream that is all bad does;
 - drift: the scoring traffic's PSI against the answering model's training reference, sustained
-  (docs/lifecycle.md).
+  (docs/lifecycle.md);
+- label volume: labels held for review (a source or a counterparty past its limit), and one source's
+  fraud labels over an hour above a warning threshold (docs/counterparty.md, "Who may label").
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ USER_METRIC = "logging.googleapis.com/user/"
 DECISIONS_METRIC = "txguard_decisions"
 DELIVERIES_METRIC = "txguard_enrich_deliveries"
 DRIFT_METRIC = "txguard_drift_psi"  # largest PSI of each drift window (txguard.scoring.drift)
+LABELS_METRIC = "txguard_labels"  # label deliveries by status (txguard.enrichment.label_applier.LabelStatus)
+# txguard.enrichment.label_applier.LabelStatus values that passed every check (not imported, as above).
+HELD_STATUS = "held"
+ACCEPTED_STATUSES = ("applied", "unchanged", "held")
+FRAUD_VERDICT = "fraud"
 REQUESTS_METRIC = "run.googleapis.com/request_count"
 REQUEST_LATENCIES_METRIC = "run.googleapis.com/request_latencies"
 BACKLOG_METRIC = "pubsub.googleapis.com/subscription/num_undelivered_messages"
@@ -171,13 +178,59 @@ def labels_dead_letter_backlog(cfg: StackConfig, channels: list,
                     comparison="COMPARISON_GT", threshold_value=0, duration="60s",
                 ),
             )], "ERROR",
-        f"Labels exhausted their delivery attempts on `{names.LABELS_PUSH_SUBSCRIPTION}` and were "
+        f"Labels exhausted their delivery attempts on `{names.LABELS_PUSH_SUBSCRIPTION}` or "
+        f"`{names.ANALYST_LABELS_PUSH_SUBSCRIPTION}` and were "
         f"dead-lettered: the label function could not apply them (counterparty table unavailable, a bug; "
         f"see the error-rate alert and `{names.LABEL_FUNCTION}`'s logs). Until they are applied, the "
         "counterparties they name look less risky than they are. Inspect them with a pull on "
-        f"`{names.LABELS_DEAD_LETTER_SUBSCRIPTION}`; once the cause is fixed, republish them to "
-        f"`{names.LABELS_TOPIC}` (`txguard dead-letter redrive --labels`): a label is applied once per "
+        f"`{names.LABELS_DEAD_LETTER_SUBSCRIPTION}`; once the cause is fixed, republish each to its source's topic "
+        f"(`txguard dead-letter redrive --labels`: analysts' verdicts to `{names.ANALYST_LABELS_TOPIC}`, the rest "
+        f"to `{names.LABELS_TOPIC}`; it is checked again there): a label is applied once per "
         "label id, so a republished duplicate changes nothing.")
+
+
+def label_volume(cfg: StackConfig, channels: list, opts: pulumi.ResourceOptions) -> gcp.monitoring.AlertPolicy:
+    """Labels held for review (any: someone must look), and fraud labels of one source over an hour above
+    `labelFraudAlertPerSource` (a warning before its hold bites; 0: that condition off)."""
+    labels = f'metric.type="{USER_METRIC}{LABELS_METRIC}" AND resource.type="cloud_run_revision"'
+    trust = cfg.label_trust
+    conditions = [gcp.monitoring.AlertPolicyConditionArgs(
+        display_name="labels held for review (a source or a counterparty over its limit)",
+        condition_threshold=gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
+            filter=f'{labels} AND metric.label.status="{HELD_STATUS}"',
+            aggregations=[Aggregation(alignment_period=FIVE_MINUTES, per_series_aligner="ALIGN_DELTA",
+                                      cross_series_reducer="REDUCE_SUM",
+                                      group_by_fields=["metric.label.route", "metric.label.source",
+                                                       "metric.label.hold"])],
+            comparison="COMPARISON_GT", threshold_value=0, duration="0s",
+            trigger=gcp.monitoring.AlertPolicyConditionConditionThresholdTriggerArgs(count=1),
+        ),
+    )]
+    if trust.fraud_alert_per_source:
+        conditions.append(gcp.monitoring.AlertPolicyConditionArgs(
+            display_name=f"fraud labels from one source > {trust.fraud_alert_per_source} in 1 h",
+            condition_threshold=gcp.monitoring.AlertPolicyConditionConditionThresholdArgs(
+                filter=(f'{labels} AND metric.label.verdict="{FRAUD_VERDICT}" '
+                        f"AND metric.label.status={one_of(*ACCEPTED_STATUSES)}"),
+                aggregations=[Aggregation(alignment_period="3600s", per_series_aligner="ALIGN_DELTA",
+                                          cross_series_reducer="REDUCE_SUM",
+                                          group_by_fields=["metric.label.route", "metric.label.source"])],
+                comparison="COMPARISON_GT", threshold_value=trust.fraud_alert_per_source, duration="0s",
+                trigger=gcp.monitoring.AlertPolicyConditionConditionThresholdTriggerArgs(count=1),
+            ),
+        ))
+    return _policy(
+        "label-volume", cfg, channels, opts, "label volume: labels held for review, or one source labelling a lot",
+        conditions, "ERROR",
+        "Labels decide the counterparty, device and wallet label features: whoever can write many of them can "
+        "poison a merchant or erase chargebacks. Over a sliding window the label function counts every label per "
+        f"source (limit {trust.analyst_source_limit} per analyst, {trust.feed_source_limit} per processor feed) "
+        f"and fraud labels per counterparty (limit {trust.counterparty_fraud_limit}) and holds what is beyond "
+        "them instead of applying it. Review them: `txguard labels held list` (with `--source` or "
+        "`--counterparty`), then `txguard labels held release` what is genuine (applied once, as if it had "
+        "arrived now) and `txguard labels held discard --why ...` the rest; a source that should not be "
+        "labelling at all: revoke its identity's publisher grant on its topic. docs/counterparty.md, "
+        "\"Who may label\".")
 
 
 def shares(cfg: StackConfig, channels: list, opts: pulumi.ResourceOptions) -> gcp.monitoring.AlertPolicy:
@@ -234,4 +287,5 @@ def all_policies(cfg: StackConfig, channels: list, built_in: pulumi.ResourceOpti
     return [*(builder(cfg, channels, built_in)
               for builder in (error_rate, request_latency, stalled_pipeline, dead_letter_backlog,
                               labels_dead_letter_backlog)),
-            shares(cfg, channels, log_based), model_drift(cfg, channels, log_based)]
+            shares(cfg, channels, log_based), model_drift(cfg, channels, log_based),
+            label_volume(cfg, channels, log_based)]

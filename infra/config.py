@@ -142,6 +142,7 @@ class CounterpartyStoreConfig:
     max_nodes: int | None
     cpu_target: int
     shards: int  # COUNTERPARTY_SHARDS: rows a hot counterparty's day is spread over
+    index_table: str = "transaction_index"  # TRANSACTION_INDEX_TABLE, in the same instance
 
     @property
     def autoscaling(self) -> bool:
@@ -166,6 +167,35 @@ class CounterpartyStoreConfig:
             raise ConfigError("bigtableMinNodes needs bigtableMaxNodes (autoscaling); else set bigtableNodes")
         if not 1 <= self.shards <= 64:
             raise ConfigError(f"counterpartyShards must be in 1..64, got {self.shards}")
+
+
+@dataclass(frozen=True)
+class LabelTrustConfig:
+    """Who may label and how much (txguard.enrichment.label_checks, label_limits; docs/counterparty.md,
+    "Who may label"): the label function's settings, and the alert on one source's fraud labels."""
+
+    unknown_retry_seconds: float
+    limit_window_seconds: int
+    analyst_source_limit: int
+    feed_source_limit: int
+    counterparty_fraud_limit: int
+    # Alert when one source's fraud labels over 1 h pass this (below the hold: a warning before it bites).
+    fraud_alert_per_source: int
+
+    def validate(self) -> None:
+        retry = settings.LabelSettings.model_fields["unknown_retry_s"].metadata
+        high = next(m.le for m in retry if getattr(m, "le", None) is not None)
+        if not 0 <= self.unknown_retry_seconds <= high:
+            raise ConfigError(f"labelUnknownRetrySeconds must be in 0..{high} (below the push subscription's "
+                              "10 attempts at 1-60 s, so the label is parked with its reason, not dead-lettered)")
+        if not 60 <= self.limit_window_seconds <= 86_400:
+            raise ConfigError("labelLimitWindowSeconds must be in 60..86400")
+        for key, value in (("labelAnalystSourceLimit", self.analyst_source_limit),
+                           ("labelFeedSourceLimit", self.feed_source_limit),
+                           ("labelCounterpartyFraudLimit", self.counterparty_fraud_limit),
+                           ("labelFraudAlertPerSource", self.fraud_alert_per_source)):
+            if value < 0:
+                raise ConfigError(f"{key} must be >= 0 (0 turns it off), got {value}")
 
 
 @dataclass(frozen=True)
@@ -214,11 +244,16 @@ class StackConfig:
     error_rate_threshold: float
     lifecycle: LifecycleConfig
     batch: BatchConfig
+    label_trust: LabelTrustConfig
     alerts: AlertConfig = field(default_factory=lambda: AlertConfig())
     alert_emails: tuple[str, ...] = field(default_factory=tuple)
     labels: dict[str, str] = field(default_factory=dict)
     # Google group whose members may open the analyst console (through IAP); "" = no console.
     analysts_group: str = ""
+    # Who may move `production` from the console (e-mails as IAP names them); none: nobody may.
+    production_approvers: tuple[str, ...] = ()
+    # Host names the console answers to besides its run.app URL (a custom domain in front of it).
+    console_hosts: tuple[str, ...] = ()
 
     def validate(self) -> None:
         self.scoring.validate("scoring")
@@ -239,6 +274,12 @@ class StackConfig:
         if not 0 < self.error_rate_threshold < 1:
             raise ConfigError("errorRateThreshold is a fraction in (0, 1)")
         self.alerts.validate()
+        self.label_trust.validate()
+        for who in self.production_approvers:
+            if not re.fullmatch(r"[^@\s:,]+@[^@\s:,]+\.[^@\s:,]+", who):
+                raise ConfigError(f"productionApprovers: {who!r} is not an e-mail address (IAP names people by e-mail)")
+        if self.analysts_group and not self.production_approvers:
+            pulumi.log.warn("productionApprovers is empty: nobody may move production from the console")
         if self.analysts_group and not re.fullmatch(r"[^@\s:]+@[^@\s:]+\.[^@\s:]+", self.analysts_group):
             raise ConfigError(f"analystsGroup is a Google group's e-mail address, got {self.analysts_group!r}")
         if not self.analysts_group:
@@ -295,6 +336,7 @@ def _counterparty(cfg: pulumi.Config, region: str) -> CounterpartyStoreConfig:
         max_nodes=max_nodes,
         cpu_target=cfg.get_int("bigtableCpuTarget") or 60,
         shards=cfg.get_int("counterpartyShards") or _default("counterparty_shards", store),
+        index_table=cfg.get("transactionIndexTable") or _default("transaction_index_table", store),
     )
 
 
@@ -312,6 +354,7 @@ def load() -> StackConfig:
     models_bucket = cfg.get("modelsBucket") or f"{project}-{prefix}-models"
     model_alias = cfg.get("modelAlias") or "production"
     ack_deadline = cfg.get_int("ackDeadlineSeconds") or push.ack_deadline_seconds
+    label_fn = settings.LabelSettings  # the label function's own defaults
     config = StackConfig(
         project=project,
         region=region,
@@ -370,9 +413,20 @@ def load() -> StackConfig:
             temp_retention_days=cfg.get_int("batchTempRetentionDays") or 7,
             launchers=tuple(cfg.get_object("batchLaunchers") or ()),
         ),
+        label_trust=LabelTrustConfig(
+            unknown_retry_seconds=_float(cfg, "labelUnknownRetrySeconds", _default("unknown_retry_s", label_fn)),
+            limit_window_seconds=_int(cfg, "labelLimitWindowSeconds", _default("limit_window_s", label_fn)),
+            analyst_source_limit=_int(cfg, "labelAnalystSourceLimit", _default("analyst_source_limit", label_fn)),
+            feed_source_limit=_int(cfg, "labelFeedSourceLimit", _default("feed_source_limit", label_fn)),
+            counterparty_fraud_limit=_int(cfg, "labelCounterpartyFraudLimit",
+                                          _default("counterparty_fraud_limit", label_fn)),
+            fraud_alert_per_source=_int(cfg, "labelFraudAlertPerSource", 100),
+        ),
         alert_emails=tuple(cfg.get_object("alertEmails") or ()),
         labels={"app": "txguard", "stack": stack.lower()},
         analysts_group=(cfg.get("analystsGroup") or "").strip(),
+        production_approvers=tuple(str(a).strip() for a in cfg.get_object("productionApprovers") or ()),
+        console_hosts=tuple(str(h).strip() for h in cfg.get_object("consoleHosts") or ()),
     )
     config.validate()
     return config

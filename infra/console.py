@@ -14,7 +14,8 @@ IAP directly on the service. Who gets in:
   Run, and the app refuses any request without a valid IAP assertion for its audience. The agent
   is created here (`gcp.projects.ServiceIdentity`): a fresh project has none until asked.
 
-What its identity may do (least privilege): pull its three subscriptions, publish to `labels`,
+What its identity may do (least privilege): pull its three subscriptions, publish its verdicts to
+`labels-analyst` (and only it may: the label function believes analyst labels from that topic only),
 use the stack's Firestore database (review queue; read the history: an IAM condition on the
 database, Firestore has no per-collection IAM), read the counterparty table
 (`roles/bigtable.reader` bound on the table, like the functions' bindings: manual scoring reads
@@ -70,8 +71,19 @@ def registry_location(model_uri: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
-def console_environment(cfg: StackConfig, scoring_url: pulumi.Input[str],
-                        audience: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
+LIVE_STREAMS = 8  # live-view streams at once, of CONCURRENCY threads: the rest of the pages keep 12
+
+
+def trusted_hosts(cfg: StackConfig, project_number: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The host names the console answers to: its deterministic run.app URL's, the `*.a.run.app` family of
+    its other URL (its hash is known only once the service exists; run.app names resolve through Google's
+    DNS only, so no page can rebind one to another address) and `consoleHosts` (a custom domain)."""
+    return pulumi.Output.from_input(project_number).apply(lambda n: ",".join(
+        [f"{names.CONSOLE_SERVICE}-{n}.{cfg.region}.run.app", ".a.run.app", *cfg.console_hosts]))
+
+
+def console_environment(cfg: StackConfig, scoring_url: pulumi.Input[str], audience: pulumi.Input[str],
+                        hosts: pulumi.Input[str] = "") -> dict[str, pulumi.Input[str]]:
     bucket, prefix = registry_location(cfg.model_uri)
     return {
         env_key(ConsoleSettings, "google_cloud_project"): cfg.project,
@@ -84,6 +96,9 @@ def console_environment(cfg: StackConfig, scoring_url: pulumi.Input[str],
         env_key(ConsoleSettings, "iap_audience"): audience,
         env_key(ConsoleSettings, "drift_source"): f"cloud-logging:{drift_logs(cfg)[2]}",
         env_key(ConsoleSettings, "drift_psi_threshold"): str(cfg.lifecycle.drift_psi_threshold),
+        env_key(ConsoleSettings, "approvers"): ",".join(cfg.production_approvers),
+        env_key(ConsoleSettings, "trusted_hosts"): hosts,
+        env_key(ConsoleSettings, "live_streams"): str(LIVE_STREAMS),
         # The enrichment's counterparty store settings (ConsoleSettings reads the same aliases).
         **counterparty_environment(cfg),
         WORKERS_ENV: "1",  # one process: the live counters and subscription readers live in it
@@ -150,7 +165,7 @@ class AnalystConsole(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*depends_on, *builds_ready, self.source]))
         audience = pulumi.Output.from_input(project_number).apply(
             lambda n: f"/projects/{n}/locations/{region}/services/{names.CONSOLE_SERVICE}")
-        envs = console_environment(cfg, scoring_url, audience)
+        envs = console_environment(cfg, scoring_url, audience, trusted_hosts(cfg, project_number))
         # Its readers start with the instance: the grants they use exist and have settled first.
         grants_ready = settled("console-grants-settle", grants, self)
         self.service = gcp.cloudrunv2.Service(
@@ -227,8 +242,9 @@ class AnalystConsole(pulumi.ComponentResource):
                 role="roles/pubsub.subscriber", member=member, opts=own)
             for sub in names.CONSOLE_SUBSCRIPTIONS
         ]
+        # Its verdicts' own topic: the label function believes analyst labels only from there.
         grants.append(gcp.pubsub.TopicIAMMember(
-            "console-labels-publisher", project=project, topic=topics[names.LABELS_TOPIC].name,
+            "console-analyst-labels-publisher", project=project, topic=topics[names.ANALYST_LABELS_TOPIC].name,
             role="roles/pubsub.publisher", member=member, opts=own))
         grants.append(gcp.projects.IAMMember(
             "console-datastore-user", project=project, role="roles/datastore.user", member=member,

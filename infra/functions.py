@@ -63,6 +63,7 @@ def counterparty_environment(cfg: StackConfig) -> dict[str, str]:
         env_key(CounterpartySettings, "bigtable_instance"): store.instance,
         env_key(CounterpartySettings, "counterparty_table"): store.table,
         env_key(CounterpartySettings, "counterparty_shards"): str(store.shards),
+        env_key(CounterpartySettings, "transaction_index_table"): store.index_table,
     }
 
 
@@ -83,10 +84,16 @@ def enrich_environment(cfg: StackConfig, scoring_url: pulumi.Input[str]) -> dict
 
 
 def label_environment(cfg: StackConfig) -> dict[str, pulumi.Input[str]]:
+    trust = cfg.label_trust
     return {
         env_key(LabelSettings, "google_cloud_project"): cfg.project,
         env_key(LabelSettings, "log_level"): cfg.log_level,
         env_key(LabelSettings, "invalid_topic"): LabelSettings.model_fields["invalid_topic"].default,
+        env_key(LabelSettings, "unknown_retry_s"): f"{trust.unknown_retry_seconds:g}",
+        env_key(LabelSettings, "limit_window_s"): str(trust.limit_window_seconds),
+        env_key(LabelSettings, "analyst_source_limit"): str(trust.analyst_source_limit),
+        env_key(LabelSettings, "feed_source_limit"): str(trust.feed_source_limit),
+        env_key(LabelSettings, "counterparty_fraud_limit"): str(trust.counterparty_fraud_limit),
         **counterparty_environment(cfg),
         **_server_env(cfg.label),
     }

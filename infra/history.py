@@ -20,7 +20,12 @@ TTL_FIELD = "expires_at"
 # collection). Exempting them keeps one wallet update one document write. A map field's exemption
 # covers its subfields (`counterparties.<id>`).
 WALLET_FIELDS: tuple[str, ...] = tuple(WalletState().to_dict())
-PROCESSED_FIELDS: tuple[str, ...] = ("wallet_id", "fingerprint", "transaction", "features", "late", "counterparty", "decision")
+PROCESSED_FIELDS: tuple[str, ...] = ("wallet_id", "fingerprint", "transaction", "features", "late", "counterparty", "decision",
+                                     "entities", "event_time")
+# The one query on processed records (`txguard late-updates decisions`: the decisions at an entity within a
+# window of event times, HistoryStore.processed_at) is served by one composite index; the single-field
+# indexes of its two fields stay exempted (a composite index does not need them).
+ENTITY_TIME_INDEX: tuple[tuple[str, str], ...] = (("entities", "CONTAINS"), ("event_time", "ASCENDING"))
 
 
 class HistoryDatabase(pulumi.ComponentResource):
@@ -30,7 +35,10 @@ class HistoryDatabase(pulumi.ComponentResource):
     `expires_at` has passed; the enrichment function writes that field `processedTtlDays` ahead.
     The field is also excluded from single-field indexes: a monotonically increasing indexed
     timestamp is a write hotspot, and nothing queries it. So are all the other fields of both
-    collections (`WALLET_FIELDS`, `PROCESSED_FIELDS`): documents are only read by id.
+    collections (`WALLET_FIELDS`, `PROCESSED_FIELDS`): documents are read by id, except for one query
+    served by one composite index (`ENTITY_TIME_INDEX`: the decisions at a counterparty, device or
+    wallet within a window of event times, to find those a late counterparty update missed). Its
+    entries start with the entity, so only one counterparty's own records are sequential in it.
     """
 
     def __init__(self, name: str, cfg: StackConfig, depends_on: Sequence[pulumi.Resource] = (),
@@ -74,4 +82,15 @@ class HistoryDatabase(pulumi.ComponentResource):
                                        (names.PROCESSED_COLLECTION, PROCESSED_FIELDS))
             for field_name in fields
         ]
+        self.entity_time_index = gcp.firestore.Index(
+            "processed-by-entity-and-time",
+            project=cfg.project,
+            database=self.database.name,
+            collection=names.PROCESSED_COLLECTION,
+            query_scope="COLLECTION",
+            fields=[gcp.firestore.IndexFieldArgs(field_path=path, array_config=mode)
+                    if mode == "CONTAINS" else gcp.firestore.IndexFieldArgs(field_path=path, order=mode)
+                    for path, mode in ENTITY_TIME_INDEX],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.register_outputs({"database": self.database.name})

@@ -5,15 +5,21 @@
 | scoring             | read objects of the models bucket                                   |
 | enrichment          | Firestore (datastore.user); read and write the counterparty table;  |
 |                     | publish to `decisions` and `invalid`; invoke the scoring service    |
-| label               | read and write the counterparty table; publish to `invalid`         |
+|                     | (and the transaction index it records every transaction in)         |
+| label               | read and write the counterparty table, read the transaction index;  |
+|                     | publish to `invalid`                                                |
 | push (Pub/Sub OIDC) | invoke the enrichment service and the label service                 |
-| publishers          | publish to `transactions` and `labels`                              |
+| publisher           | publish to `transactions`, nothing else                             |
+| chargebacks         | publish to `labels` (the processor feed's chargebacks, reversals)   |
 | builder (optional)  | write build logs, push images to our repository, read sources       |
 | Pub/Sub agent       | publish to each dead-letter topic, subscribe to each push           |
 |                     | subscription (dead-lettering), mint OIDC tokens for the push SA     |
 
 The analyst console's identity and grants live with it in infra/console.py (declared only with
-`analystsGroup`).
+`analystsGroup`): its verdicts go to `labels-analyst`, which only it may publish to. One identity
+per label source, and one topic: the topic a label came on is the source that sent it (the label
+function knows it from the push path: txguard.contract.names.LabelRoute), so whoever holds the
+transaction feed's key cannot label anything.
 
 Grants are bound on the resource (bucket, topic, subscription, service, Bigtable table)
 wherever IAM allows, never on the project except `datastore.user` (Firestore has no
@@ -105,7 +111,9 @@ class Identities(pulumi.ComponentResource):
         self.enrich = account("enrich", "Runtime identity of the enrichment function")
         self.label = account("label", "Runtime identity of the label function")
         self.push = account("push", "Identity of Pub/Sub push deliveries to the enrichment and label functions (OIDC)")
-        self.publisher = account("publisher", "Publishers of transactions and of their labels (chargebacks)")
+        self.publisher = account("publisher", "Publishers of transactions (and of nothing else)")
+        self.chargebacks = account("chargebacks", "The chargeback / processor feed: publishes chargebacks and "
+                                                  "reversals to the labels topic (and nothing else)")
         self.builder = (
             account("build", "Cloud Build identity for the function builds") if cfg.build_service_account else None
         )
@@ -153,19 +161,21 @@ class AccessBindings(pulumi.ComponentResource):
                                             role="roles/storage.objectViewer", member=sa_member(self.ids.scoring),
                                             opts=self._child)]
 
-    def _on_table(self, label: str, table: gcp.bigtable.Table, member: pulumi.Input[str]) -> pulumi.Resource:
-        """Read and write of the counterparty table alone: `roles/bigtable.user` bound on the table
+    def _on_table(self, label: str, table: gcp.bigtable.Table, member: pulumi.Input[str],
+                  role: str = "roles/bigtable.user") -> pulumi.Resource:
+        """Read and write (or only read: `roles/bigtable.reader`) of one table alone, bound on the table
         (a table-level binding; the instance's other tables, and its admin, stay out of reach)."""
         return gcp.bigtable.TableIamMember(label, project=self.cfg.project, instance_name=table.instance_name,
-                                           table=table.name, role="roles/bigtable.user", member=member,
-                                           opts=self._child)
+                                           table=table.name, role=role, member=member, opts=self._child)
 
     def enrich_runtime(self, topics: dict[str, gcp.pubsub.Topic], scoring_service: pulumi.Output[str],
-                       counterparty_table: gcp.bigtable.Table) -> list[pulumi.Resource]:
-        """Enrichment: history and counterparty stores, its two output topics, the scoring service
-        (before it starts)."""
+                       counterparty_table: gcp.bigtable.Table,
+                       index_table: gcp.bigtable.Table) -> list[pulumi.Resource]:
+        """Enrichment: history and counterparty stores, the transaction index it writes, its two output
+        topics, the scoring service (before it starts)."""
         enrich = sa_member(self.ids.enrich)
         return [
+            self._on_table("enrich-transaction-index-user", index_table, enrich),
             gcp.projects.IAMMember("enrich-datastore-user", project=self.cfg.project, role="roles/datastore.user",
                                    member=enrich, condition=gcp.projects.IAMMemberConditionArgs(
                                        **database_condition(self.cfg)), opts=self._child),
@@ -176,12 +186,14 @@ class AccessBindings(pulumi.ComponentResource):
             self._invoker("enrich-invokes-score", scoring_service, enrich),
         ]
 
-    def label_runtime(self, topics: dict[str, gcp.pubsub.Topic],
-                      counterparty_table: gcp.bigtable.Table) -> list[pulumi.Resource]:
-        """The label function: the counterparty table and `invalid` (malformed labels), nothing else."""
+    def label_runtime(self, topics: dict[str, gcp.pubsub.Topic], counterparty_table: gcp.bigtable.Table,
+                      index_table: gcp.bigtable.Table) -> list[pulumi.Resource]:
+        """The label function: the counterparty table (ledgers, counters, limits, held labels), the
+        transaction index read only, and `invalid` (malformed and refused labels); nothing else."""
         label = sa_member(self.ids.label)
         return [
             self._on_table("label-counterparty-user", counterparty_table, label),
+            self._on_table("label-transaction-index-reader", index_table, label, "roles/bigtable.reader"),
             self._on_topic("label-invalid-publisher", topics[names.INVALID_TOPIC], "roles/pubsub.publisher", label),
         ]
 
@@ -196,32 +208,38 @@ class AccessBindings(pulumi.ComponentResource):
 
     def dead_lettering(self, topics: dict[str, gcp.pubsub.Topic],
                        subscriptions: dict[str, gcp.pubsub.Subscription]) -> list[pulumi.Resource]:
-        """For each subscription with a dead-letter policy: publish on its dead-letter topic and subscribe
-        on it, else Pub/Sub keeps retrying forever and nothing is dead-lettered. Bound on the
-        subscription, so after it; needed only once a message has exhausted its attempts."""
+        """For each subscription with a dead-letter policy: subscribe on it, and publish on its dead-letter
+        topic (one grant per topic: both label subscriptions share `labels-dead-letter`, and two resources
+        holding one binding would remove it for both when one goes), else Pub/Sub keeps retrying forever and
+        nothing is dead-lettered. Bound on the subscription, so after it; needed only once a message has
+        exhausted its attempts."""
         grants: list[pulumi.Resource] = []
+        published: set[str] = set()
+        after_agent = pulumi.ResourceOptions(parent=self, depends_on=[self.pubsub_agent])
         for spec in names.SUBSCRIPTIONS:
             if spec.dead_letter_topic is None:
                 continue
-            # The enrichment pair keeps the names it was first deployed with (a rename would replace it).
+            # The enrichment pair keeps the names it was first deployed with (a rename would replace it);
+            # the first label subscription too, the analysts' is named after its own topic.
             prefix = "pubsub-agent" if spec.name == names.ENRICH_PUSH_SUBSCRIPTION else f"pubsub-agent-{spec.topic}"
-            after_agent = pulumi.ResourceOptions(parent=self, depends_on=[self.pubsub_agent])
-            grants += [
-                gcp.pubsub.TopicIAMMember(f"{prefix}-dead-letter-publisher", project=self.cfg.project,
-                                          topic=topics[spec.dead_letter_topic].name, role="roles/pubsub.publisher",
-                                          member=self.agent, opts=after_agent),
-                gcp.pubsub.SubscriptionIAMMember(
-                    f"{prefix}-push-subscriber", project=self.cfg.project, subscription=subscriptions[spec.name].name,
-                    role="roles/pubsub.subscriber", member=self.agent, opts=after_agent),
-            ]
+            if spec.dead_letter_topic not in published:
+                published.add(spec.dead_letter_topic)
+                grants.append(gcp.pubsub.TopicIAMMember(
+                    f"{prefix}-dead-letter-publisher", project=self.cfg.project,
+                    topic=topics[spec.dead_letter_topic].name, role="roles/pubsub.publisher", member=self.agent,
+                    opts=after_agent))
+            grants.append(gcp.pubsub.SubscriptionIAMMember(
+                f"{prefix}-push-subscriber", project=self.cfg.project, subscription=subscriptions[spec.name].name,
+                role="roles/pubsub.subscriber", member=self.agent, opts=after_agent))
         return grants
 
     def publishers(self, topics: dict[str, gcp.pubsub.Topic]) -> list[pulumi.Resource]:
-        """Publishers: transactions, and the labels (chargebacks) that come back for them later."""
-        member = sa_member(self.ids.publisher)
+        """Each feed publishes to its own topic only: transactions, and the processor feed's labels. The
+        console publishes its verdicts to `labels-analyst` (infra/console.py); nobody else labels."""
         return [self._on_topic("publisher-transactions", topics[names.TRANSACTIONS_TOPIC], "roles/pubsub.publisher",
-                               member),
-                self._on_topic("publisher-labels", topics[names.LABELS_TOPIC], "roles/pubsub.publisher", member)]
+                               sa_member(self.ids.publisher)),
+                self._on_topic("chargebacks-labels", topics[names.LABELS_TOPIC], "roles/pubsub.publisher",
+                               sa_member(self.ids.chargebacks))]
 
     def build(self, sources_bucket: gcp.storage.Bucket,
               images_repository: gcp.artifactregistry.Repository) -> list[pulumi.Resource]:

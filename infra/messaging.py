@@ -3,9 +3,11 @@
 Names, retention, ack deadlines, backoff, dead-letter topics and ordering all come from
 `names.TOPICS` / `names.SUBSCRIPTIONS` (the local emulator stack reads the same specs); only the
 enrichment push subscription's delivery policy can be tuned per stack (config.DeliveryConfig).
-A push subscription (enrichment's, the label function's) is authenticated with an OIDC token of the
-push service account whose audience is the function URL; see docs/infra.md for why the push
-subscriptions are ours and not Eventarc's.
+A push subscription (enrichment's, the label function's two) is authenticated with an OIDC token of
+the push service account whose audience is the function URL (the Cloud Run service URL: the audience
+Cloud Run checks); a label subscription posts to a path of its own under that URL (`push_path`),
+which tells the label function which source published (txguard.contract.names.LabelRoute). See
+docs/infra.md for why the push subscriptions are ours and not Eventarc's.
 
 Topics come first (the functions publish to some of them, their grants are on them), the
 subscriptions last (`subscribe`): a push subscription starts delivering the moment it exists, so
@@ -90,11 +92,14 @@ class Messaging(pulumi.ComponentResource):
                 d.ack_deadline_seconds, d.min_backoff_seconds, d.max_backoff_seconds, d.max_delivery_attempts)
         push_config = None
         if spec.push_to is not None:
-            endpoint = push_endpoints[spec.push_to]
+            service_url = push_endpoints[spec.push_to]
+            endpoint = pulumi.Output.concat(service_url, spec.push_path) if spec.push_path else service_url
             push_config = gcp.pubsub.SubscriptionPushConfigArgs(
                 push_endpoint=endpoint,
+                # The service URL, not the endpoint: Cloud Run compares the token's audience with it, and
+                # left empty Pub/Sub would use the endpoint, path included.
                 oidc_token=gcp.pubsub.SubscriptionPushConfigOidcTokenArgs(
-                    service_account_email=push_service_account, audience=endpoint),
+                    service_account_email=push_service_account, audience=service_url),
             )
         dead_letter = None
         if spec.dead_letter_topic is not None:

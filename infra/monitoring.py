@@ -2,7 +2,9 @@
 
 The functions log JSON lines (shared/txguard/contract/logs.py) that Cloud Logging parses into `jsonPayload`:
 enrichment one line per delivery (`status`, `outcome`, `model_version`, `late`), scoring its
-`latency_ms`; the metrics below extract those fields. The alert policies (infra/alerts.py) read
+`latency_ms`, enrichment and label functions one `late_update` line per counterparty, device or
+wallet-label update applied after reads that should have included it; the metrics below extract
+those fields. The alert policies (infra/alerts.py) read
 these and Cloud Run's and Pub/Sub's own metrics (request counts and latencies, unacked age,
 dead-lettered messages), which also see what our code cannot log (a crash, a queue, a stall).
 
@@ -32,6 +34,7 @@ from infra.alerts import (
     DELIVERIES_METRIC,
     DRIFT_METRIC,
     FUNCTIONS,
+    LABELS_METRIC,
     OLDEST_UNACKED_METRIC,
     REQUEST_LATENCIES_METRIC,
     REQUESTS_METRIC,
@@ -43,7 +46,7 @@ from infra.alerts import (
 from infra.config import StackConfig
 from infra.services import child_options
 from txguard.contract import names
-from txguard.contract.logs import DRIFT_EVENT, EVENT_KEY, MODEL_REFUSED_EVENT
+from txguard.contract.logs import DRIFT_EVENT, EVENT_KEY, LATE_UPDATE_EVENT, MODEL_REFUSED_EVENT
 
 # txguard.enrichment.pipeline.DeliveryStatus.DECIDED (not imported: it pulls the whole enrichment pipeline in;
 # tests/infra checks the two agree).
@@ -53,9 +56,9 @@ DECIDED_STATUS = "decided"
 SCORE_PATH = "/score"
 LATENCY_METRIC = "txguard_scoring_latency"
 LATE_METRIC = "txguard_late_transactions"
+LATE_UPDATES_METRIC = "txguard_late_counterparty_updates"  # by entity (counterparty, device, wallet) and source
 ERRORS_METRIC = "txguard_error_logs"
 REFUSED_METRIC = "txguard_model_refused"  # versions an alias pointed at and instances refused
-LABELS_METRIC = "txguard_labels"  # label deliveries by status (txguard.enrichment.label_applier.LabelStatus)
 # The Monitoring API's own bound for a new log-based metric to become usable (see the docstring).
 LOG_METRIC_SETTLE = "10m"
 
@@ -99,6 +102,16 @@ METRICS: tuple[MetricSpec, ...] = (
                "Transactions decided after a later transaction of their wallet (decision flagged late)",
                f'{ENRICH_LOGS} AND jsonPayload.status="{DECIDED_STATUS}" AND jsonPayload.late=true',
                labels={"model_version": "model_version"}),
+    # Nothing orders other wallets' updates of a counterparty: one held back by a failure lands after reads
+    # that should have included it (counterparty features scored without it). One line per entity
+    # (txguard.enrichment.counterparty.lateness); a handful while nothing fails, more when failures hold
+    # updates back (docs/enrichment.md).
+    MetricSpec("late-counterparty-updates", LATE_UPDATES_METRIC,
+               "Counterparty, device and wallet-label updates applied after reads that should have included them, "
+               "by entity and source (transaction or label)",
+               (f'resource.type="cloud_run_revision" AND resource.labels.service_name=("{names.ENRICH_FUNCTION}" '
+                f'OR "{names.LABEL_FUNCTION}") AND jsonPayload.{EVENT_KEY}="{LATE_UPDATE_EVENT}"'),
+               labels={"entity": "entity", "source": "source"}),
     # 1 ms * 1.25^k up to ~20 s: fine resolution around the 150 ms SLA.
     MetricSpec("scoring-latency", LATENCY_METRIC, "Scoring latency (ms) of POST /score as logged by the scoring function",
                f'{SCORING_LOGS} AND jsonPayload.path="{SCORE_PATH}" AND jsonPayload.latency_ms:*', unit="ms",
@@ -117,10 +130,16 @@ METRICS: tuple[MetricSpec, ...] = (
                f'{SCORING_LOGS} AND jsonPayload.{EVENT_KEY}="{MODEL_REFUSED_EVENT}"',
                labels={"version": "refused_version"}),
     # One label function line per delivery (txguard.enrichment.label_applier): applied, unchanged, duplicate,
-    # invalid, rejected, retry, error. "Applied" changed the counters; the dashboard charts them per minute.
+    # held, invalid, rejected, retry, error; by route (who published), source (which analyst or feed: tens to
+    # hundreds of values, fine for a metric label; counterparties, millions, are not, so their limit shows as
+    # `hold`), verdict (fraud, legit, reversal) and hold (the limit a held label went past). "Applied" changed
+    # the counters; the dashboard charts them per minute, the label-volume alert reads held and fraud ones.
     MetricSpec("label-deliveries", LABELS_METRIC,
-               "Label deliveries by status (applied, unchanged, duplicate, invalid, rejected, retry, error)",
-               f"{LABEL_LOGS} AND jsonPayload.status:*", labels={"status": "status"}),
+               "Label deliveries by status (applied, unchanged, duplicate, held, invalid, rejected, retry, error), "
+               "route, source, verdict and hold",
+               f"{LABEL_LOGS} AND jsonPayload.status:*",
+               labels={"status": "status", "route": "route", "source": "source", "verdict": "verdict",
+                       "hold": "hold"}),
 )
 
 
@@ -219,6 +238,9 @@ def dashboard(cfg: StackConfig) -> dict:
         _chart("Error log lines/s", f'metric.type="{USER_METRIC}{ERRORS_METRIC}"', "ALIGN_RATE", "REDUCE_SUM"),
         _chart("Late transactions/s (decided after a later one of their wallet)",
                f'metric.type="{USER_METRIC}{LATE_METRIC}"', "ALIGN_RATE", "REDUCE_SUM"),
+        _chart("Late counterparty updates per minute by entity (applied after reads that missed them)",
+               f'metric.type="{USER_METRIC}{LATE_UPDATES_METRIC}"', "ALIGN_DELTA", "REDUCE_SUM",
+               ["metric.label.entity"], "STACKED_BAR"),
         _chart(f"Drift: median PSI of the windows by model version (alert > {cfg.lifecycle.drift_psi_threshold:g})",
                f'metric.type="{USER_METRIC}{DRIFT_METRIC}"', "ALIGN_PERCENTILE_50", "REDUCE_MAX",
                ["metric.label.model_version"]),
@@ -226,8 +248,13 @@ def dashboard(cfg: StackConfig) -> dict:
         _chart("Labels per minute by status (applied: the counterparty counters changed)",
                f'metric.type="{USER_METRIC}{LABELS_METRIC}"', "ALIGN_DELTA", "REDUCE_SUM", ["metric.label.status"],
                "STACKED_BAR"),
-        _chart("Labels waiting (label push subscription backlog)",
-               subscription_filter(BACKLOG_METRIC, names.LABELS_PUSH_SUBSCRIPTION), "ALIGN_MAX"),
+        _chart("Fraud labels per minute by source (held ones too: the label-volume alert's)",
+               f'metric.type="{USER_METRIC}{LABELS_METRIC}" AND metric.label.verdict="fraud"', "ALIGN_DELTA",
+               "REDUCE_SUM", ["metric.label.route", "metric.label.source"], "STACKED_BAR"),
+        _chart("Labels waiting (label push subscriptions' backlog, per route)",
+               f'metric.type="{BACKLOG_METRIC}" AND resource.type="pubsub_subscription" AND '
+               f"resource.label.subscription_id={one_of(*(r.subscription for r in names.LABEL_ROUTES))}",
+               "ALIGN_MAX", "REDUCE_SUM", ["resource.label.subscription_id"]),
         _chart("Dead-lettered labels (backlog)",
                subscription_filter(BACKLOG_METRIC, names.LABELS_DEAD_LETTER_SUBSCRIPTION), "ALIGN_MAX"),
         _chart("Refused model versions per second", f'metric.type="{USER_METRIC}{REFUSED_METRIC}"', "ALIGN_RATE",

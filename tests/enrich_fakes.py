@@ -111,11 +111,15 @@ def unknown_counterparty(tx: Transaction) -> CounterpartyFeatures:
     return counterparty_features(Snapshot(), tx)
 
 
+PUBLISHED_LONG_AGO = "2024-05-01T12:00:00Z"
+
+
 def push_body(payload: bytes, message_id: str = "1", attributes: dict[str, str] | None = None,
-              subscription: str | None = SUBSCRIPTION) -> dict[str, Any]:
-    """A raw Pub/Sub push request body, as the push subscription POSTs it."""
+              subscription: str | None = SUBSCRIPTION, publish_time: str = PUBLISHED_LONG_AGO) -> dict[str, Any]:
+    """A raw Pub/Sub push request body, as the push subscription POSTs it (`publish_time`: long ago unless
+    said otherwise, so a label of an unknown transaction is refused at once rather than retried)."""
     body: dict[str, Any] = {"message": {"data": base64.b64encode(payload).decode(), "messageId": message_id,
-                                        "publishTime": "2024-05-01T12:00:00Z", "attributes": attributes or {}}}
+                                        "publishTime": publish_time, "attributes": attributes or {}}}
     if subscription:
         body["subscription"] = subscription
     return body
@@ -133,3 +137,40 @@ def stored_row(tx: Transaction, record: dict[str, Any]) -> list[float]:
         **dict(tx), features=HistoryFeatures.model_validate(record["features"]),
         counterparty=CounterpartyFeatures.model_validate(record["counterparty"]["features"]))
     return vectorize(enriched)
+
+
+def published_now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def label_core(path: Any, outbox: Any = None, limits: Any = None, **kwargs: Any) -> Any:
+    """The label function's core on SQLite stores in one file (`path`, shared with the enrichment's
+    counterparty store and transaction index); no limits unless given (replays compress months into
+    seconds)."""
+    from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
+    from txguard.enrichment.label_applier import LabelApplier
+    from txguard.enrichment.label_limits import Limits
+    from txguard.enrichment.label_review.sqlite import SqliteLabelReview
+    from txguard.enrichment.transaction_index.sqlite import SqliteTransactionIndex
+
+    return LabelApplier(SqliteCounterpartyStore(path), SqliteTransactionIndex(path), SqliteLabelReview(path),
+                        outbox if outbox is not None else FakeOutbox(), limits or Limits.off(), **kwargs)
+
+
+def deliver_label(applier: Any, label: Any, message_id: str | None = None, attempts: int = 200) -> Any:
+    """One label through `applier` on its kind's route, redelivered like Pub/Sub while the answer is
+    retry (its transaction still in flight): returns the final status."""
+    import time as _time
+
+    from txguard.contract.errors import RetryableError
+    from txguard.contract.names import label_route_of_kind
+
+    body = push_body(label.model_dump_json().encode(), message_id=message_id or label.label_id,
+                     publish_time=published_now())
+    route = label_route_of_kind(label.kind.value)
+    for _ in range(attempts - 1):
+        try:
+            return applier.handle(body, route).status
+        except RetryableError:
+            _time.sleep(0.05)
+    return applier.handle(body, route).status

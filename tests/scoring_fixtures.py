@@ -15,7 +15,7 @@ import numpy as np
 
 from txguard.contract.models import EnrichedTransaction
 from txguard.features.wallet import FEATURE_NAMES
-from txguard.registry.metadata import ModelMetadata, Thresholds
+from txguard.registry.metadata import ModelMetadata, QualityGate, Thresholds
 
 N = len(FEATURE_NAMES)
 IX = {name: i for i, name in enumerate(FEATURE_NAMES)}
@@ -81,6 +81,8 @@ def tiny_metadata(**overrides: Any) -> ModelMetadata:
         "metrics": {"pr_auc": 0.5},
         "thresholds": THRESHOLDS,
         "version": "v1",
+        # As `txguard train` records it: the console promotes only versions whose gate passed.
+        "quality_gate": QualityGate(passed=True, policy={"min_pr_auc": 0.5}),
     }
     fields.update(overrides)
     return ModelMetadata(**fields)

@@ -62,7 +62,11 @@ def _check(summary: dict, mode: str) -> None:
     assert summary["labels_published"] == summary["labels_planned"] > 0
     assert summary["labels_applied"] == summary["labels_published"] > 0
     assert summary["labels_lost"] == summary["labels_invalid"] == summary["labels_dead_lettered"] == 0
-    assert summary["labels_push"]["failures"] == 0
+    # One push per label route (the processor feed's and the analysts'), each on its own path.
+    assert set(summary["labels_push"]) == {"chargeback", "analyst"}
+    # A label may come before its transaction is in the index (an analyst's verdict 0.25 s after it was
+    # published): 503, retried until applied (labels_applied above). Nothing else may fail.
+    assert all(set(route["statuses"]) <= {"200", "503"} for route in summary["labels_push"].values())
 
 
 def _json_lines(path: Path) -> list[dict]:

@@ -20,6 +20,7 @@ from txguard.enrichment import pipeline as enrichment
 from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
 from txguard.enrichment.history.sqlite import SqliteHistoryStore
 from txguard.enrichment.pipeline import Enricher
+from txguard.enrichment.transaction_index.sqlite import SqliteTransactionIndex
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "tests" / "events"
@@ -31,7 +32,7 @@ def wired(tmp_path: Path) -> Iterator[tuple[object, FakeScorer, FakeOutbox, Sqli
     store = SqliteHistoryStore(tmp_path / "h.sqlite3")
     counterparties = SqliteCounterpartyStore(tmp_path / "h.sqlite3")
     scorer, outbox = FakeScorer(), FakeOutbox()
-    enrichment.install(Enricher(store, scorer, outbox, counterparties))
+    enrichment.install(Enricher(store, scorer, outbox, counterparties, SqliteTransactionIndex(tmp_path / "h.sqlite3")))
     app = functions_framework.create_app(target=names.ENRICH_ENTRY_POINT, source=SOURCE,
                                          signature_type="cloudevent")
     yield app.test_client(), scorer, outbox, store

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pulumi_mocks import BASE_CONFIG, OVERRIDES, StackRun, run_program
 
@@ -17,10 +19,13 @@ def override_stack(tmp_path_factory: pytest.TempPathFactory) -> StackRun:
 
 
 
-# The analysts group of the console stack.
+# The analysts group of the console stack, and the analysts among them who may move production.
 GROUP = "fraud-analysts@example.com"
+APPROVERS = ("carol@example.com", "dan@example.com")
 
 
 @pytest.fixture(scope="session")
 def console_stack(tmp_path_factory: pytest.TempPathFactory) -> StackRun:
-    return run_program({**BASE_CONFIG, "txguard:analystsGroup": GROUP}, tmp_path_factory.mktemp("build-console"))
+    return run_program({**BASE_CONFIG, "txguard:analystsGroup": GROUP,
+                        "txguard:productionApprovers": json.dumps(list(APPROVERS))},
+                       tmp_path_factory.mktemp("build-console"))

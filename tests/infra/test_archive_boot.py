@@ -231,7 +231,7 @@ def test_label_archive_boots_applies_a_label_to_bigtable_and_parks_a_malformed_o
 
     from txguard.contract.models import LabelEvent, Transaction
     from txguard.enrichment.counterparty.bigtable import BigtableCounterpartyStore
-    from txguard.local.bigtable import drop_counterparty_table, ensure_counterparty_table
+    from txguard.local.bigtable import drop_tables, ensure_tables
 
     unpacked = unpack("label", tmp_path)
     pubsub_emulator = request.getfixturevalue("pubsub_emulator")
@@ -241,7 +241,7 @@ def test_label_archive_boots_applies_a_label_to_bigtable_and_parks_a_malformed_o
     saved = {k: os.environ.get(k) for k in hosts}
     os.environ.update(hosts)  # for the clients in this process
     try:
-        ensure_counterparty_table(project)
+        ensure_tables(project)
         publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
         publisher.create_topic(name=publisher.topic_path(project, names.INVALID_TOPIC))
         watch = subscriber.subscription_path(project, "boot-watch-invalid")
@@ -255,9 +255,17 @@ def test_label_archive_boots_applies_a_label_to_bigtable_and_parks_a_malformed_o
         label = LabelEvent(label_id="tx-boot-label:cb", transaction_id="tx-boot-label", wallet_id="w-boot",
                            counterparty_id="m-boot-label", transaction_time=when, known_at=when + timedelta(days=3),
                            kind="chargeback", is_fraud=True)
+        from txguard.enrichment.transaction_index.bigtable import BigtableTransactionIndex
+
+        index = BigtableTransactionIndex(project=project)  # what enrichment recorded of the transaction
+        index.record(Transaction(transaction_id="tx-boot-label", wallet_id="w-boot", counterparty_id="m-boot-label",
+                                 amount=12.0, currency="EUR", type="payment", channel="app", country="FR",
+                                 timestamp=when))
+        index.close()
         malformed = json.dumps({"label_id": "x", "kind": "chargeback"}).encode()
+        path = names.label_route("chargeback").path  # the processor feed's push subscription posts here
         with serve(unpacked, names.LABEL_ENTRY_POINT, env) as base:
-            statuses = [http(f"{base}/", _push(body, str(n)), {"Content-Type": "application/json"})[0]
+            statuses = [http(f"{base}{path}", _push(body, str(n)), {"Content-Type": "application/json"})[0]
                         for n, body in enumerate((label.model_dump_json().encode(), malformed,
                                                   label.model_dump_json().encode()))]
         assert all(200 <= s < 300 for s in statuses), statuses  # applied, parked, duplicate: all acked
@@ -277,7 +285,7 @@ def test_label_archive_boots_applies_a_label_to_bigtable_and_parks_a_malformed_o
             received = list(subscriber.pull(subscription=watch, max_messages=10, timeout=10).received_messages)
         assert [m.message.data for m in received] == [malformed]
         assert received[0].message.attributes[names.ATTR_REASON]
-        drop_counterparty_table(project)
+        drop_tables(project)
     finally:
         for key, value in saved.items():
             if value is None:

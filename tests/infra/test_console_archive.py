@@ -46,10 +46,11 @@ def test_the_console_archive_holds_its_pages_and_no_tooling(tmp_path: Path) -> N
     with zipfile.ZipFile(archive.path) as zf:
         entries = set(zf.namelist())
     assert "main.py" in entries
-    for name in ("templates/base.html", "templates/queue.html", "static/console.js", "static/console.css", "app.py"):
+    for name in ("templates/base.html", "templates/queue.html", "templates/rules.html", "static/console.js",
+                 "static/console.css", "app.py", "approvers.py"):
         assert f"txguard/console/{name}" in entries
     assert {e.split("/")[1] for e in entries if e.startswith("txguard/")} == {
-        "console", "contract", "enrichment", "features", "registry"}
+        "console", "contract", "enrichment", "features", "registry", "rules"}  # the Rules page checks and backtests
     assert not [e for e in entries if e.startswith(("txguard/scoring/", "txguard/local/", "txguard/cli/"))]
 
 
@@ -73,7 +74,7 @@ def test_the_console_archive_boots_alone_and_serves_its_pages(tmp_path: Path) ->
     })
     assert_imports_from_archive(unpacked, env)
     with serve(unpacked, names.CONSOLE_ENTRY_POINT, env) as base:
-        pages = {path: http(f"{base}{path}") for path in ("/healthz", "/queue", "/live", "/score", "/models",
+        pages = {path: http(f"{base}{path}") for path in ("/healthz", "/queue", "/live", "/score", "/models", "/rules",
                                                            "/assets/console.js", "/assets/console.css")}
         with urllib.request.urlopen(f"{base}/api/live/stream", timeout=30) as stream:
             first = stream.readline().decode()

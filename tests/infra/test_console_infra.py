@@ -63,6 +63,38 @@ def test_the_app_checks_iap_assertions_for_this_service(console_stack: StackRun)
     assert set(env) <= aliases | workers_threads
 
 
+def test_only_the_configured_approvers_move_production(console_stack: StackRun, tmp_path: Path) -> None:
+    """`productionApprovers` reaches the console as CONSOLE_APPROVERS, which its approvers check reads;
+    without it nobody may (and Pulumi says so)."""
+    from conftest import APPROVERS
+
+    from txguard.console.approvers import Approvers
+
+    env = {e["name"]: e["value"] for e in service(console_stack)["template"]["containers"][0]["envs"]}
+    approvers = Approvers.parse(ConsoleSettings.model_validate(
+        {k: v for k, v in env.items() if k not in ("WORKERS", "THREADS")}).approvers)
+    assert approvers.members == frozenset(APPROVERS)
+    assert approvers.is_approver(APPROVERS[0]) and not approvers.is_approver(f"someone-else@{APPROVERS[0].split('@')[1]}")
+    bare = run_program({**BASE_CONFIG, "txguard:analystsGroup": GROUP}, tmp_path)
+    env = {e["name"]: e["value"] for e in service(bare)["template"]["containers"][0]["envs"]}
+    assert env["CONSOLE_APPROVERS"] == "" and Approvers.parse(env["CONSOLE_APPROVERS"]).members == frozenset()
+    with pytest.raises(ConfigError, match="productionApprovers: 'carol' is not an e-mail"):
+        run_program({**BASE_CONFIG, "txguard:analystsGroup": GROUP, "txguard:productionApprovers": '["carol"]'},
+                    tmp_path)
+
+
+def test_the_console_answers_its_own_hosts_and_caps_its_live_streams(console_stack: StackRun, tmp_path: Path) -> None:
+    env = {e["name"]: e["value"] for e in service(console_stack)["template"]["containers"][0]["envs"]}
+    settings = ConsoleSettings.model_validate({k: v for k, v in env.items() if k not in ("WORKERS", "THREADS")})
+    assert settings.trusted_host_list() == [f"{names.CONSOLE_SERVICE}-{PROJECT_NUMBER}.europe-west1.run.app",
+                                            ".a.run.app"]
+    assert 0 < settings.live_streams < int(env["THREADS"])  # streams never take every thread
+    custom = run_program({**BASE_CONFIG, "txguard:analystsGroup": GROUP,
+                          "txguard:consoleHosts": '["fraud.example.com"]'}, tmp_path)
+    env = {e["name"]: e["value"] for e in service(custom)["template"]["containers"][0]["envs"]}
+    assert env["CONSOLE_TRUSTED_HOSTS"].split(",")[-1] == "fraud.example.com"
+
+
 def test_manual_scoring_reads_the_enrichments_counterparty_table_read_only(console_stack: StackRun) -> None:
     run = console_stack
     env = {e["name"]: e["value"] for e in service(run)["template"]["containers"][0]["envs"]}
@@ -92,7 +124,7 @@ def test_the_console_identity_has_exactly_its_roles(console_stack: StackRun, def
     models = run.outputs["models_bucket"]
     assert grants == {
         *{("pubsub", "roles/pubsub.subscriber", sub) for sub in names.CONSOLE_SUBSCRIPTIONS},
-        ("pubsub", "roles/pubsub.publisher", names.LABELS_TOPIC),
+        ("pubsub", "roles/pubsub.publisher", names.ANALYST_LABELS_TOPIC),  # its verdicts' own topic, no other
         ("projects", "roles/datastore.user", BASE_CONFIG["gcp:project"]),
         ("logging", "roles/logging.viewAccessor", "txguard-drift"),
         ("cloudrunv2", "roles/run.invoker", names.SCORING_FUNCTION),
@@ -147,7 +179,7 @@ def test_the_console_starts_only_once_its_grants_and_build_grants_exist(console_
     console = (SERVICE, "console")
     needed = [("gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember", f"console-{sub}-subscriber")
               for sub in names.CONSOLE_SUBSCRIPTIONS]
-    needed += [("gcp:pubsub/topicIAMMember:TopicIAMMember", "console-labels-publisher"),
+    needed += [("gcp:pubsub/topicIAMMember:TopicIAMMember", "console-analyst-labels-publisher"),
                ("gcp:projects/iAMMember:IAMMember", "console-datastore-user"),
                ("gcp:cloudrunv2/serviceIamMember:ServiceIamMember", "console-invokes-score"),
                ("gcp:storage/bucketIAMMember:BucketIAMMember", "console-models-viewer"),
@@ -160,7 +192,7 @@ def test_the_console_starts_only_once_its_grants_and_build_grants_exist(console_
 
 
 def test_the_queue_listing_has_its_index_and_labelled_items_expire(console_stack: StackRun) -> None:
-    index = console_stack.one("gcp:firestore/index:Index").inputs
+    index = console_stack.one("gcp:firestore/index:Index", collection=names.REVIEW_QUEUE_COLLECTION).inputs
     assert index["collection"] == names.REVIEW_QUEUE_COLLECTION
     assert [(f["fieldPath"], f["order"]) for f in index["fields"]] == [
         ("open", "ASCENDING"), ("outcome", "ASCENDING"), ("decided_at", "DESCENDING")]

@@ -66,15 +66,17 @@ def test_every_build_and_push_subscription_waits_for_its_grants_to_settle(consol
         (FUNCTION, "scoring"): [(BUCKET_GRANT, "score-models-viewer")],
         (FUNCTION, "enrich"): [(PROJECT_GRANT, "enrich-datastore-user"), (TOPIC_GRANT, "enrich-decisions-publisher"),
                                (TOPIC_GRANT, "enrich-invalid-publisher"), (RUN_INVOKER, "enrich-invokes-score"),
-                               (TABLE_GRANT, "enrich-counterparty-user")],
-        (FUNCTION, "label"): [(TABLE_GRANT, "label-counterparty-user"), (TOPIC_GRANT, "label-invalid-publisher")],
+                               (TABLE_GRANT, "enrich-counterparty-user"),
+                               (TABLE_GRANT, "enrich-transaction-index-user")],
+        (FUNCTION, "label"): [(TABLE_GRANT, "label-counterparty-user"), (TOPIC_GRANT, "label-invalid-publisher"),
+                              (TABLE_GRANT, "label-transaction-index-reader")],
         (SUBSCRIPTION, names.ENRICH_PUSH_SUBSCRIPTION): [(RUN_INVOKER, "push-invokes-enrich"),
                                                          (SA_GRANT, "pubsub-agent-push-token-creator")],
         (SUBSCRIPTION, names.LABELS_PUSH_SUBSCRIPTION): [(RUN_INVOKER, "push-invokes-label"),
                                                          (SA_GRANT, "pubsub-agent-push-token-creator")],
         (CONSOLE, "console"): [("gcp:pubsub/subscriptionIAMMember:SubscriptionIAMMember", f"console-{sub}-subscriber")
                                for sub in names.CONSOLE_SUBSCRIPTIONS]
-        + [(TOPIC_GRANT, "console-labels-publisher"), (PROJECT_GRANT, "console-datastore-user"),
+        + [(TOPIC_GRANT, "console-analyst-labels-publisher"), (PROJECT_GRANT, "console-datastore-user"),
            (TABLE_GRANT, "console-counterparty-reader"), (RUN_INVOKER, "console-invokes-score"),
            (BUCKET_GRANT, "console-models-viewer"), (BUCKET_GRANT, "console-aliases-writer"),
            ("gcp:logging/logViewIamMember:LogViewIamMember", "console-drift-view-accessor")],
@@ -151,7 +153,7 @@ def test_alerts_on_log_based_metrics_wait_for_the_metrics_to_settle(default_stac
         on_user_metric = USER_METRIC in filters
         assert default_stack.depends((ALERT, alert.name), (SLEEP, sleep.name)) == on_user_metric, alert.name
         waiting |= {alert.name} if on_user_metric else set()
-    assert waiting == {"transaction-shares", "model-drift"}  # log-based metrics; the others are built in
+    assert waiting == {"transaction-shares", "model-drift", "label-volume"}  # log-based metrics; the others are built in
 
 
 # -- Monitoring filter grammar -----------------------------------------------------------------------

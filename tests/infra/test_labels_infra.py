@@ -66,12 +66,13 @@ def test_both_functions_read_the_declared_bigtable_table(default_stack: StackRun
     for run, shards in ((default_stack, 4), (override_stack, int(OVERRIDES["txguard:counterpartyShards"]))):
         label = LabelSettings.model_validate(env(run, names.LABEL_FUNCTION))
         enrich = EnrichSettings.model_validate(env(run, names.ENRICH_FUNCTION))
-        table = run.one(TABLE).inputs
+        table = run.one(TABLE, name=names.COUNTERPARTY_TABLE).inputs
         instance = run.one(INSTANCE).inputs
         for settings in (label, enrich):
             assert settings.counterparty_store == "bigtable"
             assert (settings.bigtable_instance, settings.counterparty_table) == (instance["name"], table["name"])
             assert settings.counterparty_shards == shards
+            assert settings.transaction_index_table == run.one(TABLE, name=names.TRANSACTION_INDEX_TABLE).inputs["name"]
             assert settings.google_cloud_project == BASE_CONFIG["gcp:project"]
         assert label.invalid_topic == names.INVALID_TOPIC
     assert (default_stack.outputs["bigtable_instance"], default_stack.outputs["counterparty_table"]) == (
@@ -81,12 +82,17 @@ def test_both_functions_read_the_declared_bigtable_table(default_stack: StackRun
     assert set(env(default_stack, names.LABEL_FUNCTION)) <= aliases
 
 
-def test_label_push_subscription_authenticates_retries_and_dead_letters(default_stack: StackRun) -> None:
-    spec = names.subscription(names.LABELS_PUSH_SUBSCRIPTION)
+@pytest.mark.parametrize("route", names.LABEL_ROUTES, ids=lambda r: r.name)
+def test_label_push_subscription_authenticates_retries_and_dead_letters(default_stack: StackRun,
+                                                                       route: names.LabelRoute) -> None:
+    """One push subscription per label source, each on the route's own path of the label function (the path
+    tells the function who published: only this subscription posts there), the OIDC audience the service URL
+    Cloud Run checks, both dead-lettering to labels-dead-letter."""
+    spec = names.subscription(route.subscription)
     sub = default_stack.one(SUBSCRIPTION, name=spec.name).inputs
     url = default_stack.outputs["label_url"]
-    assert sub["topic"] == f"projects/{BASE_CONFIG['gcp:project']}/topics/{names.LABELS_TOPIC}"
-    assert sub["pushConfig"]["pushEndpoint"] == url
+    assert sub["topic"] == f"projects/{BASE_CONFIG['gcp:project']}/topics/{route.topic}"
+    assert sub["pushConfig"]["pushEndpoint"] == url + route.path and route.path.startswith("/sources/")
     push = default_stack.outputs["service_accounts"]["push"]
     assert sub["pushConfig"]["oidcToken"] == {"serviceAccountEmail": push, "audience": url}
     assert sub["retryPolicy"] == {"minimumBackoff": "1s", "maximumBackoff": "60s"}
@@ -118,22 +124,33 @@ def test_bigtable_instance_is_one_cheap_node_by_default_and_autoscales_when_aske
 
 
 def test_table_families_and_garbage_collection_are_the_stores_layout(default_stack: StackRun) -> None:
-    table = default_stack.one(TABLE).inputs
-    assert table["name"] == names.COUNTERPARTY_TABLE and table["deletionProtection"] == "PROTECTED"
+    table = default_stack.one(TABLE, name=names.COUNTERPARTY_TABLE).inputs
+    assert table["deletionProtection"] == "PROTECTED"
     families = {f["family"]: f.get("type") for f in table["columnFamilies"]}
     assert set(families) == {names.COUNTERPARTY_COUNTERS_FAMILY, names.COUNTERPARTY_MARKERS_FAMILY,
-                             names.COUNTERPARTY_LEDGER_FAMILY}
+                             names.COUNTERPARTY_LEDGER_FAMILY, names.LABEL_RATES_FAMILY, names.LABEL_HELD_FAMILY,
+                             names.COUNTERPARTY_READS_FAMILY}
     # The counters are an aggregate family, Sum of big-endian int64: what AddToCell writes.
     counters = json.loads(families[names.COUNTERPARTY_COUNTERS_FAMILY])["aggregateType"]
     assert counters == {"inputType": {"int64Type": {"encoding": {"bigEndianBytes": {}}}}, "sum": {}}
-    assert families[names.COUNTERPARTY_MARKERS_FAMILY] is None and families[names.COUNTERPARTY_LEDGER_FAMILY] is None
+    assert all(families[f] is None for f in (names.COUNTERPARTY_MARKERS_FAMILY, names.COUNTERPARTY_LEDGER_FAMILY,
+                                              names.COUNTERPARTY_READS_FAMILY))
     gc = {p.inputs["columnFamily"]: p.inputs for p in default_stack.of_type(GC)}
+    index = gc.pop(names.TRANSACTION_INDEX_FAMILY)  # the transaction index table's one family
+    assert index["table"] == names.TRANSACTION_INDEX_TABLE and index["mode"] == "UNION"
+    assert index["maxVersions"] == [{"number": 1}]
+    assert index["maxAge"] == {"duration": f"{names.TRANSACTION_INDEX_RETENTION_DAYS * DAY_HOURS}h"}
+    assert gc.pop(names.LABEL_RATES_FAMILY)["maxAge"] == {"duration": f"{names.LABEL_RATES_RETENTION_DAYS * DAY_HOURS}h"}
+    assert gc.pop(names.LABEL_HELD_FAMILY)["maxAge"] == {"duration": f"{names.LABEL_HELD_RETENTION_DAYS * DAY_HOURS}h"}
     days = names.COUNTERPARTY_RETENTION_DAYS * DAY_HOURS
     for family in (names.COUNTERPARTY_COUNTERS_FAMILY, names.COUNTERPARTY_MARKERS_FAMILY):
         assert gc[family]["maxAge"] == {"duration": f"{days}h"} and "maxVersions" not in gc[family]
     ledger = gc[names.COUNTERPARTY_LEDGER_FAMILY]
     assert ledger["mode"] == "UNION" and ledger["maxVersions"] == [{"number": 1}]
     assert ledger["maxAge"] == {"duration": f"{names.LABEL_LEDGER_RETENTION_DAYS * DAY_HOURS}h"}
+    # Read marks: one version per row (the latest 5-minute slot read), dropped with the counters they describe.
+    reads = gc[names.COUNTERPARTY_READS_FAMILY]
+    assert reads["mode"] == "UNION" and reads["maxVersions"] == [{"number": 1}] and reads["maxAge"] == {"duration": f"{days}h"}
     assert all(p["table"] == names.COUNTERPARTY_TABLE and p["instanceName"] == names.BIGTABLE_INSTANCE
                for p in gc.values())
     # The features read 30 days back: the GC must keep at least that much.
@@ -145,7 +162,7 @@ def test_table_families_and_garbage_collection_are_the_stores_layout(default_sta
 def test_force_destroy_lifts_the_delete_protections(tmp_path: Path) -> None:
     run = run_program({**BASE_CONFIG, "txguard:forceDestroy": "true"}, tmp_path)
     assert run.one(INSTANCE).inputs["deletionProtection"] is False
-    assert run.one(TABLE).inputs["deletionProtection"] == "UNPROTECTED"
+    assert {t.inputs["deletionProtection"] for t in run.of_type(TABLE)} == {"UNPROTECTED"}
 
 
 # -- least privilege ----------------------------------------------------------------------------------
@@ -154,13 +171,17 @@ def test_table_is_reached_by_the_two_functions_only_through_table_bindings(defau
     grants = default_stack.of_type(TABLE_GRANT)
     accounts = default_stack.outputs["service_accounts"]
     assert {(g.inputs["member"], g.inputs["role"], g.inputs["table"]) for g in grants} == {
-        (f"serviceAccount:{accounts[role]}", "roles/bigtable.user", names.COUNTERPARTY_TABLE)
-        for role in ("enrich", "label")}
+        *{(f"serviceAccount:{accounts[role]}", "roles/bigtable.user", names.COUNTERPARTY_TABLE)
+          for role in ("enrich", "label")},
+        # Enrichment records every transaction in the index; the label function only reads it.
+        (f"serviceAccount:{accounts['enrich']}", "roles/bigtable.user", names.TRANSACTION_INDEX_TABLE),
+        (f"serviceAccount:{accounts['label']}", "roles/bigtable.reader", names.TRANSACTION_INDEX_TABLE)}
     assert not default_stack.of_type("gcp:bigtable/instanceIamMember:InstanceIamMember")
     assert not [r for r in default_stack.resources
                 if r.typ == "gcp:projects/iAMMember:IAMMember" and "bigtable" in r.inputs["role"]]
     label = f"serviceAccount:{accounts['label']}"
     assert iam_grants(default_stack)[label] == {("bigtable", "roles/bigtable.user", names.COUNTERPARTY_TABLE),
+                                                ("bigtable", "roles/bigtable.reader", names.TRANSACTION_INDEX_TABLE),
                                                 ("pubsub", "roles/pubsub.publisher", names.INVALID_TOPIC)}
     push = f"serviceAccount:{accounts['push']}"
     invoked = {g.inputs["name"] for g in default_stack.of_type(RUN_INVOKER) if g.inputs["member"] == push}
@@ -195,7 +216,8 @@ def test_labels_are_counted_charted_and_their_dead_letters_alerted(default_stack
 
     metric = default_stack.one("gcp:logging/metric:Metric", name=LABELS_METRIC).inputs
     assert f'resource.labels.service_name="{names.LABEL_FUNCTION}"' in metric["filter"]
-    assert metric["labelExtractors"] == {"status": "EXTRACT(jsonPayload.status)"}
+    assert metric["labelExtractors"] == {key: f"EXTRACT(jsonPayload.{key})"
+                                         for key in ("status", "route", "source", "verdict", "hold")}
     assert LabelStatus.APPLIED.value == "applied"  # the status the dashboard's "applied" series reads
     board = json.loads(default_stack.one("gcp:monitoring/dashboard:Dashboard").inputs["dashboardJson"])
     charts = {t["widget"]["title"]: t["widget"]["xyChart"]["dataSets"][0]["timeSeriesQuery"]["timeSeriesFilter"]

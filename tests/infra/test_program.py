@@ -187,23 +187,27 @@ def test_each_identity_has_exactly_its_roles(default_stack: StackRun) -> None:
         member["enrich"]: {
             ("projects", "roles/datastore.user", project),
             ("bigtable", "roles/bigtable.user", names.COUNTERPARTY_TABLE),  # the table, not the instance
+            ("bigtable", "roles/bigtable.user", names.TRANSACTION_INDEX_TABLE),  # it records every transaction
             ("pubsub", "roles/pubsub.publisher", names.DECISIONS_TOPIC),
             ("pubsub", "roles/pubsub.publisher", names.INVALID_TOPIC),
             ("cloudrunv2", "roles/run.invoker", names.SCORING_FUNCTION),
         },
         member["label"]: {
             ("bigtable", "roles/bigtable.user", names.COUNTERPARTY_TABLE),
+            ("bigtable", "roles/bigtable.reader", names.TRANSACTION_INDEX_TABLE),  # checks labels, never writes it
             ("pubsub", "roles/pubsub.publisher", names.INVALID_TOPIC),
         },
         member["push"]: {("cloudrunv2", "roles/run.invoker", names.ENRICH_FUNCTION),
                          ("cloudrunv2", "roles/run.invoker", names.LABEL_FUNCTION)},
-        member["publisher"]: {("pubsub", "roles/pubsub.publisher", names.TRANSACTIONS_TOPIC),
-                              ("pubsub", "roles/pubsub.publisher", names.LABELS_TOPIC)},
+        # One identity per feed, one topic each: the transaction feed's key cannot label anything.
+        member["publisher"]: {("pubsub", "roles/pubsub.publisher", names.TRANSACTIONS_TOPIC)},
+        member["chargebacks"]: {("pubsub", "roles/pubsub.publisher", names.LABELS_TOPIC)},
         PUBSUB_AGENT: {
             ("pubsub", "roles/pubsub.publisher", names.DEAD_LETTER_TOPIC),
             ("pubsub", "roles/pubsub.subscriber", names.ENRICH_PUSH_SUBSCRIPTION),
             ("pubsub", "roles/pubsub.publisher", names.LABELS_DEAD_LETTER_TOPIC),
             ("pubsub", "roles/pubsub.subscriber", names.LABELS_PUSH_SUBSCRIPTION),
+            ("pubsub", "roles/pubsub.subscriber", names.ANALYST_LABELS_PUSH_SUBSCRIPTION),
             ("serviceaccount", "roles/iam.serviceAccountTokenCreator",
              f"projects/{project}/serviceAccounts/{email(run, 'push')}"),
         },
@@ -228,7 +232,8 @@ def test_each_identity_has_exactly_its_roles(default_stack: StackRun) -> None:
 
 def test_one_service_account_per_role(default_stack: StackRun, override_stack: StackRun) -> None:
     accounts = {a.inputs["accountId"] for a in default_stack.of_type(ACCOUNT)}
-    assert accounts == {f"txguard-{r}" for r in ("score", "enrich", "label", "push", "publisher", "build", "batch")}
+    assert accounts == {f"txguard-{r}" for r in ("score", "enrich", "label", "push", "publisher", "chargebacks",
+                                                  "build", "batch")}
     # buildServiceAccount=false: no build identity, no build grants (the project default builds).
     assert "build" not in override_stack.outputs["service_accounts"]
     assert not [m for m in iam_grants(override_stack) if "txguard-build" in m]
@@ -327,7 +332,7 @@ def test_firestore_native_database_with_ttl_on_processed_transactions(default_st
 
 
 def test_history_fields_are_not_indexed(default_stack: StackRun) -> None:
-    """Documents are read by id only: every stored field is exempt from single-field indexes."""
+    """Documents are read by id, but for one query: every stored field is exempt from single-field indexes."""
     import base64
 
     from txguard.contract.models import Transaction
@@ -345,6 +350,22 @@ def test_history_fields_are_not_indexed(default_stack: StackRun) -> None:
     counterparty = counterparty_features(Snapshot(), tx)
     for key in processed_record(tx, applied, counterparty, ttl_days=7, lease_s=30):  # ... and the processed marker
         assert (names.PROCESSED_COLLECTION, key) in exempt, key
+
+
+def test_one_composite_index_serves_the_decisions_at_an_entity_in_a_window(default_stack: StackRun) -> None:
+    """`processed_at`: entities array-contains, event_time range and order; both fields are on every record."""
+    index = default_stack.one("gcp:firestore/index:Index", collection=names.PROCESSED_COLLECTION)
+    assert index.inputs["queryScope"] == "COLLECTION"
+    assert index.inputs["fields"] == [{"fieldPath": "entities", "arrayConfig": "CONTAINS"},
+                                      {"fieldPath": "event_time", "order": "ASCENDING"}]
+    from tests.enrich_fakes import make_tx
+    from txguard.enrichment.history.record import processed_record, step
+    from txguard.features.counterparty import Snapshot
+    from txguard.features.counterparty_windows import counterparty_features
+
+    tx = make_tx(1)
+    record = processed_record(tx, step(tx, None), counterparty_features(Snapshot(), tx), ttl_days=7, lease_s=30)
+    assert len(record["entities"]) == 3 and record["event_time"] == tx.timestamp.timestamp()
 
 
 def test_monitoring_metrics_alerts_and_dashboard(default_stack: StackRun, override_stack: StackRun) -> None:
@@ -388,6 +409,29 @@ def test_monitoring_metrics_alerts_and_dashboard(default_stack: StackRun, overri
     assert [c.inputs["labels"]["email_address"] for c in channels] == json.loads(OVERRIDES["txguard:alertEmails"])
     assert all(a.inputs.get("notificationChannels") for a in override_stack.of_type(
         "gcp:monitoring/alertPolicy:AlertPolicy"))
+
+
+def test_late_counterparty_updates_are_counted_from_both_functions_lines(default_stack: StackRun) -> None:
+    """The metric reads the `late_update` lines the enrichment and label functions write, by entity and source."""
+    from infra.monitoring import LATE_UPDATES_METRIC
+    from tests.enrich_fakes import make_tx
+    from txguard.contract.logs import EVENT_KEY, LATE_UPDATE_EVENT
+    from txguard.enrichment.counterparty.lateness import Update, find_late
+    from txguard.features.counterparty import EntityKeys, transaction_increments
+
+    metric = next(m.inputs for m in default_stack.of_type("gcp:logging/metric:Metric")
+                  if m.inputs["name"] == LATE_UPDATES_METRIC)
+    assert f'jsonPayload.{EVENT_KEY}="{LATE_UPDATE_EVENT}"' in metric["filter"]
+    assert f'"{names.ENRICH_FUNCTION}"' in metric["filter"] and f'"{names.LABEL_FUNCTION}"' in metric["filter"]
+    assert metric["labelExtractors"] == {"entity": "EXTRACT(jsonPayload.entity)", "source": "EXTRACT(jsonPayload.source)"}
+    tx = make_tx(1)
+    key = EntityKeys.of(tx.wallet_id, tx.counterparty_id, tx.device_id).counterparty
+    (late,) = find_late(Update.of_transaction(tx, transaction_increments(tx, True, False)), {key: 4e9})
+    fields = late.log_fields()
+    assert (fields[EVENT_KEY], fields["entity"], fields["source"]) == (LATE_UPDATE_EVENT, "counterparty", "transaction")
+    board = json.loads(default_stack.one("gcp:monitoring/dashboard:Dashboard").inputs["dashboardJson"])
+    assert any(LATE_UPDATES_METRIC in text and "metric.label.entity" in json.dumps(tile)
+               for tile in board["mosaicLayout"]["tiles"] for text in walk_strings(tile))
 
 
 def test_model_lifecycle_settings_drift_metric_and_alert(default_stack: StackRun, override_stack: StackRun) -> None:

@@ -138,7 +138,8 @@ def test_a_verdict_arrives_on_labels(queue: FirestoreReviewQueue) -> None:
 
     subscriber = pubsub_v1.SubscriberClient()
     watch = subscriber.subscription_path(PROJECT, f"labels-watch-{uuid.uuid4().hex[:6]}")
-    subscriber.create_subscription(request={"name": watch, "topic": f"projects/{PROJECT}/topics/{names.LABELS_TOPIC}"})
+    subscriber.create_subscription(request={"name": watch,
+                                            "topic": f"projects/{PROJECT}/topics/{names.ANALYST_LABELS_TOPIC}"})
     subscriber.close()
     item = item_for(6, Outcome.BLOCK)
     queue.add(item)

@@ -17,7 +17,13 @@ import pytest
 from tests.enrich_fakes import make_tx
 from txguard.contract.models import LabelEvent
 from txguard.enrichment.counterparty.bigtable import BigtableCounterpartyStore
-from txguard.features.counterparty import CounterpartyBook, marks, read_days, transaction_increments
+from txguard.features.counterparty import (
+    CounterpartyBook,
+    EntityKeys,
+    marks,
+    read_days,
+    transaction_increments,
+)
 from txguard.features.counterparty_windows import counterparty_values
 from txguard.features.label_ledger import apply_label
 from txguard.features.wallet import TxPoint, WalletState, apply
@@ -49,7 +55,7 @@ def test_snapshots_equal_the_book_and_updates_apply_once(store: BigtableCounterp
     for tx in txs:
         while pending and pending[0].known_at <= tx.timestamp:
             lb = pending.pop(0)
-            assert store.apply_label(lb) == apply_label(book, lb)
+            assert store.apply_label(lb).outcome == apply_label(book, lb)
         t = tx.timestamp.timestamp()
         got, want = store.snapshot(tx), book.snapshot(tx)
         assert {d: dict(c) for d, c in got.counterparty.items()} == expected_view(want.counterparty, t)
@@ -58,11 +64,13 @@ def test_snapshots_equal_the_book_and_updates_apply_once(store: BigtableCounterp
         new_cp, new_device = marks(state, TxPoint.of(tx))
         apply(state, TxPoint.of(tx))
         book.add(transaction_increments(tx, new_cp, new_device))
-        assert store.apply_transaction(tx, new_cp, new_device)
-        assert not store.apply_transaction(tx, new_cp, new_device)  # redelivered before settled
+        assert store.apply_transaction(tx, new_cp, new_device).added
+        assert not store.apply_transaction(tx, new_cp, new_device).added  # redelivered before settled
         store.settle_transaction(tx)
         assert store.pending_markers(tx) == 0
     assert any(lb.kind.value == "reversal" for lb in labels) or len(labels) > 5
+    for entity in {e for tx in txs for e in EntityKeys.of(tx.wallet_id, tx.counterparty_id, tx.device_id).all()}:
+        assert store.entity_cells(entity) == book.cells.get(entity, {})
 
 
 def expected_view(view, t: float) -> dict:  # noqa: ANN001
@@ -81,7 +89,7 @@ def test_a_hot_counterparty_counts_every_transaction_once_under_concurrent_dupli
     deliveries = txs + txs[::3]  # a third delivered twice, concurrently
     with ThreadPoolExecutor(max_workers=16) as pool:
         applied = list(pool.map(lambda tx: store.apply_transaction(tx, True, False), deliveries))
-    assert sum(applied) == len(txs)
+    assert sum(a.added for a in applied) == len(txs)
     probe = make_tx(999, start=start, counterparty_id="hot-shop", timestamp=start + timedelta(days=1))
     snap = store.snapshot(probe)
     day = int(start.timestamp() // 86400)
@@ -97,10 +105,67 @@ def test_concurrent_labels_of_one_transaction_are_serialised_by_the_ledger(store
     labels = [LabelEvent(**base, label_id=f"cb-{i}", kind="chargeback", is_fraud=True,
                          known_at=tx.timestamp + timedelta(days=2, minutes=i)) for i in range(12)]
     with ThreadPoolExecutor(max_workers=12) as pool:
-        outcomes = list(pool.map(store.apply_label, labels))
+        outcomes = [applied.outcome for applied in pool.map(store.apply_label, labels)]
     # Whatever the arrival order, one transaction counts once (moved to its earliest label if a
     # later-known one arrived first: several outcomes may change the counters, the sum is 1).
     assert sum(o.changed for o in outcomes) >= 1 and not any(o.duplicate for o in outcomes)
     probe = make_tx(2, counterparty_id="shop", timestamp=tx.timestamp + timedelta(days=4))
     frauds = sum(c.get("df", 0) for c in store.snapshot(probe).counterparty.values())
     assert frauds == 1
+
+
+def test_late_updates_are_reported_as_the_sqlite_store_reports_them(store: BigtableCounterpartyStore) -> None:
+    """The same cases as tests/unit/enrichment/test_late_updates.py, on the emulator's read marks."""
+    from txguard.enrichment.counterparty.lateness import EntityKind
+
+    t0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+    def tx_at(minutes: float, wallet: str, counterparty: str = "shop") -> object:
+        return make_tx(0, wallet=wallet, counterparty_id=counterparty, device_id="dev-1",
+                       timestamp=t0 + timedelta(minutes=minutes), transaction_id=f"{wallet}-{minutes}")
+
+    early = tx_at(2, "w-a")
+    store.read_before(tx_at(4.9, "w-b"))  # its own slot: cannot include it
+    store.snapshot(tx_at(60, "w-probe"))  # inspection records nothing
+    assert store.apply_transaction(early, True, True).late == ()
+    second = tx_at(3, "w-c")
+    for minutes in (7, 7.5, 8, 12):  # several reads, two slots, one row: the latest slot counts
+        store.read_before(tx_at(minutes, f"w-r{minutes}"))
+    applied = store.apply_transaction(second, True, True)
+    assert applied.added
+    assert {(u.kind, u.entity_id, u.read_through) for u in applied.late} == {
+        (kind, ident, (t0 + timedelta(minutes=15)).timestamp())
+        for kind, ident in ((EntityKind.COUNTERPARTY, "shop"), (EntityKind.DEVICE, "dev-1"))}
+    assert {u.visible_from for u in applied.late} == {(t0 + timedelta(minutes=5)).timestamp()}
+    again = store.apply_transaction(second, True, True)
+    assert not again.added and again.late == applied.late
+    label = LabelEvent(label_id="cb", transaction_id=second.transaction_id, wallet_id=second.wallet_id,
+                       counterparty_id="shop", device_id="dev-1", transaction_time=second.timestamp,
+                       known_at=t0 + timedelta(minutes=20), kind="chargeback", is_fraud=True)
+    assert store.apply_label(label).late == ()  # counts from 11:00: nobody read that far yet
+    store.read_before(tx_at(65, "w-d", counterparty="elsewhere"))
+    reversal = LabelEvent.model_validate({**label.model_dump(), "label_id": "rv", "kind": "reversal", "is_fraud": None,
+                                          "reverses": "cb", "known_at": t0 + timedelta(minutes=25)})
+    (late,) = store.apply_label(reversal).late  # withdrawn from 11:00 on: only the device was read past it
+    assert (late.kind, late.label_id) == (EntityKind.DEVICE, "rv")
+    store.read_before(tx_at(66, "w-c", counterparty="elsewhere"))
+    again_cb = LabelEvent.model_validate({**label.model_dump(), "label_id": "cb2", "known_at": t0 + timedelta(minutes=30)})
+    late = store.apply_label(again_cb).late
+    assert {(u.kind, u.entity_id) for u in late} == {(EntityKind.DEVICE, "dev-1"), (EntityKind.WALLET, "w-c")}
+
+
+def test_reads_of_one_slot_keep_one_version_per_row(store: BigtableCounterpartyStore) -> None:
+    from google.cloud.bigtable.data import ReadRowsQuery, RowRange
+    from google.cloud.bigtable.data import row_filters as rf
+
+    from txguard.contract import names
+
+    t0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    for i in range(40):  # 40 reads within two 5-minute slots, all of one shard's row at most 4 rows
+        store.read_before(make_tx(i, wallet=f"w-{i}", counterparty_id="hot", device_id=None,
+                                  timestamp=t0 + timedelta(seconds=15 * i)))
+    key = EntityKeys.of("w-0", "hot", None).counterparty
+    rows = store.table.read_rows(ReadRowsQuery(row_ranges=[RowRange(f"{key}#".encode(), f"{key}$".encode())],
+                                               row_filter=rf.FamilyNameRegexFilter(names.COUNTERPARTY_READS_FAMILY)))
+    versions = [len(list(row)) for row in rows]
+    assert versions and all(v <= 2 for v in versions)  # at most one version per slot, whatever the reads

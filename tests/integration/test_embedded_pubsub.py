@@ -156,3 +156,36 @@ def test_unknown_topic_is_refused() -> None:
     broker = EmbeddedPubSub(PROJECT, {})
     with pytest.raises(KeyError):
         broker.publish("projects/p/topics/nope", b"x", {})
+
+
+def test_a_pull_subscription_hands_out_leases_and_takes_acks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`txguard decisions --follow` against `local up --embedded`: the real SubscriberClient pulls
+    `decisions-tail`, acks what it printed, and an unacked message comes back after its lease."""
+    from google.api_core import exceptions as gexc
+    from google.cloud import pubsub_v1
+
+    broker = EmbeddedPubSub(PROJECT, {names.DECISIONS_TOPIC: lambda m: None},
+                            pulls={"decisions-tail": names.DECISIONS_TOPIC}).start()
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", broker.host)
+    _, buffer = broker.pulls["decisions-tail"]
+    buffer.ack_deadline_s = 0.3
+    subscriber = pubsub_v1.SubscriberClient()
+    path = subscriber.subscription_path(PROJECT, "decisions-tail")
+    try:
+        for i in range(5):
+            broker.publish(f"projects/{PROJECT}/topics/{names.DECISIONS_TOPIC}", f"d{i}".encode(), {"k": str(i)})
+        first = subscriber.pull(request={"subscription": path, "max_messages": 3}, timeout=10).received_messages
+        assert [m.message.data for m in first] == [b"d0", b"d1", b"d2"] and first[0].message.attributes["k"] == "0"
+        subscriber.acknowledge(request={"subscription": path, "ack_ids": [m.ack_id for m in first[:2]]})
+        rest = subscriber.pull(request={"subscription": path, "max_messages": 10}, timeout=10).received_messages
+        assert [m.message.data for m in rest] == [b"d3", b"d4"]
+        subscriber.acknowledge(request={"subscription": path, "ack_ids": [m.ack_id for m in rest]})
+        time.sleep(0.5)  # d2's lease ran out without an ack: it is handed out again
+        again = subscriber.pull(request={"subscription": path, "max_messages": 10}, timeout=10).received_messages
+        assert [m.message.data for m in again] == [b"d2"]
+        with pytest.raises(gexc.NotFound):
+            subscriber.pull(request={"subscription": subscriber.subscription_path(PROJECT, "nope"),
+                                     "max_messages": 1}, timeout=10)
+    finally:
+        subscriber.close()
+        broker.stop()

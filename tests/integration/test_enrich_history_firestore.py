@@ -142,3 +142,23 @@ def test_one_attempt_fails_under_contention_as_retryable(firestore_env: str) -> 
     assert patient.wallet_state(wallet) == sequential_state(txs)
     for s in [*tight, patient]:
         s.close()
+
+
+def test_processed_at_finds_the_decisions_at_an_entity_within_a_window(store: FirestoreHistoryStore) -> None:
+    """The query `txguard late-updates decisions` runs (the composite index of infra/history.py in the cloud)."""
+    from datetime import timedelta
+
+    from txguard.features.counterparty import Entity, entity_key
+
+    shop, device = f"shop-{uuid.uuid4().hex[:8]}", f"dev-{uuid.uuid4().hex[:8]}"
+    base = make_tx(0)
+    txs = [make_tx(i, wallet=f"w-{uuid.uuid4().hex[:6]}", counterparty_id=shop if i % 2 else "other",
+                   device_id=device, timestamp=base.timestamp + timedelta(minutes=i)) for i in range(10)]
+    for tx in txs:
+        store.enrich_once(tx, unknown_counterparty(tx))
+    start, end = (base.timestamp + timedelta(minutes=3)).timestamp(), (base.timestamp + timedelta(minutes=8)).timestamp()
+    at_shop = store.processed_at(entity_key(Entity.COUNTERPARTY, shop), start, end)
+    assert [r["transaction_id"] for r in at_shop] == [txs[i].transaction_id for i in (3, 5, 7)]
+    assert all(r["transaction"]["counterparty_id"] == shop and r["counterparty"]["applied"] is False for r in at_shop)
+    at_device = store.processed_at(entity_key(Entity.DEVICE, device), start, end, limit=2)
+    assert [r["transaction_id"] for r in at_device] == [txs[i].transaction_id for i in (3, 4)]

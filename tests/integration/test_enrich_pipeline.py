@@ -32,7 +32,7 @@ from txguard.enrichment.history.firestore import FirestoreHistoryStore
 from txguard.features.timeline import replay_enriched
 from txguard.features.wallet import TxPoint, WalletState, apply
 from txguard.local import emulators
-from txguard.local.bigtable import drop_counterparty_table, ensure_counterparty_table
+from txguard.local.bigtable import drop_tables, ensure_tables
 from txguard.local.processes import FunctionProcess, enrich_process, scoring_process
 from txguard.local.topology import delete_topology, ensure_topology, subscription_request
 
@@ -141,7 +141,7 @@ def pipeline(pubsub_emulator: emulators.Emulator, firestore_emulator: emulators.
              "BIGTABLE_EMULATOR_HOST": bigtable_emulator.env_value, "GOOGLE_CLOUD_PROJECT": project}
     for key, value in hosts.items():
         monkeypatch.setenv(key, value)
-    ensure_counterparty_table(project)
+    ensure_tables(project)
     scoring = start_scoring(tmp_path, model_uri)
     enrich = enrich_process(tmp_path, {**hosts, "SCORING_URL": scoring.url, "SCORING_AUTH": "none",
                                        "HISTORY_STORE": "firestore", "COUNTERPARTY_STORE": "bigtable",
@@ -156,7 +156,7 @@ def pipeline(pubsub_emulator: emulators.Emulator, firestore_emulator: emulators.
         enrich.stop()
         scoring.stop()
         delete_topology(project)
-        drop_counterparty_table(project)
+        drop_tables(project)
         p.subscriber.close()
         p.store.close()
         print(f"\nenrich log: {enrich.log_path}")

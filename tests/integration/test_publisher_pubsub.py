@@ -140,7 +140,7 @@ def test_publish_command_replays_a_file_at_a_speed(
     path.write_text("".join(t.to_json() + "\n" for t in items) + "{broken\n")
     capsys.readouterr()
     # A file with a row the contract rejects is refused whole: the line is named, nothing published.
-    assert cli(["publish", "--file", str(path), "--speed", "1000000"]) == 2
+    assert cli(["publish", "--file", str(path), "--speed", "1000000"]) == 1  # input: nothing published
     out = capsys.readouterr()
     assert f"{path}: line 13: not a JSON object" in out.err
     assert json.loads(out.out.strip().splitlines()[-1])["rejected_lines"] == [13]

@@ -41,7 +41,8 @@ def test_every_spec_exists_with_its_settings(pubsub_env: emulators.Emulator) -> 
             assert sub.retry_policy.minimum_backoff.total_seconds() == spec.min_backoff_seconds
             assert sub.retry_policy.maximum_backoff.total_seconds() == spec.max_backoff_seconds
             if spec.push_to:
-                assert sub.push_config.push_endpoint == ENDPOINTS[spec.push_to]
+                # A label route's subscription posts to its own path (the source it vouches for).
+                assert sub.push_config.push_endpoint == ENDPOINTS[spec.push_to] + spec.push_path
             else:
                 assert sub.push_config.push_endpoint == ""
             if spec.dead_letter_topic:

@@ -3,9 +3,10 @@ probabilities they claim to be, is never published."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from txguard.contract.errors import QualityGateError
+from txguard.registry.metadata import QualityGate
 from txguard.training.metrics import CALIBRATION_MIN_ROWS
 
 
@@ -50,3 +51,9 @@ def check_calibration(calibration: dict[str, float], policy: GatePolicy) -> None
             f"quality gate: a score bin holding >= {CALIBRATION_MIN_ROWS} held-out rows is off its fraud rate by {gap:.4f}, above "
             f"the bound {policy.max_calibration_gap:.4f} (--max-calibration-gap)"
         )
+
+
+def passed(policy: GatePolicy, production_version: str | None) -> QualityGate:
+    """What a version that passed `check` and `check_calibration` records (its metadata's `quality_gate`)."""
+    return QualityGate(passed=True, policy={k: float(v) for k, v in asdict(policy).items()},
+                       compared_with=production_version)

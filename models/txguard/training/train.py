@@ -374,6 +374,7 @@ def train_and_publish(
         },
         drift_reference=reference,
         parity_probe=lifecycle.parity_probe(X_test, served, thresholds, PARITY_TOLERANCE),
+        quality_gate=gate.passed(config.policy, prod_version),
     )
     published = registry.publish(artifact, meta)
     if config.pictures:

@@ -4,18 +4,21 @@ The offline twin of the enrichment function: the transactions (and label events,
 replayed in time order with the serving feature code (`txguard.features.timeline.replay`), so each
 transaction gets the wallet and counterparty features known just before it, exactly as the
 pipeline would have computed them had the file arrived in that order. Label columns (`is_fraud`, `scenario`) are dropped. A row the contract
-rejects stops the run with its line and field, before anything is written.
+rejects stops the run with its line and field, before anything is written; so does a file without
+rows. Local paths or gs:// objects.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from txguard.batch.storage import open_binary, staged
 from txguard.contract.errors import DataFileError
 from txguard.contract.models import TRANSACTION_ADAPTER, LabelEvent, Transaction
 from txguard.features.timeline import enriched_of, replay
@@ -23,14 +26,14 @@ from txguard.features.timeline import enriched_of, replay
 LABEL_COLUMNS = ("is_fraud", "scenario", "label_time")
 
 
-def _rows(path: Path) -> Iterator[tuple[int, object]]:
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as fh:
+def _rows(path: str) -> Iterator[tuple[int, object]]:
+    if path.lower().endswith(".csv"):
+        with open_binary(path, "r") as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
             reader = csv.DictReader(fh)
             for row in reader:
                 yield reader.line_num, {k: v for k, v in row.items() if k is not None and v not in (None, "")}
         return
-    with path.open("rb") as fh:
+    with open_binary(path, "r") as fh:
         for number, line in enumerate(fh, 1):
             if line.strip():
                 try:
@@ -41,7 +44,7 @@ def _rows(path: Path) -> Iterator[tuple[int, object]]:
 
 def read_transactions(path: str | Path) -> list[Transaction]:
     """Every row as a validated Transaction (labels dropped); DataFileError names the first bad one."""
-    path = Path(path)
+    path = str(path)
     out = []
     for number, doc in _rows(path):
         if not isinstance(doc, dict):
@@ -54,6 +57,8 @@ def read_transactions(path: str | Path) -> list[Transaction]:
             err = exc.errors(include_url=False)[0]
             where = ".".join(str(p) for p in err["loc"]) or "(row)"
             raise DataFileError(f"{path}: line {number}: field '{where}': {err['msg']}") from None
+    if not out:
+        raise DataFileError(f"{path} holds no transactions, the file is empty or a header only")
     return out
 
 
@@ -62,8 +67,7 @@ def enrich_file(src: str | Path, dst: str | Path, labels: list[LabelEvent] | Non
     (known later: chargebacks, verdicts) are replayed when they became known."""
     transactions = sorted(read_transactions(src), key=lambda t: t.timestamp)
     wallets: set[str] = set()
-    Path(dst).parent.mkdir(parents=True, exist_ok=True)
-    with open(dst, "wb") as out:
+    with staged(str(dst)) as out:
         for tx, row in replay(transactions, labels or ()):
             wallets.add(tx.wallet_id)
             out.write(enriched_of(tx, row).model_dump_json().encode())

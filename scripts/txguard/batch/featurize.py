@@ -93,6 +93,9 @@ def feature_table(table: pa.Table, x: np.ndarray) -> pa.Table:
         "label_time": table.column("label_time"),
         "scenario": table.column("scenario"),
     }
+    for name in TEXT_COLUMNS:  # what rules test besides the features (txguard rules backtest)
+        columns[name] = table.column(name).cast(pa.string()) if name in table.column_names else pa.nulls(
+            table.num_rows, pa.string())
     for j, name in enumerate(FEATURE_NAMES):
         columns[name] = pa.array(x[:, j])
     return pa.table(columns)
@@ -110,6 +113,7 @@ def sample_table(features: pa.Table, fraction: float, seed: int) -> pa.Table:
     return features.take(pa.array(kept)).append_column(WEIGHT_COLUMN, pa.array(weights[kept]))
 
 
+TEXT_COLUMNS = ("type", "channel", "country", "currency", "device_id")
 FEATURE_TABLE_SCHEMA = feature_table(
     pa.table({name: pa.array([], t) for name, t in (
         ("transaction_id", pa.string()), ("wallet_id", pa.string()), ("counterparty_id", pa.string()),

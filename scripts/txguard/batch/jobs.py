@@ -10,6 +10,7 @@ in the errors output either way, each with its reason).
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -133,6 +134,27 @@ def new_status(spec: JobSpec, runner: str, workers: int) -> JobStatus:
     )
 
 
+# What Beam's DirectRunner workers log on every local run, harmless and not the user's to act on:
+# no staging folder for pickled schemas (none are registered), and the runner's own flags that the
+# workers' option parser does not know.
+_BEAM_NOISE = ("No semi_persistent_directory found", "Discarding unparseable args")
+
+
+class _BeamNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not any(noise in text for noise in _BEAM_NOISE)
+
+
+def quiet_beam() -> None:
+    """Drop the DirectRunner's routine worker warnings (idempotent); every other warning stays."""
+    for name in ("apache_beam.runners.portability.local_job_service", "apache_beam.runners.worker.sdk_worker_main",
+                 "apache_beam.options.pipeline_options"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _BeamNoise) for f in logger.filters):
+            logger.addFilter(_BeamNoise())
+
+
 def run_job(spec: JobSpec, runner: str = "DirectRunner", workers: int = 1, beam_args: list[str] | None = None,
             max_invalid_ratio: float = DEFAULT_MAX_INVALID_RATIO,
             log: Callable[[str], None] = lambda _msg: None) -> JobStatus:
@@ -142,6 +164,7 @@ def run_job(spec: JobSpec, runner: str = "DirectRunner", workers: int = 1, beam_
     from txguard.batch.pipeline import build, counters, pipeline_options
     from txguard.batch.readers import expand
 
+    quiet_beam()
     status = new_status(spec, runner, workers)
     write_status(status)
     log(f"job {status.job_id} queued; status at {status_path(spec.output)}")

@@ -167,12 +167,14 @@ class Score(beam.DoFn):
         self.decided = _counter("decided")
         self.sampled = _counter("sampled")
         self.scorer: Any = None
+        self.rules: Any = None
 
     def setup(self) -> None:
         if self.model_uri:
-            from txguard.scoring.loading import open_scorer
+            from txguard.scoring.loading import open_rules, open_scorer
 
             self.scorer = open_scorer(self.model_uri)
+            self.rules = open_rules(self.model_uri)  # the rule set of the same alias, as serving applies it
 
     def process(self, element: tuple[int, dict[str, Iterable[Any]]]) -> Iterator[Any]:
         _shard, joined = element
@@ -195,7 +197,8 @@ class Score(beam.DoFn):
         if self.scorer is not None:
             from txguard.batch.decisions import decide
 
-            lines, _tally = decide(self.scorer, x, table.column("transaction_id"), table.column("wallet_id"))
+            lines, _tally = decide(self.scorer, x, table.column("transaction_id"), table.column("wallet_id"),
+                                   self.rules, table)
             self.decided.inc(table.num_rows)
             yield beam.pvalue.TaggedOutput(DECISIONS_TAG, lines.decode().removesuffix("\n"))
 

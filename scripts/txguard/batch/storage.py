@@ -29,6 +29,44 @@ def open_binary(path: str, mode: str) -> Iterator[IO[bytes]]:
             yield fh
 
 
+@contextmanager
+def staged(path: str) -> Iterator[IO[bytes]]:
+    """Write `path` whole or not at all: a temporary file (or object) next to it, moved into place
+    when the block ends without an exception, removed otherwise. The folder must exist."""
+    import os
+    import uuid
+
+    temp = f"{path}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        if path.startswith("gs://"):
+            with open_binary(temp, "w") as fh:
+                yield fh
+            from google.cloud import storage
+
+            from txguard.registry.store import split_gs
+
+            bucket_name, name = split_gs(temp)
+            bucket = storage.Client().bucket(bucket_name)
+            blob = bucket.blob(name)
+            bucket.copy_blob(blob, bucket, split_gs(path)[1])
+            blob.delete()
+        else:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)  # the CLI refuses a missing folder first
+            with open(temp, "wb") as fh:
+                yield fh
+            os.replace(temp, path)
+    except BaseException:
+        _remove_quietly(temp)
+        raise
+
+
+def _remove_quietly(path: str) -> None:
+    import contextlib
+
+    with contextlib.suppress(Exception):  # the original failure is the one to report
+        remove(path)
+
+
 def join(base: str, *parts: str) -> str:
     """`base/part/...` for a local folder or a gs:// prefix."""
     if base.startswith("gs://"):

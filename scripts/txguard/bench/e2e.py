@@ -5,7 +5,8 @@ a fixed rate for a bounded duration while the backlog (sent, no outcome yet) is 
 *sustained* when the backlog stops growing and everything drains afterwards. Rates grow
 geometrically from `--rate` until a stage is not sustained, then one bisection step refines the
 ceiling. Per-stage timings (store, scoring, publish) come from the enrichment function's JSON
-logs, read for the transactions of the stage.
+logs, read for the transactions of the stage; each stage's CPU split (emulators, functions, the
+bench process with the bridge, the rest of the machine) from /proc (txguard.bench.cpu_split).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from txguard.bench import cpu_split
 from txguard.local.ledger import percentile
 from txguard.local.stage import Stage, run_stage
 
@@ -50,7 +52,9 @@ def search(stack: Any, rate: float, duration_s: float, max_rate: float, step: fl
     stages: list[Stage] = []
 
     def run(r: float) -> Stage:
+        before = cpu_split.snapshot(stack)
         stage = run_stage(stack, r, duration_s, f"b{len(stages)}", drain_timeout_s, seed=len(stages) + 1)
+        stage.cpu = cpu_split.split(before, cpu_split.snapshot(stack), stage.summary.get("decided"))
         stages.append(stage)
         log(stage)
         return stage

@@ -64,3 +64,15 @@ def measure(estimator: Any, artifact: bytes, payloads: list[str], n_fast: int = 
         "request": time_each(request, raw, n_fast),
         "sklearn": time_each(lambda r: estimator.predict_proba(r)[0, 1], rows, n_sklearn, warmup=50),
     }
+
+
+def measure_rules(artifact: bytes, payloads: list[str], n: int = 20000, n_rules: int = 50) -> dict[str, Any]:
+    """The fast path alone and followed by `n_rules` rules (txguard.bench.rules), paired call by call."""
+    from txguard.bench.model import _metadata
+    from txguard.bench.rules import measure_fast_path
+    from txguard.contract.models import ENRICHED_ADAPTER
+    from txguard.scoring.loading import scorer_of
+
+    scorer = scorer_of(artifact, _metadata().model_copy(update={"version": "bench"}))
+    txs = [ENRICHED_ADAPTER.validate_json(p.encode()) for p in payloads]
+    return measure_fast_path(scorer.runtime, txs, n, n_rules)

@@ -169,6 +169,8 @@ def run_all(opts: BenchOptions, log: Log = print) -> dict[str, Any]:
     model = build(workdir, log=log)
     log("in-process latency (fast path vs scikit-learn predict_proba)")
     report["inproc"] = inproc.measure(model.estimator, model.artifact, model.payloads)
+    log("rules on the fast path (50 rules, paired with the fast path alone)")
+    report["rules"] = inproc.measure_rules(model.artifact, model.payloads)
 
     wrk = load.ensure_wrk(log)
     if wrk is None:
@@ -235,12 +237,16 @@ def summary(report: dict[str, Any], main: dict[str, Any]) -> dict[str, Any]:
     best = best_peer(peers) if "error" not in peers else None
     label, mls = best if best else (None, {})
     defaults = peers.get("defaults") or {}
+    rules = report.get("rules")  # the rules' cost on the fast path (absent when that step failed)
     if "rps" not in main or "rps" not in hello:
         raise RuntimeError(f"the scoring or hello server failed: {main.get('error') or hello.get('error')}")
     out: dict[str, Any] = {
         "fast_us_p50": round(inp["fast"]["p50_us"], 1),
         "fast_us_p99": round(inp["fast"]["p99_us"], 1),
         "sklearn_us_p50": round(inp["sklearn"]["p50_us"], 1),
+        "rules50_added_us_p50": rules["added_us_p50"] if rules else None,
+        "rules50_eval_us_p50": round(rules["rules_only"]["p50_us"], 2) if rules else None,
+        "fast_rules50_us_p50": round(rules["fast_rules"]["p50_us"], 1) if rules else None,
         "http_rps": round(main["rps"], 1),
         "http_p50_ms": round(main["p50_ms"], 2),
         "http_p99_ms": round(main["p99_ms"], 2),
@@ -281,6 +287,13 @@ def render_table(report: dict[str, Any]) -> Any:
         table.add_column(col, justify="left" if col == "measurement" else "right")
     for name, stats in report["inproc"].items():
         table.add_row(f"in-process {name}", "", f"{stats['p50_us']:.1f} us", f"{stats['p99_us']:.1f} us", "", "")
+    rules = report.get("rules") or {}
+    for name in ("fast", "fast_rules", "rules_only"):
+        if name in rules:
+            stats = rules[name]
+            label = {"fast": "fast (paired)", "fast_rules": f"fast + {rules['rules']} rules (paired)",
+                     "rules_only": f"{rules['rules']} rules alone"}[name]
+            table.add_row(f"in-process {label}", "", f"{stats['p50_us']:.1f} us", f"{stats['p99_us']:.1f} us", "", "")
     rows = [*report["http"].items(), ("hello (constant JSON)", report["hello"])]
     peers = report.get("mlserver") or {}
     if "error" in peers:

@@ -7,12 +7,22 @@ import argparse
 import importlib
 import pkgutil
 import sys
+from typing import NoReturn
 
 from txguard.cli import commands
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the CLI's one error line: `error: txguard X: bad arguments, <why>, see ...` (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        from txguard.cli.errors import report, usage
+
+        sys.exit(report(usage(f"{self.prog}: bad arguments", message, f"see `{self.prog} --help`")))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="txguard", description="Real-time fraud scoring of wallet transactions on Google Cloud serverless."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -25,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a failure the user can fix is one line and its class's exit code
+    (txguard.cli.errors), a bug keeps its traceback."""
+    from txguard.cli.errors import Exit, classify, report
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -34,40 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return int(Exit.INTERRUPTED)
     except Exception as exc:
-        message = user_error(exc)
-        if message is None:
+        error = classify(exc)
+        if error is None:
             raise  # a bug: the traceback is what a report needs
-        print(f"error: {message}", file=sys.stderr)
-        return 1
-
-
-NO_CREDENTIALS = ("no Google Cloud credentials (Application Default Credentials): run "
-                  "`gcloud auth application-default login`, or point PUBSUB_EMULATOR_HOST / "
-                  "STORAGE_EMULATOR_HOST / FIRESTORE_EMULATOR_HOST at the emulators "
-                  "(`txguard local up --keep` prints them)")
-
-
-def user_error(exc: BaseException) -> str | None:
-    """One line for an error the user can fix (setup, input, cloud access), None for a bug.
-
-    Commands handle their own expected failures; this is the net for the ones that reach here
-    from a library (google-auth, google-api-core) or from a domain error raised deep inside.
-    """
-    from txguard.contract.errors import TxguardError
-
-    module = type(exc).__module__
-    if isinstance(exc, TxguardError):
-        return str(exc)
-    if module.startswith("google.auth"):
-        return NO_CREDENTIALS
-    if module.startswith("google.api_core"):
-        text = " ".join(str(getattr(exc, "message", None) or exc).split())
-        return f"{type(exc).__name__}: {text[:300]}"
-    if isinstance(exc, FileNotFoundError | IsADirectoryError | PermissionError):
-        return str(exc)
-    return None
+        return report(error)
 
 
 if __name__ == "__main__":

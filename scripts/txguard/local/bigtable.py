@@ -1,4 +1,5 @@
-"""Create the counterparty table on the Bigtable emulator (tests, the local stack, benchmarks).
+"""Create the counterparty table and the transaction index on the Bigtable emulator (tests, the local
+stack, benchmarks).
 
 The families and their garbage collection come from `txguard.contract.names`, the same values the
 Pulumi program declares in the cloud (infra/counterparty.py, docs/counterparty.md).
@@ -28,16 +29,48 @@ def ensure_counterparty_table(project: str, instance: str = names.BIGTABLE_INSTA
         names.COUNTERPARTY_LEDGER_FAMILY: ColumnFamily(gc_rule=GcRule(union=GcRule.Union(rules=[
             GcRule(max_num_versions=1),
             GcRule(max_age={"seconds": names.LABEL_LEDGER_RETENTION_DAYS * DAY_SECONDS})]))),
+        names.LABEL_RATES_FAMILY: ColumnFamily(gc_rule=GcRule(
+            max_age={"seconds": names.LABEL_RATES_RETENTION_DAYS * DAY_SECONDS})),
+        names.LABEL_HELD_FAMILY: ColumnFamily(gc_rule=GcRule(
+            max_age={"seconds": names.LABEL_HELD_RETENTION_DAYS * DAY_SECONDS})),
+        names.COUNTERPARTY_READS_FAMILY: ColumnFamily(gc_rule=GcRule(union=GcRule.Union(rules=[
+            GcRule(max_num_versions=1), GcRule(max_age=counters_age)]))),
     }
+    return _create(project, instance, table, Table(column_families=families))
+
+
+def ensure_transaction_index(project: str, instance: str = names.BIGTABLE_INSTANCE,
+                             table: str = names.TRANSACTION_INDEX_TABLE) -> bool:
+    """The transaction index table (one family, one version kept TRANSACTION_INDEX_RETENTION_DAYS)."""
+    from google.cloud.bigtable_admin_v2.types import ColumnFamily, GcRule, Table
+
+    family = ColumnFamily(gc_rule=GcRule(union=GcRule.Union(rules=[
+        GcRule(max_num_versions=1),
+        GcRule(max_age={"seconds": names.TRANSACTION_INDEX_RETENTION_DAYS * DAY_SECONDS})])))
+    return _create(project, instance, table, Table(column_families={names.TRANSACTION_INDEX_FAMILY: family}))
+
+
+def ensure_tables(project: str, instance: str = names.BIGTABLE_INSTANCE) -> None:
+    """Every table the functions use: the counterparty table and the transaction index."""
+    ensure_counterparty_table(project, instance)
+    ensure_transaction_index(project, instance)
+
+
+def _create(project: str, instance: str, table: str, spec: object) -> bool:
     client, admin = _admin(project)
     try:
-        admin.create_table(parent=f"projects/{project}/instances/{instance}", table_id=table,
-                           table=Table(column_families=families))
+        admin.create_table(parent=f"projects/{project}/instances/{instance}", table_id=table, table=spec)
         return True
     except gexc.AlreadyExists:
         return False
     finally:
         client.close()
+
+
+def drop_tables(project: str, instance: str = names.BIGTABLE_INSTANCE) -> None:
+    """Drop what `ensure_tables` created."""
+    drop_counterparty_table(project, instance)
+    drop_counterparty_table(project, instance, names.TRANSACTION_INDEX_TABLE)
 
 
 def drop_counterparty_table(project: str, instance: str = names.BIGTABLE_INSTANCE,

@@ -10,6 +10,7 @@ stack's process and stops with it.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,10 @@ def console_settings(stack: LocalStack) -> ConsoleSettings:
         "TXGUARD_REGISTRY": stack.env["TXGUARD_REGISTRY"],
         "CONSOLE_INGEST": "false" if embedded else "true",
         "DRIFT_SOURCE": f"file:{stack.functions['score'].log_path}",
+        "LABEL_SOURCE": f"file:{stack.functions['label'].log_path}",
+        # The Rules page's backtest sample, when the caller has one (`txguard rules backtest --save-sample`).
+        "BACKTEST_SAMPLE": os.environ.get("BACKTEST_SAMPLE", ""),
+        "CONSOLE_APPROVERS": os.environ.get("CONSOLE_APPROVERS", ""),
     })
 
 

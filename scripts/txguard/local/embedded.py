@@ -4,6 +4,9 @@
 loopback port, so the unchanged google-cloud-pubsub clients -- the `txguard publish` transport
 and the enrichment function's outbox -- reach it through PUBSUB_EMULATOR_HOST. Each topic's
 messages go to a handler: `transactions` to the `Pusher`, the others to the stack's ledgers.
+It also keeps the pull subscriptions given as `pulls` (`decisions-tail`: `txguard decisions` in
+another shell) as bounded buffers behind synchronous `Pull` and `Acknowledge`: a pulled message
+is leased for the ack deadline and handed out again if not acked by then.
 
 `Pusher` does what a Pub/Sub push subscription does: POST the push body (txguard.local.push,
 with `deliveryAttempt` and `orderingKey`) to the endpoint, one message per ordering key at a time
@@ -15,6 +18,7 @@ from the same `SubscriptionSpec` the emulator and Pulumi use.
 
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import threading
@@ -41,12 +45,57 @@ class Message:
 Handler = Callable[[Message], None]
 
 
-class EmbeddedPubSub:
-    """A Publish-only Pub/Sub on 127.0.0.1:port that hands every message to its topic's handler."""
+class PullBuffer:
+    """One pull subscription: the newest `capacity` messages, leased on pull until acked."""
 
-    def __init__(self, project: str, handlers: Mapping[str, Handler], port: int = 0, workers: int = 16) -> None:
+    def __init__(self, capacity: int = 10_000, ack_deadline_s: float = 60.0) -> None:
+        self.ack_deadline_s = ack_deadline_s
+        self.dropped = 0  # oldest messages pushed out of a full buffer
+        self._ready: collections.deque[Message] = collections.deque(maxlen=capacity)
+        self._leased: dict[str, tuple[Message, float]] = {}
+        self._ids = itertools.count(1)
+        self._cond = threading.Condition()
+
+    def add(self, message: Message) -> None:
+        with self._cond:
+            if len(self._ready) == self._ready.maxlen:
+                self.dropped += 1
+            self._ready.append(message)
+            self._cond.notify_all()
+
+    def pull(self, max_messages: int, wait_s: float = 1.0) -> list[tuple[str, Message]]:
+        with self._cond:
+            now = time.monotonic()
+            for ack_id, (message, deadline) in list(self._leased.items()):
+                if deadline <= now:  # not acked in time: handed out again
+                    del self._leased[ack_id]
+                    self._ready.appendleft(message)
+            if not self._ready:
+                self._cond.wait(wait_s)
+            out = []
+            while self._ready and len(out) < max_messages:
+                message = self._ready.popleft()
+                ack_id = str(next(self._ids))
+                self._leased[ack_id] = (message, time.monotonic() + self.ack_deadline_s)
+                out.append((ack_id, message))
+            return out
+
+    def ack(self, ack_ids: list[str]) -> None:
+        with self._cond:
+            for ack_id in ack_ids:
+                self._leased.pop(ack_id, None)
+
+
+class EmbeddedPubSub:
+    """Publish (every topic, to its handler) and synchronous Pull (the `pulls` subscriptions) on
+    127.0.0.1:port."""
+
+    def __init__(self, project: str, handlers: Mapping[str, Handler], port: int = 0, workers: int = 16,
+                 pulls: Mapping[str, str] | None = None) -> None:
+        """`pulls`: subscription -> topic, each kept as a PullBuffer of that topic's messages."""
         self.project = project
         self.handlers = dict(handlers)
+        self.pulls = {name: (topic, PullBuffer()) for name, topic in (pulls or {}).items()}
         self.port = port
         self.workers = workers
         self._ids = itertools.count(1)
@@ -68,8 +117,40 @@ class EmbeddedPubSub:
             message_id = str(next(self._ids))
             self.counts[name] = self.counts.get(name, 0) + 1
         stamp = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-        handler(Message(name, data, dict(attributes), message_id, stamp, ordering_key))
+        message = Message(name, data, dict(attributes), message_id, stamp, ordering_key)
+        handler(message)
+        for topic, buffer in self.pulls.values():
+            if topic == name:
+                buffer.add(message)
         return message_id
+
+    def _buffer(self, subscription: str, context) -> PullBuffer:  # noqa: ANN001 - grpc's context
+        import grpc
+
+        name = subscription.rsplit("/", 1)[-1]
+        if name not in self.pulls:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"subscription {name!r} not found (embedded Pub/Sub keeps "
+                          f"{sorted(self.pulls) or 'none'})")
+        return self.pulls[name][1]
+
+    def _pull_rpc(self, request, context):  # noqa: ANN001 - grpc's signature
+        from google.protobuf.timestamp_pb2 import Timestamp
+        from google.pubsub_v1.types import PubsubMessage, PullResponse, ReceivedMessage
+
+        received = []
+        for ack_id, m in self._buffer(request.subscription, context).pull(max(1, request.max_messages)):
+            stamp = Timestamp()
+            stamp.FromJsonString(m.publish_time)
+            received.append(ReceivedMessage(ack_id=ack_id, message=PubsubMessage(
+                data=m.data, attributes=m.attributes, message_id=m.message_id, publish_time=stamp,
+                ordering_key=m.ordering_key)))
+        return PullResponse(received_messages=received)
+
+    def _ack_rpc(self, request, context):  # noqa: ANN001 - grpc's signature
+        from google.protobuf.empty_pb2 import Empty
+
+        self._buffer(request.subscription, context).ack(list(request.ack_ids))
+        return Empty()
 
     def _publish_rpc(self, request, context):  # noqa: ANN001 - grpc's signature
         import grpc
@@ -95,8 +176,22 @@ class EmbeddedPubSub:
                 )
             },
         )
+        from google.protobuf.empty_pb2 import Empty
+        from google.pubsub_v1.types import AcknowledgeRequest, PullRequest, PullResponse
+
+        subscriber = grpc.method_handlers_generic_handler(
+            "google.pubsub.v1.Subscriber",
+            {
+                "Pull": grpc.unary_unary_rpc_method_handler(
+                    self._pull_rpc, request_deserializer=PullRequest.deserialize,
+                    response_serializer=PullResponse.serialize),
+                "Acknowledge": grpc.unary_unary_rpc_method_handler(
+                    self._ack_rpc, request_deserializer=AcknowledgeRequest.deserialize,
+                    response_serializer=Empty.SerializeToString),
+            },
+        )
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=self.workers))
-        self._server.add_generic_rpc_handlers((handler,))
+        self._server.add_generic_rpc_handlers((handler, subscriber))
         self.port = self._server.add_insecure_port(f"127.0.0.1:{self.port}")
         self._server.start()
         return self

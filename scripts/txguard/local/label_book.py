@@ -3,11 +3,12 @@
 A stream's `Ledger` (txguard.local.ledger) holds one `LabelBook`: the label publisher says what it
 sent (`sent`, `confirmed`), the label function's log says what it did with each label id
 (`on_status`: `applied`, `unchanged`, `duplicate` are acknowledged, the label is in its
-transaction's ledger), and malformed or refused labels come back on `invalid`, dead-lettered ones
+transaction's ledger; `held` is acknowledged and kept for review, nothing counted), and malformed or refused labels come back on `invalid`, dead-lettered ones
 on `labels-dead-letter`, both matched by their bytes. Counts are per label (all copies of one
 label id, or one malformed message), like the ledger's per transaction:
 
 - `labels_applied`: labels the label function acknowledged as recorded (whatever they changed);
+- `labels_held`: labels it held for review (over a limit) and never applied;
 - `labels_lost`: published, confirmed, and neither applied, nor on `invalid`, nor dead-lettered.
 """
 
@@ -25,6 +26,7 @@ from txguard.publisher import Outgoing
 
 # txguard.enrichment.label_applier.LabelStatus values that mean "recorded, acked" (the others park or retry).
 ACKED = frozenset({"applied", "unchanged", "duplicate"})
+HELD = "held"  # acked too, but kept for review: nothing counted until released (txguard labels held)
 
 
 def _content(data: bytes) -> str:
@@ -50,6 +52,7 @@ class _Label:
     failed: int = 0
     statuses: list[str] = field(default_factory=list)  # from the label function's log
     invalid_reasons: list[str] = field(default_factory=list)
+    invalid_kinds: list[str] = field(default_factory=list)  # error_kind of each copy on `invalid`
     dead_lettered: int = 0
 
     @property
@@ -57,8 +60,13 @@ class _Label:
         return any(s in ACKED for s in self.statuses)
 
     @property
+    def held(self) -> bool:
+        return HELD in self.statuses and not self.applied
+
+    @property
     def settled(self) -> bool:
-        return self.applied or bool(self.invalid_reasons) or (self.copies > 0 and self.failed == self.copies)
+        return (self.applied or self.held or bool(self.invalid_reasons)
+                or (self.copies > 0 and self.failed == self.copies))
 
 
 class LabelBook:
@@ -98,7 +106,7 @@ class LabelBook:
             item = self._items.get(f"label:{label_id}")
             if item is None:
                 return False
-            if status in ACKED:
+            if status in ACKED or status == HELD:
                 item.statuses.append(status)
             return True
 
@@ -108,6 +116,7 @@ class LabelBook:
             if item is None:
                 return False
             item.invalid_reasons.append(attributes.get(names.ATTR_REASON, ""))
+            item.invalid_kinds.append(attributes.get(names.ATTR_ERROR_KIND, ""))
             return True
 
     def on_dead_letter(self, data: bytes) -> bool:
@@ -136,6 +145,11 @@ class LabelBook:
             return all((i.settled or i.dead_lettered) and i.confirmed + i.failed >= i.copies
                        for i in self._items.values())
 
+    def invalid_kinds(self) -> dict[str, list[str]]:
+        """The `error_kind` of each label on `invalid`, by label id (labels with an id only)."""
+        with self._lock:
+            return {i.label_id: list(i.invalid_kinds) for i in self._items.values() if i.label_id and i.invalid_kinds}
+
     def statuses(self) -> dict[str, list[str]]:
         """The label function's statuses, by label id (applied labels only)."""
         with self._lock:
@@ -150,6 +164,7 @@ class LabelBook:
             "labels_sent": sent,
             "labels_published": sum(1 for i in items if i.confirmed),
             "labels_applied": sum(1 for i in valid if i.applied),
+            "labels_held": sum(1 for i in valid if i.held),
             "labels_invalid": sum(1 for i in items if i.invalid_reasons),
             "labels_invalid_without_reason": sum(1 for i in items if i.invalid_reasons and not all(i.invalid_reasons)),
             "labels_dead_lettered": sum(1 for i in items if i.dead_lettered),

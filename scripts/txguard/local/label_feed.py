@@ -20,11 +20,12 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from txguard.contract import names
 from txguard.local.ledger import Ledger
 from txguard.publisher import Outgoing
-from txguard.publisher.label_sources import from_label
+from txguard.publisher.label_sources import from_label, label_topic
 from txguard.simulator.late_labels import LabelDraft, Labelled, drafts_of
 
 DEMO_SECONDS_PER_DAY = 0.5
@@ -38,8 +39,11 @@ def demo_labels(messages: Sequence[Outgoing], seed: int, seconds_per_day: float 
         if not m.expected_valid or m.transaction_id is None or m.is_fraud is None:
             continue
         doc = json.loads(m.data)
+        # The transaction's time floored to the millisecond, as the transaction index keeps it: the
+        # stream is shifted to end now, so its times carry microseconds a label would round up.
+        ms_time = round(m.event_time * 1e6) // 1000 / 1000
         items.append(Labelled(m.transaction_id, doc["wallet_id"], doc["counterparty_id"], doc.get("device_id"),
-                              m.event_time, bool(m.is_fraud)))
+                              ms_time, bool(m.is_fraud)))
     return sorted(((draft.delay_s / 86400 * seconds_per_day, draft) for draft in drafts_of(items, seed)),
                   key=lambda pair: (pair[0], pair[1].label_id))
 
@@ -76,7 +80,8 @@ class LabelFeed:
     def _run(self) -> None:
         from txguard.publisher import PubSubTransport
 
-        transport = PubSubTransport(self.project, names.LABELS_TOPIC, ordering=False)
+        transports = {route.topic: PubSubTransport(self.project, route.topic, ordering=False)
+                      for route in names.LABEL_ROUTES}
         pending = list(self.plan)
         try:
             while pending and not self._stop.is_set():
@@ -86,21 +91,23 @@ class LabelFeed:
                     sent = self.ledger.sent_at_ms(label.item.transaction_id)
                     (due if sent is not None and sent + delay * 1000 <= now_ms else later).append((delay, label))
                 for _delay, label in due:
-                    self._publish(transport, label)
+                    self._publish(transports, label)
                 pending = later
                 self._stop.wait(self.interval_s)
         except BaseException as exc:  # noqa: BLE001 - reported by wait()
             self.error = exc
         finally:
-            transport.close()  # flushes what was published
+            for transport in transports.values():
+                transport.close()  # flushes what was published
             self._done.set()
 
-    def _publish(self, transport: object, draft: LabelDraft) -> None:
+    def _publish(self, transports: dict[str, Any], draft: LabelDraft) -> None:
         # Known now: never before its transaction (the stream's timestamps are in the past).
         label = draft.event(known_at=max(datetime.now(UTC), datetime.fromtimestamp(round(draft.item.ts, 3), UTC)))
         message = from_label(label)
         self.ledger.labels.sent(message)
-        future = transport.publish(message.data, {names.ATTR_TRANSACTION_ID: label.transaction_id}, "")  # type: ignore[attr-defined]
+        transport = transports[label_topic(message.data)]  # its source's topic
+        future = transport.publish(message.data, {names.ATTR_TRANSACTION_ID: label.transaction_id}, "")
         future.add_done_callback(lambda f: self.ledger.labels.confirmed(message, f.exception()))
         self.published += 1
 
@@ -119,18 +126,20 @@ class LabelFeed:
             self._thread = None
 
 
-def publish_now(project: str, ledger: Ledger, messages: Sequence[Outgoing], timeout_s: float = 60.0) -> int:
-    """Publish label messages at once, in order, each recorded in the ledger first; returns how many
-    Pub/Sub confirmed (a failed publish is recorded as such, never silently dropped)."""
+def publish_now(project: str, ledger: Ledger, messages: Sequence[Outgoing], timeout_s: float = 60.0,
+                topic: str | None = None) -> int:
+    """Publish label messages at once, in order, each on its source's topic (`label_topic`) and recorded in
+    the ledger first; returns how many Pub/Sub confirmed (a failed publish is recorded as such, never
+    silently dropped). `topic`: all of them there instead (a test of labels on the wrong route)."""
     from txguard.publisher import PubSubTransport
 
-    transport = PubSubTransport(project, names.LABELS_TOPIC, ordering=False)
+    transports = {route.topic: PubSubTransport(project, route.topic, ordering=False) for route in names.LABEL_ROUTES}
     confirmed = 0
     try:
         futures = []
         for message in messages:
             ledger.labels.sent(message)
-            futures.append((message, transport.publish(message.data, {}, "")))
+            futures.append((message, transports[topic or label_topic(message.data)].publish(message.data, {}, "")))
         for message, future in futures:
             try:
                 future.result(timeout=timeout_s)
@@ -140,5 +149,6 @@ def publish_now(project: str, ledger: Ledger, messages: Sequence[Outgoing], time
             ledger.labels.confirmed(message, None)
             confirmed += 1
     finally:
-        transport.close()
+        for transport in transports.values():
+            transport.close()
     return confirmed

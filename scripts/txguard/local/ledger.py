@@ -66,6 +66,8 @@ class _Item:
     decisions: list[bytes] = field(default_factory=list)
     outcome: str | None = None  # allow | review | block, of the first decision
     late: bool = False  # a decision said a later transaction of the wallet was decided first
+    rules: tuple[str, ...] = ()  # the rules that fired, of the first decision
+    rule_set: str | None = None  # the rule set that decided it
     latency_ms: float | None = None  # first publish -> first decision received
     invalid_reasons: list[str] = field(default_factory=list)
     invalid_kinds: list[str] = field(default_factory=list)  # the function's error_kind attribute
@@ -138,6 +140,8 @@ class Ledger:
             if item.outcome is None and isinstance(doc, dict) and "outcome" in doc:
                 item.outcome = str(doc["outcome"])
                 item.late = bool(doc.get("late", False))
+                item.rules = tuple(str(h.get("rule")) for h in doc.get("rules") or () if isinstance(h, dict))
+                item.rule_set = doc.get("rule_set")
                 item.latency_ms = float(_now_ms(now_ms) - item.published_at_ms)
                 self._recent.append(item.latency_ms)
             return True
@@ -281,6 +285,10 @@ class Ledger:
             "false_positives": fp,
             "precision": round(tp / (tp + fp), 4) if tp + fp else None,
             "recall": round(tp / (tp + fn), 4) if tp + fn else None,
+            "decisions_by_rule": dict(sorted(Counter(r for i in decided for r in i.rules).items())),
+            "decisions_with_rules": sum(1 for i in decided if i.rules),
+            "rule_sets": dict(sorted(Counter(str(i.rule_set) for i in decided if i.rule_set).items())),
+            "frauds_hit_by_rules": dict(sorted(Counter(i.message.scenario for i in caught if i.rules).items())),
             "caught_by_scenario": dict(Counter(i.message.scenario for i in caught)),
             "missed_by_scenario": dict(Counter(i.message.scenario for i in missed)),
             "e2e_p50_ms": _ms(lat[50]),

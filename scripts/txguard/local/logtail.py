@@ -16,12 +16,14 @@ from typing import Any
 
 
 class LogTail:
-    def __init__(self, path: Path, sink: Callable[[dict[str, Any]], None], interval_s: float = 0.2) -> None:
+    def __init__(self, path: Path, sink: Callable[[dict[str, Any]], None], interval_s: float = 0.2,
+                 from_end: bool = False) -> None:
+        """`from_end`: only lines appended from now on (what a delivery made after this point)."""
         self.path = path
         self.sink = sink
         self.interval_s = interval_s
         self.lines = 0
-        self._offset = 0
+        self._offset = path.stat().st_size if from_end and path.is_file() else 0
         self._partial = b""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

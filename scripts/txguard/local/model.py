@@ -73,3 +73,37 @@ def ensure_model(registry: str, seed: int = 42, log: Callable[[str], None] = lam
 def describe(params: dict[str, int]) -> str:
     """`21 days x 800 wallets, 100 iterations` (what the demo model was trained on)."""
     return f"{params['days']} days x {params['wallets']} wallets, {params['max_iter']} iterations"
+
+
+# The demo's rule set (docs/examples/rules.json holds the same, a test keeps them equal): saved as
+# `production` when the registry has no rule set, so `make demo` shows rules firing beside the model.
+DEMO_RULES: dict[str, Any] = {"rules": [
+    {"name": "first_big_payment_new_shop",
+     "condition": "type == 'payment' && amount > 100 && is_new_counterparty == 1 && cp_age_days < 1",
+     "outcome": "review", "reason": "first payment above 100 to a counterparty younger than a day"},
+    {"name": "card_testing_then_big", "condition": "small_tx_count_1h >= 3 && amount > 100",
+     "outcome": "block", "reason": "a large payment right after several probe-sized ones"},
+    {"name": "own_bank_top_up",
+     "condition": "type == 'top_up' && counterparty_id.startsWith('bank-') && amount < 5000",
+     "outcome": "allow", "reason": "a top-up from the wallet's own bank account"},
+]}
+
+
+def ensure_rules(registry: str, log: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+    """The production rule set in `registry`, saving the demo's first if there is none."""
+    from txguard.contract.errors import RuleSetNotFoundError
+    from txguard.contract.models import RuleSetSpec
+    from txguard.registry import PRODUCTION, open_registry
+    from txguard.registry.rulesets import RuleSetRegistry
+    from txguard.rules.engine import RuleSet
+
+    store = RuleSetRegistry(open_registry(registry).store)
+    try:
+        return {"version": store.resolve(PRODUCTION), "saved": False}
+    except RuleSetNotFoundError:
+        pass
+    spec = RuleSet(RuleSetSpec.model_validate(DEMO_RULES)).spec  # checked as `txguard rules save` would
+    meta = store.publish(spec, saved_by="txguard local up", reason="the demo's rule set")
+    store.promote(meta.version)
+    log(f"rule set {meta.version} ({len(meta.rules)} rules) saved as production")
+    return {"version": meta.version, "saved": True, "rules": meta.rules}

@@ -60,6 +60,9 @@ def summary_table(summary: dict[str, Any]) -> Any:
                                f"({summary['true_positives']} of {summary['fraud_labelled']} frauds caught, "
                                f"{summary['false_positives']} false alarms; block+review = positive)"),
         ("caught / missed", f"{summary['caught_by_scenario']} / {summary['missed_by_scenario']}"),
+        ("rules", (f"{summary.get('decisions_with_rules', 0)} decisions where a rule fired, by rule "
+                   f"{summary.get('decisions_by_rule') or {}}; frauds caught where a rule fired, by scenario "
+                   f"{summary.get('frauds_hit_by_rules') or {}}; rule set {summary.get('rule_sets') or 'none'}")),
         ("end-to-end latency", f"p50 {summary['e2e_p50_ms']} ms, p95 {summary['e2e_p95_ms']} ms, "
                                f"p99 {summary['e2e_p99_ms']} ms, max {summary['e2e_max_ms']} ms"),
         ("publish rate", f"{summary.get('publish_rate_tps')} tx/s over {summary.get('publish_seconds')} s"),

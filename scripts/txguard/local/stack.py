@@ -71,6 +71,9 @@ class StackOptions:
     push: str = "bridge"
     push_window: int = 1000
     label_threads: int = 4
+    # Settings of the label function beyond the stack's (LabelSettings aliases: its limits, its retry of
+    # labels whose transaction is not in the index yet); `txguard reliability` sets them.
+    label_env: dict[str, str] | None = None
     # The demo stream's labels (txguard.local.label_feed): seconds of demo per day of label delay; 0: none.
     label_day_s: float = 0.5
     # The analyst console (docs/console.md) served next to the stack; `local up` turns it on.
@@ -93,10 +96,13 @@ class LocalStack:
         self.env: dict[str, str] = {}  # what a second shell needs to talk to this stack
         self.endpoints: dict[str, str] = {}
         self.model: dict[str, Any] = {}
+        self.rules: dict[str, Any] = {}
         self.broker: Any = None
         self.pusher: Any = None  # embedded mode's push loop
         self.bridge: Any = None  # emulator mode's push bridge
-        self.label_delivery: Any = None  # the labels push subscription's bridge, or embedded pusher
+        # One per label route (txguard.contract.names.LABEL_ROUTES): its push subscription's bridge, or
+        # embedded pusher, posting to the route's own path of the label function.
+        self.label_deliveries: dict[str, Any] = {}
         self.consumers: Any = None
         self.emulators: dict[str, emulators.Emulator] = {}  # by name: pubsub, firestore, gcs
         self.functions: dict[str, processes.FunctionProcess] = {}  # score, enrich, label
@@ -174,9 +180,9 @@ class LocalStack:
         if registry.startswith("gs://"):
             model.ensure_bucket(registry.removeprefix("gs://").split("/", 1)[0])
         self._ensure_model(registry)
-        from txguard.local.bigtable import ensure_counterparty_table
+        from txguard.local.bigtable import ensure_tables
 
-        ensure_counterparty_table(self.options.project)
+        ensure_tables(self.options.project)
         common = {"GOOGLE_CLOUD_PROJECT": self.options.project}
         counterparty = {"COUNTERPARTY_STORE": "bigtable", "BIGTABLE_EMULATOR_HOST": emus["bigtable"].env_value,
                         "PUBSUB_EMULATOR_HOST": emus["pubsub"].env_value}
@@ -184,7 +190,7 @@ class LocalStack:
             {**common, "MODEL_URI": f"{registry}@production", "STORAGE_EMULATOR_HOST": emus["gcs"].env_value},
             {**common, **counterparty, "HISTORY_STORE": "firestore",
              "FIRESTORE_EMULATOR_HOST": emus["firestore"].env_value},
-            {**common, **counterparty},
+            {**common, **counterparty, **(self.options.label_env or {})},
         )
         # The console's subscriptions only when the console reads them (else they would only fill up).
         subscriptions = names.SUBSCRIPTIONS if self.options.analyst_console else tuple(
@@ -198,19 +204,22 @@ class LocalStack:
             self.bridge = PushBridge(self.options.project, spec, enrich.url + "/",
                                      window=self.options.push_window).start()
             self._exit.callback(self.bridge.stop)
-            label_spec = names.subscription(names.LABELS_PUSH_SUBSCRIPTION)
-            self.label_delivery = PushBridge(self.options.project, label_spec, label.url + "/",
-                                             window=self.options.push_window).start()
-            self._exit.callback(self.label_delivery.stop)
+            for route in names.LABEL_ROUTES:
+                label_spec = names.subscription(route.subscription)
+                bridge = PushBridge(self.options.project, label_spec, topology.push_endpoint(label.url, label_spec),
+                                    window=self.options.push_window).start()
+                self.label_deliveries[route.name] = bridge
+                self._exit.callback(bridge.stop)
             self.step(f"topology created; push bridges {spec.name} -> {enrich.url}/ (window "
                       f"{self.options.push_window}, {'ordered by wallet' if self.bridge.ordering else 'unordered'}), "
-                      f"{label_spec.name} -> {label.url}/")
+                      + ", ".join(f"{r.subscription} -> {label.url}{r.path}" for r in names.LABEL_ROUTES))
         elif self.options.push == "emulator":
             topology.ensure_topology(self.options.project, {names.ENRICH_FUNCTION: enrich.url + "/",
                                                             names.LABEL_FUNCTION: label.url + "/"},
                                      subscriptions=subscriptions, retry_policy=self.options.emulator_retry_policy)
-            self.step(f"topology created; the emulator pushes {names.ENRICH_PUSH_SUBSCRIPTION} to {enrich.url}/ "
-                      f"and {names.LABELS_PUSH_SUBSCRIPTION} to {label.url}/ (2 at a time, unordered)")
+            self.step(f"topology created; the emulator pushes {names.ENRICH_PUSH_SUBSCRIPTION} to {enrich.url}/ and "
+                      + ", ".join(f"{r.subscription} to {label.url}{r.path}" for r in names.LABEL_ROUTES)
+                      + " (2 at a time, unordered)")
         else:
             raise ValueError(f"push must be one of {PUSH_MODES}, got {self.options.push!r}")
         from txguard.local.consumers import PullConsumers
@@ -234,8 +243,8 @@ class LocalStack:
         def to_enrich(message: Message) -> None:
             self.pusher.submit(message)
 
-        def to_label(message: Message) -> None:
-            self.label_delivery.submit(message)
+        def to_label(route: str) -> Any:
+            return lambda message: self.label_deliveries[route].submit(message)
 
         self.broker = EmbeddedPubSub(self.options.project, {
             names.TRANSACTIONS_TOPIC: to_enrich,
@@ -243,12 +252,12 @@ class LocalStack:
             names.INVALID_TOPIC: self._also_console(route(self.ledgers.on_invalid), names.INVALID_CONSOLE_SUBSCRIPTION),
             names.DEAD_LETTER_TOPIC: self._also_console(route(self.ledgers.on_dead_letter),
                                                         names.DEAD_LETTER_CONSOLE_SUBSCRIPTION),
-            names.LABELS_TOPIC: to_label,
+            **{route.topic: to_label(route.name) for route in names.LABEL_ROUTES},
             names.LABELS_DEAD_LETTER_TOPIC: route(self.ledgers.on_label_dead_letter),
-        }).start()
+        }, pulls={names.DECISIONS_SUBSCRIPTION: names.DECISIONS_TOPIC}).start()
         self._exit.callback(self.broker.stop)
         self._setenv("PUBSUB_EMULATOR_HOST", self.broker.host)
-        self.endpoints["embedded Pub/Sub (Publish only)"] = self.broker.host
+        self.endpoints[f"embedded Pub/Sub (Publish; Pull of {names.DECISIONS_SUBSCRIPTION})"] = self.broker.host
         self.step(f"embedded Pub/Sub on {self.broker.host}")
         registry = self.options.registry or str(self.workdir / "registry")
         self._ensure_model(registry)
@@ -259,21 +268,24 @@ class LocalStack:
         _, enrich, label = self._start_functions(
             {**common, "MODEL_URI": f"{registry}@production"},
             {**common, **sqlite, "HISTORY_STORE": "sqlite"},
-            {**common, **sqlite},
+            {**common, **sqlite, **(self.options.label_env or {})},
         )
         spec = names.subscription(names.ENRICH_PUSH_SUBSCRIPTION)
         self.pusher = Pusher(enrich.url + "/", self.options.project, spec,
                              lambda m, _n: self.broker.publish(names.DEAD_LETTER_TOPIC, m.data, m.attributes),
                              concurrency=self.options.enrich_threads)
         self._exit.callback(self.pusher.stop)
-        label_spec = names.subscription(names.LABELS_PUSH_SUBSCRIPTION)
-        self.label_delivery = Pusher(
-            label.url + "/", self.options.project, label_spec,
-            lambda m, _n: self.broker.publish(names.LABELS_DEAD_LETTER_TOPIC, m.data, m.attributes),
-            concurrency=self.options.label_threads)
-        self._exit.callback(self.label_delivery.stop)
-        self.step(f"push loops: {spec.name} -> {enrich.url}/, {label_spec.name} -> {label.url}/ "
-                  f"(max {spec.max_delivery_attempts} attempts)")
+        for route in names.LABEL_ROUTES:
+            label_spec = names.subscription(route.subscription)
+            pusher = Pusher(
+                topology.push_endpoint(label.url, label_spec), self.options.project, label_spec,
+                lambda m, _n: self.broker.publish(names.LABELS_DEAD_LETTER_TOPIC, m.data, m.attributes),
+                concurrency=self.options.label_threads)
+            self.label_deliveries[route.name] = pusher
+            self._exit.callback(pusher.stop)
+        self.step(f"push loops: {spec.name} -> {enrich.url}/, "
+                  + ", ".join(f"{r.subscription} -> {label.url}{r.path}" for r in names.LABEL_ROUTES)
+                  + f" (max {spec.max_delivery_attempts} attempts)")
         self._start_console()
 
     def _also_console(self, handler: Any, subscription: str) -> Any:
@@ -307,6 +319,8 @@ class LocalStack:
         self.model = model.ensure_model(registry, log=lambda m: self.step(f"  train: {m}"))
         trained = f"trained in {self.model.get('train_seconds')} s, PR-AUC {self.model.get('pr_auc')}"
         self.step(f"model {self.model['version']} is production ({trained if self.model['trained'] else 'found'})")
+        self.rules = model.ensure_rules(registry, log=lambda m: self.step(f"  rules: {m}"))
+        self.step(f"rule set {self.rules['version']} is production ({'saved' if self.rules['saved'] else 'found'})")
 
     def _start_functions(self, score_env: dict[str, str], enrich_env: dict[str, str],
                          label_env: dict[str, str]) -> tuple[Any, Any, Any]:
@@ -325,6 +339,7 @@ class LocalStack:
         label.wait_ready("/")
         # What the label function did with each label id, from its one log line per delivery.
         tail = LogTail(label.log_path, self._on_label_line).start()
+        self._setenv("TXGUARD_LABEL_LOG", str(label.log_path))  # `txguard label --wait` in another shell
         self._exit.callback(tail.stop)
         self.endpoints.update({"scoring function": score.url, "enrichment function": enrich.url,
                                "label function": label.url})
@@ -364,6 +379,26 @@ class LocalStack:
 
         return BigtableCounterpartyStore(project=self.options.project)
 
+    def label_stores(self) -> tuple[Any, Any, Any]:
+        """Clients of the label function's stores (counterparty, transaction index, label review), as its
+        settings name them: what `txguard labels held` opens (close each)."""
+        from txguard.enrichment.label_review import create_label_review
+        from txguard.enrichment.transaction_index import create_transaction_index
+
+        store = self.counterparty_store()
+        if self.mode == "embedded":
+            from txguard.contract.settings import CounterpartySettings
+
+            settings = CounterpartySettings.model_validate(
+                {"COUNTERPARTY_STORE": "sqlite", "SQLITE_PATH": str(self.workdir / "history.sqlite3"),
+                 "GOOGLE_CLOUD_PROJECT": self.options.project})
+            return store, create_transaction_index(settings), create_label_review(settings)
+        from txguard.contract.settings import CounterpartySettings
+
+        settings = CounterpartySettings.model_validate({"COUNTERPARTY_STORE": "bigtable",
+                                                        "GOOGLE_CLOUD_PROJECT": self.options.project})
+        return store, create_transaction_index(settings), create_label_review(settings)
+
     @property
     def push_mode(self) -> str:
         return "embedded" if self.mode == "embedded" else self.options.push
@@ -376,10 +411,10 @@ class LocalStack:
         elif self.pusher is not None:
             out["push"] = {**self.pusher.stats.as_dict(), "dead_lettered": self.pusher.dead_lettered}
         out["ordering"] = self.dispatcher is not None and self.dispatcher.ordering
-        labels = self.label_delivery
-        if labels is not None:
-            out["labels_push"] = (labels.summary() if hasattr(labels, "summary")
-                                  else {**labels.stats.as_dict(), "dead_lettered": labels.dead_lettered})
+        for route, labels in self.label_deliveries.items():
+            out.setdefault("labels_push", {})[route] = (
+                labels.summary() if hasattr(labels, "summary")
+                else {**labels.stats.as_dict(), "dead_lettered": labels.dead_lettered})
         return out
 
     def print_env(self) -> None:
@@ -396,7 +431,8 @@ class LocalStack:
         self._echo = self.mode == "embedded"  # embedded outputs only exist in this process: show them
         self.print_env()
         self.terminal.print("[bold]stack running[/]; Ctrl-C to stop" + (
-            " (decisions are printed here: embedded Pub/Sub has no subscriptions)" if self._echo else ""))
+            f" (decisions are printed here too; `txguard decisions --follow` pulls {names.DECISIONS_SUBSCRIPTION})"
+            if self._echo else ""))
         stop = threading.Event()
         while not stop.wait(1.0):
             pass

@@ -41,6 +41,7 @@ class Stage:
     achieved_tps: float = 0.0
     drain_s: float = 0.0
     ledger: Ledger | None = None
+    cpu: dict[str, Any] = field(default_factory=dict)  # txguard bench e2e: CPU by part (bench/cpu_split.py)
 
     @property
     def backlog_slope(self) -> float:
@@ -59,7 +60,7 @@ class Stage:
             "decided": s.get("decided"), "lost": s.get("lost"), "e2e_p50_ms": s.get("e2e_p50_ms"),
             "e2e_p99_ms": s.get("e2e_p99_ms"), "backlog_slope_per_s": round(self.backlog_slope, 2),
             "max_backlog": max((b for _, b in self.samples), default=0), "drain_s": round(self.drain_s, 1),
-            "sustained": self.sustained,
+            "sustained": self.sustained, **({"cpu": self.cpu} if self.cpu else {}),
         }
 
 

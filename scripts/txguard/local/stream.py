@@ -31,6 +31,8 @@ def warm_up(stack: LocalStack) -> None:
 
 def run_stream(stack: LocalStack) -> dict[str, Any]:
     """Publish the bounded stream, drain the outputs, return the summary (last-line figures)."""
+    if stack.analyst_console is not None:  # the live view's totals count this stream, not the warm-up
+        stack.analyst_console.parts.stats.start_totals()
     from txguard.local.terminal import live as live_status
     from txguard.publisher import Pacer, make_stream
 

@@ -38,6 +38,11 @@ def _duration(seconds: int) -> Any:
     return duration_pb2.Duration(seconds=int(seconds))
 
 
+def push_endpoint(function_url: str, spec: names.SubscriptionSpec) -> str:
+    """Where a push subscription posts: its function's URL, plus its path when it has one (a label route)."""
+    return function_url.rstrip("/") + spec.push_path if spec.push_path else function_url
+
+
 def subscription_request(
     project: str, spec: names.SubscriptionSpec, push_endpoints: Mapping[str, str], emulator: bool | None = None,
     retry_policy: bool = True, push: bool = True,
@@ -71,7 +76,7 @@ def subscription_request(
     if spec.push_to is not None and push:
         if spec.push_to not in push_endpoints:
             raise KeyError(f"subscription {spec.name} pushes to {spec.push_to!r}: no endpoint given")
-        request["push_config"] = {"push_endpoint": push_endpoints[spec.push_to]}
+        request["push_config"] = {"push_endpoint": push_endpoint(push_endpoints[spec.push_to], spec)}
     if spec.dead_letter_topic is not None:
         request["dead_letter_policy"] = {
             "dead_letter_topic": f"projects/{project}/topics/{spec.dead_letter_topic}",

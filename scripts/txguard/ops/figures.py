@@ -249,9 +249,15 @@ def _reliability(r: dict[str, Any]) -> list[Row]:
     lost = sum(int(v.get("lost") or 0) for v in scenarios.values())
     double = sum(int(v.get("double_counted") or 0) for v in scenarios.values())
     verdict = "passed" if r.get("passed") else "FAILED"
+    differing = sum(int(v.get("cp_features_differing") or 0) for v in scenarios.values())
+    unexplained = sum(int(v.get("cp_features_unexplained") or 0) for v in scenarios.values())
+    aggregates = sum(int(v.get("aggregate_cells_differing") or 0) for v in scenarios.values())
+    counterparty = (f"; counterparty aggregates vs the replay: {aggregates} counters differ; {differing} decisions on "
+                    f"counterparty features that differ from it, {differing - unexplained} explained by a logged late "
+                    "update" if any("cp_features_differing" in v for v in scenarios.values()) else "")
     return [("failure scenarios", "`txguard reliability`",
-             f"{len(scenarios)} scenarios, lost {lost} and double counted {double}: {verdict} ({r.get('mode')}, "
-             f"{r.get('profile')} profile); see [docs/reliability.md](docs/reliability.md)")]
+             f"{len(scenarios)} scenarios, lost {lost} and double counted {double}{counterparty}: {verdict} "
+             f"({r.get('mode')}, {r.get('profile')} profile); see [docs/reliability.md](docs/reliability.md)")]
 
 
 def _follow(r: dict[str, Any]) -> list[Row]:

@@ -26,6 +26,18 @@ def redrive_attributes(attributes: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in attributes.items() if not k.startswith(DEAD_LETTER_ATTRIBUTE_PREFIX)}
 
 
+SOURCE_SUBSCRIPTION_ATTRIBUTE = "CloudPubSubDeadLetterSourceSubscription"  # set by Pub/Sub on dead-lettering
+
+
+def label_topic_of(attributes: dict[str, str]) -> str:
+    """Where a dead-lettered label goes back to: the topic of the route it was dead-lettered from (Pub/Sub
+    names the source subscription), so a label is redriven only to the route it came by, never promoted
+    to another (an analyst's route from the processor feed's, by what the label says of itself).
+    Unknown: the processor feed's topic, where an analyst label is refused (`source`)."""
+    source = attributes.get(SOURCE_SUBSCRIPTION_ATTRIBUTE, "").rsplit("/", 1)[-1]
+    return next((r.topic for r in names.LABEL_ROUTES if r.subscription == source), names.LABELS_TOPIC)
+
+
 @dataclass
 class RedriveStats:
     pulled: int = 0
@@ -46,8 +58,10 @@ def redrive(
     batch: int = 100,
     pull_timeout_s: float = 5.0,
     on_message: Callable[[bytes, dict[str, str]], None] | None = None,
+    topic_of: Callable[[dict[str, str]], str] | None = None,
 ) -> RedriveStats:
-    """Move messages from `subscription` to `topic` until it is empty (or `max_messages`)."""
+    """Move messages from `subscription` to `topic` until it is empty (or `max_messages`); with `topic_of`,
+    each to the topic it names from the message's attributes (dead-lettered labels: `label_topic_of`)."""
     from google.api_core import exceptions as gexc
     from google.cloud import pubsub_v1
 
@@ -68,9 +82,10 @@ def redrive(
             if not received:
                 break
             stats.pulled += len(received)
-            futures = [(rm, publisher.publish(topic_path, rm.message.data,
-                                              **redrive_attributes(dict(rm.message.attributes))))
-                       for rm in received]
+            futures = [(rm, publisher.publish(
+                topic_path if topic_of is None else publisher.topic_path(project, topic_of(dict(rm.message.attributes))),
+                rm.message.data, **redrive_attributes(dict(rm.message.attributes))))
+                for rm in received]
             done, nack = [], []
             for rm, future in futures:
                 try:

@@ -13,6 +13,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from txguard.contract import names
 from txguard.contract.models import LABEL_ADAPTER, LabelEvent
 from txguard.publisher.messages import Outgoing, contract_problem
 from txguard.publisher.sources import _rows
@@ -21,6 +22,17 @@ from txguard.publisher.sources import _rows
 def label_problem(data: bytes) -> str | None:
     """Why the contract would reject these bytes as a LabelEvent (naming the field), or None."""
     return contract_problem(LABEL_ADAPTER, data)
+
+
+def label_topic(data: bytes) -> str:
+    """The topic a label message goes to: its kind's route (txguard.contract.names.LABEL_ROUTES: analysts'
+    verdicts on `labels-analyst`, chargebacks and reversals on `labels`). Bytes that name no known kind go to
+    the processor feed's topic, where the label function parks them with the reason."""
+    try:
+        kind = json.loads(data).get("kind")
+        return names.label_route_of_kind(str(kind)).topic
+    except (ValueError, AttributeError, KeyError):
+        return names.LABELS_TOPIC
 
 
 def from_label(label: LabelEvent, line: int | None = None) -> Outgoing:

@@ -28,7 +28,8 @@ from pathlib import Path
 from txguard.publisher.messages import Outgoing, corrupt, from_labelled, payload_problem, shift_to_end_at
 from txguard.simulator.core import LabelledTransaction, quick_stream
 
-SCENARIOS: tuple[str, ...] = ("normal", "fraud", "burst", "drift")
+# fake_shop: the fraud stream plus a new attack no model was trained on (simulator/fake_shop.py)
+SCENARIOS: tuple[str, ...] = ("normal", "fraud", "burst", "drift", "fake_shop")
 BURST_FRAUD_SHARE = 0.08
 DRIFT = 0.6
 LABEL_COLUMNS = ("is_fraud", "scenario")
@@ -55,14 +56,18 @@ def simulated(
     elif scenario == "burst":
         items = _burst(count, seed, drift, id_prefix)
     else:
-        items = list(quick_stream(count, seed=seed, drift=drift, id_prefix=id_prefix))
+        attacks = ("fake_shop",) if scenario == "fake_shop" else ()
+        items = list(quick_stream(count, seed=seed, drift=drift, id_prefix=id_prefix, attacks=attacks))
     return shift_to_end_at(items, end)
 
 
 def _burst(count: int, seed: int, drift: float, id_prefix: str | None) -> list[LabelledTransaction]:
-    """Fraud incidents at full strength, legitimate traffic thinned to keep the stream at `count`."""
+    """Fraud incidents at full strength (the fake_shop attack among them), legitimate traffic thinned to keep
+    the stream at `count`."""
     # The simulator makes about 1% fraud: simulate ~BURST_FRAUD_SHARE / 1% times more, thin the rest.
-    raw = list(quick_stream(int(count * BURST_FRAUD_SHARE / 0.01), seed=seed, drift=drift, id_prefix=id_prefix))
+    # With the new attack no model was trained on (simulator/fake_shop.py): the demo's rules catch it.
+    raw = list(quick_stream(int(count * BURST_FRAUD_SHARE / 0.01), seed=seed, drift=drift, id_prefix=id_prefix,
+                            attacks=("fake_shop",)))
     fraud = [t for t in raw if t.is_fraud]
     legit = [t for t in raw if not t.is_fraud]
     fraud = fraud[: max(1, int(count * BURST_FRAUD_SHARE))]

@@ -8,12 +8,17 @@
 - `scenarios`: duplicates, poison, outages, bad model, burst; `faults`: enrichment workers killed,
   deliveries failed at random; `promotion`: promote and roll back a model version mid-stream, no
   redeploy; `labels` (+ `label_events`, its label corpus): duplicated, reversed, early, unknown and
-  malformed labels, the store's label counters against the offline replay; `checks`: how every
-  scenario ends (drain, counts, replay checks);
+  malformed labels, the store's label counters against the offline replay; `label_poisoning`: forged,
+  wrong-route and mismatched labels parked, a reversal storm and a fraud burst held, then reviewed,
+  the counters against the replay of what was applied; `counterparty`: a hot
+  counterparty while workers die, the Bigtable emulator frozen; `checks`: how every scenario ends
+  (drain, counts, replay checks); `counterparty_check`: the counterparty features and aggregates
+  against the replay, differences explained by logged late updates;
 - `registry`: the scenarios in run order; `runner`: one stack, the scenarios in turn, the verdict;
 - `report`: the table, the last-line JSON and docs/reliability.md.
 """
 
 # In run order; `registry.SCENARIOS` implements them (kept here so `txguard --help` imports nothing heavy).
 SCENARIO_NAMES = ("duplicates", "poison", "scoring_outage", "store_outage", "bad_model", "burst",
-                  "worker_kill", "flaky_delivery", "promotion", "labels")
+                  "worker_kill", "flaky_delivery", "promotion", "rule_promotion", "labels", "label_poisoning",
+                  "counterparty_hot", "counterparty_outage")

@@ -2,8 +2,9 @@
 
 One `LocalStack` serves the whole run. Its `Router` (txguard.local.ledger) hands each output
 (decision, invalid, dead letter) to the ledger of the scenario it belongs to, so a late output
-of one scenario never counts in the next. Each scenario uses transaction ids and wallets of its
-own (`<scenario>-...`), so its history check only looks at its own wallets.
+of one scenario never counts in the next. Each scenario uses transaction ids, wallets,
+counterparties and devices of its own (`<scenario>-...`), so its history check only looks at its
+own wallets and its counterparty replay is complete without the other scenarios.
 
 Draining ends when every transaction has an outcome; while some are missing and nothing has
 arrived for `redrive_after_s`, the dead-letter subscription is redriven (scripts/txguard/ops/redrive.py), and
@@ -15,8 +16,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from txguard.contract import names
@@ -24,8 +25,10 @@ from txguard.local import feed
 from txguard.local.ledger import Ledger
 from txguard.local.push import Faults
 from txguard.local.router import Router
+from txguard.ops.late_updates import LateLine, distinct
 from txguard.publisher import Outgoing
-from txguard.reliability.history_check import FeatureCheck, HistoryCheck, check, check_features
+from txguard.reliability import counterparty_check
+from txguard.reliability.history_check import check, check_features
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,12 @@ class Profile:
     promote_at_s: float
     rollback_at_s: float
     labels_tx: int  # the labels scenario's transactions (its labels follow from them)
+    hot_stream_s: float  # counterparty_hot: a share of the stream on one counterparty, workers killed at hot_kill_at_s
+    hot_share: float
+    hot_kill_at_s: tuple[float, ...]
+    cp_outage_stream_s: float  # counterparty_outage: the Bigtable emulator frozen at cp_outage_at_s for cp_outage_s
+    cp_outage_at_s: float
+    cp_outage_s: float
     redrive_after_s: float
     idle_s: float
     cap_s: float
@@ -65,6 +74,8 @@ FULL = Profile("full", duplicates_tx=400, poison_messages=1200, poison_fraction=
                bad_model_tx=150, burst_factor=10, burst_s=10,
                kill_stream_s=60, kill_at_s=(8, 18, 28, 38, 48), flaky_stream_s=60, flaky_share=0.2,
                promotion_stream_s=60, promote_at_s=10, rollback_at_s=35, labels_tx=400,
+               hot_stream_s=60, hot_share=0.3, hot_kill_at_s=(10, 22, 34, 46),
+               cp_outage_stream_s=60, cp_outage_at_s=15, cp_outage_s=30,
                redrive_after_s=8, idle_s=90, cap_s=900)
 QUICK = Profile("quick", duplicates_tx=40, poison_messages=240, poison_fraction=0.05,
                 scoring_stream_s=20, scoring_outage_at_s=4, scoring_outage_s=10,
@@ -72,6 +83,8 @@ QUICK = Profile("quick", duplicates_tx=40, poison_messages=240, poison_fraction=
                 bad_model_tx=25, burst_factor=10, burst_s=2,
                 kill_stream_s=16, kill_at_s=(3, 8, 13), flaky_stream_s=12, flaky_share=0.2,
                 promotion_stream_s=36, promote_at_s=4, rollback_at_s=20, labels_tx=120,
+                hot_stream_s=16, hot_share=0.3, hot_kill_at_s=(3, 8, 13),
+                cp_outage_stream_s=24, cp_outage_at_s=4, cp_outage_s=15,
                 redrive_after_s=6, idle_s=90, cap_s=240)
 
 
@@ -111,11 +124,12 @@ class Context:
         return self._dispatcher.stats.as_dict() if self._dispatcher is not None else {}
 
     def messages(self, scenario: str, count: int, seed: int) -> list[Outgoing]:
-        """`count` simulated transactions with ids and wallets of the scenario's own."""
+        """`count` simulated transactions with ids, wallets, counterparties and devices of the scenario's own."""
         from txguard.local.stage import own_wallets
         from txguard.publisher import make_stream
 
-        return own_wallets(make_stream(count, "fraud", seed=seed, id_prefix=scenario), f"{scenario}-")
+        return own_entities(own_wallets(make_stream(count, "fraud", seed=seed, id_prefix=scenario), f"{scenario}-"),
+                            f"{scenario}-")
 
     # publishing ----------------------------------------------------------------------------
     def publish(self, ledger: Ledger, messages: list[Outgoing], rate: float,
@@ -175,16 +189,71 @@ class Context:
             out[reason.split(":", 1)[0]] += 1
         return dict(out.most_common())
 
-    # history -------------------------------------------------------------------------------
-    def history(self, messages: list[Outgoing], ledger: Ledger | None = None) -> tuple[HistoryCheck, FeatureCheck]:
-        """The scenario's wallets in the store against the sequential replay of its transactions, and
-        each transaction's stored features against its replayed ones (late flags from the ledger)."""
+    # state -------------------------------------------------------------------------------------
+    def late_lines(self, prefix: str) -> list[LateLine]:
+        """The late updates the enrichment and label functions logged at the scenario's entities."""
+        from txguard.ops.late_updates import read_lines
+
+        paths = [fn.log_path for name in ("enrich", "label") if (fn := self.stack.functions.get(name)) is not None]
+        return read_lines(paths, f"{prefix}-")
+
+    def state(self, messages: list[Outgoing], ledger: Ledger, labels: Iterable[Any] = (),
+              markers: bool = False) -> dict[str, Any]:
+        """The scenario's state against the offline replay: wallets (double counting), each transaction's
+        wallet and counterparty features, the counterparty/device/label aggregates, open leases and,
+        with `markers`, the counterparty markers left behind (Bigtable: two reads per transaction)."""
         from txguard.contract.models import TRANSACTION_ADAPTER
 
         txs = [TRANSACTION_ADAPTER.validate_json(m.data) for m in messages if m.expected_valid]
-        store = self.stack.history_store()
+        labels = list(labels)
+        prefix = next((m.transaction_id.split("-", 1)[0] for m in messages if m.transaction_id), "")
+        history, counterparties = self.stack.history_store(), self.stack.counterparty_store()
         try:
-            return (check(txs, store.wallet_state),
-                    check_features(txs, store.processed, ledger.late_ids() if ledger is not None else ()))
+            records = {tx.transaction_id: history.processed(tx.transaction_id) for tx in txs}
+            wallets = check(txs, history.wallet_state)
+            features = check_features(txs, records.get, ledger.late_ids())
+            late = self.late_lines(prefix)
+            cp = counterparty_check.check_counterparty_features(txs, labels, records.get, late)
+            aggregates = counterparty_check.check_aggregates(txs, labels, counterparties.entity_cells)
+            out: dict[str, Any] = {"history": wallets, "features": features, **cp.as_dict(), **aggregates.as_dict(),
+                                   "open_leases": counterparty_check.open_leases(records.values()),
+                                   "late_update_delay_s": _delays(late, ledger)}
+            if markers and self.mode == "emulators":
+                out["markers_left"] = sum(counterparties.pending_markers(tx) for tx in txs)
+            return out
         finally:
-            store.close()
+            history.close()
+            counterparties.close()
+
+
+def _delays(late: list[LateLine], ledger: Ledger) -> dict[str, float | None]:
+    """Wall-clock seconds from a late transaction's first publish to its late line: how long a failure held
+    the update back (event time runs faster than the wall clock in these streams: `lag_s` says how far)."""
+    from txguard.local.ledger import percentile
+
+    values = []
+    for line in distinct(late):
+        sent = ledger.sent_at_ms(line.transaction_id) if line.label_id is None else None
+        if sent and line.logged_at is not None:
+            values.append(line.logged_at - sent / 1000)
+    return {"p50": _r(percentile(values, 50)), "max": _r(max(values) if values else None)}
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def own_entities(messages: list[Outgoing], prefix: str) -> list[Outgoing]:
+    """The same transactions on counterparties and devices of the scenario's own: its counterparty
+    aggregates start at zero and no other scenario's transaction reads or changes them."""
+    out = []
+    for m in messages:
+        if not m.expected_valid:
+            out.append(m)
+            continue
+        doc = json.loads(m.data)
+        doc["counterparty_id"] = f"{prefix}{doc['counterparty_id']}"
+        if doc.get("device_id"):
+            doc["device_id"] = f"{prefix}{doc['device_id']}"
+        out.append(replace(m, data=json.dumps(doc, separators=(",", ":")).encode()))
+    return out

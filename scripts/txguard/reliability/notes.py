@@ -13,7 +13,7 @@ NOTES = """
   production push body, one message per wallet in flight, ack on 2xx, nack after production's
   backoff otherwise (the emulator's own push and ordering are not usable here, see the findings
   below). Scenarios run one after the other on the same stack, at 25 tx/s nominal; each uses
-  transaction ids and wallets of its own.
+  transaction ids, wallets, counterparties and devices of its own, so each replay is complete.
 - **Counting** is per transaction (`scripts/txguard/local/ledger.py`): `sent` counts Pub/Sub
   messages, `tx` distinct transactions. `decided`: at least one decision on `decisions`;
   `invalid`: its exact bytes came out on `invalid` (poison only); `dead-lettered`: pulled from
@@ -36,6 +36,24 @@ NOTES = """
   the scenario (`features_unexplained`). `late` counts the decisions flagged late. With
   ordering by wallet both are 0 everywhere; `txguard reliability --unordered` delivers without
   it and shows the skew the check then finds, all of it flagged.
+- **Counterparty features per transaction.** The counterparty, device and wallet-label features
+  each transaction was scored on are compared with the replay's (`txguard.features.timeline.replay`,
+  training's path, with the scenario's labels at their `known_at`). Nothing orders other wallets'
+  updates of a counterparty, so a transaction may have read it before an earlier update, held
+  back by a failure, was applied. Such a difference is explained when the enrichment or label
+  function logged that update as late (`late_update` line) at one of the transaction's entities,
+  with a window of missed reads that contains its time; any other difference fails the scenario
+  (`cp_features_unexplained`). `late_updates` counts the updates logged late (one per update and
+  entity), `late_update_lag_s` how far past their own event time the reads had gone, and
+  `late_update_delay_s` how long after publishing they were applied (wall clock). The simulated
+  streams cover about two days of event time in a minute of publishing, so event-time lags are
+  large; the wall-clock delay is what a failure costs.
+- **Counterparty aggregates, measured** (`scripts/txguard/reliability/counterparty_check.py`):
+  every counter the store holds for the scenario's counterparties, devices and wallets (all days,
+  transactions and labels) against the offline replay of its distinct transactions and valid
+  labels; `aggregate_cells_differing` must be 0 (an update added twice, lost or half applied
+  would show). `open_leases` counts processed records whose counterparty update is still leased
+  (never recorded applied): must be 0.
 
 ## The scenarios
 
@@ -96,13 +114,26 @@ NOTES = """
    decision received names a version that the scoring function's log shows scoring that
    transaction (`decisions_not_matching` 0), with decisions of both versions, and only the
    original version scoring after the rollback.
-10. **Labels**: label events as real feeds send them, to the label function behind its push
-    subscription (the push bridge, like transactions), on counterparties and devices of the
-    scenario's own (`scripts/txguard/reliability/label_events.py`): chargebacks and analyst
-    verdicts, two fraud verdicts of one transaction, an analyst's "legitimate" followed by a
+10. **Rule promotion**: a rule set of the scenario's own (a review rule and a block rule that fire on
+    a good share of the stream) is saved next to the stack's production rule set, promoted 10 s
+    into a 60 s stream (4 s into 36 s) and rolled back 25 s later (16 s) with `txguard rules
+    promote` / `rollback`'s code: no restart, no redeploy. The scoring function follows the rule set
+    alias in the model follower's round (docs/rules.md). Passes only if every scoring worker logged
+    the switch (`rules_loaded`) to the new set and back within 30 s of each change, no scoring request
+    answered 5xx and no delivery was retried, and every decision matches the rule set active at its
+    time: the set it names is the one the scoring log shows for that transaction, and evaluating that
+    set again on the transaction as it was scored (its stored features) and the decision's score gives
+    the same rules and outcome (`decisions_not_matching` 0 of `decisions_rechecked`); decisions of both
+    sets were made, and only the original set decides after the rollback.
+11. **Labels**: label events as real feeds send them, to the label function behind its two push
+    subscriptions (the push bridge, like transactions; each label on its source's topic: analysts'
+    verdicts on `labels-analyst`, the rest on `labels`), on counterparties and devices of the
+    scenario's own (`scripts/txguard/reliability/label_events.py`), from four analysts and four
+    processors (each well below the label limits): chargebacks and analyst verdicts, two fraud verdicts of one transaction, an analyst's "legitimate" followed by a
     chargeback, chargebacks reversed (some reversals published before their chargeback), a third
-    of the labels published twice, labels of transactions published only after them, labels of a
-    counterparty no transaction ever named, six malformed kinds (not JSON, a missing field, known
+    of the labels published twice, labels of transactions published only after them (retried until
+    the transaction is applied), labels of a transaction no one ever published (parked
+    `unknown_transaction` once `LABEL_UNKNOWN_RETRY_S`, 45 s on this stack, has passed), six malformed kinds (not JSON, a missing field, known
     before its transaction, a verdict on a reversal, a reversal without target, an unknown kind)
     and, once the rest is applied, label ids reused with other content. Passes only if every
     valid label is acknowledged by the label function (its log: `applied`, `unchanged` or
@@ -111,6 +142,43 @@ NOTES = """
     counterparty, wallet and device the labels name (Bigtable emulator or SQLite) equal the
     offline replay of the same label set (`txguard.features.label_ledger.apply_label` on a
     `CounterpartyBook`, training's path): `labels_double_counted` and `labels_missing` 0.
+    Labels published after transactions they should have counted for (they became known
+    before those transactions) are late updates: logged, and they explain the differences.
+12. **Label poisoning** (`scripts/txguard/reliability/label_poisoning.py`): the attacks of
+    docs/counterparty.md, "Who may label", beside genuine labels, with the label function's limits
+    set low enough to reach (analyst 60, feed source 120, counterparty fraud 40 per hour). After its
+    transactions, genuine chargebacks and analyst verdicts are applied; then at once: 200 forged
+    analyst fraud labels of made-up transactions naming the victim shop (the one with the most
+    genuine chargebacks), 15 labels on the wrong route (analyst verdicts on `labels`, chargebacks
+    naming an analyst, chargebacks on `labels-analyst`), 20 chargebacks of real transactions naming
+    the victim or another wallet, a storm of 360 reversals of the genuine chargebacks from one
+    processor (3x its limit), and a burst of 60 fraud chargebacks on one shop (1.5x its limit). Then
+    the review an operator would do (`txguard labels held`'s release and discard): the burst released,
+    the storm discarded. Passes only if every forged, wrong-route and mismatched label is on `invalid`
+    with its kind (`unknown_transaction`, `source`, `mismatch`) and none is applied or held, the storm
+    and the burst are held beyond their limits and nothing else is, every genuine label is applied,
+    the victim's label counters equal the replay of its genuine labels only, every label counter
+    the scenario touches equals the replay of the labels applied, before and after the review
+    (`counters_applied`, `counters_after_review`: 0 double counted, 0 missing), and nothing is lost or
+    dead-lettered. A limit bounds the damage and does not undo it: the storm's reversals within the
+    limit are applied (`storm_applied`).
+13. **Counterparty hot**: 30 % of a 60 s stream (16 s in the quick profile) goes to one
+    counterparty of the scenario's own while the enrichment workers are SIGKILLed four times
+    (three). A transaction in flight in a killed worker, and its wallet's later ones behind it,
+    are applied to that counterparty up to a minute later (the killed worker's Firestore
+    transaction keeps its wallet locked 60 s), after many other wallets' reads of it. Passes only
+    if the aggregates equal the replay and every decision scored on counterparty features that
+    differ from the replay is explained by a logged late update.
+14. **Counterparty outage**: the Bigtable emulator is frozen with SIGSTOP on the process group
+    the stack started for it (by its PID) 15 s into a 60 s stream for 30 s (4 s into 24 s, for
+    15 s, in the quick profile: longer than the client's 10 s deadline), then resumed with SIGCONT; a timer resumes it if the schedule is
+    missed, and `finally` always does. Reads and applies wait for their 10 s deadline and fail
+    (`StoreUnavailableError` -> 503 -> redelivery); an update whose apply failed hands its lease
+    back; requests the client gave up on are served on resume (their markers make a second
+    application a no-op). Passes only if deliveries were retried for the store, nothing is lost,
+    no lease is left open, the aggregates equal the replay and every difference is explained.
+    `markers_left` counts the exactly-once markers whose clean-up failed during the freeze
+    (harmless: garbage collection drops them).
 
 ## Emulator finding: a push subscription with a retry policy stops redelivering
 

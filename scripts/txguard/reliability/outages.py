@@ -12,6 +12,10 @@
 - Enrichment workers: the gunicorn workers under the function's arbiter are killed with SIGKILL
   (no clean-up, like an instance that disappears); requests they were serving are cut, and the
   arbiter forks new workers, which cold-start while new connections wait in its backlog.
+- Bigtable emulator: frozen (`Freeze`: SIGSTOP on the process group the stack started for it, by
+  its leader's PID) and resumed (SIGCONT) with its data intact, as a store that stops answering:
+  clients wait until their deadlines, requests sent meanwhile are served on resume. The freeze is
+  bounded by a timer and always ended in `finally`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -50,6 +56,51 @@ def frozen(fn: Any) -> Iterator[None]:
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGCONT)
+
+
+class Freeze:
+    """SIGSTOP one process group that we started (`start_new_session`: its leader's PID is the group id),
+    then SIGCONT on `resume()` or, whatever happens to the caller, `max_s` after the stop (a timer).
+    `resume()` is idempotent: callers also call it in `finally`."""
+
+    def __init__(self, proc: subprocess.Popen | None, max_s: float) -> None:
+        self.proc = proc
+        self.max_s = max_s
+        self.stopped_at: float | None = None
+        self.resumed_at: float | None = None
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+
+    def stop(self) -> None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            raise RuntimeError("nothing to freeze: the process is not running")
+        if os.getpgid(proc.pid) != proc.pid:  # never signal a group we did not start
+            raise RuntimeError(f"process {proc.pid} does not lead its own process group: not freezing it")
+        with self._lock:
+            if self.stopped_at is not None:
+                return
+            os.killpg(proc.pid, signal.SIGSTOP)
+            self.stopped_at = time.monotonic()
+            self._timer = threading.Timer(self.max_s, self.resume)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def resume(self) -> None:
+        with self._lock:
+            if self.stopped_at is None or self.resumed_at is not None:
+                return
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
+            self.resumed_at = time.monotonic()
+            if self._timer is not None:
+                self._timer.cancel()
+
+    @property
+    def frozen_s(self) -> float | None:
+        if self.stopped_at is None or self.resumed_at is None:
+            return None
+        return round(self.resumed_at - self.stopped_at, 1)
 
 
 def worker_pids(fn: Any) -> list[int]:

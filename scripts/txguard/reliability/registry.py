@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from txguard.reliability import faults, label_scenario, promotion, scenarios
+from txguard.reliability import (
+    counterparty,
+    faults,
+    label_poisoning,
+    label_scenario,
+    promotion,
+    rule_promotion,
+    scenarios,
+)
 from txguard.reliability.context import Context
 
 SCENARIOS: dict[str, Callable[[Context], dict[str, Any]]] = {
@@ -23,5 +31,9 @@ SCENARIOS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "worker_kill": faults.worker_kill,
     "flaky_delivery": faults.flaky_delivery,
     "promotion": promotion.promotion,
+    "rule_promotion": rule_promotion.rule_promotion,
     "labels": label_scenario.labels_scenario,
+    "label_poisoning": label_poisoning.label_poisoning,
+    "counterparty_hot": counterparty.counterparty_hot,
+    "counterparty_outage": counterparty.counterparty_outage,
 }

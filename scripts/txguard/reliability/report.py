@@ -14,16 +14,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 COMMON = ("sent", "transactions", "decided", "invalid", "dead_lettered", "redriven", "lost", "double_counted",
-          "missing", "late", "features_differing", "features_unexplained")
+          "missing", "late", "features_differing", "features_unexplained", "cp_features_differing",
+          "cp_features_explained", "cp_features_unexplained", "late_updates", "late_update_lag_s",
+          "late_update_delay_s", "aggregate_cells", "aggregate_cells_differing", "open_leases")
 EXTRA = ("wallets", "drain_s", "outage_s", "identical_decisions", "decision_copies", "poison", "poison_kinds",
          "refused", "kept_serving", "burst_rate", "backlog_at_end_of_burst", "drain_tps", "kills", "workers_killed",
          "fault_share", "failed_deliveries", "ordering", "retried", "skipped", "production_version",
          "promoted_version", "switched_promote_s", "switched_rollback_s", "scoring_5xx", "decisions_by_version",
-         "decisions_not_matching", "labels_sent", "labels_published", "labels_applied", "labels_invalid",
+         "decisions_not_matching", "production_rule_set", "promoted_rule_set", "decisions_by_rule_set",
+         "decisions_by_rule", "decisions_rechecked", "labels_sent", "labels_published", "labels_applied", "labels_invalid",
          "labels_dead_lettered", "labels_lost", "labels_valid_on_invalid", "labels_invalid_without_reason",
-         "label_statuses", "label_kinds_sent", "label_entities", "label_counters_compared", "labels_double_counted", "labels_missing", "label_frauds_replayed")
+         "label_statuses", "label_kinds_sent", "label_entities", "label_counters_compared", "labels_double_counted", "labels_missing", "label_frauds_replayed",
+         "labels_held", "victim_counterparty", "genuine_sent", "genuine_applied", "forged_sent", "forged_parked",
+         "wrong_route_sent", "wrong_route_parked", "mismatched_sent", "mismatched_parked", "storm_sent", "storm_limit",
+         "storm_applied", "storm_held", "burst_sent", "burst_limit", "burst_applied", "burst_held", "released",
+         "discarded", "victim_counters", "counters_applied", "counters_after_review",
+         "aggregate_entities", "late_update_entities", "markers_left", "hot_share", "hot_transactions")
 COLUMNS = ("scenario", "sent", "tx", "decided", "invalid", "dead-lettered", "redriven", "lost",
-           "double counted", "late", "drain s", "notes")
+           "double counted", "late", "late updates", "cp differ (unexplained)", "drain s", "notes")
 
 
 def compact(results: dict[str, Any]) -> dict[str, Any]:
@@ -62,10 +70,17 @@ def _note(r: dict[str, Any]) -> str:
                      f"drained at {r.get('drain_tps')} tx/s")
     if "kills" in r:
         parts.append(f"{r['workers_killed']} enrichment workers SIGKILLed in {r['kills']} rounds")
-    if "switched_promote_s" in r:
-        def seconds(d: dict[Any, float]) -> str:
-            return "/".join(f"{v:.1f}" for v in sorted(d.values())) or "never"
+    def seconds(d: dict[Any, float]) -> str:
+        return "/".join(f"{v:.1f}" for v in sorted(d.values())) or "never"
 
+    if "switched_promote_s" in r and "promoted_rule_set" in r:
+        parts.append(f"rule set {r.get('promoted_rule_set')} promoted and rolled back to "
+                     f"{r.get('production_rule_set')}: {r.get('scoring_workers')} scoring worker(s) switched after "
+                     f"{seconds(r['switched_promote_s'])} s and back after {seconds(r['switched_rollback_s'])} s; "
+                     f"decisions by rule set {r.get('decisions_by_rule_set')}, by rule {r.get('decisions_by_rule')}; "
+                     f"{r.get('decisions_rechecked')} rechecked against the set they name, "
+                     f"{r.get('decisions_not_matching')} not matching, {r.get('scoring_5xx')} scoring 5xx")
+    elif "switched_promote_s" in r:
         parts.append(f"{r.get('promoted_version')} promoted and rolled back to {r.get('production_version')}: "
                      f"{r.get('scoring_workers')} scoring worker(s) switched after {seconds(r['switched_promote_s'])} s "
                      f"and back after {seconds(r['switched_rollback_s'])} s; decisions by version "
@@ -77,11 +92,20 @@ def _note(r: dict[str, Any]) -> str:
                      f"invalid, {r.get('labels_lost')} lost; label counters of {r.get('label_entities')} entities vs the "
                      f"offline replay ({r.get('label_frauds_replayed')} frauds): {r.get('labels_double_counted')} double "
                      f"counted, {r.get('labels_missing')} missing")
+    if "storm_sent" in r:
+        parts.append(f"parked: {r.get('forged_parked')}/{r.get('forged_sent')} forged, {r.get('wrong_route_parked')}/"
+                     f"{r.get('wrong_route_sent')} wrong route, {r.get('mismatched_parked')}/{r.get('mismatched_sent')} "
+                     f"mismatched; storm {r.get('storm_applied')} applied (limit {r.get('storm_limit')}), "
+                     f"{r.get('storm_held')} held, {r.get('discarded')} discarded; burst {r.get('burst_applied')} applied "
+                     f"(limit {r.get('burst_limit')}), {r.get('burst_held')} held, {r.get('released')} released; "
+                     f"genuine {r.get('genuine_applied')}/{r.get('genuine_sent')} applied")
     if "failed_deliveries" in r:
         parts.append(f"{r['failed_deliveries']} deliveries failed on purpose ({r.get('fault_share', 0):.0%})")
     if r.get("features_compared"):
         parts.append(f"features of {r['features_compared']} transactions vs replay: {r.get('features_differing')} "
                      f"differ ({r.get('features_unexplained')} unexplained), {r.get('late')} late")
+    if r.get("cp_features_compared"):
+        parts.append(_counterparty_note(r))
     if r.get("retried"):
         parts.append("deliveries answered 503 (retry): " + ", ".join(f"{n} {k}" for k, n in r["retried"].items()))
     if r.get("failed_checks"):
@@ -89,12 +113,35 @@ def _note(r: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _counterparty_note(r: dict[str, Any]) -> str:
+    lag, held = r.get("late_update_lag_s") or {}, r.get("late_update_delay_s") or {}
+    text = (f"counterparty features of {r['cp_features_compared']} transactions vs replay: "
+            f"{r.get('cp_features_differing')} differ ({r.get('cp_features_explained')} explained by a logged late "
+            f"update, {r.get('cp_features_unexplained')} unexplained); {r.get('late_updates')} late updates at "
+            f"{r.get('late_update_entities')} entities")
+    if r.get("late_updates"):
+        text += f" (lag in event time p50 {lag.get('p50')} s, p90 {lag.get('p90')} s, max {lag.get('max')} s"
+        if held.get("max") is not None:
+            text += f"; transactions held back p50 {held.get('p50')} s, max {held.get('max')} s after publishing"
+        text += ")"
+    text += (f"; aggregates of {r.get('aggregate_entities')} entities ({r.get('aggregate_cells')} counters) vs replay: "
+             f"{r.get('aggregate_cells_differing')} differ; {r.get('open_leases')} leases left open")
+    if r.get("markers_left") is not None:
+        text += f", {r['markers_left']} markers left to garbage collection"
+    return text
+
+
 def rows(results: dict[str, Any]) -> list[list[str]]:
     def v(r: dict[str, Any], k: str) -> str:
         return "-" if r.get(k) is None else str(r[k])
 
+    def cp(r: dict[str, Any]) -> str:
+        return "-" if r.get("cp_features_differing") is None else \
+            f"{r['cp_features_differing']} ({r.get('cp_features_unexplained')})"
+
     return [[name, v(r, "sent"), v(r, "transactions"), v(r, "decided"), v(r, "invalid"), v(r, "dead_lettered"),
-             v(r, "redriven"), v(r, "lost"), v(r, "double_counted"), v(r, "late"), v(r, "drain_s"), _note(r)]
+             v(r, "redriven"), v(r, "lost"), v(r, "double_counted"), v(r, "late"), v(r, "late_updates"), cp(r),
+             v(r, "drain_s"), _note(r)]
             for name, r in results.items()]
 
 
@@ -134,8 +181,10 @@ def markdown(results: dict[str, Any], meta: dict[str, Any], ok: bool, command: s
         f"profile {meta.get('profile')}, nominal rate {meta.get('nominal_rate')} tx/s, "
         f"model {meta.get('model_version')}, run time {meta.get('total_s')} s.",
         f"- Verdict: **{'passed' if ok else 'FAILED'}** (exit code {0 if ok else 1}): lost = 0 and "
-        "double_counted = 0 in every scenario, every transaction scored on the features the offline replay "
-        "gives it (or the difference explained by a late one), and every scenario's own checks hold.",
+        "double_counted = 0 in every scenario, the counterparty, device and label aggregates equal to the "
+        "offline replay, every transaction scored on the features the replay gives it (or the difference "
+        "explained: by a transaction flagged late for its wallet's features, by a logged late update for its "
+        "counterparty's), and every scenario's own checks hold.",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "|".join("---" for _ in COLUMNS) + "|",

@@ -18,6 +18,7 @@ from typing import Any
 
 from txguard.local.ledger import Ledger
 from txguard.reliability.context import FULL, QUICK, Context, Profile
+from txguard.reliability.label_poisoning import LABEL_SETTINGS
 from txguard.reliability.registry import SCENARIOS
 
 
@@ -85,6 +86,7 @@ def run(options: RunOptions, terminal: Any) -> dict[str, Any]:
         count=0, rate=options.rate, embedded=options.embedded, workdir=options.workdir, project=options.project,
         warmup=0,
         emulator_retry_policy=options.keep_retry_policy, pull_dead_letter=False, push=options.push,
+        label_env=dict(LABEL_SETTINGS),  # limits a scenario can reach, a short wait for unknown transactions
     )
     results: dict[str, Any] = {}
     started = time.monotonic()

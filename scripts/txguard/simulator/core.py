@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from txguard.contract.models import LabelEvent, Transaction
 from txguard.simulator.counterparty import SCENARIOS as COUNTERPARTY_SCENARIOS
 from txguard.simulator.counterparty import inject
+from txguard.simulator.fake_shop import ATTACKS, inject_fake_shops
 from txguard.simulator.late_labels import label_events
 
 LEGIT = "legit"
@@ -265,9 +266,13 @@ class Simulation:
         start: datetime = datetime(2026, 1, 1, tzinfo=UTC),
         drift: float = 0.0,
         id_prefix: str | None = None,
+        attacks: tuple[str, ...] = (),
     ) -> None:
         if start.tzinfo is None:
             raise ValueError("start must be timezone-aware")
+        unknown = set(attacks) - set(ATTACKS)
+        if unknown:
+            raise ValueError(f"unknown attack(s) {sorted(unknown)}; choose from {', '.join(ATTACKS)}")
         t0 = start.timestamp()
         events: list[Event] = []
         for i in range(wallets):
@@ -277,6 +282,8 @@ class Simulation:
             return _profile(random.Random(f"{seed}:{index}"), index, drift)
 
         events = inject(events, seed, days, t0, wallets, profile_of, _MERCHANTS)
+        if attacks:  # new attacks (fake_shop.py): opt-in, so the default worlds stay as they were
+            events = inject_fake_shops(events, seed, days, t0, wallets, profile_of)
         events = [e for e in events if e[0] < t0 + days * _DAY]
         events.sort(key=lambda e: (e[0], e[1]))
         self.events = events
@@ -284,6 +291,8 @@ class Simulation:
         self.seed = seed
         self.params = {"days": days, "wallets": wallets, "seed": seed, "start": start.isoformat(),
                        "drift": drift, "id_prefix": self.id_prefix}
+        if attacks:
+            self.params["attacks"] = list(attacks)
 
     def label_events(self, until: datetime | None = None) -> Iterator[LabelEvent]:
         """The labels of these transactions known by `until` (default now), in the order they became known."""
@@ -319,13 +328,15 @@ def simulate(
     start: datetime = datetime(2026, 1, 1, tzinfo=UTC),
     drift: float = 0.0,
     id_prefix: str | None = None,
+    attacks: tuple[str, ...] = (),
 ) -> Iterator[LabelledTransaction]:
     """Labelled transactions of `wallets` wallets over `days` days, in time order."""
-    return iter(Simulation(days, wallets, seed, start, drift, id_prefix))
+    return iter(Simulation(days, wallets, seed, start, drift, id_prefix, attacks))
 
 
 def quick_stream(
-    count: int, seed: int = 0, start: datetime | None = None, drift: float = 0.0, id_prefix: str | None = None
+    count: int, seed: int = 0, start: datetime | None = None, drift: float = 0.0, id_prefix: str | None = None,
+    attacks: tuple[str, ...] = (),
 ) -> Iterator[LabelledTransaction]:
     """About `count` transactions quickly (publisher, load tests): 2 days of enough wallets.
 
@@ -337,4 +348,5 @@ def quick_stream(
     if start is None:
         now = datetime.now(UTC).timestamp()
         start = datetime.fromtimestamp(math.floor(now / _DAY) * _DAY - 2 * _DAY, UTC)
-    return islice(simulate(days=2, wallets=wallets, seed=seed, start=start, drift=drift, id_prefix=id_prefix), count)
+    return islice(simulate(days=2, wallets=wallets, seed=seed, start=start, drift=drift, id_prefix=id_prefix,
+                           attacks=attacks), count)

@@ -76,6 +76,8 @@ class LabelDraft:
                           **dict(self.extra))
 
 
+
+
 def labels_of(items: Iterable[Labelled], seed: int, until: datetime | None = None) -> Iterator[LabelEvent]:
     """Labels of any labelled transactions, in the order they become known; those known after
     `until` (default now) are left out."""

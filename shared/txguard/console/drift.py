@@ -12,10 +12,13 @@ and the recent windows' largest PSI.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from txguard.contract import names
 from txguard.contract.errors import ConsoleUnavailableError
@@ -128,19 +131,52 @@ def drift_source(spec: str, project: str) -> DriftWindows:
     raise ValueError(f"DRIFT_SOURCE must be empty, cloud-logging[:<log view>] or file:<path>, got {spec!r}")
 
 
-def drift_view(windows: list[dict[str, Any]], threshold: float) -> dict[str, dict[str, Any]]:
-    """Per model version: its latest window (PSI per feature, largest first) and its recent psi_max."""
-    by_version: dict[str, list[dict[str, Any]]] = {}
-    for w in windows:  # newest first
-        by_version.setdefault(str(w.get("model_version")), []).append(w)
+class DriftLine(BaseModel):
+    """The fields of a `drift_window` line the page shows (txguard.scoring.drift writes them): a line
+    without them, or with a PSI that is not a number, is skipped with a warning, never a 500."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model_version: str
+    window_start: str = ""
+    window_end: str = ""
+    rows: int = Field(0, ge=0)
+    psi_max: float = 0.0
+    feature_max: str | None = None
+    psi: dict[str, float] = Field(default_factory=dict)
+
+
+def valid_windows(windows: list[dict[str, Any]], log: logging.Logger | None = None) -> list[DriftLine]:
+    """The windows that have the shape the page needs, in their order; each other one is logged once."""
+    good = []
+    for w in windows:
+        try:
+            good.append(DriftLine.model_validate(w))
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[0]
+            where = ".".join(str(x) for x in first["loc"]) or "(line)"
+            if log is not None:
+                log.warning("drift_window line skipped: %s: %s", where, first["msg"],
+                            extra={"model_version": w.get("model_version") if isinstance(w, dict) else None,
+                                   "window_end": w.get("window_end") if isinstance(w, dict) else None})
+    return good
+
+
+def drift_view(windows: list[dict[str, Any]], threshold: float,
+               log: logging.Logger | None = None) -> dict[str, dict[str, Any]]:
+    """Per model version: its latest window (PSI per feature, largest first) and its recent psi_max.
+    Malformed lines are skipped with a warning (`valid_windows`)."""
+    by_version: dict[str, list[DriftLine]] = {}
+    for w in valid_windows(windows, log):  # newest first
+        by_version.setdefault(w.model_version, []).append(w)
     view = {}
     for version, ws in by_version.items():
         latest = ws[0]
-        psi = sorted(((name, float(v)) for name, v in (latest.get("psi") or {}).items()), key=lambda kv: -kv[1])
-        recent = [float(w.get("psi_max", 0.0)) for w in reversed(ws[:20])]
+        psi = sorted(latest.psi.items(), key=lambda kv: -kv[1])
+        recent = [w.psi_max for w in reversed(ws[:20])]
         view[version] = {
-            "window_start": latest.get("window_start"), "window_end": latest.get("window_end"),
-            "rows": latest.get("rows"), "psi_max": latest.get("psi_max"), "feature_max": latest.get("feature_max"),
+            "window_start": latest.window_start, "window_end": latest.window_end,
+            "rows": latest.rows, "psi_max": latest.psi_max, "feature_max": latest.feature_max,
             "psi": [{"name": n, "psi": round(v, 4), "over": v > threshold} for n, v in psi],
             "recent_psi_max": recent,
             "windows_over": sum(1 for v in recent if v > threshold),

@@ -12,6 +12,7 @@ the console stops.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from logging import Logger
@@ -30,6 +31,7 @@ from txguard.enrichment.history import HistoryStore
 Handler = Callable[[bytes, dict[str, str], float], None]
 PULL_TIMEOUT_S = 2.0
 MAX_MESSAGES = 200
+FAILING_AFTER_S = 30.0  # pulls failing this long in a row: /healthz answers 503 (the console sees nothing new)
 
 
 class Intake:
@@ -98,6 +100,8 @@ class SubscriptionReader:
         self.thread_prefix = thread_prefix
         self.log = log or get_logger("console")
         self.errors: dict[str, int] = {}
+        self.failing_since: dict[str, float] = {}  # subscription -> monotonic time of its first failed pull in a row
+        self.last_error: dict[str, str] = {}
         self._client: Any = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -126,11 +130,15 @@ class SubscriptionReader:
                 resp = self._client.pull(request={"subscription": path, "max_messages": self.max_messages},
                                          timeout=PULL_TIMEOUT_S)
             except gexc.DeadlineExceeded:
+                self.failing_since.pop(path, None)
                 continue  # an empty long poll
             except Exception as exc:  # noqa: BLE001 - keep reading; /healthz reports the errors
                 self._count(type(exc).__name__)
+                self.failing_since.setdefault(path, time.monotonic())
+                self.last_error[path] = " ".join(str(getattr(exc, "message", None) or exc).split())[:200]
                 self._stop.wait(1.0)
                 continue
+            self.failing_since.pop(path, None)
             done = []
             for rm in resp.received_messages:
                 message = rm.message
@@ -147,6 +155,12 @@ class SubscriptionReader:
                     self._client.acknowledge(request={"subscription": path, "ack_ids": done})
                 except Exception as exc:  # noqa: BLE001 - redelivered; the queue ignores a known item
                     self._count(type(exc).__name__)
+
+    def failing(self, after_s: float = FAILING_AFTER_S) -> dict[str, str]:
+        """Subscriptions whose pulls have failed for `after_s` or more in a row, with the last error."""
+        now = time.monotonic()
+        return {path.rsplit("/", 1)[-1]: self.last_error.get(path, "")
+                for path, since in list(self.failing_since.items()) if now - since >= after_s}
 
     def _count(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from txguard.contract.errors import ConsoleConflictError
-from txguard.contract.models import Decision, EnrichedTransaction, Outcome, Verdict
+from txguard.contract.models import Decision, EnrichedTransaction, Outcome, RuleHit, Verdict
 
 QUEUED_OUTCOMES = (Outcome.REVIEW, Outcome.BLOCK)
 RETENTION = timedelta(days=90)  # labelled items are kept this long (Firestore TTL on expires_at)
@@ -40,6 +40,8 @@ class ReviewItem(BaseModel):
     score: float
     reasons: list[str] = Field(default_factory=list)
     model_version: str
+    rules: list[RuleHit] = Field(default_factory=list)  # the rules that fired (docs/rules.md)
+    rule_set: str | None = None
     decided_at: datetime  # when the decision was published
     # The transaction and its features as scored (None if the history no longer had them).
     enriched: EnrichedTransaction | None = None
@@ -59,7 +61,7 @@ class ReviewItem(BaseModel):
         return cls(
             transaction_id=decision.transaction_id, wallet_id=decision.wallet_id, outcome=decision.outcome,
             score=decision.score, reasons=list(decision.reasons), model_version=decision.model_version,
-            decided_at=decided_at, enriched=enriched, expires_at=decided_at + RETENTION,
+            rules=list(decision.rules), rule_set=decision.rule_set, decided_at=decided_at, enriched=enriched, expires_at=decided_at + RETENTION,
         )
 
     def claim_holder(self, now: datetime) -> str | None:
@@ -77,6 +79,7 @@ class ReviewItem(BaseModel):
         doc = self.model_dump(mode="python", exclude={"enriched"})
         doc["outcome"] = self.outcome.value
         doc["verdict"] = self.verdict.value if self.verdict else None
+        doc["rules"] = [hit.model_dump(mode="json") for hit in self.rules]
         doc["enriched"] = self.enriched.model_dump(mode="json") if self.enriched else None
         return doc
 

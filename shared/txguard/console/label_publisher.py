@@ -1,4 +1,7 @@
-"""An analyst's verdict as a label event on `labels` (txguard.contract.models.LabelEvent).
+"""An analyst's verdict as a label event on `labels-analyst` (txguard.contract.models.LabelEvent).
+
+The console's identity is the only one that may publish there, and the label function believes
+analyst labels from that topic only (txguard.contract.names.LabelRoute).
 
 The event carries what the label consumer needs without looking the transaction up (wallet,
 counterparty, device, transaction time), `kind=analyst`, `known_at` = when the verdict was given
@@ -56,7 +59,7 @@ def label_event(item: ReviewItem) -> LabelEvent:
 class PubSubLabelPublisher:
     """One PublisherClient per process (PUBSUB_EMULATOR_HOST locally)."""
 
-    def __init__(self, project: str, topic: str = names.LABELS_TOPIC, timeout_s: float = 30.0) -> None:
+    def __init__(self, project: str, topic: str = names.ANALYST_LABELS_TOPIC, timeout_s: float = 30.0) -> None:
         from google.cloud import pubsub_v1
 
         self.client = pubsub_v1.PublisherClient()

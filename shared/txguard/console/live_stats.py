@@ -5,6 +5,11 @@ Events are bucketed by when they happened (the decision's publish time), not whe
 received them: a backlog drained after a restart lands in its own seconds (or only in the totals
 if older than the window) instead of a spike at "now". End-to-end latency is the decision's
 publish time minus the publisher's `published_at` attribute: the pipeline, not the console's pull.
+
+Totals count every event the console received (a backlog drained after a restart included), or,
+once `start_totals` set a mark (the local stack does after its warm-up, so the page counts the
+stream it shows), only events from the mark on: earlier ones are left out of the totals and the
+charts alike.
 """
 
 from __future__ import annotations
@@ -62,7 +67,16 @@ class LiveStats:
         self.clock = clock
         self._seconds: dict[int, _Second] = {}
         self._lock = threading.Lock()
+        self.started = clock()
+        self.since: float | None = None
         self.totals: dict[str, int] = {**dict.fromkeys(OUTCOMES, 0), "invalid": 0, "dead_lettered": 0}
+
+    def start_totals(self, at: float | None = None) -> None:
+        """Count from `at` (default now): totals and charts start over, earlier events are left out."""
+        with self._lock:
+            self.since = self.clock() if at is None else at
+            self.totals = dict.fromkeys(self.totals, 0)
+            self._seconds = {s: b for s, b in self._seconds.items() if s > int(self.since)}
 
     def _second(self, at: float) -> _Second | None:
         now = int(self.clock())
@@ -78,6 +92,8 @@ class LiveStats:
 
     def decision(self, outcome: str, at: float, latency_ms: float | None) -> None:
         with self._lock:
+            if self.since is not None and at < self.since:
+                return
             self.totals[outcome] += 1
             bucket = self._second(at)
             if bucket is not None:
@@ -87,6 +103,8 @@ class LiveStats:
 
     def invalid(self, at: float) -> None:
         with self._lock:
+            if self.since is not None and at < self.since:
+                return
             self.totals["invalid"] += 1
             bucket = self._second(at)
             if bucket is not None:
@@ -94,6 +112,8 @@ class LiveStats:
 
     def dead_letter(self, at: float) -> None:
         with self._lock:
+            if self.since is not None and at < self.since:
+                return
             self.totals["dead_lettered"] += 1
             bucket = self._second(at)
             if bucket is not None:
@@ -105,6 +125,7 @@ class LiveStats:
         with self._lock:
             buckets = [self._seconds.get(s) for s in seconds]
             totals = dict(self.totals)
+            since = self.since
         empty = _Second()
         filled = [b or empty for b in buckets]
         per_second = {o: [b.decisions[o] for b in filled] for o in OUTCOMES}
@@ -117,6 +138,8 @@ class LiveStats:
 
         return {
             "now": now,
+            "since": since,  # None: totals of everything received since `started`
+            "started": round(self.started, 3),
             "window_s": self.window_s,
             "per_second": per_second,
             "invalid_per_second": [b.invalid for b in filled],
@@ -136,3 +159,29 @@ class LiveStats:
             },
             "totals": totals,
         }
+
+
+class StreamSlots:
+    """At most `limit` live-view streams at once. A stream holds one server thread for its whole life
+    (up to pages.live.SSE_MAX_S), and the console's threads serve everyone's claims and verdicts too:
+    past the limit a page gets a refusal and polls `/api/live` instead."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open = 0
+        self._lock = threading.Lock()
+
+    @property
+    def open(self) -> int:
+        return self._open
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._open >= self.limit:
+                return False
+            self._open += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            self._open = max(0, self._open - 1)

@@ -2,8 +2,12 @@
 and what a version's score means, in one sentence for the analyst (`score_meaning`).
 
 Promote and rollback go through `Registry.promote` / `Registry.rollback` (compare-and-swap on the
-alias object), and only with `confirm` repeating the alias name: moving what production serves is
-never one stray click. A registry that cannot be read is reported on the page, not as a crash.
+alias object, which records who moved it), and only with `confirm` repeating the alias name: moving
+what production serves is never one stray click. Moving `production` also needs an approver
+(txguard.console.approvers), and no version is promoted whose quality gate failed or was never run
+(`quality_gate` in its metadata). A registry that cannot be read is reported on the page, not as a
+crash. Pictures are PNG only: an SVG can carry script, and the registry is written by more hands
+than the console's.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from txguard.console.approvers import Approvers
 from txguard.contract.errors import (
     ConcurrentUpdateError,
     ConsoleConflictError,
@@ -27,9 +32,9 @@ from txguard.registry import Registry
 from txguard.registry.metadata import ModelMetadata
 
 PICTURES = "pictures/"
-_PICTURE_RE = re.compile(r"^[a-z0-9_-]+\.(png|svg)$")
+_PICTURE_RE = re.compile(r"^[a-z0-9_-]+\.png$")
 _VERSION_RE = re.compile(r"^v[1-9][0-9]*$")
-CONTENT_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _pictures_prefix(version: str) -> str:
@@ -54,7 +59,7 @@ def overview(registry: Registry) -> dict[str, Any]:
             versions.append({**entry, "thresholds": meta.thresholds.model_dump(), "pictures": pictures,
                              "model_type": meta.model_type, "features": len(meta.features),
                              "calibration": None if meta.calibration is None else meta.calibration.model_dump(),
-                             "score_meaning": _meaning(meta)})
+                             "score_meaning": _meaning(meta), "gate": gate_summary(meta)})
     except RegistryError as exc:
         raise ConsoleUnavailableError(f"registry {registry.location}: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - storage client errors (auth, network) say "unavailable"
@@ -95,19 +100,55 @@ def score_meaning(registry: Registry, version: str) -> str:
     return _MEANINGS[key]
 
 
-def picture(registry: Registry, version: str, name: str) -> tuple[bytes, str]:
-    """The bytes and content type of one picture attached to a version."""
-    match = _PICTURE_RE.match(name)
-    if not _VERSION_RE.match(version) or match is None:
-        raise ConsoleNotFoundError(f"no picture {name!r} for {version!r}")
+def picture(registry: Registry, version: str, name: str) -> bytes:
+    """The bytes of one PNG picture attached to a version (anything else, SVG included, is not served)."""
+    if not _VERSION_RE.match(version) or _PICTURE_RE.match(name) is None:
+        raise ConsoleNotFoundError(f"no picture {name!r} for {version!r} (pictures are PNG)")
     found = registry.store.read(_pictures_prefix(version) + name)
     if found is None:
         raise ConsoleNotFoundError(f"no picture {name!r} for {version}")
-    return found[0], CONTENT_TYPES[match.group(1)]
+    if not found[0].startswith(PNG_MAGIC):
+        raise ConsoleNotFoundError(f"{name} of {version} is not a PNG image: not served")
+    return found[0]
 
 
-def change_alias(registry: Registry, body: bytes) -> dict[str, Any]:
-    """Promote or roll back an alias; returns where it points now and where it pointed before."""
+def gate_summary(meta: ModelMetadata) -> dict[str, Any]:
+    """The quality-gate result of a version: `passed` True, False, or None when none is recorded."""
+    gate = meta.quality_gate
+    if gate is None:
+        return {"passed": None, "reasons": [], "text": "no quality-gate result recorded (published without "
+                                                           "`txguard train`)"}
+    if gate.passed:
+        against = f", PR-AUC checked against {gate.compared_with}" if gate.compared_with else ""
+        return {"passed": True, "reasons": [], "text": f"passed{against}"}
+    return {"passed": False, "reasons": list(gate.reasons), "text": "failed: " + "; ".join(gate.reasons)}
+
+
+def _promotable(registry: Registry, version: str) -> dict[str, Any]:
+    """The gate summary of a version that may be promoted; refuses one whose gate failed or is unknown."""
+    try:
+        meta = registry.metadata(version)
+    except ModelNotFoundError as exc:
+        raise ConsoleNotFoundError(str(exc)) from exc
+    gate = gate_summary(meta)
+    if gate["passed"] is not True:
+        raise ConsoleConflictError(f"{version} cannot be promoted from the console: its quality gate {gate['text']}")
+    return gate
+
+
+def _gate_of(registry: Registry, version: str | None) -> dict[str, Any] | None:
+    """For the log line of a rollback: the gate of the version it goes back to (never refuses)."""
+    if version is None:
+        return None
+    try:
+        return gate_summary(registry.metadata(version))
+    except RegistryError:
+        return None
+
+
+def change_alias(registry: Registry, body: bytes, analyst: str, approvers: Approvers) -> dict[str, Any]:
+    """Promote or roll back an alias as `analyst`; returns where it points now, where it pointed
+    before, who moved it and the quality-gate result of the version it now serves."""
     try:
         change = AliasChange.model_validate_json(body)
     except ValidationError as exc:
@@ -122,14 +163,19 @@ def change_alias(registry: Registry, body: bytes) -> dict[str, Any]:
             if change.version is None:
                 raise ConsoleInputError("promote needs a version", [
                     {"loc": ["version"], "msg": "required to promote", "type": "missing"}])
-            registry.promote(change.version, change.alias)
+            approvers.require_for_alias(analyst, change.alias, f"promote {change.version} to {change.alias}")
+            gate = _promotable(registry, change.version)
+            registry.promote(change.version, change.alias, by=analyst)
             now = change.version
         else:
-            now = registry.rollback(change.alias)
+            approvers.require_for_alias(analyst, change.alias, f"roll {change.alias} back")
+            now = registry.rollback(change.alias, by=analyst)
+            gate = _gate_of(registry, now)
     except ModelNotFoundError as exc:
         raise ConsoleNotFoundError(str(exc)) from exc
     except ConcurrentUpdateError as exc:
         raise ConsoleConflictError(f"{change.alias} changed meanwhile; reload and try again ({exc})") from exc
     except RegistryError as exc:
         raise ConsoleInputError(str(exc)) from exc
-    return {"alias": change.alias, "action": change.action.value, "version": now, "previous": before}
+    return {"alias": change.alias, "action": change.action.value, "version": now, "previous": before,
+            "by": analyst, "gate": gate}

@@ -15,11 +15,13 @@ from typing import Any
 
 from flask import current_app
 
+from txguard.console.approvers import Approvers
 from txguard.console.drift import DriftWindows, NoDriftWindows, drift_source
 from txguard.console.identity import Identity
 from txguard.console.ingest import Intake, SubscriptionReader
+from txguard.console.label_outcomes import LabelOutcomes, label_source
 from txguard.console.label_publisher import LabelPublisher
-from txguard.console.live_stats import LiveStats
+from txguard.console.live_stats import LiveStats, StreamSlots
 from txguard.console.review import Reviews
 from txguard.console.review_queue import ReviewQueue
 from txguard.contract.logs import get_logger
@@ -42,11 +44,14 @@ class ConsoleParts:
     identity: Identity
     stats: LiveStats = field(default_factory=LiveStats)
     drift: DriftWindows = field(default_factory=NoDriftWindows)
+    labels: LabelOutcomes | None = None  # what the label function did with a label (LABEL_SOURCE)
     log: Logger = field(default_factory=lambda: get_logger("console"))
     reader: SubscriptionReader | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
+        self.approvers = Approvers.parse(self.settings.approvers)  # who may move production
+        self.streams = StreamSlots(self.settings.live_streams)  # live-view streams served at once
         self.intake = Intake(self.queue, self.history, self.stats, self.log)
         self.reviews = Reviews(self.queue, self.publisher, self.settings.claim_ttl_s, log=self.log)
 
@@ -60,8 +65,12 @@ class ConsoleParts:
                                                  self.log).start()
 
     def health(self) -> dict[str, Any]:
+        """`status` "failing" (the console's /healthz answers 503) when a subscription's pulls have kept
+        failing (FAILING_AFTER_S): the queue and the live view would silently stop moving."""
+        failing = self.reader.failing() if self.reader else {}
         return {
-            "status": "ok",
+            "status": "failing" if failing else "ok",
+            "failing_subscriptions": failing,
             "ingest": "off" if not self.settings.ingest else ("running" if self.reader and self.reader.running
                                                                else "starting"),
             "ingest_errors": dict(self.reader.errors) if self.reader else {},
@@ -126,5 +135,6 @@ def build_console(settings: ConsoleSettings, scorer: ScoringBackend | None = Non
         publisher=publisher,
         identity=Identity(settings.iap_audience),
         drift=drift_source(settings.drift_source, settings.google_cloud_project),
+        labels=label_source(settings.label_source, settings.google_cloud_project),
         log=get_logger("console", settings.log_level),
     )

@@ -43,6 +43,31 @@ class BlobExistsError(ConcurrentUpdateError):
     """`create` found the key already taken (another publisher got there first)."""
 
 
+class RuleSetNotFoundError(ModelNotFoundError):
+    """The named rule set version or alias does not exist."""
+
+
+# Rules -----------------------------------------------------------------------------------------
+class RuleError(TxguardError):
+    """A rule or rule set that cannot serve (docs/rules.md)."""
+
+
+class RuleCheckError(RuleError):
+    """A rule refused when checked (saving, loading): every problem with its position.
+
+    `problems` are dicts `{"rule": name, "field": "condition", "offset": 0-based, "line": 1-based,
+    "column": 1-based, "message": ...}`, so the console can underline each one in its editor.
+    """
+
+    def __init__(self, problems: list[dict[str, object]]) -> None:
+        self.problems = problems
+        first = problems[0] if problems else {"message": "no rule"}
+        where = f"rule {first['rule']!r}: " if first.get("rule") else ""
+        at = f" (at {first['line']}:{first['column']})" if "line" in first else ""
+        more = f"; and {len(problems) - 1} more problem(s)" if len(problems) > 1 else ""
+        super().__init__(f"{where}{first['message']}{at}{more}")
+
+
 class QualityGateError(TxguardError):
     """A trained model does not pass the quality gate. `report`: every figure measured before the
     refusal (held-out metrics, baseline, split), so a user sees how far off the model is; None
@@ -140,6 +165,21 @@ class ConflictingLabelError(PermanentError):
     """A label id seen before with different content: never apply it under the same id."""
 
 
+class LabelRefusedError(PermanentError):
+    """A valid label txguard will not believe: it came by a route that may not send it (`source`), names a
+    transaction txguard never saw (`unknown_transaction`), or disagrees with the transaction's record
+    (`mismatch`). `kind` is the `error_kind` it is parked on `invalid` with."""
+
+    def __init__(self, reason: str, kind: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+
+
+class TransactionNotSeenYetError(RetryableError):
+    """A label of a transaction not (yet) in the transaction index, published recently enough that the
+    transaction may still come: retried, then refused (`LabelRefusedError`, unknown_transaction)."""
+
+
 class ParityCheckError(IncompatibleModelError):
     """A model whose scores here differ from the ones recorded at training (its parity probe)."""
 
@@ -165,6 +205,12 @@ class AuthenticationError(ConsoleError):
     """No valid identity (the IAP assertion is missing or does not verify)."""
 
     status = 401
+
+
+class ConsoleForbiddenError(ConsoleError):
+    """The analyst is known but may not do this (moving production needs an approver)."""
+
+    status = 403
 
 
 class ConsoleNotFoundError(ConsoleError):

@@ -21,13 +21,19 @@ from txguard.contract.trace import TRACE_KEY
 
 __all__ = ["EVENT_KEY", "TRACE_KEY", "JsonFormatter", "get_logger", "log_context"]
 
-# The `event` field of the scoring function's lines that are not per request: the Pulumi program
-# filters its log-based metrics on it and the CLI (`txguard drift`, `compare`, `reliability`) parses it.
+# The `event` field of the lines that are not one per request: the Pulumi program filters its log-based
+# metrics on it and the CLI (`txguard drift`, `compare`, `reliability`, `late-updates`) parses it.
 EVENT_KEY = "event"
 MODEL_LOADED_EVENT = "model_loaded"  # a version became the one answering (cold start or alias change)
 MODEL_REFUSED_EVENT = "model_refused"  # a version failed its checks; the previous one keeps answering
 DRIFT_EVENT = "drift_window"  # PSI of one window of traffic against the version's training reference
 SHADOW_EVENT = "shadow_score"  # the challenger's score of a transaction the champion answered
+# Enrichment and label functions: a counterparty, device or wallet-label update applied after reads that
+# should have included it (txguard.enrichment.counterparty.lateness).
+LATE_UPDATE_EVENT = "late_update"
+RULES_LOADED_EVENT = "rules_loaded"  # a rule set version became the one applied (or shadowed)
+RULES_REFUSED_EVENT = "rules_refused"  # a rule set version failed its checks; the previous one stays
+RULES_SHADOW_EVENT = "rules_shadow"  # what the staging rule set would have decided (never returned)
 
 _CONTEXT: ContextVar[Mapping[str, Any]] = ContextVar("txguard_log_context", default=MappingProxyType({}))
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}

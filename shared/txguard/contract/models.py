@@ -270,6 +270,50 @@ class LabelEvent(_Model):
         return value
 
 
+# Rules beside the model (docs/rules.md) ------------------------------------------------------------
+RULE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
+RuleName = Annotated[str, StringConstraints(pattern=RULE_NAME_PATTERN)]
+MAX_RULES = 200
+MAX_CONDITION_LENGTH = 2000
+
+
+class RuleSpec(_Model):
+    """One rule as an analyst writes it: a condition in the rule language, an outcome and a reason."""
+
+    name: RuleName = Field(description="Unique in its set: lowercase letters, digits and _ (it names the rule in "
+                                        "decisions, logs and backtests)")
+    condition: Annotated[str, StringConstraints(min_length=1, max_length=MAX_CONDITION_LENGTH)] = Field(
+        description="A CEL expression over the transaction's fields, its features (by their names in "
+                    "FEATURE_NAMES) and `score`, e.g. `amount > 500 && is_new_counterparty == 1 && cp_age_days < 1`")
+    outcome: Outcome
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)] = Field(
+        description="What the decision says when the rule fires")
+
+
+class RuleSetSpec(_Model):
+    """A rule set as saved: its rules in order (precedence: block > review > allow, docs/rules.md)."""
+
+    rules: list[RuleSpec] = Field(max_length=MAX_RULES)
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_names(cls, value: list[RuleSpec]) -> list[RuleSpec]:
+        seen: set[str] = set()
+        for rule in value:
+            if rule.name in seen:
+                raise ValueError(f"two rules are named {rule.name!r}")
+            seen.add(rule.name)
+        return value
+
+
+class RuleHit(_Model):
+    """A rule that fired on a transaction: its name, outcome and reason."""
+
+    rule: str
+    outcome: Outcome
+    reason: str
+
+
 class Decision(_Model):
     transaction_id: Identifier
     wallet_id: Identifier
@@ -288,6 +332,10 @@ class Decision(_Model):
         "(out-of-order publishing, or a redrive from the dead-letter topic): its own features are exact, "
         "but that later transaction was scored without it",
     )
+    rules: list[RuleHit] = Field(default_factory=list, description=(
+        "The rules of the production rule set that fired, in the set's order; the outcome is the most severe "
+        "of theirs and the model's, or allow when only allow rules fired (docs/rules.md)"))
+    rule_set: str | None = Field(None, description="The rule set version applied (rN), null when none is")
 
 
 MAX_BATCH = 1000
@@ -337,6 +385,8 @@ DECISION_ADAPTER: TypeAdapter[Decision] = TypeAdapter(Decision)
 BATCH_ADAPTER: TypeAdapter[BatchRequest] = TypeAdapter(BatchRequest)
 LABEL_ADAPTER: TypeAdapter[LabelEvent] = TypeAdapter(LabelEvent)
 
+RULE_SET_ADAPTER: TypeAdapter[RuleSetSpec] = TypeAdapter(RuleSetSpec)
+
 CONTRACT_MODELS: dict[str, type[BaseModel]] = {
     "Transaction": Transaction,
     "EnrichedTransaction": EnrichedTransaction,
@@ -346,4 +396,5 @@ CONTRACT_MODELS: dict[str, type[BaseModel]] = {
     "LabelEvent": LabelEvent,
     "ReviewRequest": ReviewRequest,
     "AliasChange": AliasChange,
+    "RuleSetSpec": RuleSetSpec,
 }

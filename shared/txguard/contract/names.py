@@ -13,7 +13,11 @@ TRANSACTIONS_TOPIC = "transactions"
 DECISIONS_TOPIC = "decisions"
 INVALID_TOPIC = "invalid"
 DEAD_LETTER_TOPIC = "transactions-dead-letter"
+# Labels come in on one topic per source, so that IAM says who may publish each (docs/counterparty.md,
+# "Who may label"): the chargeback / processor feed publishes `labels`, the analyst console
+# `labels-analyst`; each topic's push subscription reaches the label function on a path of its own.
 LABELS_TOPIC = "labels"
+ANALYST_LABELS_TOPIC = "labels-analyst"
 LABELS_DEAD_LETTER_TOPIC = "labels-dead-letter"
 
 # Subscriptions --------------------------------------------------------------------------------
@@ -22,6 +26,7 @@ DEAD_LETTER_SUBSCRIPTION = "transactions-dead-letter-inspect"
 DECISIONS_SUBSCRIPTION = "decisions-tail"
 INVALID_SUBSCRIPTION = "invalid-inspect"
 LABELS_PUSH_SUBSCRIPTION = "labels-label-push"
+ANALYST_LABELS_PUSH_SUBSCRIPTION = "labels-analyst-push"
 LABELS_DEAD_LETTER_SUBSCRIPTION = "labels-dead-letter-inspect"
 # The analyst console's own subscriptions (docs/console.md): its review queue and live view read
 # these, so it never takes messages from the tail, inspection or redrive subscriptions.
@@ -52,9 +57,22 @@ COUNTERPARTY_TABLE = "counterparty"
 COUNTERPARTY_COUNTERS_FAMILY = "a"  # aggregate family: Sum of int64 (AddToCell)
 COUNTERPARTY_MARKERS_FAMILY = "m"  # one cell per transaction / label being applied: exactly once
 COUNTERPARTY_LEDGER_FAMILY = "l"  # per-transaction label ledger (the verdict and what it counted)
+LABEL_RATES_FAMILY = "q"  # labels per source and fraud labels per counterparty, per minute (label limits)
+LABEL_HELD_FAMILY = "h"  # labels held for review (over a limit), until released or discarded
+COUNTERPARTY_READS_FAMILY = "r"  # read marks: the latest 5-minute slot read per row (late updates)
 # Garbage collection (max age of a cell, stamped with its day): the features read 30 days back.
 COUNTERPARTY_RETENTION_DAYS = 35
 LABEL_LEDGER_RETENTION_DAYS = 180  # a reversal may come months after its chargeback
+LABEL_RATES_RETENTION_DAYS = 2  # the limits look one window (an hour by default) back
+LABEL_HELD_RETENTION_DAYS = LABEL_LEDGER_RETENTION_DAYS  # a held label is reviewed long before; kept as long as its ledger
+
+# The transaction index (docs/capacity.md, "Transaction index"): what every label is checked against.
+# Enrichment writes one row per transaction it applies; the label function reads it. Kept as long as a
+# label of the transaction may come (a reversal months after its chargeback, like the ledger), while the
+# processed records expire after PROCESSED_TTL_DAYS (7).
+TRANSACTION_INDEX_TABLE = "transaction_index"
+TRANSACTION_INDEX_FAMILY = "x"
+TRANSACTION_INDEX_RETENTION_DAYS = LABEL_LEDGER_RETENTION_DAYS
 
 # Message attributes -----------------------------------------------------------------------------
 ATTR_REASON = "reason"
@@ -83,6 +101,7 @@ class SubscriptionSpec:
     ack_deadline_seconds: int = 60
     retention_seconds: int = 7 * 24 * 3600
     push_to: str | None = None
+    push_path: str = ""  # appended to the function's URL (the label function learns the source from it)
     dead_letter_topic: str | None = None
     max_delivery_attempts: int = 5
     min_backoff_seconds: int = 1
@@ -98,6 +117,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(INVALID_TOPIC, retention_seconds=31 * 24 * 3600),
     TopicSpec(DEAD_LETTER_TOPIC, retention_seconds=31 * 24 * 3600),
     TopicSpec(LABELS_TOPIC),
+    TopicSpec(ANALYST_LABELS_TOPIC),
     TopicSpec(LABELS_DEAD_LETTER_TOPIC, retention_seconds=31 * 24 * 3600),
 )
 
@@ -122,12 +142,24 @@ SUBSCRIPTIONS: tuple[SubscriptionSpec, ...] = (
     SubscriptionSpec(DECISIONS_CONSOLE_SUBSCRIPTION, DECISIONS_TOPIC),
     SubscriptionSpec(INVALID_CONSOLE_SUBSCRIPTION, INVALID_TOPIC, retention_seconds=24 * 3600),
     SubscriptionSpec(DEAD_LETTER_CONSOLE_SUBSCRIPTION, DEAD_LETTER_TOPIC, retention_seconds=24 * 3600),
-    # The label function's push subscription: the enrichment one's delivery policy, unordered (labels
-    # of one transaction commute: features.label_ledger makes the result depend on the set, not the order).
+    # The label function's push subscriptions, one per source topic, each on its own path: the enrichment
+    # one's delivery policy, unordered (labels of one transaction commute: features.label_ledger makes the
+    # result depend on the set, not the order). Both dead-letter to `labels-dead-letter`.
     SubscriptionSpec(
         LABELS_PUSH_SUBSCRIPTION,
         LABELS_TOPIC,
         push_to=LABEL_FUNCTION,
+        push_path="/sources/chargeback",
+        dead_letter_topic=LABELS_DEAD_LETTER_TOPIC,
+        max_delivery_attempts=10,
+        min_backoff_seconds=1,
+        max_backoff_seconds=60,
+    ),
+    SubscriptionSpec(
+        ANALYST_LABELS_PUSH_SUBSCRIPTION,
+        ANALYST_LABELS_TOPIC,
+        push_to=LABEL_FUNCTION,
+        push_path="/sources/analyst",
         dead_letter_topic=LABELS_DEAD_LETTER_TOPIC,
         max_delivery_attempts=10,
         min_backoff_seconds=1,
@@ -142,3 +174,52 @@ def subscription(name: str) -> SubscriptionSpec:
         if spec.name == name:
             return spec
     raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class LabelRoute:
+    """One way labels reach the label function, and what may come that way.
+
+    Pub/Sub does not tell a push endpoint who published a message: the route does. Only the source's
+    identity may publish to the route's topic (IAM, infra/iam.py), only the route's push subscription
+    posts to its path (and only Pulumi, acting as the push identity, can create one), so a delivery on
+    the path came from that source. The label function checks that each label's `kind` is one the route
+    carries and that its `source` is in the route's namespace (txguard.enrichment.label_checks).
+    """
+
+    name: str
+    topic: str
+    subscription: str
+    kinds: tuple[str, ...]  # LabelKind values
+    analyst_sources: bool  # True: `source` must be an analyst ("analyst" or "analyst:<id>"); False: must not be
+
+    @property
+    def path(self) -> str:
+        return subscription(self.subscription).push_path
+
+
+LABEL_ROUTES: tuple[LabelRoute, ...] = (
+    LabelRoute("chargeback", LABELS_TOPIC, LABELS_PUSH_SUBSCRIPTION, ("chargeback", "reversal"), analyst_sources=False),
+    LabelRoute("analyst", ANALYST_LABELS_TOPIC, ANALYST_LABELS_PUSH_SUBSCRIPTION, ("analyst",), analyst_sources=True),
+)
+
+
+def label_route(name: str) -> LabelRoute:
+    for route in LABEL_ROUTES:
+        if route.name == name:
+            return route
+    raise KeyError(name)
+
+
+def label_route_of_path(path: str) -> LabelRoute | None:
+    """The route a push request's path names (None: no route: a misconfigured subscription)."""
+    wanted = "/" + path.strip("/")
+    return next((r for r in LABEL_ROUTES if r.path == wanted), None)
+
+
+def label_route_of_kind(kind: str) -> LabelRoute:
+    """Where a label of `kind` is published (each kind travels one route)."""
+    for route in LABEL_ROUTES:
+        if kind in route.kinds:
+            return route
+    raise KeyError(kind)

@@ -7,9 +7,10 @@ Every variable is documented in the README's configuration table. Read once at c
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import PurePath
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from txguard.contract import names
@@ -37,6 +38,9 @@ class ScoringSettings(CommonSettings):
     max_batch: int = Field(MAX_BATCH, alias="MAX_BATCH", ge=1, le=MAX_BATCH)
     max_body_bytes: int = Field(4 * 1024 * 1024, alias="MAX_BODY_BYTES", ge=1024)
     inference_threads: int = Field(1, alias="INFERENCE_THREADS", ge=1)
+    # POST /score and /score/batch answered at the WSGI layer of functions-framework's app instead of
+    # through Flask's per-request machinery (txguard.scoring.wsgi; same bytes, docs/scoring.md).
+    fast_routes: bool = Field(True, alias="FAST_ROUTES")
     # Model lifecycle (docs/lifecycle.md). Seconds between conditional reads of the alias; 0: load
     # once at cold start and never follow (the behaviour before promotion without redeploy).
     model_poll_s: float = Field(10.0, alias="MODEL_POLL_S", ge=0)
@@ -48,6 +52,11 @@ class ScoringSettings(CommonSettings):
     # Drift windows: closed after this many seconds or sampled rows, whichever first; DRIFT_WINDOW_S=0: no drift.
     drift_window_s: float = Field(300.0, alias="DRIFT_WINDOW_S", ge=0)
     drift_window_rows: int = Field(20_000, alias="DRIFT_WINDOW_ROWS", ge=500)
+    # Rules beside the model (docs/rules.md): the rule set alias applied after the model, read from
+    # MODEL_URI's registry and followed like the model alias; "" applies none.
+    rules_alias: str = Field("production", alias="RULES_ALIAS", pattern=r"^([a-z][a-z0-9_-]{0,39})?$")
+    # Share of transactions the `staging` rule set sees in shadow (after the answer, logged, never returned).
+    rules_shadow_rate: float = Field(1.0, alias="RULES_SHADOW_RATE", ge=0.0, le=1.0)
 
 
 class CounterpartySettings(CommonSettings):
@@ -61,6 +70,9 @@ class CounterpartySettings(CommonSettings):
     # Rows per (entity, day) that concurrent updates spread over (docs/counterparty.md: a hot
     # counterparty's writes are spread, reads scan them all in one range).
     counterparty_shards: int = Field(4, alias="COUNTERPARTY_SHARDS", ge=1, le=64)
+    # What every label is checked against (written by enrichment, read by the label function; Bigtable
+    # next to the counterparty table, or the SQLite file): names.TRANSACTION_INDEX_TABLE.
+    transaction_index_table: str = Field(names.TRANSACTION_INDEX_TABLE, alias="TRANSACTION_INDEX_TABLE")
     invalid_topic: str = Field(names.INVALID_TOPIC, alias="INVALID_TOPIC")
     # How long to wait for Pub/Sub to confirm a publish before failing the delivery (retryable).
     publish_timeout_s: float = Field(30.0, alias="PUBLISH_TIMEOUT_S", gt=0)
@@ -88,8 +100,9 @@ class ConsoleSettings(CounterpartySettings):
 
     history_store: Literal["firestore", "sqlite"] = Field("sqlite", alias="HISTORY_STORE")
     firestore_database: str = Field("(default)", alias="FIRESTORE_DATABASE")
-    # The review queue: in Firestore next to the history, or this SQLite file when the history is SQLite.
-    queue_path: str = Field(".txguard/console.sqlite3", alias="CONSOLE_QUEUE_PATH")
+    # The review queue: in Firestore next to the history, or this SQLite file when the history is SQLite;
+    # unset, `console.sqlite3` in SQLITE_PATH's folder (a stack's work folder, not wherever it was started).
+    queue_path: str = Field("", alias="CONSOLE_QUEUE_PATH")
     scoring_url: str = Field("http://127.0.0.1:8081", alias="SCORING_URL")
     scoring_timeout_s: float = Field(5.0, alias="SCORING_TIMEOUT_S", gt=0)
     scoring_auth: Literal["auto", "none", "id_token"] = Field("auto", alias="SCORING_AUTH")
@@ -98,6 +111,9 @@ class ConsoleSettings(CounterpartySettings):
     claim_ttl_s: int = Field(300, alias="CLAIM_TTL_S", ge=5, le=86_400)
     # Set in Google Cloud: every request must carry an IAP assertion for this audience.
     iap_audience: str = Field("", alias="IAP_AUDIENCE")
+    # Who may move `production` (promote, roll back): identities as the console names analysts (IAP
+    # e-mails in Google Cloud, the local name otherwise), comma-separated; empty: nobody may.
+    approvers: str = Field("", alias="CONSOLE_APPROVERS")
     # Pull the console's subscriptions in the background (off when the local stack feeds it directly).
     ingest: bool = Field(True, alias="CONSOLE_INGEST")
     # Where the models page reads the scoring function's drift windows: "" (nowhere), "cloud-logging"
@@ -107,6 +123,37 @@ class ConsoleSettings(CounterpartySettings):
                               pattern=r"^(|cloud-logging|cloud-logging:projects/[^/]+/locations/[^/]+/buckets/[^/]+"
                                       r"/views/[^/]+|file:.+)$")
     drift_psi_threshold: float = Field(0.2, alias="DRIFT_PSI_THRESHOLD", gt=0)
+    # Where the item page reads what the label function did with a verdict's label: "" (it cannot
+    # tell), "cloud-logging" (the project's logs) or "file:<path>" (a local label function's log).
+    label_source: str = Field("", alias="LABEL_SOURCE", pattern=r"^(|cloud-logging|file:.+)$")
+
+    # The backtest sample the Rules page replays (`txguard rules backtest --save-sample`; local up passes its own).
+    backtest_sample: str = Field("", alias="BACKTEST_SAMPLE")
+
+    # Live-view streams (SSE) served at once: each holds a server thread for its whole life, so past
+    # this many a page polls instead (the console has CONCURRENCY threads for everyone).
+    live_streams: int = Field(8, alias="CONSOLE_LIVE_STREAMS", ge=0, le=64)
+    # Host names the console answers to (comma-separated; a leading dot admits subdomains): any other
+    # Host header is refused, which defeats DNS rebinding. Infra sets the service's run.app host.
+    trusted_hosts: str = Field("127.0.0.1,localhost,::1", alias="CONSOLE_TRUSTED_HOSTS")
+    # Set by Cloud Run on every service: the console refuses to start there without IAP_AUDIENCE.
+    cloud_run_service: str = Field("", alias="K_SERVICE")
+
+    @model_validator(mode="after")
+    def _queue_next_to_the_history(self) -> ConsoleSettings:
+        if not self.queue_path:
+            self.queue_path = str(PurePath(self.sqlite_path).parent / "console.sqlite3")
+        return self
+
+    @model_validator(mode="after")
+    def _iap_on_cloud_run(self) -> ConsoleSettings:
+        if self.cloud_run_service and not self.iap_audience:
+            raise ValueError(f"IAP_AUDIENCE is required on Cloud Run (K_SERVICE={self.cloud_run_service}): "
+                             "without it every request would be served without checking who sent it")
+        return self
+
+    def trusted_host_list(self) -> list[str]:
+        return [h.strip() for h in self.trusted_hosts.replace(" ", ",").split(",") if h.strip()]
 
 
 @lru_cache(maxsize=1)
@@ -115,7 +162,20 @@ def scoring_settings() -> ScoringSettings:
 
 
 class LabelSettings(CounterpartySettings):
-    """The label function: applies label events to the counterparty store (no other dependency)."""
+    """The label function: checks each label against its route and the transaction index, holds what
+    exceeds the limits, applies the rest to the counterparty store (docs/counterparty.md, "Who may label")."""
+
+    # A label whose transaction is not in the index is retried (503) this long after it was published,
+    # then parked on `invalid`: it may precede its transaction (a replay, a test, a transaction held up in
+    # a backlog). Below the push subscription's 10 attempts at 1-60 s (about 4 minutes), so it is parked
+    # with its reason instead of dead-lettered.
+    unknown_retry_s: float = Field(180.0, alias="LABEL_UNKNOWN_RETRY_S", ge=0, le=230)
+    # The limits (txguard.enrichment.label_limits): over a sliding window, labels per source (an analyst's,
+    # a feed's) and fraud labels per counterparty; beyond them a label is held for review, not applied.
+    limit_window_s: int = Field(3600, alias="LABEL_LIMIT_WINDOW_S", ge=60, le=86_400)
+    analyst_source_limit: int = Field(120, alias="LABEL_ANALYST_SOURCE_LIMIT", ge=0)
+    feed_source_limit: int = Field(5000, alias="LABEL_FEED_SOURCE_LIMIT", ge=0)
+    counterparty_fraud_limit: int = Field(50, alias="LABEL_COUNTERPARTY_FRAUD_LIMIT", ge=0)
 
 
 @lru_cache(maxsize=1)

@@ -98,7 +98,9 @@ class PushHandler(ABC, Generic[R]):
         return self._finish(progress.result, progress.result.status, start)
 
     def _kind(self, exc: Exception) -> str:
-        return next(kind for error, kind in self.PARKED if isinstance(exc, error))
+        """The error's own `kind` when it carries one (txguard.contract.errors.LabelRefusedError), else its row."""
+        own = getattr(exc, "kind", None)
+        return own if isinstance(own, str) else next(kind for error, kind in self.PARKED if isinstance(exc, error))
 
     def _park(self, event_data: Any, progress: Progress[R], status: StrEnum, reason: str, kind: str) -> None:
         """Publish the original bytes to `invalid` (a failure here is retryable: not acked)."""

@@ -66,6 +66,7 @@ class Delivery:
     attributes: dict[str, str] = field(default_factory=dict)
     message_id: str = ""
     subscription: str | None = None
+    publish_time: str | None = None  # RFC 3339, set by Pub/Sub when it accepted the message (kept on redelivery)
 
 
 def _first_error(exc: ValidationError) -> tuple[str, str]:
@@ -96,7 +97,7 @@ def undecoded(envelope: PubSubEnvelope) -> Delivery:
     so a message that does not decode still reaches `invalid` as it was sent, with its id."""
     msg = envelope.message
     return Delivery(msg.data.encode("utf-8", "surrogatepass"), dict(msg.attributes), msg.message_id,
-                    envelope.subscription)
+                    envelope.subscription, msg.publish_time)
 
 
 def decode(envelope: PubSubEnvelope) -> Delivery:
@@ -110,7 +111,7 @@ def decode(envelope: PubSubEnvelope) -> Delivery:
         raw = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidEventError(f"message data is not base64: {exc}", KIND_ENCODING) from None
-    return Delivery(raw, dict(msg.attributes), msg.message_id, envelope.subscription)
+    return Delivery(raw, dict(msg.attributes), msg.message_id, envelope.subscription, msg.publish_time)
 
 
 def parse_transaction(raw: bytes) -> Transaction:

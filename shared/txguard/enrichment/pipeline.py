@@ -11,13 +11,21 @@
 A redelivery never applies a transaction twice: the store's processed record carries the
 features (and, once scored, the decision) that the first delivery computed, and the state of its
 counterparty update (leased to one delivery, applied with a marker, then settled; see
-history/record.py and counterparty/protocol.py).
+history/record.py and counterparty/protocol.py). The delivery that holds the update also records
+the transaction in the transaction index, which every label of it is checked against for months
+after the processed record expired (txguard.enrichment.transaction_index; idempotent, so a takeover
+rewrites the same bytes).
 
 A transaction that arrives after a later one of its wallet was applied is decided as usual, its
 decision flagged `late` and its log line too (`"late": true`, counted by a log-based metric):
 the later one was scored without it, a training/serving skew made visible instead of silent.
 With the transactions subscription ordered by wallet this only happens to a redriven dead letter
 or a publisher that sent a wallet's transactions out of order (docs/enrichment.md).
+
+Nothing orders other wallets' updates of a counterparty (or device): the counterparty store's apply
+step reports an update that lands after reads that should have included it, and each is logged as
+one `late_update` line (counterparty/lateness.py); the delivery's own line counts them
+(`late_updates`).
 
 Each delivery runs in its trace (the push request's, or a new one): every line it logs carries
 it, the scoring call and the decision's (or the parked message's) attributes pass it on.
@@ -46,11 +54,15 @@ from txguard.contract.process import ProcessWide
 from txguard.contract.settings import EnrichSettings, enrich_settings
 from txguard.contract.trace import TraceContext, bind
 from txguard.enrichment.counterparty import CounterpartyStore, create_counterparty_store
+from txguard.enrichment.counterparty.lateness import log_late
 from txguard.enrichment.delivery import Progress, PushHandler, ms_since
 from txguard.enrichment.envelope import decode, parse_envelope, parse_transaction, undecoded
 from txguard.enrichment.history import HistoryStore, create_store
+from txguard.enrichment.history.record import Enrichment
 from txguard.enrichment.outbox import Outbox, PubSubOutbox
+from txguard.enrichment.overlap import Overlap
 from txguard.enrichment.scoring_client import ScoringBackend, ScoringClient
+from txguard.enrichment.transaction_index import TransactionIndex, create_transaction_index
 from txguard.features.counterparty_windows import counterparty_features
 
 
@@ -76,6 +88,7 @@ class Result:
     decision: Decision | None = None
     reason: str | None = None
     late: bool = False
+    late_updates: int = 0  # of this transaction's counterparty/device update (each logged on its own line)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -89,14 +102,16 @@ class Enricher(PushHandler[Result]):
               (PermanentError, "permanent"))
 
     def __init__(self, store: HistoryStore, scorer: ScoringBackend, outbox: Outbox,
-                 counterparties: CounterpartyStore, logger: Logger | None = None,
+                 counterparties: CounterpartyStore, index: TransactionIndex, logger: Logger | None = None,
                  project: str = "txguard-local") -> None:
         super().__init__(outbox, logger or get_logger("enrich"))
         self.outbox: Outbox = outbox
         self.store = store
         self.scorer = scorer
         self.counterparties = counterparties
+        self.index = index
         self.project = project  # Cloud Logging names a trace `projects/<project>/traces/<id>`
+        self.overlap = Overlap()  # independent calls of a delivery at the same time (overlap.py)
 
     def handle(self, event_data: Any, trace: TraceContext | None = None) -> Result:
         """Process one delivery. Returning means ack; raising means retry (see module docstring).
@@ -123,47 +138,81 @@ class Enricher(PushHandler[Result]):
         # The counterparty snapshot is read before the wallet transaction and outside it: a wallet's
         # transaction never locks its counterparty (docs/counterparty.md).
         t = time.perf_counter()
-        counterparty = counterparty_features(self.counterparties.snapshot(tx), tx)
+        counterparty = counterparty_features(self.counterparties.read_before(tx), tx)
         result.timings["counterparty_ms"] = ms_since(t)
 
         t = time.perf_counter()
         enrichment = self.store.enrich_once(tx, counterparty)
         result.timings["store_ms"] = ms_since(t)
-        if enrichment.counterparty_due:  # this delivery holds the lease: apply, exactly once (markers)
-            t = time.perf_counter()
+        result.late = enrichment.late
+        decision = enrichment.decision
+        if decision is None:
+            decision = self._score(tx, enrichment, result)
+        elif enrichment.counterparty_due:  # a lease next to a stored decision: not written today (`claim`)
             try:
-                self.counterparties.apply_transaction(tx, enrichment.new_for_cp, enrichment.new_for_device)
+                result.timings["counterparty_ms"] += self._apply_counterparty(tx, enrichment, result)
             except RetryableError:
+                self._hand_back(tx)
+                raise
+        result.decision = decision
+
+        # The decision is recorded: publishing it and dropping the counterparty markers (best effort)
+        # do not depend on each other. Both are done before the delivery answers.
+        attributes = delivery.attributes.get(names.ATTR_PUBLISHED_AT)
+        published, settled = self.overlap(
+            lambda: self._publish(decision, attributes, progress.trace),
+            (lambda: self._settle(tx)) if enrichment.counterparty_due else None)
+        result.timings["publish_ms"] = published.get()
+        result.timings["counterparty_ms"] += settled.get() or 0.0
+        result.status = DeliveryStatus.DUPLICATE if enrichment.duplicate else DeliveryStatus.DECIDED
+
+    def _score(self, tx: Transaction, enrichment: Enrichment, result: Result) -> Decision:
+        """Score, with this delivery's counterparty update (when it holds the lease) at the same time:
+        the score does not depend on it (the features were read before), the decision's record does
+        (it marks the update applied), so the record waits for both."""
+        due = enrichment.counterparty_due
+        scored, applied = self.overlap(
+            lambda: self._call_scoring(enrichment),
+            (lambda: self._apply_counterparty(tx, enrichment, result)) if due else None)
+        if applied.error is not None:
+            if isinstance(applied.error, RetryableError):
                 # Maybe partly applied: hand the lease back so the redelivery retries at once (the
                 # markers make the rows already done no-ops) instead of waiting for it to expire.
                 self._hand_back(tx)
-                raise
-            result.timings["counterparty_ms"] += ms_since(t)
+            raise applied.error
+        result.timings["counterparty_ms"] += applied.get() or 0.0
+        try:
+            decision, result.timings["scoring_ms"] = scored.get()
+            if enrichment.late:
+                decision = decision.model_copy(update={"late": True})
+            t = time.perf_counter()
+            decision = self.store.record_decision(tx.transaction_id, decision)  # first one wins; applied
+            result.timings["store_ms"] += ms_since(t)
+        except Exception:
+            if due:  # applied: say so now, so the redelivery need not wait
+                self._release(tx, result)
+            raise
+        return decision
 
-        decision = enrichment.decision
-        result.late = enrichment.late
-        if decision is None:
-            try:
-                t = time.perf_counter()
-                decision = self.scorer.score(enrichment.enriched)  # the HTTP client sends the bound trace
-                result.timings["scoring_ms"] = ms_since(t)
-                if enrichment.late:
-                    decision = decision.model_copy(update={"late": True})
-                t = time.perf_counter()
-                decision = self.store.record_decision(tx.transaction_id, decision)  # first one wins; applied
-                result.timings["store_ms"] += ms_since(t)
-            except Exception:
-                if enrichment.counterparty_due:  # applied: say so now, so the redelivery need not wait
-                    self._release(tx, result)
-                raise
-        result.decision = decision
-        if enrichment.counterparty_due:
-            self._settle(tx, result)
-
+    def _call_scoring(self, enrichment: Enrichment) -> tuple[Decision, float]:
         t = time.perf_counter()
-        self.outbox.publish_decision(decision, delivery.attributes.get(names.ATTR_PUBLISHED_AT), trace=progress.trace)
-        result.timings["publish_ms"] = ms_since(t)
-        result.status = DeliveryStatus.DUPLICATE if enrichment.duplicate else DeliveryStatus.DECIDED
+        decision = self.scorer.score(enrichment.enriched)  # the HTTP client sends the bound trace
+        return decision, ms_since(t)
+
+    def _apply_counterparty(self, tx: Transaction, enrichment: Enrichment, result: Result) -> float:
+        """This delivery holds the lease: apply its counterparty update, exactly once (markers), and log
+        each entity already read past it as a late update; the milliseconds it took."""
+        t = time.perf_counter()
+        self.index.record(tx)  # before the counters: a label may follow as soon as they move
+        applied = self.counterparties.apply_transaction(tx, enrichment.new_for_cp, enrichment.new_for_device)
+        log_late(self.log, applied.late)
+        result.late_updates = len(applied.late)
+        return ms_since(t)
+
+    def _publish(self, decision: Decision, published_at: str | None, trace: TraceContext | None) -> float:
+        t = time.perf_counter()
+        self.outbox.publish_decision(decision, published_at, trace=trace)
+        return ms_since(t)
 
     def _hand_back(self, tx: Transaction) -> None:
         with contextlib.suppress(RetryableError):  # best effort: else the lease expires
@@ -176,18 +225,19 @@ class Enricher(PushHandler[Result]):
             self.store.counterparty_applied(tx.transaction_id)
         except RetryableError:
             return
-        self._settle(tx, result)
+        result.timings["counterparty_ms"] += self._settle(tx)
 
-    def _settle(self, tx: Transaction, result: Result) -> None:
-        """Drop the counterparty markers. Best effort: the record already says applied, so a marker
-        left behind (store down) only takes space until the table's garbage collection."""
+    def _settle(self, tx: Transaction) -> float:
+        """Drop the counterparty markers; the milliseconds it took. Best effort: the record already
+        says applied, so a marker left behind (store down) only takes space until the table's
+        garbage collection."""
         t = time.perf_counter()
         try:
             self.counterparties.settle_transaction(tx)
         except RetryableError as exc:
             self.log.warning(f"counterparty markers of {tx.transaction_id} left to garbage collection: {exc}",
                              extra={"transaction_id": tx.transaction_id, "wallet_id": tx.wallet_id})
-        result.timings["counterparty_ms"] += ms_since(t)
+        return ms_since(t)
 
     # the log line -------------------------------------------------------------------------------
     def count_more(self, result: Result) -> None:
@@ -204,6 +254,7 @@ class Enricher(PushHandler[Result]):
             "model_version": result.decision.model_version if result.decision else None,
             "reason": result.reason,
             "late": result.late,
+            "late_updates": result.late_updates,
             "timings": result.timings,
         }
 
@@ -215,11 +266,13 @@ def build_enricher(settings: EnrichSettings) -> Enricher:
         # only its own share of a counterparty's traffic and labels. Say so once, at cold start.
         log.warning("COUNTERPARTY_STORE=sqlite next to HISTORY_STORE=firestore: counterparty aggregates are "
                     "per instance (set COUNTERPARTY_STORE=bigtable; docs/counterparty.md)")
+    counterparties = create_counterparty_store(settings)
     return Enricher(
         create_store(settings),
         ScoringClient.from_settings(settings),
         PubSubOutbox.from_settings(settings),
-        create_counterparty_store(settings),
+        counterparties,
+        create_transaction_index(settings, getattr(counterparties, "client", None)),  # one Bigtable client
         log,
         project=settings.google_cloud_project,
     )

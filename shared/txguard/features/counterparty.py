@@ -122,6 +122,35 @@ def read_days(t: float) -> range:
     return range(d - WINDOW_DAYS, d + 1)
 
 
+def slot_start(t: float) -> float:
+    """Start of the 5-minute slot of `t`: a read at `t` sees every bucket that ended by then (the finest
+    bucket is a slot), so a read is recorded at this precision without losing anything."""
+    return (t // FIVE_MIN) * FIVE_MIN
+
+
+def bucket_end(day: int, column: str) -> float:
+    """When the bucket a cell counts in ends, and the features start reading it: its 5-minute slot
+    (`m...`), its hour (`h...`) or its day (day totals `d...` and wallet slots `g..`)."""
+    start = day * DAY
+    if column[0] == "m":
+        return start + (int(column[1:4]) + 1) * FIVE_MIN
+    if column[0] == "h":
+        return start + (int(column[1:3]) + 1) * HOUR
+    return start + DAY
+
+
+def first_read(increments: Iterable[Increment], event_time: float) -> dict[str, float]:
+    """Per entity, the earliest event time whose features include these increments: the end of the
+    first of their buckets to end, and never before the update itself (the offline replay applies a
+    label when it became known, even to buckets that ended earlier, as a reversal's withdrawal)."""
+    out: dict[str, float] = {}
+    for inc in increments:
+        end = bucket_end(inc.day, inc.column)
+        if end < out.get(inc.entity, end + 1):
+            out[inc.entity] = end
+    return {entity: max(end, event_time) for entity, end in out.items()}
+
+
 # Updates ---------------------------------------------------------------------------------------
 def marks(state: WalletState, p: TxPoint) -> tuple[bool, bool]:
     """(first time this wallet pays this counterparty, first time it uses this device), from its

@@ -269,8 +269,9 @@ def apply(state: WalletState, p: TxPoint) -> None:
     state.first_seen = p.ts if state.first_seen is None else min(state.first_seen, p.ts)
 
 
-def history_features(state: WalletState, tx: Transaction) -> HistoryFeatures:
-    values = history_values(state, TxPoint.of(tx))
+def history_features(state: WalletState, tx: Transaction, point: TxPoint | None = None) -> HistoryFeatures:
+    """`point` when the caller already has `TxPoint.of(tx)` (the store's step: built once per delivery)."""
+    values = history_values(state, TxPoint.of(tx) if point is None else point)
     return HistoryFeatures.model_construct(**dict(zip(HISTORY_FEATURES, values, strict=True)))
 
 

@@ -50,6 +50,9 @@ class AliasRecord(BaseModel):
     version: str
     history: list[str] = Field(default_factory=list, description="Previous versions, oldest first")
     updated_at: datetime
+    # Who moved it last when the mover says (the console: the analyst's identity); the object's
+    # generations in a versioned bucket keep the earlier ones.
+    updated_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -198,15 +201,16 @@ class Registry:
         one in an empty place but never inside something else.
         """
         keys = self.store.list("")
-        if any(k.startswith(("versions/", "aliases/")) for k in keys):
+        if any(k.startswith(("versions/", "aliases/", "rulesets/")) for k in keys):  # rule sets alone: a registry too
             return
         if keys:
             raise RegistryError(
-                f"{self.location} is not a model registry: it holds files but no versions/ or aliases/")
+                f"{self.location} is not a model registry, it holds files but no versions/ or aliases/, "
+                "give the registry's own folder or gs:// prefix")
         if not writable:
             raise RegistryError(
-                f"no model registry at {self.location}: nothing is there (a typo? "
-                f"`txguard train --registry {self.location}` creates one)")
+                f"no model registry at {self.location}, nothing is there, check the path (a typo?) or create "
+                f"one with `txguard train --registry {self.location}`")
 
     # Writing -----------------------------------------------------------------------------------
     def publish(self, artifact: bytes, metadata: ModelMetadata) -> ModelMetadata:
@@ -243,8 +247,8 @@ class Registry:
         data = record.model_dump_json(indent=2).encode()
         self.store.replace(self._alias_key(alias), data, generation)
 
-    def promote(self, version: str, alias: str = PRODUCTION) -> None:
-        """Point `alias` at `version` (which must exist), remembering the previous target."""
+    def promote(self, version: str, alias: str = PRODUCTION, by: str | None = None) -> None:
+        """Point `alias` at `version` (which must exist), remembering the previous target; `by`: who."""
         version = self.resolve(version) if version == LATEST else version
         self.metadata(version)  # must exist
         current = self.read_alias(alias)
@@ -256,10 +260,11 @@ class Registry:
             history = list(record.history)
             if record.version != version:
                 history.append(record.version)
-        self.set_alias(alias, AliasRecord(version=version, history=history, updated_at=_now()), generation)
+        self.set_alias(alias, AliasRecord(version=version, history=history, updated_at=_now(), updated_by=by),
+                       generation)
 
-    def rollback(self, alias: str = PRODUCTION) -> str:
-        """Point `alias` back at its previous version; returns that version."""
+    def rollback(self, alias: str = PRODUCTION, by: str | None = None) -> str:
+        """Point `alias` back at its previous version; returns that version. `by`: who."""
         current = self.read_alias(alias)
         if current is None:
             raise ModelNotFoundError(f"alias {alias!r} does not exist in {self.location}")
@@ -268,8 +273,8 @@ class Registry:
             raise RegistryError(f"alias {alias!r} has no previous version to roll back to")
         previous = record.history[-1]
         self.set_alias(
-            alias, AliasRecord(version=previous, history=record.history[:-1], updated_at=_now()), generation
-        )
+            alias, AliasRecord(version=previous, history=record.history[:-1], updated_at=_now(), updated_by=by),
+            generation)
         return previous
 
     def describe(self) -> dict[str, Any]:

@@ -88,6 +88,19 @@ class Calibration(BaseModel):
     label_maturity_days: float = Field(description="How long before the split the slice ends: the labels' delay")
 
 
+class QualityGate(BaseModel):
+    """The quality gate's verdict at training (txguard.training.gate): the bounds a version was held
+    to and whether it met them. The console refuses to promote a version whose gate failed, or that
+    records none (published without `txguard train`): docs/console.md."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    passed: bool
+    reasons: list[str] = Field(default_factory=list, description="Why it failed (empty when it passed)")
+    policy: dict[str, float] = Field(default_factory=dict, description="The bounds it was checked against")
+    compared_with: str | None = Field(None, description="The production version its PR-AUC had to match")
+
+
 class ModelMetadata(BaseModel):
     model_config = ConfigDict(extra="allow", protected_namespaces=())
 
@@ -108,3 +121,4 @@ class ModelMetadata(BaseModel):
     drift_reference: DriftReference | None = None
     parity_probe: ParityProbe | None = None
     calibration: Calibration | None = None
+    quality_gate: QualityGate | None = None

@@ -219,7 +219,7 @@ def gcs_errors(location: str) -> Iterator[None]:
     except Exception as exc:
         module = type(exc).__module__
         if module.startswith("google.auth"):
-            raise RegistryError(f"no Google Cloud credentials for {location}: {NO_CREDENTIALS_HINT}") from exc
+            raise RegistryError(f"cannot reach {location}, no Google Cloud credentials, {NO_CREDENTIALS_HINT}") from exc
         code = getattr(exc, "code", None)
         if module.startswith("google.api_core") and code == 404:
             raise RegistryError(f"bucket of {location} does not exist (or the object is gone): {_message(exc)}") from exc

@@ -15,6 +15,10 @@ runs entirely on the old or entirely on the new version, and its decision names 
 - An instance without any model (its cold start failed) retries with backoff, 1 s doubling up to
   `RETRY_CAP_S`, for as long as it lives: it never stays 503 after the registry is healthy again.
 - With shadow scoring on, the challenger alias (`staging`) is followed the same way.
+- The rule set aliases (`RULES_ALIAS`, default `production`, and `staging` for the rules' shadow)
+  are followed the same way, in the same round (docs/rules.md): conditional read, load (checksum,
+  every rule checked and compiled again), swap; a rule set that fails is refused (`event:
+  rules_refused`) and the previous one stays; no rule set alias yet means no rules.
 """
 
 from __future__ import annotations
@@ -26,11 +30,21 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from txguard.contract.logs import EVENT_KEY, MODEL_LOADED_EVENT, MODEL_REFUSED_EVENT, get_logger
+from txguard.contract.errors import RuleSetNotFoundError
+from txguard.contract.logs import (
+    EVENT_KEY,
+    MODEL_LOADED_EVENT,
+    MODEL_REFUSED_EVENT,
+    RULES_LOADED_EVENT,
+    RULES_REFUSED_EVENT,
+    get_logger,
+)
 from txguard.contract.settings import ScoringSettings
 from txguard.registry import Registry
+from txguard.registry.rulesets import RuleSetRegistry
 from txguard.registry.store import Generation
-from txguard.scoring.loading import is_alias, is_transient, load_scorer, resolve
+from txguard.rules.engine import RuleSet
+from txguard.scoring.loading import is_alias, is_transient, load_rules, load_scorer, resolve, rule_sets
 from txguard.scoring.scorer import Scorer
 from txguard.scoring.state import CHALLENGER, CHAMPION, ServingState
 
@@ -52,8 +66,10 @@ class Followed:
 
 class ModelFollower:
     def __init__(self, state: ServingState, settings: ScoringSettings, registry: Registry, ref: str,
-                 challenger_ref: str | None = None) -> None:
+                 challenger_ref: str | None = None, rules_refs: tuple[tuple[str, str], ...] = ()) -> None:
         self.state, self.registry = state, registry
+        self.rulesets: RuleSetRegistry = rule_sets(registry)
+        self.rules = [Followed(ref, role) for role, ref in rules_refs]  # (RULES or STAGING_RULES, alias)
         self.poll_s, self.threads, self.model_uri = settings.model_poll_s, settings.inference_threads, settings.model_uri
         self.champion = Followed(ref, CHAMPION)
         self.challenger = Followed(challenger_ref, CHALLENGER) if challenger_ref else None
@@ -72,6 +88,8 @@ class ModelFollower:
         self._follow(self.champion)
         if self.challenger is not None:
             self._follow(self.challenger)
+        for followed in self.rules:
+            self._follow_rules(followed)
         return self.poll_s
 
     def _first_model(self) -> float:
@@ -131,6 +149,53 @@ class ModelFollower:
             return
         followed.generation = generation
         self._swap(followed, scorer)
+
+    def _follow_rules(self, followed: Followed) -> None:
+        try:
+            changed = self.rulesets.read_alias_if_changed(followed.ref, followed.generation)
+        except RuleSetNotFoundError:
+            return  # no rule set under that alias (yet): no rules, nothing to say
+        except Exception as exc:  # noqa: BLE001 - a failed poll is retried at the next one
+            self.log.warning("could not read rule set alias %s: %s", followed.ref, _reason(exc),
+                             extra={"alias": followed.ref, "model_version": self.state.version})
+            return
+        if changed is None:
+            return
+        record, generation = changed
+        if self.state.is_refused(followed.role, record.version):
+            followed.generation = generation
+            return
+        self.state.forget_refusals(followed.role)
+        current = self.state.rule_set(followed.role)
+        if current is not None and current.version == record.version:
+            followed.generation = generation
+            return
+        try:
+            rules = load_rules(self.registry, record.version)
+        except Exception as exc:  # noqa: BLE001
+            if is_transient(exc):
+                self.log.warning("could not load rule set %s yet: %s", record.version, _reason(exc),
+                                 extra={"alias": followed.ref, "model_version": self.state.version})
+                return
+            followed.generation = generation
+            self.state.refuse(followed.role, record.version, _reason(exc))
+            self.log.error("refused rule set %s (%s %s): %s; %s stays", record.version, followed.role, followed.ref,
+                           _reason(exc), current.version if current else "no rule set",
+                           extra={EVENT_KEY: RULES_REFUSED_EVENT, "refused_version": record.version,
+                                  "pid": os.getpid(), "alias": followed.ref, "role": followed.role,
+                                  "model_version": self.state.version})
+            return
+        followed.generation = generation
+        self.swap_rules(followed, rules)
+
+    def swap_rules(self, followed: Followed, rules: RuleSet) -> None:
+        previous = self.state.apply_rules(followed.role, rules)
+        self.log.info("rule set %s applied as %s (was %s)", rules.version, followed.role,
+                      previous.version if previous else "none",
+                      extra={EVENT_KEY: RULES_LOADED_EVENT, "rule_set": rules.version, "role": followed.role,
+                             "pid": os.getpid(), "rules": len(rules), "alias": followed.ref,
+                             "previous_rule_set": previous.version if previous else None,
+                             "model_version": self.state.version})
 
     def _swap(self, followed: Followed, scorer: Scorer) -> None:
         previous = self.state.serve(followed.role, scorer)  # the one atomic swap every request reads once

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import ValidationError
+from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.wsgi import get_content_length, get_input_stream
 
 from txguard.contract.errors import (
     BadRequestError,
@@ -31,6 +33,14 @@ class HttpResponse:
     status: int
     body: bytes
     headers: dict[str, str] = field(default_factory=lambda: dict(_JSON_HEADERS))
+
+
+_STATUS_LINES = {code: f"{code} {phrase.upper()}" for code, phrase in HTTP_STATUS_CODES.items()}
+
+
+def status_line(status: int) -> str:
+    """`200 OK`, `422 UNPROCESSABLE ENTITY`: werkzeug's status line, so either route answers alike."""
+    return _STATUS_LINES.get(status) or f"{status} UNKNOWN"
 
 
 class Headers(Protocol):
@@ -93,7 +103,7 @@ def field_errors(exc: ValidationError) -> list[dict[str, Any]]:
 def parse(adapter: Any, body: bytes) -> Any:
     """Validate JSON bytes: malformed JSON -> 400, schema errors -> 422 with field-level errors."""
     try:
-        return adapter.validate_json(body)
+        return adapter.validator.validate_json(body)  # the adapter's validator itself: its wrapper adds ~0.3 us
     except ValidationError as exc:
         errors = field_errors(exc)
         if any(e["type"] == "json_invalid" for e in errors):
@@ -129,6 +139,57 @@ class BytesBody:
         return None
 
 
+def _read_capped(stream: Any, limit: int) -> bytes:
+    """A body without a length (chunked upload): read up to one byte past the limit, never more."""
+    chunks, size = [], 0
+    while size < limit:
+        chunk = stream.read(min(limit - size, 65536))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+class WsgiBody:
+    """The body of a request read straight from the WSGI environ (the hot routes, `txguard.scoring.wsgi`).
+
+    The stream is werkzeug's `get_input_stream` (under gunicorn, which terminates the input, the
+    server's own stream; elsewhere one limited to Content-Length), the length werkzeug's
+    `get_content_length`: the same bytes a werkzeug `Request` would read, without building one.
+    """
+
+    __slots__ = ("_left", "_stream", "content_length")
+
+    def __init__(self, wsgi_env: Mapping[str, Any]) -> None:
+        length = wsgi_env.get("CONTENT_LENGTH")
+        if "wsgi.input_terminated" in wsgi_env and length and length.isdigit() and length.isascii() \
+                and "HTTP_TRANSFER_ENCODING" not in wsgi_env:
+            # The common case, what werkzeug's two functions return for it: the server's stream, the length.
+            self._stream, self.content_length = wsgi_env["wsgi.input"], int(length)
+        else:
+            self._stream = get_input_stream(wsgi_env)  # type: ignore[arg-type]
+            self.content_length = get_content_length(wsgi_env)  # type: ignore[arg-type]
+        self._left = self.content_length  # bytes not read yet (None: read to the stream's end)
+
+    def read(self, limit: int) -> bytes:
+        if self.content_length is not None and self.content_length <= limit:
+            data = self._stream.read(self.content_length)
+            self._left = 0
+            return data
+        data = _read_capped(self._stream, limit)
+        if self._left is not None:
+            self._left -= len(data)
+        return data
+
+    def discard(self) -> None:
+        if self._left == 0:
+            return
+        while self._stream.read(65536):
+            pass
+        self._left = 0
+
+
 class WerkzeugBody:
     """The body of a werkzeug request, read at most once and never beyond the limit."""
 
@@ -143,14 +204,7 @@ class WerkzeugBody:
         if self.content_length is not None and self.content_length <= limit:
             self._whole = True
             return self._request.get_data()  # cached: functions-framework reads it again afterwards
-        stream, chunks, size = self._request.stream, [], 0
-        while size < limit:  # chunked upload: stop one byte past the limit
-            chunk = stream.read(min(limit - size, 65536))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
+        return _read_capped(self._request.stream, limit)
 
     def discard(self) -> None:
         if self._whole:

@@ -27,7 +27,9 @@ from txguard.contract.errors import ParityCheckError, RegistryUnavailableError
 from txguard.registry import LATEST, Registry, open_registry, parse_model_uri
 from txguard.registry.core import version_number
 from txguard.registry.metadata import ModelMetadata
+from txguard.registry.rulesets import RuleSetRegistry
 from txguard.registry.store import Generation
+from txguard.rules.engine import RuleSet
 from txguard.scoring.runtime import N_FEATURES, ModelRuntime
 from txguard.scoring.scorer import Scorer
 
@@ -71,6 +73,30 @@ def resolve(registry: Registry, ref: str) -> Target:
     if version_number(ref):
         return Target(ref, None)  # loading reads its metadata (and says when it does not exist)
     return Target(registry.resolve(ref), None)
+
+
+def rule_sets(registry: Registry) -> RuleSetRegistry:
+    """The rule sets of a model registry (same store, `rulesets/` beside the model versions)."""
+    return RuleSetRegistry(registry.store)
+
+
+def load_rules(registry: Registry, ref: str) -> RuleSet:
+    """Rule set `ref` (alias or rN): checksum checked, every rule checked and compiled again
+    (RuleCheckError if this code refuses what an older one saved)."""
+    loaded = rule_sets(registry).load(ref)
+    return RuleSet(loaded.spec, loaded.metadata.version)
+
+
+def open_rules(uri: str) -> RuleSet | None:
+    """`models/registry@production` -> the rule set that alias names, None when there is none (tools:
+    `score-file`, `batch run`, the benches, so they decide as serving does)."""
+    from txguard.contract.errors import RuleSetNotFoundError
+
+    registry, ref = split_uri(uri)
+    try:
+        return load_rules(registry, ref)
+    except RuleSetNotFoundError:
+        return None
 
 
 def is_transient(exc: BaseException) -> bool:

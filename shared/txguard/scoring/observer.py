@@ -16,6 +16,12 @@ transaction cost 17 % of the throughput and +56 % at p99; a 10 % sample and a fe
 second keep its share of the GIL around a percent. PSI needs hundreds of rows per window, not
 every row, and the comparison of two models needs labelled traffic, not all of it.
 
+The `staging` rule set runs here too, in shadow (docs/rules.md): a `RULES_SHADOW_RATE` share of
+transactions (all, by default: a rule set costs a few microseconds a row) is evaluated with it and
+one `rules_shadow` line is logged for each transaction where a staging rule fired or the would-be
+outcome differs from the one returned: hits per rule and the outcomes it would change, never
+returned to the caller.
+
 If the thread falls behind, the deque drops the oldest observations (counted in the next drift
 line as `dropped`): a monitor must never grow the memory of the function it watches.
 """
@@ -32,12 +38,13 @@ from typing import Any
 
 import numpy as np
 
-from txguard.contract.logs import EVENT_KEY, SHADOW_EVENT, get_logger
+from txguard.contract.logs import EVENT_KEY, RULES_SHADOW_EVENT, SHADOW_EVENT, get_logger
 from txguard.contract.models import Decision, EnrichedTransaction
 from txguard.contract.settings import ScoringSettings
+from txguard.rules.engine import RuleSet
 from txguard.scoring.drift import DriftMonitor
 from txguard.scoring.request_log import INFO, RequestLog
-from txguard.scoring.scorer import Scorer, outcomes
+from txguard.scoring.scorer import Scorer, outcome, outcomes
 from txguard.scoring.state import ServingState
 from txguard.scoring.vectorize import matrix_of
 
@@ -57,6 +64,10 @@ class Observer:
         self.drift_rate = settings.drift_sample_rate if self.drift is not None else 0.0
         self.shadow_rate = settings.shadow_sample_rate if self.shadow else 0.0
         self.keep = max(self.drift_rate, self.shadow_rate)  # a transaction drawn above both is not queued
+        self.rules_rate = settings.rules_shadow_rate if settings.rules_alias else 0.0
+        self.rules_keep = max(self.keep, self.rules_rate)  # ... while a staging rule set is shadowed
+        self.rules_log = RequestLog(settings.log_level, logger="txguard.score.rules")
+        self.rules_shadowed = 0
         self._draw = random.Random().random
         self.queue: deque[Observation] = deque(maxlen=QUEUE_MAX)
         self.drift_log = RequestLog(settings.log_level, logger="txguard.score.drift")
@@ -69,16 +80,16 @@ class Observer:
 
     @property
     def enabled(self) -> bool:
-        return self.keep > 0
+        return self.rules_keep > 0
 
     # Request side (hot path: one draw, and an append for a sampled transaction) ----------------
     def observe(self, tx: EnrichedTransaction, decision: Decision) -> None:
         u = self._draw()
-        if u < self.keep:
+        if u < (self.keep if self.state.staging_rules is None else self.rules_keep):
             self.queue.append((tx, decision, u))
 
     def observe_many(self, txs: Sequence[EnrichedTransaction], decisions: Sequence[Decision]) -> None:
-        draw, keep = self._draw, self.keep
+        draw, keep = self._draw, (self.keep if self.state.staging_rules is None else self.rules_keep)
         self.queue.extend((tx, d, u) for tx, d in zip(txs, decisions, strict=False) if (u := draw()) < keep)
 
     # Background side --------------------------------------------------------------------------
@@ -113,6 +124,9 @@ class Observer:
             return
         x = matrix_of([tx for tx, _, _ in mine])
         draws = np.fromiter((u for _, _, u in mine), dtype=np.float64, count=len(mine))
+        staging = self.state.staging_rules
+        if staging is not None and self.rules_rate > 0:
+            self._shadow_rules(staging, champion, x, mine, draws)
         if self.drift is not None:
             counted = draws < self.drift_rate
             if counted.any():
@@ -138,6 +152,27 @@ class Observer:
             }))
         self.shadow_log.emit_many(INFO, lines)
         self.shadow_scored += len(rows)
+
+    def _shadow_rules(self, staging: RuleSet, champion: Scorer, x: np.ndarray, rows: list[Observation],
+                      draws: np.ndarray) -> None:
+        """The staging rule set's would-be decisions: a line where a rule fired or the outcome differs."""
+        lines = []
+        thresholds = champion.thresholds
+        for i in np.flatnonzero(draws < self.rules_rate).tolist():
+            tx, d, _ = rows[i]
+            would, hits = staging.apply(x[i].tolist(), d.score, tx, outcome(d.score, thresholds))
+            self.rules_shadowed += 1
+            if not hits and would is d.outcome:
+                continue
+            lines.append((f"rules shadow {tx.transaction_id}: {d.outcome.value} -> {would.value}", {
+                EVENT_KEY: RULES_SHADOW_EVENT, "transaction_id": tx.transaction_id, "wallet_id": tx.wallet_id,
+                "model_version": d.model_version, "score": d.score, "outcome": d.outcome.value,
+                "rule_set": d.rule_set, "rules": [h.rule for h in d.rules],
+                "staging_rule_set": staging.version, "staging_outcome": would.value,
+                "staging_rules": [h.rule for h in hits],
+            }))
+        if lines:
+            self.rules_log.emit_many(INFO, lines)
 
     def _emit_drift(self, line: dict[str, Any]) -> None:
         line["dropped"] = self.dropped

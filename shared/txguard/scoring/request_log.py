@@ -34,9 +34,20 @@ class RequestLog:
         self._stamp = ""
 
     def emit(self, severity: str, message: str, fields: dict[str, Any]) -> None:
+        entry = self.entry(severity, message)
+        if entry is not None:
+            entry.update(fields)
+            self.write(entry)
+
+    def entry(self, severity: str, message: str) -> dict[str, Any] | None:
+        """A line's leading fields (severity, message, time, logger), for the caller to add its own
+        and `write`; None when `severity` is below the level (nothing to build)."""
         if _LEVELS[severity] < self.threshold:
-            return
-        self._write(self._line(severity, message, fields, time.time()))
+            return None
+        return {"severity": severity, "message": message, "time": self._time(time.time()), "logger": self.logger}
+
+    def write(self, entry: dict[str, Any]) -> None:
+        self._write(to_json(entry, fallback=str).decode() + "\n")  # pydantic-core's Rust encoder: ~2 us
 
     def emit_many(self, severity: str, entries: list[tuple[str, dict[str, Any]]]) -> None:
         """Several lines in one write (the observer's shadow lines: one system call per chunk)."""
@@ -45,18 +56,15 @@ class RequestLog:
         now = time.time()
         self._write("".join(self._line(severity, message, fields, now) for message, fields in entries))
 
-    def _line(self, severity: str, message: str, fields: dict[str, Any], now: float) -> str:
+    def _time(self, now: float) -> str:
         second = int(now)
         if second != self._second:  # strftime once per second, not per request
             self._stamp, self._second = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)), second
-        entry = {
-            "severity": severity,
-            "message": message,
-            "time": f"{self._stamp}.{int(now * 1000) % 1000:03d}Z",
-            "logger": self.logger,
-            **fields,
-        }
-        return to_json(entry, fallback=str).decode() + "\n"  # pydantic-core's Rust encoder: ~2 us
+        return f"{self._stamp}.{int(now * 1000) % 1000:03d}Z"
+
+    def _line(self, severity: str, message: str, fields: dict[str, Any], now: float) -> str:
+        entry = {"severity": severity, "message": message, "time": self._time(now), "logger": self.logger, **fields}
+        return to_json(entry, fallback=str).decode() + "\n"
 
     def _write(self, text: str) -> None:
         with self._lock:

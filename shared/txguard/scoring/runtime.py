@@ -121,7 +121,10 @@ class ModelRuntime:
 
     def predict_row(self, row: Sequence[float]) -> float:
         """P(fraud) of one feature row (FEATURE_NAMES order): the fast path, thread-safe."""
-        buf = self._buffers()
+        try:
+            buf = self._local.buf
+        except AttributeError:  # this thread's first row
+            buf = self._buffers()
         try:
             _PACK.pack_into(buf.row_bytes, 0, *row)
         except (OverflowError, struct.error):  # beyond float32 (inf, as numpy casts it) or not N_FEATURES

@@ -16,11 +16,17 @@ import time
 import weakref
 from typing import Any
 
-from txguard.contract.errors import ScoringError
-from txguard.contract.logs import EVENT_KEY, MODEL_LOADED_EVENT, get_logger
+from txguard.contract.errors import RuleSetNotFoundError, ScoringError
+from txguard.contract.logs import (
+    EVENT_KEY,
+    MODEL_LOADED_EVENT,
+    RULES_LOADED_EVENT,
+    RULES_REFUSED_EVENT,
+    get_logger,
+)
 from txguard.contract.settings import ScoringSettings
 from txguard.contract.trace import from_headers
-from txguard.registry import STAGING
+from txguard.registry import STAGING, Registry
 from txguard.scoring import routes
 from txguard.scoring.context import RequestContext
 from txguard.scoring.follower import ModelFollower
@@ -34,10 +40,10 @@ from txguard.scoring.http import (
     read_json_body,
     render_error,
 )
-from txguard.scoring.loading import Target, is_transient, load_scorer, resolve, split_uri
+from txguard.scoring.loading import Target, is_transient, load_rules, load_scorer, resolve, split_uri
 from txguard.scoring.observer import Observer
 from txguard.scoring.request_log import ERROR, INFO, WARNING, RequestLog
-from txguard.scoring.state import CHAMPION, ServingState
+from txguard.scoring.state import CHAMPION, RULES, STAGING_RULES, ServingState
 
 
 class ScoringService:
@@ -85,6 +91,9 @@ class ScoringService:
                             extra={"model_uri": settings.model_uri})
                 time.sleep(wait)
         state = ServingState(scorer, reason if scorer is None else None)
+        rules_refs = rules_aliases(settings)
+        if scorer is not None:
+            load_rule_sets(state, registry, rules_refs, log)
         if scorer is None:
             log.critical("model not loaded: %s", reason, extra={
                 "model_uri": settings.model_uri, "retrying": settings.model_poll_s > 0})
@@ -94,7 +103,8 @@ class ScoringService:
                 "model_version": scorer.version, "load_ms": round((time.perf_counter() - t0) * 1000, 1)})
         follower = None
         if settings.model_poll_s > 0:
-            follower = ModelFollower(state, settings, registry, ref, STAGING if settings.shadow_enabled else None)
+            follower = ModelFollower(state, settings, registry, ref, STAGING if settings.shadow_enabled else None,
+                                     rules_refs)
             follower.champion.generation = target.generation
         observer = Observer(state, settings)
         service = cls(settings, state, follower, observer if observer.enabled else None)
@@ -159,42 +169,97 @@ class ScoringService:
 
     # Logging -----------------------------------------------------------------------------------
     def _log(self, method: str, path: str, status: int, ctx: RequestContext, headers: Headers) -> None:
-        """One structured line per request (Cloud Logging: severity, message, and the caller's trace)."""
-        entry: dict[str, Any] = {
-            "http_method": method, "path": path, "status": status, "model_version": self.state.version,
-            "latency_ms": round((time.perf_counter_ns() - ctx.started_ns) / 1e6, 3),
-        }
+        """One structured line per request (Cloud Logging: severity, message, and the caller's trace).
+
+        A scored transaction's line is built in one dict, in the order of the fields' meaning
+        (request, trace, decision), and only when INFO is logged; its decision goes to the observer
+        either way."""
+        tx, decision = ctx.tx, ctx.decision
+        if tx is not None and decision is not None:
+            outcome = decision.outcome.value
+            entry = self.request_log.entry(INFO, f"scored {decision.transaction_id}: {outcome}")
+            if entry is not None:
+                self._request_fields(entry, method, path, status, decision.model_version, ctx, headers)
+                entry["transaction_id"] = decision.transaction_id
+                entry["wallet_id"] = decision.wallet_id
+                entry["outcome"] = outcome
+                entry["score"] = decision.score
+                entry["inference_us"] = decision.timings.get("inference_us")
+                entry["rule_set"] = decision.rule_set
+                if decision.rules:
+                    entry["rules"] = [hit.rule for hit in decision.rules]
+                self.request_log.write(entry)
+            if self.observer is not None:  # a draw, and for a sampled one a queue append: work runs later
+                self.observer.observe(tx, decision)
+            return
+        fields: dict[str, Any] = {}
+        txs, decisions = ctx.batch, ctx.decisions
+        if txs is not None and decisions is not None:
+            version = decisions[0].model_version if decisions else self.state.version
+            self._request_fields(fields, method, path, status, version, ctx, headers)
+            if decisions and self.observer is not None:
+                self.observer.observe_many(txs, decisions)
+            counts: dict[str, int] = {}
+            fired: dict[str, int] = {}
+            for d in decisions:
+                counts[d.outcome.value] = counts.get(d.outcome.value, 0) + 1
+                for hit in d.rules:
+                    fired[hit.rule] = fired.get(hit.rule, 0) + 1
+            if decisions:
+                fields["rule_set"] = decisions[0].rule_set
+            if fired:
+                fields["rules"] = fired
+            fields.update(batch_size=len(decisions), decisions=counts,
+                          inference_us=decisions[0].timings.get("inference_us") if decisions else None)
+            self.request_log.emit(INFO, f"scored batch of {len(decisions)}", fields)
+            return
+        self._request_fields(fields, method, path, status, self.state.version, ctx, headers)
+        if tx is not None:  # validated, then failed
+            fields.update(transaction_id=tx.transaction_id, wallet_id=tx.wallet_id)
+        severity = ERROR if status >= 500 else WARNING if status >= 400 else INFO
+        detail = f": {ctx.error}" if ctx.error is not None else ""
+        self.request_log.emit(severity, f"{method} {path} -> {status}{detail}", fields)
+
+    def _request_fields(self, entry: dict[str, Any], method: str, path: str, status: int, version: str | None,
+                        ctx: RequestContext, headers: Headers) -> None:
+        """What every request line says: the request, the version that answered, latency, the caller's trace."""
+        entry["http_method"] = method
+        entry["path"] = path
+        entry["status"] = status
+        entry["model_version"] = version
+        entry["latency_ms"] = round((time.perf_counter_ns() - ctx.started_ns) / 1e6, 3)
         trace = from_headers(headers.get)
         if trace is not None:
             entry.update(trace.log_fields(self.settings.google_cloud_project))
-        emit = self.request_log.emit
-        tx, decision = ctx.tx, ctx.decision
-        if tx is not None and decision is not None:
-            entry.update(transaction_id=decision.transaction_id, wallet_id=decision.wallet_id,
-                         outcome=decision.outcome.value, score=decision.score, model_version=decision.model_version,
-                         inference_us=decision.timings.get("inference_us"))
-            emit(INFO, f"scored {decision.transaction_id}: {decision.outcome.value}", entry)
-            if self.observer is not None:  # a queue append: drift and shadow work run in the background
-                self.observer.observe(tx, decision)
-            return
-        txs, decisions = ctx.batch, ctx.decisions
-        if txs is not None and decisions is not None:
-            if decisions:
-                entry["model_version"] = decisions[0].model_version
-                if self.observer is not None:
-                    self.observer.observe_many(txs, decisions)
-            counts: dict[str, int] = {}
-            for d in decisions:
-                counts[d.outcome.value] = counts.get(d.outcome.value, 0) + 1
-            entry.update(batch_size=len(decisions), decisions=counts,
-                         inference_us=decisions[0].timings.get("inference_us") if decisions else None)
-            emit(INFO, f"scored batch of {len(decisions)}", entry)
-            return
-        if tx is not None:  # validated, then failed
-            entry.update(transaction_id=tx.transaction_id, wallet_id=tx.wallet_id)
-        severity = ERROR if status >= 500 else WARNING if status >= 400 else INFO
-        detail = f": {ctx.error}" if ctx.error is not None else ""
-        emit(severity, f"{method} {path} -> {status}{detail}", entry)
+
+
+def rules_aliases(settings: ScoringSettings) -> tuple[tuple[str, str], ...]:
+    """(role, alias) of the rule sets this process applies and shadows (docs/rules.md)."""
+    if not settings.rules_alias:
+        return ()
+    refs = [(RULES, settings.rules_alias)]
+    if settings.rules_shadow_rate > 0 and settings.rules_alias != STAGING:
+        refs.append((STAGING_RULES, STAGING))
+    return tuple(refs)
+
+
+def load_rule_sets(state: ServingState, registry: Registry, refs: tuple[tuple[str, str], ...], log: Any) -> None:
+    """The rule sets at cold start; a missing alias is no rules, any other failure is logged and left to
+    the follower (the model answers meanwhile, as it would without rules)."""
+    for role, alias in refs:
+        try:
+            rules = load_rules(registry, alias)
+        except RuleSetNotFoundError:
+            continue
+        except Exception as exc:  # noqa: BLE001 - never fail a cold start on rules
+            state.refuse(role, alias, f"{type(exc).__name__}: {exc}")
+            log.error("rule set %s not applied: %s", alias, exc, extra={
+                EVENT_KEY: RULES_REFUSED_EVENT, "alias": alias, "role": role, "model_version": state.version})
+            continue
+        state.apply_rules(role, rules)
+        log.info("rule set %s applied as %s", rules.version, role, extra={
+            EVENT_KEY: RULES_LOADED_EVENT, "rule_set": rules.version, "role": role, "alias": alias,
+            "rules": len(rules), "pid": os.getpid(), "model_version": state.version})
 
 
 def _restart_in_forked_children(service: ScoringService) -> None:

@@ -8,6 +8,10 @@ count drift. Each field is one reference, replaced whole: a request reads `champ
 that scorer to its end, so its decision and its log line name the version that made them even if
 the follower swaps the champion meanwhile.
 
+The rule sets applied after the model live here too (txguard.rules): `rules` (the production
+alias, applied to every decision) and `staging_rules` (shadowed by the observer), swapped whole by
+the follower like the scorers; a request reads `rules` once, next to the champion.
+
 The follower's refusals live here too (per role, version -> why): `/health` shows them and the
 follower skips a refused version until its alias moves.
 """
@@ -15,11 +19,14 @@ follower skips a refused version until its alias moves.
 from __future__ import annotations
 
 from txguard.contract.errors import ModelUnavailableError
+from txguard.rules.engine import RuleSet
 from txguard.scoring.scorer import Scorer
 
 CHAMPION = "champion"  # answers every request
 CHALLENGER = "challenger"  # scored in the background on a sample, never answers (shadow scoring)
-ROLES = (CHAMPION, CHALLENGER)
+RULES = "rules"  # the rule set applied after the champion
+STAGING_RULES = "staging_rules"  # the rule set evaluated in shadow
+ROLES = (CHAMPION, CHALLENGER, RULES, STAGING_RULES)
 
 
 class ServingState:
@@ -27,6 +34,8 @@ class ServingState:
         self.champion = champion
         self.challenger: Scorer | None = None
         self.load_error = load_error  # why there is no champion (None while one answers)
+        self.rules: RuleSet | None = None
+        self.staging_rules: RuleSet | None = None
         self._refused: dict[str, dict[str, str]] = {role: {} for role in ROLES}
 
     @property
@@ -52,6 +61,18 @@ class ServingState:
             self.load_error = None
         else:
             self.challenger = scorer
+        return previous
+
+    def rule_set(self, role: str) -> RuleSet | None:
+        return self.rules if role == RULES else self.staging_rules
+
+    def apply_rules(self, role: str, rules: RuleSet | None) -> RuleSet | None:
+        """`rules` are applied (RULES) or shadowed (STAGING_RULES) from now on; returns the ones replaced."""
+        previous = self.rule_set(role)
+        if role == RULES:
+            self.rules = rules  # one swap, read once per request
+        else:
+            self.staging_rules = rules
         return previous
 
     def fail(self, reason: str) -> None:

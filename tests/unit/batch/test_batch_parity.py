@@ -22,6 +22,7 @@ from txguard.batch.score_file import score_file
 from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
 from txguard.enrichment.history.sqlite import SqliteHistoryStore
 from txguard.enrichment.pipeline import DeliveryStatus, Enricher
+from txguard.enrichment.transaction_index.sqlite import SqliteTransactionIndex
 from txguard.features.wallet import FEATURE_NAMES
 from txguard.scoring.loading import open_scorer
 from txguard.simulator.core import simulate
@@ -81,7 +82,8 @@ def test_features_equal_the_single_process_replay_and_the_online_path(world: dic
 
     store, outbox = SqliteHistoryStore(tmp_path / "history.sqlite3"), FakeOutbox()
     counterparties = SqliteCounterpartyStore(tmp_path / "history.sqlite3")
-    enricher = Enricher(store, world["scorer"], outbox, counterparties)
+    enricher = Enricher(store, world["scorer"], outbox, counterparties,
+                        SqliteTransactionIndex(tmp_path / "history.sqlite3"))
     try:
         for i, r in enumerate(ordered):
             assert enricher.handle(event_data(r.tx, message_id=str(i))).status is DeliveryStatus.DECIDED

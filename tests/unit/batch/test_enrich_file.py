@@ -47,7 +47,7 @@ def test_a_bad_row_is_named_and_nothing_written(tmp_path: Path, capsys: pytest.C
     with pytest.raises(DataFileError, match=r"tx.jsonl: line 2: field 'counterparty_id': Field required"):
         enrich_file(src, tmp_path / "out.jsonl")
     assert not (tmp_path / "out.jsonl").exists()
-    assert cli(["enrich-file", str(src), str(tmp_path / "out.jsonl")]) == 2
+    assert cli(["enrich-file", str(src), str(tmp_path / "out.jsonl")]) == 1  # input (txguard.cli.errors.Exit)
     assert capsys.readouterr().err.startswith(f"error: {src}: line 2: field")
 
 
@@ -69,4 +69,4 @@ def test_the_documented_chain_simulate_enrich_score(tmp_path: Path, capsys: pyte
     assert sorted(Path(direct).read_text().splitlines()) == sorted(Path(decisions).read_text().splitlines())
     # Forced to read it as enriched, it fails and says why.
     assert cli(["score-file", "--model-uri", uri, "--input-kind", "enriched", raw, direct]) == 1
-    assert "without --input-kind enriched score-file replays" in capsys.readouterr().err.replace("\n", " ")
+    assert "drop --input-kind enriched to replay their history" in capsys.readouterr().err.replace("\n", " ")

@@ -117,7 +117,7 @@ def test_cli_refuses_a_model_whose_onnx_disagrees_with_its_metadata(
     src = write_jsonl(tmp_path / "in.jsonl", [tx.model_dump_json() for tx in enriched_transactions()[:5]])
     code = cli(["score-file", str(src), str(tmp_path / "out.jsonl"), "--model-uri",
                 f"{tmp_path / 'registry'}@production"])
-    assert code == 2 and not (tmp_path / "out.jsonl").exists()
+    assert code == 4 and not (tmp_path / "out.jsonl").exists()  # setup: the registry's model is refused
     assert "recorded at training" in capsys.readouterr().err.replace("\n", " ")
 
 

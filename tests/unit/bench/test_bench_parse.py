@@ -52,9 +52,13 @@ def test_summary_ratios_come_from_the_same_report() -> None:
         },
         "coldstart": {"median_s": 0.8, "cpu_ms_median": 280.0, "hello_median_s": 0.4, "hello_cpu_ms_median": 130.0},
         "workers": 2, "threads": 1, "load_client": "wrk",
+        "rules": {"added_us_p50": 2.5, "rules_only": {"p50_us": 2.345}, "fast_rules": {"p50_us": 22.51}},
     }
     main = {"rps": 1500.0, "p50_ms": 4.0, "p99_ms": 9.0, "errors": 0, "cpu_us_per_req": 400.0}
     s = summary(report, main)
+    assert (s["rules50_added_us_p50"], s["rules50_eval_us_p50"], s["fast_rules50_us_p50"]) == (2.5, 2.35, 22.5)
+    del report["rules"]
+    assert summary(report, main)["rules50_added_us_p50"] is None  # that step failed: the rest still reports
     assert s["cpu_vs_hello"] == 0.75 and s["cpu_vs_mlserver"] == 5.0 and s["http_cpu_us_per_req"] == 400.0
     # Cold start next to the server stack's floor (the constant function started the same way).
     assert (s["coldstart_s"], s["coldstart_cpu_ms"], s["coldstart_hello_s"], s["coldstart_hello_cpu_ms"]) == (

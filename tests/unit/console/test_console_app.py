@@ -5,6 +5,7 @@ and changes nothing."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from txguard.console.app import create_app
 from txguard.console.identity import ANALYST_COOKIE
 from txguard.console.wiring import ConsoleParts
 from txguard.contract.models import CounterpartyFeatures, HistoryFeatures, Outcome
+from txguard.registry.metadata import QualityGate
 
 
 @pytest.fixture
@@ -29,6 +31,12 @@ def parts(tmp_path: Path) -> ConsoleParts:
 
 @pytest.fixture
 def client(parts: ConsoleParts) -> FlaskClient:
+    app = create_app(parts)
+    app.testing = True
+    return app.test_client()
+
+
+def app_client(parts: ConsoleParts) -> FlaskClient:
     app = create_app(parts)
     app.testing = True
     return app.test_client()
@@ -153,11 +161,14 @@ def test_bad_transactions_name_the_field(client: FlaskClient, parts: ConsolePart
     assert parts.history.wallet_state("w-app").ts == []
 
 
-def test_models_page_and_alias_moves_need_confirmation(client: FlaskClient, parts: ConsoleParts, tmp_path: Path) -> None:
+def test_models_page_and_alias_moves_need_confirmation(tmp_path: Path) -> None:
+    parts = console_parts(tmp_path, CONSOLE_APPROVERS="carol@example.com, dan")
+    client = as_analyst(app_client(parts), "carol@example.com")
     publish_tiny(tmp_path / "registry", promote=False)  # v2, not promoted
     models = client.get("/api/models").get_json()
     assert [v["version"] for v in models["versions"]] == ["v2", "v1"] and models["aliases"] == {"production": "v1"}
     assert models["versions"][1]["thresholds"] == {"review": 0.3, "block": 0.7}
+    assert models["versions"][0]["gate"]["passed"] is True
     status, err = post(client, "/api/models/alias", {"action": "promote", "alias": "production", "version": "v2",
                                                      "confirm": "yes"})
     assert status == 422 and err["error"]["errors"][0]["loc"] == ["confirm"]
@@ -172,11 +183,83 @@ def test_models_page_and_alias_moves_need_confirmation(client: FlaskClient, part
     assert status == 404 and parts.registry.aliases() == {"production": "v1"}
     status, done = post(client, "/api/models/alias", {"action": "promote", "alias": "production", "version": "v2",
                                                       "confirm": "production"})
-    assert status == 200 and done == {"alias": "production", "action": "promote", "version": "v2", "previous": "v1"}
+    assert status == 200 and {k: done[k] for k in ("alias", "action", "version", "previous", "by")} == {
+        "alias": "production", "action": "promote", "version": "v2", "previous": "v1", "by": "carol@example.com"}
+    assert done["gate"]["passed"] is True
+    assert parts.registry.read_alias("production")[0].updated_by == "carol@example.com"  # the person, in the registry
     status, done = post(client, "/api/models/alias", {"action": "rollback", "alias": "production", "confirm": "production"})
     assert status == 200 and done["version"] == "v1" and parts.registry.aliases() == {"production": "v1"}
     status, err = post(client, "/api/models/alias", {"action": "rollback", "alias": "production", "confirm": "production"})
     assert status == 422 and "no previous version" in err["error"]["message"]
+    parts.close()
+
+
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_only_approvers_move_production_and_every_move_is_logged_with_the_person(tmp_path: Path) -> None:
+    parts = console_parts(tmp_path, CONSOLE_APPROVERS="Carol@Example.com")
+    lines = Lines()
+    parts.log = logging.getLogger("txguard.test-console-approvers")
+    parts.log.addHandler(lines)
+    publish_tiny(tmp_path / "registry", promote=False)  # v2
+    client = as_analyst(app_client(parts), "alice@example.com")
+    promote = {"action": "promote", "alias": "production", "version": "v2", "confirm": "production"}
+    status, err = post(client, "/api/models/alias", promote)
+    assert status == 403
+    assert err["error"]["message"].startswith("alice@example.com may not promote v2 to production: only a "
+                                              "production approver may")
+    status, err = post(client, "/api/models/alias", {"action": "rollback", "alias": "production",
+                                                     "confirm": "production"})
+    assert status == 403 and "may not roll production back" in err["error"]["message"]
+    assert parts.registry.aliases() == {"production": "v1"}
+    refused = [r for r in lines.records if getattr(r, "event", None) == "alias_move_refused"]
+    assert [r.analyst for r in refused] == ["alice@example.com"] * 2
+    assert "approvers only" in client.get("/models").data.decode()
+    # Any analyst may move staging (nothing is served from it).
+    status, done = post(client, "/api/models/alias", {**promote, "alias": "staging", "confirm": "staging"})
+    assert status == 200 and done["by"] == "alice@example.com"
+    # The approver (case does not matter in an e-mail) may, and the move is one line with all of it.
+    as_analyst(client, "carol@example.com")
+    status, done = post(client, "/api/models/alias", promote)
+    assert status == 200 and parts.registry.aliases()["production"] == "v2"
+    (moved,) = [r for r in lines.records if getattr(r, "event", None) == "alias_move" and r.alias == "production"]
+    assert (moved.analyst, moved.previous, moved.version, moved.action) == ("carol@example.com", "v1", "v2", "promote")
+    assert moved.gate["passed"] is True and "quality gate passed" in moved.getMessage()
+    parts.close()
+
+
+def test_no_approvers_configured_means_nobody_moves_production(client: FlaskClient, parts: ConsoleParts) -> None:
+    status, err = post(client, "/api/models/alias", {"action": "rollback", "alias": "production",
+                                                     "confirm": "production"})
+    assert status == 403 and "no production approvers are configured" in err["error"]["message"]
+
+
+@pytest.mark.parametrize(("gate", "says"), [
+    (QualityGate(passed=False, reasons=["quality gate: PR-AUC 0.41 is below the floor 0.5 (--min-pr-auc)"]),
+     "its quality gate failed: quality gate: PR-AUC 0.41 is below the floor"),
+    (None, "its quality gate no quality-gate result recorded"),
+])
+def test_a_version_whose_gate_failed_or_is_unknown_is_never_promoted(tmp_path: Path, gate: QualityGate | None,
+                                                                      says: str) -> None:
+    parts = console_parts(tmp_path, CONSOLE_APPROVERS="carol")
+    publish_tiny(tmp_path / "registry", promote=False, quality_gate=gate)  # v2
+    client = as_analyst(app_client(parts), "carol")
+    shown = client.get("/api/models").get_json()["versions"][0]
+    assert shown["version"] == "v2" and shown["gate"]["passed"] is (None if gate is None else False)
+    assert "quality gate: " in client.get("/models").data.decode()
+    for alias in ("production", "staging"):
+        status, err = post(client, "/api/models/alias", {"action": "promote", "alias": alias, "version": "v2",
+                                                         "confirm": alias})
+        assert status == 409 and says in err["error"]["message"], err
+    assert parts.registry.aliases() == {"production": "v1"}
+    parts.close()
 
 
 def test_the_console_says_what_a_score_means(client: FlaskClient, parts: ConsoleParts, tmp_path: Path) -> None:
@@ -207,8 +290,22 @@ def test_pictures_are_served_from_the_registry(client: FlaskClient, parts: Conso
     assert client.get("/api/models").get_json()["versions"][0]["pictures"] == ["pr_curve.png"]
     resp = client.get("/models/v1/pictures/pr_curve.png")
     assert resp.status_code == 200 and resp.data == png and resp.mimetype == "image/png"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
     for bad in ("/models/v1/pictures/..%2Fmetadata.json", "/models/v1/pictures/nope.png", "/models/x/pictures/a.png"):
         assert client.get(bad).status_code == 404
+
+
+def test_pictures_are_png_only(client: FlaskClient, parts: ConsoleParts) -> None:
+    """An SVG can carry script: it is neither listed nor served, and a file named .png that is not one
+    is refused too."""
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    parts.registry.store.create("versions/v1/pictures/curves.svg", svg)
+    parts.registry.store.create("versions/v1/pictures/fake.png", svg)
+    assert client.get("/api/models").get_json()["versions"][0]["pictures"] == ["fake.png"]
+    assert client.get("/models/v1/pictures/curves.svg").status_code == 404
+    resp = client.get("/models/v1/pictures/fake.png")
+    assert resp.status_code == 404 and b"<script>" not in resp.data
 
 
 def test_live_api_and_stream(client: FlaskClient, parts: ConsoleParts) -> None:

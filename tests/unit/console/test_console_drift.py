@@ -123,3 +123,33 @@ def test_a_log_view_source_queries_that_view_only() -> None:
     assert ConsoleSettings.model_validate({"DRIFT_SOURCE": f"cloud-logging:{view}"}).drift_source.endswith(view)
     with pytest.raises(ValueError, match="DRIFT_SOURCE"):
         ConsoleSettings.model_validate({"DRIFT_SOURCE": "cloud-logging:somewhere"})
+
+
+def test_a_malformed_drift_line_is_skipped_with_a_warning_and_the_page_still_renders(tmp_path: Path) -> None:
+    """A line the scoring code never writes (a PSI that is not a number, no version, a map where a number
+    belongs) is left out with one warning each; the good windows are shown and /models answers 200."""
+    import logging
+
+    log = tmp_path / "score.log"
+    windows_written_by_the_scoring_code(log, shift=2.0)
+    bad = [{"event": "drift_window", "model_version": "v1", "window_end": "2099-01-01T00:00:00+00:00",
+            "psi": {"amount": "lots"}, "psi_max": 0.5},
+           {"event": "drift_window", "window_end": "2099-01-01T00:00:01+00:00", "psi": {}},
+           {"event": "drift_window", "model_version": "v1", "window_end": "2099-01-01T00:00:02+00:00",
+            "psi": {"amount": 0.1}, "psi_max": {"no": "number"}}]
+    with log.open("a") as fh:
+        fh.write("\n".join(json.dumps(b) for b in bad) + "\n")
+    parts = console_parts(tmp_path, DRIFT_SOURCE=f"file:{log}")
+    warnings: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = warnings.append  # type: ignore[method-assign]
+    parts.log = logging.getLogger("txguard.test-drift-skip")
+    parts.log.addHandler(handler)
+    client = create_app(parts).test_client()
+    assert client.get("/models").status_code == 200
+    shown = client.get("/api/models").get_json()["drift"]["versions"]
+    assert set(shown) == {"v1"} and shown["v1"]["feature_max"] == "new_counterparties_24h"  # the good window
+    skipped = [r.getMessage() for r in warnings if r.levelno == logging.WARNING]
+    assert len(skipped) >= 3 and all(m.startswith("drift_window line skipped: ") for m in skipped)
+    assert any("psi.amount" in m for m in skipped) and any("model_version" in m for m in skipped)
+    parts.close()

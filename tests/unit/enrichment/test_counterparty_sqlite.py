@@ -8,7 +8,13 @@ from pathlib import Path
 from txguard.contract.settings import EnrichSettings
 from txguard.enrichment.counterparty import create_counterparty_store
 from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
-from txguard.features.counterparty import CounterpartyBook, marks, read_days, transaction_increments
+from txguard.features.counterparty import (
+    CounterpartyBook,
+    EntityKeys,
+    marks,
+    read_days,
+    transaction_increments,
+)
 from txguard.features.label_ledger import apply_label
 from txguard.features.wallet import TxPoint, WalletState, apply
 from txguard.simulator.core import Simulation
@@ -25,14 +31,14 @@ def test_same_cells_as_the_book_and_exactly_once(tmp_path: Path) -> None:
         new_cp, new_device = marks(state, TxPoint.of(tx))
         apply(state, TxPoint.of(tx))
         book.add(transaction_increments(tx, new_cp, new_device))
-        assert store.apply_transaction(tx, new_cp, new_device)
+        assert store.apply_transaction(tx, new_cp, new_device).added
     # Redeliveries before their markers are settled change nothing (eight threads racing).
     with ThreadPoolExecutor(max_workers=8) as pool:
         again = list(pool.map(lambda tx: store.apply_transaction(tx, True, True), txs[:300]))
-    assert not any(again)
+    assert not any(a.added for a in again)
     for lb in labels:
-        assert store.apply_label(lb) == apply_label(book, lb)
-        assert store.apply_label(lb).duplicate
+        assert store.apply_label(lb).outcome == apply_label(book, lb)
+        assert store.apply_label(lb).outcome.duplicate
     for tx in txs[:: max(1, len(txs) // 400)]:
         snap = store.snapshot(tx)
         want = book.snapshot(tx)
@@ -44,6 +50,8 @@ def test_same_cells_as_the_book_and_exactly_once(tmp_path: Path) -> None:
     for tx in txs:
         store.settle_transaction(tx)
     assert store.pending_markers() == 0
+    for entity in {e for tx in txs for e in EntityKeys.of(tx.wallet_id, tx.counterparty_id, tx.device_id).all()}:
+        assert store.entity_cells(entity) == book.cells.get(entity, {})
     store.close()
 
 

@@ -109,3 +109,20 @@ def test_a_file_from_before_the_late_flag_is_migrated(tmp_path: Path) -> None:
     assert store.enrich_once(early, unknown_counterparty(early)).late is True  # the duplicate path reads it back
     assert store.processed(early.transaction_id)["late"] is True
     store.close()
+
+
+def test_a_first_delivery_enriches_as_its_record_reads_back(tmp_path: Path) -> None:
+    """`fresh` builds the first delivery's Enrichment from the step itself, not from its record read
+    back: the two must be equal, field for field and in the JSON sent to scoring."""
+    from txguard.enrichment.history.record import reuse
+
+    store = SqliteHistoryStore(tmp_path / "h.sqlite3")
+    for i in range(30):
+        tx = make_tx(i)
+        first = store.enrich_once(tx, unknown_counterparty(tx))
+        again = reuse(tx, store.processed(tx.transaction_id))
+        assert first.enriched == again.enriched
+        assert first.enriched.model_dump_json() == again.enriched.model_dump_json()
+        assert (first.new_for_cp, first.new_for_device, first.late) == (again.new_for_cp, again.new_for_device,
+                                                                         again.late)
+        assert first.counterparty_due and not first.duplicate and again.duplicate and not again.counterparty_due

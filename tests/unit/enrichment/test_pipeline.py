@@ -19,6 +19,7 @@ from txguard.contract.trace import SPAN_KEY, TRACE_KEY, TraceContext
 from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
 from txguard.enrichment.history.sqlite import SqliteHistoryStore
 from txguard.enrichment.pipeline import ACKED, DeliveryStatus, Enricher
+from txguard.enrichment.transaction_index.sqlite import SqliteTransactionIndex
 from txguard.features.timeline import replay_enriched
 
 
@@ -27,7 +28,7 @@ def parts(tmp_path: Path) -> tuple[Enricher, SqliteHistoryStore, FakeScorer, Fak
     store = SqliteHistoryStore(tmp_path / "h.sqlite3")
     counterparties = SqliteCounterpartyStore(tmp_path / "h.sqlite3")
     scorer, outbox = FakeScorer(), FakeOutbox()
-    yield Enricher(store, scorer, outbox, counterparties), store, scorer, outbox
+    yield Enricher(store, scorer, outbox, counterparties, SqliteTransactionIndex(tmp_path / "h.sqlite3")), store, scorer, outbox
     store.close()
     counterparties.close()
 
@@ -292,3 +293,51 @@ def test_unexpected_errors_propagate(parts, monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(ZeroDivisionError):
         enricher.handle(event_data(make_tx(8)))
     assert enricher.counts["error"] == 1
+
+
+def test_the_counterparty_update_and_the_scoring_call_overlap(parts, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The two do not depend on each other: neither waits for the other (a barrier both must reach
+    at once), the decision is recorded only after both, and the counterparty markers are dropped
+    while the decision is published."""
+    import threading
+
+    enricher, store, scorer, outbox = parts
+    barrier = threading.Barrier(2, timeout=10)
+    real_apply, real_score = enricher.counterparties.apply_transaction, scorer.score
+    applied: list[str] = []
+
+    def apply(t, new_cp, new_dev):  # noqa: ANN001, ANN202
+        barrier.wait()
+        done = real_apply(t, new_cp, new_dev)
+        applied.append(t.transaction_id)
+        return done
+
+    def score(tx):  # noqa: ANN001, ANN202
+        barrier.wait()
+        return real_score(tx)
+
+    monkeypatch.setattr(enricher.counterparties, "apply_transaction", apply)
+    monkeypatch.setattr(scorer, "score", score)
+    tx = make_tx(11)
+    result = enricher.handle(event_data(tx))
+    assert result.status is DeliveryStatus.DECIDED
+    assert applied == [tx.transaction_id] and len(outbox.decisions) == 1
+    record = store.processed(tx.transaction_id)
+    assert record["counterparty"]["applied"] and record["decision"] is not None
+    assert enricher.counterparties.pending_markers() == 0
+
+
+def test_scoring_down_while_the_counterparty_update_lands_still_counts_once(parts) -> None:
+    """Scoring fails while the update (run beside it) succeeds: the update is recorded applied at
+    once, the redelivery scores without applying it again."""
+    enricher, store, scorer, outbox = parts
+    tx = make_tx(12, device_id=None)
+    scorer.down = True
+    with pytest.raises(ScoringUnavailableError):
+        enricher.handle(event_data(tx, "a"))
+    assert store.processed(tx.transaction_id)["counterparty"]["applied"]
+    scorer.down = False
+    assert enricher.handle(event_data(tx, "b")).status is DeliveryStatus.DUPLICATE
+    probe = make_tx(12, timestamp=tx.timestamp + timedelta(days=1))
+    assert enricher.counterparties.snapshot(probe).counterparty[int(tx.timestamp.timestamp() // 86400)]["dn"] == 1
+    assert len(outbox.decisions) == 1 and enricher.counterparties.pending_markers() == 0

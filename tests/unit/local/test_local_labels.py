@@ -100,3 +100,50 @@ def test_log_tail_hands_over_complete_json_lines_once(tmp_path: Path) -> None:
 def test_labels_published_by_the_demo_pass_the_contract(stream: list) -> None:
     for _, draft in demo_labels(stream, seed=7)[:10]:
         LABEL_ADAPTER.validate_json(from_label(draft.event(known_at=datetime.now(UTC))).data)
+
+
+def test_a_held_label_is_settled_but_neither_applied_nor_lost(stream: list) -> None:
+    """`held` (over a limit, kept for review) ends a label's delivery: the drain does not wait for it, and
+    the summary counts it apart from the applied ones; the kind of a refusal on `invalid` is kept."""
+    ledger = Ledger("stream")
+    now = datetime.now(UTC)
+    plan = [draft.event(known_at=now) for _, draft in demo_labels(stream, seed=7)][:3]
+    messages = [from_label(label) for label in plan]
+    for m in messages:
+        ledger.labels.sent(m)
+        ledger.labels.confirmed(m, None)
+    ledger.labels.on_status(plan[0].label_id, "held")
+    ledger.labels.on_status(plan[1].label_id, "applied")
+    ledger.labels.on_invalid(messages[2].data, {names.ATTR_REASON: "transaction t is unknown",
+                                                names.ATTR_ERROR_KIND: "unknown_transaction"})
+    summary = ledger.summary()
+    assert (summary["labels_held"], summary["labels_applied"], summary["labels_invalid"], summary["labels_lost"]) == (
+        1, 1, 1, 0)
+    assert ledger.settled()
+    assert ledger.labels.invalid_kinds() == {plan[2].label_id: ["unknown_transaction"]}
+
+
+def test_each_label_is_published_on_its_sources_topic() -> None:
+    from txguard.publisher.label_sources import label_topic
+
+    now = datetime.now(UTC)
+    base = {"label_id": "t1:x", "transaction_id": "t1", "wallet_id": "w", "counterparty_id": "c",
+            "transaction_time": now.isoformat(), "known_at": now.isoformat()}
+    analyst = LABEL_ADAPTER.validate_python({**base, "kind": "analyst", "is_fraud": True, "source": "analyst:a1"})
+    chargeback = LABEL_ADAPTER.validate_python({**base, "kind": "chargeback", "is_fraud": True})
+    assert label_topic(from_label(analyst).data) == names.ANALYST_LABELS_TOPIC
+    assert label_topic(from_label(chargeback).data) == names.LABELS_TOPIC
+    # Bytes naming no known kind go to the processor feed's topic, where the label function parks them.
+    assert label_topic(b"{not json") == label_topic(b'{"kind": "refund"}') == names.LABELS_TOPIC
+
+
+def test_a_dead_lettered_label_goes_back_to_the_route_it_came_by() -> None:
+    """Redrive follows the subscription Pub/Sub says it was dead-lettered from, never the label's own claim:
+    an analyst label dead-lettered from the processor feed's route stays there (and is refused there)."""
+    from txguard.ops.redrive import SOURCE_SUBSCRIPTION_ATTRIBUTE, label_topic_of
+
+    analyst_route = {SOURCE_SUBSCRIPTION_ATTRIBUTE: names.ANALYST_LABELS_PUSH_SUBSCRIPTION}
+    assert label_topic_of(analyst_route) == names.ANALYST_LABELS_TOPIC
+    assert label_topic_of({SOURCE_SUBSCRIPTION_ATTRIBUTE: f"projects/p/subscriptions/{names.LABELS_PUSH_SUBSCRIPTION}"}
+                          ) == names.LABELS_TOPIC
+    assert label_topic_of({}) == names.LABELS_TOPIC

@@ -37,9 +37,10 @@ ALLOWED = {
     "contract": set(),
     "features": {"contract"},
     "registry": {"contract"},
-    "scoring": {"contract", "features", "registry"},
+    "rules": {"contract", "features"},
+    "scoring": {"contract", "features", "registry", "rules"},
     "enrichment": {"contract", "features"},
-    "console": {"contract", "features", "enrichment", "registry"},
+    "console": {"contract", "features", "enrichment", "registry", "rules"},
 }
 
 

@@ -147,12 +147,13 @@ def test_publish_refuses_a_file_with_rejected_rows_before_connecting(
     path = tmp_path / "mixed.jsonl"
     path.write_text(items[0].to_json() + "\n" + json.dumps({"transaction_id": "x"}) + "\n"
                     + "".join(t.to_json() + "\n" for t in items[1:]))
-    assert cli(["publish", "--file", str(path)]) == 2
+    assert cli(["publish", "--file", str(path)]) == 1  # input: nothing published
     out = capsys.readouterr()
     assert f"{path}: line 2: field 'wallet_id': Field required" in out.err
     assert "nothing published" in out.err
-    assert json.loads(out.out.strip().splitlines()[-1]) == {
-        "file": str(path), "rows": 5, "rejected": 1, "rejected_lines": [2], "published": 0}
+    last = json.loads(out.out.strip().splitlines()[-1])
+    assert {k: last[k] for k in ("file", "rows", "rejected", "rejected_lines", "published", "exit_code")} == {
+        "file": str(path), "rows": 5, "rejected": 1, "rejected_lines": [2], "published": 0, "exit_code": 1}
     assert cli(["publish", "--skip-invalid"]) == 2  # applies to --file only
     assert "--file only" in capsys.readouterr().err
 

@@ -162,7 +162,7 @@ def test_cli_promote_rollback_list(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["registry", "--registry", str(tmp_path), "promote", "v1"]) == 0
     assert main(["registry", "promote", "v2", "--registry", str(tmp_path)]) == 0
     assert main(["registry", "rollback", "--registry", str(tmp_path)]) == 0
-    assert main(["registry", "rollback", "--registry", str(tmp_path)]) == 1
+    assert main(["registry", "rollback", "--registry", str(tmp_path)]) == 4  # nothing to roll back to
     capsys.readouterr()
     assert main(["registry", "list", "--registry", str(tmp_path)]) == 0
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -177,31 +177,32 @@ def test_a_path_that_is_not_a_registry_is_an_error(tmp_path: Path, capsys: pytes
     open_registry(str(real)).publish(b"a", meta())
     open_registry(str(real)).check()  # a registry
     typo = tmp_path / "regsitry"
-    with pytest.raises(RegistryError, match="no model registry at .*regsitry: nothing is there"):
+    with pytest.raises(RegistryError, match="no model registry at .*regsitry, nothing is there"):
         open_registry(str(typo)).check()
     open_registry(str(typo)).check(writable=True)  # training may start one there
     other = tmp_path / "photos"
     other.mkdir()
     (other / "cat.jpg").write_bytes(b"x")
     for writable in (False, True):
-        with pytest.raises(RegistryError, match="not a model registry: it holds files"):
+        with pytest.raises(RegistryError, match="not a model registry, it holds files"):
             open_registry(str(other)).check(writable=writable)
     with pytest.raises(RegistryError, match="is a file"):
         open_registry(str(other / "cat.jpg")).check(writable=True)
 
     capsys.readouterr()
-    assert main(["registry", "--registry", str(typo), "list"]) == 1
+    assert main(["registry", "--registry", str(typo), "list"]) == 4
     out = capsys.readouterr()
-    assert out.out == ""
-    assert out.err.strip().splitlines() == [
-        f"error: no model registry at {typo}: nothing is there (a typo? `txguard train --registry {typo}` creates one)"]
+    message = (f"no model registry at {typo}, nothing is there, check the path (a typo?) or create one with "
+               f"`txguard train --registry {typo}`")
+    assert json.loads(out.out) == {"error": message, "exit_code": 4}
+    assert out.err.strip().splitlines() == [f"error: {message}"]
     assert not typo.exists()  # listing created nothing
 
 
 def test_gs_registry_without_credentials_is_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    """No ADC anywhere (no env file, no gcloud config, no metadata server): one line, exit 1."""
+    """No ADC anywhere (no env file, no gcloud config, no metadata server): one line, exit 4 (setup)."""
     from txguard.cli.main import main
 
     for var in ("GOOGLE_APPLICATION_CREDENTIALS", "STORAGE_EMULATOR_HOST"):
@@ -209,9 +210,9 @@ def test_gs_registry_without_credentials_is_one_line(
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))  # an empty gcloud config
     monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")  # nothing listens: not on Google Cloud
     monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
-    assert main(["registry", "--registry", "gs://txguard-no-such-bucket/registry", "list"]) == 1
+    assert main(["registry", "--registry", "gs://txguard-no-such-bucket/registry", "list"]) == 4
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: no Google Cloud credentials for gs://txguard-no-such-bucket/registry: run "
+    assert err == ["error: cannot reach gs://txguard-no-such-bucket/registry, no Google Cloud credentials, run "
                    "`gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS; "
                    "STORAGE_EMULATOR_HOST for the emulator)"]
 
@@ -225,11 +226,12 @@ def test_train_checks_the_registry_before_training(tmp_path: Path, capsys: pytes
     other.mkdir()
     (other / "cat.jpg").write_bytes(b"x")
     started = time.monotonic()
-    assert main(["train", "--registry", str(other)]) == 2
+    assert main(["train", "--registry", str(other)]) == 4
     assert time.monotonic() - started < 5  # refused before building features (a full run takes ~20 s)
     out = capsys.readouterr()
     assert json.loads(out.out.strip().splitlines()[-1]) == {
-        "error": f"{other} is not a model registry: it holds files but no versions/ or aliases/", "version": None}
+        "error": f"{other} is not a model registry, it holds files but no versions/ or aliases/, give the "
+                 "registry's own folder or gs:// prefix", "exit_code": 4}
     assert "building features" not in out.err
 
 
@@ -237,11 +239,15 @@ def test_cli_turns_user_errors_into_one_line_and_keeps_bugs_loud() -> None:
     from google.api_core import exceptions as gexc
     from google.auth.exceptions import DefaultCredentialsError
 
-    from txguard.cli.main import NO_CREDENTIALS, user_error
+    from txguard.cli.errors import NO_CREDENTIALS, Exit, classify
 
-    assert user_error(RegistryError("bucket gone")) == "bucket gone"
-    assert user_error(DefaultCredentialsError("x")) == NO_CREDENTIALS
-    assert user_error(gexc.NotFound("Resource not found (resource=transactions).")) == (
-        "NotFound: Resource not found (resource=transactions).")
-    assert user_error(FileNotFoundError(2, "No such file", "in.jsonl")) == "[Errno 2] No such file: 'in.jsonl'"
-    assert user_error(KeyError("bug")) is None
+    assert classify(RegistryError("bucket gone")).message == "bucket gone"
+    assert classify(RegistryError("bucket gone")).code == Exit.SETUP
+    assert classify(DefaultCredentialsError("x")).message == ", ".join(NO_CREDENTIALS)
+    cloud = classify(gexc.NotFound("Resource not found (resource=transactions)."))
+    assert cloud.code == Exit.SETUP and "NotFound" not in cloud.message
+    assert "Resource not found (resource=transactions)" in cloud.message
+    missing = classify(FileNotFoundError(2, "No such file", "in.jsonl"))
+    assert missing.message == "cannot read in.jsonl, no such file or folder, check the path"
+    assert "Errno" not in missing.message and missing.code == Exit.INPUT
+    assert classify(KeyError("bug")) is None

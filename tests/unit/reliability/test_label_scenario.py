@@ -18,7 +18,8 @@ from txguard.features.counterparty import CounterpartyBook
 from txguard.features.label_ledger import apply_label
 from txguard.publisher import make_stream
 from txguard.reliability import label_events
-from txguard.reliability.label_scenario import compare_counters, own_entities
+from txguard.reliability.context import own_entities
+from txguard.reliability.label_scenario import compare_counters
 
 NOW = datetime.now(UTC)  # the comparison reads the store as of now (the last 30 days)
 
@@ -37,9 +38,28 @@ def corpus(txs: list) -> label_events.Corpus:
 def test_the_corpus_has_every_kind_the_scenario_claims(corpus: label_events.Corpus) -> None:
     kinds = Counter(m.corruption for m in corpus.first_wave + corpus.conflicts)
     for kind in ("chargeback", "analyst", "legit", "chargeback_after_legit", "reversal", "reversal_first",
-                 "duplicate", "not_seen_yet", "unknown_counterparty", "conflict", *label_events.MALFORMED):
+                 "duplicate", "not_seen_yet", "unknown_transaction", "conflict", *label_events.MALFORMED):
         assert kinds[kind] > 0, kind
-    assert corpus.held_back and kinds["unknown_counterparty"] == label_events.GHOSTS
+    assert corpus.held_back and kinds["unknown_transaction"] == label_events.GHOSTS
+    # Labels of transactions nobody saw are refused (by the index), so never in the replay set.
+    ghosts = {parse_label(m.data).transaction_id for m in corpus.first_wave if m.corruption == "unknown_transaction"}
+    assert not ghosts & {lb.transaction_id for lb in corpus.valid}
+
+
+def test_each_label_comes_from_a_source_its_route_carries_and_none_nears_the_limits(corpus) -> None:
+    from txguard.contract import names
+    from txguard.enrichment.label_checks import check_route
+    from txguard.reliability.label_poisoning import LABEL_SETTINGS
+
+    for label in corpus.valid:
+        check_route(label, names.label_route_of_kind(label.kind.value))  # raises if the route refuses it
+    per_source = Counter(lb.source for lb in corpus.valid)
+    limits = {True: int(LABEL_SETTINGS["LABEL_ANALYST_SOURCE_LIMIT"]), False: int(LABEL_SETTINGS["LABEL_FEED_SOURCE_LIMIT"])}
+    for source, n in per_source.items():
+        # Copies may be counted twice when they race: a third of the labels are sent twice.
+        assert n * 4 / 3 < limits[source.startswith("analyst")] / 2, source
+    frauds = Counter(lb.counterparty_id for lb in corpus.valid if lb.is_fraud)
+    assert max(frauds.values()) * 2 < int(LABEL_SETTINGS["LABEL_COUNTERPARTY_FRAUD_LIMIT"])
 
 
 def test_valid_messages_parse_and_copies_are_byte_identical(corpus: label_events.Corpus) -> None:

@@ -130,3 +130,26 @@ def test_counterparty_scenarios_span_many_wallets_and_labels_come_late() -> None
     assert disputed and all(lb.kind.value in ("chargeback", "reversal") for lb in disputed)
     assert {lb.reverses for lb in labels if lb.kind.value == "reversal"} <= {lb.label_id for lb in disputed}
     assert [lb.known_at for lb in labels] == sorted(lb.known_at for lb in labels)
+
+
+
+def test_a_demo_label_names_its_transaction_time_as_the_transaction_index_keeps_it() -> None:
+    """The label function refuses a label whose transaction_time is not the indexed one (floored to
+    the millisecond); the demo stream ends now, with microseconds a rounded label time once exceeded."""
+    from datetime import UTC, datetime
+
+    from txguard.contract.models import TRANSACTION_ADAPTER
+    from txguard.enrichment.transaction_index.protocol import epoch_ms
+    from txguard.local.label_feed import demo_labels
+    from txguard.publisher.sources import labelled_messages, simulated
+
+    end = datetime(2026, 12, 6, 21, 43, 1, 403673, tzinfo=UTC)  # now(), past the half millisecond
+    messages = labelled_messages(simulated(400, "fraud", seed=11, id_prefix="s11", end=end))
+    by_id = {m.transaction_id: TRANSACTION_ADAPTER.validate_json(m.data) for m in messages if m.expected_valid}
+    assert all(tx.timestamp.microsecond % 1000 == 673 for tx in by_id.values())  # the case that once failed
+    plan = demo_labels(messages, 11, 0.5)
+    assert plan
+    now = datetime.now(UTC)
+    for _delay, draft in plan:
+        label = draft.event(known_at=now)
+        assert epoch_ms(label.transaction_time) == epoch_ms(by_id[label.transaction_id].timestamp)

@@ -181,7 +181,7 @@ def test_cli_train_from_file_and_bad_file(tmp_path: Path, capsys) -> None:  # no
     row["country"] = "Atlantis"
     lines[6] = json.dumps(row)
     data.write_text("\n".join(lines) + "\n")
-    assert main(["train", "--data", str(data), "--registry", str(reg)]) == 2
+    assert main(["train", "--data", str(data), "--registry", str(reg)]) == 1  # input
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert "line 7" in last["error"] and "country" in last["error"]
     assert [m.version for m in open_registry(str(reg)).versions()] == ["v1"]
@@ -202,7 +202,7 @@ def test_cli_gate_failure_exits_3_and_publishes_nothing(tmp_path: Path, capsys) 
     for key in ("roc_auc", "recall_at_1pct_fpr", "baseline_pr_auc", "n_train", "n_test", "split_at", "thresholds"):
         assert key in last, key
     assert f"{last['pr_auc']:.4f}" in captured.err
-    assert captured.err.index("held-out metrics") < captured.err.index("rejected, nothing published")
+    assert captured.err.index("held-out metrics") < captured.err.index("quality gate refused the model")
 
 
 def test_a_gate_refusal_carries_every_figure_measured(tmp_path: Path, small_data) -> None:  # noqa: ANN001

@@ -12,11 +12,12 @@ from __future__ import annotations
 import heapq
 from pathlib import Path
 
-from tests.enrich_fakes import FakeOutbox, FakeScorer, event_data, push_body, stored_row
+from tests.enrich_fakes import FakeOutbox, FakeScorer, deliver_label, event_data, label_core, stored_row
 from txguard.enrichment.counterparty.sqlite import SqliteCounterpartyStore
 from txguard.enrichment.history.sqlite import SqliteHistoryStore
-from txguard.enrichment.label_applier import LabelApplier, LabelStatus
+from txguard.enrichment.label_applier import LabelStatus
 from txguard.enrichment.pipeline import DeliveryStatus, Enricher
+from txguard.enrichment.transaction_index.sqlite import SqliteTransactionIndex
 from txguard.evaluation.p2p_data import P2PConfig, generate, online_inputs
 from txguard.evaluation.p2p_fraud import FraudRates
 from txguard.features.timeline import replay
@@ -37,14 +38,13 @@ def timeline(txs, labels):  # noqa: ANN001, ANN201
 def online_rows(txs: list, labels: list, db: Path) -> list[list[float]]:
     """Each message through the function cores on the SQLite stores, in the order the events happen."""
     history, counterparties = SqliteHistoryStore(db), SqliteCounterpartyStore(db)
-    enricher = Enricher(history, FakeScorer(), FakeOutbox(), counterparties)
-    applier = LabelApplier(counterparties, FakeOutbox())
+    enricher = Enricher(history, FakeScorer(), FakeOutbox(), counterparties, SqliteTransactionIndex(db))
+    applier = label_core(db)  # every label checked against the index (the enrichment wrote it), no limits
     for n, (_, is_tx, _, event) in enumerate(timeline(txs, labels)):
         if is_tx:
             assert enricher.handle(event_data(event, message_id=str(n))).status is DeliveryStatus.DECIDED
         else:
-            body = push_body(event.model_dump_json().encode(), message_id=str(n))
-            assert applier.handle(body).status in (LabelStatus.APPLIED, LabelStatus.UNCHANGED)
+            assert deliver_label(applier, event, message_id=str(n)) in (LabelStatus.APPLIED, LabelStatus.UNCHANGED)
     online = [stored_row(tx, history.processed(tx.transaction_id)) for tx in txs]
     history.close()
     counterparties.close()

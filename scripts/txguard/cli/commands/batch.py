@@ -25,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(with --model-uri), features-*.parquet (with --features: what `txguard train --features` takes), "
         "errors-*.jsonl (every bad row with its line, field and reason) and status.json. Options after `--` "
         "are passed to Beam (e.g. -- --project P --region R --temp_location gs://B/tmp for Dataflow). "
-        "Exit 0 completed, 1 failed. The last line is the job status as one JSON object.",
+        "Exit 0 completed, 1 when rows failed it (too many invalid, or none read), 5 when the runner failed; "
+        "a missing or empty input, a missing model or an earlier job's outputs are refused before anything is "
+        "queued. The last line is the job status as one JSON object.",
     )
     run.add_argument("--input", required=True, help="file or glob of raw transactions (local or gs://)")
     run.add_argument("--output", required=True, help="output folder or gs:// prefix")
@@ -58,23 +60,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from txguard.batch.jobs import JobSpec, JobState, clear_outputs, has_outputs, run_job
     from txguard.batch.staging import dataflow_flags
+    from txguard.cli.errors import CliError, Exit, print_error, usage
+    from txguard.cli.inputs import require_matches, require_model
+    from txguard.local.terminal import make_terminal
 
-    terminal = Console(stderr=True)
+    terminal = make_terminal(stderr=True)
     if not args.model_uri and not args.features and not args.sample:
-        terminal.print("[red]nothing to write: give --model-uri (decisions), --features and/or --sample[/red]")
-        return 2
+        raise usage("nothing to write", "neither --model-uri (decisions), --features (feature table) nor --sample "
+                    "(training sample) is given", "give one or more")
+    if not 0 <= args.max_invalid_ratio <= 1:
+        raise usage(f"--max-invalid-ratio {args.max_invalid_ratio}", "it is a fraction", "give a value from 0 to 1")
     if args.sample and not (0.0 < args.sample <= 1.0 and args.sample_seed >= 0):
-        terminal.print(f"[red]--sample must be in (0, 1] and --sample-seed >= 0, got {args.sample} and "
-                       f"{args.sample_seed}[/red]")
-        return 2
+        raise usage(f"--sample {args.sample} --sample-seed {args.sample_seed}",
+                    "the sample keeps a fraction of the legitimate wallet-days, drawn with a seed",
+                    "give --sample in (0, 1] and --sample-seed >= 0")
+    # Everything a user can get wrong is refused here, before a job is queued or a status written.
+    require_matches(args.input)
+    if args.model_uri:
+        require_model(args.model_uri)
     if has_outputs(args.output):
         if not args.overwrite:
-            terminal.print(f"[red]{args.output} holds an earlier job's outputs: use --overwrite or another folder[/red]")
-            return 2
+            raise usage(f"{args.output} holds an earlier job's outputs", "two jobs' files are never mixed",
+                        "pass --overwrite to replace them, or choose another --output")
         clear_outputs(args.output)
     beam_args = [a for a in args.beam_args if a != "--"]
     if args.runner == "DataflowRunner":
@@ -89,28 +98,47 @@ def run_command(args: argparse.Namespace) -> int:
         status = run_job(spec, runner=args.runner, workers=args.workers, beam_args=beam_args,
                          max_invalid_ratio=args.max_invalid_ratio, log=log)
     _print_table(terminal, [status])
+    code = Exit.OK
+    if status.state is not JobState.COMPLETED:
+        rows_failed = status.counts.get("invalid", 0) > 0 or status.counts.get("read", 0) == 0
+        code = Exit.INPUT if rows_failed else Exit.FAILED
+        print_error(CliError(f"batch job {status.job_id} failed", status.error or "see its status",
+                             f"the record is {status.output}/status.json; bad rows are in "
+                             f"{status.outputs['errors']}" if rows_failed else
+                             f"the record is {status.output}/status.json", code))
     sys.stdout.flush()
     print(json.dumps(status.to_dict(), sort_keys=True))
-    return 0 if status.state is JobState.COMPLETED else 1
+    return int(code)
 
 
 def status_command(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from txguard.batch.jobs import read_status
+    from txguard.cli.errors import CliError, print_error
+    from txguard.local.terminal import make_terminal
 
-    terminal = Console(stderr=True)
+    terminal = make_terminal(stderr=True)
     found, missing = [], []
     for output in args.outputs:
         try:
             found.append(read_status(output))
-        except FileNotFoundError as exc:
-            missing.append(str(exc))
-            terminal.print(f"[red]{exc}[/red]")
-    _print_table(terminal, found)
+        except FileNotFoundError:
+            missing.append(output)
+    if found:
+        _print_table(terminal, found)
+    for s in found:
+        if s.error:
+            terminal.print(f"{s.job_id} {s.state.value}: {s.error}", soft_wrap=True, highlight=False)
     records = [s.to_dict() for s in found]
-    print(json.dumps(records[0] if len(args.outputs) == 1 and records else records, sort_keys=True))
-    return 1 if missing else 0
+    if missing:
+        error = CliError(f"no batch job status in {', '.join(missing)}", "no status.json there",
+                         "check the --output folder given to `txguard batch run`")
+        if not found:
+            raise error  # the one error path: its line and a JSON last line with the error
+        print_error(error)
+        print(json.dumps({"jobs": records, "error": error.message, "exit_code": int(error.code)}, sort_keys=True))
+        return int(error.code)
+    print(json.dumps(records[0] if len(args.outputs) == 1 else records, sort_keys=True))
+    return 0
 
 
 def _print_table(terminal: object, statuses: list) -> None:
@@ -118,13 +146,10 @@ def _print_table(terminal: object, statuses: list) -> None:
 
     table = Table(title="batch jobs")
     for col in ("job", "state", "read", "decided", "featurised", "sampled", "invalid", "seconds", "runner", "output"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=True, overflow="fold")
     for s in statuses:
         colour = {"completed": "green", "failed": "red"}.get(s.state.value, "yellow")
         table.add_row(s.job_id, f"[{colour}]{s.state.value}[/{colour}]", *(f"{s.counts.get(k, 0):,}" for k in
                       ("read", "decided", "featurised", "sampled", "invalid")), str(s.timings.get("seconds", "")),
                       f"{s.runner} x{s.workers}", s.output)
     terminal.print(table)  # type: ignore[attr-defined]
-    for s in statuses:
-        if s.error:
-            terminal.print(f"[red]{s.job_id} failed: {s.error}[/red]", soft_wrap=True)  # type: ignore[attr-defined]

@@ -32,26 +32,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
     from contextlib import ExitStack
 
     from txguard.bench.counterparty import run_bench
+    from txguard.cli.errors import CliError, Exit, usage
     from txguard.local import emulators
     from txguard.local.terminal import make_terminal
 
     terminal = make_terminal(stderr=True)
-    shards = tuple(int(s) for s in args.shards.split(",") if s.strip())
+    try:
+        shards = tuple(int(s) for s in args.shards.split(",") if s.strip())
+    except ValueError:
+        raise usage(f"--shards {args.shards}", "it takes positive integers", "give e.g. 1,8") from None
     if not shards or min(shards) < 1:
-        print("error: --shards takes positive integers, e.g. 1,8", file=sys.stderr)
-        return 2
+        raise usage(f"--shards {args.shards}", "it takes positive integers", "give e.g. 1,8")
     with ExitStack() as stack:
         for name, start in (("BIGTABLE_EMULATOR_HOST", emulators.start_bigtable),
                             ("FIRESTORE_EMULATOR_HOST", lambda: emulators.start_firestore(args.project))):
             if os.environ.get(name):
                 continue
             if not emulators.gcloud_available():
-                print(f"error: {name} is not set and gcloud (with Java) is not on the PATH", file=sys.stderr)
-                return 2
+                raise CliError(f"no {name.split('_')[0].title()} emulator", f"{name} is not set and gcloud (with "
+                               "Java) is not on the PATH", f"install the gcloud emulators or set {name}", Exit.SETUP)
             emu = start()
             stack.callback(emu.stop)
             os.environ[name] = emu.env_value
@@ -63,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
                        f"(AddToCell alone {bt['add_to_cell_only']['writes_per_s']}), firestore "
                        f"{fs['exactly_once']['writes_per_s']}: {r['bigtable_vs_firestore_writes']}x; snapshot p50 "
                        f"{bt['snapshot_read']['p50_ms']} ms vs {fs['snapshot_read']['p50_ms']} ms (bigtable, quiet "
-                       f"counterparty: {bt['snapshot_read_quiet']['p50_ms']} ms)")
+                       f"counterparty: {bt['snapshot_read_quiet']['p50_ms']} ms); late-update detection: "
+                       f"{bt['exactly_once_without_late_check']['writes_per_s']} writes/s without the check "
+                       f"({r['late_check_writes']}x with it), snapshot p50 with the read marks "
+                       f"{bt['read_before']['p50_ms']} ms ({r['read_marks_read_p50']}x)")
     print(json.dumps(report))
     return 0

@@ -5,7 +5,9 @@ warms it, then runs stages of fixed-rate publishing (scripts/txguard/local/stage
 in scripts/txguard/bench/e2e.py) and reports per stage: achieved rate, end-to-end p50/p99,
 backlog slope, and enrichment stage timings.
 The last line is one JSON object: push_mode (bridge by default: production-like push, see
-scripts/txguard/local/bridge.py), rate, e2e_p50_ms, e2e_p99_ms (at --rate), max_sustained_tps, lost.
+scripts/txguard/local/bridge.py), rate, e2e_p50_ms, e2e_p99_ms (at --rate), max_sustained_tps, lost,
+and at_max_sustained.cpu: the CPU split of that stage (emulators, functions, bench process with the
+bridge, the rest of the machine; scripts/txguard/bench/cpu_split.py).
 """
 
 from __future__ import annotations
@@ -90,8 +92,9 @@ def run(args: argparse.Namespace) -> int:
         terminal.print("stopping (interrupted)")
         return 130
     except Exception as exc:  # noqa: BLE001 - one readable line, the logs have the rest
-        terminal.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
-        return 1
+        from txguard.cli.errors import run_failure
+
+        raise run_failure("the end-to-end benchmark failed", exc, "the stack's logs are in its work folder (printed at start)") from exc
     table = Table(title=f"txguard bench e2e ({mode} mode, push {delivery['push_mode']})")
     rows = [s.as_dict() for s in stages]
     columns = {"rate": "rate", "achieved_tps": "achieved", "e2e_p50_ms": "p50 ms", "e2e_p99_ms": "p99 ms",
@@ -110,8 +113,8 @@ def run(args: argparse.Namespace) -> int:
         "e2e_p50_ms": first.get("e2e_p50_ms"), "e2e_p95_ms": first.get("e2e_p95_ms"),
         "e2e_p99_ms": first.get("e2e_p99_ms"),
         "max_sustained_tps": best,
-        "at_max_sustained": next(({"e2e_p50_ms": s.summary.get("e2e_p50_ms"), "e2e_p99_ms": s.summary.get("e2e_p99_ms")}
-                                  for s in stages if s.rate == best), None),
+        "at_max_sustained": next(({"e2e_p50_ms": s.summary.get("e2e_p50_ms"), "e2e_p99_ms": s.summary.get("e2e_p99_ms"),
+                                   "cpu": s.cpu or None} for s in stages if s.rate == best), None),
         "lost": sum(int(s.summary.get("lost") or 0) for s in stages),
         "enrich_timings_ms": timings, "stages": rows, "latency_png": picture,
     }

@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         terminal.print("stopping (interrupted)")
         return 130
     except Exception as exc:  # noqa: BLE001 - one readable line, the logs have the rest
-        terminal.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
-        return 1
+        from txguard.cli.errors import run_failure
+
+        raise run_failure("the ordering benchmark failed", exc, "the stack's logs are in its work folder (printed at start)") from exc
     print(line, flush=True)
     return 0

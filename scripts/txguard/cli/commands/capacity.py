@@ -17,4 +17,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "See docs/capacity.md.",
     )
     capacity.add_arguments(p)
-    p.set_defaults(func=capacity.run)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The benchmark files are checked as every command checks its inputs, then the plan runs."""
+    from txguard.capacity import plan as capacity
+    from txguard.cli.inputs import require_rows
+
+    for flag, bench in (("score", "score"), ("enrich", "e2e"), ("counterparty", "counterparty")):
+        path = getattr(args, flag)
+        if path is not None:
+            require_rows(str(path), "benchmark lines", f"give the output of `txguard bench {bench}` (or --run-benches)")
+    return capacity.run(args)

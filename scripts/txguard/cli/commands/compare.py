@@ -37,27 +37,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
+    from txguard.cli.errors import CliError, usage
+    from txguard.cli.inputs import require_rows
     from txguard.contract.logs import SHADOW_EVENT
+    from txguard.local.terminal import make_terminal
     from txguard.ops import logfile
     from txguard.ops.compare import compare
 
-    terminal = Console(stderr=True)
+    terminal = make_terminal(stderr=True)
+    if args.log:
+        if not args.labels:
+            raise usage("--log needs --labels", "the shadow scores are compared on known outcomes",
+                        "give --labels FILE (transaction_id, is_fraud; e.g. `txguard simulate` output)")
+        require_rows(args.log, "log lines", "give the scoring function's log with shadow scoring on")
+        require_rows(args.labels, "labels", "give transaction_id and is_fraud per row (`txguard simulate` output)")
+        shadow, labels = logfile.events(path=args.log, event=SHADOW_EVENT), logfile.read_labels(args.labels)
+        source: dict[str, object] = {"log": args.log, "labels": args.labels}
+    else:
+        shadow, labels, source = _simulated(args, terminal)
     try:
-        if args.log:
-            if not args.labels:
-                raise ValueError("--log needs --labels (transaction_id, is_fraud)")
-            shadow, labels = logfile.events(path=args.log, event=SHADOW_EVENT), logfile.read_labels(args.labels)
-            source: dict[str, object] = {"log": args.log, "labels": args.labels}
-        else:
-            shadow, labels, source = _simulated(args, terminal)
         result = {**source, **compare(shadow, labels)}
-    except (LookupError, RuntimeError, ValueError) as exc:
-        terminal.print(f"[red]error:[/red] {exc}")
-        print(json.dumps({"error": str(exc)}))
-        return 2
+    except (LookupError, ValueError) as exc:
+        raise CliError(f"nothing to compare in {args.log or 'the simulated traffic'}", str(exc),
+                       "check the log holds shadow_score lines (SHADOW_ENABLED=true) for labelled transactions") from None
     table = Table(title=f"champion {result['champion_version']} vs challenger {result['challenger_version']} "
                         f"on {result['transactions']:,} labelled transactions ({result['frauds']} frauds)")
     for col in ("", "PR-AUC", "recall@review", "recall@block", "legit flagged", "legit blocked"):
@@ -82,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _simulated(args: argparse.Namespace, terminal) -> tuple[list[dict], dict[str, int], dict[str, object]]:  # noqa: ANN001
     from txguard.cli.commands.registry import default_registry
+    from txguard.cli.errors import CliError, Exit
+    from txguard.cli.inputs import require_registry
     from txguard.contract.logs import SHADOW_EVENT
     from txguard.ops import logfile
     from txguard.ops.replay import run_service, simulated_traffic, training_simulation
@@ -89,13 +95,17 @@ def _simulated(args: argparse.Namespace, terminal) -> tuple[list[dict], dict[str
     from txguard.registry import PRODUCTION, STAGING, open_registry
 
     location = args.registry or default_registry()
+    require_registry(location)
     registry = open_registry(location)
     aliases = registry.aliases()
     if STAGING not in aliases or PRODUCTION not in aliases:
-        raise LookupError(f"{location} needs both a {PRODUCTION} and a {STAGING} alias (has {aliases or 'none'})")
+        raise CliError(f"{location} has no champion and challenger to compare",
+                       f"it needs both a {PRODUCTION} and a {STAGING} alias (has {aliases or 'none'})",
+                       "train one with `txguard train --registry " + location + "`", Exit.SETUP)
     if aliases[STAGING] == aliases[PRODUCTION]:
-        raise LookupError(f"{STAGING} and {PRODUCTION} are both {aliases[PRODUCTION]}: nothing to compare "
-                          f"(train a challenger with `txguard train` without --promote)")
+        raise CliError(f"nothing to compare in {location}",
+                       f"{STAGING} and {PRODUCTION} are both {aliases[PRODUCTION]}",
+                       "train a challenger with `txguard train` without --promote", Exit.SETUP)
     drift = DRIFT if args.scenario == "drift" else 0.0
     trained_days, trained_wallets = training_simulation(registry.metadata(registry.resolve("production")))
     days = args.days or trained_days or 30

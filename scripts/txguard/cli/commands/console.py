@@ -43,10 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from txguard.cli.errors import CliError, Exit
     from txguard.console.app import create_app
     from txguard.console.server import ConsoleServer
     from txguard.console.wiring import build_console
-    from txguard.contract.errors import TxguardError
     from txguard.contract.settings import ConsoleSettings
 
     err = Console(stderr=True)
@@ -56,9 +56,9 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         parts = build_console(settings)
         server = ConsoleServer(create_app(parts), host=args.host, port=args.port).start()
-    except (TxguardError, OSError) as exc:
-        err.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
-        return 1
+    except OSError as exc:
+        raise CliError(f"cannot serve the console on {args.host}:{args.port}", exc.strerror or str(exc),
+                       "choose another --port (0 picks a free one)", Exit.SETUP) from None
     started = time.monotonic()
     parts.start_ingest()
     store = (f"firestore ({settings.firestore_database})" if settings.history_store == "firestore"
@@ -97,7 +97,9 @@ def run_screenshots(args: argparse.Namespace) -> int:
         err.print("stopping (interrupted)")
         return 130
     except Exception as exc:  # noqa: BLE001 - one readable line; the stack's logs have the rest
-        err.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
-        return 1
+        from txguard.cli.errors import run_failure
+
+        raise run_failure("console screenshots failed", exc,
+                          f"the stack's logs are in {args.workdir or 'the temp folder it printed'}") from exc
     print(json.dumps(result), flush=True)
     return 0

@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="PSI per feature and for the score, per window of scored traffic, against the bins the "
         "training stored with the version; alert when the largest PSI stays above --threshold for --sustained "
         "windows in a row. Without --log, simulated traffic (--scenario) is scored in process by the scoring "
-        "service, which logs the windows. The last line is one JSON object (psi_max, feature_max, alert).",
+        "service, which logs the windows. With fewer windows than --sustained there is no verdict (alert null, "
+        "a warning). The last line is one JSON object (psi_max, feature_max, alert).",
     )
     parser.add_argument("--scenario", choices=("normal", "drift"), default="normal",
                         help="simulated population: normal (as trained) or drift (the simulator's drift 0.6)")
@@ -35,50 +36,81 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="simulated wallets (default: as many as the version was trained on, read from its "
                         "metadata, else 600; the counterparty features depend on the population's size)")
     parser.add_argument("--seed", type=int, default=7, help="simulation seed (default 7; training uses 42)")
-    parser.add_argument("--window-rows", type=int, default=2000, help="rows per window (default 2000)")
+    parser.add_argument("--window-rows", type=int, default=2000,
+                        help=f"rows per window (default 2000, at least {500}); the alert needs --sustained windows: "
+                        "with fewer the command warns and gives no verdict")
     parser.add_argument("--threshold", type=float, default=THRESHOLD, help=f"PSI alert level (default {THRESHOLD})")
     parser.add_argument("--sustained", type=int, default=SUSTAINED,
                         help=f"windows in a row above the threshold to alert (default {SUSTAINED})")
     parser.set_defaults(func=run)
 
 
+MIN_WINDOW_ROWS = 500  # the scoring function's own floor (DRIFT_WINDOW_ROWS): PSI on fewer rows is noise
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """The flags, checked here in the flags' words (not as the scoring settings they become)."""
+    from txguard.cli.errors import usage
+
+    if args.window_rows < MIN_WINDOW_ROWS:
+        raise usage(f"--window-rows {args.window_rows} is too small",
+                    f"a window needs at least {MIN_WINDOW_ROWS} rows (PSI over fewer rows is noise)",
+                    f"give {MIN_WINDOW_ROWS} or more, or score more traffic with --days / --wallets")
+    if args.sustained < 1:
+        raise usage(f"--sustained {args.sustained}", "the alert needs at least one window", "give 1 or more")
+    if not args.threshold > 0:
+        raise usage(f"--threshold {args.threshold}", "a PSI level is above 0", "give e.g. 0.2")
+    for flag in ("days", "wallets"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise usage(f"--{flag} {value}", "it counts something", "give 1 or more")
+
+
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
+    from txguard.cli.errors import CliError
+    from txguard.cli.inputs import require_rows
     from txguard.contract.logs import DRIFT_EVENT
+    from txguard.local.terminal import make_terminal
     from txguard.ops import logfile
     from txguard.ops.drift_report import assess
 
-    terminal = Console(stderr=True)
+    check_flags(args)
+    terminal = make_terminal(stderr=True)
     source: dict[str, object] = {}
     if args.log:
+        require_rows(args.log, "log lines", "give the scoring function's log (a local stack's score.log)")
         windows = logfile.events(path=args.log, event=DRIFT_EVENT)
         source = {"log": args.log}
     else:
-        try:
-            windows, source = _simulated(args, terminal)
-        except (LookupError, RuntimeError, ValueError) as exc:
-            terminal.print(f"[red]error:[/red] {exc}")
-            print(json.dumps({"error": str(exc), "alert": None}))
-            return 2
+        windows, source = _simulated(args, terminal)
     if not windows:
-        message = "no drift_window lines (fewer rows than a window, or drift off: DRIFT_WINDOW_S=0)"
-        terminal.print(f"[red]error:[/red] {message}")
-        print(json.dumps({"error": message, "alert": None, **source}))
-        return 2
+        fix = ("score more traffic (--days, --wallets) or lower --window-rows" if not args.log
+               else "give a longer log, or check DRIFT_WINDOW_S is not 0")
+        raise CliError("no drift window to assess", "fewer rows than one window, or drift off", fix,
+                       extra={"alert": None, **source})
     result = {**source, **assess(windows, args.threshold, args.sustained)}
     table = Table(title=f"drift windows ({result['windows']}), alert at PSI > {args.threshold} "
                         f"for {args.sustained} in a row")
-    for col in ("window end", "version", "rows", "psi_max", "feature_max", "psi score"):
-        table.add_column(col, justify="left" if col in ("window end", "feature_max", "version") else "right")
+    for col in ("window end (UTC)", "version", "rows", "psi_max", "feature_max", "psi score"):
+        table.add_column(col, justify="left" if col in ("window end (UTC)", "feature_max", "version") else "right")
     for w in sorted(windows, key=lambda w: w.get("window_end", "")):
         flag = "[red]" if w["psi_max"] > args.threshold else ""
-        table.add_row(str(w.get("window_end", "")), str(w.get("model_version")), str(w.get("rows")),
+        table.add_row(str(w.get("window_end", "")), str(w.get("model_version")), f"{int(w.get('rows', 0)):,}",
                       f"{flag}{w['psi_max']:.3f}", str(w["feature_max"]), f"{w.get('psi_score', 0.0):.3f}")
     terminal.print(table)
     terminal.print(f"largest PSI per feature: {result['top_features']}")
-    terminal.print("[red bold]ALERT[/]: the population drifted" if result["alert"] else "no alert")
+    if result["windows"] < args.sustained:
+        # One window cannot say "no alert": the alert needs `sustained` of them in a row.
+        result["alert"] = None
+        result["warning"] = (f"only {result['windows']} window(s) fit the traffic and the alert needs {args.sustained} "
+                             f"in a row: no verdict")
+        terminal.print(f"[yellow]warning:[/] {result['warning']} ({result['windows_over']} above {args.threshold}; "
+                       f"largest PSI {result['psi_max']:.3f}); score more traffic (--days, --wallets) or lower "
+                       f"--window-rows (>= {MIN_WINDOW_ROWS})", soft_wrap=True)
+    else:
+        terminal.print("[red bold]ALERT[/]: the population drifted" if result["alert"] else "no alert")
     sys.stdout.flush()
     print(json.dumps(result, sort_keys=True))
     return 0
@@ -86,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _simulated(args: argparse.Namespace, terminal) -> tuple[list[dict], dict[str, object]]:  # noqa: ANN001
     from txguard.cli.commands.registry import default_registry
+    from txguard.cli.errors import CliError, Exit
+    from txguard.cli.inputs import require_registry
     from txguard.contract.logs import DRIFT_EVENT
     from txguard.ops import logfile
     from txguard.ops.replay import run_service, simulated_traffic, training_simulation
@@ -93,11 +127,13 @@ def _simulated(args: argparse.Namespace, terminal) -> tuple[list[dict], dict[str
     from txguard.registry import open_registry
 
     location = args.registry or default_registry()
+    require_registry(location)
     registry = open_registry(location)
     version = registry.resolve(args.ref)
     if registry.metadata(version).drift_reference is None:
-        raise LookupError(f"model {version} in {location} has no drift reference (published before drift "
-                          f"monitoring): train a new version with `txguard train`")
+        raise CliError(f"model {version} in {location} has no drift reference",
+                       "it was published before drift monitoring", "train a new version with `txguard train`",
+                       Exit.SETUP)
     drift = DRIFT if args.scenario == "drift" else 0.0
     trained_days, trained_wallets = training_simulation(registry.metadata(version))
     days = args.days or trained_days or 30

@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and counterparty aggregates; --labels replays label events when they became known), and write one "
         "EnrichedTransaction per line to OUT, the input of `txguard score-file`. The last line is one JSON object.",
     )
-    p.add_argument("input", metavar="IN", help="Transactions, JSONL or .csv")
+    p.add_argument("input", metavar="IN", help="Transactions, JSONL or .csv (local path or gs://bucket/object)")
     p.add_argument("output", metavar="OUT", help="EnrichedTransactions JSONL")
     p.add_argument("--labels", help="LabelEvents, JSONL or .csv (txguard simulate --labels-out writes them)")
     p.set_defaults(func=run)
@@ -29,14 +29,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from txguard.batch.enrich_file import enrich_file
-    from txguard.contract.errors import DataFileError
+    from txguard.cli.inputs import require_output_folder, require_rows
     from txguard.training.dataset import read_labels
 
-    try:
-        counts = enrich_file(args.input, args.output, read_labels(args.labels) if args.labels else None)
-    except DataFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    require_rows(args.input, "transactions", "give a file with transactions (`txguard simulate --out tx.jsonl`)")
+    if args.labels:
+        require_rows(args.labels, "label events", "give a file of LabelEvents (`txguard simulate --labels-out`)")
+    require_output_folder(args.output)
+    counts = enrich_file(args.input, args.output, read_labels(args.labels) if args.labels else None)
     print(f"enriched {counts['transactions']:,} transactions of {counts['wallets']:,} wallets -> {args.output}",
           file=sys.stderr)
     print(json.dumps({"input": args.input, "output": args.output, **counts}))

@@ -106,10 +106,11 @@ def run(args: argparse.Namespace) -> int:
     classifiers = tuple(c.strip() for c in args.classifiers.split(",") if c.strip())
     unknown = sorted(set(classifiers) - set(CLASSIFIERS))
     if unknown or not classifiers:
-        message = f"--classifiers: unknown {unknown}; choose from {', '.join(CLASSIFIERS)}"
-        terminal.print(f"[red]error:[/red] {message}")
-        print(json.dumps({"error": message}))
-        return 2
+        from txguard.cli.errors import usage
+
+        raise usage(f"--classifiers names unknown classifiers {unknown}" if unknown else "--classifiers is empty",
+                    "no such recipe classifier" if unknown else "nothing to compare with",
+                    f"choose from {', '.join(CLASSIFIERS)}")
     return run_reported(terminal, "evaluating", lambda log: run_comparison(
         HandbookConfig(customers=args.customers, terminals=args.terminals, seed=args.seed),
         SplitDays(args.history_days, args.train_days, args.delay_days, args.test_days),
@@ -117,10 +118,16 @@ def run(args: argparse.Namespace) -> int:
     ), _table)
 
 
+def label_command(label: str) -> str:
+    return {"evaluating": "handbook", "calibrating": "calibration", "sampling": "sample"}.get(label, "tune")
+
+
 def run_reported(terminal: Any, label: str, work: Callable[[Callable[[str], None]], dict],
                  table: Callable[[dict], None]) -> int:
     """The evaluate commands' shape: `work(log)` under a status line, a bad input (ValueError) as
     one error line and exit 2, else the report's table on stderr and its JSON as the last line."""
+    from txguard.cli.errors import usage
+
     try:
         with terminal.status(label) as status:
             def log(message: str) -> None:
@@ -129,9 +136,7 @@ def run_reported(terminal: Any, label: str, work: Callable[[Callable[[str], None
 
             report = work(log)
     except ValueError as exc:
-        terminal.print(f"[red]error:[/red] {exc}")
-        print(json.dumps({"error": str(exc)}))
-        return 2
+        raise usage(str(exc), fix=f"see `txguard evaluate {label_command(label)} --help`") from None
     table(report)
     sys.stdout.flush()
     print(json.dumps(report, sort_keys=True))

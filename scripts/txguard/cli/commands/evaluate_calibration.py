@@ -57,10 +57,13 @@ def _table(report: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from txguard.cli.inputs import require_rows
     from txguard.evaluation.calibration import run_calibration_comparison
     from txguard.local.terminal import make_terminal
 
     worlds = tuple(w.strip() for w in args.worlds.split(",") if w.strip())
+    if args.data:
+        require_rows(args.data, "transactions", "give a `txguard train --data` file (`txguard simulate --out tx.csv`)")
 
     def work(log: Callable[[str], None]) -> dict:
         if not worlds and not args.data:

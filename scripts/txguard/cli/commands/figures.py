@@ -62,16 +62,20 @@ def _run(args: argparse.Namespace) -> int:
     keys = [k.strip() for k in args.only.split(",") if k.strip()] or [f.key for f in figures.FIGURES]
     unknown = [k for k in keys if k not in figures.BY_KEY]
     if unknown:
-        print(f"error: unknown figures {unknown}; choose from {', '.join(figures.BY_KEY)}", file=sys.stderr)
-        return 2
+        from txguard.cli.errors import usage
+
+        raise usage(f"--only names unknown figures {unknown}", "no such figure",
+                    f"choose from {', '.join(figures.BY_KEY)}")
     figures_path, readme = _resolve(args)
     stored = figures.load(figures_path)
     try:
         measured = figures.run(keys, args.quick, args.workdir.resolve(),
                                log=lambda m: print(f"figures: {m}", file=sys.stderr, flush=True))
     except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        from txguard.cli.errors import CliError, Exit
+
+        raise CliError("a figure's command failed", str(exc), "rerun it alone to see its output",
+                       Exit.FAILED) from None
     stored.update(measured)
     figures.save(stored, figures_path)
     readme.write_text(figures.rewrite(readme.read_text(), stored))
@@ -93,9 +97,11 @@ def _check(args: argparse.Namespace) -> int:
     from txguard.ops import figures
 
     figures_path, readme = _resolve(args)
+    from txguard.cli.errors import CliError, Exit, print_error
+
     stale = figures.stale_blocks(readme.read_text(), figures.load(figures_path))
     if stale:
-        print(f"error: {readme} blocks {stale} differ from {figures_path}: run `txguard figures render`",
-              file=sys.stderr)
+        print_error(CliError(f"{readme} blocks {stale} differ from {figures_path}", "the figures moved since",
+                             "run `txguard figures render`", Exit.REFUSED))
     print(json.dumps({"stale": stale, "ok": not stale}))
-    return 1 if stale else 0
+    return int(Exit.REFUSED) if stale else 0

@@ -1,4 +1,4 @@
-"""`txguard label`: publish label events (chargebacks, analyst verdicts, reversals) on the `labels` topic.
+"""`txguard label`: publish label events (chargebacks, analyst verdicts, reversals), each on its route's topic.
 
 From a JSONL/CSV file of LabelEvents (every row checked against the contract first; a file with
 bad rows is refused, each reported by line, unless --skip-invalid) or from the simulator's delayed
@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+from typing import Any
 
 SHOWN_BAD_ROWS = 10
 
@@ -35,32 +36,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--skip-invalid", action="store_true", help="with --file: publish the valid rows only")
     parser.add_argument("--rate", type=float, default=200.0, help="labels per second (default 200)")
     parser.add_argument("--project", default=None, help="project id (default GOOGLE_CLOUD_PROJECT)")
-    parser.add_argument("--topic", default=None, help="topic (default: labels)")
+    parser.add_argument("--topic", default=None,
+                        help="one topic for all (default: each label's route: analyst verdicts on labels-analyst, "
+                             "chargebacks and reversals on labels)")
+    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="then wait up to this long for the label function's verdict on each label and report "
+                        "applied / unchanged / duplicate / parked / pending counts (reads its log: --log)")
+    parser.add_argument("--log", default=None,
+                        help="with --wait: the label function's log (default $TXGUARD_LABEL_LOG, which "
+                        "`txguard local up --keep` prints)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from txguard.contract import names
+    from txguard.cli.errors import CliError, Exit, print_error, usage
+    from txguard.cli.inputs import require_pubsub, require_rows
     from txguard.contract.settings import CommonSettings
     from txguard.local.terminal import make_terminal
     from txguard.publisher import Pacer, PubSubTransport, publish_all
-    from txguard.publisher.label_sources import read_labels, simulated_labels
+    from txguard.publisher.label_sources import label_topic, read_labels, simulated_labels
 
     terminal = make_terminal(stderr=True)
     project = args.project or CommonSettings().google_cloud_project
-    topic = args.topic or names.LABELS_TOPIC
-    if args.file and not os.path.isfile(args.file):
-        print(f"error: labels file {args.file} not found", file=sys.stderr)
-        return 2
+    topic = args.topic
+    log_path = args.log or os.environ.get("TXGUARD_LABEL_LOG")
+    if args.wait < 0:
+        raise usage(f"--wait {args.wait}", "it is a number of seconds", "give 0 (do not wait) or more")
+    if args.wait and not log_path:
+        raise usage("--wait needs the label function's log", "no --log and no TXGUARD_LABEL_LOG",
+                    "give --log FILE (`txguard local up --keep` prints TXGUARD_LABEL_LOG); in Google Cloud the "
+                    "label function's lines are in Cloud Logging")
     if args.file:
+        require_rows(args.file, "label events", "give LabelEvents, JSONL or CSV (`txguard simulate --labels-out`)")
         messages = read_labels(args.file)
     else:
         start = datetime.fromisoformat(args.start)
         if start.tzinfo is None:
-            print("error: --start must include a timezone (e.g. +00:00)", file=sys.stderr)
-            return 2
+            raise usage(f"--start {args.start} has no timezone", "times are compared in UTC",
+                        "add one, e.g. 2026-01-01T00:00:00+00:00")
+        require_pubsub()  # before minutes of simulation
         terminal.print(f"simulating {args.days} days of {args.wallets} wallets (seed {args.seed}) for their labels")
         messages = simulated_labels(args.days, args.wallets, args.seed, start)
     rejected = [m for m in messages if m.problem is not None]
@@ -72,30 +88,71 @@ def run(args: argparse.Namespace) -> int:
         if len(rejected) > SHOWN_BAD_ROWS:
             print(f"... and {len(rejected) - SHOWN_BAD_ROWS} more", file=sys.stderr)
         if not args.skip_invalid:
-            print(f"error: {len(rejected)} of {len(messages)} rows of {args.file} would be rejected by the label "
-                  "function; nothing published (fix them, or pass --skip-invalid)", file=sys.stderr)
-            print(json.dumps({**source, "rows": len(messages), "rejected": len(rejected),
-                              "rejected_lines": [m.line for m in rejected], "published": 0}))
-            return 2
+            raise CliError(f"{len(rejected)} of {len(messages)} rows of {args.file} would be rejected by the label "
+                           "function", "nothing published", "fix them, or pass --skip-invalid",
+                           extra={**source, "rows": len(messages), "rejected": len(rejected),
+                                  "rejected_lines": [m.line for m in rejected], "published": 0})
         messages = [m for m in messages if m.problem is None]
     if not messages:
-        print("error: no label to publish", file=sys.stderr)
-        return 2
+        raise CliError("no label to publish", "every row was left out" if rejected else "none is known yet",
+                       "give a file with valid LabelEvents")
+    require_pubsub()
+    outcomes = None
+    if args.wait:
+        from pathlib import Path
+
+        from txguard.local.label_outcomes import LabelOutcomes
+
+        outcomes = LabelOutcomes(Path(log_path)).start()
+        outcomes.expect(json.loads(m.data)["label_id"] for m in messages)
     target = os.environ.get("PUBSUB_EMULATOR_HOST") or "Google Cloud (ADC)"
-    terminal.print(f"publishing {len(messages)} labels to projects/{project}/topics/{topic} on {target}")
-    transport = PubSubTransport(project, topic, ordering=False)
+    # Each label on its source's topic (analysts' verdicts on labels-analyst, the rest on labels), unless --topic.
+    groups: dict[str, list] = {}
+    for m in messages:
+        groups.setdefault(topic or label_topic(m.data), []).append(m)
     from rich.progress import Progress
 
-    try:
-        with Progress(console=terminal, transient=True) as progress:
-            task = progress.add_task("publishing", total=len(messages))
-            stats = publish_all(messages, transport, Pacer(rate=args.rate),
-                                on_sent=lambda _m, _t: progress.advance(task))
-    except KeyboardInterrupt:
-        terminal.print("interrupted")
-        return 130
-    finally:
-        transport.close()
-    print(json.dumps({"project": project, "topic": topic, **source, "rows_skipped": len(rejected),
-                      **stats.as_dict()}))
-    return 0 if stats.failed == 0 else 1
+    totals: dict[str, Any] = {}
+    failed = attempted = 0
+    errors: dict[str, int] = {}
+    for where, group in groups.items():
+        terminal.print(f"publishing {len(group)} labels to projects/{project}/topics/{where} on {target}")
+        transport = PubSubTransport(project, where, ordering=False)
+        try:
+            with Progress(console=terminal, transient=True, disable=not terminal.is_terminal) as progress:
+                task = progress.add_task("publishing", total=len(group))
+                stats = publish_all(group, transport, Pacer(rate=args.rate),
+                                    on_sent=lambda _m, _t, task=task: progress.advance(task))
+        finally:
+            transport.close()
+        failed += stats.failed
+        attempted += stats.attempted
+        for error, n in stats.errors.items():
+            errors[error] = errors.get(error, 0) + n
+        totals[where] = stats.as_dict()
+    summary = {"project": project, "topics": totals, **source, "rows_skipped": len(rejected)}
+    if outcomes is not None:
+        with terminal.status(f"waiting up to {args.wait:g} s for the label function ({log_path})"):
+            summary["outcomes"] = counts = outcomes.wait(args.wait)
+        _print_outcomes(terminal, counts)
+    if failed:
+        print_error(CliError(f"{failed} of {attempted} labels were not published",
+                             f"errors: {errors}", "check Pub/Sub (or the emulator) and publish again",
+                             Exit.FAILED))
+    sys.stdout.flush()
+    print(json.dumps(summary))
+    return int(Exit.FAILED) if failed else 0
+
+
+def _print_outcomes(terminal: object, counts: dict[str, int]) -> None:
+    from rich.table import Table
+
+    from txguard.local.label_outcomes import MEANING
+
+    table = Table(title="what the label function did")
+    for col in ("labels", "count", "meaning"):
+        table.add_column(col)
+    for name, n in counts.items():
+        if n or name in ("applied", "unchanged"):
+            table.add_row(name, f"{n:,}", MEANING[name])
+    terminal.print(table)  # type: ignore[attr-defined]

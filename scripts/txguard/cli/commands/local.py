@@ -110,11 +110,12 @@ def run_up(args: argparse.Namespace) -> int:
         terminal.print("stopping (interrupted)")
         return 130
     except Exception as exc:  # noqa: BLE001 - one readable line, the logs have the rest
-        terminal.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
-        terminal.print(f"logs: {stack.workdir}")
-        if stack.mode == "emulators" and type(exc).__name__ == "EmulatorError":
-            terminal.print("hint: `txguard local up --embedded` runs without the gcloud emulators")
-        return 1
+        from txguard.cli.errors import Exit, run_failure
+
+        emulator = stack.mode == "emulators" and type(exc).__name__ == "EmulatorError"
+        fix = f"the logs are in {stack.workdir}" + (
+            "; `txguard local up --embedded` runs without the gcloud emulators" if emulator else "")
+        raise run_failure("the local stack failed", exc, fix, Exit.SETUP if emulator else Exit.FAILED) from exc
     finally:
         signal.signal(signal.SIGTERM, previous)
     if summary is None:
@@ -123,7 +124,14 @@ def run_up(args: argparse.Namespace) -> int:
         terminal.print("hint: messages whose pushes failed together can be stranded by the Pub/Sub emulator's "
                        f"retry-policy bug (docs/reliability.md); see {stack.workdir}/enrich.log, and rerun "
                        "with --no-emulator-retry-policy")
-    return 0 if summary["lost"] == summary["labels_lost"] == 0 and summary["publish_failed"] == 0 else 1
+    if summary["lost"] == summary["labels_lost"] == 0 and summary["publish_failed"] == 0:
+        return 0
+    from txguard.cli.errors import CliError, Exit, print_error
+
+    print_error(CliError("the stream did not come out whole",
+                         f"lost {summary['lost']}, labels lost {summary['labels_lost']}, publish failed "
+                         f"{summary['publish_failed']}", f"the functions' logs are in {stack.workdir}", Exit.FAILED))
+    return int(Exit.FAILED)
 
 
 def main() -> int:  # pragma: no cover - convenience for `python -m scripts.commands.local`

@@ -14,7 +14,7 @@ import sys
 import time
 
 # The same as txguard.publisher.sources.SCENARIOS (a unit test checks), without importing pydantic at CLI start.
-SCENARIOS = ("normal", "fraud", "burst", "drift")
+SCENARIOS = ("normal", "fraud", "burst", "drift", "fake_shop")
 
 
 SIMULATED_COUNT = 1000
@@ -30,7 +30,8 @@ def add_stream_options(parser: argparse.ArgumentParser, count: int | None, rate:
     parser.add_argument("--count", type=int, default=count,
                         help=count_help or f"transactions to publish (default {count})")
     parser.add_argument("--scenario", choices=SCENARIOS, default="burst",
-                        help="normal | fraud (~1%% fraud) | burst (~8%% fraud in incidents) | drift (default burst)")
+                        help="normal | fraud (~1%% fraud) | burst (~8%% fraud in incidents, the fake_shop attack among "
+                        "them) | drift | fake_shop (fraud plus the fake_shop attack) (default burst)")
     parser.add_argument("--seed", type=int, default=7, help="simulation seed (default 7)")
     parser.add_argument("--drift", type=float, default=None, help="simulator drift (default: 0.6 for drift, else 0)")
     parser.add_argument("--invalid-fraction", type=float, default=invalid_default,
@@ -80,6 +81,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from txguard.cli.errors import CliError, Exit, print_error, usage
+    from txguard.cli.inputs import require_pubsub, require_rows
     from txguard.contract import names
     from txguard.contract.settings import CommonSettings
     from txguard.local.terminal import make_terminal
@@ -95,17 +98,19 @@ def run(args: argparse.Namespace) -> int:
     if invalid_fraction is None:
         invalid_fraction = 0.0 if args.file else SIMULATED_INVALID_FRACTION
     if args.file is None and (args.skip_invalid or args.publish_invalid):
-        print("error: --skip-invalid and --publish-invalid apply to --file only", file=sys.stderr)
-        return 2
+        raise usage("--skip-invalid and --publish-invalid apply to --file only", "nothing is read from a file",
+                    "give --file FILE, or drop them")
+    if args.file:
+        require_rows(args.file, "transactions", "give a JSONL or CSV of transactions (`txguard simulate --out tx.csv`)")
     try:
         messages = make_stream(
             count, args.scenario, seed=args.seed, drift=args.drift, invalid_fraction=invalid_fraction,
             file=args.file, shift_to_now=not args.no_shift, id_prefix=f"s{args.seed}-{_run_token()}",
         )
         pacer = Pacer(rate=None if args.speed else args.rate, speed=args.speed)
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except ValueError as exc:
+        raise CliError(f"cannot publish {args.file or args.scenario}", str(exc),
+                       "check the file and the flags (`txguard publish --help`)") from None
     rejected = [m for m in messages if m.problem is not None]
     if rejected and not args.publish_invalid:
         for m in rejected[:SHOWN_BAD_ROWS]:
@@ -113,16 +118,15 @@ def run(args: argparse.Namespace) -> int:
         if len(rejected) > SHOWN_BAD_ROWS:
             print(f"... and {len(rejected) - SHOWN_BAD_ROWS} more", file=sys.stderr)
         if not args.skip_invalid:
-            print(f"error: {len(rejected)} of {len(messages)} rows of {args.file} would be rejected by the "
-                  "pipeline; nothing published (fix them, or pass --skip-invalid or --publish-invalid)",
-                  file=sys.stderr)
-            print(json.dumps({"file": args.file, "rows": len(messages), "rejected": len(rejected),
-                              "rejected_lines": [m.line for m in rejected], "published": 0}))
-            return 2
+            raise CliError(f"{len(rejected)} of {len(messages)} rows of {args.file} would be rejected by the pipeline",
+                           "nothing published", "fix them, or pass --skip-invalid or --publish-invalid",
+                           extra={"file": args.file, "rows": len(messages), "rejected": len(rejected),
+                                  "rejected_lines": [m.line for m in rejected], "published": 0})
         messages = [m for m in messages if m.problem is None]
     if not messages:
-        print(f"error: nothing to publish from {args.file or args.scenario}", file=sys.stderr)
-        return 2
+        raise CliError(f"nothing to publish from {args.file or args.scenario}", "no valid row is left",
+                       "give a file with valid transactions, or a --count above 0")
+    require_pubsub()
     target = os.environ.get("PUBSUB_EMULATOR_HOST") or "Google Cloud (ADC)"
     terminal.print(f"publishing {len(messages)} messages to projects/{project}/topics/{topic} on {target}")
     transport = PubSubTransport(
@@ -148,8 +152,11 @@ def run(args: argparse.Namespace) -> int:
     if args.file:
         summary |= {"rows_skipped": len(rejected) if args.skip_invalid else 0,
                     "rows_rejected_published": len(rejected) if args.publish_invalid else 0}
+    if stats.failed:
+        print_error(CliError(f"{stats.failed} of {stats.attempted} messages were not published",
+                             f"errors: {stats.errors}", "check Pub/Sub (or the emulator) and publish again", Exit.FAILED))
     print(json.dumps(summary))
-    return 0 if stats.failed == 0 else 1
+    return int(Exit.FAILED) if stats.failed else 0
 
 
 def _run_token() -> str:

@@ -44,12 +44,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _open(args: argparse.Namespace):  # noqa: ANN202
-    """The registry named on the command line, refused (one line, exit 1) unless it is one."""
+    """The registry named on the command line, refused (one line, exit 4) unless it is one."""
+    from txguard.cli.inputs import require_registry
     from txguard.registry import open_registry
 
-    registry = open_registry(getattr(args, "registry", None) or default_registry())
-    registry.check()  # RegistryError -> `error: ...` in txguard.cli.main
-    return registry
+    location = getattr(args, "registry", None) or default_registry()
+    require_registry(location)  # RegistryError -> one `error:` line, exit 4 (txguard.cli.errors)
+    return open_registry(location)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -71,31 +72,20 @@ def _list(args: argparse.Namespace) -> int:
             v["git_commit"][:10],
         )
     make_terminal(stderr=True).print(table)
+    sys.stderr.flush()  # the table first, then the JSON last line, whichever stream is buffered
     print(json.dumps(info, sort_keys=True))
     return 0
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from txguard.contract.errors import RegistryError
-
     reg = _open(args)
-    try:
-        reg.promote(args.version, alias=args.alias)
-    except RegistryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    reg.promote(args.version, alias=args.alias)  # RegistryError -> one `error:` line, exit 4
     print(json.dumps({"alias": args.alias, "version": reg.resolve(args.alias), "location": reg.location}))
     return 0
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from txguard.contract.errors import RegistryError
-
     reg = _open(args)
-    try:
-        version = reg.rollback(alias=args.alias)
-    except RegistryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    version = reg.rollback(alias=args.alias)  # RegistryError -> one `error:` line, exit 4
     print(json.dumps({"alias": args.alias, "version": version, "location": reg.location}))
     return 0

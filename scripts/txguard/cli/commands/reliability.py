@@ -70,9 +70,10 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         terminal.print("stopping (interrupted)")
         return 130
-    except Exception as exc:  # noqa: BLE001 - one readable line; the work folder has the logs
-        terminal.print(f"[red]error:[/] {type(exc).__name__}: {exc}")
-        return 1
+    except Exception as exc:  # noqa: BLE001 - one readable line, the logs have the rest
+        from txguard.cli.errors import run_failure
+
+        raise run_failure("the reliability run failed", exc, "the stack's logs are in its work folder (printed at start)") from exc
     finally:
         signal.signal(signal.SIGTERM, previous)
     results, meta = run_result["results"], run_result["meta"]

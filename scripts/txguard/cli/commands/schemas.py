@@ -32,8 +32,12 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from txguard.cli.errors import CliError, Exit, print_error
     from txguard.ops.schemas import stale
 
     out = stale(_dir(args))
+    if out:
+        print_error(CliError(f"schemas {out} differ from the code", "the contract changed since they were exported",
+                             "run `txguard schemas export` and commit them", Exit.REFUSED))
     print(json.dumps({"stale": out, "ok": not out}))
-    return 1 if out else 0
+    return int(Exit.REFUSED) if out else 0

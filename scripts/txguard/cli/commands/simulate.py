@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=42, help="random seed: same seed, same output")
     parser.add_argument("--drift", type=float, default=0.0,
                         help="shift the normal population (amounts up, more web, more abroad); 0 = none")
+    parser.add_argument("--attack", action="append", default=[], choices=("fake_shop",),
+                        help="add a new attack no model was trained on (repeatable): fake_shop, a burst of first "
+                        "payments above 500 to brand-new shops (docs/rules.md)")
     parser.add_argument("--start", default="2026-01-01T00:00:00+00:00", help="ISO start time (timezone-aware)")
     parser.add_argument("--out", default="data/simulated.jsonl",
                         help="output file: .jsonl, or .csv for CSV ('-' for JSONL on stdout)")
@@ -38,21 +41,29 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.progress import Progress
 
+    from txguard.cli.errors import usage
     from txguard.local.terminal import make_terminal
     from txguard.simulator.core import Simulation
 
-    start = datetime.fromisoformat(args.start)
+    try:
+        start = datetime.fromisoformat(args.start)
+    except ValueError:
+        raise usage(f"--start {args.start} is not an ISO 8601 time", "it cannot be read",
+                    "give e.g. 2026-01-01T00:00:00+00:00") from None
     if start.tzinfo is None:
-        print("error: --start must include a timezone (e.g. +00:00)", file=sys.stderr)
-        return 2
+        raise usage(f"--start {args.start} has no timezone", "times are compared in UTC",
+                    "add one, e.g. 2026-01-01T00:00:00+00:00")
     t0 = time.perf_counter()
-    sim = Simulation(days=args.days, wallets=args.wallets, seed=args.seed, start=start, drift=args.drift)
+    sim = Simulation(days=args.days, wallets=args.wallets, seed=args.seed, start=start, drift=args.drift,
+                     attacks=tuple(args.attack))
     fraud = 0
     scenarios: dict[str, int] = {}
     to_stdout = args.out == "-"
     as_csv = not to_stdout and Path(args.out).suffix.lower() == ".csv"
-    if not to_stdout:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    for path in (None if to_stdout else args.out, args.labels_out):
+        if path and not Path(path).parent.is_dir():  # created, and said so: never silently
+            Path(path).parent.mkdir(parents=True)
+            print(f"created folder {Path(path).parent}/ for {path}", file=sys.stderr)
     out = sys.stdout if to_stdout else open(args.out, "w", encoding="utf-8", newline="")  # noqa: SIM115
     try:
         write = _csv_writer(out) if as_csv else lambda row: out.write(row.to_json() + "\n")
@@ -69,7 +80,6 @@ def run(args: argparse.Namespace) -> int:
             out.close()
     labels = 0
     if args.labels_out:
-        Path(args.labels_out).parent.mkdir(parents=True, exist_ok=True)
         with open(args.labels_out, "w", encoding="utf-8") as fh:
             for label in sim.label_events():
                 fh.write(label.model_dump_json())

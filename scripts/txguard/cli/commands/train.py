@@ -22,8 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "calibration fitted on that slice and folded into the ONNX export (scores are probabilities), "
             "parity check, metrics (ranking and calibration) next to a rules baseline, quality gate, publish "
             "as 'staging' (and 'production' with --promote or when the registry has none). Exit 3 when the "
-            "gate fails (its metrics are printed all the same), 2 on a malformed data file. The last line is "
-            "one JSON object."
+            "gate refuses the model (its metrics are printed all the same, then what was measured on how many "
+            "held-out frauds and which flags give more data), 1 on a missing, empty or malformed data file, 4 "
+            "on a registry that cannot be written. The last line is one JSON object."
         ),
     )
     parser.add_argument("--data", help="JSONL or CSV of Transaction records + is_fraud (+ optional label_time, "
@@ -64,19 +65,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from txguard.contract.errors import DataFileError, QualityGateError, RegistryError
+    from txguard.cli.errors import usage
+    from txguard.cli.inputs import require_matches, require_rows
+    from txguard.contract.errors import QualityGateError
     from txguard.local.terminal import make_terminal
     from txguard.training.gate import GatePolicy
     from txguard.training.train import TrainConfig, train_and_publish
 
     terminal = make_terminal(stderr=True)
     if args.labels and not args.data:
-        terminal.print("[red]error:[/red] --labels needs --data (the simulator makes its own labels)")
-        print(json.dumps({"error": "--labels needs --data", "version": None}))
-        return 2
+        raise usage("--labels needs --data", "the simulator makes its own labels", "give --data FILE with --labels",
+                    extra={"version": None})
     if args.data and args.features:
-        terminal.print("[red]error:[/red] give --data or --features, not both")
-        return 2
+        raise usage("--data and --features are both given", "one source of training rows at a time",
+                    "give one of them", extra={"version": None})
+    if args.data:
+        require_rows(args.data, "transactions", "give labelled transactions (`txguard simulate --out tx.csv`)")
+    if args.labels:
+        require_rows(args.labels, "label events", "give LabelEvents (`txguard simulate --labels-out labels.jsonl`)")
+    if args.features:
+        require_matches(args.features if args.features.endswith((".parquet", ".pq")) or "*" in args.features
+                        else args.features.rstrip("/") + "/features-*.parquet", "feature rows")
     config = TrainConfig(
         days=args.days, wallets=args.wallets, seed=args.seed, drift=args.drift, data=args.data, labels=args.labels,
         features=args.features,
@@ -94,18 +103,10 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             report = train_and_publish(config, log=log)
-        except (DataFileError, RegistryError) as exc:
-            terminal.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-            print(json.dumps({"error": str(exc), "version": None}))
-            return 2
         except QualityGateError as exc:
             if exc.report is not None:  # measured, then refused: every figure first, then the refusal
                 print_report(terminal, exc.report)
-            terminal.print(f"[red]rejected, nothing published:[/red] {exc}")
-            sys.stdout.flush()
-            print(json.dumps({**(exc.report or {}), "error": str(exc), "gate": "failed", "version": None},
-                             sort_keys=True))
-            return 3
+            raise gate_refusal(exc, args) from None
 
     print_report(terminal, report)
     terminal.print(
@@ -144,3 +145,31 @@ def print_report(terminal: Console, report: dict) -> None:
         for name, row in report["recall_by_scenario"].items():
             scenarios.add_row(name, str(row["frauds"]), str(row["caught"]), f"{row['recall']:.3f}")
         terminal.print(scenarios)
+
+
+FEW_FRAUDS = 100  # held-out frauds below which a PR-AUC moves a lot from one seed to the next
+
+
+def gate_refusal(exc: Exception, args: argparse.Namespace) -> Exception:
+    """The quality gate's refusal in terms a user can act on: what was measured on how many held-out
+    frauds, the floor, and the flags that give more data (or move the floor for a trial). Its JSON
+    line carries every figure measured before the refusal (`QualityGateError.report`)."""
+    from txguard.cli.errors import CliError, Exit
+
+    report = getattr(exc, "report", None) or {}
+    n_test = int(report.get("n_test") or 0)
+    frauds = round(n_test * float(report.get("held_out_fraud_rate") or 0.0))
+    measured = (f"measured on {n_test:,} held-out transactions after {str(report.get('split_at', ''))[:10]} "
+                f"holding {frauds:,} frauds" if n_test else "")
+    if frauds and frauds < FEW_FRAUDS:
+        measured += " (too few for a steady figure)"
+    if args.data or args.features:
+        more = "give a longer or larger --data file"
+    else:
+        more = f"simulate more data: --days (now {args.days}) and --wallets (now {args.wallets})"
+    text = str(exc).removeprefix("quality gate: ")
+    floors = "--min-pr-auc, --max-ece, --max-calibration-gap or --max-regression set the gate for a trial run"
+    return CliError(f"quality gate refused the model, nothing published: {text}", measured,
+                    f"{more}; {floors}; `txguard compare` and `txguard drift` need a published version",
+                    Exit.REFUSED, extra={**report, "gate": "failed", "version": None, "n_test": n_test,
+                                         "held_out_frauds": frauds})

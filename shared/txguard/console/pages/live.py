@@ -1,4 +1,8 @@
-"""The live view: counts, outcomes and latency of the decisions as they arrive, pushed over SSE."""
+"""The live view: counts, outcomes and latency of the decisions as they arrive, pushed over SSE.
+
+A stream holds a server thread for up to SSE_MAX_S, so only `CONSOLE_LIVE_STREAMS` run at once
+(`ConsoleParts.streams`); past that the stream answers 503 and the page polls `/api/live` every two
+seconds: twenty open Live tabs cannot take the threads that claims and verdicts need."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, render_template
 
 from txguard.console.wiring import current_parts
+from txguard.contract.errors import ConsoleUnavailableError
 
 SSE_INTERVAL_S = 1.0
 SSE_MAX_S = 300.0  # a stream ends after this long; EventSource reconnects by itself
@@ -29,13 +34,28 @@ def api() -> Any:
 
 @blueprint.get("/api/live/stream")
 def stream() -> Response:
-    stats = current_parts().stats  # the generator runs after the request context is gone
+    parts = current_parts()
+    stats, slots = parts.stats, parts.streams  # the generator runs after the request context is gone
+    if not slots.take():
+        raise ConsoleUnavailableError(f"{slots.limit} live streams are open already: this page polls instead")
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            slots.give_back()
 
     def events() -> Iterator[str]:
         started = time.monotonic()
-        while time.monotonic() - started < SSE_MAX_S:
-            yield f"data: {json.dumps(stats.snapshot())}\n\n"
-            time.sleep(SSE_INTERVAL_S)
+        try:
+            while time.monotonic() - started < SSE_MAX_S:
+                yield f"data: {json.dumps(stats.snapshot())}\n\n"
+                time.sleep(SSE_INTERVAL_S)
+        finally:  # the client went away (the server closes the generator) or the stream ended
+            release()
 
-    return Response(events(), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response = Response(events(), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response.call_on_close(release)  # a stream closed before its first chunk
+    return response

@@ -21,6 +21,7 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 from txguard.contract import names
 from txguard.contract.errors import StoreUnavailableError
@@ -35,6 +36,7 @@ from txguard.enrichment.history.record import (
     processed_record,
     reuse,
     step,
+    took_over,
 )
 from txguard.features.wallet import WalletState
 
@@ -108,7 +110,7 @@ class FirestoreHistoryStore:
             record = processed_record(tx, done, counterparty, ttl_days, lease_s)
             transaction.set(wallet_ref, done.state)
             transaction.create(proc_ref, record)
-            return fresh(tx, record)
+            return fresh(tx, done, counterparty)
 
         # One library attempt per loop: an abort (at commit, or a lock wait timing out at read)
         # is retried here after a jittered, growing pause so that the racers fall out of step.
@@ -183,6 +185,16 @@ class FirestoreHistoryStore:
             raise StoreUnavailableError(f"firestore: {type(exc).__name__}: {exc}") from exc
         return snap.to_dict() if snap.exists else None
 
+    def processed_at(self, entity: str, start: float, end: float, limit: int = 1000) -> list[dict[str, Any]]:
+        # The composite index (entities array-contains, event_time) is declared in infra/history.py.
+        query = (self.processed_ref.where(filter=FieldFilter("entities", "array_contains", entity))
+                 .where(filter=FieldFilter("event_time", ">=", start)).where(filter=FieldFilter("event_time", "<", end))
+                 .order_by("event_time").limit(limit))
+        try:
+            return [{**(snap.to_dict() or {}), "transaction_id": snap.id} for snap in query.stream()]
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"firestore: {type(exc).__name__}: {exc}") from exc
+
     def enriched(self, transaction_id: str) -> EnrichedTransaction | None:
         return enriched_from_record(self.processed(transaction_id))
 
@@ -197,4 +209,4 @@ class FirestoreHistoryStore:
         if renewed is None:
             return enrichment
         transaction.update(ref, {"counterparty": renewed})
-        return reuse(tx, record, due=True)
+        return took_over(enrichment)

@@ -52,4 +52,10 @@ class HistoryStore(Protocol):
         None when unknown: for tests and inspection (online features against the offline replay)."""
         ...
 
+    def processed_at(self, entity: str, start: float, end: float, limit: int = 1000) -> list[dict[str, Any]]:
+        """The processed records of the transactions that read `entity` (a key of
+        txguard.features.counterparty) with an event time in [start, end), oldest first, at most
+        `limit`, each with its `transaction_id`: the decisions a late update there may have missed."""
+        ...
+
     def close(self) -> None: ...

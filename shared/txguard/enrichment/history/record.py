@@ -16,13 +16,18 @@ the update applied. docs/counterparty.md has the whole argument.
 
 The same step notes whether the transaction is *late* (a later one of its wallet was applied
 first); the record keeps it, so a redelivery reports it the same way.
+
+The record also names the entities the transaction's features read (`entities`: the counterparty,
+device and wallet keys of txguard.features.counterparty) and its time (`event_time`), so that the
+decisions a late counterparty update missed can be found (`HistoryStore.processed_at`,
+docs/enrichment.md).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,7 +40,7 @@ from txguard.contract.models import (
     HistoryFeatures,
     Transaction,
 )
-from txguard.features.counterparty import marks
+from txguard.features.counterparty import EntityKeys, marks
 from txguard.features.wallet import TxPoint, WalletState, applied_after, apply, history_features
 
 DEFAULT_LEASE_S = 30.0
@@ -77,7 +82,7 @@ def step(tx: Transaction, state_doc: dict[str, Any] | None) -> Step:
     whether it is late."""
     state = WalletState.from_dict(state_doc)
     point = TxPoint.of(tx)
-    features = history_features(state, tx)
+    features = history_features(state, tx, point)
     new_for_cp, new_for_device = marks(state, point)
     late = applied_after(state, point.ts) > 0
     apply(state, point)
@@ -93,6 +98,8 @@ def processed_record(tx: Transaction, done: Step, counterparty: CounterpartyFeat
         "wallet_id": tx.wallet_id,
         "fingerprint": fingerprint(tx),
         "transaction": tx.model_dump(mode="json"),
+        "entities": list(EntityKeys.of(tx.wallet_id, tx.counterparty_id, tx.device_id).all()),
+        "event_time": tx.timestamp.timestamp(),
         "features": done.features.model_dump(mode="json"),
         "late": done.late,
         "counterparty": {
@@ -131,20 +138,28 @@ def claim(record: dict[str, Any], lease_s: float, now: float | None = None) -> d
     return {**cp, "lease_until": now + lease_s}
 
 
-def fresh(tx: Transaction, record: dict[str, Any]) -> Enrichment:
-    """The Enrichment of a first delivery, from the record it created."""
-    return _from_record(tx, record, duplicate=False, due=True)
+def fresh(tx: Transaction, done: Step, counterparty: CounterpartyFeatures) -> Enrichment:
+    """The Enrichment of a first delivery, from the step it applied: the very objects its record
+    was dumped from (finite floats, so the record reads back equal), not validated again."""
+    enriched = EnrichedTransaction.model_construct(**dict(tx), features=done.features, counterparty=counterparty)
+    return Enrichment(enriched, None, duplicate=False, counterparty_due=True,
+                      new_for_cp=done.new_for_cp, new_for_device=done.new_for_device, late=done.late)
 
 
-def reuse(tx: Transaction, record: dict[str, Any], due: bool = False) -> Enrichment:
-    """An Enrichment from a stored processed record (the duplicate path); `due` when this delivery
-    took the counterparty lease over (`claim`)."""
+def reuse(tx: Transaction, record: dict[str, Any]) -> Enrichment:
+    """An Enrichment from a stored processed record (the duplicate path). When this delivery then
+    takes the counterparty lease over (`claim`), the store marks it with `took_over`."""
     stored = record.get("fingerprint")
     if stored is not None and stored != fingerprint(tx):
         raise ConflictingTransactionError(
             f"transaction_id {tx.transaction_id!r} was already processed with different content"
         )
-    return _from_record(tx, record, duplicate=True, due=due)
+    return _from_record(tx, record, duplicate=True, due=False)
+
+
+def took_over(enrichment: Enrichment) -> Enrichment:
+    """The same reused Enrichment, now holding the counterparty lease (built once, not read again)."""
+    return replace(enrichment, counterparty_due=True)
 
 
 def _from_record(tx: Transaction, record: dict[str, Any], duplicate: bool, due: bool) -> Enrichment:

@@ -30,6 +30,7 @@ from txguard.enrichment.history.record import (
     processed_record,
     reuse,
     step,
+    took_over,
 )
 from txguard.enrichment.sqlite_db import SqliteDatabase
 from txguard.features.wallet import WalletState
@@ -48,7 +49,9 @@ CREATE TABLE IF NOT EXISTS processed (
     decision TEXT,
     expires_at TEXT NOT NULL,
     late INTEGER NOT NULL DEFAULT 0,
-    tx TEXT
+    tx TEXT,
+    entities TEXT,
+    event_time REAL
 );
 CREATE INDEX IF NOT EXISTS processed_expires_at ON processed (expires_at);
 """
@@ -69,6 +72,10 @@ class SqliteHistoryStore:
                 conn.execute("ALTER TABLE processed ADD COLUMN late INTEGER NOT NULL DEFAULT 0")
             if "tx" not in columns:
                 conn.execute("ALTER TABLE processed ADD COLUMN tx TEXT")
+            if "entities" not in columns:
+                conn.execute("ALTER TABLE processed ADD COLUMN entities TEXT")
+                conn.execute("ALTER TABLE processed ADD COLUMN event_time REAL")
+            conn.execute("CREATE INDEX IF NOT EXISTS processed_event_time ON processed (event_time)")
         self.purge_expired()  # at cold start: SQLite has no TTL policy
 
     # HistoryStore ------------------------------------------------------------------------------
@@ -87,7 +94,7 @@ class SqliteHistoryStore:
                     return enrichment
                 conn.execute("UPDATE processed SET counterparty = ? WHERE transaction_id = ?",
                              (json.dumps(renewed), tx.transaction_id))
-                return reuse(tx, record, due=True)
+                return took_over(enrichment)
             found = conn.execute("SELECT state FROM wallets WHERE wallet_id = ?", (tx.wallet_id,)).fetchone()
             done = step(tx, json.loads(found[0]) if found else None)
             record = processed_record(tx, done, counterparty, self.ttl_days, self.lease_s)
@@ -98,12 +105,12 @@ class SqliteHistoryStore:
             )
             conn.execute(
                 "INSERT INTO processed (transaction_id, wallet_id, fingerprint, features, counterparty, decision,"
-                " expires_at, late, tx) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+                " expires_at, late, tx, entities, event_time) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
                 (tx.transaction_id, tx.wallet_id, record["fingerprint"], json.dumps(record["features"]),
                  json.dumps(record["counterparty"]), record["expires_at"].isoformat(), int(done.late),
-                 json.dumps(record["transaction"])),
+                 json.dumps(record["transaction"]), json.dumps(record["entities"]), record["event_time"]),
             )
-        return fresh(tx, record)
+        return fresh(tx, done, counterparty)
 
     def record_decision(self, transaction_id: str, decision: Decision) -> Decision:
         with self.db.transaction() as conn:
@@ -124,16 +131,18 @@ class SqliteHistoryStore:
         row = self.db.read("SELECT state FROM wallets WHERE wallet_id = ?", (wallet_id,))
         return WalletState.from_dict(json.loads(row[0][0]) if row else None)
 
+    _COLUMNS = "features, decision, expires_at, counterparty, late, tx, entities, event_time, transaction_id"
+
     def processed(self, transaction_id: str) -> dict[str, Any] | None:
+        rows = self.db.read(f"SELECT {self._COLUMNS} FROM processed WHERE transaction_id = ?", (transaction_id,))
+        return _record(rows[0]) if rows else None
+
+    def processed_at(self, entity: str, start: float, end: float, limit: int = 1000) -> list[dict[str, Any]]:
         rows = self.db.read(
-            "SELECT features, decision, expires_at, counterparty, late, tx FROM processed WHERE transaction_id = ?",
-            (transaction_id,))
-        if not rows:
-            return None
-        row = rows[0]
-        return {"features": json.loads(row[0]), "decision": json.loads(row[1]) if row[1] else None,
-                "expires_at": row[2], "counterparty": json.loads(row[3]) if row[3] else None, "late": bool(row[4]),
-                "transaction": json.loads(row[5]) if row[5] else None}
+            f"SELECT {self._COLUMNS} FROM processed WHERE event_time >= ? AND event_time < ? AND EXISTS "
+            "(SELECT 1 FROM json_each(processed.entities) WHERE json_each.value = ?) ORDER BY event_time LIMIT ?",
+            (start, end, entity, limit))
+        return [_record(row) for row in rows]
 
     def enriched(self, transaction_id: str) -> EnrichedTransaction | None:
         return enriched_from_record(self.processed(transaction_id))
@@ -152,6 +161,13 @@ class SqliteHistoryStore:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _record(row: tuple) -> dict[str, Any]:
+    return {"features": json.loads(row[0]), "decision": json.loads(row[1]) if row[1] else None,
+            "expires_at": row[2], "counterparty": json.loads(row[3]) if row[3] else None, "late": bool(row[4]),
+            "transaction": json.loads(row[5]) if row[5] else None,
+            "entities": json.loads(row[6]) if row[6] else None, "event_time": row[7], "transaction_id": row[8]}
 
 
 def _patch_counterparty(conn: sqlite3.Connection, transaction_id: str, **changes: object) -> None:

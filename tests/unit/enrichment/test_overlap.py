@@ -1,0 +1,57 @@
+"""Two calls of one delivery at once: both done before it returns, each with its own outcome."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from txguard.contract.trace import TraceContext, bind, current
+from txguard.enrichment.overlap import Overlap
+
+
+def test_both_run_at_the_same_time_and_both_are_done_on_return() -> None:
+    overlap = Overlap(workers=2)
+    barrier = threading.Barrier(2, timeout=10)  # broken (an error) unless both calls wait at once
+    done: list[str] = []
+
+    def call(name: str) -> str:
+        barrier.wait()
+        done.append(name)
+        return name
+
+    main, side = overlap(lambda: call("main"), lambda: call("side"))
+    assert (main.get(), side.get()) == ("main", "side")
+    assert sorted(done) == ["main", "side"]
+    overlap.close()
+
+
+def test_the_side_call_runs_in_the_callers_context() -> None:
+    overlap = Overlap(workers=1)
+    trace = TraceContext.new()
+    with bind(trace):
+        _, side = overlap(lambda: None, current)
+    assert side.get() is trace
+    overlap.close()
+
+
+def test_each_failure_is_handed_back_not_raised() -> None:
+    overlap = Overlap(workers=1)
+
+    def fail(msg: str) -> None:
+        raise ValueError(msg)
+
+    main, side = overlap(lambda: fail("main"), lambda: fail("side"))
+    assert str(main.error) == "main" and str(side.error) == "side"
+    with pytest.raises(ValueError, match="side"):
+        side.get()
+    main, side = overlap(lambda: 1, lambda: fail("side"))
+    assert main.get() == 1 and side.error is not None
+    overlap.close()
+
+
+def test_without_a_side_call_main_runs_alone_in_the_callers_thread() -> None:
+    overlap = Overlap(workers=1)
+    main, side = overlap(threading.get_ident, None)
+    assert main.get() == threading.get_ident() and side.get() is None
+    assert overlap._pool is None  # no pool started for nothing
