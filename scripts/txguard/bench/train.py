@@ -65,22 +65,41 @@ def labelled_file(path: Path, size: int, seed: int, log: Log) -> int:
     return n
 
 
-def measured_train(table: str, registry: Path, log_path: Path) -> dict[str, Any]:
-    """`txguard train --features TABLE` in its own process: its report, peak RSS and wall seconds."""
+def high_water_kb(pid: int) -> int | None:
+    """The process's peak resident memory so far (VmHWM, kB), None once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def measured_train(table: str, registry: Path, log_path: Path, poll_s: float = 0.05) -> dict[str, Any]:
+    """`txguard train --features TABLE` in its own process: its report, peak RSS and seconds.
+
+    The peak is the child's own VmHWM, read while it runs (monotonic; the last read is the peak
+    but for its final `poll_s`). Not `wait4`'s ru_maxrss: on Linux that keeps the high-water mark
+    of the memory the child was forked from, so it would report this process's size."""
     argv = [sys.executable, "-m", "txguard.cli.main", "train", "--features", table, "--registry", str(registry),
             "--no-pictures", "--min-pr-auc", "0"]
+    out_path = log_path.with_suffix(".json")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    with log_path.open("w") as err:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True)
-        out = proc.stdout.read() if proc.stdout else ""
-        _pid, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    lines = [line for line in out.splitlines() if line.startswith("{")]
+    peak = 0
+    with log_path.open("w") as err, out_path.open("w") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True)
+        while proc.poll() is None:
+            peak = max(peak, high_water_kb(proc.pid) or 0)
+            time.sleep(poll_s)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    lines = [line for line in out_path.read_text().splitlines() if line.startswith("{")]
     if proc.returncode not in (0, 3) or not lines:
         raise RuntimeError(f"txguard train --features {table} exited {proc.returncode}; see {log_path}")
     report = json.loads(lines[-1])
-    return {"report": report, "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-            "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+    return {"report": report, "peak_rss_mb": round(peak / 1024, 1),
+            "cpu_seconds": round(usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime, 2),
             "seconds": round(time.perf_counter() - started, 2), "gate": report.get("gate")}
 
 
