@@ -35,6 +35,9 @@ import numpy as np
 Log = Callable[[str], None]
 DAYS = 20
 ROWS_PER_WALLET = 45  # the simulator's transactions per wallet over DAYS days (about)
+# The benchmark measures what training costs, not whether a version passes: every model is
+# published (the gate's verdict is still recorded) so both can be graded on the full period.
+GATE_OFF = ("--min-pr-auc", "0", "--max-ece", "1", "--max-calibration-gap", "1", "--max-regression", "1")
 
 
 def _cpu_children() -> float:
@@ -83,7 +86,7 @@ def measured_train(table: str, registry: Path, log_path: Path, poll_s: float = 0
     but for its final `poll_s`). Not `wait4`'s ru_maxrss: on Linux that keeps the high-water mark
     of the memory the child was forked from, so it would report this process's size."""
     argv = [sys.executable, "-m", "txguard.cli.main", "train", "--features", table, "--registry", str(registry),
-            "--no-pictures", "--min-pr-auc", "0"]
+            "--no-pictures", *GATE_OFF]
     out_path = log_path.with_suffix(".json")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
