@@ -31,8 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "scenario)")
     parser.add_argument("--labels", help="with --data: JSONL or CSV of LabelEvents, replayed when they became known")
     parser.add_argument("--features", metavar="TABLE",
-                        help="feature table of `txguard batch run --features` (its output folder, a Parquet file "
-                        "or a glob; local or gs://) instead of replaying --data here")
+                        help="feature table or weighted training sample of `txguard batch run --features / --sample` "
+                        "(its output folder: the sample when the job wrote one; a Parquet file or a glob; local or "
+                        "gs://) instead of replaying --data here. Read a row group at a time into one float32 matrix; "
+                        "a sample's weights reach the model, the calibration, the held-out figures and the gate")
     parser.add_argument("--days", type=int, default=30, help="simulated days (default 30)")
     parser.add_argument("--wallets", type=int, default=2000, help="simulated wallets (default 2000)")
     parser.add_argument("--seed", type=int, default=42)
