@@ -22,7 +22,8 @@ node, every path that runs it (serving's single-row fast path and batches, `scor
 
 The slice: training rows the trees never see, the most recent ones whose labels are mature. It
 ends `label_maturity` before `as_of` (when the training labels were read), the maturity being the
-95th percentile of the delays of the fraud labels known by then, and spans `fraction` of the
+95th percentile of the fraud labels' delays, estimated from the labels known by then without the
+truncation the cut puts on them (`txguard.training.split.label_delay_quantile`), and spans `fraction` of the
 training period; the trees are fitted on every other training row, before and after it. Fitted on
 the last days before the split instead, it would read frauds whose labels had not arrived yet as
 missing, and make every score too low.
@@ -35,8 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from txguard.contract.errors import QualityGateError
+from txguard.training.split import MATURITY_QUANTILE, label_delay_quantile
 
-MATURITY_QUANTILE = 0.95
 METHOD = "platt"
 _TREES = "TreeEnsembleClassifier"
 
@@ -51,10 +52,9 @@ class CalibrationSlice:
 
 def label_maturity(ts: np.ndarray, y: np.ndarray, label_time: np.ndarray, as_of: float,
                    quantile: float = MATURITY_QUANTILE) -> float:
-    """Seconds after which `quantile` of the fraud labels known at `as_of` had arrived (0 if none)."""
-    known = (y == 1) & (ts < as_of) & (label_time <= as_of)  # NaN (known at once) compares False
-    delays = label_time[known] - ts[known]
-    return float(np.quantile(delays, quantile)) if len(delays) else 0.0
+    """Seconds within which `quantile` of the fraud labels arrive, estimated from those known at `as_of`
+    without the truncation the cut puts on them (`txguard.training.split.label_delay_quantile`)."""
+    return label_delay_quantile(ts, y, label_time, as_of, quantile)
 
 
 def calibration_slice(ts: np.ndarray, y: np.ndarray, label_time: np.ndarray, train: np.ndarray, as_of: float,

@@ -60,8 +60,9 @@ class TrainConfig:
     promote: bool = False
     test_fraction: float = 0.25
     # Rows of this many days before the cut are left out of training (their labels had little time
-    # to arrive); the others are labelled as known at the cut (txguard.training.split).
-    label_maturity_days: float = 0.0
+    # to arrive); the others are labelled as known at the cut (txguard.training.split). None: the
+    # time within which 95 % of the fraud labels arrive, estimated from those known at the cut.
+    label_maturity_days: float | None = None
     max_iter: int = 200
     learning_rate: float = 0.1
     max_leaf_nodes: int = 31
@@ -108,10 +109,10 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def time_split(data: Dataset, test_fraction: float, maturity_days: float = 0.0) -> Split:
+def time_split(data: Dataset, test_fraction: float, maturity_days: float | None = None) -> Split:
     """Train on the earlier days, test on the last `test_fraction` of the time span, as of the cut:
     training labels are those known at the cut, the last `maturity_days` before it are left out
-    (`txguard.training.split`)."""
+    (None: estimated from the labels known at the cut; `txguard.training.split`)."""
     return fraction_split(data.ts, data.y, data.label_time, test_fraction, maturity_days)
 
 
@@ -328,7 +329,7 @@ def train_and_publish(
         "fraud_rate": round(float(np.average(dataset.y, weights=weight)), 6),
         "held_out_fraud_rate": round(float(np.average(y_test, weights=w_test)), 6),
         "split_at": split_at,
-        "label_maturity_days": config.label_maturity_days,
+        "label_maturity_days": round(split.maturity_days, 3),
         "features_seconds": round(features_seconds, 2),
         "train_seconds": round(train_seconds, 2),
         **{k: round(v, 9) for k, v in parity.items()},
@@ -369,7 +370,7 @@ def train_and_publish(
             "fraud_weight": config.fraud_weight,
             "test_fraction": config.test_fraction,
             "calibration_fraction": config.calibration_fraction,
-            "label_maturity_days": config.label_maturity_days,
+            "label_maturity_days": round(split.maturity_days, 3),
             "threads": config.threads,
         },
         drift_reference=reference,

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from txguard.training.split import DAY, as_of_cut, fraction_split, known_by
+from txguard.training.split import DAY, MAX_MATURITY_SHARE, as_of_cut, fraction_split, known_by
 
 NAN, NEVER = math.nan, math.inf
 
@@ -73,7 +73,7 @@ def test_known_by_reads_nan_as_at_once_and_inf_as_never() -> None:
 
 def test_fraction_split_cuts_the_time_span() -> None:
     ts, y, label_time = _rows([(0.0, 0, NAN), (5.0, 1, 9.0), (8.0, 0, NAN), (12.0, 1, 13.0), (16.0, 0, NAN)])
-    split = fraction_split(ts, y, label_time, test_fraction=0.25)  # cut at day 12
+    split = fraction_split(ts, y, label_time, test_fraction=0.25, maturity_days=0)  # cut at day 12
     assert split.cut == 12 * DAY
     assert np.flatnonzero(split.train).tolist() == [0, 1, 2] and split.y_train.tolist() == [0, 1, 0]
     assert np.flatnonzero(split.test).tolist() == [3, 4]
@@ -81,3 +81,22 @@ def test_fraction_split_cuts_the_time_span() -> None:
         fraction_split(ts, y, label_time, test_fraction=0.25, maturity_days=12)
     with pytest.raises(ValueError, match="test fraction"):
         fraction_split(ts, y, label_time, test_fraction=1.0)
+
+
+def test_fraction_split_estimates_the_maturity_window_from_the_labels_known_at_the_cut() -> None:
+    """Not given, the window is the time within which 95 % of the fraud labels arrive (here every
+    known one took 3 days), read from the labels known at the cut only, at most half the data before it."""
+    days = np.arange(0.0, 40.0, 0.25)
+    y = (np.arange(len(days)) % 4 == 0).astype(int)
+    ts, y, label_time = _rows([(d, f, d + 3.0 if f else NAN) for d, f in zip(days, y, strict=True)])
+    split = fraction_split(ts, y, label_time, test_fraction=0.25)  # cut at day 29.8
+    assert split.maturity_days == pytest.approx(3.0)
+    assert ts[split.train].max() < split.cut - 3 * DAY and split.unknown_at_cut == 0
+    # Labels known after the cut are not read: making them later or never changes nothing.
+    late = label_time > split.cut
+    never = fraction_split(ts, y, np.where(late, NEVER, label_time), test_fraction=0.25)
+    assert never.maturity_days == split.maturity_days
+    # Delays longer than half the data before the cut: the window stops there.
+    slow = np.where(y == 1, ts + 25 * DAY, NAN)
+    capped = fraction_split(ts, y, slow, test_fraction=0.25)
+    assert capped.maturity_days == pytest.approx(MAX_MATURITY_SHARE * (capped.cut - ts.min()) / DAY, abs=1e-3)

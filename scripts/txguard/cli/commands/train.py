@@ -42,9 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--registry", default=None, help="registry folder or gs://bucket/prefix")
     parser.add_argument("--promote", action="store_true", help="also make the new version production")
     parser.add_argument("--max-iter", type=int, default=200, help="boosting iterations (default 200)")
-    parser.add_argument("--label-maturity-days", type=float, default=0.0,
+    parser.add_argument("--label-maturity-days", type=float, default=None,
                         help="leave out of training the rows of this many days before the cut, whose labels had "
-                             "little time to arrive (default 0: every earlier row, labelled as known at the cut)")
+                             "little time to arrive (default: the time within which 95%% of the fraud labels "
+                             "arrive, estimated from those known at the cut, at most half the data before it; "
+                             "0: every earlier row, labelled as known at the cut)")
     parser.add_argument("--fraud-weight", type=float, default=10.0,
                         help="weight of a fraud row in the loss, legitimate rows weigh 1 (default 10)")
     parser.add_argument("--calibration-fraction", type=float, default=0.2,
