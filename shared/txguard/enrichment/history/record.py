@@ -7,7 +7,8 @@ transaction, the transaction applied and both the state and the processed record
 redelivery (scoring down, publish failed, ack lost) therefore never applies a transaction twice.
 
 The processed record also carries the transaction's counterparty features (read from the
-counterparty store before the wallet transaction: the counterparty is never locked by it) and the
+counterparty store outside the wallet transaction, while it begins: the counterparty is never
+locked by it; `CounterpartySource`) and the
 state of its counterparty update: `applied`, or leased to one delivery until `lease_until`. The
 delivery that creates the record holds the lease and applies the update; a duplicate that finds
 the lease held is retried (`CounterpartyInFlightError`); one that finds it expired takes it over
