@@ -79,7 +79,8 @@ def high_water_kb(pid: int) -> int | None:
     return None
 
 
-def measured_train(table: str, registry: Path, log_path: Path, poll_s: float = 0.05) -> dict[str, Any]:
+def measured_train(table: str, registry: Path, log_path: Path, poll_s: float = 0.05,
+                   label_maturity_days: float | None = None) -> dict[str, Any]:
     """`txguard train --features TABLE` in its own process: its report, peak RSS and seconds.
 
     The peak is the child's own VmHWM, read while it runs (monotonic; the last read is the peak
@@ -87,6 +88,8 @@ def measured_train(table: str, registry: Path, log_path: Path, poll_s: float = 0
     of the memory the child was forked from, so it would report this process's size."""
     argv = [sys.executable, "-m", "txguard.cli.main", "train", "--features", table, "--registry", str(registry),
             "--no-pictures", *GATE_OFF]
+    if label_maturity_days is not None:  # else training's estimate from the labels known at the cut
+        argv += ["--label-maturity-days", str(label_maturity_days)]
     out_path = log_path.with_suffix(".json")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
@@ -114,7 +117,7 @@ def graded_on_full(full_table: str, registries: dict[str, Path]) -> dict[str, di
     from txguard.training.train import TrainConfig, onnx_scores, time_split
 
     data = from_feature_table(full_table)
-    test = time_split(data, TrainConfig.test_fraction).test
+    test = time_split(data, TrainConfig.test_fraction, 0.0).test  # the test period does not depend on it
     y, X = data.y[test], data.X[test]
     out = {}
     for name, registry in registries.items():
@@ -129,7 +132,7 @@ def graded_on_full(full_table: str, registries: dict[str, Path]) -> dict[str, di
 
 
 def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int, workers: int, full_up_to: int,
-                  seed: int, log: Log) -> dict[str, Any]:
+                  seed: int, log: Log, label_maturity_days: float | None = None) -> dict[str, Any]:
     from txguard.batch.jobs import JobSpec, JobState, run_job
 
     results = []
@@ -157,13 +160,15 @@ def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int
         }
         registries = {"sampled": folder / "registry-sampled"}
         log(f"{rows:,} transactions: training on the sample ({status.counts['sampled']:,} rows)")
-        sampled = measured_train(str(out / "sample-*.parquet"), registries["sampled"], folder / "train-sampled.log")
+        sampled = measured_train(str(out / "sample-*.parquet"), registries["sampled"], folder / "train-sampled.log",
+                                 label_maturity_days=label_maturity_days)
         figures["sampled"] = {k: sampled[k] for k in ("peak_rss_mb", "cpu_seconds", "seconds", "gate")}
         figures["sampled"]["train_seconds"] = sampled["report"].get("train_seconds")
         if rows <= full_up_to:
             registries["full"] = folder / "registry-full"
             log(f"{rows:,} transactions: training on the full table")
-            full = measured_train(str(out / "features-*.parquet"), registries["full"], folder / "train-full.log")
+            full = measured_train(str(out / "features-*.parquet"), registries["full"], folder / "train-full.log",
+                                  label_maturity_days=label_maturity_days)
             figures["full"] = {k: full[k] for k in ("peak_rss_mb", "cpu_seconds", "seconds", "gate")}
             figures["full"]["train_seconds"] = full["report"].get("train_seconds")
         log(f"{rows:,} transactions: grading on the full held-out period")

@@ -31,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--shards", type=int, default=16, help="replay groups per family of the Beam job (default 16)")
     p.add_argument("--workers", type=int, default=1, help="DirectRunner worker processes (default 1)")
     p.add_argument("--seed", type=int, default=21, help="simulation seed (default 21)")
+    p.add_argument("--label-maturity-days", type=float, default=None,
+                   help="passed to txguard train (default: its estimate from the labels known at the cut)")
     p.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"data and outputs (default {DEFAULT_WORKDIR})")
     p.set_defaults(func=run)
 
@@ -52,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     report = train_figures(sizes, args.sample_rows, workdir, args.shards, args.workers, args.full_up_to, args.seed,
-                           log)
+                           log, args.label_maturity_days)
     table = Table(title=f"training on a weighted sample (~{args.sample_rows:,} drawn rows) vs the full history")
     for col in ("history rows", "fraction", "sample rows", "features s (CPU s)", "sampled: peak RSS MB, train s",
                 "full: peak RSS MB, train s", "PR-AUC full / sampled", "recall@1%FPR full / sampled", "load"):

@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Fits txguard's model twice as `txguard train` does: on every training row, and on the training sample "
             "`txguard batch run --sample FRACTION` writes (every wallet-day holding a fraud, FRACTION of "
             "the others, weighted 1/FRACTION), with thresholds derived on the sample's weighted held-out rows. Both "
-            "are graded on the full, unsampled held-out period: PR-AUC, recall at 1%% FPR, alert volume at their "
+            "are graded on the full, unsampled held-out period: PR-AUC, recall at 1 % FPR, alert volume at their "
             "own thresholds, the review threshold's real false positive rate. Worlds: the simulator (txguard "
             "train's split) and the Handbook data (txguard evaluate handbook's split). Table per world on stderr; "
             "the last stdout line is one JSON object with the deltas and `within_bound`."
