@@ -17,7 +17,9 @@ $(LOCKED): requirements-dev.lock
 	@touch $(LOCKED)
 
 # Then the project itself, without resolving (its build backend, setuptools, is in the lock too).
-$(STAMP): $(LOCKED) pyproject.toml
+# The editable install maps each subpackage of txguard to its folder when it is made, so a pull that
+# adds or removes a subpackage (its parent folder's mtime moves) installs it again.
+$(STAMP): $(LOCKED) pyproject.toml shared/txguard scripts/txguard models/txguard
 	$(BIN)/python -m infra.lockfile check >/dev/null
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip check

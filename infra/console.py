@@ -20,9 +20,11 @@ use the stack's Firestore database (review queue; read the history: an IAM condi
 database, Firestore has no per-collection IAM), read the counterparty table
 (`roles/bigtable.reader` bound on the table, like the functions' bindings: manual scoring reads
 the aggregates the enrichment scores with), invoke the scoring service (manual scoring), read the
-model registry and write its aliases only, and read the scoring function's drift windows: a sink
-copies exactly those log lines into a log bucket of their own, and the console may read that
-bucket's one view (`roles/logging.viewAccessor`), not the project's logs.
+model registry and write its aliases only, and read two kinds of log line: the scoring function's
+drift windows (models page) and the label function's final status per label (a review item says
+what its verdict changed). For each, a sink copies exactly those lines into a log bucket of their
+own, and the console may read that bucket's one view (`roles/logging.viewAccessor`), not the
+project's logs.
 One instance, CPU always allocated: its subscription readers and live counters run between requests.
 """
 
@@ -46,6 +48,7 @@ from txguard.contract.settings import ConsoleSettings
 CPU, MEMORY, CONCURRENCY = "1", "1Gi", 20  # a handful of analysts; SSE streams hold one thread each
 SSE_TIMEOUT_S = 310  # a live-view stream lasts 300 s (txguard.console.app.SSE_MAX_S), then reconnects
 DRIFT_LOGS_DAYS = 30  # the models page reads two days back (txguard.console.drift.LOOKBACK)
+LABEL_LOGS_DAYS = 30  # a review item shows its verdict's outcome; Cloud Logging answers the last day by default
 # The review queue's listing (txguard.console.queue_firestore.open_items): open == true, outcome in
 # [...], newest decision first. Firestore serves it only with this composite index.
 QUEUE_INDEX = (("open", "ASCENDING"), ("outcome", "ASCENDING"), ("decided_at", "DESCENDING"))
@@ -56,6 +59,20 @@ def drift_logs(cfg: StackConfig) -> tuple[str, str, str]:
     """(log bucket id, view id, the view's resource name) of the drift windows the console reads."""
     bucket, view = f"{cfg.prefix}-drift", "drift-windows"
     return bucket, view, f"projects/{cfg.project}/locations/global/buckets/{bucket}/views/{view}"
+
+
+def label_logs(cfg: StackConfig) -> tuple[str, str, str]:
+    """(log bucket id, view id, the view's resource name) of the label function's outcome lines."""
+    bucket, view = f"{cfg.prefix}-labels", "label-outcomes"
+    return bucket, view, f"projects/{cfg.project}/locations/global/buckets/{bucket}/views/{view}"
+
+
+def label_filter() -> str:
+    """The label function's one line per delivery (a label id and its status): what the review item page
+    reads back after a verdict (txguard.console.label_outcomes keeps the final ones), and all the sink
+    copies."""
+    return (f'resource.type="cloud_run_revision" AND resource.labels.service_name="{names.LABEL_FUNCTION}" '
+            "AND jsonPayload.label_id:* AND jsonPayload.status:*")
 
 
 def drift_filter() -> str:
@@ -95,6 +112,7 @@ def console_environment(cfg: StackConfig, scoring_url: pulumi.Input[str], audien
         env_key(ConsoleSettings, "registry"): f"gs://{bucket}/{prefix}" if prefix else f"gs://{bucket}",
         env_key(ConsoleSettings, "iap_audience"): audience,
         env_key(ConsoleSettings, "drift_source"): f"cloud-logging:{drift_logs(cfg)[2]}",
+        env_key(ConsoleSettings, "label_source"): f"cloud-logging:{label_logs(cfg)[2]}",
         env_key(ConsoleSettings, "drift_psi_threshold"): str(cfg.lifecycle.drift_psi_threshold),
         env_key(ConsoleSettings, "approvers"): ",".join(cfg.production_approvers),
         env_key(ConsoleSettings, "trusted_hosts"): hosts,
@@ -136,7 +154,14 @@ class AnalystConsole(pulumi.ComponentResource):
         self.account = gcp.serviceaccount.Account(
             "console-sa", account_id=f"{cfg.prefix}-console", display_name="txguard console",
             description="Runtime identity of the analyst console", project=project, opts=child)
-        self.drift_view = self._drift_logs(cfg, child)
+        self.drift_view = self._log_view(
+            cfg, child, "drift-logs", "drift-windows", drift_logs(cfg), drift_filter(), DRIFT_LOGS_DAYS,
+            "The scoring function's drift windows (console models page)",
+            "Copies the scoring function's drift_window lines into their own log bucket")
+        self.label_view = self._log_view(
+            cfg, child, "label-logs", "label-outcomes", label_logs(cfg), label_filter(), LABEL_LOGS_DAYS,
+            "The label function's final line per label (console review items: what a verdict changed)",
+            "Copies the label function's final status lines into their own log bucket")
         grants = self._runtime_grants(cfg, scoring_service, topics, subscriptions, models_bucket, counterparty_table)
         self.queue_index = gcp.firestore.Index(
             "review-queue-open-newest", project=project, database=database.name,
@@ -211,21 +236,21 @@ class AnalystConsole(pulumi.ComponentResource):
         self.register_outputs({"url": self.url, "service_account": self.account.email,
                                "image": self.image.image_ref})
 
-    def _drift_logs(self, cfg: StackConfig, child: pulumi.ResourceOptions) -> gcp.logging.LogView:
-        """A log bucket that receives only the scoring function's drift windows, and its one view."""
-        bucket_id, view_id, _ = drift_logs(cfg)
+    def _log_view(self, cfg: StackConfig, child: pulumi.ResourceOptions, resource: str, view_resource: str,
+                  ids: tuple[str, str, str], log_filter: str, retention_days: int, description: str,
+                  sink_description: str) -> gcp.logging.LogView:
+        """A log bucket that receives only the lines `log_filter` selects, and its one view."""
+        bucket_id, view_id, _ = ids
         bucket = gcp.logging.ProjectBucketConfig(
-            "drift-logs", project=cfg.project, location="global", bucket_id=bucket_id,
-            retention_days=DRIFT_LOGS_DAYS, description="The scoring function's drift windows (console models page)",
-            opts=child)
+            resource, project=cfg.project, location="global", bucket_id=bucket_id,
+            retention_days=retention_days, description=description, opts=child)
         # A sink into a log bucket of the same project needs no grant to its writer identity.
         gcp.logging.ProjectSink(
-            "drift-logs", name=f"{cfg.prefix}-drift-windows", project=cfg.project, filter=drift_filter(),
+            resource, name=f"{cfg.prefix}-{view_id}", project=cfg.project, filter=log_filter,
             destination=pulumi.Output.concat("logging.googleapis.com/", bucket.id),
-            description="Copies the scoring function's drift_window lines into their own log bucket",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[bucket]))
+            description=sink_description, opts=pulumi.ResourceOptions(parent=self, depends_on=[bucket]))
         return gcp.logging.LogView(
-            "drift-windows", name=view_id, bucket=bucket.id, description="Everything in the drift log bucket",
+            view_resource, name=view_id, bucket=bucket.id, description=f"Everything in the {bucket_id} log bucket",
             opts=pulumi.ResourceOptions(parent=self))
 
     def _runtime_grants(self, cfg: StackConfig, scoring_service: pulumi.Output[str],
@@ -254,11 +279,13 @@ class AnalystConsole(pulumi.ComponentResource):
             "console-counterparty-reader", project=project, instance_name=counterparty_table.instance_name,
             table=counterparty_table.name, role="roles/bigtable.reader", member=member, opts=own))
         # The scoring function's drift windows (models page): the drift log bucket's view, no other log.
-        view = self.drift_view
-        grants.append(gcp.logging.LogViewIamMember(
-            # The view's own fields, as the provider's LogViewIamMember example passes them.
-            "console-drift-view-accessor", parent=view.parent, location=view.location, bucket=view.bucket,
-            name=view.name, role="roles/logging.viewAccessor", member=member, opts=own))
+        # And the label function's final lines (review items): the label log bucket's view, likewise.
+        for grant, view in (("console-drift-view-accessor", self.drift_view),
+                            ("console-label-view-accessor", self.label_view)):
+            grants.append(gcp.logging.LogViewIamMember(
+                # The view's own fields, as the provider's LogViewIamMember example passes them.
+                grant, parent=view.parent, location=view.location, bucket=view.bucket,
+                name=view.name, role="roles/logging.viewAccessor", member=member, opts=own))
         grants.append(gcp.cloudrunv2.ServiceIamMember(
             "console-invokes-score", project=project, location=cfg.region, name=scoring_service,
             role="roles/run.invoker", member=member, opts=own))

@@ -55,9 +55,11 @@ def test_the_app_checks_iap_assertions_for_this_service(console_stack: StackRun)
     assert (settings.history_store, settings.scoring_auth) == ("firestore", "id_token")
     assert settings.scoring_url == console_stack.outputs["scoring_url"]
     assert settings.registry == f"gs://{console_stack.outputs['models_bucket']}/registry"
-    view = console_stack.one("gcp:logging/logView:LogView")
-    view_name = f"{view.inputs['bucket']}/views/{view.inputs['name']}"
+    drift, labels = (console_stack.one("gcp:logging/logView:LogView", name=v) for v in ("drift-windows",
+                                                                                     "label-outcomes"))
+    view_name = f"{drift.inputs['bucket']}/views/{drift.inputs['name']}"
     assert (settings.drift_source, settings.drift_psi_threshold) == (f"cloud-logging:{view_name}", 0.2)
+    assert settings.label_source == f"cloud-logging:{labels.inputs['bucket']}/views/{labels.inputs['name']}"
     assert env["WORKERS"] == "1"
     aliases = {f.alias for f in ConsoleSettings.model_fields.values()}
     assert set(env) <= aliases | workers_threads
@@ -127,6 +129,7 @@ def test_the_console_identity_has_exactly_its_roles(console_stack: StackRun, def
         ("pubsub", "roles/pubsub.publisher", names.ANALYST_LABELS_TOPIC),  # its verdicts' own topic, no other
         ("projects", "roles/datastore.user", BASE_CONFIG["gcp:project"]),
         ("logging", "roles/logging.viewAccessor", "txguard-drift"),
+        ("logging", "roles/logging.viewAccessor", "txguard-labels"),
         ("cloudrunv2", "roles/run.invoker", names.SCORING_FUNCTION),
         ("storage", "roles/storage.objectViewer", models),
         ("storage", "roles/storage.objectUser", models),
@@ -207,22 +210,29 @@ def test_the_queue_listing_has_its_index_and_labelled_items_expire(console_stack
     assert all(f'"{field}"' in source for field in ("open", "outcome", "decided_at"))
 
 
-def test_the_drift_page_reads_a_log_bucket_that_holds_only_the_drift_windows(console_stack: StackRun) -> None:
-    """Not roles/logging.viewer on the project: a sink copies the scoring function's drift_window lines
-    into a bucket of their own, and the console may read that bucket's view alone."""
+def test_the_console_reads_log_buckets_that_hold_only_what_its_pages_show(console_stack: StackRun) -> None:
+    """Not roles/logging.viewer on the project: one sink copies the scoring function's drift_window lines
+    into a bucket of their own, another the label function's final line per label into theirs, and the
+    console may read those buckets' views alone."""
     from txguard.contract.logs import DRIFT_EVENT
 
     run = console_stack
-    bucket = run.one("gcp:logging/projectBucketConfig:ProjectBucketConfig").inputs
-    sink = run.one("gcp:logging/projectSink:ProjectSink").inputs
-    assert sink["destination"] == (f"logging.googleapis.com/projects/{BASE_CONFIG['gcp:project']}/locations/"
-                                   f"{bucket['location']}/buckets/{bucket['bucketId']}")
-    terms = sink["filter"].split(" AND ")
-    assert terms == ['resource.type="cloud_run_revision"',
-                     f'resource.labels.service_name="{names.SCORING_FUNCTION}"',
-                     f'jsonPayload.event="{DRIFT_EVENT}"']
+    project = BASE_CONFIG["gcp:project"]
     member = f"serviceAccount:{run.outputs['service_accounts']['console']}"
+    wanted = {
+        "txguard-drift": [f'resource.labels.service_name="{names.SCORING_FUNCTION}"',
+                          f'jsonPayload.event="{DRIFT_EVENT}"'],
+        "txguard-labels": [f'resource.labels.service_name="{names.LABEL_FUNCTION}"', "jsonPayload.label_id:*",
+                           "jsonPayload.status:*"],
+    }
+    buckets = {b.inputs["bucketId"]: b for b in run.of_type("gcp:logging/projectBucketConfig:ProjectBucketConfig")}
+    assert set(buckets) == set(wanted)
+    sinks = {s.inputs["destination"]: s.inputs for s in run.of_type("gcp:logging/projectSink:ProjectSink")}
+    for bucket_id, terms in wanted.items():
+        bucket = buckets[bucket_id].inputs
+        sink = sinks[f"logging.googleapis.com/projects/{project}/locations/{bucket['location']}/buckets/{bucket_id}"]
+        assert sink["filter"].split(" AND ") == ['resource.type="cloud_run_revision"', *terms]
     logging_grants = [r for r in run.resources if r.typ.startswith("gcp:logging/") and "iam" in r.typ.lower()]
-    assert [(g.inputs["member"], g.inputs["role"], g.inputs["bucket"]) for g in logging_grants] == [
-        (member, "roles/logging.viewAccessor", bucket["bucketId"])]
+    assert sorted((g.inputs["member"], g.inputs["role"], g.inputs["bucket"]) for g in logging_grants) == [
+        (member, "roles/logging.viewAccessor", bucket_id) for bucket_id in sorted(wanted)]
     assert not [r for r in run.resources if "iam" in r.typ.lower() and r.inputs.get("role") == "roles/logging.viewer"]

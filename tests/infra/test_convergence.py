@@ -79,7 +79,8 @@ def test_every_build_and_push_subscription_waits_for_its_grants_to_settle(consol
         + [(TOPIC_GRANT, "console-analyst-labels-publisher"), (PROJECT_GRANT, "console-datastore-user"),
            (TABLE_GRANT, "console-counterparty-reader"), (RUN_INVOKER, "console-invokes-score"),
            (BUCKET_GRANT, "console-models-viewer"), (BUCKET_GRANT, "console-aliases-writer"),
-           ("gcp:logging/logViewIamMember:LogViewIamMember", "console-drift-view-accessor")],
+           ("gcp:logging/logViewIamMember:LogViewIamMember", "console-drift-view-accessor"),
+           ("gcp:logging/logViewIamMember:LogViewIamMember", "console-label-view-accessor")],
     }
     names_of_waits = {user: waits_after(run, user, grants) for user, grants in runtime.items()}
     assert len(set(names_of_waits.values())) == len(runtime)  # one wait per user: none waits for another's

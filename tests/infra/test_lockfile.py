@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
 import zipfile
 from pathlib import Path
@@ -218,3 +220,28 @@ def test_make_lock_is_the_documented_command() -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == '{"lock": "requirements.lock", "ok": true, "problems": []}'
+
+
+def test_a_new_subpackage_installs_the_project_again(tmp_path: Path) -> None:
+    """The editable install maps each txguard subpackage to its folder: a pull that adds one must redo it."""
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    for name in ("requirements-dev.lock", "pyproject.toml"):
+        (tmp_path / name).write_text("")
+    for folder in ("shared/txguard/scoring", "scripts/txguard/cli", "models/txguard/training"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / ".venv").mkdir()
+    later = time.time() + 5
+    for stamp in (".venv/.locked", ".venv/.installed"):
+        (tmp_path / stamp).write_text("")
+        os.utime(tmp_path / stamp, (later, later))
+
+    def dry_run() -> str:
+        return subprocess.run(["make", "-n", "venv"], cwd=tmp_path, capture_output=True, text=True,
+                              check=True).stdout
+
+    assert "pip install" not in dry_run()
+    (tmp_path / "shared/txguard/rules").mkdir()
+    os.utime(tmp_path / "shared/txguard", (later + 5, later + 5))  # as the checkout that adds it would
+    assert "--no-build-isolation -e ." in dry_run()

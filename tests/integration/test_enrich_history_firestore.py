@@ -74,6 +74,32 @@ def test_enrich_once_is_idempotent_and_keeps_the_decision(store: FirestoreHistor
     assert record["expires_at"] > first.enriched.timestamp  # a Firestore timestamp, for the TTL policy
 
 
+def test_the_counterparty_features_are_awaited_inside_the_transaction(store: FirestoreHistoryStore) -> None:
+    """The pipeline passes a call that waits for the snapshot still being read: the store calls it after
+    its reads, only for a first delivery; its error aborts the transaction with nothing written."""
+    wallet = f"w-{uuid.uuid4().hex[:8]}"
+    tx = make_tx(1, wallet=wallet)
+
+    def down():  # noqa: ANN202
+        raise StoreUnavailableError("bigtable: unavailable")
+
+    with pytest.raises(StoreUnavailableError, match="bigtable"):
+        store.enrich_once(tx, down)
+    assert store.processed(tx.transaction_id) is None and store.wallet_state(wallet) == WalletState()
+    asked: list[str] = []
+
+    def snapshot():  # noqa: ANN202
+        asked.append(tx.transaction_id)
+        return unknown_counterparty(tx)
+
+    first = store.enrich_once(tx, snapshot)
+    assert not first.duplicate and asked == [tx.transaction_id]
+    assert store.processed(tx.transaction_id)["counterparty"]["features"] == unknown_counterparty(tx).model_dump()
+    store.record_decision(tx.transaction_id, Decision(transaction_id=tx.transaction_id, wallet_id=wallet,
+                                                      score=0.1, outcome=Outcome.ALLOW, model_version="m1"))
+    assert store.enrich_once(tx, down).duplicate  # a duplicate never asks
+    assert store.wallet_state(wallet) == sequential_state([tx])
+
 def test_concurrent_deliveries_in_one_instance_equal_sequential_replay(store: FirestoreHistoryStore) -> None:
     """Ten threads of one instance (Cloud Run concurrency) on one wallet, with redeliveries."""
     wallet = f"hot-{uuid.uuid4().hex[:8]}"

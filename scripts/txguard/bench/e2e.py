@@ -6,16 +6,19 @@ a fixed rate for a bounded duration while the backlog (sent, no outcome yet) is 
 geometrically from `--rate` until a stage is not sustained, then one bisection step refines the
 ceiling. Per-stage timings (store, scoring, publish) come from the enrichment function's JSON
 logs, read for the transactions of the stage; each stage's CPU split (emulators, functions, the
-bench process with the bridge, the rest of the machine) from /proc (txguard.bench.cpu_split).
+bench process with the bridge, the rest of the machine) from /proc (txguard.bench.cpu_split); each
+stage's Firestore, Bigtable and Pub/Sub calls per decided message from the enrichment function's own
+count of its gRPC calls (txguard.bench.rpc_count).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
-from txguard.bench import cpu_split
+from txguard.bench import cpu_split, rpc_count
 from txguard.local.ledger import percentile
 from txguard.local.stage import Stage, run_stage
 
@@ -46,15 +49,27 @@ def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
+def measured_stage(stack: Any, rate: float, duration_s: float, prefix: str, drain_timeout_s: float,
+                   rpc_dir: Path | None, seed: int = 1) -> Stage:
+    """One stage with its CPU split and, when the enrichment function counts its gRPC calls under
+    `rpc_dir`, its calls per decided message (read after the drain: the counts are written every 0.5 s)."""
+    before, calls = cpu_split.snapshot(stack), rpc_count.read(rpc_dir) if rpc_dir else None
+    stage = run_stage(stack, rate, duration_s, prefix, drain_timeout_s, seed=seed)
+    decided = stage.summary.get("decided")
+    stage.cpu = cpu_split.split(before, cpu_split.snapshot(stack), decided)
+    if rpc_dir is not None and calls is not None:
+        time.sleep(1.0)  # the last deliveries' counts written
+        stage.ops = rpc_count.per_message(calls, rpc_count.read(rpc_dir), decided)
+    return stage
+
+
 def search(stack: Any, rate: float, duration_s: float, max_rate: float, step: float, drain_timeout_s: float,
-           log: Any, min_rate: float = 2.0) -> list[Stage]:
+           log: Any, min_rate: float = 2.0, rpc_dir: Path | None = None) -> list[Stage]:
     """Stages from `rate`: up by `step` while sustained (to max_rate), or down until one is; then bisect once."""
     stages: list[Stage] = []
 
     def run(r: float) -> Stage:
-        before = cpu_split.snapshot(stack)
-        stage = run_stage(stack, r, duration_s, f"b{len(stages)}", drain_timeout_s, seed=len(stages) + 1)
-        stage.cpu = cpu_split.split(before, cpu_split.snapshot(stack), stage.summary.get("decided"))
+        stage = measured_stage(stack, r, duration_s, f"b{len(stages)}", drain_timeout_s, rpc_dir, seed=len(stages) + 1)
         stages.append(stage)
         log(stage)
         return stage

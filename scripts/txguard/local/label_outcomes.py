@@ -1,4 +1,5 @@
-"""What the label function did with labels just published: applied, unchanged, duplicate, parked.
+"""What the label function did with labels just published: applied, unchanged, duplicate, held,
+parked.
 
 `txguard label --wait` publishes, then reads the label function's log (one JSON line per delivery:
 `label_id`, `status`; txguard.enrichment.label_applier) from where it ended before the publish,
@@ -55,7 +56,7 @@ class LabelOutcomes:
             time.sleep(interval_s)
 
     def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(("applied", "unchanged", "duplicate", "parked", "pending"), 0)
+        out = dict.fromkeys([*dict.fromkeys(FINAL.values()), "pending"], 0)
         for label_id in self.expected:
             out[self.status.get(label_id, "pending")] += 1
         return out

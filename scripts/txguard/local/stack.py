@@ -74,6 +74,8 @@ class StackOptions:
     # Settings of the label function beyond the stack's (LabelSettings aliases: its limits, its retry of
     # labels whose transaction is not in the index yet); `txguard reliability` sets them.
     label_env: dict[str, str] | None = None
+    # Settings of the enrichment function beyond the stack's (`txguard bench e2e` counts its gRPC calls).
+    enrich_env: dict[str, str] | None = None
     # The demo stream's labels (txguard.local.label_feed): seconds of demo per day of label delay; 0: none.
     label_day_s: float = 0.5
     # The analyst console (docs/console.md) served next to the stack; `local up` turns it on.
@@ -189,7 +191,7 @@ class LocalStack:
         score, enrich, label = self._start_functions(
             {**common, "MODEL_URI": f"{registry}@production", "STORAGE_EMULATOR_HOST": emus["gcs"].env_value},
             {**common, **counterparty, "HISTORY_STORE": "firestore",
-             "FIRESTORE_EMULATOR_HOST": emus["firestore"].env_value},
+             "FIRESTORE_EMULATOR_HOST": emus["firestore"].env_value, **(self.options.enrich_env or {})},
             {**common, **counterparty, **(self.options.label_env or {})},
         )
         # The console's subscriptions only when the console reads them (else they would only fill up).
@@ -267,7 +269,7 @@ class LocalStack:
                   "PUBSUB_EMULATOR_HOST": self.broker.host}
         _, enrich, label = self._start_functions(
             {**common, "MODEL_URI": f"{registry}@production"},
-            {**common, **sqlite, "HISTORY_STORE": "sqlite"},
+            {**common, **sqlite, "HISTORY_STORE": "sqlite", **(self.options.enrich_env or {})},
             {**common, **sqlite, **(self.options.label_env or {})},
         )
         spec = names.subscription(names.ENRICH_PUSH_SUBSCRIPTION)

@@ -42,6 +42,7 @@ class Stage:
     drain_s: float = 0.0
     ledger: Ledger | None = None
     cpu: dict[str, Any] = field(default_factory=dict)  # txguard bench e2e: CPU by part (bench/cpu_split.py)
+    ops: dict[str, Any] = field(default_factory=dict)  # txguard bench e2e: gRPC calls per message (bench/rpc_count.py)
 
     @property
     def backlog_slope(self) -> float:
@@ -61,6 +62,7 @@ class Stage:
             "e2e_p99_ms": s.get("e2e_p99_ms"), "backlog_slope_per_s": round(self.backlog_slope, 2),
             "max_backlog": max((b for _, b in self.samples), default=0), "drain_s": round(self.drain_s, 1),
             "sustained": self.sustained, **({"cpu": self.cpu} if self.cpu else {}),
+            **({"ops_per_msg": self.ops} if self.ops else {}),
         }
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -101,22 +102,33 @@ def _epoch(line: dict[str, Any]) -> float:
     return datetime.fromisoformat(str(line["time"]).replace("Z", "+00:00")).timestamp()
 
 
-def switches(lines: list[dict[str, Any]], version: str, since: float) -> dict[int, float]:
-    """{worker pid: seconds after `since`} of the first `model_loaded` line of `version` after `since`."""
+def first_switch(lines: list[dict[str, Any]], since: float, switched: Callable[[dict[str, Any]], bool]) -> dict[int, float]:
+    """{worker pid: seconds after `since`} of each worker's first line after `since` that `switched`."""
     out: dict[int, float] = {}
     for line in lines:
-        if line.get("event") == "model_loaded" and line.get("model_version") == version and "pid" in line:
+        if "pid" in line and switched(line):
             at = _epoch(line) - since
             if at >= -0.01 and line["pid"] not in out:
                 out[line["pid"]] = round(at, 2)
     return out
 
 
-def versions_after(lines: list[dict[str, Any]], prefix: str, since: float) -> Counter[str]:
-    """Versions of the scenario's scored requests logged after `since` (epoch seconds)."""
-    return Counter(str(line.get("model_version")) for line in lines
+def switches(lines: list[dict[str, Any]], version: str, since: float) -> dict[int, float]:
+    """{worker pid: seconds after `since`} of the first `model_loaded` line of `version` after `since`."""
+    return first_switch(lines, since,
+                        lambda line: line.get("event") == "model_loaded" and line.get("model_version") == version)
+
+
+def named_after(lines: list[dict[str, Any]], prefix: str, since: float, field: str) -> Counter[str]:
+    """`field` (the model version, the rule set) of the scenario's scored requests logged after `since`."""
+    return Counter(str(line.get(field)) for line in lines
                    if line.get("path") == "/score" and line.get("outcome")
                    and str(line.get("transaction_id", "")).startswith(f"{prefix}-") and _epoch(line) > since)
+
+
+def versions_after(lines: list[dict[str, Any]], prefix: str, since: float) -> Counter[str]:
+    """Versions of the scenario's scored requests logged after `since` (epoch seconds)."""
+    return named_after(lines, prefix, since, "model_version")
 
 
 def scored(lines: list[dict[str, Any]], prefix: str) -> tuple[dict[str, set[str]], int]:
@@ -152,17 +164,7 @@ def verdict(before: str, new: str, promoted: dict[int, float], rolled_back: dict
             server_errors: int, retries: dict[str, int], names: dict[str, Any],
             after_rollback: Counter[str]) -> list[str]:
     """The scenario's own failed checks (empty when it passes)."""
-    failed = []
-    for label, seen in (("promote", promoted), ("rollback", rolled_back)):
-        if len(seen) < workers:
-            failed.append(f"{label}: {len(seen)} of {workers} scoring workers switched")
-        slow = {pid: s for pid, s in seen.items() if s > BOUND_S}
-        if slow:
-            failed.append(f"{label}: switched after more than {BOUND_S:.0f} s: {slow}")
-    if server_errors:
-        failed.append(f"{server_errors} scoring requests failed (5xx)")
-    if retries:
-        failed.append(f"enrichment retried deliveries: {retries}")
+    failed = switch_failures("", promoted, rolled_back, workers, server_errors, retries)
     if names["not_matching_scoring_log"]:
         failed.append(f"{names['not_matching_scoring_log']} decisions name a version that did not score them")
     if not names["by_version"].get(new):
@@ -171,4 +173,22 @@ def verdict(before: str, new: str, promoted: dict[int, float], rolled_back: dict
         failed.append(f"no decision made by {before}")
     if set(after_rollback) - {before}:
         failed.append(f"after every worker rolled back, requests still scored by {dict(after_rollback)}")
+    return failed
+
+
+def switch_failures(what: str, promoted: dict[int, float], rolled_back: dict[int, float], workers: int,
+                    server_errors: int, retries: dict[str, int]) -> list[str]:
+    """What a promotion scenario checks of the switch itself: every worker switched `what` ("" for the
+    model) both ways within BOUND_S, and no request failed or retried meanwhile."""
+    failed = []
+    for label, seen in (("promote", promoted), ("rollback", rolled_back)):
+        if len(seen) < workers:
+            failed.append(f"{label}: {len(seen)} of {workers} scoring workers switched{what}")
+        slow = {pid: s for pid, s in seen.items() if s > BOUND_S}
+        if slow:
+            failed.append(f"{label}: switched after more than {BOUND_S:.0f} s: {slow}")
+    if server_errors:
+        failed.append(f"{server_errors} scoring requests failed (5xx)")
+    if retries:
+        failed.append(f"enrichment retried deliveries: {retries}")
     return failed

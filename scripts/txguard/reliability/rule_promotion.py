@@ -27,9 +27,8 @@ from txguard.contract.models import RuleSetSpec
 from txguard.local.ledger import Ledger
 from txguard.reliability.checks import finish
 from txguard.reliability.context import Context
-from txguard.reliability.promotion import _epoch, _lines, scored
+from txguard.reliability.promotion import BOUND_S, _lines, first_switch, named_after, scored, switch_failures
 
-BOUND_S = 30.0
 PREFIX = "rpr"
 SCENARIO_RULES = RuleSetSpec(rules=[
     {"name": "reliability_big_payment", "condition": "type == 'payment' && amount > 30", "outcome": "review",
@@ -89,14 +88,8 @@ def rule_promotion(ctx: Context) -> dict[str, Any]:
 
 def switches(lines: list[dict[str, Any]], version: str, since: float) -> dict[int, float]:
     """{worker pid: seconds after `since`} of the first `rules_loaded` line applying `version` after `since`."""
-    out: dict[int, float] = {}
-    for line in lines:
-        if (line.get("event") == "rules_loaded" and line.get("rule_set") == version and line.get("role") == "rules"
-                and "pid" in line):
-            at = _epoch(line) - since
-            if at >= -0.01 and line["pid"] not in out:
-                out[line["pid"]] = round(at, 2)
-    return out
+    return first_switch(lines, since, lambda line: (line.get("event") == "rules_loaded"
+                                                    and line.get("rule_set") == version and line.get("role") == "rules"))
 
 
 def rule_sets_logged(lines: list[dict[str, Any]], prefix: str) -> dict[str, set[str]]:
@@ -110,9 +103,7 @@ def rule_sets_logged(lines: list[dict[str, Any]], prefix: str) -> dict[str, set[
 
 
 def rule_sets_after(lines: list[dict[str, Any]], prefix: str, since: float) -> Counter[str]:
-    return Counter(str(line.get("rule_set")) for line in lines
-                   if line.get("path") == "/score" and line.get("outcome")
-                   and str(line.get("transaction_id", "")).startswith(f"{prefix}-") and _epoch(line) > since)
+    return named_after(lines, prefix, since, "rule_set")
 
 
 def recheck(ctx: Context, decisions: dict[str, list[bytes]], logged: dict[str, set[str]],
@@ -168,17 +159,7 @@ def recheck(ctx: Context, decisions: dict[str, list[bytes]], logged: dict[str, s
 def verdict(before: str, new: str, promoted: dict[int, float], rolled_back: dict[int, float], workers: int,
             server_errors: int, retries: dict[str, int], checked: dict[str, Any],
             after_rollback: Counter[str]) -> list[str]:
-    failed = []
-    for label, seen in (("promote", promoted), ("rollback", rolled_back)):
-        if len(seen) < workers:
-            failed.append(f"{label}: {len(seen)} of {workers} scoring workers switched rule set")
-        slow = {pid: s for pid, s in seen.items() if s > BOUND_S}
-        if slow:
-            failed.append(f"{label}: switched after more than {BOUND_S:.0f} s: {slow}")
-    if server_errors:
-        failed.append(f"{server_errors} scoring requests failed (5xx)")
-    if retries:
-        failed.append(f"enrichment retried deliveries: {retries}")
+    failed = switch_failures(" rule set", promoted, rolled_back, workers, server_errors, retries)
     if checked["not_matching"]:
         failed.append(f"{checked['not_matching']} decisions do not match the rule set they name "
                       f"(e.g. {checked['examples']})")

@@ -2,11 +2,13 @@
 label --wait`'s counts.
 
 The label function logs one JSON line per delivery (`label_id`, `status`: applied, unchanged,
-duplicate, invalid, rejected, retry, error; txguard.enrichment.label_applier). The console reads
+duplicate, held, invalid, rejected, retry, error; txguard.enrichment.label_applier). The console reads
 that line back for the label its verdict published, from the local label function's log file
 (`LABEL_SOURCE=file:<path>`, which `txguard local up` sets) or from Cloud Logging
-(`LABEL_SOURCE=cloud-logging`, the project's logs; roles/logging.viewer), and says in words
-whether the verdict changed anything and why not.
+(`LABEL_SOURCE=cloud-logging`, the project's logs, roles/logging.viewer; or, as Pulumi sets it,
+`cloud-logging:<log view>`, a log bucket that receives only the label function's final lines,
+roles/logging.viewAccessor on its view alone), and says in words whether the verdict changed
+anything and why not.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from txguard.contract.errors import ConsoleUnavailableError
 
 # A delivery's final status (acked) -> the word people read; retry and error are not final.
 FINAL: dict[str, str] = {"applied": "applied", "unchanged": "unchanged", "duplicate": "duplicate",
-                         "invalid": "parked", "rejected": "parked"}
+                         "held": "held", "invalid": "parked", "rejected": "parked"}
 MEANING: dict[str, str] = {
     "applied": "the counters changed: a new verdict, or one withdrawn",
     "unchanged": "recorded, but nothing changed: the transaction already carried this verdict (a chargeback or "
                  "an earlier verdict came first), so nothing is counted twice",
     "duplicate": "this label id was applied before: nothing counted twice",
+    "held": "over a label limit, held for review (`txguard labels held list`): nothing counted unless someone "
+            "releases it",
     "parked": "refused by the label function and parked on `invalid` with its reason (a label id reused for "
               "other content)",
     "pending": "no final line from the label function yet (still on its way, or retrying)",
@@ -77,16 +81,19 @@ class FileLabelOutcomes:
 
 
 class CloudLoggingLabelOutcomes:
-    """Cloud Logging's entries.list (REST through google-auth) over the label function's lines."""
+    """Cloud Logging's entries.list (REST through google-auth) over the label function's lines, in the
+    project's logs or in one log view (`view`: projects/P/locations/L/buckets/B/views/V)."""
 
-    def __init__(self, project: str, service: str = names.LABEL_FUNCTION, session: Any = None) -> None:
+    def __init__(self, project: str, service: str = names.LABEL_FUNCTION, session: Any = None,
+                 view: str = "") -> None:
         self.project = project
         self.service = service
+        self.view = view
         self._session = session
 
     def request_body(self, label_id: str) -> dict[str, Any]:
         return {
-            "resourceNames": [f"projects/{self.project}"],
+            "resourceNames": [self.view or f"projects/{self.project}"],
             "filter": (f'resource.type="cloud_run_revision" AND resource.labels.service_name="{self.service}" '
                        f"AND jsonPayload.label_id={json.dumps(label_id)}"),
             "orderBy": "timestamp desc",
@@ -114,11 +121,14 @@ class CloudLoggingLabelOutcomes:
 
 
 def label_source(spec: str, project: str) -> LabelOutcomes | None:
-    """`LABEL_SOURCE`: "" (None: the page says it cannot tell), "cloud-logging" or "file:<path>"."""
+    """`LABEL_SOURCE`: "" (None: the page says it cannot tell), "cloud-logging", "cloud-logging:<log view>"
+    or "file:<path>"."""
     if not spec:
         return None
     if spec == "cloud-logging":
         return CloudLoggingLabelOutcomes(project)
+    if spec.startswith("cloud-logging:projects/"):
+        return CloudLoggingLabelOutcomes(project, view=spec.removeprefix("cloud-logging:"))
     if spec.startswith("file:"):
         return FileLabelOutcomes(spec.removeprefix("file:"))
-    raise ValueError(f"LABEL_SOURCE must be empty, cloud-logging or file:<path>, got {spec!r}")
+    raise ValueError(f"LABEL_SOURCE must be empty, cloud-logging[:<log view>] or file:<path>, got {spec!r}")

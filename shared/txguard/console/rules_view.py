@@ -129,7 +129,7 @@ def save(data: bytes, registry: Registry, analyst: str) -> dict[str, Any]:
     store = RuleSetRegistry(registry.store)
     try:
         meta = store.publish(rules.spec, saved_by=analyst, reason=reason)
-        store.promote(meta.version, STAGING)
+        store.promote(meta.version, STAGING, by=analyst)
     except ConcurrentUpdateError as exc:
         raise ConsoleConflictError(f"staging moved meanwhile: {exc}; reload and save again") from exc
     except RegistryError as exc:
@@ -151,10 +151,10 @@ def move_production(data: bytes, registry: Registry, analyst: str, approvers: Ap
     store = RuleSetRegistry(registry.store)
     try:
         if action == "rollback":
-            version = store.rollback(PRODUCTION)
+            version = store.rollback(PRODUCTION, by=analyst)
         else:
             version = store.resolve(str(body.get("version") or STAGING))
-            store.promote(version, PRODUCTION)
+            store.promote(version, PRODUCTION, by=analyst)
     except RuleSetNotFoundError as exc:
         raise ConsoleNotFoundError(str(exc)) from exc
     except ConcurrentUpdateError as exc:

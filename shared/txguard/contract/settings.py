@@ -125,7 +125,7 @@ class ConsoleSettings(CounterpartySettings):
     drift_psi_threshold: float = Field(0.2, alias="DRIFT_PSI_THRESHOLD", gt=0)
     # Where the item page reads what the label function did with a verdict's label: "" (it cannot
     # tell), "cloud-logging" (the project's logs) or "file:<path>" (a local label function's log).
-    label_source: str = Field("", alias="LABEL_SOURCE", pattern=r"^(|cloud-logging|file:.+)$")
+    label_source: str = Field("", alias="LABEL_SOURCE", pattern=r"^(|cloud-logging|cloud-logging:projects/.+|file:.+)$")
 
     # The backtest sample the Rules page replays (`txguard rules backtest --save-sample`; local up passes its own).
     backtest_sample: str = Field("", alias="BACKTEST_SAMPLE")

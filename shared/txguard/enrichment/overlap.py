@@ -9,6 +9,10 @@ thread, and returns only when both are done, with each one's value or exception:
 decides what each failure means, and nothing a delivery started is still running when it
 answers (nothing acked before its work is done).
 
+`start(side)` is the same with the caller's part written inline: the side call begins at once, and
+the caller awaits it (`Pending.wait`) where it needs its value or before it answers; the history
+transaction awaits the counterparty snapshot this way between its reads and its writes.
+
 The pool is created on first use (in the serving process, after any fork) and is as large as the
 number of deliveries a process runs at once, so a side call never queues behind another delivery.
 """
@@ -18,7 +22,7 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -41,11 +45,21 @@ class Outcome(Generic[T]):
         return self.value  # type: ignore[return-value]
 
 
-def _call(fn: Callable[[], T]) -> Outcome[T]:
+def outcome_of(fn: Callable[[], T]) -> Outcome[T]:
     try:
         return Outcome(fn())
     except Exception as exc:  # handed to the caller, which decides what it means
         return Outcome(error=exc)
+
+
+class Pending(Generic[T]):
+    """A side call under way; `wait` returns its outcome (the same one however often it is called)."""
+
+    def __init__(self, future: Future[Outcome[T]]) -> None:
+        self._future = future
+
+    def wait(self) -> Outcome[T]:
+        return self._future.result()
 
 
 class Overlap:
@@ -64,11 +78,15 @@ class Overlap:
     def __call__(self, main: Callable[[], T], side: Callable[[], U] | None) -> tuple[Outcome[T], Outcome[U]]:
         """Both calls' outcomes; `side` None: `main` alone, in the caller's thread (no hop)."""
         if side is None:
-            return _call(main), Outcome()
+            return outcome_of(main), Outcome()
+        pending = self.start(side)
+        first = outcome_of(main)
+        return first, pending.wait()
+
+    def start(self, side: Callable[[], U]) -> Pending[U]:
+        """Begin `side` on a pool thread, in a copy of the caller's context; the caller must wait for it."""
         ctx = contextvars.copy_context()
-        future = self._executor().submit(ctx.run, _call, side)
-        first = _call(main)
-        return first, future.result()
+        return Pending(self._executor().submit(ctx.run, outcome_of, side))
 
     def close(self) -> None:
         if self._pool is not None:

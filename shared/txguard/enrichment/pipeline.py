@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from logging import Logger
@@ -49,7 +50,7 @@ from txguard.contract.errors import (
     ScoringRejectedError,
 )
 from txguard.contract.logs import get_logger, log_context
-from txguard.contract.models import Decision, Transaction
+from txguard.contract.models import CounterpartyFeatures, Decision, Transaction
 from txguard.contract.process import ProcessWide
 from txguard.contract.settings import EnrichSettings, enrich_settings
 from txguard.contract.trace import TraceContext, bind
@@ -60,7 +61,7 @@ from txguard.enrichment.envelope import decode, parse_envelope, parse_transactio
 from txguard.enrichment.history import HistoryStore, create_store
 from txguard.enrichment.history.record import Enrichment
 from txguard.enrichment.outbox import Outbox, PubSubOutbox
-from txguard.enrichment.overlap import Overlap
+from txguard.enrichment.overlap import Outcome, Overlap, outcome_of
 from txguard.enrichment.scoring_client import ScoringBackend, ScoringClient
 from txguard.enrichment.transaction_index import TransactionIndex, create_transaction_index
 from txguard.features.counterparty_windows import counterparty_features
@@ -135,22 +136,25 @@ class Enricher(PushHandler[Result]):
         result.timings["validation_us"] = round((time.perf_counter() - t) * 1e6, 1)
         result.transaction_id, result.wallet_id = tx.transaction_id, tx.wallet_id
 
-        # The counterparty snapshot is read before the wallet transaction and outside it: a wallet's
-        # transaction never locks its counterparty (docs/counterparty.md).
+        # The counterparty snapshot is read outside the wallet transaction (a wallet's transaction never
+        # locks its counterparty, docs/counterparty.md) and at the same time as its begin and reads:
+        # the store awaits it only where it writes the processed record. It is done before going on,
+        # whatever the transaction did (a duplicate does not need it).
+        snapshot = self.overlap.start(lambda: self._snapshot(tx))
         t = time.perf_counter()
-        counterparty = counterparty_features(self.counterparties.read_before(tx), tx)
-        result.timings["counterparty_ms"] = ms_since(t)
-
-        t = time.perf_counter()
-        enrichment = self.store.enrich_once(tx, counterparty)
+        try:
+            enrichment = self.store.enrich_once(tx, lambda: snapshot.wait().get()[0])
+        finally:
+            read = snapshot.wait()
         result.timings["store_ms"] = ms_since(t)
+        result.timings["counterparty_ms"] = read.value[1] if read.error is None else 0.0
         result.late = enrichment.late
         decision = enrichment.decision
         if decision is None:
             decision = self._score(tx, enrichment, result)
         elif enrichment.counterparty_due:  # a lease next to a stored decision: not written today (`claim`)
             try:
-                result.timings["counterparty_ms"] += self._apply_counterparty(tx, enrichment, result)
+                result.timings["counterparty_ms"] += self._start_update(tx, enrichment, result)().get()
             except RetryableError:
                 self._hand_back(tx)
                 raise
@@ -166,21 +170,27 @@ class Enricher(PushHandler[Result]):
         result.timings["counterparty_ms"] += settled.get() or 0.0
         result.status = DeliveryStatus.DUPLICATE if enrichment.duplicate else DeliveryStatus.DECIDED
 
+    def _snapshot(self, tx: Transaction) -> tuple[CounterpartyFeatures, float]:
+        """The counterparty features as of just before `tx` (read marks first, docs/counterparty.md), and
+        the milliseconds it took."""
+        t = time.perf_counter()
+        return counterparty_features(self.counterparties.read_before(tx), tx), ms_since(t)
+
     def _score(self, tx: Transaction, enrichment: Enrichment, result: Result) -> Decision:
         """Score, with this delivery's counterparty update (when it holds the lease) at the same time:
         the score does not depend on it (the features were read before), the decision's record does
         (it marks the update applied), so the record waits for both."""
         due = enrichment.counterparty_due
-        scored, applied = self.overlap(
-            lambda: self._call_scoring(enrichment),
-            (lambda: self._apply_counterparty(tx, enrichment, result)) if due else None)
+        update = self._start_update(tx, enrichment, result) if due else None
+        scored = outcome_of(lambda: self._call_scoring(enrichment))
+        applied = update() if update is not None else Outcome(0.0)
         if applied.error is not None:
             if isinstance(applied.error, RetryableError):
                 # Maybe partly applied: hand the lease back so the redelivery retries at once (the
                 # markers make the rows already done no-ops) instead of waiting for it to expire.
                 self._hand_back(tx)
             raise applied.error
-        result.timings["counterparty_ms"] += applied.get() or 0.0
+        result.timings["counterparty_ms"] += applied.get()
         try:
             decision, result.timings["scoring_ms"] = scored.get()
             if enrichment.late:
@@ -199,15 +209,30 @@ class Enricher(PushHandler[Result]):
         decision = self.scorer.score(enrichment.enriched)  # the HTTP client sends the bound trace
         return decision, ms_since(t)
 
-    def _apply_counterparty(self, tx: Transaction, enrichment: Enrichment, result: Result) -> float:
-        """This delivery holds the lease: apply its counterparty update, exactly once (markers), and log
-        each entity already read past it as a late update; the milliseconds it took."""
+    def _start_update(self, tx: Transaction, enrichment: Enrichment, result: Result) -> Callable[[], Outcome[float]]:
+        """This delivery holds the lease: begin its counterparty update, exactly once (markers), and the
+        transaction's entry in the transaction index, at the same time on the pool; the call returned
+        waits for both, logs each entity already read past the update as a late update and gives the
+        milliseconds it took, or the first error (the update is then maybe partly applied: the lease
+        is handed back and the redelivery redoes both, the markers making what landed a no-op and the
+        index entry the same bytes). A label that comes while the counters have moved and the index
+        entry is still on its way is answered "not seen yet" and retried (txguard.enrichment.label_checks)."""
         t = time.perf_counter()
-        self.index.record(tx)  # before the counters: a label may follow as soon as they move
-        applied = self.counterparties.apply_transaction(tx, enrichment.new_for_cp, enrichment.new_for_device)
-        log_late(self.log, applied.late)
-        result.late_updates = len(applied.late)
-        return ms_since(t)
+        indexing = self.overlap.start(lambda: self.index.record(tx))
+        counting = self.overlap.start(
+            lambda: self.counterparties.apply_transaction(tx, enrichment.new_for_cp, enrichment.new_for_device))
+
+        def done() -> Outcome[float]:
+            counted, indexed = counting.wait(), indexing.wait()
+            error = counted.error or indexed.error
+            if error is not None:
+                return Outcome(error=error)
+            applied = counted.get()
+            log_late(self.log, applied.late)
+            result.late_updates = len(applied.late)
+            return Outcome(ms_since(t))
+
+        return done
 
     def _publish(self, decision: Decision, published_at: str | None, trace: TraceContext | None) -> float:
         t = time.perf_counter()

@@ -17,10 +17,9 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from txguard.contract.errors import (
     BlobExistsError,
@@ -29,14 +28,14 @@ from txguard.contract.errors import (
     ModelNotFoundError,
     RegistryError,
 )
+from txguard.registry.aliases import Aliases, AliasRecord
 from txguard.registry.metadata import ARTIFACT_NAME, ModelMetadata
-from txguard.registry.store import UNCHANGED, BlobStore, Generation
+from txguard.registry.store import BlobStore, Generation
 
 PRODUCTION = "production"
 STAGING = "staging"
 LATEST = "latest"  # pseudo-alias: the highest published version
 _VERSION_RE = re.compile(r"^v([1-9][0-9]*)$")
-_ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 _ATTACHMENT_RE = re.compile(r"^[a-z0-9_-]+/[a-z0-9_.-]+$")  # e.g. pictures/curves.png
 _MAX_PUBLISH_ATTEMPTS = 50
 
@@ -44,15 +43,6 @@ _MAX_PUBLISH_ATTEMPTS = 50
 def version_number(version: str) -> int | None:
     m = _VERSION_RE.match(version)
     return int(m.group(1)) if m else None
-
-
-class AliasRecord(BaseModel):
-    version: str
-    history: list[str] = Field(default_factory=list, description="Previous versions, oldest first")
-    updated_at: datetime
-    # Who moved it last when the mover says (the console: the analyst's identity); the object's
-    # generations in a versioned bucket keep the earlier ones.
-    updated_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +54,8 @@ class LoadedModel:
 class Registry:
     def __init__(self, store: BlobStore) -> None:
         self.store = store
+        self._aliases = Aliases(store, root="", noun="alias", not_found=ModelNotFoundError,
+                                reserved=re.compile(rf"^({LATEST}|v[1-9][0-9]*)$"))
 
     @property
     def location(self) -> str:
@@ -77,12 +69,6 @@ class Registry:
     @staticmethod
     def _artifact_key(version: str, name: str = ARTIFACT_NAME) -> str:
         return f"versions/{version}/{name}"
-
-    @staticmethod
-    def _alias_key(alias: str) -> str:
-        if not _ALIAS_RE.match(alias) or alias == LATEST or _VERSION_RE.match(alias):
-            raise RegistryError(f"invalid alias name {alias!r} (lowercase letters, digits, - and _)")
-        return f"aliases/{alias}.json"
 
     # Reading -----------------------------------------------------------------------------------
     def _used_numbers(self) -> list[int]:
@@ -111,47 +97,15 @@ class Registry:
         return sorted(out, key=lambda m: version_number(m.version) or 0)
 
     def read_alias(self, alias: str) -> tuple[AliasRecord, Generation] | None:
-        found = self.store.read(self._alias_key(alias))
-        if found is None:
-            return None
-        return AliasRecord.model_validate_json(found[0]), found[1]
+        return self._aliases.read(alias)
 
-    def read_alias_if_changed(
-        self, alias: str, generation: Generation | None
-    ) -> tuple[AliasRecord, Generation] | None:
-        """The alias if its generation is no longer `generation`, else None (the cheap poll).
-
-        Stores that can ask the server for a conditional read (`read_if_changed`: Cloud Storage's
-        `ifGenerationNotMatch`) do; the others read the small alias object and compare.
-        Raises ModelNotFoundError when the alias does not exist.
-        """
-        key = self._alias_key(alias)
-        conditional = getattr(self.store, "read_if_changed", None)
-        if conditional is not None and generation is not None:
-            found = conditional(key, generation)
-            if found is UNCHANGED:
-                return None
-        else:
-            found = self.store.read(key)
-        if found is None:
-            raise ModelNotFoundError(f"no alias {alias!r} in registry {self.location}")
-        data, current = found
-        if generation is not None and current == generation:
-            return None
-        try:
-            return AliasRecord.model_validate_json(data), current
-        except ValidationError as exc:
-            raise RegistryError(f"corrupt alias {alias!r} in {self.location}: {exc}") from exc
+    def read_alias_if_changed(self, alias: str, generation: Generation | None) -> tuple[AliasRecord, Generation] | None:
+        """The alias if its generation is no longer `generation`, else None (the cheap poll); raises
+        ModelNotFoundError when the alias does not exist."""
+        return self._aliases.read_if_changed(alias, generation)
 
     def aliases(self) -> dict[str, str]:
-        out = {}
-        for key in self.store.list("aliases/"):
-            if key.endswith(".json"):
-                name = key.removeprefix("aliases/").removesuffix(".json")
-                record = self.read_alias(name)
-                if record is not None:
-                    out[name] = record[0].version
-        return dict(sorted(out.items()))
+        return self._aliases.all()
 
     def resolve(self, ref: str) -> str:
         """An alias, `latest` or `vN` -> `vN` (which exists)."""
@@ -244,38 +198,17 @@ class Registry:
 
     def set_alias(self, alias: str, record: AliasRecord, generation: Generation | None) -> None:
         """Compare-and-swap: raises ConcurrentUpdateError if the alias changed since `generation`."""
-        data = record.model_dump_json(indent=2).encode()
-        self.store.replace(self._alias_key(alias), data, generation)
+        self._aliases.set(alias, record, generation)
 
     def promote(self, version: str, alias: str = PRODUCTION, by: str | None = None) -> None:
         """Point `alias` at `version` (which must exist), remembering the previous target; `by`: who."""
         version = self.resolve(version) if version == LATEST else version
         self.metadata(version)  # must exist
-        current = self.read_alias(alias)
-        if current is None:
-            history: list[str] = []
-            generation: Generation | None = None
-        else:
-            record, generation = current
-            history = list(record.history)
-            if record.version != version:
-                history.append(record.version)
-        self.set_alias(alias, AliasRecord(version=version, history=history, updated_at=_now(), updated_by=by),
-                       generation)
+        self._aliases.move(alias, version, by)
 
     def rollback(self, alias: str = PRODUCTION, by: str | None = None) -> str:
         """Point `alias` back at its previous version; returns that version. `by`: who."""
-        current = self.read_alias(alias)
-        if current is None:
-            raise ModelNotFoundError(f"alias {alias!r} does not exist in {self.location}")
-        record, generation = current
-        if not record.history:
-            raise RegistryError(f"alias {alias!r} has no previous version to roll back to")
-        previous = record.history[-1]
-        self.set_alias(
-            alias, AliasRecord(version=previous, history=record.history[:-1], updated_at=_now(), updated_by=by),
-            generation)
-        return previous
+        return self._aliases.back(alias, by)
 
     def describe(self) -> dict[str, Any]:
         """JSON-friendly summary for the CLI."""
@@ -298,7 +231,3 @@ class Registry:
                 for m in self.versions()
             ],
         }
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

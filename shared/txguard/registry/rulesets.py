@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -29,12 +29,12 @@ from txguard.contract.errors import (
     RuleSetNotFoundError,
 )
 from txguard.contract.models import RULE_SET_ADAPTER, RuleSetSpec
-from txguard.registry.core import PRODUCTION, AliasRecord
-from txguard.registry.store import UNCHANGED, BlobStore, Generation
+from txguard.registry.aliases import Aliases, AliasRecord, now
+from txguard.registry.core import PRODUCTION
+from txguard.registry.store import BlobStore, Generation
 
 ROOT = "rulesets/"
 _VERSION_RE = re.compile(r"^r([1-9][0-9]*)$")
-_ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 _MAX_PUBLISH_ATTEMPTS = 50
 
 
@@ -62,6 +62,8 @@ class LoadedRuleSet(BaseModel):
 class RuleSetRegistry:
     def __init__(self, store: BlobStore) -> None:
         self.store = store
+        self._aliases = Aliases(store, root=ROOT, noun="rule set alias", not_found=RuleSetNotFoundError,
+                                reserved=_VERSION_RE)
 
     @property
     def location(self) -> str:
@@ -70,12 +72,6 @@ class RuleSetRegistry:
     @staticmethod
     def _key(version: str, name: str) -> str:
         return f"{ROOT}versions/{version}/{name}"
-
-    @staticmethod
-    def _alias_key(alias: str) -> str:
-        if not _ALIAS_RE.match(alias) or _VERSION_RE.match(alias):
-            raise RegistryError(f"invalid rule set alias name {alias!r} (lowercase letters, digits, - and _)")
-        return f"{ROOT}aliases/{alias}.json"
 
     # Reading -----------------------------------------------------------------------------------
     def _numbers(self) -> list[int]:
@@ -105,41 +101,15 @@ class RuleSetRegistry:
         return out
 
     def read_alias(self, alias: str) -> tuple[AliasRecord, Generation] | None:
-        found = self.store.read(self._alias_key(alias))
-        if found is None:
-            return None
-        return AliasRecord.model_validate_json(found[0]), found[1]
+        return self._aliases.read(alias)
 
     def read_alias_if_changed(self, alias: str, generation: Generation | None) -> tuple[AliasRecord, Generation] | None:
         """The alias if its generation is no longer `generation`, else None; raises RuleSetNotFoundError
         when the alias does not exist (the scoring follower's cheap poll, as for models)."""
-        key = self._alias_key(alias)
-        conditional = getattr(self.store, "read_if_changed", None)
-        if conditional is not None and generation is not None:
-            found = conditional(key, generation)
-            if found is UNCHANGED:
-                return None
-        else:
-            found = self.store.read(key)
-        if found is None:
-            raise RuleSetNotFoundError(f"no rule set alias {alias!r} in registry {self.location}")
-        data, current = found
-        if generation is not None and current == generation:
-            return None
-        try:
-            return AliasRecord.model_validate_json(data), current
-        except ValidationError as exc:
-            raise RegistryError(f"corrupt rule set alias {alias!r} in {self.location}: {exc}") from exc
+        return self._aliases.read_if_changed(alias, generation)
 
     def aliases(self) -> dict[str, str]:
-        out = {}
-        for key in self.store.list(f"{ROOT}aliases/"):
-            if key.endswith(".json"):
-                name = key.removeprefix(f"{ROOT}aliases/").removesuffix(".json")
-                record = self.read_alias(name)
-                if record is not None:
-                    out[name] = record[0].version
-        return dict(sorted(out.items()))
+        return self._aliases.all()
 
     def resolve(self, ref: str) -> str:
         """An alias or rN -> rN (which exists)."""
@@ -189,40 +159,21 @@ class RuleSetRegistry:
             except BlobExistsError:
                 number += 1
                 continue
-            meta = RuleSetMetadata(version=version, sha256=hashlib.sha256(data).hexdigest(), created_at=_now(),
+            meta = RuleSetMetadata(version=version, sha256=hashlib.sha256(data).hexdigest(), created_at=now(),
                                    saved_by=saved_by, reason=reason.strip(), rules=[r.name for r in spec.rules],
                                    outcomes=outcomes)
             self.store.create(self._key(version, "metadata.json"), meta.model_dump_json(indent=2).encode())
             return meta
         raise ConcurrentUpdateError(f"could not claim a rule set number in {self.location}")
 
-    def promote(self, version: str, alias: str = PRODUCTION) -> None:
+    def promote(self, version: str, alias: str = PRODUCTION, by: str | None = None) -> None:
         """Point `alias` at rule set `version` (which must exist), remembering the previous target."""
         self.metadata(version)
-        current = self.read_alias(alias)
-        history: list[str] = []
-        generation: Generation | None = None
-        if current is not None:
-            record, generation = current
-            history = list(record.history)
-            if record.version != version:
-                history.append(record.version)
-        self._set(alias, AliasRecord(version=version, history=history, updated_at=_now()), generation)
+        self._aliases.move(alias, version, by)
 
-    def rollback(self, alias: str = PRODUCTION) -> str:
+    def rollback(self, alias: str = PRODUCTION, by: str | None = None) -> str:
         """Point `alias` back at its previous rule set; returns that version."""
-        current = self.read_alias(alias)
-        if current is None:
-            raise RuleSetNotFoundError(f"rule set alias {alias!r} does not exist in {self.location}")
-        record, generation = current
-        if not record.history:
-            raise RegistryError(f"rule set alias {alias!r} has no previous version to roll back to")
-        previous = record.history[-1]
-        self._set(alias, AliasRecord(version=previous, history=record.history[:-1], updated_at=_now()), generation)
-        return previous
-
-    def _set(self, alias: str, record: AliasRecord, generation: Generation | None) -> None:
-        self.store.replace(self._alias_key(alias), record.model_dump_json(indent=2).encode(), generation)
+        return self._aliases.back(alias, by)
 
     def describe(self) -> dict[str, object]:
         aliases = self.aliases()
@@ -232,7 +183,3 @@ class RuleSetRegistry:
         return {"location": self.location, "aliases": aliases,
                 "versions": [{**m.model_dump(mode="json"), "aliases": by_version.get(m.version, [])}
                              for m in self.versions()]}
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

@@ -82,6 +82,8 @@ def test_save_to_staging_then_production_by_an_approver_only(client: FlaskClient
     assert status == 422 and body["error"]["errors"][0]["loc"] == ["confirm"]
     status, body = post(client, "/api/rules/production", {"action": "promote", "confirm": "production"})
     assert status == 200 and body["version"] == "r1" and store.aliases()["production"] == "r1"
+    # Each alias names who moved it last, as a model alias does.
+    assert [store.read_alias(a)[0].updated_by for a in ("staging", "production")] == ["ana", "boss@example.com"]
     status, body = post(client, "/api/rules/production", {"action": "rollback", "confirm": "production"})
     assert status == 422 and "no previous version" in body["error"]["message"]
     assert "Promote staging to production" in client.get("/rules").get_data(as_text=True)

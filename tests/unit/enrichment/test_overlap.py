@@ -55,3 +55,22 @@ def test_without_a_side_call_main_runs_alone_in_the_callers_thread() -> None:
     main, side = overlap(threading.get_ident, None)
     assert main.get() == threading.get_ident() and side.get() is None
     assert overlap._pool is None  # no pool started for nothing
+
+
+def test_a_started_call_runs_while_the_caller_goes_on_and_is_awaited_where_needed() -> None:
+    overlap = Overlap(workers=1)
+    barrier = threading.Barrier(2, timeout=10)  # broken unless the caller and the side call meet
+    trace = TraceContext.new()
+
+    def side() -> object:
+        barrier.wait()
+        return current()
+
+    with bind(trace):
+        pending = overlap.start(side)
+    barrier.wait()  # the caller's own work, at the same time
+    first = pending.wait()
+    assert first.get() is trace and pending.wait() is first  # the same outcome however often awaited
+    failing = overlap.start(lambda: 1 / 0)
+    assert isinstance(failing.wait().error, ZeroDivisionError)
+    overlap.close()

@@ -28,16 +28,16 @@ def test_counts_the_final_status_of_each_published_label(tmp_path: Path) -> None
            {"label_id": "l-3", "status": "unchanged"},
            {"label_id": "l-4", "status": "rejected", "reason": "label id reused for other content"},
            {"label_id": "other", "status": "applied"})  # someone else's label
-    assert outcomes.wait(0.3, interval_s=0.05) == {"applied": 1, "unchanged": 1, "duplicate": 0, "parked": 1,
-                                                   "pending": 2}
+    assert outcomes.wait(0.3, interval_s=0.05) == {"applied": 1, "unchanged": 1, "duplicate": 0, "held": 0,
+                                                   "parked": 1, "pending": 2}
     assert outcomes.reasons == {"l-4": "label id reused for other content"}
     append(log, {"label_id": "l-2", "status": "applied"}, {"label_id": "l-5", "status": "duplicate"})
-    assert outcomes.wait(5.0, interval_s=0.05) == {"applied": 2, "unchanged": 1, "duplicate": 1, "parked": 1,
-                                                   "pending": 0}
+    assert outcomes.wait(5.0, interval_s=0.05) == {"applied": 2, "unchanged": 1, "duplicate": 1, "held": 0,
+                                                   "parked": 1, "pending": 0}
 
 
 def test_a_log_not_written_yet_leaves_every_label_pending(tmp_path: Path) -> None:
     outcomes = LabelOutcomes(tmp_path / "label.log").start()
     outcomes.expect(["l-1"])
-    assert outcomes.wait(0.1, interval_s=0.05) == {"applied": 0, "unchanged": 0, "duplicate": 0, "parked": 0,
-                                                   "pending": 1}
+    assert outcomes.wait(0.1, interval_s=0.05) == {"applied": 0, "unchanged": 0, "duplicate": 0, "held": 0,
+                                                   "parked": 0, "pending": 1}

@@ -133,6 +133,19 @@ def test_hot_path_rows_equal_the_training_vectorizer() -> None:
     assert np.array_equal(matrix_of(txs), np.array([vectorize(tx) for tx in txs]))
 
 
+def test_hot_path_rows_equal_the_training_vectorizer_whatever_the_offset() -> None:
+    """UTC timestamps validated from JSON share pydantic's one UTC tzinfo (the fields are read as they
+    are); any other offset, and a UTC-equivalent one written +00:00 or -00:00, give the same row too."""
+    from txguard.contract.models import ENRICHED_ADAPTER
+
+    tx = enriched_transactions(days=1, wallets=20, seed=6)[7]
+    body = tx.model_dump(mode="json")
+    for stamp in ("2026-12-04T23:30:00Z", "2026-12-04T23:30:00+00:00", "2026-12-05T01:30:00+02:00",
+                  "2026-12-04T20:00:00-03:30", "2026-12-06T23:59:59.999-00:00"):
+        parsed = ENRICHED_ADAPTER.validate_python({**body, "timestamp": stamp})
+        assert row_of(parsed) == vectorize(parsed), stamp
+
+
 # Scorer --------------------------------------------------------------------------------------
 def test_single_and_batch_give_the_same_decisions(scorer: Scorer) -> None:
     txs = enriched_transactions()

@@ -7,7 +7,9 @@ backlog slope, and enrichment stage timings.
 The last line is one JSON object: push_mode (bridge by default: production-like push, see
 scripts/txguard/local/bridge.py), rate, e2e_p50_ms, e2e_p99_ms (at --rate), max_sustained_tps, lost,
 and at_max_sustained.cpu: the CPU split of that stage (emulators, functions, bench process with the
-bridge, the rest of the machine; scripts/txguard/bench/cpu_split.py).
+bridge, the rest of the machine; scripts/txguard/bench/cpu_split.py) and at_max_sustained.ops_per_msg:
+the enrichment function's Firestore, Bigtable and Pub/Sub calls per decided message, by method
+(its own count of its gRPC calls, scripts/txguard/bench/rpc_count.py); every stage carries both.
 """
 
 from __future__ import annotations
@@ -45,19 +47,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import tempfile
     from pathlib import Path
 
     from rich.table import Table
 
     from txguard.bench import e2e as bench
+    from txguard.bench import rpc_count
+    from txguard.local.processes import function_env
     from txguard.local.stack import LocalStack, StackOptions
     from txguard.local.stage import Stage, run_stage
     from txguard.local.terminal import make_terminal
 
     terminal = make_terminal(stderr=True)
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="txguard-local-"))
+    rpc_dir = workdir / "rpc"  # the enrichment function's gRPC calls (txguard.bench.rpc_count)
+    pythonpath = function_env({}, threads=1)["PYTHONPATH"]  # what the functions get otherwise
     options = StackOptions(embedded=args.embedded, registry=args.registry, enrich_threads=args.enrich_threads,
-                           scoring_threads=args.scoring_threads, workdir=Path(args.workdir) if args.workdir else None,
-                           push=args.push, push_window=args.push_window)
+                           scoring_threads=args.scoring_threads, workdir=workdir,
+                           push=args.push, push_window=args.push_window,
+                           enrich_env=rpc_count.hook_env(rpc_dir, pythonpath))
 
     def log(stage: Stage) -> None:
         d = stage.as_dict()
@@ -74,11 +83,11 @@ def run(args: argparse.Namespace) -> int:
                           "warm", args.drain_timeout, wallet_prefix="warm-")
             stack.step(f"stages of {args.duration:g} s from {args.rate:g} tx/s")
             if args.no_search:  # the --rate stage alone, sustained or not
-                stages = [run_stage(stack, args.rate, args.duration, "b0", args.drain_timeout)]
+                stages = [bench.measured_stage(stack, args.rate, args.duration, "b0", args.drain_timeout, rpc_dir)]
                 log(stages[0])
             else:
                 stages = bench.search(stack, args.rate, args.duration, args.max_rate, args.step, args.drain_timeout,
-                                      log)
+                                      log, rpc_dir=rpc_dir)
             timings = bench.enrich_timings(stack.workdir / "enrich.log", stages[0].prefix)
             mode = stack.mode
             try:
@@ -114,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
         "e2e_p99_ms": first.get("e2e_p99_ms"),
         "max_sustained_tps": best,
         "at_max_sustained": next(({"e2e_p50_ms": s.summary.get("e2e_p50_ms"), "e2e_p99_ms": s.summary.get("e2e_p99_ms"),
-                                   "cpu": s.cpu or None} for s in stages if s.rate == best), None),
+                                   "cpu": s.cpu or None, "ops_per_msg": s.ops or None}
+                                  for s in stages if s.rate == best), None),
         "lost": sum(int(s.summary.get("lost") or 0) for s in stages),
         "enrich_timings_ms": timings, "stages": rows, "latency_png": picture,
     }

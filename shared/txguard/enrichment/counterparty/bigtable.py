@@ -27,7 +27,6 @@ import time
 import zlib
 from typing import Any
 
-from google.api_core import exceptions as gexc
 from google.cloud.bigtable.data import (
     AddToCell,
     BigtableDataClient,
@@ -37,12 +36,12 @@ from google.cloud.bigtable.data import (
     RowRange,
     SetCell,
 )
-from google.cloud.bigtable.data import exceptions as btexc
 from google.cloud.bigtable.data import row_filters as rf
 
 from txguard.contract import names
 from txguard.contract.errors import StoreUnavailableError
 from txguard.contract.models import LabelEvent, Transaction
+from txguard.enrichment.bigtable_store import UNAVAILABLE, BigtableStore, unavailable
 from txguard.enrichment.counterparty.lateness import Update, find_late
 from txguard.enrichment.counterparty.protocol import (
     Applied,
@@ -71,7 +70,6 @@ LEDGER = names.COUNTERPARTY_LEDGER_FAMILY
 READS = names.COUNTERPARTY_READS_FAMILY
 _READ_QUALIFIER = b"t"
 LEDGER_ATTEMPTS = 20
-_UNAVAILABLE = (gexc.GoogleAPIError, btexc.MutationsExceptionGroup, btexc.RetryExceptionGroup)
 # Day totals ("dn", "da", "dw", "df") and wallet slots ("g00".."g63") sort between "d" and "h"
 # (tests/unit/enrichment/test_counterparty_bigtable_layout.py).
 _DAY_TOTALS = rf.ColumnRangeFilter(COUNTERS, b"d", b"h", inclusive_end=False)
@@ -106,14 +104,11 @@ def _exactly(family: str, qualifier: bytes) -> rf.RowFilter:
     return rf.ColumnRangeFilter(family, qualifier, qualifier)
 
 
-class BigtableCounterpartyStore:
+class BigtableCounterpartyStore(BigtableStore):
     def __init__(self, client: BigtableDataClient | None = None, *, project: str | None = None,
                  instance: str = names.BIGTABLE_INSTANCE, table: str = names.COUNTERPARTY_TABLE,
                  shards: int = 4, timeout_s: float = 10.0) -> None:
-        self.client = client or BigtableDataClient(project=project)
-        self.table = self.client.get_table(
-            instance, table, default_operation_timeout=timeout_s, default_read_rows_operation_timeout=timeout_s,
-            default_mutate_rows_operation_timeout=timeout_s)
+        super().__init__(client, project=project, instance=instance, table=table, timeout_s=timeout_s)
         self.shards = shards
 
     # reads ------------------------------------------------------------------------------------
@@ -129,8 +124,8 @@ class BigtableCounterpartyStore:
         keys = EntityKeys.of(tx.wallet_id, tx.counterparty_id, tx.device_id)
         try:
             self.table.bulk_mutate_rows([RowMutationEntry(row_key(e, day, shard), [mark]) for e in keys.read()])
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"bigtable: {type(exc).__name__}: {exc}") from exc
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
 
     def _read_slots(self, update: Update) -> dict[str, float]:
         """Per entity of `update`, the latest slot read over the days in which the update is visible."""
@@ -143,8 +138,8 @@ class BigtableCounterpartyStore:
             ranges.append(RowRange(f"{entity}#{first:06d}".encode(), f"{entity}#{first + WINDOW_DAYS + 1:06d}".encode()))
         try:
             rows = self.table.read_rows(ReadRowsQuery(row_ranges=ranges, row_filter=_LATEST_READ))
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"bigtable: {type(exc).__name__}: {exc}") from exc
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
         slots: dict[str, float] = {}
         for row in rows:
             entity = row.row_key.decode().split("#", 1)[0]
@@ -165,8 +160,8 @@ class BigtableCounterpartyStore:
         try:
             rows = self.table.read_rows(ReadRowsQuery(row_ranges=older, row_filter=_DAY_TOTALS))
             rows += self.table.read_rows(ReadRowsQuery(row_ranges=latest, row_filter=_ALL_COUNTERS))
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"bigtable: {type(exc).__name__}: {exc}") from exc
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
         views: dict[str, dict[int, dict[str, int]]] = {e: {} for e in entities}
         for row in rows:
             entity, day, _shard = row.row_key.decode().split("#")
@@ -193,8 +188,8 @@ class BigtableCounterpartyStore:
                    for e in (keys.counterparty, keys.device) if e]
         try:
             self.table.bulk_mutate_rows(entries)
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"bigtable: {type(exc).__name__}: {exc}") from exc
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
 
     def _apply(self, increments: list[Increment] | tuple[Increment, ...], marker: str, shard: int) -> bool:
         """One CheckAndMutateRow per row: the increments land only where the marker is absent."""
@@ -210,8 +205,8 @@ class BigtableCounterpartyStore:
                 matched = self.table.check_and_mutate_row(row_key(entity, day, shard), _exactly(MARKERS, qualifier),
                                                           false_case_mutations=mutations)
                 applied = applied or not matched
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"bigtable: {type(exc).__name__}: {exc}") from exc
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
         return applied
 
     # labels -----------------------------------------------------------------------------------
@@ -228,8 +223,8 @@ class BigtableCounterpartyStore:
         try:
             row = self.table.read_row(ledger_key(label.transaction_id), row_filter=rf.RowFilterChain(
                 [_exactly(LEDGER, b"doc"), rf.CellsColumnLimitFilter(1)]))
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"bigtable: {type(exc).__name__}: {exc}") from exc
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
         cells = [c.value for c in row] if row else []
         return bool(cells) and label.label_id in json.loads(cells[0])["labels"]
 
@@ -267,8 +262,8 @@ class BigtableCounterpartyStore:
                                                    rf.ValueRangeFilter(current, current)])
                     if self.table.check_and_mutate_row(key, predicate, true_case_mutations=writes):
                         return outcome
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"bigtable: {type(exc).__name__}: {exc}") from exc
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
         raise StoreUnavailableError(f"bigtable: label ledger of {label.transaction_id} kept changing "
                                     f"({LEDGER_ATTEMPTS} attempts)")
 
@@ -276,8 +271,8 @@ class BigtableCounterpartyStore:
         try:
             rows = self.table.read_rows(ReadRowsQuery(row_ranges=[RowRange(f"{entity}#".encode(), f"{entity}$".encode())],
                                                       row_filter=_ALL_COUNTERS))
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"bigtable: {type(exc).__name__}: {exc}") from exc
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
         days: dict[int, dict[str, int]] = {}
         for row in rows:
             cells = days.setdefault(int(row.row_key.decode().split("#")[1]), {})
@@ -297,5 +292,3 @@ class BigtableCounterpartyStore:
                 found += 1
         return found
 
-    def close(self) -> None:
-        self.client.close()

@@ -25,11 +25,13 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from txguard.contract import names
 from txguard.contract.errors import StoreUnavailableError
-from txguard.contract.models import CounterpartyFeatures, Decision, EnrichedTransaction, Transaction
+from txguard.contract.models import Decision, EnrichedTransaction, Transaction
 from txguard.enrichment.history.record import (
     DEFAULT_LEASE_S,
+    CounterpartySource,
     Enrichment,
     claim,
+    counterparty_of,
     enriched_from_record,
     fresh,
     load_decision,
@@ -91,11 +93,11 @@ class FirestoreHistoryStore:
         self.wallets = self.client.collection(wallets_collection)
         self.processed_ref = self.client.collection(processed_collection)
 
-    def enrich_once(self, tx: Transaction, counterparty: CounterpartyFeatures) -> Enrichment:
+    def enrich_once(self, tx: Transaction, counterparty: CounterpartySource) -> Enrichment:
         with self.locks(tx.wallet_id):
             return self._enrich_once(tx, counterparty)
 
-    def _enrich_once(self, tx: Transaction, counterparty: CounterpartyFeatures) -> Enrichment:
+    def _enrich_once(self, tx: Transaction, counterparty: CounterpartySource) -> Enrichment:
         wallet_ref = self.wallets.document(tx.wallet_id)
         proc_ref = self.processed_ref.document(tx.transaction_id)
         ttl_days, lease_s = self.ttl_days, self.lease_s  # read once: the closure runs per attempt
@@ -107,10 +109,13 @@ class FirestoreHistoryStore:
                 return self._duplicate(transaction, proc_ref, tx, snap.to_dict() or {})
             wallet = wallet_ref.get(transaction=transaction)
             done = step(tx, wallet.to_dict() if wallet.exists else None)
-            record = processed_record(tx, done, counterparty, ttl_days, lease_s)
+            # Awaited here, after the transaction's begin and reads: the snapshot was read meanwhile.
+            # Its error aborts the transaction (nothing written); a retried attempt gets the same value.
+            features = counterparty_of(counterparty)
+            record = processed_record(tx, done, features, ttl_days, lease_s)
             transaction.set(wallet_ref, done.state)
             transaction.create(proc_ref, record)
-            return fresh(tx, done, counterparty)
+            return fresh(tx, done, features)
 
         # One library attempt per loop: an abort (at commit, or a lock wait timing out at read)
         # is retried here after a jittered, growing pause so that the racers fall out of step.

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-from txguard.contract.models import CounterpartyFeatures, Decision, EnrichedTransaction, Transaction
-from txguard.enrichment.history.record import Enrichment
+from txguard.contract.models import Decision, EnrichedTransaction, Transaction
+from txguard.enrichment.history.record import CounterpartySource, Enrichment
 from txguard.features.wallet import WalletState
 
 
@@ -17,9 +17,12 @@ from txguard.features.wallet import WalletState
 class HistoryStore(Protocol):
     """Thread-safe: one instance per process, shared by the server's threads."""
 
-    def enrich_once(self, tx: Transaction, counterparty: CounterpartyFeatures) -> Enrichment:
+    def enrich_once(self, tx: Transaction, counterparty: CounterpartySource) -> Enrichment:
         """Idempotent enrichment (txguard.enrichment.history.record); `counterparty` is stored with the
-        record of a first delivery. Raises StoreUnavailableError, CounterpartyInFlightError."""
+        record of a first delivery. When it is a call (the snapshot still being read), a store whose
+        transaction is a network round trip calls it after its reads, so the two overlap; its error
+        aborts the transaction (nothing written). A duplicate never calls it.
+        Raises StoreUnavailableError, CounterpartyInFlightError and what the call raises."""
         ...
 
     def record_decision(self, transaction_id: str, decision: Decision) -> Decision:

@@ -7,7 +7,8 @@ transaction, the transaction applied and both the state and the processed record
 redelivery (scoring down, publish failed, ack lost) therefore never applies a transaction twice.
 
 The processed record also carries the transaction's counterparty features (read from the
-counterparty store before the wallet transaction: the counterparty is never locked by it) and the
+counterparty store outside the wallet transaction, while it begins: the counterparty is never
+locked by it; `CounterpartySource`) and the
 state of its counterparty update: `applied`, or leased to one delivery until `lease_until`. The
 delivery that creates the record holds the lease and applies the update; a duplicate that finds
 the lease held is retried (`CounterpartyInFlightError`); one that finds it expired takes it over
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -55,6 +57,16 @@ class Enrichment:
     new_for_cp: bool = False  # the wallet's first transaction with this counterparty (counted once)
     new_for_device: bool = False  # ... with this device
     late: bool = False  # a later transaction of the wallet was applied first (features.wallet.applied_after)
+
+
+CounterpartySource = CounterpartyFeatures | Callable[[], CounterpartyFeatures]
+"""The counterparty features a first delivery stores on its record, or a call that waits for them: the
+pipeline reads the counterparty snapshot while the history transaction begins and reads, and the store
+asks for it only where it writes the record (txguard.enrichment.pipeline)."""
+
+
+def counterparty_of(source: CounterpartySource) -> CounterpartyFeatures:
+    return source() if callable(source) else source
 
 
 def fingerprint(tx: Transaction) -> str:

@@ -23,8 +23,10 @@ from txguard.contract.models import (
 )
 from txguard.enrichment.history.record import (
     DEFAULT_LEASE_S,
+    CounterpartySource,
     Enrichment,
     claim,
+    counterparty_of,
     enriched_from_record,
     fresh,
     processed_record,
@@ -79,7 +81,16 @@ class SqliteHistoryStore:
         self.purge_expired()  # at cold start: SQLite has no TTL policy
 
     # HistoryStore ------------------------------------------------------------------------------
-    def enrich_once(self, tx: Transaction, counterparty: CounterpartyFeatures) -> Enrichment:
+    def enrich_once(self, tx: Transaction, counterparty: CounterpartySource) -> Enrichment:
+        # Awaited before the write lock: the snapshot may write read marks to this same file
+        # (COUNTERPARTY_STORE=sqlite), and a local file has no round trip to overlap. Its error
+        # counts only for a first delivery (a duplicate does not use it), as in the network stores.
+        features: CounterpartyFeatures | None = None
+        failed: Exception | None = None
+        try:
+            features = counterparty_of(counterparty)
+        except Exception as exc:  # raised below if this is a first delivery
+            failed = exc
         with self.db.transaction() as conn:
             row = conn.execute(
                 "SELECT fingerprint, features, decision, counterparty, late FROM processed WHERE transaction_id = ?",
@@ -95,9 +106,12 @@ class SqliteHistoryStore:
                 conn.execute("UPDATE processed SET counterparty = ? WHERE transaction_id = ?",
                              (json.dumps(renewed), tx.transaction_id))
                 return took_over(enrichment)
+            if failed is not None:
+                raise failed
+            assert features is not None
             found = conn.execute("SELECT state FROM wallets WHERE wallet_id = ?", (tx.wallet_id,)).fetchone()
             done = step(tx, json.loads(found[0]) if found else None)
-            record = processed_record(tx, done, counterparty, self.ttl_days, self.lease_s)
+            record = processed_record(tx, done, features, self.ttl_days, self.lease_s)
             conn.execute(
                 "INSERT INTO wallets (wallet_id, state) VALUES (?, ?) "
                 "ON CONFLICT (wallet_id) DO UPDATE SET state = excluded.state",
@@ -110,7 +124,7 @@ class SqliteHistoryStore:
                  json.dumps(record["counterparty"]), record["expires_at"].isoformat(), int(done.late),
                  json.dumps(record["transaction"]), json.dumps(record["entities"]), record["event_time"]),
             )
-        return fresh(tx, done, counterparty)
+        return fresh(tx, done, features)
 
     def record_decision(self, transaction_id: str, decision: Decision) -> Decision:
         with self.db.transaction() as conn:

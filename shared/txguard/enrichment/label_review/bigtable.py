@@ -10,20 +10,17 @@
 
 from __future__ import annotations
 
-from google.api_core import exceptions as gexc
 from google.cloud.bigtable.data import BigtableDataClient, DeleteAllFromRow, ReadRowsQuery, RowRange, SetCell
-from google.cloud.bigtable.data import exceptions as btexc
 from google.cloud.bigtable.data import row_filters as rf
 from google.cloud.bigtable.data.read_modify_write_rules import IncrementRule
 
 from txguard.contract import names
-from txguard.contract.errors import StoreUnavailableError
+from txguard.enrichment.bigtable_store import UNAVAILABLE, BigtableStore, unavailable
 from txguard.enrichment.label_review.protocol import HeldLabel
 
 RATES = names.LABEL_RATES_FAMILY
 HELD = names.LABEL_HELD_FAMILY
 DOC = b"doc"
-_UNAVAILABLE = (gexc.GoogleAPIError, btexc.MutationsExceptionGroup, btexc.RetryExceptionGroup)
 
 
 def _int(value: bytes) -> int:
@@ -34,15 +31,11 @@ def minute_column(minute: int) -> bytes:
     return f"{minute:010d}".encode()
 
 
-class BigtableLabelReview:
+class BigtableLabelReview(BigtableStore):
     def __init__(self, client: BigtableDataClient | None = None, *, project: str | None = None,
                  instance: str = names.BIGTABLE_INSTANCE, table: str = names.COUNTERPARTY_TABLE,
                  timeout_s: float = 10.0) -> None:
-        self._own_client = client is None
-        self.client = client or BigtableDataClient(project=project)
-        self.table = self.client.get_table(instance, table, default_operation_timeout=timeout_s,
-                                           default_read_rows_operation_timeout=timeout_s,
-                                           default_mutate_rows_operation_timeout=timeout_s)
+        super().__init__(client, project=project, instance=instance, table=table, timeout_s=timeout_s)
 
     def count(self, key: str, minute: int, window_minutes: int) -> int:
         row_key = f"r#{key}".encode()
@@ -54,8 +47,8 @@ class BigtableLabelReview:
             # The increment returns this minute's new value: each concurrent label gets its own.
             now = self.table.read_modify_write_row(row_key, IncrementRule(RATES, minute_column(minute), 1))
             before = self.table.read_row(row_key, row_filter=earlier) if window_minutes > 1 else None
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"bigtable: {type(exc).__name__}: {exc}") from exc
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
         this_minute = sum(_int(c.value) for c in now if c.qualifier == minute_column(minute))
         return this_minute + (sum(_int(c.value) for c in before) if before else 0)
 
@@ -63,8 +56,8 @@ class BigtableLabelReview:
         try:
             self.table.mutate_row(f"h#{held.label.label_id}".encode(),
                                   [SetCell(HELD, DOC, held.to_json().encode(), int(held.held_at * 1000) * 1000)])
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"bigtable: {type(exc).__name__}: {exc}") from exc
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
 
     def held(self) -> list[HeldLabel]:
         query = ReadRowsQuery(row_ranges=[RowRange(b"h#", b"h$")],
@@ -72,17 +65,14 @@ class BigtableLabelReview:
                                                             rf.CellsColumnLimitFilter(1)]))
         try:
             rows = self.table.read_rows(query)
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"bigtable: {type(exc).__name__}: {exc}") from exc
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
         out = [HeldLabel.from_json(cell.value) for row in rows for cell in row if cell.qualifier == DOC]
         return sorted(out, key=lambda h: (h.held_at, h.label.label_id))
 
     def drop(self, label_id: str) -> None:
         try:
             self.table.mutate_row(f"h#{label_id}".encode(), [DeleteAllFromRow()])
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"bigtable: {type(exc).__name__}: {exc}") from exc
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
 
-    def close(self) -> None:
-        if self._own_client:
-            self.client.close()

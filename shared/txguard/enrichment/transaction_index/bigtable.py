@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import zlib
 
-from google.api_core import exceptions as gexc
 from google.cloud.bigtable.data import BigtableDataClient, SetCell
-from google.cloud.bigtable.data import exceptions as btexc
 from google.cloud.bigtable.data import row_filters as rf
 
 from txguard.contract import names
-from txguard.contract.errors import StoreUnavailableError
 from txguard.contract.models import Transaction
+from txguard.enrichment.bigtable_store import UNAVAILABLE, BigtableStore, unavailable
 from txguard.enrichment.transaction_index.protocol import IndexedTransaction
 
 FAMILY = names.TRANSACTION_INDEX_FAMILY
 QUALIFIER = b"r"
 SPREAD = 4096
-_UNAVAILABLE = (gexc.GoogleAPIError, btexc.MutationsExceptionGroup, btexc.RetryExceptionGroup)
 _LATEST = rf.RowFilterChain([rf.FamilyNameRegexFilter(FAMILY), rf.CellsColumnLimitFilter(1)])
 
 
@@ -33,15 +30,11 @@ def row_key(transaction_id: str) -> bytes:
     return f"{zlib.crc32(transaction_id.encode()) % SPREAD:03x}#{transaction_id}".encode()
 
 
-class BigtableTransactionIndex:
+class BigtableTransactionIndex(BigtableStore):
     def __init__(self, client: BigtableDataClient | None = None, *, project: str | None = None,
                  instance: str = names.BIGTABLE_INSTANCE, table: str = names.TRANSACTION_INDEX_TABLE,
                  timeout_s: float = 10.0) -> None:
-        self._own_client = client is None
-        self.client = client or BigtableDataClient(project=project)
-        self.table = self.client.get_table(instance, table, default_operation_timeout=timeout_s,
-                                           default_read_rows_operation_timeout=timeout_s,
-                                           default_mutate_rows_operation_timeout=timeout_s)
+        super().__init__(client, project=project, instance=instance, table=table, timeout_s=timeout_s)
 
     def record(self, tx: Transaction) -> None:
         entry = IndexedTransaction.of(tx)
@@ -49,19 +42,16 @@ class BigtableTransactionIndex:
         cell = SetCell(FAMILY, QUALIFIER, entry.encode(), entry.ts_ms * 1000)
         try:
             self.table.mutate_row(row_key(entry.transaction_id), [cell])
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"bigtable: {type(exc).__name__}: {exc}") from exc
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
 
     def lookup(self, transaction_id: str) -> IndexedTransaction | None:
         try:
             row = self.table.read_row(row_key(transaction_id), row_filter=_LATEST)
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"bigtable: {type(exc).__name__}: {exc}") from exc
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
         if row is None:
             return None
         cells = [c for c in row if c.family == FAMILY and c.qualifier == QUALIFIER]
         return IndexedTransaction.decode(transaction_id, cells[0].value) if cells else None
 
-    def close(self) -> None:
-        if self._own_client:
-            self.client.close()
