@@ -187,3 +187,42 @@ def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int
             "results": results, "sampled_peak_rss_mb_range": [min(rss), max(rss)] if rss else None,
             "max_abs_quality_delta": max((abs(v) for r in results for v in r.get("quality_deltas", {}).values()),
                                          default=None)}
+
+
+def picture(report: dict[str, Any]) -> bytes:
+    """Peak RSS and training seconds against the history's rows, sample and full table (PNG)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r["history_rows"] for r in report["results"]]
+    fig, (rss, quality) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, color in (("sampled", "#1f5fa8"), ("full", "#c0504d")):
+        points = [(r["history_rows"], r[name]["peak_rss_mb"]) for r in report["results"] if name in r]
+        if points:
+            rss.plot(*zip(*points, strict=True), "o-", color=color,
+                     label="training sample" if name == "sampled" else "full table")
+        scores = [(r["history_rows"], r["quality"][name]["pr_auc"]) for r in report["results"] if name in r["quality"]]
+        if scores:
+            quality.plot(*zip(*scores, strict=True), "o-", color=color,
+                         label=("sampled" if name == "sampled" else "full-data") + " model")
+    for r in report["results"]:
+        rss.annotate(f"{r['sample_rows']:,} rows\nf={r['fraction']:.3f}", (r["history_rows"], r["sampled"]["peak_rss_mb"]),
+                     textcoords="offset points", xytext=(-20, -24), fontsize=7, color="#1f5fa8")
+    rss.set(xscale="log", xlabel="history (transactions, log)", ylabel="peak RSS of txguard train (MB)",
+            title="memory: the sample's rows, not the history's", ylim=(0, None))
+    quality.set(xscale="log", xlabel="history (transactions, log)", ylabel="PR-AUC on the full held-out period",
+                title="quality, both graded on every held-out row")
+    for ax in (rss, quality):
+        ax.minorticks_off()
+        ax.set_xticks(rows, [f"{n:,}" for n in rows], fontsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"txguard bench train: ~{report['sample_rows_target']:,} drawn legitimate rows per sample", fontsize=10)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()

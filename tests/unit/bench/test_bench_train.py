@@ -20,3 +20,18 @@ def test_one_size_measures_both_trainings_and_grades_them_on_the_full_period(tmp
     assert set(row["quality_deltas"]) == {"pr_auc", "recall_at_1pct_fpr", "review_alert_rate"}
     assert report["sampled_peak_rss_mb_range"] == [row["sampled"]["peak_rss_mb"]] * 2
     assert not any(p.name.startswith("registry") for p in (tmp_path / "n12000").iterdir())
+
+
+def test_the_picture_draws_a_report(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    import json
+
+    from txguard.cli.main import main
+
+    result = {"history_rows": 1000, "fraction": 0.5, "sample_rows": 600,
+              "sampled": {"peak_rss_mb": 280.0}, "full": {"peak_rss_mb": 300.0},
+              "quality": {"sampled": {"pr_auc": 0.8}, "full": {"pr_auc": 0.82}}}
+    report = {"sample_rows_target": 500, "results": [result, {**result, "history_rows": 2000}]}
+    (tmp_path / "run.json").write_text("table\n" + json.dumps(report) + "\n")
+    assert main(["bench", "train", "--render", str(tmp_path / "run.json"), "--picture", str(tmp_path / "p.png")]) == 0
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == {"picture": str(tmp_path / "p.png")}

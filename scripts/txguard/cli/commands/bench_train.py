@@ -33,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=21, help="simulation seed (default 21)")
     p.add_argument("--label-maturity-days", type=float, default=None,
                    help="passed to txguard train (default: its estimate from the labels known at the cut)")
+    p.add_argument("--picture", default=None, help="also draw peak RSS and PR-AUC against the history here (PNG)")
+    p.add_argument("--render", default=None, metavar="REPORT",
+                   help="draw --picture from an earlier run's JSON line (a file) instead of running")
     p.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"data and outputs (default {DEFAULT_WORKDIR})")
     p.set_defaults(func=run)
 
@@ -43,9 +46,16 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from txguard.bench.train import train_figures
+    from txguard.bench.train import picture, train_figures
 
     terminal = Console(stderr=True)
+    if args.render:
+        if not args.picture:
+            terminal.print("[red]--render needs --picture[/red]")
+            return 2
+        Path(args.picture).write_bytes(picture(json.loads(Path(args.render).read_text().splitlines()[-1])))
+        print(json.dumps({"picture": args.picture}))
+        return 0
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
 
@@ -72,5 +82,8 @@ def run(args: argparse.Namespace) -> int:
             else f"- / {q['sampled']['recall_at_1pct_fpr']:.4f}",
             f"{r['load_1m']:.1f}")
     terminal.print(table)
+    if args.picture:
+        Path(args.picture).write_bytes(picture(report))
+        report["picture"] = args.picture
     print(json.dumps(report, separators=(",", ":")))
     return 0
