@@ -26,7 +26,7 @@ import pytest
 
 from tests.conftest import require
 from txguard.contract import names
-from txguard.contract.models import LABEL_ADAPTER
+from txguard.contract.models import LABEL_ADAPTER, HistoryFeatures
 from txguard.local.browser import browser_missing, launch
 from txguard.local.stack import LocalStack, StackOptions, emulator_mode_available
 
@@ -274,7 +274,7 @@ def test_score_a_transaction_in_the_form(stack: LocalStack, page: Any) -> None:
     page.wait_for_selector("#score-result:not([hidden])")
     assert page.inner_text("#result-outcome") in ("allow", "review", "block")
     assert 0.0 <= float(page.inner_text("#result-score")) <= 1.0
-    assert page.locator("#result-features tr").count() == 23  # every history feature
+    assert page.locator("#result-features tr").count() == len(HistoryFeatures.model_fields)  # every history feature
     assert page.is_hidden("#score-error")
     assert history.wallet_state(wallet) == before  # scoring by hand wrote nothing
     history.close()

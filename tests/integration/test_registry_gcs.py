@@ -107,8 +107,8 @@ def test_training_publishes_to_gcs_registry(location: str) -> None:
     from txguard.training.gate import GatePolicy
     from txguard.training.train import TrainConfig, train_and_publish
 
-    config = TrainConfig(days=10, wallets=600, seed=5, max_iter=30, registry=location,
-                         policy=GatePolicy(min_pr_auc=0.3))
+    config = TrainConfig(days=10, wallets=600, seed=5, max_iter=30, registry=location, label_maturity_days=0.0,
+                         policy=GatePolicy(min_pr_auc=0.3, max_ece=0.05))
     report = train_and_publish(config)
     assert report["version"] == "v1" and "production" in report["aliases"]
     loaded = open_registry(f"{location}").load("production")

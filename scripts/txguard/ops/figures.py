@@ -301,7 +301,8 @@ def _noisy(r: dict[str, Any]) -> str:
 
 FIGURES: tuple[Figure, ...] = (
     Figure("quality", ("train", "--registry", "{workdir}/registry"),
-           ("train", "--registry", "{workdir}/registry", "--days", "14", "--wallets", "600", "--max-iter", "50"),
+           ("train", "--registry", "{workdir}/registry", "--days", "14", "--wallets", "600", "--max-iter", "50",
+            "--label-maturity-days", "0"),  # 14 days are shorter than the labels' delays: no window
            lambda r: _quality(r) + _quality_calibration(r), fresh=("registry",)),
     Figure("evaluation", ("evaluate", "handbook", "--seed", "42", "--data-out", "{workdir}/handbook.jsonl"),
            ("evaluate", "handbook", "--customers", "600", "--terminals", "1200", "--classifiers", "random_forest",

@@ -17,7 +17,10 @@ from txguard.ops.drift_report import assess
 from txguard.training.gate import GatePolicy
 from txguard.training.train import TrainConfig, train_and_publish
 
-SMALL = TrainConfig(days=10, wallets=600, seed=5, max_iter=40, policy=GatePolicy(min_pr_auc=0.3), pictures=False)
+# A 10-day world is shorter than its labels' delays: no label-maturity window, as in tests/unit/training.
+SMALL = TrainConfig(days=10, wallets=600, seed=5, max_iter=40, label_maturity_days=0.0,
+                    policy=GatePolicy(min_pr_auc=0.3, max_ece=0.05),
+                    pictures=False)
 
 
 def window(end: str, psi_max: float, feature: str = "amount") -> dict[str, Any]:
@@ -81,7 +84,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = str(tmp_path_factory.mktemp("lifecycle") / "registry")
     data = simulated(SMALL.days, SMALL.wallets, SMALL.seed)
     train_and_publish(replace(SMALL, registry=path), dataset=data)  # v1: production and staging
-    weaker = replace(SMALL, registry=path, max_iter=15, seed=6, policy=GatePolicy(min_pr_auc=0.3, max_regression=1.0))
+    weaker = replace(SMALL, registry=path, max_iter=15, seed=6, policy=GatePolicy(min_pr_auc=0.3, max_regression=1.0,
+                                                                                  max_ece=0.05))
     train_and_publish(weaker, dataset=data)  # v2: staging only, the challenger
     return path
 
