@@ -52,6 +52,14 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-days", type=int, default=14, help="test days (default 14)")
 
 
+def add_simulator_world_arguments(parser: argparse.ArgumentParser) -> None:
+    """The simulator's world as `txguard train` simulates it: --seed, --days, --wallets."""
+    parser.add_argument("--seed", type=int, default=42, help="data and model seed (default 42)")
+    parser.add_argument("--days", type=int, default=30, help="simulator world: days (default 30, as txguard train)")
+    parser.add_argument("--wallets", type=int, default=2000,
+                        help="simulator world: wallets (default 2000, as txguard train)")
+
+
 def add_data_out_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-out", default="data/handbook.jsonl",
                         help="where the generated data file is written (default data/handbook.jsonl, git-ignored)")

@@ -6,7 +6,12 @@ import argparse
 from collections.abc import Callable
 
 from txguard.cli.commands._group import command_group
-from txguard.cli.commands.evaluate import HELP, add_data_out_argument, run_reported
+from txguard.cli.commands.evaluate import (
+    HELP,
+    add_data_out_argument,
+    add_simulator_world_arguments,
+    run_reported,
+)
 
 _SHOWN = (("pr_auc", ".6f"), ("brier", ".5f"), ("ece", ".4f"), ("ece_max_gap", ".4f"), ("score_to_fraud_rate", ".3f"))
 
@@ -28,10 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--worlds", default="simulator,handbook",
                         help="comma-separated: simulator, handbook (default both; '' for none, with --data)")
     parser.add_argument("--data", help="also a `txguard train --data` file, with txguard train's split")
-    parser.add_argument("--seed", type=int, default=42, help="data and model seed (default 42)")
-    parser.add_argument("--days", type=int, default=30, help="simulator world: days (default 30, as txguard train)")
-    parser.add_argument("--wallets", type=int, default=2000,
-                        help="simulator world: wallets (default 2000, as txguard train)")
+    add_simulator_world_arguments(parser)
     add_data_out_argument(parser)
     parser.set_defaults(func=run)
 

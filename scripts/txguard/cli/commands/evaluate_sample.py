@@ -6,7 +6,12 @@ import argparse
 from collections.abc import Callable
 
 from txguard.cli.commands._group import command_group
-from txguard.cli.commands.evaluate import HELP, add_data_out_argument, run_reported
+from txguard.cli.commands.evaluate import (
+    HELP,
+    add_data_out_argument,
+    add_simulator_world_arguments,
+    run_reported,
+)
 
 _SHOWN = (("pr_auc", ".4f"), ("recall_at_1pct_fpr", ".4f"), ("review_alert_rate", ".5f"), ("block_alert_rate", ".5f"),
           ("review_fpr", ".5f"))
@@ -31,10 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--fraction", type=float, default=0.05,
                         help="share of the legitimate wallet-days kept (default 0.05)")
     parser.add_argument("--sample-seed", type=int, default=0, help="seed of the sample's draw (default 0)")
-    parser.add_argument("--seed", type=int, default=42, help="data and model seed (default 42)")
-    parser.add_argument("--days", type=int, default=30, help="simulator world: days (default 30, as txguard train)")
-    parser.add_argument("--wallets", type=int, default=2000,
-                        help="simulator world: wallets (default 2000, as txguard train)")
+    add_simulator_world_arguments(parser)
     parser.add_argument("--bound", type=float, default=0.01,
                         help="largest |sampled - full| accepted for each figure (default 0.01)")
     add_data_out_argument(parser)
