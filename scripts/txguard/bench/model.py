@@ -29,7 +29,14 @@ class BenchModel:
 
 
 def _key() -> str:
-    return "-".join(f"{k}{v}" for k, v in {**SIM, **HGB}.items())
+    """The cache's name: the data and model settings, and the feature set (a model cached before a
+    feature was added no longer fits the rows the code computes)."""
+    import hashlib
+
+    from txguard.features.wallet import FEATURE_NAMES
+
+    features = hashlib.sha256(",".join(FEATURE_NAMES).encode()).hexdigest()[:8]
+    return "-".join(f"{k}{v}" for k, v in {**SIM, **HGB, "features": features}.items())
 
 
 def build(cache: Path, log: Any = print) -> BenchModel:
