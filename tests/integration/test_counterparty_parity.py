@@ -141,7 +141,7 @@ def test_online_on_the_emulators_equals_offline_replay(stores, world: str) -> No
     assert sum(row[ix["cp_fraud_30d"]] > 0 for row in online) >= 10  # labels did reach the features
     if world == "p2p":
         for name in ("device_new_wallets_1h", "device_tx_1h", "is_new_device", "in_tx_24h", "in_new_payers_24h",
-                     "in_fraud_30d"):
+                     "in_fraud_30d", "counterparty_known_days"):
             assert sum(row[ix[name]] > 0 for row in online) >= 10, name
 
 

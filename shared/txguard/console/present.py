@@ -43,6 +43,7 @@ FEATURES_SPELLED: dict[str, str] = {
     "history_len": "transactions in the wallet's history",
     "wallet_age_days": "wallet age (days)",
     "cp_age_days": "counterparty age (days)",
+    "counterparty_known_days": "days since the wallet first paid this counterparty",
     "channel_code": "channel",
     "hour_of_day": "hour of day (UTC)",
     "day_of_week": "day of week (UTC)",

@@ -115,7 +115,10 @@ class HistoryFeatures(_Model):
     `device_changed`: the previous transaction used another device (a cash-in keyed on an agent's
     device makes the next one "changed"); `is_new_device`: this wallet never used this device in the
     history it keeps (its last 128 transactions); `devices_7d`: the distinct devices it used in the
-    last 7 days."""
+    last 7 days. `counterparty_known_days`: days since the wallet first paid this counterparty (among
+    the counterparties it keeps, its 128 most recent), 0 when it never has: a relative or the usual
+    agent paid for weeks is not a payee first paid a few days ago (a mule forwarding within its ring
+    or cashing out at the ring's agents, a scam's later instalments)."""
 
     tx_count_1h: NonNeg
     amount_sum_1h: NonNeg
@@ -142,6 +145,7 @@ class HistoryFeatures(_Model):
     outflow_to_inflow_24h: NonNeg
     wallet_age_days: NonNeg
     history_len: NonNeg
+    counterparty_known_days: NonNeg
 
 
 class CounterpartyFeatures(_Model):

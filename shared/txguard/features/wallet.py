@@ -187,6 +187,7 @@ def history_values(state: WalletState, p: TxPoint) -> tuple[float, ...]:
 
     seen = state.counterparties.get(p.cp)
     is_new_cp = 1.0 if seen is None or seen[0] >= t else 0.0
+    cp_known_days = 0.0 if is_new_cp else (t - seen[0]) / DAY
     new_cps24 = 0.0
     for first, _last in state.counterparties.values():
         if lo24 <= first < t:
@@ -231,6 +232,7 @@ def history_values(state: WalletState, p: TxPoint) -> tuple[float, ...]:
         out_now / max(in24, 1.0),
         age_days,
         float(idx),
+        cp_known_days,
     )
 
 

@@ -207,6 +207,7 @@ def wallet_columns(cols: WalletInput) -> WalletColumns:
     _, first_idx, inverse = np.unique(pair, return_index=True, return_inverse=True)
     first_of_pair = first_idx[inverse.reshape(-1)]
     is_new_cp = ts[first_of_pair] >= ts
+    cp_known_days = np.where(is_new_cp, 0.0, (ts - ts[first_of_pair]) / DAY)
     is_first = np.zeros(n, dtype=np.int64)
     is_first[first_idx] = 1
     firsts = np.concatenate([[0], np.cumsum(is_first)])
@@ -241,6 +242,7 @@ def wallet_columns(cols: WalletInput) -> WalletColumns:
         ("inflow_sum_24h", in24),
         ("seconds_since_last_inflow", since_inflow), ("outflow_to_inflow_24h", out_now / np.maximum(in24, 1.0)),
         ("wallet_age_days", age), ("history_len", idx.astype(np.float64)),
+        ("counterparty_known_days", cp_known_days),
     ):
         out[:, _H[name]] = values
     history[order] = out

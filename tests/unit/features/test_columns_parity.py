@@ -92,7 +92,7 @@ def test_peer_to_peer_world_device_bursts_and_inflows() -> None:
     rows = assert_same(txs, labels)
     nonzero = {name: int((rows[:, IX[name]] > 0).sum()) for name in (
         "device_tx_1h", "device_new_wallets_1h", "device_age_days", "is_new_device", "in_tx_1h", "in_tx_24h",
-        "in_amount_24h", "in_new_payers_24h", "in_fraud_30d", "device_fraud_30d")}
+        "in_amount_24h", "in_new_payers_24h", "in_fraud_30d", "device_fraud_30d", "counterparty_known_days")}
     assert min(nonzero.values()) >= 20, nonzero
     assert (rows[:, IX["device_new_wallets_1h"]] >= 3).sum() >= 20, "no device burst across wallets"
     assert (rows[:, IX["in_minutes_since_last"]] < 60).sum() >= 20, "no wallet paid within the hour"
@@ -113,6 +113,10 @@ def test_ties_longer_than_the_ring_and_wallets_with_more_counterparties_than_kep
     assert same_time > RING_SIZE  # per wallet, more rows at one instant than its ring holds
     rows = assert_same(txs, [])
     assert (rows[:, IX["history_len"]] == RING_SIZE).sum() > 100
+    # Counterparties the crowded wallets paid before and the state no longer keeps: never paid again.
+    crowded = np.array([tx.wallet_id in ("w0", "w1") for tx in txs])
+    known = rows[:, IX["counterparty_known_days"]] > 0
+    assert known[crowded].sum() > 100 and known[~crowded].sum() > 100
 
 
 def test_labels_that_withdraw_or_move_a_count(monkeypatch: pytest.MonkeyPatch) -> None:

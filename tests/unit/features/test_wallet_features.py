@@ -77,6 +77,26 @@ def test_new_counterparty_country_and_device_changes() -> None:
     assert f["is_new_counterparty"] == 0.0 and f["country_changed"] == 0.0 and f["device_changed"] == 0.0
 
 
+def test_counterparty_known_days_since_the_first_payment_before_t() -> None:
+    """How long the wallet has paid this counterparty, from its first payment strictly before T: a
+    payment delivered late (earlier than the latest) moves the first back; the same instant does not count."""
+    state = WalletState()
+    day = 24 * 60
+    apply(state, TxPoint.of(tx(1, -10 * day, cp="alice")))
+    apply(state, TxPoint.of(tx(2, -1 * day, cp="alice")))
+    assert feats(state, tx(3, 0, cp="alice"))["counterparty_known_days"] == 10.0
+    assert feats(state, tx(4, 0, cp="bob"))["counterparty_known_days"] == 0.0  # never paid
+    assert feats(state, tx(5, -10 * day, cp="alice"))["counterparty_known_days"] == 0.0  # its first, at T
+    apply(state, TxPoint.of(tx(6, -20 * day, cp="alice")))  # delivered late
+    assert feats(state, tx(7, 0, cp="alice"))["counterparty_known_days"] == 20.0
+    assert feats(state, tx(8, -15 * day, cp="alice"))["counterparty_known_days"] == 5.0
+    # A counterparty the state no longer keeps (more recent ones pushed it out) counts as never paid.
+    for k in range(MAX_COUNTERPARTIES):
+        apply(state, TxPoint.of(tx(100 + k, -day / 2 + k, cp=f"c{k}")))
+    f = feats(state, tx(9, 0, cp="alice"))
+    assert f["counterparty_known_days"] == 0.0 and f["is_new_counterparty"] == 1.0
+
+
 def test_mule_pattern_outflow_after_inflow() -> None:
     state = WalletState()
     apply(state, TxPoint.of(tx(1, -20, amount=900.0, type_="top_up", cp="src")))
