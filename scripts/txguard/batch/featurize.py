@@ -101,14 +101,15 @@ def feature_table(table: pa.Table, x: np.ndarray) -> pa.Table:
     return pa.table(columns)
 
 
-def sample_table(features: pa.Table, fraction: float, seed: int) -> pa.Table:
+def sample_table(features: pa.Table, fraction: float, seed: int, hard: np.ndarray | None = None,
+                 hard_fraction: float = 1.0) -> pa.Table:
     """The rows of a feature table the training sample keeps, each with its weight
-    (`txguard.batch.sampling`). The rows are taken from `features` as they are: a sample never
-    changes a feature's value."""
+    (`txguard.batch.sampling`; `hard`: the rows that look like fraud, drawn at `hard_fraction`). The rows
+    are taken from `features` as they are: a sample never changes a feature's value."""
     from txguard.batch.sampling import WEIGHT_COLUMN, sample_weights
 
     weights = sample_weights(features.column("wallet_id").to_numpy(zero_copy_only=False), epoch_seconds(features),
-                             features.column("is_fraud").to_numpy(), fraction, seed)
+                             features.column("is_fraud").to_numpy(), fraction, seed, hard, hard_fraction)
     kept = np.flatnonzero(weights > 0)
     return features.take(pa.array(kept)).append_column(WEIGHT_COLUMN, pa.array(weights[kept]))
 

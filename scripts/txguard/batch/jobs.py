@@ -40,6 +40,10 @@ class JobSpec:
     # other wallet-days, weighted (`txguard.batch.sampling`); 0 writes none.
     sample: float = 0.0
     sample_seed: int = 0
+    # Hard negatives: the wallet-days holding a row this model (the production alias) scores at or
+    # above its review threshold are kept with probability `sample_hard` instead (weight 1/sample_hard).
+    sample_model: str | None = None
+    sample_hard: float = 1.0
     shards: int = 64  # groups per replay stage (wallets, label ledger, each family): `txguard.batch.families`
     chunk_rows: int = CHUNK_ROWS
 
@@ -57,7 +61,9 @@ class JobSpec:
         if self.sample:
             from txguard.batch.sampling import check_sample
 
-            check_sample(self.sample, self.sample_seed)
+            check_sample(self.sample, self.sample_seed, self.sample_hard)
+        if self.sample_model and not self.sample:
+            raise ValueError("a sample model marks the hard negatives of a sample: give a sample fraction too")
 
 
 def has_outputs(output: str) -> bool:
@@ -94,7 +100,8 @@ class JobStatus:
     model_version: str | None = None
     files: int = 0
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
-    sample: dict[str, float] | None = None  # {"fraction": f, "seed": s} when the job wrote a sample
+    # {"fraction": f, "seed": s} when the job wrote a sample (+ "hard_model", "hard_fraction" when drawn by risk)
+    sample: dict[str, Any] | None = None
     timings: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     runner_job_id: str | None = None
@@ -130,7 +137,9 @@ def new_status(spec: JobSpec, runner: str, workers: int) -> JobStatus:
         job_id=f"batch-{stamp}-{uuid.uuid4().hex[:6]}", state=JobState.QUEUED, input=spec.input,
         output=spec.output, runner=runner, workers=workers, outputs=spec.outputs(), model_uri=spec.model_uri,
         timings={"queued_at": _now()},
-        sample={"fraction": spec.sample, "seed": spec.sample_seed} if spec.sample else None,
+        sample=({"fraction": spec.sample, "seed": spec.sample_seed}
+                | ({"hard_model": spec.sample_model, "hard_fraction": spec.sample_hard} if spec.sample_model else {}))
+        if spec.sample else None,
     )
 
 

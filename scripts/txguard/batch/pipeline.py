@@ -156,13 +156,18 @@ def replay_families(element: tuple[tuple[str, int], Iterable[FamilyRows | Family
 class Score(beam.DoFn):
     """A wallet shard's rows, history and family values -> feature table, training sample and/or
     decisions (step 4). The sample is drawn here, from the rows the full replay featurised: whole
-    wallets are in one shard, so whole wallet-days are too (`txguard.batch.sampling`)."""
+    wallets are in one shard, so whole wallet-days are too (`txguard.batch.sampling`). With a sample
+    model, the rows it scores at or above its review threshold are the hard negatives."""
 
-    def __init__(self, model_uri: str | None, features: bool, sample: float = 0.0, sample_seed: int = 0) -> None:
+    def __init__(self, model_uri: str | None, features: bool, sample: float = 0.0, sample_seed: int = 0,
+                 sample_model: str | None = None, sample_hard: float = 1.0) -> None:
         self.model_uri = model_uri
         self.features = features
         self.sample = sample
         self.sample_seed = sample_seed
+        self.sample_model = sample_model
+        self.sample_hard = sample_hard
+        self.hard_scorer: Any = None
         self.featurised = _counter("featurised")
         self.decided = _counter("decided")
         self.sampled = _counter("sampled")
@@ -175,6 +180,10 @@ class Score(beam.DoFn):
 
             self.scorer = open_scorer(self.model_uri)
             self.rules = open_rules(self.model_uri)  # the rule set of the same alias, as serving applies it
+        if self.sample_model:
+            from txguard.scoring.loading import open_scorer
+
+            self.hard_scorer = self.scorer if self.sample_model == self.model_uri else open_scorer(self.sample_model)
 
     def process(self, element: tuple[int, dict[str, Iterable[Any]]]) -> Iterator[Any]:
         _shard, joined = element
@@ -190,7 +199,7 @@ class Score(beam.DoFn):
             if self.features:
                 yield beam.pvalue.TaggedOutput(FEATURES_TAG, full)
             if self.sample:
-                kept = sample_table(full, self.sample, self.sample_seed)
+                kept = sample_table(full, self.sample, self.sample_seed, self._hard(x), self.sample_hard)
                 self.sampled.inc(kept.num_rows)
                 if kept.num_rows:
                     yield beam.pvalue.TaggedOutput(SAMPLE_TAG, kept)
@@ -201,6 +210,12 @@ class Score(beam.DoFn):
                                    self.rules, table)
             self.decided.inc(table.num_rows)
             yield beam.pvalue.TaggedOutput(DECISIONS_TAG, lines.decode().removesuffix("\n"))
+
+
+    def _hard(self, x: np.ndarray) -> np.ndarray | None:
+        if self.hard_scorer is None:
+            return None
+        return self.hard_scorer.runtime.predict(x) >= self.hard_scorer.thresholds.review
 
 
 def build(pipeline: beam.Pipeline, spec: JobSpec, files: list[str]) -> None:
@@ -234,7 +249,8 @@ def build(pipeline: beam.Pipeline, spec: JobSpec, files: list[str]) -> None:
     scored = (
         {"wallets": wallets.rows, "families": families}
         | "join by wallet shard" >> beam.CoGroupByKey()
-        | "score" >> beam.ParDo(Score(spec.model_uri, spec.features, spec.sample, spec.sample_seed)).with_outputs(
+        | "score" >> beam.ParDo(Score(spec.model_uri, spec.features, spec.sample, spec.sample_seed,
+                                          spec.sample_model, spec.sample_hard)).with_outputs(
             FEATURES_TAG, SAMPLE_TAG, DECISIONS_TAG)
     )
     if spec.model_uri:

@@ -10,6 +10,13 @@ For each world, two models are fitted exactly as a published version is
   calibration on its weighted training rows, thresholds derived on its weighted held-out rows
   (what `txguard train --features` does on the sample: it never sees the dropped rows).
 
+With `hard` (the default, 1.0), the sample draws hard negatives more often, as `txguard batch run
+--sample-hard-model` does: a wallet-day holding a row the production model scores at or above its
+review threshold is kept with probability `hard` (weight 1/hard). The production model here is a
+stand-in fitted as `txguard train --features` fits one on another seed's plain sample of the same
+training period (thresholds on its weighted held-out rows): what a team retraining has at hand. It
+is not the full-data model, and the sampled model is still fitted on the sample alone.
+
 Both are then graded on the **full, unsampled held-out period**: PR-AUC, recall at 1 % FPR, the
 alert volume of each model's own review and block thresholds (as a share of the held-out traffic)
 and the false positive rate its review threshold really has there (the thresholds were meant to
@@ -50,13 +57,43 @@ def graded(y: np.ndarray, served: np.ndarray, thresholds: Any) -> dict[str, Any]
     }
 
 
+def production_stand_in(world: World, X32: np.ndarray, fraction: float, sample_seed: int,
+                        config: TrainConfig) -> tuple[np.ndarray, dict[str, Any]]:
+    """Every row's hard mark (the stand-in production model scores it at or above its review threshold)
+    and what the stand-in is: fitted on the plain sample of seed `sample_seed + 1`, thresholds derived
+    on that sample's weighted held-out rows, as `txguard train --features` would."""
+    data = world.dataset
+    weight = sample_weights(data.wallets, data.ts, data.y, fraction, sample_seed + 1)
+    kept = weight > 0
+    fitted = fit_calibrated(config, X32, world.known, data.ts, data.label_time, world.train & kept, world.as_of,
+                            weight)
+    scores = onnx_scores(fitted.artifact, X32)
+    seen = world.test & kept
+    thresholds = metrics.derive_thresholds(data.y[seen], scores[seen], weight[seen])
+    hard = scores >= thresholds.review
+    legit = data.y == 0
+    return hard, {
+        "sample_seed": sample_seed + 1,
+        "pr_auc": round(metrics.pr_auc(data.y[world.test], scores[world.test]), 6),
+        "review_threshold": round(float(thresholds.review), 6),
+        "hard_legit_share": {"train": round(float(hard[world.train & legit].mean()), 5),
+                             "test": round(float(hard[world.test & legit].mean()), 5)},
+    }
+
+
 def compare_sample(world: World, fraction: float, sample_seed: int = 0, config: TrainConfig | None = None,
-                   bound: float = BOUND) -> dict[str, Any]:
-    """The full-data model against the sampled one, both graded on the full held-out period."""
-    check_sample(fraction, sample_seed)
+                   bound: float = BOUND, hard: float | None = 1.0) -> dict[str, Any]:
+    """The full-data model against the sampled one, both graded on the full held-out period. `hard`:
+    the hard negatives' chance to be kept (None: the plain draw, no hard stratum)."""
+    check_sample(fraction, sample_seed, fraction if hard is None else hard)
     data, config, t0 = world.dataset, config or TrainConfig(), time.perf_counter()
     X32 = data.X.astype(np.float32)
-    weight = sample_weights(data.wallets, data.ts, data.y, fraction, sample_seed)
+    stand_in: dict[str, Any] | None = None
+    hard_rows = None
+    if hard is not None:
+        hard_rows, stand_in = production_stand_in(world, X32, fraction, sample_seed, config)
+    weight = sample_weights(data.wallets, data.ts, data.y, fraction, sample_seed, hard_rows,
+                            fraction if hard is None else hard)
     kept = weight > 0
     y_test, X_test = data.y[world.test], X32[world.test]
 
@@ -86,6 +123,7 @@ def compare_sample(world: World, fraction: float, sample_seed: int = 0, config: 
         "world": world.name,
         "fraction": fraction,
         "sample_seed": sample_seed,
+        "hard": None if hard is None else {"fraction": hard, "production_stand_in": stand_in},
         "rows": len(data),
         "sample_rows": int(kept.sum()),
         "sample_share": round(float(kept.mean()), 4),
@@ -112,19 +150,20 @@ def _rounded(figures: dict[str, Any]) -> dict[str, Any]:
 
 def run_sample_comparison(worlds: tuple[str, ...] = WORLDS, fraction: float = 0.05, sample_seed: int = 0,
                           seed: int = 42, data_out: str = "data/handbook.jsonl", days: int = TrainConfig.days,
-                          wallets: int = TrainConfig.wallets, bound: float = BOUND,
+                          wallets: int = TrainConfig.wallets, bound: float = BOUND, hard: float | None = 1.0,
                           log: Callable[[str], None] = lambda _msg: None) -> dict[str, Any]:
     unknown = sorted(set(worlds) - set(WORLDS))
     if unknown or not worlds:
         raise ValueError(f"--worlds: unknown {unknown}; choose from {', '.join(WORLDS)}")
-    check_sample(fraction, sample_seed)
+    check_sample(fraction, sample_seed, fraction if hard is None else hard)
     t0 = time.perf_counter()
     results = []
     for name in worlds:
         log(f"{name}: building features")
         world = simulator_world(days, wallets, seed) if name == "simulator" else handbook_world(seed, data_out)
-        log(f"{name}: fitting the full-data and the sampled model")
-        results.append(compare_sample(world, fraction, sample_seed, TrainConfig(seed=seed), bound))
-    return {"worlds": results, "fraction": fraction, "bound": bound,
+        log(f"{name}: fitting the full-data and the sampled model" + ("" if hard is None else
+                                                                        ", after the production stand-in"))
+        results.append(compare_sample(world, fraction, sample_seed, TrainConfig(seed=seed), bound, hard))
+    return {"worlds": results, "fraction": fraction, "hard": hard, "bound": bound,
             "within_bound": all(r["within_bound"] for r in results),
             "seconds": round(time.perf_counter() - t0, 2)}

@@ -100,6 +100,42 @@ def _calibration_methods(r: dict[str, Any]) -> list[Row]:
              "`txguard evaluate calibration`", " / ".join(parts) + " ([docs/evaluation.md](docs/evaluation.md#calibration))")]
 
 
+def _sample_quality(r: dict[str, Any]) -> list[Row]:
+    parts = []
+    for world in r.get("worlds") or []:
+        d, full, sampled = world["deltas"], world["full"], world["sampled"]
+        name = world["world"].split(" (")[0]
+        if name == "simulator":
+            name += f" ({_f(world['rows'])} rows)"
+        parts.append(f"{name}: PR-AUC {_f(full['pr_auc'], '.4f')} / {_f(sampled['pr_auc'], '.4f')} "
+                     f"({_f(d['pr_auc'], '+.4f')}), recall at 1 % FPR ({_f(d['recall_at_1pct_fpr'], '+.4f')}), "
+                     f"review alerts ({_f(d['review_alert_rate'], '+.4f')} of the traffic), sample "
+                     f"{_f(world['sample_share'], '.1%')} of the rows")
+    hard = r.get("hard")
+    draw = f"hard negatives kept at {hard:g}" if hard else "plain draw"
+    return [(f"training on a {_f(r.get('fraction'), 'g')} weighted sample ({draw}) vs every row, both graded on the "
+             "full held-out period: full / sampled (delta)", "`txguard evaluate sample`",
+             " / ".join(parts) + f"; within {_f(r.get('bound'), 'g')}: {r.get('within_bound')} "
+             "([docs/evaluation.md](docs/evaluation.md#training-on-a-sample))")]
+
+
+def _bench_train(r: dict[str, Any]) -> list[Row]:
+    results = r.get("results") or []
+    if not results:
+        return []
+    first, last = results[0], results[-1]
+    rss = r.get("sampled_peak_rss_mb_range") or [None, None]
+    full = [x for x in results if "full" in x]
+    on_full = (f", on the full table {_f(full[0]['full']['peak_rss_mb'])} to {_f(full[-1]['full']['peak_rss_mb'])} MB "
+               f"({_f(full[0]['history_rows'])} to {_f(full[-1]['history_rows'])} rows)") if full else ""
+    return [("training memory as the history doubles: the weighted sample against the full table",
+             "`txguard bench train`",
+             f"{_f(first['history_rows'])} to {_f(last['history_rows'])} transactions: training on the sample peaks "
+             f"at {_f(rss[0])}-{_f(rss[1])} MB{on_full}; largest quality delta (PR-AUC, recall at 1 % FPR, review "
+             f"alerts) {_f(r.get('max_abs_quality_delta'), '.4f')} "
+             "([docs/batch.md](docs/batch.md#training-on-a-sample-as-the-history-doubles))")]
+
+
 def _evaluation_p2p(r: dict[str, Any]) -> list[Row]:
     t, b = r.get("txguard") or {}, r.get("baseline") or {}
     kinds = r.get("by_kind") or {}
@@ -313,6 +349,10 @@ FIGURES: tuple[Figure, ...] = (
     Figure("calibration", ("evaluate", "calibration", "--data-out", "{workdir}/handbook.jsonl"),
            ("evaluate", "calibration", "--worlds", "simulator", "--days", "14", "--wallets", "600"),
            _calibration_methods),
+    Figure("sample", ("evaluate", "sample", "--fraction", "0.05", "--wallets", "8000", "--data-out",
+                      "{workdir}/handbook.jsonl"),
+           ("evaluate", "sample", "--fraction", "0.25", "--worlds", "simulator", "--days", "14", "--wallets", "600"),
+           _sample_quality),
     Figure("bench_score", ("bench", "score"),
            ("bench", "score", "--duration", "2", "--skip-mlserver", "--coldstart-runs", "1"), _bench_score),
     Figure("bench_coldstart", ("bench", "coldstart"), ("bench", "coldstart", "--runs", "1"), _bench_coldstart),
@@ -323,6 +363,10 @@ FIGURES: tuple[Figure, ...] = (
     Figure("bench_batch", ("bench", "batch", "--sizes", "10000,40000,100000", "--workdir", "{workdir}/bench-batch"),
            ("bench", "batch", "--sizes", "2000,5000", "--score-file-size", "5000", "--workdir",
             "{workdir}/bench-batch"), _bench_batch),
+    Figure("bench_train", ("bench", "train", "--sizes", "50000,100000,200000,400000", "--sample-rows", "10000",
+                           "--full-up-to", "1000000", "--workdir", "{workdir}/bench-train"),
+           ("bench", "train", "--sizes", "5000,10000", "--sample-rows", "2000", "--label-maturity-days", "0",
+            "--workdir", "{workdir}/bench-train"), _bench_train),
     Figure("capacity", ("capacity", "--score", "{workdir}/bench_score.out", "--enrich", "{workdir}/bench_e2e.out"),
            ("capacity", "--score", "{workdir}/bench_score.out", "--enrich", "{workdir}/bench_e2e.out"), _capacity),
     Figure("drift_normal", ("drift", "--registry", "{workdir}/registry", "--scenario", "normal"),
@@ -348,8 +392,8 @@ DEMO_KEYS = ("mode", "push_mode", "ordering", "sent", "published", "publish_fail
 
 # -- rendering ------------------------------------------------------------------------------------
 
-TABLE_KEYS = ("quality", "evaluation", "evaluation_p2p", "calibration", "bench_score", "bench_coldstart", "bench_e2e",
-              "ordering", "bench_batch", "capacity", "follow", "shadow", "drift_normal", "drift", "reliability")
+TABLE_KEYS = ("quality", "evaluation", "evaluation_p2p", "calibration", "sample", "bench_score", "bench_coldstart",
+              "bench_e2e", "ordering", "bench_batch", "bench_train", "capacity", "follow", "shadow", "drift_normal", "drift", "reliability")
 
 
 def render_table(figures: dict[str, Any]) -> str:

@@ -1,9 +1,10 @@
 """The training sample of `txguard batch run --sample`: drawn after the full replay, so a sampled row's
-features are the full table's, bit for bit; every fraud kept; whole wallet-days; weights that
-make the sample stand for the full history.
+features are the full table's, bit for bit; every fraud kept; whole wallet-days; hard negatives (rows
+the production model would send to review) drawn more often; weights that make the sample stand for
+the full history, stratum by stratum.
 
 The Beam job runs on a simulation with delayed labels over two files, 4 shards, writing the full
-table and the sample side by side.
+table and the sample side by side, its hard negatives marked by a published model.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from tests.scoring_fixtures import publish_tiny
 from txguard.batch.jobs import JobSpec, JobState, read_status, run_job
 from txguard.batch.rows import epoch_seconds
-from txguard.batch.sampling import WEIGHT_COLUMN, sample_weights, uniform_of
+from txguard.batch.sampling import WEIGHT_COLUMN, keep_probability, sample_weights, uniform_of
 from txguard.features.wallet import FEATURE_NAMES
+from txguard.scoring.loading import open_scorer
 from txguard.simulator.core import Simulation
 from txguard.training.dataset import first_known
 
-FRACTION, SEED = 0.2, 7
+FRACTION, SEED, HARD = 0.2, 7, 0.6
 
 
 def write_labelled_simulation(folder: Path, days: int, wallets: int, seed: int) -> int:
@@ -46,12 +49,18 @@ def write_labelled_simulation(folder: Path, days: int, wallets: int, seed: int) 
 def job(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("batch-sample")
     n = write_labelled_simulation(root / "in", days=12, wallets=400, seed=5)
+    publish_tiny(root / "registry")  # its review threshold marks ~10 % of these rows hard
+    uri = f"{root / 'registry'}@production"
     status = run_job(JobSpec(input=str(root / "in" / "part-*.jsonl"), output=str(root / "out"), features=True,
-                             sample=FRACTION, sample_seed=SEED, shards=4), workers=1)
+                             sample=FRACTION, sample_seed=SEED, sample_model=uri, sample_hard=HARD, shards=4),
+                     workers=1)
     assert status.state is JobState.COMPLETED, status.error
     full = pq.read_table(sorted((root / "out").glob("features-*.parquet")))
     sample = pq.read_table(sorted((root / "out").glob("sample-*.parquet")))
-    return {"root": root, "n": n, "status": status, "full": full, "sample": sample}
+    scorer = open_scorer(uri)
+    x = np.column_stack([full.column(name).to_numpy() for name in FEATURE_NAMES])
+    hard = scorer.runtime.predict(x) >= scorer.thresholds.review
+    return {"root": root, "n": n, "status": status, "full": full, "sample": sample, "uri": uri, "hard": hard}
 
 
 def _by_id(table) -> dict[str, int]:  # noqa: ANN001
@@ -76,12 +85,12 @@ def test_the_sample_is_the_rule_applied_to_the_full_table_whatever_the_shards(jo
     the draw depends only on (seed, wallet, day)."""
     full, sample = job["full"], job["sample"]
     weights = sample_weights(full.column("wallet_id").to_numpy(zero_copy_only=False), epoch_seconds(full),
-                             full.column("is_fraud").to_numpy(), FRACTION, SEED)
+                             full.column("is_fraud").to_numpy(), FRACTION, SEED, job["hard"], HARD)
     expected = dict(zip(full.column("transaction_id").to_pylist(), weights.tolist(), strict=True))
     got = dict(zip(sample.column("transaction_id").to_pylist(), sample.column(WEIGHT_COLUMN).to_pylist(), strict=True))
     assert got == {t: w for t, w in expected.items() if w > 0}
     assert job["status"].counts["sampled"] == sample.num_rows
-    assert job["status"].sample == {"fraction": FRACTION, "seed": SEED}
+    assert job["status"].sample == {"fraction": FRACTION, "seed": SEED, "hard_model": job["uri"], "hard_fraction": HARD}
     assert read_status(str(job["root"] / "out")).outputs["sample"].endswith("sample-*.parquet")
 
 
@@ -93,7 +102,8 @@ def test_every_fraud_is_kept_with_weight_one_and_wallet_days_stay_whole(job: dic
                          strict=True))
     ids = full.column("transaction_id").to_pylist()
     assert all(weight_of.get(ids[i]) == 1.0 for i in np.flatnonzero(labelled))
-    assert set(weight_of.values()) == {1.0, 1.0 / FRACTION}
+    assert 0.01 < job["hard"][~labelled].mean() < 0.3
+    assert set(weight_of.values()) == {1.0, 1.0 / HARD, 1.0 / FRACTION}
     days = (epoch_seconds(full) // 86400).astype(int)
     blocks: dict[tuple[str, int], set[bool]] = {}
     for t, w, d in zip(ids, full.column("wallet_id").to_pylist(), days.tolist(), strict=True):
@@ -122,7 +132,45 @@ def test_the_draw_is_seeded_stratified_by_day_and_unbiased() -> None:
     assert u.min() >= 0.0 and u.max() < 1.0
 
 
+def test_hard_negatives_are_their_own_stratum_and_every_stratum_is_unbiased() -> None:
+    """A wallet-day's chance is 1 with a fraud, HARD with a hard row, the fraction otherwise; each kept
+    row weighs 1 / that chance, so the weighted count of every stratum is its full count in expectation
+    (averaged over seeds here: exact up to the draw's noise), and the rows marked hard are kept more."""
+    rng = np.random.default_rng(1)
+    n = 100_000
+    wallets = np.asarray([f"w{i:05d}" for i in rng.integers(0, 10_000, n)], dtype=object)
+    ts = rng.uniform(0, 20 * 86400, n)
+    fraud = (rng.uniform(size=n) < 0.002).astype(np.int8)
+    hard = rng.uniform(size=n) < 0.02
+    chance = keep_probability(wallets, ts, fraud, 0.05, hard, HARD)
+    days = (ts // 86400).astype(int)
+    block: dict[tuple[str, int], list[int]] = {}
+    for i, key in enumerate(zip(wallets.tolist(), days.tolist(), strict=True)):
+        block.setdefault(key, []).append(i)
+    for rows in list(block.values())[:3000]:
+        expected = 1.0 if fraud[rows].any() else HARD if hard[rows].any() else 0.05
+        assert np.all(chance[rows] == expected)
+    strata = {"fraud": chance == 1.0, "hard": chance == HARD, "rest": chance == 0.05}
+    assert sum(m.sum() for m in strata.values()) == n and all(m.sum() > 150 for m in strata.values())
+    runs = np.array([sample_weights(wallets, ts, fraud, 0.05, seed, hard, HARD) for seed in range(40)])
+    assert np.all(runs[:, strata["fraud"]] == 1.0)
+    assert set(np.unique(runs[:, strata["hard"]])) == {0.0, 1.0 / HARD}
+    assert set(np.unique(runs[:, strata["rest"]])) == {0.0, 1.0 / 0.05}
+    for name, mask in strata.items():
+        weighted = runs[:, mask].sum(axis=1).mean()  # the weighted count, averaged over 40 draws
+        assert weighted == pytest.approx(mask.sum(), rel=0.02), name
+    kept = (runs > 0).mean(axis=0)
+    assert kept[strata["hard"]].mean() == pytest.approx(HARD, abs=0.02)
+    assert kept[strata["rest"]].mean() == pytest.approx(0.05, abs=0.005)
+    # Without a hard mark the rule is the plain one, weight for weight.
+    assert np.array_equal(sample_weights(wallets, ts, fraud, 0.05, 3),
+                          sample_weights(wallets, ts, fraud, 0.05, 3, np.zeros(n, bool), HARD))
+
+
 def test_a_bad_fraction_is_refused_before_any_work(tmp_path: Path) -> None:
-    for fraction, seed in ((0.0 - 0.5, 0), (1.5, 0), (0.1, -1)):
+    for fraction, seed, hard in ((0.0 - 0.5, 0, 1.0), (1.5, 0, 1.0), (0.1, -1, 1.0), (0.1, 0, 0.05), (0.1, 0, 1.5)):
         with pytest.raises(ValueError, match="sample"):
-            JobSpec(input=str(tmp_path / "x.jsonl"), output=str(tmp_path / "o"), sample=fraction, sample_seed=seed)
+            JobSpec(input=str(tmp_path / "x.jsonl"), output=str(tmp_path / "o"), sample=fraction, sample_seed=seed,
+                    sample_hard=hard)
+    with pytest.raises(ValueError, match="sample model"):
+        JobSpec(input=str(tmp_path / "x.jsonl"), output=str(tmp_path / "o"), features=True, sample_model="r@p")

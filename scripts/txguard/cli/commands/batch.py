@@ -39,6 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      "weighted 1/FRACTION; features computed on the full history first. Beside the full table with "
                      "--features, instead of it without")
     run.add_argument("--sample-seed", type=int, default=0, help="seed of the sample's draw (default 0)")
+    run.add_argument("--sample-hard-model", default=None, metavar="MODEL_URI",
+                     help="draw hard negatives more often: a wallet-day holding a row this model (registry@ref, the "
+                     "production alias) scores at or above its review threshold is kept with probability "
+                     "--sample-hard, weighted 1/that (default: no hard stratum)")
+    run.add_argument("--sample-hard", type=float, default=1.0, metavar="FRACTION",
+                     help="with --sample-hard-model: the hard wallet-days' chance to be kept (default 1: all)")
     run.add_argument("--runner", default="DirectRunner", help="Beam runner (default DirectRunner; DataflowRunner)")
     run.add_argument("--workers", type=int, default=2,
                      help="DirectRunner worker processes (default 2; 1 runs in this process)")
@@ -76,10 +82,15 @@ def run_command(args: argparse.Namespace) -> int:
         raise usage(f"--sample {args.sample} --sample-seed {args.sample_seed}",
                     "the sample keeps a fraction of the legitimate wallet-days, drawn with a seed",
                     "give --sample in (0, 1] and --sample-seed >= 0")
+    if args.sample_hard_model and not (args.sample and args.sample <= args.sample_hard <= 1.0):
+        raise usage(f"--sample-hard-model with --sample {args.sample} --sample-hard {args.sample_hard}",
+                    "the hard negatives are a stratum of the training sample, kept at least as often as the rest",
+                    "give --sample in (0, 1] and --sample-hard from --sample to 1")
     # Everything a user can get wrong is refused here, before a job is queued or a status written.
     require_matches(args.input)
-    if args.model_uri:
-        require_model(args.model_uri)
+    for uri in (args.model_uri, args.sample_hard_model):
+        if uri:
+            require_model(uri)
     if has_outputs(args.output):
         if not args.overwrite:
             raise usage(f"{args.output} holds an earlier job's outputs", "two jobs' files are never mixed",
@@ -89,7 +100,8 @@ def run_command(args: argparse.Namespace) -> int:
     if args.runner == "DataflowRunner":
         beam_args = dataflow_flags(beam_args, log=terminal.log)
     spec = JobSpec(input=args.input, output=args.output, model_uri=args.model_uri, features=args.features,
-                   sample=args.sample, sample_seed=args.sample_seed, shards=args.shards, chunk_rows=args.chunk_rows)
+                   sample=args.sample, sample_seed=args.sample_seed, sample_model=args.sample_hard_model,
+                   sample_hard=args.sample_hard, shards=args.shards, chunk_rows=args.chunk_rows)
     with terminal.status("batch job") as progress:
         def log(message: str) -> None:
             progress.update(message)

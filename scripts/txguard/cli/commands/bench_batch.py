@@ -25,17 +25,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--score-file-size enriched transactions with score-file's per-row and columnar paths (tx per "
         "CPU-second, ratio, identical output). Figures are only comparable within one run.",
     )
-    p.add_argument("--sizes", default="5000,20000,50000",
-                   help="comma-separated input sizes for the Beam comparison (default 5000,20000,50000)")
     p.add_argument("--score-file-size", type=int, default=100_000,
                    help="enriched transactions for the score-file comparison (default 100000; 0 skips it)")
     p.add_argument("--skip-beam", action="store_true", help="only the score-file comparison")
-    p.add_argument("--shards", type=int, default=64,
-                   help="replay groups per family of the Beam job: wallets, label ledger, counterparties, devices, "
-                   "wallet labels (default 64)")
     p.add_argument("--model-uri", default=None, help="model to score with (default: a small one trained once)")
-    p.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"data, model and outputs (default {DEFAULT_WORKDIR})")
+    add_beam_bench_arguments(p, "5000,20000,50000", "input sizes for the Beam comparison", 64, DEFAULT_WORKDIR)
     p.set_defaults(func=run)
+
+
+def add_beam_bench_arguments(p: argparse.ArgumentParser, sizes: str, sizes_are: str, shards: int,
+                             workdir: str) -> None:
+    """What the benchmarks that run the Beam job (`bench batch`, `bench train`) both take: the sizes, the
+    job's shards, the folder of their data and outputs."""
+    p.add_argument("--sizes", default=sizes, help=f"comma-separated {sizes_are} (default {sizes})")
+    p.add_argument("--shards", type=int, default=shards,
+                   help="replay groups per family of the Beam job: wallets, label ledger, counterparties, devices, "
+                   f"wallet labels (default {shards})")
+    p.add_argument("--workdir", default=workdir, help=f"data, models and outputs (default {workdir})")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import argparse
 import json
 
 from txguard.cli.commands._group import command_group
+from txguard.cli.commands.bench_batch import add_beam_bench_arguments
 
 DEFAULT_WORKDIR = ".txguard/bench-train"
 
@@ -22,13 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "its own process: peak RSS, CPU and wall seconds; both models graded on the full held-out period. Run it "
         "niced on a shared machine; figures are comparable within one run.",
     )
-    p.add_argument("--sizes", default="50000,100000,200000",
-                   help="comma-separated history sizes, a doubling series (default 50000,100000,200000)")
     p.add_argument("--sample-rows", type=int, default=25_000,
                    help="legitimate rows the sample draws, about (default 25000): fraction = this / N")
     p.add_argument("--full-up-to", type=int, default=2_000_000,
                    help="also train on the full table up to this many rows (default 2000000)")
-    p.add_argument("--shards", type=int, default=16, help="replay groups per family of the Beam job (default 16)")
     p.add_argument("--workers", type=int, default=1, help="DirectRunner worker processes (default 1)")
     p.add_argument("--seed", type=int, default=21, help="simulation seed (default 21)")
     p.add_argument("--label-maturity-days", type=float, default=None,
@@ -36,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--picture", default=None, help="also draw peak RSS and PR-AUC against the history here (PNG)")
     p.add_argument("--render", default=None, metavar="REPORT",
                    help="draw --picture from an earlier run's JSON line (a file) instead of running")
-    p.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"data and outputs (default {DEFAULT_WORKDIR})")
+    add_beam_bench_arguments(p, "50000,100000,200000", "history sizes, a doubling series", 16, DEFAULT_WORKDIR)
     p.set_defaults(func=run)
 
 

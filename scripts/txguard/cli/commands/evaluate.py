@@ -65,6 +65,23 @@ def add_data_out_argument(parser: argparse.ArgumentParser) -> None:
                         help="where the generated data file is written (default data/handbook.jsonl, git-ignored)")
 
 
+def world_tables(report: dict, title: Callable[[dict], str], columns: tuple[str, ...],
+                 fill: Callable[[Any, dict], None]) -> None:
+    """One table per world of a report (`evaluate calibration`, `evaluate sample`), on stderr:
+    `title(world)`, the columns, then `fill(table, world)` adds the rows."""
+    from rich.table import Table
+
+    from txguard.local.terminal import make_terminal
+
+    terminal = make_terminal(stderr=True)
+    for world in report["worlds"]:
+        table = Table(title=title(world))
+        for col in columns:
+            table.add_column(col)
+        fill(table, world)
+        terminal.print(table)
+
+
 def _table(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table

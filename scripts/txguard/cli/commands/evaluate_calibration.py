@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import Any
 
 from txguard.cli.commands._group import command_group
 from txguard.cli.commands.evaluate import (
@@ -11,6 +12,7 @@ from txguard.cli.commands.evaluate import (
     add_data_out_argument,
     add_simulator_world_arguments,
     run_reported,
+    world_tables,
 )
 
 _SHOWN = (("pr_auc", ".6f"), ("brier", ".5f"), ("ece", ".4f"), ("ece_max_gap", ".4f"), ("score_to_fraud_rate", ".3f"))
@@ -38,24 +40,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _table(report: dict) -> None:
-    from rich.table import Table
-
-    from txguard.local.terminal import make_terminal
-
-    terminal = make_terminal(stderr=True)
-    for world in report["worlds"]:
-        table = Table(title=(
-            f"{world['world']}: {world['n_test']} held-out rows (fraud rate {world['held_out_fraud_rate']:.4f}); "
+def _title(world: dict) -> str:
+    return (f"{world['world']}: {world['n_test']} held-out rows (fraud rate {world['held_out_fraud_rate']:.4f}); "
             f"calibration slice {world['n_calibration']} rows ({world['n_calibration_fraud']} fraud), "
             f"{world['calibration_from'][:10]} to {world['calibration_until'][:10]}, labels mature after "
-            f"{world['label_maturity_days']:.1f} days"))
-        for col in ("method", *(k for k, _ in _SHOWN), "alerts review / block", "distinct scores"):
-            table.add_column(col)
-        for name, m in world["methods"].items():
-            table.add_row(name, *(format(m[k], form) for k, form in _SHOWN),
-                          f"{m['alerts']['review']} / {m['alerts']['block']}", f"{m['distinct_scores']:,}")
-        terminal.print(table)
+            f"{world['label_maturity_days']:.1f} days")
+
+
+def _rows(table: Any, world: dict) -> None:
+    for name, m in world["methods"].items():
+        table.add_row(name, *(format(m[k], form) for k, form in _SHOWN),
+                      f"{m['alerts']['review']} / {m['alerts']['block']}", f"{m['distinct_scores']:,}")
+
+
+def _table(report: dict) -> None:
+    world_tables(report, _title, ("method", *(k for k, _ in _SHOWN), "alerts review / block", "distinct scores"),
+                 _rows)
 
 
 def run(args: argparse.Namespace) -> int:
