@@ -17,8 +17,9 @@ score bins further off.
 Where: the margin is `base + sum of leaf values`, so `slope * margin + intercept` is the same tree
 ensemble with every leaf value times `slope` and the base `slope * base + intercept`.
 `fold_into_onnx` writes exactly that into the exported graph: it stays one TreeEnsembleClassifier
-node, every path that runs it (serving's single-row fast path and batches, `score-file`,
-`batch run`, shadow scoring) serves the calibrated score, and a row costs what it cost before.
+node (published as its margin graph, txguard.training.onnx_export.margin_graph), every path that
+runs it (serving's single-row fast path and batches, `score-file`, `batch run`, shadow scoring)
+serves the calibrated score, and a row costs what it cost before.
 
 The slice: training rows the trees never see, the most recent ones whose labels are mature. It
 ends `label_maturity` before `as_of` (when the training labels were read), the maturity being the

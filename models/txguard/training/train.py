@@ -41,7 +41,7 @@ from txguard.training.calibration import (
     fold_into_onnx,
 )
 from txguard.training.dataset import Dataset, from_feature_table, from_file, simulated
-from txguard.training.onnx_export import INPUT_NAME, to_onnx
+from txguard.training.onnx_export import margin_graph, to_onnx
 from txguard.training.split import Split, fraction_split
 
 PARITY_TOLERANCE = 1e-5
@@ -121,13 +121,15 @@ def utc_iso(epoch: float) -> str:
 
 
 def onnx_scores(artifact: bytes, X32: np.ndarray) -> np.ndarray:
+    """The scores a graph of either form serves for each row, to the last bit (the runtime's own reading)."""
     import onnxruntime as ort
+
+    from txguard.scoring.runtime import graph_scores
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(artifact, options, providers=["CPUExecutionProvider"])
-    outputs = session.run(None, {INPUT_NAME: X32})
-    return np.asarray(outputs[1], dtype=np.float64)[:, 1]
+    return graph_scores(session, np.ascontiguousarray(X32, dtype=np.float32))
 
 
 def check_parity(sk: np.ndarray, onx: np.ndarray, thresholds: Thresholds) -> dict[str, float]:
@@ -199,7 +201,7 @@ class Fitted:
     calibration_slice: CalibrationSlice
     fit_rows: np.ndarray  # boolean mask: the rows the trees were fitted on
     raw_artifact: bytes  # the trees alone: uncalibrated scores, what versions before calibration served
-    artifact: bytes  # the published graph, the calibration folded into the trees
+    artifact: bytes  # the published margin graph, the calibration folded into the trees
 
     def reference_scores(self, X32: np.ndarray) -> np.ndarray:
         """scikit-learn's calibrated scores in float64: what the ONNX graph must reproduce."""
@@ -231,7 +233,7 @@ def fit_calibrated(config: TrainConfig, X32: np.ndarray, y: np.ndarray, ts: np.n
     platt = fit_platt(model.decision_function(X32[held.rows]), y[held.rows],
                       None if weight is None else weight[held.rows])
     raw = to_onnx(model, X32.shape[1])
-    return Fitted(model, platt, held, fit_rows, raw, fold_into_onnx(raw, platt))
+    return Fitted(model, platt, held, fit_rows, raw, margin_graph(fold_into_onnx(raw, platt)))
 
 
 def train_and_publish(

@@ -17,6 +17,7 @@ import numpy as np
 SIM = {"days": 14, "wallets": 1000, "seed": 7}
 HGB = {"max_iter": 200, "learning_rate": 0.1, "max_leaf_nodes": 31, "l2_regularization": 1.0}
 N_PAYLOADS = 2000
+GRAPH = "margin"  # the published graph's form (txguard.training.onnx_export.margin_graph), part of the cache key
 
 
 @dataclass
@@ -36,7 +37,7 @@ def _key() -> str:
     from txguard.features.wallet import FEATURE_NAMES
 
     features = hashlib.sha256(",".join(FEATURE_NAMES).encode()).hexdigest()[:8]
-    return "-".join(f"{k}{v}" for k, v in {**SIM, **HGB, "features": features}.items())
+    return "-".join(f"{k}{v}" for k, v in {**SIM, **HGB, "features": features, "graph": GRAPH}.items())
 
 
 def build(cache: Path, log: Any = print) -> BenchModel:
@@ -44,7 +45,7 @@ def build(cache: Path, log: Any = print) -> BenchModel:
 
     from txguard.features.wallet import FEATURE_NAMES
     from txguard.registry import open_registry
-    from txguard.training.onnx_export import to_onnx
+    from txguard.training.onnx_export import margin_graph, to_onnx
 
     folder = cache / f"model-{_key()}"
     est_path, onnx_path = folder / "model.joblib", folder / "model.onnx"
@@ -63,7 +64,7 @@ def build(cache: Path, log: Any = print) -> BenchModel:
             est.fit(data.X.astype(np.float32), data.y)
         folder.mkdir(parents=True, exist_ok=True)
         joblib.dump(est, est_path)
-        onnx_path.write_bytes(to_onnx(est, len(FEATURE_NAMES)))
+        onnx_path.write_bytes(margin_graph(to_onnx(est, len(FEATURE_NAMES))))  # as a version is published
         payloads, rows = _payloads()
         payload_path.write_text("\n".join(payloads) + "\n")
         np.save(rows_path, rows)

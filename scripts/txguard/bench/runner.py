@@ -243,6 +243,7 @@ def summary(report: dict[str, Any], main: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "fast_us_p50": round(inp["fast"]["p50_us"], 1),
         "fast_us_p99": round(inp["fast"]["p99_us"], 1),
+        "fast_cycled_us_p50": round(inp["fast_cycled"]["p50_us"], 1) if "fast_cycled" in inp else None,
         "sklearn_us_p50": round(inp["sklearn"]["p50_us"], 1),
         "rules50_added_us_p50": rules["added_us_p50"] if rules else None,
         "rules50_eval_us_p50": round(rules["rules_only"]["p50_us"], 2) if rules else None,

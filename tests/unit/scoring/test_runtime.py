@@ -1,4 +1,7 @@
-"""ModelRuntime: ONNX/scikit-learn parity, the single-row fast path, refusals, thread safety."""
+"""ModelRuntime: ONNX/scikit-learn parity, the single-row fast path, refusals, thread safety.
+
+Every test of a loaded runtime runs on both graph forms: the margin graph a version is published as
+and the classifier graph skl2onnx writes (what versions published before serve)."""
 
 from __future__ import annotations
 
@@ -10,12 +13,20 @@ import pytest
 from tests.scoring_fixtures import THRESHOLDS, synthetic_rows, tiny_metadata, tiny_model
 from txguard.contract.errors import IncompatibleModelError
 from txguard.features.wallet import FEATURE_NAMES
-from txguard.scoring.runtime import ModelRuntime
+from txguard.scoring.runtime import MARGIN, PROBABILITIES, ModelRuntime, probability
+from txguard.training.onnx_export import margin_graph
+
+FORMS = {MARGIN: lambda: margin_graph(tiny_model()[1]), PROBABILITIES: lambda: tiny_model()[1]}
+
+
+@pytest.fixture(scope="module", params=sorted(FORMS))
+def graph(request: pytest.FixtureRequest) -> bytes:
+    return FORMS[request.param]()
 
 
 @pytest.fixture(scope="module")
-def runtime() -> ModelRuntime:
-    return ModelRuntime(tiny_model()[1], tiny_metadata())
+def runtime(graph: bytes) -> ModelRuntime:
+    return ModelRuntime(graph, tiny_metadata())
 
 
 def test_onnx_matches_sklearn_on_100k_rows(runtime: ModelRuntime) -> None:
@@ -51,11 +62,11 @@ def test_packed_rows_round_like_numpy_and_out_of_range_values_fall_back(runtime:
         runtime.predict_row([0.0] * (len(FEATURE_NAMES) - 1))
 
 
-def test_public_run_path_scores_like_the_native_one() -> None:
+def test_public_run_path_scores_like_the_native_one(graph: bytes) -> None:
     """Serving calls the C++ session directly; the public wrapper (used if onnxruntime's internals
     move) must give the same scores."""
-    native = ModelRuntime(tiny_model()[1], tiny_metadata())
-    public = ModelRuntime(tiny_model()[1], tiny_metadata())
+    native = ModelRuntime(graph, tiny_metadata())
+    public = ModelRuntime(graph, tiny_metadata())
     public.native_run = False  # before its first row: the buffers pick the runner once
     rows = synthetic_rows(300, seed=12).tolist()
     assert [public.predict_row(r) for r in rows] == [native.predict_row(r) for r in rows]
@@ -108,6 +119,46 @@ def test_refuses_bytes_that_are_not_onnx() -> None:
         ModelRuntime(b"definitely not onnx", tiny_metadata())
 
 
+def test_the_margin_graph_serves_the_classifier_graphs_scores_and_decisions() -> None:
+    """The same trees in either form: the margin graph's scores are the classifier's within float32's
+    rounding of its logistic, in the same order, and no decision moves but a tie at a threshold."""
+    x = synthetic_rows(50_000, seed=13)
+    margin = ModelRuntime(margin_graph(tiny_model()[1]), tiny_metadata())
+    classifier = ModelRuntime(tiny_model()[1], tiny_metadata())
+    assert (margin.output, classifier.output) == (MARGIN, PROBABILITIES)
+    new, old = margin.predict(x), classifier.predict(x)
+    assert float(np.max(np.abs(new - old))) <= 2e-7
+    order = np.argsort(new, kind="stable")
+    assert np.all(np.diff(old[order]) >= -2e-7)  # the ranking is the same but for float32 ties
+    for threshold in (THRESHOLDS.review, THRESHOLDS.block):
+        moved = (new >= threshold) != (old >= threshold)
+        assert np.all(np.abs(old[moved] - threshold) <= 2e-7)
+
+
+def test_probability_is_the_logistic_without_overflow() -> None:
+    assert probability(0.0) == 0.5
+    for m in (-3.0, -1e-3, 0.7, 12.0):
+        assert probability(m) == pytest.approx(1.0 / (1.0 + np.exp(-m)), rel=1e-15)
+        assert probability(m) + probability(-m) == pytest.approx(1.0, abs=1e-15)
+    assert probability(-1000.0) == 0.0 and probability(1000.0) == 1.0  # math.exp(1000) would raise
+
+
+def test_margin_graph_refuses_another_shape_and_keeps_the_metadata() -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load_from_string(tiny_model()[1])
+    model.metadata_props.add(key="txguard.calibration", value="platt slope=1.0 intercept=0.0")
+    kept = onnx.load_from_string(margin_graph(model.SerializeToString()))
+    assert {p.key: p.value for p in kept.metadata_props}["txguard.calibration"] == "platt slope=1.0 intercept=0.0"
+    identity = helper.make_model(helper.make_graph(
+        [helper.make_node("Identity", ["input"], ["probabilities"])], "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 2])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2])]))
+    with pytest.raises(ValueError, match="TreeEnsembleClassifier"):
+        margin_graph(identity.SerializeToString())
+
+
 def test_refuses_an_onnx_model_without_probabilities_output() -> None:
     import onnx
 
@@ -117,5 +168,5 @@ def test_refuses_an_onnx_model_without_probabilities_output() -> None:
     for out in model.graph.output:
         if out.name == "probabilities":
             out.name = "proba"
-    with pytest.raises(IncompatibleModelError, match="probabilities"):
+    with pytest.raises(IncompatibleModelError, match="neither a 'margin' nor a 'probabilities' output"):
         ModelRuntime(model.SerializeToString(), tiny_metadata())

@@ -41,8 +41,10 @@ def test_small_train_publishes_a_loadable_model(tmp_path: Path, small_data) -> N
     assert set(loaded.metadata.library_versions) >= {"scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy"}
     assert loaded.metadata.model_extra["hyperparameters"]["fraud_weight"] == SMALL.fraud_weight
     session = ort.InferenceSession(loaded.artifact, providers=["CPUExecutionProvider"])
-    probs = session.run(None, {"input": small_data.X[:5].astype(np.float32)})[1]
-    assert probs.shape == (5, 2)
+    # Published as the margin graph: the trees' log-odds, one column (the runtime takes the logistic).
+    assert [o.name for o in session.get_outputs()] == ["margin"]
+    margins = session.run(None, {"input": small_data.X[:5].astype(np.float32)})[0]
+    assert margins.shape == (5, 1)
 
     # A second passing model goes to staging only; --promote moves production too.
     second = train_and_publish(replace(SMALL, registry=str(tmp_path)), dataset=small_data)
@@ -271,7 +273,8 @@ def test_a_version_serves_calibrated_probabilities_and_the_gate_bounds_them(tmp_
     assert props["txguard.calibration"] == f"platt slope={calibration.slope!r} intercept={calibration.intercept!r}"
     test = time_split(small_data, SMALL.test_fraction, SMALL.label_maturity_days).test
     session = ort.InferenceSession(meta.artifact, providers=["CPUExecutionProvider"])
-    served = session.run(None, {"input": small_data.X[test].astype(np.float32)})[1][:, 1].astype(np.float64)
+    margins = session.run(None, {"input": small_data.X[test].astype(np.float32)})[0][:, 0].astype(np.float64)
+    served = 1.0 / (1.0 + np.exp(-margins))
     assert calibration_metrics(small_data.y[test], served)["ece"] == pytest.approx(report["ece"], abs=1e-6)
 
     strict = replace(SMALL, registry=str(tmp_path / "strict"), policy=replace(SMALL.policy, max_ece=0.0))
