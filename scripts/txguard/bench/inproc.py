@@ -23,34 +23,19 @@ def percentiles(samples_ns: list[int]) -> dict[str, float]:
             "n": float(len(s))}
 
 
-def time_each(fn: Callable[[Any], Any], items: Sequence[Any], n: int, warmup: int = 200) -> dict[str, float]:
+def time_each(fn: Callable[[Any], Any], items: Sequence[Any], n: int, warmup: int = 200,
+              make: Callable[[Any], Any] | None = None) -> dict[str, float]:
+    """`fn` timed on each item in turn; with `make`, on what `make` has just built from the item (the
+    build untimed), as a request has its transaction: validated from its body just before."""
+    build = make or (lambda item: item)
     for i in range(min(warmup, n)):
-        fn(items[i % len(items)])
+        fn(build(items[i % len(items)]))
     samples = []
     clock = time.perf_counter_ns
     gc.disable()
     try:
         for i in range(n):
-            item = items[i % len(items)]
-            t0 = clock()
-            fn(item)
-            samples.append(clock() - t0)
-    finally:
-        gc.enable()
-    return percentiles(samples)
-
-
-def time_fresh(fn: Callable[[Any], Any], bodies: Sequence[bytes], make: Callable[[bytes], Any], n: int,
-               warmup: int = 200) -> dict[str, float]:
-    """`fn` timed on what `make` has just built from each body (the build untimed), as a request has it."""
-    for i in range(min(warmup, n)):
-        fn(make(bodies[i % len(bodies)]))
-    samples = []
-    clock = time.perf_counter_ns
-    gc.disable()
-    try:
-        for i in range(n):
-            item = make(bodies[i % len(bodies)])
+            item = build(items[i % len(items)])
             t0 = clock()
             fn(item)
             samples.append(clock() - t0)
@@ -81,7 +66,7 @@ def measure(estimator: Any, artifact: bytes, payloads: list[str], n_fast: int = 
         return DECISION_ADAPTER.dump_json(scorer.score(ENRICHED_ADAPTER.validate_json(body)))
 
     return {
-        "fast": time_fresh(fast, raw, ENRICHED_ADAPTER.validate_json, n_fast),
+        "fast": time_each(fast, raw, n_fast, make=ENRICHED_ADAPTER.validate_json),
         "fast_cycled": time_each(fast, txs, n_fast),
         "inference_only": time_each(runtime.predict_row, [r[0].tolist() for r in rows], n_fast),
         "decision": time_each(scorer.score, txs, n_fast),
