@@ -73,11 +73,17 @@ def uniform_of(wallet_ids: np.ndarray, days: np.ndarray, seed: int) -> np.ndarra
     return (key >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
+def utc_days(ts: np.ndarray) -> np.ndarray:
+    """Each epoch-seconds time's UTC day number: the day of its wallet-day."""
+    return np.floor_divide(np.asarray(ts, dtype=np.float64), DAY_SECONDS).astype(np.int64)
+
+
 def keep_probability(wallet_ids: np.ndarray, ts: np.ndarray, is_fraud: np.ndarray, fraction: float,
-                     hard: np.ndarray | None = None, hard_fraction: float = 1.0) -> np.ndarray:
+                     hard: np.ndarray | None = None, hard_fraction: float = 1.0,
+                     days: np.ndarray | None = None) -> np.ndarray:
     """Each row's chance to be kept, its wallet-day's: 1 with a fraud, `hard_fraction` with a hard row
-    (and no fraud), `fraction` otherwise. `ts` in epoch seconds."""
-    days = np.floor_divide(np.asarray(ts, dtype=np.float64), DAY_SECONDS).astype(np.int64)
+    (and no fraud), `fraction` otherwise. `ts` in epoch seconds (`days`: their `utc_days`, if at hand)."""
+    days = utc_days(ts) if days is None else days
     _, wallet_codes = np.unique(np.asarray(wallet_ids, dtype=object), return_inverse=True)
     offset = days - days.min()
     _, block = np.unique(wallet_codes.reshape(-1).astype(np.int64) * (int(offset.max()) + 1) + offset,
@@ -100,7 +106,7 @@ def sample_weights(wallet_ids: np.ndarray, ts: np.ndarray, is_fraud: np.ndarray,
     n = len(ts)
     if n == 0:
         return np.zeros(0, dtype=np.float64)
-    chance = keep_probability(wallet_ids, ts, is_fraud, fraction, hard, hard_fraction)
-    days = np.floor_divide(np.asarray(ts, dtype=np.float64), DAY_SECONDS).astype(np.int64)
+    days = utc_days(ts)
+    chance = keep_probability(wallet_ids, ts, is_fraud, fraction, hard, hard_fraction, days)
     drawn = uniform_of(wallet_ids, days, seed) < chance
     return np.where(drawn, 1.0 / chance, 0.0)

@@ -85,15 +85,15 @@ def compare_sample(world: World, fraction: float, sample_seed: int = 0, config: 
                    bound: float = BOUND, hard: float | None = 1.0) -> dict[str, Any]:
     """The full-data model against the sampled one, both graded on the full held-out period. `hard`:
     the hard negatives' chance to be kept (None: the plain draw, no hard stratum)."""
-    check_sample(fraction, sample_seed, fraction if hard is None else hard)
+    hard_fraction = fraction if hard is None else hard  # the plain draw: no stratum above the rest
+    check_sample(fraction, sample_seed, hard_fraction)
     data, config, t0 = world.dataset, config or TrainConfig(), time.perf_counter()
     X32 = data.X.astype(np.float32)
     stand_in: dict[str, Any] | None = None
     hard_rows = None
     if hard is not None:
         hard_rows, stand_in = production_stand_in(world, X32, fraction, sample_seed, config)
-    weight = sample_weights(data.wallets, data.ts, data.y, fraction, sample_seed, hard_rows,
-                            fraction if hard is None else hard)
+    weight = sample_weights(data.wallets, data.ts, data.y, fraction, sample_seed, hard_rows, hard_fraction)
     kept = weight > 0
     y_test, X_test = data.y[world.test], X32[world.test]
 
