@@ -13,9 +13,15 @@ outstanding messages. The bridge does what production does, on the emulator's pu
 - acks on 2xx; otherwise nacks (ack deadline 0), so the emulator's redelivery, its
   `deliveryAttempt` count and its dead-letter policy still decide what happens next. The nack is
   sent after the subscription's backoff for that attempt (min_backoff doubling up to
-  max_backoff, as production's retry policy spaces redeliveries): the emulator's own backoff on
-  pull redelivers a failed message ~1 s later whatever the attempt (measured: 10 attempts of 50
-  messages nacked together, all dead-lettered within ~30 s instead of production's ~4 minutes);
+  max_backoff, as production's retry policy spaces redeliveries). The emulator's subscription
+  carries no retry policy (txguard.local.topology), so it redelivers a nacked message at once.
+  With one, the emulator parks each nack after the first attempt in its backoff scheduler: about a
+  second at first whatever production's policy says (10 attempts of 50 messages nacked together
+  were all dead-lettered within ~30 s instead of ~4 minutes), added to the bridge's backoff; and a
+  message parked twice (its lease lapsing while it waits beside another under the same due time)
+  makes that scheduler's periodic task fail for good, after which no parked message of the
+  subscription is redelivered again: a wallet's key then stays blocked behind it
+  (docs/reliability.md);
 - extends the lease of every outstanding message (the client libraries' lease management): a
   message waiting behind its key has not been pushed yet and must not expire meanwhile.
 
@@ -141,14 +147,13 @@ class PushBridge:
                 self._nacks.append(heapq.heappop(self._backing_off)[1])
             acks, self._acks = self._acks, []
             nacks, self._nacks = self._nacks, []
-        try:
-            if acks:
-                self._client.acknowledge(request={"subscription": self.path, "ack_ids": acks})
-            if nacks:
-                self._client.modify_ack_deadline(request={"subscription": self.path, "ack_ids": nacks,
+        # Separately: a failed ack must not drop the nacks. Either way an unanswered message is
+        # redelivered once its lease lapses (it is no longer extended).
+        if acks:
+            self._call(self._client.acknowledge, {"subscription": self.path, "ack_ids": acks})
+        if nacks:
+            self._call(self._client.modify_ack_deadline, {"subscription": self.path, "ack_ids": nacks,
                                                           "ack_deadline_seconds": 0})
-        except Exception as exc:  # noqa: BLE001 - an unacked message is redelivered after its deadline
-            self._count(type(exc).__name__)
         with self._lock:
             self.stats["acked"] += len(acks)
             self.stats["nacked"] += len(nacks)
@@ -173,6 +178,12 @@ class PushBridge:
                     self.stats["lease_extensions"] += len(ack_ids[i:i + 1000])
                 except Exception as exc:  # noqa: BLE001 - the next period tries again
                     self._count(type(exc).__name__)
+
+    def _call(self, method: Any, request: dict[str, Any]) -> None:
+        try:
+            method(request=request)
+        except Exception as exc:  # noqa: BLE001 - counted in the summary; see _flush
+            self._count(type(exc).__name__)
 
     def _count(self, kind: str) -> None:
         errors = self.stats["errors"]

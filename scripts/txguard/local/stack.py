@@ -200,7 +200,8 @@ class LocalStack:
         if self.options.push == "bridge":
             from txguard.local.bridge import PushBridge
 
-            # Production's settings, retry policy included: the bridge never hits the emulator's push bugs.
+            # Production's settings; the bridge applies the retry policy itself, so the emulator's
+            # subscriptions carry none (txguard.local.topology says why).
             topology.ensure_topology(self.options.project, subscriptions=subscriptions, push=False)
             spec = names.subscription(names.ENRICH_PUSH_SUBSCRIPTION)
             self.bridge = PushBridge(self.options.project, spec, enrich.url + "/",

@@ -50,9 +50,13 @@ def subscription_request(
     """The `create_subscription` request for one spec (pure: unit-testable without an emulator).
 
     `push=False` creates a push subscription as a pull one (no endpoint): the push bridge
-    (txguard.local.bridge) delivers it. `retry_policy=False` leaves the spec's retry policy out
-    (Pub/Sub then redelivers as soon as a delivery fails): the emulator's backoff scheduler stops
-    for good on a push subscription after concurrent failures (docs/reliability.md).
+    (txguard.local.bridge) delivers it, and applies the spec's retry policy itself (it sends each
+    nack after production's backoff), so the emulator's subscription carries none: with one, the
+    emulator parks every nack after the first attempt in its own backoff scheduler, whose periodic
+    task dies for good on a message parked twice (docs/reliability.md), and adds its backoff to the
+    bridge's. `retry_policy=False` leaves the spec's retry policy out of any subscription (Pub/Sub
+    then redelivers as soon as a delivery fails): the emulator's own push needs that, for the same
+    scheduler (docs/reliability.md).
 
     On the emulator, a subscription with both ordering and a dead-letter policy is created
     without ordering: the emulator loses the first message it should dead-letter and then
@@ -71,7 +75,8 @@ def subscription_request(
         },
         "enable_message_ordering": ordering,
     }
-    if not retry_policy:
+    bridged = spec.push_to is not None and not push
+    if not retry_policy or (emulator and bridged):
         del request["retry_policy"]
     if spec.push_to is not None and push:
         if spec.push_to not in push_endpoints:

@@ -210,9 +210,15 @@ comes, `nackMessage` dereferences the delivery that is no longer there: a
 catches `StatusException`), and the executor cancels that periodic task for good. From then
 on no parked message of that subscription is ever redelivered.
 
-What we do about it: the push bridge. It pulls the subscription (created with production's
-retry policy: nacks on pull do not hit this scheduler bug, 50 messages nacked together ten times
-were all dead-lettered), so nothing stalls. With `--push emulator` (the emulator's own push),
+What we do about it: the push bridge. It pulls the subscription and spaces the redeliveries
+itself, with production's backoff, so the emulator's subscription is created without a retry
+policy and this scheduler is never used. Pull does not avoid it otherwise: with a retry policy,
+a nack after the first attempt is parked in the same map, and a message whose lease lapses
+while it waits there is parked again at the next pull whenever another shares its due time.
+Once, in `tests/e2e/test_reliability_quick.py` (`flaky_delivery`), the 9 transactions of one
+wallet were never decided: the emulator did not redeliver the first of them after a failed
+delivery, as happens once that task has failed (the run's logs do not say more), and the bridge
+kept the wallet's later ones behind it, as ordering requires. With `--push emulator` (the emulator's own push),
 `txguard reliability` creates the push subscription *without* the retry policy instead
 (`StackOptions.emulator_retry_policy=False`; production is unchanged, the cloud service does
 not have this bug), and a 20 s outage then dead-letters what production would simply redeliver.
@@ -224,10 +230,12 @@ backlog and redrive once the cause is fixed.
 
 ## Emulator findings on pull: backoff, and ordering with a dead-letter policy
 
-- On a pull subscription the emulator redelivers a nacked message about a second later whatever
-  its retry policy says (50 messages nacked together ten times: all dead-lettered within about
-  30 s, where production's 1-60 s backoff takes about four minutes). The bridge therefore sends
-  each nack after production's backoff for that attempt itself (1 s, 2 s, 4 s, ... up to 60 s).
+- On a pull subscription with a retry policy the emulator redelivers a nacked message about a
+  second later whatever the policy says (50 messages nacked together ten times: all
+  dead-lettered within about 30 s, where production's 1-60 s backoff takes about four minutes).
+  The bridge therefore sends each nack after production's backoff for that attempt itself (1 s,
+  2 s, 4 s, ... up to 60 s), on a subscription created without a retry policy (above), which the
+  emulator redelivers at once.
 - With both message ordering and a dead-letter policy, the emulator loses the message it should
   dead-letter (nothing reaches the dead-letter topic) and then delivers nothing more on that
   subscription, on any ordering key (`tests/integration/test_push_bridge.py`, last test). Its

@@ -40,8 +40,19 @@ def test_the_bridge_gets_a_pull_subscription_with_the_push_settings() -> None:
     req = topology.subscription_request(PROJECT, spec, {}, emulator=True, push=False)
     assert "push_config" not in req
     assert req["dead_letter_policy"]["max_delivery_attempts"] == spec.max_delivery_attempts
-    assert req["retry_policy"]["maximum_backoff"].seconds == spec.max_backoff_seconds
     assert req["ack_deadline_seconds"] == spec.ack_deadline_seconds
+    # The bridge spaces the redeliveries itself (PushBridge.backoff): the emulator's backoff
+    # scheduler, which can stop redelivering for good, is never involved.
+    assert "retry_policy" not in req
+    assert "retry_policy" in topology.subscription_request(PROJECT, spec, {names.ENRICH_FUNCTION: "http://x/"},
+                                                          emulator=True)
+    assert "retry_policy" in topology.subscription_request(PROJECT, spec, {}, emulator=False, push=False)
+    for route in names.LABEL_ROUTES:
+        assert "retry_policy" not in topology.subscription_request(
+            PROJECT, names.subscription(route.subscription), {}, emulator=True, push=False)
+    tail = topology.subscription_request(PROJECT, names.subscription(names.DECISIONS_SUBSCRIPTION), {},
+                                         emulator=True, push=False)
+    assert "retry_policy" in tail  # a pull subscription: nobody applies a policy but the emulator
 
 
 def test_push_subscription_needs_its_endpoint() -> None:
