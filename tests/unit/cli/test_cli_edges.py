@@ -163,6 +163,13 @@ def test_usage_errors_are_one_line_and_exit_2(world: dict[str, str], capsys: pyt
         (["score-file", world["tx"], "o.jsonl", "--no-such-flag"], "unrecognized arguments"),
         (["drift", "--window-rows", "100"], "--window-rows 100 is too small"),
         (["batch", "run", "--input", world["tx"], "--output", "job"], "nothing to write"),
+        (["batch", "run", "--input", world["tx"], "--output", "job", "--sample", "1.5"], "sample fraction must be"),
+        (["batch", "run", "--input", world["tx"], "--output", "job", "--sample", "0.05", "--sample-seed", "-1"],
+         "sample seed must be"),
+        (["batch", "run", "--input", world["tx"], "--output", "job", "--sample", "0.05", "--sample-hard", "0.01"],
+         "sample hard fraction must be in"),
+        (["batch", "run", "--input", world["tx"], "--output", "job", "--features", "--sample-hard-model", "r@p"],
+         "a sample model marks the hard negatives"),
         (["train", "--labels", world["tx"]], "--labels needs --data"),
         (["label", "--file", world["tx"], "--wait", "5"], "--wait needs the label function's log"),
     )

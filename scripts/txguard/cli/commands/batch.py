@@ -78,14 +78,15 @@ def run_command(args: argparse.Namespace) -> int:
                     "(training sample) is given", "give one or more")
     if not 0 <= args.max_invalid_ratio <= 1:
         raise usage(f"--max-invalid-ratio {args.max_invalid_ratio}", "it is a fraction", "give a value from 0 to 1")
-    if args.sample and not (0.0 < args.sample <= 1.0 and args.sample_seed >= 0):
-        raise usage(f"--sample {args.sample} --sample-seed {args.sample_seed}",
-                    "the sample keeps a fraction of the legitimate wallet-days, drawn with a seed",
-                    "give --sample in (0, 1] and --sample-seed >= 0")
-    if args.sample_hard_model and not (args.sample and args.sample <= args.sample_hard <= 1.0):
-        raise usage(f"--sample-hard-model with --sample {args.sample} --sample-hard {args.sample_hard}",
-                    "the hard negatives are a stratum of the training sample, kept at least as often as the rest",
-                    "give --sample in (0, 1] and --sample-hard from --sample to 1")
+    try:  # the job's own checks (JobSpec), worded as a usage error
+        spec = JobSpec(input=args.input, output=args.output, model_uri=args.model_uri, features=args.features,
+                       sample=args.sample, sample_seed=args.sample_seed, sample_model=args.sample_hard_model,
+                       sample_hard=args.sample_hard, shards=args.shards, chunk_rows=args.chunk_rows)
+    except ValueError as exc:
+        raise usage(f"--sample {args.sample} --sample-seed {args.sample_seed} --sample-hard {args.sample_hard}"
+                    + (" --sample-hard-model" if args.sample_hard_model else ""), str(exc),
+                    "give --sample in (0, 1], --sample-seed >= 0 and --sample-hard from --sample to 1 (the hard "
+                    "negatives are a stratum of the sample, kept at least as often as the rest)") from None
     # Everything a user can get wrong is refused here, before a job is queued or a status written.
     require_matches(args.input)
     for uri in (args.model_uri, args.sample_hard_model):
@@ -99,9 +100,6 @@ def run_command(args: argparse.Namespace) -> int:
     beam_args = [a for a in args.beam_args if a != "--"]
     if args.runner == "DataflowRunner":
         beam_args = dataflow_flags(beam_args, log=terminal.log)
-    spec = JobSpec(input=args.input, output=args.output, model_uri=args.model_uri, features=args.features,
-                   sample=args.sample, sample_seed=args.sample_seed, sample_model=args.sample_hard_model,
-                   sample_hard=args.sample_hard, shards=args.shards, chunk_rows=args.chunk_rows)
     with terminal.status("batch job") as progress:
         def log(message: str) -> None:
             progress.update(message)
