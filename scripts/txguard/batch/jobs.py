@@ -57,6 +57,15 @@ class JobSpec:
             out["sample"] = join(self.output, "sample-*.parquet")
         return out
 
+    def sample_settings(self) -> dict[str, Any] | None:
+        """The sample's settings as the job status records them (None: no sample)."""
+        if not self.sample:
+            return None
+        settings: dict[str, Any] = {"fraction": self.sample, "seed": self.sample_seed}
+        if self.sample_model:
+            settings |= {"hard_model": self.sample_model, "hard_fraction": self.sample_hard}
+        return settings
+
     def __post_init__(self) -> None:
         if self.sample:
             from txguard.batch.sampling import check_sample
@@ -137,9 +146,7 @@ def new_status(spec: JobSpec, runner: str, workers: int) -> JobStatus:
         job_id=f"batch-{stamp}-{uuid.uuid4().hex[:6]}", state=JobState.QUEUED, input=spec.input,
         output=spec.output, runner=runner, workers=workers, outputs=spec.outputs(), model_uri=spec.model_uri,
         timings={"queued_at": _now()},
-        sample=({"fraction": spec.sample, "seed": spec.sample_seed}
-                | ({"hard_model": spec.sample_model, "hard_fraction": spec.sample_hard} if spec.sample_model else {}))
-        if spec.sample else None,
+        sample=spec.sample_settings(),
     )
 
 
