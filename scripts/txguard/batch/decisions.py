@@ -94,10 +94,11 @@ _CODES = {o: i for i, o in enumerate(_TABLE)}
 
 def decide(scorer: Scorer, x: np.ndarray, transaction_ids: pa.Array | pa.ChunkedArray,
            wallet_ids: pa.Array | pa.ChunkedArray, rules: RuleSet | None = None,
-           table: pa.Table | None = None) -> tuple[bytes, Counter[str]]:
+           table: pa.Table | None = None, scores: np.ndarray | None = None) -> tuple[bytes, Counter[str]]:
     """(JSON lines of the decisions of matrix `x`, in row order; count per outcome); `table` has the rows'
-    text fields when `rules` are applied."""
-    scores = scorer.runtime.predict(x)
+    text fields when `rules` are applied; `scores`: the scorer's scores of `x` when already computed."""
+    if scores is None:
+        scores = scorer.runtime.predict(x)
     if len(scores) and not (np.isfinite(scores).all() and scores.min() >= 0.0 and scores.max() <= 1.0):
         raise ValueError(f"model {scorer.version} returned scores outside [0, 1]")
     thresholds = scorer.thresholds

@@ -194,12 +194,13 @@ class Score(beam.DoFn):
         counterparty = assemble(table.num_rows, joined["families"], has_device(table))
         x = np.hstack([transaction_matrix(table), history, counterparty])
         self.featurised.inc(table.num_rows)
+        scores, hard = self.scored(x)
         if self.features or self.sample:
             full = feature_table(table, x)
             if self.features:
                 yield beam.pvalue.TaggedOutput(FEATURES_TAG, full)
             if self.sample:
-                kept = sample_table(full, self.sample, self.sample_seed, self._hard(x), self.sample_hard)
+                kept = sample_table(full, self.sample, self.sample_seed, hard, self.sample_hard)
                 self.sampled.inc(kept.num_rows)
                 if kept.num_rows:
                     yield beam.pvalue.TaggedOutput(SAMPLE_TAG, kept)
@@ -207,15 +208,19 @@ class Score(beam.DoFn):
             from txguard.batch.decisions import decide
 
             lines, _tally = decide(self.scorer, x, table.column("transaction_id"), table.column("wallet_id"),
-                                   self.rules, table)
+                                   self.rules, table, scores=scores)
             self.decided.inc(table.num_rows)
             yield beam.pvalue.TaggedOutput(DECISIONS_TAG, lines.decode().removesuffix("\n"))
 
 
-    def _hard(self, x: np.ndarray) -> np.ndarray | None:
+    def scored(self, x: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(the decisions' scores, the sample's hard-negative marks) of a shard's matrix, each None
+        without its model: one run of the model when the sample model is the decisions' model."""
+        scores = self.scorer.runtime.predict(x) if self.scorer is not None else None
         if self.hard_scorer is None:
-            return None
-        return self.hard_scorer.runtime.predict(x) >= self.hard_scorer.thresholds.review
+            return scores, None
+        hard_scores = scores if self.hard_scorer is self.scorer else self.hard_scorer.runtime.predict(x)
+        return scores, hard_scores >= self.hard_scorer.thresholds.review
 
 
 def build(pipeline: beam.Pipeline, spec: JobSpec, files: list[str]) -> None:
