@@ -14,8 +14,8 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-INPUT_NAME = "input"
-MARGIN = "margin"  # txguard.scoring.runtime.MARGIN: the margin graph's output
+from txguard.scoring.runtime import INPUT_NAME, MARGIN  # the names the runtime reads the graph by
+
 _CLASSIFIER = "TreeEnsembleClassifier"
 
 
