@@ -240,7 +240,7 @@ class ModelRuntime:
 
     def bound_steps(self) -> tuple[Callable[[Sequence[float]], None], Callable[[], Any], Callable[[], float]]:
         """This thread's three steps of a single-row prediction: write a row into the bound input, run
-        the session on what the input holds (the score left in the bound output), read P(fraud) from
+        onnxruntime on what the input holds (the score left in the bound output), read P(fraud) from
         the output. `txguard bench score` times the run alone with them (`inference_only`)."""
         buf = self._buffers()
 
