@@ -1,11 +1,17 @@
 """In-process single-transaction latency: the ONNX fast path vs plain scikit-learn predict_proba.
 
-`fast` is the serving fast path: vectorize a validated EnrichedTransaction and run
-the model (`row_of` + `predict_row`), timed as a request runs it: on the transaction validated just
-before from its JSON body (untimed), whose objects are still in the CPU's caches. `fast_cycled` is
-the same call cycling through 2,000 transactions validated beforehand (the protocol before): each
-call then first fetches about 60 scattered Python objects from memory, about 1 us that a request,
-which has just made them, does not pay. `decision` adds outcome, reasons and the Decision object;
+`fast` is the serving fast path, what `Scorer.score` runs for a request: vectorize a validated
+EnrichedTransaction and run the model (`ModelRuntime.predict_transaction`), timed as a request runs
+it: on the transaction validated just before from its JSON body (untimed), whose objects are still
+in the CPU's caches. `fast_cycled` is the same call cycling through 2,000 transactions validated
+beforehand (the protocol before): each call then first fetches about 60 scattered Python objects
+from memory, about 1 us that a request, which has just made them, does not pay. `fast_paired` and
+`fast_row_of_paired` time `predict_transaction` against the path it replaced (`row_of` +
+`predict_row`), alternating call by call on freshly validated transactions, so the two see the
+same machine. The pieces: `row` (`row_of` alone), `write` (the row packed into the bound float32
+input), `inference_only` (onnxruntime's run alone on the row written just before, untimed) and
+`inference_only_classifier` (the same trees in the classifier form skl2onnx writes, which versions
+published before the margin graph serve). `decision` adds outcome, reasons and the Decision object;
 `request` adds JSON validation and serialisation (everything the handler does except HTTP).
 """
 
@@ -44,8 +50,47 @@ def time_each(fn: Callable[[Any], Any], items: Sequence[Any], n: int, warmup: in
     return percentiles(samples)
 
 
+def paired(first: Callable[[Any], Any], second: Callable[[Any], Any], items: Sequence[Any], n: int,
+           warmup: int = 500, make: Callable[[Any], Any] | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """Both functions on the same items, alternating call by call (which goes first alternates too: the
+    second call finds the first one's caches warm); with `make`, each call on its own item built just
+    before (untimed), as `time_each` does. Returns (first, second) percentiles."""
+    build = make or (lambda item: item)
+    for i in range(min(warmup, n)):
+        first(build(items[i % len(items)]))
+        second(build(items[i % len(items)]))
+    a: list[int] = []
+    b: list[int] = []
+    clock = time.perf_counter_ns
+    gc.disable()
+    try:
+        for i in range(n):
+            item = items[i % len(items)]
+            x, y = build(item), build(item)
+            if i % 2 == 0:
+                t0 = clock()
+                first(x)
+                t1 = clock()
+                second(y)
+                t2 = clock()
+                a.append(t1 - t0)
+                b.append(t2 - t1)
+            else:
+                t0 = clock()
+                second(y)
+                t1 = clock()
+                first(x)
+                t2 = clock()
+                b.append(t1 - t0)
+                a.append(t2 - t1)
+    finally:
+        gc.enable()
+    return percentiles(a), percentiles(b)
+
+
 def measure(estimator: Any, artifact: bytes, payloads: list[str], n_fast: int = 20000,
-            n_sklearn: int = 2000) -> dict[str, dict[str, float]]:
+            n_sklearn: int = 2000, classifier: bytes | None = None) -> dict[str, dict[str, float]]:
+    """`classifier`: the same model in skl2onnx's classifier form, for `inference_only_classifier`."""
     import numpy as np
 
     from txguard.bench.model import _metadata
@@ -56,23 +101,45 @@ def measure(estimator: Any, artifact: bytes, payloads: list[str], n_fast: int = 
     scorer = scorer_of(artifact, _metadata().model_copy(update={"version": "bench"}))  # checked and warm
     runtime = scorer.runtime
     raw = [p.encode() for p in payloads]
-    txs = [ENRICHED_ADAPTER.validate_json(b) for b in raw]
-    rows = [np.asarray(row_of(tx), dtype=np.float64).reshape(1, -1) for tx in txs]
+    validate = ENRICHED_ADAPTER.validate_json
+    txs = [validate(b) for b in raw]
+    rows = [row_of(tx) for tx in txs]
+    matrices = [np.asarray(row, dtype=np.float64).reshape(1, -1) for row in rows]
 
     def fast(tx: Any) -> float:
+        return runtime.predict_transaction(tx)[0]
+
+    def fast_row_of(tx: Any) -> float:
         return runtime.predict_row(row_of(tx))
 
     def request(body: bytes) -> bytes:
-        return DECISION_ADAPTER.dump_json(scorer.score(ENRICHED_ADAPTER.validate_json(body)))
+        return DECISION_ADAPTER.dump_json(scorer.score(validate(body)))
 
-    return {
-        "fast": time_each(fast, raw, n_fast, make=ENRICHED_ADAPTER.validate_json),
+    new, old = paired(fast, fast_row_of, raw, n_fast, make=validate)
+    out = {
+        "fast": time_each(fast, raw, n_fast, make=validate),
         "fast_cycled": time_each(fast, txs, n_fast),
-        "inference_only": time_each(runtime.predict_row, [r[0].tolist() for r in rows], n_fast),
+        "fast_paired": new,
+        "fast_row_of_paired": old,
+        "row": time_each(row_of, raw, n_fast, make=validate),
+        "write": time_each(runtime.bound_steps()[0], rows, n_fast),
+        "inference_only": run_alone(runtime, rows, n_fast),
+    }
+    if classifier is not None:
+        form = scorer_of(classifier, _metadata().model_copy(update={"version": "bench-classifier"})).runtime
+        out["inference_only_classifier"] = run_alone(form, rows, n_fast)
+    return {
+        **out,
         "decision": time_each(scorer.score, txs, n_fast),
         "request": time_each(request, raw, n_fast),
-        "sklearn": time_each(lambda r: estimator.predict_proba(r)[0, 1], rows, n_sklearn, warmup=50),
+        "sklearn": time_each(lambda r: estimator.predict_proba(r)[0, 1], matrices, n_sklearn, warmup=50),
     }
+
+
+def run_alone(runtime: Any, rows: Sequence[Sequence[float]], n: int) -> dict[str, float]:
+    """onnxruntime's run on each row in turn, the row written into the bound input just before (untimed)."""
+    write, run, _read = runtime.bound_steps()
+    return time_each(lambda _written: run(), rows, n, make=write)
 
 
 def measure_rules(artifact: bytes, payloads: list[str], n: int = 20000, n_rules: int = 50) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 `bench_rules(rows, n)` makes a realistic rule set of `n` rules over the bench's payloads: two or
 three conditions each, on features, text fields and the score, thresholds at high quantiles of the
-rows so that a few fire (an analyst's rules select the rare, not the usual). `paired(...)` times the
-fast path without and with the rules on the same transactions, alternating call by call, so both
-see the same machine; the rules' cost is the difference of the medians.
+rows so that a few fire (an analyst's rules select the rare, not the usual). `measure_fast_path`
+times the fast path without and with the rules on the same transactions, alternating call by call
+(`txguard.bench.inproc.paired`), so both see the same machine; the rules' cost is the difference of
+the medians.
 
 `candidates(...)` compares the ways to evaluate the same 50 rules on the same rows: our compiler
 (txguard.rules.compiler) and the Common Expression Language runtimes on PyPI, which run in a venv
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from txguard.bench.inproc import percentiles
+from txguard.bench.inproc import paired, percentiles
 from txguard.contract.models import RuleSetSpec
 from txguard.features.wallet import FEATURE_NAMES
 from txguard.rules.engine import RuleSet
@@ -62,47 +63,23 @@ def bench_rules(rows: np.ndarray, n: int = 50, seed: int = 5) -> RuleSetSpec:
     return RuleSetSpec(rules=rules)
 
 
-def paired(base: Callable[[Any], Any], with_rules: Callable[[Any], Any], items: Sequence[Any], n: int,
-           warmup: int = 500) -> tuple[dict[str, float], dict[str, float]]:
-    """Both functions on the same items, alternating call by call: (without, with) percentiles."""
-    for i in range(min(warmup, n)):
-        base(items[i % len(items)])
-        with_rules(items[i % len(items)])
-    a: list[int] = []
-    b: list[int] = []
-    clock = time.perf_counter_ns
-    gc.disable()
-    try:
-        for i in range(n):  # which goes first alternates: the second call finds the first one's caches warm
-            item = items[i % len(items)]
-            first, second = (base, with_rules) if i % 2 == 0 else (with_rules, base)
-            t0 = clock()
-            first(item)
-            t1 = clock()
-            second(item)
-            t2 = clock()
-            a.append(t1 - t0 if i % 2 == 0 else t2 - t1)
-            b.append(t2 - t1 if i % 2 == 0 else t1 - t0)
-    finally:
-        gc.enable()
-    return percentiles(a), percentiles(b)
-
-
 def measure_fast_path(runtime: Any, txs: Sequence[Any], n: int = 20000, n_rules: int = 50) -> dict[str, Any]:
-    """The fast path (`row_of` + `predict_row`) alone and followed by `n_rules` rules, paired."""
+    """The fast path (`predict_transaction`, as `Scorer.score` runs it) alone and followed by `n_rules`
+    rules on its row and score, paired."""
     from txguard.scoring.vectorize import row_of
 
     rows = np.array([row_of(tx) for tx in txs])
     rules = RuleSet(bench_rules(rows, n_rules), version="bench")
     evaluate = rules.evaluate
     scores = [runtime.predict_row(r) for r in rows.tolist()]
+    predict = runtime.predict_transaction
 
     def fast(tx: Any) -> float:
-        return runtime.predict_row(row_of(tx))
+        return predict(tx)[0]
 
     def fast_rules(tx: Any) -> list[int]:
-        row = row_of(tx)
-        return evaluate(row, runtime.predict_row(row), tx)
+        p, row = predict(tx)
+        return evaluate(row, p, tx)
 
     without, with_ = paired(fast, fast_rules, txs, n)
     ready = list(zip(rows.tolist(), scores, txs, strict=True))

@@ -168,7 +168,8 @@ def run_all(opts: BenchOptions, log: Log = print) -> dict[str, Any]:
 
     model = build(workdir, log=log)
     log("in-process latency (fast path vs scikit-learn predict_proba)")
-    report["inproc"] = inproc.measure(model.estimator, model.artifact, model.payloads)
+    report["inproc"] = inproc.measure(model.estimator, model.artifact, model.payloads,
+                                       classifier=model.classifier)
     log("rules on the fast path (50 rules, paired with the fast path alone)")
     report["rules"] = inproc.measure_rules(model.artifact, model.payloads)
 
@@ -231,6 +232,11 @@ def draw_latency(targets: list[Target], path: Path, title: str, log: Log) -> str
     return drawn
 
 
+def _p50(inproc: dict[str, Any], name: str) -> float | None:
+    """An in-process measurement's p50 in us to 0.01 (None when it was not taken)."""
+    return round(inproc[name]["p50_us"], 2) if name in inproc else None
+
+
 def summary(report: dict[str, Any], main: dict[str, Any]) -> dict[str, Any]:
     """The last line: our figures, and ratios against the constant function and the best MLServer."""
     inp, hello, peers = report["inproc"], report["hello"], report.get("mlserver") or {}
@@ -244,6 +250,12 @@ def summary(report: dict[str, Any], main: dict[str, Any]) -> dict[str, Any]:
         "fast_us_p50": round(inp["fast"]["p50_us"], 1),
         "fast_us_p99": round(inp["fast"]["p99_us"], 1),
         "fast_cycled_us_p50": round(inp["fast_cycled"]["p50_us"], 1) if "fast_cycled" in inp else None,
+        "fast_paired_us_p50": _p50(inp, "fast_paired"),
+        "fast_row_of_paired_us_p50": _p50(inp, "fast_row_of_paired"),
+        "fast_vs_row_of": (round(inp["fast_paired"]["p50_us"] / inp["fast_row_of_paired"]["p50_us"], 3)
+                           if "fast_paired" in inp and "fast_row_of_paired" in inp else None),
+        "inference_only_us_p50": _p50(inp, "inference_only"),
+        "inference_only_classifier_us_p50": _p50(inp, "inference_only_classifier"),
         "sklearn_us_p50": round(inp["sklearn"]["p50_us"], 1),
         "rules50_added_us_p50": rules["added_us_p50"] if rules else None,
         "rules50_eval_us_p50": round(rules["rules_only"]["p50_us"], 2) if rules else None,

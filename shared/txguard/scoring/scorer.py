@@ -18,7 +18,7 @@ from txguard.registry.metadata import Thresholds
 from txguard.rules.engine import RuleSet
 from txguard.scoring.reasons import reasons_for, reasons_matrix
 from txguard.scoring.runtime import ModelRuntime
-from txguard.scoring.vectorize import matrix_of, row_of
+from txguard.scoring.vectorize import matrix_of
 
 
 def outcome(score: float, thresholds: Thresholds) -> Outcome:
@@ -49,15 +49,15 @@ class Scorer:
         self.thresholds = runtime.metadata.thresholds
 
     def score(self, tx: EnrichedTransaction, started_ns: int | None = None, rules: RuleSet | None = None) -> Decision:
-        """One transaction through the fast path; `started_ns` (perf_counter_ns) anchors total_us.
+        """One transaction through the fast path; `started_ns` (perf_counter_ns) anchors total_us, and
+        `inference_us` is the fast path's (the row built and scored: `ModelRuntime.predict_transaction`).
 
         `rules` (the production rule set the request read once) are applied after the model
         (txguard.rules.engine: which fired, and the outcome they make).
         """
-        t0 = started_ns if started_ns is not None else time.perf_counter_ns()
-        row = row_of(tx)
         t1 = time.perf_counter_ns()
-        p = self.runtime.predict_row(row)
+        t0 = started_ns if started_ns is not None else t1
+        p, row = self.runtime.predict_transaction(tx)  # the row, as the model read it, for rules and reasons
         t2 = time.perf_counter_ns()
         out = outcome(p, self.thresholds)
         if rules is None:

@@ -1,4 +1,5 @@
-"""Model input rows from validated `EnrichedTransaction`s, on the serving hot path.
+"""Model input rows from validated `EnrichedTransaction`s: batches, files, tools, and the reference of
+the serving path.
 
 Same values as `txguard.features.wallet.vectorize` (the training code path), computed about three
 times as fast: enum lookups through prebuilt tables, the hour and weekday of a UTC timestamp read
@@ -8,6 +9,10 @@ features taken as the values of their validated models, whose fields are declare
 pydantic model keeps its values in field order whichever way it was built).
 A test asserts equality with `features.vectorize` on thousands of simulated transactions, so
 the two can never drift apart silently.
+
+Serving one transaction does not call `row_of`: `ModelRuntime.predict_transaction` builds the same
+row inline (one Python call less, with these tables) while writing it into the model's input; a test
+asserts its rows and scores equal `row_of` + `predict_row` on thousands of simulated transactions.
 """
 
 from __future__ import annotations
@@ -23,15 +28,19 @@ from txguard.contract.models import Channel, EnrichedTransaction, TxType
 from txguard.features.wallet import DAY, FEATURE_NAMES, HOUR
 
 N_FEATURES = len(FEATURE_NAMES)
-_TYPE = {
+# Shared with the runtime's single-transaction path (ModelRuntime.predict_transaction), which builds
+# the same row inline.
+TYPE_FLAGS = {
     t: (float(t is TxType.TRANSFER), float(t is TxType.WITHDRAWAL), float(t is TxType.TOP_UP)) for t in TxType
 }
-_CHANNEL = {c: float(i) for i, c in enumerate(Channel)}  # same codes as txguard.features
-_UTC = timedelta(0)
+CHANNEL_CODES = {c: float(i) for i, c in enumerate(Channel)}  # same codes as txguard.features
+UTC_OFFSET = timedelta(0)
+# An hour or a weekday as a float by indexing, not a float() call per field.
+SMALL_FLOATS = tuple(float(i) for i in range(24))
 # The tzinfo objects known to be UTC, checked by identity before asking the offset: pydantic validates
 # every "Z" / "+00:00" timestamp to one shared TzInfo(0), whose utcoffset() is a call into pydantic-core
 # (0.3-0.7 us, a tenth of the fast path); any other tzinfo still has its offset asked.
-_PYDANTIC_UTC = TypeAdapter(datetime).validate_python("2000-01-01T00:00:00Z").tzinfo
+PYDANTIC_UTC = TypeAdapter(datetime).validate_python("2000-01-01T00:00:00Z").tzinfo
 
 
 def row_of(tx: EnrichedTransaction) -> list[float]:
@@ -39,20 +48,20 @@ def row_of(tx: EnrichedTransaction) -> list[float]:
     when = tx.timestamp
     tz = when.tzinfo
     # hour and weekday (Monday 0, as (days since the epoch + 3) % 7) of a UTC timestamp from its fields
-    if tz is _PYDANTIC_UTC or tz is UTC or when.utcoffset() == _UTC:
-        hour, weekday = float(when.hour), float(when.weekday())
+    if tz is PYDANTIC_UTC or tz is UTC or when.utcoffset() == UTC_OFFSET:
+        hour, weekday = SMALL_FLOATS[when.hour], SMALL_FLOATS[when.weekday()]
     else:
         days, rem = divmod(when.timestamp(), DAY)
         hour, weekday = float(int(rem // HOUR)), float((int(days) + 3) % 7)
     amount = tx.amount
-    is_transfer, is_withdrawal, is_top_up = _TYPE[tx.type]
+    is_transfer, is_withdrawal, is_top_up = TYPE_FLAGS[tx.type]
     return [
         amount,
         math.log1p(amount),
         is_transfer,
         is_withdrawal,
         is_top_up,
-        _CHANNEL[tx.channel],
+        CHANNEL_CODES[tx.channel],
         hour,
         weekday,
         0.0 if tx.device_id is None else 1.0,

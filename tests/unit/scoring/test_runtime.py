@@ -10,10 +10,19 @@ import threading
 import numpy as np
 import pytest
 
-from tests.scoring_fixtures import THRESHOLDS, synthetic_rows, tiny_metadata, tiny_model
+from tests.scoring_fixtures import (
+    IX,
+    THRESHOLDS,
+    enriched_transactions,
+    synthetic_rows,
+    tiny_metadata,
+    tiny_model,
+)
 from txguard.contract.errors import IncompatibleModelError
+from txguard.contract.models import ENRICHED_ADAPTER, EnrichedTransaction
 from txguard.features.wallet import FEATURE_NAMES
 from txguard.scoring.runtime import MARGIN, PROBABILITIES, ModelRuntime, probability
+from txguard.scoring.vectorize import matrix_of, row_of
 from txguard.training.onnx_export import margin_graph
 
 FORMS = {MARGIN: lambda: margin_graph(tiny_model()[1]), PROBABILITIES: lambda: tiny_model()[1]}
@@ -97,6 +106,81 @@ def test_concurrent_threads_each_get_their_own_rows_score(runtime: ModelRuntime)
     for t in threads:
         t.join()
     assert mismatches == []
+
+
+# The serving path: a validated transaction ----------------------------------------------------
+@pytest.fixture(scope="module")
+def transactions() -> tuple[EnrichedTransaction, ...]:
+    return enriched_transactions(days=3, wallets=200, seed=5)
+
+
+def test_transaction_path_equals_row_of_and_predict_row(
+        runtime: ModelRuntime, transactions: tuple[EnrichedTransaction, ...]) -> None:
+    """The row built inline and its score are `row_of`'s row and `predict_row`'s score, to the last bit."""
+    assert len(transactions) > 1000
+    got = [runtime.predict_transaction(tx) for tx in transactions]
+    assert [row for _p, row in got] == [row_of(tx) for tx in transactions]
+    scores = [p for p, _row in got]
+    assert scores == [runtime.predict_row(row_of(tx)) for tx in transactions]
+    assert np.array_equal(np.array(scores), runtime.predict(matrix_of(transactions)))
+    assert len(set(scores)) > 100  # real transactions, really different scores
+
+
+def test_transaction_path_whatever_the_offset(runtime: ModelRuntime,
+                                              transactions: tuple[EnrichedTransaction, ...]) -> None:
+    """UTC read from the fields, any other offset through row_of's arithmetic: the same rows either way."""
+    body = transactions[7].model_dump(mode="json")
+    for stamp in ("2026-12-04T23:30:00Z", "2026-12-04T23:30:00+00:00", "2026-12-05T01:30:00+02:00",
+                  "2026-12-04T20:00:00-03:30", "2026-12-06T23:59:59.999-00:00"):
+        tx = ENRICHED_ADAPTER.validate_python({**body, "timestamp": stamp})
+        p, row = runtime.predict_transaction(tx)
+        assert row == row_of(tx), stamp
+        assert p == runtime.predict_row(row_of(tx)), stamp
+
+
+def test_transaction_path_beyond_float32(runtime: ModelRuntime, transactions: tuple[EnrichedTransaction, ...]) -> None:
+    """Finite values the contract accepts but float32 cannot hold are scored as numpy casts them (inf),
+    as the row and matrix paths do; the row handed back keeps the values as they came."""
+    body = transactions[11].model_dump(mode="json")
+    for field, group, value in (("amount_ratio_30d", "features", 1e300), ("amount_sum_7d", "features", 3.5e38),
+                                ("cp_amount_ratio_30d", "counterparty", 1e39)):
+        tx = ENRICHED_ADAPTER.validate_python({**body, group: {**body[group], field: value}})
+        p, row = runtime.predict_transaction(tx)
+        assert row[IX[field]] == value and row == row_of(tx)
+        assert p == runtime.predict_row(row) == float(runtime.predict(np.array([row]))[0])
+    ordinary = transactions[12]  # the next row after a fallback is packed again, not left stale
+    assert runtime.predict_transaction(ordinary)[0] == runtime.predict_row(row_of(ordinary))
+
+
+def test_transaction_path_is_thread_safe(runtime: ModelRuntime, transactions: tuple[EnrichedTransaction, ...]) -> None:
+    txs = transactions[:2000]
+    expected = runtime.predict(matrix_of(txs)).tolist()
+    mismatches: list[int] = []
+
+    def worker(offset: int) -> None:
+        for i in range(offset, len(txs), 6):
+            if runtime.predict_transaction(txs[i])[0] != expected[i]:
+                mismatches.append(i)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert mismatches == []
+
+
+def test_bound_steps_write_run_and_read_what_predict_row_does(runtime: ModelRuntime) -> None:
+    write, run, read = runtime.bound_steps()
+    rows = synthetic_rows(100, seed=14).tolist()
+    got = []
+    for row in rows:
+        write(row)
+        run()
+        got.append(read())
+    assert got == [runtime.predict_row(row) for row in rows]
+    write(rows[0])  # written but not run: the output still holds the last run's score
+    assert read() == got[-1]
 
 
 def test_empty_and_malformed_matrices(runtime: ModelRuntime) -> None:
