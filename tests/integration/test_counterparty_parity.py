@@ -141,7 +141,7 @@ def test_online_on_the_emulators_equals_offline_replay(stores, world: str) -> No
     assert sum(row[ix["cp_fraud_30d"]] > 0 for row in online) >= 10  # labels did reach the features
     if world == "p2p":
         for name in ("device_new_wallets_1h", "device_tx_1h", "is_new_device", "in_tx_24h", "in_new_payers_24h",
-                     "in_fraud_30d", "counterparty_known_days"):
+                     "in_fraud_30d", "counterparty_known_days", "cp_wallet_fraud_30d"):
             assert sum(row[ix[name]] > 0 for row in online) >= 10, name
 
 
@@ -150,7 +150,7 @@ NEVER_LARGER_ONLINE = ("cp_tx_1h", "cp_amount_1h", "cp_tx_24h", "cp_new_wallets_
                        "cp_tx_30d", "cp_fraud_1d", "cp_fraud_7d", "cp_fraud_30d", "device_tx_1h",
                        "device_new_wallets_1h", "device_tx_24h", "device_new_wallets_24h", "device_age_days",
                        "device_fraud_30d", "in_tx_1h", "in_tx_24h", "in_amount_24h", "in_new_payers_24h",
-                       "in_fraud_30d", "wallet_fraud_30d")
+                       "in_fraud_30d", "wallet_fraud_30d", "cp_wallet_fraud_30d")
 
 
 def _late_lines() -> tuple[logging.Logger, list]:
@@ -213,7 +213,8 @@ def test_without_slot_barriers_only_in_flight_updates_are_missed(stores) -> None
         for name in NEVER_LARGER_ONLINE:
             assert online[i][ix[name]] <= offline[i][ix[name]], (tx.transaction_id, name)
         entities = (("counterparty", tx.counterparty_id), ("device", tx.device_id), ("wallet", tx.wallet_id),
-                    ("counterparty", tx.wallet_id))  # the last: the wallet's inflow (what others paid it)
+                    ("counterparty", tx.wallet_id),  # the wallet's inflow (what others paid it)
+                    ("wallet", tx.counterparty_id))  # the payee's own labels as a payer
         assert any(line.explains(kind, ident, tx.timestamp.timestamp()) for line in late
                    for kind, ident in entities if ident), f"{tx.transaction_id} differs, no late update explains it"
     share = len(differing) / len(txs)

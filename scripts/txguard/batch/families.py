@@ -5,9 +5,11 @@ the history (`HISTORY_FEATURES`) reads the wallet's own state; `cp_*` the counte
 (its transactions: count, cents, `w` = payers there for the first time; its fraud labels, also
 per wallet slot); `device_*` the device's cells (its transactions, `w` = wallets new to it; its
 fraud labels); `in_*` the cells of the wallet's own id as a counterparty (what others paid it);
-`wallet_fraud_30d` the wallet's label cells (labels only). No feature mixes two views. The
+`wallet_fraud_30d` the wallet's label cells (labels only); `cp_wallet_fraud_30d` the label cells of
+the counterparty's id as a wallet (the payee's own known frauds). No feature mixes two views. The
 inflow view reads counterparty cells, so its rows join the counterparty family's shards as
-readers (they read, they add nothing; the rows paying that id add). What mixes keys is
+readers (they read, they add nothing; the rows paying that id add); the payee view reads wallet
+cells, so its rows join the wallet family's shards as readers the same way. What mixes keys is
 upstream: (1) the `w` counters need a mark from the wallet's history (`marks`: first payer,
 first use of the device), and (2) a label's ledger (`txguard.features.label_ledger`)
 is per *transaction* and turns one label into increments of its counterparty (and wallet slot),
@@ -69,18 +71,20 @@ from txguard.features.wallet import (
 
 class Family(StrEnum):
     """A view of a snapshot; its value is the kind of entity (`Entity`) whose shards replay it,
-    except the inflow's, which reads counterparty cells in the counterparty's shards."""
+    except the inflow's, which reads counterparty cells in the counterparty's shards, and the
+    payee's, which reads wallet cells in the wallet's shards."""
 
     COUNTERPARTY = "c"
     DEVICE = "d"
     WALLET = "w"
     INFLOW = "i"
+    PAYEE = "p"
 
 
 FAMILIES = tuple(Family)
-_PREFIX = {Family.DEVICE: "device_", Family.WALLET: "wallet_", Family.INFLOW: "in_"}
+_PREFIX = {Family.DEVICE: "device_", Family.WALLET: "wallet_", Family.INFLOW: "in_", Family.PAYEE: "cp_wallet_"}
 _REPLAYED_IN = {Family.COUNTERPARTY: Entity.COUNTERPARTY, Family.DEVICE: Entity.DEVICE, Family.WALLET: Entity.WALLET,
-                Family.INFLOW: Entity.COUNTERPARTY}
+                Family.INFLOW: Entity.COUNTERPARTY, Family.PAYEE: Entity.WALLET}
 
 
 def _family_of(name: str) -> Family:
@@ -92,7 +96,7 @@ FAMILY_COLUMNS: dict[Family, np.ndarray] = {
     kind: np.array([j for j, name in enumerate(COUNTERPARTY_FEATURES) if _family_of(name) is kind], dtype=np.int64)
     for kind in FAMILIES}
 _SNAPSHOT_FIELD = {Family.COUNTERPARTY: "counterparty", Family.DEVICE: "device", Family.WALLET: "wallet",
-                   Family.INFLOW: "inflow"}
+                   Family.INFLOW: "inflow", Family.PAYEE: "payee"}
 # A transaction without a device reads no device view: the values of an empty one.
 _NO_DEVICE = np.array(counterparty_values(Snapshot(), 1.0, 0.0))[FAMILY_COLUMNS[Family.DEVICE]]
 
@@ -173,9 +177,10 @@ class WalletSide:
             entities[Family.DEVICE].append(keys.device)
             entities[Family.WALLET].append(keys.wallet)
             entities[Family.INFLOW].append(keys.inflow)
+            entities[Family.PAYEE].append(keys.payee)
         no_mark = np.zeros(table.num_rows, dtype=bool)
         new = {Family.COUNTERPARTY: self.new_cp, Family.DEVICE: self.new_device, Family.WALLET: no_mark,
-               Family.INFLOW: no_mark}
+               Family.INFLOW: no_mark, Family.PAYEE: no_mark}
         for kind in FAMILIES:
             keyed = entities[kind]
             by_shard: dict[int, list[int]] = {}
@@ -245,7 +250,8 @@ def label_increments(labels: Iterable[LabelEvent], shards: int) -> Iterator[tupl
 def replay_family(family: str, rows: list[FamilyRows], labels: list[FamilyLabels]) -> Iterator[tuple[int, FamilyValues]]:
     """Step 3: one family shard replayed in the single replay's order; values keyed by wallet shard.
     `family` is the kind of entity of the shard; its rows may read different views of those
-    entities (a counterparty shard: the counterparty's own rows, which add, and inflow readers)."""
+    entities (a counterparty shard: the counterparty's own rows, which add, and inflow readers; a
+    wallet shard: the wallet's own rows and payee readers, which add nothing)."""
     kind = Entity(family)
     rows = [r for r in rows if len(r.position)]
     if not rows:
@@ -274,7 +280,7 @@ def replay_family(family: str, rows: list[FamilyRows], labels: list[FamilyLabels
         reads = view[i]
         values = counterparty_values(Snapshot(**{_SNAPSHOT_FIELD[reads]: book.view(entity[i], t)}), amount[i], t)
         out[i] = tuple(values[j] for j in FAMILY_COLUMNS[reads])
-        if reads in (Family.COUNTERPARTY, Family.DEVICE):  # a wallet's view holds labels only; inflow readers add nothing
+        if reads in (Family.COUNTERPARTY, Family.DEVICE):  # wallet views hold labels only; readers add nothing
             keys = (EntityKeys(entity[i], "", None) if kind is Entity.COUNTERPARTY
                     else EntityKeys("", "", entity[i]))
             book.add(inc for inc in increments_at(keys, t, amount[i], new[i], new[i]) if inc.entity == entity[i])

@@ -53,6 +53,7 @@ FEATURES_SPELLED: dict[str, str] = {
     "amount_zscore_30d": "amount z-score, 30 days",
     "cp_fraud_first_days": "days since the counterparty's first fraud",
     "cp_fraud_last_days": "days since the counterparty's last fraud",
+    "cp_wallet_fraud_30d": "counterparty's own known frauds as a payer, 30 days",
     "score": "score",
 }
 _WINDOW = re.compile(r"^\d+[hd]$")

@@ -158,7 +158,10 @@ class CounterpartyFeatures(_Model):
     (its id's cells as a counterparty: peer-to-peer transfers to it, payers new to it, known frauds
     paid to it; `in_amount_ratio_24h` this amount over what it was paid in 24 h;
     `in_minutes_since_last` minutes since the end of the latest ended 5-minute slot in which it was
-    paid, 1440 when not in 24 h), `wallet_fraud_30d` the wallet's own known frauds. `cp_fraud_first_days` / `cp_fraud_last_days`: days since the
+    paid, 1440 when not in 24 h), `wallet_fraud_30d` the wallet's own known frauds and
+    `cp_wallet_fraud_30d` the counterparty's own known frauds as a payer (the label cells of its id
+    as a wallet: a mule cashing out or forwarding, once its own frauds are reported; 0 for a
+    counterparty that never paid). `cp_fraud_first_days` / `cp_fraud_last_days`: days since the
     earliest / the latest known fraud at the counterparty within 30 days (0 / 31 when none): how
     long it has been reporting fraud, and whether it still does. `cp_fraud_wallets_*`: how many
     distinct wallets those frauds hit (ended days; a 64-slot estimate): many for a compromised
@@ -199,6 +202,7 @@ class CounterpartyFeatures(_Model):
     in_minutes_since_last: NonNeg
     in_fraud_30d: NonNeg
     wallet_fraud_30d: NonNeg
+    cp_wallet_fraud_30d: NonNeg
 
 
 class EnrichedTransaction(Transaction):

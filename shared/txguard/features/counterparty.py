@@ -8,7 +8,9 @@ them (Bigtable's AddToCell, an SQL upsert, a dict) and read back the cells of a 
 Entities: the counterparty (`c...`), the device (`d...`, when the transaction has one) and the
 wallet (`w...`, fraud labels only: its transactions live in the wallet history). A wallet is also
 paid by others (peer-to-peer transfers): those payments are the cells of its id as a counterparty
-(`c...` of the wallet id), which the features read as the wallet's *inflow*. Columns of a
+(`c...` of the wallet id), which the features read as the wallet's *inflow*. A counterparty that is
+itself a wallet also pays others: its own known frauds as a payer are the label cells of its id as
+a wallet (`w...` of the counterparty id), which the features read as the *payee*'s. Columns of a
 day: the day's total (`dn`), each hour's (`h07n`) and each 5-minute slot's (`m123n`), for
 transactions (`n`), amount in cents (`a`), wallets paying for the first time (`w`) and known
 frauds (`f`, bucketed by the time the label became known, not by the transaction's time).
@@ -84,12 +86,13 @@ class EntityKeys:
     wallet: str
     device: str | None
     inflow: str = ""  # the wallet's id as a counterparty: what others paid it ("" : not read)
+    payee: str = ""  # the counterparty's id as a wallet: its own known frauds as a payer ("" : not read)
 
     @classmethod
     def of(cls, wallet_id: str, counterparty_id: str, device_id: str | None) -> EntityKeys:
         return cls(entity_key(Entity.COUNTERPARTY, counterparty_id), entity_key(Entity.WALLET, wallet_id),
                    entity_key(Entity.DEVICE, device_id) if device_id else None,
-                   entity_key(Entity.COUNTERPARTY, wallet_id))
+                   entity_key(Entity.COUNTERPARTY, wallet_id), entity_key(Entity.WALLET, counterparty_id))
 
     def all(self) -> tuple[str, ...]:
         """The entities a transaction's label counts on (the inflow is its payer's, not its own)."""
@@ -97,7 +100,8 @@ class EntityKeys:
 
     def read(self) -> tuple[str, ...]:
         """The entities a snapshot reads, each once."""
-        return tuple(dict.fromkeys(k for k in (self.counterparty, self.device, self.wallet, self.inflow) if k))
+        return tuple(dict.fromkeys(k for k in (self.counterparty, self.device, self.wallet, self.inflow, self.payee)
+                                   if k))
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +112,14 @@ class Snapshot:
     device: View = field(default_factory=dict)
     wallet: View = field(default_factory=dict)
     inflow: View = field(default_factory=dict)
+    payee: View = field(default_factory=dict)
 
     @classmethod
     def of(cls, keys: EntityKeys, views: Mapping[str, View]) -> Snapshot:
         """The snapshot of `keys` from views by entity key (a store's read)."""
         return cls(views.get(keys.counterparty, EMPTY), views.get(keys.device, EMPTY) if keys.device else EMPTY,
-                   views.get(keys.wallet, EMPTY), views.get(keys.inflow, EMPTY) if keys.inflow else EMPTY)
+                   views.get(keys.wallet, EMPTY), views.get(keys.inflow, EMPTY) if keys.inflow else EMPTY,
+                   views.get(keys.payee, EMPTY) if keys.payee else EMPTY)
 
 
 def read_days(t: float) -> range:
@@ -242,7 +248,7 @@ class CounterpartyBook:
 
     def snapshot_at(self, keys: EntityKeys, t: float) -> Snapshot:
         return Snapshot(self.view(keys.counterparty, t), self.view(keys.device, t), self.view(keys.wallet, t),
-                        self.view(keys.inflow or None, t))
+                        self.view(keys.inflow or None, t), self.view(keys.payee or None, t))
 
     def prune(self, before_day: int) -> None:
         """Drop days no feature reads any more (the stores' TTL): keeps a long replay's memory flat."""

@@ -53,7 +53,7 @@ class CounterpartyInput:
 
     Entity codes index `entities`, the entity keys (`counterparty.entity_key`) of counterparties,
     devices and wallets in one vocabulary; `device` is -1 for none; `inflow` is the wallet's id as a
-    counterparty (`EntityKeys.inflow`). `new_counterparty` and `new_device` are the wallet's marks
+    counterparty (`EntityKeys.inflow`), `payee` the counterparty's id as a wallet (`EntityKeys.payee`). `new_counterparty` and `new_device` are the wallet's marks
     (`counterparty.marks`, or `wallet_columns`).
     """
 
@@ -66,6 +66,7 @@ class CounterpartyInput:
     new_device: np.ndarray
     entities: Sequence[str]
     inflow: np.ndarray
+    payee: np.ndarray
 
 
 AppliedIncrement = tuple[float, Increment]  # (when the replay applies it, the increment)
@@ -216,10 +217,11 @@ def counterparty_columns(cols: CounterpartyInput, applied: Sequence[AppliedIncre
     device = role(cols.device, has_device, transactions=True, wallet_slots=False)
     wallet = role(cols.wallet, everyone, transactions=False, wallet_slots=False)
     inflow = role(cols.inflow, everyone, transactions=True, wallet_slots=False)
+    payee = role(cols.payee, everyone, transactions=False, wallet_slots=False)
     if slow:
         _reference_entities(cols, slow, ((cols.counterparty, cp), (cols.device, device), (cols.wallet, wallet),
-                                         (cols.inflow, inflow)))
-    return _values(cols, cp, device, wallet, inflow)
+                                         (cols.inflow, inflow), (cols.payee, payee)))
+    return _values(cols, cp, device, wallet, inflow, payee)
 
 
 def _split_labels(applied: Sequence[AppliedIncrement], code: dict[str, int]) -> tuple[dict, dict]:
@@ -312,7 +314,8 @@ def _fill(role: _Role, r: int, w) -> None:  # noqa: ANN001 (a counterparty_windo
     role.last_slot[r] = np.nan if w.last_slot is None else w.last_slot
 
 
-def _values(cols: CounterpartyInput, cp: _Role, device: _Role, wallet: _Role, inflow: _Role) -> np.ndarray:
+def _values(cols: CounterpartyInput, cp: _Role, device: _Role, wallet: _Role, inflow: _Role,
+            payee: _Role) -> np.ndarray:
     """`counterparty_values` on the window sums, column by column (same float operations)."""
     t, amount = cols.ts, cols.amount
     tx_7d, tx_30d = cp.d7[:, 0].astype(np.float64), cp.d30[:, 0].astype(np.float64)
@@ -336,7 +339,7 @@ def _values(cols: CounterpartyInput, cp: _Role, device: _Role, wallet: _Role, in
         inflow.slot[:, 0], inflow.slot[:, 1] / 100.0, inflow.hour[:, 0], inflow.hour[:, 1] / 100.0,
         amount / np.maximum(inflow.hour[:, 1] / 100.0, 1.0), inflow.hour[:, 2],
         np.where(np.isnan(inflow.last_slot), _DAY_MINUTES, (t - inflow.last_slot) / 60.0),
-        np.maximum(inflow.d30[:, 3], 0), np.maximum(wallet.d30[:, 3], 0),
+        np.maximum(inflow.d30[:, 3], 0), np.maximum(wallet.d30[:, 3], 0), np.maximum(payee.d30[:, 3], 0),
     )
     out = np.empty((len(t), N_COUNTERPARTY))
     for j, values in enumerate(columns):

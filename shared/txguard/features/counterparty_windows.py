@@ -153,6 +153,7 @@ def counterparty_values(snap: Snapshot, amount: float, t: float) -> tuple[float,
     dev = windows(snap.device, t) if snap.device else _NONE
     wallet = windows(snap.wallet, t) if snap.wallet else _NONE
     inflow = windows(snap.inflow, t) if snap.inflow else _NONE
+    payee = windows(snap.payee, t) if snap.payee else _NONE
     tx_7d, tx_30d = float(cp.d7[_N]), float(cp.d30[_N])
     fraud_7d, fraud_30d = float(max(cp.d7[_F], 0)), float(max(cp.d30[_F], 0))
     amount_30d = cp.d30[_A] / 100.0
@@ -191,6 +192,7 @@ def counterparty_values(snap: Snapshot, amount: float, t: float) -> tuple[float,
         (t - inflow.last_slot) / 60.0 if inflow.last_slot is not None else _DAY_MINUTES,
         float(max(inflow.d30[_F], 0)),
         float(max(wallet.d30[_F], 0)),
+        float(max(payee.d30[_F], 0)),
     )
 
 

@@ -157,15 +157,18 @@ def replay_columns(cols: TxColumns, labels: Iterable[LabelEvent] = ()) -> np.nda
         [entity_key(Entity.COUNTERPARTY, c) for c in cols.counterparties]
         + [entity_key(Entity.DEVICE, d) for d in cols.devices]
         + [entity_key(Entity.WALLET, w) for w in cols.wallets]
-        + [entity_key(Entity.COUNTERPARTY, w) for w in cols.wallets])  # the wallets' inflows
+        + [entity_key(Entity.COUNTERPARTY, w) for w in cols.wallets]  # the wallets' inflows
+        + [entity_key(Entity.WALLET, c) for c in cols.counterparties])  # the payees' own labels
     n_cp, n_dev, n_w = len(cols.counterparties), len(cols.devices), len(cols.wallets)
+    payee_codes = entity_codes[n_cp + n_dev + 2 * n_w:]
     device_entity = np.where(cols.device >= 0, entity_codes[n_cp:n_cp + n_dev][np.maximum(cols.device, 0)]
                              if n_dev else -1, -1)
     counterparty = counterparty_columns(
         CounterpartyInput(ts=cols.ts, amount=cols.amount, counterparty=entity_codes[:n_cp][cols.counterparty],
                           device=device_entity, wallet=entity_codes[n_cp + n_dev:n_cp + n_dev + n_w][cols.wallet],
                           new_counterparty=wallet.new_counterparty, new_device=wallet.new_device,
-                          entities=entities, inflow=entity_codes[n_cp + n_dev + n_w:][cols.wallet]),
+                          entities=entities, inflow=entity_codes[n_cp + n_dev + n_w:n_cp + n_dev + 2 * n_w][cols.wallet],
+                          payee=payee_codes[cols.counterparty]),
         applied_label_increments(labels, float(cols.ts[-1]) if n else -math.inf),
     )
     out = np.hstack([transaction_matrix(cols), wallet.history, counterparty])

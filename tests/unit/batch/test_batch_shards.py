@@ -122,11 +122,13 @@ def test_each_counterparty_feature_reads_one_family_view() -> None:
     assert covered.tolist() == list(range(len(COUNTERPARTY_FEATURES)))
     keys = EntityKeys.of("w1", "c1", "d1")
     paying_w1 = EntityKeys.of("w2", "w1", None)  # w1 is paid too: its inflow
+    c1_paying = EntityKeys.of("c1", "m9", None)  # c1 pays too: its own labels, the payee view of w1's rows
     book = CounterpartyBook()
     rng = np.random.default_rng(3)
     t0 = 400 * DAY
     for t in sorted(t0 + rng.uniform(0, 20 * DAY, 300)):
-        on = keys if rng.random() < 0.7 else paying_w1
+        draw = rng.random()
+        on = keys if draw < 0.6 else paying_w1 if draw < 0.8 else c1_paying
         book.add(increments_at(on, float(t), float(rng.uniform(1, 500)), bool(rng.random() < 0.3),
                                bool(rng.random() < 0.3)))
         if rng.random() < 0.05:
@@ -134,8 +136,9 @@ def test_each_counterparty_feature_reads_one_family_view() -> None:
     t = t0 + 20.5 * DAY
     full = np.array(counterparty_values(book.snapshot_at(keys, t), 42.0, t))
     assert (full != np.array(counterparty_values(Snapshot(), 42.0, t))).sum() >= 15  # the views say something
-    fields = {"c": "counterparty", "d": "device", "w": "wallet", "i": "inflow"}
+    fields = {"c": "counterparty", "d": "device", "w": "wallet", "i": "inflow", "p": "payee"}
     for kind in FAMILIES:
         alone = Snapshot(**{fields[kind.value]: book.view(getattr(keys, fields[kind.value]), t)})
         values = np.array(counterparty_values(alone, 42.0, t))
         assert values[FAMILY_COLUMNS[kind]].tolist() == full[FAMILY_COLUMNS[kind]].tolist(), kind
+    assert full[COUNTERPARTY_FEATURES.index("cp_wallet_fraud_30d")] > 0  # the payee view said something

@@ -126,3 +126,19 @@ def test_a_first_delivery_enriches_as_its_record_reads_back(tmp_path: Path) -> N
         assert (first.new_for_cp, first.new_for_device, first.late) == (again.new_for_cp, again.new_for_device,
                                                                          again.late)
         assert first.counterparty_due and not first.duplicate and again.duplicate and not again.counterparty_due
+
+
+def test_processed_at_finds_a_decision_by_every_entity_its_features_read(tmp_path: Path) -> None:
+    """A late update at the wallet's inflow or at the payee's labels lists the decisions that read
+    them (`txguard late-updates decisions`), not only those at its counterparty, device and wallet."""
+    from txguard.features.counterparty import Entity, entity_key
+
+    store = SqliteHistoryStore(tmp_path / "h.sqlite3")
+    tx = make_tx(1, wallet="alice", counterparty_id="bob")
+    store.enrich_once(tx, unknown_counterparty(tx))
+    t = tx.timestamp.timestamp()
+    for entity in (entity_key(Entity.COUNTERPARTY, "bob"), entity_key(Entity.WALLET, "alice"),
+                   entity_key(Entity.COUNTERPARTY, "alice"), entity_key(Entity.WALLET, "bob")):
+        assert [r["transaction_id"] for r in store.processed_at(entity, t - 1, t + 1)] == [tx.transaction_id]
+    assert store.processed_at(entity_key(Entity.WALLET, "carol"), t - 1, t + 1) == []
+    store.close()

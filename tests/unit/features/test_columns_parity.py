@@ -92,7 +92,8 @@ def test_peer_to_peer_world_device_bursts_and_inflows() -> None:
     rows = assert_same(txs, labels)
     nonzero = {name: int((rows[:, IX[name]] > 0).sum()) for name in (
         "device_tx_1h", "device_new_wallets_1h", "device_age_days", "is_new_device", "in_tx_1h", "in_tx_24h",
-        "in_amount_24h", "in_new_payers_24h", "in_fraud_30d", "device_fraud_30d", "counterparty_known_days")}
+        "in_amount_24h", "in_new_payers_24h", "in_fraud_30d", "device_fraud_30d", "counterparty_known_days",
+        "cp_wallet_fraud_30d")}
     assert min(nonzero.values()) >= 20, nonzero
     assert (rows[:, IX["device_new_wallets_1h"]] >= 3).sum() >= 20, "no device burst across wallets"
     assert (rows[:, IX["in_minutes_since_last"]] < 60).sum() >= 20, "no wallet paid within the hour"

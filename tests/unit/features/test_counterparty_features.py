@@ -74,6 +74,29 @@ def test_a_label_counts_from_the_end_of_the_hour_it_became_known() -> None:
     assert late["cp_fraud_rate_7d"] == pytest.approx(1.0)
 
 
+def test_the_payees_own_known_frauds_as_a_payer_count_once_known() -> None:
+    """`cp_wallet_fraud_30d`: frauds the counterparty committed as a paying wallet (a mule's forwarding
+    or cash-outs), from the end of the hour their label became known, for 30 days, withdrawn by a
+    reversal; frauds paid *to* it are `cp_fraud_30d`, not this."""
+    book = CounterpartyBook()
+    sent = make_tx(0, wallet="mule", start=T0, counterparty_id="agent", timestamp=T0)
+    add(book, sent)
+    apply_label(book, label(1, sent, T0 + timedelta(days=2, minutes=10)))
+    probe = lambda at, **o: features(book, make_tx(10, wallet="alice", start=T0, counterparty_id="mule",  # noqa: E731
+                                                   timestamp=at, **o))
+    assert probe(T0 + timedelta(days=2, minutes=50))["cp_wallet_fraud_30d"] == 0  # known, its hour not ended
+    at = probe(T0 + timedelta(days=2, hours=1))
+    assert at["cp_wallet_fraud_30d"] == 1 and at["cp_fraud_30d"] == 0 and at["wallet_fraud_30d"] == 0
+    # The mule paying on: its own label counts as the wallet's, and its payee ("agent") never paid.
+    own = features(book, make_tx(11, wallet="mule", start=T0, counterparty_id="agent",
+                                 timestamp=T0 + timedelta(days=2, hours=1)))
+    assert own["wallet_fraud_30d"] == 1 and own["cp_wallet_fraud_30d"] == 0 and own["cp_fraud_30d"] == 1
+    assert probe(T0 + timedelta(days=33))["cp_wallet_fraud_30d"] == 0  # out of the 30-day window
+    assert probe(T0 + timedelta(days=3))["cp_wallet_fraud_30d"] == 1
+    apply_label(book, label(2, sent, T0 + timedelta(days=4), kind="reversal", is_fraud=None, reverses="L1"))
+    assert probe(T0 + timedelta(days=4, hours=1))["cp_wallet_fraud_30d"] == 0
+
+
 def _naive(events: list[tuple[float, float, bool]], t: float) -> dict[str, float]:
     """Counts over the ended buckets, computed from raw (time, amount, new wallet) events."""
     slot, hour, day = int(t // FIVE_MIN), int(t // HOUR), int(t // DAY)

@@ -85,5 +85,5 @@ def test_online_path_equals_offline_replay_on_a_peer_to_peer_world(tmp_path: Pat
     assert_offline_equals(online, txs, labels)
     ix = {name: i for i, name in enumerate(FEATURE_NAMES)}
     for name in ("device_new_wallets_1h", "device_tx_1h", "is_new_device", "in_tx_24h", "in_new_payers_24h",
-                 "in_fraud_30d"):
+                 "in_fraud_30d", "cp_wallet_fraud_30d"):
         assert sum(row[ix[name]] > 0 for row in online) >= 10, name

@@ -14,7 +14,7 @@ applied with a kept marker. Figures, sizing and the Firestore alternative: docs/
 
 Read marks (family `r`, lateness.py): `read_before` first writes, in the day row of the reading
 transaction's shard, one empty cell stamped with the start of its 5-minute slot (one blind
-MutateRows for the 3-4 entities it reads, the payer's inflow included; a later read of the same slot overwrites the same version, so a
+MutateRows for the 4-5 entities it reads, the payer's inflow and the payee's labels included; a later read of the same slot overwrites the same version, so a
 row holds at most 288 versions a day, and GC keeps one). After applying an update, one ReadRows
 of the newest version per row over the days it is visible in gives the latest slot read there.
 """

@@ -110,7 +110,9 @@ def processed_record(tx: Transaction, done: Step, counterparty: CounterpartyFeat
         "wallet_id": tx.wallet_id,
         "fingerprint": fingerprint(tx),
         "transaction": tx.model_dump(mode="json"),
-        "entities": list(EntityKeys.of(tx.wallet_id, tx.counterparty_id, tx.device_id).all()),
+        # Every entity its features read (the wallet's inflow and the payee's labels too), so that
+        # `processed_at` finds it for a late update at any of them.
+        "entities": list(EntityKeys.of(tx.wallet_id, tx.counterparty_id, tx.device_id).read()),
         "event_time": tx.timestamp.timestamp(),
         "features": done.features.model_dump(mode="json"),
         "late": done.late,
