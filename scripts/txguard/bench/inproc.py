@@ -66,23 +66,11 @@ def paired(first: Callable[[Any], Any], second: Callable[[Any], Any], items: Seq
     try:
         for i in range(n):
             item = items[i % len(items)]
-            x, y = build(item), build(item)
-            if i % 2 == 0:
+            calls = ((first, build(item), a), (second, build(item), b))
+            for fn, arg, samples in calls if i % 2 == 0 else reversed(calls):  # each goes first half the time
                 t0 = clock()
-                first(x)
-                t1 = clock()
-                second(y)
-                t2 = clock()
-                a.append(t1 - t0)
-                b.append(t2 - t1)
-            else:
-                t0 = clock()
-                second(y)
-                t1 = clock()
-                first(x)
-                t2 = clock()
-                b.append(t1 - t0)
-                a.append(t2 - t1)
+                fn(arg)
+                samples.append(clock() - t0)
     finally:
         gc.enable()
     return percentiles(a), percentiles(b)

@@ -89,23 +89,27 @@ def test_rows_are_scored_from_the_current_buffer_not_a_stale_one(runtime: ModelR
     assert np.allclose(got, expected, atol=0, rtol=0)
 
 
-def test_concurrent_threads_each_get_their_own_rows_score(runtime: ModelRuntime) -> None:
-    x = synthetic_rows(4000, seed=10)
-    expected = runtime.predict(x)
-    rows = x.tolist()
+def _mismatches_across_threads(predict, items, expected, n_threads: int) -> list[int]:  # noqa: ANN001
+    """The indexes whose score differs from `expected` when `n_threads` threads score the items at once."""
     mismatches: list[int] = []
 
     def worker(offset: int) -> None:
-        for i in range(offset, len(rows), 8):
-            if runtime.predict_row(rows[i]) != expected[i]:
+        for i in range(offset, len(items), n_threads):
+            if predict(items[i]) != expected[i]:
                 mismatches.append(i)
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(n_threads)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert mismatches == []
+    return mismatches
+
+
+def test_concurrent_threads_each_get_their_own_rows_score(runtime: ModelRuntime) -> None:
+    x = synthetic_rows(4000, seed=10)
+    expected = runtime.predict(x)
+    assert _mismatches_across_threads(runtime.predict_row, x.tolist(), expected, 8) == []
 
 
 # The serving path: a validated transaction ----------------------------------------------------
@@ -155,19 +159,7 @@ def test_transaction_path_beyond_float32(runtime: ModelRuntime, transactions: tu
 def test_transaction_path_is_thread_safe(runtime: ModelRuntime, transactions: tuple[EnrichedTransaction, ...]) -> None:
     txs = transactions[:2000]
     expected = runtime.predict(matrix_of(txs)).tolist()
-    mismatches: list[int] = []
-
-    def worker(offset: int) -> None:
-        for i in range(offset, len(txs), 6):
-            if runtime.predict_transaction(txs[i])[0] != expected[i]:
-                mismatches.append(i)
-
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert mismatches == []
+    assert _mismatches_across_threads(lambda tx: runtime.predict_transaction(tx)[0], txs, expected, 6) == []
 
 
 def test_bound_steps_write_run_and_read_what_predict_row_does(runtime: ModelRuntime) -> None:
