@@ -360,12 +360,16 @@ def test_one_composite_index_serves_the_decisions_at_an_entity_in_a_window(defau
                                       {"fieldPath": "event_time", "order": "ASCENDING"}]
     from tests.enrich_fakes import make_tx
     from txguard.enrichment.history.record import processed_record, step
-    from txguard.features.counterparty import Snapshot
+    from txguard.features.counterparty import EntityKeys, Snapshot
     from txguard.features.counterparty_windows import counterparty_features
 
     tx = make_tx(1)
     record = processed_record(tx, step(tx, None), counterparty_features(Snapshot(), tx), ttl_days=7, lease_s=30)
-    assert len(record["entities"]) == 3 and record["event_time"] == tx.timestamp.timestamp()
+    # Every entity the features read: the wallet, its inflow, the counterparty, the payee's own
+    # labels as a wallet and the device (txguard.features.counterparty.EntityKeys.read).
+    read = EntityKeys.of(tx.wallet_id, tx.counterparty_id, tx.device_id).read()
+    assert sorted(record["entities"]) == sorted(read) and len(set(read)) == 5
+    assert record["event_time"] == tx.timestamp.timestamp()
 
 
 def test_monitoring_metrics_alerts_and_dashboard(default_stack: StackRun, override_stack: StackRun) -> None:
