@@ -20,14 +20,10 @@ Why it is written this way (figures in docs/scoring.md, `txguard bench score`):
   double -> float rounding; numpy only for values beyond float32's range), the run reuses one
   `RunOptions` (passing None makes onnxruntime build one per call) and the probability is read
   through a memoryview: about 1 us less per row than the plain numpy/IOBinding path.
-- A request's transaction takes `predict_transaction`: the row built inline from the validated
-  models (the same values as `vectorize.row_of`, with its tables), packed into the bound input and
-  scored, and the row handed back for the reasons and rules. One Python call where
-  `predict_row(row_of(tx))` makes two, fewer lookups, no float() call for the hour and weekday;
-  a test asserts both give the same row and the same score to the last bit. Not written in pieces
-  straight from the models' values (one `Struct` per model, no row list): the reasons and rules
-  read the row after the model, so the list is built anyway, and its values would then be read
-  from the models twice.
+- A request's transaction takes `predict_transaction`: its row from `vectorize.row_of` (the one row
+  builder), packed into the bound input and scored, and the row handed back for the reasons and
+  rules. Building the row inline here measured 0.98-1.00x this path (`bench score`'s
+  `fast_vs_row_of`): not worth a second row builder.
 - No scikit-learn or scipy here (the serving path must stay lean); numpy and onnxruntime only.
 """
 
@@ -38,7 +34,6 @@ import struct
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -48,14 +43,7 @@ import onnxruntime as ort
 from txguard.contract.errors import IncompatibleModelError
 from txguard.features.wallet import FEATURE_NAMES
 from txguard.registry.metadata import ModelMetadata
-from txguard.scoring.vectorize import (
-    CHANNEL_CODES,
-    PYDANTIC_UTC,
-    SMALL_FLOATS,
-    TYPE_FLAGS,
-    UTC_OFFSET,
-    row_of,
-)
+from txguard.scoring.vectorize import row_of
 
 if TYPE_CHECKING:
     from txguard.contract.models import EnrichedTransaction
@@ -64,9 +52,6 @@ INPUT_NAME = "input"
 PROBABILITIES = "probabilities"  # a classifier graph's (n, 2) output: P(fraud) in the second column
 MARGIN = "margin"  # a margin graph's (n, 1) output: the log-odds whose logistic is P(fraud)
 N_FEATURES = len(FEATURE_NAMES)
-
-
-_log1p = math.log1p  # one global lookup on the fast path, not two
 
 
 def probability(margin: float) -> float:
@@ -202,33 +187,12 @@ class ModelRuntime:
 
     def predict_transaction(self, tx: EnrichedTransaction) -> tuple[float, list[float]]:
         """P(fraud) of one validated transaction and its row (FEATURE_NAMES order, what the reasons
-        and rules read): the serving fast path, thread-safe. Equal to `predict_row(row_of(tx))` and
-        `row_of(tx)` to the last bit; the row is built here as `row_of` builds it (see the module's
-        docstring for why inline)."""
+        and rules read): the serving fast path, thread-safe. Equal to `predict_row(row_of(tx))`."""
         try:
             buf = self._local.buf
         except AttributeError:  # this thread's first row
             buf = self._buffers()
-        when = tx.timestamp
-        tz = when.tzinfo
-        if tz is PYDANTIC_UTC or tz is UTC or when.utcoffset() == UTC_OFFSET:
-            amount = tx.amount
-            is_transfer, is_withdrawal, is_top_up = TYPE_FLAGS[tx.type]
-            row = [
-                amount,
-                _log1p(amount),
-                is_transfer,
-                is_withdrawal,
-                is_top_up,
-                CHANNEL_CODES[tx.channel],
-                SMALL_FLOATS[when.hour],
-                SMALL_FLOATS[when.weekday()],
-                0.0 if tx.device_id is None else 1.0,
-                *tx.features.__dict__.values(),
-                *tx.counterparty.__dict__.values(),
-            ]
-        else:  # another offset: row_of's epoch arithmetic
-            row = row_of(tx)
+        row = row_of(tx)
         try:
             _PACK.pack_into(buf.row_bytes, 0, *row)
         except (OverflowError, struct.error):  # beyond float32: numpy's cast to inf, as predict_row

@@ -10,9 +10,7 @@ pydantic model keeps its values in field order whichever way it was built).
 A test asserts equality with `features.vectorize` on thousands of simulated transactions, so
 the two can never drift apart silently.
 
-Serving one transaction does not call `row_of`: `ModelRuntime.predict_transaction` builds the same
-row inline (one Python call less, with these tables) while writing it into the model's input; a test
-asserts its rows and scores equal `row_of` + `predict_row` on thousands of simulated transactions.
+Serving one transaction: `ModelRuntime.predict_transaction` scores the row `row_of` builds.
 """
 
 from __future__ import annotations
@@ -28,8 +26,6 @@ from txguard.contract.models import Channel, EnrichedTransaction, TxType
 from txguard.features.wallet import DAY, FEATURE_NAMES, HOUR
 
 N_FEATURES = len(FEATURE_NAMES)
-# Shared with the runtime's single-transaction path (ModelRuntime.predict_transaction), which builds
-# the same row inline.
 TYPE_FLAGS = {
     t: (float(t is TxType.TRANSFER), float(t is TxType.WITHDRAWAL), float(t is TxType.TOP_UP)) for t in TxType
 }
