@@ -5,14 +5,11 @@ EnrichedTransaction and run the model (`ModelRuntime.predict_transaction`), time
 it: on the transaction validated just before from its JSON body (untimed), whose objects are still
 in the CPU's caches. `fast_cycled` is the same call cycling through 2,000 transactions validated
 beforehand (the protocol before): each call then first fetches about 60 scattered Python objects
-from memory, about 1 us that a request, which has just made them, does not pay. `fast_paired` and
-`fast_row_of_paired` time `predict_transaction` against the path it replaced (`row_of` +
-`predict_row`), alternating call by call on freshly validated transactions, so the two see the
-same machine. The pieces: `row` (`row_of` alone), `write` (the row packed into the bound float32
-input), `inference_only` (onnxruntime's run alone on the row written just before, untimed) and
-`inference_only_classifier` (the same trees in the classifier form skl2onnx writes, which versions
-published before the margin graph serve). `decision` adds outcome, reasons and the Decision object;
-`request` adds JSON validation and serialisation (everything the handler does except HTTP).
+from memory, about 1 us that a request, which has just made them, does not pay. The pieces: `row`
+(`row_of` alone), `write` (the row packed into the bound float32 input), `inference_only`
+(onnxruntime's run alone on the row written just before, untimed) and `inference_only_classifier`
+(the same trees in the classifier form skl2onnx writes, which versions published before the margin
+graph serve). `decision` adds outcome, reasons and the Decision object; `request` adds JSON validation and serialisation (everything the handler does except HTTP).
 """
 
 from __future__ import annotations
@@ -97,18 +94,12 @@ def measure(estimator: Any, artifact: bytes, payloads: list[str], n_fast: int = 
     def fast(tx: Any) -> float:
         return runtime.predict_transaction(tx)[0]
 
-    def fast_row_of(tx: Any) -> float:
-        return runtime.predict_row(row_of(tx))
-
     def request(body: bytes) -> bytes:
         return DECISION_ADAPTER.dump_json(scorer.score(validate(body)))
 
-    new, old = paired(fast, fast_row_of, raw, n_fast, make=validate)
     out = {
         "fast": time_each(fast, raw, n_fast, make=validate),
         "fast_cycled": time_each(fast, txs, n_fast),
-        "fast_paired": new,
-        "fast_row_of_paired": old,
         "row": time_each(row_of, raw, n_fast, make=validate),
         "write": time_each(runtime.bound_steps()[0], rows, n_fast),
         "inference_only": run_alone(runtime, rows, n_fast),

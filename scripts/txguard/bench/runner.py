@@ -250,10 +250,8 @@ def summary(report: dict[str, Any], main: dict[str, Any]) -> dict[str, Any]:
         "fast_us_p50": round(inp["fast"]["p50_us"], 1),
         "fast_us_p99": round(inp["fast"]["p99_us"], 1),
         "fast_cycled_us_p50": round(inp["fast_cycled"]["p50_us"], 1) if "fast_cycled" in inp else None,
-        "fast_paired_us_p50": _p50(inp, "fast_paired"),
-        "fast_row_of_paired_us_p50": _p50(inp, "fast_row_of_paired"),
-        "fast_vs_row_of": (round(inp["fast_paired"]["p50_us"] / inp["fast_row_of_paired"]["p50_us"], 3)
-                           if "fast_paired" in inp and "fast_row_of_paired" in inp else None),
+        "row_us_p50": _p50(inp, "row"),
+        "write_us_p50": _p50(inp, "write"),
         "inference_only_us_p50": _p50(inp, "inference_only"),
         "inference_only_classifier_us_p50": _p50(inp, "inference_only_classifier"),
         "sklearn_us_p50": round(inp["sklearn"]["p50_us"], 1),

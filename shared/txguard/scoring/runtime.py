@@ -22,8 +22,8 @@ Why it is written this way (figures in docs/scoring.md, `txguard bench score`):
   through a memoryview: about 1 us less per row than the plain numpy/IOBinding path.
 - A request's transaction takes `predict_transaction`: its row from `vectorize.row_of` (the one row
   builder), packed into the bound input and scored, and the row handed back for the reasons and
-  rules. Building the row inline here measured 0.98-1.00x this path (`bench score`'s
-  `fast_vs_row_of`): not worth a second row builder.
+  rules. Building the row inline here measured 0.98-1.00x this path (docs/scoring.md): not worth a
+  second row builder.
 - No scikit-learn or scipy here (the serving path must stay lean); numpy and onnxruntime only.
 """
 

@@ -73,22 +73,21 @@ def test_summary_ratios_come_from_the_same_report() -> None:
 
 
 def test_summary_splits_the_fast_path_into_its_pieces() -> None:
-    """The run alone (both graph forms) and the path before `predict_transaction`, paired with it, are
-    command output; absent measurements are None, not a failure."""
+    """The Python around the model (the row built, the row written) and the run alone (both graph forms)
+    are command output; absent measurements are None, not a failure."""
     inproc = {"fast": {"p50_us": 4.62, "p99_us": 9.0}, "sklearn": {"p50_us": 500.0, "p99_us": 900.0},
-              "fast_paired": {"p50_us": 4.5}, "fast_row_of_paired": {"p50_us": 5.0},
+              "row": {"p50_us": 1.504}, "write": {"p50_us": 0.75},
               "inference_only": {"p50_us": 2.214}, "inference_only_classifier": {"p50_us": 3.187}}
     report = {"inproc": inproc, "hello": {"rps": 2000.0, "p50_ms": 3.0, "p99_ms": 6.0, "errors": 0},
               "workers": 2, "threads": 1, "load_client": "wrk"}
     main = {"rps": 1500.0, "p50_ms": 4.0, "p99_ms": 9.0, "errors": 0}
     s = summary(report, main)
-    assert (s["fast_us_p50"], s["fast_paired_us_p50"], s["fast_row_of_paired_us_p50"], s["fast_vs_row_of"]) == (
-        4.6, 4.5, 5.0, 0.9)
+    assert (s["fast_us_p50"], s["row_us_p50"], s["write_us_p50"]) == (4.6, 1.5, 0.75)
     assert (s["inference_only_us_p50"], s["inference_only_classifier_us_p50"]) == (2.21, 3.19)
-    for key in ("fast_paired", "fast_row_of_paired", "inference_only", "inference_only_classifier"):
+    for key in ("row", "write", "inference_only", "inference_only_classifier"):
         del inproc[key]
     s = summary(report, main)
-    assert s["fast_vs_row_of"] is None and s["inference_only_us_p50"] is None
+    assert s["row_us_p50"] is None and s["write_us_p50"] is None and s["inference_only_us_p50"] is None
     assert s["inference_only_classifier_us_p50"] is None and s["fast_us_p50"] == 4.6
 
 
