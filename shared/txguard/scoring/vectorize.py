@@ -26,17 +26,17 @@ from txguard.contract.models import Channel, EnrichedTransaction, TxType
 from txguard.features.wallet import DAY, FEATURE_NAMES, HOUR
 
 N_FEATURES = len(FEATURE_NAMES)
-TYPE_FLAGS = {
+_TYPE_FLAGS = {
     t: (float(t is TxType.TRANSFER), float(t is TxType.WITHDRAWAL), float(t is TxType.TOP_UP)) for t in TxType
 }
-CHANNEL_CODES = {c: float(i) for i, c in enumerate(Channel)}  # same codes as txguard.features
-UTC_OFFSET = timedelta(0)
+_CHANNEL_CODES = {c: float(i) for i, c in enumerate(Channel)}  # same codes as txguard.features
+_UTC_OFFSET = timedelta(0)
 # An hour or a weekday as a float by indexing, not a float() call per field.
-SMALL_FLOATS = tuple(float(i) for i in range(24))
+_SMALL_FLOATS = tuple(float(i) for i in range(24))
 # The tzinfo objects known to be UTC, checked by identity before asking the offset: pydantic validates
 # every "Z" / "+00:00" timestamp to one shared TzInfo(0), whose utcoffset() is a call into pydantic-core
 # (0.3-0.7 us, a tenth of the fast path); any other tzinfo still has its offset asked.
-PYDANTIC_UTC = TypeAdapter(datetime).validate_python("2000-01-01T00:00:00Z").tzinfo
+_PYDANTIC_UTC = TypeAdapter(datetime).validate_python("2000-01-01T00:00:00Z").tzinfo
 
 
 def row_of(tx: EnrichedTransaction) -> list[float]:
@@ -44,20 +44,20 @@ def row_of(tx: EnrichedTransaction) -> list[float]:
     when = tx.timestamp
     tz = when.tzinfo
     # hour and weekday (Monday 0, as (days since the epoch + 3) % 7) of a UTC timestamp from its fields
-    if tz is PYDANTIC_UTC or tz is UTC or when.utcoffset() == UTC_OFFSET:
-        hour, weekday = SMALL_FLOATS[when.hour], SMALL_FLOATS[when.weekday()]
+    if tz is _PYDANTIC_UTC or tz is UTC or when.utcoffset() == _UTC_OFFSET:
+        hour, weekday = _SMALL_FLOATS[when.hour], _SMALL_FLOATS[when.weekday()]
     else:
         days, rem = divmod(when.timestamp(), DAY)
         hour, weekday = float(int(rem // HOUR)), float((int(days) + 3) % 7)
     amount = tx.amount
-    is_transfer, is_withdrawal, is_top_up = TYPE_FLAGS[tx.type]
+    is_transfer, is_withdrawal, is_top_up = _TYPE_FLAGS[tx.type]
     return [
         amount,
         math.log1p(amount),
         is_transfer,
         is_withdrawal,
         is_top_up,
-        CHANNEL_CODES[tx.channel],
+        _CHANNEL_CODES[tx.channel],
         hour,
         weekday,
         0.0 if tx.device_id is None else 1.0,
