@@ -17,7 +17,6 @@ import numpy as np
 SIM = {"days": 14, "wallets": 1000, "seed": 7}
 HGB = {"max_iter": 200, "learning_rate": 0.1, "max_leaf_nodes": 31, "l2_regularization": 1.0}
 N_PAYLOADS = 2000
-GRAPH = "margin"  # the published graph's form (txguard.training.onnx_export.margin_graph), part of the cache key
 
 
 @dataclass
@@ -31,14 +30,17 @@ class BenchModel:
 
 
 def _key() -> str:
-    """The cache's name: the data and model settings, and the feature set (a model cached before a
-    feature was added no longer fits the rows the code computes)."""
+    """The cache's name: the data and model settings, the feature set (a model cached before a feature
+    was added no longer fits the rows the code computes) and the exporter's source (a cached graph
+    written by another exporter is not the graph a version is published as)."""
     import hashlib
 
     from txguard.features.wallet import FEATURE_NAMES
+    from txguard.training import onnx_export
 
     features = hashlib.sha256(",".join(FEATURE_NAMES).encode()).hexdigest()[:8]
-    return "-".join(f"{k}{v}" for k, v in {**SIM, **HGB, "features": features, "graph": GRAPH}.items())
+    export = hashlib.sha256(Path(onnx_export.__file__).read_bytes()).hexdigest()[:8]
+    return "-".join(f"{k}{v}" for k, v in {**SIM, **HGB, "features": features, "export": export}.items())
 
 
 def build(cache: Path, log: Any = print) -> BenchModel:
