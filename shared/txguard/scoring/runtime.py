@@ -62,15 +62,20 @@ def probability(margin: float) -> float:
     return odds / (1.0 + odds)
 
 
-def graph_output(session: ort.InferenceSession) -> str:
-    """The score output a loaded graph has: MARGIN or PROBABILITIES (IncompatibleModelError if neither)."""
-    outputs = {o.name for o in session.get_outputs()}
-    if MARGIN in outputs:
-        return MARGIN
-    if PROBABILITIES in outputs:
-        return PROBABILITIES
+def _score_output(session: ort.InferenceSession) -> Any:
+    """The score output a loaded graph has, MARGIN or PROBABILITIES, with its shape (IncompatibleModelError
+    if neither)."""
+    outputs = {o.name: o for o in session.get_outputs()}
+    for name in (MARGIN, PROBABILITIES):
+        if name in outputs:
+            return outputs[name]
     raise IncompatibleModelError(
         f"ONNX model has neither a {MARGIN!r} nor a {PROBABILITIES!r} output (zipmap must be off)")
+
+
+def graph_output(session: ort.InferenceSession) -> str:
+    """The score output's name a loaded graph has: MARGIN or PROBABILITIES."""
+    return str(_score_output(session).name)
 
 
 def graph_scores(session: ort.InferenceSession, x: np.ndarray) -> np.ndarray:
@@ -142,7 +147,6 @@ class ModelRuntime:
 
     def _check_signature(self) -> None:
         inputs = {i.name: i for i in self.session.get_inputs()}
-        outputs = {o.name: o for o in self.session.get_outputs()}
         if INPUT_NAME not in inputs or len(inputs) != 1:
             raise IncompatibleModelError(f"ONNX model must have exactly one input {INPUT_NAME!r}, has {list(inputs)}")
         width = inputs[INPUT_NAME].shape[-1]
@@ -150,9 +154,10 @@ class ModelRuntime:
             raise IncompatibleModelError(f"ONNX input has {width} columns, the code computes {N_FEATURES}")
         if inputs[INPUT_NAME].type != "tensor(float)":
             raise IncompatibleModelError(f"ONNX input must be float32, is {inputs[INPUT_NAME].type}")
-        self.output = graph_output(self.session)
+        output = _score_output(self.session)
+        self.output = str(output.name)
         self.margin = self.output == MARGIN
-        width = outputs[self.output].shape[-1]
+        width = output.shape[-1]
         if width not in (1 if self.margin else 2, None) and not isinstance(width, str):
             raise IncompatibleModelError(f"ONNX output {self.output!r} has {width} columns")
 
