@@ -46,6 +46,23 @@ from txguard.training.train import TrainConfig, fit_calibrated, onnx_scores
 FPR = 0.01
 
 
+class Laps:
+    """Seconds of each step of a run, each from the end of the one before (`name_seconds` keys), and
+    the whole run's (`seconds`)."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+        self.steps: dict[str, float] = {}
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.steps[name] = round(now - self.last, 2)
+        self.last = now
+
+    def seconds(self) -> dict[str, float]:
+        return {**self.steps, "seconds": round(time.perf_counter() - self.start, 2)}
+
+
 @dataclass(frozen=True)
 class SplitDays:
     history: int = 30  # features only: the longest window (30 days) plus the delay, nearly
@@ -217,48 +234,41 @@ def run_comparison(
     log: Callable[[str], None] = lambda _msg: None,
 ) -> dict[str, Any]:
     """Generate, split, fit txguard and every recipe classifier, score the test rows; the report."""
-    t0 = time.perf_counter()
-    timings: dict[str, float] = {}
-
-    def lap(name: str, since: float) -> float:
-        now = time.perf_counter()
-        timings[name] = round(now - since, 2)
-        return now
-
+    laps = Laps()
     cfg = handbook_config(data_config, days)
     log(f"generating {cfg.days} days: {cfg.customers} customers, {cfg.terminals} terminals, seed {cfg.seed}")
     data = generate(cfg)
     path = write_jsonl(data, data_path)
-    t = lap("generate_seconds", t0)
+    laps("generate_seconds")
     split = handbook_split(data, days, drop_known_compromised)
     y, ts, wallets, scenarios = data.is_fraud, data.ts, data.wallet_ids(), data.scenario_names()
     y_train, y_test = split.y_train, y[split.test]
     check_enough(y_train, y_test, "use more customers or days")
     log(f"txguard: features of {len(data)} rows through {path} (txguard.training.dataset.from_file)")
     dataset = txguard_dataset(data, path)
-    t = lap("txguard_features_seconds", t)
+    laps("txguard_features_seconds")
     log(f"txguard: fitting on {int(split.train.sum())} rows ({int(y_train.sum())} frauds)")
     where = (ts[split.test], wallets[split.test], scenarios[split.test])  # the test rows' days, wallets, kinds
     config = train_config or TrainConfig(seed=cfg.seed)
     ours, uncalibrated, n_calibration = txguard_scores(dataset, split, config)
     txguard = {**score_metrics(y_test, ours, *where), **calibration_metrics(y_test, ours, uncalibrated),
                "n_calibration": n_calibration}
-    t = lap("txguard_fit_seconds", t)
+    laps("txguard_fit_seconds")
 
     log("recipe: Handbook features")
     F = recipe.recipe_features(data.ts, data.customer, data.terminal, data.amount, y, data.label_time, days.delay)
-    t = lap("recipe_features_seconds", t)
+    laps("recipe_features_seconds")
     by_classifier: dict[str, dict[str, Any]] = {}
     scores: dict[str, np.ndarray] = {}
     for name in classifiers:
         log(f"recipe: fitting {name}")
         scores[name] = recipe.fit_predict(name, F[split.train], y_train, F[split.test], seed=cfg.seed)
         by_classifier[name] = score_metrics(y_test, scores[name], *where)
-        t = lap(f"recipe_{name}_seconds", t)
+        laps(f"recipe_{name}_seconds")
     best = max(by_classifier, key=lambda k: by_classifier[k]["pr_auc"])
     log("shuffled-label check: txguard fitted on the training labels in a random order")
     noise, _, _ = txguard_scores(dataset, split, config, shuffled(y_train, cfg.seed))
-    t = lap("shuffled_seconds", t)
+    laps("shuffled_seconds")
 
     return {
         "txguard": txguard,
@@ -272,8 +282,7 @@ def run_comparison(
         "split": split_report(split, days, y, where[2]),
         "txguard_features": len(dataset.X[0]),
         "recipe_features": list(recipe.RECIPE_FEATURES),
-        **timings,
-        "seconds": round(time.perf_counter() - t0, 2),
+        **laps.seconds(),
     }
 
 

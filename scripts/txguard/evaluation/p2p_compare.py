@@ -18,7 +18,6 @@ highest-scored legitimate test rows.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 
 from txguard.evaluation.compare import (
     FPR,
+    Laps,
     SplitDays,
     calibration_metrics,
     check_enough,
@@ -74,19 +74,12 @@ def run_p2p(
     log: Callable[[str], None] = lambda _msg: None,
 ) -> dict[str, Any]:
     """Generate, split, fit txguard and the baseline, score the test rows; the report."""
-    t0 = time.perf_counter()
-    timings: dict[str, float] = {}
-
-    def lap(name: str, since: float) -> float:
-        now = time.perf_counter()
-        timings[name] = round(now - since, 2)
-        return now
-
+    laps = Laps()
     cfg = replace(data_config or P2PConfig(), days=days.total)
     log(f"generating {cfg.days} days of {cfg.users} mobile-money users, seed {cfg.seed}")
     data = generate(cfg)
     path = write_jsonl(data, data_path)
-    t = lap("generate_seconds", t0)
+    laps("generate_seconds")
     y, kinds = data.is_fraud, data.kind_names()
     split = design_split(data.ts, y, data.label_time, float(cfg.start_epoch), days)
     y_test = y[split.test]
@@ -97,17 +90,17 @@ def run_p2p(
     log(f"txguard: features of {len(data)} rows through {path} (txguard.training.dataset.from_file)")
     dataset = from_file(path)
     same_rows(dataset, data.ts, y, data.wallet_ids())
-    t = lap("txguard_features_seconds", t)
+    laps("txguard_features_seconds")
     log(f"txguard: fitting on {int(split.train.sum())} rows ({int(split.y_train.sum())} frauds known at the cut)")
     ours, uncalibrated, n_calibration = txguard_scores(dataset, split, config)
-    t = lap("txguard_fit_seconds", t)
+    laps("txguard_fit_seconds")
 
     log("baseline: rolling per-wallet, per-payee and per-device features, known-fraud counts")
     F = baseline_features(data)
-    t = lap("baseline_features_seconds", t)
+    laps("baseline_features_seconds")
     log("baseline: fitting")
     theirs = baseline_scores(F, split.train, split.y_train, split.test, config)
-    t = lap("baseline_fit_seconds", t)
+    laps("baseline_fit_seconds")
 
     txguard = {**score_metrics(y_test, ours, *where), **calibration_metrics(y_test, ours, uncalibrated),
                "n_calibration": n_calibration}
@@ -129,14 +122,13 @@ def run_p2p(
                 y_test, baseline_scores(F, split.train, noise, split.test, config)), 4),
             "test_fraud_rate": round(float(y_test.mean()), 5),
         }
-        t = lap("shuffled_seconds", t)
+        laps("shuffled_seconds")
     return {
         **report,
         "data": {**describe(data), "path": str(path)},
         "split": split_report(split, days, y, where[2]),
         "txguard_features": int(dataset.X.shape[1]),
         "baseline_features": list(BASELINE_FEATURES),
-        **timings,
-        "seconds": round(time.perf_counter() - t0, 2),
+        **laps.seconds(),
     }
 

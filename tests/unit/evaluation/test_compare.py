@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from txguard.cli.main import main
-from txguard.evaluation.compare import SplitDays, handbook_split, kind_comparison, shuffled
+from txguard.evaluation.compare import Laps, SplitDays, handbook_split, kind_comparison, shuffled
 from txguard.evaluation.handbook_data import DAY, HandbookConfig, HandbookData
 
 
@@ -124,3 +124,13 @@ def test_evaluate_handbook_names_a_bad_option(capsys: pytest.CaptureFixture[str]
     assert "--classifiers" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
     assert main(["evaluate", "handbook", "--train-days", "0"]) == 2
     assert "train_days" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
+
+
+def test_laps_time_each_step_from_the_end_of_the_one_before() -> None:
+    laps = Laps()
+    laps("generate_seconds")
+    laps("fit_seconds")
+    out = laps.seconds()
+    assert list(out) == ["generate_seconds", "fit_seconds", "seconds"]
+    assert all(v >= 0 for v in out.values())
+    assert out["seconds"] >= out["generate_seconds"] + out["fit_seconds"] - 0.02  # each step rounded to 0.01
