@@ -42,6 +42,20 @@ CUSTOMER_FRAUD_SHARE = 1 / 3
 CUSTOMER_FRAUD_MULTIPLIER = 5.0
 
 
+def epoch_of(start: str) -> int:
+    """A design's first instant (ISO 8601 with an offset) as epoch seconds; ValueError if it has none."""
+    when = datetime.fromisoformat(start)
+    if when.tzinfo is None:
+        raise ValueError(f"start must be timezone-aware, got {start!r}")
+    return int(when.timestamp())
+
+
+def iso_utc(epoch: np.ndarray) -> list[str]:
+    """Epoch seconds as ISO 8601 UTC strings (a label never given, +inf, as the epoch itself)."""
+    stamps = np.datetime_as_string(np.nan_to_num(epoch, posinf=0).astype(np.int64).astype("datetime64[s]"), unit="s")
+    return [s + "+00:00" for s in stamps.tolist()]
+
+
 @dataclass(frozen=True)
 class HandbookConfig:
     """Sizes and rates; the defaults are the Handbook's (5,000 customers, 10,000 terminals,
@@ -63,12 +77,11 @@ class HandbookConfig:
         for name in ("customers", "terminals", "days"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if datetime.fromisoformat(self.start).tzinfo is None:
-            raise ValueError(f"start must be timezone-aware, got {self.start!r}")
+        epoch_of(self.start)
 
     @property
     def start_epoch(self) -> int:
-        return int(datetime.fromisoformat(self.start).timestamp())
+        return epoch_of(self.start)
 
 
 @dataclass
@@ -208,9 +221,6 @@ def generate(cfg: HandbookConfig = HandbookConfig()) -> HandbookData:
     )
 
 
-def _iso(epoch: np.ndarray) -> list[str]:
-    stamps = np.datetime_as_string(epoch.astype(np.int64).astype("datetime64[s]"), unit="s")
-    return [s + "+00:00" for s in stamps.tolist()]
 
 
 def write_jsonl(data: HandbookData, path: str | Path) -> Path:
@@ -220,8 +230,8 @@ def write_jsonl(data: HandbookData, path: str | Path) -> Path:
     seed = data.config.seed
     names = data.scenario_names().tolist()
     with open(path, "w", encoding="utf-8") as out:
-        rows = zip(data.customer.tolist(), data.terminal.tolist(), data.amount.tolist(), _iso(data.ts),
-                   data.is_fraud.tolist(), _iso(data.label_time), names, strict=True)
+        rows = zip(data.customer.tolist(), data.terminal.tolist(), data.amount.tolist(), iso_utc(data.ts),
+                   data.is_fraud.tolist(), iso_utc(data.label_time), names, strict=True)
         for i, (c, t, amount, when, fraud, known, scenario) in enumerate(rows):
             out.write(
                 f'{{"transaction_id":"hb{seed}-{i:08d}","wallet_id":"C{c:05d}","counterparty_id":"T{t:05d}",'

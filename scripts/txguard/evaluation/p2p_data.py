@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from txguard.contract.models import LabelEvent, Transaction
+from txguard.evaluation.handbook_data import epoch_of, iso_utc
 from txguard.evaluation.p2p_fraud import KINDS, FraudRates, FraudWorld
 from txguard.evaluation.p2p_world import (
     AGENT,
@@ -59,12 +60,11 @@ class P2PConfig:
             raise ValueError(f"users must be >= 50, got {self.users}")
         if self.days < 1:
             raise ValueError(f"days must be >= 1, got {self.days}")
-        if datetime.fromisoformat(self.start).tzinfo is None:
-            raise ValueError(f"start must be timezone-aware, got {self.start!r}")
+        epoch_of(self.start)
 
     @property
     def start_epoch(self) -> int:
-        return int(datetime.fromisoformat(self.start).timestamp())
+        return epoch_of(self.start)
 
 
 @dataclass
@@ -174,11 +174,6 @@ def generate(cfg: P2PConfig = P2PConfig()) -> P2PData:
     )
 
 
-def _iso(epoch: np.ndarray) -> list[str]:
-    stamps = np.datetime_as_string(np.nan_to_num(epoch, posinf=0).astype(np.int64).astype("datetime64[s]"), unit="s")
-    return [s + "+00:00" for s in stamps.tolist()]
-
-
 def write_jsonl(data: P2PData, path: str | Path) -> Path:
     """Transaction fields + is_fraud + label_time (`never`: not reported) + scenario, time order."""
     path = Path(path)
@@ -186,10 +181,10 @@ def write_jsonl(data: P2PData, path: str | Path) -> Path:
     seed = data.config.seed
     ids = np.asarray(data.parties, dtype=object)
     device_ids = np.asarray([*data.devices, None], dtype=object)[data.device]  # -1 -> None
-    labels = _iso(data.label_time)
+    labels = iso_utc(data.label_time)
     with open(path, "w", encoding="utf-8") as out:
         rows = zip(ids[data.wallet].tolist(), ids[data.counterparty].tolist(), data.amount.tolist(),
-                   data.tx_type.tolist(), data.channel.tolist(), device_ids.tolist(), _iso(data.ts),
+                   data.tx_type.tolist(), data.channel.tolist(), device_ids.tolist(), iso_utc(data.ts),
                    data.kind.tolist(), data.label_time.tolist(), labels, strict=True)
         for i, (w, cp, amount, tx_type, channel, dev, when, kind, lt, known) in enumerate(rows):
             device = "null" if dev is None else f'"{dev}"'
