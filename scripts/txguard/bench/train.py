@@ -17,11 +17,15 @@ wallet-day a fraud touched plus a constant number of drawn ones. Peak RSS follow
 not the history's. Timings move with the machine's load: the run records the load average.
 
 The sample is the one the product recommends: hard negatives drawn (`--sample-hard-model`), the
-wallet-days holding a row the production model sends to review kept with probability `hard`. The
-production model is a stand-in, as `txguard evaluate sample` fits one: `txguard train --features` on
-the plain sample of another seed (sample seed 1) of the same history, written by a first Beam job;
-what a team retraining has at hand, never the full-data model. The features seconds are the second
-job's, the one a team runs. `hard=None` draws the plain sample (no stand-in, one Beam job).
+wallet-days holding a row the production model sends to review kept with a chance of their own,
+`hard_boost` times the fraction, at most 1 (`hard_chance`): 1 at the issue's 5 % point with the
+default 20 (every hard wallet-day, as `txguard evaluate sample` measures it), and below that the
+hard stratum shrinks with the fraction, so that its rows stay constant as the drawn ones do (all
+of it would grow with the history: it is a share of the traffic). The production model is a
+stand-in, as `txguard evaluate sample` fits one: `txguard train --features` on the plain sample of
+another seed (sample seed 1) of the same history, written by a first Beam job; what a team
+retraining has at hand, never the full-data model. The features seconds are the second job's, the
+one a team runs. `hard_boost=None` draws the plain sample (no stand-in, one Beam job).
 """
 
 from __future__ import annotations
@@ -140,6 +144,13 @@ def graded_on_full(full_table: str, registries: dict[str, Path]) -> dict[str, di
 
 
 STAND_IN_SAMPLE_SEED = 1  # the stand-in's plain sample: another seed than the measured sample's (0)
+HARD_BOOST = 20.0  # the hard wallet-days' chance over the fraction's: 1 from a 5 % sample up
+
+
+def hard_chance(fraction: float, boost: float = HARD_BOOST) -> float:
+    """The hard wallet-days' chance to be kept (`--sample-hard`): `boost` times the fraction, at most 1,
+    at least the fraction (the sampling rule's floor: a hard wallet-day is never rarer than another)."""
+    return min(1.0, max(fraction, boost * fraction))
 
 
 def beam_job(spec: Any, workers: int) -> tuple[Any, float, float]:
@@ -178,8 +189,8 @@ def stand_in_model(folder: Path, fraction: float, shards: int, workers: int, log
 
 def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int, workers: int, full_up_to: int,
                   seed: int, log: Log, label_maturity_days: float | None = None,
-                  hard: float | None = 1.0) -> dict[str, Any]:
-    """`hard`: the hard negatives' chance to be kept (`--sample-hard`), None for the plain draw."""
+                  hard_boost: float | None = HARD_BOOST) -> dict[str, Any]:
+    """`hard_boost`: the hard wallet-days' chance over the fraction (`hard_chance`), None for the plain draw."""
     from txguard.batch.jobs import JobSpec
 
     results = []
@@ -192,13 +203,13 @@ def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int
         stand_in: dict[str, Any] | None = None
         spec = JobSpec(input=str(folder / "tx.jsonl"), output=str(folder / "out"), features=True, sample=fraction,
                        shards=shards)
-        if hard is not None:
+        if hard_boost is not None:
             log(f"{rows:,} transactions: the production stand-in's plain sample at fraction {fraction:.4f}")
             model, stand_in = stand_in_model(folder, fraction, shards, workers, log, label_maturity_days)
             registries["stand_in"] = folder / "registry-stand-in"
-            spec = replace(spec, sample_model=model, sample_hard=max(hard, fraction))
+            spec = replace(spec, sample_model=model, sample_hard=hard_chance(fraction, hard_boost))
         log(f"{rows:,} transactions: Beam features + sample at fraction {fraction:.4f}"
-            + ("" if hard is None else f", hard negatives at {spec.sample_hard:g}"))
+            + ("" if hard_boost is None else f", hard negatives at {spec.sample_hard:.4f}"))
         status, features_wall, features_cpu = beam_job(spec, workers)
         out = Path(spec.output)
         figures: dict[str, Any] = {
@@ -233,7 +244,7 @@ def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int
             shutil.rmtree(registry, ignore_errors=True)
         shutil.rmtree(folder / "out-stand-in", ignore_errors=True)
     rss = [r["sampled"]["peak_rss_mb"] for r in results]
-    return {"sizes": sorted(sizes), "sample_rows_target": sample_rows, "hard": hard, "shards": shards,
+    return {"sizes": sorted(sizes), "sample_rows_target": sample_rows, "hard_boost": hard_boost, "shards": shards,
             "workers": workers,
             "results": results, "sampled_peak_rss_mb_range": [min(rss), max(rss)] if rss else None,
             "max_abs_quality_delta": max((abs(v) for r in results for v in r.get("quality_deltas", {}).values()),
