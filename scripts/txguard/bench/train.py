@@ -283,7 +283,9 @@ def picture(report: dict[str, Any]) -> bytes:
         ax.set_xticks(rows, [f"{n:,}" for n in rows], fontsize=7)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"txguard bench train: ~{report['sample_rows_target']:,} drawn legitimate rows per sample", fontsize=10)
+    draw = "hard negatives drawn" if report.get("hard_boost") else "plain draw"
+    fig.suptitle(f"txguard bench train: ~{report['sample_rows_target']:,} drawn legitimate rows per sample, {draw}",
+                 fontsize=10)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
