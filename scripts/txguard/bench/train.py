@@ -15,6 +15,17 @@ The sample's fraction halves as the history doubles (`fraction = sample_rows / N
 team keeps its training set at a size its machine holds, and the sample's rows are then every
 wallet-day a fraud touched plus a constant number of drawn ones. Peak RSS follows the sample's rows,
 not the history's. Timings move with the machine's load: the run records the load average.
+
+The sample is the one the product recommends: hard negatives drawn (`--sample-hard-model`), the
+wallet-days holding a row the production model sends to review kept with a chance of their own,
+`hard_boost` times the fraction, at most 1 (`hard_chance`): 1 at the issue's 5 % point with the
+default 20 (every hard wallet-day, as `txguard evaluate sample` measures it), and below that the
+hard stratum shrinks with the fraction, so that its rows stay constant as the drawn ones do (all
+of it would grow with the history: it is a share of the traffic). The production model is a
+stand-in, as `txguard evaluate sample` fits one: `txguard train --features` on the plain sample of
+another seed (sample seed 1) of the same history, written by a first Beam job; what a team
+retraining has at hand, never the full-data model. The features seconds are the second job's, the
+one a team runs. `hard_boost=None` draws the plain sample (no stand-in, one Beam job).
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -131,34 +143,82 @@ def graded_on_full(full_table: str, registries: dict[str, Path]) -> dict[str, di
     return out
 
 
+STAND_IN_SAMPLE_SEED = 1  # the stand-in's plain sample: another seed than the measured sample's (0)
+HARD_BOOST = 20.0  # the hard wallet-days' chance over the fraction's: 1 from a 5 % sample up
+
+
+def hard_chance(fraction: float, boost: float = HARD_BOOST) -> float:
+    """The hard wallet-days' chance to be kept (`--sample-hard`): `boost` times the fraction, at most 1,
+    at least the fraction (the sampling rule's floor: a hard wallet-day is never rarer than another)."""
+    return min(1.0, max(fraction, boost * fraction))
+
+
+def beam_job(spec: Any, workers: int) -> tuple[Any, float, float]:
+    """Run one Beam job on a clean output folder: its status, wall and CPU seconds (children included)."""
+    import shutil
+
+    from txguard.batch.jobs import JobState, run_job
+
+    shutil.rmtree(spec.output, ignore_errors=True)
+    cpu0, wall0 = _cpu_children(), time.perf_counter()
+    status = run_job(spec, workers=workers)
+    wall, cpu = time.perf_counter() - wall0, _cpu_children() - cpu0
+    if status.state is not JobState.COMPLETED:
+        raise RuntimeError(f"Beam job failed: {status.error}")
+    return status, wall, cpu
+
+
+def stand_in_model(folder: Path, fraction: float, shards: int, workers: int, log: Log,
+                   label_maturity_days: float | None) -> tuple[str, dict[str, Any]]:
+    """The production model hard negatives are drawn by (a `registry@staging` URI) and its figures: fitted
+    by `txguard train --features` on the plain sample of seed STAND_IN_SAMPLE_SEED, as a team's
+    production version was fitted on an earlier sample (`txguard.evaluation.sample` does the same)."""
+    from txguard.batch.jobs import JobSpec
+
+    out = folder / "out-stand-in"
+    status, _, _ = beam_job(JobSpec(input=str(folder / "tx.jsonl"), output=str(out), features=False,
+                                    sample=fraction, sample_seed=STAND_IN_SAMPLE_SEED, shards=shards), workers)
+    log(f"production stand-in: training on a plain sample of seed {STAND_IN_SAMPLE_SEED} "
+        f"({status.counts['sampled']:,} rows)")
+    registry = folder / "registry-stand-in"
+    trained = measured_train(str(out / "sample-*.parquet"), registry, folder / "train-stand-in.log",
+                             label_maturity_days=label_maturity_days)
+    return f"{registry}@staging", {"sample_seed": STAND_IN_SAMPLE_SEED, "sample_rows": status.counts["sampled"],
+                                   "review_threshold": trained["report"]["thresholds"]["review"]}
+
+
 def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int, workers: int, full_up_to: int,
-                  seed: int, log: Log, label_maturity_days: float | None = None) -> dict[str, Any]:
-    from txguard.batch.jobs import JobSpec, JobState, run_job
+                  seed: int, log: Log, label_maturity_days: float | None = None,
+                  hard_boost: float | None = HARD_BOOST) -> dict[str, Any]:
+    """`hard_boost`: the hard wallet-days' chance over the fraction (`hard_chance`), None for the plain draw."""
+    from txguard.batch.jobs import JobSpec
 
     results = []
     for size in sorted(sizes):
         folder = workdir / f"n{size}"
         rows = labelled_file(folder / "tx.jsonl", size, seed, log)
         fraction = min(1.0, sample_rows / rows)
-        out = folder / "out"
+        registries = {"sampled": folder / "registry-sampled"}
         load = os.getloadavg()[0]
-        log(f"{rows:,} transactions: Beam features + sample at fraction {fraction:.4f}")
-        if out.exists():
-            import shutil
-
-            shutil.rmtree(out)
-        cpu0, wall0 = _cpu_children(), time.perf_counter()
-        status = run_job(JobSpec(input=str(folder / "tx.jsonl"), output=str(out), features=True, sample=fraction,
-                                 shards=shards), workers=workers)
-        features_wall, features_cpu = time.perf_counter() - wall0, _cpu_children() - cpu0
-        if status.state is not JobState.COMPLETED:
-            raise RuntimeError(f"Beam job failed: {status.error}")
+        stand_in: dict[str, Any] | None = None
+        spec = JobSpec(input=str(folder / "tx.jsonl"), output=str(folder / "out"), features=True, sample=fraction,
+                       shards=shards)
+        if hard_boost is not None:
+            log(f"{rows:,} transactions: the production stand-in's plain sample at fraction {fraction:.4f}")
+            model, stand_in = stand_in_model(folder, fraction, shards, workers, log, label_maturity_days)
+            registries["stand_in"] = folder / "registry-stand-in"
+            spec = replace(spec, sample_model=model, sample_hard=hard_chance(fraction, hard_boost))
+        log(f"{rows:,} transactions: Beam features + sample at fraction {fraction:.4f}"
+            + ("" if hard_boost is None else f", hard negatives at {spec.sample_hard:.4f}"))
+        status, features_wall, features_cpu = beam_job(spec, workers)
+        out = Path(spec.output)
         figures: dict[str, Any] = {
             "history_rows": rows, "fraction": round(fraction, 6), "sample_rows": status.counts["sampled"],
             "load_1m": round(load, 2), "features_seconds": round(features_wall, 2),
             "features_cpu_seconds": round(features_cpu, 2),
         }
-        registries = {"sampled": folder / "registry-sampled"}
+        if stand_in is not None:
+            figures["stand_in"] = stand_in
         log(f"{rows:,} transactions: training on the sample ({status.counts['sampled']:,} rows)")
         sampled = measured_train(str(out / "sample-*.parquet"), registries["sampled"], folder / "train-sampled.log",
                                  label_maturity_days=label_maturity_days)
@@ -178,12 +238,14 @@ def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int
             figures["quality_deltas"] = {k: round(graded["sampled"][k] - graded["full"][k], 6)
                                          for k in ("pr_auc", "recall_at_1pct_fpr", "review_alert_rate")}
         results.append(figures)
-        for registry in registries.values():  # the models are not needed past their figures
-            import shutil
+        import shutil
 
+        for registry in registries.values():  # the models are not needed past their figures
             shutil.rmtree(registry, ignore_errors=True)
+        shutil.rmtree(folder / "out-stand-in", ignore_errors=True)
     rss = [r["sampled"]["peak_rss_mb"] for r in results]
-    return {"sizes": sorted(sizes), "sample_rows_target": sample_rows, "shards": shards, "workers": workers,
+    return {"sizes": sorted(sizes), "sample_rows_target": sample_rows, "hard_boost": hard_boost, "shards": shards,
+            "workers": workers,
             "results": results, "sampled_peak_rss_mb_range": [min(rss), max(rss)] if rss else None,
             "max_abs_quality_delta": max((abs(v) for r in results for v in r.get("quality_deltas", {}).values()),
                                          default=None)}
@@ -221,7 +283,9 @@ def picture(report: dict[str, Any]) -> bytes:
         ax.set_xticks(rows, [f"{n:,}" for n in rows], fontsize=7)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"txguard bench train: ~{report['sample_rows_target']:,} drawn legitimate rows per sample", fontsize=10)
+    draw = "hard negatives drawn" if report.get("hard_boost") else "plain draw"
+    fig.suptitle(f"txguard bench train: ~{report['sample_rows_target']:,} drawn legitimate rows per sample, {draw}",
+                 fontsize=10)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)

@@ -128,7 +128,8 @@ def _bench_train(r: dict[str, Any]) -> list[Row]:
     full = [x for x in results if "full" in x]
     on_full = (f", on the full table {_f(full[0]['full']['peak_rss_mb'])} to {_f(full[-1]['full']['peak_rss_mb'])} MB "
                f"({_f(full[0]['history_rows'])} to {_f(full[-1]['history_rows'])} rows)") if full else ""
-    return [("training memory as the history doubles: the weighted sample against the full table",
+    draw = "hard negatives drawn" if r.get("hard_boost") else "plain draw"
+    return [(f"training memory as the history doubles: the weighted sample ({draw}) against the full table",
              "`txguard bench train`",
              f"{_f(first['history_rows'])} to {_f(last['history_rows'])} transactions: training on the sample peaks "
              f"at {_f(rss[0])}-{_f(rss[1])} MB{on_full}; largest quality delta (PR-AUC, recall at 1 % FPR, review "

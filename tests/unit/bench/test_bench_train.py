@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from txguard.bench.train import train_figures
+from txguard.batch.jobs import read_status
+from txguard.bench.train import hard_chance, train_figures
 
 
 def test_one_size_measures_both_trainings_and_grades_them_on_the_full_period(tmp_path: Path) -> None:
@@ -20,6 +21,41 @@ def test_one_size_measures_both_trainings_and_grades_them_on_the_full_period(tmp
     assert set(row["quality_deltas"]) == {"pr_auc", "recall_at_1pct_fpr", "review_alert_rate"}
     assert report["sampled_peak_rss_mb_range"] == [row["sampled"]["peak_rss_mb"]] * 2
     assert not any(p.name.startswith("registry") for p in (tmp_path / "n12000").iterdir())
+
+
+def test_the_sample_draws_hard_negatives_by_a_stand_in_fitted_on_another_seeds_plain_sample(tmp_path: Path) -> None:
+    report = train_figures([12_000], sample_rows=3_000, workdir=tmp_path, shards=2, workers=1, full_up_to=0,
+                           seed=21, log=lambda _m: None, label_maturity_days=0.0)
+    (row,) = report["results"]
+    assert report["hard_boost"] == 20.0
+    # the measured job drew its sample by the stand-in's review threshold, at seed 0; the stand-in's own
+    # sample was the plain draw of seed 1
+    sample = read_status(str(tmp_path / "n12000" / "out")).sample
+    assert sample is not None and sample["seed"] == 0 and sample["hard_fraction"] == 1.0
+    assert sample["hard_model"] == f"{tmp_path / 'n12000' / 'registry-stand-in'}@staging"
+    assert row["stand_in"]["sample_seed"] == 1 and 0 < row["stand_in"]["review_threshold"] < 1
+    # the hard stratum only adds wallet-days: the hard sample holds more rows than the stand-in's plain one
+    assert row["sample_rows"] > row["stand_in"]["sample_rows"]
+    assert 0 < row["quality"]["stand_in"]["pr_auc"] <= 1  # graded on the full period beside the sampled model
+    assert not any(p.name in ("out-stand-in", "registry-stand-in") for p in (tmp_path / "n12000").iterdir())
+
+
+def test_the_hard_stratum_keeps_every_hard_wallet_day_from_5_percent_up_and_a_constant_number_below() -> None:
+    assert hard_chance(0.25) == hard_chance(0.05) == 1.0
+    history = [200_000, 400_000, 800_000]
+    chances = [hard_chance(10_000 / n) for n in history]
+    assert chances == [1.0, 0.5, 0.25]  # 5 %, 2.5 %, 1.25 %: the hard wallet-days kept halve as the history doubles
+    assert hard_chance(0.01, boost=0.5) == 0.01  # never below the fraction (the sampling rule's floor)
+
+
+def test_the_plain_draw_needs_no_stand_in(tmp_path: Path) -> None:
+    report = train_figures([12_000], sample_rows=3_000, workdir=tmp_path, shards=2, workers=1, full_up_to=0,
+                           seed=21, log=lambda _m: None, label_maturity_days=0.0, hard_boost=None)
+    (row,) = report["results"]
+    assert report["hard_boost"] is None and "stand_in" not in row and set(row["quality"]) == {"sampled"}
+    sample = read_status(str(tmp_path / "n12000" / "out")).sample
+    assert sample is not None and sample["seed"] == 0 and "hard_model" not in sample
+    assert round(sample["fraction"], 6) == row["fraction"]
 
 
 def test_the_picture_draws_a_report(tmp_path: Path, capsys) -> None:  # noqa: ANN001

@@ -18,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="training on a weighted sample vs the full table as the history doubles: RSS, seconds, quality",
         description="For each --sizes N: simulate N labelled transactions, run the Beam job writing the full "
-        "feature table and a training sample of about --sample-rows drawn rows (fraction = sample-rows / N), "
+        "feature table and a training sample of about --sample-rows drawn rows (fraction = sample-rows / N; hard "
+        "negatives drawn by a production stand-in fitted on another seed's plain sample, as `evaluate sample` does), "
         "then `txguard train --features` on the sample (and on the full table up to --full-up-to rows), each in "
         "its own process: peak RSS, CPU and wall seconds; both models graded on the full held-out period. Run it "
         "niced on a shared machine; figures are comparable within one run.",
@@ -27,6 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="legitimate rows the sample draws, about (default 25000): fraction = this / N")
     p.add_argument("--full-up-to", type=int, default=2_000_000,
                    help="also train on the full table up to this many rows (default 2000000)")
+    p.add_argument("--hard-boost", type=float, default=20.0,
+                   help="draw hard negatives as `batch run --sample-hard-model` does, by a production stand-in trained "
+                   "on another seed's plain sample, their wallet-days kept at this many times the fraction, at most "
+                   "1 (default 20: all of them from a 5%% sample up, a constant number below); 0: the plain draw")
     p.add_argument("--workers", type=int, default=1, help="DirectRunner worker processes (default 1)")
     p.add_argument("--seed", type=int, default=21, help="simulation seed (default 21)")
     p.add_argument("--label-maturity-days", type=float, default=None,
@@ -60,9 +65,12 @@ def run(args: argparse.Namespace) -> int:
     def log(message: str) -> None:
         terminal.print(f"[dim]{message}[/dim]")
 
+    if args.hard_boost < 0:
+        terminal.print(f"[red]--hard-boost must be >= 0 (0: the plain draw), got {args.hard_boost}[/red]")
+        return 2
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     report = train_figures(sizes, args.sample_rows, workdir, args.shards, args.workers, args.full_up_to, args.seed,
-                           log, args.label_maturity_days)
+                           log, args.label_maturity_days, args.hard_boost or None)
     table = Table(title=f"training on a weighted sample (~{args.sample_rows:,} drawn rows) vs the full history")
     for col in ("history rows", "fraction", "sample rows", "features s (CPU s)", "sampled: peak RSS MB, train s",
                 "full: peak RSS MB, train s", "PR-AUC full / sampled", "recall@1%FPR full / sampled", "load"):
