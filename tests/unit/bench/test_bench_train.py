@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from txguard.batch.jobs import read_status
-from txguard.bench.train import hard_chance, train_figures
+from txguard.bench.train import draw_seeds, hard_chance, train_figures
 
 
 def test_one_size_measures_both_trainings_and_grades_them_on_the_full_period(tmp_path: Path) -> None:
@@ -56,6 +58,34 @@ def test_the_plain_draw_needs_no_stand_in(tmp_path: Path) -> None:
     sample = read_status(str(tmp_path / "n12000" / "out")).sample
     assert sample is not None and sample["seed"] == 0 and "hard_model" not in sample
     assert round(sample["fraction"], 6) == row["fraction"]
+
+
+def test_several_draws_are_graded_by_their_mean_with_each_draw_beside_it(tmp_path: Path) -> None:
+    report = train_figures([12_000], sample_rows=3_000, workdir=tmp_path, shards=2, workers=1, full_up_to=10**9,
+                           seed=21, log=lambda _m: None, label_maturity_days=0.0, hard_boost=None, draws=2)
+    (row,) = report["results"]
+    draws = row["draws"]
+    assert report["draws"] == 2 and draws["seeds"] == [0, 2]
+    # seed 0's job wrote the full table and its sample; seed 2 drew another sample of the same rows
+    assert draws["sample_rows"]["0"] == row["sample_rows"] != draws["sample_rows"]["2"]
+    assert row["sampled"]["peak_rss_mb"] == max(draws["peak_rss_mb"].values())
+    full = row["quality"]["full"]
+    for key in ("pr_auc", "recall_at_1pct_fpr", "review_alert_rate"):
+        each = [draws["quality"][d][key] for d in ("0", "2")]
+        assert row["quality"]["sampled"][key] == pytest.approx(sum(each) / 2, abs=1e-6)
+        assert row["quality_deltas"][key] == pytest.approx(row["quality"]["sampled"][key] - full[key], abs=1e-6)
+        assert [draws["quality_deltas"][d][key] for d in ("0", "2")] == pytest.approx([e - full[key] for e in each],
+                                                                                       abs=1e-6)
+    assert draws["quality"]["0"] != draws["quality"]["2"]
+    one_draw = max(abs(v) for d in draws["quality_deltas"].values() for v in d.values())
+    assert report["max_abs_quality_delta_one_draw"] == one_draw >= report["max_abs_quality_delta"]
+    assert not any(p.name.startswith(("registry", "out-draw")) for p in (tmp_path / "n12000").iterdir())
+
+
+def test_the_draws_seeds_skip_the_stand_ins() -> None:
+    assert draw_seeds(1) == [0] and draw_seeds(3) == [0, 2, 3]
+    with pytest.raises(ValueError, match="draws must be >= 1"):
+        draw_seeds(0)
 
 
 def test_the_picture_draws_a_report(tmp_path: Path, capsys) -> None:  # noqa: ANN001

@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="draw hard negatives as `batch run --sample-hard-model` does, by a production stand-in trained "
                    "on another seed's plain sample, their wallet-days kept at this many times the fraction, at most "
                    "1 (default 20: all of them from a 5%% sample up, a constant number below); 0: the plain draw")
+    p.add_argument("--draws", type=int, default=1,
+                   help="samples drawn and trained per size, with seeds 0, 2, 3, ...; the quality and its deltas are "
+                   "their mean, each draw's figures beside it (default 1)")
     p.add_argument("--workers", type=int, default=1, help="DirectRunner worker processes (default 1)")
     p.add_argument("--seed", type=int, default=21, help="simulation seed (default 21)")
     p.add_argument("--label-maturity-days", type=float, default=None,
@@ -68,13 +71,24 @@ def run(args: argparse.Namespace) -> int:
     if args.hard_boost < 0:
         terminal.print(f"[red]--hard-boost must be >= 0 (0: the plain draw), got {args.hard_boost}[/red]")
         return 2
+    if args.draws < 1:
+        terminal.print(f"[red]--draws must be >= 1, got {args.draws}[/red]")
+        return 2
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     report = train_figures(sizes, args.sample_rows, workdir, args.shards, args.workers, args.full_up_to, args.seed,
-                           log, args.label_maturity_days, args.hard_boost or None)
-    table = Table(title=f"training on a weighted sample (~{args.sample_rows:,} drawn rows) vs the full history")
+                           log, args.label_maturity_days, args.hard_boost or None, args.draws)
+    drawn = f", the mean of {args.draws} draws (lowest-highest)" if args.draws > 1 else ""
+    table = Table(title=f"training on a weighted sample (~{args.sample_rows:,} drawn rows{drawn}) vs the full history")
     for col in ("history rows", "fraction", "sample rows", "features s (CPU s)", "sampled: peak RSS MB, train s",
                 "full: peak RSS MB, train s", "PR-AUC full / sampled", "recall@1%FPR full / sampled", "load"):
         table.add_column(col, justify="right")
+    def sampled(r: dict, key: str) -> str:
+        mean = f"{r['quality']['sampled'][key]:.4f}"
+        if "draws" not in r:
+            return mean
+        each = [q[key] for q in r["draws"]["quality"].values()]
+        return f"{mean} ({min(each):.4f}-{max(each):.4f})"
+
     for r in report["results"]:
         q = r["quality"]
         full = r.get("full")
@@ -83,9 +97,9 @@ def run(args: argparse.Namespace) -> int:
             f"{r['features_seconds']:.1f} ({r['features_cpu_seconds']:.1f})",
             f"{r['sampled']['peak_rss_mb']:.0f}, {r['sampled']['train_seconds']}",
             f"{full['peak_rss_mb']:.0f}, {full['train_seconds']}" if full else "-",
-            f"{q['full']['pr_auc']:.4f} / {q['sampled']['pr_auc']:.4f}" if "full" in q else f"- / {q['sampled']['pr_auc']:.4f}",
-            f"{q['full']['recall_at_1pct_fpr']:.4f} / {q['sampled']['recall_at_1pct_fpr']:.4f}" if "full" in q
-            else f"- / {q['sampled']['recall_at_1pct_fpr']:.4f}",
+            f"{q['full']['pr_auc']:.4f} / {sampled(r, 'pr_auc')}" if "full" in q else f"- / {sampled(r, 'pr_auc')}",
+            f"{q['full']['recall_at_1pct_fpr']:.4f} / {sampled(r, 'recall_at_1pct_fpr')}" if "full" in q
+            else f"- / {sampled(r, 'recall_at_1pct_fpr')}",
             f"{r['load_1m']:.1f}")
     terminal.print(table)
     if args.picture:
