@@ -365,7 +365,7 @@ FIGURES: tuple[Figure, ...] = (
            ("bench", "batch", "--sizes", "2000,5000", "--score-file-size", "5000", "--workdir",
             "{workdir}/bench-batch"), _bench_batch),
     Figure("bench_train", ("bench", "train", "--sizes", "50000,100000,200000,400000", "--sample-rows", "10000",
-                           "--full-up-to", "1000000", "--workdir", "{workdir}/bench-train"),
+                           "--full-up-to", "1000000", "--draws", "3", "--workdir", "{workdir}/bench-train"),
            ("bench", "train", "--sizes", "5000,10000", "--sample-rows", "2000", "--label-maturity-days", "0",
             "--workdir", "{workdir}/bench-train"), _bench_train),
     Figure("capacity", ("capacity", "--score", "{workdir}/bench_score.out", "--enrich", "{workdir}/bench_e2e.out"),
