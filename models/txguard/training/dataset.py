@@ -58,6 +58,9 @@ class Dataset:
     source: str = ""
     # How many rows of the full history each row stands for (`txguard.batch.sampling`); None: all 1.
     weight: np.ndarray | None = None
+    # A sample's: the first and last transaction times (epoch s) of the full history it was drawn
+    # from, which the time split reads instead of the sample's own; None: the rows' own span.
+    span: tuple[float, float] | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -303,7 +306,7 @@ def from_feature_table(pattern: str) -> Dataset:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from txguard.batch.sampling import WEIGHT_COLUMN
+    from txguard.batch.sampling import SPAN_COLUMNS, WEIGHT_COLUMN
     from txguard.batch.storage import open_binary
 
     files = table_files(pattern)
@@ -317,11 +320,18 @@ def from_feature_table(pattern: str) -> Dataset:
         raise DataFileError(f"feature table {pattern} lacks columns {missing[:5]}: not written by txguard batch run"
                             if files else f"feature table {pattern} has no files")
     weighted = WEIGHT_COLUMN in names
-    # Pass 1: the small columns, to learn the row count and the time order.
+    spanned = all(c in names for c in SPAN_COLUMNS)  # a sample written since it records its history's span
+    # Pass 1: the small columns, to learn the row count and the time order (the span: its edges only).
     small = []
+    edges: list[float] = []
     for path in files:
         with open_binary(path, "r") as fh:
-            small.append(pq.read_table(fh, columns=[*_TABLE_COLUMNS, *([WEIGHT_COLUMN] if weighted else [])]))
+            part = pq.read_table(fh, columns=[*_TABLE_COLUMNS, *([WEIGHT_COLUMN] if weighted else []),
+                                              *(SPAN_COLUMNS if spanned else [])])
+        for name in SPAN_COLUMNS if spanned and part.num_rows else ():
+            bounds = pc.min_max(part.column(name))
+            edges += [bounds["min"].value / 1e6, bounds["max"].value / 1e6]
+        small.append(part.drop_columns(list(SPAN_COLUMNS)) if spanned else part)
     table = pa.concat_tables(small) if small else None
     if table is None or table.num_rows == 0:
         raise DataFileError(f"feature table {pattern} has no rows")
@@ -363,4 +373,5 @@ def from_feature_table(pattern: str) -> Dataset:
         fingerprint=digest.hexdigest(),
         source=f"{'training sample' if weighted else 'feature table'} {pattern}",
         weight=weight,
+        span=(min(edges), max(edges)) if edges else None,
     )

@@ -94,7 +94,8 @@ def as_of_cut(ts: np.ndarray, y: np.ndarray, label_time: np.ndarray, cut: float,
                  int(truth.sum() - y_train.sum()))
 
 
-def estimated_maturity_days(ts: np.ndarray, y: np.ndarray, label_time: np.ndarray, cut: float) -> float:
+def estimated_maturity_days(ts: np.ndarray, y: np.ndarray, label_time: np.ndarray, cut: float,
+                            start: float | None = None) -> float:
     """The label-maturity window `txguard train` leaves out when none is given: the time within which
     MATURITY_QUANTILE of the fraud labels arrive, estimated from the labels known at the cut
     (`label_delay_quantile`), never more than MAX_MATURITY_SHARE of the data before the cut.
@@ -105,22 +106,27 @@ def estimated_maturity_days(ts: np.ndarray, y: np.ndarray, label_time: np.ndarra
     are legitimate: the frauds of the test period scored 0.20 on average against 0.76 for those of the
     calibration slice, and the served scores were 0.20 of the fraud rate (docs/evaluation.md).
     Which rows leave depends only on their time. The cap keeps a world shorter than its labels'
-    delays trainable (its report says how many training frauds were not known at the cut)."""
-    lo = float(ts.min())
+    delays trainable (its report says how many training frauds were not known at the cut). `start`:
+    when the data begins (default: its first row; a sample's, its history's first)."""
+    lo = float(ts.min()) if start is None else start
     estimate = label_delay_quantile(ts, y & known_by(label_time, cut), label_time, cut) / DAY
     return round(min(estimate, MAX_MATURITY_SHARE * (cut - lo) / DAY), 3)
 
 
 def fraction_split(ts: np.ndarray, y: np.ndarray, label_time: np.ndarray, test_fraction: float,
-                   maturity_days: float | None = None) -> Split:
+                   maturity_days: float | None = None, span: tuple[float, float] | None = None) -> Split:
     """`txguard train`'s split: the last `test_fraction` of the time span is the test period; the
-    maturity window is estimated from the labels known at the cut when not given (None)."""
+    maturity window is estimated from the labels known at the cut when not given (None). `span`: the
+    first and last times of the history the rows were sampled from (default: the rows' own), so that a
+    sample is split where its full history is."""
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test fraction must be in (0, 1), got {test_fraction}")
-    lo, hi = float(ts.min()), float(ts.max())
+    lo, hi = span if span is not None else (float(ts.min()), float(ts.max()))
+    if lo > float(ts.min()) or hi < float(ts.max()):
+        raise ValueError(f"the span {lo}..{hi} does not hold every row ({float(ts.min())}..{float(ts.max())})")
     cut = lo + (1.0 - test_fraction) * (hi - lo)
     if maturity_days is None:
-        maturity_days = estimated_maturity_days(ts, y, label_time, cut)
+        maturity_days = estimated_maturity_days(ts, y, label_time, cut, lo)
     if cut - maturity_days * DAY <= lo:
         raise ValueError(f"a {maturity_days:g}-day label maturity leaves no training rows before the cut "
                          f"({(cut - lo) / DAY:.1f} days of data before it)")

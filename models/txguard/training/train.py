@@ -112,8 +112,9 @@ def library_versions() -> dict[str, str]:
 def time_split(data: Dataset, test_fraction: float, maturity_days: float | None = None) -> Split:
     """Train on the earlier days, test on the last `test_fraction` of the time span, as of the cut:
     training labels are those known at the cut, the last `maturity_days` before it are left out
-    (None: estimated from the labels known at the cut; `txguard.training.split`)."""
-    return fraction_split(data.ts, data.y, data.label_time, test_fraction, maturity_days)
+    (None: estimated from the labels known at the cut; `txguard.training.split`). A sample is split by
+    the span of the history it was drawn from (`Dataset.span`), so as the full table is."""
+    return fraction_split(data.ts, data.y, data.label_time, test_fraction, maturity_days, data.span)
 
 
 def utc_iso(epoch: float) -> str:

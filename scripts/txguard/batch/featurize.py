@@ -104,14 +104,21 @@ def feature_table(table: pa.Table, x: np.ndarray) -> pa.Table:
 def sample_table(features: pa.Table, fraction: float, seed: int, hard: np.ndarray | None = None,
                  hard_fraction: float = 1.0) -> pa.Table:
     """The rows of a feature table the training sample keeps, each with its weight
-    (`txguard.batch.sampling`; `hard`: the rows that look like fraud, drawn at `hard_fraction`). The rows
-    are taken from `features` as they are: a sample never changes a feature's value."""
-    from txguard.batch.sampling import WEIGHT_COLUMN, sample_weights
+    (`txguard.batch.sampling`; `hard`: the rows that look like fraud, drawn at `hard_fraction`) and the
+    time span of every row of `features` (`SPAN_COLUMNS`). The rows are taken from `features` as they
+    are: a sample never changes a feature's value."""
+    import pyarrow.compute as pc
+
+    from txguard.batch.sampling import SPAN_COLUMNS, WEIGHT_COLUMN, sample_weights
 
     weights = sample_weights(features.column("wallet_id").to_numpy(zero_copy_only=False), epoch_seconds(features),
                              features.column("is_fraud").to_numpy(), fraction, seed, hard, hard_fraction)
     kept = np.flatnonzero(weights > 0)
-    return features.take(pa.array(kept)).append_column(WEIGHT_COLUMN, pa.array(weights[kept]))
+    sample = features.take(pa.array(kept)).append_column(WEIGHT_COLUMN, pa.array(weights[kept]))
+    span = pc.min_max(features.column("timestamp"))  # every row's, kept or not: the history's span
+    for name, edge in zip(SPAN_COLUMNS, (span["min"], span["max"]), strict=True):
+        sample = sample.append_column(name, pa.repeat(edge, len(kept)))
+    return sample
 
 
 TEXT_COLUMNS = ("type", "channel", "country", "currency", "device_id")
@@ -122,4 +129,6 @@ FEATURE_TABLE_SCHEMA = feature_table(
         ("is_fraud", pa.int8()), ("label_time", pa.float64()), ("scenario", pa.string()))}),
     np.empty((0, len(FEATURE_NAMES))),
 ).schema
-SAMPLE_TABLE_SCHEMA = FEATURE_TABLE_SCHEMA.append(pa.field("weight", pa.float64()))
+SAMPLE_TABLE_SCHEMA = (FEATURE_TABLE_SCHEMA.append(pa.field("weight", pa.float64()))
+                       .append(pa.field("history_start", pa.timestamp("us", tz="UTC")))
+                       .append(pa.field("history_end", pa.timestamp("us", tz="UTC"))))

@@ -29,6 +29,11 @@ wallet-day holding a hard row and no fraud is a stratum of its own, kept with pr
 still one over its own wallet-day's chance, so every weighted sum stays an unbiased estimate of the
 full history's, exactly per stratum in expectation; only the variance moves (less where it counts).
 
+Each sample row also carries the time span of the rows it was drawn from (`SPAN_COLUMNS`: the
+first and last transaction of its shard's full history; over every shard, the history's). Training
+splits a sample by that span, not by its own first and last kept rows, so the sample's cut, label-
+maturity window and held-out period are the full table's to the microsecond.
+
 The features are computed on the full history before any row is dropped (`txguard.batch.pipeline`
 samples after the replay, in the scoring step), so a sampled row's features are those of the full
 table, bit for bit (tests/unit/batch/test_batch_sample.py).
@@ -42,6 +47,7 @@ import numpy as np
 
 DAY_SECONDS = 86400
 WEIGHT_COLUMN = "weight"
+SPAN_COLUMNS = ("history_start", "history_end")  # the full history's first and last transaction times
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 

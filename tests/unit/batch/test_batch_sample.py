@@ -10,6 +10,7 @@ table and the sample side by side, its hard negatives marked by a published mode
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -111,6 +112,26 @@ def test_every_fraud_is_kept_with_weight_one_and_wallet_days_stay_whole(job: dic
     assert all(len(kept) == 1 for kept in blocks.values()), "a wallet-day was split"
     # The weighted count stands for the full history.
     assert abs(sum(weight_of.values()) / full.num_rows - 1.0) < 0.1
+
+
+def test_the_sample_is_split_where_its_full_history_is(job: dict) -> None:
+    """Each sample row records its history's first and last times; training splits the sample by them,
+    so its cut and label-maturity window are the full table's, and its training and held-out rows are
+    the full table's that it kept."""
+    from txguard.training.dataset import from_feature_table
+    from txguard.training.train import time_split
+
+    out = job["root"] / "out"
+    full, sample = from_feature_table(str(out / "features-*.parquet")), from_feature_table(str(out / "sample-*.parquet"))
+    assert full.span is None and sample.span == (full.ts.min(), full.ts.max())
+    assert (sample.ts.min(), sample.ts.max()) != sample.span  # the draw left out the history's first or last row
+    whole, drawn = time_split(full, 0.25), time_split(sample, 0.25)
+    assert (drawn.cut, drawn.train_end, drawn.maturity_days) == (whole.cut, whole.train_end, whole.maturity_days)
+    assert whole.maturity_days > 0  # estimated from the labels known at the cut, the same frauds on both sides
+    kept = np.isin(full.ts, sample.ts)  # times are unique enough here to pair the rows
+    assert drawn.train.sum() == (whole.train & kept).sum() and drawn.test.sum() == (whole.test & kept).sum()
+    # an older sample (no span columns) is split by its own rows, as before
+    assert time_split(replace(sample, span=None), 0.25).cut != whole.cut
 
 
 def test_the_draw_is_seeded_stratified_by_day_and_unbiased() -> None:

@@ -83,6 +83,20 @@ def test_fraction_split_cuts_the_time_span() -> None:
         fraction_split(ts, y, label_time, test_fraction=1.0)
 
 
+def test_fraction_split_reads_a_samples_span_instead_of_its_own_rows() -> None:
+    """A sample drawn from days 0-16 whose kept rows run from day 5 to 12 is cut where the history is."""
+    ts, y, label_time = _rows([(5.0, 1, 9.0), (8.0, 0, NAN), (12.0, 1, 13.0)])
+    split = fraction_split(ts, y, label_time, test_fraction=0.25, maturity_days=0, span=(0.0, 16 * DAY))
+    assert split.cut == 12 * DAY and np.flatnonzero(split.test).tolist() == [2]
+    assert fraction_split(ts, y, label_time, test_fraction=0.25, maturity_days=0).cut == 10.25 * DAY  # its own rows
+    # the cap on the estimated window is half the data before the cut, counted from the history's start
+    ts, y, label_time = _rows([(0.5, 1, 11.0), (8.0, 0, NAN), (12.0, 1, 13.0)])  # one known delay: 10.5 days
+    capped = fraction_split(ts, y, label_time, test_fraction=0.25, span=(0.0, 16 * DAY))
+    assert capped.maturity_days == pytest.approx(MAX_MATURITY_SHARE * 12) and MAX_MATURITY_SHARE * 12 < 10.5
+    with pytest.raises(ValueError, match="does not hold every row"):
+        fraction_split(ts, y, label_time, test_fraction=0.25, span=(1.0 * DAY, 16 * DAY))
+
+
 def test_fraction_split_estimates_the_maturity_window_from_the_labels_known_at_the_cut() -> None:
     """Not given, the window is the time within which 95 % of the fraud labels arrive (here every
     known one took 3 days), read from the labels known at the cut only, at most half the data before it."""
