@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Generates one world of a design (p2p or handbook) at a validation seed, fits txguard as `evaluate "
             "p2p` / `evaluate handbook` do at each presumed-fraud score of the grid (off included; one "
-            "out-of-fold pass shared by all) and grades each on the world's test period: PR-AUC, recall at 1 %% "
+            "out-of-fold pass shared by all) and grades each on the world's test period: PR-AUC, recall at 1 % "
             "FPR, rows presumed and how many of them the truth says are fraud. The chosen score is the best "
             "PR-AUC (off on a tie): the default that design's evaluate command trains txguard with. Table on "
             "stderr; the last stdout line is one JSON object."
