@@ -42,6 +42,7 @@ from txguard.training.calibration import (
 )
 from txguard.training.dataset import Dataset, from_feature_table, from_file, simulated
 from txguard.training.onnx_export import margin_graph, to_onnx
+from txguard.training.presumed import out_of_fold_scores, presumed_fraud
 from txguard.training.split import Split, fraction_split
 
 PARITY_TOLERANCE = 1e-5
@@ -75,6 +76,11 @@ class TrainConfig:
     # Share of the training period held out from the trees to fit the calibration on (the most
     # recent rows whose labels are mature at the split; txguard.training.calibration).
     calibration_fraction: float = 0.2
+    # A training row nobody reported trains as fraud when a model fitted without it (its wallet's
+    # fold left out) scores it at least this, on the trees' own scale (txguard.training.presumed).
+    # None (the default, chosen on the simulator, whose frauds are nearly all reported): every row
+    # keeps the label known at the cut. For data where many frauds are never reported.
+    presume_fraud_at: float | None = None
     # OpenMP threads for fitting. 1 by default: on a small shared machine OpenMP's spinning threads
     # made a 10k-row fit 30x slower under load, while one thread is never much slower here.
     threads: int = 1
@@ -201,6 +207,7 @@ class Fitted:
     platt: Platt
     calibration_slice: CalibrationSlice
     fit_rows: np.ndarray  # boolean mask: the rows the trees were fitted on
+    presumed: np.ndarray  # boolean mask: the fitted rows labelled legitimate that trained as fraud
     raw_artifact: bytes  # the trees alone: uncalibrated scores, what versions before calibration served
     artifact: bytes  # the published margin graph, the calibration folded into the trees
 
@@ -217,24 +224,35 @@ class Fitted:
 
 
 def fit_calibrated(config: TrainConfig, X32: np.ndarray, y: np.ndarray, ts: np.ndarray, label_time: np.ndarray,
-                   train: np.ndarray, as_of: float, weight: np.ndarray | None = None) -> Fitted:
+                   train: np.ndarray, as_of: float, weight: np.ndarray | None = None,
+                   wallets: np.ndarray | None = None, out_of_fold: np.ndarray | None = None) -> Fitted:
     """Trees on the training rows but the calibration slice, Platt on the slice, both into ONNX.
 
     `as_of` is when the training labels were read (the split) and `y` the labels as known then
     (`txguard.training.split`: a fraud reported later is legitimate here); the slice is chosen from
     `train` with those labels (txguard.training.calibration.calibration_slice). Every published
     version and every evaluation fits through here. `weight` (a training sample's) reaches the
-    trees and the calibration.
+    trees and the calibration. With `wallets` (each row's) and `config.presume_fraud_at`, the fitted
+    rows nobody reported that a model fitted without their wallet scores as fraud train as fraud
+    (`txguard.training.presumed`); the slice keeps the labels as known. `out_of_fold`: those scores of
+    the training rows when already computed (`out_of_fold_scores` on `train`, the same labels and seed).
     """
     held = calibration_slice(ts, y, label_time, train, as_of, config.calibration_fraction)
     fit_rows = train & ~held.rows
     if y[fit_rows].sum() == 0:
         raise QualityGateError("not enough labelled fraud outside the calibration slice to fit the trees: use more data")
-    model = fit_model(config, X32[fit_rows], y[fit_rows], None if weight is None else weight[fit_rows])
+    presumed = np.zeros(len(y), dtype=bool)
+    if config.presume_fraud_at is not None and wallets is not None:
+        if out_of_fold is None:
+            out_of_fold = out_of_fold_scores(lambda X, yy, w: fit_model(config, X, yy, w), X32, y, train, wallets,
+                                             config.seed, weight)
+        presumed = presumed_fraud(out_of_fold, y, fit_rows, config.presume_fraud_at)
+    y_trees = np.where(presumed, 1, y).astype(y.dtype)
+    model = fit_model(config, X32[fit_rows], y_trees[fit_rows], None if weight is None else weight[fit_rows])
     platt = fit_platt(model.decision_function(X32[held.rows]), y[held.rows],
                       None if weight is None else weight[held.rows])
     raw = to_onnx(model, X32.shape[1])
-    return Fitted(model, platt, held, fit_rows, raw, margin_graph(fold_into_onnx(raw, platt)))
+    return Fitted(model, platt, held, fit_rows, presumed, raw, margin_graph(fold_into_onnx(raw, platt)))
 
 
 def train_and_publish(
@@ -281,7 +299,7 @@ def train_and_publish(
     log(f"training on {len(y_train)} rows ({int(y_train.sum())} frauds) but a calibration slice, "
         f"testing on {len(y_test)}")
     t_fit = time.perf_counter()
-    fitted = fit_calibrated(config, X32, y_fit, dataset.ts, dataset.label_time, train, cut, weight)
+    fitted = fit_calibrated(config, X32, y_fit, dataset.ts, dataset.label_time, train, cut, weight, dataset.wallets)
     train_seconds = time.perf_counter() - t_fit
     artifact = fitted.artifact
 
@@ -324,6 +342,7 @@ def train_and_publish(
         "n_train": int(fitted.fit_rows.sum()),
         "n_train_fraud": int(y_fit[fitted.fit_rows].sum()),
         "n_train_fraud_unknown_at_cut": split.unknown_at_cut,
+        "n_train_presumed_fraud": int(fitted.presumed.sum()),
         "n_calibration": calibration.rows,
         "n_test": int(test.sum()),
         # A training sample: the rows measured stand for this many of the traffic (weights' sum).

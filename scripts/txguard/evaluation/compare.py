@@ -201,9 +201,12 @@ def ranking_scores(dataset: Dataset, split: Split, config: TrainConfig) -> np.nd
     return onnx_scores(to_onnx(model, X32.shape[1]), X32[split.test])
 
 
-def txguard_scores(dataset: Dataset, split: Split, config: TrainConfig,
-                   y_train: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
-    """The test rows' served (calibrated) scores, the trees' own, and the calibration slice's size.
+def txguard_scores(dataset: Dataset, split: Split, config: TrainConfig, y_train: np.ndarray | None = None,
+                   out_of_fold: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """The test rows' served (calibrated) scores, the trees' own, and the fit's counts: the calibration
+    slice's rows (`n_calibration`), the training rows presumed fraud (`n_train_presumed_fraud`,
+    `config.presume_fraud_at`; txguard.training.presumed; `out_of_fold`: their scores, computed
+    already) and how many of those the truth says are fraud (read after the fit, for the report).
 
     The labels are read as of the test start (`split.y_train`, or `y_train`: the shuffled-label
     check): the slice is the most recent training rows whose labels are mature then.
@@ -211,10 +214,13 @@ def txguard_scores(dataset: Dataset, split: Split, config: TrainConfig,
     X32 = dataset.X.astype(np.float32)  # what ONNX sees at serving; the model trains on the same values
     y = np.zeros(len(dataset), dtype=np.int8)
     y[split.train] = split.y_train if y_train is None else y_train
-    fitted = fit_calibrated(config, X32, y, dataset.ts, dataset.label_time, split.train, split.test_start)
+    fitted = fit_calibrated(config, X32, y, dataset.ts, dataset.label_time, split.train, split.test_start,
+                            wallets=dataset.wallets, out_of_fold=out_of_fold)
     test = X32[split.test]
     return (onnx_scores(fitted.artifact, test), onnx_scores(fitted.raw_artifact, test),
-            int(fitted.calibration_slice.rows.sum()))
+            {"n_calibration": int(fitted.calibration_slice.rows.sum()),
+             "n_train_presumed_fraud": int(fitted.presumed.sum()),
+             "n_train_presumed_truly_fraud": int(dataset.y[fitted.presumed].sum())})
 
 
 def calibration_metrics(y: np.ndarray, served: np.ndarray, uncalibrated: np.ndarray) -> dict[str, float]:
@@ -250,9 +256,9 @@ def run_comparison(
     log(f"txguard: fitting on {int(split.train.sum())} rows ({int(y_train.sum())} frauds)")
     where = (ts[split.test], wallets[split.test], scenarios[split.test])  # the test rows' days, wallets, kinds
     config = train_config or TrainConfig(seed=cfg.seed)
-    ours, uncalibrated, n_calibration = txguard_scores(dataset, split, config)
-    txguard = {**score_metrics(y_test, ours, *where), **calibration_metrics(y_test, ours, uncalibrated),
-               "n_calibration": n_calibration}
+    ours, uncalibrated, counts = txguard_scores(dataset, split, config)
+    txguard = {**score_metrics(y_test, ours, *where), **calibration_metrics(y_test, ours, uncalibrated), **counts,
+               "presume_fraud_at": config.presume_fraud_at}
     laps("txguard_fit_seconds")
 
     log("recipe: Handbook features")

@@ -92,7 +92,7 @@ def run_p2p(
     same_rows(dataset, data.ts, y, data.wallet_ids())
     laps("txguard_features_seconds")
     log(f"txguard: fitting on {int(split.train.sum())} rows ({int(split.y_train.sum())} frauds known at the cut)")
-    ours, uncalibrated, n_calibration = txguard_scores(dataset, split, config)
+    ours, uncalibrated, counts = txguard_scores(dataset, split, config)
     laps("txguard_fit_seconds")
 
     log("baseline: rolling per-wallet, per-payee and per-device features, known-fraud counts")
@@ -102,8 +102,8 @@ def run_p2p(
     theirs = baseline_scores(F, split.train, split.y_train, split.test, config)
     laps("baseline_fit_seconds")
 
-    txguard = {**score_metrics(y_test, ours, *where), **calibration_metrics(y_test, ours, uncalibrated),
-               "n_calibration": n_calibration}
+    txguard = {**score_metrics(y_test, ours, *where), **calibration_metrics(y_test, ours, uncalibrated), **counts,
+               "presume_fraud_at": config.presume_fraud_at}
     baseline = score_metrics(y_test, theirs, *where)
     report: dict[str, Any] = {
         "txguard": txguard,

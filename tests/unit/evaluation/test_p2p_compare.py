@@ -11,6 +11,7 @@ import pytest
 from txguard.cli.main import main
 from txguard.evaluation.p2p_fraud import KINDS
 from txguard.evaluation.p2p_world import PATTERNS
+from txguard.evaluation.presume import P2P_PRESUME_FRAUD_AT
 
 
 def test_evaluate_p2p_end_to_end_on_a_tiny_world(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -40,6 +41,11 @@ def test_evaluate_p2p_end_to_end_on_a_tiny_world(tmp_path: Path, capsys: pytest.
         assert sum(report["top_legit_patterns"][side].values()) == 200
         assert set(report["top_legit_patterns"][side]) <= set(PATTERNS)
     assert "what the top of each ranking gets wrong" in captured.err
+    # txguard trained at the design's presumed-fraud score (chosen on a validation world), and says so
+    assert report["txguard"]["presume_fraud_at"] == P2P_PRESUME_FRAUD_AT
+    presumed = report["txguard"]["n_train_presumed_fraud"]
+    assert 0 <= report["txguard"]["n_train_presumed_truly_fraud"] <= presumed
+    assert (presumed == 0) == (P2P_PRESUME_FRAUD_AT is None)
 
 
 def test_evaluate_p2p_names_a_bad_option(capsys: pytest.CaptureFixture[str]) -> None:
@@ -47,3 +53,5 @@ def test_evaluate_p2p_names_a_bad_option(capsys: pytest.CaptureFixture[str]) -> 
     assert "test_days" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
     assert main(["evaluate", "p2p", "--users", "5"]) == 2
     assert "users" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]
+    assert main(["evaluate", "p2p", "--presume-fraud-at", "1.5"]) == 2
+    assert "--presume-fraud-at" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"]

@@ -11,6 +11,7 @@ from typing import Any
 
 from txguard.cli.commands._group import command_group
 from txguard.evaluation import CLASSIFIERS
+from txguard.evaluation.presume import HANDBOOK_PRESUME_CHOSEN, HANDBOOK_PRESUME_FRAUD_AT
 
 HELP = "evaluate txguard on independent data: against a published recipe, and to choose its hyperparameters"
 _MAIN = ("pr_auc", "roc_auc", "recall_at_1pct_fpr", "wallet_precision_at_100")
@@ -36,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--keep-known-compromised", action="store_true",
                         help="keep test transactions of customers already known to be defrauded "
                              "(the Handbook drops them)")
+    add_presume_argument(parser, HANDBOOK_PRESUME_FRAUD_AT, HANDBOOK_PRESUME_CHOSEN)
     add_data_out_argument(parser)
     parser.set_defaults(func=run)
 
@@ -50,6 +52,25 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--delay-days", type=int, default=7,
                         help="label delay, and the gap between training and test (default 7)")
     parser.add_argument("--test-days", type=int, default=14, help="test days (default 14)")
+
+
+def add_presume_argument(parser: argparse.ArgumentParser, default: float | None, chosen: str) -> None:
+    """txguard's `--presume-fraud-at` for one design, its default chosen on a validation seed of it."""
+    parser.add_argument("--presume-fraud-at", type=float, default=default or 0.0, metavar="SCORE",
+                        help="txguard's training: a row nobody reported at the cut trains as fraud when a model fitted "
+                             f"without its wallet scores it at least SCORE (txguard train --presume-fraud-at; {chosen}; "
+                             "0: off)")
+
+
+def presume_config(seed: int, score: float) -> Any:
+    """txguard's TrainConfig for an evaluation: the model seed and the presumed-fraud score (0: off)."""
+    from txguard.cli.errors import usage
+    from txguard.training.train import TrainConfig
+
+    if not 0.0 <= score <= 1.0:
+        raise usage(f"--presume-fraud-at {score} is not a score", "scores are in [0, 1]",
+                    "give a score in (0, 1], or 0 for off")
+    return TrainConfig(seed=seed, presume_fraud_at=score or None)
 
 
 def add_simulator_world_arguments(parser: argparse.ArgumentParser) -> None:
@@ -139,12 +160,14 @@ def run(args: argparse.Namespace) -> int:
     return run_reported(terminal, "evaluating", lambda log: run_comparison(
         HandbookConfig(customers=args.customers, terminals=args.terminals, seed=args.seed),
         SplitDays(args.history_days, args.train_days, args.delay_days, args.test_days),
-        classifiers, args.data_out, not args.keep_known_compromised, log=log,
+        classifiers, args.data_out, not args.keep_known_compromised,
+        train_config=presume_config(args.seed, args.presume_fraud_at), log=log,
     ), _table)
 
 
 def label_command(label: str) -> str:
-    return {"evaluating": "handbook", "calibrating": "calibration", "sampling": "sample"}.get(label, "tune")
+    return {"evaluating": "handbook", "calibrating": "calibration", "sampling": "sample",
+            "presuming": "presume"}.get(label, "tune")
 
 
 def run_reported(terminal: Any, label: str, work: Callable[[Callable[[str], None]], dict],

@@ -6,7 +6,8 @@ import argparse
 from collections.abc import Callable
 
 from txguard.cli.commands._group import command_group
-from txguard.cli.commands.evaluate import HELP, run_reported
+from txguard.cli.commands.evaluate import HELP, add_presume_argument, presume_config, run_reported
+from txguard.evaluation.presume import P2P_PRESUME_CHOSEN, P2P_PRESUME_FRAUD_AT
 
 _MAIN = ("pr_auc", "roc_auc", "recall_at_1pct_fpr", "wallet_precision_at_100")
 
@@ -38,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--test-days", type=int, default=14, help="test days (default 14)")
     parser.add_argument("--no-shuffled-check", action="store_true",
                         help="skip the shuffled-label check (two more fits)")
+    add_presume_argument(parser, P2P_PRESUME_FRAUD_AT, P2P_PRESUME_CHOSEN)
     parser.add_argument("--data-out", default="data/p2p.jsonl",
                         help="where the generated data file is written (default data/p2p.jsonl, git-ignored)")
     parser.set_defaults(func=run)
@@ -87,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     def work(log: Callable[[str], None]) -> dict:
         days = SplitDays(args.history_days, args.train_days, args.delay_days, args.test_days)
         return run_p2p(P2PConfig(users=args.users, seed=args.seed), days, args.data_out,
+                       train_config=presume_config(args.seed, args.presume_fraud_at),
                        shuffled_check=not args.no_shuffled_check, log=log)
 
     return run_reported(make_terminal(stderr=True), "evaluating", work, _table)

@@ -47,6 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "little time to arrive (default: the time within which 95%% of the fraud labels "
                              "arrive, estimated from those known at the cut, at most half the data before it; "
                              "0: every earlier row, labelled as known at the cut)")
+    parser.add_argument("--presume-fraud-at", type=float, default=0.0, metavar="SCORE",
+                        help="a training row nobody reported trains as fraud when a model fitted without its wallet "
+                             "scores it at least SCORE, on the trees' own scale: for data where many frauds are never "
+                             "reported (default 0: off, every row keeps the label known at the cut; "
+                             "docs/evaluation.md)")
     parser.add_argument("--fraud-weight", type=float, default=10.0,
                         help="weight of a fraud row in the loss, legitimate rows weigh 1 (default 10)")
     parser.add_argument("--calibration-fraction", type=float, default=0.2,
@@ -83,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
     if args.data and args.features:
         raise usage("--data and --features are both given", "one source of training rows at a time",
                     "give one of them", extra={"version": None})
+    if not 0.0 <= args.presume_fraud_at <= 1.0:
+        raise usage(f"--presume-fraud-at {args.presume_fraud_at} is not a score", "scores are in [0, 1]",
+                    "give a score in (0, 1], or 0 to keep every row's label", extra={"version": None})
     if args.data:
         require_rows(args.data, "transactions", "give labelled transactions (`txguard simulate --out tx.csv`)")
     if args.labels:
@@ -95,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         features=args.features,
         registry=args.registry or "", promote=args.promote, max_iter=args.max_iter, threads=args.threads,
         fraud_weight=args.fraud_weight, calibration_fraction=args.calibration_fraction,
-        label_maturity_days=args.label_maturity_days,
+        label_maturity_days=args.label_maturity_days, presume_fraud_at=args.presume_fraud_at or None,
         policy=GatePolicy(min_pr_auc=args.min_pr_auc, max_regression=args.max_regression, max_ece=args.max_ece,
                           max_calibration_gap=args.max_calibration_gap),
         pictures=not args.no_pictures, pictures_dir=args.pictures_dir,
