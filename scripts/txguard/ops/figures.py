@@ -119,6 +119,14 @@ def _sample_quality(r: dict[str, Any]) -> list[Row]:
              "([docs/evaluation.md](docs/evaluation.md#training-on-a-sample))")]
 
 
+def _draws(r: dict[str, Any]) -> str:
+    """How a bench train run's quality delta was measured: one draw, or the mean of several."""
+    draws = r.get("draws") or 1
+    if draws == 1:
+        return ""
+    return f" (the mean of {draws} draws per size; one draw alone: up to {_f(r.get('max_abs_quality_delta_one_draw'), '.4f')})"
+
+
 def _bench_train(r: dict[str, Any]) -> list[Row]:
     results = r.get("results") or []
     if not results:
@@ -133,7 +141,7 @@ def _bench_train(r: dict[str, Any]) -> list[Row]:
              "`txguard bench train`",
              f"{_f(first['history_rows'])} to {_f(last['history_rows'])} transactions: training on the sample peaks "
              f"at {_f(rss[0])}-{_f(rss[1])} MB{on_full}; largest quality delta (PR-AUC, recall at 1 % FPR, review "
-             f"alerts) {_f(r.get('max_abs_quality_delta'), '.4f')} "
+             f"alerts) {_f(r.get('max_abs_quality_delta'), '.4f')}{_draws(r)} "
              "([docs/batch.md](docs/batch.md#training-on-a-sample-as-the-history-doubles))")]
 
 
@@ -143,9 +151,11 @@ def _evaluation_p2p(r: dict[str, Any]) -> list[Row]:
     per_kind = ", ".join(f"{name.replace('_', ' ')} {_f(k.get('ours'), '.2f')} vs {_f(k.get('theirs'), '.2f')}"
                          for name, k in kinds.items())
     checked = r.get("shuffled_labels") or {}
+    presumed = (f"txguard trained with presumed fraud at {t['presume_fraud_at']:g} "
+                f"({_f(t.get('n_train_presumed_fraud'))} rows): " if t.get("presume_fraud_at") else "")
     return [("model quality on a peer-to-peer mobile-money world (takeovers, mule rings, push-payment scams, "
              "credential testing) vs a competent baseline, same split", "`txguard evaluate p2p`",
-             f"PR-AUC {_f(t.get('pr_auc'), '.3f')} vs {_f(b.get('pr_auc'), '.3f')}, ROC-AUC {_f(t.get('roc_auc'), '.3f')} "
+             f"{presumed}PR-AUC {_f(t.get('pr_auc'), '.3f')} vs {_f(b.get('pr_auc'), '.3f')}, ROC-AUC {_f(t.get('roc_auc'), '.3f')} "
              f"vs {_f(b.get('roc_auc'), '.3f')}, recall at 1 % FPR {_f(t.get('recall_at_1pct_fpr'), '.3f')} vs "
              f"{_f(b.get('recall_at_1pct_fpr'), '.3f')} ({per_kind}); on shuffled labels PR-AUC "
              f"{_f(checked.get('txguard_pr_auc'), '.4f')} vs {_f(checked.get('baseline_pr_auc'), '.4f')} (fraud rate "
