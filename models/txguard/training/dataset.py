@@ -323,14 +323,15 @@ def from_feature_table(pattern: str) -> Dataset:
     spanned = all(c in names for c in SPAN_COLUMNS)  # a sample written since it records its history's span
     # Pass 1: the small columns, to learn the row count and the time order (the span: its edges only).
     small = []
-    edges: list[float] = []
+    starts: list[float] = []
+    ends: list[float] = []
     for path in files:
         with open_binary(path, "r") as fh:
             part = pq.read_table(fh, columns=[*_TABLE_COLUMNS, *([WEIGHT_COLUMN] if weighted else []),
                                               *(SPAN_COLUMNS if spanned else [])])
-        for name in SPAN_COLUMNS if spanned and part.num_rows else ():
-            bounds = pc.min_max(part.column(name))
-            edges += [bounds["min"].value / 1e6, bounds["max"].value / 1e6]
+        if spanned and part.num_rows:
+            starts.append(pc.min(part.column(SPAN_COLUMNS[0])).value / 1e6)
+            ends.append(pc.max(part.column(SPAN_COLUMNS[1])).value / 1e6)
         small.append(part.drop_columns(list(SPAN_COLUMNS)) if spanned else part)
     table = pa.concat_tables(small) if small else None
     if table is None or table.num_rows == 0:
@@ -373,5 +374,5 @@ def from_feature_table(pattern: str) -> Dataset:
         fingerprint=digest.hexdigest(),
         source=f"{'training sample' if weighted else 'feature table'} {pattern}",
         weight=weight,
-        span=(min(edges), max(edges)) if edges else None,
+        span=(min(starts), max(ends)) if starts else None,
     )

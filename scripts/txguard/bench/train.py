@@ -223,6 +223,7 @@ def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int
 
     seeds = draw_seeds(draws)
     results = []
+    one_draw: list[float] = []  # every |delta| of a single draw, over the sizes graded against the full model
     for size in sorted(sizes):
         folder = workdir / f"n{size}"
         rows = labelled_file(folder / "tx.jsonl", size, seed, log)
@@ -281,9 +282,10 @@ def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int
         if "full" in graded:
             figures["quality_deltas"] = {k: round(figures["quality"]["sampled"][k] - graded["full"][k], 6)
                                          for k in QUALITY}
+            each = {d: {k: round(q[k] - graded["full"][k], 6) for k in QUALITY} for d, q in by_draw.items()}
+            one_draw += [abs(v) for deltas in each.values() for v in deltas.values()]
             if len(seeds) > 1:
-                figures["draws"]["quality_deltas"] = {d: {k: round(q[k] - graded["full"][k], 6) for k in QUALITY}
-                                                      for d, q in by_draw.items()}
+                figures["draws"]["quality_deltas"] = each
         results.append(figures)
         for registry in registries.values():  # the models and extra samples are not needed past their figures
             shutil.rmtree(registry, ignore_errors=True)
@@ -291,9 +293,6 @@ def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int
         for draw in seeds[1:]:
             shutil.rmtree(folder / f"out-draw{draw}", ignore_errors=True)
     rss = [r["sampled"]["peak_rss_mb"] for r in results]
-    one_draw = [abs(v) for r in results
-                for deltas in ((r.get("draws") or {}).get("quality_deltas") or {"": r.get("quality_deltas", {})}).values()
-                for v in deltas.values()]
     return {"sizes": sorted(sizes), "sample_rows_target": sample_rows, "hard_boost": hard_boost, "shards": shards,
             "workers": workers, "draws": len(seeds),
             "results": results, "sampled_peak_rss_mb_range": [min(rss), max(rss)] if rss else None,

@@ -115,3 +115,14 @@ def require_pubsub() -> None:
     import google.auth
 
     google.auth.default()  # DefaultCredentialsError -> the credentials line, exit 4
+
+
+def presume_score(score: float, option: str = "--presume-fraud-at", extra: dict | None = None) -> float | None:
+    """A presumed-fraud score given on the command line (txguard.training.presumed): in (0, 1], or 0
+    for off (None); anything else is refused as a usage error naming `option`."""
+    from txguard.cli.errors import usage
+
+    if not 0.0 <= score <= 1.0:
+        raise usage(f"{option} {score:g} is not a score", "scores are in [0, 1]", "give a score in (0, 1], or 0 for off",
+                    extra=extra)
+    return score or None

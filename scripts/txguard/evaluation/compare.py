@@ -124,6 +124,15 @@ def handbook_config(data_config: HandbookConfig | None, days: SplitDays) -> Hand
     return replace(data_config or HandbookConfig(), days=days.total, label_delay_days=float(days.delay))
 
 
+def handbook_world(cfg: HandbookConfig, days: SplitDays, data_path: str | Path,
+                   drop_known_compromised: bool = True) -> tuple[HandbookData, Path, Split]:
+    """The Handbook design's world (`handbook_config`'s `cfg`): generated, written as txguard's data
+    file at `data_path`, split."""
+    data = generate(cfg)
+    path = write_jsonl(data, data_path)
+    return data, path, handbook_split(data, days, drop_known_compromised)
+
+
 def txguard_dataset(data: HandbookData, path: str | Path) -> Dataset:
     """`data` as txguard reads it: the `txguard train --data` file at `path`, through
     `txguard.training.dataset.from_file` (the columnar replay of the serving features)."""
@@ -243,10 +252,8 @@ def run_comparison(
     laps = Laps()
     cfg = handbook_config(data_config, days)
     log(f"generating {cfg.days} days: {cfg.customers} customers, {cfg.terminals} terminals, seed {cfg.seed}")
-    data = generate(cfg)
-    path = write_jsonl(data, data_path)
+    data, path, split = handbook_world(cfg, days, data_path, drop_known_compromised)
     laps("generate_seconds")
-    split = handbook_split(data, days, drop_known_compromised)
     y, ts, wallets, scenarios = data.is_fraud, data.ts, data.wallet_ids(), data.scenario_names()
     y_train, y_test = split.y_train, y[split.test]
     check_enough(y_train, y_test, "use more customers or days")

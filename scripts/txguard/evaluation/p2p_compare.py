@@ -28,6 +28,7 @@ import numpy as np
 from txguard.evaluation.compare import (
     FPR,
     Laps,
+    Split,
     SplitDays,
     calibration_metrics,
     check_enough,
@@ -40,10 +41,10 @@ from txguard.evaluation.compare import (
     txguard_scores,
 )
 from txguard.evaluation.p2p_baseline import BASELINE_FEATURES, baseline_features
-from txguard.evaluation.p2p_data import P2PConfig, describe, generate, write_jsonl
+from txguard.evaluation.p2p_data import P2PConfig, P2PData, describe, generate, write_jsonl
 from txguard.evaluation.p2p_world import PATTERNS
 from txguard.training import metrics
-from txguard.training.dataset import from_file
+from txguard.training.dataset import Dataset, from_file
 from txguard.training.train import TrainConfig, fit_model
 
 P2P_DAYS = SplitDays(history=30, train=28, delay=7, test=14)
@@ -65,6 +66,23 @@ def top_legit_patterns(y: np.ndarray, scores: np.ndarray, patterns: np.ndarray, 
     return {str(n): int(c) for n, c in sorted(zip(names, counts, strict=True), key=lambda nc: (-nc[1], nc[0]))}
 
 
+def p2p_world(cfg: P2PConfig, days: SplitDays, data_path: str | Path) -> tuple[P2PData, Path, Split]:
+    """The peer-to-peer design's world over the split's days: generated, written as txguard's data
+    file at `data_path`, split (`design_split`)."""
+    cfg = replace(cfg, days=days.total)
+    data = generate(cfg)
+    path = write_jsonl(data, data_path)
+    return data, path, design_split(data.ts, data.is_fraud, data.label_time, float(cfg.start_epoch), days)
+
+
+def p2p_dataset(data: P2PData, path: Path) -> Dataset:
+    """The written world as txguard reads it (`from_file`: the served features), checked to be the
+    generated rows in their order."""
+    dataset = from_file(path)
+    same_rows(dataset, data.ts, data.is_fraud, data.wallet_ids())
+    return dataset
+
+
 def run_p2p(
     data_config: P2PConfig | None = None,
     days: SplitDays = P2P_DAYS,
@@ -77,19 +95,16 @@ def run_p2p(
     laps = Laps()
     cfg = replace(data_config or P2PConfig(), days=days.total)
     log(f"generating {cfg.days} days of {cfg.users} mobile-money users, seed {cfg.seed}")
-    data = generate(cfg)
-    path = write_jsonl(data, data_path)
+    data, path, split = p2p_world(cfg, days, data_path)
     laps("generate_seconds")
     y, kinds = data.is_fraud, data.kind_names()
-    split = design_split(data.ts, y, data.label_time, float(cfg.start_epoch), days)
     y_test = y[split.test]
     check_enough(split.y_train, y_test, "use more users or days")
     where = (data.ts[split.test], data.wallet_ids()[split.test], kinds[split.test])
     config = train_config or TrainConfig(seed=cfg.seed)
 
     log(f"txguard: features of {len(data)} rows through {path} (txguard.training.dataset.from_file)")
-    dataset = from_file(path)
-    same_rows(dataset, data.ts, y, data.wallet_ids())
+    dataset = p2p_dataset(data, path)
     laps("txguard_features_seconds")
     log(f"txguard: fitting on {int(split.train.sum())} rows ({int(split.y_train.sum())} frauds known at the cut)")
     ours, uncalibrated, counts = txguard_scores(dataset, split, config)

@@ -20,8 +20,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 VALIDATION_SEED = 1
 GRID: tuple[float | None, ...] = (None, 0.5, 0.2, 0.1, 0.05)
 DESIGNS = ("p2p", "handbook")
@@ -38,36 +36,26 @@ HANDBOOK_PRESUME_CHOSEN = "default off, chosen by `txguard evaluate presume --de
 
 def design_world(design: str, seed: int, data_path: str | Path, population: int | None = None,
                  days: Any = None) -> tuple[Any, Any, Any]:
-    """(dataset as txguard reads it, the design's split, the truth of every row) for one design's world:
-    its default size and periods, or `population` (users, customers) and `days` (a SplitDays)."""
-    from txguard.evaluation.compare import (
-        SplitDays,
-        design_split,
-        handbook_config,
-        handbook_split,
-        txguard_dataset,
-    )
+    """(dataset as txguard reads it, the design's split, the truth of every row) for one design's world,
+    built as its evaluate command builds it: its default size and periods, or `population` (users,
+    customers) and `days` (a SplitDays)."""
+    from txguard.evaluation.compare import SplitDays, handbook_config, handbook_world, txguard_dataset
 
     if design == "p2p":
-        from txguard.evaluation.p2p_compare import P2P_DAYS
-        from txguard.evaluation.p2p_data import P2PConfig, generate, write_jsonl
-        from txguard.training.dataset import from_file
+        from txguard.evaluation.p2p_compare import P2P_DAYS, p2p_dataset, p2p_world
+        from txguard.evaluation.p2p_data import P2PConfig
 
-        days = days or P2P_DAYS
-        base = P2PConfig(seed=seed) if population is None else P2PConfig(seed=seed, users=population)
-        cfg = replace(base, days=days.total)
-        data = generate(cfg)
-        dataset = from_file(write_jsonl(data, data_path))
-        return dataset, design_split(data.ts, data.is_fraud, data.label_time, float(cfg.start_epoch), days), \
-            data.is_fraud
+        cfg = P2PConfig(seed=seed) if population is None else P2PConfig(seed=seed, users=population)
+        data, path, split = p2p_world(cfg, days or P2P_DAYS, data_path)
+        return p2p_dataset(data, path), split, data.is_fraud
     if design == "handbook":
-        from txguard.evaluation.handbook_data import HandbookConfig, generate, write_jsonl
+        from txguard.evaluation.handbook_data import HandbookConfig
 
         days = days or SplitDays()
         base = HandbookConfig(seed=seed) if population is None else HandbookConfig(
             seed=seed, customers=population, terminals=2 * population)
-        data = generate(handbook_config(base, days))
-        return txguard_dataset(data, write_jsonl(data, data_path)), handbook_split(data, days), data.is_fraud
+        data, path, split = handbook_world(handbook_config(base, days), days, data_path)
+        return txguard_dataset(data, path), split, data.is_fraud
     raise ValueError(f"unknown design {design!r}: choose from {', '.join(DESIGNS)}")
 
 
@@ -77,6 +65,8 @@ def choose(design: str, seed: int = VALIDATION_SEED, grid: tuple[float | None, .
     """txguard fitted on the design's world at each score of `grid` (one out-of-fold pass shared by all),
     graded on its test period; the best by PR-AUC (off wins a tie). `population`, `days`: a smaller world
     than the design's default (`design_world`)."""
+    import numpy as np
+
     from txguard.evaluation.compare import txguard_scores
     from txguard.training import metrics
     from txguard.training.presumed import out_of_fold_scores

@@ -64,13 +64,10 @@ def add_presume_argument(parser: argparse.ArgumentParser, default: float | None,
 
 def presume_config(seed: int, score: float) -> Any:
     """txguard's TrainConfig for an evaluation: the model seed and the presumed-fraud score (0: off)."""
-    from txguard.cli.errors import usage
+    from txguard.cli.inputs import presume_score
     from txguard.training.train import TrainConfig
 
-    if not 0.0 <= score <= 1.0:
-        raise usage(f"--presume-fraud-at {score} is not a score", "scores are in [0, 1]",
-                    "give a score in (0, 1], or 0 for off")
-    return TrainConfig(seed=seed, presume_fraud_at=score or None)
+    return TrainConfig(seed=seed, presume_fraud_at=presume_score(score))
 
 
 def add_simulator_world_arguments(parser: argparse.ArgumentParser) -> None:

@@ -54,16 +54,13 @@ def _table(report: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from txguard.cli.inputs import presume_score
     from txguard.evaluation.presume import choose
     from txguard.local.terminal import make_terminal
 
     def work(log: Callable[[str], None]) -> dict:
-        grid = []
-        for part in (p.strip() for p in args.grid.split(",") if p.strip()):
-            score = float(part)
-            if not 0.0 <= score <= 1.0:
-                raise ValueError(f"--grid score {part} is not in [0, 1]")
-            grid.append(score or None)
+        grid = [presume_score(float(part), "--grid score") for part in (p.strip() for p in args.grid.split(","))
+                if part]
         if not grid:
             raise ValueError("--grid is empty")
         return choose(args.design, args.seed, tuple(grid), args.data_out, log=log)

@@ -75,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from txguard.cli.errors import usage
-    from txguard.cli.inputs import require_matches, require_rows
+    from txguard.cli.inputs import presume_score, require_matches, require_rows
     from txguard.contract.errors import QualityGateError
     from txguard.local.terminal import make_terminal
     from txguard.training.gate import GatePolicy
@@ -88,9 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if args.data and args.features:
         raise usage("--data and --features are both given", "one source of training rows at a time",
                     "give one of them", extra={"version": None})
-    if not 0.0 <= args.presume_fraud_at <= 1.0:
-        raise usage(f"--presume-fraud-at {args.presume_fraud_at} is not a score", "scores are in [0, 1]",
-                    "give a score in (0, 1], or 0 to keep every row's label", extra={"version": None})
+    presume_at = presume_score(args.presume_fraud_at, extra={"version": None})
     if args.data:
         require_rows(args.data, "transactions", "give labelled transactions (`txguard simulate --out tx.csv`)")
     if args.labels:
@@ -103,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         features=args.features,
         registry=args.registry or "", promote=args.promote, max_iter=args.max_iter, threads=args.threads,
         fraud_weight=args.fraud_weight, calibration_fraction=args.calibration_fraction,
-        label_maturity_days=args.label_maturity_days, presume_fraud_at=args.presume_fraud_at or None,
+        label_maturity_days=args.label_maturity_days, presume_fraud_at=presume_at,
         policy=GatePolicy(min_pr_auc=args.min_pr_auc, max_regression=args.max_regression, max_ece=args.max_ece,
                           max_calibration_gap=args.max_calibration_gap),
         pictures=not args.no_pictures, pictures_dir=args.pictures_dir,
