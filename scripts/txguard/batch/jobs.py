@@ -41,9 +41,12 @@ class JobSpec:
     sample: float = 0.0
     sample_seed: int = 0
     # Hard negatives: the wallet-days holding a row this model (the production alias) scores at or
-    # above its review threshold are kept with probability `sample_hard` instead (weight 1/sample_hard).
+    # above its review threshold (with `sample_hard_share`: among the top share of its wallet shard's
+    # rows, `txguard.batch.sampling.hard_marks`) are kept with probability `sample_hard` instead
+    # (weight 1/sample_hard).
     sample_model: str | None = None
     sample_hard: float = 1.0
+    sample_hard_share: float | None = None
     shards: int = 64  # groups per replay stage (wallets, label ledger, each family): `txguard.batch.families`
     chunk_rows: int = CHUNK_ROWS
 
@@ -64,15 +67,20 @@ class JobSpec:
         settings: dict[str, Any] = {"fraction": self.sample, "seed": self.sample_seed}
         if self.sample_model:
             settings |= {"hard_model": self.sample_model, "hard_fraction": self.sample_hard}
+            if self.sample_hard_share is not None:
+                settings["hard_share"] = self.sample_hard_share
         return settings
 
     def __post_init__(self) -> None:
         if self.sample:
-            from txguard.batch.sampling import check_sample
+            from txguard.batch.sampling import check_hard_share, check_sample
 
             check_sample(self.sample, self.sample_seed, self.sample_hard)
+            check_hard_share(self.sample_hard_share)
         if self.sample_model and not self.sample:
             raise ValueError("a sample model marks the hard negatives of a sample: give a sample fraction too")
+        if self.sample_hard_share is not None and not self.sample_model:
+            raise ValueError("a hard share is the top share of a sample model's scores: give a sample model too")
 
 
 def has_outputs(output: str) -> bool:

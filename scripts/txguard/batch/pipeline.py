@@ -54,6 +54,7 @@ from txguard.batch.featurize import (
 from txguard.batch.jobs import COUNTERS, JobSpec
 from txguard.batch.readers import RawChunk, read_chunks, validate_chunk
 from txguard.batch.rows import concat
+from txguard.batch.sampling import hard_marks
 from txguard.batch.storage import join
 
 NAMESPACE = "txguard"
@@ -157,16 +158,19 @@ class Score(beam.DoFn):
     """A wallet shard's rows, history and family values -> feature table, training sample and/or
     decisions (step 4). The sample is drawn here, from the rows the full replay featurised: whole
     wallets are in one shard, so whole wallet-days are too (`txguard.batch.sampling`). With a sample
-    model, the rows it scores at or above its review threshold are the hard negatives."""
+    model, the rows it scores at or above its review threshold (or among the shard's top share) are
+    the hard negatives."""
 
     def __init__(self, model_uri: str | None, features: bool, sample: float = 0.0, sample_seed: int = 0,
-                 sample_model: str | None = None, sample_hard: float = 1.0) -> None:
+                 sample_model: str | None = None, sample_hard: float = 1.0,
+                 sample_hard_share: float | None = None) -> None:
         self.model_uri = model_uri
         self.features = features
         self.sample = sample
         self.sample_seed = sample_seed
         self.sample_model = sample_model
         self.sample_hard = sample_hard
+        self.sample_hard_share = sample_hard_share
         self.hard_scorer: Any = None
         self.featurised = _counter("featurised")
         self.decided = _counter("decided")
@@ -220,7 +224,7 @@ class Score(beam.DoFn):
         if self.hard_scorer is None:
             return scores, None
         hard_scores = scores if self.hard_scorer is self.scorer else self.hard_scorer.runtime.predict(x)
-        return scores, hard_scores >= self.hard_scorer.thresholds.review
+        return scores, hard_marks(hard_scores, self.hard_scorer.thresholds.review, self.sample_hard_share)
 
 
 def build(pipeline: beam.Pipeline, spec: JobSpec, files: list[str]) -> None:
@@ -255,7 +259,8 @@ def build(pipeline: beam.Pipeline, spec: JobSpec, files: list[str]) -> None:
         {"wallets": wallets.rows, "families": families}
         | "join by wallet shard" >> beam.CoGroupByKey()
         | "score" >> beam.ParDo(Score(spec.model_uri, spec.features, spec.sample, spec.sample_seed,
-                                          spec.sample_model, spec.sample_hard)).with_outputs(
+                                          spec.sample_model, spec.sample_hard,
+                                          spec.sample_hard_share)).with_outputs(
             FEATURES_TAG, SAMPLE_TAG, DECISIONS_TAG)
     )
     if spec.model_uri:

@@ -23,7 +23,8 @@ The unit drawn is a **wallet-day** (a wallet's rows of one UTC day), not a row:
 misses the rare ones that look like fraud: the top of the ranking, where PR-AUC and the alert volume
 are decided (on the Handbook data a uniform 5 % cost 0.011-0.025 PR-AUC over three sample seeds,
 half of the full model's legitimate top 1 % changing; docs/evaluation.md). Given a `hard` mark per
-row (in the Beam job: the production model scores the row at or above its review threshold), a
+row (in the Beam job, `hard_marks`: the production model scores the row at or above its review
+threshold or, with a hard share, among the top share of its shard's rows), a
 wallet-day holding a hard row and no fraud is a stratum of its own, kept with probability
 `hard_fraction` (>= `fraction`, 1 by default), weight 1 / hard_fraction. Each kept row's weight is
 still one over its own wallet-day's chance, so every weighted sum stays an unbiased estimate of the
@@ -49,6 +50,24 @@ DAY_SECONDS = 86400
 WEIGHT_COLUMN = "weight"
 SPAN_COLUMNS = ("history_start", "history_end")  # the full history's first and last transaction times
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def hard_marks(scores: np.ndarray, review: float, share: float | None = None) -> np.ndarray:
+    """The rows a model marks hard: those it scores at or above its review threshold, or with `share`,
+    the top `share` of `scores` (ties at the cut included). In the Beam job `scores` are one wallet
+    shard's, so the cut is that shard's own quantile: a shard holds whole wallets drawn by a hash,
+    thousands of rows at the least, so its quantile is the history's up to the draw's noise."""
+    scores = np.asarray(scores)
+    if share is None:
+        return scores >= review
+    if not len(scores):
+        return np.zeros(0, dtype=bool)
+    return scores >= np.quantile(scores, 1.0 - share, method="higher")
+
+
+def check_hard_share(share: float | None) -> None:
+    if share is not None and not 0.0 < share <= 1.0:
+        raise ValueError(f"sample hard share must be in (0, 1], got {share}")
 
 
 def check_sample(fraction: float, seed: int = 0, hard_fraction: float = 1.0) -> None:

@@ -136,7 +136,9 @@ def _bench_train(r: dict[str, Any]) -> list[Row]:
     full = [x for x in results if "full" in x]
     on_full = (f", on the full table {_f(full[0]['full']['peak_rss_mb'])} to {_f(full[-1]['full']['peak_rss_mb'])} MB "
                f"({_f(full[0]['history_rows'])} to {_f(full[-1]['history_rows'])} rows)") if full else ""
-    draw = "hard negatives drawn" if r.get("hard_boost") else "plain draw"
+    share = r.get("hard_share")
+    draw = ("plain draw" if not r.get("hard_boost") else
+            f"hard negatives drawn: the stand-in's top {share * 100:g} %" if share else "hard negatives drawn")
     return [(f"training memory as the history doubles: the weighted sample ({draw}) against the full table",
              "`txguard bench train`",
              f"{_f(first['history_rows'])} to {_f(last['history_rows'])} transactions: training on the sample peaks "

@@ -20,8 +20,9 @@ import pytest
 
 from tests.scoring_fixtures import publish_tiny
 from txguard.batch.jobs import JobSpec, JobState, read_status, run_job
+from txguard.batch.pipeline import wallet_shards
 from txguard.batch.rows import epoch_seconds
-from txguard.batch.sampling import WEIGHT_COLUMN, keep_probability, sample_weights, uniform_of
+from txguard.batch.sampling import WEIGHT_COLUMN, hard_marks, keep_probability, sample_weights, uniform_of
 from txguard.features.wallet import FEATURE_NAMES
 from txguard.scoring.loading import open_scorer
 from txguard.simulator.core import Simulation
@@ -188,6 +189,43 @@ def test_hard_negatives_are_their_own_stratum_and_every_stratum_is_unbiased() ->
                           sample_weights(wallets, ts, fraud, 0.05, 3, np.zeros(n, bool), HARD))
 
 
+def test_a_hard_share_marks_the_top_of_each_wallet_shards_scores(job: dict, tmp_path: Path) -> None:
+    """With a hard share the hard rows are each wallet shard's top share by the sample model's score (its
+    own quantile, the job seeing one shard at a time), wider than the review band here; the draw is the
+    same rule on those marks, and the status records the share."""
+    full, share, shards = job["full"], 0.25, 4
+    status = run_job(JobSpec(input=str(job["root"] / "in" / "part-*.jsonl"), output=str(tmp_path / "out"),
+                             sample=FRACTION, sample_seed=SEED, sample_model=job["uri"], sample_hard=HARD,
+                             sample_hard_share=share, shards=shards), workers=1)
+    assert status.state is JobState.COMPLETED, status.error
+    assert status.sample == {"fraction": FRACTION, "seed": SEED, "hard_model": job["uri"], "hard_fraction": HARD,
+                             "hard_share": share}
+    scorer = open_scorer(job["uri"])
+    scores = scorer.runtime.predict(np.column_stack([full.column(name).to_numpy() for name in FEATURE_NAMES]))
+    shard = wallet_shards(full, shards)
+    hard = np.zeros(full.num_rows, dtype=bool)
+    for k in range(shards):
+        rows = shard == k
+        hard[rows] = hard_marks(scores[rows], scorer.thresholds.review, share)
+        assert hard[rows].mean() == pytest.approx(share, abs=0.02)  # ties at the cut aside
+    assert hard.sum() > job["hard"].sum()
+    weights = sample_weights(full.column("wallet_id").to_numpy(zero_copy_only=False), epoch_seconds(full),
+                             full.column("is_fraud").to_numpy(), FRACTION, SEED, hard, HARD)
+    sample = pq.read_table(sorted((tmp_path / "out").glob("sample-*.parquet")))
+    got = dict(zip(sample.column("transaction_id").to_pylist(), sample.column(WEIGHT_COLUMN).to_pylist(), strict=True))
+    expected = dict(zip(full.column("transaction_id").to_pylist(), weights.tolist(), strict=True))
+    assert got == {t: w for t, w in expected.items() if w > 0}
+
+
+def test_hard_marks_are_the_review_band_or_the_top_share() -> None:
+    scores = np.array([0.9, 0.1, 0.5, 0.3, 0.7, 0.2, 0.6, 0.4, 0.8, 0.0])
+    assert hard_marks(scores, 0.65).tolist() == (scores >= 0.65).tolist()
+    assert np.flatnonzero(hard_marks(scores, 0.65, 0.2)).tolist() == [0, 8]  # 0.9 and 0.8
+    assert hard_marks(scores, 0.65, 1.0).all()
+    assert hard_marks(np.array([0.5, 0.5, 0.5, 0.1]), 0.9, 0.25).tolist() == [True, True, True, False]  # ties kept
+    assert hard_marks(np.zeros(0), 0.5, 0.1).tolist() == []
+
+
 def test_a_bad_fraction_is_refused_before_any_work(tmp_path: Path) -> None:
     for fraction, seed, hard in ((0.0 - 0.5, 0, 1.0), (1.5, 0, 1.0), (0.1, -1, 1.0), (0.1, 0, 0.05), (0.1, 0, 1.5)):
         with pytest.raises(ValueError, match="sample"):
@@ -195,3 +233,9 @@ def test_a_bad_fraction_is_refused_before_any_work(tmp_path: Path) -> None:
                     sample_hard=hard)
     with pytest.raises(ValueError, match="sample model"):
         JobSpec(input=str(tmp_path / "x.jsonl"), output=str(tmp_path / "o"), features=True, sample_model="r@p")
+    for share in (0.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="hard share"):
+            JobSpec(input=str(tmp_path / "x.jsonl"), output=str(tmp_path / "o"), sample=0.1, sample_model="r@p",
+                    sample_hard_share=share)
+    with pytest.raises(ValueError, match="sample model"):
+        JobSpec(input=str(tmp_path / "x.jsonl"), output=str(tmp_path / "o"), sample=0.1, sample_hard_share=0.05)

@@ -29,11 +29,12 @@ def test_the_sample_draws_hard_negatives_by_a_stand_in_fitted_on_another_seeds_p
     report = train_figures([12_000], sample_rows=3_000, workdir=tmp_path, shards=2, workers=1, full_up_to=0,
                            seed=21, log=lambda _m: None, label_maturity_days=0.0)
     (row,) = report["results"]
-    assert report["hard_boost"] == 20.0
-    # the measured job drew its sample by the stand-in's review threshold, at seed 0; the stand-in's own
-    # sample was the plain draw of seed 1
+    assert report["hard_boost"] == 10.0 and report["hard_share"] == 0.05
+    # the measured job drew its sample by the top 5 % of the stand-in's scores, at seed 0; the stand-in's
+    # own sample was the plain draw of seed 1
     sample = read_status(str(tmp_path / "n12000" / "out")).sample
     assert sample is not None and sample["seed"] == 0 and sample["hard_fraction"] == 1.0
+    assert sample["hard_share"] == 0.05
     assert sample["hard_model"] == f"{tmp_path / 'n12000' / 'registry-stand-in'}@staging"
     assert row["stand_in"]["sample_seed"] == 1 and 0 < row["stand_in"]["review_threshold"] < 1
     # the hard stratum only adds wallet-days: the hard sample holds more rows than the stand-in's plain one
@@ -42,11 +43,11 @@ def test_the_sample_draws_hard_negatives_by_a_stand_in_fitted_on_another_seeds_p
     assert not any(p.name in ("out-stand-in", "registry-stand-in") for p in (tmp_path / "n12000").iterdir())
 
 
-def test_the_hard_stratum_keeps_every_hard_wallet_day_from_5_percent_up_and_a_constant_number_below() -> None:
-    assert hard_chance(0.25) == hard_chance(0.05) == 1.0
+def test_the_hard_stratum_keeps_every_hard_wallet_day_from_10_percent_up_and_a_constant_number_below() -> None:
+    assert hard_chance(0.25) == hard_chance(0.1) == 1.0
     history = [200_000, 400_000, 800_000]
     chances = [hard_chance(10_000 / n) for n in history]
-    assert chances == [1.0, 0.5, 0.25]  # 5 %, 2.5 %, 1.25 %: the hard wallet-days kept halve as the history doubles
+    assert chances == [0.5, 0.25, 0.125]  # 5 %, 2.5 %, 1.25 %: the hard wallet-days kept halve as the history doubles
     assert hard_chance(0.01, boost=0.5) == 0.01  # never below the fraction (the sampling rule's floor)
 
 
@@ -54,7 +55,7 @@ def test_the_plain_draw_needs_no_stand_in(tmp_path: Path) -> None:
     report = train_figures([12_000], sample_rows=3_000, workdir=tmp_path, shards=2, workers=1, full_up_to=0,
                            seed=21, log=lambda _m: None, label_maturity_days=0.0, hard_boost=None)
     (row,) = report["results"]
-    assert report["hard_boost"] is None and "stand_in" not in row and set(row["quality"]) == {"sampled"}
+    assert report["hard_boost"] is None and report["hard_share"] is None and "stand_in" not in row and set(row["quality"]) == {"sampled"}
     sample = read_status(str(tmp_path / "n12000" / "out")).sample
     assert sample is not None and sample["seed"] == 0 and "hard_model" not in sample
     assert round(sample["fraction"], 6) == row["fraction"]

@@ -170,6 +170,10 @@ def test_usage_errors_are_one_line_and_exit_2(world: dict[str, str], capsys: pyt
          "sample hard fraction must be in"),
         (["batch", "run", "--input", world["tx"], "--output", "job", "--features", "--sample-hard-model", "r@p"],
          "a sample model marks the hard negatives"),
+        (["batch", "run", "--input", world["tx"], "--output", "job", "--sample", "0.05", "--sample-hard-model", "r@p",
+          "--sample-hard-share", "1.5"], "sample hard share must be in"),
+        (["batch", "run", "--input", world["tx"], "--output", "job", "--sample", "0.05", "--sample-hard-share", "0.05"],
+         "a hard share is the top share of a sample model's scores"),
         (["train", "--labels", world["tx"]], "--labels needs --data"),
         (["label", "--file", world["tx"], "--wait", "5"], "--wait needs the label function's log"),
     )

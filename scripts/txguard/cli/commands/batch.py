@@ -45,6 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      "--sample-hard, weighted 1/that (default: no hard stratum)")
     run.add_argument("--sample-hard", type=float, default=1.0, metavar="FRACTION",
                      help="with --sample-hard-model: the hard wallet-days' chance to be kept (default 1: all)")
+    run.add_argument("--sample-hard-share", type=float, default=None, metavar="SHARE",
+                     help="with --sample-hard-model: mark hard the top SHARE of each wallet shard's rows by that "
+                     "model's score instead of those at or above its review threshold (e.g. 0.05: wider than "
+                     "the review band, so it covers where recall at 1%% FPR is decided)")
     run.add_argument("--runner", default="DirectRunner", help="Beam runner (default DirectRunner; DataflowRunner)")
     run.add_argument("--workers", type=int, default=2,
                      help="DirectRunner worker processes (default 2; 1 runs in this process)")
@@ -81,12 +85,16 @@ def run_command(args: argparse.Namespace) -> int:
     try:  # the job's own checks (JobSpec), worded as a usage error
         spec = JobSpec(input=args.input, output=args.output, model_uri=args.model_uri, features=args.features,
                        sample=args.sample, sample_seed=args.sample_seed, sample_model=args.sample_hard_model,
-                       sample_hard=args.sample_hard, shards=args.shards, chunk_rows=args.chunk_rows)
+                       sample_hard=args.sample_hard, sample_hard_share=args.sample_hard_share, shards=args.shards,
+                       chunk_rows=args.chunk_rows)
     except ValueError as exc:
         raise usage(f"--sample {args.sample} --sample-seed {args.sample_seed} --sample-hard {args.sample_hard}"
-                    + (" --sample-hard-model" if args.sample_hard_model else ""), str(exc),
-                    "give --sample in (0, 1], --sample-seed >= 0 and --sample-hard from --sample to 1 (the hard "
-                    "negatives are a stratum of the sample, kept at least as often as the rest)") from None
+                    + (" --sample-hard-model" if args.sample_hard_model else "")
+                    + ("" if args.sample_hard_share is None else f" --sample-hard-share {args.sample_hard_share}"),
+                    str(exc),
+                    "give --sample in (0, 1], --sample-seed >= 0, --sample-hard from --sample to 1 (the hard "
+                    "negatives are a stratum of the sample, kept at least as often as the rest) and "
+                    "--sample-hard-share in (0, 1] with --sample-hard-model") from None
     # Everything a user can get wrong is refused here, before a job is queued or a status written.
     require_matches(args.input)
     for uri in (args.model_uri, args.sample_hard_model):

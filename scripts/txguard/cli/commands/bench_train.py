@@ -28,10 +28,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="legitimate rows the sample draws, about (default 25000): fraction = this / N")
     p.add_argument("--full-up-to", type=int, default=2_000_000,
                    help="also train on the full table up to this many rows (default 2000000)")
-    p.add_argument("--hard-boost", type=float, default=20.0,
+    p.add_argument("--hard-boost", type=float, default=10.0,
                    help="draw hard negatives as `batch run --sample-hard-model` does, by a production stand-in trained "
                    "on another seed's plain sample, their wallet-days kept at this many times the fraction, at most "
-                   "1 (default 20: all of them from a 5%% sample up, a constant number below); 0: the plain draw")
+                   "1 (default 10: all of them from a 10%% sample up, a constant number below); 0: the plain draw")
+    p.add_argument("--hard-share", type=float, default=0.05,
+                   help="the top share of the stand-in's scores marked hard, as `batch run --sample-hard-share` "
+                   "(default 0.05); 0: its review band")
     p.add_argument("--draws", type=int, default=1,
                    help="samples drawn and trained per size, with seeds 0, 2, 3, ...; the quality and its deltas are "
                    "their mean, each draw's figures beside it (default 1)")
@@ -71,12 +74,16 @@ def run(args: argparse.Namespace) -> int:
     if args.hard_boost < 0:
         terminal.print(f"[red]--hard-boost must be >= 0 (0: the plain draw), got {args.hard_boost}[/red]")
         return 2
+    if not 0 <= args.hard_share <= 1:
+        terminal.print(f"[red]--hard-share must be in [0, 1] (0: the review band), got {args.hard_share}[/red]")
+        return 2
     if args.draws < 1:
         terminal.print(f"[red]--draws must be >= 1, got {args.draws}[/red]")
         return 2
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     report = train_figures(sizes, args.sample_rows, workdir, args.shards, args.workers, args.full_up_to, args.seed,
-                           log, args.label_maturity_days, args.hard_boost or None, args.draws)
+                           log, args.label_maturity_days, args.hard_boost or None, args.draws,
+                           args.hard_share or None)
     drawn = f", the mean of {args.draws} draws (lowest-highest)" if args.draws > 1 else ""
     table = Table(title=f"training on a weighted sample (~{args.sample_rows:,} drawn rows{drawn}) vs the full history")
     for col in ("history rows", "fraction", "sample rows", "features s (CPU s)", "sampled: peak RSS MB, train s",
