@@ -19,7 +19,7 @@ not the history's. Timings move with the machine's load: the run records the loa
 The sample is the one the product recommends: hard negatives drawn (`--sample-hard-model
 --sample-hard-share 0.05`), the wallet-days holding a row among the top `hard_share` (5 %) of the
 production model's scores kept with a chance of their own, `hard_boost` times the fraction, at most 1
-(`hard_chance`): 1 from a 10 % sample up with the default 10, and below that the hard stratum
+(`hard_chance`): 1 from a 5 % sample up with the default 20, and below that the hard stratum
 shrinks with the fraction, so that its rows stay constant as the drawn ones do (all of it would grow
 with the history: it is a share of the traffic). Why 5 % and not the review band (the model's top
 ~2 %, what `txguard evaluate sample` draws): recall at 1 % FPR is decided among the legitimate rows
@@ -154,7 +154,7 @@ def graded_on_full(full_table: str, registries: dict[str, Path]) -> dict[str, di
 
 
 STAND_IN_SAMPLE_SEED = 1  # the stand-in's plain sample: another seed than every measured sample's
-HARD_BOOST = 10.0  # the hard wallet-days' chance over the fraction's: 1 from a 10 % sample up
+HARD_BOOST = 20.0  # the hard wallet-days' chance over the fraction's: 1 from a 5 % sample up
 HARD_SHARE = 0.05  # the top share of the production model's scores (each wallet shard's) marked hard
 
 

@@ -376,7 +376,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure("bench_batch", ("bench", "batch", "--sizes", "10000,40000,100000", "--workdir", "{workdir}/bench-batch"),
            ("bench", "batch", "--sizes", "2000,5000", "--score-file-size", "5000", "--workdir",
             "{workdir}/bench-batch"), _bench_batch),
-    Figure("bench_train", ("bench", "train", "--sizes", "50000,100000,200000,400000", "--sample-rows", "10000",
+    Figure("bench_train", ("bench", "train", "--sizes", "100000,200000,400000,800000", "--sample-rows", "10000",
                            "--full-up-to", "1000000", "--draws", "3", "--workdir", "{workdir}/bench-train"),
            ("bench", "train", "--sizes", "5000,10000", "--sample-rows", "2000", "--label-maturity-days", "0",
             "--workdir", "{workdir}/bench-train"), _bench_train),

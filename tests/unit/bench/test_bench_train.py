@@ -29,7 +29,7 @@ def test_the_sample_draws_hard_negatives_by_a_stand_in_fitted_on_another_seeds_p
     report = train_figures([12_000], sample_rows=3_000, workdir=tmp_path, shards=2, workers=1, full_up_to=0,
                            seed=21, log=lambda _m: None, label_maturity_days=0.0)
     (row,) = report["results"]
-    assert report["hard_boost"] == 10.0 and report["hard_share"] == 0.05
+    assert report["hard_boost"] == 20.0 and report["hard_share"] == 0.05
     # the measured job drew its sample by the top 5 % of the stand-in's scores, at seed 0; the stand-in's
     # own sample was the plain draw of seed 1
     sample = read_status(str(tmp_path / "n12000" / "out")).sample
@@ -43,11 +43,11 @@ def test_the_sample_draws_hard_negatives_by_a_stand_in_fitted_on_another_seeds_p
     assert not any(p.name in ("out-stand-in", "registry-stand-in") for p in (tmp_path / "n12000").iterdir())
 
 
-def test_the_hard_stratum_keeps_every_hard_wallet_day_from_10_percent_up_and_a_constant_number_below() -> None:
-    assert hard_chance(0.25) == hard_chance(0.1) == 1.0
+def test_the_hard_stratum_keeps_every_hard_wallet_day_from_5_percent_up_and_a_constant_number_below() -> None:
+    assert hard_chance(0.25) == hard_chance(0.05) == 1.0
     history = [200_000, 400_000, 800_000]
     chances = [hard_chance(10_000 / n) for n in history]
-    assert chances == [0.5, 0.25, 0.125]  # 5 %, 2.5 %, 1.25 %: the hard wallet-days kept halve as the history doubles
+    assert chances == [1.0, 0.5, 0.25]  # 5 %, 2.5 %, 1.25 %: the hard wallet-days kept halve as the history doubles
     assert hard_chance(0.01, boost=0.5) == 0.01  # never below the fraction (the sampling rule's floor)
 
 

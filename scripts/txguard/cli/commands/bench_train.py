@@ -28,10 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="legitimate rows the sample draws, about (default 25000): fraction = this / N")
     p.add_argument("--full-up-to", type=int, default=2_000_000,
                    help="also train on the full table up to this many rows (default 2000000)")
-    p.add_argument("--hard-boost", type=float, default=10.0,
+    p.add_argument("--hard-boost", type=float, default=20.0,
                    help="draw hard negatives as `batch run --sample-hard-model` does, by a production stand-in trained "
                    "on another seed's plain sample, their wallet-days kept at this many times the fraction, at most "
-                   "1 (default 10: all of them from a 10%% sample up, a constant number below); 0: the plain draw")
+                   "1 (default 20: all of them from a 5%% sample up, a constant number below); 0: the plain draw")
     p.add_argument("--hard-share", type=float, default=0.05,
                    help="the top share of the stand-in's scores marked hard, as `batch run --sample-hard-share` "
                    "(default 0.05); 0: its review band")
