@@ -100,6 +100,57 @@ def test_the_counterparty_features_are_awaited_inside_the_transaction(store: Fir
     assert store.enrich_once(tx, down).duplicate  # a duplicate never asks
     assert store.wallet_state(wallet) == sequential_state([tx])
 
+def _record_rpcs(store: FirestoreHistoryStore, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Spy on the store client's gapic calls: (method, documents asked or writes sent), a read
+    outside a transaction marked so. Each BatchGetDocuments answer is handed back in reverse order
+    (get_all promises no order)."""
+    api = store.client._firestore_api
+    calls: list[tuple[str, int]] = []
+
+    def spy(name: str, size):  # noqa: ANN001
+        real = getattr(api, name)
+
+        def call(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            request = kwargs.get("request") or {}
+            read_alone = name == "batch_get_documents" and not request.get("transaction")
+            calls.append((f"{name} (no transaction)" if read_alone else name, size(request)))
+            answer = real(*args, **kwargs)
+            return iter(list(answer)[::-1]) if name == "batch_get_documents" else answer
+
+        monkeypatch.setattr(api, name, call)
+
+    spy("begin_transaction", lambda _request: 0)
+    spy("batch_get_documents", lambda request: len(request["documents"]))
+    spy("commit", lambda request: len(request["writes"]))
+    spy("rollback", lambda _request: 0)
+    return calls
+
+
+def test_the_history_transaction_reads_both_documents_in_one_call(
+        store: FirestoreHistoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """BeginTransaction, ONE BatchGetDocuments (record and wallet), Commit per first delivery, the
+    same with nothing written for a duplicate; the answers, reversed, are matched by path."""
+    wallet = f"w-{uuid.uuid4().hex[:8]}"
+    first, second = make_tx(1, wallet=wallet), make_tx(2, wallet=wallet)
+    calls = _record_rpcs(store, monkeypatch)
+    assert not store.enrich_once(first, unknown_counterparty(first)).duplicate
+    assert calls == [("begin_transaction", 0), ("batch_get_documents", 2), ("commit", 2)]
+    calls.clear()
+    # The wallet document exists now: read by position, the reversed answers would pass it off as the record.
+    fresh_one = store.enrich_once(second, unknown_counterparty(second))
+    assert not fresh_one.duplicate and fresh_one.counterparty_due
+    assert calls == [("begin_transaction", 0), ("batch_get_documents", 2), ("commit", 2)]
+    decision = Decision(transaction_id=second.transaction_id, wallet_id=wallet, score=0.1,
+                        outcome=Outcome.ALLOW, model_version="m1")
+    store.record_decision(second.transaction_id, decision)
+    calls.clear()
+    again = store.enrich_once(second, unknown_counterparty(second))
+    assert again.duplicate and again.decision == decision and not again.counterparty_due
+    assert again.enriched.features == fresh_one.enriched.features
+    assert calls == [("begin_transaction", 0), ("batch_get_documents", 2), ("commit", 0)]
+    assert store.wallet_state(wallet) == sequential_state([first, second])
+
+
 def test_concurrent_deliveries_in_one_instance_equal_sequential_replay(store: FirestoreHistoryStore) -> None:
     """Ten threads of one instance (Cloud Run concurrency) on one wallet, with redeliveries."""
     wallet = f"hot-{uuid.uuid4().hex[:8]}"

@@ -86,7 +86,10 @@ def test_firestore_operation_counts_match_the_store() -> None:
     source = (ROOT / "shared" / "txguard" / "enrichment" / "history" / "firestore.py").read_text()
     enrich = source[source.index("def _enrich_once"):source.index("def record_decision")]
     decide = source[source.index("def record_decision"):source.index("def wallet_state")]
-    reads = enrich.count(".get(transaction=") + decide.count(".get(transaction=")
+    # Billed reads are documents: one per `ref.get(transaction=...)`, one per reference in a get_all list.
+    batched = sum(len(refs.split(",")) for part in (enrich, decide)
+                  for refs in re.findall(r"get_all\(\[([^\]]+)\]", part))
+    reads = enrich.count(".get(transaction=") + decide.count(".get(transaction=") + batched
     writes = sum(part.count(f"transaction.{op}(") for part in (enrich, decide) for op in ("set", "create", "update"))
     assert reads == cap.FIRESTORE_READS_PER_TX
     assert writes == cap.FIRESTORE_WRITES_PER_TX

@@ -104,10 +104,12 @@ class FirestoreHistoryStore:
 
         @firestore.transactional
         def run(transaction: firestore.Transaction) -> Enrichment:
-            snap = proc_ref.get(transaction=transaction)
+            # Both documents in one BatchGetDocuments (one round trip, not two). The answers may come
+            # in any order: each snapshot is matched to its document by path.
+            snaps = {snap.reference.path: snap for snap in transaction.get_all([proc_ref, wallet_ref])}
+            snap, wallet = snaps[proc_ref.path], snaps[wallet_ref.path]
             if snap.exists:
                 return self._duplicate(transaction, proc_ref, tx, snap.to_dict() or {})
-            wallet = wallet_ref.get(transaction=transaction)
             done = step(tx, wallet.to_dict() if wallet.exists else None)
             # Awaited here, after the transaction's begin and reads: the snapshot was read meanwhile.
             # Its error aborts the transaction (nothing written); a retried attempt gets the same value.
