@@ -11,8 +11,9 @@ For each world, two models are fitted exactly as a published version is
   (what `txguard train --features` does on the sample: it never sees the dropped rows).
 
 With `hard` (the default, 1.0), the sample draws hard negatives more often, as `txguard batch run
---sample-hard-model` does: a wallet-day holding a row the production model scores at or above its
-review threshold is kept with probability `hard` (weight 1/hard). The production model here is a
+--sample-hard-model --sample-hard-share` does: a wallet-day holding a row among the top `hard_share`
+(default 5 %) of the production model's scores (None: at or above its review threshold) is kept with
+probability `hard` (weight 1/hard). The production model here is a
 stand-in fitted as `txguard train --features` fits one on another seed's plain sample of the same
 training period (thresholds on its weighted held-out rows): what a team retraining has at hand. It
 is not the full-data model, and the sampled model is still fitted on the sample alone.
@@ -32,12 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from txguard.batch.sampling import check_sample, sample_weights
+from txguard.batch.sampling import check_hard_share, check_sample, hard_marks, sample_weights
 from txguard.evaluation.calibration import WORLDS, World, handbook_world, simulator_world
 from txguard.training import metrics
 from txguard.training.train import TrainConfig, fit_calibrated, onnx_scores
 
 BOUND = 0.01
+HARD_SHARE = 0.05  # the top share of the stand-in's scores marked hard, as `bench train` draws them
 COMPARED = ("pr_auc", "recall_at_1pct_fpr", "review_alert_rate", "block_alert_rate")
 
 
@@ -58,8 +60,9 @@ def graded(y: np.ndarray, served: np.ndarray, thresholds: Any) -> dict[str, Any]
 
 
 def production_stand_in(world: World, X32: np.ndarray, fraction: float, sample_seed: int,
-                        config: TrainConfig) -> tuple[np.ndarray, dict[str, Any]]:
-    """Every row's hard mark (the stand-in production model scores it at or above its review threshold)
+                        config: TrainConfig, share: float | None = HARD_SHARE) -> tuple[np.ndarray, dict[str, Any]]:
+    """Every row's hard mark (among the top `share` of the stand-in production model's scores, or at or
+    above its review threshold with None: `hard_marks`, on the world's rows as one shard)
     and what the stand-in is: fitted on the plain sample of seed `sample_seed + 1`, thresholds derived
     on that sample's weighted held-out rows, as `txguard train --features` would."""
     data = world.dataset
@@ -70,7 +73,7 @@ def production_stand_in(world: World, X32: np.ndarray, fraction: float, sample_s
     scores = onnx_scores(fitted.artifact, X32)
     seen = world.test & kept
     thresholds = metrics.derive_thresholds(data.y[seen], scores[seen], weight[seen])
-    hard = scores >= thresholds.review
+    hard = hard_marks(scores, thresholds.review, share)
     legit = data.y == 0
     return hard, {
         "sample_seed": sample_seed + 1,
@@ -82,17 +85,20 @@ def production_stand_in(world: World, X32: np.ndarray, fraction: float, sample_s
 
 
 def compare_sample(world: World, fraction: float, sample_seed: int = 0, config: TrainConfig | None = None,
-                   bound: float = BOUND, hard: float | None = 1.0) -> dict[str, Any]:
+                   bound: float = BOUND, hard: float | None = 1.0, hard_share: float | None = HARD_SHARE
+                   ) -> dict[str, Any]:
     """The full-data model against the sampled one, both graded on the full held-out period. `hard`:
-    the hard negatives' chance to be kept (None: the plain draw, no hard stratum)."""
+    the hard negatives' chance to be kept (None: the plain draw, no hard stratum); `hard_share`: the
+    top share of the stand-in's scores they are (None: its review band)."""
     hard_fraction = fraction if hard is None else hard  # the plain draw: no stratum above the rest
     check_sample(fraction, sample_seed, hard_fraction)
+    check_hard_share(hard_share)
     data, config, t0 = world.dataset, config or TrainConfig(), time.perf_counter()
     X32 = data.X.astype(np.float32)
     stand_in: dict[str, Any] | None = None
     hard_rows = None
     if hard is not None:
-        hard_rows, stand_in = production_stand_in(world, X32, fraction, sample_seed, config)
+        hard_rows, stand_in = production_stand_in(world, X32, fraction, sample_seed, config, hard_share)
     weight = sample_weights(data.wallets, data.ts, data.y, fraction, sample_seed, hard_rows, hard_fraction)
     kept = weight > 0
     y_test, X_test = data.y[world.test], X32[world.test]
@@ -123,7 +129,7 @@ def compare_sample(world: World, fraction: float, sample_seed: int = 0, config: 
         "world": world.name,
         "fraction": fraction,
         "sample_seed": sample_seed,
-        "hard": None if hard is None else {"fraction": hard, "production_stand_in": stand_in},
+        "hard": None if hard is None else {"fraction": hard, "share": hard_share, "production_stand_in": stand_in},
         "rows": len(data),
         "sample_rows": int(kept.sum()),
         "sample_share": round(float(kept.mean()), 4),
@@ -151,11 +157,13 @@ def _rounded(figures: dict[str, Any]) -> dict[str, Any]:
 def run_sample_comparison(worlds: tuple[str, ...] = WORLDS, fraction: float = 0.05, sample_seed: int = 0,
                           seed: int = 42, data_out: str = "data/handbook.jsonl", days: int = TrainConfig.days,
                           wallets: int = TrainConfig.wallets, bound: float = BOUND, hard: float | None = 1.0,
-                          log: Callable[[str], None] = lambda _msg: None) -> dict[str, Any]:
+                          log: Callable[[str], None] = lambda _msg: None,
+                          hard_share: float | None = HARD_SHARE) -> dict[str, Any]:
     unknown = sorted(set(worlds) - set(WORLDS))
     if unknown or not worlds:
         raise ValueError(f"--worlds: unknown {unknown}; choose from {', '.join(WORLDS)}")
     check_sample(fraction, sample_seed, fraction if hard is None else hard)
+    check_hard_share(hard_share)
     t0 = time.perf_counter()
     results = []
     for name in worlds:
@@ -163,7 +171,8 @@ def run_sample_comparison(worlds: tuple[str, ...] = WORLDS, fraction: float = 0.
         world = simulator_world(days, wallets, seed) if name == "simulator" else handbook_world(seed, data_out)
         log(f"{name}: fitting the full-data and the sampled model" + ("" if hard is None else
                                                                         ", after the production stand-in"))
-        results.append(compare_sample(world, fraction, sample_seed, TrainConfig(seed=seed), bound, hard))
-    return {"worlds": results, "fraction": fraction, "hard": hard, "bound": bound,
+        results.append(compare_sample(world, fraction, sample_seed, TrainConfig(seed=seed), bound, hard, hard_share))
+    return {"worlds": results, "fraction": fraction, "hard": hard,
+            "hard_share": None if hard is None else hard_share, "bound": bound,
             "within_bound": all(r["within_bound"] for r in results),
             "seconds": round(time.perf_counter() - t0, 2)}

@@ -34,16 +34,21 @@ def test_the_sampled_model_is_fitted_on_the_sample_and_graded_on_every_held_out_
 
 
 def test_hard_negatives_come_from_a_stand_in_fitted_on_another_sample_and_only_add_rows() -> None:
-    """The stand-in production model marks ~its review share of the legitimate rows hard; the sample
+    """The stand-in production model marks its review band, or a top share of its scores, hard; the sample
     then holds every row the plain draw holds (same seed, same wallet-day draws) and more, hard ones
     weighted 1/hard; the sampled model never trains on a dropped row."""
     world = simulator_world(days=12, wallets=700, seed=5)
     config = TrainConfig(seed=5, max_iter=40)
     plain = compare_sample(world, fraction=0.2, sample_seed=3, config=config, hard=None)
-    drawn = compare_sample(world, fraction=0.2, sample_seed=3, config=config, hard=0.8)
+    drawn = compare_sample(world, fraction=0.2, sample_seed=3, config=config, hard=0.8, hard_share=None)
     stand_in = drawn["hard"]["production_stand_in"]
-    assert drawn["hard"]["fraction"] == 0.8 and stand_in["sample_seed"] == 4
+    assert drawn["hard"]["fraction"] == 0.8 and drawn["hard"]["share"] is None and stand_in["sample_seed"] == 4
     assert 0.0 < stand_in["hard_legit_share"]["test"] < 0.05 and 0.0 < stand_in["pr_auc"] <= 1.0
+    # the top 20 % of the stand-in's scores: a wider band, a superset of the review band's rows
+    wide = compare_sample(world, fraction=0.2, sample_seed=3, config=config, hard=0.8, hard_share=0.2)
+    assert wide["hard"]["share"] == 0.2
+    assert wide["hard"]["production_stand_in"]["hard_legit_share"]["train"] > 0.15
+    assert drawn["sample_rows"] < wide["sample_rows"] < plain["rows"]
     assert plain["sample_rows"] < drawn["sample_rows"] < plain["rows"]
     assert drawn["train_rows"]["sampled"] > plain["train_rows"]["sampled"]
     # Weighted held-out rows still stand for the full held-out period.
@@ -56,3 +61,5 @@ def test_cli_refuses_a_bad_fraction(capsys: pytest.CaptureFixture) -> None:
     assert "sample fraction" in json.loads(capsys.readouterr().out.splitlines()[-1])["error"]
     assert main(["evaluate", "sample", "--fraction", "0.2", "--hard", "0.1", "--worlds", "simulator"]) == 2
     assert "hard fraction" in json.loads(capsys.readouterr().out.splitlines()[-1])["error"]
+    assert main(["evaluate", "sample", "--hard-share", "1.5", "--worlds", "simulator"]) == 2
+    assert "hard share" in json.loads(capsys.readouterr().out.splitlines()[-1])["error"]

@@ -40,9 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="share of the legitimate wallet-days kept (default 0.05)")
     parser.add_argument("--sample-seed", type=int, default=0, help="seed of the sample's draw (default 0)")
     parser.add_argument("--hard", type=float, default=1.0, metavar="FRACTION",
-                        help="the hard negatives' chance to be kept: wallet-days the production stand-in scores at or "
-                        "above its review threshold, as `batch run --sample-hard-model` draws them (default 1; 0 for "
-                        "the plain draw)")
+                        help="the hard negatives' chance to be kept: wallet-days holding a row among the top "
+                        "--hard-share of the production stand-in's scores, as `batch run --sample-hard-model "
+                        "--sample-hard-share` draws them (default 1; 0 for the plain draw)")
+    parser.add_argument("--hard-share", type=float, default=0.05, metavar="SHARE",
+                        help="the top share of the stand-in's scores marked hard (default 0.05; 0: its review band)")
     add_simulator_world_arguments(parser)
     parser.add_argument("--bound", type=float, default=0.01,
                         help="largest |sampled - full| accepted for each figure (default 0.01)")
@@ -60,7 +62,8 @@ def _hard_title(hard: dict | None) -> str:
     if not hard:
         return ", plain draw"
     stand_in = hard["production_stand_in"]
-    return (f", hard negatives kept at {hard['fraction']:g} ({stand_in['hard_legit_share']['train']:.2%} of the "
+    band = "review band" if hard.get("share") is None else f"top {hard['share']:.0%}"
+    return (f", hard negatives ({band}) kept at {hard['fraction']:g} ({stand_in['hard_legit_share']['train']:.2%} of the "
             f"legitimate training rows; production stand-in PR-AUC {stand_in['pr_auc']:.4f})")
 
 
@@ -87,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
     def work(log: Callable[[str], None]) -> dict:
         return run_sample_comparison(worlds, args.fraction, args.sample_seed, args.seed, args.data_out, args.days,
-                                     args.wallets, args.bound, args.hard or None, log=log)
+                                     args.wallets, args.bound, args.hard or None, log=log,
+                                     hard_share=args.hard_share or None)
 
     return run_reported(make_terminal(stderr=True), "sampling", work, _table)
