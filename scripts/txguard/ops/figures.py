@@ -112,7 +112,9 @@ def _sample_quality(r: dict[str, Any]) -> list[Row]:
                      f"review alerts ({_f(d['review_alert_rate'], '+.4f')} of the traffic), sample "
                      f"{_f(world['sample_share'], '.1%')} of the rows")
     hard = r.get("hard")
-    draw = f"hard negatives kept at {hard:g}" if hard else "plain draw"
+    share = r.get("hard_share")
+    band = f"the stand-in's top {share * 100:g} %" if share else "the stand-in's review band"
+    draw = f"hard negatives, {band}, kept at {hard:g}" if hard else "plain draw"
     return [(f"training on a {_f(r.get('fraction'), 'g')} weighted sample ({draw}) vs every row, both graded on the "
              "full held-out period: full / sampled (delta)", "`txguard evaluate sample`",
              " / ".join(parts) + f"; within {_f(r.get('bound'), 'g')}: {r.get('within_bound')} "
