@@ -50,6 +50,9 @@ DAY_SECONDS = 86400
 WEIGHT_COLUMN = "weight"
 SPAN_COLUMNS = ("history_start", "history_end")  # the full history's first and last transaction times
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+# The hard band recommended with `--sample-hard-share`: the production model's top 5 % of the traffic,
+# wider than its review band (docs/batch.md, "Training on a sample as the history doubles").
+HARD_SHARE = 0.05
 
 
 def hard_marks(scores: np.ndarray, review: float, share: float | None = None) -> np.ndarray:

@@ -54,6 +54,8 @@ from typing import Any
 
 import numpy as np
 
+from txguard.batch.sampling import HARD_SHARE
+
 Log = Callable[[str], None]
 DAYS = 20
 ROWS_PER_WALLET = 45  # the simulator's transactions per wallet over DAYS days (about)
@@ -155,7 +157,6 @@ def graded_on_full(full_table: str, registries: dict[str, Path]) -> dict[str, di
 
 STAND_IN_SAMPLE_SEED = 1  # the stand-in's plain sample: another seed than every measured sample's
 HARD_BOOST = 20.0  # the hard wallet-days' chance over the fraction's: 1 from a 5 % sample up
-HARD_SHARE = 0.05  # the top share of the production model's scores (each wallet shard's) marked hard
 
 
 def hard_chance(fraction: float, boost: float = HARD_BOOST) -> float:

@@ -33,13 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from txguard.batch.sampling import check_hard_share, check_sample, hard_marks, sample_weights
+from txguard.batch.sampling import HARD_SHARE, check_hard_share, check_sample, hard_marks, sample_weights
 from txguard.evaluation.calibration import WORLDS, World, handbook_world, simulator_world
 from txguard.training import metrics
 from txguard.training.train import TrainConfig, fit_calibrated, onnx_scores
 
 BOUND = 0.01
-HARD_SHARE = 0.05  # the top share of the stand-in's scores marked hard, as `bench train` draws them
 COMPARED = ("pr_auc", "recall_at_1pct_fpr", "review_alert_rate", "block_alert_rate")
 
 
