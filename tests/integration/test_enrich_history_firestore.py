@@ -100,6 +100,7 @@ def test_the_counterparty_features_are_awaited_inside_the_transaction(store: Fir
     assert store.enrich_once(tx, down).duplicate  # a duplicate never asks
     assert store.wallet_state(wallet) == sequential_state([tx])
 
+
 def _record_rpcs(store: FirestoreHistoryStore, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     """Spy on the store client's gapic calls: (method, documents asked or writes sent), a read
     outside a transaction marked so. Each BatchGetDocuments answer is handed back in reverse order

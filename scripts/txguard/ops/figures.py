@@ -112,13 +112,18 @@ def _sample_quality(r: dict[str, Any]) -> list[Row]:
                      f"review alerts ({_f(d['review_alert_rate'], '+.4f')} of the traffic), sample "
                      f"{_f(world['sample_share'], '.1%')} of the rows")
     hard = r.get("hard")
-    share = r.get("hard_share")
-    band = f"the stand-in's top {share * 100:g} %" if share else "the stand-in's review band"
-    draw = f"hard negatives, {band}, kept at {hard:g}" if hard else "plain draw"
+    draw = f"hard negatives, {_hard_band(r)}, kept at {hard:g}" if hard else "plain draw"
     return [(f"training on a {_f(r.get('fraction'), 'g')} weighted sample ({draw}) vs every row, both graded on the "
              "full held-out period: full / sampled (delta)", "`txguard evaluate sample`",
              " / ".join(parts) + f"; within {_f(r.get('bound'), 'g')}: {r.get('within_bound')} "
              "([docs/evaluation.md](docs/evaluation.md#training-on-a-sample))")]
+
+
+def _hard_band(r: dict[str, Any]) -> str:
+    """Which rows a sampling run drew as hard negatives: the stand-in's top share of scores, or (runs
+    recorded before `hard_share`) its review band."""
+    share = r.get("hard_share")
+    return f"the stand-in's top {share * 100:g} %" if share else "the stand-in's review band"
 
 
 def _draws(r: dict[str, Any]) -> str:
@@ -138,9 +143,7 @@ def _bench_train(r: dict[str, Any]) -> list[Row]:
     full = [x for x in results if "full" in x]
     on_full = (f", on the full table {_f(full[0]['full']['peak_rss_mb'])} to {_f(full[-1]['full']['peak_rss_mb'])} MB "
                f"({_f(full[0]['history_rows'])} to {_f(full[-1]['history_rows'])} rows)") if full else ""
-    share = r.get("hard_share")
-    draw = ("plain draw" if not r.get("hard_boost") else
-            f"hard negatives drawn: the stand-in's top {share * 100:g} %" if share else "hard negatives drawn")
+    draw = f"hard negatives drawn: {_hard_band(r)}" if r.get("hard_boost") else "plain draw"
     return [(f"training memory as the history doubles: the weighted sample ({draw}) against the full table",
              "`txguard bench train`",
              f"{_f(first['history_rows'])} to {_f(last['history_rows'])} transactions: training on the sample peaks "
