@@ -40,6 +40,7 @@ what sampling costs on average; a single draw's spread around it is reported, no
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 import shutil
@@ -70,8 +71,11 @@ def _cpu_children() -> float:
     return usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
 
 
-def labelled_file(path: Path, size: int, seed: int, log: Log) -> int:
-    """~`size` simulated raw transactions over DAYS days, fraud rows with their `label_time`; made once."""
+def labelled_file(path: Path, size: int, seed: int, log: Log, entity_prefix: str = "") -> int:
+    """~`size` simulated raw transactions over DAYS days, fraud rows with their `label_time`; made once.
+
+    `entity_prefix` goes before every wallet, counterparty and device id, so that worlds written with
+    different prefixes share no entity (`history_files`)."""
     if path.exists():
         return sum(1 for _ in path.open())
     from txguard.simulator.core import Simulation
@@ -85,11 +89,35 @@ def labelled_file(path: Path, size: int, seed: int, log: Log) -> int:
     with path.open("w") as fh:
         for r in sim:
             row = r.to_row()
+            if entity_prefix:
+                for key in ENTITY_KEYS:
+                    if row.get(key) is not None:
+                        row[key] = f"{entity_prefix}{row[key]}"
             if r.is_fraud and r.tx.transaction_id in known:
                 row["label_time"] = datetime.fromtimestamp(known[r.tx.transaction_id], UTC).isoformat()
             fh.write(json.dumps(row) + "\n")
             n += 1
     return n
+
+
+ENTITY_KEYS = ("wallet_id", "counterparty_id", "device_id")  # what every feature is keyed by
+
+
+def history_files(folder: Path, size: int, seed: int, world_rows: int | None, log: Log) -> list[tuple[Path, int]]:
+    """The history of ~`size` transactions as files, each one Beam job's input, with their rows.
+
+    Up to `world_rows` (or with None) one world, `tx.jsonl`. Past it, `ceil(size / world_rows)` worlds
+    of equal size, `tx-K.jsonl`: world K simulated with seed `seed + K` and, from K = 1, its entity ids
+    prefixed `kK.`. The worlds share no wallet, counterparty or device, and every feature is computed per
+    entity, so each world's features are what one job over all of them would compute (a test proves it):
+    one job per world keeps the DirectRunner's in-memory shuffles to a world's size. World 0 is the
+    one-world history of `seed`."""
+    worlds = 1 if world_rows is None else max(1, math.ceil(size / world_rows))
+    if worlds == 1:
+        return [(folder / "tx.jsonl", labelled_file(folder / "tx.jsonl", size, seed, log))]
+    return [(folder / f"tx-{k}.jsonl", labelled_file(folder / f"tx-{k}.jsonl", size // worlds, seed + k, log,
+                                                    entity_prefix=f"k{k}." if k else ""))
+            for k in range(worlds)]
 
 
 def high_water_kb(pid: int) -> int | None:
@@ -200,32 +228,80 @@ def beam_job(spec: Any, workers: int) -> tuple[Any, float, float]:
     return status, wall, cpu
 
 
-def stand_in_model(folder: Path, fraction: float, shards: int, workers: int, log: Log,
-                   label_maturity_days: float | None) -> tuple[str, dict[str, Any]]:
-    """The production model hard negatives are drawn by (a `registry@staging` URI) and its figures: fitted
-    by `txguard train --features` on the plain sample of seed STAND_IN_SAMPLE_SEED, as a team's
-    production version was fitted on an earlier sample (`txguard.evaluation.sample` does the same)."""
+STAND_IN_ROUNDS = 2  # the production stand-in's retrains: a plain sample, then a sample drawn by its own model
+
+
+def beam_worlds(spec: Any, inputs: list[Path], workers: int, all_features: bool) -> tuple[int, float, float, str, str]:
+    """`spec` run on each world of `inputs` (one job each; the worlds' outputs are `spec.output`/wK):
+    rows sampled in all, wall and CPU seconds summed, the sample's glob, the full table's glob. With
+    several worlds only world 0 writes the full table (what the grading reads) unless `all_features`."""
+    if len(inputs) == 1:
+        status, wall, cpu = beam_job(replace(spec, input=str(inputs[0])), workers)
+        return status.counts["sampled"], wall, cpu, f"{spec.output}/sample-*.parquet", f"{spec.output}/features-*.parquet"
+    shutil.rmtree(spec.output, ignore_errors=True)
+    sampled, wall, cpu = 0, 0.0, 0.0
+    for k, path in enumerate(inputs):
+        status, w, c = beam_job(replace(spec, input=str(path), output=f"{spec.output}/w{k}",
+                                        features=spec.features and (all_features or k == 0)), workers)
+        sampled, wall, cpu = sampled + status.counts["sampled"], wall + w, cpu + c
+    features = f"{spec.output}/w*/features-*.parquet" if all_features else f"{spec.output}/w0/features-*.parquet"
+    return sampled, wall, cpu, f"{spec.output}/w*/sample-*.parquet", features
+
+
+def stand_in_model(folder: Path, history: Path, fraction: float, shards: int, workers: int, log: Log,
+                   label_maturity_days: float | None, rounds: int = STAND_IN_ROUNDS, hard_boost: float = HARD_BOOST,
+                   hard_share: float | None = HARD_SHARE) -> tuple[str, dict[str, Any]]:
+    """The production model hard negatives are drawn by (a `registry@staging` URI) and its figures.
+
+    Round 1 is a team's first retrain: `txguard train --features` on the plain sample of seed
+    STAND_IN_SAMPLE_SEED. Each later round is the next retrain as the product recommends it: the sample
+    of the same seed with its hard negatives drawn by the previous round's model (the same `hard_boost`
+    and `hard_share` as the measured samples). So with `rounds` >= 2 the stand-in is what a team running
+    txguard has in production: a model itself trained on a hard-negative sample, never the full-data
+    model. `txguard.evaluation.sample` fits its stand-in the first way only."""
     from txguard.batch.jobs import JobSpec
 
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
     out = folder / "out-stand-in"
-    status, _, _ = beam_job(JobSpec(input=str(folder / "tx.jsonl"), output=str(out), features=False,
-                                    sample=fraction, sample_seed=STAND_IN_SAMPLE_SEED, shards=shards), workers)
-    log(f"production stand-in: training on a plain sample of seed {STAND_IN_SAMPLE_SEED} "
-        f"({status.counts['sampled']:,} rows)")
     registry = folder / "registry-stand-in"
-    trained = measured_train(str(out / "sample-*.parquet"), registry, folder / "train-stand-in.log",
-                             label_maturity_days=label_maturity_days)
-    return f"{registry}@staging", {"sample_seed": STAND_IN_SAMPLE_SEED, "sample_rows": status.counts["sampled"],
-                                   "review_threshold": trained["report"]["thresholds"]["review"]}
+    model: str | None = None
+    sizes: list[int] = []
+    trained: dict[str, Any] = {}
+    for n in range(rounds):
+        spec = JobSpec(input=str(history), output=str(out), features=False, sample=fraction,
+                       sample_seed=STAND_IN_SAMPLE_SEED, shards=shards)
+        if model is not None:
+            spec = replace(spec, sample_model=model, sample_hard=hard_chance(fraction, hard_boost),
+                           sample_hard_share=hard_share)
+        status, _, _ = beam_job(spec, workers)
+        sizes.append(status.counts["sampled"])
+        log(f"production stand-in, round {n + 1} of {rounds}: training on the "
+            f"{'plain sample' if model is None else 'sample drawn by round ' + str(n)} of seed "
+            f"{STAND_IN_SAMPLE_SEED} ({sizes[-1]:,} rows)")
+        # each round publishes to its own registry (the next round's job reads the previous one's)
+        round_registry = registry if n == rounds - 1 else folder / f"registry-stand-in-{n + 1}"
+        trained = measured_train(str(out / "sample-*.parquet"), round_registry, folder / f"train-stand-in-{n + 1}.log",
+                                 label_maturity_days=label_maturity_days)
+        if model is not None:
+            shutil.rmtree(model.removesuffix("@staging"), ignore_errors=True)
+        model = f"{round_registry}@staging"
+    assert model is not None
+    return model, {"sample_seed": STAND_IN_SAMPLE_SEED, "rounds": rounds, "sample_rows": sizes[-1],
+                   "round_sample_rows": sizes, "review_threshold": trained["report"]["thresholds"]["review"]}
 
 
 def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int, workers: int, full_up_to: int,
                   seed: int, log: Log, label_maturity_days: float | None = None,
                   hard_boost: float | None = HARD_BOOST, draws: int = 1,
-                  hard_share: float | None = HARD_SHARE) -> dict[str, Any]:
+                  hard_share: float | None = HARD_SHARE, stand_in_rounds: int = STAND_IN_ROUNDS,
+                  world_rows: int | None = None) -> dict[str, Any]:
     """`hard_boost`: the hard wallet-days' chance over the fraction (`hard_chance`), None for the plain draw;
     `hard_share`: the top share of the stand-in's scores marked hard (None: its review band);
-    `draws`: samples drawn and trained per size (`draw_seeds`), graded by their mean."""
+    `draws`: samples drawn and trained per size graded against the full model (`draw_seeds`), graded by
+    their mean (past `full_up_to`, one);
+    `stand_in_rounds`: the production stand-in's retrains (`stand_in_model`);
+    `world_rows`: a history past this many rows is simulated and computed as worlds (`history_files`)."""
     from txguard.batch.jobs import JobSpec
 
     seeds = draw_seeds(draws)
@@ -233,76 +309,93 @@ def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int
     one_draw: list[float] = []  # every |delta| of a single draw, over the sizes graded against the full model
     for size in sorted(sizes):
         folder = workdir / f"n{size}"
-        rows = labelled_file(folder / "tx.jsonl", size, seed, log)
+        inputs = history_files(folder, size, seed, world_rows, log)
+        rows = sum(n for _, n in inputs)
         fraction = min(1.0, sample_rows / rows)
+        with_full = rows <= full_up_to
         registries: dict[str, Path] = {}
         load = os.getloadavg()[0]
         stand_in: dict[str, Any] | None = None
-        spec = JobSpec(input=str(folder / "tx.jsonl"), output=str(folder / "out"), features=True, sample=fraction,
-                       shards=shards)
+        spec = JobSpec(input="", output=str(folder / "out"), features=True, sample=fraction, shards=shards)
         if hard_boost is not None:
-            log(f"{rows:,} transactions: the production stand-in's plain sample at fraction {fraction:.4f}")
-            model, stand_in = stand_in_model(folder, fraction, shards, workers, log, label_maturity_days)
+            # the stand-in's sample draws ~sample_rows rows of the first world (of the one world: the fraction)
+            stand_in_fraction = min(1.0, sample_rows / inputs[0][1])
+            log(f"{inputs[0][1]:,} transactions: the production stand-in's plain sample at fraction "
+                f"{stand_in_fraction:.4f}")
+            model, stand_in = stand_in_model(folder, inputs[0][0], stand_in_fraction, shards, workers, log,
+                                             label_maturity_days, stand_in_rounds, hard_boost, hard_share)
             registries["stand_in"] = folder / "registry-stand-in"
             spec = replace(spec, sample_model=model, sample_hard=hard_chance(fraction, hard_boost),
                            sample_hard_share=hard_share)
         figures: dict[str, Any] = {"history_rows": rows, "fraction": round(fraction, 6), "load_1m": round(load, 2)}
+        if len(inputs) > 1:
+            figures["worlds"] = {"count": len(inputs), "rows": [n for _, n in inputs]}
         if stand_in is not None:
             figures["stand_in"] = stand_in
         samples: dict[str, int] = {}
         trained: dict[str, dict[str, Any]] = {}
-        for n, draw in enumerate(seeds):
-            # the first draw's job writes the full table beside its sample (its seconds are the features');
+        full_table = ""
+        # more draws average out one draw's luck in the deltas against the full model: without it, one draw
+        drawn = seeds if with_full else seeds[:1]
+        for n, draw in enumerate(drawn):
+            # the first draw's jobs write the full table beside their sample (their seconds are the features');
             # the others write their sample only
             job = spec if n == 0 else replace(spec, output=str(folder / f"out-draw{draw}"), features=False,
                                               sample_seed=draw)
             log(f"{rows:,} transactions: Beam {'features + ' if n == 0 else ''}sample of seed {draw} at fraction "
-                f"{fraction:.4f}" + ("" if hard_boost is None else f", hard negatives at {job.sample_hard:.4f}"))
-            status, wall, cpu = beam_job(job, workers)
+                f"{fraction:.6f}" + ("" if hard_boost is None else f", hard negatives at {job.sample_hard:.4f}")
+                + (f", {len(inputs)} worlds" if len(inputs) > 1 else ""))
+            sampled, wall, cpu, sample_glob, features_glob = beam_worlds(job, [p for p, _ in inputs], workers,
+                                                                         all_features=with_full)
             if n == 0:
                 figures.update(features_seconds=round(wall, 2), features_cpu_seconds=round(cpu, 2))
-            samples[str(draw)] = status.counts["sampled"]
+                full_table = features_glob
+            samples[str(draw)] = sampled
             registries[f"sampled:{draw}"] = folder / f"registry-sampled-{draw}"
-            log(f"{rows:,} transactions: training on the sample of seed {draw} ({status.counts['sampled']:,} rows)")
-            done = measured_train(str(Path(job.output) / "sample-*.parquet"), registries[f"sampled:{draw}"],
+            log(f"{rows:,} transactions: training on the sample of seed {draw} ({sampled:,} rows)")
+            done = measured_train(sample_glob, registries[f"sampled:{draw}"],
                                   folder / f"train-sampled-{draw}.log", label_maturity_days=label_maturity_days)
             trained[str(draw)] = {k: done[k] for k in ("peak_rss_mb", "cpu_seconds", "seconds", "gate")}
             trained[str(draw)]["train_seconds"] = done["report"].get("train_seconds")
-        first = str(seeds[0])
+        first = str(drawn[0])
         figures["sample_rows"] = samples[first]
         figures["sampled"] = {**trained[first], "peak_rss_mb": max(t["peak_rss_mb"] for t in trained.values())}
-        if len(seeds) > 1:
-            figures["draws"] = {"seeds": seeds, "sample_rows": samples,
+        if len(drawn) > 1:
+            figures["draws"] = {"seeds": drawn, "sample_rows": samples,
                                 "peak_rss_mb": {d: t["peak_rss_mb"] for d, t in trained.items()}}
-        if rows <= full_up_to:
+        if with_full:
             registries["full"] = folder / "registry-full"
             log(f"{rows:,} transactions: training on the full table")
-            full = measured_train(str(folder / "out" / "features-*.parquet"), registries["full"],
+            full = measured_train(full_table, registries["full"],
                                   folder / "train-full.log", label_maturity_days=label_maturity_days)
             figures["full"] = {k: full[k] for k in ("peak_rss_mb", "cpu_seconds", "seconds", "gate")}
             figures["full"]["train_seconds"] = full["report"].get("train_seconds")
-        log(f"{rows:,} transactions: grading on the full held-out period")
-        graded = graded_on_full(str(folder / "out" / "features-*.parquet"), registries)
+        # the full held-out period: of every world with the full model, else of the first world
+        log(f"{rows:,} transactions: grading on the full held-out period"
+            + ("" if with_full or len(inputs) == 1 else " of the first world"))
+        graded = graded_on_full(full_table, registries)
         by_draw = {name.split(":")[1]: graded.pop(name) for name in list(graded) if name.startswith("sampled:")}
         figures["quality"] = {"sampled": mean_quality(by_draw), **graded}
-        if len(seeds) > 1:
+        if len(drawn) > 1:
             figures["draws"]["quality"] = by_draw
         if "full" in graded:
             figures["quality_deltas"] = {k: round(figures["quality"]["sampled"][k] - graded["full"][k], 6)
                                          for k in QUALITY}
             each = {d: {k: round(q[k] - graded["full"][k], 6) for k in QUALITY} for d, q in by_draw.items()}
             one_draw += [abs(v) for deltas in each.values() for v in deltas.values()]
-            if len(seeds) > 1:
+            if len(drawn) > 1:
                 figures["draws"]["quality_deltas"] = each
         results.append(figures)
         for registry in registries.values():  # the models and extra samples are not needed past their figures
             shutil.rmtree(registry, ignore_errors=True)
         shutil.rmtree(folder / "out-stand-in", ignore_errors=True)
-        for draw in seeds[1:]:
+        for draw in drawn[1:]:
             shutil.rmtree(folder / f"out-draw{draw}", ignore_errors=True)
     rss = [r["sampled"]["peak_rss_mb"] for r in results]
     return {"sizes": sorted(sizes), "sample_rows_target": sample_rows, "hard_boost": hard_boost,
-            "hard_share": None if hard_boost is None else hard_share, "shards": shards,
+            "hard_share": None if hard_boost is None else hard_share,
+            "stand_in_rounds": None if hard_boost is None else stand_in_rounds, "world_rows": world_rows,
+            "shards": shards,
             "workers": workers, "draws": len(seeds),
             "results": results, "sampled_peak_rss_mb_range": [min(rss), max(rss)] if rss else None,
             "max_abs_quality_delta": max((abs(v) for r in results for v in r.get("quality_deltas", {}).values()),

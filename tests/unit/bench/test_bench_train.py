@@ -3,6 +3,7 @@ its own measured process, both models are graded on the full held-out period."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -25,22 +26,78 @@ def test_one_size_measures_both_trainings_and_grades_them_on_the_full_period(tmp
     assert not any(p.name.startswith("registry") for p in (tmp_path / "n12000").iterdir())
 
 
-def test_the_sample_draws_hard_negatives_by_a_stand_in_fitted_on_another_seeds_plain_sample(tmp_path: Path) -> None:
+def test_the_sample_draws_hard_negatives_by_a_stand_in_retrained_on_its_own_hard_sample(tmp_path: Path) -> None:
     report = train_figures([12_000], sample_rows=3_000, workdir=tmp_path, shards=2, workers=1, full_up_to=0,
                            seed=21, log=lambda _m: None, label_maturity_days=0.0)
     (row,) = report["results"]
-    assert report["hard_boost"] == 20.0 and report["hard_share"] == 0.05
-    # the measured job drew its sample by the top 5 % of the stand-in's scores, at seed 0; the stand-in's
-    # own sample was the plain draw of seed 1
+    assert report["hard_boost"] == 20.0 and report["hard_share"] == 0.05 and report["stand_in_rounds"] == 2
+    # the measured job drew its sample by the top 5 % of the stand-in's scores, at seed 0
     sample = read_status(str(tmp_path / "n12000" / "out")).sample
     assert sample is not None and sample["seed"] == 0 and sample["hard_fraction"] == 1.0
     assert sample["hard_share"] == 0.05
     assert sample["hard_model"] == f"{tmp_path / 'n12000' / 'registry-stand-in'}@staging"
-    assert row["stand_in"]["sample_seed"] == 1 and 0 < row["stand_in"]["review_threshold"] < 1
-    # the hard stratum only adds wallet-days: the hard sample holds more rows than the stand-in's plain one
-    assert row["sample_rows"] > row["stand_in"]["sample_rows"]
+    stand_in = row["stand_in"]
+    assert stand_in["sample_seed"] == 1 and stand_in["rounds"] == 2 and 0 < stand_in["review_threshold"] < 1
+    # round 1 trained on seed 1's plain sample, round 2 on seed 1's sample drawn by round 1's model: the
+    # hard stratum only adds wallet-days, so round 2's sample holds more rows, and so does the measured one
+    plain, hard = stand_in["round_sample_rows"]
+    assert hard > plain and stand_in["sample_rows"] == hard and row["sample_rows"] > plain
     assert 0 < row["quality"]["stand_in"]["pr_auc"] <= 1  # graded on the full period beside the sampled model
-    assert not any(p.name in ("out-stand-in", "registry-stand-in") for p in (tmp_path / "n12000").iterdir())
+    assert not any(p.name.startswith(("out-stand-in", "registry-stand-in")) for p in (tmp_path / "n12000").iterdir())
+
+
+def test_one_round_fits_the_stand_in_on_the_plain_sample_alone(tmp_path: Path) -> None:
+    report = train_figures([12_000], sample_rows=3_000, workdir=tmp_path, shards=2, workers=1, full_up_to=0,
+                           seed=21, log=lambda _m: None, label_maturity_days=0.0, stand_in_rounds=1)
+    (row,) = report["results"]
+    assert report["stand_in_rounds"] == 1 and row["stand_in"]["rounds"] == 1
+    assert row["stand_in"]["round_sample_rows"] == [row["stand_in"]["sample_rows"]] and row["sample_rows"] > row["stand_in"]["sample_rows"]
+
+
+def test_worlds_share_no_entity_so_one_job_per_world_computes_one_jobs_features(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from txguard.batch.jobs import JobSpec
+    from txguard.bench.train import ENTITY_KEYS, beam_job, history_files
+
+    inputs = history_files(tmp_path, 6_000, seed=21, world_rows=3_000, log=lambda _m: None)
+    assert [p.name for p, _ in inputs] == ["tx-0.jsonl", "tx-1.jsonl"] and all(n > 2_000 for _, n in inputs)
+    entities = []
+    for path, _ in inputs:
+        rows = [json.loads(line) for line in path.open()]
+        entities.append({(k, r[k]) for r in rows for k in ENTITY_KEYS if r.get(k) is not None})
+    assert entities[0] and entities[1] and not entities[0] & entities[1]
+    assert all(value.startswith("k1.") for _, value in entities[1])
+
+    def table(pattern: str) -> dict[str, dict]:  # by transaction; NaN as None (NaN != NaN); not the input file's index
+        rows = pq.read_table([str(p) for p in sorted(tmp_path.glob(pattern))]).to_pylist()
+        return {r["transaction_id"]: {k: None if v != v else v for k, v in r.items() if k != "file_index"} for r in rows}
+
+    beam_job(JobSpec(input=str(tmp_path / "tx-*.jsonl"), output=str(tmp_path / "one"), features=True, shards=2), 1)
+    for k, (path, _) in enumerate(inputs):
+        beam_job(JobSpec(input=str(path), output=str(tmp_path / "each" / f"w{k}"), features=True, shards=2), 1)
+    one, each = table("one/features-*.parquet"), table("each/w*/features-*.parquet")
+    assert len(one) == sum(n for _, n in inputs) and one == each
+
+
+def test_a_history_past_the_world_size_is_sampled_per_world_and_trained_on_the_union(tmp_path: Path) -> None:
+    report = train_figures([12_000], sample_rows=3_000, workdir=tmp_path, shards=2, workers=1, full_up_to=0,
+                           seed=21, log=lambda _m: None, label_maturity_days=0.0, world_rows=6_000, draws=2)
+    (row,) = report["results"]
+    assert "draws" not in row  # without the full model there is no delta to average: one draw
+    worlds = row["worlds"]
+    assert report["world_rows"] == 6_000 and worlds["count"] == 2 and sum(worlds["rows"]) == row["history_rows"]
+    folder = tmp_path / "n12000"
+    # one job per world, each drawing at the history's fraction by the stand-in fitted on the first world
+    statuses = [read_status(str(folder / "out" / f"w{k}")) for k in range(2)]
+    assert all(s.sample is not None and round(s.sample["fraction"], 6) == row["fraction"] for s in statuses)
+    assert all(s.sample["hard_model"] == f"{folder / 'registry-stand-in'}@staging" for s in statuses)
+    assert sum(s.counts["sampled"] for s in statuses) == row["sample_rows"]
+    # the first world writes the full table the grading reads; the others their sample only
+    assert list((folder / "out" / "w0").glob("features-*.parquet")) and not list((folder / "out" / "w1").glob("features-*"))
+    report_of_training = json.loads((folder / "train-sampled-0.json").read_text().splitlines()[-1])
+    assert report_of_training["sample"]["rows"] == row["sample_rows"]  # the union of the worlds' samples
+    assert set(row["quality"]) == {"sampled", "stand_in"} and "quality_deltas" not in row
 
 
 def test_the_hard_stratum_keeps_every_hard_wallet_day_from_5_percent_up_and_a_constant_number_below() -> None:

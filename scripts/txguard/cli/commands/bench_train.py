@@ -35,6 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hard-share", type=float, default=0.05,
                    help="the top share of the stand-in's scores marked hard, as `batch run --sample-hard-share` "
                    "(default 0.05); 0: its review band")
+    p.add_argument("--stand-in-rounds", type=int, default=2,
+                   help="the production stand-in's retrains: 1 = fitted on another seed's plain sample (a team's first "
+                   "retrain), each further round on that seed's sample drawn by the previous round's model (default 2)")
+    p.add_argument("--world-rows", type=int, default=None,
+                   help="simulate a history past this many rows as worlds of at most this size that share no entity, "
+                   "one Beam job each (the DirectRunner holds a job's shuffles in memory); the sample is their union, "
+                   "graded on the first world's held-out period unless the full model is trained (default: one world)")
     p.add_argument("--draws", type=int, default=1,
                    help="samples drawn and trained per size, with seeds 0, 2, 3, ...; the quality and its deltas are "
                    "their mean, each draw's figures beside it (default 1)")
@@ -77,13 +84,19 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.hard_share <= 1:
         terminal.print(f"[red]--hard-share must be in [0, 1] (0: the review band), got {args.hard_share}[/red]")
         return 2
+    if args.stand_in_rounds < 1:
+        terminal.print(f"[red]--stand-in-rounds must be >= 1, got {args.stand_in_rounds}[/red]")
+        return 2
+    if args.world_rows is not None and args.world_rows < 1:
+        terminal.print(f"[red]--world-rows must be >= 1, got {args.world_rows}[/red]")
+        return 2
     if args.draws < 1:
         terminal.print(f"[red]--draws must be >= 1, got {args.draws}[/red]")
         return 2
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     report = train_figures(sizes, args.sample_rows, workdir, args.shards, args.workers, args.full_up_to, args.seed,
                            log, args.label_maturity_days, args.hard_boost or None, args.draws,
-                           args.hard_share or None)
+                           args.hard_share or None, args.stand_in_rounds, args.world_rows)
     drawn = f", the mean of {args.draws} draws (lowest-highest)" if args.draws > 1 else ""
     table = Table(title=f"training on a weighted sample (~{args.sample_rows:,} drawn rows{drawn}) vs the full history")
     for col in ("history rows", "fraction", "sample rows", "features s (CPU s)", "sampled: peak RSS MB, train s",
