@@ -131,7 +131,7 @@ def _draws(r: dict[str, Any]) -> str:
     draws = r.get("draws") or 1
     if draws == 1:
         return ""
-    return f" (the mean of {draws} draws per size; one draw alone: up to {_f(r.get('max_abs_quality_delta_one_draw'), '.4f')})"
+    return f" (the mean of {draws} draws per size graded against the full model; one draw alone: up to {_f(r.get('max_abs_quality_delta_one_draw'), '.4f')})"
 
 
 def _bench_train(r: dict[str, Any]) -> list[Row]:
@@ -144,9 +144,13 @@ def _bench_train(r: dict[str, Any]) -> list[Row]:
     on_full = (f", on the full table {_f(full[0]['full']['peak_rss_mb'])} to {_f(full[-1]['full']['peak_rss_mb'])} MB "
                f"({_f(full[0]['history_rows'])} to {_f(full[-1]['history_rows'])} rows)") if full else ""
     draw = f"hard negatives drawn: {_hard_band(r)}" if r.get("hard_boost") else "plain draw"
+    worlds = [x for x in results if "worlds" in x]
+    as_worlds = (f" (from {_f(worlds[0]['history_rows'])} rows as worlds of at most {_f(r.get('world_rows'))}, "
+                 "one Beam job each)") if worlds else ""
     return [(f"training memory as the history doubles: the weighted sample ({draw}) against the full table",
              "`txguard bench train`",
-             f"{_f(first['history_rows'])} to {_f(last['history_rows'])} transactions: training on the sample peaks "
+             f"{_f(first['history_rows'])} to {_f(last['history_rows'])} transactions{as_worlds}: training on the "
+             "sample peaks "
              f"at {_f(rss[0])}-{_f(rss[1])} MB{on_full}; largest quality delta (PR-AUC, recall at 1 % FPR, review "
              f"alerts) {_f(r.get('max_abs_quality_delta'), '.4f')}{_draws(r)} "
              "([docs/batch.md](docs/batch.md#training-on-a-sample-as-the-history-doubles))")]
@@ -381,8 +385,9 @@ FIGURES: tuple[Figure, ...] = (
     Figure("bench_batch", ("bench", "batch", "--sizes", "10000,40000,100000", "--workdir", "{workdir}/bench-batch"),
            ("bench", "batch", "--sizes", "2000,5000", "--score-file-size", "5000", "--workdir",
             "{workdir}/bench-batch"), _bench_batch),
-    Figure("bench_train", ("bench", "train", "--sizes", "100000,200000,400000,800000", "--sample-rows", "10000",
-                           "--full-up-to", "1000000", "--draws", "3", "--workdir", "{workdir}/bench-train"),
+    Figure("bench_train", ("bench", "train", "--sizes", "100000,200000,400000,800000,20000000", "--sample-rows",
+                           "10000", "--full-up-to", "1000000", "--world-rows", "2000000", "--draws", "3",
+                           "--workdir", "{workdir}/bench-train"),
            ("bench", "train", "--sizes", "5000,10000", "--sample-rows", "2000", "--label-maturity-days", "0",
             "--workdir", "{workdir}/bench-train"), _bench_train),
     Figure("capacity", ("capacity", "--score", "{workdir}/bench_score.out", "--enrich", "{workdir}/bench_e2e.out"),
