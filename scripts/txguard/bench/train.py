@@ -248,6 +248,24 @@ def beam_worlds(spec: Any, inputs: list[Path], workers: int, all_features: bool)
     return sampled, wall, cpu, f"{spec.output}/w*/sample-*.parquet", features
 
 
+def rows_by_weight(sample_glob: str) -> dict[str, int]:
+    """A sample's rows counted by their weight (one over the row's chance), heaviest last: weight 1 is
+    what the sample keeps whole (the wallet-days holding a fraud or a label, and the hard stratum when
+    its chance is 1), the others the hard stratum's and the plain draw's."""
+    import pyarrow.parquet as pq
+
+    from txguard.batch.readers import expand
+    from txguard.batch.sampling import WEIGHT_COLUMN
+
+    counts: dict[float, int] = {}
+    for path in expand(sample_glob):
+        values, n = np.unique(np.round(pq.read_table(path, columns=[WEIGHT_COLUMN])[WEIGHT_COLUMN].to_numpy(), 3),
+                              return_counts=True)
+        for value, count in zip(values.tolist(), n.tolist(), strict=True):
+            counts[value] = counts.get(value, 0) + count
+    return {f"{w:g}": counts[w] for w in sorted(counts)}
+
+
 def stand_in_model(folder: Path, history: Path, fraction: float, shards: int, workers: int, log: Log,
                    label_maturity_days: float | None, rounds: int = STAND_IN_ROUNDS, hard_boost: float = HARD_BOOST,
                    hard_share: float | None = HARD_SHARE) -> tuple[str, dict[str, Any]]:
@@ -348,7 +366,8 @@ def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int
             sampled, wall, cpu, sample_glob, features_glob = beam_worlds(job, [p for p, _ in inputs], workers,
                                                                          all_features=with_full)
             if n == 0:
-                figures.update(features_seconds=round(wall, 2), features_cpu_seconds=round(cpu, 2))
+                figures.update(features_seconds=round(wall, 2), features_cpu_seconds=round(cpu, 2),
+                               sample_rows_by_weight=rows_by_weight(sample_glob))
                 full_table = features_glob
             samples[str(draw)] = sampled
             registries[f"sampled:{draw}"] = folder / f"registry-sampled-{draw}"

@@ -92,7 +92,10 @@ def test_a_history_past_the_world_size_is_sampled_per_world_and_trained_on_the_u
     statuses = [read_status(str(folder / "out" / f"w{k}")) for k in range(2)]
     assert all(s.sample is not None and round(s.sample["fraction"], 6) == row["fraction"] for s in statuses)
     assert all(s.sample["hard_model"] == f"{folder / 'registry-stand-in'}@staging" for s in statuses)
-    assert sum(s.counts["sampled"] for s in statuses) == row["sample_rows"]
+    assert sum(s.counts["sampled"] for s in statuses) == row["sample_rows"] == sum(row["sample_rows_by_weight"].values())
+    # kept whole (weight 1: the hard stratum too, its chance is 1 at this fraction) and the plain draw's
+    weights = [float(w) for w in row["sample_rows_by_weight"]]
+    assert len(weights) == 2 and weights[0] == 1.0 and weights[1] == pytest.approx(1 / row["fraction"], abs=0.01)
     # the first world writes the full table the grading reads; the others their sample only
     assert list((folder / "out" / "w0").glob("features-*.parquet")) and not list((folder / "out" / "w1").glob("features-*"))
     report_of_training = json.loads((folder / "train-sampled-0.json").read_text().splitlines()[-1])
