@@ -25,14 +25,20 @@ with the history: it is a share of the traffic). Why 5 % and not the review band
 ~2 %, what `txguard evaluate sample` draws): recall at 1 % FPR is decided among the legitimate rows
 the new model ranks in its top 1 %, and the production model's review band misses part of them
 (docs/batch.md, "Training on a sample as the history doubles"). The production model is a
-stand-in, as `txguard evaluate sample` fits one: `txguard train --features` on the plain sample of
-another seed (sample seed 1) of the same history, written by a first Beam job; what a team
-retraining has at hand, never the full-data model. The features seconds are the second job's, the
-one a team runs. `hard_boost=None` draws the plain sample (no stand-in, one Beam job).
+stand-in, what a team retraining has at hand, never the full-data model: `txguard train --features`
+on the plain sample of another seed (sample seed 1) of the same history, then (`stand_in_rounds`, 2)
+again on that seed's sample drawn by the first fit, as the team's last retrain drew it. The features
+seconds are the measured job's, the one a team runs. `hard_boost=None` draws the plain sample (no
+stand-in, one Beam job).
+
+Past `world_rows` the history is simulated as worlds that share no entity, one Beam job each
+(`history_files`): the DirectRunner holds a job's shuffles in memory. The stand-in is fitted on the
+first world (its sample of ~`sample_rows` drawn rows), the sample is the union of the worlds' samples,
+and without the full model both are graded on the first world's held-out period.
 
 One draw's luck moves a small held-out period's recall by about the bound (at 50,000 transactions,
-one of ~120 held-out frauds is 0.0085), so with `draws` > 1 the sample is drawn again with other
-seeds (each a Beam job writing the sample only: the features are the same rows) and trained again:
+one of ~120 held-out frauds is 0.0085), so with `draws` > 1 the sizes graded against the full model
+draw their sample again with other seeds (each a Beam job writing the sample only: the features are the same rows) and trained again:
 the quality and its deltas are the draws' mean, each draw's figures beside it. The bound is about
 what sampling costs on average; a single draw's spread around it is reported, not hidden.
 """
