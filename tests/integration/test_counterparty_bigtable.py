@@ -7,6 +7,7 @@ ledger's version check serialises concurrent labels of one transaction.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ import pytest
 from tests.enrich_fakes import make_tx
 from txguard.contract.models import LabelEvent
 from txguard.enrichment.counterparty.bigtable import BigtableCounterpartyStore
+from txguard.enrichment.counterparty.protocol import by_row
 from txguard.features.counterparty import (
     CounterpartyBook,
     EntityKeys,
@@ -169,3 +171,53 @@ def test_reads_of_one_slot_keep_one_version_per_row(store: BigtableCounterpartyS
                                                row_filter=rf.FamilyNameRegexFilter(names.COUNTERPARTY_READS_FAMILY)))
     versions = [len(list(row)) for row in rows]
     assert versions and all(v <= 2 for v in versions)  # at most one version per slot, whatever the reads
+
+
+class _Together:
+    """The store's table, but each call of `method` waits on a barrier until `parties` calls are under
+    way at once: calls sent one after another break it (BrokenBarrierError after 5 s)."""
+
+    def __init__(self, table: object, method: str, parties: int) -> None:
+        self._table, self._method = table, method
+        self.barrier = threading.Barrier(parties, timeout=5)
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> object:
+        attr = getattr(self._table, name)
+        if name != self._method:
+            return attr
+
+        def together(*args: object, **kwargs: object) -> object:
+            self.calls += 1
+            self.barrier.wait()
+            return attr(*args, **kwargs)
+
+        return together
+
+
+def test_the_snapshots_reads_and_an_updates_row_mutations_are_each_sent_at_once(
+    store: BigtableCounterpartyStore, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first, tx = make_tx(1, wallet="w-once"), make_tx(2, wallet="w-once")
+    assert store.apply_transaction(first, True, True).added
+    rows = [key for key, cells in by_row(transaction_increments(tx, True, True)).items() if cells]
+    assert len(rows) == 2  # the counterparty's and the device's day rows (a payment to a merchant)
+    table = store.table
+    want = store.snapshot(tx)
+
+    reads = _Together(table, "read_rows", 2)  # older days' totals and the last two days' counters
+    monkeypatch.setattr(store, "table", reads)
+    assert store.snapshot(tx) == want and reads.calls == 2
+
+    mutations = _Together(table, "check_and_mutate_row", len(rows))
+    monkeypatch.setattr(store, "table", mutations)
+    assert store.apply_transaction(tx, True, True).added and mutations.calls == len(rows)
+    mutations.barrier.reset()
+    mutations.calls = 0
+    assert not store.apply_transaction(tx, True, True).added and mutations.calls == len(rows)  # markers there
+    monkeypatch.setattr(store, "table", table)
+    book = CounterpartyBook()
+    book.add(transaction_increments(first, True, True))
+    book.add(transaction_increments(tx, True, True))
+    for entity in EntityKeys.of(tx.wallet_id, tx.counterparty_id, tx.device_id).all():
+        assert store.entity_cells(entity) == book.cells.get(entity, {})

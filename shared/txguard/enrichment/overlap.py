@@ -11,7 +11,9 @@ answers (nothing acked before its work is done).
 
 `start(side)` is the same with the caller's part written inline: the side call begins at once, and
 the caller awaits it (`Pending.wait`) where it needs its value or before it answers; the history
-transaction awaits the counterparty snapshot this way between its reads and its writes.
+transaction awaits the counterparty snapshot this way between its reads and its writes. `all(calls)`
+runs several independent calls at once and returns their values in order (a store's RPCs that do
+not depend on each other).
 
 The pool is created on first use (in the serving process, after any fork) and is as large as the
 number of deliveries a process runs at once, so a side call never queues behind another delivery.
@@ -87,6 +89,14 @@ class Overlap:
         """Begin `side` on a pool thread, in a copy of the caller's context; the caller must wait for it."""
         ctx = contextvars.copy_context()
         return Pending(self._executor().submit(ctx.run, outcome_of, side))
+
+    def all(self, calls: list[Callable[[], T]]) -> list[T]:
+        """Every call's value, in order: the first in the caller's thread, the others on pool threads, all
+        at once. Returns when every call is done; then raises the first error in call order, if any."""
+        pending = [self.start(call) for call in calls[1:]]
+        outcomes = [outcome_of(calls[0])] if calls else []
+        outcomes += [p.wait() for p in pending]
+        return [o.get() for o in outcomes]
 
     def close(self) -> None:
         if self._pool is not None:

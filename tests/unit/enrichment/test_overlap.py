@@ -74,3 +74,33 @@ def test_a_started_call_runs_while_the_caller_goes_on_and_is_awaited_where_neede
     failing = overlap.start(lambda: 1 / 0)
     assert isinstance(failing.wait().error, ZeroDivisionError)
     overlap.close()
+
+
+def test_all_runs_every_call_at_once_and_returns_their_values_in_order() -> None:
+    overlap = Overlap(workers=3)
+    barrier = threading.Barrier(3, timeout=10)  # broken unless the three wait at once
+
+    def call(value: int) -> int:
+        barrier.wait()
+        return value
+
+    assert overlap.all([lambda v=v: call(v) for v in (1, 2, 3)]) == [1, 2, 3]
+    assert overlap.all([]) == [] and overlap.all([lambda: 7]) == [7]
+    overlap.close()
+
+
+def test_all_waits_for_every_call_then_raises_the_first_error_in_call_order() -> None:
+    overlap = Overlap(workers=2)
+    finished = threading.Event()
+
+    def slow() -> None:
+        finished.wait(0.2)
+        finished.set()
+
+    def fails(message: str) -> None:
+        raise ValueError(message)
+
+    with pytest.raises(ValueError, match="first"):  # raised at once by the caller's own call
+        overlap.all([lambda: fails("first"), slow, lambda: fails("third")])
+    assert finished.is_set()  # the slow call, on a pool thread, was done before the error was raised
+    overlap.close()
