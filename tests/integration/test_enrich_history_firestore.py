@@ -240,3 +240,53 @@ def test_processed_at_finds_the_decisions_at_an_entity_within_a_window(store: Fi
     assert all(r["transaction"]["counterparty_id"] == shop and r["counterparty"]["applied"] is False for r in at_shop)
     at_device = store.processed_at(entity_key(Entity.DEVICE, device), start, end, limit=2)
     assert [r["transaction_id"] for r in at_device] == [txs[i].transaction_id for i in (3, 4)]
+
+
+def _decision(tx, score: float) -> Decision:  # noqa: ANN001
+    return Decision(transaction_id=tx.transaction_id, wallet_id=tx.wallet_id, score=score,
+                    outcome=Outcome.ALLOW, model_version="m1")
+
+
+def test_a_first_deliverys_decision_is_one_conditional_commit(
+        store: FirestoreHistoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record is as the delivery's own transaction wrote it: one Commit with an update-time
+    precondition, no BeginTransaction nor read; the record then says decided and applied."""
+    tx = make_tx(1, wallet=f"w-{uuid.uuid4().hex[:8]}")
+    enrichment = store.enrich_once(tx, unknown_counterparty(tx))
+    assert enrichment.version is not None
+    calls = _record_rpcs(store, monkeypatch)
+    assert store.record_decision(tx.transaction_id, _decision(tx, 0.1), enrichment.version) == _decision(tx, 0.1)
+    assert calls == [("commit", 1)]
+    record = store.processed(tx.transaction_id)
+    assert record is not None and record["counterparty"]["applied"] is True
+    again = store.enrich_once(tx, unknown_counterparty(tx))
+    assert again.duplicate and again.decision == _decision(tx, 0.1)
+
+
+def test_a_record_changed_since_goes_through_the_transaction_and_the_first_decision_wins(
+        store: FirestoreHistoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    tx = make_tx(1, wallet=f"w-{uuid.uuid4().hex[:8]}")
+    version = store.enrich_once(tx, unknown_counterparty(tx)).version
+    first = store.record_decision(tx.transaction_id, _decision(tx, 0.1))  # another copy decided meanwhile
+    calls = _record_rpcs(store, monkeypatch)
+    assert store.record_decision(tx.transaction_id, _decision(tx, 0.9), version) == first == _decision(tx, 0.1)
+    # the conditional write was refused (the record moved on); the transaction read the stored decision
+    assert [name for name, _ in calls] == ["commit", "begin_transaction", "batch_get_documents", "commit"]
+    assert store.enrich_once(tx, unknown_counterparty(tx)).decision == first
+
+
+def test_a_duplicate_that_took_the_lease_over_decides_at_its_own_writes_version(
+        firestore_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = FirestoreHistoryStore(project=PROJECT, lease_s=0.0)  # every lease has expired at once
+    tx = make_tx(1, wallet=f"w-{uuid.uuid4().hex[:8]}")
+    stale = store.enrich_once(tx, unknown_counterparty(tx)).version
+    taken = store.enrich_once(tx, unknown_counterparty(tx))  # the first delivery's lease is over: taken
+    assert taken.duplicate and taken.counterparty_due and taken.version not in (None, stale)
+    calls = _record_rpcs(store, monkeypatch)
+    assert store.record_decision(tx.transaction_id, _decision(tx, 0.2), taken.version) == _decision(tx, 0.2)
+    assert calls == [("commit", 1)]
+    # the first delivery, slower, comes back with the version its own write left: refused, and told
+    calls.clear()
+    assert store.record_decision(tx.transaction_id, _decision(tx, 0.7), stale) == _decision(tx, 0.2)
+    assert calls[0] == ("commit", 1) and ("begin_transaction", 0) in calls
+    store.close()

@@ -33,9 +33,11 @@ AUTOSCALE_TARGET = 0.6  # "About instance autoscaling" (Cloud Run): CPU and conc
 MONTH_S = 30 * 24 * 3600
 
 # Per new transaction, counted in shared/txguard/enrichment/history/firestore.py (tests/unit/capacity/test_capacity.py keeps
-# the count honest): enrich_once reads processed + wallet, sets wallet, creates processed;
-# record_decision reads processed, updates it. The TTL policy deletes processed once.
-FIRESTORE_READS_PER_TX = 3
+# the count honest): enrich_once reads processed + wallet, creates processed, sets wallet;
+# record_decision updates processed, on the precondition that it is as enrich_once left it (no read;
+# a record another delivery changed meanwhile takes a transaction: one read more, not counted here).
+# The TTL policy deletes processed once.
+FIRESTORE_READS_PER_TX = 2
 FIRESTORE_WRITES_PER_TX = 3
 FIRESTORE_DELETES_PER_TX = 1
 FIRESTORE_WALLET_WRITES_PER_TX = 1  # the one document a hot wallet contends on

@@ -196,7 +196,8 @@ class Enricher(PushHandler[Result]):
             if enrichment.late:
                 decision = decision.model_copy(update={"late": True})
             t = time.perf_counter()
-            decision = self.store.record_decision(tx.transaction_id, decision)  # first one wins; applied
+            # first one wins; applied. One conditional write when the record is as this delivery left it
+            decision = self.store.record_decision(tx.transaction_id, decision, enrichment.version)
             result.timings["store_ms"] += ms_since(t)
         except Exception:
             if due:  # applied: say so now, so the redelivery need not wait

@@ -17,6 +17,7 @@ import random
 import threading
 import time
 import zlib
+from dataclasses import replace
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -66,6 +67,17 @@ class WalletLocks:
         return self._locks[zlib.crc32(key.encode()) % len(self._locks)]
 
 
+class _KeepsWriteResults(firestore.Transaction):
+    """A transaction that keeps its commit's write results (each write's update time, in the order
+    the writes were made): the processed record's version for the decision's conditional write."""
+
+    write_results: list[Any] = []
+
+    def _commit(self) -> list[Any]:
+        self.write_results = super()._commit()
+        return self.write_results
+
+
 # Errors that say "the store is not answering / too busy", never "this message is bad".
 _UNAVAILABLE = (gexc.GoogleAPICallError, gexc.RetryError)
 
@@ -109,14 +121,16 @@ class FirestoreHistoryStore:
             snaps = {snap.reference.path: snap for snap in transaction.get_all([proc_ref, wallet_ref])}
             snap, wallet = snaps[proc_ref.path], snaps[wallet_ref.path]
             if snap.exists:
-                return self._duplicate(transaction, proc_ref, tx, snap.to_dict() or {})
+                enrichment = self._duplicate(transaction, proc_ref, tx, snap.to_dict() or {})
+                # the record's version: the takeover's write (its first), else the one read
+                return replace(enrichment, version=None if enrichment.counterparty_due else snap.update_time)
             done = step(tx, wallet.to_dict() if wallet.exists else None)
             # Awaited here, after the transaction's begin and reads: the snapshot was read meanwhile.
             # Its error aborts the transaction (nothing written); a retried attempt gets the same value.
             features = counterparty_of(counterparty)
             record = processed_record(tx, done, features, ttl_days, lease_s)
+            transaction.create(proc_ref, record)  # the first write: its result is the record's version
             transaction.set(wallet_ref, done.state)
-            transaction.create(proc_ref, record)
             return fresh(tx, done, features)
 
         # One library attempt per loop: an abort (at commit, or a lock wait timing out at read)
@@ -125,7 +139,11 @@ class FirestoreHistoryStore:
         deadline = time.monotonic() + self.deadline_s
         for attempt in range(1, self.max_attempts + 1):
             try:
-                return run(self.client.transaction(max_attempts=1))
+                transaction = _KeepsWriteResults(self.client, max_attempts=1)
+                enrichment = run(transaction)
+                if enrichment.version is None and transaction.write_results:  # it wrote the record first
+                    enrichment = replace(enrichment, version=transaction.write_results[0].update_time)
+                return enrichment
             except (gexc.Aborted, ValueError) as exc:
                 aborted = isinstance(exc, gexc.Aborted) or isinstance(exc.__cause__, gexc.Aborted)
                 if not aborted:
@@ -139,12 +157,34 @@ class FirestoreHistoryStore:
                 raise StoreUnavailableError(f"firestore: {type(exc).__name__}: {exc}") from exc
         raise AssertionError("unreachable")
 
-    def record_decision(self, transaction_id: str, decision: Decision) -> Decision:
+    def record_decision(self, transaction_id: str, decision: Decision, version: Any = None) -> Decision:
         # Two copies of one transaction (duplicate deliveries) both reach here; in one instance
         # they take turns like enrich_once, instead of deadlocking on the processed record until
         # the emulator's ~2 s lock timeout (measured by `txguard reliability`, duplicates).
         with self.locks(decision.wallet_id):
+            if version is not None and self._record_decision_at(transaction_id, decision, version):
+                return decision
             return self._record_decision(transaction_id, decision)
+
+    def _record_decision_at(self, transaction_id: str, decision: Decision, version: Any) -> bool:
+        """One Commit, on the precondition that the record is still at `version` (as this delivery's
+        history transaction wrote or read it): then no decision can have been stored since, and the
+        transaction's begin and read are not needed. False when another delivery changed the record
+        meanwhile (a duplicate's decision, a lease taken over): the transaction decides."""
+        ref = self.processed_ref.document(transaction_id)
+        try:
+            ref.update(self._decided(decision), option=self.client.write_option(last_update_time=version))
+        except gexc.FailedPrecondition:
+            return False
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"firestore: {type(exc).__name__}: {exc}") from exc
+        return True
+
+    @staticmethod
+    def _decided(decision: Decision) -> dict[str, Any]:
+        """The decision's fields of the processed record: the decision is recorded after the
+        counterparty update, so the record now says applied."""
+        return {"decision": decision.model_dump_json(), "counterparty.applied": True}
 
     def _record_decision(self, transaction_id: str, decision: Decision) -> Decision:
         ref = self.processed_ref.document(transaction_id)
@@ -154,8 +194,7 @@ class FirestoreHistoryStore:
             stored = load_decision((ref.get(transaction=transaction).to_dict() or {}).get("decision"))
             if stored is not None:
                 return stored
-            # The decision is recorded after the counterparty update: the record now says applied.
-            transaction.update(ref, {"decision": decision.model_dump_json(), "counterparty.applied": True})
+            transaction.update(ref, self._decided(decision))
             return decision
 
         try:

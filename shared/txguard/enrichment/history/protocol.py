@@ -25,11 +25,12 @@ class HistoryStore(Protocol):
         Raises StoreUnavailableError, CounterpartyInFlightError and what the call raises."""
         ...
 
-    def record_decision(self, transaction_id: str, decision: Decision) -> Decision:
+    def record_decision(self, transaction_id: str, decision: Decision, version: Any = None) -> Decision:
         """Store the decision on the processed record so duplicates reuse it, and mark the
         counterparty update applied; the first stored decision wins (two concurrent deliveries
         may both score) and is returned, so every copy published for one transaction id is the
-        same decision."""
+        same decision. `version` is the delivery's `Enrichment.version`: a store may write at once
+        when the record is still at that version (nothing else can have stored a decision since)."""
         ...
 
     def counterparty_applied(self, transaction_id: str) -> None:

@@ -57,6 +57,9 @@ class Enrichment:
     new_for_cp: bool = False  # the wallet's first transaction with this counterparty (counted once)
     new_for_device: bool = False  # ... with this device
     late: bool = False  # a later transaction of the wallet was applied first (features.wallet.applied_after)
+    # The processed record's version as this delivery last wrote or read it (Firestore: its update
+    # time), for `record_decision`'s conditional write; None where the store keeps none.
+    version: Any = None
 
 
 CounterpartySource = CounterpartyFeatures | Callable[[], CounterpartyFeatures]

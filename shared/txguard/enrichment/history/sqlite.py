@@ -126,7 +126,8 @@ class SqliteHistoryStore:
             )
         return fresh(tx, done, features)
 
-    def record_decision(self, transaction_id: str, decision: Decision) -> Decision:
+    def record_decision(self, transaction_id: str, decision: Decision, version: Any = None) -> Decision:
+        del version  # one local transaction either way: no round trip to save
         with self.db.transaction() as conn:
             row = conn.execute("SELECT decision FROM processed WHERE transaction_id = ?",
                                (transaction_id,)).fetchone()
