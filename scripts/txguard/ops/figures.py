@@ -389,6 +389,11 @@ FIGURES: tuple[Figure, ...] = (
                            "--full-up-to", "1000000", "--draws", "3", "--workdir", "{workdir}/bench-train"),
            ("bench", "train", "--sizes", "5000,10000", "--sample-rows", "2000", "--label-maturity-days", "0",
             "--workdir", "{workdir}/bench-train"), _bench_train),
+    # the largest history: worlds of ~2 M transactions, one Beam job each; no full table to train on
+    Figure("bench_train_scale", ("bench", "train", "--sizes", "20000000", "--world-rows", "2000000", "--sample-rows",
+                                 "10000", "--full-up-to", "0", "--workdir", "{workdir}/bench-train"),
+           ("bench", "train", "--sizes", "12000", "--world-rows", "6000", "--sample-rows", "2000", "--full-up-to", "0",
+            "--label-maturity-days", "0", "--workdir", "{workdir}/bench-train-scale")),
     Figure("capacity", ("capacity", "--score", "{workdir}/bench_score.out", "--enrich", "{workdir}/bench_e2e.out"),
            ("capacity", "--score", "{workdir}/bench_score.out", "--enrich", "{workdir}/bench_e2e.out"), _capacity),
     Figure("drift_normal", ("drift", "--registry", "{workdir}/registry", "--scenario", "normal"),
