@@ -71,7 +71,9 @@ class _KeepsWriteResults(firestore.Transaction):
     """A transaction that keeps its commit's write results (each write's update time, in the order
     the writes were made): the processed record's version for the decision's conditional write."""
 
-    write_results: list[Any] = []
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.write_results: list[Any] = []
 
     def _commit(self) -> list[Any]:
         self.write_results = super()._commit()
