@@ -121,6 +121,21 @@ def sample_table(features: pa.Table, fraction: float, seed: int, hard: np.ndarra
     return sample
 
 
+def resample_table(sample: pa.Table, fraction: float, hard_fraction: float, to_fraction: float,
+                   to_hard_fraction: float, seed: int) -> pa.Table:
+    """A sample table (`sample_table`, drawn at `fraction` and `hard_fraction` with `seed`) redrawn at
+    smaller chances: the rows and weights `sample_table` keeps from the full table at those chances
+    (`txguard.batch.sampling.resample_weights`), each row's features and history span unchanged."""
+    from txguard.batch.sampling import WEIGHT_COLUMN, resample_weights
+
+    weights = resample_weights(sample.column("wallet_id").to_numpy(zero_copy_only=False), epoch_seconds(sample),
+                               sample.column("is_fraud").to_numpy(), sample.column(WEIGHT_COLUMN).to_numpy(),
+                               fraction, hard_fraction, to_fraction, to_hard_fraction, seed)
+    kept = np.flatnonzero(weights > 0)
+    column = sample.schema.get_field_index(WEIGHT_COLUMN)
+    return sample.take(pa.array(kept)).set_column(column, WEIGHT_COLUMN, pa.array(weights[kept]))
+
+
 TEXT_COLUMNS = ("type", "channel", "country", "currency", "device_id")
 FEATURE_TABLE_SCHEMA = feature_table(
     pa.table({name: pa.array([], t) for name, t in (

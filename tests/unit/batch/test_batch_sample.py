@@ -22,7 +22,14 @@ from tests.scoring_fixtures import publish_tiny
 from txguard.batch.jobs import JobSpec, JobState, read_status, run_job
 from txguard.batch.pipeline import wallet_shards
 from txguard.batch.rows import epoch_seconds
-from txguard.batch.sampling import WEIGHT_COLUMN, hard_marks, keep_probability, sample_weights, uniform_of
+from txguard.batch.sampling import (
+    WEIGHT_COLUMN,
+    hard_marks,
+    keep_probability,
+    resample_weights,
+    sample_weights,
+    uniform_of,
+)
 from txguard.features.wallet import FEATURE_NAMES
 from txguard.scoring.loading import open_scorer
 from txguard.simulator.core import Simulation
@@ -94,6 +101,28 @@ def test_the_sample_is_the_rule_applied_to_the_full_table_whatever_the_shards(jo
     assert job["status"].counts["sampled"] == sample.num_rows
     assert job["status"].sample == {"fraction": FRACTION, "seed": SEED, "hard_model": job["uri"], "hard_fraction": HARD}
     assert read_status(str(job["root"] / "out")).outputs["sample"].endswith("sample-*.parquet")
+
+
+def test_the_jobs_sample_redrawn_smaller_is_the_jobs_draw_at_the_smaller_chances(job: dict) -> None:
+    """`resample_table` on the job's sample (0.2, hard 0.6) at (0.05, hard 0.3): the rows and weights the
+    rule keeps from the full table at those chances, the features and the history span as the job wrote them."""
+    from txguard.batch.featurize import resample_table, sample_table
+
+    full, sample = job["full"], job["sample"]
+    redrawn = resample_table(sample, FRACTION, HARD, 0.05, 0.3, SEED)
+    expected = sample_table(full, 0.05, SEED, job["hard"], 0.3)
+    assert 0 < redrawn.num_rows < sample.num_rows and redrawn.schema == sample.schema
+    order = _by_id(expected)
+    rows = [order[t] for t in redrawn.column("transaction_id").to_pylist()]
+    assert sorted(rows) == list(range(expected.num_rows))  # the same rows, no more, no fewer
+    for name in (WEIGHT_COLUMN, *FEATURE_NAMES):
+        ours = redrawn.column(name).to_numpy(zero_copy_only=False)
+        theirs = expected.column(name).to_numpy(zero_copy_only=False)[rows]
+        assert ours.tobytes() == theirs.tobytes(), name  # bit for bit, NaN included
+    # each row keeps the span of the shard the job drew it from
+    drawn_from = [_by_id(sample)[t] for t in redrawn.column("transaction_id").to_pylist()]
+    for name in ("history_start", "history_end"):
+        assert redrawn.column(name).to_pylist() == [sample.column(name)[i].as_py() for i in drawn_from], name
 
 
 def test_every_fraud_is_kept_with_weight_one_and_wallet_days_stay_whole(job: dict) -> None:
@@ -187,6 +216,34 @@ def test_hard_negatives_are_their_own_stratum_and_every_stratum_is_unbiased() ->
     # Without a hard mark the rule is the plain one, weight for weight.
     assert np.array_equal(sample_weights(wallets, ts, fraud, 0.05, 3),
                           sample_weights(wallets, ts, fraud, 0.05, 3, np.zeros(n, bool), HARD))
+
+
+def test_a_sample_redrawn_at_smaller_chances_is_the_draw_at_those_chances_row_for_row() -> None:
+    """A 0.5 % sample redrawn from a 4 % one (hard stratum at 20 x each, so 0.8 and 0.1) keeps exactly the rows,
+    with exactly the weights, that the draw at 0.5 % keeps from the full table; and so on down."""
+    rng = np.random.default_rng(2)
+    n = 150_000
+    wallets = np.asarray([f"w{i:05d}" for i in rng.integers(0, 15_000, n)], dtype=object)
+    ts = rng.uniform(0, 20 * 86400, n)
+    fraud = (rng.uniform(size=n) < 0.003).astype(np.int8)
+    hard = rng.uniform(size=n) < 0.03
+    for (f, h), (to_f, to_h) in ((0.04, 0.8), (0.005, 0.1)), ((0.1, 1.0), (0.04, 0.8)), ((0.04, 0.8), (0.04, 0.8)):
+        big = sample_weights(wallets, ts, fraud, f, SEED, hard, h)
+        kept = big > 0
+        redrawn = resample_weights(wallets[kept], ts[kept], fraud[kept], big[kept], f, h, to_f, to_h, SEED)
+        small = sample_weights(wallets, ts, fraud, to_f, SEED, hard, to_h)
+        assert np.all(small[~kept] == 0.0)  # nothing outside the larger sample
+        assert np.array_equal(redrawn, small[kept]), (f, to_f)
+        assert 0 < (redrawn > 0).sum() <= kept.sum()
+    big = sample_weights(wallets, ts, fraud, 0.04, SEED, hard, 0.8)
+    kept = big > 0
+    args = (wallets[kept], ts[kept], fraud[kept], big[kept], 0.04, 0.8)
+    with pytest.raises(ValueError, match="no larger"):
+        resample_weights(*args, 0.08, 0.8, SEED)
+    with pytest.raises(ValueError, match="none of the sample's chances"):
+        resample_weights(*args[:4], 0.05, 0.8, 0.01, 0.2, SEED)
+    with pytest.raises(ValueError, match="cannot be told apart"):
+        resample_weights(*args[:4], 0.04, 0.04, 0.01, 0.02, SEED)
 
 
 def test_a_hard_share_marks_the_top_of_each_wallet_shards_scores(job: dict, tmp_path: Path) -> None:
