@@ -33,8 +33,10 @@ stand-in, one Beam job).
 
 Past `world_rows` the history is simulated as worlds that share no entity, one Beam job each
 (`history_files`): the DirectRunner holds a job's shuffles in memory. The stand-in is fitted on the
-first world (its sample of ~`sample_rows` drawn rows), the sample is the union of the worlds' samples,
-and without the full model both are graded on the first world's held-out period.
+first world (its sample of ~`sample_rows` drawn rows) and the sample is the union of the worlds'
+samples. Past the full model (`full_up_to`) the sizes are one series over shared worlds
+(`world_series`): each world's job runs once, and each size's sample is its worlds' samples redrawn at
+its own fraction, graded on the first world's held-out period.
 
 One draw's luck moves a small held-out period's recall by about the bound (at 50,000 transactions,
 one of ~120 held-out frauds is 0.0085), so with `draws` > 1 the sizes graded against the full model
@@ -199,6 +201,12 @@ def hard_chance(fraction: float, boost: float = HARD_BOOST) -> float:
     return min(1.0, max(fraction, boost * fraction))
 
 
+def hard_draw(spec: Any, model: str, boost: float, share: float | None) -> Any:
+    """`spec` with its hard negatives drawn by `model`: the top `share` of its scores (None: its review
+    band) kept at `hard_chance` of the spec's fraction."""
+    return replace(spec, sample_model=model, sample_hard=hard_chance(spec.sample, boost), sample_hard_share=share)
+
+
 def draw_seeds(draws: int) -> list[int]:
     """The measured samples' seeds: 0, then 2, 3, ... (never the stand-in's)."""
     if draws < 1:
@@ -296,8 +304,7 @@ def stand_in_model(folder: Path, history: Path, fraction: float, shards: int, wo
         spec = JobSpec(input=str(history), output=str(out), features=False, sample=fraction,
                        sample_seed=STAND_IN_SAMPLE_SEED, shards=shards)
         if model is not None:
-            spec = replace(spec, sample_model=model, sample_hard=hard_chance(fraction, hard_boost),
-                           sample_hard_share=hard_share)
+            spec = hard_draw(spec, model, hard_boost, hard_share)
         status, _, _ = beam_job(spec, workers)
         sizes.append(status.counts["sampled"])
         log(f"production stand-in, round {n + 1} of {rounds}: training on the "
@@ -315,6 +322,104 @@ def stand_in_model(folder: Path, history: Path, fraction: float, shards: int, wo
                    "round_sample_rows": sizes, "review_threshold": trained["report"]["thresholds"]["review"]}
 
 
+def world_series(sizes: list[int], sample_rows: int, workdir: Path, shards: int, workers: int, seed: int, log: Log,
+                 world_rows: int, label_maturity_days: float | None = None, hard_boost: float | None = HARD_BOOST,
+                 hard_share: float | None = HARD_SHARE, stand_in_rounds: int = STAND_IN_ROUNDS) -> list[dict[str, Any]]:
+    """The sizes past the full model, as one series of worlds: each Beam job run once for every size.
+
+    A size of N transactions is the first N / `world_rows` worlds of `workdir`/worlds-`world_rows`-seed
+    (world K: `world_rows` rows simulated with seed + K, its ids prefixed `kK.` from K = 1; the worlds of
+    `history_files`). Each world's job draws its sample at the largest fraction any size holding it
+    needs (that of the smallest such size), and each size's sample is its worlds' samples redrawn at the
+    size's own fraction (`resample_table`): the rows and weights a job at that fraction draws, row for
+    row (tests/unit/batch/test_batch_sample.py), since the draw is a hash of (seed, wallet, day) below a
+    chance that only shrinks with the fraction. So a doubling series to 20 M costs the jobs of its
+    largest size, not of every size. A size's features seconds are the sum of its worlds' jobs; the
+    redraw is timed apart. The stand-in is fitted once, on world 0 (its ~`sample_rows` drawn rows); every
+    size is graded on world 0's held-out period (world 0 writes the full table)."""
+    import pyarrow.parquet as pq
+
+    from txguard.batch.featurize import resample_table
+    from txguard.batch.jobs import JobSpec
+
+    odd = [n for n in sizes if n % world_rows]
+    if odd:
+        raise ValueError(f"past the full model each size is a number of worlds: {odd} are not multiples of {world_rows}")
+    sizes = sorted(sizes)
+    folder = workdir / f"worlds-{world_rows}-seed{seed}"
+    worlds = [(folder / f"tx-{k}.jsonl", labelled_file(folder / f"tx-{k}.jsonl", world_rows, seed + k, log,
+                                                      entity_prefix=f"k{k}." if k else ""))
+              for k in range(sizes[-1] // world_rows)]
+    history = {n: sum(rows for _, rows in worlds[: n // world_rows]) for n in sizes}
+    fraction = {n: min(1.0, sample_rows / history[n]) for n in sizes}
+    load = os.getloadavg()[0]
+    registries: dict[str, Path] = {}
+    stand_in: dict[str, Any] | None = None
+    model = ""
+    if hard_boost is not None:
+        stand_in_fraction = min(1.0, sample_rows / worlds[0][1])
+        log(f"{worlds[0][1]:,} transactions: the production stand-in's plain sample at fraction {stand_in_fraction:.4f}")
+        model, stand_in = stand_in_model(folder, worlds[0][0], stand_in_fraction, shards, workers, log,
+                                         label_maturity_days, stand_in_rounds, hard_boost, hard_share)
+        registries["stand_in"] = folder / "registry-stand-in"
+    jobs: list[Any] = []
+    seconds: list[tuple[float, float]] = []
+    for k, (path, rows) in enumerate(worlds):
+        # the smallest size holding world k needs the largest fraction of it
+        first = min(n for n in sizes if n // world_rows > k)
+        job = JobSpec(input=str(path), output=str(folder / "out" / f"w{k}"), features=k == 0, sample=fraction[first],
+                      shards=shards)
+        if hard_boost is not None:
+            job = hard_draw(job, model, hard_boost, hard_share)
+        log(f"world {k + 1} of {len(worlds)} ({rows:,} transactions): Beam {'features + ' if k == 0 else ''}sample "
+            f"at fraction {job.sample:.6f}" + ("" if hard_boost is None else f", hard negatives at {job.sample_hard:.4f}"))
+        _, wall, cpu = beam_job(job, workers)
+        jobs.append(job)
+        seconds.append((wall, cpu))
+    results = []
+    for n in sizes:
+        count = n // world_rows
+        out = workdir / f"n{n}"
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        started = time.perf_counter()
+        for k, job in enumerate(jobs[:count]):
+            drawn = pq.read_table(sorted(str(f) for f in Path(job.output).glob("sample-*.parquet")))
+            to_hard = job.sample_hard if hard_boost is None else hard_chance(fraction[n], hard_boost)
+            pq.write_table(resample_table(drawn, job.sample, job.sample_hard, fraction[n], to_hard, job.sample_seed),
+                           out / f"sample-w{k}.parquet")
+        redraw = time.perf_counter() - started
+        sample_glob = str(out / "sample-*.parquet")
+        weights = rows_by_weight(sample_glob)
+        sampled = sum(weights.values())
+        log(f"{history[n]:,} transactions ({count} worlds): training on the sample at fraction {fraction[n]:.6f} "
+            f"({sampled:,} rows)")
+        registries[f"sampled:{n}"] = out / "registry-sampled"
+        done = measured_train(sample_glob, registries[f"sampled:{n}"], out / "train-sampled.log",
+                              label_maturity_days=label_maturity_days)
+        figures: dict[str, Any] = {
+            "history_rows": history[n], "fraction": round(fraction[n], 6), "load_1m": round(load, 2),
+            "worlds": {"count": count, "rows": [rows for _, rows in worlds[:count]],
+                       "fractions": [round(job.sample, 6) for job in jobs[:count]]},
+            "features_seconds": round(sum(w for w, _ in seconds[:count]), 2),
+            "features_cpu_seconds": round(sum(c for _, c in seconds[:count]), 2),
+            "redraw_seconds": round(redraw, 2), "sample_rows_by_weight": weights, "sample_rows": sampled,
+            "sampled": {**{k: done[k] for k in ("peak_rss_mb", "cpu_seconds", "seconds", "gate")},
+                        "train_seconds": done["report"].get("train_seconds")}}
+        if stand_in is not None:
+            figures["stand_in"] = stand_in
+        results.append(figures)
+    log(f"grading every size on the first world's held-out period ({worlds[0][1]:,} transactions)")
+    graded = graded_on_full(str(folder / "out" / "w0" / "features-*.parquet"), registries)
+    for n, figures in zip(sizes, results, strict=True):
+        figures["quality"] = {"sampled": graded[f"sampled:{n}"],
+                              **({"stand_in": graded["stand_in"]} if "stand_in" in graded else {})}
+    for registry in registries.values():  # the models are not needed past their figures
+        shutil.rmtree(registry, ignore_errors=True)
+    shutil.rmtree(folder / "out-stand-in", ignore_errors=True)
+    return results
+
+
 def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int, workers: int, full_up_to: int,
                   seed: int, log: Log, label_maturity_days: float | None = None,
                   hard_boost: float | None = HARD_BOOST, draws: int = 1,
@@ -325,13 +430,16 @@ def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int
     `draws`: samples drawn and trained per size graded against the full model (`draw_seeds`), graded by
     their mean (past `full_up_to`, one);
     `stand_in_rounds`: the production stand-in's retrains (`stand_in_model`);
-    `world_rows`: a history past this many rows is simulated and computed as worlds (`history_files`)."""
+    `world_rows`: up to `full_up_to`, a history past this many rows is simulated and computed as worlds
+    (`history_files`); past it, the sizes are multiples of `world_rows` and one series of worlds (`world_series`)."""
     from txguard.batch.jobs import JobSpec
 
     seeds = draw_seeds(draws)
     results = []
     one_draw: list[float] = []  # every |delta| of a single draw, over the sizes graded against the full model
-    for size in sorted(sizes):
+    # past the full model, with worlds, the sizes are one series of world jobs (`world_series`)
+    series = [n for n in sizes if world_rows is not None and n > full_up_to]
+    for size in sorted(n for n in sizes if n not in series):
         folder = workdir / f"n{size}"
         inputs = history_files(folder, size, seed, world_rows, log)
         rows = sum(n for _, n in inputs)
@@ -340,7 +448,7 @@ def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int
         registries: dict[str, Path] = {}
         load = os.getloadavg()[0]
         stand_in: dict[str, Any] | None = None
-        spec = JobSpec(input="", output=str(folder / "out"), features=True, sample=fraction, shards=shards)
+        spec = JobSpec(input=str(inputs[0][0]), output=str(folder / "out"), features=True, sample=fraction, shards=shards)
         if hard_boost is not None:
             # the stand-in's sample draws ~sample_rows rows of the first world (of the one world: the fraction)
             stand_in_fraction = min(1.0, sample_rows / inputs[0][1])
@@ -349,8 +457,7 @@ def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int
             model, stand_in = stand_in_model(folder, inputs[0][0], stand_in_fraction, shards, workers, log,
                                              label_maturity_days, stand_in_rounds, hard_boost, hard_share)
             registries["stand_in"] = folder / "registry-stand-in"
-            spec = replace(spec, sample_model=model, sample_hard=hard_chance(fraction, hard_boost),
-                           sample_hard_share=hard_share)
+            spec = hard_draw(spec, model, hard_boost, hard_share)
         figures: dict[str, Any] = {"history_rows": rows, "fraction": round(fraction, 6), "load_1m": round(load, 2)}
         if len(inputs) > 1:
             figures["worlds"] = {"count": len(inputs), "rows": [n for _, n in inputs]}
@@ -416,6 +523,10 @@ def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int
         shutil.rmtree(folder / "out-stand-in", ignore_errors=True)
         for draw in drawn[1:]:
             shutil.rmtree(folder / f"out-draw{draw}", ignore_errors=True)
+    if series:
+        assert world_rows is not None
+        results += world_series(series, sample_rows, workdir, shards, workers, seed, log, world_rows,
+                                label_maturity_days, hard_boost, hard_share, stand_in_rounds)
     rss = [r["sampled"]["peak_rss_mb"] for r in results]
     return {"sizes": sorted(sizes), "sample_rows_target": sample_rows, "hard_boost": hard_boost,
             "hard_share": None if hard_boost is None else hard_share,
@@ -428,8 +539,18 @@ def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int
             "max_abs_quality_delta_one_draw": max(one_draw, default=None)}
 
 
+def merged(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several runs' JSON lines as one report for `picture`: every size's result, by history rows; the
+    other fields are the first report's (the recorded series, then the run at the largest history)."""
+    if not reports:
+        raise ValueError("no report to merge")
+    results = sorted((r for report in reports for r in report["results"]), key=lambda r: r["history_rows"])
+    return {**reports[0], "results": results}
+
+
 def picture(report: dict[str, Any]) -> bytes:
-    """Peak RSS and training seconds against the history's rows, sample and full table (PNG)."""
+    """Peak RSS and PR-AUC against the history's rows, sample and full table (PNG). A size without the
+    full model (past `--full-up-to`) is graded on its first world's held-out period, and says so."""
     import io
 
     import matplotlib
@@ -449,6 +570,10 @@ def picture(report: dict[str, Any]) -> bytes:
             quality.plot(*zip(*scores, strict=True), "o-", color=color,
                          label=("sampled" if name == "sampled" else "full-data") + " model")
     for r in report["results"]:
+        if "full" not in r["quality"] and "worlds" in r:
+            quality.annotate(f"{r['worlds']['count']} worlds:\nthe first's\nheld-out period",
+                             (r["history_rows"], r["quality"]["sampled"]["pr_auc"]), textcoords="offset points",
+                             xytext=(-60, -30), fontsize=7, color="#1f5fa8")
         rss.annotate(f"{r['sample_rows']:,} rows\nf={r['fraction']:.3f}", (r["history_rows"], r["sampled"]["peak_rss_mb"]),
                      textcoords="offset points", xytext=(-20, -24), fontsize=7, color="#1f5fa8")
     rss.set(xscale="log", xlabel="history (transactions, log)", ylabel="peak RSS of txguard train (MB)",

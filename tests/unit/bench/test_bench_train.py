@@ -80,27 +80,44 @@ def test_worlds_share_no_entity_so_one_job_per_world_computes_one_jobs_features(
     assert len(one) == sum(n for _, n in inputs) and one == each
 
 
-def test_a_history_past_the_world_size_is_sampled_per_world_and_trained_on_the_union(tmp_path: Path) -> None:
-    report = train_figures([12_000], sample_rows=3_000, workdir=tmp_path, shards=2, workers=1, full_up_to=0,
+def test_past_the_full_model_the_sizes_are_one_series_of_world_jobs_each_size_redrawn_at_its_fraction(
+        tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    report = train_figures([6_000, 12_000], sample_rows=1_500, workdir=tmp_path, shards=2, workers=1, full_up_to=0,
                            seed=21, log=lambda _m: None, label_maturity_days=0.0, world_rows=6_000, draws=2)
-    (row,) = report["results"]
-    assert "draws" not in row  # without the full model there is no delta to average: one draw
-    worlds = row["worlds"]
-    assert report["world_rows"] == 6_000 and worlds["count"] == 2 and sum(worlds["rows"]) == row["history_rows"]
-    folder = tmp_path / "n12000"
-    # one job per world, each drawing at the history's fraction by the stand-in fitted on the first world
-    statuses = [read_status(str(folder / "out" / f"w{k}")) for k in range(2)]
-    assert all(s.sample is not None and round(s.sample["fraction"], 6) == row["fraction"] for s in statuses)
-    assert all(s.sample["hard_model"] == f"{folder / 'registry-stand-in'}@staging" for s in statuses)
-    assert sum(s.counts["sampled"] for s in statuses) == row["sample_rows"] == sum(row["sample_rows_by_weight"].values())
-    # kept whole (weight 1: the hard stratum too, its chance is 1 at this fraction) and the plain draw's
-    weights = [float(w) for w in row["sample_rows_by_weight"]]
-    assert len(weights) == 2 and weights[0] == 1.0 and weights[1] == pytest.approx(1 / row["fraction"], abs=0.01)
-    # the first world writes the full table the grading reads; the others their sample only
-    assert list((folder / "out" / "w0").glob("features-*.parquet")) and not list((folder / "out" / "w1").glob("features-*"))
-    report_of_training = json.loads((folder / "train-sampled-0.json").read_text().splitlines()[-1])
-    assert report_of_training["sample"]["rows"] == row["sample_rows"]  # the union of the worlds' samples
-    assert set(row["quality"]) == {"sampled", "stand_in"} and "quality_deltas" not in row
+    small, large = report["results"]
+    assert "draws" not in large  # without the full model there is no delta to average: one draw
+    assert small["worlds"]["count"] == 1 and large["worlds"]["count"] == 2
+    assert large["worlds"]["rows"][0] == small["history_rows"] and sum(large["worlds"]["rows"]) == large["history_rows"]
+    worlds = tmp_path / "worlds-6000-seed21"
+    # one job per world, run once: world 0 at the fraction of the smallest size holding it, world 1 at the next
+    statuses = [read_status(str(worlds / "out" / f"w{k}")) for k in range(2)]
+    assert [round(s.sample["fraction"], 6) for s in statuses] == [small["fraction"], large["fraction"]]
+    assert large["worlds"]["fractions"] == [small["fraction"], large["fraction"]]
+    assert all(s.sample["hard_model"] == f"{worlds / 'registry-stand-in'}@staging" for s in statuses)
+    assert large["features_seconds"] > small["features_seconds"] > 0  # the sum of its worlds' jobs
+    # the large size's sample: world 0's redrawn at the large fraction (a subset, weights of that fraction)
+    # and world 1's as drawn; the weights are the strata's at the large fraction
+    by_world = [pq.read_table(tmp_path / "n12000" / f"sample-w{k}.parquet") for k in range(2)]
+    drawn_w0 = set(pq.read_table(sorted(str(f) for f in (worlds / "out" / "w0").glob("sample-*.parquet")))
+                   .column("transaction_id").to_pylist())
+    assert set(by_world[0].column("transaction_id").to_pylist()) < drawn_w0
+    assert by_world[1].num_rows == statuses[1].counts["sampled"]
+    f = large["fraction"]
+    assert set(large["sample_rows_by_weight"]) <= {f"{round(w, 3):g}" for w in (1.0, 1 / hard_chance(f), 1 / f)}
+    assert sum(t.num_rows for t in by_world) == large["sample_rows"] == sum(large["sample_rows_by_weight"].values())
+    report_of_training = json.loads((tmp_path / "n12000" / "train-sampled.json").read_text().splitlines()[-1])
+    assert report_of_training["sample"]["rows"] == large["sample_rows"]  # the union of the worlds' samples
+    # world 0 writes the full table the grading reads; the others their sample only
+    assert list((worlds / "out" / "w0").glob("features-*.parquet"))
+    assert not list((worlds / "out" / "w1").glob("features-*"))
+    for row in (small, large):
+        assert set(row["quality"]) == {"sampled", "stand_in"} and "quality_deltas" not in row
+        assert row["quality"]["stand_in"] == small["quality"]["stand_in"]  # one stand-in, one grading period
+    with pytest.raises(ValueError, match="not multiples of 6000"):
+        train_figures([9_000], sample_rows=1_500, workdir=tmp_path, shards=2, workers=1, full_up_to=0, seed=21,
+                      log=lambda _m: None, world_rows=6_000)
 
 
 def test_the_hard_stratum_keeps_every_hard_wallet_day_from_5_percent_up_and_a_constant_number_below() -> None:
@@ -160,5 +177,33 @@ def test_the_picture_draws_a_report(tmp_path: Path, capsys) -> None:  # noqa: AN
     report = {"sample_rows_target": 500, "results": [result, {**result, "history_rows": 2000}]}
     (tmp_path / "run.json").write_text("table\n" + json.dumps(report) + "\n")
     assert main(["bench", "train", "--render", str(tmp_path / "run.json"), "--picture", str(tmp_path / "p.png")]) == 0
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == {"picture": str(tmp_path / "p.png")}
+
+
+def test_the_picture_draws_several_runs_sizes_in_one(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    import json
+
+    from txguard.bench.train import merged
+    from txguard.cli.main import main
+
+    series = {"sample_rows_target": 500, "hard_boost": 20.0, "results": [
+        {"history_rows": 2000, "fraction": 0.25, "sample_rows": 700, "sampled": {"peak_rss_mb": 290.0},
+         "full": {"peak_rss_mb": 330.0}, "quality": {"sampled": {"pr_auc": 0.81}, "full": {"pr_auc": 0.82}}},
+        {"history_rows": 1000, "fraction": 0.5, "sample_rows": 600, "sampled": {"peak_rss_mb": 280.0},
+         "full": {"peak_rss_mb": 300.0}, "quality": {"sampled": {"pr_auc": 0.8}, "full": {"pr_auc": 0.82}}}]}
+    largest = {"sample_rows_target": 500, "hard_boost": None, "results": [
+        {"history_rows": 40_000, "fraction": 0.0125, "sample_rows": 2_000, "worlds": {"count": 4, "rows": [10_000] * 4},
+         "sampled": {"peak_rss_mb": 400.0}, "quality": {"sampled": {"pr_auc": 0.79}, "stand_in": {"pr_auc": 0.78}}}]}
+    both = merged([series, largest])
+    assert [r["history_rows"] for r in both["results"]] == [1000, 2000, 40_000]
+    assert both["hard_boost"] == 20.0 and both["sample_rows_target"] == 500  # the first report's fields
+    with pytest.raises(ValueError, match="no report"):
+        merged([])
+    files = []
+    for name, report in (("series", series), ("largest", largest)):
+        (tmp_path / f"{name}.out").write_text("table\n" + json.dumps(report) + "\n")
+        files.append(str(tmp_path / f"{name}.out"))
+    assert main(["bench", "train", "--render", ",".join(files), "--picture", str(tmp_path / "p.png")]) == 0
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads(capsys.readouterr().out.splitlines()[-1]) == {"picture": str(tmp_path / "p.png")}

@@ -40,8 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "retrain), each further round on that seed's sample drawn by the previous round's model (default 2)")
     p.add_argument("--world-rows", type=int, default=None,
                    help="simulate a history past this many rows as worlds of at most this size that share no entity, "
-                   "one Beam job each (the DirectRunner holds a job's shuffles in memory); the sample is their union, "
-                   "graded on the first world's held-out period unless the full model is trained (default: one world)")
+                   "one Beam job each (the DirectRunner holds a job's shuffles in memory); the sample is their union. "
+                   "Past --full-up-to the sizes must be multiples of it: they are then one series over shared worlds, "
+                   "each world's job run once and each size's sample redrawn from their samples at its own fraction, "
+                   "graded on the first world's held-out period (default: one world)")
     p.add_argument("--draws", type=int, default=1,
                    help="samples drawn and trained per size, with seeds 0, 2, 3, ...; the quality and its deltas are "
                    "their mean, each draw's figures beside it (default 1)")
@@ -50,8 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--label-maturity-days", type=float, default=None,
                    help="passed to txguard train (default: its estimate from the labels known at the cut)")
     p.add_argument("--picture", default=None, help="also draw peak RSS and PR-AUC against the history here (PNG)")
-    p.add_argument("--render", default=None, metavar="REPORT",
-                   help="draw --picture from an earlier run's JSON line (a file) instead of running")
+    p.add_argument("--render", default=None, metavar="REPORT[,REPORT...]",
+                   help="draw --picture from earlier runs' JSON lines (files, comma-separated: their sizes in one "
+                   "picture) instead of running")
     add_beam_bench_arguments(p, "50000,100000,200000", "history sizes, a doubling series", 16, DEFAULT_WORKDIR)
     p.set_defaults(func=run)
 
@@ -62,14 +65,15 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from txguard.bench.train import picture, train_figures
+    from txguard.bench.train import merged, picture, train_figures
 
     terminal = Console(stderr=True)
     if args.render:
         if not args.picture:
             terminal.print("[red]--render needs --picture[/red]")
             return 2
-        Path(args.picture).write_bytes(picture(json.loads(Path(args.render).read_text().splitlines()[-1])))
+        reports = [json.loads(Path(f).read_text().splitlines()[-1]) for f in args.render.split(",") if f.strip()]
+        Path(args.picture).write_bytes(picture(merged(reports)))
         print(json.dumps({"picture": args.picture}))
         return 0
     workdir = Path(args.workdir)
@@ -94,6 +98,11 @@ def run(args: argparse.Namespace) -> int:
         terminal.print(f"[red]--draws must be >= 1, got {args.draws}[/red]")
         return 2
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    odd = [n for n in sizes if args.world_rows is not None and n > args.full_up_to and n % args.world_rows]
+    if odd:
+        terminal.print(f"[red]past --full-up-to each size is a number of worlds: {odd} are not multiples of "
+                       f"--world-rows {args.world_rows}[/red]")
+        return 2
     report = train_figures(sizes, args.sample_rows, workdir, args.shards, args.workers, args.full_up_to, args.seed,
                            log, args.label_maturity_days, args.hard_boost or None, args.draws,
                            args.hard_share or None, args.stand_in_rounds, args.world_rows)
