@@ -183,16 +183,21 @@ def test_the_draw_is_seeded_stratified_by_day_and_unbiased() -> None:
     assert u.min() >= 0.0 and u.max() < 1.0
 
 
+def traffic(seed: int, n: int, wallets: int, fraud_rate: float, hard_rate: float
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`n` rows over 20 days: wallet ids, epoch seconds, fraud flags and hard marks, drawn at the given rates."""
+    rng = np.random.default_rng(seed)
+    ids = np.asarray([f"w{i:05d}" for i in rng.integers(0, wallets, n)], dtype=object)
+    ts = rng.uniform(0, 20 * 86400, n)
+    return ids, ts, (rng.uniform(size=n) < fraud_rate).astype(np.int8), rng.uniform(size=n) < hard_rate
+
+
 def test_hard_negatives_are_their_own_stratum_and_every_stratum_is_unbiased() -> None:
     """A wallet-day's chance is 1 with a fraud, HARD with a hard row, the fraction otherwise; each kept
     row weighs 1 / that chance, so the weighted count of every stratum is its full count in expectation
     (averaged over seeds here: exact up to the draw's noise), and the rows marked hard are kept more."""
-    rng = np.random.default_rng(1)
     n = 100_000
-    wallets = np.asarray([f"w{i:05d}" for i in rng.integers(0, 10_000, n)], dtype=object)
-    ts = rng.uniform(0, 20 * 86400, n)
-    fraud = (rng.uniform(size=n) < 0.002).astype(np.int8)
-    hard = rng.uniform(size=n) < 0.02
+    wallets, ts, fraud, hard = traffic(1, n, wallets=10_000, fraud_rate=0.002, hard_rate=0.02)
     chance = keep_probability(wallets, ts, fraud, 0.05, hard, HARD)
     days = (ts // 86400).astype(int)
     block: dict[tuple[str, int], list[int]] = {}
@@ -221,12 +226,7 @@ def test_hard_negatives_are_their_own_stratum_and_every_stratum_is_unbiased() ->
 def test_a_sample_redrawn_at_smaller_chances_is_the_draw_at_those_chances_row_for_row() -> None:
     """A 0.5 % sample redrawn from a 4 % one (hard stratum at 20 x each, so 0.8 and 0.1) keeps exactly the rows,
     with exactly the weights, that the draw at 0.5 % keeps from the full table; and so on down."""
-    rng = np.random.default_rng(2)
-    n = 150_000
-    wallets = np.asarray([f"w{i:05d}" for i in rng.integers(0, 15_000, n)], dtype=object)
-    ts = rng.uniform(0, 20 * 86400, n)
-    fraud = (rng.uniform(size=n) < 0.003).astype(np.int8)
-    hard = rng.uniform(size=n) < 0.03
+    wallets, ts, fraud, hard = traffic(2, 150_000, wallets=15_000, fraud_rate=0.003, hard_rate=0.03)
     for (f, h), (to_f, to_h) in ((0.04, 0.8), (0.005, 0.1)), ((0.1, 1.0), (0.04, 0.8)), ((0.04, 0.8), (0.04, 0.8)):
         big = sample_weights(wallets, ts, fraud, f, SEED, hard, h)
         kept = big > 0
