@@ -548,6 +548,11 @@ def merged(reports: list[dict[str, Any]]) -> dict[str, Any]:
     return {**reports[0], "results": results}
 
 
+def _on_first_world(result: dict[str, Any]) -> bool:
+    """A size past the full model, as worlds: graded on the first world's held-out period only."""
+    return "full" not in result["quality"] and "worlds" in result
+
+
 def _short(n: int) -> str:
     """A history's rows for an axis: 108k, 2.17M."""
     return f"{n / 1e6:.3g}M" if n >= 1_000_000 else f"{n / 1e3:.3g}k"
@@ -570,22 +575,22 @@ def picture(report: dict[str, Any]) -> bytes:
         if points:
             rss.plot(*zip(*points, strict=True), "o-", color=color,
                      label="training sample" if name == "sampled" else "full table")
-        scores = [(r["history_rows"], r["quality"][name]["pr_auc"]) for r in report["results"] if name in r["quality"]]
+        # a size without the full model, as worlds, is graded on its first world's held-out period: its own line
+        scores = [(r["history_rows"], r["quality"][name]["pr_auc"]) for r in report["results"]
+                  if name in r["quality"] and not _on_first_world(r)]
         if scores:
             quality.plot(*zip(*scores, strict=True), "o-", color=color,
-                         label=("sampled" if name == "sampled" else "full-data") + " model")
-    on_first_world = [r for r in report["results"] if "full" not in r["quality"] and "worlds" in r]
-    if on_first_world:  # past the full model, graded on the first world's held-out period: said once, where it starts
-        r = on_first_world[0]
-        quality.annotate("from here: graded on the\nfirst world's held-out period", (r["history_rows"],
-                         r["quality"]["sampled"]["pr_auc"]), textcoords="offset points", xytext=(-40, -36), fontsize=7,
-                         color="#1f5fa8", arrowprops={"arrowstyle": "->", "color": "#1f5fa8", "lw": 0.6})
+                         label=("sampled" if name == "sampled" else "full-data") + " model, every held-out row")
+    apart = [(r["history_rows"], r["quality"]["sampled"]["pr_auc"]) for r in report["results"] if _on_first_world(r)]
+    if apart:
+        quality.plot(*zip(*apart, strict=True), "s--", color="#1f5fa8", mfc="white",
+                     label="sampled model, the first world's held-out rows")
     for r in report["results"]:
         rss.annotate(f"{r['sample_rows']:,} rows\nf={r['fraction']:.2%}", (r["history_rows"], r["sampled"]["peak_rss_mb"]),
                      textcoords="offset points", xytext=(-20, -24), fontsize=7, color="#1f5fa8")
     rss.set(xscale="log", xlabel="history (transactions, log)", ylabel="peak RSS of txguard train (MB)",
             title="memory: the sample's rows, not the history's", ylim=(0, None))
-    quality.set(xscale="log", xlabel="history (transactions, log)", ylabel="PR-AUC on every held-out row",
+    quality.set(xscale="log", xlabel="history (transactions, log)", ylabel="PR-AUC on the held-out period",
                 title="quality on the held-out period")
     for ax in (rss, quality):
         ax.minorticks_off()

@@ -172,8 +172,8 @@ def _bench_train_scale(r: dict[str, Any]) -> list[Row]:
              f"of features in all; each size's sample redrawn from them at its own fraction): samples of "
              f"{_f(first['sample_rows'])} to {_f(last['sample_rows'])} rows ({_f(kept)} kept whole at the largest: the "
              f"wallet-days holding a fraud or a label); training on them peaks at {_f(min(rss))}-{_f(max(rss))} MB; "
-             f"PR-AUC {_f(min(pr_auc), '.4f')}-{_f(max(pr_auc), '.4f')}, recall at 1 % FPR "
-             f"{_f(min(recall), '.4f')}-{_f(max(recall), '.4f')} on the first world's held-out period "
+             f"PR-AUC by size {', '.join(_f(v, '.4f') for v in pr_auc)}, recall at 1 % FPR "
+             f"{', '.join(_f(v, '.4f') for v in recall)} on the first world's held-out period "
              "([docs/batch.md](docs/batch.md#training-on-a-sample-as-the-history-doubles))")]
 
 
@@ -442,7 +442,8 @@ DEMO_KEYS = ("mode", "push_mode", "ordering", "sent", "published", "publish_fail
 # -- rendering ------------------------------------------------------------------------------------
 
 TABLE_KEYS = ("quality", "evaluation", "evaluation_p2p", "calibration", "sample", "bench_score", "bench_coldstart",
-              "bench_e2e", "ordering", "bench_batch", "bench_train", "capacity", "follow", "shadow", "drift_normal", "drift", "reliability")
+              "bench_e2e", "ordering", "bench_batch", "bench_train",
+              "bench_train_scale", "capacity", "follow", "shadow", "drift_normal", "drift", "reliability")
 
 
 def render_table(figures: dict[str, Any]) -> str:

@@ -95,6 +95,6 @@ def test_the_series_past_the_full_table_gives_its_sizes_memory_and_the_first_wor
     assert command == "`txguard bench train`" and "past the full table" in what
     for shown in ("2,170,000 to 21,700,000 transactions as 1 to 10 worlds of 2,000,000", "3,604 s of features",
                   "samples of 110,000 to 790,000 rows (760,000 kept whole", "peaks at 420-1,050 MB",
-                  "PR-AUC 0.9201-0.9351", "recall at 1 % FPR 0.9412-0.9523", "first world's held-out period"):
+                  "PR-AUC by size 0.9351, 0.9201", "recall at 1 % FPR 0.9412, 0.9523", "first world's held-out period"):
         assert shown in text, shown
     assert figures.BY_KEY["bench_train_scale"].rows({"results": []}) == []
