@@ -45,7 +45,7 @@ browser:
 	  echo "could not install chromium: the browser tests will skip (and fail under CI)"; \
 	else echo "chromium missing and not root: the browser tests will skip (and fail under CI)"; fi
 
-# Every figure of the README, from the commands behind it (20-30 minutes: run it on a quiet machine).
+# Every figure of the README, from the commands behind it (about two and a half hours: run it on a quiet machine).
 figures: $(STAMP)
 	$(BIN)/txguard figures run
 

@@ -23,8 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p_run = sub.add_parser(
         "run", help="run the commands behind the figures, store their results, rewrite the README",
         description=f"Run each figure's command in order ({keys}), store its last JSON line with the command, "
-        "date and machine in docs/figures.json and rewrite the README's generated blocks. The full run takes 20-30 "
-        "minutes; run it on a quiet machine. The last line is one JSON object.")
+        "date and machine in docs/figures.json and rewrite the README's generated blocks. The full run takes about "
+        "two and a half hours (bench_train_scale ~80 minutes of it); run it on a quiet machine. The last line is one JSON object.")
     p_run.add_argument("--only", default="", help=f"comma-separated figures (default all: {keys})")
     p_run.add_argument("--quick", action="store_true",
                        help="small sizes, into --workdir's figures.json and README.md copy (not the committed ones)")
