@@ -123,9 +123,15 @@ def history_files(folder: Path, size: int, seed: int, world_rows: int | None, lo
     worlds = 1 if world_rows is None else max(1, math.ceil(size / world_rows))
     if worlds == 1:
         return [(folder / "tx.jsonl", labelled_file(folder / "tx.jsonl", size, seed, log))]
-    return [(folder / f"tx-{k}.jsonl", labelled_file(folder / f"tx-{k}.jsonl", size // worlds, seed + k, log,
+    return world_files(folder, worlds, size // worlds, seed, log)
+
+
+def world_files(folder: Path, count: int, rows: int, seed: int, log: Log) -> list[tuple[Path, int]]:
+    """`count` worlds of ~`rows` transactions, `tx-K.jsonl` with their rows: world K simulated with seed
+    `seed + K` and, from K = 1, its entity ids prefixed `kK.` (made once)."""
+    return [(folder / f"tx-{k}.jsonl", labelled_file(folder / f"tx-{k}.jsonl", rows, seed + k, log,
                                                     entity_prefix=f"k{k}." if k else ""))
-            for k in range(worlds)]
+            for k in range(count)]
 
 
 def high_water_kb(pid: int) -> int | None:
@@ -167,6 +173,12 @@ def measured_train(table: str, registry: Path, log_path: Path, poll_s: float = 0
     return {"report": report, "peak_rss_mb": round(peak / 1024, 1),
             "cpu_seconds": round(usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime, 2),
             "seconds": round(time.perf_counter() - started, 2), "gate": report.get("gate")}
+
+
+def training_figures(done: dict[str, Any]) -> dict[str, Any]:
+    """What a run keeps of one `measured_train`: peak RSS, CPU and wall seconds, gate, the fit's seconds."""
+    return {**{k: done[k] for k in ("peak_rss_mb", "cpu_seconds", "seconds", "gate")},
+            "train_seconds": done["report"].get("train_seconds")}
 
 
 def graded_on_full(full_table: str, registries: dict[str, Path]) -> dict[str, dict[str, float]]:
@@ -280,10 +292,11 @@ def rows_by_weight(sample_glob: str) -> dict[str, int]:
     return {f"{w:g}": counts[w] for w in sorted(counts)}
 
 
-def stand_in_model(folder: Path, history: Path, fraction: float, shards: int, workers: int, log: Log,
+def stand_in_model(folder: Path, history: tuple[Path, int], sample_rows: int, shards: int, workers: int, log: Log,
                    label_maturity_days: float | None, rounds: int = STAND_IN_ROUNDS, hard_boost: float = HARD_BOOST,
                    hard_share: float | None = HARD_SHARE) -> tuple[str, dict[str, Any]]:
-    """The production model hard negatives are drawn by (a `registry@staging` URI) and its figures.
+    """The production model hard negatives are drawn by (a `registry@staging` URI) and its figures,
+    fitted on `history` (a file and its rows: the first world) sampled at ~`sample_rows` drawn rows.
 
     Round 1 is a team's first retrain: `txguard train --features` on the plain sample of seed
     STAND_IN_SAMPLE_SEED. Each later round is the next retrain as the product recommends it: the sample
@@ -295,13 +308,16 @@ def stand_in_model(folder: Path, history: Path, fraction: float, shards: int, wo
 
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
+    path, rows = history
+    fraction = min(1.0, sample_rows / rows)
+    log(f"{rows:,} transactions: the production stand-in's plain sample at fraction {fraction:.4f}")
     out = folder / "out-stand-in"
     registry = folder / "registry-stand-in"
     model: str | None = None
     sizes: list[int] = []
     trained: dict[str, Any] = {}
     for n in range(rounds):
-        spec = JobSpec(input=str(history), output=str(out), features=False, sample=fraction,
+        spec = JobSpec(input=str(path), output=str(out), features=False, sample=fraction,
                        sample_seed=STAND_IN_SAMPLE_SEED, shards=shards)
         if model is not None:
             spec = hard_draw(spec, model, hard_boost, hard_share)
@@ -322,14 +338,23 @@ def stand_in_model(folder: Path, history: Path, fraction: float, shards: int, wo
                    "round_sample_rows": sizes, "review_threshold": trained["report"]["thresholds"]["review"]}
 
 
+def series_sizes(sizes: list[int], full_up_to: int, world_rows: int | None) -> list[int]:
+    """The sizes `world_series` runs: past `full_up_to`, with worlds. Each must be a number of worlds."""
+    series = [n for n in sizes if world_rows is not None and n > full_up_to]
+    odd = [n for n in series if world_rows is not None and n % world_rows]
+    if odd:
+        raise ValueError(f"past the full model each size is a number of worlds: {odd} are not multiples of {world_rows}")
+    return series
+
+
 def world_series(sizes: list[int], sample_rows: int, workdir: Path, shards: int, workers: int, seed: int, log: Log,
                  world_rows: int, label_maturity_days: float | None = None, hard_boost: float | None = HARD_BOOST,
                  hard_share: float | None = HARD_SHARE, stand_in_rounds: int = STAND_IN_ROUNDS) -> list[dict[str, Any]]:
     """The sizes past the full model, as one series of worlds: each Beam job run once for every size.
 
     A size of N transactions is the first N / `world_rows` worlds of `workdir`/worlds-`world_rows`-seed
-    (world K: `world_rows` rows simulated with seed + K, its ids prefixed `kK.` from K = 1; the worlds of
-    `history_files`). Each world's job draws its sample at the largest fraction any size holding it
+    (world K: `world_rows` rows simulated with seed + K, its ids prefixed `kK.` from K = 1: `world_files`).
+    Each world's job draws its sample at the largest fraction any size holding it
     needs (that of the smallest such size), and each size's sample is its worlds' samples redrawn at the
     size's own fraction (`resample_table`): the rows and weights a job at that fraction draws, row for
     row (tests/unit/batch/test_batch_sample.py), since the draw is a hash of (seed, wallet, day) below a
@@ -342,14 +367,9 @@ def world_series(sizes: list[int], sample_rows: int, workdir: Path, shards: int,
     from txguard.batch.featurize import resample_table
     from txguard.batch.jobs import JobSpec
 
-    odd = [n for n in sizes if n % world_rows]
-    if odd:
-        raise ValueError(f"past the full model each size is a number of worlds: {odd} are not multiples of {world_rows}")
-    sizes = sorted(sizes)
+    sizes = sorted(series_sizes(sizes, 0, world_rows))
     folder = workdir / f"worlds-{world_rows}-seed{seed}"
-    worlds = [(folder / f"tx-{k}.jsonl", labelled_file(folder / f"tx-{k}.jsonl", world_rows, seed + k, log,
-                                                      entity_prefix=f"k{k}." if k else ""))
-              for k in range(sizes[-1] // world_rows)]
+    worlds = world_files(folder, sizes[-1] // world_rows, world_rows, seed, log)
     history = {n: sum(rows for _, rows in worlds[: n // world_rows]) for n in sizes}
     fraction = {n: min(1.0, sample_rows / history[n]) for n in sizes}
     load = os.getloadavg()[0]
@@ -357,9 +377,7 @@ def world_series(sizes: list[int], sample_rows: int, workdir: Path, shards: int,
     stand_in: dict[str, Any] | None = None
     model = ""
     if hard_boost is not None:
-        stand_in_fraction = min(1.0, sample_rows / worlds[0][1])
-        log(f"{worlds[0][1]:,} transactions: the production stand-in's plain sample at fraction {stand_in_fraction:.4f}")
-        model, stand_in = stand_in_model(folder, worlds[0][0], stand_in_fraction, shards, workers, log,
+        model, stand_in = stand_in_model(folder, worlds[0], sample_rows, shards, workers, log,
                                          label_maturity_days, stand_in_rounds, hard_boost, hard_share)
         registries["stand_in"] = folder / "registry-stand-in"
     jobs: list[Any] = []
@@ -376,19 +394,23 @@ def world_series(sizes: list[int], sample_rows: int, workdir: Path, shards: int,
         _, wall, cpu = beam_job(job, workers)
         jobs.append(job)
         seconds.append((wall, cpu))
+    # each world's sample read once and redrawn at the fraction of every size holding it
+    redraw = dict.fromkeys(sizes, 0.0)
+    for n in sizes:
+        shutil.rmtree(workdir / f"n{n}", ignore_errors=True)
+        (workdir / f"n{n}").mkdir(parents=True)
+    for k, job in enumerate(jobs):
+        drawn = pq.read_table(sorted(str(f) for f in Path(job.output).glob("sample-*.parquet")))
+        for n in (n for n in sizes if n // world_rows > k):
+            started = time.perf_counter()
+            to_hard = job.sample_hard if hard_boost is None else hard_chance(fraction[n], hard_boost)
+            pq.write_table(resample_table(drawn, job.sample, job.sample_hard, fraction[n], to_hard, job.sample_seed),
+                           workdir / f"n{n}" / f"sample-w{k}.parquet")
+            redraw[n] += time.perf_counter() - started
     results = []
     for n in sizes:
         count = n // world_rows
         out = workdir / f"n{n}"
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir(parents=True)
-        started = time.perf_counter()
-        for k, job in enumerate(jobs[:count]):
-            drawn = pq.read_table(sorted(str(f) for f in Path(job.output).glob("sample-*.parquet")))
-            to_hard = job.sample_hard if hard_boost is None else hard_chance(fraction[n], hard_boost)
-            pq.write_table(resample_table(drawn, job.sample, job.sample_hard, fraction[n], to_hard, job.sample_seed),
-                           out / f"sample-w{k}.parquet")
-        redraw = time.perf_counter() - started
         sample_glob = str(out / "sample-*.parquet")
         weights = rows_by_weight(sample_glob)
         sampled = sum(weights.values())
@@ -403,9 +425,8 @@ def world_series(sizes: list[int], sample_rows: int, workdir: Path, shards: int,
                        "fractions": [round(job.sample, 6) for job in jobs[:count]]},
             "features_seconds": round(sum(w for w, _ in seconds[:count]), 2),
             "features_cpu_seconds": round(sum(c for _, c in seconds[:count]), 2),
-            "redraw_seconds": round(redraw, 2), "sample_rows_by_weight": weights, "sample_rows": sampled,
-            "sampled": {**{k: done[k] for k in ("peak_rss_mb", "cpu_seconds", "seconds", "gate")},
-                        "train_seconds": done["report"].get("train_seconds")}}
+            "redraw_seconds": round(redraw[n], 2), "sample_rows_by_weight": weights, "sample_rows": sampled,
+            "sampled": training_figures(done)}
         if stand_in is not None:
             figures["stand_in"] = stand_in
         results.append(figures)
@@ -438,7 +459,7 @@ def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int
     results = []
     one_draw: list[float] = []  # every |delta| of a single draw, over the sizes graded against the full model
     # past the full model, with worlds, the sizes are one series of world jobs (`world_series`)
-    series = [n for n in sizes if world_rows is not None and n > full_up_to]
+    series = series_sizes(sizes, full_up_to, world_rows)
     for size in sorted(n for n in sizes if n not in series):
         folder = workdir / f"n{size}"
         inputs = history_files(folder, size, seed, world_rows, log)
@@ -451,10 +472,7 @@ def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int
         spec = JobSpec(input=str(inputs[0][0]), output=str(folder / "out"), features=True, sample=fraction, shards=shards)
         if hard_boost is not None:
             # the stand-in's sample draws ~sample_rows rows of the first world (of the one world: the fraction)
-            stand_in_fraction = min(1.0, sample_rows / inputs[0][1])
-            log(f"{inputs[0][1]:,} transactions: the production stand-in's plain sample at fraction "
-                f"{stand_in_fraction:.4f}")
-            model, stand_in = stand_in_model(folder, inputs[0][0], stand_in_fraction, shards, workers, log,
+            model, stand_in = stand_in_model(folder, inputs[0], sample_rows, shards, workers, log,
                                              label_maturity_days, stand_in_rounds, hard_boost, hard_share)
             registries["stand_in"] = folder / "registry-stand-in"
             spec = hard_draw(spec, model, hard_boost, hard_share)
@@ -487,8 +505,7 @@ def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int
             log(f"{rows:,} transactions: training on the sample of seed {draw} ({sampled:,} rows)")
             done = measured_train(sample_glob, registries[f"sampled:{draw}"],
                                   folder / f"train-sampled-{draw}.log", label_maturity_days=label_maturity_days)
-            trained[str(draw)] = {k: done[k] for k in ("peak_rss_mb", "cpu_seconds", "seconds", "gate")}
-            trained[str(draw)]["train_seconds"] = done["report"].get("train_seconds")
+            trained[str(draw)] = training_figures(done)
         first = str(drawn[0])
         figures["sample_rows"] = samples[first]
         figures["sampled"] = {**trained[first], "peak_rss_mb": max(t["peak_rss_mb"] for t in trained.values())}
@@ -500,8 +517,7 @@ def train_figures(sizes: list[int], sample_rows: int, workdir: Path, shards: int
             log(f"{rows:,} transactions: training on the full table")
             full = measured_train(full_table, registries["full"],
                                   folder / "train-full.log", label_maturity_days=label_maturity_days)
-            figures["full"] = {k: full[k] for k in ("peak_rss_mb", "cpu_seconds", "seconds", "gate")}
-            figures["full"]["train_seconds"] = full["report"].get("train_seconds")
+            figures["full"] = training_figures(full)
         # the full held-out period: of every world with the full model, else of the first world
         log(f"{rows:,} transactions: grading on the full held-out period"
             + ("" if with_full or len(inputs) == 1 else " of the first world"))

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from txguard.bench.train import merged, picture, train_figures
+    from txguard.bench.train import merged, picture, series_sizes, train_figures
 
     terminal = Console(stderr=True)
     if args.render:
@@ -98,10 +98,10 @@ def run(args: argparse.Namespace) -> int:
         terminal.print(f"[red]--draws must be >= 1, got {args.draws}[/red]")
         return 2
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    odd = [n for n in sizes if args.world_rows is not None and n > args.full_up_to and n % args.world_rows]
-    if odd:
-        terminal.print(f"[red]past --full-up-to each size is a number of worlds: {odd} are not multiples of "
-                       f"--world-rows {args.world_rows}[/red]")
+    try:
+        series_sizes(sizes, args.full_up_to, args.world_rows)  # before any work
+    except ValueError as exc:
+        terminal.print(f"[red]{exc} (--world-rows)[/red]")
         return 2
     report = train_figures(sizes, args.sample_rows, workdir, args.shards, args.workers, args.full_up_to, args.seed,
                            log, args.label_maturity_days, args.hard_boost or None, args.draws,
