@@ -167,14 +167,15 @@ def _bench_train_scale(r: dict[str, Any]) -> list[Row]:
     kept = (last.get("sample_rows_by_weight") or {}).get("1")
     return [("training past the full table's reach: the weighted sample of a history as worlds through Beam",
              "`txguard bench train`",
-             f"{_f(first['history_rows'])} to {_f(last['history_rows'])} transactions as 1 to {last['worlds']['count']} "
+             f"{_f(first['history_rows'])} to {_f(last['history_rows'])} transactions as {first['worlds']['count']} to "
+             f"{last['worlds']['count']} "
              f"worlds of {_f(r.get('world_rows'))} (each world's Beam job run once, {_f(last.get('features_seconds'))} s "
              f"of features in all; each size's sample redrawn from them at its own fraction): samples of "
              f"{_f(first['sample_rows'])} to {_f(last['sample_rows'])} rows ({_f(kept)} kept whole at the largest: the "
              f"wallet-days holding a fraud or a label); training on them peaks at {_f(min(rss))}-{_f(max(rss))} MB; "
              f"PR-AUC by size {', '.join(_f(v, '.4f') for v in pr_auc)}, recall at 1 % FPR "
              f"{', '.join(_f(v, '.4f') for v in recall)} on the first world's held-out period "
-             "([docs/batch.md](docs/batch.md#training-on-a-sample-as-the-history-doubles))")]
+             "([docs/batch.md](docs/batch.md#the-series-past-the-full-table-2-m-to-20-m-transactions-as-worlds))")]
 
 
 def _evaluation_p2p(r: dict[str, Any]) -> list[Row]:
